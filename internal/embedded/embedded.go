@@ -1,0 +1,103 @@
+// Package embedded runs an in-process Kafka-protocol broker (franz-go's kfake)
+// for kpipe's command line: `kpipe broker`, and `kpipe run` when no broker is
+// configured anywhere.
+//
+// kfake is a fake: it speaks the Kafka protocol well enough for producers,
+// consumers, transactions and consumer groups, but it does not replicate and
+// it keeps data in memory. It is meant for trying kpipe out and for tests,
+// never for data that matters.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultPartitions is the partition count of topics that the embedded broker
+// creates automatically (on first use) and of topics given without a count.
+const DefaultPartitions = 3
+
+// Topic is a topic to create when the broker starts.
+type Topic struct {
+	Name       string
+	Partitions int32
+}
+
+// ParseTopic parses "NAME" or "NAME:PARTITIONS".
+func ParseTopic(s string) (Topic, error) {
+	name, parts, hasParts := strings.Cut(s, ":")
+	if name == "" {
+		return Topic{}, fmt.Errorf("topic %q: empty name", s)
+	}
+	t := Topic{Name: name, Partitions: DefaultPartitions}
+	if hasParts {
+		n, err := strconv.ParseInt(parts, 10, 32)
+		if err != nil || n < 1 {
+			return Topic{}, fmt.Errorf("topic %q: partition count must be a positive integer", s)
+		}
+		t.Partitions = int32(n)
+	}
+	return t, nil
+}
+
+// Config configures Start.
+type Config struct {
+	// Listen is the HOST:PORT the broker listens on. Empty means
+	// 127.0.0.1 on a free port. Clients are told to connect to exactly
+	// this address, so it must be reachable from them.
+	Listen string
+	// Topics are created at start. Other topics are created with
+	// DefaultPartitions partitions the first time a client asks for them.
+	Topics []Topic
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// Start starts a single-node broker. Close it when done.
+func Start(cfg Config) (*Broker, error) {
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return nil, fmt.Errorf("embedded broker: listen address %q: %w", listen, err)
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(DefaultPartitions),
+		kfake.ClusterID("kpipe-embedded"),
+		// kfake always asks for 127.0.0.1:PORT; listen where we were told.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, listen)
+		}),
+	}
+	for _, t := range cfg.Topics {
+		opts = append(opts, kfake.SeedTopics(t.Partitions, t.Name))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) != 1 {
+		c.Close()
+		return nil, errors.New("embedded broker: expected exactly one listener")
+	}
+	return &Broker{cluster: c, addr: addrs[0]}, nil
+}
+
+// Addr returns the bootstrap address (HOST:PORT) clients connect to.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker; the records it held are gone.
+func (b *Broker) Close() { b.cluster.Close() }
