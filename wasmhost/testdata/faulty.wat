@@ -1,0 +1,67 @@
+;; faulty.wat: an interceptor, serializer and partitioner whose kpipe_on_send
+;; misbehaves on demand. The record's partition field (buffer offset 4) picks
+;; the behaviour, so one module covers every fault the host must contain:
+;;
+;;    0  return 0 (unchanged)          7  set_error("bad record"), KPIPE_ERROR
+;;    1  trap (unreachable)            8  return -9 (an unknown status)
+;;    2  endless loop                  9  return the input unchanged as a slice
+;;    3  grow memory until it fails,  10  KPIPE_DROP
+;;       then trap                    11  return the input plus one trailing byte
+;;    4  proc_exit(3)                 12  return the input with the partition
+;;    5  result pointer out of bounds     flag cleared
+;;    6  result of 100000 bytes
+;;
+;; kpipe_serialize returns null for the key and the input for the value;
+;; kpipe_partition returns num_partitions-1.
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "kpipe" "set_error" (func $set_error (param i32 i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 16) "bad record")
+  ;; The input buffer starts at page 1 and ends where memory ends.
+  (func (export "kpipe_abi_v1"))
+  (func (export "kpipe_kinds") (result i32) (i32.const 7))
+  (func (export "kpipe_buffer") (param $size i32) (result i32)
+    (local $need i32)
+    ;; pages needed for 64 KiB + size bytes
+    (local.set $need
+      (i32.shr_u (i32.add (i32.add (local.get $size) (i32.const 65536)) (i32.const 65535))
+                 (i32.const 16)))
+    (if (i32.gt_u (local.get $need) (memory.size))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (local.get $need) (memory.size))) (i32.const -1))
+          (then (return (i32.const 0))))))
+    (i32.const 65536))
+  (func $slice (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len))))
+  (func (export "kpipe_on_send") (param $len i32) (result i64)
+    (block $b12 (block $b11 (block $b10 (block $b9 (block $b8 (block $b7 (block $b6
+    (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
+      (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 $b9 $b10 $b11 $b12 $b0
+        (i32.load (i32.const 65540))))
+      (return (i64.const 0)))
+      unreachable)
+      (loop $forever (br $forever))
+      unreachable)
+      (loop $grow
+        (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+      unreachable)
+      (call $proc_exit (i32.const 3))
+      unreachable)
+      (return (call $slice (i32.const 0x7fff0000) (i32.const 16))))
+      (return (call $slice (i32.const 0) (i32.const 100000))))
+      (call $set_error (i32.const 16) (i32.const 10))
+      (return (i64.const -2)))
+      (return (i64.const -9)))
+      (return (call $slice (i32.const 65536) (local.get $len))))
+      (return (i64.const -1)))
+      (return (call $slice (i32.const 65536) (i32.add (local.get $len) (i32.const 1)))))
+    (i32.store (i32.const 65536) (i32.and (i32.load (i32.const 65536)) (i32.const -2)))
+    (call $slice (i32.const 65536) (local.get $len)))
+  (func (export "kpipe_on_ack") (param $len i32) (result i64) (i64.const 0))
+  (func (export "kpipe_serialize") (param $target i32) (param $len i32) (result i64)
+    (if (i32.eqz (local.get $target)) (then (return (i64.const -3))))
+    (call $slice (i32.const 65536) (local.get $len)))
+  (func (export "kpipe_partition") (param $n i32) (param $len i32) (result i64)
+    (i64.extend_i32_s (i32.sub (local.get $n) (i32.const 1)))))

@@ -1,0 +1,8 @@
+;; trap.wat: an interceptor whose hooks always trap (unreachable).
+(module
+  (memory (export "memory") 2)
+  (func (export "kpipe_abi_v1"))
+  (func (export "kpipe_kinds") (result i32) (i32.const 1))
+  (func (export "kpipe_buffer") (param $size i32) (result i32) (i32.const 65536))
+  (func (export "kpipe_on_send") (param $len i32) (result i64) unreachable)
+  (func (export "kpipe_on_ack") (param $len i32) (result i64) unreachable))
