@@ -1,0 +1,160 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// Config is a parsed and validated configuration file.
+type Config struct {
+	// Filename is the name the configuration was parsed under; relative
+	// module paths were resolved against its directory.
+	Filename string
+	// Kafka holds the producer client settings. The zero value means
+	// franz-go's defaults and no brokers.
+	Kafka Kafka
+	// Pipelines are the pipeline blocks, in file order. Names are unique.
+	Pipelines []*Pipeline
+}
+
+// Pipeline returns the pipeline with the given name. With an empty name it
+// returns the only pipeline of a file that has exactly one.
+func (c *Config) Pipeline(name string) (*Pipeline, error) {
+	if name == "" {
+		if len(c.Pipelines) == 1 {
+			return c.Pipelines[0], nil
+		}
+		names := make([]string, len(c.Pipelines))
+		for i, p := range c.Pipelines {
+			names[i] = p.Name
+		}
+		return nil, fmt.Errorf("%s defines %d pipelines %q: choose one", c.Filename, len(c.Pipelines), names)
+	}
+	for _, p := range c.Pipelines {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no pipeline named %q", c.Filename, name)
+}
+
+// Kafka holds the settings of the kafka block. Every field is optional; an
+// unset field keeps the client's default. The Kafka producer property each
+// one corresponds to is given in its comment.
+type Kafka struct {
+	// Brokers are the bootstrap brokers, HOST:PORT (bootstrap.servers).
+	// Empty means none: `kpipe run` then starts an embedded broker.
+	Brokers []string
+	// ClientID is the client id sent to brokers (client.id).
+	ClientID string
+	// Acks is "0", "1" or "all" (acks); "" keeps the default, all.
+	Acks string
+	// Idempotence enables idempotent writes (enable.idempotence); nil
+	// keeps the default, which is on. It requires Acks "all".
+	Idempotence *bool
+	// TransactionalID makes the producer transactional
+	// (transactional.id). It requires idempotence.
+	TransactionalID string
+	// Linger is how long a partition's batch waits for more records
+	// (linger.ms); nil keeps the default, 10ms.
+	Linger *time.Duration
+	// BatchMaxBytes is the largest record batch the producer builds
+	// (batch.size); 0 keeps the default, 1000012, which matches the
+	// broker's default max.message.bytes.
+	BatchMaxBytes int32
+	// MaxRequestSize is the largest produce request (max.request.size); 0
+	// keeps the default, 100 MiB.
+	MaxRequestSize int32
+	// MaxBufferedRecords caps records buffered in the client, after which
+	// sending blocks (no direct Kafka equivalent; see buffer.memory); 0
+	// keeps the default, 50000.
+	MaxBufferedRecords int
+	// MaxBufferedBytes caps bytes buffered in the client (buffer.memory);
+	// 0 keeps the default, unlimited.
+	MaxBufferedBytes int64
+	// Compression is "none", "gzip", "snappy", "lz4" or "zstd"
+	// (compression.type); "" keeps the default, snappy.
+	Compression string
+	// RequestTimeout is how long the broker may take to answer a produce
+	// request (request.timeout.ms); 0 keeps the default, 10s.
+	RequestTimeout time.Duration
+	// DeliveryTimeout bounds the time from send to acknowledgement
+	// (delivery.timeout.ms); 0 keeps the default, unlimited.
+	DeliveryTimeout time.Duration
+	// Retries caps how often a record is retried (retries); nil keeps the
+	// default, unlimited.
+	Retries *int
+}
+
+// Pipeline is one pipeline block.
+type Pipeline struct {
+	// Name is the block label, unique in the file.
+	Name string
+	// Topic is the default topic of records that name none; "" means
+	// none (every record must name its topic).
+	Topic string
+	// Interceptors run in this order.
+	Interceptors []*Plugin
+	// KeySerializer, ValueSerializer and Partitioner are nil when the
+	// block is absent: keys and values are sent as they are, and the
+	// default partitioner chooses.
+	KeySerializer   *Plugin
+	ValueSerializer *Plugin
+	Partitioner     *Plugin
+	// DefRange is the position of the block header, for diagnostics.
+	DefRange hcl.Range
+}
+
+// Plugin is one interceptor, key_serializer, value_serializer or partitioner
+// block. Exactly one of Module and Builtin is set.
+type Plugin struct {
+	// Name is the interceptor's label, or for the other blocks the
+	// builtin name or the module's file name without ".wasm". It names
+	// the plugin in logs and statistics.
+	Name string
+	// Kind is the kind the block uses the plugin as.
+	Kind plugins.Kind
+	// Module is the path of the WASM module, already resolved against the
+	// configuration file's directory.
+	Module string
+	// Builtin is the name of a built-in plugin.
+	Builtin string
+	// Config is the plugin's config attribute encoded as JSON, or nil if
+	// the attribute is absent.
+	Config []byte
+	// MemoryLimit is the most linear memory an instance may have, in
+	// bytes, a multiple of 64 KiB; 0 keeps the host's default.
+	MemoryLimit uint64
+	// Timeout is the time limit of one hook call; 0 keeps the host's
+	// default.
+	Timeout time.Duration
+	// PoolSize is the number of instances that may run at once; 0 keeps
+	// the host's default.
+	PoolSize int
+	// MaxOutput is the largest result a hook may return, in bytes; 0
+	// keeps the host's default.
+	MaxOutput int
+	// CircuitBreaker is the failure policy, or nil for the pipeline's
+	// default.
+	CircuitBreaker *CircuitBreaker
+	// DefRange is the position of the block header and ModuleRange that
+	// of the module attribute, for diagnostics.
+	DefRange, ModuleRange hcl.Range
+}
+
+// CircuitBreaker is a plugin's circuit_breaker block: after Threshold
+// consecutive faults the plugin is bypassed for Cooldown, then tried again.
+type CircuitBreaker struct {
+	Threshold int
+	Cooldown  time.Duration
+}
+
+// PageSize is the size of a WebAssembly memory page.
+const PageSize = 64 << 10
+
+// MemoryLimitPages returns MemoryLimit in WebAssembly pages.
+func (p *Plugin) MemoryLimitPages() uint32 { return uint32(p.MemoryLimit / PageSize) }

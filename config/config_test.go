@@ -1,0 +1,504 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// writeModule creates an (empty) file standing for a module; Parse checks
+// only that module files exist.
+func writeModule(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseFull(t *testing.T) {
+	dir := t.TempDir()
+	writeModule(t, dir, "plugins/stamp.wasm")
+	writeModule(t, dir, "plugins/route.wasm")
+	t.Setenv("KPIPE_TEST_BROKERS_LIST", "a:9092, b:9092")
+	t.Setenv("KPIPE_TEST_ORIGIN", "host-1")
+	src := `
+kafka {
+  brokers              = env("KPIPE_TEST_BROKERS_LIST")
+  client_id            = "kp"
+  acks                 = "all"
+  idempotence          = true
+  transactional_id     = "tx-1"
+  linger               = "5ms"
+  batch_max_bytes      = "1MiB"
+  max_request_size     = 2097152
+  max_buffered_records = 1000
+  max_buffered_bytes   = "64MB"
+  compression          = "zstd"
+  request_timeout      = "30s"
+  delivery_timeout     = "2m"
+  retries              = 0
+}
+
+pipeline "orders" {
+  topic = "orders"
+
+  interceptor "stamp" {
+    module       = "plugins/stamp.wasm"
+    config       = { origin = env.KPIPE_TEST_ORIGIN, n = 3, tags = ["a", "b"], missing = env("KPIPE_TEST_UNSET_VAR", "dflt") }
+    memory_limit = "16MiB"
+    timeout      = "200ms"
+    pool_size    = 4
+    max_output   = "1MiB"
+    circuit_breaker {
+      threshold = 5
+      cooldown  = "10s"
+    }
+  }
+  interceptor "second" {
+    module = "plugins/stamp.wasm"
+  }
+  key_serializer   { builtin = "string" }
+  value_serializer { builtin = "json" }
+  partitioner      { module = "plugins/route.wasm" }
+}
+
+pipeline "plain" {}
+`
+	cfg, diags := Parse([]byte(src), filepath.Join(dir, "kpipe.hcl"))
+	if diags.HasErrors() {
+		t.Fatalf("Parse: %s", diags)
+	}
+	k := cfg.Kafka
+	linger := 5 * time.Millisecond
+	retries := 0
+	if got, want := strings.Join(k.Brokers, "|"), "a:9092|b:9092"; got != want {
+		t.Errorf("brokers = %q, want %q", got, want)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"client_id", k.ClientID, "kp"},
+		{"acks", k.Acks, "all"},
+		{"idempotence", *k.Idempotence, true},
+		{"transactional_id", k.TransactionalID, "tx-1"},
+		{"linger", *k.Linger, linger},
+		{"batch_max_bytes", k.BatchMaxBytes, int32(1 << 20)},
+		{"max_request_size", k.MaxRequestSize, int32(2097152)},
+		{"max_buffered_records", k.MaxBufferedRecords, 1000},
+		{"max_buffered_bytes", k.MaxBufferedBytes, int64(64e6)},
+		{"compression", k.Compression, "zstd"},
+		{"request_timeout", k.RequestTimeout, 30 * time.Second},
+		{"delivery_timeout", k.DeliveryTimeout, 2 * time.Minute},
+		{"retries", *k.Retries, retries},
+		{"pipelines", len(cfg.Pipelines), 2},
+	}
+	p := cfg.Pipelines[0]
+	st := p.Interceptors[0]
+	checks = append(checks, []struct {
+		name      string
+		got, want any
+	}{
+		{"pipeline name", p.Name, "orders"},
+		{"topic", p.Topic, "orders"},
+		{"interceptors", len(p.Interceptors), 2},
+		{"stamp name", st.Name, "stamp"},
+		{"stamp kind", st.Kind, plugins.KindInterceptor},
+		{"stamp module", st.Module, filepath.Join(dir, "plugins", "stamp.wasm")},
+		{"stamp config", string(st.Config), `{"missing":"dflt","n":3,"origin":"host-1","tags":["a","b"]}`},
+		{"stamp memory", st.MemoryLimit, uint64(16 << 20)},
+		{"stamp pages", st.MemoryLimitPages(), uint32(256)},
+		{"stamp timeout", st.Timeout, 200 * time.Millisecond},
+		{"stamp pool", st.PoolSize, 4},
+		{"stamp max_output", st.MaxOutput, 1 << 20},
+		{"stamp breaker", *st.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},
+		{"second breaker", p.Interceptors[1].CircuitBreaker == nil, true},
+		{"second config", p.Interceptors[1].Config == nil, true},
+		{"key serializer", p.KeySerializer.Builtin + "/" + p.KeySerializer.Name, "string/string"},
+		{"value serializer", p.ValueSerializer.Builtin, "json"},
+		{"value serializer kind", p.ValueSerializer.Kind, plugins.KindSerializer},
+		{"partitioner name", p.Partitioner.Name, "route"},
+		{"partitioner kind", p.Partitioner.Kind, plugins.KindPartitioner},
+		{"plain topic", cfg.Pipelines[1].Topic, ""},
+		{"plain partitioner", cfg.Pipelines[1].Partitioner == nil, true},
+	}...)
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	if got, err := cfg.Pipeline("plain"); err != nil || got != cfg.Pipelines[1] {
+		t.Errorf(`Pipeline("plain") = %v, %v`, got, err)
+	}
+	if _, err := cfg.Pipeline(""); err == nil {
+		t.Error(`Pipeline("") with two pipelines succeeded`)
+	}
+	if _, err := cfg.Pipeline("nope"); err == nil {
+		t.Error(`Pipeline("nope") succeeded`)
+	}
+}
+
+// TestParseErrors checks that every class of mistake is reported at the
+// right place. Each case lists every expected "LINE:COL: error: SUMMARY"
+// prefix, in order: Parse must report all of them at once.
+func TestParseErrors(t *testing.T) {
+	t.Setenv("KPIPE_TEST_SET", "x")
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{
+			name: "syntax",
+			src:  "pipeline \"p\" {\n  topic = \n}\n",
+			want: []string{"2:11: error: Invalid expression"},
+		},
+		{
+			name: "unknown fields",
+			src: `kafka {
+  brokers = ["x:1"]
+  bogus   = 1
+}
+pipeline "p" {
+  topik = "t"
+  interceptor "i" {
+    builtin = "json"
+    colour  = "red"
+  }
+  filter {}
+}
+`,
+			want: []string{
+				"3:3: error: Unsupported argument",
+				"6:3: error: Unsupported argument",
+				"8:15: error: Invalid builtin",
+				"9:5: error: Unsupported argument",
+				"11:3: error: Unsupported block type",
+			},
+		},
+		{
+			name: "wrong types",
+			src: `kafka {
+  brokers     = 42
+  idempotence = "sometimes"
+  retries     = "many"
+  client_id   = ["a"]
+}
+pipeline "p" {
+  topic = { a = 1 }
+}
+`,
+			want: []string{
+				"2:17: error: Incorrect attribute value type",
+				"3:17: error: Incorrect attribute value type",
+				"4:17: error: Incorrect attribute value type",
+				"5:17: error: Incorrect attribute value type",
+				"8:11: error: Incorrect attribute value type",
+			},
+		},
+		{
+			name: "missing module",
+			src: `pipeline "p" {
+  interceptor "a" {
+    module = "does/not/exist.wasm"
+  }
+  partitioner {
+    module = ""
+  }
+}
+`,
+			want: []string{
+				"3:14: error: Module not found",
+				"6:14: error: Invalid module",
+			},
+		},
+		{
+			name: "bad durations and sizes",
+			src: `kafka {
+  linger          = "5 parsecs"
+  request_timeout = "-1s"
+  delivery_timeout = "0s"
+  batch_max_bytes = "1 furlong"
+  max_request_size = "4GiB"
+}
+pipeline "p" {
+  interceptor "a" {
+    module       = "m.wasm"
+    memory_limit = "100KiB"
+    max_output   = 0
+    timeout      = 5
+    pool_size    = 0
+    circuit_breaker {
+      threshold = 1.5
+      cooldown  = "0s"
+    }
+  }
+}
+`,
+			want: []string{
+				"2:21: error: Invalid duration",
+				"3:21: error: Invalid duration",
+				"4:22: error: Invalid duration",
+				"5:21: error: Invalid size",
+				"6:22: error: Invalid size",
+				"11:20: error: Invalid memory_limit",
+				"12:20: error: Invalid size",
+				"13:20: error: Invalid duration",
+				"14:20: error: Invalid value",
+				"16:19: error: Invalid value",
+				"17:19: error: Invalid duration",
+			},
+		},
+		{
+			name: "idempotence with acks 1",
+			src: `kafka {
+  acks        = 1
+  idempotence = true
+}
+pipeline "p" {}
+`,
+			want: []string{`3:3: error: Idempotence needs acks = "all"`},
+		},
+		{
+			name: "transactions without idempotence",
+			src: `kafka {
+  transactional_id = "t"
+  idempotence      = false
+  acks             = "0"
+}
+pipeline "p" {}
+`,
+			want: []string{
+				"3:3: error: Transactions need idempotence",
+				`4:3: error: Transactions need acks = "all"`,
+			},
+		},
+		{
+			name: "bad enums",
+			src: `kafka {
+  acks        = "most"
+  compression = "brotli"
+}
+pipeline "p" {}
+`,
+			want: []string{
+				"2:17: error: Invalid acks",
+				"3:17: error: Invalid compression",
+			},
+		},
+		{
+			name: "unknown builtins",
+			src: `pipeline "p" {
+  key_serializer   { builtin = "avro" }
+  value_serializer {
+    builtin = "json"
+    config  = { pretty = true }
+  }
+  partitioner {
+    builtin = "random"
+  }
+  interceptor "x" { builtin = "json" }
+}
+`,
+			want: []string{
+				"2:32: error: Invalid builtin",
+				"4:15: error: Invalid builtin",
+				"8:15: error: Invalid builtin",
+				"10:31: error: Invalid builtin",
+			},
+		},
+		{
+			name: "plugin source",
+			src: `pipeline "p" {
+  partitioner {
+    module  = "m.wasm"
+    builtin = "default"
+  }
+  value_serializer {
+    config = {}
+  }
+  key_serializer {
+    builtin      = "bytes"
+    memory_limit = "1MiB"
+  }
+}
+`,
+			want: []string{
+				"4:5: error: Conflicting plugin source",
+				"6:3: error: Missing plugin source",
+				"11:5: error: Not allowed with a builtin",
+			},
+		},
+		{
+			name: "duplicates",
+			src: `kafka {}
+kafka {}
+pipeline "p" {
+  interceptor "a" { module = "m.wasm" }
+  interceptor "a" { module = "m.wasm" }
+  partitioner { builtin = "default" }
+  partitioner { builtin = "sticky" }
+}
+pipeline "q" {}
+pipeline "p" {}
+`,
+			want: []string{
+				"2:1: error: Duplicate kafka block",
+				"5:15: error: Duplicate interceptor name",
+				"7:3: error: Duplicate partitioner block",
+				"10:10: error: Duplicate pipeline name",
+			},
+		},
+		{
+			name: "environment",
+			src: `kafka {
+  client_id = env("KPIPE_TEST_UNSET_VAR")
+  brokers   = [env.KPIPE_TEST_UNSET_VAR]
+  transactional_id = env("KPIPE_TEST_SET", "a", "b")
+}
+pipeline "p" {}
+`,
+			want: []string{
+				"2:20: error: Invalid function argument",
+				"3:19: error: Unsupported attribute",
+				"4:50: error: Invalid function argument",
+			},
+		},
+		{
+			name: "no pipeline",
+			src:  "kafka {}\n",
+			want: []string{"1:1: error: No pipeline"},
+		},
+		{
+			name: "circuit breaker fields",
+			src: `pipeline "p" {
+  interceptor "a" {
+    module = "m.wasm"
+    circuit_breaker {
+      threshold = 3
+    }
+  }
+}
+`,
+			want: []string{"4:21: error: Missing required argument"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeModule(t, dir, "m.wasm")
+			file := filepath.Join(dir, "kpipe.hcl")
+			cfg, diags := Parse([]byte(tt.src), file)
+			if cfg != nil {
+				t.Errorf("Parse returned a config despite errors")
+			}
+			var got []string
+			for _, d := range diags {
+				line := FormatDiagnostic(d)
+				if !strings.HasPrefix(line, file+":") {
+					t.Errorf("diagnostic without the file name: %s", line)
+				}
+				got = append(got, strings.TrimPrefix(line, file+":"))
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestLoadResolvesModulesAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	mod := writeModule(t, dir, "build/plugins/route.wasm")
+	cfgDir := filepath.Join(dir, "examples")
+	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfgDir, "q.hcl")
+	src := "pipeline \"p\" {\n  partitioner { module = \"../build/plugins/route.wasm\" }\n}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Load from another working directory: the path must still resolve.
+	t.Chdir(t.TempDir())
+	cfg, diags := Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got := cfg.Pipelines[0].Partitioner.Module; got != mod {
+		t.Errorf("module = %q, want %q", got, mod)
+	}
+
+	_, diags = Load(filepath.Join(dir, "missing.hcl"))
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "missing.hcl") {
+		t.Errorf("Load of a missing file: %v", diags)
+	}
+}
+
+func TestWriteDiagnostics(t *testing.T) {
+	diags := hcl.Diagnostics{
+		{Severity: hcl.DiagError, Summary: "Bad", Detail: "It is\n  bad.",
+			Subject: &hcl.Range{Filename: "f.hcl", Start: hcl.Pos{Line: 3, Column: 7}}},
+		{Severity: hcl.DiagWarning, Summary: "Odd"},
+	}
+	var b bytes.Buffer
+	if err := WriteDiagnostics(&b, diags); err != nil {
+		t.Fatal(err)
+	}
+	want := "f.hcl:3:7: error: Bad: It is bad.\nwarning: Odd\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		err  bool
+	}{
+		{"0", 0, false},
+		{"512", 512, false},
+		{"512B", 512, false},
+		{"64KiB", 64 << 10, false},
+		{"64 MiB", 64 << 20, false},
+		{"2GiB", 2 << 30, false},
+		{"1KB", 1000, false},
+		{"3MB", 3e6, false},
+		{"1GB", 1e9, false},
+		{"1.5MiB", 0, true},
+		{"-1", 0, true},
+		{"MiB", 0, true},
+		{"5mib", 0, true},
+		{"99999999999GiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+	for n, want := range map[uint64]string{0: "0B", 1000: "1000B", 1024: "1KiB", 3 << 20: "3MiB", 1 << 30: "1GiB"} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

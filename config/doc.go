@@ -1,0 +1,38 @@
+// Package config loads kpipe pipelines from HCL files.
+//
+// A configuration file has at most one kafka block, with the settings of the
+// producer client, and one or more pipeline blocks, each naming a default
+// topic and the plugins that run around the producer:
+//
+//	kafka {
+//	  brokers = ["127.0.0.1:9092"]
+//	  acks    = "all"
+//	  linger  = "5ms"
+//	}
+//
+//	pipeline "orders" {
+//	  topic = "orders"
+//
+//	  interceptor "stamp" {
+//	    module = "plugins/headerstamp.wasm"   # relative to this file
+//	    config = { header = "x-origin", value = env("HOSTNAME", "unknown") }
+//	    timeout = "200ms"
+//	    circuit_breaker {
+//	      threshold = 5
+//	      cooldown  = "10s"
+//	    }
+//	  }
+//
+//	  value_serializer { builtin = "json" }
+//	  partitioner      { module = "plugins/route.wasm" }
+//	}
+//
+// Load and Parse check everything that can be checked without running a
+// plugin, and report every problem at once as hcl.Diagnostics that carry the
+// file, line and column of the offending text; WriteDiagnostics prints them
+// one per line as FILE:LINE:COL: message. (*Config).CheckModules goes one step
+// further and loads every WASM module to check that it implements the kind it
+// is used as. Build turns one pipeline into the options of pipeline.New.
+//
+// The full language is described in docs/config.md.
+package config

@@ -1,0 +1,419 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// Load reads and parses the configuration file at path. See Parse.
+func Load(path string) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read configuration file",
+			Detail:   err.Error(),
+			Subject:  &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
+	}
+	return Parse(src, path)
+}
+
+// Parse parses and validates a configuration. filename is used in
+// diagnostics, and relative module paths are resolved against its directory.
+//
+// Parse reports every problem it finds, not only the first. It checks the
+// syntax, unknown and missing fields, value types, durations and sizes,
+// environment variables, the consistency of the kafka settings, the names of
+// built-in plugins and their config, duplicate names, and that every module
+// file exists. It does not load modules: see CheckModules.
+//
+// The returned Config is nil if and only if the diagnostics hold an error.
+func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
+	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	d := &decoder{ctx: evalContext(), dir: filepath.Dir(filename), diags: diags}
+	cfg := d.file(file.Body, filename)
+	sortDiagnostics(d.diags)
+	if d.diags.HasErrors() {
+		return nil, d.diags
+	}
+	return cfg, d.diags
+}
+
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "kafka"},
+		{Type: "pipeline", LabelNames: []string{"name"}},
+	},
+}
+
+var kafkaSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "brokers"},
+		{Name: "client_id"},
+		{Name: "acks"},
+		{Name: "idempotence"},
+		{Name: "transactional_id"},
+		{Name: "linger"},
+		{Name: "batch_max_bytes"},
+		{Name: "max_request_size"},
+		{Name: "max_buffered_records"},
+		{Name: "max_buffered_bytes"},
+		{Name: "compression"},
+		{Name: "request_timeout"},
+		{Name: "delivery_timeout"},
+		{Name: "retries"},
+	},
+}
+
+var pipelineSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "topic"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "interceptor", LabelNames: []string{"name"}},
+		{Type: "key_serializer"},
+		{Type: "value_serializer"},
+		{Type: "partitioner"},
+	},
+}
+
+var pluginSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "module"},
+		{Name: "builtin"},
+		{Name: "config"},
+		{Name: "memory_limit"},
+		{Name: "timeout"},
+		{Name: "pool_size"},
+		{Name: "max_output"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "circuit_breaker"},
+	},
+}
+
+var circuitBreakerSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "threshold", Required: true},
+		{Name: "cooldown", Required: true},
+	},
+}
+
+// maxMemoryLimit is the largest memory a plugin may have (sdk/ABI.md, 3).
+const maxMemoryLimit = 32768 * PageSize
+
+func (d *decoder) file(body hcl.Body, filename string) *Config {
+	cfg := &Config{Filename: filename}
+	content, diags := body.Content(rootSchema)
+	d.diags = append(d.diags, diags...)
+
+	var kafkaSeen *hcl.Block
+	seen := map[string]*hcl.Block{}
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "kafka":
+			if kafkaSeen != nil {
+				d.errorf(b.DefRange, "Duplicate kafka block",
+					"Only one kafka block is allowed; the first one is at %s.", kafkaSeen.DefRange)
+				continue
+			}
+			kafkaSeen = b
+			d.kafka(b.Body, &cfg.Kafka)
+		case "pipeline":
+			name := b.Labels[0]
+			if first, dup := seen[name]; dup {
+				d.errorf(b.LabelRanges[0], "Duplicate pipeline name",
+					"A pipeline named %q is already defined at %s.", name, first.DefRange)
+				continue
+			}
+			seen[name] = b
+			if name == "" {
+				d.errorf(b.LabelRanges[0], "Invalid pipeline name", "A pipeline name must not be empty.")
+			}
+			cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b))
+		}
+	}
+	if len(cfg.Pipelines) == 0 && !d.diags.HasErrors() {
+		d.errorf(body.MissingItemRange(), "No pipeline", `The configuration must define at least one pipeline "NAME" block.`)
+	}
+	return cfg
+}
+
+func (d *decoder) kafka(body hcl.Body, k *Kafka) {
+	content, diags := body.Content(kafkaSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+
+	if attr, ok := a["brokers"]; ok {
+		if list, ok := d.stringList(attr); ok {
+			for _, b := range list {
+				if b = strings.TrimSpace(b); b != "" {
+					k.Brokers = append(k.Brokers, b)
+				}
+			}
+		}
+	}
+	if attr, ok := a["client_id"]; ok {
+		k.ClientID, _ = d.string(attr)
+	}
+	if attr, ok := a["acks"]; ok {
+		if s, ok := d.string(attr); ok {
+			switch s {
+			case "0", "1", "all":
+				k.Acks = s
+			case "-1":
+				k.Acks = "all"
+			default:
+				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			}
+		}
+	}
+	if attr, ok := a["idempotence"]; ok {
+		if b, ok := d.bool(attr); ok {
+			k.Idempotence = &b
+		}
+	}
+	if attr, ok := a["transactional_id"]; ok {
+		k.TransactionalID, _ = d.string(attr)
+	}
+	if attr, ok := a["linger"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			k.Linger = &v
+		}
+	}
+	if attr, ok := a["batch_max_bytes"]; ok {
+		if v, ok := d.size(attr, 1, 1<<31-1); ok {
+			k.BatchMaxBytes = int32(v)
+		}
+	}
+	if attr, ok := a["max_request_size"]; ok {
+		if v, ok := d.size(attr, 1, 1<<31-1); ok {
+			k.MaxRequestSize = int32(v)
+		}
+	}
+	if attr, ok := a["max_buffered_records"]; ok {
+		if v, ok := d.int(attr, 1, 1<<31-1); ok {
+			k.MaxBufferedRecords = v
+		}
+	}
+	if attr, ok := a["max_buffered_bytes"]; ok {
+		if v, ok := d.size(attr, 1, 1<<62); ok {
+			k.MaxBufferedBytes = int64(v)
+		}
+	}
+	if attr, ok := a["compression"]; ok {
+		if s, ok := d.string(attr); ok {
+			switch s {
+			case "none", "gzip", "snappy", "lz4", "zstd":
+				k.Compression = s
+			default:
+				d.errorf(attr.Expr.Range(), "Invalid compression",
+					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			}
+		}
+	}
+	if attr, ok := a["request_timeout"]; ok {
+		k.RequestTimeout, _ = d.duration(attr, false)
+	}
+	if attr, ok := a["delivery_timeout"]; ok {
+		k.DeliveryTimeout, _ = d.duration(attr, false)
+	}
+	if attr, ok := a["retries"]; ok {
+		if v, ok := d.int(attr, 0, 1<<31-1); ok {
+			k.Retries = &v
+		}
+	}
+
+	// Cross-field rules, reported at the attribute that breaks them.
+	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
+			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
+			k.Acks, a["acks"].Expr.Range())
+	}
+	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
+			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
+			a["transactional_id"].Expr.Range())
+	}
+	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
+			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
+			a["transactional_id"].Expr.Range())
+	}
+}
+
+func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
+	p := &Pipeline{Name: b.Labels[0], DefRange: b.DefRange}
+	content, diags := b.Body.Content(pipelineSchema)
+	d.diags = append(d.diags, diags...)
+	if attr, ok := content.Attributes["topic"]; ok {
+		if s, ok := d.string(attr); ok {
+			if s == "" {
+				d.errorf(attr.Expr.Range(), "Invalid topic", "topic must not be empty; remove the attribute to have no default topic.")
+			}
+			p.Topic = s
+		}
+	}
+	interceptors := map[string]*hcl.Block{}
+	single := map[string]*hcl.Block{}
+	for _, blk := range content.Blocks {
+		switch blk.Type {
+		case "interceptor":
+			name := blk.Labels[0]
+			if first, dup := interceptors[name]; dup {
+				d.errorf(blk.LabelRanges[0], "Duplicate interceptor name",
+					"An interceptor named %q is already defined in this pipeline at %s.", name, first.DefRange)
+				continue
+			}
+			interceptors[name] = blk
+			if name == "" {
+				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
+			}
+			if pl := d.plugin(blk, plugins.KindInterceptor, name); pl != nil {
+				p.Interceptors = append(p.Interceptors, pl)
+			}
+		default:
+			if first, dup := single[blk.Type]; dup {
+				d.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
+					"A pipeline has at most one %s block; the first one is at %s.", blk.Type, first.DefRange)
+				continue
+			}
+			single[blk.Type] = blk
+			switch blk.Type {
+			case "key_serializer":
+				p.KeySerializer = d.plugin(blk, plugins.KindSerializer, "")
+			case "value_serializer":
+				p.ValueSerializer = d.plugin(blk, plugins.KindSerializer, "")
+			case "partitioner":
+				p.Partitioner = d.plugin(blk, plugins.KindPartitioner, "")
+			}
+		}
+	}
+	return p
+}
+
+func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
+	p := &Plugin{Name: name, Kind: kind, DefRange: b.DefRange}
+	content, diags := b.Body.Content(pluginSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+
+	modAttr, hasMod := a["module"]
+	bltAttr, hasBlt := a["builtin"]
+	switch {
+	case hasMod && hasBlt:
+		d.errorf(bltAttr.Range, "Conflicting plugin source",
+			"A %s block names either a module or a builtin, not both (module is at %s).", b.Type, modAttr.Range)
+	case !hasMod && !hasBlt:
+		d.errorf(b.DefRange, "Missing plugin source",
+			`A %s block needs either module = "path/to/plugin.wasm" or builtin = "NAME".`, b.Type)
+	}
+	if hasMod {
+		p.ModuleRange = modAttr.Expr.Range()
+		if s, ok := d.string(modAttr); ok {
+			d.module(p, modAttr, s)
+		}
+	}
+	if attr, ok := a["config"]; ok {
+		p.Config, _ = d.json(attr)
+	}
+	if hasBlt {
+		if s, ok := d.string(bltAttr); ok {
+			p.Builtin = s
+			if p.Name == "" {
+				p.Name = s
+			}
+			if err := checkBuiltin(kind, s, p.Config); err != nil {
+				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s", err)
+			}
+		}
+		// Limits and failure policy govern WASM instances only.
+		for _, n := range []string{"memory_limit", "timeout", "pool_size", "max_output"} {
+			if attr, ok := a[n]; ok {
+				d.errorf(attr.Range, "Not allowed with a builtin",
+					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
+			}
+		}
+	}
+	if attr, ok := a["memory_limit"]; ok {
+		if v, ok := d.size(attr, PageSize, maxMemoryLimit); ok {
+			if v%PageSize != 0 {
+				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
+					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
+			}
+			p.MemoryLimit = v
+		}
+	}
+	if attr, ok := a["timeout"]; ok {
+		p.Timeout, _ = d.duration(attr, false)
+	}
+	if attr, ok := a["pool_size"]; ok {
+		p.PoolSize, _ = d.int(attr, 1, 4096)
+	}
+	if attr, ok := a["max_output"]; ok {
+		if v, ok := d.size(attr, 1, 1<<31-1); ok {
+			p.MaxOutput = int(v)
+		}
+	}
+	for _, blk := range content.Blocks {
+		if p.CircuitBreaker != nil {
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin has at most one circuit_breaker block.")
+			continue
+		}
+		p.CircuitBreaker = d.circuitBreaker(blk)
+	}
+	return p
+}
+
+func (d *decoder) module(p *Plugin, attr *hcl.Attribute, path string) {
+	if path == "" {
+		d.errorf(attr.Expr.Range(), "Invalid module", "module must not be empty.")
+		return
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(d.dir, path)
+	}
+	p.Module = filepath.Clean(path)
+	if p.Name == "" {
+		p.Name = strings.TrimSuffix(filepath.Base(p.Module), ".wasm")
+	}
+	fi, err := os.Stat(p.Module)
+	switch {
+	case err != nil:
+		detail := err.Error()
+		if os.IsNotExist(err) {
+			detail = fmt.Sprintf("%s does not exist (relative module paths are resolved against the directory of the configuration file).", p.Module)
+		}
+		d.errorf(attr.Expr.Range(), "Module not found", "%s", detail)
+	case fi.IsDir():
+		d.errorf(attr.Expr.Range(), "Module not found", "%s is a directory, not a WASM module.", p.Module)
+	}
+}
+
+func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
+	cb := &CircuitBreaker{}
+	content, diags := b.Body.Content(circuitBreakerSchema)
+	d.diags = append(d.diags, diags...)
+	if attr, ok := content.Attributes["threshold"]; ok {
+		cb.Threshold, _ = d.int(attr, 1, 1<<31-1)
+	}
+	if attr, ok := content.Attributes["cooldown"]; ok {
+		if v, ok := d.duration(attr, false); ok && v == 0 {
+			d.errorf(attr.Expr.Range(), "Invalid cooldown", "cooldown must be longer than zero.")
+		} else {
+			cb.Cooldown = v
+		}
+	}
+	return cb
+}
