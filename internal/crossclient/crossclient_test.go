@@ -1,0 +1,277 @@
+package crossclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kpipe/kpipe/internal/testenv"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// tools are the external clients the checks run.
+type tools struct {
+	kcat, python, script string
+}
+
+// requireTools finds kcat, python3 with kafka-python, and the reader script.
+func requireTools(t *testing.T) tools {
+	t.Helper()
+	tl := tools{
+		kcat:   testenv.RequireTool(t, "kcat"),
+		python: testenv.RequireTool(t, "python3"),
+	}
+	if out, err := exec.Command(tl.python, "-c", "import kafka").CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "python3 cannot import kafka-python (pip install kafka-python): %v: %s", err, out)
+	}
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "kafka_read.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("reader script: %v", err)
+	}
+	tl.script = script
+	return tl
+}
+
+// testBrokers returns KPIPE_TEST_BROKERS, or the address of a fresh
+// in-process kfake broker.
+func testBrokers(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("KPIPE_TEST_BROKERS"); b != "" {
+		return b
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return strings.Join(c.ListenAddrs(), ",")
+}
+
+// createTopic creates a topic with a unique name and returns the name.
+func createTopic(t *testing.T, brokers string, partitions int32) string {
+	t.Helper()
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	name := "crossclient-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "-" + hex.EncodeToString(suffix[:])
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic = name
+	rt.NumPartitions = partitions
+	rt.ReplicationFactor = 1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 30000
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	if err := kerrOf(resp.Topics[0].ErrorCode); err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	return name
+}
+
+// step is one thing a scenario asks a producer to do.
+type step struct {
+	begin, commit, abort bool
+	rec                  *plugins.Record
+}
+
+// txProducer is what the scenario needs from a producer under test.
+type txProducer interface {
+	Begin(t *testing.T)
+	// Send produces r (r.HasPartition honoured) and returns where it landed.
+	Send(t *testing.T, r *plugins.Record) (partition int32, offset int64)
+	// Commit and Abort flush what was sent, then end the transaction.
+	Commit(t *testing.T)
+	Abort(t *testing.T)
+}
+
+func rec(key, value []byte, headers ...plugins.Header) *plugins.Record {
+	return &plugins.Record{Key: key, Value: value, Headers: headers}
+}
+
+func hdr(k string, v []byte) plugins.Header { return plugins.Header{Key: k, Value: v} }
+
+func at(r *plugins.Record, p int32) *plugins.Record {
+	r.SetPartition(p)
+	return r
+}
+
+// scenario is the record set every client must agree on: a committed
+// transaction with keys, binary and empty and null keys and values,
+// tombstones, repeated, empty and null headers and explicit partitions; an
+// aborted transaction whose records reach the log; another committed one.
+func scenario() []step {
+	return []step{
+		{begin: true},
+		{rec: rec([]byte("k1"), []byte("v1"), hdr("h", []byte("1")))},
+		{rec: rec([]byte("\x00\xffbin"), []byte{1, 2, 0, 0xfe},
+			hdr("trace-id", []byte("abc")), hdr("trace-id", []byte("second")), hdr("empty", []byte{}))},
+		{rec: rec([]byte("tombstone"), nil)},
+		{rec: at(rec(nil, []byte("no key, partition 2")), 2)},
+		{rec: at(rec([]byte("explicit"), []byte("partition 1"), hdr("null", nil)), 1)},
+		{rec: rec([]byte{}, []byte{})},
+		{rec: rec([]byte("ключ"), []byte("line 1\nline 2\t\"quoted\""), hdr("ключ", []byte("значение, с запятой=и равно")))},
+		{commit: true},
+		{begin: true},
+		{rec: rec([]byte("aborted-1"), []byte("must not be seen"))},
+		{rec: at(rec([]byte("aborted-2"), nil), 0)},
+		{abort: true},
+		{begin: true},
+		{rec: rec([]byte("after-abort"), []byte("seen"))},
+		{commit: true},
+	}
+}
+
+// runScenario plays the scenario on p and returns the records of committed
+// and of aborted transactions, as produced (with where they landed).
+func runScenario(t *testing.T, p txProducer) (committed, aborted []Record) {
+	t.Helper()
+	var pending []Record
+	for _, s := range scenario() {
+		switch {
+		case s.begin:
+			p.Begin(t)
+		case s.commit:
+			p.Commit(t)
+			committed = append(committed, pending...)
+			pending = nil
+		case s.abort:
+			p.Abort(t)
+			aborted = append(aborted, pending...)
+			pending = nil
+		default:
+			want := Record{Key: s.rec.Key, Value: s.rec.Value, Headers: slices.Clone(s.rec.Headers)}
+			want.Partition, want.Offset = p.Send(t, s.rec)
+			if s.rec.HasPartition && want.Partition != s.rec.Partition {
+				t.Fatalf("record %s asked for partition %d, landed on %d", want, s.rec.Partition, want.Partition)
+			}
+			pending = append(pending, want)
+		}
+	}
+	sortRecords(committed)
+	sortRecords(aborted)
+	return committed, aborted
+}
+
+// checkReaders reads topic with kcat and kafka-python, read_committed, and
+// requires both to see exactly the committed records; it also reads
+// read_uncommitted with kafka-python and requires the aborted records there,
+// which proves they reached the log and were filtered by the readers.
+func checkReaders(t *testing.T, tl tools, brokers, topic string, committed, aborted []Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	if len(committed) == 0 || len(aborted) == 0 {
+		t.Fatalf("scenario produced %d committed and %d aborted records; want some of both", len(committed), len(aborted))
+	}
+	for _, r := range []struct {
+		name string
+		read func() ([]Record, error)
+	}{
+		{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
+		{"kafka-python", func() ([]Record, error) {
+			return ReadPython(ctx, tl.python, tl.script, brokers, topic, ReadCommitted)
+		}},
+	} {
+		got, err := r.read()
+		if err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		if d := Diff(committed, got); d != nil {
+			t.Errorf("%s (read_committed) differs from what was committed:\n%s", r.name, strings.Join(d, "\n"))
+		}
+	}
+
+	all, err := ReadPython(ctx, tl.python, tl.script, brokers, topic, ReadUncommitted)
+	if err != nil {
+		t.Fatalf("kafka-python read_uncommitted: %v", err)
+	}
+	for _, a := range aborted {
+		if !slices.ContainsFunc(all, a.Equal) {
+			t.Errorf("aborted record %s is not in the log (read_uncommitted), so read_committed proved nothing", a)
+		}
+	}
+}
+
+// TestReadersSeeCommittedFranzGo runs the scenario through a bare franz-go
+// client, the reference the kpipe test is compared against: if this test
+// fails, the readers or the broker are at fault, not kpipe.
+func TestReadersSeeCommittedFranzGo(t *testing.T) {
+	tl := requireTools(t)
+	brokers := testBrokers(t)
+	topic := createTopic(t, brokers, 3)
+
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(strings.Split(brokers, ",")...),
+		kgo.DefaultProduceTopic(topic),
+		kgo.TransactionalID("crossclient-"+topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	committed, aborted := runScenario(t, &kgoProducer{cl: cl})
+	checkReaders(t, tl, brokers, topic, committed, aborted)
+}
+
+// kgoProducer plays the scenario on a transactional franz-go client. Records
+// without an explicit partition go to partition 0 (ManualPartitioner).
+type kgoProducer struct{ cl *kgo.Client }
+
+func (p *kgoProducer) Begin(t *testing.T) {
+	if err := p.cl.BeginTransaction(); err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+}
+
+func (p *kgoProducer) Send(t *testing.T, r *plugins.Record) (int32, int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kr := &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers, Partition: r.Partition}
+	if err := p.cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
+		t.Fatalf("produce %s: %v", Record{Key: r.Key, Value: r.Value}, err)
+	}
+	return kr.Partition, kr.Offset
+}
+
+func (p *kgoProducer) end(t *testing.T, commit kgo.TransactionEndTry) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.cl.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if err := p.cl.EndTransaction(ctx, commit); err != nil {
+		t.Fatalf("end transaction: %v", err)
+	}
+}
+
+func (p *kgoProducer) Commit(t *testing.T) { p.end(t, kgo.TryCommit) }
+func (p *kgoProducer) Abort(t *testing.T)  { p.end(t, kgo.TryAbort) }
+
+func kerrOf(code int16) error { return kerr.ErrorForCode(code) }
