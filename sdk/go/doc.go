@@ -1,0 +1,66 @@
+// Package kpipe is the Go SDK for kpipe plugins: interceptors, serializers
+// and partitioners compiled to WebAssembly and run by the kpipe host next to a
+// Kafka producer.
+//
+// A plugin is a main package that registers its implementation from an init
+// function:
+//
+//	package main
+//
+//	import kpipe "github.com/kpipe/kpipe/sdk/go"
+//
+//	type stamp struct{}
+//
+//	func (stamp) OnSend(r *kpipe.Record) (kpipe.Action, error) {
+//		r.AddHeader("source", []byte("kpipe"))
+//		return kpipe.Changed, nil
+//	}
+//
+//	func (stamp) OnAck(*kpipe.Record, kpipe.Ack) error { return nil }
+//
+//	func init() { kpipe.RegisterInterceptor(stamp{}) }
+//
+//	func main() {}
+//
+// and is built as a WASI reactor:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o stamp.wasm .
+//
+// In that build mode main is never called: register from init. A plugin may
+// implement several kinds (RegisterInterceptor, RegisterSerializer,
+// RegisterPartitioner), at most one of each.
+//
+// # Calls
+//
+// The host runs a pool of instances of a plugin; each instance runs one call
+// at a time, so a plugin needs no locking, but it must not rely on state
+// shared between instances or on seeing every record in one instance. A
+// plugin that implements Initializer gets one Init call per instance before
+// its first hook, which is where it should decode its configuration with
+// DecodeConfig: an error there fails the plugin when it is loaded.
+//
+// Records passed to the hooks point into a buffer the host overwrites on the
+// next call; copy what must outlive a call. Returning Unchanged from OnSend
+// costs nothing beyond the call itself; Changed encodes the record and hands
+// it back to the host.
+//
+// # Errors
+//
+// A hook that returns an error, or panics, fails that call only: the panic is
+// recovered and its message, like an error's, goes to the host's log. What
+// happens to the record then depends on the kind: an interceptor's record
+// goes on unchanged, a serializer's record fails, a partitioner's record goes
+// to the default partitioner. Only a fault the SDK cannot recover (a runtime
+// fatal error such as running out of memory, or os.Exit) makes the host
+// discard the instance.
+//
+// # Native builds
+//
+// The hooks and host functions exist only under GOOS=wasip1. Compiled for
+// anything else the package still builds, so plugin logic can be unit-tested
+// with go test: Config is then empty, and Log writes messages at LevelInfo
+// and above to standard error.
+//
+// The binary interface between plugins and the host is specified in ABI.md
+// next to this SDK (sdk/ABI.md in the kpipe repository).
+package kpipe

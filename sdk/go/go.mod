@@ -1,0 +1,3 @@
+module github.com/kpipe/kpipe/sdk/go
+
+go 1.24

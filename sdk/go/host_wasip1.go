@@ -1,0 +1,80 @@
+//go:build wasip1
+
+package kpipe
+
+import "unsafe"
+
+// The host functions (ABI section 6).
+
+//go:wasmimport kpipe config_get
+func hostConfigGet(buf unsafe.Pointer, limit uint32) uint32
+
+//go:wasmimport kpipe log_enabled
+func hostLogEnabled(level int32) int32
+
+//go:wasmimport kpipe log
+func hostLog(level int32, ptr unsafe.Pointer, n uint32)
+
+//go:wasmimport kpipe set_error
+func hostSetError(ptr unsafe.Pointer, n uint32)
+
+// host is the kpipe import module.
+var host hostAPI = wasmHost{}
+
+type wasmHost struct{}
+
+func (wasmHost) config(buf []byte) int {
+	return int(hostConfigGet(unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf))))
+}
+
+func (wasmHost) logEnabled(l Level) bool { return hostLogEnabled(int32(l)) != 0 }
+
+func (wasmHost) log(l Level, msg string) {
+	hostLog(int32(l), unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+}
+
+func (wasmHost) setError(msg string) {
+	hostSetError(unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+}
+
+// The exports (ABI section 3).
+
+//go:wasmexport kpipe_abi_v1
+func kpipeABIv1() {}
+
+//go:wasmexport kpipe_kinds
+func kpipeKinds() int32 { return rt.kinds() }
+
+//go:wasmexport kpipe_buffer
+func kpipeBuffer(size int32) int32 {
+	b := rt.buffer(size)
+	if b == nil {
+		return 0
+	}
+	return int32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+}
+
+//go:wasmexport kpipe_init
+func kpipeInit() int64 { return rt.init() }
+
+//go:wasmexport kpipe_on_send
+func kpipeOnSend(n int32) int64 { return slice(rt.onSend(n)) }
+
+//go:wasmexport kpipe_on_ack
+func kpipeOnAck(n int32) int64 { return rt.onAck(n) }
+
+//go:wasmexport kpipe_serialize
+func kpipeSerialize(target, n int32) int64 { return slice(rt.serialize(target, n)) }
+
+//go:wasmexport kpipe_partition
+func kpipePartition(numPartitions, n int32) int64 { return rt.partition(numPartitions, n) }
+
+// slice packs a non-empty b as the ABI's (ptr << 32) | len, and otherwise
+// returns code.
+func slice(b []byte, code int64) int64 {
+	if len(b) == 0 {
+		return code
+	}
+	ptr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	return int64(ptr<<32 | uint64(len(b)))
+}

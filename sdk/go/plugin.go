@@ -1,0 +1,361 @@
+package kpipe
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// Interceptor sees every record before it is serialized (OnSend) and learns
+// its outcome after the broker answered or the client gave up (OnAck). It is
+// the analogue of Kafka's ProducerInterceptor.
+type Interceptor interface {
+	// OnSend inspects r and may change it in place. It returns Unchanged
+	// (the cheap case, nothing is copied back), Changed, or Drop. If it
+	// returns an error, or panics, the record goes on as it was before this
+	// interceptor and the host logs and counts the failure.
+	OnSend(r *Record) (Action, error)
+	// OnAck is called once for every record that went through OnSend of
+	// some instance of the plugin and was not dropped, with the record as it
+	// was produced (final topic, partition and timestamp). An error is
+	// logged and counted; it changes nothing. OnAck may run in another
+	// instance than the OnSend of the same record.
+	OnAck(r *Record, ack Ack) error
+}
+
+// Serializer turns the key or the value of a record into the bytes sent to
+// Kafka. It is never called for a null key or value: null stays null.
+type Serializer interface {
+	// Serialize returns the serialized form of r.Key (TargetKey) or r.Value
+	// (TargetValue). A nil result makes the field null; an empty, non-nil
+	// result makes it empty. The result may alias r or a buffer the
+	// serializer reuses: the host copies it before the next call. An error
+	// fails the record, and its sender gets the message.
+	Serialize(target Target, r *Record) ([]byte, error)
+}
+
+// Partitioner chooses the partition of a record that does not name one.
+type Partitioner interface {
+	// Partition returns a partition in [0, numPartitions), or
+	// DefaultPartition to let the pipeline's default partitioner choose.
+	// An error, a panic or a partition out of range also fall back to the
+	// default partitioner, and the host logs and counts the failure.
+	Partition(r *Record, numPartitions int32) (int32, error)
+}
+
+// Initializer is implemented by plugins that prepare themselves once per
+// instance, typically by decoding their configuration with DecodeConfig.
+// Init is called after every package init function ran and before the first
+// hook; an error fails the instance, so a plugin with a bad configuration
+// fails when the pipeline loads it rather than on the first record.
+//
+// A value registered for several kinds has its Init called once.
+type Initializer interface {
+	Init() error
+}
+
+// Plugin kinds, with the bits of the ABI's kpipe_kinds.
+const (
+	kindInterceptor = 1 << 0
+	kindSerializer  = 1 << 1
+	kindPartitioner = 1 << 2
+)
+
+// Hook status codes (ABI section 5).
+const (
+	statusOK               int64 = 0
+	statusDrop             int64 = -1
+	statusError            int64 = -2
+	statusNull             int64 = -3
+	statusDefaultPartition int64 = -4
+)
+
+// maxErrorLen is how much of an error message is passed to the host, which
+// keeps at most 4 KiB of it anyway.
+const maxErrorLen = 4096
+
+// maxInputBuffer bounds kpipe_buffer requests: the ABI caps guest memory at
+// 2 GiB, so a larger buffer could never be allocated.
+const maxInputBuffer = 1 << 30
+
+// RegisterInterceptor makes p the plugin's interceptor. It must be called from
+// an init function of package main: a plugin is built with
+// -buildmode=c-shared, and in that mode main is never run. It panics if an
+// interceptor is already registered or p is nil.
+func RegisterInterceptor(p Interceptor) {
+	if p == nil {
+		panic("kpipe: RegisterInterceptor(nil)")
+	}
+	if rt.interceptor != nil {
+		panic("kpipe: RegisterInterceptor called twice")
+	}
+	rt.interceptor = p
+}
+
+// RegisterSerializer makes p the plugin's serializer. It must be called from
+// an init function of package main, and panics if a serializer is already
+// registered or p is nil.
+func RegisterSerializer(p Serializer) {
+	if p == nil {
+		panic("kpipe: RegisterSerializer(nil)")
+	}
+	if rt.serializer != nil {
+		panic("kpipe: RegisterSerializer called twice")
+	}
+	rt.serializer = p
+}
+
+// RegisterPartitioner makes p the plugin's partitioner. It must be called from
+// an init function of package main, and panics if a partitioner is already
+// registered or p is nil.
+func RegisterPartitioner(p Partitioner) {
+	if p == nil {
+		panic("kpipe: RegisterPartitioner(nil)")
+	}
+	if rt.partitioner != nil {
+		panic("kpipe: RegisterPartitioner called twice")
+	}
+	rt.partitioner = p
+}
+
+// rt is the state of the plugin instance. A WebAssembly instance runs one call
+// at a time, so it needs no locking.
+var rt runtime
+
+// runtime holds the registered plugins and the buffers reused between calls.
+type runtime struct {
+	interceptor Interceptor
+	serializer  Serializer
+	partitioner Partitioner
+
+	// in is the input buffer handed to the host by kpipe_buffer.
+	in []byte
+	// out is the encoding buffer for records returned by OnSend.
+	out []byte
+	// keep holds the last result until the next call, so that it stays
+	// reachable while the host copies it.
+	keep []byte
+	// dec and rec are the decoder and the record reused by every hook.
+	dec decoder
+	rec Record
+	ack Ack
+}
+
+// kinds returns the kpipe_kinds bit set of the registered plugins.
+func (rt *runtime) kinds() int32 {
+	var k int32
+	if rt.interceptor != nil {
+		k |= kindInterceptor
+	}
+	if rt.serializer != nil {
+		k |= kindSerializer
+	}
+	if rt.partitioner != nil {
+		k |= kindPartitioner
+	}
+	return k
+}
+
+// buffer implements kpipe_buffer: it returns an input buffer of at least size
+// bytes, reusing the current one when it is large enough, or nil.
+func (rt *runtime) buffer(size int32) []byte {
+	if size < 0 || size > maxInputBuffer {
+		return nil
+	}
+	if size == 0 {
+		size = 1 // the address of an empty buffer could be 0, which means failure
+	}
+	if cap(rt.in) < int(size) {
+		rt.in = nil // let the old buffer go before allocating the new one
+		rt.in = make([]byte, size)
+	}
+	rt.in = rt.in[:cap(rt.in)]
+	return rt.in
+}
+
+// input returns the first n bytes of the input buffer.
+func (rt *runtime) input(n int32) ([]byte, error) {
+	if n < 0 || int(n) > len(rt.in) {
+		return nil, fmt.Errorf("%w: input length %d does not fit the %d-byte input buffer", errMalformed, n, len(rt.in))
+	}
+	return rt.in[:n], nil
+}
+
+// init implements kpipe_init: it calls Init of every registered plugin that
+// has one, once per distinct value.
+func (rt *runtime) init() (code int64) {
+	defer rt.recover("kpipe_init", &code)
+	var done []any
+	for _, p := range []any{rt.interceptor, rt.serializer, rt.partitioner} {
+		in, ok := p.(Initializer)
+		if !ok || containsSame(done, p) {
+			continue
+		}
+		done = append(done, p)
+		if err := in.Init(); err != nil {
+			return rt.fail(fmt.Errorf("init: %w", err))
+		}
+	}
+	return statusOK
+}
+
+// containsSame reports whether list holds a value equal to p. Values of
+// incomparable types never compare equal.
+func containsSame(list []any, p any) (found bool) {
+	defer func() {
+		if recover() != nil {
+			found = false
+		}
+	}()
+	for _, q := range list {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// onSend implements kpipe_on_send. A non-empty result slice is the encoded
+// new record; otherwise code is the hook's result.
+func (rt *runtime) onSend(n int32) (result []byte, code int64) {
+	defer rt.recover("OnSend", &code)
+	if rt.interceptor == nil {
+		return nil, rt.fail(errors.New("kpipe_on_send called, but no interceptor is registered"))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = rt.dec.decodeRecord(in, &rt.rec)
+	}
+	if err != nil {
+		return nil, rt.fail(err)
+	}
+	action, err := rt.interceptor.OnSend(&rt.rec)
+	if err != nil {
+		return nil, rt.fail(err)
+	}
+	switch action {
+	case Unchanged:
+		return nil, statusOK
+	case Drop:
+		return nil, statusDrop
+	case Changed:
+		out, err := appendRecord(rt.out[:0], &rt.rec)
+		if err != nil {
+			return nil, rt.fail(err)
+		}
+		rt.out = out
+		return rt.result(out), statusOK
+	}
+	return nil, rt.fail(fmt.Errorf("OnSend returned unknown %v", action))
+}
+
+// onAck implements kpipe_on_ack.
+func (rt *runtime) onAck(n int32) (code int64) {
+	defer rt.recover("OnAck", &code)
+	if rt.interceptor == nil {
+		return rt.fail(errors.New("kpipe_on_ack called, but no interceptor is registered"))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = rt.dec.decodeAck(in, &rt.ack, &rt.rec)
+	}
+	if err != nil {
+		return rt.fail(err)
+	}
+	if err := rt.interceptor.OnAck(&rt.rec, rt.ack); err != nil {
+		return rt.fail(err)
+	}
+	return statusOK
+}
+
+// serialize implements kpipe_serialize. A non-empty result slice is the
+// serialized form; otherwise code is the hook's result (0 for empty).
+func (rt *runtime) serialize(target, n int32) (result []byte, code int64) {
+	defer rt.recover("Serialize", &code)
+	if rt.serializer == nil {
+		return nil, rt.fail(errors.New("kpipe_serialize called, but no serializer is registered"))
+	}
+	if t := Target(target); t != TargetKey && t != TargetValue {
+		return nil, rt.fail(fmt.Errorf("%w: unknown serializer target %d", errMalformed, target))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = rt.dec.decodeRecord(in, &rt.rec)
+	}
+	if err != nil {
+		return nil, rt.fail(err)
+	}
+	b, err := rt.serializer.Serialize(Target(target), &rt.rec)
+	switch {
+	case err != nil:
+		return nil, rt.fail(err)
+	case b == nil:
+		return nil, statusNull
+	case len(b) == 0:
+		return nil, statusOK
+	case len(b) > maxInputBuffer:
+		return nil, rt.fail(fmt.Errorf("serialized %v of %d bytes is too large", Target(target), len(b)))
+	}
+	return rt.result(b), statusOK
+}
+
+// partition implements kpipe_partition.
+func (rt *runtime) partition(numPartitions, n int32) (code int64) {
+	defer rt.recover("Partition", &code)
+	if rt.partitioner == nil {
+		return rt.fail(errors.New("kpipe_partition called, but no partitioner is registered"))
+	}
+	if numPartitions <= 0 {
+		return rt.fail(fmt.Errorf("%w: partition count %d is not positive", errMalformed, numPartitions))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = rt.dec.decodeRecord(in, &rt.rec)
+	}
+	if err != nil {
+		return rt.fail(err)
+	}
+	p, err := rt.partitioner.Partition(&rt.rec, numPartitions)
+	switch {
+	case err != nil:
+		return rt.fail(err)
+	case p == DefaultPartition:
+		return statusDefaultPartition
+	case p < 0 || p >= numPartitions:
+		// Negative values other than the status codes are invalid results,
+		// which the host would treat as a fault: report an error instead.
+		return rt.fail(fmt.Errorf("partition %d out of range [0, %d)", p, numPartitions))
+	}
+	return int64(p)
+}
+
+// result keeps b reachable until the next call and returns it.
+func (rt *runtime) result(b []byte) []byte {
+	rt.keep = b
+	return b
+}
+
+// fail passes err's message to the host and returns KPIPE_ERROR.
+func (rt *runtime) fail(err error) int64 {
+	msg := err.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	host.setError(msg)
+	return statusError
+}
+
+// recover turns a panic in a hook into KPIPE_ERROR with the panic message, so
+// that a bug in a plugin fails one call rather than the instance. It must be
+// deferred directly.
+func (rt *runtime) recover(hook string, code *int64) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	rt.keep = nil
+	if host.logEnabled(LevelDebug) {
+		host.log(LevelDebug, fmt.Sprintf("panic in %s: %v\n%s", hook, p, debug.Stack()))
+	}
+	*code = rt.fail(fmt.Errorf("panic in %s: %v", hook, p))
+}
