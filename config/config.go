@@ -54,7 +54,8 @@ type Kafka struct {
 	// Acks is "0", "1" or "all" (acks); "" keeps the default, all.
 	Acks string
 	// Idempotence enables idempotent writes (enable.idempotence); nil
-	// keeps the default, which is on. It requires Acks "all".
+	// keeps the default: on when acks is "all", off otherwise. It
+	// requires Acks "all".
 	Idempotence *bool
 	// TransactionalID makes the producer transactional
 	// (transactional.id). It requires idempotence.
@@ -77,13 +78,13 @@ type Kafka struct {
 	// 0 keeps the default, unlimited.
 	MaxBufferedBytes int64
 	// Compression is "none", "gzip", "snappy", "lz4" or "zstd"
-	// (compression.type); "" keeps the default, snappy.
+	// (compression.type); "" keeps the default, none.
 	Compression string
 	// RequestTimeout is how long the broker may take to answer a produce
-	// request (request.timeout.ms); 0 keeps the default, 10s.
+	// request (request.timeout.ms); 0 keeps the default, 30s.
 	RequestTimeout time.Duration
 	// DeliveryTimeout bounds the time from send to acknowledgement
-	// (delivery.timeout.ms); 0 keeps the default, unlimited.
+	// (delivery.timeout.ms); 0 keeps the default, 2m.
 	DeliveryTimeout time.Duration
 	// Retries caps how often a record is retried (retries); nil keeps the
 	// default, unlimited.
@@ -105,6 +106,10 @@ type Pipeline struct {
 	KeySerializer   *Plugin
 	ValueSerializer *Plugin
 	Partitioner     *Plugin
+	// CircuitBreaker is the failure policy of the pipeline's interceptors
+	// and partitioner, or nil for the pipeline's default (threshold 10,
+	// cooldown 10s).
+	CircuitBreaker *CircuitBreaker
 	// DefRange is the position of the block header, for diagnostics.
 	DefRange hcl.Range
 }
@@ -138,16 +143,16 @@ type Plugin struct {
 	// MaxOutput is the largest result a hook may return, in bytes; 0
 	// keeps the host's default.
 	MaxOutput int
-	// CircuitBreaker is the failure policy, or nil for the pipeline's
-	// default.
-	CircuitBreaker *CircuitBreaker
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
 }
 
-// CircuitBreaker is a plugin's circuit_breaker block: after Threshold
-// consecutive faults the plugin is bypassed for Cooldown, then tried again.
+// CircuitBreaker is a pipeline's circuit_breaker block: after Threshold
+// consecutive failures of one interceptor or partitioner, that plugin is
+// bypassed for Cooldown, then tried again (the cool-down doubles, up to 16
+// times, while the plugin keeps failing). Threshold 0 disables the breaker.
+// Serializers are never bypassed.
 type CircuitBreaker struct {
 	Threshold int
 	Cooldown  time.Duration

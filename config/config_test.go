@@ -61,10 +61,10 @@ pipeline "orders" {
     timeout      = "200ms"
     pool_size    = 4
     max_output   = "1MiB"
-    circuit_breaker {
-      threshold = 5
-      cooldown  = "10s"
-    }
+  }
+  circuit_breaker {
+    threshold = 5
+    cooldown  = "10s"
   }
   interceptor "second" {
     module = "plugins/stamp.wasm"
@@ -123,8 +123,8 @@ pipeline "plain" {}
 		{"stamp timeout", st.Timeout, 200 * time.Millisecond},
 		{"stamp pool", st.PoolSize, 4},
 		{"stamp max_output", st.MaxOutput, 1 << 20},
-		{"stamp breaker", *st.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},
-		{"second breaker", p.Interceptors[1].CircuitBreaker == nil, true},
+		{"breaker", *p.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},
+		{"plain breaker", cfg.Pipelines[1].CircuitBreaker == nil, true},
 		{"second config", p.Interceptors[1].Config == nil, true},
 		{"key serializer", p.KeySerializer.Builtin + "/" + p.KeySerializer.Name, "string/string"},
 		{"value serializer", p.ValueSerializer.Builtin, "json"},
@@ -241,10 +241,10 @@ pipeline "p" {
     max_output   = 0
     timeout      = 5
     pool_size    = 0
-    circuit_breaker {
-      threshold = 1.5
-      cooldown  = "0s"
-    }
+  }
+  circuit_breaker {
+    threshold = 1.5
+    cooldown  = "0s"
   }
 }
 `,
@@ -258,8 +258,8 @@ pipeline "p" {
 				"12:20: error: Invalid size",
 				"13:20: error: Invalid duration",
 				"14:20: error: Invalid value",
-				"16:19: error: Invalid value",
-				"17:19: error: Invalid duration",
+				"17:17: error: Invalid value",
+				"18:17: error: Invalid duration",
 			},
 		},
 		{
@@ -387,13 +387,22 @@ pipeline "p" {}
 			src: `pipeline "p" {
   interceptor "a" {
     module = "m.wasm"
-    circuit_breaker {
-      threshold = 3
-    }
+    circuit_breaker {}
+  }
+  circuit_breaker {
+    threshold = 3
+  }
+  circuit_breaker {
+    threshold = 0
+    cooldown  = "1s"
   }
 }
 `,
-			want: []string{"4:21: error: Missing required argument"},
+			want: []string{
+				"4:5: error: Unsupported block type",
+				"6:19: error: Missing required argument",
+				"9:3: error: Duplicate circuit_breaker block",
+			},
 		},
 	}
 	for _, tt := range tests {

@@ -17,10 +17,11 @@
 //	    module = "plugins/headerstamp.wasm"   # relative to this file
 //	    config = { header = "x-origin", value = env("HOSTNAME", "unknown") }
 //	    timeout = "200ms"
-//	    circuit_breaker {
-//	      threshold = 5
-//	      cooldown  = "10s"
-//	    }
+//	  }
+//
+//	  circuit_breaker {
+//	    threshold = 5
+//	    cooldown  = "10s"
 //	  }
 //
 //	  value_serializer { builtin = "json" }

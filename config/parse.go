@@ -85,6 +85,7 @@ var pipelineSchema = &hcl.BodySchema{
 		{Type: "key_serializer"},
 		{Type: "value_serializer"},
 		{Type: "partitioner"},
+		{Type: "circuit_breaker"},
 	},
 }
 
@@ -97,9 +98,6 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "circuit_breaker"},
 	},
 }
 
@@ -297,6 +295,10 @@ func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
 				p.ValueSerializer = d.plugin(blk, plugins.KindSerializer, "")
 			case "partitioner":
 				p.Partitioner = d.plugin(blk, plugins.KindPartitioner, "")
+			case "circuit_breaker":
+				p.CircuitBreaker = d.circuitBreaker(blk)
+			default:
+				panic("config: unhandled block type " + blk.Type)
 			}
 		}
 	}
@@ -366,13 +368,6 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			p.MaxOutput = int(v)
 		}
 	}
-	for _, blk := range content.Blocks {
-		if p.CircuitBreaker != nil {
-			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin has at most one circuit_breaker block.")
-			continue
-		}
-		p.CircuitBreaker = d.circuitBreaker(blk)
-	}
 	return p
 }
 
@@ -406,7 +401,7 @@ func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
 	content, diags := b.Body.Content(circuitBreakerSchema)
 	d.diags = append(d.diags, diags...)
 	if attr, ok := content.Attributes["threshold"]; ok {
-		cb.Threshold, _ = d.int(attr, 1, 1<<31-1)
+		cb.Threshold, _ = d.int(attr, 0, 1<<31-1)
 	}
 	if attr, ok := content.Attributes["cooldown"]; ok {
 		if v, ok := d.duration(attr, false); ok && v == 0 {
