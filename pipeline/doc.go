@@ -1,0 +1,50 @@
+// Package pipeline is kpipe's producer: a programmable pipeline around a
+// franz-go Kafka client.
+//
+// Every record sent goes through these stages, in order:
+//
+//  1. the interceptors' OnSend, in the order they were given, each seeing the
+//     previous one's output; an interceptor may change the record or drop it;
+//  2. the key and value serializers (a null key or value stays null, so
+//     tombstones stay tombstones);
+//  3. the partitioner, unless the record names its partition;
+//  4. the Kafka client, which batches, compresses, retries and sends;
+//  5. the OnAck of every interceptor whose OnSend saw the record, for
+//     success and failure alike, then the record's callback.
+//
+// Every record ends in exactly one Outcome, reported once to its callback:
+// Delivered, Filtered (dropped by an interceptor) or Failed, with the reason.
+//
+// # Plugin failures
+//
+// A broken plugin never stops the stream:
+//
+//   - an interceptor whose OnSend fails (error, WASM fault, panic of a Go
+//     interceptor) is logged with its name and hook and counted; the record
+//     goes on as it was before that interceptor;
+//   - an OnAck failure is logged and counted, and changes nothing;
+//   - a serializer failure fails that record alone, with an error wrapping
+//     ErrSerialize; nothing half-serialized is sent;
+//   - a partitioner failure or out-of-range partition is logged and counted,
+//     and the record goes through the default partitioner;
+//   - an interceptor or partitioner that keeps failing is bypassed for a
+//     cool-down and then tried again (see CircuitBreaker); bypassed calls
+//     are counted.
+//
+// Failure logs are limited to one per plugin and hook per second; Stats has
+// the exact counts.
+//
+// # Partitioning
+//
+// franz-go fixes its partitioner when the client is created. The Producer
+// gives it one stable partitioner that reads the current plugin from an
+// atomic pointer, so SetPartitioner swaps partitioners while records flow.
+// Partitions are always exact partition numbers, and a record that names its
+// partition (plugins.Record.SetPartition, including partition 0) goes there
+// without calling the partitioner.
+//
+// # Closing
+//
+// franz-go's Close fails buffered records; Producer.Close first flushes until
+// its context ends, then closes, and reports the records left undelivered.
+package pipeline

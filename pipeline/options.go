@@ -1,0 +1,303 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// An Option configures a Producer. Options are applied in order; for a
+// setting given twice the last one wins, except Interceptor, which appends.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// AckLevel is how many replicas must have written a record before the broker
+// acknowledges it (Kafka property acks).
+type AckLevel int8
+
+// The acknowledgement levels.
+const (
+	// AcksNone (acks=0): the broker sends no response; a record counts as
+	// delivered once written to the connection, and its offset is unknown
+	// (Result.Offset is -1).
+	AcksNone AckLevel = 0
+	// AcksLeader (acks=1): the partition leader has written the record.
+	AcksLeader AckLevel = 1
+	// AcksAll (acks=all or -1): every in-sync replica has written it.
+	AcksAll AckLevel = -1
+)
+
+func (a AckLevel) String() string {
+	switch a {
+	case AcksNone:
+		return "0"
+	case AcksLeader:
+		return "1"
+	case AcksAll:
+		return "all"
+	}
+	return fmt.Sprintf("AckLevel(%d)", int8(a))
+}
+
+// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1".
+func ParseAcks(s string) (AckLevel, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "0", "none":
+		return AcksNone, nil
+	case "1", "leader":
+		return AcksLeader, nil
+	case "all", "-1":
+		return AcksAll, nil
+	}
+	return 0, fmt.Errorf("invalid acks %q: want 0, 1, all or -1", s)
+}
+
+// Codec is a compression codec for record batches (Kafka property
+// compression.type).
+type Codec uint8
+
+// The compression codecs.
+const (
+	NoCompression Codec = iota
+	Gzip
+	Snappy
+	LZ4
+	Zstd
+)
+
+var codecNames = [...]string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+func (c Codec) String() string {
+	if int(c) < len(codecNames) {
+		return codecNames[c]
+	}
+	return fmt.Sprintf("Codec(%d)", uint8(c))
+}
+
+// ParseCodec parses a Kafka compression.type value: none, gzip, snappy, lz4
+// or zstd.
+func ParseCodec(s string) (Codec, error) {
+	for i, n := range codecNames {
+		if strings.EqualFold(strings.TrimSpace(s), n) {
+			return Codec(i), nil
+		}
+	}
+	return 0, fmt.Errorf("invalid compression type %q: want one of %s", s, strings.Join(codecNames[:], ", "))
+}
+
+func (c Codec) kgo() (kgo.CompressionCodec, error) {
+	switch c {
+	case NoCompression:
+		return kgo.NoCompression(), nil
+	case Gzip:
+		return kgo.GzipCompression(), nil
+	case Snappy:
+		return kgo.SnappyCompression(), nil
+	case LZ4:
+		return kgo.Lz4Compression(), nil
+	case Zstd:
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("invalid compression codec %d", uint8(c))
+}
+
+type namedInterceptor struct {
+	name string
+	ic   plugins.Interceptor
+}
+
+type config struct {
+	brokers         []string
+	clientID        string
+	acks            AckLevel
+	idempotence     *bool
+	txnID           string
+	linger          time.Duration
+	batchMaxBytes   int32
+	maxRequestSize  int32
+	maxBufRecords   int
+	maxBufBytes     int
+	codecs          []Codec
+	requestTimeout  time.Duration
+	deliveryTimeout time.Duration
+	retries         int
+	defaultTopic    string
+	interceptors    []namedInterceptor
+	keySerName      string
+	keySer          plugins.Serializer
+	valSerName      string
+	valSer          plugins.Serializer
+	partName        string
+	part            plugins.Partitioner
+	logger          hclog.Logger
+	cbThreshold     int
+	cbCooldown      time.Duration
+	kgoOpts         []kgo.Opt
+}
+
+func defaultConfig() config {
+	return config{
+		acks:            AcksAll,
+		linger:          10 * time.Millisecond,
+		batchMaxBytes:   1_000_012,
+		maxRequestSize:  100 << 20,
+		maxBufRecords:   50_000,
+		codecs:          []Codec{NoCompression},
+		requestTimeout:  30 * time.Second,
+		deliveryTimeout: 2 * time.Minute,
+		retries:         -1,
+		cbThreshold:     10,
+		cbCooldown:      10 * time.Second,
+	}
+}
+
+// Brokers sets the seed brokers, as host:port (Kafka property
+// bootstrap.servers). Required; there is no default.
+func Brokers(addrs ...string) Option {
+	return optionFunc(func(c *config) { c.brokers = append([]string(nil), addrs...) })
+}
+
+// ClientID sets the client ID sent to brokers with every request (Kafka
+// property client.id). Default: franz-go's, "kgo".
+func ClientID(id string) Option { return optionFunc(func(c *config) { c.clientID = id }) }
+
+// Acks sets how many replicas must acknowledge a record (Kafka property
+// acks). Default: AcksAll, as in the Java client since Kafka 3.0.
+func Acks(a AckLevel) Option { return optionFunc(func(c *config) { c.acks = a }) }
+
+// Idempotence turns the idempotent producer on or off (Kafka property
+// enable.idempotence). An idempotent producer never writes a record twice
+// after a retry and keeps per-partition order. It requires AcksAll: New fails
+// if Idempotence(true) is given with another acks level. Default: on when
+// acks is all, off otherwise (the Java client's rule for an unset
+// enable.idempotence).
+func Idempotence(on bool) Option { return optionFunc(func(c *config) { c.idempotence = &on }) }
+
+// TransactionalID makes the producer transactional under id (Kafka property
+// transactional.id): records must then be sent between BeginTransaction and
+// CommitTransaction or AbortTransaction. Requires idempotence, and so
+// AcksAll. Default: none (not transactional).
+func TransactionalID(id string) Option { return optionFunc(func(c *config) { c.txnID = id }) }
+
+// Linger sets how long the client waits for more records before it sends a
+// partly filled batch (Kafka property linger.ms). Zero sends as soon as
+// possible. Default: 10ms (franz-go's default; the Java client's is 5ms
+// since Kafka 4.0).
+func Linger(d time.Duration) Option { return optionFunc(func(c *config) { c.linger = d }) }
+
+// BatchMaxBytes caps the size of one record batch (franz-go
+// ProducerBatchMaxBytes, the closest to Kafka's batch.size). Unlike Java's
+// batch.size it is also the largest record the producer accepts: a record
+// that does not fit in a batch on its own fails with a "record too large"
+// error, alone. It should not exceed the topic's max.message.bytes.
+// Default: 1,000,012 bytes, Kafka's default max.message.bytes.
+func BatchMaxBytes(n int32) Option { return optionFunc(func(c *config) { c.batchMaxBytes = n }) }
+
+// MaxRequestSize caps the size of one produce request (franz-go
+// BrokerMaxWriteBytes; Kafka property max.request.size). Default: 100 MiB,
+// the broker's socket.request.max.bytes; the per-record limit is
+// BatchMaxBytes.
+func MaxRequestSize(n int32) Option { return optionFunc(func(c *config) { c.maxRequestSize = n }) }
+
+// MaxBufferedRecords caps how many records may wait in the client; Send
+// blocks while the buffer is full, until space frees or its context ends
+// (franz-go MaxBufferedRecords; no Kafka equivalent). Default: 50,000.
+func MaxBufferedRecords(n int) Option { return optionFunc(func(c *config) { c.maxBufRecords = n }) }
+
+// MaxBufferedBytes caps how many bytes of records may wait in the client;
+// Send blocks while it is exceeded (franz-go MaxBufferedBytes; Kafka
+// property buffer.memory). Zero means no byte limit. Default: 0.
+func MaxBufferedBytes(n int) Option { return optionFunc(func(c *config) { c.maxBufBytes = n }) }
+
+// Compression sets the batch compression codecs in order of preference; the
+// first one the broker supports is used (Kafka property compression.type,
+// which takes one). Default: NoCompression, as in the Java client.
+func Compression(codecs ...Codec) Option {
+	return optionFunc(func(c *config) { c.codecs = append([]Codec(nil), codecs...) })
+}
+
+// RequestTimeout sets how long a broker may take to answer a produce request
+// (franz-go ProduceRequestTimeout; Kafka property request.timeout.ms).
+// Default: 30s, the Java client's.
+func RequestTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.requestTimeout = d })
+}
+
+// DeliveryTimeout bounds the time from Send to the record's outcome; a record
+// still not delivered then fails (franz-go RecordDeliveryTimeout; Kafka
+// property delivery.timeout.ms). Zero means no limit. Default: 2 minutes, the
+// Java client's.
+func DeliveryTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.deliveryTimeout = d })
+}
+
+// Retries caps how many times a record is retried before it fails (franz-go
+// RecordRetries; Kafka property retries). Negative means no limit other than
+// DeliveryTimeout. Default: -1.
+func Retries(n int) Option { return optionFunc(func(c *config) { c.retries = n }) }
+
+// DefaultTopic sets the topic of records whose Topic is empty; it is filled
+// in before the interceptors run. Without it such records fail. Default:
+// none.
+func DefaultTopic(topic string) Option { return optionFunc(func(c *config) { c.defaultTopic = topic }) }
+
+// Interceptor appends an interceptor to the chain. Interceptors run in the
+// order given; name identifies it in logs and Stats. At most 64.
+func Interceptor(name string, ic plugins.Interceptor) Option {
+	return optionFunc(func(c *config) { c.interceptors = append(c.interceptors, namedInterceptor{name, ic}) })
+}
+
+// KeySerializer sets the serializer of record keys (Kafka property
+// key.serializer). Null keys are never passed to it. Default: none, the
+// keys are sent as they are (the built-in "bytes").
+func KeySerializer(name string, s plugins.Serializer) Option {
+	return optionFunc(func(c *config) { c.keySerName, c.keySer = name, s })
+}
+
+// ValueSerializer sets the serializer of record values (Kafka property
+// value.serializer). Null values (tombstones) are never passed to it.
+// Default: none, the values are sent as they are (the built-in "bytes").
+func ValueSerializer(name string, s plugins.Serializer) Option {
+	return optionFunc(func(c *config) { c.valSerName, c.valSer = name, s })
+}
+
+// Partitioner sets the partitioner of records that do not name a partition
+// (Kafka property partitioner.class); it can be replaced later with
+// SetPartitioner. Default: the built-in "default" (murmur2 for keyed records
+// like the Java client, sticky batches for unkeyed ones).
+func Partitioner(name string, p plugins.Partitioner) Option {
+	return optionFunc(func(c *config) { c.partName, c.part = name, p })
+}
+
+// Logger sets the logger for plugin failures and the client's own warnings
+// and errors. Default: hclog.Default() named "kpipe".
+func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// CircuitBreaker sets when a failing interceptor or partitioner is bypassed:
+// after threshold consecutive failures of one plugin, its calls are skipped
+// for cooldown (interceptors pass records through unchanged, partitioners
+// defer to the default partitioner); then it is tried again. If it fails
+// again at once the next cool-down is twice as long, up to 16 times
+// cooldown; one success resets it. A threshold of zero or less disables the
+// breaker. Serializers are never bypassed: a record they cannot serialize
+// fails. Default: threshold 10, cooldown 10s.
+func CircuitBreaker(threshold int, cooldown time.Duration) Option {
+	return optionFunc(func(c *config) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
+}
+
+// KgoOptions passes options to the underlying franz-go client, after the
+// ones derived from the other options, so they win. It is an escape hatch
+// (TLS, SASL, metadata settings, hooks); options that change partitioning
+// (kgo.RecordPartitioner) or the default topic break the pipeline's
+// guarantees.
+func KgoOptions(opts ...kgo.Opt) Option {
+	return optionFunc(func(c *config) { c.kgoOpts = append(c.kgoOpts, opts...) })
+}

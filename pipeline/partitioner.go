@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// kgoPartitioner is the partitioner franz-go sees. franz-go captures it once
+// and caches its TopicPartitioners, so it never changes: each
+// topicPartitioner reads the producer's current partitioner from an atomic
+// pointer on every call, which is how SetPartitioner swaps partitioners
+// without a new client.
+type kgoPartitioner struct{ p *Producer }
+
+func (k kgoPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	def, _ := plugins.NewPartitioner(plugins.PartitionerDefault, nil)
+	return &topicPartitioner{p: k.p, fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
+}
+
+// topicPartitioner partitions one topic. franz-go calls it for one record at
+// a time, so its fields need no locking.
+type topicPartitioner struct {
+	p        *Producer
+	slot     *partitionerSlot         // the partitioner cur belongs to
+	cur      plugins.Partitioner      // slot.p, or its TopicPartitioner
+	batch    plugins.TopicPartitioner // cur, if it wants OnNewBatch
+	fallback plugins.TopicPartitioner // the default partitioner
+	scratch  plugins.Record           // what the plugin sees, reused
+}
+
+// RequiresConsistency is always true: partitions are exact partition numbers
+// (explicit partitions, plugins and Java-compatible key hashing all need
+// them), never indexes into the currently writable partitions.
+func (*topicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (t *topicPartitioner) OnNewBatch() {
+	t.fallback.OnNewBatch()
+	if t.batch != nil {
+		t.batch.OnNewBatch()
+	}
+}
+
+func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
+	e, _ := kr.Context.(*envelope)
+	if e != nil && e.explicit {
+		// Out of range fails the record in franz-go; finish explains.
+		return int(kr.Partition)
+	}
+	s := t.p.part.Load()
+	if s != t.slot {
+		t.slot, t.cur, t.batch = s, s.p, nil
+		if s.perTopic != nil {
+			tp := s.perTopic.ForTopic(kr.Topic)
+			t.cur, t.batch = tp, tp
+		}
+	}
+	r := &t.scratch
+	*r = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
+	if !s.br.allow() {
+		s.stats.bypasses.Add(1)
+		return t.def(r, n)
+	}
+	part, err := t.call(e, r, int32(n))
+	switch {
+	case err == nil && part >= 0 && part < int32(n):
+		s.br.success()
+		return int(part)
+	case err == nil && part == plugins.DefaultPartition:
+		s.br.success()
+		return t.def(r, n)
+	case err == nil:
+		err = fmt.Errorf("partition %d out of range [0, %d)", part, n)
+	}
+	t.p.pluginFailed(s.name, HookPartition, &s.stats, &s.br, err)
+	return t.def(r, n)
+}
+
+func (t *topicPartitioner) call(e *envelope, r *plugins.Record, n int32) (part int32, err error) {
+	st := &t.slot.stats
+	start := st.start()
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("panic: %v", x)
+		}
+		st.end(start)
+	}()
+	if e != nil {
+		return t.cur.Partition(e, r, n)
+	}
+	return t.cur.Partition(context.Background(), r, n)
+}
+
+// def runs the default partitioner, which never fails.
+func (t *topicPartitioner) def(r *plugins.Record, n int) int {
+	part, _ := t.fallback.Partition(context.Background(), r, int32(n))
+	return int(part)
+}

@@ -1,0 +1,692 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// Outcome is how a record's trip through the pipeline ended.
+type Outcome uint8
+
+// The outcomes. Every record sent ends in exactly one of them.
+const (
+	// Delivered: the broker acknowledged the record (or, with AcksNone,
+	// the client wrote it).
+	Delivered Outcome = iota
+	// Filtered: an interceptor dropped the record; it was not sent. This
+	// is not an error.
+	Filtered
+	// Failed: the record was not delivered; Result.Err says why.
+	Failed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Filtered:
+		return "filtered"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// Result is the outcome of one record.
+type Result struct {
+	Outcome Outcome
+	// Topic is the topic the record was (or would have been) written to.
+	Topic string
+	// Partition is the partition the record was written to, or -1 if it
+	// was not delivered.
+	Partition int32
+	// Offset is the record's offset in its partition, or -1 if it was not
+	// delivered or the producer uses AcksNone.
+	Offset int64
+	// Timestamp is the record's timestamp as produced (zero if it never
+	// reached the client).
+	Timestamp time.Time
+	// Err is why the record failed (Outcome Failed), or, for Filtered,
+	// which interceptor dropped it (errors.Is(Err, ErrFiltered)); nil
+	// when delivered.
+	Err error
+}
+
+var (
+	// ErrClosed is the error of records sent after Close, or still
+	// buffered when Close gave up waiting for them.
+	ErrClosed = errors.New("producer closed")
+	// ErrFiltered is wrapped by the Err of a filtered record's Result and
+	// given to the OnAck of the interceptors before the one that dropped
+	// it.
+	ErrFiltered = errors.New("record filtered")
+	// ErrRecordTooLarge is wrapped by the error of a record larger than
+	// BatchMaxBytes (or the broker's limit); it fails alone.
+	ErrRecordTooLarge = errors.New("record too large")
+	// ErrNoTopic is the error of a record with no topic when there is no
+	// DefaultTopic.
+	ErrNoTopic = errors.New("record has no topic and no default topic is set")
+	// ErrSerialize is wrapped by the error of a record whose key or value
+	// serializer failed.
+	ErrSerialize = errors.New("serialization failed")
+)
+
+// Producer runs records through interceptors, serializers and a partitioner
+// and produces them with a franz-go client. It is safe for concurrent use.
+type Producer struct {
+	cl      *kgo.Client
+	log     hclog.Logger
+	topic   string
+	txn     bool
+	acks0   bool
+	maxRec  int32
+	promise func(*kgo.Record, error)
+
+	ics    []*interceptorSlot
+	keySer *serializerSlot // nil: keys are sent as they are
+	valSer *serializerSlot
+
+	part      atomic.Pointer[partitionerSlot]
+	partMu    sync.Mutex
+	partSlots []*partitionerSlot // every partitioner used, for Stats
+	newBreak  func() breaker
+
+	closed       atomic.Bool
+	inflight     atomic.Int64
+	idle         chan struct{} // signalled when inflight drops to 0 after Close
+	closeFailed  atomic.Int64  // records failed because the client closed
+	_            [64]byte
+	delivered    atomic.Uint64
+	filtered     atomic.Uint64
+	failed       atomic.Uint64
+	_            [64]byte
+	closeMu      sync.Mutex
+	closeStarted bool
+}
+
+type interceptorSlot struct {
+	name   string
+	ic     plugins.Interceptor
+	br     breaker
+	onSend hookStats
+	onAck  hookStats
+}
+
+type serializerSlot struct {
+	name   string
+	s      plugins.Serializer
+	target plugins.Target
+	hook   Hook
+	stats  hookStats
+}
+
+type partitionerSlot struct {
+	name     string
+	p        plugins.Partitioner
+	perTopic plugins.PerTopicPartitioner // nil if p keeps no per-topic state
+	explicit bool                        // p requires explicit partitions
+	isDef    bool                        // p is the built-in default
+	br       breaker
+	stats    hookStats
+}
+
+// envelope carries one record through the client: the kgo.Record produced,
+// the caller's record and callback, and which interceptors saw it. It is the
+// kgo.Record's Context, which is how the partitioner and the promise find
+// it; as a context it is the Send call's context, which franz-go uses to
+// cancel the record while it is buffered.
+type envelope struct {
+	context.Context
+	kr       kgo.Record
+	rec      *plugins.Record
+	cb       func(*plugins.Record, Result)
+	seen     uint64 // bit i: interceptor i saw the record in OnSend
+	explicit bool   // the record names its partition
+	done     chan struct{}
+	result   Result
+}
+
+// New returns a Producer configured by opts. It creates the franz-go client
+// and pings the seed brokers: it fails if none answers before ctx ends, or if
+// the options are inconsistent (for example Idempotence(true) without
+// AcksAll).
+func New(ctx context.Context, opts ...Option) (*Producer, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if len(cfg.brokers) == 0 {
+		return nil, errors.New("pipeline: no brokers (use Brokers)")
+	}
+	if len(cfg.interceptors) > 64 {
+		return nil, fmt.Errorf("pipeline: %d interceptors, at most 64 are supported", len(cfg.interceptors))
+	}
+	switch cfg.acks {
+	case AcksNone, AcksLeader, AcksAll:
+	default:
+		return nil, fmt.Errorf("pipeline: invalid acks level %d", int8(cfg.acks))
+	}
+	idem := cfg.acks == AcksAll
+	if cfg.idempotence != nil {
+		if *cfg.idempotence && cfg.acks != AcksAll {
+			return nil, fmt.Errorf("pipeline: idempotence (enable.idempotence=true) requires acks=all, got acks=%s", cfg.acks)
+		}
+		idem = *cfg.idempotence
+	}
+	if cfg.txnID != "" && !idem {
+		return nil, fmt.Errorf("pipeline: transactional.id %q requires idempotence and acks=all", cfg.txnID)
+	}
+	if cfg.batchMaxBytes <= 0 || cfg.maxRequestSize <= 0 || cfg.maxBufRecords <= 0 || cfg.maxBufBytes < 0 {
+		return nil, errors.New("pipeline: BatchMaxBytes, MaxRequestSize and MaxBufferedRecords must be positive, MaxBufferedBytes not negative")
+	}
+	if cfg.batchMaxBytes > cfg.maxRequestSize {
+		return nil, fmt.Errorf("pipeline: BatchMaxBytes %d is larger than MaxRequestSize %d", cfg.batchMaxBytes, cfg.maxRequestSize)
+	}
+	log := cfg.logger
+	if log == nil {
+		log = hclog.Default().Named("kpipe")
+	}
+
+	p := &Producer{
+		log:    log,
+		topic:  cfg.defaultTopic,
+		txn:    cfg.txnID != "",
+		acks0:  cfg.acks == AcksNone,
+		maxRec: cfg.batchMaxBytes,
+		idle:   make(chan struct{}, 1),
+	}
+	p.promise = p.onPromise
+	threshold, cooldown := int32(min(cfg.cbThreshold, 1<<30)), int64(cfg.cbCooldown)
+	p.newBreak = func() breaker { return breaker{threshold: threshold, cooldown: cooldown} }
+	for _, ic := range cfg.interceptors {
+		if ic.ic == nil {
+			return nil, fmt.Errorf("pipeline: interceptor %q is nil", ic.name)
+		}
+		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, br: p.newBreak()})
+	}
+	if cfg.keySer != nil {
+		p.keySer = &serializerSlot{name: cfg.keySerName, s: cfg.keySer, target: plugins.TargetKey, hook: HookSerializeKey}
+	}
+	if cfg.valSer != nil {
+		p.valSer = &serializerSlot{name: cfg.valSerName, s: cfg.valSer, target: plugins.TargetValue, hook: HookSerializeValue}
+	}
+	p.SetPartitioner(cfg.partName, cfg.part)
+
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.brokers...),
+		kgo.ProducerLinger(cfg.linger),
+		kgo.ProducerBatchMaxBytes(cfg.batchMaxBytes),
+		kgo.BrokerMaxWriteBytes(cfg.maxRequestSize),
+		kgo.MaxBufferedRecords(cfg.maxBufRecords),
+		kgo.ProduceRequestTimeout(cfg.requestTimeout),
+		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
+		kgo.RecordPartitioner(kgoPartitioner{p}),
+		kgo.WithLogger(kgoLogger{log.Named("kgo")}),
+	}
+	if cfg.retries >= 0 {
+		kopts = append(kopts, kgo.RecordRetries(cfg.retries))
+	}
+	if cfg.maxBufBytes > 0 {
+		kopts = append(kopts, kgo.MaxBufferedBytes(cfg.maxBufBytes))
+	}
+	if cfg.clientID != "" {
+		kopts = append(kopts, kgo.ClientID(cfg.clientID))
+	}
+	switch cfg.acks {
+	case AcksNone:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.NoAck()))
+	case AcksLeader:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.LeaderAck()))
+	default:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	}
+	if !idem {
+		kopts = append(kopts, kgo.DisableIdempotentWrite())
+	}
+	if cfg.txnID != "" {
+		kopts = append(kopts, kgo.TransactionalID(cfg.txnID))
+	}
+	if len(cfg.codecs) > 0 {
+		codecs := make([]kgo.CompressionCodec, len(cfg.codecs))
+		for i, c := range cfg.codecs {
+			kc, err := c.kgo()
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: %w", err)
+			}
+			codecs[i] = kc
+		}
+		kopts = append(kopts, kgo.ProducerBatchCompression(codecs...))
+	}
+	kopts = append(kopts, cfg.kgoOpts...)
+
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: create client: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("pipeline: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
+	}
+	p.cl = cl
+	return p, nil
+}
+
+// SetPartitioner replaces the partitioner while records flow: records
+// partitioned from now on use p; none is lost or partitioned twice. A nil p
+// restores the built-in "default" partitioner. The partitioner's Stats entry
+// is kept.
+func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
+	if pp == nil {
+		pp, _ = plugins.NewPartitioner(plugins.PartitionerDefault, nil)
+		if name == "" {
+			name = plugins.PartitionerDefault
+		}
+	}
+	s := &partitionerSlot{name: name, p: pp, br: p.newBreak()}
+	s.perTopic, _ = pp.(plugins.PerTopicPartitioner)
+	if ep, ok := pp.(plugins.ExplicitPartitioner); ok {
+		s.explicit = ep.RequiresExplicitPartition()
+	}
+	p.partMu.Lock()
+	p.partSlots = append(p.partSlots, s)
+	p.partMu.Unlock()
+	p.part.Store(s)
+}
+
+// Send runs r through the pipeline and produces it asynchronously; cb, if
+// not nil, is called exactly once with the record's outcome. cb runs on the
+// producer's completion goroutine (or, for records that fail or are filtered
+// before they reach the client, on the caller's): it must be quick and must
+// not call Flush, Close or the transaction methods.
+//
+// The producer owns r until cb is called: interceptors change it in place,
+// and cb receives it as it was produced (serialized key and value, final
+// topic, partition and timestamp). r must not be reused before then.
+//
+// Send blocks while the client's buffer is full (MaxBufferedRecords,
+// MaxBufferedBytes); if ctx ends first the record fails with ctx's error.
+// Cancelling ctx may also fail the record while it is buffered.
+func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
+	e := p.prepare(ctx, r, cb)
+	if e != nil {
+		p.cl.Produce(e, &e.kr, p.promise)
+	}
+}
+
+// SendSync sends r and waits for its outcome. It does not wait out Linger:
+// the batch holding r is sent at once.
+func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
+	var res Result
+	done := false
+	e := p.prepare(ctx, r, func(_ *plugins.Record, rr Result) { res, done = rr, true })
+	if e == nil {
+		if !done {
+			panic("pipeline: record neither prepared nor completed")
+		}
+		return res
+	}
+	results := p.cl.ProduceSync(e, &e.kr)
+	p.finish(e, results[0].Err)
+	return res
+}
+
+// prepare runs the interceptors and serializers. It returns the envelope to
+// produce, or nil if the record is already complete (filtered or failed).
+func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) *envelope {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if r == nil {
+		p.failed.Add(1)
+		if cb != nil {
+			cb(nil, Result{Outcome: Failed, Partition: -1, Offset: -1, Err: errors.New("pipeline: nil record")})
+		}
+		return nil
+	}
+	p.inflight.Add(1)
+	e := &envelope{Context: ctx, rec: r, cb: cb}
+	e.kr.Context = e
+	if p.closed.Load() {
+		p.complete(e, Failed, ErrClosed)
+		return nil
+	}
+	if r.Topic == "" {
+		if p.topic == "" {
+			p.complete(e, Failed, ErrNoTopic)
+			return nil
+		}
+		r.Topic = p.topic
+	}
+
+	for i, s := range p.ics {
+		if !s.br.allow() {
+			s.onSend.bypasses.Add(1)
+			continue
+		}
+		e.seen |= 1 << i
+		saved := *r
+		v, err := s.callOnSend(e, r)
+		if err != nil {
+			*r = saved
+			p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.br, err)
+			continue
+		}
+		s.br.success()
+		if v == plugins.Drop {
+			s.onSend.drops.Add(1)
+			e.seen &^= 1 << i
+			p.complete(e, Filtered, fmt.Errorf("%w by interceptor %q", ErrFiltered, s.name))
+			return nil
+		}
+	}
+	if r.Topic == "" {
+		p.complete(e, Failed, ErrNoTopic)
+		return nil
+	}
+
+	key, val := r.Key, r.Value
+	var err error
+	if key != nil && p.keySer != nil {
+		if key, err = p.keySer.serialize(e, r); err != nil {
+			p.complete(e, Failed, err)
+			return nil
+		}
+	}
+	if val != nil && p.valSer != nil {
+		if val, err = p.valSer.serialize(e, r); err != nil {
+			p.complete(e, Failed, err)
+			return nil
+		}
+	}
+	r.Key, r.Value = key, val
+
+	if r.HasPartition {
+		e.explicit = true
+	} else if s := p.part.Load(); s.explicit {
+		p.complete(e, Failed, fmt.Errorf("partitioner %q: %w", s.name, plugins.ErrNoPartition))
+		return nil
+	}
+	e.kr.Topic = r.Topic
+	e.kr.Key = key
+	e.kr.Value = val
+	e.kr.Headers = r.Headers
+	e.kr.Timestamp = r.Timestamp
+	e.kr.Partition = r.Partition
+	return e
+}
+
+func (s *interceptorSlot) callOnSend(ctx context.Context, r *plugins.Record) (v plugins.Verdict, err error) {
+	t := s.onSend.start()
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("panic: %v", x)
+		}
+		s.onSend.end(t)
+	}()
+	v, err = s.ic.OnSend(ctx, r)
+	if err == nil && v != plugins.Continue && v != plugins.Drop {
+		err = fmt.Errorf("invalid verdict %d", v)
+	}
+	return v, err
+}
+
+func (s *interceptorSlot) callOnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) (err error) {
+	t := s.onAck.start()
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("panic: %v", x)
+		}
+		s.onAck.end(t)
+	}()
+	return s.ic.OnAck(ctx, r, ack)
+}
+
+func (s *serializerSlot) serialize(ctx context.Context, r *plugins.Record) (b []byte, err error) {
+	t := s.stats.start()
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("panic: %v", x)
+		}
+		s.stats.end(t)
+		if err != nil {
+			s.stats.failures.Add(1)
+			err = fmt.Errorf("%w: %s serializer %q: %w", ErrSerialize, s.target, s.name, err)
+		}
+	}()
+	return s.s.Serialize(ctx, s.target, r)
+}
+
+// pluginFailed counts and logs a failed interceptor or partitioner call and
+// feeds its circuit breaker.
+func (p *Producer) pluginFailed(name string, hook Hook, st *hookStats, br *breaker, err error) {
+	n := st.failures.Add(1)
+	if st.shouldLog() {
+		p.log.Warn("plugin failed; the record goes on without it", "plugin", name, "hook", string(hook), "error", err, "failures", n)
+	}
+	if d := br.failure(); d > 0 {
+		p.log.Error("plugin keeps failing; bypassing it", "plugin", name, "hook", string(hook), "error", err, "cooldown", d)
+	}
+}
+
+func (p *Producer) onPromise(kr *kgo.Record, err error) {
+	p.finish(kr.Context.(*envelope), err)
+}
+
+// finish completes a record that went to the client.
+func (p *Producer) finish(e *envelope, err error) {
+	kr := &e.kr
+	r := e.rec
+	r.Topic, r.Key, r.Value, r.Timestamp = kr.Topic, kr.Key, kr.Value, kr.Timestamp
+	if err != nil {
+		p.complete(e, Failed, p.explain(e, err))
+		return
+	}
+	r.Partition, r.HasPartition = kr.Partition, true
+	e.result = Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
+	if p.acks0 {
+		e.result.Offset = -1
+	}
+	p.delivered.Add(1)
+	p.acks(e, plugins.Ack{Offset: e.result.Offset})
+	p.done(e)
+}
+
+// explain wraps a client error with what it means for the record.
+func (p *Producer) explain(e *envelope, err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge):
+		size := len(e.kr.Key) + len(e.kr.Value)
+		for _, h := range e.kr.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		return fmt.Errorf("%w: key, value and headers take %d bytes, the limit is %d (BatchMaxBytes) or the broker's max.message.bytes: %w", ErrRecordTooLarge, size, p.maxRec, err)
+	case errors.Is(err, kgo.ErrClientClosed):
+		p.closeFailed.Add(1)
+		return fmt.Errorf("%w before the record was delivered: %w", ErrClosed, err)
+	case e.explicit && strings.Contains(err.Error(), "invalid record partitioning choice"):
+		return fmt.Errorf("record names partition %d, which topic %q does not have: %w", e.kr.Partition, e.kr.Topic, err)
+	}
+	return err
+}
+
+// complete ends a record with a failure or filter outcome.
+func (p *Producer) complete(e *envelope, o Outcome, err error) {
+	e.result = Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
+	if o == Filtered {
+		p.filtered.Add(1)
+	} else {
+		p.failed.Add(1)
+	}
+	p.acks(e, plugins.Ack{Offset: -1, Err: err})
+	p.done(e)
+}
+
+func (p *Producer) done(e *envelope) {
+	if e.cb != nil {
+		e.cb(e.rec, e.result)
+	}
+	if p.inflight.Add(-1) == 0 && p.closed.Load() {
+		select {
+		case p.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// acks calls OnAck of every interceptor that saw the record.
+func (p *Producer) acks(e *envelope, ack plugins.Ack) {
+	for seen := e.seen; seen != 0; seen &= seen - 1 {
+		i := bits.TrailingZeros64(seen)
+		s := p.ics[i]
+		if !s.br.allow() {
+			s.onAck.bypasses.Add(1)
+			continue
+		}
+		if err := s.callOnAck(context.Background(), e.rec, ack); err != nil {
+			p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.br, err)
+		} else {
+			s.br.success()
+		}
+	}
+}
+
+// Flush waits until every record sent before the call has its outcome, or
+// ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("pipeline: flush: %w", err)
+	}
+	return nil
+}
+
+// CloseReport says what Close left behind.
+type CloseReport struct {
+	// Undelivered counts records that failed with ErrClosed because
+	// Close did not wait for them (the flush ran out of time), plus
+	// records sent during or after Close.
+	Undelivered int64
+	// Delivered, Filtered and Failed are the producer's final totals.
+	Delivered, Filtered, Failed uint64
+}
+
+// Close flushes the records still buffered until ctx ends, then closes the
+// client: records still buffered fail with ErrClosed. It waits for every
+// callback to run and returns a report; the error is non-nil if the flush
+// did not finish (it wraps ctx's error). Records sent after Close fail with
+// ErrClosed. Close does not close the plugins. Calling Close twice returns
+// ErrClosed.
+func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closeStarted {
+		return CloseReport{}, fmt.Errorf("pipeline: %w", ErrClosed)
+	}
+	p.closeStarted = true
+	p.closed.Store(true)
+	ferr := p.cl.Flush(ctx)
+	p.cl.Close()
+	// Wait for the callbacks of the records the client just failed, and
+	// of Sends racing with Close.
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for p.inflight.Load() > 0 {
+		select {
+		case <-p.idle:
+		case <-time.After(10 * time.Millisecond):
+		case <-timeout.C:
+			p.log.Error("close: callbacks still running after 30s", "in_flight", p.inflight.Load())
+			return p.report(), errors.New("pipeline: close: callbacks did not finish")
+		}
+	}
+	rep := p.report()
+	if ferr != nil {
+		return rep, fmt.Errorf("pipeline: close: flush did not finish, %d records not delivered: %w", rep.Undelivered, ferr)
+	}
+	return rep, nil
+}
+
+func (p *Producer) report() CloseReport {
+	return CloseReport{
+		Undelivered: p.closeFailed.Load(),
+		Delivered:   p.delivered.Load(),
+		Filtered:    p.filtered.Load(),
+		Failed:      p.failed.Load(),
+	}
+}
+
+// BeginTransaction starts a transaction; the producer must have a
+// TransactionalID.
+func (p *Producer) BeginTransaction() error {
+	if !p.txn {
+		return errors.New("pipeline: begin transaction: producer has no transactional id")
+	}
+	if err := p.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("pipeline: begin transaction: %w", err)
+	}
+	return nil
+}
+
+// CommitTransaction flushes the records of the current transaction and
+// commits it. If the flush fails (ctx ended) the transaction stays open and
+// the caller should call AbortTransaction. If the commit fails, the records
+// are not visible to read_committed consumers.
+func (p *Producer) CommitTransaction(ctx context.Context) error {
+	if err := p.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("pipeline: commit transaction: flush: %w", err)
+	}
+	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("pipeline: commit transaction: %w", err)
+	}
+	return nil
+}
+
+// AbortTransaction fails the records still buffered (their callbacks get a
+// Failed outcome) and aborts the transaction: records of the transaction
+// already written stay invisible to read_committed consumers.
+func (p *Producer) AbortTransaction(ctx context.Context) error {
+	if err := p.cl.AbortBufferedRecords(ctx); err != nil {
+		return fmt.Errorf("pipeline: abort transaction: %w", err)
+	}
+	if err := p.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("pipeline: abort transaction: %w", err)
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the producer's counters.
+func (p *Producer) Stats() Stats {
+	s := Stats{
+		Delivered: p.delivered.Load(),
+		Filtered:  p.filtered.Load(),
+		Failed:    p.failed.Load(),
+		InFlight:  p.inflight.Load(),
+	}
+	for _, ic := range p.ics {
+		s.Plugins = append(s.Plugins,
+			ic.onSend.snapshot(ic.name, plugins.KindInterceptor, HookOnSend),
+			ic.onAck.snapshot(ic.name, plugins.KindInterceptor, HookOnAck))
+	}
+	for _, ser := range []*serializerSlot{p.keySer, p.valSer} {
+		if ser != nil {
+			s.Plugins = append(s.Plugins, ser.stats.snapshot(ser.name, plugins.KindSerializer, ser.hook))
+		}
+	}
+	p.partMu.Lock()
+	for _, ps := range p.partSlots {
+		s.Plugins = append(s.Plugins, ps.stats.snapshot(ps.name, plugins.KindPartitioner, HookPartition))
+	}
+	p.partMu.Unlock()
+	return s
+}

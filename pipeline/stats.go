@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// Hook names a plugin call site in Stats and in logs.
+type Hook string
+
+// The hooks.
+const (
+	HookOnSend         Hook = "on_send"
+	HookOnAck          Hook = "on_ack"
+	HookSerializeKey   Hook = "serialize_key"
+	HookSerializeValue Hook = "serialize_value"
+	HookPartition      Hook = "partition"
+)
+
+// Stats is a snapshot of a Producer's counters, from Producer.Stats.
+type Stats struct {
+	// Delivered, Filtered and Failed count records by outcome.
+	Delivered, Filtered, Failed uint64
+	// InFlight is the number of records sent whose outcome is not known
+	// yet.
+	InFlight int64
+	// Plugins has one entry per plugin and hook, in pipeline order:
+	// interceptors (on_send, on_ack), key serializer, value serializer,
+	// then every partitioner that has been in use, the current one last.
+	Plugins []PluginStats
+}
+
+// PluginStats counts the calls of one plugin at one hook.
+type PluginStats struct {
+	// Name is the name the plugin was given in its option.
+	Name string
+	// Kind is the plugin kind.
+	Kind plugins.Kind
+	// Hook is the call site.
+	Hook Hook
+	// Calls is how many times the plugin was called at this hook.
+	Calls uint64
+	// Failures counts calls that returned an error, panicked, or (for a
+	// partitioner) returned a partition out of range.
+	Failures uint64
+	// Bypasses counts calls skipped because the plugin's circuit breaker
+	// was open.
+	Bypasses uint64
+	// Drops counts records an interceptor filtered out (on_send only).
+	Drops uint64
+	// MeanLatency is the mean duration of a call, measured on one call in
+	// sampleEvery.
+	MeanLatency time.Duration
+}
+
+// sampleEvery is how often a call's duration is measured: reading the clock
+// twice costs about as much as a native plugin call.
+const sampleEvery = 16
+
+// hookStats are the counters of one plugin at one hook. They are padded to
+// keep counters updated by different goroutines off one cache line.
+type hookStats struct {
+	calls, failures, bypasses, drops atomic.Uint64
+	sampled                          atomic.Uint64
+	sampledNanos                     atomic.Int64
+	lastLog                          atomic.Int64
+	_                                [64]byte
+}
+
+// start counts a call and returns its start time if this call is sampled,
+// or the zero time.
+func (h *hookStats) start() time.Time {
+	if h.calls.Add(1)%sampleEvery == 1 {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+func (h *hookStats) end(t time.Time) {
+	if !t.IsZero() {
+		h.sampledNanos.Add(int64(time.Since(t)))
+		h.sampled.Add(1)
+	}
+}
+
+// shouldLog rate-limits failure logs to one per hook per second.
+func (h *hookStats) shouldLog() bool {
+	now := time.Now().UnixNano()
+	last := h.lastLog.Load()
+	return now-last >= int64(time.Second) && h.lastLog.CompareAndSwap(last, now)
+}
+
+func (h *hookStats) snapshot(name string, kind plugins.Kind, hook Hook) PluginStats {
+	s := PluginStats{
+		Name: name, Kind: kind, Hook: hook,
+		Calls: h.calls.Load(), Failures: h.failures.Load(),
+		Bypasses: h.bypasses.Load(), Drops: h.drops.Load(),
+	}
+	if n := h.sampled.Load(); n > 0 {
+		s.MeanLatency = time.Duration(h.sampledNanos.Load() / int64(n))
+	}
+	return s
+}
+
+// breaker is a plugin's circuit breaker; see CircuitBreaker.
+type breaker struct {
+	threshold int32
+	cooldown  int64
+	fails     atomic.Int32
+	streak    atomic.Int32 // trips since the last success
+	openUntil atomic.Int64 // unix nanos; 0 when closed
+}
+
+const maxCooldownFactor = 16
+
+// allow reports whether the plugin may be called now.
+func (b *breaker) allow() bool {
+	u := b.openUntil.Load()
+	return u == 0 || time.Now().UnixNano() >= u
+}
+
+func (b *breaker) success() {
+	if b.fails.Load() != 0 {
+		b.fails.Store(0)
+	}
+	if b.openUntil.Load() != 0 {
+		b.openUntil.Store(0)
+		b.streak.Store(0)
+	}
+}
+
+// failure records a failure and returns the cool-down if it opened the
+// breaker, or 0.
+func (b *breaker) failure() time.Duration {
+	if b.threshold <= 0 {
+		return 0
+	}
+	// A failure of the trial call after a cool-down re-opens at once.
+	if b.openUntil.Load() == 0 && b.fails.Add(1) < b.threshold {
+		return 0
+	}
+	b.fails.Store(0)
+	streak := b.streak.Add(1)
+	factor := int64(1) << min(streak-1, 4)
+	d := b.cooldown * min(factor, maxCooldownFactor)
+	b.openUntil.Store(time.Now().UnixNano() + d)
+	return time.Duration(d)
+}
