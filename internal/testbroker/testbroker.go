@@ -1,0 +1,168 @@
+// Package testbroker gives tests a Kafka broker and helpers to create topics
+// and read records back.
+//
+// By default each test gets its own in-process franz-go kfake cluster. When
+// the environment variable KPIPE_TEST_BROKERS holds a comma-separated list of
+// host:port, the tests run against that real cluster instead (for example
+// the Apache Kafka broker started by scripts/kafka.sh); tests that rely on
+// kfake-only fault injection check IsFake and say why they skip.
+package testbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// EnvBrokers names the environment variable holding a real cluster's seed
+// brokers.
+const EnvBrokers = "KPIPE_TEST_BROKERS"
+
+// IsFake reports whether tests run against in-process kfake clusters, that is
+// whether KPIPE_TEST_BROKERS is unset or empty.
+func IsFake() bool { return strings.TrimSpace(os.Getenv(EnvBrokers)) == "" }
+
+// Timeout bounds every helper's wait: topic creation and reading back.
+func Timeout() time.Duration {
+	if IsFake() {
+		return 20 * time.Second
+	}
+	return 60 * time.Second
+}
+
+// Brokers returns the seed brokers of the cluster the test should use: the
+// ones in KPIPE_TEST_BROKERS, or those of a new single-broker kfake cluster
+// that is shut down when the test ends.
+func Brokers(tb testing.TB) []string {
+	tb.Helper()
+	if !IsFake() {
+		var bs []string
+		for _, b := range strings.Split(os.Getenv(EnvBrokers), ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				bs = append(bs, b)
+			}
+		}
+		return bs
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		tb.Fatalf("testbroker: start kfake cluster: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// CreateTopic creates a topic with the given number of partitions
+// (replication factor 1) and a unique name derived from the test's name, and
+// returns the name. Topics are not deleted afterwards, so a real broker
+// keeps them for inspection.
+func CreateTopic(tb testing.TB, brokers []string, partitions int32) string {
+	tb.Helper()
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	name := unsafeChars.ReplaceAllString(tb.Name(), "_")
+	if len(name) > 180 {
+		name = name[:180]
+	}
+	name = "kpipe-" + name + "-" + hex.EncodeToString(suffix[:])
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Fatalf("testbroker: client: %v", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		tb.Fatalf("testbroker: create topic %s with %d partitions: %v", name, partitions, err)
+	}
+	// Wait until the metadata shows every partition with a leader, so
+	// that producers see the whole topic at once.
+	for {
+		md, err := adm.Metadata(ctx, name)
+		if err == nil {
+			if t, ok := md.Topics[name]; ok && t.Err == nil && len(t.Partitions) == int(partitions) {
+				ready := true
+				for _, p := range t.Partitions {
+					ready = ready && p.Leader >= 0 && p.Err == nil
+				}
+				if ready {
+					return name
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("testbroker: topic %s not ready: %v (last metadata error: %v)", name, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ReadAll reads topic from the start until it has n records, and returns
+// them in the order received (offset order within each partition). With
+// readCommitted it reads as a read_committed consumer, which skips aborted
+// transactions. It fails the test if fewer than n records arrive within
+// Timeout; records beyond the first n are not read.
+func ReadAll(tb testing.TB, brokers []string, topic string, n int, readCommitted bool) []*kgo.Record {
+	tb.Helper()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+	if readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		tb.Fatalf("testbroker: consumer: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
+	defer cancel()
+	recs := make([]*kgo.Record, 0, n)
+	for len(recs) < n {
+		fs := cl.PollRecords(ctx, n-len(recs))
+		if ctx.Err() != nil {
+			tb.Fatalf("testbroker: read %s: got %d of %d records within %v", topic, len(recs), n, Timeout())
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			tb.Fatalf("testbroker: read %s partition %d: %v", t, p, err)
+		})
+		recs = append(recs, fs.Records()...)
+	}
+	return recs
+}
+
+// Fake starts a single-broker kfake cluster for a test that injects faults
+// through kfake's control functions, whatever KPIPE_TEST_BROKERS says, and
+// logs that it does. The cluster is shut down when the test ends.
+func Fake(tb testing.TB, opts ...kfake.Opt) (*kfake.Cluster, []string) {
+	tb.Helper()
+	if !IsFake() {
+		tb.Logf("testbroker: this test injects faults with kfake; it runs on kfake even though %s is set", EnvBrokers)
+	}
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		tb.Fatalf("testbroker: start kfake cluster: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c, c.ListenAddrs()
+}
