@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,9 +104,12 @@ type step struct {
 // txProducer is what the scenario needs from a producer under test.
 type txProducer interface {
 	Begin(t *testing.T)
-	// Send produces r (r.HasPartition honoured) and returns where it landed.
-	Send(t *testing.T, r *plugins.Record) (partition int32, offset int64)
-	// Commit and Abort flush what was sent, then end the transaction.
+	// Send produces r, honouring r.HasPartition. It may return before the
+	// broker answered; landed must have been called when the Commit or
+	// Abort that follows returns.
+	Send(t *testing.T, r *plugins.Record, landed func(partition int32, offset int64, err error))
+	// Commit and Abort flush what was sent, so that every record reaches
+	// the log, then end the transaction.
 	Commit(t *testing.T)
 	Abort(t *testing.T)
 }
@@ -150,26 +155,55 @@ func scenario() []step {
 // and of aborted transactions, as produced (with where they landed).
 func runScenario(t *testing.T, p txProducer) (committed, aborted []Record) {
 	t.Helper()
-	var pending []Record
-	for _, s := range scenario() {
-		switch {
-		case s.begin:
-			p.Begin(t)
-		case s.commit:
-			p.Commit(t)
-			committed = append(committed, pending...)
-			pending = nil
-		case s.abort:
-			p.Abort(t)
-			aborted = append(aborted, pending...)
-			pending = nil
-		default:
-			want := Record{Key: s.rec.Key, Value: s.rec.Value, Headers: slices.Clone(s.rec.Headers)}
-			want.Partition, want.Offset = p.Send(t, s.rec)
-			if s.rec.HasPartition && want.Partition != s.rec.Partition {
-				t.Fatalf("record %s asked for partition %d, landed on %d", want, s.rec.Partition, want.Partition)
+	type sent struct {
+		want     Record
+		explicit bool
+		landed   chan error
+	}
+	var pending []*sent
+	// settle waits for the outcome of every pending record, which the
+	// producer must have delivered when Commit or Abort returned.
+	settle := func() []Record {
+		var out []Record
+		for _, s := range pending {
+			select {
+			case err := <-s.landed:
+				if err != nil {
+					t.Fatalf("record %s failed: %v", s.want, err)
+				}
+			default:
+				t.Fatalf("record %s has no outcome after its transaction ended", s.want)
 			}
-			pending = append(pending, want)
+			out = append(out, s.want)
+		}
+		pending = nil
+		return out
+	}
+	for _, st := range scenario() {
+		switch {
+		case st.begin:
+			p.Begin(t)
+		case st.commit:
+			p.Commit(t)
+			committed = append(committed, settle()...)
+		case st.abort:
+			p.Abort(t)
+			aborted = append(aborted, settle()...)
+		default:
+			s := &sent{
+				want:     Record{Key: st.rec.Key, Value: st.rec.Value, Headers: slices.Clone(st.rec.Headers)},
+				explicit: st.rec.HasPartition,
+				landed:   make(chan error, 1),
+			}
+			asked := st.rec.Partition
+			pending = append(pending, s)
+			p.Send(t, st.rec, func(partition int32, offset int64, err error) {
+				if err == nil && s.explicit && partition != asked {
+					err = fmt.Errorf("asked for partition %d, landed on %d", asked, partition)
+				}
+				s.want.Partition, s.want.Offset = partition, offset
+				s.landed <- err
+			})
 		}
 	}
 	sortRecords(committed)
@@ -250,14 +284,11 @@ func (p *kgoProducer) Begin(t *testing.T) {
 	}
 }
 
-func (p *kgoProducer) Send(t *testing.T, r *plugins.Record) (int32, int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func (p *kgoProducer) Send(t *testing.T, r *plugins.Record, landed func(int32, int64, error)) {
 	kr := &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers, Partition: r.Partition}
-	if err := p.cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
-		t.Fatalf("produce %s: %v", Record{Key: r.Key, Value: r.Value}, err)
-	}
-	return kr.Partition, kr.Offset
+	p.cl.Produce(context.Background(), kr, func(kr *kgo.Record, err error) {
+		landed(kr.Partition, kr.Offset, err)
+	})
 }
 
 func (p *kgoProducer) end(t *testing.T, commit kgo.TransactionEndTry) {
@@ -275,3 +306,13 @@ func (p *kgoProducer) Commit(t *testing.T) { p.end(t, kgo.TryCommit) }
 func (p *kgoProducer) Abort(t *testing.T)  { p.end(t, kgo.TryAbort) }
 
 func kerrOf(code int16) error { return kerr.ErrorForCode(code) }
+
+// runStdin runs a command with stdin and fails with its output if it fails.
+func runStdin(ctx context.Context, stdin io.Reader, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = stdin
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
