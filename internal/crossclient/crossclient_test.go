@@ -2,8 +2,6 @@ package crossclient
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -14,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/internal/testenv"
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -49,50 +45,18 @@ func requireTools(t *testing.T) tools {
 	return tl
 }
 
-// testBrokers returns KPIPE_TEST_BROKERS, or the address of a fresh
-// in-process kfake broker.
+// testBrokers returns the test's brokers (testbroker.Brokers: the real
+// cluster in KPIPE_TEST_BROKERS, or a fresh kfake) as one comma-separated
+// bootstrap string, the form kcat and kafka-python take.
 func testBrokers(t *testing.T) string {
 	t.Helper()
-	if b := os.Getenv("KPIPE_TEST_BROKERS"); b != "" {
-		return b
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return strings.Join(c.ListenAddrs(), ",")
+	return strings.Join(testbroker.Brokers(t), ",")
 }
 
 // createTopic creates a topic with a unique name and returns the name.
 func createTopic(t *testing.T, brokers string, partitions int32) string {
 	t.Helper()
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
-	name := "crossclient-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "-" + hex.EncodeToString(suffix[:])
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
-	if err != nil {
-		t.Fatalf("admin client: %v", err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic = name
-	rt.NumPartitions = partitions
-	rt.ReplicationFactor = 1
-	req.Topics = append(req.Topics, rt)
-	req.TimeoutMillis = 30000
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
-	if err := kerrOf(resp.Topics[0].ErrorCode); err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
-	return name
+	return testbroker.CreateTopic(t, strings.Split(brokers, ","), partitions)
 }
 
 // step is one thing a scenario asks a producer to do.
@@ -304,8 +268,6 @@ func (p *kgoProducer) end(t *testing.T, commit kgo.TransactionEndTry) {
 
 func (p *kgoProducer) Commit(t *testing.T) { p.end(t, kgo.TryCommit) }
 func (p *kgoProducer) Abort(t *testing.T)  { p.end(t, kgo.TryAbort) }
-
-func kerrOf(code int16) error { return kerr.ErrorForCode(code) }
 
 // runStdin runs a command with stdin and fails with its output if it fails.
 func runStdin(ctx context.Context, stdin io.Reader, name string, args ...string) error {
