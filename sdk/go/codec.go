@@ -22,13 +22,11 @@ const recordFixedSize = 4 + 4 + 8 + 4 + 4 + 4 + 4
 // length.
 const ackFixedSize = 8 + 4
 
-// Interning limits for topic and header names: short strings seen again are
-// returned without allocating, and the table is reset when it is full so a
-// plugin that sees many names cannot grow it without bound.
-const (
-	maxInternLen   = 128
-	maxInternCount = 256
-)
+// nameCacheSize is how many recently seen topic and header names a decoder
+// keeps, so that decoding the same names again does not allocate. A small
+// array scanned linearly is much cheaper than a map in WebAssembly, where
+// hashing is slow, and cannot grow however many names a plugin sees.
+const nameCacheSize = 16
 
 // headerSpare is how many headers a decoded record can gain without its
 // header slice being reallocated.
@@ -40,146 +38,118 @@ var errMalformed = errors.New("kpipe: malformed input")
 // decoder decodes the ABI encodings into a reused Record. The decoded
 // record's byte slices point into the input; its header slice and its
 // strings are reused from call to call.
+//
+// The decoding functions are written flat, with few calls: a function call
+// costs tens of nanoseconds in a Go program compiled to WebAssembly, and the
+// decoder runs for every record.
 type decoder struct {
 	headers []Header
-	names   map[string]string
+	names   [nameCacheSize]string
+	next    int // the cache slot to replace on the next miss
 }
 
-// reader reads little-endian values from an input and records the first
-// error; once it failed, every read returns zero.
-type reader struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{errMalformed}, args...)...)
-	}
-}
-
-func (r *reader) need(n int, what string) bool {
-	if r.err != nil {
-		return false
-	}
-	if n > len(r.b)-r.off {
-		r.fail("%s at offset %d needs %d bytes, %d left", what, r.off, n, len(r.b)-r.off)
-		return false
-	}
-	return true
-}
-
-func (r *reader) u32(what string) uint32 {
-	if !r.need(4, what) {
-		return 0
-	}
-	v := binary.LittleEndian.Uint32(r.b[r.off:])
-	r.off += 4
-	return v
-}
-
-// length reads the u32 length of the field what. It is u32 with a message
-// built only on failure, so that the hot path does not concatenate strings.
-func (r *reader) length(what string) uint32 {
-	if r.err == nil && len(r.b)-r.off < 4 {
-		r.fail("%s length at offset %d needs 4 bytes, %d left", what, r.off, len(r.b)-r.off)
-	}
-	if r.err != nil {
-		return 0
-	}
-	v := binary.LittleEndian.Uint32(r.b[r.off:])
-	r.off += 4
-	return v
-}
-
-func (r *reader) u64(what string) uint64 {
-	if !r.need(8, what) {
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b[r.off:])
-	r.off += 8
-	return v
-}
-
-// bytes reads n bytes. The result aliases the input and has its capacity
-// clipped to n, so that appending to it never overwrites what follows.
-func (r *reader) bytes(n int, what string) []byte {
-	if !r.need(n, what) {
-		return nil
-	}
-	v := r.b[r.off : r.off+n : r.off+n]
-	r.off += n
-	return v
-}
-
-// nullable reads an i32 length (-1 = null) and the bytes that follow.
-func (r *reader) nullable(what string) []byte {
-	n := int32(r.length(what))
-	if r.err != nil {
-		return nil
-	}
-	switch {
-	case n == -1:
-		return nil
-	case n < 0:
-		r.fail("%s length %d is negative", what, n)
-		return nil
-	}
-	return r.bytes(int(n), what)
-}
-
-// str reads a u32 length and that many bytes as a string.
-func (d *decoder) str(r *reader, what string) string {
-	n := r.length(what)
-	if n > math.MaxInt32 {
-		r.fail("%s length %d is too large", what, n)
-	}
-	b := r.bytes(int(n), what)
-	if r.err != nil || len(b) == 0 {
+// name returns b as a string, without allocating if it is one of the
+// recently seen names.
+func (d *decoder) name(b []byte) string {
+	if len(b) == 0 {
 		return ""
 	}
-	return d.intern(b)
-}
-
-// intern returns b as a string, without allocating if the same short string
-// was seen recently.
-func (d *decoder) intern(b []byte) string {
-	if len(b) > maxInternLen {
-		return string(b)
-	}
-	if s, ok := d.names[string(b)]; ok { // the conversion does not allocate
-		return s
-	}
-	if d.names == nil {
-		d.names = make(map[string]string)
-	} else if len(d.names) >= maxInternCount {
-		clear(d.names)
+	for i := range d.names {
+		if len(d.names[i]) == len(b) && d.names[i] == string(b) { // no allocation
+			return d.names[i]
+		}
 	}
 	s := string(b)
-	d.names[s] = s
+	d.names[d.next] = s
+	d.next = (d.next + 1) % nameCacheSize
 	return s
 }
 
-// record decodes a record (ABI 4.1) from r into rec, which is overwritten.
-func (d *decoder) record(r *reader, rec *Record) {
-	flags := r.u32("flags")
-	if flags&^flagsKnown != 0 {
-		r.fail("reserved record flag bits %#x are set", flags&^flagsKnown)
+// lenField reads the u32 or i32 length at b[off:]; ok is false if b is too
+// short.
+func lenField(b []byte, off int) (n int64, ok bool) {
+	if len(b)-off < 4 {
+		return 0, false
 	}
-	partition := int32(r.u32("partition"))
-	timestamp := int64(r.u64("timestamp"))
-	topic := d.str(r, "topic")
-	key := r.nullable("key")
-	value := r.nullable("value")
-	count := r.u32("header count")
+	return int64(binary.LittleEndian.Uint32(b[off:])), true
+}
+
+// nullable reads an i32 length (-1 = null) at b[off:] and the bytes after it,
+// and returns them with the offset of what follows, or next = -1 if the field
+// is malformed. The result aliases b and has its capacity clipped, so that
+// appending to it never overwrites what follows.
+func nullable(b []byte, off int) (v []byte, next int) {
+	if len(b)-off < 4 {
+		return nil, -1
+	}
+	n := int(int32(binary.LittleEndian.Uint32(b[off:])))
+	end := off + 4 + n
+	if n == -1 {
+		return nil, off + 4
+	}
+	if n < 0 || end > len(b) {
+		return nil, -1
+	}
+	return b[off+4 : end : end], end
+}
+
+// fieldError describes why the field what at b[off:] does not decode; signed
+// says whether its length is an i32 where -1 means null, rather than a u32.
+// It is called only on failure, and re-reads the field to say why.
+func fieldError(b []byte, off int, what string, signed bool) error {
+	if len(b)-off < 4 {
+		return fmt.Errorf("%w: %s length at offset %d needs 4 bytes, %d left", errMalformed, what, off, len(b)-off)
+	}
+	n := int32(binary.LittleEndian.Uint32(b[off:]))
+	if signed && n < -1 {
+		return fmt.Errorf("%w: %s length %d is negative", errMalformed, what, n)
+	}
+	return fmt.Errorf("%w: %s at offset %d needs %d bytes, %d left", errMalformed, what, off+4, uint32(n), len(b)-off-4)
+}
+
+// record decodes a record (ABI 4.1) at the start of b into rec, which is
+// overwritten, and returns its length.
+func (d *decoder) record(b []byte, rec *Record) (int, error) {
+	le := binary.LittleEndian
+	if len(b) < 16 {
+		return 0, fmt.Errorf("%w: record of %d bytes is shorter than its 16-byte fixed part", errMalformed, len(b))
+	}
+	flags := le.Uint32(b)
+	if flags&^flagsKnown != 0 {
+		return 0, fmt.Errorf("%w: reserved record flag bits %#x are set", errMalformed, flags&^flagsKnown)
+	}
+	partition := int32(le.Uint32(b[4:]))
+	timestamp := int64(le.Uint64(b[8:]))
+	off := 16
+
+	n, ok := lenField(b, off)
+	if !ok || n > int64(len(b)-off-4) {
+		return 0, fieldError(b, off, "topic", false)
+	}
+	off += 4
+	topic := d.name(b[off : off+int(n)])
+	off += int(n)
+
+	key, next := nullable(b, off)
+	if next < 0 {
+		return 0, fieldError(b, off, "key", true)
+	}
+	off = next
+	value, next := nullable(b, off)
+	if next < 0 {
+		return 0, fieldError(b, off, "value", true)
+	}
+	off = next
+
+	count, ok := lenField(b, off)
+	if !ok {
+		return 0, fieldError(b, off, "header count", false)
+	}
+	off += 4
 	// Every header takes at least 8 bytes: refuse a count the input cannot
 	// hold before allocating anything for it.
-	if r.err == nil && uint64(count)*8 > uint64(len(r.b)-r.off) {
-		r.fail("header count %d does not fit in the %d bytes left", count, len(r.b)-r.off)
-	}
-	if r.err != nil {
-		return
+	if count*8 > int64(len(b)-off) {
+		return 0, fmt.Errorf("%w: header count %d does not fit in the %d bytes left", errMalformed, count, len(b)-off)
 	}
 	hs := d.headers[:0]
 	if cap(hs) < int(count)+headerSpare {
@@ -187,61 +157,58 @@ func (d *decoder) record(r *reader, rec *Record) {
 		// AddHeader does not allocate on every record.
 		hs = make([]Header, 0, int(count)+2*headerSpare)
 	}
-	for i := 0; i < int(count); i++ {
-		name := d.str(r, "header name")
-		hv := r.nullable("header value")
-		if r.err != nil {
-			return
+	for i := int64(0); i < count; i++ {
+		n, ok := lenField(b, off)
+		if !ok || n > int64(len(b)-off-4) {
+			return 0, fieldError(b, off, "header name", false)
 		}
+		name := d.name(b[off+4 : off+4+int(n)])
+		off += 4 + int(n)
+		hv, next := nullable(b, off)
+		if next < 0 {
+			return 0, fieldError(b, off, "header value", true)
+		}
+		off = next
 		hs = append(hs, Header{Key: name, Value: hv})
 	}
-	// Keep the grown slice for the next call, and drop references to old
-	// values beyond the new length so they do not pin memory.
-	clear(hs[len(hs):cap(hs)])
+	// Keep the slice for the next call. Entries beyond its length are not
+	// cleared: they point into the input buffer or at headers a plugin
+	// added, and clearing them costs more than the call itself in
+	// WebAssembly.
 	d.headers = hs
-	*rec = Record{
-		Topic:        topic,
-		Key:          key,
-		Value:        value,
-		Headers:      hs,
-		Partition:    partition,
-		HasPartition: flags&flagPartition != 0,
-		Timestamp:    timestamp,
-		HasTimestamp: flags&flagTimestamp != 0,
+
+	*rec = Record{Topic: topic, Key: key, Value: value, Headers: hs}
+	if flags&flagPartition != 0 {
+		rec.Partition, rec.HasPartition = partition, true
 	}
-	if !rec.HasPartition {
-		rec.Partition = 0
+	if flags&flagTimestamp != 0 {
+		rec.Timestamp, rec.HasTimestamp = timestamp, true
 	}
-	if !rec.HasTimestamp {
-		rec.Timestamp = 0
-	}
+	return off, nil
 }
 
 // decodeRecord decodes in, which must hold exactly one record, into rec.
 func (d *decoder) decodeRecord(in []byte, rec *Record) error {
-	r := reader{b: in}
-	d.record(&r, rec)
-	if r.err == nil && r.off != len(in) {
-		r.fail("%d trailing bytes after the record", len(in)-r.off)
+	n, err := d.record(in, rec)
+	if err == nil && n != len(in) {
+		err = fmt.Errorf("%w: %d trailing bytes after the record", errMalformed, len(in)-n)
 	}
-	return r.err
+	return err
 }
 
 // decodeAck decodes in, an acknowledgement (ABI 4.2), into ack and rec.
 func (d *decoder) decodeAck(in []byte, ack *Ack, rec *Record) error {
-	r := reader{b: in}
-	offset := int64(r.u64("offset"))
-	n := r.length("error")
-	if n > math.MaxInt32 {
-		r.fail("error length %d is too large", n)
+	if len(in) < ackFixedSize {
+		return fmt.Errorf("%w: acknowledgement of %d bytes is shorter than its %d-byte fixed part", errMalformed, len(in), ackFixedSize)
 	}
-	msg := r.bytes(int(n), "error")
-	d.record(&r, rec)
-	if r.err == nil && r.off != len(in) {
-		r.fail("%d trailing bytes after the record", len(in)-r.off)
+	offset := int64(binary.LittleEndian.Uint64(in))
+	n, _ := lenField(in, 8)
+	if n > int64(len(in)-ackFixedSize) {
+		return fmt.Errorf("%w: error at offset %d needs %d bytes, %d left", errMalformed, ackFixedSize, n, len(in)-ackFixedSize)
 	}
-	if r.err != nil {
-		return r.err
+	msg := in[ackFixedSize : ackFixedSize+int(n)]
+	if err := d.decodeRecord(in[ackFixedSize+int(n):], rec); err != nil {
+		return fmt.Errorf("%w (in the record after byte %d)", err, ackFixedSize+int(n))
 	}
 	*ack = Ack{Offset: offset}
 	if len(msg) > 0 {

@@ -125,10 +125,10 @@ func TestDecodeMalformed(t *testing.T) {
 		in   []byte
 		want string
 	}{
-		{"empty", nil, "flags at offset 0 needs 4 bytes"},
+		{"empty", nil, "record of 0 bytes is shorter"},
 		{"reserved flag", withFlags, "reserved record flag bits 0x4"},
 		{"negative key length", negKey, "key length -2 is negative"},
-		{"huge topic", hugeTopic, "topic length"},
+		{"huge topic", hugeTopic, "topic at offset 20 needs 4294967280 bytes"},
 		{"huge header count", hugeCount, "header count 1073741824 does not fit"},
 		{"trailing byte", append(bytes.Clone(goldenBytes), 0), "1 trailing bytes"},
 	}
@@ -172,7 +172,7 @@ func TestDecodeAck(t *testing.T) {
 	}{
 		{"delivered", build(42, "", goldenBytes), Ack{Offset: 42}, ""},
 		{"failed", build(-1, "boom", goldenBytes), Ack{Offset: -1, Error: "boom"}, ""},
-		{"short error", build(-1, "boom", nil)[:14], Ack{}, "error at offset 12 needs 4 bytes"},
+		{"short error", build(-1, "boom", nil)[:14], Ack{}, "error at offset 12 needs 4 bytes, 2 left"},
 		{"trailing", build(1, "", append(bytes.Clone(goldenBytes), 9)), Ack{}, "trailing"},
 	}
 	var d decoder
@@ -218,20 +218,21 @@ func TestDecodedSlicesAreClipped(t *testing.T) {
 	}
 }
 
-func TestInternBounded(t *testing.T) {
+func TestNameCache(t *testing.T) {
 	var d decoder
-	for i := 0; i < 3*maxInternCount; i++ {
-		d.intern([]byte(itoaForTest(i)))
+	for i := 0; i < 3*nameCacheSize; i++ {
+		name := strings.Repeat("n", i+1)
+		if got := d.name([]byte(name)); got != name {
+			t.Fatalf("name(%q) = %q", name, got)
+		}
 	}
-	if len(d.names) > maxInternCount {
-		t.Fatalf("intern table holds %d names, limit %d", len(d.names), maxInternCount)
-	}
-	if s := d.intern([]byte(strings.Repeat("x", maxInternLen+1))); len(s) != maxInternLen+1 {
-		t.Fatalf("long string interned wrong: %d bytes", len(s))
+	// A cached name is returned without allocating.
+	d.name([]byte("topic"))
+	b := []byte("topic")
+	if allocs := testing.AllocsPerRun(10, func() { d.name(b) }); allocs != 0 {
+		t.Fatalf("cached name allocates %v times", allocs)
 	}
 }
-
-func itoaForTest(i int) string { return string(rune('a'+i%26)) + strings.Repeat("z", i/26) }
 
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(goldenBytes)
