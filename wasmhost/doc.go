@@ -1,0 +1,40 @@
+// Package wasmhost runs kpipe plugins compiled to WebAssembly, following the
+// plugin ABI v1 in sdk/ABI.md, on the wazero runtime.
+//
+// A Host compiles modules (keeping the machine code in a compilation cache
+// on disk) and owns every Plugin it loads. A Plugin validates its module at
+// load time, runs a bounded pool of sandboxed instances of it, and
+// implements plugins.Interceptor, plugins.Serializer and plugins.Partitioner:
+//
+//	h, err := wasmhost.New(ctx, wasmhost.WithLogger(logger))
+//	...
+//	defer h.Close(ctx)
+//	p, err := h.LoadFile(ctx, "redact", "redact.wasm", plugins.KindInterceptor,
+//		wasmhost.WithConfig([]byte(`{"fields":["ssn"]}`)))
+//	...
+//	verdict, err := p.OnSend(ctx, &rec)
+//
+// # Faults
+//
+// A broken plugin never stops the stream. A call that traps, exits, runs
+// past its time limit, exceeds its memory limit or returns a result the ABI
+// does not allow fails with a *Fault; the instance that ran it is closed and
+// a fresh one is created for the next call. A hook that reports an error
+// through the ABI fails with a *GuestError and its instance stays in use.
+// Both name the plugin and the hook; use errors.As to tell them apart.
+//
+// # Sandbox
+//
+// Instances get WASI without a file system, environment variables,
+// arguments or network. Their stdout and stderr are logged line by line.
+// Clocks are real and random numbers come from crypto/rand. The host module
+// "kpipe" provides config_get, log_enabled, log, set_error and
+// enable_features; every pointer a guest passes to it is checked.
+//
+// # Costs
+//
+// A hook call is one call into the guest. With the call timeout off, a
+// hook that leaves the record alone does not allocate on the host side. A
+// call timeout (on by default, see WithCallTimeout) makes every call cost
+// about a microsecond more. RATIONALE.md explains the design.
+package wasmhost

@@ -1,0 +1,209 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Host compiles and runs WebAssembly plugins. It owns the wazero runtimes,
+// the compilation cache and every Plugin it loaded. One Host per process is
+// the norm; it is safe for concurrent use.
+type Host struct {
+	logger   hclog.Logger
+	cacheDir string // empty: no file cache
+
+	mu       sync.Mutex
+	closed   bool
+	runtimes [2]*hostRuntime // indexed by mode
+	plugins  map[*Plugin]struct{}
+}
+
+// mode selects one of the Host's two runtimes: plugins with a call timeout
+// need code compiled with termination checks, which the others should not
+// pay for. See RATIONALE.md.
+type mode int
+
+const (
+	modePlain         mode = iota // no call timeout
+	modeInterruptible             // call timeout: termination checks compiled in
+)
+
+// cacheSubdir names each mode's compilation cache directory. wazero's cache
+// key does not say whether code was compiled with termination checks, so the
+// modes must never share a directory.
+var cacheSubdir = [...]string{modePlain: "plain", modeInterruptible: "interruptible"}
+
+type hostRuntime struct {
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+}
+
+type hostConfig struct {
+	logger   hclog.Logger
+	cacheDir string
+	noCache  bool
+	dirSet   bool
+}
+
+// HostOption configures a Host.
+type HostOption interface{ applyHost(*hostConfig) }
+
+type hostOptionFunc func(*hostConfig)
+
+func (f hostOptionFunc) applyHost(c *hostConfig) { f(c) }
+
+// WithCompilationCacheDir keeps compiled plugins in dir, so that loading a
+// plugin a second time (in this process or a later one) skips compilation.
+// Each runtime mode uses its own subdirectory. The default is
+// kpipe/wazero under os.UserCacheDir(); if that cannot be determined, only
+// an in-memory cache is used.
+func WithCompilationCacheDir(dir string) HostOption {
+	return hostOptionFunc(func(c *hostConfig) { c.cacheDir, c.dirSet, c.noCache = dir, true, false })
+}
+
+// WithoutCompilationCache disables the file compilation cache: every Host
+// compiles every plugin it loads.
+func WithoutCompilationCache() HostOption {
+	return hostOptionFunc(func(c *hostConfig) { c.noCache = true })
+}
+
+// LoggerOption is returned by WithLogger; it is both a HostOption and a
+// PluginOption.
+type LoggerOption struct{ logger hclog.Logger }
+
+// WithLogger sets a logger. As a HostOption it is the logger of the Host and
+// the parent of every plugin's logger; the default discards everything. As a
+// PluginOption it replaces the logger of one plugin, which otherwise is the
+// Host's logger with the field plugin=<name>. A plugin's logger receives its
+// log calls, its stdout (info) and stderr (warn) lines, and its faults.
+func WithLogger(l hclog.Logger) LoggerOption { return LoggerOption{l} }
+
+func (o LoggerOption) applyHost(c *hostConfig)     { c.logger = o.logger }
+func (o LoggerOption) applyPlugin(c *pluginConfig) { c.logger = o.logger }
+
+// New creates a Host. Runtimes are created when the first plugin needs them.
+func New(ctx context.Context, opts ...HostOption) (*Host, error) {
+	cfg := hostConfig{logger: hclog.NewNullLogger()}
+	for _, o := range opts {
+		o.applyHost(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = hclog.NewNullLogger()
+	}
+	h := &Host{logger: cfg.logger, plugins: map[*Plugin]struct{}{}}
+	switch {
+	case cfg.noCache:
+	case cfg.dirSet:
+		if cfg.cacheDir == "" {
+			return nil, errors.New("wasmhost: empty compilation cache directory")
+		}
+		h.cacheDir = cfg.cacheDir
+	default:
+		base, err := os.UserCacheDir()
+		if err != nil {
+			h.logger.Debug("no user cache directory, compiled plugins are not cached on disk", "error", err)
+			break
+		}
+		h.cacheDir = filepath.Join(base, "kpipe", "wazero")
+	}
+	return h, nil
+}
+
+// runtime returns the runtime of mode m, creating it on first use.
+func (h *Host) runtime(ctx context.Context, m mode) (wazero.Runtime, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if hr := h.runtimes[m]; hr != nil {
+		return hr.rt, nil
+	}
+	cfg := wazero.NewRuntimeConfig().WithCloseOnContextDone(m == modeInterruptible)
+	hr := &hostRuntime{}
+	if h.cacheDir != "" {
+		dir := filepath.Join(h.cacheDir, cacheSubdir[m])
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("wasmhost: compilation cache %s: %w", dir, err)
+		}
+		hr.cache = cache
+		cfg = cfg.WithCompilationCache(cache)
+	}
+	hr.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, hr.rt); err != nil {
+		hr.close(ctx)
+		return nil, fmt.Errorf("wasmhost: instantiate WASI: %w", err)
+	}
+	if err := instantiateHostModule(ctx, hr.rt); err != nil {
+		hr.close(ctx)
+		return nil, fmt.Errorf("wasmhost: instantiate host module: %w", err)
+	}
+	h.runtimes[m] = hr
+	return hr.rt, nil
+}
+
+func (hr *hostRuntime) close(ctx context.Context) error {
+	err := hr.rt.Close(ctx)
+	if hr.cache != nil {
+		err = errors.Join(err, hr.cache.Close(ctx))
+	}
+	return err
+}
+
+// register records a loaded plugin so that Close can close it. It fails if
+// the Host was closed meanwhile.
+func (h *Host) register(p *Plugin) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	h.plugins[p] = struct{}{}
+	return nil
+}
+
+func (h *Host) unregister(p *Plugin) {
+	h.mu.Lock()
+	delete(h.plugins, p)
+	h.mu.Unlock()
+}
+
+// Close closes every plugin the Host loaded (waiting for their calls in
+// flight, as Plugin.Close does) and then the runtimes. Later calls fail with
+// ErrClosed. Close is idempotent.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	ps := make([]*Plugin, 0, len(h.plugins))
+	for p := range h.plugins {
+		ps = append(ps, p)
+	}
+	h.mu.Unlock()
+
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.Close(ctx))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, hr := range h.runtimes {
+		if hr != nil {
+			errs = append(errs, hr.close(ctx))
+			h.runtimes[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}

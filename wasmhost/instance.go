@@ -1,0 +1,264 @@
+package wasmhost
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// instance is one instantiated module. It runs one call at a time: whoever
+// took it from the pool owns it until it is released or discarded.
+type instance struct {
+	p   *Plugin
+	mod api.Module
+	mem api.Memory
+	// ctx is the context of calls when the plugin has no call timeout: it
+	// carries the instance for host functions and is built once, so that
+	// calls do not allocate.
+	ctx    context.Context
+	fns    [numHooks]api.Function
+	buffer api.Function
+	// stack is the reusable parameter/result stack of CallWithStack; every
+	// hook has at most two parameters and one result.
+	stack  []uint64
+	bufPtr uint32
+	bufCap uint32
+
+	memory         *limitedMemory
+	stdout, stderr *lineWriter
+
+	// errMsg is the message of set_error during the current call.
+	errMsg []byte
+	errSet bool
+}
+
+// newInstance instantiates the plugin's module in the sandbox, runs
+// _initialize and kpipe_init, and obtains the input buffer.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	inst := &instance{
+		p:      p,
+		stack:  make([]uint64, 2),
+		memory: &limitedMemory{limit: p.memLimit},
+		stdout: newLineWriter(p.logger, hclog.Info, "stdout"),
+		stderr: newLineWriter(p.logger, hclog.Warn, "stderr"),
+	}
+	inst.ctx = context.WithValue(context.Background(), instanceKey{}, inst)
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // _initialize is called below, to report its failure
+		WithStdout(inst.stdout).
+		WithStderr(inst.stderr).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep()
+	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, instanceKey{}, inst), inst.memory)
+	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
+	if err != nil {
+		inst.flush()
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	p.stats.created.Add(1)
+	inst.mod = mod
+	inst.mem = mod.ExportedMemory(abi.ExportMemory)
+	inst.buffer = mod.ExportedFunction(abi.ExportBuffer)
+	for h := range numHooks {
+		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
+	}
+	if err := inst.initialize(ctx); err != nil {
+		inst.close(ctx)
+		return nil, err
+	}
+	return inst, nil
+}
+
+// initialize runs _initialize and kpipe_init if the module exports them,
+// then asks for the input buffer.
+func (inst *instance) initialize(ctx context.Context) error {
+	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
+		if err := inst.callInit(ctx, fn); err != nil {
+			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
+		}
+	}
+	if fn := inst.mod.ExportedFunction(abi.ExportInit); fn != nil {
+		inst.errSet = false
+		if err := inst.callInit(ctx, fn); err != nil {
+			return fmt.Errorf("%s: %w", abi.ExportInit, err)
+		}
+		switch r := int64(inst.stack[0]); r {
+		case 0:
+		case abi.StatusError:
+			msg := "no message"
+			if inst.errSet {
+				msg = string(inst.errMsg)
+			}
+			return fmt.Errorf("%s failed: %s", abi.ExportInit, msg)
+		default:
+			return fmt.Errorf("%s returned %d, want 0 or %d", abi.ExportInit, r, abi.StatusError)
+		}
+	}
+	if err := inst.growBuffer(ctx, initialBufferSize); err != nil {
+		return err
+	}
+	return nil
+}
+
+// callInit calls an initialisation export, with the call timeout if the
+// plugin has one.
+func (inst *instance) callInit(ctx context.Context, fn api.Function) error {
+	var err error
+	if t := inst.p.timeout; t > 0 {
+		cctx, cancel := context.WithTimeout(ctx, t)
+		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
+		cancel()
+	} else {
+		err = fn.CallWithStack(inst.ctx, inst.stack)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", inst.classify(err), err)
+	}
+	return nil
+}
+
+// growBuffer asks the guest for an input buffer of at least size bytes.
+func (inst *instance) growBuffer(ctx context.Context, size uint32) error {
+	inst.stack[0] = uint64(size)
+	if err := inst.callInit(ctx, inst.buffer); err != nil {
+		return fmt.Errorf("%s: %w", abi.ExportBuffer, err)
+	}
+	ptr := uint32(inst.stack[0])
+	if ptr == 0 {
+		return fmt.Errorf("%s(%d) returned 0: the guest cannot provide an input buffer of that size", abi.ExportBuffer, size)
+	}
+	if _, ok := inst.mem.Read(ptr, size); !ok {
+		return fmt.Errorf("%s(%d) returned %d: the buffer ends outside guest memory of %d bytes",
+			abi.ExportBuffer, size, ptr, inst.mem.Size())
+	}
+	inst.bufPtr, inst.bufCap = ptr, size
+	return nil
+}
+
+// declaredKinds calls kpipe_kinds.
+func (inst *instance) declaredKinds(ctx context.Context) (plugins.Kind, error) {
+	fn := inst.mod.ExportedFunction(abi.ExportKinds)
+	if err := inst.callInit(ctx, fn); err != nil {
+		return 0, fmt.Errorf("%s: %w", abi.ExportKinds, err)
+	}
+	return plugins.Kind(uint32(inst.stack[0])), nil
+}
+
+// flush logs what is left in the stdout and stderr line buffers.
+func (inst *instance) flush() {
+	inst.stdout.Flush()
+	inst.stderr.Flush()
+}
+
+// close frees the instance.
+func (inst *instance) close(ctx context.Context) error {
+	inst.flush()
+	if inst.mod == nil {
+		return nil
+	}
+	return inst.mod.Close(ctx)
+}
+
+// input returns the guest memory into which the n-byte input of hook h is
+// to be written, growing the input buffer if needed. An error is a fault.
+func (inst *instance) input(ctx context.Context, h hook, n int) ([]byte, *Fault) {
+	if n > abi.MaxSize {
+		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("input of %d bytes is larger than the ABI allows", n))
+	}
+	if uint32(n) > inst.bufCap {
+		if err := inst.growBuffer(ctx, max(uint32(n), min(2*inst.bufCap, abi.MaxSize))); err != nil {
+			var reason FaultReason = FaultInvalidOutput
+			var f *callError
+			if errors.As(err, &f) {
+				reason = f.reason
+			}
+			return nil, inst.p.fault(h, reason, err)
+		}
+	}
+	b, ok := inst.mem.Read(inst.bufPtr, uint32(n))
+	if !ok {
+		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("input buffer at %d is outside guest memory", inst.bufPtr))
+	}
+	return b, nil
+}
+
+// call runs hook h with the parameters already in inst.stack and returns its
+// result. On error (a fault) the caller must discard the instance.
+func (inst *instance) call(ctx context.Context, h hook) (int64, *Fault) {
+	inst.errSet = false
+	inst.memory.refused = false
+	fn := inst.fns[h]
+	var err error
+	if t := inst.p.timeout; t > 0 {
+		cctx, cancel := context.WithTimeout(ctx, t)
+		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
+		cancel()
+	} else {
+		err = fn.CallWithStack(inst.ctx, inst.stack)
+	}
+	if err != nil {
+		return 0, inst.p.fault(h, inst.classify(err).reason, err)
+	}
+	return int64(inst.stack[0]), nil
+}
+
+// callError carries the fault reason of a failed call through error chains.
+type callError struct{ reason FaultReason }
+
+func (e *callError) Error() string { return e.reason.String() }
+
+// classify says why a call into the guest failed.
+func (inst *instance) classify(err error) *callError {
+	var exit *sys.ExitError
+	switch {
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
+		return &callError{FaultTimeout}
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
+		return &callError{FaultCanceled}
+	case inst.memory.refused:
+		return &callError{FaultMemory}
+	case exit != nil:
+		return &callError{FaultExit}
+	}
+	return &callError{FaultTrap}
+}
+
+// output returns the guest memory named by a slice result, after checking it
+// against memory and the output limit.
+func (inst *instance) output(h hook, r int64) ([]byte, *Fault) {
+	ptr, n, ok := abi.SplitSlice(r)
+	if !ok {
+		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result %d is neither a status code of this hook nor a slice", r))
+	}
+	if n > inst.p.maxOutput {
+		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result of %d bytes exceeds the plugin's output limit of %d bytes", n, inst.p.maxOutput))
+	}
+	b, ok := inst.mem.Read(ptr, n)
+	if !ok {
+		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), inst.mem.Size()))
+	}
+	return b, nil
+}
+
+// guestError returns the GuestError of a KPIPE_ERROR result.
+func (inst *instance) guestError(h hook) *GuestError {
+	inst.p.stats.errors[h].Add(1)
+	e := &GuestError{Plugin: inst.p.name, Hook: hookNames[h]}
+	if inst.errSet {
+		e.Message = string(inst.errMsg)
+	}
+	return e
+}

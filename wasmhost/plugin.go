@@ -1,0 +1,419 @@
+package wasmhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// Defaults of the plugin options.
+const (
+	// DefaultMemoryLimitPages is the default memory limit of an instance:
+	// 1024 pages of 64 KiB, 64 MiB.
+	DefaultMemoryLimitPages = 1024
+	// DefaultCallTimeout is the default time limit of one hook call.
+	DefaultCallTimeout = time.Second
+	// DefaultMaxOutputBytes is the default limit on the size of a hook's
+	// result: 16 MiB.
+	DefaultMaxOutputBytes = 16 << 20
+)
+
+// maxMemoryPages is the largest guest memory the ABI allows: 2 GiB, so that
+// every slice pointer is below 2^31.
+const maxMemoryPages = 32768
+
+// initialBufferSize is the capacity of the input buffer requested from each
+// new instance (ABI section 3.1).
+const initialBufferSize = 64 << 10
+
+type pluginConfig struct {
+	config     []byte
+	poolSize   int
+	memPages   uint32
+	timeout    time.Duration
+	maxOutput  uint32
+	logger     hclog.Logger
+	optionErrs []error
+}
+
+// PluginOption configures a Plugin.
+type PluginOption interface{ applyPlugin(*pluginConfig) }
+
+type pluginOptionFunc func(*pluginConfig)
+
+func (f pluginOptionFunc) applyPlugin(c *pluginConfig) { f(c) }
+
+// WithConfig sets the bytes the guest reads with config_get. kpipe's
+// configuration file passes a plugin's config block as a JSON object. The
+// default is empty. The slice is copied.
+func WithConfig(config []byte) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) { c.config = bytes.Clone(config) })
+}
+
+// WithPoolSize bounds the number of instances of the plugin, which is the
+// number of calls that run at the same time; further calls wait for a free
+// instance. The default is runtime.GOMAXPROCS(0). n must be at least 1.
+func WithPoolSize(n int) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if n < 1 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("pool size %d is below 1", n))
+		}
+		c.poolSize = n
+	})
+}
+
+// WithMemoryLimitPages limits the linear memory of each instance to n pages
+// of 64 KiB; memory.grow beyond it fails in the guest (returns -1), which
+// most guests turn into a trap, reported as FaultMemory. The default is
+// DefaultMemoryLimitPages (64 MiB); n must be between 1 and 32768 (2 GiB,
+// the ABI's maximum). A module whose initial memory exceeds the limit fails
+// to load. Each instance has its own limit: a pool of 4 may use 4 times the
+// limit.
+func WithMemoryLimitPages(n uint32) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if n < 1 || n > maxMemoryPages {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("memory limit of %d pages is outside [1, %d]", n, maxMemoryPages))
+		}
+		c.memPages = n
+	})
+}
+
+// WithCallTimeout limits how long one hook call may run; a call that runs
+// longer is stopped and reported as FaultTimeout, and its instance replaced.
+// 0 turns the limit off. The default is DefaultCallTimeout (1 s), so that an
+// endless loop in a plugin cannot stall the stream.
+//
+// The limit is not free: wazero then compiles termination checks into every
+// loop and function entry and watches each call's context from a goroutine,
+// which costs about a microsecond and a few allocations per call (see
+// BenchmarkCallTimeout). Turn it off only for trusted, CPU-light plugins.
+// With the limit on, cancelling the context of a call also stops it
+// (FaultCanceled); with it off the context is only used to wait for an
+// instance.
+func WithCallTimeout(d time.Duration) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if d < 0 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("call timeout %v is negative", d))
+		}
+		c.timeout = d
+	})
+}
+
+// WithMaxOutputBytes limits the size of a hook's result (a record from
+// kpipe_on_send, bytes from kpipe_serialize). A larger result is an invalid
+// result (FaultInvalidOutput). The default is DefaultMaxOutputBytes (16 MiB);
+// n must be at least 1.
+func WithMaxOutputBytes(n int) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if n < 1 || int64(n) > 1<<31 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("output limit of %d bytes is outside [1, 2 GiB]", n))
+		}
+		c.maxOutput = uint32(n)
+	})
+}
+
+// hook identifies a hook export.
+type hook uint8
+
+const (
+	hookOnSend hook = iota
+	hookOnAck
+	hookSerialize
+	hookPartition
+	numHooks
+)
+
+var hookNames = [numHooks]string{abi.ExportOnSend, abi.ExportOnAck, abi.ExportSerialize, abi.ExportPartition}
+
+var hookKinds = [numHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindInterceptor, plugins.KindSerializer, plugins.KindPartitioner}
+
+// Plugin is a loaded plugin module: a compiled module and a bounded pool of
+// its instances. It implements plugins.Interceptor, plugins.Serializer and
+// plugins.Partitioner; calling a hook of a kind the module does not declare
+// returns an error. It is safe for concurrent use.
+type Plugin struct {
+	host      *Host
+	name      string
+	kinds     plugins.Kind
+	config    []byte
+	logger    hclog.Logger
+	timeout   time.Duration
+	maxOutput uint32
+	memLimit  uint64 // bytes
+	compiled  wazero.CompiledModule
+	rt        wazero.Runtime
+
+	// slots holds one entry per pool slot: an idle instance, or nil for a
+	// slot whose instance is yet to be created. Taking an entry is the
+	// right to run one call.
+	slots     chan *instance
+	size      int
+	closed    atomic.Bool
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	stats struct {
+		calls, errors     [numHooks]atomic.Uint64
+		faults            [numFaultReasons]atomic.Uint64
+		created, replaced atomic.Uint64
+	}
+}
+
+// HookCounts holds one counter per hook.
+type HookCounts struct {
+	OnSend, OnAck, Serialize, Partition uint64
+}
+
+func hookCounts(c *[numHooks]atomic.Uint64) HookCounts {
+	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load()}
+}
+
+// PluginStats are a plugin's counters since it was loaded.
+type PluginStats struct {
+	// Calls counts hook calls, including failed ones.
+	Calls HookCounts
+	// Errors counts calls that ended with a *GuestError.
+	Errors HookCounts
+	// Faults counts calls that ended with a *Fault, by reason. Reasons that
+	// never happened are absent.
+	Faults map[FaultReason]uint64
+	// InstancesCreated counts instances created, including the one created
+	// at load time.
+	InstancesCreated uint64
+	// InstancesReplaced counts instances closed after a fault.
+	InstancesReplaced uint64
+}
+
+// Stats returns a snapshot of the plugin's counters.
+func (p *Plugin) Stats() PluginStats {
+	s := PluginStats{
+		Calls:             hookCounts(&p.stats.calls),
+		Errors:            hookCounts(&p.stats.errors),
+		Faults:            map[FaultReason]uint64{},
+		InstancesCreated:  p.stats.created.Load(),
+		InstancesReplaced: p.stats.replaced.Load(),
+	}
+	for r := range p.stats.faults {
+		if n := p.stats.faults[r].Load(); n > 0 {
+			s.Faults[FaultReason(r)] = n
+		}
+	}
+	return s
+}
+
+// Name returns the name the plugin was loaded with.
+func (p *Plugin) Name() string { return p.name }
+
+// Kinds returns the kinds the module declares (kpipe_kinds).
+func (p *Plugin) Kinds() plugins.Kind { return p.kinds }
+
+// LoadFile reads a module from path and loads it as Load does; errors name
+// the file.
+func (h *Host) LoadFile(ctx context.Context, name, path string, kind plugins.Kind, opts ...PluginOption) (*Plugin, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
+	}
+	p, _, err := h.load(ctx, name, wasm, kind, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return p, nil
+}
+
+// Load compiles and validates a plugin module (sdk/ABI.md sections 3 and 6),
+// creates its first instance to fail fast (running _initialize and
+// kpipe_init), and returns the plugin. kind is the kind the caller will use
+// it as: the module must declare it. kind 0 accepts whatever the module
+// declares.
+//
+// Compilation happens once per module; with a compilation cache (the
+// default) a module compiled by an earlier process is not compiled again.
+func (h *Host) Load(ctx context.Context, name string, wasm []byte, kind plugins.Kind, opts ...PluginOption) (*Plugin, error) {
+	p, _, err := h.load(ctx, name, wasm, kind, opts)
+	return p, err
+}
+
+// load implements Load and Inspect. The ModuleInfo is non-nil once the
+// module compiled, even when err is not nil.
+func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.Kind, opts []PluginOption) (_ *Plugin, _ *ModuleInfo, err error) {
+	defer func() {
+		if err != nil && !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
+		}
+	}()
+	cfg := pluginConfig{
+		poolSize:  runtime.GOMAXPROCS(0),
+		memPages:  DefaultMemoryLimitPages,
+		timeout:   DefaultCallTimeout,
+		maxOutput: DefaultMaxOutputBytes,
+	}
+	for _, o := range opts {
+		o.applyPlugin(&cfg)
+	}
+	if err := errors.Join(cfg.optionErrs...); err != nil {
+		return nil, nil, err
+	}
+	if kind&^abi.AllKinds != 0 {
+		return nil, nil, fmt.Errorf("unknown plugin kind %#x", uint32(kind))
+	}
+	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
+		return nil, nil, errors.New("not a WebAssembly module (the binary does not start with \\0asm)")
+	}
+	m := modePlain
+	if cfg.timeout > 0 {
+		m = modeInterruptible
+	}
+	rt, err := h.runtime(ctx, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	cm, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compile: %w", err)
+	}
+	info := describe(cm)
+	if err := validateStatic(cm, info, cfg.memPages); err != nil {
+		cm.Close(ctx)
+		return nil, info, err
+	}
+
+	logger := cfg.logger
+	if logger == nil {
+		logger = h.logger.With("plugin", name)
+	}
+	p := &Plugin{
+		host:      h,
+		name:      name,
+		config:    cfg.config,
+		logger:    logger,
+		timeout:   cfg.timeout,
+		maxOutput: cfg.maxOutput,
+		memLimit:  uint64(cfg.memPages) << 16,
+		compiled:  cm,
+		rt:        rt,
+		slots:     make(chan *instance, cfg.poolSize),
+		size:      cfg.poolSize,
+		done:      make(chan struct{}),
+	}
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		cm.Close(ctx)
+		return nil, info, err
+	}
+	kinds, err := inst.declaredKinds(ctx)
+	if err == nil {
+		info.Kinds = kinds
+		err = validateKinds(kinds, kind, cm.ExportedFunctions())
+	}
+	if err != nil {
+		inst.close(ctx)
+		cm.Close(ctx)
+		return nil, info, err
+	}
+	p.kinds = kinds
+	p.slots <- inst
+	for range p.size - 1 {
+		p.slots <- nil
+	}
+	if err := h.register(p); err != nil {
+		inst.close(ctx)
+		cm.Close(ctx)
+		return nil, info, err
+	}
+	return p, info, nil
+}
+
+// acquire takes a pool slot and returns its instance, creating it if the
+// slot is empty. It blocks while every instance is busy.
+func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
+	var inst *instance
+	select {
+	case inst = <-p.slots:
+	default:
+		select {
+		case inst = <-p.slots:
+		case <-p.done:
+			return nil, p.closedError(h)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wasmhost: plugin %q: %s: waiting for a free instance: %w", p.name, hookNames[h], ctx.Err())
+		}
+	}
+	if p.closed.Load() {
+		p.slots <- inst
+		return nil, p.closedError(h)
+	}
+	if inst == nil {
+		var err error
+		if inst, err = p.newInstance(ctx); err != nil {
+			p.slots <- nil
+			return nil, p.fault(h, FaultInstantiate, err)
+		}
+	}
+	return inst, nil
+}
+
+func (p *Plugin) closedError(h hook) error {
+	return fmt.Errorf("wasmhost: plugin %q: %s: %w", p.name, hookNames[h], ErrClosed)
+}
+
+// release returns an instance to the pool after a call that did not fault.
+func (p *Plugin) release(inst *instance) { p.slots <- inst }
+
+// discard closes an instance that faulted and frees its slot for a new one.
+func (p *Plugin) discard(inst *instance) {
+	inst.close(context.Background())
+	p.stats.replaced.Add(1)
+	p.slots <- nil
+}
+
+// fault counts, logs and returns a fault.
+func (p *Plugin) fault(h hook, reason FaultReason, err error) *Fault {
+	p.stats.faults[reason].Add(1)
+	f := &Fault{Plugin: p.name, Hook: hookNames[h], Reason: reason, Err: err}
+	p.logger.Warn("plugin fault, instance replaced", "hook", f.Hook, "reason", reason.String(), "error", err)
+	return f
+}
+
+// Close stops the plugin: new calls fail with ErrClosed, calls in flight are
+// waited for, and every instance and the compiled module are freed. If ctx
+// ends first, Close returns its error and the instances still in use are
+// freed when the Host closes. Close is idempotent.
+func (p *Plugin) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		close(p.done)
+		var errs []error
+		for range p.size {
+			select {
+			case inst := <-p.slots:
+				if inst != nil {
+					errs = append(errs, inst.close(ctx))
+				}
+			case <-ctx.Done():
+				p.closeErr = fmt.Errorf("wasmhost: close plugin %q: waiting for calls in flight: %w", p.name, ctx.Err())
+				p.host.unregister(p)
+				return
+			}
+		}
+		errs = append(errs, p.compiled.Close(ctx))
+		p.host.unregister(p)
+		if err := errors.Join(errs...); err != nil {
+			p.closeErr = fmt.Errorf("wasmhost: close plugin %q: %w", p.name, err)
+		}
+	})
+	return p.closeErr
+}

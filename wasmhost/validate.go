@@ -1,0 +1,274 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// ModuleInfo describes a plugin module, for `kpipe plugin inspect`.
+type ModuleInfo struct {
+	// ABIVersion is the newest ABI version the module declares that this
+	// host supports, or 0 if there is none.
+	ABIVersion int
+	// Markers lists every ABI version the module declares
+	// (kpipe_abi_vN exports), supported or not, in increasing order.
+	Markers []int
+	// Kinds is what the module's kpipe_kinds returned, or 0 if it could not
+	// be called because the module is invalid.
+	Kinds plugins.Kind
+	// Exports are the module's exported functions, sorted by name.
+	Exports []Func
+	// Imports are the module's imported functions, in import order.
+	Imports []Func
+	// MemoryMinPages and MemoryMaxPages are the limits the module declares
+	// for its exported memory (64 KiB pages); MemoryMaxPages is 0 if the
+	// module declares no maximum.
+	MemoryMinPages, MemoryMaxPages uint32
+}
+
+// Func is a function a module imports or exports.
+type Func struct {
+	// Module is the import module ("kpipe", "wasi_snapshot_preview1"); empty
+	// for an export.
+	Module string
+	// Name is the function name.
+	Name string
+	// Signature is the WebAssembly type, such as "(i32, i32) -> i64".
+	Signature string
+}
+
+// signature is a function type in the ABI tables.
+type signature struct {
+	params, results []api.ValueType
+}
+
+func (s signature) String() string { return formatSig(s.params, s.results) }
+
+func formatSig(params, results []api.ValueType) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, t := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(api.ValueTypeName(t))
+	}
+	b.WriteString(") -> ")
+	switch len(results) {
+	case 0:
+		b.WriteString("()")
+	case 1:
+		b.WriteString(api.ValueTypeName(results[0]))
+	default:
+		b.WriteByte('(')
+		for i, t := range results {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(api.ValueTypeName(t))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func sig(params, results []api.ValueType) signature { return signature{params, results} }
+
+func vt(ts ...api.ValueType) []api.ValueType { return ts }
+
+// exportSigs are the ABI's function exports with their exact types
+// (ABI section 3), except the version markers, which are () -> ().
+var exportSigs = map[string]signature{
+	abi.ExportKinds:      sig(nil, vt(i32)),
+	abi.ExportBuffer:     sig(vt(i32), vt(i32)),
+	abi.ExportInit:       sig(nil, vt(i64)),
+	abi.ExportInitialize: sig(nil, nil),
+	abi.ExportOnSend:     sig(vt(i32), vt(i64)),
+	abi.ExportOnAck:      sig(vt(i32), vt(i64)),
+	abi.ExportSerialize:  sig(vt(i32, i32), vt(i64)),
+	abi.ExportPartition:  sig(vt(i32, i32), vt(i64)),
+}
+
+func sameSig(def api.FunctionDefinition, want signature) bool {
+	return slices.Equal(def.ParamTypes(), want.params) && slices.Equal(def.ResultTypes(), want.results)
+}
+
+// describe reads what a compiled module imports and exports.
+func describe(cm wazero.CompiledModule) *ModuleInfo {
+	info := &ModuleInfo{}
+	for name, def := range cm.ExportedFunctions() {
+		info.Exports = append(info.Exports, Func{Name: name, Signature: formatSig(def.ParamTypes(), def.ResultTypes())})
+		if v, ok := abi.MarkerVersion(name); ok {
+			info.Markers = append(info.Markers, v)
+		}
+	}
+	slices.SortFunc(info.Exports, func(a, b Func) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(info.Markers)
+	for _, v := range info.Markers {
+		if slices.Contains(abi.SupportedVersions, v) {
+			info.ABIVersion = v
+		}
+	}
+	for _, def := range cm.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		info.Imports = append(info.Imports, Func{Module: mod, Name: name, Signature: formatSig(def.ParamTypes(), def.ResultTypes())})
+	}
+	if mem, ok := cm.ExportedMemories()[abi.ExportMemory]; ok {
+		info.MemoryMinPages = mem.Min()
+		if max, ok := mem.Max(); ok {
+			info.MemoryMaxPages = max
+		}
+	}
+	return info
+}
+
+func versionList(vs []int) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = "v" + strconv.Itoa(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// validateStatic checks everything ABI section 3 and 6 require that can be
+// checked without running the module. memLimitPages is the plugin's memory
+// limit.
+func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages uint32) error {
+	if info.ABIVersion == 0 {
+		found := "none"
+		if len(info.Markers) > 0 {
+			found = versionList(info.Markers)
+		}
+		return fmt.Errorf("no supported ABI version: the module declares %s, this host supports %s (export a function named %s%d)",
+			found, versionList(abi.SupportedVersions), abi.MarkerPrefix, abi.Version)
+	}
+	exports := cm.ExportedFunctions()
+	marker := abi.MarkerPrefix + strconv.Itoa(info.ABIVersion)
+	if def := exports[marker]; !sameSig(def, sig(nil, nil)) {
+		return fmt.Errorf("export %s has type %s, want () -> ()", marker, formatSig(def.ParamTypes(), def.ResultTypes()))
+	}
+	mems := cm.ExportedMemories()
+	if _, ok := mems[abi.ExportMemory]; !ok {
+		return fmt.Errorf("missing export %q (the module must export its linear memory)", abi.ExportMemory)
+	}
+	if len(cm.ImportedMemories()) > 0 {
+		for _, m := range cm.ImportedMemories() {
+			mod, name, _ := m.Import()
+			return fmt.Errorf("imports memory %s.%s: a plugin must define and export its own memory", mod, name)
+		}
+	}
+	if info.MemoryMinPages > memLimitPages {
+		return fmt.Errorf("memory needs at least %d pages, above the plugin's limit of %d pages", info.MemoryMinPages, memLimitPages)
+	}
+	for _, name := range []string{abi.ExportKinds, abi.ExportBuffer} {
+		if _, ok := exports[name]; !ok {
+			return fmt.Errorf("missing export %s %s", name, exportSigs[name])
+		}
+	}
+	for name, want := range exportSigs {
+		if def, ok := exports[name]; ok && !sameSig(def, want) {
+			return fmt.Errorf("export %s has type %s, want %s", name, formatSig(def.ParamTypes(), def.ResultTypes()), want)
+		}
+	}
+	_, hasStart := exports[abi.ExportStart]
+	_, hasInit := exports[abi.ExportInitialize]
+	if hasStart && !hasInit {
+		return fmt.Errorf("exports %s but not %s: it is a WASI command, not a reactor (build Go guests with -buildmode=c-shared, C with -mexec-model=reactor)",
+			abi.ExportStart, abi.ExportInitialize)
+	}
+	for _, def := range cm.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		switch mod {
+		case abi.WASIModule:
+			// wazero names any WASI function it does not implement when
+			// the module is instantiated.
+		case abi.HostModule:
+			hf, ok := hostFuncByName[name]
+			if !ok {
+				return fmt.Errorf("unknown import %s.%s: the %s module has %s", mod, name, abi.HostModule, hostFuncNames())
+			}
+			if want := sig(hf.params, hf.results); !sameSig(def, want) {
+				return fmt.Errorf("import %s.%s has type %s, want %s", mod, name, formatSig(def.ParamTypes(), def.ResultTypes()), want)
+			}
+		default:
+			return fmt.Errorf("unknown import %s.%s: a plugin may import only from %s and %s", mod, name, abi.HostModule, abi.WASIModule)
+		}
+	}
+	return nil
+}
+
+func hostFuncNames() string {
+	names := make([]string, len(hostFuncs))
+	for i, f := range hostFuncs {
+		names[i] = f.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// kindNames spells a kind set, such as "interceptor+serializer".
+func kindNames(k plugins.Kind) string {
+	var s []string
+	for _, x := range []struct {
+		k    plugins.Kind
+		name string
+	}{{plugins.KindInterceptor, "interceptor"}, {plugins.KindSerializer, "serializer"}, {plugins.KindPartitioner, "partitioner"}} {
+		if k&x.k != 0 {
+			s = append(s, x.name)
+			k &^= x.k
+		}
+	}
+	if k != 0 {
+		s = append(s, fmt.Sprintf("unknown(%#x)", uint32(k)))
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, "+")
+}
+
+// validateKinds checks the kinds a module declared against the ABI, the
+// kind it is loaded as, and its exports.
+func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionDefinition) error {
+	if declared&^abi.AllKinds != 0 {
+		return fmt.Errorf("%s returned %#x, which has unknown kind bits %#x", abi.ExportKinds, uint32(declared), uint32(declared&^abi.AllKinds))
+	}
+	if declared == 0 {
+		return fmt.Errorf("%s returned 0: the module declares no plugin kind", abi.ExportKinds)
+	}
+	if declared&want != want {
+		return fmt.Errorf("wrong kind: loaded as %s, but the module declares %s", kindNames(want), kindNames(declared))
+	}
+	for h := range numHooks {
+		if declared&hookKinds[h] == 0 {
+			continue
+		}
+		if _, ok := exports[hookNames[h]]; !ok {
+			return fmt.Errorf("missing export %s %s, required by the %s kind the module declares",
+				hookNames[h], exportSigs[hookNames[h]], kindNames(hookKinds[h]))
+		}
+	}
+	return nil
+}
+
+// Inspect compiles a module and describes it: the ABI version, the kinds it
+// declares, its imports and exports. It also validates the module as Load
+// would (instantiating it once, in the sandbox, to call kpipe_kinds). If the
+// module is invalid Inspect returns the error together with whatever it
+// could read (nil only if the bytes are not a WebAssembly module at all).
+func (h *Host) Inspect(ctx context.Context, wasm []byte) (*ModuleInfo, error) {
+	p, info, err := h.load(ctx, "inspect", wasm, 0, []PluginOption{WithPoolSize(1)})
+	if err != nil {
+		return info, err
+	}
+	info.Kinds = p.Kinds()
+	return info, p.Close(ctx)
+}
