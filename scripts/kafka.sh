@@ -116,7 +116,7 @@ fetch() {
   </build>
 </project>
 POM
-	log "downloading Kafka $version jars with Maven into $lib (first run only; takes minutes)"
+	log "downloading Kafka $version jars with Maven into $lib (first run only)"
 	if ! mvn -B -q -f "$work/pom.xml" \
 		"org.apache.maven.plugins:maven-dependency-plugin:$dependency_plugin_version:copy-dependencies" \
 		-DincludeScope=runtime -DoutputDirectory="$work/lib" >"$work/mvn.log" 2>&1; then
