@@ -145,17 +145,16 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		acks:            AcksAll,
-		linger:          10 * time.Millisecond,
-		batchMaxBytes:   1_000_012,
-		maxRequestSize:  100 << 20,
-		maxBufRecords:   50_000,
-		codecs:          []Codec{NoCompression},
-		requestTimeout:  30 * time.Second,
-		deliveryTimeout: 2 * time.Minute,
-		retries:         -1,
-		cbThreshold:     10,
-		cbCooldown:      10 * time.Second,
+		acks:           AcksAll,
+		linger:         10 * time.Millisecond,
+		batchMaxBytes:  1_000_012,
+		maxRequestSize: 100 << 20,
+		maxBufRecords:  50_000,
+		codecs:         []Codec{NoCompression},
+		requestTimeout: 30 * time.Second,
+		retries:        -1,
+		cbThreshold:    10,
+		cbCooldown:     10 * time.Second,
 	}
 }
 
@@ -231,10 +230,15 @@ func RequestTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.requestTimeout = d })
 }
 
-// DeliveryTimeout bounds the time from Send to the record's outcome; a record
+// DeliveryTimeout bounds the time a record may take to be delivered; a record
 // still not delivered then fails (franz-go RecordDeliveryTimeout; Kafka
-// property delivery.timeout.ms). Zero means no limit. Default: 2 minutes, the
-// Java client's.
+// property delivery.timeout.ms). Zero means no limit. Default: 0, franz-go's
+// (the Java client's is 2 minutes).
+//
+// franz-go measures this timeout from the record's timestamp, not from
+// Send: with a DeliveryTimeout, records whose explicit Timestamp is older
+// than the timeout fail with "records have timed out". This is why the
+// default is no limit.
 func DeliveryTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.deliveryTimeout = d })
 }

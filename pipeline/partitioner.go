@@ -30,6 +30,14 @@ type topicPartitioner struct {
 	batch    plugins.TopicPartitioner // cur, if it wants OnNewBatch
 	fallback plugins.TopicPartitioner // the default partitioner
 	scratch  plugins.Record           // what the plugin sees, reused
+
+	// franz-go partitions a record again after OnNewBatch. A plugin that
+	// keeps no per-topic state would answer the same, so the previous
+	// answer is reused instead of calling it twice.
+	again    bool
+	last     int              // the plugin's last answer, -1 if the default partitioner answered
+	lastSlot *partitionerSlot // the partitioner of the last record
+	lastRec  *kgo.Record      // the last record
 }
 
 // RequiresConsistency is always true: partitions are exact partition numbers
@@ -42,6 +50,7 @@ func (t *topicPartitioner) OnNewBatch() {
 	if t.batch != nil {
 		t.batch.OnNewBatch()
 	}
+	t.again = true
 }
 
 func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
@@ -51,6 +60,8 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 		return int(kr.Partition)
 	}
 	s := t.p.part.Load()
+	again := t.again && t.lastSlot == s && t.lastRec == kr && t.batch == nil
+	t.again, t.lastSlot, t.lastRec = false, s, kr
 	if s != t.slot {
 		t.slot, t.cur, t.batch = s, s.p, nil
 		if s.perTopic != nil {
@@ -60,27 +71,33 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 	}
 	r := &t.scratch
 	*r = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
-	if !s.br.allow() {
-		s.stats.bypasses.Add(1)
+	if again && t.last >= 0 {
+		return t.last
+	}
+	if again || !s.br.allow() {
+		if !again {
+			s.stats.bypasses.Add(1)
+		}
 		return t.def(r, n)
 	}
 	part, err := t.call(e, r, int32(n))
 	switch {
 	case err == nil && part >= 0 && part < int32(n):
 		s.br.success()
-		return int(part)
+		t.last = int(part)
+		return t.last
 	case err == nil && part == plugins.DefaultPartition:
 		s.br.success()
 		return t.def(r, n)
 	case err == nil:
 		err = fmt.Errorf("partition %d out of range [0, %d)", part, n)
 	}
-	t.p.pluginFailed(s.name, HookPartition, &s.stats, &s.br, err)
+	t.p.pluginFailed(s.name, HookPartition, s.stats, &s.br, err)
 	return t.def(r, n)
 }
 
 func (t *topicPartitioner) call(e *envelope, r *plugins.Record, n int32) (part int32, err error) {
-	st := &t.slot.stats
+	st := t.slot.stats
 	start := st.start()
 	defer func() {
 		if x := recover(); x != nil {
@@ -97,5 +114,6 @@ func (t *topicPartitioner) call(e *envelope, r *plugins.Record, n int32) (part i
 // def runs the default partitioner, which never fails.
 func (t *topicPartitioner) def(r *plugins.Record, n int) int {
 	part, _ := t.fallback.Partition(context.Background(), r, int32(n))
+	t.last = -1
 	return int(part)
 }

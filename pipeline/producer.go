@@ -100,7 +100,8 @@ type Producer struct {
 
 	part      atomic.Pointer[partitionerSlot]
 	partMu    sync.Mutex
-	partSlots []*partitionerSlot // every partitioner used, for Stats
+	partNames []string              // every partitioner name used, in order, for Stats
+	partStats map[string]*hookStats // by name, shared by the partitioners of one name
 	newBreak  func() breaker
 
 	closed       atomic.Bool
@@ -119,7 +120,8 @@ type Producer struct {
 type interceptorSlot struct {
 	name   string
 	ic     plugins.Interceptor
-	br     breaker
+	sendBr breaker // a failing OnSend does not bypass a working OnAck
+	ackBr  breaker
 	onSend hookStats
 	onAck  hookStats
 }
@@ -139,7 +141,7 @@ type partitionerSlot struct {
 	explicit bool                        // p requires explicit partitions
 	isDef    bool                        // p is the built-in default
 	br       breaker
-	stats    hookStats
+	stats    *hookStats
 }
 
 // envelope carries one record through the client: the kgo.Record produced,
@@ -214,7 +216,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		if ic.ic == nil {
 			return nil, fmt.Errorf("pipeline: interceptor %q is nil", ic.name)
 		}
-		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, br: p.newBreak()})
+		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, sendBr: p.newBreak(), ackBr: p.newBreak()})
 	}
 	if cfg.keySer != nil {
 		p.keySer = &serializerSlot{name: cfg.keySerName, s: cfg.keySer, target: plugins.TargetKey, hook: HookSerializeKey}
@@ -285,8 +287,9 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 
 // SetPartitioner replaces the partitioner while records flow: records
 // partitioned from now on use p; none is lost or partitioned twice. A nil p
-// restores the built-in "default" partitioner. The partitioner's Stats entry
-// is kept.
+// restores the built-in "default" partitioner. Stats has one entry per
+// partitioner name: partitioners set under a name used before add to its
+// counts.
 func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 	if pp == nil {
 		pp, _ = plugins.NewPartitioner(plugins.PartitionerDefault, nil)
@@ -300,7 +303,14 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 		s.explicit = ep.RequiresExplicitPartition()
 	}
 	p.partMu.Lock()
-	p.partSlots = append(p.partSlots, s)
+	if p.partStats == nil {
+		p.partStats = map[string]*hookStats{}
+	}
+	if s.stats = p.partStats[name]; s.stats == nil {
+		s.stats = new(hookStats)
+		p.partStats[name] = s.stats
+		p.partNames = append(p.partNames, name)
+	}
 	p.partMu.Unlock()
 	p.part.Store(s)
 }
@@ -371,7 +381,7 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 	}
 
 	for i, s := range p.ics {
-		if !s.br.allow() {
+		if !s.sendBr.allow() {
 			s.onSend.bypasses.Add(1)
 			continue
 		}
@@ -380,10 +390,10 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 		v, err := s.callOnSend(e, r)
 		if err != nil {
 			*r = saved
-			p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.br, err)
+			p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.sendBr, err)
 			continue
 		}
-		s.br.success()
+		s.sendBr.success()
 		if v == plugins.Drop {
 			s.onSend.drops.Add(1)
 			e.seen &^= 1 << i
@@ -550,14 +560,14 @@ func (p *Producer) acks(e *envelope, ack plugins.Ack) {
 	for seen := e.seen; seen != 0; seen &= seen - 1 {
 		i := bits.TrailingZeros64(seen)
 		s := p.ics[i]
-		if !s.br.allow() {
+		if !s.ackBr.allow() {
 			s.onAck.bypasses.Add(1)
 			continue
 		}
 		if err := s.callOnAck(context.Background(), e.rec, ack); err != nil {
-			p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.br, err)
+			p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.ackBr, err)
 		} else {
-			s.br.success()
+			s.ackBr.success()
 		}
 	}
 }
@@ -684,8 +694,8 @@ func (p *Producer) Stats() Stats {
 		}
 	}
 	p.partMu.Lock()
-	for _, ps := range p.partSlots {
-		s.Plugins = append(s.Plugins, ps.stats.snapshot(ps.name, plugins.KindPartitioner, HookPartition))
+	for _, name := range p.partNames {
+		s.Plugins = append(s.Plugins, p.partStats[name].snapshot(name, plugins.KindPartitioner, HookPartition))
 	}
 	p.partMu.Unlock()
 	return s

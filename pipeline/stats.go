@@ -28,7 +28,7 @@ type Stats struct {
 	InFlight int64
 	// Plugins has one entry per plugin and hook, in pipeline order:
 	// interceptors (on_send, on_ack), key serializer, value serializer,
-	// then every partitioner that has been in use, the current one last.
+	// then one entry per name of every partitioner that has been in use.
 	Plugins []PluginStats
 }
 
