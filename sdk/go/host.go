@@ -75,8 +75,8 @@ func DecodeConfig(v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decoding plugin config: %w", err)
 	}
-	if dec.More() {
-		return fmt.Errorf("decoding plugin config: data after the JSON value")
+	if rest := bytes.Trim(cfg[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return fmt.Errorf("decoding plugin config: data after the JSON value at offset %d", dec.InputOffset())
 	}
 	return nil
 }

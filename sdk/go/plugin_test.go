@@ -347,6 +347,7 @@ func TestDecodeConfig(t *testing.T) {
 		{"values", `{"name":"x","count":2}`, cfg{Name: "x", Count: 2}, ""},
 		{"unknown field", `{"nmae":"x"}`, cfg{}, `unknown field "nmae"`},
 		{"trailing", `{} {}`, cfg{}, "data after the JSON value"},
+		{"trailing bracket", `{}]`, cfg{}, "data after the JSON value at offset 2"},
 		{"bad type", `{"count":"x"}`, cfg{}, "cannot unmarshal"},
 	}
 	for _, tt := range tests {

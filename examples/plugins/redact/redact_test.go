@@ -1,0 +1,81 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	kpipe "github.com/kpipe/kpipe/sdk/go"
+)
+
+func TestNewRedactorRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  config
+		want string
+	}{
+		{"nothing", config{}, "nothing to do"},
+		{"bad field", config{Fields: []string{"a..b"}}, "fields: JSON path"},
+		{"bad required", config{DropIfMissing: "."}, "drop_if_missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := newRedactor(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("newRedactor error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOnSend(t *testing.T) {
+	r, err := newRedactor(config{
+		Fields:        []string{"ssn", "card.number", "items.card"},
+		Replacement:   "***",
+		DropIfMissing: "user_id",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		value     []byte
+		want      kpipe.Action
+		wantValue string // for Changed
+	}{
+		{"masks nested", []byte(`{"user_id":7,"ssn":"123-45-6789","card":{"number":"4111","exp":"12/30"}}`), kpipe.Changed,
+			`{"card":{"exp":"12/30","number":"***"},"ssn":"***","user_id":7}`},
+		{"masks in arrays", []byte(` {"user_id":1,"items":[{"card":"a"},{"sku":2},{"card":{"n":1}}]}`), kpipe.Changed,
+			`{"items":[{"card":"***"},{"sku":2},{"card":"***"}],"user_id":1}`},
+		{"no field: unchanged", []byte(`{"user_id":1,"name":"x"}`), kpipe.Unchanged, ""},
+		{"missing required: dropped", []byte(`{"ssn":"1"}`), kpipe.Drop, ""},
+		{"null required counts as present", []byte(`{"user_id":null,"ssn":"1"}`), kpipe.Changed, `{"ssn":"***","user_id":null}`},
+		{"plain text", []byte("hello"), kpipe.Unchanged, ""},
+		{"broken JSON", []byte(`{"ssn":`), kpipe.Unchanged, ""},
+		{"JSON string", []byte(`"ssn"`), kpipe.Unchanged, ""},
+		{"null value", nil, kpipe.Unchanged, ""},
+		{"empty value", []byte{}, kpipe.Unchanged, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &kpipe.Record{Topic: "t", Value: tt.value}
+			got, err := r.OnSend(rec)
+			if err != nil || got != tt.want {
+				t.Fatalf("OnSend = %v, %v; want %v", got, err, tt.want)
+			}
+			if tt.want == kpipe.Changed && string(rec.Value) != tt.wantValue {
+				t.Fatalf("value = %s, want %s", rec.Value, tt.wantValue)
+			}
+		})
+	}
+}
+
+func TestOnlyDrop(t *testing.T) {
+	r, err := newRedactor(config{DropIfMissing: "id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for value, want := range map[string]kpipe.Action{`{"id":1}`: kpipe.Unchanged, `{"x":1}`: kpipe.Drop, `[]`: kpipe.Drop} {
+		if got, _ := r.OnSend(&kpipe.Record{Value: []byte(value)}); got != want {
+			t.Errorf("OnSend(%s) = %v, want %v", value, got, want)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/kpipe/kpipe/examples/plugins/internal/jsonpath"
+	kpipe "github.com/kpipe/kpipe/sdk/go"
+)
+
+// config is the plugin's JSON configuration.
+type config struct {
+	Field           string           `json:"field"`
+	Routes          map[string]int32 `json:"routes"`
+	KeyPrefixRoutes map[string]int32 `json:"key_prefix_routes"`
+}
+
+// prefixRoute is one key prefix and its partition.
+type prefixRoute struct {
+	prefix    []byte
+	partition int32
+}
+
+// router chooses partitions by the configured rules.
+type router struct {
+	field    jsonpath.Path // nil: no field rule
+	routes   map[string]int32
+	prefixes []prefixRoute // longest first
+}
+
+// newRouter validates cfg.
+func newRouter(cfg config) (*router, error) {
+	if cfg.Field == "" && len(cfg.Routes) > 0 {
+		return nil, errors.New(`route: "routes" needs "field"`)
+	}
+	if cfg.Field != "" && len(cfg.Routes) == 0 {
+		return nil, errors.New(`route: "field" needs "routes"`)
+	}
+	if cfg.Field == "" && len(cfg.KeyPrefixRoutes) == 0 {
+		return nil, errors.New(`route: nothing to do: set "field" and "routes", or "key_prefix_routes"`)
+	}
+	r := &router{routes: cfg.Routes}
+	if cfg.Field != "" {
+		p, err := jsonpath.Parse(cfg.Field)
+		if err != nil {
+			return nil, fmt.Errorf("route: field: %w", err)
+		}
+		r.field = p
+	}
+	for v, p := range cfg.Routes {
+		if p < 0 {
+			return nil, fmt.Errorf("route: routes: %q maps to negative partition %d", v, p)
+		}
+	}
+	for prefix, p := range cfg.KeyPrefixRoutes {
+		if p < 0 {
+			return nil, fmt.Errorf("route: key_prefix_routes: %q maps to negative partition %d", prefix, p)
+		}
+		if prefix == "" {
+			return nil, errors.New("route: key_prefix_routes: empty prefix (it would match every key)")
+		}
+		r.prefixes = append(r.prefixes, prefixRoute{[]byte(prefix), p})
+	}
+	sort.Slice(r.prefixes, func(i, j int) bool {
+		a, b := r.prefixes[i].prefix, r.prefixes[j].prefix
+		if len(a) != len(b) {
+			return len(a) > len(b)
+		}
+		return bytes.Compare(a, b) < 0
+	})
+	return r, nil
+}
+
+// Partition returns the partition of the first rule that matches rec, or
+// kpipe.DefaultPartition.
+func (r *router) Partition(rec *kpipe.Record, numPartitions int32) (int32, error) {
+	if name, p, ok := r.byField(rec.Value); ok {
+		return check(p, numPartitions, "field value", name)
+	}
+	if rec.Key != nil {
+		for _, pr := range r.prefixes {
+			if bytes.HasPrefix(rec.Key, pr.prefix) {
+				return check(pr.partition, numPartitions, "key prefix", string(pr.prefix))
+			}
+		}
+	}
+	return kpipe.DefaultPartition, nil
+}
+
+// byField returns the route of the configured field of a JSON value, if it
+// has one.
+func (r *router) byField(value []byte) (name string, partition int32, ok bool) {
+	if r.field == nil || value == nil {
+		return "", 0, false
+	}
+	doc, err := jsonpath.Decode(value)
+	if err != nil {
+		return "", 0, false
+	}
+	v, found := jsonpath.Lookup(doc, r.field)
+	if !found {
+		return "", 0, false
+	}
+	switch v := v.(type) {
+	case string:
+		name = v
+	case json.Number:
+		name = v.String()
+	default:
+		return "", 0, false
+	}
+	partition, ok = r.routes[name]
+	return name, partition, ok
+}
+
+// check returns p if the topic has it, and an error naming the route if not.
+func check(p, numPartitions int32, rule, name string) (int32, error) {
+	if p >= numPartitions {
+		return 0, fmt.Errorf("route: %s %q maps to partition %d, but the topic has %d partitions", rule, name, p, numPartitions)
+	}
+	return p, nil
+}

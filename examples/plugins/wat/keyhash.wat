@@ -1,0 +1,129 @@
+;; keyhash.wat: a partitioner that places keyed records exactly where Kafka's
+;; Java client does, written by hand against the kpipe plugin ABI v1
+;; (sdk/ABI.md) with no language runtime.
+;;
+;; The partition is (murmur2(key) & 0x7fffffff) % num_partitions, with Kafka's
+;; murmur2 (seed 0x9747b28c), the same as the Java DefaultPartitioner for keyed
+;; records and franz-go's KafkaHasher. A record with a null key goes to the
+;; host's default partitioner (KPIPE_DEFAULT_PARTITION). A malformed input is
+;; reported with set_error and KPIPE_ERROR.
+(module
+  (import "kpipe" "set_error" (func $set_error (param i32 i32)))
+
+  (memory (export "memory") 1)
+
+  ;; Error messages, below the input buffer at 1024.
+  (data (i32.const 16) "keyhash: malformed record")
+  (global $err_malformed i32 (i32.const 16))
+  (global $err_malformed_len i32 (i32.const 25))
+  (data (i32.const 64) "keyhash: partition count is not positive")
+  (global $err_count i32 (i32.const 64))
+  (global $err_count_len i32 (i32.const 40))
+
+  (global $buffer i32 (i32.const 1024))
+
+  (func (export "kpipe_abi_v1"))
+
+  ;; Bit 2: partitioner.
+  (func (export "kpipe_kinds") (result i32) (i32.const 4))
+
+  ;; The buffer takes the rest of memory from address 1024, grown as needed
+  ;; (see noop.wat).
+  (func (export "kpipe_buffer") (param $size i32) (result i32)
+    (local $pages i32)
+    (if (i32.gt_u (local.get $size) (i32.const 0x7ff00000))
+      (then (return (i32.const 0))))
+    (local.set $pages
+      (i32.shr_u (i32.add (local.get $size) (i32.const 66559)) (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then
+        (if (i32.eq
+              (memory.grow (i32.sub (local.get $pages) (memory.size)))
+              (i32.const -1))
+          (then (return (i32.const 0))))))
+    (global.get $buffer))
+
+  ;; murmur2 of the $len bytes at $p, as Kafka computes it.
+  (func $murmur2 (param $p i32) (param $len i32) (result i32)
+    (local $h i32)
+    (local $k i32)
+    (local $end i32)
+    ;; h = seed ^ len
+    (local.set $h (i32.xor (i32.const 0x9747b28c) (local.get $len)))
+    ;; Whole 4-byte little-endian words.
+    (local.set $end
+      (i32.add (local.get $p) (i32.and (local.get $len) (i32.const -4))))
+    (block $done
+      (loop $words
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $k (i32.mul (i32.load (local.get $p)) (i32.const 0x5bd1e995)))
+        (local.set $k (i32.xor (local.get $k) (i32.shr_u (local.get $k) (i32.const 24))))
+        (local.set $k (i32.mul (local.get $k) (i32.const 0x5bd1e995)))
+        (local.set $h
+          (i32.xor (i32.mul (local.get $h) (i32.const 0x5bd1e995)) (local.get $k)))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $words)))
+    ;; The 1 to 3 trailing bytes, each unsigned.
+    (block $tail0
+      (block $tail1
+        (block $tail2
+          (block $tail3
+            (br_table $tail0 $tail1 $tail2 $tail3
+              (i32.and (local.get $len) (i32.const 3))))
+          ;; 3 bytes left
+          (local.set $h
+            (i32.xor (local.get $h)
+              (i32.shl (i32.load8_u offset=2 (local.get $p)) (i32.const 16)))))
+        ;; 2 or more bytes left
+        (local.set $h
+          (i32.xor (local.get $h)
+            (i32.shl (i32.load8_u offset=1 (local.get $p)) (i32.const 8)))))
+      ;; 1 or more bytes left
+      (local.set $h
+        (i32.mul
+          (i32.xor (local.get $h) (i32.load8_u (local.get $p)))
+          (i32.const 0x5bd1e995))))
+    ;; Final mix.
+    (local.set $h (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 13))))
+    (local.set $h (i32.mul (local.get $h) (i32.const 0x5bd1e995)))
+    (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 15))))
+
+  ;; kpipe_partition(num_partitions, len): the record (ABI 4.1) is in the
+  ;; buffer. Its key length is at 20 + topic length, its key right after.
+  (func (export "kpipe_partition") (param $n i32) (param $len i32) (result i64)
+    (local $topic_len i32)
+    (local $key_at i32)
+    (local $key_len i32)
+    (if (i32.le_s (local.get $n) (i32.const 0))
+      (then
+        (call $set_error (global.get $err_count) (global.get $err_count_len))
+        (return (i64.const -2))))
+    ;; The fixed part and the topic length: 20 bytes.
+    (if (i32.lt_u (local.get $len) (i32.const 24))
+      (then (return (call $malformed))))
+    (local.set $topic_len (i32.load offset=16 (global.get $buffer)))
+    ;; The key length must fit after the topic: topic_len <= len - 24,
+    ;; compared unsigned so a huge length cannot wrap around.
+    (if (i32.gt_u (local.get $topic_len) (i32.sub (local.get $len) (i32.const 24)))
+      (then (return (call $malformed))))
+    (local.set $key_at
+      (i32.add (i32.add (global.get $buffer) (i32.const 20)) (local.get $topic_len)))
+    (local.set $key_len (i32.load (local.get $key_at)))
+    ;; A null key (-1): let the host's default partitioner choose.
+    (if (i32.eq (local.get $key_len) (i32.const -1))
+      (then (return (i64.const -4))))
+    ;; The key must fit in the rest of the input (any other negative length
+    ;; is huge when compared unsigned).
+    (if (i32.gt_u (local.get $key_len)
+          (i32.sub (i32.sub (local.get $len) (i32.const 24)) (local.get $topic_len)))
+      (then (return (call $malformed))))
+    (i64.extend_i32_u
+      (i32.rem_u
+        (i32.and
+          (call $murmur2 (i32.add (local.get $key_at) (i32.const 4)) (local.get $key_len))
+          (i32.const 0x7fffffff))
+        (local.get $n))))
+
+  (func $malformed (result i64)
+    (call $set_error (global.get $err_malformed) (global.get $err_malformed_len))
+    (i64.const -2)))

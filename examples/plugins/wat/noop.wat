@@ -1,0 +1,39 @@
+;; noop.wat: an interceptor that leaves every record alone, written by hand
+;; against the kpipe plugin ABI v1 (sdk/ABI.md) with no language runtime.
+;;
+;; kpipe_on_send returns 0 ("unchanged") and kpipe_on_ack returns 0, so a call
+;; costs only the crossing into the module and the copy of the record into its
+;; input buffer: the baseline against which other plugins are measured.
+(module
+  ;; One page to start with; kpipe_buffer grows the memory when the host asks
+  ;; for a larger buffer.
+  (memory (export "memory") 1)
+
+  (func (export "kpipe_abi_v1"))
+
+  ;; Bit 0: interceptor.
+  (func (export "kpipe_kinds") (result i32) (i32.const 1))
+
+  ;; The input buffer starts at address 1024 (address 0 would mean "no
+  ;; buffer") and takes the rest of memory, grown as needed.
+  (func (export "kpipe_buffer") (param $size i32) (result i32)
+    (local $pages i32)
+    ;; Refuse sizes that cannot fit under the ABI's 2 GiB memory limit
+    ;; (this also refuses "negative" sizes, compared unsigned).
+    (if (i32.gt_u (local.get $size) (i32.const 0x7ff00000))
+      (then (return (i32.const 0))))
+    ;; pages = ceil((1024 + size) / 65536)
+    (local.set $pages
+      (i32.shr_u
+        (i32.add (local.get $size) (i32.const 66559)) ;; 1024 + 65535
+        (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then
+        (if (i32.eq
+              (memory.grow (i32.sub (local.get $pages) (memory.size)))
+              (i32.const -1))
+          (then (return (i32.const 0))))))
+    (i32.const 1024))
+
+  (func (export "kpipe_on_send") (param $len i32) (result i64) (i64.const 0))
+  (func (export "kpipe_on_ack") (param $len i32) (result i64) (i64.const 0)))
