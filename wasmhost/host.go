@@ -81,8 +81,8 @@ type LoggerOption struct{ logger hclog.Logger }
 
 // WithLogger sets a logger. As a HostOption it is the logger of the Host and
 // the parent of every plugin's logger; the default discards everything. As a
-// PluginOption it replaces the logger of one plugin, which otherwise is the
-// Host's logger with the field plugin=<name>. A plugin's logger receives its
+// PluginOption it replaces the Host's logger for one plugin. Either way the
+// plugin logs with the field plugin=<name>. A plugin's logger receives its
 // log calls, its stdout (info) and stderr (warn) lines, and its faults.
 func WithLogger(l hclog.Logger) LoggerOption { return LoggerOption{l} }
 

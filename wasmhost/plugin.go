@@ -293,8 +293,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 
 	logger := cfg.logger
 	if logger == nil {
-		logger = h.logger.With("plugin", name)
+		logger = h.logger
 	}
+	logger = logger.With("plugin", name)
 	p := &Plugin{
 		host:      h,
 		name:      name,

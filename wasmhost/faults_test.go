@@ -1,0 +1,148 @@
+package wasmhost_test
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// TestFaultsContained drives every fault of the faulty WAT module and checks
+// that each is contained: the error names the plugin and hook, the record is
+// unchanged, the instance is replaced, and the next call works.
+func TestFaultsContained(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    int32
+		reason  wasmhost.FaultReason
+		message string
+	}{
+		{"trap", 1, wasmhost.FaultTrap, "unreachable"},
+		{"endless loop", 2, wasmhost.FaultTimeout, "deadline exceeded"},
+		{"memory bomb", 3, wasmhost.FaultMemory, "unreachable"},
+		{"proc_exit", 4, wasmhost.FaultExit, "exit_code(3)"},
+		{"result out of bounds", 5, wasmhost.FaultInvalidOutput, "outside guest memory"},
+		{"oversized result", 6, wasmhost.FaultInvalidOutput, "exceeds the plugin's output limit of 1024 bytes"},
+		{"unknown status", 8, wasmhost.FaultInvalidOutput, "result -9"},
+		{"trailing byte", 11, wasmhost.FaultInvalidOutput, "1 trailing bytes"},
+	}
+	h := newHost(t)
+	// Pool size 1: the next call can only succeed on a new instance.
+	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor,
+		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(200*time.Millisecond),
+		wasmhost.WithMemoryLimitPages(64), wasmhost.WithMaxOutputBytes(1024))
+	ctx := context.Background()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := modeRecord(tt.mode)
+			before := *modeRecord(tt.mode)
+			v, err := p.OnSend(ctx, r)
+			f := wantFault(t, err, "faulty", "kpipe_on_send", tt.reason)
+			if !strings.Contains(f.Err.Error(), tt.message) {
+				t.Errorf("fault error %q does not contain %q", f.Err, tt.message)
+			}
+			if v != plugins.Continue || !reflect.DeepEqual(*r, before) {
+				t.Errorf("after the fault: verdict %v, record %+v; want Continue and the record unchanged", v, r)
+			}
+			st := p.Stats()
+			if st.InstancesReplaced != uint64(i+1) || st.Faults[tt.reason] == 0 {
+				t.Errorf("stats = %+v, want %d instances replaced and a %v fault counted", st, i+1, tt.reason)
+			}
+			if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
+				t.Fatalf("call after the fault: %v, %v", v, err)
+			}
+			if st := p.Stats(); st.InstancesCreated != uint64(i+2) {
+				t.Errorf("instances created = %d, want %d", st.InstancesCreated, i+2)
+			}
+		})
+	}
+}
+
+// TestTrapInOtherHooks checks faults outside kpipe_on_send.
+func TestTrapInOtherHooks(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	p := load(t, h, "trap", wat(t, "trap"), plugins.KindInterceptor, wasmhost.WithPoolSize(1))
+	err := p.OnAck(ctx, modeRecord(0), plugins.Ack{Offset: 3})
+	wantFault(t, err, "trap", "kpipe_on_ack", wasmhost.FaultTrap)
+	// The replacement instance traps too: each call is its own fault.
+	_, err = p.OnSend(ctx, modeRecord(0))
+	wantFault(t, err, "trap", "kpipe_on_send", wasmhost.FaultTrap)
+	if st := p.Stats(); st.InstancesReplaced != 2 || st.Faults[wasmhost.FaultTrap] != 2 || st.Calls.OnAck != 1 || st.Calls.OnSend != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestGoGuestFaults(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+
+	t.Run("unrecovered panic", func(t *testing.T) {
+		var logs logBuffer
+		p := load(t, h, "raw", goGuest(t, goRawGuest), plugins.KindInterceptor,
+			wasmhost.WithPoolSize(1), wasmhost.WithLogger(newLogger(&logs)))
+		// In a //go:wasmexport call the Go runtime ends a fatal panic with
+		// the unreachable instruction, not proc_exit: a trap.
+		_, err := p.OnSend(ctx, modeRecord(1))
+		wantFault(t, err, "raw", "kpipe_on_send", wasmhost.FaultTrap)
+		if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
+			t.Fatalf("call after the fault: %v, %v", v, err)
+		}
+		// The Go runtime's panic report reaches the log through stderr.
+		if !strings.Contains(logs.String(), "unrecovered panic in kpipe_on_send") {
+			t.Errorf("log does not show the panic message:\n%s", logs.String())
+		}
+	})
+
+	p := load(t, h, "sdk", goGuest(t, goSDKGuest), plugins.KindInterceptor,
+		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(500*time.Millisecond),
+		wasmhost.WithMemoryLimitPages(256))
+	tests := []struct {
+		name   string
+		mode   int32
+		reason wasmhost.FaultReason
+	}{
+		{"memory bomb", 3, wasmhost.FaultMemory},
+		{"endless loop", 5, wasmhost.FaultTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.OnSend(ctx, modeRecord(tt.mode))
+			wantFault(t, err, "sdk", "kpipe_on_send", tt.reason)
+			if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
+				t.Fatalf("call after the fault: %v, %v", v, err)
+			}
+		})
+	}
+	t.Run("recovered panic", func(t *testing.T) {
+		created := p.Stats().InstancesCreated
+		_, err := p.OnSend(ctx, modeRecord(1))
+		wantGuestError(t, err, "sdk", "kpipe_on_send", "boom")
+		if st := p.Stats(); st.InstancesCreated != created {
+			t.Errorf("a guest error replaced the instance")
+		}
+	})
+}
+
+// TestHostFunctionTraps checks that bad pointers passed to host functions
+// trap the call instead of reaching outside guest memory.
+func TestHostFunctionTraps(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	p := load(t, h, "hostcalls", wat(t, "hostcalls"), plugins.KindInterceptor,
+		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(0), wasmhost.WithConfig([]byte("0123456789")))
+	for mode, fn := range map[int32]string{2: "kpipe.log", 3: "kpipe.set_error", 4: "kpipe.config_get"} {
+		_, err := p.OnSend(ctx, modeRecord(mode))
+		f := wantFault(t, err, "hostcalls", "kpipe_on_send", wasmhost.FaultTrap)
+		if !strings.Contains(f.Err.Error(), fn+": range") {
+			t.Errorf("mode %d: fault %q does not name %s and the bad range", mode, f.Err, fn)
+		}
+		if _, err := p.OnSend(ctx, modeRecord(1)); err != nil {
+			t.Fatalf("call after the fault: %v", err)
+		}
+	}
+}

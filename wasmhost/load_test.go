@@ -1,0 +1,157 @@
+package wasmhost_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+func TestLoadErrors(t *testing.T) {
+	h := newHost(t)
+	tests := []struct {
+		name  string
+		wasm  []byte
+		kind  plugins.Kind
+		opts  []wasmhost.PluginOption
+		wants []string // substrings of the error
+	}{
+		{"not wasm", []byte("#!/bin/sh\necho hi\n"), 0, nil,
+			[]string{"not a WebAssembly module"}},
+		{"truncated wasm", wat(t, "noop")[:20], 0, nil,
+			[]string{"compile:"}},
+		{"bad ABI version", wat(t, "bad_abi"), 0, nil,
+			[]string{"no supported ABI version", "declares v99", "supports v1", "kpipe_abi_v1"}},
+		{"missing hook export", wat(t, "missing_export"), plugins.KindInterceptor, nil,
+			[]string{"missing export kpipe_on_ack (i32) -> i64", "interceptor"}},
+		{"mistyped export", wat(t, "mistyped_export"), plugins.KindInterceptor, nil,
+			[]string{"export kpipe_on_send has type (i32) -> i32, want (i32) -> i64"}},
+		{"unknown import", wat(t, "unknown_import"), 0, nil,
+			[]string{"unknown import kpipe.open_socket", "config_get"}},
+		{"unknown kind bits", wat(t, "bad_kinds"), 0, nil,
+			[]string{"kpipe_kinds returned 0x9", "unknown kind bits 0x8"}},
+		{"WASI command", wat(t, "command"), 0, nil,
+			[]string{"exports _start but not _initialize", "reactor"}},
+		{"trapping _initialize", wat(t, "trap_init"), 0, nil,
+			[]string{"_initialize: trap", "unreachable"}},
+		{"kpipe_init error", wat(t, "init_error"), 0, nil,
+			[]string{"kpipe_init failed: no config"}},
+		{"wrong kind", wat(t, "trap"), plugins.KindSerializer, nil,
+			[]string{"wrong kind: loaded as serializer, but the module declares interceptor"}},
+		{"unknown kind", wat(t, "noop"), 8, nil,
+			[]string{"unknown plugin kind 0x8"}},
+		{"memory above limit", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithMemoryLimitPages(1)},
+			[]string{"memory needs at least 2 pages, above the plugin's limit of 1 pages"}},
+		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
+			wasmhost.WithMemoryLimitPages(40000), wasmhost.WithMaxOutputBytes(0)},
+			[]string{"pool size 0", "call timeout -1ns", "40000 pages", "output limit of 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := h.Load(context.Background(), "broken-"+strings.ReplaceAll(tt.name, " ", "-"), tt.wasm, tt.kind, tt.opts...)
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatal("Load succeeded")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, `load plugin "broken-`) {
+				t.Errorf("error %q does not name the plugin", msg)
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	_, err := h.LoadFile(ctx, "missing", filepath.Join(t.TempDir(), "nope.wasm"), 0)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), `"missing"`) {
+		t.Errorf("LoadFile of a missing file: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.wasm")
+	if err := os.WriteFile(bad, []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.LoadFile(ctx, "bad", bad, 0)
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "not a WebAssembly module") {
+		t.Errorf("LoadFile of a bad file: error %v does not name the file and the problem", err)
+	}
+	p, err := h.LoadFile(ctx, "noop", filepath.Join("testdata", "noop.wasm"), plugins.KindInterceptor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name() != "noop" || p.Kinds() != plugins.KindInterceptor|plugins.KindSerializer|plugins.KindPartitioner {
+		t.Errorf("Name() = %q, Kinds() = %v", p.Name(), p.Kinds())
+	}
+}
+
+func TestInspect(t *testing.T) {
+	h := newHost(t)
+	info, err := h.Inspect(context.Background(), wat(t, "hostcalls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ABIVersion != 1 || len(info.Markers) != 1 || info.Kinds != plugins.KindInterceptor {
+		t.Errorf("info = %+v", info)
+	}
+	if info.MemoryMinPages != 2 || info.MemoryMaxPages != 0 {
+		t.Errorf("memory = %d..%d pages, want 2..none", info.MemoryMinPages, info.MemoryMaxPages)
+	}
+	wantImport := wasmhost.Func{Module: "kpipe", Name: "log", Signature: "(i32, i32, i32) -> ()"}
+	found := false
+	for _, f := range info.Imports {
+		found = found || f == wantImport
+	}
+	if !found || len(info.Imports) != 5 {
+		t.Errorf("imports = %+v, want 5 including %+v", info.Imports, wantImport)
+	}
+	var names []string
+	for _, f := range info.Exports {
+		names = append(names, f.Name+" "+f.Signature)
+	}
+	want := "kpipe_abi_v1 () -> (),kpipe_buffer (i32) -> i32,kpipe_kinds () -> i32,kpipe_on_ack (i32) -> i64,kpipe_on_send (i32) -> i64"
+	if got := strings.Join(names, ","); got != want {
+		t.Errorf("exports = %s\nwant      %s", got, want)
+	}
+
+	// An invalid module: the error, and what could be read.
+	info, err = h.Inspect(context.Background(), wat(t, "bad_abi"))
+	if err == nil || info == nil || len(info.Markers) != 1 || info.Markers[0] != 99 || info.ABIVersion != 0 {
+		t.Errorf("Inspect(bad_abi) = %+v, %v", info, err)
+	}
+	info, err = h.Inspect(context.Background(), wat(t, "bad_kinds"))
+	if err == nil || info == nil || info.Kinds != 9 {
+		t.Errorf("Inspect(bad_kinds) = %+v, %v; want kinds 9 and an error", info, err)
+	}
+}
+
+func TestHostClose(t *testing.T) {
+	ctx := context.Background()
+	h, err := wasmhost.New(ctx, wasmhost.WithoutCompilationCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, h, "noop", wat(t, "noop"), 0, wasmhost.WithCallTimeout(0))
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.OnSend(ctx, modeRecord(0)); !errors.Is(err, wasmhost.ErrClosed) {
+		t.Errorf("OnSend after Host.Close: %v, want ErrClosed", err)
+	}
+	if _, err := h.Load(ctx, "late", wat(t, "noop"), 0); !errors.Is(err, wasmhost.ErrClosed) {
+		t.Errorf("Load after Host.Close: %v, want ErrClosed", err)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
