@@ -1,0 +1,76 @@
+# kpipe developer tasks. `make` (or `make help`) lists them.
+
+GO       ?= go
+WAT2WASM ?= wat2wasm
+
+# Where `make plugins` puts the Go example plugins.
+PLUGIN_DIR := build/plugins
+# The Go example plugins: every directory of examples/plugins with a main.go.
+GO_PLUGINS := $(patsubst examples/plugins/%/main.go,%,$(wildcard examples/plugins/*/main.go))
+# Hand-written WebAssembly text modules; their .wasm is committed next to them.
+WAT_DIRS   := examples/plugins/wat wasmhost/testdata
+WAT_FILES  := $(foreach d,$(WAT_DIRS),$(wildcard $(d)/*.wat))
+
+# Building a guest: a WASI reactor, as the plugin ABI requires.
+GUEST_ENV := GOOS=wasip1 GOARCH=wasm
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@echo 'Targets:'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
+
+.PHONY: plugins
+plugins: wasm ## Build the Go example plugins to build/plugins/<name>.wasm and rebuild the WAT ones.
+	@mkdir -p $(PLUGIN_DIR)
+	@for p in $(GO_PLUGINS); do \
+		echo "go build $$p -> $(PLUGIN_DIR)/$$p.wasm"; \
+		(cd examples/plugins && $(GUEST_ENV) $(GO) build -buildmode=c-shared -o ../../$(PLUGIN_DIR)/$$p.wasm ./$$p) || exit 1; \
+	done
+
+.PHONY: wasm
+wasm: ## Compile every .wat under examples/plugins/wat and wasmhost/testdata to the .wasm next to it.
+	@for f in $(WAT_FILES); do \
+		echo "$(WAT2WASM) $$f"; \
+		$(WAT2WASM) $$f -o $${f%.wat}.wasm || exit 1; \
+	done
+
+.PHONY: check-wasm
+check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .wat.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && status=0 && \
+	for f in $(WAT_FILES); do \
+		w=$${f%.wat}.wasm; \
+		$(WAT2WASM) $$f -o $$tmp/out.wasm || { status=1; continue; }; \
+		if [ ! -f $$w ]; then echo "missing: $$w (run make wasm)"; status=1; \
+		elif ! cmp -s $$tmp/out.wasm $$w; then echo "stale: $$w differs from $$f (run make wasm)"; status=1; \
+		elif git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git ls-files --error-unmatch $$w >/dev/null 2>&1; then \
+			echo "not committed: $$w (git add it)"; status=1; fi; \
+	done; \
+	if [ $$status -eq 0 ]; then echo "check-wasm: $(words $(WAT_FILES)) modules up to date"; fi; \
+	exit $$status
+
+.PHONY: test
+test: ## Run the tests of the main module, the Go SDK and the example plugins.
+	$(GO) test ./...
+	cd sdk/go && $(GO) test ./...
+	cd examples/plugins && $(GO) test ./...
+
+.PHONY: vet
+vet: ## Run go vet on every module, and on the guests for wasip1.
+	$(GO) vet ./...
+	cd sdk/go && $(GO) vet ./... && $(GUEST_ENV) $(GO) vet ./...
+	cd examples/plugins && $(GO) vet ./... && $(GUEST_ENV) $(GO) vet ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks (no tests) with allocation counts.
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	cd sdk/go && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: quickstart
+quickstart: plugins ## Build the plugins and run the quickstart pipeline.
+	$(GO) run ./cmd/kpipe run --config examples/quickstart.hcl --input examples/quickstart.jsonl
+
+.PHONY: clean
+clean: ## Remove build outputs.
+	rm -rf build
