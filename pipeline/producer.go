@@ -498,12 +498,19 @@ func (p *Producer) onPromise(kr *kgo.Record, err error) {
 func (p *Producer) finish(e *envelope, err error) {
 	kr := &e.kr
 	r := e.rec
-	r.Topic, r.Key, r.Value, r.Timestamp = kr.Topic, kr.Key, kr.Value, kr.Timestamp
+	// Only a callback or an OnAck can look at the record now; without
+	// them, leave its (probably cold) memory alone.
+	update := e.cb != nil || e.seen != 0
+	if update {
+		r.Topic, r.Key, r.Value, r.Timestamp = kr.Topic, kr.Key, kr.Value, kr.Timestamp
+	}
 	if err != nil {
 		p.complete(e, Failed, p.explain(e, err))
 		return
 	}
-	r.Partition, r.HasPartition = kr.Partition, true
+	if update {
+		r.Partition, r.HasPartition = kr.Partition, true
+	}
 	e.result = Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
 	if p.acks0 {
 		e.result.Offset = -1

@@ -15,7 +15,7 @@ import (
 )
 
 // wasmPlugin loads one of the hand-written example modules.
-func wasmPlugin(tb testing.TB, file string, kind plugins.Kind) *wasmhost.Plugin {
+func wasmPlugin(tb testing.TB, file string, kind plugins.Kind, opts ...wasmhost.PluginOption) *wasmhost.Plugin {
 	tb.Helper()
 	ctx := context.Background()
 	h, err := wasmhost.New(ctx, wasmhost.WithLogger(hclog.NewNullLogger()))
@@ -23,7 +23,7 @@ func wasmPlugin(tb testing.TB, file string, kind plugins.Kind) *wasmhost.Plugin 
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = h.Close(context.Background()) })
-	p, err := h.LoadFile(ctx, file, plugintest.WAT(tb, "examples/plugins/wat/"+file), kind)
+	p, err := h.LoadFile(ctx, file, plugintest.WAT(tb, "examples/plugins/wat/"+file), kind, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

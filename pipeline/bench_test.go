@@ -1,0 +1,143 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/internal/testbroker"
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// nopInterceptor is the native twin of examples/plugins/wat/noop.wat.
+type nopInterceptor struct{}
+
+func (nopInterceptor) OnSend(context.Context, *plugins.Record) (plugins.Verdict, error) {
+	return plugins.Continue, nil
+}
+func (nopInterceptor) OnAck(context.Context, *plugins.Record, plugins.Ack) error { return nil }
+
+// keyHash is the native twin of examples/plugins/wat/keyhash.wat.
+type keyHash struct{}
+
+func (keyHash) Partition(_ context.Context, r *plugins.Record, n int32) (int32, error) {
+	if r.Key == nil {
+		return plugins.DefaultPartition, nil
+	}
+	return plugins.KeyPartition(r.Key, n), nil
+}
+
+// BenchmarkProduce produces keyed records with 100-byte values to one
+// in-process kfake broker, from one goroutine:
+//
+//   - bare: franz-go alone, same client settings;
+//   - builtin: kpipe with the built-in "bytes" serializers and the default
+//     partitioner;
+//   - wasm: kpipe with the WASM no-op interceptor and key-hash partitioner;
+//   - wasm-nolimit: the same with wasmhost's per-call time limit off;
+//   - native: kpipe with the same two plugins written in Go.
+func BenchmarkProduce(b *testing.B) {
+	_, brokers := testbroker.Fake(b)
+	topic := testbroker.CreateTopic(b, brokers, 6)
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%06d", i)
+	}
+	value := make([]byte, 100)
+	for i := range value {
+		value[i] = 'a' + byte(i%26)
+	}
+	ctx := context.Background()
+
+	// Besides wall-clock records/s, report the process's CPU time per
+	// record (broker included): on a shared machine it is the steadier
+	// figure.
+	run := func(b *testing.B, send func(i int), flush func()) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		for i := 0; i < b.N; i++ {
+			send(i)
+		}
+		flush()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/record")
+	}
+
+	b.Run("bare", func(b *testing.B) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+			kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: keys[0], Value: value}).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		run(b, func(i int) {
+			cl.Produce(ctx, &kgo.Record{Key: keys[i&1023], Value: value}, nil)
+		}, func() {
+			if err := cl.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+
+	kpipe := func(b *testing.B, opts ...pipeline.Option) {
+		p, err := pipeline.New(ctx, append([]pipeline.Option{
+			pipeline.Brokers(brokers...), pipeline.DefaultTopic(topic),
+			pipeline.Logger(hclog.NewNullLogger()),
+		}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close(ctx)
+		if res := p.SendSync(ctx, &plugins.Record{Key: keys[0], Value: value}); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+		run(b, func(i int) {
+			p.Send(ctx, &plugins.Record{Key: keys[i&1023], Value: value}, nil)
+		}, func() {
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+		if s := p.Stats(); s.Failed != 0 {
+			b.Fatalf("%d records failed", s.Failed)
+		}
+	}
+	b.Run("builtin", func(b *testing.B) {
+		bytesSer, _ := plugins.NewSerializer("bytes", nil)
+		def, _ := plugins.NewPartitioner("default", nil)
+		kpipe(b, pipeline.KeySerializer("bytes", bytesSer), pipeline.ValueSerializer("bytes", bytesSer),
+			pipeline.Partitioner("default", def))
+	})
+	b.Run("wasm", func(b *testing.B) {
+		kpipe(b, pipeline.Interceptor("noop", wasmPlugin(b, "noop.wasm", plugins.KindInterceptor)),
+			pipeline.Partitioner("keyhash", wasmPlugin(b, "keyhash.wasm", plugins.KindPartitioner)))
+	})
+	// The same without wasmhost's per-call time limit, which is most of
+	// the cost of a cheap WASM call.
+	b.Run("wasm-nolimit", func(b *testing.B) {
+		kpipe(b, pipeline.Interceptor("noop", wasmPlugin(b, "noop.wasm", plugins.KindInterceptor, wasmhost.WithCallTimeout(0))),
+			pipeline.Partitioner("keyhash", wasmPlugin(b, "keyhash.wasm", plugins.KindPartitioner, wasmhost.WithCallTimeout(0))))
+	})
+	b.Run("native", func(b *testing.B) {
+		kpipe(b, pipeline.Interceptor("noop", nopInterceptor{}), pipeline.Partitioner("keyhash", keyHash{}))
+	})
+}
