@@ -1,0 +1,111 @@
+package wasmhost_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// benchRecord is a record with a 100-byte value.
+func benchRecord() *plugins.Record {
+	return &plugins.Record{Topic: "bench", Key: []byte("key-0001"), Value: bytes.Repeat([]byte("v"), 100)}
+}
+
+// BenchmarkHookNoop measures one OnSend of a 100-byte record through a hook
+// that leaves it unchanged, with the call timeout off: the fixed cost of a
+// plugin call. The WAT guest does nothing; the Go guest is the SDK, which
+// decodes the record before its OnSend returns Unchanged.
+func BenchmarkHookNoop(b *testing.B) {
+	for _, guest := range []struct {
+		name string
+		wasm func(testing.TB) []byte
+	}{
+		{"wat", func(tb testing.TB) []byte { return wat(tb, "noop") }},
+		{"go", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }},
+	} {
+		b.Run(guest.name, func(b *testing.B) {
+			h := newHost(b)
+			p := load(b, h, "noop", guest.wasm(b), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+			ctx := context.Background()
+			r := benchRecord()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.OnSend(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoadCached measures loading the Go SDK guest (3.4 MB) in a new
+// Host whose compilation cache already holds it: what a process restart
+// costs per plugin. It includes creating the runtime and the first
+// instance (Go runtime initialisation).
+func BenchmarkLoadCached(b *testing.B) {
+	wasm := goGuest(b, goSDKGuest)
+	dir := b.TempDir()
+	ctx := context.Background()
+	loadOnce := func() {
+		h, err := wasmhost.New(ctx, wasmhost.WithCompilationCacheDir(dir))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.Load(ctx, "sdk", wasm, plugins.KindInterceptor, wasmhost.WithPoolSize(1)); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	loadOnce() // warm the cache
+	b.ReportAllocs()
+	for b.Loop() {
+		loadOnce()
+	}
+}
+
+// BenchmarkCallTimeout measures what a call timeout costs on a loop-heavy
+// hook (spin.wat: 10,000 loop iterations per call): termination checks in
+// the loop and a watcher goroutine per call.
+func BenchmarkCallTimeout(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		timeout time.Duration
+	}{{"off", 0}, {"on", time.Second}} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := newHost(b)
+			p := load(b, h, "spin", wat(b, "spin"), plugins.KindInterceptor, wasmhost.WithCallTimeout(bc.timeout))
+			ctx := context.Background()
+			r := benchRecord()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.OnSend(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHookNoopParallel measures no-op calls from GOMAXPROCS goroutines
+// sharing one plugin (pool size GOMAXPROCS).
+func BenchmarkHookNoopParallel(b *testing.B) {
+	h := newHost(b)
+	p := load(b, h, "noop", wat(b, "noop"), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		r := benchRecord()
+		for pb.Next() {
+			if _, err := p.OnSend(ctx, r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,80 @@
+package wasmhost
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// BenchmarkInstantiate measures creating one instance of an already
+// compiled module, including _initialize, kpipe_init and the first
+// kpipe_buffer call: the cost of replacing an instance after a fault.
+func BenchmarkInstantiate(b *testing.B) {
+	for _, guest := range []struct{ name, path string }{
+		{"wat", plugintest.WAT(b, "wasmhost/testdata/noop.wat")},
+		{"go", plugintest.GoPlugin(b, "wasmhost/testdata/goguests/sdkguest")},
+	} {
+		b.Run(guest.name, func(b *testing.B) {
+			ctx := context.Background()
+			h, err := New(ctx, WithCompilationCacheDir(b.TempDir()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close(ctx)
+			wasm, err := os.ReadFile(guest.path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := h.Load(ctx, "bench", wasm, plugins.KindInterceptor, WithPoolSize(1), WithCallTimeout(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				inst, err := p.newInstance(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				inst.close(ctx)
+			}
+		})
+	}
+}
+
+// TestModesUseSeparateCaches checks that code compiled with and without
+// termination checks lands in different cache directories (RATIONALE.md,
+// "Two runtimes").
+func TestModesUseSeparateCaches(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	h, err := New(ctx, WithCompilationCacheDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	wasm, err := os.ReadFile(plugintest.WAT(t, "wasmhost/testdata/noop.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, timeout := range []bool{false, true} {
+		opt := WithCallTimeout(0)
+		if timeout {
+			opt = WithCallTimeout(DefaultCallTimeout)
+		}
+		if _, err := h.Load(ctx, "noop", wasm, 0, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cacheSubdir[modePlain] == cacheSubdir[modeInterruptible] {
+		t.Fatalf("both modes use cache directory %q", cacheSubdir[modePlain])
+	}
+	for _, sub := range cacheSubdir {
+		entries, err := os.ReadDir(dir + "/" + sub)
+		if err != nil || len(entries) == 0 {
+			t.Errorf("cache directory %s is empty or missing (%v)", sub, err)
+		}
+	}
+}
