@@ -1,0 +1,17 @@
+// Command kpipe produces records to Kafka through a pipeline of WebAssembly
+// plugins, validates pipeline configurations, inspects and tests plugins, and
+// runs an embedded broker for trying things out.
+//
+// Run "kpipe --help", or see docs/cli.md.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/kpipe/kpipe/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

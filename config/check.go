@@ -1,0 +1,42 @@
+package config
+
+import (
+	"context"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// CheckModules loads every WASM module of every pipeline into host, as the
+// kind its block uses it as and with its block's limits and config, and
+// reports each one that fails to load (not a valid module, a kind it does not
+// implement, a missing export, an unknown import, a failing kpipe_init...) at
+// its module attribute. It loads each module once per block, so the plugins
+// stay in host until host is closed; use a host made for the check.
+func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	check := func(p *Plugin) {
+		if p == nil || p.Module == "" {
+			return
+		}
+		if _, err := loadModule(ctx, host, p); err != nil {
+			rng := p.ModuleRange
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot load module",
+				Detail:   err.Error(),
+				Subject:  &rng,
+			})
+		}
+	}
+	for _, p := range c.Pipelines {
+		for _, ic := range p.Interceptors {
+			check(ic)
+		}
+		check(p.KeySerializer)
+		check(p.ValueSerializer)
+		check(p.Partitioner)
+	}
+	return diags
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/internal/embedded"
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// loadConfig loads and checks a configuration file, printing its
+// diagnostics. Invalid configurations end the command with ExitFailed.
+func (e *env) loadConfig(path string) (*config.Config, error) {
+	cfg, diags := config.Load(path)
+	_ = config.WriteDiagnostics(e.stderr, diags)
+	if diags.HasErrors() {
+		return nil, failedf("%s: %d errors", path, countErrors(diags))
+	}
+	return cfg, nil
+}
+
+func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
+
+// buildProducer creates the producer of run: from the configuration file if
+// there is one, with brokers and topic overriding it, and on an embedded
+// broker if there are no brokers at all.
+func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, brokers []string, topic string) (*built, error) {
+	b := &built{}
+	ok := false
+	defer func() {
+		if !ok {
+			b.close()
+		}
+	}()
+
+	var opts []pipeline.Option
+	if cfgPath != "" {
+		cfg, err := e.loadConfig(cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		p, err := cfg.Pipeline(pipelineName)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+		if err != nil {
+			return nil, &exitError{code: ExitError, err: err}
+		}
+		b.closers = append(b.closers, func() { _ = host.Close(context.Background()) })
+		if opts, err = cfg.Build(ctx, p, host); err != nil {
+			return nil, &exitError{code: ExitError, err: err}
+		}
+		if len(brokers) == 0 {
+			brokers = cfg.Kafka.Brokers
+		}
+		b.transactional = cfg.Kafka.TransactionalID != ""
+	} else if pipelineName != "" {
+		return nil, usageErrorf("--pipeline needs --config")
+	}
+	if topic != "" {
+		opts = append(opts, pipeline.DefaultTopic(topic))
+	}
+	if len(brokers) == 0 {
+		eb, err := embedded.Start(embedded.Config{})
+		if err != nil {
+			return nil, &exitError{code: ExitError, err: err}
+		}
+		b.embedded = eb
+		b.closers = append(b.closers, eb.Close)
+		brokers = []string{eb.Addr()}
+		// The embedded broker creates topics on first use, when the
+		// client asks it to.
+		opts = append(opts, pipeline.KgoOptions(kgo.AllowAutoTopicCreation()))
+	}
+	opts = append(opts, pipeline.Brokers(brokers...), pipeline.Logger(e.log))
+	p, err := pipeline.New(ctx, opts...)
+	if err != nil {
+		return nil, &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", err)}
+	}
+	b.producer = p
+	ok = true
+	return b, nil
+}

@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of the kpipe command.
+const (
+	// ExitOK: everything worked.
+	ExitOK = 0
+	// ExitFailed: some records failed or were malformed (run), the
+	// configuration is invalid (validate, run), a plugin hook faulted
+	// (plugin test), or fewer records than --max arrived (consume).
+	ExitFailed = 1
+	// ExitUsage: wrong command line (unknown flag, missing argument, bad
+	// flag value).
+	ExitUsage = 2
+	// ExitError: kpipe could not do its work at all: a file could not be
+	// read, a plugin could not be loaded, the broker could not be reached
+	// or started.
+	ExitError = 3
+	// ExitInterrupted: stopped by SIGINT or SIGTERM before the end of the
+	// input (run). Records already sent were flushed first.
+	ExitInterrupted = 130
+)
+
+// exitError carries an exit code up to Main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func failedf(format string, args ...any) error {
+	return &exitError{code: ExitFailed, err: fmt.Errorf(format, args...)}
+}
+
+// silentExit ends the command with code after it already reported why.
+func silentExit(code int) error { return &exitError{code: code} }
+
+// env is what a command needs from the process, so tests can run commands
+// in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// stderrIsTerminal enables the progress bar of run.
+	stderrIsTerminal bool
+
+	logLevel  string
+	logFormat string
+	log       hclog.Logger
+}
+
+// Main runs the kpipe command with args (without the program name) and
+// returns the process exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if f, ok := stderr.(*os.File); ok {
+		e.stderrIsTerminal = isTerminal(f)
+	}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "kpipe: %s\n", ee.err)
+		}
+		if ee.code == ExitUsage {
+			fmt.Fprintf(stderr, "Run 'kpipe --help' for usage.\n")
+		}
+		return ee.code
+	}
+	// Cobra's own errors (unknown command, missing argument) are usage
+	// errors; everything else returned by a command is an error.
+	msg := err.Error()
+	fmt.Fprintf(stderr, "kpipe: %s\n", msg)
+	if isCobraUsageError(msg) {
+		fmt.Fprintf(stderr, "Run 'kpipe --help' for usage.\n")
+		return ExitUsage
+	}
+	return ExitError
+}
+
+func isCobraUsageError(msg string) bool {
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag",
+		"accepts ", "requires at least", "requires at most", "requires exactly",
+		"required flag", "invalid argument", "flag needs an argument", "bad flag syntax"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kpipe",
+		Short: "Produce to Kafka through a pipeline of WebAssembly plugins",
+		Long: `kpipe produces records to Kafka through a programmable pipeline: interceptors,
+serializers and partitioners written as WebAssembly plugins (or built in), configured
+in an HCL file. A broken plugin never stops the stream.
+
+Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage error;
+3 kpipe could not work (file, plugin load, broker); 130 interrupted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return e.setupLogger()
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&e.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error or off")
+	pf.StringVar(&e.logFormat, "log-format", "text", "log format: text or json")
+
+	root.AddCommand(
+		newRunCmd(e),
+		newValidateCmd(e),
+		newBrokerCmd(e),
+		newConsumeCmd(e),
+		newPluginCmd(e),
+	)
+	return root
+}
+
+func (e *env) setupLogger() error {
+	level := hclog.LevelFromString(e.logLevel)
+	if level == hclog.NoLevel {
+		return usageErrorf("--log-level %q: want trace, debug, info, warn, error or off", e.logLevel)
+	}
+	var json bool
+	switch e.logFormat {
+	case "text":
+	case "json":
+		json = true
+	default:
+		return usageErrorf("--log-format %q: want text or json", e.logFormat)
+	}
+	e.log = hclog.New(&hclog.LoggerOptions{
+		Name:       "kpipe",
+		Level:      level,
+		Output:     e.stderr,
+		JSONFormat: json,
+	})
+	return nil
+}
+
+// say prints a message for the user on stderr.
+func (e *env) say(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "kpipe: "+format+"\n", args...)
+}

@@ -1,0 +1,444 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+func newPluginCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugin",
+		Short: "Inspect and test WASM plugins",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErrorf("plugin needs a subcommand: inspect or test")
+		},
+	}
+	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e))
+	return cmd
+}
+
+var kindNames = []struct {
+	kind plugins.Kind
+	name string
+}{
+	{plugins.KindInterceptor, "interceptor"},
+	{plugins.KindSerializer, "serializer"},
+	{plugins.KindPartitioner, "partitioner"},
+}
+
+func kindList(k plugins.Kind) string {
+	var names []string
+	for _, kn := range kindNames {
+		if k&kn.kind != 0 {
+			names = append(names, kn.name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func newPluginInspectCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect MODULE.wasm",
+		Short: "Show a module's plugin kinds, ABI version, exports and imports",
+		Long: `Show what the host sees in a module without running any hook: the plugin kinds
+it declares, its ABI version, its memory limits, its exports and imports, and
+whether it loads as each kind it declares (with the reason if not).
+
+Exit status 1 if the module does not load as one of the kinds it declares.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			wasm, err := os.ReadFile(args[0])
+			if err != nil {
+				return &exitError{code: ExitError, err: err}
+			}
+			host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+			if err != nil {
+				return &exitError{code: ExitError, err: err}
+			}
+			defer host.Close(context.WithoutCancel(ctx))
+			info, err := host.Inspect(ctx, wasm)
+			if err != nil && info == nil {
+				return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			w := e.stdout
+			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], len(wasm))
+			if info.ABIVersion > 0 {
+				fmt.Fprintf(w, "abi:      v%d\n", info.ABIVersion)
+			} else {
+				fmt.Fprintf(w, "abi:      none supported (markers: %v)\n", info.Markers)
+			}
+			fmt.Fprintf(w, "kinds:    %s\n", kindList(info.Kinds))
+			if info.MemoryMaxPages > 0 {
+				fmt.Fprintf(w, "memory:   %d to %d pages of 64KiB\n", info.MemoryMinPages, info.MemoryMaxPages)
+			} else {
+				fmt.Fprintf(w, "memory:   %d pages of 64KiB, no maximum declared\n", info.MemoryMinPages)
+			}
+			fmt.Fprintln(w, "exports:")
+			for _, f := range info.Exports {
+				fmt.Fprintf(w, "  %s %s\n", f.Name, f.Signature)
+			}
+			fmt.Fprintln(w, "imports:")
+			for _, f := range info.Imports {
+				fmt.Fprintf(w, "  %s.%s %s\n", f.Module, f.Name, f.Signature)
+			}
+			failed := err != nil
+			if err != nil {
+				fmt.Fprintf(w, "invalid:  %v\n", err)
+			}
+			for _, kn := range kindNames {
+				if info.Kinds&kn.kind == 0 {
+					continue
+				}
+				if _, lerr := host.LoadFile(ctx, "inspect", args[0], kn.kind); lerr != nil {
+					failed = true
+					fmt.Fprintf(w, "load as %s: FAILED: %v\n", kn.name, lerr)
+				} else {
+					fmt.Fprintf(w, "load as %s: ok\n", kn.name)
+				}
+			}
+			if failed {
+				return silentExit(ExitFailed)
+			}
+			return nil
+		},
+	}
+}
+
+// sampleInput is what plugin test runs on without --input.
+const sampleInput = `{"key":"user-1","value":{"name":"Ada","card":"4111111111111111","amount":12.5},"headers":{"source":"sample"}}
+{"key":"user-2","value":"plain text value"}
+{"value":"no key"}
+{"key":"user-1","value":null}
+`
+
+func newPluginTestCmd(e *env) *cobra.Command {
+	var (
+		kindName   string
+		configKV   []string
+		configJSON string
+		input      string
+		format     string
+		partitions int32
+		timeout    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "test MODULE.wasm",
+		Short: "Run a plugin's hooks on sample records and print what they return",
+		Long: `Load a module and run its hooks on records, with no broker, printing what every
+hook returned: the changed record or verdict of an interceptor's on_send, the
+result of on_ack, the bytes a serializer produced for the key and the value, the
+partition a partitioner chose. Faults (traps, timeouts, invalid results) and
+errors set by the plugin are printed too, and the next record goes on.
+
+Records are read like 'kpipe run' reads them (--input, --format); without --input
+a few built-in sample records are used. Without --kind every kind the module
+declares is tested, each on the record as the previous kinds left it
+(interceptor, then serializer, then partitioner), as in a pipeline.
+
+Exit status 1 if any hook faulted or returned an error.`,
+		Example: `  kpipe plugin test build/plugins/redact.wasm --config fields=card
+  kpipe plugin test route.wasm --kind partitioner --partitions 6 --input records.jsonl`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			f, err := parseFormat(format)
+			if err != nil {
+				return err
+			}
+			if partitions < 1 {
+				return usageErrorf("--partitions must be at least 1")
+			}
+			cfg, err := pluginConfig(configKV, configJSON)
+			if err != nil {
+				return err
+			}
+			var kinds plugins.Kind
+			if kindName != "" {
+				for _, kn := range kindNames {
+					if kn.name == kindName {
+						kinds = kn.kind
+					}
+				}
+				if kinds == 0 {
+					return usageErrorf("--kind %q: want interceptor, serializer or partitioner", kindName)
+				}
+			}
+			in := io.Reader(strings.NewReader(sampleInput))
+			if input == "-" {
+				in = e.stdin
+			} else if input != "" {
+				file, err := os.Open(input)
+				if err != nil {
+					return &exitError{code: ExitError, err: err}
+				}
+				defer file.Close()
+				in = file
+			} else {
+				f = formatJSON
+			}
+			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), partitions, timeout)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer or partitioner")
+	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
+	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
+	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: built-in samples)")
+	fl.StringVar(&format, "format", "json", "input format: json or raw")
+	fl.Int32Var(&partitions, "partitions", 3, "partition count given to a partitioner")
+	fl.DurationVar(&timeout, "timeout", time.Second, "time limit of each hook call")
+	return cmd
+}
+
+func pluginConfig(kv []string, raw string) ([]byte, error) {
+	if raw != "" {
+		if len(kv) > 0 {
+			return nil, usageErrorf("use --config or --config-json, not both")
+		}
+		if !json.Valid([]byte(raw)) {
+			return nil, usageErrorf("--config-json is not valid JSON")
+		}
+		return []byte(raw), nil
+	}
+	if len(kv) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kv))
+	for _, s := range kv {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("--config %q: want KEY=VALUE", s)
+		}
+		m[k] = v
+	}
+	return json.Marshal(m)
+}
+
+func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, lr *lineReader, partitions int32, timeout time.Duration) error {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	defer host.Close(context.WithoutCancel(ctx))
+	info, err := host.Inspect(ctx, wasm)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	kinds := info.Kinds
+	if only != 0 {
+		if kinds&only == 0 {
+			return failedf("%s declares %s, not %s", path, kindList(kinds), kindList(only))
+		}
+		kinds = only
+	}
+	name := strings.TrimSuffix(filepathBase(path), ".wasm")
+	var opts []wasmhost.PluginOption
+	if cfg != nil {
+		opts = append(opts, wasmhost.WithConfig(cfg))
+	}
+	if timeout > 0 {
+		opts = append(opts, wasmhost.WithCallTimeout(timeout))
+	}
+	var (
+		ic   plugins.Interceptor
+		ser  plugins.Serializer
+		part plugins.Partitioner
+	)
+	for _, kn := range kindNames {
+		if kinds&kn.kind == 0 {
+			continue
+		}
+		p, err := host.LoadFile(ctx, name, path, kn.kind, opts...)
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("loading %s as %s: %w", path, kn.name, err)}
+		}
+		switch kn.kind {
+		case plugins.KindInterceptor:
+			ic = p
+		case plugins.KindSerializer:
+			ser = p
+		case plugins.KindPartitioner:
+			part = p
+		}
+	}
+
+	w := e.stdout
+	failures := 0
+	fail := func(hook string, err error) {
+		failures++
+		fmt.Fprintf(w, "  %-16s %s\n", hook+":", describeErr(err))
+	}
+	n := 0
+	for {
+		r, line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var le *lineError
+		if errors.As(err, &le) {
+			failures++
+			fmt.Fprintf(w, "line %d: malformed: %v\n", line, le.err)
+			continue
+		}
+		if err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+		n++
+		if r.Topic == "" {
+			r.Topic = "test"
+		}
+		fmt.Fprintf(w, "record %d (line %d): %s\n", n, line, formatRecord(r))
+		dropped := false
+		if ic != nil {
+			before := *r
+			v, err := ic.OnSend(ctx, r)
+			switch {
+			case err != nil:
+				*r = before
+				fail("on_send", err)
+			case v == plugins.Drop:
+				dropped = true
+				fmt.Fprintf(w, "  %-16s drop\n", "on_send:")
+			case sameRecord(&before, r):
+				fmt.Fprintf(w, "  %-16s continue, unchanged\n", "on_send:")
+			default:
+				fmt.Fprintf(w, "  %-16s continue, now %s\n", "on_send:", formatRecord(r))
+			}
+			if !dropped {
+				acked := *r
+				if !acked.HasPartition {
+					acked.SetPartition(0)
+				}
+				if acked.Timestamp.IsZero() {
+					acked.Timestamp = time.Now()
+				}
+				if err := ic.OnAck(ctx, &acked, plugins.Ack{Offset: int64(n - 1)}); err != nil {
+					fail("on_ack", err)
+				} else {
+					fmt.Fprintf(w, "  %-16s ok (offset %d)\n", "on_ack:", n-1)
+				}
+			}
+		}
+		if dropped {
+			continue
+		}
+		if ser != nil {
+			for _, target := range []plugins.Target{plugins.TargetKey, plugins.TargetValue} {
+				hook := "serialize " + target.String()
+				data := r.Key
+				if target == plugins.TargetValue {
+					data = r.Value
+				}
+				if data == nil {
+					fmt.Fprintf(w, "  %-16s null, not called\n", hook+":")
+					continue
+				}
+				out, err := ser.Serialize(ctx, target, r)
+				if err != nil {
+					fail(hook, err)
+					continue
+				}
+				fmt.Fprintf(w, "  %-16s %s\n", hook+":", formatData(out))
+			}
+		}
+		if part != nil {
+			if r.HasPartition {
+				fmt.Fprintf(w, "  %-16s not called, the record names partition %d\n", "partition:", r.Partition)
+				continue
+			}
+			p, err := part.Partition(ctx, r, partitions)
+			switch {
+			case err != nil:
+				fail("partition", err)
+			case p == plugins.DefaultPartition:
+				fmt.Fprintf(w, "  %-16s default partitioner (of %d)\n", "partition:", partitions)
+			case p < 0 || p >= partitions:
+				failures++
+				fmt.Fprintf(w, "  %-16s %d, OUT OF RANGE (of %d)\n", "partition:", p, partitions)
+			default:
+				fmt.Fprintf(w, "  %-16s %d (of %d)\n", "partition:", p, partitions)
+			}
+		}
+	}
+	if failures > 0 {
+		return failedf("%d hook calls failed", failures)
+	}
+	return nil
+}
+
+func filepathBase(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func describeErr(err error) string {
+	var fault *wasmhost.Fault
+	var guest *wasmhost.GuestError
+	switch {
+	case errors.As(err, &fault):
+		return fmt.Sprintf("FAULT (%s): %v", fault.Reason, err)
+	case errors.As(err, &guest):
+		return fmt.Sprintf("ERROR: %s", guest.Message)
+	}
+	return fmt.Sprintf("ERROR: %v", err)
+}
+
+func formatData(b []byte) string {
+	if b == nil {
+		return "null"
+	}
+	if utf8.Valid(b) {
+		return strconv.Quote(string(b))
+	}
+	return fmt.Sprintf("%d bytes %x", len(b), b)
+}
+
+func formatRecord(r *plugins.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "topic=%s key=%s value=%s", strconv.Quote(r.Topic), formatData(r.Key), formatData(r.Value))
+	if len(r.Headers) > 0 {
+		b.WriteString(" headers={")
+		for i, h := range r.Headers {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s: %s", strconv.Quote(h.Key), formatData(h.Value))
+		}
+		b.WriteString("}")
+	}
+	if r.HasPartition {
+		fmt.Fprintf(&b, " partition=%d", r.Partition)
+	}
+	if !r.Timestamp.IsZero() {
+		fmt.Fprintf(&b, " timestamp=%d", r.Timestamp.UnixMilli())
+	}
+	return b.String()
+}
+
+func sameRecord(a, b *plugins.Record) bool {
+	return formatRecord(a) == formatRecord(b)
+}

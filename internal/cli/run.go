@@ -1,0 +1,346 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/kpipe/kpipe/internal/embedded"
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// maxReported is how many failed records run reports one by one; the
+// summary counts the rest.
+const maxReported = 20
+
+type runFlags struct {
+	config, pipeline string
+	brokers, topic   string
+	input, format    string
+	strict           bool
+	flushTimeout     time.Duration
+}
+
+func newRunCmd(e *env) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Produce records read from a file or stdin through a pipeline",
+		Long: `Read records, one per line, and produce them through a pipeline.
+
+With --config, the pipeline (interceptors, serializers, partitioner, Kafka
+settings) comes from the configuration file; --pipeline picks one if the file
+defines several. Without --config, kpipe is a plain producer: values and keys are
+sent as they are, the default partitioner chooses partitions.
+
+--brokers and --topic override the configuration file. With no brokers anywhere,
+run starts an embedded in-memory broker (see 'kpipe broker') and says so on
+stderr; the records are gone when run exits, which makes it a dry run that
+exercises every plugin and the partitioner.
+
+Input (--format json, the default): one JSON object per line,
+
+  {"key":"k","value":"v","headers":{"h":"x"},"partition":0,"timestamp":1767323045000,"topic":"t"}
+
+every field optional. key and value: a string is sent as its text, any other
+JSON value as its JSON text, null or absent is null (a null value is a
+tombstone). headers: an object of string values. partition: send to this
+partition, bypassing the partitioner. timestamp: milliseconds since the epoch or
+an RFC 3339 string. topic: overrides the default topic. Blank lines are skipped.
+With --format raw every line is one value (empty lines are empty values).
+
+A malformed line is reported with its line number and counted as failed, and
+the run goes on; with --strict the run stops reading at the first malformed line
+or failed record. At the end a summary goes to stderr: records delivered,
+filtered and failed, plugin failures, and records per partition. A progress bar
+is shown while stderr is a terminal.
+
+Exit status: 0 if every record was delivered or filtered, 1 if any failed or was
+malformed (or the configuration is invalid), 2 on usage errors, 3 if the pipeline
+could not start, 130 if interrupted.`,
+		Example: `  kpipe run --config examples/quickstart.hcl --input examples/quickstart.jsonl
+  kpipe run --brokers 127.0.0.1:9092 --topic logs --format raw < app.log`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.run(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "pipeline configuration file (HCL)")
+	fl.StringVarP(&f.pipeline, "pipeline", "p", "", "pipeline to use when the file defines several")
+	fl.StringVar(&f.brokers, "brokers", "", "bootstrap brokers HOST:PORT[,HOST:PORT...], overriding the configuration")
+	fl.StringVarP(&f.topic, "topic", "t", "", "default topic, overriding the pipeline's")
+	fl.StringVarP(&f.input, "input", "i", "-", "input file, - for stdin")
+	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
+	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
+	fl.DurationVar(&f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
+	return cmd
+}
+
+// tally counts outcomes; callbacks update it concurrently.
+type tally struct {
+	mu           sync.Mutex
+	read         int
+	malformed    int
+	delivered    int
+	filtered     int
+	failed       int
+	reported     int
+	perPartition map[topicPartition]int
+	firstFailure chan struct{} // closed at the first failure, for --strict
+	failOnce     sync.Once
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+func (e *env) run(ctx context.Context, f runFlags) error {
+	format, err := parseFormat(f.format)
+	if err != nil {
+		return err
+	}
+	var brokers []string
+	if f.brokers != "" {
+		brokers = splitList(f.brokers)
+	}
+	b, err := e.buildProducer(ctx, f.config, f.pipeline, brokers, f.topic)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	in := e.stdin
+	var size int64 = -1
+	name := "stdin"
+	if f.input != "-" {
+		file, err := os.Open(f.input)
+		if err != nil {
+			return &exitError{code: ExitError, err: fmt.Errorf("input: %w", err)}
+		}
+		defer file.Close()
+		if fi, err := file.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+		in, name = file, f.input
+	}
+
+	if b.embedded != nil {
+		e.say("no brokers configured: started an embedded in-memory broker (kfake) at %s; records are discarded when kpipe exits", b.embedded.Addr())
+	}
+
+	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{})}
+	var bar *progressbar.ProgressBar
+	if e.stderrIsTerminal {
+		bar = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(e.stderr),
+			progressbar.OptionSetDescription("producing"),
+			progressbar.OptionShowBytes(size >= 0),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSpinnerType(14),
+		)
+	}
+
+	if b.transactional {
+		if err := b.producer.BeginTransaction(); err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+	}
+
+	lr := newLineReader(in, format)
+	interrupted := false
+	var readErr error
+read:
+	for {
+		select {
+		case <-ctx.Done():
+			interrupted = true
+			break read
+		case <-t.firstFailure:
+			if f.strict {
+				break read
+			}
+		default:
+		}
+		r, line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var le *lineError
+		if errors.As(err, &le) {
+			t.mu.Lock()
+			t.read++
+			t.malformed++
+			t.failed++
+			t.mu.Unlock()
+			t.reportFailure(e, line, le.err)
+			continue
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		t.mu.Lock()
+		t.read++
+		t.mu.Unlock()
+		b.producer.Send(ctx, r, func(_ *plugins.Record, res pipeline.Result) {
+			t.record(e, line, res)
+		})
+		if bar != nil {
+			if size >= 0 {
+				_ = bar.Set64(lr.bytes)
+			} else {
+				_ = bar.Add(1)
+			}
+		}
+	}
+
+	// Wait for the outstanding records even after an interrupt: what was
+	// sent is delivered or failed, never left unknown.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
+	defer cancel()
+	ferr := b.producer.Flush(fctx)
+	if b.transactional {
+		t.mu.Lock()
+		failed := t.failed
+		t.mu.Unlock()
+		if ferr == nil && failed == 0 && !interrupted && readErr == nil {
+			if err := b.producer.CommitTransaction(fctx); err != nil {
+				e.say("committing the transaction: %v", err)
+				readErr = err
+			}
+		} else {
+			e.say("aborting the transaction (%d records failed)", failed)
+			if err := b.producer.AbortTransaction(fctx); err != nil {
+				e.say("aborting the transaction: %v", err)
+			}
+		}
+	}
+	rep, cerr := b.producer.Close(fctx)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	stats := b.producer.Stats()
+	t.summary(e, name, rep, stats, b.embedded != nil)
+
+	switch {
+	case ferr != nil || cerr != nil:
+		return &exitError{code: ExitFailed, err: errors.Join(ferr, cerr)}
+	case readErr != nil:
+		return &exitError{code: ExitError, err: readErr}
+	case interrupted:
+		return &exitError{code: ExitInterrupted, err: errors.New("interrupted")}
+	case t.failed > 0:
+		return silentExit(ExitFailed)
+	}
+	return nil
+}
+
+func (t *tally) record(e *env, line int, res pipeline.Result) {
+	switch res.Outcome {
+	case pipeline.Delivered:
+		t.mu.Lock()
+		t.delivered++
+		t.perPartition[topicPartition{res.Topic, res.Partition}]++
+		t.mu.Unlock()
+	case pipeline.Filtered:
+		t.mu.Lock()
+		t.filtered++
+		t.mu.Unlock()
+	default:
+		t.mu.Lock()
+		t.failed++
+		t.mu.Unlock()
+		t.reportFailure(e, line, res.Err)
+	}
+}
+
+func (t *tally) reportFailure(e *env, line int, err error) {
+	t.failOnce.Do(func() { close(t.firstFailure) })
+	t.mu.Lock()
+	t.reported++
+	n := t.reported
+	t.mu.Unlock()
+	if n <= maxReported {
+		e.say("line %d: %v", line, err)
+	}
+}
+
+func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipeline.Stats, embedded bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := e.stderr
+	fmt.Fprintf(w, "kpipe: %d records read from %s\n", t.read, input)
+	fmt.Fprintf(w, "  delivered  %d\n", t.delivered)
+	fmt.Fprintf(w, "  filtered   %d\n", t.filtered)
+	fmt.Fprintf(w, "  failed     %d", t.failed)
+	if t.malformed > 0 {
+		fmt.Fprintf(w, " (%d malformed lines)", t.malformed)
+	}
+	fmt.Fprintln(w)
+	if t.reported > maxReported {
+		fmt.Fprintf(w, "  (%d failures were not shown one by one)\n", t.reported-maxReported)
+	}
+	if rep.Undelivered > 0 {
+		fmt.Fprintf(w, "  %d records were still buffered when the flush timed out\n", rep.Undelivered)
+	}
+	if len(st.Plugins) > 0 {
+		fmt.Fprintln(w, "  plugins:")
+		for _, p := range st.Plugins {
+			fmt.Fprintf(w, "    %-24s %-16s calls %d, failures %d", p.Name, p.Hook, p.Calls, p.Failures)
+			if p.Drops > 0 {
+				fmt.Fprintf(w, ", drops %d", p.Drops)
+			}
+			if p.Bypasses > 0 {
+				fmt.Fprintf(w, ", bypassed %d (circuit breaker)", p.Bypasses)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if len(t.perPartition) > 0 {
+		fmt.Fprintln(w, "  records per partition:")
+		tps := make([]topicPartition, 0, len(t.perPartition))
+		for tp := range t.perPartition {
+			tps = append(tps, tp)
+		}
+		sort.Slice(tps, func(i, j int) bool {
+			if tps[i].topic != tps[j].topic {
+				return tps[i].topic < tps[j].topic
+			}
+			return tps[i].partition < tps[j].partition
+		})
+		for _, tp := range tps {
+			fmt.Fprintf(w, "    %s[%d] %s%d\n", tp.topic, tp.partition,
+				strings.Repeat(" ", max(0, 6-len(fmt.Sprint(tp.partition)))), t.perPartition[tp])
+		}
+	}
+	if embedded {
+		fmt.Fprintln(w, "  (embedded broker: the records were discarded on exit)")
+	}
+}
+
+// built is a producer ready to run, and what to release afterwards.
+type built struct {
+	producer      *pipeline.Producer
+	embedded      *embedded.Broker
+	transactional bool
+	closers       []func()
+}
+
+func (b *built) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+func newValidateCmd(e *env) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a configuration file and load every plugin it names",
+		Long: `Parse a configuration file, check every setting, and load every WASM module it
+names as the kind its block uses it as. Nothing is sent to Kafka.
+
+On success, validate says so on stdout and exits 0. Otherwise it prints every
+problem, one per line as FILE:LINE:COL: error: MESSAGE, on stderr and exits 1.`,
+		Example: `  kpipe validate --config examples/quickstart.hcl`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if path == "" {
+				return usageErrorf("validate needs --config FILE")
+			}
+			cfg, err := e.loadConfig(path)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+			if err != nil {
+				return &exitError{code: ExitError, err: err}
+			}
+			defer host.Close(context.WithoutCancel(ctx))
+			if diags := cfg.CheckModules(ctx, host); diags.HasErrors() {
+				_ = config.WriteDiagnostics(e.stderr, diags)
+				return failedf("%s: %d errors", path, countErrors(diags))
+			}
+			n := 0
+			for _, p := range cfg.Pipelines {
+				n += len(p.Interceptors)
+				for _, pl := range []*config.Plugin{p.KeySerializer, p.ValueSerializer, p.Partitioner} {
+					if pl != nil {
+						n++
+					}
+				}
+			}
+			fmt.Fprintf(e.stdout, "%s: OK (%d pipelines, %d plugins)\n", path, len(cfg.Pipelines), n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (required)")
+	return cmd
+}
