@@ -2,6 +2,7 @@ package crossclient
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/internal/testenv"
@@ -21,7 +24,10 @@ import (
 
 // tools are the external clients the checks run.
 type tools struct {
-	kcat, python, script string
+	kcat, python string
+	// readScript and produceScript are scripts/kafka_read.py and
+	// scripts/kafka_produce.py.
+	readScript, produceScript string
 }
 
 // requireTools finds kcat, python3 with kafka-python, and the reader script.
@@ -34,14 +40,19 @@ func requireTools(t *testing.T) tools {
 	if out, err := exec.Command(tl.python, "-c", "import kafka").CombinedOutput(); err != nil {
 		testenv.Unavailable(t, "python3 cannot import kafka-python (pip install kafka-python): %v: %s", err, out)
 	}
-	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "kafka_read.py"))
-	if err != nil {
-		t.Fatal(err)
+	for _, s := range []struct {
+		path *string
+		name string
+	}{{&tl.readScript, "kafka_read.py"}, {&tl.produceScript, "kafka_produce.py"}} {
+		p, err := filepath.Abs(filepath.Join("..", "..", "scripts", s.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("script: %v", err)
+		}
+		*s.path = p
 	}
-	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("reader script: %v", err)
-	}
-	tl.script = script
 	return tl
 }
 
@@ -193,7 +204,7 @@ func checkReaders(t *testing.T, tl tools, brokers, topic string, committed, abor
 	}{
 		{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
 		{"kafka-python", func() ([]Record, error) {
-			return ReadPython(ctx, tl.python, tl.script, brokers, topic, ReadCommitted)
+			return ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadCommitted)
 		}},
 	} {
 		got, err := r.read()
@@ -205,7 +216,7 @@ func checkReaders(t *testing.T, tl tools, brokers, topic string, committed, abor
 		}
 	}
 
-	all, err := ReadPython(ctx, tl.python, tl.script, brokers, topic, ReadUncommitted)
+	all, err := ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadUncommitted)
 	if err != nil {
 		t.Fatalf("kafka-python read_uncommitted: %v", err)
 	}
@@ -220,6 +231,7 @@ func checkReaders(t *testing.T, tl tools, brokers, topic string, committed, abor
 // client, the reference the kpipe test is compared against: if this test
 // fails, the readers or the broker are at fault, not kpipe.
 func TestReadersSeeCommittedFranzGo(t *testing.T) {
+	t.Parallel()
 	tl := requireTools(t)
 	brokers := testBrokers(t)
 	topic := createTopic(t, brokers, 3)
@@ -277,4 +289,92 @@ func runStdin(ctx context.Context, stdin io.Reader, name string, args ...string)
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// batch is what fetchBatches reports of one record batch.
+type batch struct {
+	firstOffset int64
+	codec       int16 // attributes & 7
+	records     int32
+}
+
+// fetchBatches fetches partition 0 of topic with a raw Fetch request and
+// returns its data batches (control batches left out), as they are on the
+// wire: consumers decompress transparently, so only this shows the codec.
+func fetchBatches(t *testing.T, brokers, topic string) []batch {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	mresp, err := mreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("metadata: %v", err)
+	}
+	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("metadata for %s: %+v", topic, mresp.Topics)
+	}
+
+	var out []batch
+	for offset := int64(0); ; {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxBytes = 16 << 20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		ft.TopicID = mresp.Topics[0].TopicID
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition = 0
+		fp.FetchOffset = offset
+		fp.PartitionMaxBytes = 16 << 20
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("fetch %s: error %d, %d topics", topic, resp.ErrorCode, len(resp.Topics))
+		}
+		part := resp.Topics[0].Partitions[0]
+		if part.ErrorCode != 0 {
+			t.Fatalf("fetch %s/0: %v", topic, kerr.ErrorForCode(part.ErrorCode))
+		}
+		raw := part.RecordBatches
+		if len(raw) == 0 {
+			return out
+		}
+		before := offset
+		// Batch header: FirstOffset int64, Length int32, then at byte 21
+		// Attributes int16 and at byte 57 the record count int32.
+		for len(raw) >= 61 {
+			size := 12 + int(binary.BigEndian.Uint32(raw[8:12]))
+			if size > len(raw) {
+				break // a partial batch at the end of the response
+			}
+			first := int64(binary.BigEndian.Uint64(raw[0:8]))
+			attrs := int16(binary.BigEndian.Uint16(raw[21:23]))
+			count := int32(binary.BigEndian.Uint32(raw[57:61]))
+			lastDelta := int32(binary.BigEndian.Uint32(raw[23:27]))
+			if attrs&0x20 == 0 { // not a control batch
+				out = append(out, batch{firstOffset: first, codec: attrs & 7, records: count})
+			}
+			offset = first + int64(lastDelta) + 1
+			raw = raw[size:]
+		}
+		if offset >= part.HighWatermark {
+			return out
+		}
+		if offset == before {
+			t.Fatalf("fetch %s/0 at offset %d: no complete batch in %d bytes", topic, offset, len(part.RecordBatches))
+		}
+	}
 }

@@ -3,11 +3,14 @@ package crossclient
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kpipe/kpipe/internal/testenv"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -17,6 +20,7 @@ import (
 // kafka-python, reading read_committed, to see exactly the committed records
 // with the same keys, values, headers, partitions and offsets.
 func TestKpipeCommittedRecordsSeenByOtherClients(t *testing.T) {
+	t.Parallel()
 	tl := requireTools(t)
 	brokers := testBrokers(t)
 	topic := createTopic(t, brokers, 3)
@@ -26,11 +30,13 @@ func TestKpipeCommittedRecordsSeenByOtherClients(t *testing.T) {
 	checkReaders(t, tl, brokers, topic, committed, aborted)
 }
 
-// TestKpipeDefaultPartitionerMatchesLibrdkafkaMurmur2 requires keyed records
-// that kcat produces with librdkafka's murmur2_random partitioner and records
-// with the same keys that kpipe produces with its default partitioner to land
-// on the same partitions.
-func TestKpipeDefaultPartitionerMatchesLibrdkafkaMurmur2(t *testing.T) {
+// TestKpipeDefaultPartitionerMatchesOtherClients requires keyed records that
+// kpipe produces with its default partitioner to land on the same partitions
+// as records with the same keys that kcat produces with librdkafka's
+// murmur2_random partitioner and that kafka-python produces with its default
+// (murmur2) partitioner.
+func TestKpipeDefaultPartitionerMatchesOtherClients(t *testing.T) {
+	t.Parallel()
 	tl := requireTools(t)
 	brokers := testBrokers(t)
 	const partitions = 7
@@ -55,6 +61,15 @@ func TestKpipeDefaultPartitionerMatchesLibrdkafkaMurmur2(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// kafka-python: its default partitioner hashes keys with murmur2.
+	in.Reset()
+	for _, k := range keys {
+		fmt.Fprintf(&in, "{\"key\":%q,\"value\":%q}\n", hex.EncodeToString([]byte(k)), hex.EncodeToString([]byte("kafka-python")))
+	}
+	if err := runStdin(ctx, &in, tl.python, tl.produceScript, "--bootstrap", brokers, "--topic", topic); err != nil {
+		t.Fatal(err)
+	}
+
 	p := newPipeline(t, brokers, topic)
 	for _, k := range keys {
 		res := p.SendSync(ctx, &plugins.Record{Key: []byte(k), Value: []byte("kpipe")})
@@ -67,7 +82,7 @@ func TestKpipeDefaultPartitionerMatchesLibrdkafkaMurmur2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byProducer := map[string]map[string]int32{"kcat": {}, "kpipe": {}}
+	byProducer := map[string]map[string]int32{"kcat": {}, "kafka-python": {}, "kpipe": {}}
 	used := map[int32]bool{}
 	for _, r := range got {
 		m, ok := byProducer[string(r.Value)]
@@ -81,13 +96,18 @@ func TestKpipeDefaultPartitionerMatchesLibrdkafkaMurmur2(t *testing.T) {
 		used[r.Partition] = true
 	}
 	for _, k := range keys {
-		kp, ok1 := byProducer["kpipe"][k]
-		kc, ok2 := byProducer["kcat"][k]
-		switch {
-		case !ok1 || !ok2:
-			t.Errorf("key %q: read back from kpipe: %v, from kcat: %v", k, ok1, ok2)
-		case kp != kc:
-			t.Errorf("key %q: kpipe put it on partition %d, kcat (murmur2_random) on %d", k, kp, kc)
+		kp, ok := byProducer["kpipe"][k]
+		if !ok {
+			t.Errorf("key %q: the record kpipe produced was not read back", k)
+			continue
+		}
+		for _, other := range []string{"kcat", "kafka-python"} {
+			switch op, ok := byProducer[other][k]; {
+			case !ok:
+				t.Errorf("key %q: the record %s produced was not read back", k, other)
+			case op != kp:
+				t.Errorf("key %q: kpipe put it on partition %d, %s on %d", k, kp, other, op)
+			}
 		}
 	}
 	// A partitioner that sends everything to one partition would agree
@@ -157,5 +177,107 @@ func (k *kpipeProducer) Abort(t *testing.T) {
 	}
 	if err := k.p.AbortTransaction(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKpipeCompressionReadByOtherClients produces batches of several records
+// with each compression codec through kpipe, checks on the wire that the
+// batches carry that codec, and requires kcat and kafka-python to read the
+// records back unchanged.
+func TestKpipeCompressionReadByOtherClients(t *testing.T) {
+	t.Parallel()
+	tl := requireTools(t)
+	requirePythonCodecs(t, tl)
+	brokers := testBrokers(t)
+
+	for _, tc := range []struct {
+		codec pipeline.Codec
+		attr  int16 // the codec's value in a record batch's attributes
+	}{
+		{pipeline.NoCompression, 0},
+		{pipeline.Gzip, 1},
+		{pipeline.Snappy, 2},
+		{pipeline.LZ4, 3},
+		{pipeline.Zstd, 4},
+	} {
+		t.Run(tc.codec.String(), func(t *testing.T) {
+			t.Parallel()
+			topic := createTopic(t, brokers, 1)
+			p := newPipeline(t, brokers, topic, pipeline.Compression(tc.codec), pipeline.Linger(100*time.Millisecond))
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			const n = 40
+			want := make([]Record, n)
+			errs := make(chan error, n)
+			for i := range n {
+				r := &plugins.Record{
+					Key: []byte(fmt.Sprintf("key-%d", i)),
+					// Repetitive, so that every codec shrinks it and
+					// the client keeps the compressed form.
+					Value:   []byte(strings.Repeat(fmt.Sprintf("record %d of a compressed batch; ", i), 8)),
+					Headers: []plugins.Header{{Key: "codec", Value: []byte(tc.codec.String())}},
+				}
+				want[i] = Record{Key: r.Key, Value: r.Value, Headers: r.Headers}
+				p.Send(ctx, r, func(_ *plugins.Record, res pipeline.Result) {
+					if res.Outcome != pipeline.Delivered {
+						errs <- fmt.Errorf("record %d: %v: %v", i, res.Outcome, res.Err)
+						return
+					}
+					want[i].Partition, want[i].Offset = res.Partition, res.Offset
+					errs <- nil
+				})
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for range n {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			sortRecords(want)
+
+			batches := fetchBatches(t, brokers, topic)
+			multi := false
+			for _, b := range batches {
+				if b.codec != tc.attr {
+					t.Errorf("batch at offset %d: codec %d in its attributes, want %d (%v)", b.firstOffset, b.codec, tc.attr, tc.codec)
+				}
+				multi = multi || b.records > 1
+			}
+			if !multi {
+				t.Errorf("no batch holds more than one record (%d batches); the check needs real batches", len(batches))
+			}
+
+			for _, r := range []struct {
+				name string
+				read func() ([]Record, error)
+			}{
+				{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
+				{"kafka-python", func() ([]Record, error) {
+					return ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadCommitted)
+				}},
+			} {
+				got, err := r.read()
+				if err != nil {
+					t.Fatalf("%s: %v", r.name, err)
+				}
+				if d := Diff(want, got); d != nil {
+					t.Errorf("%s differs from what kpipe produced:\n%s", r.name, strings.Join(d, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// requirePythonCodecs requires kafka-python to decompress every codec; it
+// needs the lz4, python-snappy and zstandard packages for that
+// (pip install 'kafka-python[lz4,snappy,zstd]').
+func requirePythonCodecs(t *testing.T, tl tools) {
+	t.Helper()
+	const check = "import sys, kafka.codec as c; sys.exit(not (c.has_gzip() and c.has_snappy() and c.has_lz4() and c.has_zstd()))"
+	if out, err := exec.Command(tl.python, "-c", check).CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "kafka-python lacks a compression codec (pip install 'kafka-python[lz4,snappy,zstd]'): %v: %s", err, out)
 	}
 }
