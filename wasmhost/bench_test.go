@@ -69,26 +69,36 @@ func BenchmarkLoadCached(b *testing.B) {
 	}
 }
 
-// BenchmarkCallTimeout measures what a call timeout costs on a loop-heavy
-// hook (spin.wat: 10,000 loop iterations per call): termination checks in
-// the loop and a watcher goroutine per call.
+// BenchmarkCallTimeout measures what a call timeout costs: on a loop-heavy
+// hook (spin.wat: 10,000 loop iterations per call), where the termination
+// checks compiled into the loop dominate, on a no-op hook (noop.wat),
+// where the watcher goroutine wazero starts for each call dominates, and on
+// the Go SDK guest returning Unchanged (go), a realistic mix.
 func BenchmarkCallTimeout(b *testing.B) {
-	for _, bc := range []struct {
-		name    string
-		timeout time.Duration
-	}{{"off", 0}, {"on", time.Second}} {
-		b.Run(bc.name, func(b *testing.B) {
-			h := newHost(b)
-			p := load(b, h, "spin", wat(b, "spin"), plugins.KindInterceptor, wasmhost.WithCallTimeout(bc.timeout))
-			ctx := context.Background()
-			r := benchRecord()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.OnSend(ctx, r); err != nil {
-					b.Fatal(err)
+	for _, guest := range []string{"spin", "noop", "go"} {
+		for _, bc := range []struct {
+			name    string
+			timeout time.Duration
+		}{{"off", 0}, {"on", time.Second}} {
+			b.Run(guest+"/"+bc.name, func(b *testing.B) {
+				h := newHost(b)
+				var wasm []byte
+				if guest == "go" {
+					wasm = goGuest(b, goSDKGuest)
+				} else {
+					wasm = wat(b, guest)
 				}
-			}
-		})
+				p := load(b, h, guest, wasm, plugins.KindInterceptor, wasmhost.WithCallTimeout(bc.timeout))
+				ctx := context.Background()
+				r := benchRecord()
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.OnSend(ctx, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
