@@ -44,6 +44,7 @@ var errMalformed = errors.New("kpipe: malformed input")
 // decoder runs for every record.
 type decoder struct {
 	headers []Header
+	topic   string // the previous record's topic
 	names   [nameCacheSize]string
 	next    int // the cache slot to replace on the next miss
 }
@@ -98,13 +99,22 @@ func nullable(b []byte, off int) (v []byte, next int) {
 // It is called only on failure, and re-reads the field to say why.
 func fieldError(b []byte, off int, what string, signed bool) error {
 	if len(b)-off < 4 {
-		return fmt.Errorf("%w: %s length at offset %d needs 4 bytes, %d left", errMalformed, what, off, len(b)-off)
+		return malformed("%s length at offset %d needs 4 bytes, %d left", what, off, len(b)-off)
 	}
 	n := int32(binary.LittleEndian.Uint32(b[off:]))
 	if signed && n < -1 {
-		return fmt.Errorf("%w: %s length %d is negative", errMalformed, what, n)
+		return malformed("%s length %d is negative", what, n)
 	}
-	return fmt.Errorf("%w: %s at offset %d needs %d bytes, %d left", errMalformed, what, off+4, uint32(n), len(b)-off-4)
+	return malformed("%s at offset %d needs %d bytes, %d left", what, off+4, uint32(n), len(b)-off-4)
+}
+
+// malformed returns an error wrapping errMalformed. It is kept out of line so
+// that the decoding functions, which only call it on failure, keep small
+// stack frames: in WebAssembly a large frame makes every call slower.
+//
+//go:noinline
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errMalformed}, args...)...)
 }
 
 // record decodes a record (ABI 4.1) at the start of b into rec, which is
@@ -112,11 +122,11 @@ func fieldError(b []byte, off int, what string, signed bool) error {
 func (d *decoder) record(b []byte, rec *Record) (int, error) {
 	le := binary.LittleEndian
 	if len(b) < 16 {
-		return 0, fmt.Errorf("%w: record of %d bytes is shorter than its 16-byte fixed part", errMalformed, len(b))
+		return 0, malformed("record of %d bytes is shorter than its 16-byte fixed part", len(b))
 	}
 	flags := le.Uint32(b)
 	if flags&^flagsKnown != 0 {
-		return 0, fmt.Errorf("%w: reserved record flag bits %#x are set", errMalformed, flags&^flagsKnown)
+		return 0, malformed("reserved record flag bits %#x are set", flags&^flagsKnown)
 	}
 	partition := int32(le.Uint32(b[4:]))
 	timestamp := int64(le.Uint64(b[8:]))
@@ -127,7 +137,11 @@ func (d *decoder) record(b []byte, rec *Record) (int, error) {
 		return 0, fieldError(b, off, "topic", false)
 	}
 	off += 4
-	topic := d.name(b[off : off+int(n)])
+	topic := d.topic
+	if tb := b[off : off+int(n)]; len(tb) != len(topic) || string(tb) != topic {
+		topic = d.name(tb)
+		d.topic = topic
+	}
 	off += int(n)
 
 	key, next := nullable(b, off)
@@ -149,7 +163,7 @@ func (d *decoder) record(b []byte, rec *Record) (int, error) {
 	// Every header takes at least 8 bytes: refuse a count the input cannot
 	// hold before allocating anything for it.
 	if count*8 > int64(len(b)-off) {
-		return 0, fmt.Errorf("%w: header count %d does not fit in the %d bytes left", errMalformed, count, len(b)-off)
+		return 0, malformed("header count %d does not fit in the %d bytes left", count, len(b)-off)
 	}
 	hs := d.headers[:0]
 	if cap(hs) < int(count)+headerSpare {
@@ -162,7 +176,17 @@ func (d *decoder) record(b []byte, rec *Record) (int, error) {
 		if !ok || n > int64(len(b)-off-4) {
 			return 0, fieldError(b, off, "header name", false)
 		}
-		name := d.name(b[off+4 : off+4+int(n)])
+		// Records tend to carry the same headers in the same order: try the
+		// name the previous record had at this position (still in the
+		// reused slice) before the cache.
+		nb := b[off+4 : off+4+int(n)]
+		var name string
+		if int(i) < cap(hs) {
+			name = hs[:i+1][i].Key
+		}
+		if len(nb) != len(name) || string(nb) != name {
+			name = d.name(nb)
+		}
 		off += 4 + int(n)
 		hv, next := nullable(b, off)
 		if next < 0 {
@@ -191,7 +215,7 @@ func (d *decoder) record(b []byte, rec *Record) (int, error) {
 func (d *decoder) decodeRecord(in []byte, rec *Record) error {
 	n, err := d.record(in, rec)
 	if err == nil && n != len(in) {
-		err = fmt.Errorf("%w: %d trailing bytes after the record", errMalformed, len(in)-n)
+		err = malformed("%d trailing bytes after the record", len(in)-n)
 	}
 	return err
 }
@@ -199,12 +223,12 @@ func (d *decoder) decodeRecord(in []byte, rec *Record) error {
 // decodeAck decodes in, an acknowledgement (ABI 4.2), into ack and rec.
 func (d *decoder) decodeAck(in []byte, ack *Ack, rec *Record) error {
 	if len(in) < ackFixedSize {
-		return fmt.Errorf("%w: acknowledgement of %d bytes is shorter than its %d-byte fixed part", errMalformed, len(in), ackFixedSize)
+		return malformed("acknowledgement of %d bytes is shorter than its %d-byte fixed part", len(in), ackFixedSize)
 	}
 	offset := int64(binary.LittleEndian.Uint64(in))
 	n, _ := lenField(in, 8)
 	if n > int64(len(in)-ackFixedSize) {
-		return fmt.Errorf("%w: error at offset %d needs %d bytes, %d left", errMalformed, ackFixedSize, n, len(in)-ackFixedSize)
+		return malformed("error at offset %d needs %d bytes, %d left", ackFixedSize, n, len(in)-ackFixedSize)
 	}
 	msg := in[ackFixedSize : ackFixedSize+int(n)]
 	if err := d.decodeRecord(in[ackFixedSize+int(n):], rec); err != nil {
