@@ -26,15 +26,24 @@ func (p *Plugin) begin(ctx context.Context, h hook) (*instance, error) {
 	return p.acquire(ctx, h)
 }
 
-// putRecord writes r into the instance's input buffer and returns its size.
-func (inst *instance) putRecord(ctx context.Context, h hook, r *plugins.Record) (int, *Fault) {
-	n := abi.RecordSize(r)
+// checkSize fails a call whose input is too large for the ABI, before it
+// takes an instance.
+func (p *Plugin) checkSize(h hook, n int) error {
+	if n > abi.MaxSize {
+		return fmt.Errorf("wasmhost: plugin %q: %s: input of %d bytes is larger than the ABI allows (%d)", p.name, hookNames[h], n, abi.MaxSize)
+	}
+	return nil
+}
+
+// putRecord writes the n-byte encoding of r into the instance's input
+// buffer.
+func (inst *instance) putRecord(ctx context.Context, h hook, r *plugins.Record, n int) *Fault {
 	in, f := inst.input(ctx, h, n)
 	if f != nil {
-		return 0, f
+		return f
 	}
 	abi.PutRecord(in, r)
-	return n, nil
+	return nil
 }
 
 // OnSend implements plugins.Interceptor by calling kpipe_on_send (ABI 5.1).
@@ -42,12 +51,15 @@ func (inst *instance) putRecord(ctx context.Context, h hook, r *plugins.Record) 
 // its bytes share one new backing array. On any error r is unchanged.
 func (p *Plugin) OnSend(ctx context.Context, r *plugins.Record) (plugins.Verdict, error) {
 	const h = hookOnSend
+	n := abi.RecordSize(r)
+	if err := p.checkSize(h, n); err != nil {
+		return plugins.Continue, err
+	}
 	inst, err := p.begin(ctx, h)
 	if err != nil {
 		return plugins.Continue, err
 	}
-	n, f := inst.putRecord(ctx, h, r)
-	if f != nil {
+	if f := inst.putRecord(ctx, h, r, n); f != nil {
 		p.discard(inst)
 		return plugins.Continue, f
 	}
@@ -86,15 +98,18 @@ func (p *Plugin) OnSend(ctx context.Context, r *plugins.Record) (plugins.Verdict
 // acknowledgement encoding (ABI 4.2, 5.2).
 func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) error {
 	const h = hookOnAck
-	inst, err := p.begin(ctx, h)
-	if err != nil {
-		return err
-	}
 	var errText string
 	if ack.Err != nil {
 		errText = ack.Err.Error()
 	}
 	size := abi.AckSize(errText, r)
+	if err := p.checkSize(h, size); err != nil {
+		return err
+	}
+	inst, err := p.begin(ctx, h)
+	if err != nil {
+		return err
+	}
 	in, f := inst.input(ctx, h, size)
 	if f != nil {
 		p.discard(inst)
@@ -125,12 +140,15 @@ func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) 
 // for a zero-length result, nil for KPIPE_NULL.
 func (p *Plugin) Serialize(ctx context.Context, target plugins.Target, r *plugins.Record) ([]byte, error) {
 	const h = hookSerialize
+	n := abi.RecordSize(r)
+	if err := p.checkSize(h, n); err != nil {
+		return nil, err
+	}
 	inst, err := p.begin(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	n, f := inst.putRecord(ctx, h, r)
-	if f != nil {
+	if f := inst.putRecord(ctx, h, r, n); f != nil {
 		p.discard(inst)
 		return nil, f
 	}
@@ -166,12 +184,15 @@ func (p *Plugin) Serialize(ctx context.Context, target plugins.Target, r *plugin
 // KPIPE_ERROR.
 func (p *Plugin) Partition(ctx context.Context, r *plugins.Record, numPartitions int32) (int32, error) {
 	const h = hookPartition
+	n := abi.RecordSize(r)
+	if err := p.checkSize(h, n); err != nil {
+		return plugins.DefaultPartition, err
+	}
 	inst, err := p.begin(ctx, h)
 	if err != nil {
 		return plugins.DefaultPartition, err
 	}
-	n, f := inst.putRecord(ctx, h, r)
-	if f != nil {
+	if f := inst.putRecord(ctx, h, r, n); f != nil {
 		p.discard(inst)
 		return plugins.DefaultPartition, f
 	}

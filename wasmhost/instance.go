@@ -173,11 +173,9 @@ func (inst *instance) close(ctx context.Context) error {
 }
 
 // input returns the guest memory into which the n-byte input of hook h is
-// to be written, growing the input buffer if needed. An error is a fault.
+// to be written, growing the input buffer if needed. n must not exceed
+// abi.MaxSize (see checkSize). An error is a fault.
 func (inst *instance) input(ctx context.Context, h hook, n int) ([]byte, *Fault) {
-	if n > abi.MaxSize {
-		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("input of %d bytes is larger than the ABI allows", n))
-	}
 	if uint32(n) > inst.bufCap {
 		if err := inst.growBuffer(ctx, max(uint32(n), min(2*inst.bufCap, abi.MaxSize))); err != nil {
 			var reason FaultReason = FaultInvalidOutput
