@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"os"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -19,6 +20,9 @@ func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host) hcl.Diag
 	check := func(p *Plugin) {
 		if p == nil || p.Module == "" {
 			return
+		}
+		if fi, err := os.Stat(p.Module); err != nil || fi.IsDir() {
+			return // reported by Parse
 		}
 		if _, err := loadModule(ctx, host, p); err != nil {
 			rng := p.ModuleRange
@@ -39,4 +43,24 @@ func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host) hcl.Diag
 		check(p.Partitioner)
 	}
 	return diags
+}
+
+// Check is Load followed by CheckModules, except that modules are loaded even
+// when the file has errors elsewhere: it reports every problem of the file
+// at once, sorted by position. The Config is nil if there is any error.
+func Check(ctx context.Context, path string, host *wasmhost.Host) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Load(path) // reports the read error
+	}
+	cfg, diags := parse(src, path)
+	if cfg == nil {
+		return nil, diags
+	}
+	diags = append(diags, cfg.CheckModules(ctx, host)...)
+	sortDiagnostics(diags)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
 }

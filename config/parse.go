@@ -37,6 +37,16 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 //
 // The returned Config is nil if and only if the diagnostics hold an error.
 func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
+	cfg, diags := parse(src, filename)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
+}
+
+// parse is Parse, but returns what it could decode even when there are
+// errors (nil only on syntax errors), for Check.
+func parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, diags
@@ -44,9 +54,6 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	d := &decoder{ctx: evalContext(), dir: filepath.Dir(filename), diags: diags}
 	cfg := d.file(file.Body, filename)
 	sortDiagnostics(d.diags)
-	if d.diags.HasErrors() {
-		return nil, d.diags
-	}
 	return cfg, d.diags
 }
 

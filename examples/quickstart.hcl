@@ -48,12 +48,13 @@ pipeline "orders" {
     config = { schema_id = 42 }
   }
 
-  # Orders go to a partition by region; others by key.
+  # Keys name a region: eu-* to partition 0, us-* to 1, apac-* to 2. Other
+  # keys go to the default partitioner. (The partitioner sees the serialized
+  # record, so it routes on the key, not on the framed JSON value.)
   partitioner {
     module = "../build/plugins/route.wasm"
     config = {
-      field  = "region"
-      routes = { eu = 0, us = 1, apac = 2 }
+      key_prefix_routes = { "eu-" = 0, "us-" = 1, "apac-" = 2 }
     }
   }
 

@@ -54,17 +54,27 @@ func kindList(k plugins.Kind) string {
 }
 
 func newPluginInspectCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var (
+		configKV   []string
+		configJSON string
+	)
+	cmd := &cobra.Command{
 		Use:   "inspect MODULE.wasm",
 		Short: "Show a module's plugin kinds, ABI version, exports and imports",
-		Long: `Show what the host sees in a module without running any hook: the plugin kinds
-it declares, its ABI version, its memory limits, its exports and imports, and
-whether it loads as each kind it declares (with the reason if not).
+		Long: `Show what the host sees in a module: the ABI version, the plugin kinds it
+declares, its memory limits, its exports and imports, and whether it loads. No
+hook is called, but the module is instantiated once, which runs its kpipe_init:
+give the plugin's config with --config or --config-json if its init needs one.
 
-Exit status 1 if the module does not load as one of the kinds it declares.`,
-		Args: cobra.ExactArgs(1),
+Exit status 1 if the module does not load.`,
+		Example: `  kpipe plugin inspect build/plugins/route.wasm --config-json '{"key_prefix_routes":{"eu-":0}}'`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			cfg, err := pluginConfig(configKV, configJSON)
+			if err != nil {
+				return err
+			}
 			wasm, err := os.ReadFile(args[0])
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
@@ -74,18 +84,30 @@ Exit status 1 if the module does not load as one of the kinds it declares.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			info, err := host.Inspect(ctx, wasm)
-			if err != nil && info == nil {
+			info, _ := host.Inspect(ctx, wasm)
+			if info == nil {
+				_, err := host.Load(ctx, "inspect", wasm, 0)
 				return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			// Inspect runs kpipe_init without config; load again with it
+			// to learn the kinds and whether the module really loads.
+			var opts []wasmhost.PluginOption
+			if cfg != nil {
+				opts = append(opts, wasmhost.WithConfig(cfg))
+			}
+			p, lerr := host.Load(ctx, "inspect", wasm, 0, append(opts, wasmhost.WithPoolSize(1))...)
+			kinds := info.Kinds
+			if lerr == nil {
+				kinds = p.Kinds()
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], len(wasm))
 			if info.ABIVersion > 0 {
 				fmt.Fprintf(w, "abi:      v%d\n", info.ABIVersion)
 			} else {
-				fmt.Fprintf(w, "abi:      none supported (markers: %v)\n", info.Markers)
+				fmt.Fprintf(w, "abi:      none this host supports (markers: %v)\n", info.Markers)
 			}
-			fmt.Fprintf(w, "kinds:    %s\n", kindList(info.Kinds))
+			fmt.Fprintf(w, "kinds:    %s\n", kindList(kinds))
 			if info.MemoryMaxPages > 0 {
 				fmt.Fprintf(w, "memory:   %d to %d pages of 64KiB\n", info.MemoryMinPages, info.MemoryMaxPages)
 			} else {
@@ -99,27 +121,18 @@ Exit status 1 if the module does not load as one of the kinds it declares.`,
 			for _, f := range info.Imports {
 				fmt.Fprintf(w, "  %s.%s %s\n", f.Module, f.Name, f.Signature)
 			}
-			failed := err != nil
-			if err != nil {
-				fmt.Fprintf(w, "invalid:  %v\n", err)
-			}
-			for _, kn := range kindNames {
-				if info.Kinds&kn.kind == 0 {
-					continue
-				}
-				if _, lerr := host.LoadFile(ctx, "inspect", args[0], kn.kind); lerr != nil {
-					failed = true
-					fmt.Fprintf(w, "load as %s: FAILED: %v\n", kn.name, lerr)
-				} else {
-					fmt.Fprintf(w, "load as %s: ok\n", kn.name)
-				}
-			}
-			if failed {
+			if lerr != nil {
+				fmt.Fprintf(w, "load:     FAILED: %s\n", oneLine(lerr))
 				return silentExit(ExitFailed)
 			}
+			fmt.Fprintln(w, "load:     ok")
 			return nil
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
+	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
+	return cmd
 }
 
 // sampleInput is what plugin test runs on without --input.
@@ -242,17 +255,6 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		return &exitError{code: ExitError, err: err}
 	}
 	defer host.Close(context.WithoutCancel(ctx))
-	info, err := host.Inspect(ctx, wasm)
-	if err != nil {
-		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
-	}
-	kinds := info.Kinds
-	if only != 0 {
-		if kinds&only == 0 {
-			return failedf("%s declares %s, not %s", path, kindList(kinds), kindList(only))
-		}
-		kinds = only
-	}
 	name := strings.TrimSuffix(filepathBase(path), ".wasm")
 	var opts []wasmhost.PluginOption
 	if cfg != nil {
@@ -261,27 +263,37 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if timeout > 0 {
 		opts = append(opts, wasmhost.WithCallTimeout(timeout))
 	}
+	// Load once as whatever the module declares (kind 0) to learn its
+	// kinds, then as the kinds under test.
+	probe, err := host.Load(ctx, name, wasm, 0, append(opts, wasmhost.WithPoolSize(1))...)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	kinds := probe.Kinds()
+	_ = probe.Close(ctx)
+	if only != 0 {
+		if kinds&only == 0 {
+			return failedf("%s declares %s, not %s", path, kindList(kinds), kindList(only))
+		}
+		kinds = only
+	}
+	p, err := host.Load(ctx, name, wasm, kinds, opts...)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("loading %s as %s: %w", path, kindList(kinds), err)}
+	}
 	var (
 		ic   plugins.Interceptor
 		ser  plugins.Serializer
 		part plugins.Partitioner
 	)
-	for _, kn := range kindNames {
-		if kinds&kn.kind == 0 {
-			continue
-		}
-		p, err := host.LoadFile(ctx, name, path, kn.kind, opts...)
-		if err != nil {
-			return &exitError{code: ExitFailed, err: fmt.Errorf("loading %s as %s: %w", path, kn.name, err)}
-		}
-		switch kn.kind {
-		case plugins.KindInterceptor:
-			ic = p
-		case plugins.KindSerializer:
-			ser = p
-		case plugins.KindPartitioner:
-			part = p
-		}
+	if kinds&plugins.KindInterceptor != 0 {
+		ic = p
+	}
+	if kinds&plugins.KindSerializer != 0 {
+		ser = p
+	}
+	if kinds&plugins.KindPartitioner != 0 {
+		part = p
 	}
 
 	w := e.stdout
@@ -400,11 +412,23 @@ func describeErr(err error) string {
 	var guest *wasmhost.GuestError
 	switch {
 	case errors.As(err, &fault):
-		return fmt.Sprintf("FAULT (%s): %v", fault.Reason, err)
+		return fmt.Sprintf("FAULT (%s): %s", fault.Reason, oneLine(fault.Err))
 	case errors.As(err, &guest):
-		return fmt.Sprintf("ERROR: %s", guest.Message)
+		return fmt.Sprintf("ERROR: %s", oneLine(errors.New(guest.Message)))
 	}
-	return fmt.Sprintf("ERROR: %v", err)
+	return fmt.Sprintf("ERROR: %s", oneLine(err))
+}
+
+// oneLine joins the lines of an error message (wasm stack traces) with " | ".
+func oneLine(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, " | ")
 }
 
 func formatData(b []byte) string {

@@ -26,18 +26,15 @@ problem, one per line as FILE:LINE:COL: error: MESSAGE, on stderr and exits 1.`,
 			if path == "" {
 				return usageErrorf("validate needs --config FILE")
 			}
-			cfg, err := e.loadConfig(path)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			if diags := cfg.CheckModules(ctx, host); diags.HasErrors() {
-				_ = config.WriteDiagnostics(e.stderr, diags)
+			cfg, diags := config.Check(ctx, path, host)
+			_ = config.WriteDiagnostics(e.stderr, diags)
+			if diags.HasErrors() {
 				return failedf("%s: %d errors", path, countErrors(diags))
 			}
 			n := 0

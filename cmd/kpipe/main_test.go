@@ -1,0 +1,588 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/internal/testbroker"
+	"github.com/kpipe/kpipe/internal/testenv"
+)
+
+// kpipeBin is the binary under test, built once by TestMain.
+var kpipeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kpipe-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kpipeBin = filepath.Join(dir, "kpipe")
+	out, err := exec.Command("go", "build", "-o", kpipeBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building kpipe: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one kpipe invocation did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+// kpipe runs the binary with args and stdin, in dir if not empty.
+func kpipe(t *testing.T, dir, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kpipeBin, args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("kpipe %s: %v", strings.Join(args, " "), err)
+	}
+	t.Logf("kpipe %s: exit %d", strings.Join(args, " "), r.code)
+	return r
+}
+
+// startBroker runs `kpipe broker` and returns its address.
+func startBroker(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kpipeBin, append([]string{"broker"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("kpipe broker did not stop cleanly on SIGINT: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("kpipe broker did not stop within 10s of SIGINT")
+		}
+	})
+	select {
+	case addr, ok := <-lines:
+		if !ok || addr == "" {
+			t.Fatalf("kpipe broker printed no address; stderr:\n%s", stderr.String())
+		}
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kpipe broker printed no address within 30s; stderr:\n%s", stderr.String())
+	}
+	return ""
+}
+
+// consumed is one line of `kpipe consume`.
+type consumed struct {
+	Topic       string            `json:"topic"`
+	Partition   int32             `json:"partition"`
+	Offset      int64             `json:"offset"`
+	Timestamp   int64             `json:"timestamp"`
+	Key         *string           `json:"key"`
+	Value       *string           `json:"value"`
+	ValueBase64 string            `json:"value_base64"`
+	Headers     map[string]string `json:"headers"`
+}
+
+func consumeAll(t *testing.T, brokers, topic string, n int) []consumed {
+	t.Helper()
+	r := kpipe(t, "", "", "consume", "--brokers", brokers, "--topic", topic, "--from-beginning",
+		"--max", fmt.Sprint(n), "--timeout", testbroker.Timeout().String())
+	if r.code != 0 {
+		t.Fatalf("consume: %s", r)
+	}
+	var out []consumed
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var c consumed
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("consume printed a line that is not JSON: %q: %v", line, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) != n {
+		t.Fatalf("consume printed %d records, want %d:\n%s", len(out), n, r.stdout)
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{args: []string{"--help"}, code: 0, inStdout: "Exit codes"},
+		{args: []string{"run", "--help"}, code: 0, inStdout: "--strict"},
+		{args: []string{"plugin", "test", "--help"}, code: 0, inStdout: "--config"},
+		{args: []string{"nosuch"}, code: 2, inStderr: "unknown command"},
+		{args: []string{"run", "--nosuch"}, code: 2, inStderr: "unknown flag"},
+		{args: []string{"run", "--format", "xml"}, code: 2, inStderr: "--format"},
+		{args: []string{"consume", "--topic", "t"}, code: 2, inStderr: "--brokers"},
+		{args: []string{"validate"}, code: 2, inStderr: "--config"},
+		{args: []string{"plugin", "inspect"}, code: 2, inStderr: "accepts 1 arg"},
+		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
+		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := kpipe(t, "", "", tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stdout, tt.inStdout) || !strings.Contains(r.stderr, tt.inStderr) {
+				t.Errorf("want exit %d, stdout containing %q, stderr containing %q; got %s", tt.code, tt.inStdout, tt.inStderr, r)
+			}
+		})
+	}
+}
+
+// TestRunMalformedLines runs a plain producer on the embedded broker with
+// malformed lines in the input.
+func TestRunMalformedLines(t *testing.T) {
+	input := `{"key":"a","value":"1"}
+not json
+{"value":"2","partition":-1}
+
+{"value":"3","colour":"red"}
+{"key":"b","value":{"n":4}}
+`
+	r := kpipe(t, "", input, "run", "--topic", "t")
+	if r.code != 1 {
+		t.Fatalf("want exit 1 (some lines malformed), got %s", r)
+	}
+	for _, want := range []string{
+		"embedded in-memory broker",
+		"line 2: invalid JSON record",
+		"line 3: \"partition\" must not be negative",
+		"line 5: invalid JSON record: json: unknown field \"colour\"",
+		"5 records read from stdin",
+		"delivered  2",
+		"failed     3 (3 malformed lines)",
+		"records per partition:",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, r.stderr)
+		}
+	}
+
+	// --strict stops at the first malformed line: line 5 is never read.
+	r = kpipe(t, "", input, "run", "--topic", "t", "--strict")
+	if r.code != 1 || !strings.Contains(r.stderr, "line 2:") || strings.Contains(r.stderr, "line 5:") {
+		t.Errorf("--strict: want exit 1 after line 2 only, got %s", r)
+	}
+
+	// A clean input exits 0.
+	r = kpipe(t, "", "a\nb\n\n", "run", "--topic", "t", "--format", "raw")
+	if r.code != 0 || !strings.Contains(r.stderr, "delivered  3") {
+		t.Errorf("raw input: want exit 0 and 3 delivered, got %s", r)
+	}
+
+	// A record without a topic fails with its line number.
+	r = kpipe(t, "", `{"value":"x"}`+"\n", "run")
+	if r.code != 1 || !strings.Contains(r.stderr, "line 1: ") {
+		t.Errorf("no topic: want exit 1 with line 1 reported, got %s", r)
+	}
+}
+
+// TestBrokerWithKcat starts `kpipe broker`, produces to it with kpipe run and
+// kcat, and reads everything back with kcat and kpipe consume.
+func TestBrokerWithKcat(t *testing.T) {
+	kcat := testenv.RequireTool(t, "kcat")
+	addr := startBroker(t, "--topic", "events:2")
+
+	r := kpipe(t, "", `{"key":"k1","value":"from-kpipe","headers":{"h":"v"},"partition":1}`+"\n",
+		"run", "--brokers", addr, "--topic", "events")
+	if r.code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := exec.CommandContext(ctx, kcat, "-b", addr, "-t", "events", "-P", "-p", "0", "-K", ":")
+	prod.Stdin = strings.NewReader("k2:from-kcat\n")
+	if out, err := prod.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -P: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-t", "events", "-C", "-e", "-q",
+		"-f", "%p %k %s %h\n").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat -C: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, want := range []string{"1 k1 from-kpipe h=v\n", "0 k2 from-kcat \n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("kcat read %q, want a line %q", got, want)
+		}
+	}
+	recs := consumeAll(t, addr, "events", 2)
+	byKey := map[string]consumed{}
+	for _, c := range recs {
+		byKey[*c.Key] = c
+	}
+	if c := byKey["k1"]; c.Partition != 1 || *c.Value != "from-kpipe" || c.Headers["h"] != "v" {
+		t.Errorf("consume k1 = %+v", c)
+	}
+	if c := byKey["k2"]; c.Partition != 0 || *c.Value != "from-kcat" {
+		t.Errorf("consume k2 = %+v", c)
+	}
+}
+
+// TestConsumeIdleTimeout checks that consume stops after --timeout without
+// records, and fails when --max is not reached.
+func TestConsumeIdleTimeout(t *testing.T) {
+	addr := startBroker(t, "--topic", "empty:1")
+	start := time.Now()
+	r := kpipe(t, "", "", "consume", "--brokers", addr, "--topic", "empty", "--from-beginning", "--timeout", "1s")
+	if r.code != 0 || r.stdout != "" {
+		t.Errorf("empty topic without --max: %s", r)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("consume took %v to notice 1s of idleness", d)
+	}
+	r = kpipe(t, "", "", "consume", "--brokers", addr, "--topic", "empty", "--from-beginning", "--timeout", "1s", "--max", "1")
+	if r.code != 1 || !strings.Contains(r.stderr, "got 0 of 1 records") {
+		t.Errorf("empty topic with --max 1: %s", r)
+	}
+}
+
+
+// quickstartDir lays out a copy of the repository's quickstart as it would
+// be after `make plugins`: DIR/examples/quickstart.{hcl,jsonl} and
+// DIR/build/plugins/*.wasm, with the plugins built by plugintest. The real
+// files are used, so the test checks the module paths of quickstart.hcl.
+func quickstartDir(t *testing.T) string {
+	t.Helper()
+	root := plugintest.RepoRoot(t)
+	dir := t.TempDir()
+	for _, f := range []string{"quickstart.hcl", "quickstart.jsonl"} {
+		b, err := os.ReadFile(filepath.Join(root, "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "examples", f), string(b))
+	}
+	for _, p := range []string{"headerstamp", "redact", "schemaprefix", "route"} {
+		wasm := plugintest.GoPlugin(t, "examples/plugins/"+p)
+		if err := os.MkdirAll(filepath.Join(dir, "build", "plugins"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(wasm, filepath.Join(dir, "build", "plugins", p+".wasm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestQuickstart runs examples/quickstart.hcl on examples/quickstart.jsonl
+// against a broker (KPIPE_TEST_BROKERS or kfake) and reads the records back
+// with kpipe consume.
+func TestQuickstart(t *testing.T) {
+	dir := quickstartDir(t)
+	brokers := testbroker.Brokers(t)
+	topic := testbroker.CreateTopic(t, brokers, 3)
+	bs := strings.Join(brokers, ",")
+
+	// Run from an unrelated working directory: module paths must resolve
+	// against the configuration file.
+	r := kpipe(t, t.TempDir(), "", "run",
+		"--config", filepath.Join(dir, "examples", "quickstart.hcl"),
+		"--input", filepath.Join(dir, "examples", "quickstart.jsonl"),
+		"--brokers", bs, "--topic", topic)
+	if r.code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	for _, want := range []string{"6 records read", "delivered  5", "filtered   1", "failed     0",
+		topic + "[0] ", topic + "[1] ", topic + "[2] "} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("run summary does not contain %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "embedded") {
+		t.Errorf("run used the embedded broker despite --brokers:\n%s", r.stderr)
+	}
+
+	recs := consumeAll(t, bs, topic, 5)
+	byKey := map[string]consumed{}
+	for _, c := range recs {
+		if c.Key == nil || c.Value == nil {
+			t.Fatalf("record with null key or value: %+v", c)
+		}
+		byKey[*c.Key] = c
+	}
+	if _, ok := byKey["eu-1004"]; ok {
+		t.Errorf("eu-1004 has no customer and should have been filtered out by redact")
+	}
+	wantPartition := map[string]int32{"eu-1001": 0, "us-1002": 1, "apac-1003": 2, "us-1005": 1}
+	for key, c := range byKey {
+		if c.Headers["source"] != "kpipe-quickstart" || c.Headers["kpipe-seq"] == "" {
+			t.Errorf("%s: headers %v, want source=kpipe-quickstart and a kpipe-seq (headerstamp)", key, c.Headers)
+		}
+		v := *c.Value
+		if !strings.HasPrefix(v, "\x00\x00\x00\x00\x2a{") {
+			t.Errorf("%s: value %q does not start with magic byte 0 and schema id 42 (schemaprefix)", key, v)
+		}
+		if strings.Contains(v, "4111") || strings.Contains(v, "5500") || strings.Contains(v, "\"cvv\":\"") && !strings.Contains(v, "***") {
+			t.Errorf("%s: value %q still holds card data (redact)", key, v)
+		}
+		if p, ok := wantPartition[key]; ok && c.Partition != p {
+			t.Errorf("%s: partition %d, want %d (route by key prefix)", key, c.Partition, p)
+		}
+	}
+	if c := byKey["us-1002"]; c.Headers["channel"] != "web" {
+		t.Errorf("us-1002 lost its own header: %v", c.Headers)
+	}
+	if c := byKey["test-1006"]; c.Timestamp != time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() {
+		t.Errorf("test-1006 timestamp %d, want 2026-01-01T00:00:00Z", c.Timestamp)
+	}
+	if len(byKey) != 5 {
+		t.Errorf("got keys %v, want all but eu-1004", byKey)
+	}
+}
+
+// TestQuickstartEmbedded runs the quickstart with no brokers at all: kpipe
+// must start its embedded broker and say so.
+func TestQuickstartEmbedded(t *testing.T) {
+	dir := quickstartDir(t)
+	r := kpipe(t, filepath.Join(dir, "examples"), "", "run", "--config", "quickstart.hcl", "--input", "quickstart.jsonl")
+	if r.code != 0 || !strings.Contains(r.stderr, "started an embedded in-memory broker") || !strings.Contains(r.stderr, "delivered  5") {
+		t.Errorf("want exit 0, the embedded broker announced and 5 delivered; got %s", r)
+	}
+	r = kpipe(t, dir, "", "validate", "--config", "examples/quickstart.hcl")
+	if r.code != 0 || !strings.Contains(r.stdout, "OK (1 pipelines, 5 plugins)") {
+		t.Errorf("validate quickstart: %s", r)
+	}
+}
+
+// TestValidate checks kpipe validate on configurations with one class of
+// mistake each, asserting the exact positions printed.
+func TestValidate(t *testing.T) {
+	root := plugintest.RepoRoot(t)
+	trap := filepath.Join(root, "examples", "plugins", "wat", "trap.wasm") // an interceptor
+	keyhash := filepath.Join(root, "examples", "plugins", "wat", "keyhash.wasm")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "notwasm.wasm"), "hello")
+	t.Setenv("KPIPE_E2E_SET", "x")
+	tests := []struct {
+		name string
+		src  string
+		want []string // "LINE:COL: error: SUMMARY" prefixes, in order
+	}{
+		{
+			name: "good",
+			src: `kafka {
+  brokers = ["127.0.0.1:1"]
+  client_id = env("KPIPE_E2E_SET")
+}
+pipeline "p" {
+  topic = "t"
+  interceptor "trap" { module = "` + trap + `" }
+  partitioner { module = "` + keyhash + `" }
+  value_serializer { builtin = "json" }
+}
+`,
+		},
+		{
+			name: "unknown fields and bad types",
+			src: `kafka {
+  linger_ms = 5
+  acks      = ["all"]
+}
+pipeline "p" {
+  topic = "t"
+  interceptor "i" {
+    module = "` + trap + `"
+    pool   = 2
+  }
+}
+`,
+			want: []string{
+				`2:3: error: Unsupported argument: An argument named "linger_ms" is not expected here.`,
+				"3:15: error: Incorrect attribute value type",
+				`9:5: error: Unsupported argument: An argument named "pool" is not expected here.`,
+			},
+		},
+		{
+			name: "modules: missing, not wasm, wrong kind",
+			src: `pipeline "p" {
+  interceptor "gone" {
+    module = "nope.wasm"
+  }
+  interceptor "text" {
+    module = "notwasm.wasm"
+  }
+  partitioner {
+    module = "` + trap + `"
+  }
+}
+`,
+			want: []string{
+				"3:14: error: Module not found",
+				"6:14: error: Cannot load module",
+				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind",
+			},
+		},
+		{
+			name: "values and rules",
+			src: `kafka {
+  acks        = "1"
+  idempotence = true
+  linger      = "soon"
+  batch_max_bytes = "1 MB"
+  compression = "brotli"
+  client_id   = env("KPIPE_E2E_UNSET")
+}
+pipeline "p" {
+  key_serializer { builtin = "avro" }
+  partitioner {
+    builtin      = "sticky"
+    memory_limit = "1MiB"
+  }
+}
+pipeline "p" {}
+`,
+			want: []string{
+				`3:3: error: Idempotence needs acks = "all"`,
+				"4:17: error: Invalid duration",
+				"6:17: error: Invalid compression",
+				"7:22: error: Invalid function argument",
+				"10:30: error: Invalid builtin: unknown serializer \"avro\"",
+				"13:5: error: Not allowed with a builtin",
+				"16:10: error: Duplicate pipeline name",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".hcl"), tt.src)
+			r := kpipe(t, dir, "", "validate", "--config", path)
+			if len(tt.want) == 0 {
+				if r.code != 0 || !strings.Contains(r.stdout, "OK") {
+					t.Fatalf("want OK, got %s", r)
+				}
+				return
+			}
+			if r.code != 1 {
+				t.Fatalf("want exit 1, got %s", r)
+			}
+			var got []string
+			for _, line := range strings.Split(r.stderr, "\n") {
+				if strings.HasPrefix(line, path+":") {
+					got = append(got, strings.TrimPrefix(line, path+":"))
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(tt.want), r.stderr)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+
+	r := kpipe(t, dir, "", "validate", "--config", filepath.Join(dir, "missing.hcl"))
+	if r.code != 1 || !strings.Contains(r.stderr, "missing.hcl:1:1: error: Cannot read configuration file") {
+		t.Errorf("missing file: %s", r)
+	}
+	// run refuses an invalid configuration before sending anything.
+	bad := writeFile(t, filepath.Join(dir, "bad.hcl"), "pipeline \"p\" {\n  topik = \"t\"\n}\n")
+	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", bad)
+	if r.code != 1 || !strings.Contains(r.stderr, bad+":2:3: error: Unsupported argument") || strings.Contains(r.stderr, "records read") {
+		t.Errorf("run with an invalid config: %s", r)
+	}
+}
+
+// TestPluginTestTrap runs plugin test on an interceptor whose on_send always
+// traps: every fault is printed, every record is still tested, exit 1.
+func TestPluginTestTrap(t *testing.T) {
+	trap := plugintest.WAT(t, "examples/plugins/wat/trap.wasm")
+	input := `{"key":"a","value":"1"}` + "\n" + `{"key":"b","value":"2"}` + "\n"
+	r := kpipe(t, "", input, "plugin", "test", trap, "--input", "-", "--log-level", "off")
+	if r.code != 1 {
+		t.Fatalf("want exit 1, got %s", r)
+	}
+	for _, want := range []string{
+		`record 1 (line 1): topic="test" key="a" value="1"`,
+		"on_send:         FAULT (trap): wasm error: unreachable",
+		"on_ack:          ok (offset 0)",
+		`record 2 (line 2): topic="test" key="b" value="2"`,
+		"on_ack:          ok (offset 1)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
+		}
+	}
+	if n := strings.Count(r.stdout, "FAULT (trap)"); n != 2 {
+		t.Errorf("%d faults printed, want 2:\n%s", n, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "2 hook calls failed") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+
+	r = kpipe(t, "", "", "plugin", "inspect", trap)
+	for _, want := range []string{"abi:      v1", "kinds:    interceptor", "kpipe_on_send (i32) -> i64", "load:     ok"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("inspect: want exit 0 and %q, got %s", want, r)
+		}
+	}
+}
