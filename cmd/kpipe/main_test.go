@@ -304,7 +304,6 @@ func TestConsumeIdleTimeout(t *testing.T) {
 	}
 }
 
-
 // quickstartDir lays out a copy of the repository's quickstart as it would
 // be after `make plugins`: DIR/examples/quickstart.{hcl,jsonl} and
 // DIR/build/plugins/*.wasm, with the plugins built by plugintest. The real
