@@ -237,11 +237,24 @@ func TestNameCache(t *testing.T) {
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(goldenBytes)
 	f.Add([]byte{})
+	other, _ := appendRecord(nil, &Record{Topic: "t2", Headers: []Header{{"n", nil}, {"h", []byte("x")}, {"hh", nil}}})
+	f.Add(other)
+	// shared decodes every input after the previous ones, as an instance
+	// does, so that the reuse of earlier names and slices is exercised.
+	var shared decoder
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var d decoder
 		var r Record
-		if err := d.decodeRecord(in, &r); err != nil {
+		err := d.decodeRecord(in, &r)
+		var rs Record
+		if errShared := shared.decodeRecord(in, &rs); (errShared == nil) != (err == nil) {
+			t.Fatalf("a fresh decoder says %v, a reused one %v", err, errShared)
+		}
+		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(normalize(rs), normalize(r)) {
+			t.Fatalf("a reused decoder decodes differently:\n got %#v\nwant %#v", rs, r)
 		}
 		// Whatever decodes must encode to bytes that decode to the same
 		// record (not to the same bytes: an unset partition or timestamp
@@ -267,4 +280,31 @@ func normalize(r Record) Record {
 		r.Headers = nil
 	}
 	return r
+}
+
+// TestDecoderReuse decodes a sequence of records whose topics and header
+// names change, with one decoder, as an instance does.
+func TestDecoderReuse(t *testing.T) {
+	records := []Record{
+		goldenRecord,
+		{Topic: "t1", Headers: []Header{{"h", []byte("1")}, {"x", nil}}},
+		{Topic: "t2", Headers: []Header{{"x", nil}, {"h", nil}, {"h2", []byte("y")}}},
+		{Topic: "t2"},
+		{Topic: "t1", Headers: []Header{{"a", nil}, {"b", nil}, {"c", nil}, {"d", nil}, {"e", nil}, {"f", nil}, {"g", nil}, {"h", nil}, {"i", nil}, {"j", nil}}},
+		goldenRecord,
+	}
+	var d decoder
+	for i, want := range records {
+		enc, err := appendRecord(nil, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Record
+		if err := d.decodeRecord(enc, &got); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(normalize(got), normalize(want)) {
+			t.Fatalf("record %d:\n got %#v\nwant %#v", i, got, want)
+		}
+	}
 }
