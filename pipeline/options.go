@@ -261,14 +261,16 @@ func Interceptor(name string, ic plugins.Interceptor) Option {
 
 // KeySerializer sets the serializer of record keys (Kafka property
 // key.serializer). Null keys are never passed to it. Default: none, the
-// keys are sent as they are (the built-in "bytes").
+// keys are sent as they are (the built-in "bytes", which is never called
+// and has no Stats entry).
 func KeySerializer(name string, s plugins.Serializer) Option {
 	return optionFunc(func(c *config) { c.keySerName, c.keySer = name, s })
 }
 
 // ValueSerializer sets the serializer of record values (Kafka property
 // value.serializer). Null values (tombstones) are never passed to it.
-// Default: none, the values are sent as they are (the built-in "bytes").
+// Default: none, the values are sent as they are (the built-in "bytes",
+// which is never called and has no Stats entry).
 func ValueSerializer(name string, s plugins.Serializer) Option {
 	return optionFunc(func(c *config) { c.valSerName, c.valSer = name, s })
 }

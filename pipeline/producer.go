@@ -104,17 +104,22 @@ type Producer struct {
 	partStats map[string]*hookStats // by name, shared by the partitioners of one name
 	newBreak  func() breaker
 
+	// The counters are apart from what every Send reads, and the ones
+	// Send writes apart from the ones the completion goroutine writes, so
+	// that the two goroutines do not fight over cache lines. Records in
+	// flight = sent - (delivered + filtered + failed).
 	closed       atomic.Bool
-	inflight     atomic.Int64
-	idle         chan struct{} // signalled when inflight drops to 0 after Close
-	closeFailed  atomic.Int64  // records failed because the client closed
+	idle         chan struct{} // signalled when nothing is in flight after Close
+	closeMu      sync.Mutex
+	closeStarted bool
+	_            [64]byte
+	sent         atomic.Uint64
 	_            [64]byte
 	delivered    atomic.Uint64
 	filtered     atomic.Uint64
 	failed       atomic.Uint64
+	closeFailed  atomic.Int64 // records failed because the client closed
 	_            [64]byte
-	closeMu      sync.Mutex
-	closeStarted bool
 }
 
 type interceptorSlot struct {
@@ -156,7 +161,6 @@ type envelope struct {
 	cb       func(*plugins.Record, Result)
 	seen     uint64 // bit i: interceptor i saw the record in OnSend
 	explicit bool   // the record names its partition
-	done     chan struct{}
 	result   Result
 }
 
@@ -218,10 +222,12 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		}
 		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, sendBr: p.newBreak(), ackBr: p.newBreak()})
 	}
-	if cfg.keySer != nil {
+	// The built-in "bytes" serializer is the identity: it is not called,
+	// and so has no Stats entry.
+	if cfg.keySer != nil && !plugins.IsIdentity(cfg.keySer) {
 		p.keySer = &serializerSlot{name: cfg.keySerName, s: cfg.keySer, target: plugins.TargetKey, hook: HookSerializeKey}
 	}
-	if cfg.valSer != nil {
+	if cfg.valSer != nil && !plugins.IsIdentity(cfg.valSer) {
 		p.valSer = &serializerSlot{name: cfg.valSerName, s: cfg.valSer, target: plugins.TargetValue, hook: HookSerializeValue}
 	}
 	p.SetPartitioner(cfg.partName, cfg.part)
@@ -359,13 +365,14 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 		ctx = context.Background()
 	}
 	if r == nil {
+		p.sent.Add(1)
 		p.failed.Add(1)
 		if cb != nil {
 			cb(nil, Result{Outcome: Failed, Partition: -1, Offset: -1, Err: errors.New("pipeline: nil record")})
 		}
 		return nil
 	}
-	p.inflight.Add(1)
+	p.sent.Add(1)
 	e := &envelope{Context: ctx, rec: r, cb: cb}
 	e.kr.Context = e
 	if p.closed.Load() {
@@ -515,7 +522,6 @@ func (p *Producer) finish(e *envelope, err error) {
 	if p.acks0 {
 		e.result.Offset = -1
 	}
-	p.delivered.Add(1)
 	p.acks(e, plugins.Ack{Offset: e.result.Offset})
 	p.done(e)
 }
@@ -541,11 +547,6 @@ func (p *Producer) explain(e *envelope, err error) error {
 // complete ends a record with a failure or filter outcome.
 func (p *Producer) complete(e *envelope, o Outcome, err error) {
 	e.result = Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
-	if o == Filtered {
-		p.filtered.Add(1)
-	} else {
-		p.failed.Add(1)
-	}
 	p.acks(e, plugins.Ack{Offset: -1, Err: err})
 	p.done(e)
 }
@@ -554,7 +555,17 @@ func (p *Producer) done(e *envelope) {
 	if e.cb != nil {
 		e.cb(e.rec, e.result)
 	}
-	if p.inflight.Add(-1) == 0 && p.closed.Load() {
+	// Counted after the callback: Close waits until every record is
+	// counted.
+	switch e.result.Outcome {
+	case Delivered:
+		p.delivered.Add(1)
+	case Filtered:
+		p.filtered.Add(1)
+	default:
+		p.failed.Add(1)
+	}
+	if p.closed.Load() && p.inFlight() == 0 {
 		select {
 		case p.idle <- struct{}{}:
 		default:
@@ -618,12 +629,12 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	// of Sends racing with Close.
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
-	for p.inflight.Load() > 0 {
+	for p.inFlight() > 0 {
 		select {
 		case <-p.idle:
 		case <-time.After(10 * time.Millisecond):
 		case <-timeout.C:
-			p.log.Error("close: callbacks still running after 30s", "in_flight", p.inflight.Load())
+			p.log.Error("close: callbacks still running after 30s", "in_flight", p.inFlight())
 			return p.report(), errors.New("pipeline: close: callbacks did not finish")
 		}
 	}
@@ -632,6 +643,14 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 		return rep, fmt.Errorf("pipeline: close: flush did not finish, %d records not delivered: %w", rep.Undelivered, ferr)
 	}
 	return rep, nil
+}
+
+// inFlight returns how many records sent have no outcome yet. Reading the
+// completion counters first keeps it from going negative while records
+// complete.
+func (p *Producer) inFlight() int64 {
+	done := p.delivered.Load() + p.filtered.Load() + p.failed.Load()
+	return int64(p.sent.Load() - done)
 }
 
 func (p *Producer) report() CloseReport {
@@ -688,7 +707,7 @@ func (p *Producer) Stats() Stats {
 		Delivered: p.delivered.Load(),
 		Filtered:  p.filtered.Load(),
 		Failed:    p.failed.Load(),
-		InFlight:  p.inflight.Load(),
+		InFlight:  p.inFlight(),
 	}
 	for _, ic := range p.ics {
 		s.Plugins = append(s.Plugins,

@@ -113,6 +113,12 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("NewPartitioner(%q) accepted config %q", name, "{")
 		}
 	}
+	for _, name := range plugins.BuiltinSerializers() {
+		s, _ := plugins.NewSerializer(name, nil)
+		if got := plugins.IsIdentity(s); got != (name == "bytes") {
+			t.Errorf("IsIdentity(%s) = %v", name, got)
+		}
+	}
 	_, err := plugins.NewSerializer("avro", nil)
 	if err == nil || !strings.Contains(err.Error(), `unknown serializer "avro"`) || !strings.Contains(err.Error(), "json") {
 		t.Errorf("unknown serializer: err = %v", err)
