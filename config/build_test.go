@@ -1,0 +1,189 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/internal/testbroker"
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+func newHost(t *testing.T) *wasmhost.Host {
+	t.Helper()
+	ctx := context.Background()
+	h, err := wasmhost.New(ctx, wasmhost.WithoutCompilationCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(ctx) })
+	return h
+}
+
+// TestBuild turns a pipeline with WASM and built-in plugins into a running
+// producer, sends records through it and checks that every plugin of the
+// file ran under its configured name, and that the partitioner module chose
+// the partitions.
+func TestBuild(t *testing.T) {
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	brokers := testbroker.Brokers(t)
+	topic := testbroker.CreateTopic(t, brokers, 4)
+	src := fmt.Sprintf(`
+kafka {
+  brokers = %q
+  linger  = "0s"
+  acks    = "all"
+}
+pipeline "p" {
+  topic = %q
+  interceptor "first"  { module = %q }
+  interceptor "second" {
+    module    = %q
+    pool_size = 1
+    timeout   = "1s"
+  }
+  key_serializer   { builtin = "string" }
+  value_serializer { builtin = "json" }
+  partitioner      { module = %q }
+  circuit_breaker {
+    threshold = 3
+    cooldown  = "1s"
+  }
+}
+`, strings.Join(brokers, ","), topic, noop, noop, keyhash)
+	cfg, diags := Parse([]byte(src), filepath.Join(t.TempDir(), "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	opts, err := cfg.Build(ctx, cfg.Pipelines[0], newHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := pipeline.New(ctx, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	parts := map[string]int32{}
+	for _, k := range keys {
+		res := prod.SendSync(ctx, &plugins.Record{Key: []byte(k), Value: []byte(`{"k": "` + k + `"}`)})
+		if res.Outcome != pipeline.Delivered {
+			t.Fatalf("record %s: %v %v", k, res.Outcome, res.Err)
+		}
+		if res.Topic != topic {
+			t.Errorf("record %s went to topic %q, want the pipeline's %q", k, res.Topic, topic)
+		}
+		parts[k] = res.Partition
+	}
+	// keyhash places keys like the built-in murmur2 partitioner.
+	ref, _ := plugins.NewPartitioner(plugins.PartitionerMurmur2, nil)
+	for _, k := range keys {
+		want, _ := ref.Partition(ctx, &plugins.Record{Key: []byte(k)}, 4)
+		if parts[k] != want {
+			t.Errorf("key %s: partition %d, want %d (keyhash)", k, parts[k], want)
+		}
+	}
+	st := prod.Stats()
+	if _, err := prod.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, p := range st.Plugins {
+		got[p.Name+"/"+string(p.Hook)] = p.Calls
+	}
+	for _, want := range []string{"first/on_send", "second/on_send", "string/serialize_key", "json/serialize_value", "keyhash/partition"} {
+		if got[want] != uint64(len(keys)) {
+			t.Errorf("%s: %d calls, want %d (all stats: %v)", want, got[want], len(keys), got)
+		}
+	}
+	msgs := testbroker.ReadAll(t, brokers, topic, len(keys), false)
+	for _, m := range msgs {
+		if want := `{"k":"` + string(m.Key) + `"}`; string(m.Value) != want {
+			t.Errorf("value %q, want the compacted %q (json serializer)", m.Value, want)
+		}
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	trap := plugintest.WAT(t, "examples/plugins/wat/trap.wasm")
+	dir := t.TempDir()
+	src := fmt.Sprintf("pipeline \"p\" {\n  partitioner { module = %q }\n}\n", trap)
+	cfg, diags := Parse([]byte(src), filepath.Join(dir, "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	_, err := cfg.Build(context.Background(), cfg.Pipelines[0], newHost(t))
+	if err == nil || !strings.Contains(err.Error(), "k.hcl:2,3") || !strings.Contains(err.Error(), "wrong kind") {
+		t.Errorf("Build of an interceptor used as a partitioner: %v; want the block position and the wrong kind", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	trap := plugintest.WAT(t, "examples/plugins/wat/trap.wasm")
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "text.wasm"), []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`pipeline "p" {
+  interceptor "ok" { module = %q }
+  interceptor "text" { module = "text.wasm" }
+  interceptor "gone" { module = "gone.wasm" }
+  partitioner { module = %q }
+  value_serializer {
+    module = %q
+    memory_limit = "128KiB"
+  }
+  bogus = 1
+}
+`, noop, trap, noop)
+	path := filepath.Join(dir, "k.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := Check(context.Background(), path, newHost(t))
+	if cfg != nil {
+		t.Error("Check returned a config despite errors")
+	}
+	want := []string{
+		"3:33: error: Cannot load module",
+		"4:33: error: Module not found",
+		"5:26: error: Cannot load module",
+		"7:14: error: Cannot load module",
+		"10:3: error: Unsupported argument",
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, strings.TrimPrefix(FormatDiagnostic(d), path+":"))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], want[i])
+		}
+	}
+
+	// A clean file passes; CheckModules alone agrees.
+	good := filepath.Join(dir, "good.hcl")
+	if err := os.WriteFile(good, []byte(fmt.Sprintf("pipeline \"p\" {\n  interceptor \"ok\" { module = %q }\n}\n", noop)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags = Check(context.Background(), good, newHost(t))
+	if diags.HasErrors() || cfg == nil {
+		t.Fatalf("Check(good) = %v", diags)
+	}
+	if d := cfg.CheckModules(context.Background(), newHost(t)); d.HasErrors() {
+		t.Errorf("CheckModules(good) = %v", d)
+	}
+}
