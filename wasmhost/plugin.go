@@ -155,10 +155,13 @@ type Plugin struct {
 	compiled  wazero.CompiledModule
 	rt        wazero.Runtime
 
-	// slots holds one entry per pool slot: an idle instance, or nil for a
-	// slot whose instance is yet to be created. Taking an entry is the
-	// right to run one call.
-	slots     chan *instance
+	// The pool: each of its size slots is, at any time, an idle instance
+	// in idle, an empty-slot token in empty (its instance is yet to be
+	// created), or held by a call. Taking an entry from either channel is
+	// the right to run one call. Idle instances are preferred, so a plugin
+	// called by one goroutine at a time keeps using one instance.
+	idle      chan *instance
+	empty     chan struct{}
 	size      int
 	closed    atomic.Bool
 	done      chan struct{}
@@ -306,7 +309,8 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		memLimit:  uint64(cfg.memPages) << 16,
 		compiled:  cm,
 		rt:        rt,
-		slots:     make(chan *instance, cfg.poolSize),
+		idle:      make(chan *instance, cfg.poolSize),
+		empty:     make(chan struct{}, cfg.poolSize),
 		size:      cfg.poolSize,
 		done:      make(chan struct{}),
 	}
@@ -326,9 +330,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, info, err
 	}
 	p.kinds = kinds
-	p.slots <- inst
+	p.idle <- inst
 	for range p.size - 1 {
-		p.slots <- nil
+		p.empty <- struct{}{}
 	}
 	if err := h.register(p); err != nil {
 		inst.close(ctx)
@@ -343,10 +347,11 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
 	var inst *instance
 	select {
-	case inst = <-p.slots:
+	case inst = <-p.idle:
 	default:
 		select {
-		case inst = <-p.slots:
+		case inst = <-p.idle:
+		case <-p.empty:
 		case <-p.done:
 			return nil, p.closedError(h)
 		case <-ctx.Done():
@@ -354,17 +359,26 @@ func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
 		}
 	}
 	if p.closed.Load() {
-		p.slots <- inst
+		p.put(inst)
 		return nil, p.closedError(h)
 	}
 	if inst == nil {
 		var err error
 		if inst, err = p.newInstance(ctx); err != nil {
-			p.slots <- nil
+			p.empty <- struct{}{}
 			return nil, p.fault(h, FaultInstantiate, err)
 		}
 	}
 	return inst, nil
+}
+
+// put returns a slot to the pool: an instance, or nil for an empty slot.
+func (p *Plugin) put(inst *instance) {
+	if inst == nil {
+		p.empty <- struct{}{}
+		return
+	}
+	p.idle <- inst
 }
 
 func (p *Plugin) closedError(h hook) error {
@@ -372,13 +386,13 @@ func (p *Plugin) closedError(h hook) error {
 }
 
 // release returns an instance to the pool after a call that did not fault.
-func (p *Plugin) release(inst *instance) { p.slots <- inst }
+func (p *Plugin) release(inst *instance) { p.idle <- inst }
 
 // discard closes an instance that faulted and frees its slot for a new one.
 func (p *Plugin) discard(inst *instance) {
 	inst.close(context.Background())
 	p.stats.replaced.Add(1)
-	p.slots <- nil
+	p.empty <- struct{}{}
 }
 
 // fault counts, logs and returns a fault.
@@ -400,10 +414,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 		var errs []error
 		for range p.size {
 			select {
-			case inst := <-p.slots:
-				if inst != nil {
-					errs = append(errs, inst.close(ctx))
-				}
+			case inst := <-p.idle:
+				errs = append(errs, inst.close(ctx))
+			case <-p.empty:
 			case <-ctx.Done():
 				p.closeErr = fmt.Errorf("wasmhost: close plugin %q: waiting for calls in flight: %w", p.name, ctx.Err())
 				p.host.unregister(p)

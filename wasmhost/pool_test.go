@@ -201,3 +201,18 @@ func TestNoopHookDoesNotAllocate(t *testing.T) {
 		t.Errorf("a no-op OnSend allocates %v times per call", allocs)
 	}
 }
+
+// TestSequentialCallsReuseOneInstance checks that idle instances are
+// preferred over creating new ones: one caller at a time needs one instance.
+func TestSequentialCallsReuseOneInstance(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "noop", wat(t, "noop"), plugins.KindInterceptor, wasmhost.WithPoolSize(4))
+	for range 20 {
+		if _, err := p.OnSend(context.Background(), modeRecord(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.Stats().InstancesCreated; n != 1 {
+		t.Errorf("20 sequential calls created %d instances, want 1", n)
+	}
+}
