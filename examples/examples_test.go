@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -56,7 +57,7 @@ func (b *logBuffer) String() string {
 
 // loadFile loads the module at path as kind with the JSON config, on a host
 // that is closed when the test ends, and returns the plugin and its log.
-func loadFile(t *testing.T, path string, kind plugins.Kind, config string, extra ...wasmhost.PluginOption) (*wasmhost.Plugin, *logBuffer) {
+func loadFile(t testing.TB, path string, kind plugins.Kind, config string, extra ...wasmhost.PluginOption) (*wasmhost.Plugin, *logBuffer) {
 	t.Helper()
 	p, logs, err := tryLoad(t, path, kind, config, extra...)
 	if err != nil {
@@ -65,7 +66,7 @@ func loadFile(t *testing.T, path string, kind plugins.Kind, config string, extra
 	return p, logs
 }
 
-func tryLoad(t *testing.T, path string, kind plugins.Kind, config string, extra ...wasmhost.PluginOption) (*wasmhost.Plugin, *logBuffer, error) {
+func tryLoad(t testing.TB, path string, kind plugins.Kind, config string, extra ...wasmhost.PluginOption) (*wasmhost.Plugin, *logBuffer, error) {
 	t.Helper()
 	ctx := context.Background()
 	logs := &logBuffer{}
@@ -88,13 +89,13 @@ func tryLoad(t *testing.T, path string, kind plugins.Kind, config string, extra 
 }
 
 // goPlugin builds the Go example plugin name and loads it.
-func goPlugin(t *testing.T, name string, kind plugins.Kind, config string, extra ...wasmhost.PluginOption) (*wasmhost.Plugin, *logBuffer) {
+func goPlugin(t testing.TB, name string, kind plugins.Kind, config string, extra ...wasmhost.PluginOption) (*wasmhost.Plugin, *logBuffer) {
 	t.Helper()
 	return loadFile(t, plugintest.GoPlugin(t, "examples/plugins/"+name), kind, config, extra...)
 }
 
 // watPlugin loads the committed WAT example plugin name.
-func watPlugin(t *testing.T, name string, kind plugins.Kind) *wasmhost.Plugin {
+func watPlugin(t testing.TB, name string, kind plugins.Kind) *wasmhost.Plugin {
 	t.Helper()
 	p, _ := loadFile(t, plugintest.WAT(t, "examples/plugins/wat/"+name+".wat"), kind, "")
 	return p
@@ -376,4 +377,88 @@ func TestKeyhashNullKey(t *testing.T) {
 	if err != nil || got != plugins.DefaultPartition {
 		t.Fatalf("Partition(null key) = %d, %v; want DefaultPartition", got, err)
 	}
+}
+
+// benchRecord is a typical small record: a 16-byte key, a 200-byte JSON value
+// and two headers.
+func benchRecord() *plugins.Record {
+	return &plugins.Record{
+		Topic:   "orders",
+		Key:     []byte("customer-0000042"),
+		Value:   []byte(`{"user_id":42,"region":"eu","ssn":"123-45-6789","card":{"number":"4111 1111 1111 1111","exp":"12/30"},"items":[{"sku":"A-1","qty":2},{"sku":"B-7","qty":1}],"note":"leave at the door"}`),
+		Headers: []plugins.Header{{Key: "trace-id", Value: []byte("4bf92f3577b34da6")}, {Key: "origin", Value: []byte("web")}},
+	}
+}
+
+// BenchmarkExamples measures one hook call per iteration through wasmhost,
+// including copying the record in and out of the module, with the default
+// call timeout (timeout=1s) and without one (timeout=0), which lets wazero
+// compile the module without termination checks.
+func BenchmarkExamples(b *testing.B) {
+	for _, timeout := range []time.Duration{wasmhost.DefaultCallTimeout, 0} {
+		b.Run(fmt.Sprintf("timeout=%v", timeout), func(b *testing.B) {
+			benchExamples(b, wasmhost.WithCallTimeout(timeout))
+		})
+	}
+}
+
+func benchExamples(b *testing.B, opt wasmhost.PluginOption) {
+	ctx := context.Background()
+	interceptor := func(b *testing.B, p *wasmhost.Plugin, value []byte) {
+		r := benchRecord()
+		if value != nil {
+			r.Value = value
+		}
+		orig := *r
+		b.ReportAllocs()
+		for b.Loop() {
+			*r = orig
+			if _, err := p.OnSend(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	partition := func(b *testing.B, p *wasmhost.Plugin) {
+		r := benchRecord()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Partition(ctx, r, 12); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("noop.wat/OnSend", func(b *testing.B) {
+		p, _ := loadFile(b, plugintest.WAT(b, "examples/plugins/wat/noop.wat"), plugins.KindInterceptor, "", opt)
+		interceptor(b, p, nil)
+	})
+	b.Run("keyhash.wat/Partition", func(b *testing.B) {
+		p, _ := loadFile(b, plugintest.WAT(b, "examples/plugins/wat/keyhash.wat"), plugins.KindPartitioner, "", opt)
+		partition(b, p)
+	})
+	b.Run("headerstamp/OnSend", func(b *testing.B) {
+		p, _ := goPlugin(b, "headerstamp", plugins.KindInterceptor, `{"headers":{"source":"kpipe"},"sequence_header":"seq"}`, opt)
+		interceptor(b, p, nil)
+	})
+	b.Run("redact/OnSend-not-JSON", func(b *testing.B) {
+		p, _ := goPlugin(b, "redact", plugins.KindInterceptor, `{"fields":["ssn"]}`, opt)
+		interceptor(b, p, []byte("plain text, not JSON"))
+	})
+	b.Run("redact/OnSend-redacted", func(b *testing.B) {
+		p, _ := goPlugin(b, "redact", plugins.KindInterceptor, `{"fields":["ssn","card.number"]}`, opt)
+		interceptor(b, p, nil)
+	})
+	b.Run("route/Partition", func(b *testing.B) {
+		p, _ := goPlugin(b, "route", plugins.KindPartitioner, `{"field":"region","routes":{"eu":0,"us":1}}`, opt)
+		partition(b, p)
+	})
+	b.Run("schemaprefix/Serialize", func(b *testing.B) {
+		p, _ := goPlugin(b, "schemaprefix", plugins.KindSerializer, `{"schema_id":42}`, opt)
+		r := benchRecord()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Serialize(ctx, plugins.TargetValue, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
