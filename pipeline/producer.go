@@ -161,7 +161,6 @@ type envelope struct {
 	cb       func(*plugins.Record, Result)
 	seen     uint64 // bit i: interceptor i saw the record in OnSend
 	explicit bool   // the record names its partition
-	result   Result
 }
 
 // New returns a Producer configured by opts. It creates the franz-go client
@@ -518,12 +517,12 @@ func (p *Producer) finish(e *envelope, err error) {
 	if update {
 		r.Partition, r.HasPartition = kr.Partition, true
 	}
-	e.result = Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
+	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
 	if p.acks0 {
-		e.result.Offset = -1
+		res.Offset = -1
 	}
-	p.acks(e, plugins.Ack{Offset: e.result.Offset})
-	p.done(e)
+	p.acks(e, plugins.Ack{Offset: res.Offset})
+	p.done(e, res)
 }
 
 // explain wraps a client error with what it means for the record.
@@ -546,18 +545,18 @@ func (p *Producer) explain(e *envelope, err error) error {
 
 // complete ends a record with a failure or filter outcome.
 func (p *Producer) complete(e *envelope, o Outcome, err error) {
-	e.result = Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
+	res := Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
 	p.acks(e, plugins.Ack{Offset: -1, Err: err})
-	p.done(e)
+	p.done(e, res)
 }
 
-func (p *Producer) done(e *envelope) {
+func (p *Producer) done(e *envelope, res Result) {
 	if e.cb != nil {
-		e.cb(e.rec, e.result)
+		e.cb(e.rec, res)
 	}
 	// Counted after the callback: Close waits until every record is
 	// counted.
-	switch e.result.Outcome {
+	switch res.Outcome {
 	case Delivered:
 		p.delivered.Add(1)
 	case Filtered:
