@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -584,4 +585,106 @@ func TestPluginTestTrap(t *testing.T) {
 			t.Errorf("inspect: want exit 0 and %q, got %s", want, r)
 		}
 	}
+}
+
+// TestRunInterrupt sends SIGINT to a run whose stdin stays open: the run must
+// stop waiting for input, flush what it sent, print its summary and exit 130.
+func TestRunInterrupt(t *testing.T) {
+	cmd := exec.Command(kpipeBin, "run", "--topic", "t")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if _, err := io.WriteString(stdin, `{"value":"one"}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Give kpipe time to start its broker and send the line.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "embedded") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("run did not stop within 30s of SIGINT; stderr:\n%s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"1 records read from stdin", "delivered  1", "interrupted"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestRunStrictStopsAtFailedRecord: with --strict a record that fails (here:
+// no topic anywhere) stops the reading, without --strict every line is read.
+func TestRunStrictStopsAtFailedRecord(t *testing.T) {
+	var in strings.Builder
+	in.WriteString(`{"value":"no topic"}` + "\n")
+	for i := 0; i < 2000; i++ {
+		in.WriteString(`{"value":"x","topic":"t"}` + "\n")
+	}
+	r := kpipe(t, "", in.String(), "run")
+	if r.code != 1 || !strings.Contains(r.stderr, "2001 records read") || !strings.Contains(r.stderr, "delivered  2000") {
+		t.Errorf("without --strict: %s", r)
+	}
+	r = kpipe(t, "", in.String(), "run", "--strict")
+	if r.code != 1 || strings.Contains(r.stderr, "2001 records read") || !strings.Contains(r.stderr, "line 1: ") {
+		t.Errorf("--strict: want exit 1 and reading stopped early, got %s", r)
+	}
+}
+
+// TestLogFormatJSON checks that --log-format json makes every log line JSON.
+func TestLogFormatJSON(t *testing.T) {
+	trap := plugintest.WAT(t, "examples/plugins/wat/trap.wasm")
+	r := kpipe(t, "", `{"value":"x"}`+"\n", "plugin", "test", trap, "--input", "-", "--log-format", "json", "--log-level", "warn")
+	n := 0
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+		if m["@level"] == "warn" && m["plugin"] == "trap" {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Errorf("no JSON warning about the trap in stderr:\n%s", r.stderr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

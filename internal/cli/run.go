@@ -159,48 +159,61 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		}
 	}
 
-	lr := newLineReader(in, format)
+	// Read in a goroutine, so that an interrupt is noticed even while a
+	// read blocks (stdin from a terminal or a pipe). On an interrupt the
+	// reader is abandoned; the process is about to exit.
+	lines := make(chan inputLine, 1024)
+	stop := make(chan struct{})
+	defer close(stop)
+	go readLines(newLineReader(in, format), lines, stop)
+
 	interrupted := false
 	var readErr error
 read:
 	for {
+		var il inputLine
 		select {
 		case <-ctx.Done():
 			interrupted = true
 			break read
-		case <-t.firstFailure:
-			if f.strict {
-				break read
-			}
-		default:
+		case il = <-lines:
 		}
-		r, line, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			break
+		if f.strict {
+			select {
+			case <-t.firstFailure:
+				break read
+			default:
+			}
 		}
 		var le *lineError
-		if errors.As(err, &le) {
+		switch {
+		case errors.Is(il.err, io.EOF):
+			break read
+		case errors.As(il.err, &le):
 			t.mu.Lock()
 			t.read++
 			t.malformed++
 			t.failed++
 			t.mu.Unlock()
-			t.reportFailure(e, line, le.err)
+			t.reportFailure(e, il.line, le.err)
+			if f.strict {
+				break read
+			}
 			continue
-		}
-		if err != nil {
-			readErr = err
-			break
+		case il.err != nil:
+			readErr = il.err
+			break read
 		}
 		t.mu.Lock()
 		t.read++
 		t.mu.Unlock()
-		b.producer.Send(ctx, r, func(_ *plugins.Record, res pipeline.Result) {
+		line := il.line
+		b.producer.Send(ctx, il.rec, func(_ *plugins.Record, res pipeline.Result) {
 			t.record(e, line, res)
 		})
 		if bar != nil {
 			if size >= 0 {
-				_ = bar.Set64(lr.bytes)
+				_ = bar.Set64(il.offset)
 			} else {
 				_ = bar.Add(1)
 			}
@@ -328,6 +341,32 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	}
 	if embedded {
 		fmt.Fprintln(w, "  (embedded broker: the records were discarded on exit)")
+	}
+}
+
+// inputLine is one result of lineReader.next, passed from the reading
+// goroutine; offset is the input position after the line.
+type inputLine struct {
+	rec    *plugins.Record
+	line   int
+	offset int64
+	err    error
+}
+
+// readLines sends every line of lr to out, ending with an error (io.EOF at
+// the end of the input), or stops early when stop is closed.
+func readLines(lr *lineReader, out chan<- inputLine, stop <-chan struct{}) {
+	for {
+		r, line, err := lr.next()
+		select {
+		case out <- inputLine{rec: r, line: line, offset: lr.bytes, err: err}:
+		case <-stop:
+			return
+		}
+		var le *lineError
+		if err != nil && !errors.As(err, &le) {
+			return
+		}
 	}
 }
 
