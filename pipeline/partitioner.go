@@ -106,7 +106,7 @@ func (t *topicPartitioner) call(e *envelope, r *plugins.Record, n int32) (part i
 		st.end(start)
 	}()
 	if e != nil {
-		return t.cur.Partition(e, r, n)
+		return t.cur.Partition(e.Context, r, n)
 	}
 	return t.cur.Partition(context.Background(), r, n)
 }

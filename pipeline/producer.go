@@ -393,7 +393,7 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 		}
 		e.seen |= 1 << i
 		saved := *r
-		v, err := s.callOnSend(e, r)
+		v, err := s.callOnSend(ctx, r)
 		if err != nil {
 			*r = saved
 			p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.sendBr, err)
@@ -415,13 +415,13 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 	key, val := r.Key, r.Value
 	var err error
 	if key != nil && p.keySer != nil {
-		if key, err = p.keySer.serialize(e, r); err != nil {
+		if key, err = p.keySer.serialize(ctx, r); err != nil {
 			p.complete(e, Failed, err)
 			return nil
 		}
 	}
 	if val != nil && p.valSer != nil {
-		if val, err = p.valSer.serialize(e, r); err != nil {
+		if val, err = p.valSer.serialize(ctx, r); err != nil {
 			p.complete(e, Failed, err)
 			return nil
 		}
