@@ -60,6 +60,13 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 		return int(kr.Partition)
 	}
 	s := t.p.part.Load()
+	if s.isDef {
+		// The built-in default is the fallback itself: no plugin
+		// call, it cannot fail. It only reads the key.
+		s.stats.calls.Add(1)
+		t.scratch.Key = kr.Key
+		return t.def(&t.scratch, n)
+	}
 	again := t.again && t.lastSlot == s && t.lastRec == kr && t.batch == nil
 	t.again, t.lastSlot, t.lastRec = false, s, kr
 	if s != t.slot {

@@ -144,7 +144,7 @@ type partitionerSlot struct {
 	p        plugins.Partitioner
 	perTopic plugins.PerTopicPartitioner // nil if p keeps no per-topic state
 	explicit bool                        // p requires explicit partitions
-	isDef    bool                        // p is the built-in default
+	isDef    bool                        // p is the built-in default: use the fallback directly
 	br       breaker
 	stats    *hookStats
 }
@@ -302,7 +302,7 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 			name = plugins.PartitionerDefault
 		}
 	}
-	s := &partitionerSlot{name: name, p: pp, br: p.newBreak()}
+	s := &partitionerSlot{name: name, p: pp, br: p.newBreak(), isDef: plugins.IsDefault(pp)}
 	s.perTopic, _ = pp.(plugins.PerTopicPartitioner)
 	if ep, ok := pp.(plugins.ExplicitPartitioner); ok {
 		s.explicit = ep.RequiresExplicitPartition()

@@ -119,6 +119,12 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("IsIdentity(%s) = %v", name, got)
 		}
 	}
+	for _, name := range plugins.BuiltinPartitioners() {
+		p, _ := plugins.NewPartitioner(name, nil)
+		if got := plugins.IsDefault(p); got != (name == "default") {
+			t.Errorf("IsDefault(%s) = %v", name, got)
+		}
+	}
 	_, err := plugins.NewSerializer("avro", nil)
 	if err == nil || !strings.Contains(err.Error(), `unknown serializer "avro"`) || !strings.Contains(err.Error(), "json") {
 		t.Errorf("unknown serializer: err = %v", err)
