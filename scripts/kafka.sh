@@ -133,6 +133,19 @@ POM
 	log "jars ready: $(find "$lib" -name '*.jar' | wc -l) files"
 }
 
+# alive reports whether process $1 exists and is not a zombie (a broker
+# started by an earlier run is reparented, and its new parent may be slow to
+# reap it).
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	if [[ -r /proc/$1/stat ]]; then
+		local stat
+		stat=$(<"/proc/$1/stat") || return 1
+		stat=${stat##*) }
+		[[ ${stat:0:1} != Z ]] || return 1
+	fi
+}
+
 # ourpid prints the pid of the broker this script started for this state
 # directory, if it is still alive. The command line is checked too, so a pid
 # reused by an unrelated process after a crash is never taken for the broker.
@@ -141,7 +154,7 @@ ourpid() {
 	local pid
 	pid=$(<"$pidfile")
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
+	alive "$pid" || return 1
 	if [[ -r /proc/$pid/cmdline ]]; then
 		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state/server.properties" || return 1
 	fi
@@ -153,17 +166,27 @@ port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# metadata_ok reports whether the broker answers a Metadata request listing
-# itself. kcat is used when installed; otherwise Kafka's own
-# BrokerApiVersionsCommand (same jars, slower because it starts a JVM).
+# metadata_ok reports whether the broker answers a Metadata request (v4, all
+# topics) with itself as broker 1 at 127.0.0.1:$port. The request is written
+# by hand to /dev/tcp, so readiness needs no Kafka client: 20 bytes of
+# header (api key 3, version 4, correlation id 1, client id "kpipe") and body
+# (topics = null, allow auto-creation = false), after their length. Version 4
+# is served by Kafka 1.0 to 4.x.
 metadata_ok() {
-	if command -v kcat >/dev/null 2>&1; then
-		kcat -L -b "$addr" -m 5 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$port"
-	else
-		java -cp "$lib/*" -Dlog4j.configuration="file:$state/log4j.properties" \
-			kafka.admin.BrokerApiVersionsCommand --bootstrap-server "$addr" 2>/dev/null |
-			grep -q "^127.0.0.1:$port (id: 1"
-	fi
+	local host_hex hex want
+	host_hex=$(printf '127.0.0.1' | od -An -tx1 | tr -d ' \n')
+	# node id 1, host as a length-prefixed string, port: as in the answer.
+	want=$(printf '00000001%04x%s%08x' 9 "$host_hex" "$port")
+	hex=$(
+		exec 2>/dev/null
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+		printf '\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x01\x00\x05kpipe\xff\xff\xff\xff\x00' >&3
+		size=$(timeout 5 head -c 4 <&3 | od -An -tu4 --endian=big | tr -d ' ')
+		[[ $size =~ ^[0-9]+$ ]] && ((size > 0 && size < 1048576)) || exit 1
+		timeout 5 head -c "$size" <&3 | od -An -tx1 | tr -d ' \n'
+	) || return 1
+	# The answer starts with our correlation id and lists broker 1.
+	[[ $hex == 00000001* && $hex == *"$want"* ]]
 }
 
 write_config() {
@@ -237,8 +260,14 @@ start() {
 	fi
 
 	log "starting Kafka $version on $addr (log: $logfile)"
+	# setsid: the broker gets a session of its own, so a terminal's ^C or the
+	# end of a CI step's process group does not reach it; stop does.
+	local detach=(nohup)
+	if command -v setsid >/dev/null 2>&1; then
+		detach=(setsid nohup)
+	fi
 	# shellcheck disable=SC2086 # $heap holds several JVM flags on purpose.
-	setsid nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true "${java_log[@]}" \
+	"${detach[@]}" java $heap -XX:+UseG1GC -Djava.awt.headless=true "${java_log[@]}" \
 		-cp "$lib/*" kafka.Kafka "$state/server.properties" \
 		</dev/null >"$logfile" 2>&1 &
 	pid=$!
@@ -246,11 +275,11 @@ start() {
 
 	local deadline=$((SECONDS + start_timeout))
 	while ((SECONDS < deadline)); do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! alive "$pid"; then
 			tail -n 50 "$logfile" >&2 || true
 			die "the broker exited during startup (log: $logfile)"
 		fi
-		if port_open "$port" && metadata_ok; then
+		if metadata_ok; then
 			log "ready after ${SECONDS}s"
 			printf '%s\n' "$addr"
 			return 0
@@ -271,13 +300,17 @@ stop() {
 	fi
 	kill -TERM "$pid" 2>/dev/null || true
 	local deadline=$((SECONDS + stop_timeout))
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+	while alive "$pid" && ((SECONDS < deadline)); do
 		sleep 0.5
 	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if alive "$pid"; then
 		log "still running after ${stop_timeout}s, sending SIGKILL to $pid"
 		kill -KILL "$pid" 2>/dev/null || true
-		while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+		deadline=$((SECONDS + 10))
+		while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+		if alive "$pid"; then
+			die "pid $pid survived SIGKILL for 10s"
+		fi
 	fi
 	rm -f "$pidfile"
 	log "stopped (pid $pid; log kept at $logfile)"
