@@ -66,10 +66,15 @@ type Codec uint8
 
 // The compression codecs.
 const (
+	// NoCompression sends batches uncompressed (compression.type=none).
 	NoCompression Codec = iota
+	// Gzip compresses with gzip at its default level.
 	Gzip
+	// Snappy compresses with snappy.
 	Snappy
+	// LZ4 compresses with lz4.
 	LZ4
+	// Zstd compresses with zstd (brokers from Kafka 2.1).
 	Zstd
 )
 
