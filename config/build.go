@@ -153,8 +153,8 @@ func (p *Plugin) LoadOptions() []wasmhost.PluginOption {
 	if p.MemoryLimit != 0 {
 		opts = append(opts, wasmhost.WithMemoryLimitPages(p.MemoryLimitPages()))
 	}
-	if p.Timeout != 0 {
-		opts = append(opts, wasmhost.WithCallTimeout(p.Timeout))
+	if p.Timeout != nil {
+		opts = append(opts, wasmhost.WithCallTimeout(*p.Timeout))
 	}
 	if p.PoolSize != 0 {
 		opts = append(opts, wasmhost.WithPoolSize(p.PoolSize))

@@ -132,16 +132,16 @@ type Plugin struct {
 	// the attribute is absent.
 	Config []byte
 	// MemoryLimit is the most linear memory an instance may have, in
-	// bytes, a multiple of 64 KiB; 0 keeps the host's default.
+	// bytes, a multiple of 64 KiB; 0 keeps the host's default (64 MiB).
 	MemoryLimit uint64
-	// Timeout is the time limit of one hook call; 0 keeps the host's
-	// default.
-	Timeout time.Duration
+	// Timeout is the time limit of one hook call: nil keeps the host's
+	// default (1s), 0 turns the limit off.
+	Timeout *time.Duration
 	// PoolSize is the number of instances that may run at once; 0 keeps
-	// the host's default.
+	// the host's default (GOMAXPROCS).
 	PoolSize int
 	// MaxOutput is the largest result a hook may return, in bytes; 0
-	// keeps the host's default.
+	// keeps the host's default (16 MiB).
 	MaxOutput int
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.

@@ -36,7 +36,7 @@ func TestParseFull(t *testing.T) {
 	src := `
 kafka {
   brokers              = env("KPIPE_TEST_BROKERS_LIST")
-  client_id            = "kp"
+  client_id            = "kp-${env.KPIPE_TEST_ORIGIN}-${env("KPIPE_TEST_UNSET_VAR", "x")}"
   acks                 = "all"
   idempotence          = true
   transactional_id     = "tx-1"
@@ -69,6 +69,10 @@ pipeline "orders" {
   interceptor "second" {
     module = "plugins/stamp.wasm"
   }
+  interceptor "third" {
+    module  = "plugins/stamp.wasm"
+    timeout = "0s"
+  }
   key_serializer   { builtin = "string" }
   value_serializer { builtin = "json" }
   partitioner      { module = "plugins/route.wasm" }
@@ -90,7 +94,7 @@ pipeline "plain" {}
 		name      string
 		got, want any
 	}{
-		{"client_id", k.ClientID, "kp"},
+		{"client_id", k.ClientID, "kp-host-1-x"},
 		{"acks", k.Acks, "all"},
 		{"idempotence", *k.Idempotence, true},
 		{"transactional_id", k.TransactionalID, "tx-1"},
@@ -113,14 +117,16 @@ pipeline "plain" {}
 	}{
 		{"pipeline name", p.Name, "orders"},
 		{"topic", p.Topic, "orders"},
-		{"interceptors", len(p.Interceptors), 2},
+		{"interceptors", len(p.Interceptors), 3},
+		{"third timeout", *p.Interceptors[2].Timeout, time.Duration(0)},
 		{"stamp name", st.Name, "stamp"},
 		{"stamp kind", st.Kind, plugins.KindInterceptor},
 		{"stamp module", st.Module, filepath.Join(dir, "plugins", "stamp.wasm")},
 		{"stamp config", string(st.Config), `{"missing":"dflt","n":3,"origin":"host-1","tags":["a","b"]}`},
 		{"stamp memory", st.MemoryLimit, uint64(16 << 20)},
 		{"stamp pages", st.MemoryLimitPages(), uint32(256)},
-		{"stamp timeout", st.Timeout, 200 * time.Millisecond},
+		{"stamp timeout", *st.Timeout, 200 * time.Millisecond},
+		{"second timeout", p.Interceptors[1].Timeout, (*time.Duration)(nil)},
 		{"stamp pool", st.PoolSize, 4},
 		{"stamp max_output", st.MaxOutput, 1 << 20},
 		{"breaker", *p.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},
@@ -239,7 +245,7 @@ pipeline "p" {
     module       = "m.wasm"
     memory_limit = "100KiB"
     max_output   = 0
-    timeout      = 5
+    timeout      = "-5s"
     pool_size    = 0
   }
   circuit_breaker {

@@ -15,7 +15,7 @@
 //
 //	  interceptor "stamp" {
 //	    module = "plugins/headerstamp.wasm"   # relative to this file
-//	    config = { header = "x-origin", value = env("HOSTNAME", "unknown") }
+//	    config = { headers = { origin = env("HOSTNAME", "unknown") } }
 //	    timeout = "200ms"
 //	  }
 //

@@ -365,7 +365,9 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		}
 	}
 	if attr, ok := a["timeout"]; ok {
-		p.Timeout, _ = d.duration(attr, false)
+		if v, ok := d.duration(attr, true); ok {
+			p.Timeout = &v
+		}
 	}
 	if attr, ok := a["pool_size"]; ok {
 		p.PoolSize, _ = d.int(attr, 1, 4096)
