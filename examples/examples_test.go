@@ -187,7 +187,7 @@ func TestRedact(t *testing.T) {
 		want    []byte
 	}{
 		{"nested", []byte(`{"user_id": 7, "ssn": "123-45-6789", "card": {"number": "4111 1111", "exp": "12/30"}}`),
-			plugins.Continue, []byte(`{"card":{"exp":"12/30","number":"[hidden]"},"ssn":"[hidden]","user_id":7}`)},
+			plugins.Continue, []byte(`{"user_id": 7, "ssn": "[hidden]", "card": {"number": "[hidden]", "exp": "12/30"}}`)},
 		{"nothing to redact", []byte(`{"user_id": 7, "name": "x"}`), plugins.Continue, []byte(`{"user_id": 7, "name": "x"}`)},
 		{"missing user_id", []byte(`{"ssn": "1"}`), plugins.Drop, nil},
 		{"not JSON", []byte("ssn=123"), plugins.Continue, []byte("ssn=123")},

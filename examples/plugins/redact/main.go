@@ -11,10 +11,11 @@
 //
 // A path's steps are object member names; a step that meets an array applies
 // to every element. A masked field's value, whatever its type, becomes the
-// replacement string. A value that is not a JSON object or array, or a null
-// value, passes unchanged and is never dropped. A record whose value has none
-// of the fields passes unchanged, without being re-encoded; a masked value is
-// re-encoded compactly, with object members sorted by name.
+// replacement string; the rest of the document is kept byte for byte (member
+// order, numbers, white space). A value that is not a valid JSON object or
+// array, or a null value, passes unchanged and is never dropped. A record
+// whose value has none of the fields passes unchanged, without being
+// re-encoded.
 //
 // Build:
 //

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"sort"
 
-	"github.com/kpipe/kpipe/examples/plugins/internal/jsonpath"
+	"github.com/kpipe/kpipe/examples/plugins/internal/jsonscan"
 	kpipe "github.com/kpipe/kpipe/sdk/go"
 )
 
@@ -18,11 +18,15 @@ type config struct {
 
 // redactor masks fields of JSON values.
 type redactor struct {
-	fields      []jsonpath.Path
-	replacement string
-	require     jsonpath.Path // nil: drop nothing
-	buf         bytes.Buffer  // the new value; reused, the host copies it before the next call
+	fields      []jsonscan.Path
+	replacement []byte        // the replacement as a JSON string literal
+	require     jsonscan.Path // nil: drop nothing
 	dropped     uint64
+
+	// Reused from record to record.
+	ranges [][2]int // byte ranges of the values to mask
+	found  bool     // whether the walk met the required path
+	buf    []byte   // the new value; the host copies it before the next call
 }
 
 // newRedactor validates cfg.
@@ -30,16 +34,16 @@ func newRedactor(cfg config) (*redactor, error) {
 	if len(cfg.Fields) == 0 && cfg.DropIfMissing == "" {
 		return nil, errors.New(`redact: nothing to do: set "fields" or "drop_if_missing"`)
 	}
-	r := &redactor{replacement: cfg.Replacement}
+	r := &redactor{replacement: jsonscan.AppendString(nil, cfg.Replacement)}
 	for _, f := range cfg.Fields {
-		p, err := jsonpath.Parse(f)
+		p, err := jsonscan.ParsePath(f)
 		if err != nil {
 			return nil, fmt.Errorf("redact: fields: %w", err)
 		}
 		r.fields = append(r.fields, p)
 	}
 	if cfg.DropIfMissing != "" {
-		p, err := jsonpath.Parse(cfg.DropIfMissing)
+		p, err := jsonscan.ParsePath(cfg.DropIfMissing)
 		if err != nil {
 			return nil, fmt.Errorf("redact: drop_if_missing: %w", err)
 		}
@@ -48,45 +52,73 @@ func newRedactor(cfg config) (*redactor, error) {
 	return r, nil
 }
 
+// visit records what the walk of a value meets.
+func (r *redactor) visit(v *jsonscan.Value) {
+	if r.require != nil && !r.found && r.require.Match(v.Path) {
+		r.found = true
+	}
+	for _, f := range r.fields {
+		if f.Match(v.Path) {
+			r.ranges = append(r.ranges, [2]int{v.Start, v.End})
+			return
+		}
+	}
+}
+
 // OnSend masks the configured fields of the record's value, or drops it.
 func (r *redactor) OnSend(rec *kpipe.Record) (kpipe.Action, error) {
 	if !mayBeJSONDocument(rec.Value) {
 		return kpipe.Unchanged, nil
 	}
-	doc, err := jsonpath.Decode(rec.Value)
-	if err != nil {
+	r.ranges, r.found = r.ranges[:0], false
+	if err := jsonscan.Walk(rec.Value, r.visit); err != nil {
 		return kpipe.Unchanged, nil // not JSON: not ours to judge
 	}
-	if r.require != nil {
-		if _, ok := jsonpath.Lookup(doc, r.require); !ok {
-			r.dropped++
-			if kpipe.LogEnabled(kpipe.LevelDebug) {
-				kpipe.Log(kpipe.LevelDebug, fmt.Sprintf("dropping a record to %s without %s (%d dropped by this instance)", rec.Topic, r.require, r.dropped))
-			}
-			return kpipe.Drop, nil
+	if r.require != nil && !r.found {
+		r.dropped++
+		if kpipe.LogEnabled(kpipe.LevelDebug) {
+			kpipe.Log(kpipe.LevelDebug, fmt.Sprintf("dropping a record to %s without %s (%d dropped by this instance)", rec.Topic, r.require, r.dropped))
 		}
+		return kpipe.Drop, nil
 	}
-	n := 0
-	for _, p := range r.fields {
-		n += jsonpath.Replace(doc, p, r.replacement)
-	}
-	if n == 0 {
+	if len(r.ranges) == 0 {
 		return kpipe.Unchanged, nil
 	}
-	r.buf.Reset()
-	if err := jsonpath.Encode(&r.buf, doc); err != nil {
-		return kpipe.Unchanged, fmt.Errorf("redact: re-encoding the value: %w", err)
-	}
-	rec.Value = r.buf.Bytes()
+	rec.Value = r.splice(rec.Value)
 	return kpipe.Changed, nil
+}
+
+// splice returns value with every recorded range replaced, reusing r.buf. A
+// range inside another (a field within a masked field) is covered by the
+// outer one.
+func (r *redactor) splice(value []byte) []byte {
+	sort.Slice(r.ranges, func(i, j int) bool {
+		a, b := r.ranges[i], r.ranges[j]
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		return a[1] > b[1]
+	})
+	out := r.buf[:0]
+	done := 0
+	for _, rg := range r.ranges {
+		if rg[0] < done {
+			continue // inside the previous range
+		}
+		out = append(out, value[done:rg[0]]...)
+		out = append(out, r.replacement...)
+		done = rg[1]
+	}
+	out = append(out, value[done:]...)
+	r.buf = out
+	return out
 }
 
 // OnAck does nothing: redact has no use for acknowledgements.
 func (r *redactor) OnAck(*kpipe.Record, kpipe.Ack) error { return nil }
 
 // mayBeJSONDocument reports whether v starts, after white space, like a JSON
-// object or array: a cheap test that skips decoding plain text and binary
-// values.
+// object or array: a cheap test that skips plain text and binary values.
 func mayBeJSONDocument(v []byte) bool {
 	for _, c := range v {
 		switch c {

@@ -42,12 +42,16 @@ func TestOnSend(t *testing.T) {
 		wantValue string // for Changed
 	}{
 		{"masks nested", []byte(`{"user_id":7,"ssn":"123-45-6789","card":{"number":"4111","exp":"12/30"}}`), kpipe.Changed,
-			`{"card":{"exp":"12/30","number":"***"},"ssn":"***","user_id":7}`},
+			`{"user_id":7,"ssn":"***","card":{"number":"***","exp":"12/30"}}`},
+		{"keeps formatting", []byte("{ \"user_id\": 1.50,\n  \"ssn\" : 123 }"), kpipe.Changed,
+			"{ \"user_id\": 1.50,\n  \"ssn\" : \"***\" }"},
 		{"masks in arrays", []byte(` {"user_id":1,"items":[{"card":"a"},{"sku":2},{"card":{"n":1}}]}`), kpipe.Changed,
-			`{"items":[{"card":"***"},{"sku":2},{"card":"***"}],"user_id":1}`},
+			` {"user_id":1,"items":[{"card":"***"},{"sku":2},{"card":"***"}]}`},
+		{"outer field covers inner", []byte(`{"user_id":1,"card":{"number":"1"},"ssn":{"card":{"number":2}}}`), kpipe.Changed,
+			`{"user_id":1,"card":{"number":"***"},"ssn":"***"}`},
 		{"no field: unchanged", []byte(`{"user_id":1,"name":"x"}`), kpipe.Unchanged, ""},
 		{"missing required: dropped", []byte(`{"ssn":"1"}`), kpipe.Drop, ""},
-		{"null required counts as present", []byte(`{"user_id":null,"ssn":"1"}`), kpipe.Changed, `{"ssn":"***","user_id":null}`},
+		{"null required counts as present", []byte(`{"user_id":null,"ssn":"1"}`), kpipe.Changed, `{"user_id":null,"ssn":"***"}`},
 		{"plain text", []byte("hello"), kpipe.Unchanged, ""},
 		{"broken JSON", []byte(`{"ssn":`), kpipe.Unchanged, ""},
 		{"JSON string", []byte(`"ssn"`), kpipe.Unchanged, ""},
@@ -77,5 +81,33 @@ func TestOnlyDrop(t *testing.T) {
 		if got, _ := r.OnSend(&kpipe.Record{Value: []byte(value)}); got != want {
 			t.Errorf("OnSend(%s) = %v, want %v", value, got, want)
 		}
+	}
+}
+
+func TestReplacementIsEscaped(t *testing.T) {
+	r, err := newRedactor(config{Fields: []string{"a"}, Replacement: `"quoted"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &kpipe.Record{Value: []byte(`{"a":1}`)}
+	if a, err := r.OnSend(rec); a != kpipe.Changed || err != nil {
+		t.Fatalf("OnSend = %v, %v", a, err)
+	}
+	if want := `{"a":"\"quoted\""}`; string(rec.Value) != want {
+		t.Fatalf("value = %s, want %s", rec.Value, want)
+	}
+}
+
+func TestOverlappingFields(t *testing.T) {
+	r, err := newRedactor(config{Fields: []string{"card.number", "card"}, Replacement: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &kpipe.Record{Value: []byte(`{"card":{"number":"4111","exp":"1"},"n":1}`)}
+	if a, err := r.OnSend(rec); a != kpipe.Changed || err != nil {
+		t.Fatalf("OnSend = %v, %v", a, err)
+	}
+	if want := `{"card":"x","n":1}`; string(rec.Value) != want {
+		t.Fatalf("value = %s, want %s", rec.Value, want)
 	}
 }

@@ -11,7 +11,8 @@
 //	}
 //
 // The field rule is tried first: a string field matches a route by its text,
-// a number by its JSON text (so {"shard": 3} matches route "3"). Records that
+// a number by its JSON text (so {"shard": 3} matches route "3"); when the path
+// crosses arrays, the first match counts. Records that
 // match no route — no such field, no matching prefix, a value that is not
 // JSON, a null key — go to the default partitioner. A route to a partition
 // the topic does not have is an error: the host logs it and uses the default

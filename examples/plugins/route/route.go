@@ -2,12 +2,11 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 
-	"github.com/kpipe/kpipe/examples/plugins/internal/jsonpath"
+	"github.com/kpipe/kpipe/examples/plugins/internal/jsonscan"
 	kpipe "github.com/kpipe/kpipe/sdk/go"
 )
 
@@ -26,9 +25,14 @@ type prefixRoute struct {
 
 // router chooses partitions by the configured rules.
 type router struct {
-	field    jsonpath.Path // nil: no field rule
+	field    jsonscan.Path // nil: no field rule
 	routes   map[string]int32
 	prefixes []prefixRoute // longest first
+
+	// Reused from record to record.
+	value []byte // the value being walked
+	match []byte // the text of the field, once found
+	found bool
 }
 
 // newRouter validates cfg.
@@ -44,7 +48,7 @@ func newRouter(cfg config) (*router, error) {
 	}
 	r := &router{routes: cfg.Routes}
 	if cfg.Field != "" {
-		p, err := jsonpath.Parse(cfg.Field)
+		p, err := jsonscan.ParsePath(cfg.Field)
 		if err != nil {
 			return nil, fmt.Errorf("route: field: %w", err)
 		}
@@ -96,24 +100,33 @@ func (r *router) byField(value []byte) (name string, partition int32, ok bool) {
 	if r.field == nil || value == nil {
 		return "", 0, false
 	}
-	doc, err := jsonpath.Decode(value)
-	if err != nil {
+	r.match, r.found, r.value = r.match[:0], false, value
+	err := jsonscan.Walk(value, r.visit)
+	r.value = nil
+	if err != nil || !r.found {
 		return "", 0, false
 	}
-	v, found := jsonpath.Lookup(doc, r.field)
-	if !found {
+	partition, ok = r.routes[string(r.match)] // the conversion does not allocate
+	if !ok {
 		return "", 0, false
 	}
-	switch v := v.(type) {
-	case string:
-		name = v
-	case json.Number:
-		name = v.String()
+	return string(r.match), partition, true
+}
+
+// visit remembers the text of the first string or number at the field's path.
+func (r *router) visit(v *jsonscan.Value) {
+	if r.found || !r.field.Match(v.Path) {
+		return
+	}
+	switch v.Kind {
+	case jsonscan.String:
+		r.match = jsonscan.AppendUnquoted(r.match, r.value[v.Start:v.End])
+	case jsonscan.Number:
+		r.match = append(r.match, r.value[v.Start:v.End]...)
 	default:
-		return "", 0, false
+		return
 	}
-	partition, ok = r.routes[name]
-	return name, partition, ok
+	r.found = true
 }
 
 // check returns p if the topic has it, and an error naming the route if not.

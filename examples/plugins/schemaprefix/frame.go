@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 
+	"github.com/kpipe/kpipe/examples/plugins/internal/jsonscan"
 	kpipe "github.com/kpipe/kpipe/sdk/go"
 )
 
@@ -25,7 +24,7 @@ const magic = 0
 type framer struct {
 	valueID, keyID uint32
 	hasKeyID       bool
-	buf            bytes.Buffer // the output; reused, the host copies it before the next call
+	buf            []byte // the output; reused, the host copies it before the next call
 }
 
 // newFramer validates cfg.
@@ -70,15 +69,14 @@ func (f *framer) Serialize(target kpipe.Target, r *kpipe.Record) ([]byte, error)
 
 // frame returns the wire format of the JSON document data with schema id.
 func (f *framer) frame(data []byte, id uint32, target kpipe.Target) ([]byte, error) {
-	f.buf.Reset()
-	var hdr [5]byte
-	hdr[0] = magic
-	binary.BigEndian.PutUint32(hdr[1:], id)
-	f.buf.Write(hdr[:])
-	// Compact also validates: it fails on anything but one JSON value
+	out := append(f.buf[:0], magic, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(out[1:], id)
+	// AppendCompact also validates: it fails on anything but one JSON value
 	// surrounded by white space.
-	if err := json.Compact(&f.buf, data); err != nil {
+	out, err := jsonscan.AppendCompact(out, data)
+	if err != nil {
 		return nil, fmt.Errorf("schemaprefix: %v is not valid JSON: %w", target, err)
 	}
-	return f.buf.Bytes(), nil
+	f.buf = out
+	return out, nil
 }
