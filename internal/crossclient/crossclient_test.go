@@ -30,7 +30,8 @@ type tools struct {
 	readScript, produceScript string
 }
 
-// requireTools finds kcat, python3 with kafka-python, and the reader script.
+// requireTools finds kcat, python3 with kafka-python, and the kafka-python
+// scripts.
 func requireTools(t *testing.T) tools {
 	t.Helper()
 	tl := tools{
@@ -38,7 +39,7 @@ func requireTools(t *testing.T) tools {
 		python: testenv.RequireTool(t, "python3"),
 	}
 	if out, err := exec.Command(tl.python, "-c", "import kafka").CombinedOutput(); err != nil {
-		testenv.Unavailable(t, "python3 cannot import kafka-python (pip install kafka-python): %v: %s", err, out)
+		testenv.Unavailable(t, "python3 cannot import kafka-python (pip install 'kafka-python[lz4,snappy,zstd]'): %v: %s", err, out)
 	}
 	for _, s := range []struct {
 		path *string
@@ -136,8 +137,8 @@ func runScenario(t *testing.T, p txProducer) (committed, aborted []Record) {
 		landed   chan error
 	}
 	var pending []*sent
-	// settle waits for the outcome of every pending record, which the
-	// producer must have delivered when Commit or Abort returned.
+	// settle collects the outcome of every pending record: the producer
+	// must have reported them all by the time Commit or Abort returned.
 	settle := func() []Record {
 		var out []Record
 		for _, s := range pending {
