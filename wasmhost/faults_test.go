@@ -2,6 +2,7 @@ package wasmhost_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,34 +32,44 @@ func TestFaultsContained(t *testing.T) {
 		{"trailing byte", 11, wasmhost.FaultInvalidOutput, "1 trailing bytes"},
 	}
 	h := newHost(t)
-	// Pool size 1: the next call can only succeed on a new instance.
-	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor,
-		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(200*time.Millisecond),
-		wasmhost.WithMemoryLimitPages(64), wasmhost.WithMaxOutputBytes(1024))
 	ctx := context.Background()
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := modeRecord(tt.mode)
-			before := *modeRecord(tt.mode)
-			v, err := p.OnSend(ctx, r)
-			f := wantFault(t, err, "faulty", "kpipe_on_send", tt.reason)
-			if !strings.Contains(f.Err.Error(), tt.message) {
-				t.Errorf("fault error %q does not contain %q", f.Err, tt.message)
+	// Every fault with the call timeout off and on (a long one, so that a
+	// loaded machine cannot turn another fault into a timeout); the endless
+	// loop needs a short timeout in both cases.
+	for _, timeout := range []time.Duration{0, time.Minute} {
+		for _, tt := range tests {
+			tmo := timeout
+			if tt.reason == wasmhost.FaultTimeout {
+				tmo = 200 * time.Millisecond
 			}
-			if v != plugins.Continue || !reflect.DeepEqual(*r, before) {
-				t.Errorf("after the fault: verdict %v, record %+v; want Continue and the record unchanged", v, r)
-			}
-			st := p.Stats()
-			if st.InstancesReplaced != uint64(i+1) || st.Faults[tt.reason] == 0 {
-				t.Errorf("stats = %+v, want %d instances replaced and a %v fault counted", st, i+1, tt.reason)
-			}
-			if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
-				t.Fatalf("call after the fault: %v, %v", v, err)
-			}
-			if st := p.Stats(); st.InstancesCreated != uint64(i+2) {
-				t.Errorf("instances created = %d, want %d", st.InstancesCreated, i+2)
-			}
-		})
+			t.Run(fmt.Sprintf("%s/timeout=%v", tt.name, tmo), func(t *testing.T) {
+				// Pool size 1: the next call can only succeed on a new instance.
+				p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor,
+					wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(tmo),
+					wasmhost.WithMemoryLimitPages(64), wasmhost.WithMaxOutputBytes(1024))
+				defer p.Close(ctx)
+				r := modeRecord(tt.mode)
+				before := *modeRecord(tt.mode)
+				v, err := p.OnSend(ctx, r)
+				f := wantFault(t, err, "faulty", "kpipe_on_send", tt.reason)
+				if !strings.Contains(f.Err.Error(), tt.message) {
+					t.Errorf("fault error %q does not contain %q", f.Err, tt.message)
+				}
+				if v != plugins.Continue || !reflect.DeepEqual(*r, before) {
+					t.Errorf("after the fault: verdict %v, record %+v; want Continue and the record unchanged", v, r)
+				}
+				st := p.Stats()
+				if st.InstancesReplaced != 1 || st.Faults[tt.reason] != 1 {
+					t.Errorf("stats = %+v, want 1 instance replaced and a %v fault counted", st, tt.reason)
+				}
+				if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
+					t.Fatalf("call after the fault: %v, %v", v, err)
+				}
+				if st := p.Stats(); st.InstancesCreated != 2 {
+					t.Errorf("instances created = %d, want 2", st.InstancesCreated)
+				}
+			})
+		}
 	}
 }
 
@@ -98,19 +109,21 @@ func TestGoGuestFaults(t *testing.T) {
 		}
 	})
 
-	p := load(t, h, "sdk", goGuest(t, goSDKGuest), plugins.KindInterceptor,
-		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(500*time.Millisecond),
-		wasmhost.WithMemoryLimitPages(256))
 	tests := []struct {
-		name   string
-		mode   int32
-		reason wasmhost.FaultReason
+		name    string
+		mode    int32
+		timeout time.Duration
+		reason  wasmhost.FaultReason
 	}{
-		{"memory bomb", 3, wasmhost.FaultMemory},
-		{"endless loop", 5, wasmhost.FaultTimeout},
+		{"memory bomb", 3, 0, wasmhost.FaultMemory},
+		{"endless loop", 5, 500 * time.Millisecond, wasmhost.FaultTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			p := load(t, h, "sdk", goGuest(t, goSDKGuest), plugins.KindInterceptor,
+				wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(tt.timeout),
+				wasmhost.WithMemoryLimitPages(256))
+			defer p.Close(ctx)
 			_, err := p.OnSend(ctx, modeRecord(tt.mode))
 			wantFault(t, err, "sdk", "kpipe_on_send", tt.reason)
 			if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
@@ -119,6 +132,8 @@ func TestGoGuestFaults(t *testing.T) {
 		})
 	}
 	t.Run("recovered panic", func(t *testing.T) {
+		p := load(t, h, "sdk", goGuest(t, goSDKGuest), plugins.KindInterceptor, wasmhost.WithPoolSize(1))
+		defer p.Close(ctx)
 		created := p.Stats().InstancesCreated
 		_, err := p.OnSend(ctx, modeRecord(1))
 		wantGuestError(t, err, "sdk", "kpipe_on_send", "boom")

@@ -118,7 +118,7 @@ func TestGoGuestHooks(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
 	var logs logBuffer
-	p := load(t, h, "sdk", goGuest(t, goSDKGuest), 0, wasmhost.WithPoolSize(1),
+	p := load(t, h, "sdk", goGuest(t, goSDKGuest), 0, wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(0),
 		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithConfig([]byte(`{"greeting": "hi"}`)))
 	if p.Kinds() != plugins.KindInterceptor|plugins.KindSerializer|plugins.KindPartitioner {
 		t.Fatalf("Kinds() = %v", p.Kinds())
@@ -172,7 +172,10 @@ func TestHostFunctions(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
 	var logs logBuffer
-	p := load(t, h, "hostcalls", wat(t, "hostcalls"), plugins.KindInterceptor,
+	// A call timeout (long enough never to fire) makes host functions find
+	// their instance through the per-call context rather than the
+	// instance's own.
+	p := load(t, h, "hostcalls", wat(t, "hostcalls"), plugins.KindInterceptor, wasmhost.WithCallTimeout(time.Minute),
 		wasmhost.WithConfig([]byte(`{"a":1}`)), wasmhost.WithLogger(newLogger(&logs)))
 	_, err := p.OnSend(ctx, modeRecord(0))
 	wantGuestError(t, err, "hostcalls", "kpipe_on_send", `{"a":1}`)

@@ -254,7 +254,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, kind plugins.
 // module compiled, even when err is not nil.
 func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.Kind, opts []PluginOption) (_ *Plugin, _ *ModuleInfo, err error) {
 	defer func() {
-		if err != nil && !errors.Is(err, ErrClosed) {
+		if err != nil {
 			err = fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
 		}
 	}()

@@ -16,7 +16,7 @@ import (
 func TestConcurrentCalls(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
-	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor, wasmhost.WithPoolSize(3))
+	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor, wasmhost.WithPoolSize(3), wasmhost.WithCallTimeout(0))
 	const workers, calls = 8, 200
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
