@@ -688,3 +688,42 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRunTransactional: with a transactional_id the whole input is one
+// transaction, committed when every record was delivered and aborted
+// otherwise; read_committed consumers see only the committed run.
+func TestRunTransactional(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	bs := strings.Join(brokers, ",")
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "tx.hcl"), fmt.Sprintf(`kafka {
+  transactional_id = "kpipe-e2e-%d"
+}
+pipeline "p" {
+  topic = %q
+}
+`, time.Now().UnixNano(), topic))
+
+	r := kpipe(t, "", `{"value":"aborted-1"}`+"\n"+`{"value":"x","partition":7}`+"\n", "run", "--config", cfg, "--brokers", bs)
+	if r.code != 1 || !strings.Contains(r.stderr, "aborting the transaction") {
+		t.Fatalf("run with a failing record: want exit 1 and an abort, got %s", r)
+	}
+	r = kpipe(t, "", `{"value":"committed-1"}`+"\n"+`{"value":"committed-2"}`+"\n", "run", "--config", cfg, "--brokers", bs)
+	if r.code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	r = kpipe(t, "", "", "consume", "--brokers", bs, "--topic", topic, "--from-beginning",
+		"--isolation", "read_committed", "--timeout", "3s")
+	if r.code != 0 {
+		t.Fatalf("consume: %s", r)
+	}
+	if strings.Contains(r.stdout, "aborted-1") || strings.Count(r.stdout, `"committed-`) != 2 {
+		t.Errorf("read_committed consume printed:\n%s\nwant committed-1 and committed-2 only", r.stdout)
+	}
+	// The aborted record was written: a read_uncommitted consumer sees it.
+	r = kpipe(t, "", "", "consume", "--brokers", bs, "--topic", topic, "--from-beginning", "--timeout", "3s")
+	if r.code != 0 || !strings.Contains(r.stdout, "aborted-1") {
+		t.Errorf("read_uncommitted consume: want aborted-1, got %s", r)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -24,6 +25,9 @@ func (e *env) loadConfig(path string) (*config.Config, error) {
 }
 
 func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
+
+// connectTimeout bounds the wait for the first broker to answer.
+const connectTimeout = 30 * time.Second
 
 // buildProducer creates the producer of run: from the configuration file if
 // there is one, with brokers and topic overriding it, and on an embedded
@@ -78,7 +82,11 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		opts = append(opts, pipeline.KgoOptions(kgo.AllowAutoTopicCreation()))
 	}
 	opts = append(opts, pipeline.Brokers(brokers...), pipeline.Logger(e.log))
-	p, err := pipeline.New(ctx, opts...)
+	// New waits for a seed broker to answer; do not wait forever on an
+	// address that swallows packets.
+	nctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	p, err := pipeline.New(nctx, opts...)
 	if err != nil {
 		return nil, &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", err)}
 	}

@@ -99,6 +99,7 @@ type tally struct {
 	perPartition map[topicPartition]int
 	firstFailure chan struct{} // closed at the first failure, for --strict
 	failOnce     sync.Once
+	aborted      bool // the run's transaction was aborted
 }
 
 type topicPartition struct {
@@ -236,6 +237,7 @@ read:
 			}
 		} else {
 			e.say("aborting the transaction (%d records failed)", failed)
+			t.aborted = true
 			if err := b.producer.AbortTransaction(fctx); err != nil {
 				e.say("aborting the transaction: %v", err)
 			}
@@ -296,7 +298,11 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	defer t.mu.Unlock()
 	w := e.stderr
 	fmt.Fprintf(w, "kpipe: %d records read from %s\n", t.read, input)
-	fmt.Fprintf(w, "  delivered  %d\n", t.delivered)
+	fmt.Fprintf(w, "  delivered  %d", t.delivered)
+	if t.aborted {
+		fmt.Fprint(w, " (in an aborted transaction: read_committed consumers will not see them)")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  filtered   %d\n", t.filtered)
 	fmt.Fprintf(w, "  failed     %d", t.failed)
 	if t.malformed > 0 {
