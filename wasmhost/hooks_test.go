@@ -108,10 +108,61 @@ func TestSerializeAndPartition(t *testing.T) {
 	if n, err := noop.Partition(ctx, r, 6); err != nil || n != plugins.DefaultPartition {
 		t.Errorf("noop Partition = %d, %v; want DefaultPartition", n, err)
 	}
-	// faulty returns numPartitions-1: with 0 partitions that is -1, KPIPE_DROP,
-	// which is no partitioner status: an invalid result.
-	_, err = faulty.Partition(ctx, r, 0)
-	wantFault(t, err, "faulty", "kpipe_partition", wasmhost.FaultInvalidOutput)
+
+	// For a record that names a partition, faulty returns that number.
+	for _, tt := range []struct {
+		result int32
+		fault  bool
+		want   string
+	}{
+		{-4, false, ""},                         // KPIPE_DEFAULT_PARTITION
+		{-2, false, "failed without a message"}, // KPIPE_ERROR
+		{6, false, "partition 6 is out of range for 6 partitions"},
+		{1 << 30, false, "out of range"},
+		{-1, true, "result -1 is not a partition"}, // KPIPE_DROP is not a partitioner status
+		{-9, true, "result -9 is not a partition"},
+	} {
+		named := modeRecord(tt.result)
+		n, err := faulty.Partition(ctx, named, 6)
+		switch {
+		case n != plugins.DefaultPartition:
+			t.Errorf("result %d: Partition = %d, want DefaultPartition", tt.result, n)
+		case tt.fault:
+			f := wantFault(t, err, "faulty", "kpipe_partition", wasmhost.FaultInvalidOutput)
+			if !strings.Contains(f.Error(), tt.want) {
+				t.Errorf("result %d: %v, want %q", tt.result, err, tt.want)
+			}
+		case tt.want == "":
+			if err != nil {
+				t.Errorf("result %d: %v", tt.result, err)
+			}
+		default:
+			wantGuestError(t, err, "faulty", "kpipe_partition", "")
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("result %d: %v, want %q", tt.result, err, tt.want)
+			}
+		}
+	}
+	if st := faulty.Stats(); st.Errors.Partition != 3 || st.Calls.Partition != 7 {
+		t.Errorf("stats = %+v, want 3 partitioner errors in 7 calls", st)
+	}
+}
+
+func TestInputBufferGrowthRefused(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	// noop.wat's kpipe_buffer returns 0 for more than 64 KiB.
+	p := load(t, h, "noop", wat(t, "noop"), plugins.KindInterceptor, wasmhost.WithPoolSize(1))
+	r := modeRecord(0)
+	r.Value = make([]byte, 100_000)
+	_, err := p.OnSend(ctx, r)
+	f := wantFault(t, err, "noop", "kpipe_on_send", wasmhost.FaultInvalidOutput)
+	if !strings.Contains(f.Error(), "kpipe_buffer(131072) returned 0") {
+		t.Errorf("fault %v does not explain the refused buffer", f)
+	}
+	if _, err := p.OnSend(ctx, modeRecord(0)); err != nil {
+		t.Errorf("a small record after the fault: %v", err)
+	}
 }
 
 func TestGoGuestHooks(t *testing.T) {

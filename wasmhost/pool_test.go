@@ -141,6 +141,9 @@ func TestCancelStopsCall(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, err := p.OnSend(ctx, modeRecord(2))
 	wantFault(t, err, "faulty", "kpipe_on_send", wasmhost.FaultCanceled)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("errors.Is(%v, context.Canceled) = false", err)
+	}
 }
 
 // TestTimeoutSurvivesCrossModeCache proves that the two runtime modes do

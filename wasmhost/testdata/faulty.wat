@@ -11,8 +11,9 @@
 ;;    5  result pointer out of bounds     flag cleared
 ;;    6  result of 100000 bytes
 ;;
-;; kpipe_serialize returns null for the key and the input for the value;
-;; kpipe_partition returns num_partitions-1.
+;; kpipe_serialize returns null for the key and the input for the value.
+;; kpipe_partition returns the record's partition field, sign-extended, if
+;; the record names a partition, and num_partitions-1 otherwise.
 (module
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (import "kpipe" "set_error" (func $set_error (param i32 i32)))
@@ -64,4 +65,6 @@
     (if (i32.eqz (local.get $target)) (then (return (i64.const -3))))
     (call $slice (i32.const 65536) (local.get $len)))
   (func (export "kpipe_partition") (param $n i32) (param $len i32) (result i64)
+    (if (i32.and (i32.load (i32.const 65536)) (i32.const 1))
+      (then (return (i64.extend_i32_s (i32.load (i32.const 65540))))))
     (i64.extend_i32_s (i32.sub (local.get $n) (i32.const 1)))))
