@@ -95,10 +95,11 @@ func WithMemoryLimitPages(n uint32) PluginOption {
 // 0 turns the limit off. The default is DefaultCallTimeout (1 s), so that an
 // endless loop in a plugin cannot stall the stream.
 //
-// The limit is not free: wazero then compiles termination checks into every
-// loop and function entry and watches each call's context from a goroutine,
-// which costs about a microsecond and a few allocations per call (see
-// BenchmarkCallTimeout). Turn it off only for trusted, CPU-light plugins.
+// The limit is not free. wazero then watches each call's context from a new
+// goroutine (about 2 µs and 9 allocations per call) and compiles into every
+// loop iteration a call back into Go (tight loops run 20 to 40 times
+// slower); see BenchmarkCallTimeout and RATIONALE.md. Turn it off for
+// trusted plugins on hot paths.
 // With the limit on, cancelling the context of a call also stops it
 // (FaultCanceled); with it off the context is only used to wait for an
 // instance.
