@@ -18,6 +18,12 @@ const (
 	LevelError Level = 5
 )
 
+// clamp maps levels below LevelTrace to LevelTrace and above LevelError to
+// LevelError, the range the ABI defines.
+func (l Level) clamp() Level {
+	return min(max(l, LevelTrace), LevelError)
+}
+
 // String returns the lower-case name of the level.
 func (l Level) String() string {
 	switch l {

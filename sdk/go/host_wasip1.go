@@ -27,10 +27,10 @@ func (wasmHost) config(buf []byte) int {
 	return int(hostConfigGet(unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf))))
 }
 
-func (wasmHost) logEnabled(l Level) bool { return hostLogEnabled(int32(l)) != 0 }
+func (wasmHost) logEnabled(l Level) bool { return hostLogEnabled(int32(l.clamp())) != 0 }
 
 func (wasmHost) log(l Level, msg string) {
-	hostLog(int32(l), unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+	hostLog(int32(l.clamp()), unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
 }
 
 func (wasmHost) setError(msg string) {
@@ -43,7 +43,15 @@ func (wasmHost) setError(msg string) {
 func kpipeABIv1() {}
 
 //go:wasmexport kpipe_kinds
-func kpipeKinds() int32 { return rt.kinds() }
+func kpipeKinds() int32 {
+	k := rt.kinds()
+	if k == 0 {
+		// The host refuses the module; say why on standard error, which
+		// it logs.
+		println("kpipe: no plugin is registered: call kpipe.RegisterInterceptor, RegisterSerializer or RegisterPartitioner from an init function (main is never run in a -buildmode=c-shared module)")
+	}
+	return k
+}
 
 //go:wasmexport kpipe_buffer
 func kpipeBuffer(size int32) int32 {

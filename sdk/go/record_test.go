@@ -79,3 +79,11 @@ func TestStrings(t *testing.T) {
 		}
 	}
 }
+
+func TestLevelClamp(t *testing.T) {
+	for l, want := range map[Level]Level{-3: LevelTrace, 0: LevelTrace, LevelTrace: LevelTrace, LevelWarn: LevelWarn, LevelError: LevelError, 6: LevelError, 100: LevelError} {
+		if got := l.clamp(); got != want {
+			t.Errorf("Level(%d).clamp() = %v, want %v", l, got, want)
+		}
+	}
+}
