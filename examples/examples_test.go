@@ -316,7 +316,8 @@ func TestTrapIsContained(t *testing.T) {
 // TestKeyhashMatchesKafka checks that keyhash.wat chooses the partitions
 // franz-go's Kafka-compatible partitioner (murmur2, as Java's
 // DefaultPartitioner) chooses, for keys of every length up to 64 bytes and
-// every tail length, with all byte values, and several partition counts.
+// every tail length, with all byte values, one key of 200 kB, and several
+// partition counts.
 func TestKeyhashMatchesKafka(t *testing.T) {
 	p := watPlugin(t, "keyhash", plugins.KindPartitioner)
 	ref := kgo.StickyKeyPartitioner(nil).ForTopic("t")
@@ -332,15 +333,22 @@ func TestKeyhashMatchesKafka(t *testing.T) {
 		}
 		keys = append(keys, k)
 	}
+	// A key larger than the first input buffer makes the module grow its
+	// memory.
+	big := make([]byte, 200_003)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	keys = append(keys, big)
 	for _, n := range []int32{1, 3, 12, 64, 1000} {
 		for _, k := range keys {
 			want := int32(ref.Partition(&kgo.Record{Key: k}, int(n)))
 			got, err := p.Partition(ctx, &plugins.Record{Topic: "some-topic", Key: k, Value: []byte("v")}, n)
 			if err != nil {
-				t.Fatalf("Partition(%x, %d): %v", k, n, err)
+				t.Fatalf("Partition(%.40x, %d): %v", k, n, err)
 			}
 			if got != want {
-				t.Fatalf("Partition(key %x, %d partitions) = %d, franz-go chooses %d", k, n, got, want)
+				t.Fatalf("Partition(key %.40x (%d bytes), %d partitions) = %d, franz-go chooses %d", k, len(k), n, got, want)
 			}
 		}
 	}
