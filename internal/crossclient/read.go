@@ -44,8 +44,8 @@ func quote(b []byte) string {
 	return strconv.Quote(string(b))
 }
 
-// Equal reports whether a and b hold the same partition, offset, key, value
-// and headers, telling null apart from empty.
+// Equal reports whether r and o hold the same partition, offset, key, value
+// and headers (in order), telling null apart from empty.
 func (r Record) Equal(o Record) bool {
 	if r.Partition != o.Partition || r.Offset != o.Offset ||
 		!bytesEqual(r.Key, o.Key) || !bytesEqual(r.Value, o.Value) ||
