@@ -36,7 +36,7 @@
 set -euo pipefail
 
 version=${KPIPE_KAFKA_VERSION:-3.9.1}
-cache=${KPIPE_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kpipe/kafka-$version}
+cache=${KPIPE_KAFKA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/kpipe/kafka-$version}
 port=${KPIPE_KAFKA_PORT:-19092}
 cport=${KPIPE_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 state=${KPIPE_KAFKA_STATE:-${TMPDIR:-/tmp}/kpipe-kafka-$port}
