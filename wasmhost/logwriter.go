@@ -32,18 +32,21 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
+		end := i
 		if i < 0 {
-			room := maxLogLine - len(w.buf)
-			if len(p) < room {
-				w.buf = append(w.buf, p...)
-				break
-			}
+			end = len(p)
+		}
+		if room := maxLogLine - len(w.buf); end > room {
+			// Too long for one entry: log what fits, go on with the rest.
 			w.buf = append(w.buf, p[:room]...)
 			p = p[room:]
 			w.emit()
 			continue
 		}
-		w.buf = append(w.buf, p[:i]...)
+		w.buf = append(w.buf, p[:end]...)
+		if i < 0 {
+			break
+		}
 		p = p[i+1:]
 		w.emit()
 	}

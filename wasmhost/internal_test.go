@@ -1,0 +1,114 @@
+package wasmhost
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func TestLineWriter(t *testing.T) {
+	long := strings.Repeat("x", maxLogLine+10)
+	tests := []struct {
+		name   string
+		writes []string
+		want   []string // logged messages, after Flush
+	}{
+		{"one line", []string{"hello\n"}, []string{"hello"}},
+		{"split across writes", []string{"hel", "lo\nwor", "ld\n"}, []string{"hello", "world"}},
+		{"several in one write", []string{"a\nb\n\nc\n"}, []string{"a", "b", "", "c"}},
+		{"carriage return", []string{"dos\r\n"}, []string{"dos"}},
+		{"unterminated, flushed", []string{"tail"}, []string{"tail"}},
+		{"long line in pieces", []string{long + "\n"}, []string{long[:maxLogLine], "xxxxxxxxxx"}},
+		{"exactly the maximum", []string{long[:maxLogLine], "\n"}, []string{long[:maxLogLine]}},
+		{"long line across writes", []string{long[:4000], long[:200], "\n"}, []string{long[:maxLogLine], long[:104]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			logger := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace, DisableTime: true})
+			w := newLineWriter(logger, hclog.Info, "stdout")
+			for _, s := range tt.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			w.Flush()
+			w.Flush() // nothing left: logs nothing
+			var got []string
+			for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+				msg, ok := strings.CutPrefix(line, "[INFO]  ")
+				if !ok {
+					t.Fatalf("unexpected log line %q", line)
+				}
+				msg, ok = strings.CutSuffix(msg, ": stream=stdout")
+				if !ok {
+					t.Fatalf("log line %q lacks the stream field", line)
+				}
+				got = append(got, msg)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("logged %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitedMemory(t *testing.T) {
+	m := &limitedMemory{limit: 4 << 16}
+	lm := m.Allocate(1<<16, 1<<32)
+	if b := lm.Reallocate(1 << 16); len(b) != 1<<16 {
+		t.Fatalf("initial allocation: %d bytes", len(b))
+	}
+	b := lm.Reallocate(2 << 16)
+	b[len(b)-1] = 7
+	b = lm.Reallocate(3 << 16)
+	if len(b) != 3<<16 || b[2<<16-1] != 7 {
+		t.Fatalf("growth lost contents or length: len %d", len(b))
+	}
+	for _, x := range b[2<<16:] {
+		if x != 0 {
+			t.Fatal("new memory is not zeroed")
+		}
+	}
+	if m.refused {
+		t.Fatal("refused below the limit")
+	}
+	if b := lm.Reallocate(4 << 16); len(b) != 4<<16 {
+		t.Fatalf("growth to exactly the limit: %d bytes", len(b))
+	}
+	if b := lm.Reallocate(5 << 16); b != nil || !m.refused {
+		t.Fatalf("growth beyond the limit: %d bytes, refused=%v", len(b), m.refused)
+	}
+	lm.Free()
+	if m.buf != nil {
+		t.Fatal("Free kept the buffer")
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	tests := []struct {
+		in   uint32
+		want hclog.Level
+	}{
+		{0, hclog.Trace}, {1, hclog.Trace}, {2, hclog.Debug}, {3, hclog.Info}, {4, hclog.Warn},
+		{5, hclog.Error}, {6, hclog.Error}, {0xffffffff, hclog.Trace}, // -1
+	}
+	for _, tt := range tests {
+		if got := logLevel(tt.in); got != tt.want {
+			t.Errorf("logLevel(%d) = %v, want %v", int32(tt.in), got, tt.want)
+		}
+	}
+}
+
+func TestFaultReasonString(t *testing.T) {
+	for r := FaultTrap; r < numFaultReasons; r++ {
+		if s := r.String(); s == "" || strings.HasPrefix(s, "FaultReason(") {
+			t.Errorf("reason %d has no name", r)
+		}
+	}
+	if s := FaultReason(200).String(); s != "FaultReason(200)" {
+		t.Errorf("unknown reason = %q", s)
+	}
+}
