@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -264,5 +265,35 @@ func TestWrongKindCall(t *testing.T) {
 	}
 	if n, err := p.Partition(ctx, modeRecord(0), 3); err == nil || n != plugins.DefaultPartition {
 		t.Errorf("Partition on an interceptor: %d, %v", n, err)
+	}
+}
+
+// TestSandbox checks what a guest sees of the world: real clocks and
+// random numbers, no environment, no arguments, no file system.
+func TestSandbox(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	t.Setenv("KPIPE_SANDBOX_PROBE", "must not be visible")
+	p := load(t, h, "sdk", goGuest(t, goSDKGuest), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+	var randoms []string
+	for range 2 {
+		_, err := p.OnSend(ctx, modeRecord(9))
+		var ge *wasmhost.GuestError
+		if !errors.As(err, &ge) {
+			t.Fatalf("OnSend = %v, want the guest's report", err)
+		}
+		t.Logf("guest reports: %s", ge.Message)
+		var year, env, args int
+		var random, fsErr string
+		if _, err := fmt.Sscanf(ge.Message, "year=%d random=%s env=%d args=%d fs=%s", &year, &random, &env, &args, &fsErr); err != nil {
+			t.Fatalf("report %q: %v", ge.Message, err)
+		}
+		if year != time.Now().Year() || env != 0 || args != 0 || fsErr == "<nil>" {
+			t.Errorf("sandbox report %q: want this year, no environment, no arguments, no file system", ge.Message)
+		}
+		randoms = append(randoms, random)
+	}
+	if randoms[0] == randoms[1] || randoms[0] == "0000000000000000" {
+		t.Errorf("random bytes %q do not look random", randoms)
 	}
 }

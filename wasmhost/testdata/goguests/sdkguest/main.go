@@ -11,6 +11,9 @@
 //	6  print "hello stdout" and log "hello log", Unchanged
 //	7  return an error carrying the config
 //	8  Drop
+//	9  return an error describing the sandbox: the year from the wall clock,
+//	   8 random bytes, the number of environment variables and arguments,
+//	   and the error of reading the root directory
 //
 // OnAck fails with a message that describes the acknowledgement it got, so
 // the test can check its encoding. Serialize upper-cases the target;
@@ -21,8 +24,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	kpipe "github.com/kpipe/kpipe/sdk/go"
 )
@@ -69,6 +75,14 @@ func (guest) OnSend(r *kpipe.Record) (kpipe.Action, error) {
 		return kpipe.Unchanged, fmt.Errorf("config is %s", kpipe.Config())
 	case 8:
 		return kpipe.Drop, nil
+	case 9:
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return kpipe.Unchanged, err
+		}
+		_, fsErr := os.ReadDir("/")
+		return kpipe.Unchanged, fmt.Errorf("year=%d random=%x env=%d args=%d fs=%v",
+			time.Now().Year(), b, len(os.Environ()), len(os.Args), fsErr)
 	}
 	return kpipe.Unchanged, nil
 }
