@@ -77,10 +77,10 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		b.embedded = eb
 		b.closers = append(b.closers, eb.Close)
 		brokers = []string{eb.Addr()}
-		// The embedded broker creates topics on first use, when the
-		// client asks it to.
-		opts = append(opts, pipeline.KgoOptions(kgo.AllowAutoTopicCreation()))
 	}
+	// Like the Java producer, ask the broker to create missing topics; it
+	// does if its auto.create.topics.enable allows (the embedded one does).
+	opts = append(opts, pipeline.KgoOptions(kgo.AllowAutoTopicCreation()))
 	opts = append(opts, pipeline.Brokers(brokers...), pipeline.Logger(e.log))
 	// New waits for a seed broker to answer; do not wait forever on an
 	// address that swallows packets.
