@@ -9,9 +9,9 @@ import (
 	"github.com/kpipe/kpipe/wasmhost"
 )
 
-// KafkaOptions returns the pipeline options for the settings of the kafka
+// kafkaOptions returns the pipeline options for the settings of the kafka
 // block that are set; unset settings keep the pipeline's defaults.
-func (k *Kafka) KafkaOptions() ([]pipeline.Option, error) {
+func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 	var opts []pipeline.Option
 	if len(k.Brokers) > 0 {
 		opts = append(opts, pipeline.Brokers(k.Brokers...))
@@ -75,7 +75,7 @@ func (k *Kafka) KafkaOptions() ([]pipeline.Option, error) {
 //
 // Build does not set Brokers when the kafka block has none, nor a Logger.
 func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
-	opts, err := c.Kafka.KafkaOptions()
+	opts, err := c.Kafka.kafkaOptions()
 	if err != nil {
 		return nil, fmt.Errorf("%s: kafka: %w", c.Filename, err)
 	}
@@ -140,12 +140,12 @@ func load(ctx context.Context, host *wasmhost.Host, p *Plugin) (any, error) {
 
 // loadModule loads p's module as p.Kind with p's limits and config.
 func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.Plugin, error) {
-	return host.LoadFile(ctx, p.Name, p.Module, p.Kind, p.LoadOptions()...)
+	return host.LoadFile(ctx, p.Name, p.Module, p.Kind, p.loadOptions()...)
 }
 
-// LoadOptions returns the wasmhost options for p's config and limits; limits
+// loadOptions returns the wasmhost options for p's config and limits; limits
 // that are not set keep the host's defaults.
-func (p *Plugin) LoadOptions() []wasmhost.PluginOption {
+func (p *Plugin) loadOptions() []wasmhost.PluginOption {
 	var opts []wasmhost.PluginOption
 	if p.Config != nil {
 		opts = append(opts, wasmhost.WithConfig(p.Config))

@@ -13,8 +13,7 @@ import (
 // kind its block uses it as and with its block's limits and config, and
 // reports each one that fails to load (not a valid module, a kind it does not
 // implement, a missing export, an unknown import, a failing kpipe_init...) at
-// its module attribute. It loads each module once per block, so the plugins
-// stay in host until host is closed; use a host made for the check.
+// its module attribute. Each plugin is closed again once it loaded.
 func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	check := func(p *Plugin) {
@@ -24,15 +23,18 @@ func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host) hcl.Diag
 		if fi, err := os.Stat(p.Module); err != nil || fi.IsDir() {
 			return // reported by Parse
 		}
-		if _, err := loadModule(ctx, host, p); err != nil {
-			rng := p.ModuleRange
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot load module",
-				Detail:   err.Error(),
-				Subject:  &rng,
-			})
+		pl, err := loadModule(ctx, host, p)
+		if err == nil {
+			_ = pl.Close(ctx)
+			return
 		}
+		rng := p.ModuleRange
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot load module",
+			Detail:   err.Error(),
+			Subject:  &rng,
+		})
 	}
 	for _, p := range c.Pipelines {
 		for _, ic := range p.Interceptors {

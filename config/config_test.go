@@ -506,14 +506,14 @@ func TestParseSize(t *testing.T) {
 		{"99999999999GiB", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseSize(tt.in)
+		got, err := parseSize(tt.in)
 		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
 		}
 	}
 	for n, want := range map[uint64]string{0: "0B", 1000: "1000B", 1024: "1KiB", 3 << 20: "3MiB", 1 << 30: "1GiB"} {
-		if got := FormatSize(n); got != want {
-			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

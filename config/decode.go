@@ -161,7 +161,7 @@ func (d *decoder) size(attr *hcl.Attribute, lo, hi uint64) (uint64, bool) {
 		}
 		n = u
 	case cty.String:
-		n, err = ParseSize(v.AsString())
+		n, err = parseSize(v.AsString())
 	default:
 		err = fmt.Errorf("got a %s", v.Type().FriendlyName())
 	}
@@ -172,7 +172,7 @@ func (d *decoder) size(attr *hcl.Attribute, lo, hi uint64) (uint64, bool) {
 	}
 	if n < lo || n > hi {
 		d.errorf(attr.Expr.Range(), "Invalid size", "%s must be from %s to %s, got %s.",
-			attr.Name, FormatSize(lo), FormatSize(hi), FormatSize(n))
+			attr.Name, formatSize(lo), formatSize(hi), formatSize(n))
 		return 0, false
 	}
 	return n, true
@@ -202,10 +202,10 @@ var sizeUnits = []struct {
 	{"B", 1},
 }
 
-// ParseSize parses a byte size: a whole number followed by an optional unit,
+// parseSize parses a byte size: a whole number followed by an optional unit,
 // B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024). Spaces
 // between number and unit are allowed; units are case-sensitive.
-func ParseSize(s string) (uint64, error) {
+func parseSize(s string) (uint64, error) {
 	t := strings.TrimSpace(s)
 	mult := uint64(1)
 	for _, u := range sizeUnits {
@@ -224,8 +224,8 @@ func ParseSize(s string) (uint64, error) {
 	return n * mult, nil
 }
 
-// FormatSize formats n bytes with the largest binary unit that divides it.
-func FormatSize(n uint64) string {
+// formatSize formats n bytes with the largest binary unit that divides it.
+func formatSize(n uint64) string {
 	for _, u := range []struct {
 		suffix string
 		mult   uint64
