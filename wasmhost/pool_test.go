@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -219,4 +221,14 @@ func TestSequentialCallsReuseOneInstance(t *testing.T) {
 	if n := p.Stats().InstancesCreated; n != 1 {
 		t.Errorf("20 sequential calls created %d instances, want 1", n)
 	}
+}
+
+// walk calls found for every regular file under dir.
+func walk(dir string, found func()) error {
+	return filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			found()
+		}
+		return err
+	})
 }
