@@ -186,6 +186,10 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"plugin", "inspect"}, code: 2, inStderr: "accepts 1 arg"},
 		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
 		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
+		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "1s"}, code: 3, inStderr: "no broker of 127.0.0.1:1 answered"},
+		{args: []string{"run", "--brokers", "127.0.0.1:1", "--topic", "t"}, code: 3, inStderr: "no seed broker"},
+		{args: []string{"run", "--topic", "t", "--input", "/nonexistent/input"}, code: 3, inStderr: "no such file"},
+		{args: []string{"plugin", "test", "/nonexistent.wasm"}, code: 3, inStderr: "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

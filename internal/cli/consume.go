@@ -72,6 +72,12 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 				return &exitError{code: ExitError, err: fmt.Errorf("kafka client: %w", err)}
 			}
 			defer cl.Close()
+			pctx, cancel := context.WithTimeout(cmd.Context(), connectTimeout)
+			err = cl.Ping(pctx)
+			cancel()
+			if err != nil {
+				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", brokers, err)}
+			}
 			n, err := consume(cmd.Context(), cl, e.stdout, max, timeout)
 			if err != nil {
 				return &exitError{code: ExitError, err: err}

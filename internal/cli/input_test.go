@@ -136,3 +136,14 @@ func TestLineReader(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkParseJSONRecord(b *testing.B) {
+	line := []byte(`{"key":"eu-1001","value":{"customer":"ada","amount":12.5,"card":{"number":"4111111111111111","cvv":"123"}},"headers":{"channel":"web"}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := parseJSONRecord(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

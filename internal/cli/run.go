@@ -112,16 +112,6 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	var brokers []string
-	if f.brokers != "" {
-		brokers = splitList(f.brokers)
-	}
-	b, err := e.buildProducer(ctx, f.config, f.pipeline, brokers, f.topic)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-
 	in := e.stdin
 	var size int64 = -1
 	name := "stdin"
@@ -136,6 +126,16 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		}
 		in, name = file, f.input
 	}
+
+	var brokers []string
+	if f.brokers != "" {
+		brokers = splitList(f.brokers)
+	}
+	b, err := e.buildProducer(ctx, f.config, f.pipeline, brokers, f.topic)
+	if err != nil {
+		return err
+	}
+	defer b.close()
 
 	if b.embedded != nil {
 		e.say("no brokers configured: started an embedded in-memory broker (kfake) at %s; records are discarded when kpipe exits", b.embedded.Addr())
