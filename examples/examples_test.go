@@ -246,6 +246,23 @@ func TestRoute(t *testing.T) {
 	}
 }
 
+// TestRouteAfterSchemaprefix chains the two plugins as a pipeline does: the
+// partitioner sees the value the serializer framed.
+func TestRouteAfterSchemaprefix(t *testing.T) {
+	ctx := context.Background()
+	ser, _ := goPlugin(t, "schemaprefix", plugins.KindSerializer, `{"schema_id": 7}`)
+	part, _ := goPlugin(t, "route", plugins.KindPartitioner, `{"field": "region", "routes": {"eu": 0, "us": 1}}`)
+	r := &plugins.Record{Topic: "t", Value: []byte(`{"region": "us", "n": 1}`)}
+	framed, err := ser.Serialize(ctx, plugins.TargetValue, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Value = framed
+	if got, err := part.Partition(ctx, r, 2); err != nil || got != 1 {
+		t.Fatalf("Partition(framed value) = %d, %v; want 1", got, err)
+	}
+}
+
 func TestSchemaprefix(t *testing.T) {
 	p, _ := goPlugin(t, "schemaprefix", plugins.KindSerializer, `{"schema_id": 258}`)
 	ctx := context.Background()

@@ -100,6 +100,7 @@ func (r *router) byField(value []byte) (name string, partition int32, ok bool) {
 	if r.field == nil || value == nil {
 		return "", 0, false
 	}
+	value = stripWireHeader(value)
 	r.match, r.found, r.value = r.match[:0], false, value
 	err := jsonscan.Walk(value, r.visit)
 	r.value = nil
@@ -127,6 +128,21 @@ func (r *router) visit(v *jsonscan.Value) {
 		return
 	}
 	r.found = true
+}
+
+// confluentHeaderLen is the length of the Confluent wire-format header: the
+// magic byte 0 and a 4-byte schema id.
+const confluentHeaderLen = 5
+
+// stripWireHeader returns value without its Confluent wire-format header, if
+// it has one. The partitioner sees serialized values, and a JSON document
+// never starts with a zero byte, so the test is unambiguous: field routes
+// work behind the schemaprefix serializer too.
+func stripWireHeader(value []byte) []byte {
+	if len(value) >= confluentHeaderLen && value[0] == 0 {
+		return value[confluentHeaderLen:]
+	}
+	return value
 }
 
 // check returns p if the topic has it, and an error naming the route if not.

@@ -55,6 +55,8 @@ func TestPartition(t *testing.T) {
 		{"no match", "zzz", false, `{"geo":{}}`, kpipe.DefaultPartition, ""},
 		{"null key, no field", "", true, `{}`, kpipe.DefaultPartition, ""},
 		{"bool field", "", true, `{"geo":{"region":true}}`, kpipe.DefaultPartition, ""},
+		{"behind a Confluent header", "", false, "\x00\x00\x00\x00\x2a" + `{"geo":{"region":"us"}}`, 1, ""},
+		{"short zero value", "", true, "\x00\x01", kpipe.DefaultPartition, ""},
 		{"route beyond topic", "", false, `{"geo":{"region":"far"}}`, 0, `field value "far" maps to partition 9, but the topic has 6 partitions`},
 	}
 	for _, tt := range tests {
