@@ -15,9 +15,10 @@ type Interceptor interface {
 	// returns an error, or panics, the record goes on as it was before this
 	// interceptor and the host logs and counts the failure.
 	OnSend(r *Record) (Action, error)
-	// OnAck is called once for every record that went through OnSend of
-	// some instance of the plugin and was not dropped, with the record as it
-	// was produced (final topic, partition and timestamp). An error is
+	// OnAck is called once for every record that the plugin's OnSend passed
+	// on (in any instance), with the record as it was produced (final
+	// topic, partition and timestamp) once it was delivered or failed. A
+	// record dropped by a later interceptor counts as failed. An error is
 	// logged and counted; it changes nothing. OnAck may run in another
 	// instance than the OnSend of the same record.
 	OnAck(r *Record, ack Ack) error
