@@ -226,17 +226,29 @@ read:
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
 	defer cancel()
 	ferr := b.producer.Flush(fctx)
+	var txnErr error
 	if b.transactional {
 		t.mu.Lock()
 		failed := t.failed
 		t.mu.Unlock()
-		if ferr == nil && failed == 0 && !interrupted && readErr == nil {
+		var why string
+		switch {
+		case ferr != nil:
+			why = "the flush did not finish"
+		case failed > 0:
+			why = fmt.Sprintf("%d records failed", failed)
+		case interrupted:
+			why = "interrupted"
+		case readErr != nil:
+			why = "the input could not be read to the end"
+		}
+		if why == "" {
 			if err := b.producer.CommitTransaction(fctx); err != nil {
-				e.say("committing the transaction: %v", err)
-				readErr = err
+				txnErr = fmt.Errorf("committing the transaction: %w", err)
+				t.aborted = true
 			}
 		} else {
-			e.say("aborting the transaction (%d records failed)", failed)
+			e.say("aborting the transaction: %s", why)
 			t.aborted = true
 			if err := b.producer.AbortTransaction(fctx); err != nil {
 				e.say("aborting the transaction: %v", err)
@@ -251,8 +263,8 @@ read:
 	t.summary(e, name, rep, stats, b.embedded != nil)
 
 	switch {
-	case ferr != nil || cerr != nil:
-		return &exitError{code: ExitFailed, err: errors.Join(ferr, cerr)}
+	case ferr != nil || cerr != nil || txnErr != nil:
+		return &exitError{code: ExitFailed, err: errors.Join(ferr, txnErr, cerr)}
 	case readErr != nil:
 		return &exitError{code: ExitError, err: readErr}
 	case interrupted:
@@ -300,7 +312,7 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	fmt.Fprintf(w, "kpipe: %d records read from %s\n", t.read, input)
 	fmt.Fprintf(w, "  delivered  %d", t.delivered)
 	if t.aborted {
-		fmt.Fprint(w, " (in an aborted transaction: read_committed consumers will not see them)")
+		fmt.Fprint(w, " (in a transaction that was not committed: read_committed consumers will not see them)")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  filtered   %d\n", t.filtered)
