@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
@@ -92,7 +94,7 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 		}
 		i, ok := pl.(plugins.Interceptor)
 		if !ok {
-			return nil, fmt.Errorf("%s: interceptor %q is not an interceptor", ic.DefRange, ic.Name)
+			return nil, fmt.Errorf("%s: interceptor %q is not an interceptor", pos(ic.DefRange), ic.Name)
 		}
 		opts = append(opts, pipeline.Interceptor(ic.Name, i))
 	}
@@ -110,7 +112,7 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 			ser, err = loadModule(ctx, host, s.pl)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.pl.DefRange, err)
+			return nil, fmt.Errorf("%s: %w", pos(s.pl.DefRange), err)
 		}
 		opts = append(opts, s.opt(s.pl.Name, ser))
 	}
@@ -122,7 +124,7 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 			part, err = loadModule(ctx, host, pp)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pp.DefRange, err)
+			return nil, fmt.Errorf("%s: %w", pos(pp.DefRange), err)
 		}
 		opts = append(opts, pipeline.Partitioner(pp.Name, part))
 	}
@@ -133,7 +135,7 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 func load(ctx context.Context, host *wasmhost.Host, p *Plugin) (any, error) {
 	pl, err := loadModule(ctx, host, p)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.DefRange, err)
+		return nil, fmt.Errorf("%s: %w", pos(p.DefRange), err)
 	}
 	return pl, nil
 }
@@ -163,4 +165,9 @@ func (p *Plugin) loadOptions() []wasmhost.PluginOption {
 		opts = append(opts, wasmhost.WithMaxOutputBytes(p.MaxOutput))
 	}
 	return opts
+}
+
+// pos formats the start of a range as FILE:LINE:COL, like diagnostics.
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }

@@ -122,7 +122,7 @@ func TestBuildErrors(t *testing.T) {
 		t.Fatal(diags)
 	}
 	_, err := cfg.Build(context.Background(), cfg.Pipelines[0], newHost(t))
-	if err == nil || !strings.Contains(err.Error(), "k.hcl:2,3") || !strings.Contains(err.Error(), "wrong kind") {
+	if err == nil || !strings.Contains(err.Error(), "k.hcl:2:3: ") || !strings.Contains(err.Error(), "wrong kind") {
 		t.Errorf("Build of an interceptor used as a partitioner: %v; want the block position and the wrong kind", err)
 	}
 }

@@ -57,7 +57,8 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		}
 		b.closers = append(b.closers, func() { _ = host.Close(context.Background()) })
 		if opts, err = cfg.Build(ctx, p, host); err != nil {
-			return nil, &exitError{code: ExitError, err: err}
+			// A plugin that does not load is a configuration error.
+			return nil, failedf("%v", err)
 		}
 		if len(brokers) == 0 {
 			brokers = cfg.Kafka.Brokers

@@ -19,15 +19,15 @@ const (
 	// ExitOK: everything worked.
 	ExitOK = 0
 	// ExitFailed: some records failed or were malformed (run), the
-	// configuration is invalid (validate, run), a plugin hook faulted
-	// (plugin test), or fewer records than --max arrived (consume).
+	// configuration is invalid or one of its plugins does not load
+	// (validate, run), a plugin does not load or a hook faulted (plugin
+	// inspect, plugin test), or fewer records than --max arrived (consume).
 	ExitFailed = 1
 	// ExitUsage: wrong command line (unknown flag, missing argument, bad
 	// flag value).
 	ExitUsage = 2
 	// ExitError: kpipe could not do its work at all: a file could not be
-	// read, a plugin could not be loaded, the broker could not be reached
-	// or started.
+	// read, no broker answered, the embedded broker could not start.
 	ExitError = 3
 	// ExitInterrupted: stopped by SIGINT or SIGTERM before the end of the
 	// input (run). Records already sent were flushed first.
