@@ -589,6 +589,17 @@ func TestPluginTestTrap(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 
+	// Without --input: piped stdin, or the built-in samples if it is empty.
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	r = kpipe(t, "", `{"key":"piped","value":"v"}`+"\n", "plugin", "test", noop)
+	if r.code != 0 || !strings.Contains(r.stdout, `record 1 (line 1): topic="test" key="piped" value="v"`) || strings.Contains(r.stdout, "record 2") {
+		t.Errorf("plugin test with piped stdin: %s", r)
+	}
+	r = kpipe(t, "", "", "plugin", "test", noop)
+	if r.code != 0 || !strings.Contains(r.stdout, `key="user-1"`) || !strings.Contains(r.stdout, "record 4") {
+		t.Errorf("plugin test with empty stdin should use the samples: %s", r)
+	}
+
 	r = kpipe(t, "", "", "plugin", "inspect", trap)
 	for _, want := range []string{"abi:      v1", "kinds:    interceptor", "kpipe_on_send (i32) -> i64", "load:     ok"} {
 		if r.code != 0 || !strings.Contains(r.stdout, want) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,20 @@ Exit status 1 if the module does not load.`,
 	return cmd
 }
 
+// defaultTestInput is the input of plugin test without --input: stdin if it
+// is piped or redirected and not empty, or nil for the built-in samples.
+func (e *env) defaultTestInput() io.Reader {
+	f, ok := e.stdin.(*os.File)
+	if !ok || isTerminal(f) {
+		return nil
+	}
+	br := bufio.NewReader(f)
+	if _, err := br.Peek(1); err != nil {
+		return nil // empty: nothing was piped in
+	}
+	return br
+}
+
 // sampleInput is what plugin test runs on without --input.
 const sampleInput = `{"key":"user-1","value":{"name":"Ada","card":"4111111111111111","amount":12.5},"headers":{"source":"sample"}}
 {"key":"user-2","value":"plain text value"}
@@ -161,8 +176,9 @@ result of on_ack, the bytes a serializer produced for the key and the value, the
 partition a partitioner chose. Faults (traps, timeouts, invalid results) and
 errors set by the plugin are printed too, and the next record goes on.
 
-Records are read like 'kpipe run' reads them (--input, --format); without --input
-a few built-in sample records are used. Without --kind every kind the module
+Records are read like 'kpipe run' reads them (--input, --format). Without --input
+they come from stdin when it is piped or redirected and not empty, and otherwise
+from a few built-in sample records. Without --kind every kind the module
 declares is tested, each on the record as the previous kinds left it
 (interceptor, then serializer, then partitioner), as in a pipeline.
 
@@ -194,18 +210,22 @@ Exit status 1 if any hook faulted or returned an error.`,
 					return usageErrorf("--kind %q: want interceptor, serializer or partitioner", kindName)
 				}
 			}
-			in := io.Reader(strings.NewReader(sampleInput))
-			if input == "-" {
+			var in io.Reader
+			switch {
+			case input == "-":
 				in = e.stdin
-			} else if input != "" {
+			case input != "":
 				file, err := os.Open(input)
 				if err != nil {
 					return &exitError{code: ExitError, err: err}
 				}
 				defer file.Close()
 				in = file
-			} else {
-				f = formatJSON
+			default:
+				in = e.defaultTestInput()
+				if in == nil {
+					in, f = strings.NewReader(sampleInput), formatJSON
+				}
 			}
 			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), partitions, timeout)
 		},
@@ -214,7 +234,7 @@ Exit status 1 if any hook faulted or returned an error.`,
 	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer or partitioner")
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
-	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: built-in samples)")
+	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: piped stdin, else built-in samples)")
 	fl.StringVar(&format, "format", "json", "input format: json or raw")
 	fl.Int32Var(&partitions, "partitions", 3, "partition count given to a partitioner")
 	fl.DurationVar(&timeout, "timeout", time.Second, "time limit of each hook call")
