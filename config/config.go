@@ -84,7 +84,8 @@ type Kafka struct {
 	// request (request.timeout.ms); 0 keeps the default, 30s.
 	RequestTimeout time.Duration
 	// DeliveryTimeout bounds the time from send to acknowledgement
-	// (delivery.timeout.ms); 0 keeps the default, 2m.
+	// (delivery.timeout.ms); 0 means no limit, the default (see
+	// pipeline.DeliveryTimeout for why kpipe does not default to Kafka's 2m).
 	DeliveryTimeout time.Duration
 	// Retries caps how often a record is retried (retries); nil keeps the
 	// default, unlimited.
