@@ -37,7 +37,7 @@ type topicPartitioner struct {
 	again    bool
 	last     int              // the plugin's last answer, -1 if the default partitioner answered
 	lastSlot *partitionerSlot // the partitioner of the last record
-	lastRec  *kgo.Record      // the last record
+	lastRec  *kgo.Record      // the last record; only compared, it may have been recycled since
 }
 
 // RequiresConsistency is always true: partitions are exact partition numbers
@@ -54,8 +54,7 @@ func (t *topicPartitioner) OnNewBatch() {
 }
 
 func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
-	e, _ := kr.Context.(*envelope)
-	if e != nil && e.explicit {
+	if envelopeOf(kr).explicit {
 		// Out of range fails the record in franz-go; finish explains.
 		return int(kr.Partition)
 	}
@@ -87,7 +86,7 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 		}
 		return t.def(r, n)
 	}
-	part, err := t.call(e, r, int32(n))
+	part, err := t.call(kr.Context, r, int32(n))
 	switch {
 	case err == nil && part >= 0 && part < int32(n):
 		s.br.success()
@@ -103,7 +102,8 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 	return t.def(r, n)
 }
 
-func (t *topicPartitioner) call(e *envelope, r *plugins.Record, n int32) (part int32, err error) {
+// call calls the partitioner with the record's Send context.
+func (t *topicPartitioner) call(ctx context.Context, r *plugins.Record, n int32) (part int32, err error) {
 	st := t.slot.stats
 	start := st.start()
 	defer func() {
@@ -112,10 +112,7 @@ func (t *topicPartitioner) call(e *envelope, r *plugins.Record, n int32) (part i
 		}
 		st.end(start)
 	}()
-	if e != nil {
-		return t.cur.Partition(e.Context, r, n)
-	}
-	return t.cur.Partition(context.Background(), r, n)
+	return t.cur.Partition(ctx, r, n)
 }
 
 // def runs the default partitioner, which never fails.

@@ -93,6 +93,7 @@ type Producer struct {
 	acks0   bool
 	maxRec  int32
 	promise func(*kgo.Record, error)
+	envs    envPool
 
 	ics    []*interceptorSlot
 	keySer *serializerSlot // nil: keys are sent as they are
@@ -147,20 +148,6 @@ type partitionerSlot struct {
 	isDef    bool                        // p is the built-in default: use the fallback directly
 	br       breaker
 	stats    *hookStats
-}
-
-// envelope carries one record through the client: the kgo.Record produced,
-// the caller's record and callback, and which interceptors saw it. It is the
-// kgo.Record's Context, which is how the partitioner and the promise find
-// it; as a context it is the Send call's context, which franz-go uses to
-// cancel the record while it is buffered.
-type envelope struct {
-	context.Context
-	kr       kgo.Record
-	rec      *plugins.Record
-	cb       func(*plugins.Record, Result)
-	seen     uint64 // bit i: interceptor i saw the record in OnSend
-	explicit bool   // the record names its partition
 }
 
 // New returns a Producer configured by opts. It creates the franz-go client
@@ -336,7 +323,9 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
 	e := p.prepare(ctx, r, cb)
 	if e != nil {
-		p.cl.Produce(e, &e.kr, p.promise)
+		// e belongs to the client now, and may be recycled before
+		// Produce returns.
+		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
 	}
 }
 
@@ -352,7 +341,7 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 		}
 		return res
 	}
-	results := p.cl.ProduceSync(e, &e.kr)
+	results := p.cl.ProduceSync(e.kr.Context, &e.kr)
 	p.finish(e, results[0].Err)
 	return res
 }
@@ -372,8 +361,8 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 		return nil
 	}
 	p.sent.Add(1)
-	e := &envelope{Context: ctx, rec: r, cb: cb}
-	e.kr.Context = e
+	e := p.envs.get()
+	e.kr.Context, e.rec, e.cb = ctx, r, cb
 	if p.closed.Load() {
 		p.complete(e, Failed, ErrClosed)
 		return nil
@@ -496,8 +485,12 @@ func (p *Producer) pluginFailed(name string, hook Hook, st *hookStats, br *break
 	}
 }
 
+// onPromise is the promise of every record sent with Send. franz-go calls
+// promises one at a time, which is what envPool.put requires.
 func (p *Producer) onPromise(kr *kgo.Record, err error) {
-	p.finish(kr.Context.(*envelope), err)
+	e := envelopeOf(kr)
+	p.finish(e, err)
+	p.envs.put(e)
 }
 
 // finish completes a record that went to the client.
@@ -550,6 +543,7 @@ func (p *Producer) complete(e *envelope, o Outcome, err error) {
 	p.done(e, res)
 }
 
+// done reports res to the callback and counts the outcome.
 func (p *Producer) done(e *envelope, res Result) {
 	if e.cb != nil {
 		e.cb(e.rec, res)

@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// envelope carries one record through the client: the kgo.Record produced,
+// the caller's record and callback, and which interceptors saw it.
+//
+// The kgo.Record's Context is the Send context itself, which franz-go may
+// keep after the record is complete (its goroutine waiting for an unknown
+// topic's metadata, for one, outlives the promise of the record that started
+// it). Nothing franz-go keeps points into the envelope, which is why
+// envelopes can be recycled; see envPool for who holds one when.
+type envelope struct {
+	kr       kgo.Record // first: envelopeOf depends on it
+	rec      *plugins.Record
+	cb       func(*plugins.Record, Result)
+	seen     uint64 // bit i: interceptor i saw the record in OnSend
+	explicit bool   // the record names its partition
+}
+
+// envelopeOf returns the envelope holding kr. Every record the producer's
+// client sees is the kr field of an envelope (the client is private, and
+// only prepare's envelopes are produced with it), and kr is the envelope's
+// first field: both start at the same address.
+func envelopeOf(kr *kgo.Record) *envelope {
+	return (*envelope)(unsafe.Pointer(kr))
+}
+
+// magazineSize is how many envelopes move between the completion side and
+// the Send side at once.
+const magazineSize = 128
+
+// A magazine is a stack of recycled envelopes.
+type magazine struct {
+	n    int
+	envs [magazineSize]*envelope
+}
+
+// fullMagazines and emptyMagazines hold the magazines between the two sides
+// of every producer's envPool (envelopes belong to no producer). Being
+// sync.Pools, they let the garbage collector reclaim envelopes that are not
+// used any more, after a burst or once a producer is idle.
+var fullMagazines, emptyMagazines sync.Pool
+
+// envPool recycles the envelopes of the records sent with Send, so that a
+// record costs kpipe no allocation. Only envelopes whose record completed
+// through the promise come back: those that fail or are filtered before
+// they reach the client, and those of SendSync, are left to the garbage
+// collector.
+//
+// An envelope is held, in turn, by:
+//
+//   - the Send goroutine, from get until it hands &kr to the client;
+//   - the client, until it calls the promise (franz-go reads and writes the
+//     kgo.Record until then, and only the partitioner, called in between,
+//     looks into the envelope);
+//   - the promise, which runs the OnAck calls, the callback and the
+//     counters, and only then calls put. The callback and OnAck receive the
+//     caller's Record and a Result value, nothing that points into the
+//     envelope, so they cannot hold on to it.
+//
+// The envelopes travel in magazines, so that the Send side takes its own
+// lock once per record and the two sides meet in a sync.Pool once per
+// magazineSize records. (A sync.Pool of envelopes costs about as much as
+// allocating them: every Get steals from the promise goroutine's P.)
+type envPool struct {
+	mu  sync.Mutex
+	cur *magazine // the magazine get takes envelopes from; nil if none
+
+	// ret is the magazine put fills. franz-go calls the promises of a
+	// client one at a time (kgo.Client.Produce documents it), so it needs
+	// no lock.
+	ret *magazine
+}
+
+// get returns a zeroed envelope.
+func (p *envPool) get() *envelope {
+	p.mu.Lock()
+	m := p.cur
+	if m == nil || m.n == 0 {
+		if m != nil {
+			emptyMagazines.Put(m)
+		}
+		m, _ = fullMagazines.Get().(*magazine)
+		p.cur = m
+		if m == nil {
+			p.mu.Unlock()
+			return new(envelope)
+		}
+	}
+	m.n--
+	e := m.envs[m.n]
+	m.envs[m.n] = nil
+	p.mu.Unlock()
+	return e
+}
+
+// put recycles e, whose record is complete. Only the promise may call it.
+func (p *envPool) put(e *envelope) {
+	*e = envelope{} // drop the references to the caller's data
+	m := p.ret
+	if m == nil {
+		if m, _ = emptyMagazines.Get().(*magazine); m == nil {
+			m = new(magazine)
+		}
+		p.ret = m
+	}
+	m.envs[m.n] = e
+	m.n++
+	if m.n == magazineSize {
+		fullMagazines.Put(m)
+		p.ret = nil
+	}
+}
