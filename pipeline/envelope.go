@@ -74,6 +74,8 @@ type envPool struct {
 	mu  sync.Mutex
 	cur *magazine // the magazine get takes envelopes from; nil if none
 
+	_ cacheLinePad
+
 	// ret is the magazine put fills. franz-go calls the promises of a
 	// client one at a time (kgo.Client.Produce documents it), so it needs
 	// no lock.

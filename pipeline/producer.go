@@ -93,7 +93,6 @@ type Producer struct {
 	acks0   bool
 	maxRec  int32
 	promise func(*kgo.Record, error)
-	envs    envPool
 
 	ics    []*interceptorSlot
 	keySer *serializerSlot // nil: keys are sent as they are
@@ -105,23 +104,28 @@ type Producer struct {
 	partStats map[string]*hookStats // by name, shared by the partitioners of one name
 	newBreak  func() breaker
 
-	// The counters are apart from what every Send reads, and the ones
-	// Send writes apart from the ones the completion goroutine writes, so
-	// that the two goroutines do not fight over cache lines. Records in
-	// flight = sent - (delivered + filtered + failed).
 	closed       atomic.Bool
 	idle         chan struct{} // signalled when nothing is in flight after Close
 	closeMu      sync.Mutex
 	closeStarted bool
-	_            [64]byte
-	sent         atomic.Uint64
-	_            [64]byte
-	delivered    atomic.Uint64
-	filtered     atomic.Uint64
-	failed       atomic.Uint64
-	closeFailed  atomic.Int64 // records failed because the client closed
-	_            [64]byte
+
+	// What Send writes for every record (sent, the get side of envs) is
+	// apart from what the completion goroutine writes (the put side of
+	// envs, the outcome counters), and both are apart from what either
+	// only reads, so that the two goroutines do not fight over cache
+	// lines. Records in flight = sent - (delivered + filtered + failed).
+	_           cacheLinePad
+	sent        atomic.Uint64
+	envs        envPool // padded between its two sides
+	delivered   atomic.Uint64
+	filtered    atomic.Uint64
+	failed      atomic.Uint64
+	closeFailed atomic.Int64 // records failed because the client closed
+	_           cacheLinePad
 }
+
+// cacheLinePad keeps the fields before it and after it off one cache line.
+type cacheLinePad [64]byte
 
 type interceptorSlot struct {
 	name   string
@@ -498,10 +502,14 @@ func (p *Producer) finish(e *envelope, err error) {
 	kr := &e.kr
 	r := e.rec
 	// Only a callback or an OnAck can look at the record now; without
-	// them, leave its (probably cold) memory alone.
+	// them, leave its memory, out of the cache by now, alone. With them,
+	// store only what the client decided: prepare left r's topic, key,
+	// value and headers as produced, and the client does not change
+	// them. (Timestamp and Partition share a cache line of a Record
+	// allocated on its own.)
 	update := e.cb != nil || e.seen != 0
 	if update {
-		r.Topic, r.Key, r.Value, r.Timestamp = kr.Topic, kr.Key, kr.Value, kr.Timestamp
+		r.Timestamp = kr.Timestamp
 	}
 	if err != nil {
 		p.complete(e, Failed, p.explain(e, err))
