@@ -43,10 +43,11 @@ type magazine struct {
 	envs [magazineSize]*envelope
 }
 
-// fullMagazines and emptyMagazines hold the magazines between the two sides
-// of every producer's envPool (envelopes belong to no producer). Being
-// sync.Pools, they let the garbage collector reclaim envelopes that are not
-// used any more, after a burst or once a producer is idle.
+// fullMagazines holds magazines with envelopes in them, emptyMagazines used
+// up ones. They are shared by every producer's envPool (envelopes belong to
+// no producer). Being sync.Pools, they give the Send goroutines a per-P
+// magazine without a lock, and let the garbage collector reclaim envelopes
+// that are not used any more, after a burst or once a producer is idle.
 var fullMagazines, emptyMagazines sync.Pool
 
 // envPool recycles the envelopes of the records sent with Send, so that a
@@ -57,7 +58,8 @@ var fullMagazines, emptyMagazines sync.Pool
 //
 // An envelope is held, in turn, by:
 //
-//   - the Send goroutine, from get until it hands &kr to the client;
+//   - the Send goroutine, from getEnvelope until it hands &kr to the
+//     client;
 //   - the client, until it calls the promise (franz-go reads and writes the
 //     kgo.Record until then, and only the partitioner, called in between,
 //     looks into the envelope);
@@ -66,41 +68,34 @@ var fullMagazines, emptyMagazines sync.Pool
 //     caller's Record and a Result value, nothing that points into the
 //     envelope, so they cannot hold on to it.
 //
-// The envelopes travel in magazines, so that the Send side takes its own
-// lock once per record and the two sides meet in a sync.Pool once per
+// The envelopes travel in magazines. getEnvelope takes one from the
+// magazine of the current P (sync.Pool's private slot: no lock, no atomic
+// operation) and puts the magazine back; put fills a magazine of its own
+// and hands it over when full. The two sides meet in a sync.Pool once per
 // magazineSize records. (A sync.Pool of envelopes costs about as much as
-// allocating them: every Get steals from the promise goroutine's P.)
+// allocating them, as every Get steals from the promise goroutine's P; a
+// mutex-guarded magazine costs a lock per record.)
 type envPool struct {
-	mu  sync.Mutex
-	cur *magazine // the magazine get takes envelopes from; nil if none
-
-	_ cacheLinePad
-
 	// ret is the magazine put fills. franz-go calls the promises of a
 	// client one at a time (kgo.Client.Produce documents it), so it needs
 	// no lock.
 	ret *magazine
 }
 
-// get returns a zeroed envelope.
-func (p *envPool) get() *envelope {
-	p.mu.Lock()
-	m := p.cur
-	if m == nil || m.n == 0 {
-		if m != nil {
-			emptyMagazines.Put(m)
-		}
-		m, _ = fullMagazines.Get().(*magazine)
-		p.cur = m
-		if m == nil {
-			p.mu.Unlock()
-			return new(envelope)
-		}
+// getEnvelope returns a zeroed envelope.
+func getEnvelope() *envelope {
+	m, _ := fullMagazines.Get().(*magazine)
+	if m == nil {
+		return new(envelope)
 	}
 	m.n--
 	e := m.envs[m.n]
 	m.envs[m.n] = nil
-	p.mu.Unlock()
+	if m.n > 0 {
+		fullMagazines.Put(m)
+	} else {
+		emptyMagazines.Put(m)
+	}
 	return e
 }
 

@@ -17,30 +17,31 @@ func TestEnvelopeOf(t *testing.T) {
 	}
 }
 
-// Envelopes come back from put a whole magazine at a time, zeroed. A
-// sync.Pool may drop a magazine (the garbage collector clears it, and the
-// race detector drops some Puts on purpose), so a round may get new
-// envelopes instead; but not every round of many.
+// Envelopes come back from put, zeroed, once put has filled a magazine. The
+// magazines live in sync.Pools shared with every other producer of the test
+// binary, which the garbage collector may clear and the race detector drops
+// some Puts of on purpose: a round may get other envelopes, but not every
+// round of many.
 func TestEnvPool(t *testing.T) {
 	var p envPool
 	r := &plugins.Record{Value: []byte("v")}
-	wholeRounds := 0
+	reusedRounds := 0
 	for round := range 20 {
 		sent := map[*envelope]bool{}
-		for range magazineSize {
-			e := p.get()
+		for i := range magazineSize {
+			e := getEnvelope()
 			sent[e] = true
 			e.kr = kgo.Record{Topic: "t", Value: r.Value, Context: context.Background()}
 			e.rec, e.seen, e.explicit = r, 1, true
 			e.cb = func(*plugins.Record, Result) {}
 			p.put(e)
-		}
-		if p.ret != nil {
-			t.Fatalf("a full magazine stayed with put: %d envelopes", p.ret.n)
+			if full := i == magazineSize-1; (p.ret == nil) != full {
+				t.Fatalf("round %d, put %d: put's magazine is %v", round, i, p.ret)
+			}
 		}
 		reused := 0
 		for range magazineSize {
-			e := p.get()
+			e := getEnvelope()
 			if !reflect.ValueOf(*e).IsZero() {
 				t.Fatalf("get returned a used envelope: %+v", e)
 			}
@@ -49,15 +50,11 @@ func TestEnvPool(t *testing.T) {
 			}
 			p.put(e)
 		}
-		switch reused {
-		case magazineSize:
-			wholeRounds++
-		case 0:
-		default:
-			t.Fatalf("round %d: %d of %d envelopes reused, want all or none", round, reused, magazineSize)
+		if reused > 0 {
+			reusedRounds++
 		}
 	}
-	if wholeRounds == 0 {
-		t.Error("no magazine was ever reused")
+	if reusedRounds == 0 {
+		t.Error("no envelope was ever reused")
 	}
 }

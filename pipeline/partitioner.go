@@ -61,9 +61,16 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 	s := t.p.part.Load()
 	if s.isDef {
 		// The built-in default is the fallback itself: no plugin
-		// call, it cannot fail. It only reads the key.
+		// call, it cannot fail. A keyed record goes where its key
+		// hashes (what the default partitioner does, without filling
+		// in the scratch record: storing pointers costs while the
+		// garbage collector marks).
 		s.stats.calls.Add(1)
-		t.scratch.Key = kr.Key
+		if kr.Key != nil {
+			t.last = -1
+			return int(plugins.KeyPartition(kr.Key, int32(n)))
+		}
+		t.scratch = plugins.Record{}
 		return t.def(&t.scratch, n)
 	}
 	again := t.again && t.lastSlot == s && t.lastRec == kr && t.batch == nil

@@ -109,14 +109,15 @@ type Producer struct {
 	closeMu      sync.Mutex
 	closeStarted bool
 
-	// What Send writes for every record (sent, the get side of envs) is
-	// apart from what the completion goroutine writes (the put side of
-	// envs, the outcome counters), and both are apart from what either
-	// only reads, so that the two goroutines do not fight over cache
-	// lines. Records in flight = sent - (delivered + filtered + failed).
+	// What Send writes for every record (sent) is apart from what the
+	// completion goroutine writes (envs, the outcome counters), and both
+	// are apart from what either only reads, so that the two goroutines
+	// do not fight over cache lines. Records in flight = sent -
+	// (delivered + filtered + failed).
 	_           cacheLinePad
 	sent        atomic.Uint64
-	envs        envPool // padded between its two sides
+	_           cacheLinePad
+	envs        envPool
 	delivered   atomic.Uint64
 	filtered    atomic.Uint64
 	failed      atomic.Uint64
@@ -365,7 +366,7 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 		return nil
 	}
 	p.sent.Add(1)
-	e := p.envs.get()
+	e := getEnvelope()
 	e.kr.Context, e.rec, e.cb = ctx, r, cb
 	if p.closed.Load() {
 		p.complete(e, Failed, ErrClosed)
@@ -406,20 +407,24 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 	}
 
 	key, val := r.Key, r.Value
-	var err error
-	if key != nil && p.keySer != nil {
-		if key, err = p.keySer.serialize(ctx, r); err != nil {
-			p.complete(e, Failed, err)
-			return nil
+	if p.keySer != nil || p.valSer != nil {
+		var err error
+		if key != nil && p.keySer != nil {
+			if key, err = p.keySer.serialize(ctx, r); err != nil {
+				p.complete(e, Failed, err)
+				return nil
+			}
 		}
-	}
-	if val != nil && p.valSer != nil {
-		if val, err = p.valSer.serialize(ctx, r); err != nil {
-			p.complete(e, Failed, err)
-			return nil
+		if val != nil && p.valSer != nil {
+			if val, err = p.valSer.serialize(ctx, r); err != nil {
+				p.complete(e, Failed, err)
+				return nil
+			}
 		}
+		// Only now: both serializers see the record as the
+		// interceptors left it.
+		r.Key, r.Value = key, val
 	}
-	r.Key, r.Value = key, val
 
 	if r.HasPartition {
 		e.explicit = true
