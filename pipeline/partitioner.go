@@ -54,7 +54,24 @@ func (t *topicPartitioner) OnNewBatch() {
 }
 
 func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
-	if envelopeOf(kr).explicit {
+	e := envelopeOf(kr)
+	part := t.partition(e, kr, n)
+	if e.cb != nil || e.seen != 0 {
+		// A callback or an OnAck will look at the record as produced.
+		// Store the client's timestamp and the partition (final for
+		// a delivered record: franz-go partitions a record again only
+		// right after OnNewBatch, and never moves it once buffered)
+		// now, while the caller's record is in this core's cache: by
+		// the time the record completes it is not, and on another
+		// core. finish puts the partition back if the record fails.
+		r := e.rec
+		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, int32(part), true
+	}
+	return part
+}
+
+func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
+	if e.explicit {
 		// Out of range fails the record in franz-go; finish explains.
 		return int(kr.Partition)
 	}

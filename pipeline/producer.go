@@ -426,6 +426,7 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 		r.Key, r.Value = key, val
 	}
 
+	e.origPart = r.Partition
 	if r.HasPartition {
 		e.explicit = true
 	} else if s := p.part.Load(); s.explicit {
@@ -506,23 +507,22 @@ func (p *Producer) onPromise(kr *kgo.Record, err error) {
 func (p *Producer) finish(e *envelope, err error) {
 	kr := &e.kr
 	r := e.rec
-	// Only a callback or an OnAck can look at the record now; without
-	// them, leave its memory, out of the cache by now, alone. With them,
-	// store only what the client decided: prepare left r's topic, key,
-	// value and headers as produced, and the client does not change
-	// them. (Timestamp and Partition share a cache line of a Record
-	// allocated on its own.)
-	update := e.cb != nil || e.seen != 0
-	if update {
-		r.Timestamp = kr.Timestamp
-	}
 	if err != nil {
+		// Only a callback or an OnAck can look at the record now;
+		// without them, leave its memory, out of the cache by now,
+		// alone. With them: prepare left r's topic, key, value and
+		// headers as produced, and the client does not change them;
+		// the partitioner may have stored a partition in it, which
+		// the record did not get.
+		if e.cb != nil || e.seen != 0 {
+			r.Timestamp = kr.Timestamp
+			r.Partition, r.HasPartition = e.origPart, e.explicit
+		}
 		p.complete(e, Failed, p.explain(e, err))
 		return
 	}
-	if update {
-		r.Partition, r.HasPartition = kr.Partition, true
-	}
+	// Delivered: the partitioner stored the timestamp and partition in
+	// r for the callback and OnAck (topicPartitioner.Partition).
 	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
 	if p.acks0 {
 		res.Offset = -1
