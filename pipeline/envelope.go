@@ -23,6 +23,7 @@ type envelope struct {
 	cb       func(*plugins.Record, Result)
 	seen     uint64 // bit i: interceptor i saw the record in OnSend
 	explicit bool   // the record names its partition
+	stored   bool   // the partitioner stored timestamp and partition in rec
 	origPart int32  // the record's Partition when it was sent
 }
 

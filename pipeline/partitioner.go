@@ -66,6 +66,7 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 		// core. finish puts the partition back if the record fails.
 		r := e.rec
 		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, int32(part), true
+		e.stored = true
 	}
 	return part
 }

@@ -522,7 +522,11 @@ func (p *Producer) finish(e *envelope, err error) {
 		return
 	}
 	// Delivered: the partitioner stored the timestamp and partition in
-	// r for the callback and OnAck (topicPartitioner.Partition).
+	// r for the callback and OnAck (topicPartitioner.Partition), unless
+	// KgoOptions replaced it.
+	if !e.stored && (e.cb != nil || e.seen != 0) {
+		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, kr.Partition, true
+	}
 	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
 	if p.acks0 {
 		res.Offset = -1

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
@@ -130,5 +132,38 @@ func TestRecordStateRecycling(t *testing.T) {
 	}
 	if delivered.Load() < total-drops.Load()-total/5 {
 		t.Errorf("only %d delivered", delivered.Load())
+	}
+}
+
+// A partitioner given with KgoOptions replaces the pipeline's; the callback
+// and OnAck still get the record as produced.
+func TestKgoPartitionerRecordFields(t *testing.T) {
+	e := setup(t, 3)
+	var acked atomic.Int32
+	ic := interceptorFunc{ack: func(_ context.Context, r *plugins.Record, a plugins.Ack) error {
+		if a.Err == nil && r.HasPartition && r.Partition == 2 && !r.Timestamp.IsZero() {
+			acked.Add(1)
+		}
+		return nil
+	}}
+	p := e.producer(t, pipeline.Interceptor("check", ic),
+		pipeline.KgoOptions(kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+			return func(*kgo.Record, int) int { return 2 }
+		}))))
+	ctx := ctxT(t)
+	c := newCollector()
+	recs := map[string]*plugins.Record{}
+	for _, v := range values(5, "v-") {
+		recs[v] = rec("", v)
+		p.Send(ctx, recs[v], c.cb(t, v))
+	}
+	for v, res := range c.wait(t) {
+		r := recs[v]
+		if res.Outcome != pipeline.Delivered || res.Partition != 2 || !r.HasPartition || r.Partition != 2 || !r.Timestamp.Equal(res.Timestamp) {
+			t.Errorf("%s: %+v, record partition %d (set: %v), timestamp %v", v, res, r.Partition, r.HasPartition, r.Timestamp)
+		}
+	}
+	if n := acked.Load(); n != 5 {
+		t.Errorf("%d OnAck calls saw the record as produced, want 5", n)
 	}
 }
