@@ -1,0 +1,23 @@
+// Package instrument rewrites a WebAssembly module so that the host can
+// interrupt a running call cheaply.
+//
+// Rewrite appends two mutable i32 globals (new globals come after the
+// existing ones, so no index changes), exports the first, the interrupt
+// flag, under a name the host chooses, and inserts at every function entry
+// and at the start of every loop body a check (see checkCode): it counts
+// down the second global, and once every Budget checks tests the interrupt
+// flag, trapping with unreachable if it is set, and yields to the Go
+// scheduler. A host that sets the flag to a non-zero value
+// (api.MutableGlobal.Set in wazero) therefore stops the guest within Budget
+// loop iterations or function calls: endless loops and endless recursion
+// included. Everything else in the module is copied verbatim, except custom
+// sections named .debug_*, whose code offsets the inserted instructions
+// would invalidate.
+//
+// The rewriter decodes every instruction of every function body, so it
+// refuses (with an *UnsupportedError) anything it does not fully understand
+// instead of producing a module that means something else: memory64,
+// typed function references in types, legacy exception handling, unknown
+// opcodes. It does not validate the module: a malformed module either
+// fails here or fails to compile afterwards.
+package instrument
