@@ -19,9 +19,10 @@ import (
 // instance is one instantiated module. It runs one call at a time: whoever
 // took it from the pool owns it until it is released or discarded.
 type instance struct {
-	p   *Plugin
-	mod api.Module
-	mem api.Memory
+	p    *Plugin
+	slot *slot // the pool slot the instance lives in
+	mod  api.Module
+	mem  api.Memory
 	// ctx is the context of calls when the plugin has no call timeout: it
 	// carries the instance for host functions and is built once, so that
 	// calls do not allocate.
@@ -42,11 +43,13 @@ type instance struct {
 	errSet bool
 }
 
-// newInstance instantiates the plugin's module in the sandbox, runs
-// _initialize and kpipe_init, and obtains the input buffer.
-func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+// newInstance instantiates the plugin's module in the sandbox for slot s,
+// which the caller holds, runs _initialize and kpipe_init, and obtains the
+// input buffer. On success the instance is s's instance.
+func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
 	inst := &instance{
 		p:      p,
+		slot:   s,
 		stack:  make([]uint64, 2),
 		memory: &limitedMemory{limit: p.memLimit},
 		stdout: newLineWriter(p.logger, hclog.Info, "stdout"),
@@ -75,7 +78,9 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	for h := range numHooks {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
 	}
+	s.inst.Store(inst)
 	if err := inst.initialize(ctx); err != nil {
+		s.inst.Store(nil)
 		inst.close(ctx)
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func BenchmarkInstantiate(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				inst, err := p.newInstance(ctx)
+				inst, err := p.newInstance(ctx, &slot{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -76,5 +76,32 @@ func TestModesUseSeparateCaches(t *testing.T) {
 		if err != nil || len(entries) == 0 {
 			t.Errorf("cache directory %s is empty or missing (%v)", sub, err)
 		}
+	}
+}
+
+// BenchmarkPool measures taking an instance from the pool and giving it
+// back, uncontended: the pool's share of every call.
+func BenchmarkPool(b *testing.B) {
+	ctx := context.Background()
+	h, err := New(ctx, WithoutCompilationCache())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(ctx)
+	wasm, err := os.ReadFile(plugintest.WAT(b, "wasmhost/testdata/noop.wat"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := h.Load(ctx, "noop", wasm, 0, WithPoolSize(4), WithCallTimeout(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		inst, err := p.acquire(ctx, hookOnSend)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.release(inst)
 	}
 }

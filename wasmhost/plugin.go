@@ -156,14 +156,10 @@ type Plugin struct {
 	compiled  wazero.CompiledModule
 	rt        wazero.Runtime
 
-	// The pool: each of its size slots is, at any time, an idle instance
-	// in idle, an empty-slot token in empty (its instance is yet to be
-	// created), or held by a call. Taking an entry from either channel is
-	// the right to run one call. Idle instances are preferred, so a plugin
-	// called by one goroutine at a time keeps using one instance.
-	idle      chan *instance
-	empty     chan struct{}
-	size      int
+	// The pool: see pool.go.
+	slots     []slot
+	waiters   atomic.Int32
+	wake      chan struct{}
 	closed    atomic.Bool
 	done      chan struct{}
 	closeOnce sync.Once
@@ -310,12 +306,13 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		memLimit:  uint64(cfg.memPages) << 16,
 		compiled:  cm,
 		rt:        rt,
-		idle:      make(chan *instance, cfg.poolSize),
-		empty:     make(chan struct{}, cfg.poolSize),
-		size:      cfg.poolSize,
+		slots:     make([]slot, cfg.poolSize),
+		wake:      make(chan struct{}, cfg.poolSize),
 		done:      make(chan struct{}),
 	}
-	inst, err := p.newInstance(ctx)
+	// The first instance fills slot 0, held until Load returns.
+	p.slots[0].state.Store(slotBusy)
+	inst, err := p.newInstance(ctx, &p.slots[0])
 	if err != nil {
 		cm.Close(ctx)
 		return nil, info, err
@@ -331,10 +328,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, info, err
 	}
 	p.kinds = kinds
-	p.idle <- inst
-	for range p.size - 1 {
-		p.empty <- struct{}{}
-	}
+	p.release(inst)
 	if err := h.register(p); err != nil {
 		inst.close(ctx)
 		cm.Close(ctx)
@@ -343,92 +337,10 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	return p, info, nil
 }
 
-// acquire takes a pool slot and returns its instance, creating it if the
-// slot is empty. It blocks while every instance is busy.
-func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
-	var inst *instance
-	select {
-	case inst = <-p.idle:
-	default:
-		select {
-		case inst = <-p.idle:
-		case <-p.empty:
-		case <-p.done:
-			return nil, p.closedError(h)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wasmhost: plugin %q: %s: waiting for a free instance: %w", p.name, hookNames[h], ctx.Err())
-		}
-	}
-	if p.closed.Load() {
-		p.put(inst)
-		return nil, p.closedError(h)
-	}
-	if inst == nil {
-		var err error
-		if inst, err = p.newInstance(ctx); err != nil {
-			p.empty <- struct{}{}
-			return nil, p.fault(h, FaultInstantiate, err)
-		}
-	}
-	return inst, nil
-}
-
-// put returns a slot to the pool: an instance, or nil for an empty slot.
-func (p *Plugin) put(inst *instance) {
-	if inst == nil {
-		p.empty <- struct{}{}
-		return
-	}
-	p.idle <- inst
-}
-
-func (p *Plugin) closedError(h hook) error {
-	return fmt.Errorf("wasmhost: plugin %q: %s: %w", p.name, hookNames[h], ErrClosed)
-}
-
-// release returns an instance to the pool after a call that did not fault.
-func (p *Plugin) release(inst *instance) { p.idle <- inst }
-
-// discard closes an instance that faulted and frees its slot for a new one.
-func (p *Plugin) discard(inst *instance) {
-	inst.close(context.Background())
-	p.stats.replaced.Add(1)
-	p.empty <- struct{}{}
-}
-
 // fault counts, logs and returns a fault.
 func (p *Plugin) fault(h hook, reason FaultReason, err error) *Fault {
 	p.stats.faults[reason].Add(1)
 	f := &Fault{Plugin: p.name, Hook: hookNames[h], Reason: reason, Err: err}
 	p.logger.Warn("plugin fault, instance replaced", "hook", f.Hook, "reason", reason.String(), "error", err)
 	return f
-}
-
-// Close stops the plugin: new calls fail with ErrClosed, calls in flight are
-// waited for, and every instance and the compiled module are freed. If ctx
-// ends first, Close returns its error and the instances still in use are
-// freed when the Host closes. Close is idempotent.
-func (p *Plugin) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() {
-		p.closed.Store(true)
-		close(p.done)
-		var errs []error
-		for range p.size {
-			select {
-			case inst := <-p.idle:
-				errs = append(errs, inst.close(ctx))
-			case <-p.empty:
-			case <-ctx.Done():
-				p.closeErr = fmt.Errorf("wasmhost: close plugin %q: waiting for calls in flight: %w", p.name, ctx.Err())
-				p.host.unregister(p)
-				return
-			}
-		}
-		errs = append(errs, p.compiled.Close(ctx))
-		p.host.unregister(p)
-		if err := errors.Join(errs...); err != nil {
-			p.closeErr = fmt.Errorf("wasmhost: close plugin %q: %w", p.name, err)
-		}
-	})
-	return p.closeErr
 }

@@ -232,3 +232,35 @@ func walk(dir string, found func()) error {
 		return err
 	})
 }
+
+// TestPoolHammer runs many goroutines against a small pool, so that most
+// calls wait for a slot: every call must succeed, and the pool must never
+// hold more instances than its size.
+func TestPoolHammer(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "noop", wat(t, "noop"), plugins.KindInterceptor, wasmhost.WithPoolSize(2), wasmhost.WithCallTimeout(0))
+	const goroutines, calls = 8, 300
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := modeRecord(0)
+			for range calls {
+				if _, err := p.OnSend(context.Background(), r); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Calls.OnSend != goroutines*calls || st.InstancesCreated > 2 {
+		t.Errorf("stats = %+v, want %d calls and at most 2 instances", st, goroutines*calls)
+	}
+}
