@@ -69,17 +69,24 @@ func BenchmarkLoadCached(b *testing.B) {
 	}
 }
 
-// BenchmarkCallTimeout measures what a call timeout costs: on a loop-heavy
-// hook (spin.wat: 10,000 loop iterations per call), where the termination
-// checks compiled into the loop dominate, on a no-op hook (noop.wat),
-// where the watcher goroutine wazero starts for each call dominates, and on
-// the Go SDK guest returning Unchanged (go), a realistic mix.
+// BenchmarkCallTimeout measures what a call timeout costs, in its three
+// modes: off, on with the module instrumented and a watchdog (the
+// default), and on with wazero's termination checks (wazero, the fallback
+// for modules that cannot be instrumented). The guests: a loop-heavy hook
+// (spin.wat: 10,000 loop iterations per call), where the checks in the
+// loop dominate; a no-op hook (noop.wat), where the per-call set-up
+// dominates; and the Go SDK guest returning Unchanged (go), a realistic
+// mix.
 func BenchmarkCallTimeout(b *testing.B) {
 	for _, guest := range []string{"spin", "noop", "go"} {
 		for _, bc := range []struct {
-			name    string
-			timeout time.Duration
-		}{{"off", 0}, {"on", time.Second}} {
+			name string
+			opts []wasmhost.PluginOption
+		}{
+			{"off", []wasmhost.PluginOption{wasmhost.WithCallTimeout(0)}},
+			{"on", []wasmhost.PluginOption{wasmhost.WithCallTimeout(time.Second)}},
+			{"wazero", []wasmhost.PluginOption{wasmhost.WithCallTimeout(time.Second), wasmhost.WithContextTimeout()}},
+		} {
 			b.Run(guest+"/"+bc.name, func(b *testing.B) {
 				h := newHost(b)
 				var wasm []byte
@@ -88,7 +95,7 @@ func BenchmarkCallTimeout(b *testing.B) {
 				} else {
 					wasm = wat(b, guest)
 				}
-				p := load(b, h, guest, wasm, plugins.KindInterceptor, wasmhost.WithCallTimeout(bc.timeout))
+				p := load(b, h, guest, wasm, plugins.KindInterceptor, bc.opts...)
 				ctx := context.Background()
 				r := benchRecord()
 				b.ReportAllocs()

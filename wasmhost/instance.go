@@ -41,6 +41,10 @@ type instance struct {
 	// errMsg is the message of set_error during the current call.
 	errMsg []byte
 	errSet bool
+
+	// interrupt is the interrupt flag of an instrumented module
+	// (Plugin.instrumented, watchdog.go); nil otherwise.
+	interrupt api.MutableGlobal
 }
 
 // newInstance instantiates the plugin's module in the sandbox for slot s,
@@ -75,6 +79,14 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
 	inst.mod = mod
 	inst.mem = mod.ExportedMemory(abi.ExportMemory)
 	inst.buffer = mod.ExportedFunction(abi.ExportBuffer)
+	if p.instrumented {
+		g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+		if !ok {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("instantiate: the instrumented module does not export %s", interruptExport)
+		}
+		inst.interrupt = g
+	}
 	for h := range numHooks {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
 	}
@@ -119,18 +131,38 @@ func (inst *instance) initialize(ctx context.Context) error {
 }
 
 // callInit calls an initialisation export, with the call timeout if the
-// plugin has one.
+// plugin has one. The error is a *callError.
 func (inst *instance) callInit(ctx context.Context, fn api.Function) error {
+	if ce := inst.invoke(ctx, fn); ce != nil {
+		return ce
+	}
+	return nil
+}
+
+// invoke calls fn with the parameters in inst.stack, which receives the
+// results, and says why the call failed, if it did.
+func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 	var err error
-	if t := inst.p.timeout; t > 0 {
-		cctx, cancel := context.WithTimeout(ctx, t)
+	switch {
+	case inst.interrupt != nil:
+		// Instrumented module: the plugin's watchdog enforces the
+		// timeout, watching the pool slot; nothing to set up per call.
+		err = fn.CallWithStack(inst.ctx, inst.stack)
+		if err != nil {
+			if reason := inst.interruption(); reason != 0 {
+				return inst.interruptedError(ctx, reason, err)
+			}
+		}
+	case inst.p.timeout > 0:
+		// wazero's termination checks, watching a context per call.
+		cctx, cancel := context.WithTimeout(ctx, inst.p.timeout)
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
 		cancel()
-	} else {
+	default:
 		err = fn.CallWithStack(inst.ctx, inst.stack)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", inst.classify(err), err)
+		return inst.classify(err)
 	}
 	return nil
 }
@@ -203,40 +235,36 @@ func (inst *instance) input(ctx context.Context, h hook, n int) ([]byte, *Fault)
 func (inst *instance) call(ctx context.Context, h hook) (int64, *Fault) {
 	inst.errSet = false
 	inst.memory.refused = false
-	fn := inst.fns[h]
-	var err error
-	if t := inst.p.timeout; t > 0 {
-		cctx, cancel := context.WithTimeout(ctx, t)
-		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
-		cancel()
-	} else {
-		err = fn.CallWithStack(inst.ctx, inst.stack)
-	}
-	if err != nil {
-		return 0, inst.p.fault(h, inst.classify(err).reason, err)
+	if ce := inst.invoke(ctx, inst.fns[h]); ce != nil {
+		return 0, inst.p.fault(h, ce.reason, ce.err)
 	}
 	return int64(inst.stack[0]), nil
 }
 
-// callError carries the fault reason of a failed call through error chains.
-type callError struct{ reason FaultReason }
+// callError is a failed call into the guest: why, and wazero's error.
+type callError struct {
+	reason FaultReason
+	err    error
+}
 
-func (e *callError) Error() string { return e.reason.String() }
+func (e *callError) Error() string { return e.reason.String() + ": " + e.err.Error() }
+
+func (e *callError) Unwrap() error { return e.err }
 
 // classify says why a call into the guest failed.
 func (inst *instance) classify(err error) *callError {
 	var exit *sys.ExitError
 	switch {
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
-		return &callError{FaultTimeout}
+		return &callError{FaultTimeout, err}
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
-		return &callError{FaultCanceled}
+		return &callError{FaultCanceled, err}
 	case inst.memory.refused:
-		return &callError{FaultMemory}
+		return &callError{FaultMemory, err}
 	case exit != nil:
-		return &callError{FaultExit}
+		return &callError{FaultExit, err}
 	}
-	return &callError{FaultTrap}
+	return &callError{FaultTrap, err}
 }
 
 // output returns the guest memory named by a slice result, after checking it

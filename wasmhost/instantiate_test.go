@@ -45,8 +45,8 @@ func BenchmarkInstantiate(b *testing.B) {
 }
 
 // TestModesUseSeparateCaches checks that code compiled with and without
-// termination checks lands in different cache directories (RATIONALE.md,
-// "Two runtimes").
+// wazero's termination checks lands in different cache directories
+// (RATIONALE.md, "Separate compilation-cache directories").
 func TestModesUseSeparateCaches(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -60,11 +60,11 @@ func TestModesUseSeparateCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, timeout := range []bool{false, true} {
-		opt := WithCallTimeout(0)
+		opts := []PluginOption{WithCallTimeout(0)}
 		if timeout {
-			opt = WithCallTimeout(DefaultCallTimeout)
+			opts = []PluginOption{WithCallTimeout(DefaultCallTimeout), WithContextTimeout()}
 		}
-		if _, err := h.Load(ctx, "noop", wasm, 0, opt); err != nil {
+		if _, err := h.Load(ctx, "noop", wasm, 0, opts...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kpipe/kpipe/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost/internal/instrument"
 )
 
 // Defaults of the plugin options.
@@ -46,6 +47,10 @@ type pluginConfig struct {
 	maxOutput  uint32
 	logger     hclog.Logger
 	optionErrs []error
+	// contextTimeout makes a plugin with a call timeout use wazero's
+	// termination checks even if its module could be instrumented (tests
+	// and benchmarks of the fallback).
+	contextTimeout bool
 }
 
 // PluginOption configures a Plugin.
@@ -95,13 +100,26 @@ func WithMemoryLimitPages(n uint32) PluginOption {
 // 0 turns the limit off. The default is DefaultCallTimeout (1 s), so that an
 // endless loop in a plugin cannot stall the stream.
 //
-// The limit is not free. wazero then watches each call's context from a new
-// goroutine (about 2 µs and 9 allocations per call) and compiles into every
-// loop iteration a call back into Go (tight loops run 20 to 40 times
-// slower); see BenchmarkCallTimeout and RATIONALE.md. Turn it off for
-// trusted plugins on hot paths.
-// With the limit on, cancelling the context of a call also stops it
-// (FaultCanceled); with it off the context is only used to wait for an
+// The host enforces the limit by instrumenting the module when it loads it:
+// every function entry and loop header counts down a budget and, every few
+// thousand checks, tests an interrupt flag that a watchdog goroutine of
+// the plugin sets for a call it has seen running for the whole limit. The
+// watchdog looks every eighth of the limit, but at least every 100 ms, so a
+// call is stopped between the limit and the limit plus two such periods
+// after it started (plus the time to its next check: a guest blocked in a
+// host function, such as a WASI sleep, is stopped when it returns). Calls pay a
+// few nanoseconds and no allocation for this; see BenchmarkCallTimeout and
+// RATIONALE.md. Cancelling the context of a call also stops it
+// (FaultCanceled), within the same period.
+//
+// A module the instrumenter does not fully understand (such as one using a
+// WebAssembly feature it does not decode) runs instead with wazero's own
+// termination checks, which cost about 2 µs and 9 allocations per call and
+// slow tight loops 20 to 40 times; the plugin's logger says so at Info
+// level when it loads. Modules that export a global named kpipe.interrupt
+// are among them.
+//
+// With the limit off the context of a call is only used to wait for an
 // instance.
 func WithCallTimeout(d time.Duration) PluginOption {
 	return pluginOptionFunc(func(c *pluginConfig) {
@@ -155,6 +173,12 @@ type Plugin struct {
 	memLimit  uint64 // bytes
 	compiled  wazero.CompiledModule
 	rt        wazero.Runtime
+	// instrumented says that the module was rewritten with interrupt
+	// checks, so that calls run under the plugin's watchdog (watchdog.go)
+	// rather than with wazero's termination checks. retired is closed
+	// when Close has retired every slot, to stop the watchdog.
+	instrumented bool
+	retired      chan struct{}
 
 	// The pool: see pool.go.
 	slots     []slot
@@ -273,15 +297,29 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return nil, nil, errors.New("not a WebAssembly module (the binary does not start with \\0asm)")
 	}
-	m := modePlain
+	logger := cfg.logger
+	if logger == nil {
+		logger = h.logger
+	}
+	logger = logger.With("plugin", name)
+	// Choose how the call timeout is enforced: see WithCallTimeout.
+	m, code, instrumented := modePlain, wasm, false
 	if cfg.timeout > 0 {
-		m = modeInterruptible
+		if cfg.contextTimeout {
+			m = modeInterruptible
+		} else if out, err := instrument.Rewrite(wasm, interruptExport); err != nil {
+			logger.Info("module not instrumented for call timeouts; using wazero's termination checks, which make calls slower",
+				"reason", err)
+			m = modeInterruptible
+		} else {
+			code, instrumented = out, true
+		}
 	}
 	rt, err := h.runtime(ctx, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	cm, err := rt.CompileModule(ctx, wasm)
+	cm, err := rt.CompileModule(ctx, code)
 	if err != nil {
 		return nil, nil, fmt.Errorf("compile: %w", err)
 	}
@@ -291,27 +329,36 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, info, err
 	}
 
-	logger := cfg.logger
-	if logger == nil {
-		logger = h.logger
-	}
-	logger = logger.With("plugin", name)
 	p := &Plugin{
-		host:      h,
-		name:      name,
-		config:    cfg.config,
-		logger:    logger,
-		timeout:   cfg.timeout,
-		maxOutput: cfg.maxOutput,
-		memLimit:  uint64(cfg.memPages) << 16,
-		compiled:  cm,
-		rt:        rt,
-		slots:     make([]slot, cfg.poolSize),
-		wake:      make(chan struct{}, cfg.poolSize),
-		done:      make(chan struct{}),
+		host:         h,
+		name:         name,
+		config:       cfg.config,
+		logger:       logger,
+		timeout:      cfg.timeout,
+		maxOutput:    cfg.maxOutput,
+		memLimit:     uint64(cfg.memPages) << 16,
+		compiled:     cm,
+		rt:           rt,
+		instrumented: instrumented,
+		slots:        make([]slot, cfg.poolSize),
+		wake:         make(chan struct{}, cfg.poolSize),
+		done:         make(chan struct{}),
+	}
+	if instrumented {
+		// The watchdog already guards the calls that initialise the
+		// first instance; if Load fails, it ends once it sees the plugin
+		// closed.
+		p.retired = make(chan struct{})
+		go p.watch()
+		defer func() {
+			if err != nil {
+				p.closed.Store(true)
+			}
+		}()
 	}
 	// The first instance fills slot 0, held until Load returns.
-	p.slots[0].state.Store(slotBusy)
+	p.slots[0].held = 1<<slotSeqShift | slotBusy
+	p.slots[0].state.Store(p.slots[0].held)
 	inst, err := p.newInstance(ctx, &p.slots[0])
 	if err != nil {
 		cm.Close(ctx)

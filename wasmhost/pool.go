@@ -4,44 +4,73 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // The pool of a plugin is a fixed array of slots, one per instance the
 // plugin may have. A slot is free, held by one caller (busy), or retired by
-// Close; a free or held slot has an instance, or none yet (a new slot, or
-// one whose instance faulted and was closed). Taking a free slot is one
-// compare-and-swap; only when every slot is held does a caller block, on
-// the wake channel, which releases signal while someone waits. See
-// RATIONALE.md, "The pool".
+// Close; a slot has an instance, or none yet (a new slot, or one whose
+// instance faulted and was closed). Taking a free slot is one
+// compare-and-swap and giving it back another; only when every slot is
+// held does a caller block, on the wake channel, which free signals while
+// someone waits. See RATIONALE.md, "The pool".
+//
+// The slot state is also what the watchdog of an instrumented plugin
+// watches (watchdog.go): each hold of a slot gets a new sequence number,
+// so "busy with the same state as at the last look" means "the same call".
 type slot struct {
-	state atomic.Uint32
+	// state is the hold's sequence number << slotSeqShift | slot flags.
+	state atomic.Uint64
 	inst  atomic.Pointer[instance]
+
+	// Owned by the holder: the state it set when it took the slot, and
+	// the Done channel it last published in done.
+	held     uint64
+	lastDone <-chan struct{}
+
+	// done is the Done channel of the holder's context (instrumented
+	// plugins only), for the watchdog to stop a call whose context ends.
+	done atomic.Value // <-chan struct{}
+	// reason says why the watchdog interrupted the hold; written before
+	// the state gets slotInterrupted.
+	reason uint32
+
+	// Owned by the watchdog goroutine: the hold it last saw, and when it
+	// first saw it.
+	seenState uint64
+	seenSince time.Time
 
 	_ [64]byte // keep slots on separate cache lines
 }
 
-// Slot states.
+// Slot flags. A slot is free when no flag is set.
 const (
-	slotFree    = 0
-	slotBusy    = 1
-	slotRetired = 2 // taken by Close for good
+	slotBusy         = 1 << iota // held by a caller
+	slotInterrupting             // the watchdog is setting the interrupt flag
+	slotInterrupted              // the watchdog set the interrupt flag
+	slotRetired                  // taken by Close for good
+	slotSeqShift     = iota
+	slotFlags        = 1<<slotSeqShift - 1
 )
 
 // tryTake takes a free slot, preferring one with an idle instance, so that
 // a plugin called by one goroutine at a time keeps using one instance. It
 // returns nil if every slot is busy.
 func (p *Plugin) tryTake() *slot {
-	for i := range p.slots {
-		s := &p.slots[i]
-		if s.state.Load() == slotFree && s.inst.Load() != nil && s.state.CompareAndSwap(slotFree, slotBusy) {
-			return s
-		}
-	}
-	for i := range p.slots {
-		s := &p.slots[i]
-		if s.state.Load() == slotFree && s.state.CompareAndSwap(slotFree, slotBusy) {
-			return s
+	for pass := range 2 {
+		for i := range p.slots {
+			s := &p.slots[i]
+			st := s.state.Load()
+			if st&slotFlags != 0 || (pass == 0 && s.inst.Load() == nil) {
+				continue
+			}
+			held := (st>>slotSeqShift+1)<<slotSeqShift | slotBusy
+			if s.state.CompareAndSwap(st, held) {
+				s.held = held
+				return s
+			}
 		}
 	}
 	return nil
@@ -52,8 +81,8 @@ func (p *Plugin) take(ctx context.Context, h hook) (*slot, error) {
 	if s := p.tryTake(); s != nil {
 		return s, nil
 	}
-	// Announce the wait before looking again: a release that frees a slot
-	// after the second look sees the waiter and sends a wake-up.
+	// Announce the wait before looking again: a free that happens after
+	// the second look sees the waiter and sends a wake-up.
 	p.waiters.Add(1)
 	defer p.waiters.Add(-1)
 	for {
@@ -70,14 +99,36 @@ func (p *Plugin) take(ctx context.Context, h hook) (*slot, error) {
 	}
 }
 
-// free gives a slot back and wakes a waiter, if any.
+// free gives a slot back and wakes a waiter, if any. If the watchdog
+// interrupted the hold, free first clears the instance's interrupt flag:
+// a guest that returned before reaching a check leaves it set, and it must
+// not stop the next call.
 func (p *Plugin) free(s *slot) {
-	s.state.Store(slotFree)
+	idle := s.held &^ slotFlags
+	if !s.state.CompareAndSwap(s.held, idle) {
+		s.settle()
+		if inst := s.inst.Load(); inst != nil && inst.interrupt != nil {
+			inst.interrupt.Set(0)
+		}
+		s.state.Store(idle)
+	}
 	if p.waiters.Load() > 0 {
 		select {
 		case p.wake <- struct{}{}:
 		default: // enough wake-ups are pending
 		}
+	}
+}
+
+// settle waits until a watchdog that began to interrupt the hold has set
+// the interrupt flag, and returns the final state.
+func (s *slot) settle() uint64 {
+	for {
+		st := s.state.Load()
+		if st&slotInterrupting == 0 {
+			return st
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -91,6 +142,12 @@ func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
 	if p.closed.Load() {
 		p.free(s)
 		return nil, p.closedError(h)
+	}
+	if p.instrumented {
+		if d := ctx.Done(); d != s.lastDone {
+			s.done.Store(d)
+			s.lastDone = d
+		}
 	}
 	if inst := s.inst.Load(); inst != nil {
 		return inst, nil
@@ -131,7 +188,11 @@ func (p *Plugin) Close(ctx context.Context) error {
 		var errs []error
 		for i := range p.slots {
 			s := &p.slots[i]
-			for !s.state.CompareAndSwap(slotFree, slotRetired) {
+			for {
+				st := s.state.Load()
+				if st&slotFlags == 0 && s.state.CompareAndSwap(st, st|slotRetired) {
+					break
+				}
 				select {
 				case <-p.wake:
 				case <-ctx.Done():
@@ -143,6 +204,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 			if inst := s.inst.Swap(nil); inst != nil {
 				errs = append(errs, inst.close(ctx))
 			}
+		}
+		if p.retired != nil {
+			close(p.retired)
 		}
 		errs = append(errs, p.compiled.Close(ctx))
 		p.host.unregister(p)

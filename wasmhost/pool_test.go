@@ -149,10 +149,11 @@ func TestCancelStopsCall(t *testing.T) {
 }
 
 // TestTimeoutSurvivesCrossModeCache proves that the two runtime modes do
-// not share compiled code: wazero's cache key ignores whether termination
-// checks were compiled in, so a module first compiled without them (no call
-// timeout) and then loaded from the same cache with a timeout would loop
-// forever. Each Host here stands for a new process.
+// not share compiled code: a module first compiled without wazero's
+// termination checks (no call timeout) and then loaded from the same cache
+// with them (the fallback for modules that cannot be instrumented) would
+// loop forever if the cache handed back the first compilation. Each Host
+// here stands for a new process.
 func TestTimeoutSurvivesCrossModeCache(t *testing.T) {
 	dir := t.TempDir()
 	faulty := wat(t, "faulty")
@@ -168,7 +169,7 @@ func TestTimeoutSurvivesCrossModeCache(t *testing.T) {
 	}
 
 	second := newHost(t, wasmhost.WithCompilationCacheDir(dir))
-	p := load(t, second, "faulty", faulty, plugins.KindInterceptor, wasmhost.WithCallTimeout(100*time.Millisecond))
+	p := load(t, second, "faulty", faulty, plugins.KindInterceptor, wasmhost.WithCallTimeout(100*time.Millisecond), wasmhost.WithContextTimeout())
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.OnSend(ctx, modeRecord(2))

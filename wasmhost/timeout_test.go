@@ -1,0 +1,136 @@
+package wasmhost_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// timeoutModes are the two ways a call timeout is enforced: instrumented
+// modules under the plugin's watchdog (the default), and wazero's
+// termination checks (the fallback).
+var timeoutModes = []struct {
+	name         string
+	opts         []wasmhost.PluginOption
+	instrumented bool
+}{
+	{"instrumented", nil, true},
+	{"wazero", []wasmhost.PluginOption{wasmhost.WithContextTimeout()}, false},
+}
+
+// TestCallTimeoutStopsGuests checks that endless guests are stopped no
+// earlier than the timeout and not much later than the timeout plus two
+// watchdog periods, reported as FaultTimeout, and that the plugin then
+// works on a new instance.
+func TestCallTimeoutStopsGuests(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	// Instrumented: at most timeout + 2 periods (25%) + the guest's way to
+	// its next check. The slack is for a loaded machine.
+	const slack = time.Second
+	guests := []struct {
+		name     string
+		wasm     func(testing.TB) []byte
+		mode     int32
+		instOnly bool // wazero's checks sit at loop headers only
+	}{
+		{"wat loop", func(tb testing.TB) []byte { return wat(tb, "faulty") }, 2, false},
+		{"wat recursion", func(tb testing.TB) []byte { return wat(tb, "faulty") }, 13, true},
+		{"go loop", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }, 5, false},
+	}
+	h := newHost(t)
+	ctx := context.Background()
+	for _, m := range timeoutModes {
+		for _, g := range guests {
+			if g.instOnly && !m.instrumented {
+				continue
+			}
+			t.Run(m.name+"/"+g.name, func(t *testing.T) {
+				opts := append([]wasmhost.PluginOption{wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(timeout)}, m.opts...)
+				p := load(t, h, "guest", g.wasm(t), plugins.KindInterceptor, opts...)
+				defer p.Close(ctx)
+				if p.Instrumented() != m.instrumented {
+					t.Fatalf("Instrumented() = %v, want %v", p.Instrumented(), m.instrumented)
+				}
+				start := time.Now()
+				_, err := p.OnSend(ctx, modeRecord(g.mode))
+				elapsed := time.Since(start)
+				wantFault(t, err, "guest", "kpipe_on_send", wasmhost.FaultTimeout)
+				if elapsed < timeout || elapsed > timeout*5/4+slack {
+					t.Errorf("stopped after %v, want between %v and %v", elapsed, timeout, timeout*5/4+slack)
+				}
+				if v, err := p.OnSend(ctx, modeRecord(0)); err != nil || v != plugins.Continue {
+					t.Fatalf("call after the timeout: %v, %v", v, err)
+				}
+				if st := p.Stats(); st.InstancesReplaced != 1 || st.InstancesCreated != 2 || st.Faults[wasmhost.FaultTimeout] != 1 {
+					t.Errorf("stats = %+v, want one instance replaced after one timeout", st)
+				}
+			})
+		}
+	}
+}
+
+// TestCallUnderTimeoutCompletes checks that a call running for half the
+// timeout is not interrupted, and that a late watchdog cannot interrupt the
+// next call on the same instance: many calls of about half the timeout
+// each, back to back on one instance, all succeed.
+func TestCallUnderTimeoutCompletes(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	const timeout = time.Second
+	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor,
+		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(timeout))
+	if !p.Instrumented() {
+		t.Fatal("faulty.wat was not instrumented")
+	}
+	loop := func(n int64) (time.Duration, error) {
+		r := modeRecord(14)
+		r.Timestamp = time.UnixMilli(n) // the loop count
+		start := time.Now()
+		_, err := p.OnSend(ctx, r)
+		return time.Since(start), err
+	}
+	// Calibrate: find a count that runs for about half the timeout.
+	n := int64(1 << 20)
+	for {
+		d, err := loop(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d > timeout/8 {
+			n = int64(float64(n) * float64(timeout/2) / float64(d))
+			break
+		}
+		n *= 4
+	}
+	for range 6 {
+		if d, err := loop(n); err != nil {
+			t.Fatalf("a call of %v with a timeout of %v failed: %v", d, timeout, err)
+		}
+	}
+	if st := p.Stats(); st.InstancesCreated != 1 || len(st.Faults) != 0 {
+		t.Errorf("stats = %+v, want no fault", st)
+	}
+}
+
+// TestCallTimeoutNoAllocs checks that an instrumented call timeout costs no
+// allocation per call.
+func TestCallTimeoutNoAllocs(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	p := load(t, h, "noop", wat(t, "noop"), plugins.KindInterceptor, wasmhost.WithCallTimeout(time.Second))
+	if !p.Instrumented() {
+		t.Fatal("noop.wat was not instrumented")
+	}
+	r := benchRecord()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := p.OnSend(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a no-op OnSend with a call timeout allocates %v times per call", allocs)
+	}
+}

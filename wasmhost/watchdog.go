@@ -1,0 +1,130 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// interruptExport is the name under which instrumented modules export
+// their interrupt flag (see internal/instrument). ABI section 3 reserves
+// it.
+const interruptExport = "kpipe.interrupt"
+
+// Why the watchdog interrupted a call (slot.reason).
+const (
+	interruptTimeout = 1 + iota
+	interruptContext
+)
+
+// watchdogPeriod is how often a plugin's watchdog looks at its calls: an
+// eighth of the timeout, so that an overrunning call is stopped between
+// the timeout and 1.25 times the timeout after it started (plus the time
+// the guest takes to reach its next check), but at least every 100 ms, so
+// that a cancelled context stops a call soon even with a long timeout, and
+// at most every millisecond.
+func watchdogPeriod(timeout time.Duration) time.Duration {
+	return min(max(timeout/8, time.Millisecond), 100*time.Millisecond)
+}
+
+// watch is the watchdog goroutine of a plugin whose module was instrumented.
+// Each period it looks at the state of every pool slot, and sets the
+// interrupt flag of the instance of a slot it has seen held (by one call:
+// each hold has its own sequence number) for at least the timeout, or whose
+// holder's context is done. It measures only from its own first sighting
+// of a hold, so it never stops a call early, whatever its own delays, and
+// calls pay for no clock reading. A hold covers one hook call (encoding the
+// input, the guest call, decoding the result) or the creation of an
+// instance, including _initialize. watch returns when Close has retired
+// every slot, or, if Close gave up waiting, once the plugin is closed and
+// no slot is held.
+func (p *Plugin) watch() {
+	t := time.NewTicker(watchdogPeriod(p.timeout))
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			if busy := p.scan(now); !busy && p.closed.Load() {
+				return
+			}
+		case <-p.retired:
+			return
+		}
+	}
+}
+
+// scan looks at every slot once and reports whether one was busy.
+func (p *Plugin) scan(now time.Time) bool {
+	busy := false
+	for i := range p.slots {
+		s := &p.slots[i]
+		st := s.state.Load()
+		if st&slotBusy == 0 {
+			continue
+		}
+		busy = true
+		if st&(slotInterrupting|slotInterrupted) != 0 {
+			continue
+		}
+		if s.seenState != st {
+			s.seenState, s.seenSince = st, now
+		}
+		switch {
+		case now.Sub(s.seenSince) >= p.timeout:
+			s.interrupt(st, interruptTimeout)
+		case s.ctxDone():
+			s.interrupt(st, interruptContext)
+		}
+	}
+	return busy
+}
+
+// ctxDone reports whether the context of the slot's holder is done.
+func (s *slot) ctxDone() bool {
+	d, _ := s.done.Load().(<-chan struct{})
+	if d == nil {
+		return false
+	}
+	select {
+	case <-d:
+		return true
+	default:
+		return false
+	}
+}
+
+// interrupt sets the interrupt flag of the slot's instance if the hold
+// whose state is st still goes on. Run by the watchdog.
+func (s *slot) interrupt(st uint64, reason uint32) {
+	if !s.state.CompareAndSwap(st, st|slotInterrupting) {
+		return // the hold ended meanwhile
+	}
+	s.reason = reason
+	if inst := s.inst.Load(); inst != nil && inst.interrupt != nil {
+		inst.interrupt.Set(1)
+	}
+	s.state.Store(st | slotInterrupted)
+}
+
+// interruption says whether the watchdog interrupted the current hold of
+// the instance's slot, and why (0 if it did not). Called by the holder
+// after a guest call failed.
+func (inst *instance) interruption() uint32 {
+	if inst.slot.settle()&slotInterrupted == 0 {
+		return 0
+	}
+	return inst.slot.reason
+}
+
+// interruptedError is the error of a call the watchdog stopped.
+func (inst *instance) interruptedError(ctx context.Context, reason uint32, err error) *callError {
+	if reason == interruptContext {
+		cerr := ctx.Err()
+		if cerr == context.Canceled {
+			return &callError{FaultCanceled, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
+		}
+		return &callError{FaultTimeout, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
+	}
+	return &callError{FaultTimeout, fmt.Errorf("call stopped after running longer than the call timeout of %v: %w (%w)",
+		inst.p.timeout, context.DeadlineExceeded, err)}
+}
