@@ -95,9 +95,14 @@ func (p *Plugin) OnSend(ctx context.Context, r *plugins.Record) (plugins.Verdict
 }
 
 // OnAck implements plugins.Interceptor by calling kpipe_on_ack with the
-// acknowledgement encoding (ABI 4.2, 5.2).
+// acknowledgement encoding (ABI 4.2, 5.2). For an interceptor that does not
+// export kpipe_on_ack (see WantsAcks) it does nothing and returns nil; the
+// call is not counted in Stats.
 func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) error {
 	const h = hookOnAck
+	if p.kinds&plugins.KindInterceptor != 0 && !p.wantsAcks {
+		return nil
+	}
 	var errText string
 	if ack.Err != nil {
 		errText = ack.Err.Error()

@@ -297,3 +297,39 @@ func TestSandbox(t *testing.T) {
 		t.Errorf("random bytes %q do not look random", randoms)
 	}
 }
+
+// TestOptionalOnAck checks that kpipe_on_ack is optional for interceptors
+// (ABI section 2): such a plugin loads, says it wants no acks, and OnAck
+// never reaches the guest.
+func TestOptionalOnAck(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		module    string
+		kind      plugins.Kind
+		wantsAcks bool
+	}{
+		{"interceptor without kpipe_on_ack", "sendonly", plugins.KindInterceptor, false},
+		{"interceptor with kpipe_on_ack", "noop", plugins.KindInterceptor, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := load(t, h, tt.module, wat(t, tt.module), tt.kind)
+			defer p.Close(ctx)
+			if got := p.WantsAcks(); got != tt.wantsAcks {
+				t.Fatalf("WantsAcks() = %v, want %v", got, tt.wantsAcks)
+			}
+			if err := p.OnAck(ctx, modeRecord(0), plugins.Ack{Offset: 1}); err != nil {
+				t.Fatal(err)
+			}
+			want := uint64(0)
+			if tt.wantsAcks {
+				want = 1
+			}
+			if n := p.Stats().Calls.OnAck; n != want {
+				t.Errorf("OnAck calls counted = %d, want %d", n, want)
+			}
+		})
+	}
+}

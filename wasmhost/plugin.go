@@ -173,6 +173,7 @@ type Plugin struct {
 	memLimit  uint64 // bytes
 	compiled  wazero.CompiledModule
 	rt        wazero.Runtime
+	wantsAcks bool // an interceptor that exports kpipe_on_ack
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -243,6 +244,12 @@ func (p *Plugin) Name() string { return p.name }
 
 // Kinds returns the kinds the module declares (kpipe_kinds).
 func (p *Plugin) Kinds() plugins.Kind { return p.kinds }
+
+// WantsAcks reports whether the plugin is an interceptor that exports
+// kpipe_on_ack (optional, ABI section 2). If it does not, OnAck returns nil
+// without calling into the guest, and a caller may skip building the
+// acknowledgement altogether.
+func (p *Plugin) WantsAcks() bool { return p.wantsAcks }
 
 // LoadFile reads a module from path and loads it as Load does; errors name
 // the file.
@@ -375,6 +382,8 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, info, err
 	}
 	p.kinds = kinds
+	_, hasOnAck := cm.ExportedFunctions()[abi.ExportOnAck]
+	p.wantsAcks = kinds&plugins.KindInterceptor != 0 && hasOnAck
 	p.release(inst)
 	if err := h.register(p); err != nil {
 		inst.close(ctx)

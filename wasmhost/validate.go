@@ -248,7 +248,7 @@ func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionD
 		return fmt.Errorf("wrong kind: loaded as %s, but the module declares %s", kindNames(want), kindNames(declared))
 	}
 	for h := range numHooks {
-		if declared&hookKinds[h] == 0 {
+		if declared&hookKinds[h] == 0 || h == hookOnAck { // kpipe_on_ack is optional
 			continue
 		}
 		if _, ok := exports[hookNames[h]]; !ok {

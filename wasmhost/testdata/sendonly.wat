@@ -1,0 +1,8 @@
+;; sendonly.wat: an interceptor without kpipe_on_ack, which ABI section 2
+;; makes optional: the host never tells it about acknowledgements.
+(module
+  (memory (export "memory") 2)
+  (func (export "kpipe_abi_v1"))
+  (func (export "kpipe_kinds") (result i32) (i32.const 1))
+  (func (export "kpipe_buffer") (param $size i32) (result i32) (i32.const 65536))
+  (func (export "kpipe_on_send") (param $len i32) (result i64) (i64.const 0)))
