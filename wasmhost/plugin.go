@@ -353,13 +353,13 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	}
 	if instrumented {
 		// The watchdog already guards the calls that initialise the
-		// first instance; if Load fails, it ends once it sees the plugin
-		// closed.
+		// first instance; if Load fails, it ends.
 		p.retired = make(chan struct{})
 		go p.watch()
 		defer func() {
 			if err != nil {
 				p.closed.Store(true)
+				close(p.retired)
 			}
 		}()
 	}

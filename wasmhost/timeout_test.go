@@ -72,9 +72,9 @@ func TestCallTimeoutStopsGuests(t *testing.T) {
 	}
 }
 
-// TestCallUnderTimeoutCompletes checks that a call running for half the
+// TestCallUnderTimeoutCompletes checks that a call running for 40% of the
 // timeout is not interrupted, and that a late watchdog cannot interrupt the
-// next call on the same instance: many calls of about half the timeout
+// next call on the same instance: calls of 40% of the timeout
 // each, back to back on one instance, all succeed.
 func TestCallUnderTimeoutCompletes(t *testing.T) {
 	h := newHost(t)
@@ -92,7 +92,9 @@ func TestCallUnderTimeoutCompletes(t *testing.T) {
 		_, err := p.OnSend(ctx, r)
 		return time.Since(start), err
 	}
-	// Calibrate: find a count that runs for about half the timeout.
+	// Calibrate: find a count that runs for about 40% of the timeout (a
+	// margin for a loaded machine; the watchdog never stops a call early by
+	// design, and this checks it does not stop calls that end in time).
 	n := int64(1 << 20)
 	for {
 		d, err := loop(n)
@@ -100,7 +102,7 @@ func TestCallUnderTimeoutCompletes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if d > timeout/8 {
-			n = int64(float64(n) * float64(timeout/2) / float64(d))
+			n = int64(float64(n) * float64(timeout*4/10) / float64(d))
 			break
 		}
 		n *= 4
