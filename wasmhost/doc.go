@@ -33,9 +33,13 @@
 //
 // # Costs
 //
-// A hook call is one call into the guest. With the call timeout off, a
-// hook that leaves the record alone does not allocate on the host side
-// (about 0.1–0.2 µs for a module that does nothing). A call timeout (on by
-// default, see WithCallTimeout) adds about 2 µs per call and slows loops in
-// the guest considerably. RATIONALE.md explains the design and its figures.
+// A hook call is one call into the guest. A hook that leaves the record
+// alone does not allocate on the host side (about 0.1 µs for a module that
+// does nothing). The call timeout (on by default, see WithCallTimeout) is
+// enforced by checks the host inserts into the module at function entries
+// and loop headers and by one watchdog goroutine per plugin, which costs
+// nothing per call on the host side; modules the host cannot instrument
+// fall back to wazero's termination checks, which add about 2 µs per call
+// and slow loops considerably. RATIONALE.md explains the design and its
+// figures.
 package wasmhost

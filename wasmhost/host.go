@@ -26,19 +26,22 @@ type Host struct {
 	plugins  map[*Plugin]struct{}
 }
 
-// mode selects one of the Host's two runtimes: plugins with a call timeout
-// need code compiled with termination checks, which the others should not
-// pay for. See RATIONALE.md.
+// mode selects one of the Host's two runtimes. Plugins without a call
+// timeout and plugins whose module was instrumented for it use the plain
+// runtime; the others (modules the instrumenter refuses) need code compiled
+// with wazero's termination checks, which the rest should not pay for. See
+// RATIONALE.md.
 type mode int
 
 const (
-	modePlain         mode = iota // no call timeout
-	modeInterruptible             // call timeout: termination checks compiled in
+	modePlain         mode = iota // no call timeout, or an instrumented module
+	modeInterruptible             // wazero's termination checks compiled in
 )
 
 // cacheSubdir names each mode's compilation cache directory. wazero's cache
-// key does not say whether code was compiled with termination checks, so the
-// modes must never share a directory.
+// key already covers the termination checks (Module.AssignModuleID hashes
+// the flag), so sharing one directory would be safe with wazero v1.12.0;
+// separate directories keep it safe whatever a later wazero does.
 var cacheSubdir = [...]string{modePlain: "plain", modeInterruptible: "interruptible"}
 
 type hostRuntime struct {
