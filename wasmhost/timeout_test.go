@@ -2,6 +2,7 @@ package wasmhost_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +136,28 @@ func TestCallTimeoutNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("a no-op OnSend with a call timeout allocates %v times per call", allocs)
 	}
+}
+
+// TestUninstrumentableModuleFallsBack checks that a module the host cannot
+// instrument still gets its call timeout, from wazero's termination checks,
+// and that the plugin's log says why at Info level.
+func TestUninstrumentableModuleFallsBack(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	var logs logBuffer
+	p := load(t, h, "reserved", wat(t, "reserved_export"), plugins.KindInterceptor,
+		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(100*time.Millisecond), wasmhost.WithLogger(newLogger(&logs)))
+	if p.Instrumented() {
+		t.Fatal("a module exporting kpipe.interrupt was instrumented")
+	}
+	for _, want := range []string{"[INFO]", "not instrumented", `already exports \"kpipe.interrupt\"`, "plugin=reserved"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log does not contain %s:\n%s", want, logs.String())
+		}
+	}
+	if _, err := p.OnSend(ctx, modeRecord(0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.OnSend(ctx, modeRecord(2))
+	wantFault(t, err, "reserved", "kpipe_on_send", wasmhost.FaultTimeout)
 }

@@ -203,6 +203,9 @@ func TestRepoModules(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range m {
+			if filepath.Base(p) == "reserved_export.wat" {
+				continue // exports the reserved name on purpose: refused
+			}
 			rel, _ := filepath.Rel(root, p)
 			paths = append(paths, plugintest.WAT(t, rel))
 		}
