@@ -4,7 +4,9 @@
 // Rewrite appends two mutable i32 globals (new globals come after the
 // existing ones, so no index changes), exports the first, the interrupt
 // flag, under a name the host chooses, and inserts at every function entry
-// and at the start of every loop body a check (see checkCode): it counts
+// and at the start of every loop body a check (see checkCode; a function
+// that reaches its first loop before it can call or branch needs no check
+// at its entry, the loop's comes first): it counts
 // down the second global, and once every Budget checks tests the interrupt
 // flag, trapping with unreachable if it is set, and yields to the Go
 // scheduler. A host that sets the flag to a non-zero value

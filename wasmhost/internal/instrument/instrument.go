@@ -184,7 +184,8 @@ func rewrite(wasm []byte, exportName string) []byte {
 // interrupt global was set. See checkCode.
 const Budget = 4096
 
-// checkCode returns the instructions inserted at function entries and loop
+// checkCode returns the instructions inserted at function entries (unless
+// needsEntryCheck says the function's first loop comes first) and loop
 // headers, given the indices of the interrupt and budget globals:
 //
 //	global.get $budget
@@ -343,7 +344,9 @@ func rewriteBody(out []byte, r *reader, check []byte) []byte {
 		r.valType()
 	}
 	out = append(out, r.b[:r.pos]...)
-	out = append(out, check...)
+	if needsEntryCheck(*r) {
+		out = append(out, check...)
+	}
 	copied := r.pos
 	depth := 1 // the function body is a block that ends with its own end
 	for depth > 0 {
@@ -382,6 +385,31 @@ func rewriteBody(out []byte, r *reader, check []byte) []byte {
 		r.fail("bytes after the end of the function body")
 	}
 	return append(out, r.b[copied:]...)
+}
+
+// needsEntryCheck reports whether a function body, read from r (a copy),
+// needs the check at its entry. It does not if every call of the function
+// reaches the header of a loop, and so a check, before it can call, branch
+// or return: the body starts with straight-line code and block openings,
+// then a loop. Every call then still passes at least one check, so endless
+// recursion is stopped as surely, and a call costs one check instead of
+// two. Go's wasm code is built that way: each function is a loop around a
+// jump table.
+func needsEntryCheck(r reader) bool {
+	for {
+		switch op := r.byte(); op {
+		case 0x03: // loop
+			return false
+		case 0x02: // block: entered in sequence
+			r.blockType()
+		case 0x00, 0x04, 0x05, 0x08, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x1f, 0xd5, 0xd6:
+			// unreachable, if, else, throw, throw_ref, end, branches,
+			// return, calls, try_table, br_on_null, br_on_non_null
+			return true
+		default:
+			r.immediates(op)
+		}
+	}
 }
 
 func appendSection(out []byte, id byte, content []byte) []byte {

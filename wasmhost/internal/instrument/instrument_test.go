@@ -155,6 +155,8 @@ func TestInterrupt(t *testing.T) {
 	wantTrap("spin with the flag set", err)
 	_, err = mod.ExportedFunction("fib").Call(ctx, 40) // about 10^9 calls, no loop
 	wantTrap("fib with the flag set", err)
+	_, err = mod.ExportedFunction("deep").Call(ctx) // stopped before the stack overflows
+	wantTrap("deep with the flag set", err)
 	g.Set(0)
 	if _, err := mod.ExportedFunction("run").Call(ctx); err != nil {
 		t.Fatalf("run after clearing the flag: %v", err)

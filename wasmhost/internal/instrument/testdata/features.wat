@@ -107,6 +107,11 @@
 
   (func (export "drops") (data.drop $d) (elem.drop $e))
   (func (export "spin") (loop $l (br $l)))
+  ;; endless recursion from inside a loop at the start of the function,
+  ;; which therefore gets no entry check: the loop's check must do
+  (func $deep (export "deep") (local i32)
+    (local.set 0 (i32.const 1))
+    (block (loop (call $deep) (br 1))))
   ;; loop-free recursion: only the function entry checks see it
   (func $fib (export "fib") (param i32) (result i32)
     (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
