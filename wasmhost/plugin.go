@@ -363,8 +363,13 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 			}
 		}()
 	}
-	// The first instance fills slot 0, held until Load returns.
+	// The first instance fills slot 0, held until Load returns; the
+	// watchdog stops its initialisation if ctx ends.
 	p.slots[0].held = 1<<slotSeqShift | slotBusy
+	if d := ctx.Done(); instrumented && d != nil {
+		p.slots[0].done.Store(d)
+		p.slots[0].lastDone = d
+	}
 	p.slots[0].state.Store(p.slots[0].held)
 	inst, err := p.newInstance(ctx, &p.slots[0])
 	if err != nil {
