@@ -32,7 +32,8 @@ const (
 	// limit, or a record that does not decode.
 	FaultInvalidOutput
 	// FaultInstantiate: a new instance, replacing a faulted one, could not be
-	// created or initialised.
+	// created or initialised, or its creation overran its limit (see
+	// WithCallTimeout).
 	FaultInstantiate
 
 	numFaultReasons = iota + 1

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
@@ -45,19 +46,29 @@ type instance struct {
 	// interrupt is the interrupt flag of an instrumented module
 	// (Plugin.instrumented, watchdog.go); nil otherwise.
 	interrupt api.MutableGlobal
+	// creating is true while newInstance runs: calls are then held to
+	// the plugin's creation limit, not to its call timeout; without
+	// instrumentation, to createDeadline.
+	creating       bool
+	createDeadline time.Time
 }
 
 // newInstance instantiates the plugin's module in the sandbox for slot s,
-// which the caller holds, runs _initialize and kpipe_init, and obtains the
-// input buffer. On success the instance is s's instance.
+// which the caller holds (with slotCreating set, for the watchdog), runs
+// _initialize and kpipe_init, and obtains the input buffer. All of it is
+// held to the plugin's creation limit (Plugin.createTimeout), not to the
+// call timeout. On success the instance is s's instance.
 func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
 	inst := &instance{
-		p:      p,
-		slot:   s,
-		stack:  make([]uint64, 2),
-		memory: &limitedMemory{limit: p.memLimit},
-		stdout: newLineWriter(p.logger, hclog.Info, "stdout"),
-		stderr: newLineWriter(p.logger, hclog.Warn, "stderr"),
+		p:        p,
+		slot:     s,
+		creating: true,
+		stack:    make([]uint64, 2),
+		// Used only by wazero's termination checks (not instrumented).
+		createDeadline: time.Now().Add(p.createTimeout),
+		memory:         &limitedMemory{limit: p.memLimit},
+		stdout:         newLineWriter(p.logger, hclog.Info, "stdout"),
+		stderr:         newLineWriter(p.logger, hclog.Warn, "stderr"),
 	}
 	inst.ctx = context.WithValue(context.Background(), instanceKey{}, inst)
 	cfg := wazero.NewModuleConfig().
@@ -91,11 +102,17 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
 	}
 	s.inst.Store(inst)
+	if inst.interrupt != nil && s.settle()&slotInterrupted != 0 {
+		// The watchdog interrupted the creation before the instance
+		// existed: the flag was not set, so set it now.
+		inst.interrupt.Set(1)
+	}
 	if err := inst.initialize(ctx); err != nil {
 		s.inst.Store(nil)
 		inst.close(ctx)
 		return nil, err
 	}
+	inst.creating = false
 	return inst, nil
 }
 
@@ -155,9 +172,19 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		}
 	case inst.p.timeout > 0:
 		// wazero's termination checks, watching a context per call.
-		cctx, cancel := context.WithTimeout(ctx, inst.p.timeout)
+		var cctx context.Context
+		var cancel context.CancelFunc
+		if inst.creating {
+			cctx, cancel = context.WithDeadline(ctx, inst.createDeadline)
+		} else {
+			cctx, cancel = context.WithTimeout(ctx, inst.p.timeout)
+		}
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
 		cancel()
+		if err != nil && inst.creating && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return &callError{FaultTimeout, fmt.Errorf("instance creation stopped after running longer than its limit of %v: %w",
+				inst.p.createTimeout, err)}
+		}
 	default:
 		err = fn.CallWithStack(inst.ctx, inst.stack)
 	}

@@ -31,6 +31,24 @@ const (
 	DefaultMaxOutputBytes = 16 << 20
 )
 
+// minCreateTimeout is the least time the creation of an instance may take
+// when the plugin has a call timeout; see createTimeout. A variable for the
+// tests.
+var minCreateTimeout = 5 * time.Second
+
+// createTimeout is the limit on creating one instance (instantiation,
+// _initialize, kpipe_init, the first kpipe_buffer) of a plugin whose call
+// timeout is d: ten times d, but at least minCreateTimeout; none if d is 0.
+// Creating an instance is not charged to the call that needs it: a Go guest
+// takes milliseconds to initialise its runtime, far more on a loaded
+// machine, which would fail calls under a short timeout.
+func createTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return max(10*d, minCreateTimeout)
+}
+
 // maxMemoryPages is the largest guest memory the ABI allows: 2 GiB, so that
 // every slice pointer is below 2^31.
 const maxMemoryPages = 32768
@@ -119,8 +137,16 @@ func WithMemoryLimitPages(n uint32) PluginOption {
 // level when it loads. Modules that export a global named kpipe.interrupt
 // are among them.
 //
+// Creating an instance (instantiating the module, running _initialize and
+// kpipe_init, obtaining the input buffer), at Load or when a call needs a
+// new instance, is not charged to the call: it has its own limit of ten
+// times the call timeout, but at least 5 s, and the call's time starts once
+// the instance exists. A creation that overruns it is stopped and the call
+// fails with a Fault of reason FaultInstantiate (Load fails with an error
+// naming the plugin and the limit).
+//
 // With the limit off the context of a call is only used to wait for an
-// instance.
+// instance, and creating an instance has no limit either.
 func WithCallTimeout(d time.Duration) PluginOption {
 	return pluginOptionFunc(func(c *pluginConfig) {
 		if d < 0 {
@@ -163,17 +189,19 @@ var hookKinds = [numHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindInte
 // plugins.Partitioner; calling a hook of a kind the module does not declare
 // returns an error. It is safe for concurrent use.
 type Plugin struct {
-	host      *Host
-	name      string
-	kinds     plugins.Kind
-	config    []byte
-	logger    hclog.Logger
-	timeout   time.Duration
-	maxOutput uint32
-	memLimit  uint64 // bytes
-	compiled  wazero.CompiledModule
-	rt        wazero.Runtime
-	wantsAcks bool // an interceptor that exports kpipe_on_ack
+	host    *Host
+	name    string
+	kinds   plugins.Kind
+	config  []byte
+	logger  hclog.Logger
+	timeout time.Duration
+	// createTimeout limits the creation of an instance (createTimeout).
+	createTimeout time.Duration
+	maxOutput     uint32
+	memLimit      uint64 // bytes
+	compiled      wazero.CompiledModule
+	rt            wazero.Runtime
+	wantsAcks     bool // an interceptor that exports kpipe_on_ack
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -337,19 +365,20 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	}
 
 	p := &Plugin{
-		host:         h,
-		name:         name,
-		config:       cfg.config,
-		logger:       logger,
-		timeout:      cfg.timeout,
-		maxOutput:    cfg.maxOutput,
-		memLimit:     uint64(cfg.memPages) << 16,
-		compiled:     cm,
-		rt:           rt,
-		instrumented: instrumented,
-		slots:        make([]slot, cfg.poolSize),
-		wake:         make(chan struct{}, cfg.poolSize),
-		done:         make(chan struct{}),
+		host:          h,
+		name:          name,
+		config:        cfg.config,
+		logger:        logger,
+		timeout:       cfg.timeout,
+		createTimeout: createTimeout(cfg.timeout),
+		maxOutput:     cfg.maxOutput,
+		memLimit:      uint64(cfg.memPages) << 16,
+		compiled:      cm,
+		rt:            rt,
+		instrumented:  instrumented,
+		slots:         make([]slot, cfg.poolSize),
+		wake:          make(chan struct{}, cfg.poolSize),
+		done:          make(chan struct{}),
 	}
 	if instrumented {
 		// The watchdog already guards the calls that initialise the
@@ -364,8 +393,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		}()
 	}
 	// The first instance fills slot 0, held until Load returns; the
-	// watchdog stops its initialisation if ctx ends.
-	p.slots[0].held = 1<<slotSeqShift | slotBusy
+	// watchdog stops its creation if ctx ends or it overruns the creation
+	// limit.
+	p.slots[0].held = 1<<slotSeqShift | slotBusy | slotCreating
 	if d := ctx.Done(); instrumented && d != nil {
 		p.slots[0].done.Store(d)
 		p.slots[0].lastDone = d
@@ -376,6 +406,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		cm.Close(ctx)
 		return nil, info, err
 	}
+	p.slots[0].rehold(0)
 	kinds, err := inst.declaredKinds(ctx)
 	if err == nil {
 		info.Kinds = kinds

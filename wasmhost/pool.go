@@ -51,6 +51,7 @@ const (
 	slotInterrupting             // the watchdog is setting the interrupt flag
 	slotInterrupted              // the watchdog set the interrupt flag
 	slotRetired                  // taken by Close for good
+	slotCreating                 // the holder is creating the slot's instance
 	slotSeqShift     = iota
 	slotFlags        = 1<<slotSeqShift - 1
 )
@@ -152,12 +153,33 @@ func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
 	if inst := s.inst.Load(); inst != nil {
 		return inst, nil
 	}
+	// Creating the instance is not part of the call: it runs under its
+	// own limit, and the call's time starts when it is done.
+	s.rehold(slotCreating)
 	inst, err := p.newInstance(ctx, s)
 	if err != nil {
 		p.free(s)
 		return nil, p.fault(h, FaultInstantiate, err)
 	}
+	s.rehold(0)
 	return inst, nil
+}
+
+// rehold starts a new hold of the slot, which its caller holds, with the
+// extra flags given (slotCreating or 0): the watchdog sees a new sequence
+// number and measures the work that follows from its start, against the
+// limit the flags select. If the watchdog interrupted the hold that ends,
+// rehold clears the instance's interrupt flag: whatever it stopped is over.
+func (s *slot) rehold(flags uint64) {
+	held := (s.held>>slotSeqShift+1)<<slotSeqShift | slotBusy | flags
+	if !s.state.CompareAndSwap(s.held, held) {
+		s.settle()
+		if inst := s.inst.Load(); inst != nil && inst.interrupt != nil {
+			inst.interrupt.Set(0)
+		}
+		s.state.Store(held)
+	}
+	s.held = held
 }
 
 func (p *Plugin) closedError(h hook) error {

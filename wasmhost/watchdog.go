@@ -34,8 +34,11 @@ func watchdogPeriod(timeout time.Duration) time.Duration {
 // holder's context is done. It measures only from its own first sighting
 // of a hold, so it never stops a call early, whatever its own delays, and
 // calls pay for no clock reading. A hold covers one hook call (encoding the
-// input, the guest call, decoding the result) or the creation of an
-// instance, including _initialize. watch returns when Close has retired
+// input, the guest call, decoding the result), or the creation of an
+// instance (instantiation, _initialize, kpipe_init, the first kpipe_buffer),
+// which is marked slotCreating and held to the plugin's creation limit
+// instead of the call timeout; a call that needs a new instance starts a new
+// hold once it is created (slot.rehold). watch returns when Close has retired
 // every slot, or, if Close gave up waiting, once the plugin is closed and
 // no slot is held.
 func (p *Plugin) watch() {
@@ -69,8 +72,12 @@ func (p *Plugin) scan(now time.Time) bool {
 		if s.seenState != st {
 			s.seenState, s.seenSince = st, now
 		}
+		limit := p.timeout
+		if st&slotCreating != 0 {
+			limit = p.createTimeout
+		}
 		switch {
-		case now.Sub(s.seenSince) >= p.timeout:
+		case now.Sub(s.seenSince) >= limit:
 			s.interrupt(st, interruptTimeout)
 		case s.ctxDone():
 			s.interrupt(st, interruptContext)
@@ -124,6 +131,10 @@ func (inst *instance) interruptedError(ctx context.Context, reason uint32, err e
 			return &callError{FaultCanceled, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
 		}
 		return &callError{FaultTimeout, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
+	}
+	if inst.creating {
+		return &callError{FaultTimeout, fmt.Errorf("instance creation stopped after running longer than its limit of %v: %w (%w)",
+			inst.p.createTimeout, context.DeadlineExceeded, err)}
 	}
 	return &callError{FaultTimeout, fmt.Errorf("call stopped after running longer than the call timeout of %v: %w (%w)",
 		inst.p.timeout, context.DeadlineExceeded, err)}

@@ -2,7 +2,9 @@ package wasmhost
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +75,104 @@ func TestLateWatchdog(t *testing.T) {
 	}
 	if st := p.Stats(); st.InstancesCreated != 1 || len(st.Faults) != 0 {
 		t.Errorf("stats = %+v, want one instance and no fault", st)
+	}
+}
+
+// TestCreationNotChargedToCall checks that creating an instance is held to
+// the creation limit, not to the call timeout: a kpipe_init slower than the
+// timeout neither fails Load nor the call that needs a new instance, and a
+// kpipe_init that never returns is stopped at the creation limit and
+// reported as an instantiate fault of the plugin.
+func TestCreationNotChargedToCall(t *testing.T) {
+	const (
+		timeout = 20 * time.Millisecond
+		slowCfg = "0123456789" // slow_init.wat: 10 bytes, 100 ms in kpipe_init
+		slack   = 2 * time.Second
+	)
+	defer func(d time.Duration) { minCreateTimeout = d }(minCreateTimeout)
+	minCreateTimeout = 300 * time.Millisecond
+	ctx := context.Background()
+	h, err := New(ctx, WithoutCompilationCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	wasm, err := os.ReadFile(plugintest.WAT(t, "wasmhost/testdata/slow_init.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &plugins.Record{Topic: "t"}
+	for _, m := range []struct {
+		name         string
+		opts         []PluginOption
+		instrumented bool
+	}{
+		{"instrumented", nil, true},
+		{"wazero", []PluginOption{WithContextTimeout()}, false},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			opts := append([]PluginOption{WithPoolSize(2), WithCallTimeout(timeout), WithConfig([]byte(slowCfg))}, m.opts...)
+			p, err := h.Load(ctx, "slow", wasm, plugins.KindInterceptor, opts...)
+			if err != nil {
+				t.Fatalf("Load with a kpipe_init slower than the call timeout: %v", err)
+			}
+			defer p.Close(ctx)
+			if p.instrumented != m.instrumented {
+				t.Fatalf("instrumented = %v, want %v", p.instrumented, m.instrumented)
+			}
+			if p.createTimeout != minCreateTimeout {
+				t.Fatalf("createTimeout = %v, want %v", p.createTimeout, minCreateTimeout)
+			}
+
+			// Hold the first instance: the call needs a second one.
+			first, err := p.acquire(ctx, hookOnSend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.OnSend(ctx, r); err != nil {
+				t.Fatalf("call creating a new instance with a slow kpipe_init: %v", err)
+			}
+			p.release(first)
+			if st := p.Stats(); st.InstancesCreated != 2 || len(st.Faults) != 0 {
+				t.Fatalf("stats = %+v, want two instances and no fault", st)
+			}
+
+			// A kpipe_init that never returns, for a new instance.
+			p.config = nil
+			first, err = p.acquire(ctx, hookOnSend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := p.acquire(ctx, hookOnSend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.discard(second) // the next call creates an instance in its slot
+			start := time.Now()
+			_, err = p.OnSend(ctx, r)
+			elapsed := time.Since(start)
+			p.release(first)
+			var f *Fault
+			if !errors.As(err, &f) || f.Plugin != "slow" || f.Reason != FaultInstantiate || f.Hook != hookNames[hookOnSend] {
+				t.Fatalf("endless kpipe_init: error %v, want an instantiate fault of plugin \"slow\"", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "kpipe_init") || !strings.Contains(msg, "limit of 300ms") {
+				t.Errorf("error %q does not name kpipe_init and the creation limit", msg)
+			}
+			if elapsed < minCreateTimeout || elapsed > minCreateTimeout+slack {
+				t.Errorf("endless kpipe_init stopped after %v, want %v to %v", elapsed, minCreateTimeout, minCreateTimeout+slack)
+			}
+
+			// Load itself, with a kpipe_init that never returns.
+			start = time.Now()
+			_, err = h.Load(ctx, "endless", wasm, plugins.KindInterceptor, append(opts[:2:2], m.opts...)...)
+			elapsed = time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), `"endless"`) || !strings.Contains(err.Error(), "limit of 300ms") {
+				t.Fatalf("Load with an endless kpipe_init: %v, want an error naming the plugin and the creation limit", err)
+			}
+			if elapsed < minCreateTimeout || elapsed > minCreateTimeout+slack {
+				t.Errorf("Load stopped after %v, want %v to %v", elapsed, minCreateTimeout, minCreateTimeout+slack)
+			}
+		})
 	}
 }
