@@ -58,7 +58,10 @@ type instance struct {
 // _initialize and kpipe_init, and obtains the input buffer. All of it is
 // held to the plugin's creation limit (Plugin.createTimeout), not to the
 // call timeout. On success the instance is s's instance.
-func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
+//
+// A probe (for Inspect, after kpipe_init failed) runs only _initialize: it
+// can answer kpipe_kinds and nothing else, and must be closed after use.
+func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instance, error) {
 	inst := &instance{
 		p:        p,
 		slot:     s,
@@ -107,7 +110,7 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
 		// existed: the flag was not set, so set it now.
 		inst.interrupt.Set(1)
 	}
-	if err := inst.initialize(ctx); err != nil {
+	if err := inst.initialize(ctx, probe); err != nil {
 		s.inst.Store(nil)
 		inst.close(ctx)
 		return nil, err
@@ -117,12 +120,15 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot) (*instance, error) {
 }
 
 // initialize runs _initialize and kpipe_init if the module exports them,
-// then asks for the input buffer.
-func (inst *instance) initialize(ctx context.Context) error {
+// then asks for the input buffer. A probe stops after _initialize.
+func (inst *instance) initialize(ctx context.Context, probe bool) error {
 	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
 		if err := inst.callInit(ctx, fn); err != nil {
 			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
 		}
+	}
+	if probe {
+		return nil
 	}
 	if fn := inst.mod.ExportedFunction(abi.ExportInit); fn != nil {
 		inst.errSet = false

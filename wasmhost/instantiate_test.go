@@ -34,7 +34,7 @@ func BenchmarkInstantiate(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				inst, err := p.newInstance(ctx, &slot{})
+				inst, err := p.newInstance(ctx, &slot{}, false)
 				if err != nil {
 					b.Fatal(err)
 				}

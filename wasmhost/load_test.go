@@ -130,8 +130,58 @@ func TestInspect(t *testing.T) {
 		t.Errorf("Inspect(bad_abi) = %+v, %v", info, err)
 	}
 	info, err = h.Inspect(context.Background(), wat(t, "bad_kinds"))
-	if err == nil || info == nil || info.Kinds != 9 {
+	if err == nil || info == nil || info.Kinds != 9 || info.InitError != nil {
 		t.Errorf("Inspect(bad_kinds) = %+v, %v; want kinds 9 and an error", info, err)
+	}
+}
+
+// TestInspectInitFailure checks that Inspect reports the kinds and ABI
+// version of a module whose kpipe_init fails (as the Go examples' do
+// without their config), with the init error, and that it passes the
+// config it is given to kpipe_init.
+func TestInspectInitFailure(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		wasm      func(testing.TB) []byte
+		opts      []wasmhost.PluginOption
+		kinds     plugins.Kind
+		initError string // "": kpipe_init succeeds
+	}{
+		{"wat set_error", func(tb testing.TB) []byte { return wat(tb, "init_error") }, nil,
+			plugins.KindInterceptor, "kpipe_init failed: no config"},
+		// _initialize traps: no instance can say its kinds.
+		{"wat trap", func(tb testing.TB) []byte { return wat(tb, "trap_init") }, nil,
+			0, "_initialize: trap"},
+		{"go init fails", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) },
+			[]wasmhost.PluginOption{wasmhost.WithConfig([]byte(`{"fail_init":true}`))},
+			plugins.KindInterceptor | plugins.KindSerializer | plugins.KindPartitioner, "fail_init is set"},
+		{"go init succeeds", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }, nil,
+			plugins.KindInterceptor | plugins.KindSerializer | plugins.KindPartitioner, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, err := h.Inspect(ctx, tt.wasm(t), tt.opts...)
+			if info == nil {
+				t.Fatalf("Inspect returned no info: %v", err)
+			}
+			if info.Kinds != tt.kinds || info.ABIVersion != 1 {
+				t.Errorf("kinds %#x, ABI v%d; want %#x, v1", uint32(info.Kinds), info.ABIVersion, uint32(tt.kinds))
+			}
+			if tt.initError == "" {
+				if err != nil || info.InitError != nil {
+					t.Errorf("error %v, InitError %v; want none", err, info.InitError)
+				}
+				return
+			}
+			if info.InitError == nil || !strings.Contains(info.InitError.Error(), tt.initError) {
+				t.Errorf("InitError = %v, want one containing %q", info.InitError, tt.initError)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.initError) {
+				t.Errorf("error = %v, want one containing %q", err, tt.initError)
+			}
+		})
 	}
 }
 

@@ -65,6 +65,9 @@ type pluginConfig struct {
 	maxOutput  uint32
 	logger     hclog.Logger
 	optionErrs []error
+	// inspect makes load read the kinds of a module whose first instance
+	// fails to initialise (Inspect).
+	inspect bool
 	// contextTimeout makes a plugin with a call timeout use wazero's
 	// termination checks even if its module could be instrumented (tests
 	// and benchmarks of the fallback).
@@ -401,8 +404,12 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		p.slots[0].lastDone = d
 	}
 	p.slots[0].state.Store(p.slots[0].held)
-	inst, err := p.newInstance(ctx, &p.slots[0])
+	inst, err := p.newInstance(ctx, &p.slots[0], false)
 	if err != nil {
+		if cfg.inspect {
+			info.InitError = err
+			info.Kinds = p.probeKinds(ctx)
+		}
 		cm.Close(ctx)
 		return nil, info, err
 	}
@@ -427,6 +434,30 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, info, err
 	}
 	return p, info, nil
+}
+
+// probeKinds asks kpipe_kinds of an instance on which kpipe_init did not
+// run, in slot 0, which load holds, after the first instance failed to
+// initialise. It returns 0 if even that fails.
+func (p *Plugin) probeKinds(ctx context.Context) plugins.Kind {
+	s := &p.slots[0]
+	s.rehold(slotCreating)
+	inst, err := p.newInstance(ctx, s, true)
+	if err != nil {
+		p.logger.Debug("cannot read the kinds of a module that fails to initialise", "error", err)
+		return 0
+	}
+	defer func() {
+		s.inst.Store(nil)
+		inst.close(ctx)
+	}()
+	s.rehold(0)
+	kinds, err := inst.declaredKinds(ctx)
+	if err != nil {
+		p.logger.Debug("cannot read the kinds of a module that fails to initialise", "error", err)
+		return 0
+	}
+	return kinds
 }
 
 // fault counts, logs and returns a fault.

@@ -156,7 +156,7 @@ func (p *Plugin) acquire(ctx context.Context, h hook) (*instance, error) {
 	// Creating the instance is not part of the call: it runs under its
 	// own limit, and the call's time starts when it is done.
 	s.rehold(slotCreating)
-	inst, err := p.newInstance(ctx, s)
+	inst, err := p.newInstance(ctx, s, false)
 	if err != nil {
 		p.free(s)
 		return nil, p.fault(h, FaultInstantiate, err)

@@ -23,8 +23,16 @@ type ModuleInfo struct {
 	// (kpipe_abi_vN exports), supported or not, in increasing order.
 	Markers []int
 	// Kinds is what the module's kpipe_kinds returned, or 0 if it could not
-	// be called because the module is invalid.
+	// be called because the module is invalid. If the module fails to
+	// initialise (see InitError), Kinds comes from an instance on which
+	// only _initialize ran.
 	Kinds plugins.Kind
+	// InitError is why the module's first instance failed to initialise
+	// (instantiation, _initialize, kpipe_init, kpipe_buffer), typically a
+	// kpipe_init that wants a config Inspect was not given; nil if it
+	// initialised, or if Inspect did not get that far. Inspect returns
+	// this error too.
+	InitError error
 	// Exports are the module's exported functions, sorted by name.
 	Exports []Func
 	// Imports are the module's imported functions, in import order.
@@ -261,11 +269,16 @@ func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionD
 
 // Inspect compiles a module and describes it: the ABI version, the kinds it
 // declares, its imports and exports. It also validates the module as Load
-// would (instantiating it once, in the sandbox, to call kpipe_kinds). If the
-// module is invalid Inspect returns the error together with whatever it
-// could read (nil only if the bytes are not a WebAssembly module at all).
-func (h *Host) Inspect(ctx context.Context, wasm []byte) (*ModuleInfo, error) {
-	p, info, err := h.load(ctx, "inspect", wasm, 0, []PluginOption{WithPoolSize(1)})
+// would with the same options (instantiating it once, in the sandbox, which
+// runs its kpipe_init; give WithConfig for a plugin that needs a config).
+// The options are those of Load; the pool size is always 1. If the module
+// is invalid, or does not load with these options, Inspect returns the
+// error together with whatever it could read (nil only if the bytes are not
+// a WebAssembly module at all): when only the initialisation fails, the
+// info has the kinds anyway, and the error again as InitError.
+func (h *Host) Inspect(ctx context.Context, wasm []byte, opts ...PluginOption) (*ModuleInfo, error) {
+	opts = append(opts[:len(opts):len(opts)], WithPoolSize(1), pluginOptionFunc(func(c *pluginConfig) { c.inspect = true }))
+	p, info, err := h.load(ctx, "inspect", wasm, 0, opts)
 	if err != nil {
 		return info, err
 	}

@@ -608,6 +608,23 @@ func TestPluginTestTrap(t *testing.T) {
 	}
 }
 
+// TestPluginInspectInitFailure runs plugin inspect on an interceptor whose
+// kpipe_init always fails, as plugins that need a config do without one: the
+// kinds are still shown, with why the module does not load and a hint about
+// --config, exit 1.
+func TestPluginInspectInitFailure(t *testing.T) {
+	mod := plugintest.WAT(t, "wasmhost/testdata/init_error.wasm")
+	r := kpipe(t, "", "", "plugin", "inspect", mod)
+	if r.code != 1 {
+		t.Fatalf("want exit 1, got %s", r)
+	}
+	for _, want := range []string{"abi:      v1", "kinds:    interceptor", "load:     FAILED", "kpipe_init failed: no config", "--config"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
 // TestRunInterrupt sends SIGINT to a run whose stdin stays open: the run must
 // stop waiting for input, flush what it sent, print its summary and exit 130.
 func TestRunInterrupt(t *testing.T) {

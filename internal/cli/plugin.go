@@ -66,6 +66,7 @@ func newPluginInspectCmd(e *env) *cobra.Command {
 declares, its memory limits, its exports and imports, and whether it loads. No
 hook is called, but the module is instantiated once, which runs its kpipe_init:
 give the plugin's config with --config or --config-json if its init needs one.
+The kinds are shown even when kpipe_init fails.
 
 Exit status 1 if the module does not load.`,
 		Example: `  kpipe plugin inspect build/plugins/route.wasm --config-json '{"key_prefix_routes":{"eu-":0}}'`,
@@ -85,22 +86,17 @@ Exit status 1 if the module does not load.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			info, _ := host.Inspect(ctx, wasm)
-			if info == nil {
-				_, err := host.Load(ctx, "inspect", wasm, 0)
-				return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", args[0], err)}
-			}
-			// Inspect runs kpipe_init without config; load again with it
-			// to learn the kinds and whether the module really loads.
 			var opts []wasmhost.PluginOption
 			if cfg != nil {
 				opts = append(opts, wasmhost.WithConfig(cfg))
 			}
-			p, lerr := host.Load(ctx, "inspect", wasm, 0, append(opts, wasmhost.WithPoolSize(1))...)
-			kinds := info.Kinds
-			if lerr == nil {
-				kinds = p.Kinds()
+			// Inspect reads the kinds even if kpipe_init fails, and
+			// says why the module does not load (lerr).
+			info, lerr := host.Inspect(ctx, wasm, opts...)
+			if info == nil {
+				return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", args[0], lerr)}
 			}
+			kinds := info.Kinds
 			w := e.stdout
 			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], len(wasm))
 			if info.ABIVersion > 0 {
@@ -124,6 +120,9 @@ Exit status 1 if the module does not load.`,
 			}
 			if lerr != nil {
 				fmt.Fprintf(w, "load:     FAILED: %s\n", oneLine(lerr))
+				if info.InitError != nil && cfg == nil {
+					fmt.Fprintln(w, "          (the plugin failed to initialise without a config: give it one with --config or --config-json)")
+				}
 				return silentExit(ExitFailed)
 			}
 			fmt.Fprintln(w, "load:     ok")
