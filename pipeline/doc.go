@@ -10,7 +10,9 @@
 //  3. the partitioner, unless the record names its partition;
 //  4. the Kafka client, which batches, compresses, retries and sends;
 //  5. the OnAck of every interceptor whose OnSend saw the record, for
-//     success and failure alike, then the record's callback.
+//     success and failure alike (except interceptors that want no
+//     acknowledgements, see plugins.AckObserver), then the record's
+//     callback.
 //
 // Every record ends in exactly one Outcome, reported once to its callback:
 // Delivered, Filtered (dropped by an interceptor) or Failed, with the reason.

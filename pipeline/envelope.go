@@ -21,7 +21,7 @@ type envelope struct {
 	kr       kgo.Record // first: envelopeOf depends on it
 	rec      *plugins.Record
 	cb       func(*plugins.Record, Result)
-	seen     uint64 // bit i: interceptor i saw the record in OnSend
+	seen     uint64 // bit i: interceptor i saw the record in OnSend and wants its OnAck
 	explicit bool   // the record names its partition
 	stored   bool   // the partitioner stored timestamp and partition in rec
 	origPart int32  // the record's Partition when it was sent

@@ -259,7 +259,10 @@ func Retries(n int) Option { return optionFunc(func(c *config) { c.retries = n }
 func DefaultTopic(topic string) Option { return optionFunc(func(c *config) { c.defaultTopic = topic }) }
 
 // Interceptor appends an interceptor to the chain. Interceptors run in the
-// order given; name identifies it in logs and Stats. At most 64.
+// order given; name identifies it in logs and Stats. At most 64. If ic
+// implements plugins.AckObserver and its WantsAcks returns false (as a WASM
+// interceptor without kpipe_on_ack does), its OnAck is never called and it
+// has no on_ack entry in Stats.
 func Interceptor(name string, ic plugins.Interceptor) Option {
 	return optionFunc(func(c *config) { c.interceptors = append(c.interceptors, namedInterceptor{name, ic}) })
 }

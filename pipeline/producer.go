@@ -131,6 +131,7 @@ type cacheLinePad [64]byte
 type interceptorSlot struct {
 	name   string
 	ic     plugins.Interceptor
+	acks   bool    // OnAck is called: ic does not say it wants none (plugins.AckObserver)
 	sendBr breaker // a failing OnSend does not bypass a working OnAck
 	ackBr  breaker
 	onSend hookStats
@@ -211,7 +212,11 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		if ic.ic == nil {
 			return nil, fmt.Errorf("pipeline: interceptor %q is nil", ic.name)
 		}
-		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, sendBr: p.newBreak(), ackBr: p.newBreak()})
+		acks := true
+		if ao, ok := ic.ic.(plugins.AckObserver); ok {
+			acks = ao.WantsAcks()
+		}
+		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, acks: acks, sendBr: p.newBreak(), ackBr: p.newBreak()})
 	}
 	// The built-in "bytes" serializer is the identity: it is not called,
 	// and so has no Stats entry.
@@ -385,7 +390,9 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 			s.onSend.bypasses.Add(1)
 			continue
 		}
-		e.seen |= 1 << i
+		if s.acks {
+			e.seen |= 1 << i // to be given OnAck
+		}
 		saved := *r
 		v, err := s.callOnSend(ctx, r)
 		if err != nil {
@@ -583,7 +590,8 @@ func (p *Producer) done(e *envelope, res Result) {
 	}
 }
 
-// acks calls OnAck of every interceptor that saw the record.
+// acks calls OnAck of every interceptor that saw the record and wants
+// acknowledgements.
 func (p *Producer) acks(e *envelope, ack plugins.Ack) {
 	for seen := e.seen; seen != 0; seen &= seen - 1 {
 		i := bits.TrailingZeros64(seen)
@@ -720,9 +728,10 @@ func (p *Producer) Stats() Stats {
 		InFlight:  p.inFlight(),
 	}
 	for _, ic := range p.ics {
-		s.Plugins = append(s.Plugins,
-			ic.onSend.snapshot(ic.name, plugins.KindInterceptor, HookOnSend),
-			ic.onAck.snapshot(ic.name, plugins.KindInterceptor, HookOnAck))
+		s.Plugins = append(s.Plugins, ic.onSend.snapshot(ic.name, plugins.KindInterceptor, HookOnSend))
+		if ic.acks {
+			s.Plugins = append(s.Plugins, ic.onAck.snapshot(ic.name, plugins.KindInterceptor, HookOnAck))
+		}
 	}
 	for _, ser := range []*serializerSlot{p.keySer, p.valSer} {
 		if ser != nil {

@@ -27,8 +27,10 @@ type Stats struct {
 	// yet.
 	InFlight int64
 	// Plugins has one entry per plugin and hook, in pipeline order:
-	// interceptors (on_send, on_ack), key serializer, value serializer,
-	// then one entry per name of every partitioner that has been in use.
+	// interceptors (on_send, on_ack; no on_ack entry for an interceptor
+	// that wants no acknowledgements, see plugins.AckObserver), key
+	// serializer, value serializer, then one entry per name of every
+	// partitioner that has been in use.
 	Plugins []PluginStats
 }
 

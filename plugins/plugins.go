@@ -47,7 +47,22 @@ type Interceptor interface {
 	// OnAck is called once for every record that went through OnSend and was
 	// not dropped, with the record as it was produced (final topic, partition
 	// and timestamp). Errors are logged and counted; they change nothing.
+	// It is not called at all for an interceptor whose WantsAcks (see
+	// AckObserver) returns false.
 	OnAck(ctx context.Context, r *Record, ack Ack) error
+}
+
+// AckObserver is an optional interface of an Interceptor that may not care
+// about acknowledgements. An interceptor that implements it and returns
+// false from WantsAcks is never given OnAck: the pipeline asks once, when
+// the interceptor is installed, and from then on skips the call (and its
+// counters) for every record. An interceptor that does not implement it is
+// given every acknowledgement. A WASM interceptor without the optional
+// kpipe_on_ack export returns false (sdk/ABI.md section 2).
+type AckObserver interface {
+	// WantsAcks reports whether OnAck should be called. It must always
+	// return the same answer.
+	WantsAcks() bool
 }
 
 // Target says which part of a record a serializer is asked to serialize.

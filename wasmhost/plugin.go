@@ -279,8 +279,11 @@ func (p *Plugin) Kinds() plugins.Kind { return p.kinds }
 // WantsAcks reports whether the plugin is an interceptor that exports
 // kpipe_on_ack (optional, ABI section 2). If it does not, OnAck returns nil
 // without calling into the guest, and a caller may skip building the
-// acknowledgement altogether.
+// acknowledgement altogether. It implements plugins.AckObserver, so the
+// pipeline never calls OnAck of such a plugin.
 func (p *Plugin) WantsAcks() bool { return p.wantsAcks }
+
+var _ plugins.AckObserver = (*Plugin)(nil)
 
 // LoadFile reads a module from path and loads it as Load does; errors name
 // the file.
