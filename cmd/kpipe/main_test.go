@@ -608,6 +608,22 @@ func TestPluginTestTrap(t *testing.T) {
 	}
 }
 
+// TestPluginTestSendOnly runs plugin test on an interceptor without
+// kpipe_on_ack: on_ack is reported as not called, never as ok.
+func TestPluginTestSendOnly(t *testing.T) {
+	mod := plugintest.WAT(t, "wasmhost/testdata/sendonly.wasm")
+	r := kpipe(t, "", `{"key":"a","value":"1"}`+"\n", "plugin", "test", mod, "--input", "-")
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got %s", r)
+	}
+	if want := "on_ack:          not called, the plugin does not observe acks"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
+	}
+	if strings.Contains(r.stdout, "on_ack:          ok") {
+		t.Errorf("on_ack reported as called:\n%s", r.stdout)
+	}
+}
+
 // TestPluginInspectInitFailure runs plugin inspect on an interceptor whose
 // kpipe_init always fails, as plugins that need a config do without one: the
 // kinds are still shown, with why the module does not load and a hint about

@@ -171,7 +171,7 @@ func newPluginTestCmd(e *env) *cobra.Command {
 		Short: "Run a plugin's hooks on sample records and print what they return",
 		Long: `Load a module and run its hooks on records, with no broker, printing what every
 hook returned: the changed record or verdict of an interceptor's on_send, the
-result of on_ack, the bytes a serializer produced for the key and the value, the
+result of on_ack (if the plugin exports it), the bytes a serializer produced for the key and the value, the
 partition a partitioner chose. Faults (traps, timeouts, invalid results) and
 errors set by the plugin are printed too, and the next record goes on.
 
@@ -305,6 +305,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		ser  plugins.Serializer
 		part plugins.Partitioner
 	)
+	wantsAcks := p.WantsAcks()
 	if kinds&plugins.KindInterceptor != 0 {
 		ic = p
 	}
@@ -357,7 +358,11 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 			default:
 				fmt.Fprintf(w, "  %-16s continue, now %s\n", "on_send:", formatRecord(r))
 			}
-			if !dropped {
+			switch {
+			case dropped:
+			case !wantsAcks:
+				fmt.Fprintf(w, "  %-16s not called, the plugin does not observe acks (no kpipe_on_ack)\n", "on_ack:")
+			default:
 				acked := *r
 				if !acked.HasPartition {
 					acked.SetPartition(0)
