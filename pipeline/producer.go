@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -237,7 +238,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		kgo.ProduceRequestTimeout(cfg.requestTimeout),
 		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
 		kgo.RecordPartitioner(kgoPartitioner{p}),
-		kgo.WithLogger(kgoLogger{log.Named("kgo")}),
+		kgo.WithLogger(kgolog.New(log.Named("kgo"))),
 	}
 	if cfg.retries >= 0 {
 		kopts = append(kopts, kgo.RecordRetries(cfg.retries))

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -49,7 +50,7 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 			opts := []kgo.Opt{
 				kgo.SeedBrokers(splitList(brokers)...),
 				kgo.ConsumeTopics(topic),
-				kgo.WithLogger(kgoLogger{e.log.Named("kafka")}),
+				kgo.WithLogger(kgolog.New(e.log.Named("kafka"))),
 			}
 			if fromBeginning {
 				opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
