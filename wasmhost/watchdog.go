@@ -46,8 +46,12 @@ func (p *Plugin) watch() {
 	defer t.Stop()
 	for {
 		select {
-		case now := <-t.C:
-			if busy := p.scan(now); !busy && p.closed.Load() {
+		case <-t.C:
+			// The time of the scan, not of the tick: a tick that waited
+			// for this goroutine predates holds begun since, and
+			// recording it as when a hold was first seen would stop that
+			// hold early.
+			if busy := p.scan(time.Now()); !busy && p.closed.Load() {
 				return
 			}
 		case <-p.retired:
