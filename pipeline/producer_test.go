@@ -663,7 +663,9 @@ func TestCircuitBreaker(t *testing.T) {
 		r.Value = []byte("garbled")
 		return plugins.Continue, errors.New("always fails")
 	}}
-	const cooldown = 300 * time.Millisecond
+	// Long enough that seven SendSync calls fit in one cool-down even on a
+	// loaded CI machine against a real broker.
+	const cooldown = time.Second
 	p := e.producer(t, pipeline.Interceptor("broken", broken), pipeline.CircuitBreaker(3, cooldown),
 		pipeline.Partitioner("badpart", fixed(99)))
 	ctx := ctxT(t)
@@ -683,14 +685,14 @@ func TestCircuitBreaker(t *testing.T) {
 	if pst.Calls != 3 || pst.Failures != 3 || pst.Bypasses != 7 {
 		t.Errorf("partitioner after 10 records: %+v", pst)
 	}
-	time.Sleep(cooldown + 50*time.Millisecond)
+	time.Sleep(cooldown + 100*time.Millisecond)
 	// Half-open: one trial call, which fails and re-opens at once, for
 	// twice the cool-down.
 	send(2)
 	if st := pluginStats(t, p, "broken", pipeline.HookOnSend); st.Calls != 4 || st.Bypasses != 8 {
 		t.Errorf("after the cool-down: %+v", st)
 	}
-	time.Sleep(cooldown + 50*time.Millisecond)
+	time.Sleep(cooldown + 100*time.Millisecond)
 	send(1)
 	if st := pluginStats(t, p, "broken", pipeline.HookOnSend); st.Calls != 4 || st.Bypasses != 9 {
 		t.Errorf("within the doubled cool-down: %+v", st)
