@@ -199,23 +199,7 @@ func checkReaders(t *testing.T, tl tools, brokers, topic string, committed, abor
 	if len(committed) == 0 || len(aborted) == 0 {
 		t.Fatalf("scenario produced %d committed and %d aborted records; want some of both", len(committed), len(aborted))
 	}
-	for _, r := range []struct {
-		name string
-		read func() ([]Record, error)
-	}{
-		{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
-		{"kafka-python", func() ([]Record, error) {
-			return ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadCommitted)
-		}},
-	} {
-		got, err := r.read()
-		if err != nil {
-			t.Fatalf("%s: %v", r.name, err)
-		}
-		if d := Diff(committed, got); d != nil {
-			t.Errorf("%s (read_committed) differs from what was committed:\n%s", r.name, strings.Join(d, "\n"))
-		}
-	}
+	tl.expectCommitted(ctx, t, brokers, topic, committed, "what was committed")
 
 	all, err := ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadUncommitted)
 	if err != nil {
@@ -376,6 +360,30 @@ func fetchBatches(t *testing.T, brokers, topic string) []batch {
 		}
 		if offset == before {
 			t.Fatalf("fetch %s/0 at offset %d: no complete batch in %d bytes", topic, offset, len(part.RecordBatches))
+		}
+	}
+}
+
+// expectCommitted reads topic with kcat and with kafka-python, both
+// read_committed, and reports every difference from want, which is what was
+// written (described by what).
+func (tl tools) expectCommitted(ctx context.Context, t *testing.T, brokers, topic string, want []Record, what string) {
+	t.Helper()
+	for _, r := range []struct {
+		name string
+		read func() ([]Record, error)
+	}{
+		{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
+		{"kafka-python", func() ([]Record, error) {
+			return ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadCommitted)
+		}},
+	} {
+		got, err := r.read()
+		if err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		if d := Diff(want, got); d != nil {
+			t.Errorf("%s (read_committed) differs from %s:\n%s", r.name, what, strings.Join(d, "\n"))
 		}
 	}
 }

@@ -250,23 +250,7 @@ func TestKpipeCompressionReadByOtherClients(t *testing.T) {
 				t.Errorf("no batch holds more than one record (%d batches); the check needs real batches", len(batches))
 			}
 
-			for _, r := range []struct {
-				name string
-				read func() ([]Record, error)
-			}{
-				{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
-				{"kafka-python", func() ([]Record, error) {
-					return ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadCommitted)
-				}},
-			} {
-				got, err := r.read()
-				if err != nil {
-					t.Fatalf("%s: %v", r.name, err)
-				}
-				if d := Diff(want, got); d != nil {
-					t.Errorf("%s differs from what kpipe produced:\n%s", r.name, strings.Join(d, "\n"))
-				}
-			}
+			tl.expectCommitted(ctx, t, brokers, topic, want, "what kpipe produced")
 		})
 	}
 }

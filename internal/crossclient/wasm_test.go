@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -85,23 +84,7 @@ func TestKpipeWASMInterceptorSeenByOtherClients(t *testing.T) {
 		}
 	}
 
-	for _, rd := range []struct {
-		name string
-		read func() ([]Record, error)
-	}{
-		{"kcat", func() ([]Record, error) { return ReadKcat(ctx, tl.kcat, brokers, topic, ReadCommitted) }},
-		{"kafka-python", func() ([]Record, error) {
-			return ReadPython(ctx, tl.python, tl.readScript, brokers, topic, ReadCommitted)
-		}},
-	} {
-		got, err := rd.read()
-		if err != nil {
-			t.Fatalf("%s: %v", rd.name, err)
-		}
-		if d := Diff(produced, got); d != nil {
-			t.Errorf("%s differs from what kpipe produced:\n%s", rd.name, strings.Join(d, "\n"))
-		}
-	}
+	tl.expectCommitted(ctx, t, brokers, topic, produced, "what kpipe produced")
 }
 
 func headerValues(hs []plugins.Header, key string) []string {
