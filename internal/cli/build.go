@@ -10,7 +10,6 @@ import (
 	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/embedded"
 	"github.com/kpipe/kpipe/pipeline"
-	"github.com/kpipe/kpipe/wasmhost"
 )
 
 // loadConfig loads and checks a configuration file, printing its
@@ -51,7 +50,7 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		if err != nil {
 			return nil, usageErrorf("%v", err)
 		}
-		host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+		host, err := e.newHost(ctx)
 		if err != nil {
 			return nil, &exitError{code: ExitError, err: err}
 		}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/kpipe/kpipe/wasmhost"
 	"github.com/spf13/cobra"
 )
 
@@ -65,6 +66,9 @@ type env struct {
 	logLevel  string
 	logFormat string
 	log       hclog.Logger
+	// wasmCache is --wasm-cache: a directory, "off", or empty for the
+	// default (kpipe/wazero under the user's cache directory).
+	wasmCache string
 }
 
 // Main runs the kpipe command with args (without the program name) and
@@ -140,6 +144,8 @@ Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage erro
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error or off")
 	pf.StringVar(&e.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&e.wasmCache, "wasm-cache", os.Getenv("KPIPE_WASM_CACHE"),
+		"directory of the compiled-plugin cache, or \"off\" (default: kpipe/wazero in the user's cache directory; env KPIPE_WASM_CACHE)")
 
 	root.AddCommand(
 		newRunCmd(e),
@@ -171,6 +177,20 @@ func (e *env) setupLogger() error {
 		JSONFormat: json,
 	})
 	return nil
+}
+
+// newHost starts the WASM host every command that loads plugins uses, with
+// the compilation cache chosen by --wasm-cache.
+func (e *env) newHost(ctx context.Context) (*wasmhost.Host, error) {
+	opts := []wasmhost.HostOption{wasmhost.WithLogger(e.log.Named("plugin"))}
+	switch e.wasmCache {
+	case "":
+	case "off":
+		opts = append(opts, wasmhost.WithoutCompilationCache())
+	default:
+		opts = append(opts, wasmhost.WithCompilationCacheDir(e.wasmCache))
+	}
+	return wasmhost.New(ctx, opts...)
 }
 
 // say prints a message for the user on stderr.

@@ -81,7 +81,7 @@ Exit status 1 if the module does not load.`,
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
-			host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+			host, err := e.newHost(ctx)
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
@@ -269,7 +269,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+	host, err := e.newHost(ctx)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}

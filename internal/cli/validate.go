@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kpipe/kpipe/config"
-	"github.com/kpipe/kpipe/wasmhost"
 )
 
 func newValidateCmd(e *env) *cobra.Command {
@@ -27,7 +26,7 @@ problem, one per line as FILE:LINE:COL: error: MESSAGE, on stderr and exits 1.`,
 				return usageErrorf("validate needs --config FILE")
 			}
 			ctx := cmd.Context()
-			host, err := wasmhost.New(ctx, wasmhost.WithLogger(e.log.Named("plugin")))
+			host, err := e.newHost(ctx)
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
