@@ -50,15 +50,8 @@ func BenchmarkInstantiate(b *testing.B) {
 func TestModesUseSeparateCaches(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	h, err := New(ctx, WithCompilationCacheDir(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(ctx)
-	wasm, err := os.ReadFile(plugintest.WAT(t, "wasmhost/testdata/noop.wat"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testHost(t, WithCompilationCacheDir(dir))
+	wasm := readWAT(t, "wasmhost/testdata/noop.wat")
 	for _, timeout := range []bool{false, true} {
 		opts := []PluginOption{WithCallTimeout(0)}
 		if timeout {
@@ -83,15 +76,8 @@ func TestModesUseSeparateCaches(t *testing.T) {
 // back, uncontended: the pool's share of every call.
 func BenchmarkPool(b *testing.B) {
 	ctx := context.Background()
-	h, err := New(ctx, WithoutCompilationCache())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close(ctx)
-	wasm, err := os.ReadFile(plugintest.WAT(b, "wasmhost/testdata/noop.wat"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := testHost(b, WithoutCompilationCache())
+	wasm := readWAT(b, "wasmhost/testdata/noop.wat")
 	p, err := h.Load(ctx, "noop", wasm, 0, WithPoolSize(4), WithCallTimeout(0))
 	if err != nil {
 		b.Fatal(err)

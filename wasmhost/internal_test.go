@@ -2,10 +2,13 @@ package wasmhost
 
 import (
 	"bytes"
+	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/kpipe/kpipe/internal/plugintest"
 )
 
 func TestLineWriter(t *testing.T) {
@@ -111,4 +114,27 @@ func TestFaultReasonString(t *testing.T) {
 	if s := FaultReason(200).String(); s != "FaultReason(200)" {
 		t.Errorf("unknown reason = %q", s)
 	}
+}
+
+// testHost returns a Host closed when the test ends, for the tests inside
+// the package (helpers_test.go has the same for the external ones).
+func testHost(tb testing.TB, opts ...HostOption) *Host {
+	tb.Helper()
+	h, err := New(context.Background(), opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+// readWAT returns the committed module built from the .wat at path
+// (relative to the repository root).
+func readWAT(tb testing.TB, path string) []byte {
+	tb.Helper()
+	wasm, err := os.ReadFile(plugintest.WAT(tb, path))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return wasm
 }

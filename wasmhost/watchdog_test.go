@@ -3,12 +3,10 @@ package wasmhost
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -18,15 +16,8 @@ import (
 // slot is given back, so the next call runs.
 func TestLateWatchdog(t *testing.T) {
 	ctx := context.Background()
-	h, err := New(ctx, WithoutCompilationCache())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(ctx)
-	wasm, err := os.ReadFile(plugintest.WAT(t, "wasmhost/testdata/noop.wat"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testHost(t, WithoutCompilationCache())
+	wasm := readWAT(t, "wasmhost/testdata/noop.wat")
 	p, err := h.Load(ctx, "noop", wasm, plugins.KindInterceptor, WithPoolSize(1), WithCallTimeout(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -92,15 +83,8 @@ func TestCreationNotChargedToCall(t *testing.T) {
 	defer func(d time.Duration) { minCreateTimeout = d }(minCreateTimeout)
 	minCreateTimeout = 300 * time.Millisecond
 	ctx := context.Background()
-	h, err := New(ctx, WithoutCompilationCache())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(ctx)
-	wasm, err := os.ReadFile(plugintest.WAT(t, "wasmhost/testdata/slow_init.wat"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testHost(t, WithoutCompilationCache())
+	wasm := readWAT(t, "wasmhost/testdata/slow_init.wat")
 	r := &plugins.Record{Topic: "t"}
 	for _, m := range []struct {
 		name         string
