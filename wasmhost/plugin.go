@@ -222,7 +222,12 @@ type Plugin struct {
 	closeErr  error
 
 	stats struct {
-		calls, errors     [numHooks]atomic.Uint64
+		// One cache line per hook (and none shared with the pool
+		// fields above): on_ack calls are counted on another
+		// goroutine than the rest.
+		_                 [64]byte
+		calls             [numHooks]paddedCounter
+		errors            [numHooks]atomic.Uint64
 		faults            [numFaultReasons]atomic.Uint64
 		created, replaced atomic.Uint64
 	}
@@ -234,6 +239,16 @@ type HookCounts struct {
 }
 
 func hookCounts(c *[numHooks]atomic.Uint64) HookCounts {
+	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load()}
+}
+
+// paddedCounter is a counter alone on its cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+func paddedHookCounts(c *[numHooks]paddedCounter) HookCounts {
 	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load()}
 }
 
@@ -256,7 +271,7 @@ type PluginStats struct {
 // Stats returns a snapshot of the plugin's counters.
 func (p *Plugin) Stats() PluginStats {
 	s := PluginStats{
-		Calls:             hookCounts(&p.stats.calls),
+		Calls:             paddedHookCounts(&p.stats.calls),
 		Errors:            hookCounts(&p.stats.errors),
 		Faults:            map[FaultReason]uint64{},
 		InstancesCreated:  p.stats.created.Load(),

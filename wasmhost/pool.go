@@ -59,9 +59,22 @@ const (
 // tryTake takes a free slot, preferring one with an idle instance, so that
 // a plugin called by one goroutine at a time keeps using one instance. It
 // returns nil if every slot is busy.
-func (p *Plugin) tryTake() *slot {
+//
+// Scans for on_ack start at the last slot and go down, all others start at
+// the first and go up. Acknowledgements arrive on the client's completion
+// goroutine while sends run on the callers' goroutines: scanning from
+// opposite ends lets each side settle on its own slot and instance, whose
+// state word and guest memory then stay in one core's cache, instead of
+// both sides taking the first slot in turn and moving its cache lines
+// between cores on every call (see RATIONALE.md, "The pool").
+func (p *Plugin) tryTake(h hook) *slot {
+	n := len(p.slots)
 	for pass := range 2 {
-		for i := range p.slots {
+		for j := range n {
+			i := j
+			if h == hookOnAck {
+				i = n - 1 - j
+			}
 			s := &p.slots[i]
 			st := s.state.Load()
 			if st&slotFlags != 0 || (pass == 0 && s.inst.Load() == nil) {
@@ -79,7 +92,7 @@ func (p *Plugin) tryTake() *slot {
 
 // take takes a slot, waiting while every slot is busy.
 func (p *Plugin) take(ctx context.Context, h hook) (*slot, error) {
-	if s := p.tryTake(); s != nil {
+	if s := p.tryTake(h); s != nil {
 		return s, nil
 	}
 	// Announce the wait before looking again: a free that happens after
@@ -87,7 +100,7 @@ func (p *Plugin) take(ctx context.Context, h hook) (*slot, error) {
 	p.waiters.Add(1)
 	defer p.waiters.Add(-1)
 	for {
-		if s := p.tryTake(); s != nil {
+		if s := p.tryTake(h); s != nil {
 			return s, nil
 		}
 		select {
