@@ -111,6 +111,9 @@ type Pipeline struct {
 	// and partitioner, or nil for the pipeline's default (threshold 10,
 	// cooldown 10s).
 	CircuitBreaker *CircuitBreaker
+	// Batch is the pipeline's batch block, or nil for the pipeline's
+	// default (see pipeline.StageBatch).
+	Batch *Batch
 	// DefRange is the position of the block header, for diagnostics.
 	DefRange hcl.Range
 }
@@ -157,6 +160,20 @@ type Plugin struct {
 type CircuitBreaker struct {
 	Threshold int
 	Cooldown  time.Duration
+}
+
+// Batch is a pipeline's batch block: records wait for up to Linger, or
+// until MaxRecords are waiting, and then go through the plugin stages
+// together, so that a WASM plugin is called once per batch instead of once
+// per record (pipeline.StageBatch). MaxRecords 1 or Linger 0 turns batching
+// off.
+type Batch struct {
+	// MaxRecords is the batch size; 0 keeps the pipeline's default (64).
+	MaxRecords int
+	// Linger is how long the first record of a batch may wait; nil keeps
+	// the pipeline's default (1ms, and never more than the kafka block's
+	// linger).
+	Linger *time.Duration
 }
 
 // PageSize is the size of a WebAssembly memory page.

@@ -66,6 +66,10 @@ pipeline "orders" {
     threshold = 5
     cooldown  = "10s"
   }
+  batch {
+    max_records = 128
+    linger      = "2ms"
+  }
   interceptor "second" {
     module = "plugins/stamp.wasm"
   }
@@ -131,6 +135,9 @@ pipeline "plain" {}
 		{"stamp max_output", st.MaxOutput, 1 << 20},
 		{"breaker", *p.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},
 		{"plain breaker", cfg.Pipelines[1].CircuitBreaker == nil, true},
+		{"batch records", p.Batch.MaxRecords, 128},
+		{"batch linger", *p.Batch.Linger, 2 * time.Millisecond},
+		{"plain batch", cfg.Pipelines[1].Batch == nil, true},
 		{"second config", p.Interceptors[1].Config == nil, true},
 		{"key serializer", p.KeySerializer.Builtin + "/" + p.KeySerializer.Name, "string/string"},
 		{"value serializer", p.ValueSerializer.Builtin, "json"},
@@ -408,6 +415,26 @@ pipeline "p" {}
 				"4:5: error: Unsupported block type",
 				"6:19: error: Missing required argument",
 				"9:3: error: Duplicate circuit_breaker block",
+			},
+		},
+		{
+			name: "batch fields",
+			src: `pipeline "p" {
+  batch {
+    max_records = 0
+    linger      = "-1ms"
+    size        = 3
+  }
+  batch {
+    max_records = 70000
+  }
+}
+`,
+			want: []string{
+				"3:19: error: Invalid value",
+				"4:19: error: Invalid duration",
+				"5:5: error: Unsupported argument",
+				"7:3: error: Duplicate batch block",
 			},
 		},
 	}

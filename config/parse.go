@@ -93,6 +93,7 @@ var pipelineSchema = &hcl.BodySchema{
 		{Type: "value_serializer"},
 		{Type: "partitioner"},
 		{Type: "circuit_breaker"},
+		{Type: "batch"},
 	},
 }
 
@@ -105,6 +106,13 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
+	},
+}
+
+var batchSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "max_records"},
+		{Name: "linger"},
 	},
 }
 
@@ -304,6 +312,8 @@ func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
 				p.Partitioner = d.plugin(blk, plugins.KindPartitioner, "")
 			case "circuit_breaker":
 				p.CircuitBreaker = d.circuitBreaker(blk)
+			case "batch":
+				p.Batch = d.batch(blk)
 			default:
 				panic("config: unhandled block type " + blk.Type)
 			}
@@ -403,6 +413,25 @@ func (d *decoder) module(p *Plugin, attr *hcl.Attribute, path string) {
 	case fi.IsDir():
 		d.errorf(attr.Expr.Range(), "Module not found", "%s is a directory, not a WASM module.", p.Module)
 	}
+}
+
+// maxBatchRecords bounds a batch block's max_records: a batch is encoded into
+// one guest buffer, and larger batches gain nothing.
+const maxBatchRecords = 1 << 16
+
+func (d *decoder) batch(b *hcl.Block) *Batch {
+	bt := &Batch{}
+	content, diags := b.Body.Content(batchSchema)
+	d.diags = append(d.diags, diags...)
+	if attr, ok := content.Attributes["max_records"]; ok {
+		bt.MaxRecords, _ = d.int(attr, 1, maxBatchRecords)
+	}
+	if attr, ok := content.Attributes["linger"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			bt.Linger = &v
+		}
+	}
+	return bt
 }
 
 func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
