@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Record flag bits (ABI section 4.1).
@@ -253,11 +254,9 @@ func appendRecord(dst []byte, rec *Record) ([]byte, error) {
 	if size > math.MaxInt32 || size < 0 {
 		return dst, fmt.Errorf("kpipe: record of %d bytes is too large to encode", size)
 	}
-	if cap(dst)-len(dst) < size {
-		grown := make([]byte, len(dst), len(dst)+size)
-		copy(grown, dst)
-		dst = grown
-	}
+	// Grow once, by at least the whole record, and geometrically: a batch
+	// appends many records to one buffer.
+	dst = slices.Grow(dst, size)
 	var flags uint32
 	if rec.HasPartition {
 		flags |= flagPartition

@@ -77,12 +77,30 @@ func kpipeSerialize(target, n int32) int64 { return slice(rt.serialize(target, n
 //go:wasmexport kpipe_partition
 func kpipePartition(numPartitions, n int32) int64 { return rt.partition(numPartitions, n) }
 
+// The batch hooks (ABI section 5.5). Like the single-record hooks, they are
+// exported whatever the plugin registered (Go cannot export conditionally) and
+// fail with KPIPE_ERROR for a kind that is not registered. kpipe_on_ack_batch
+// comes with kpipe_on_ack, as the ABI requires.
+
+//go:wasmexport kpipe_on_send_batch
+func kpipeOnSendBatch(count, n int32) int64 { return slice(rt.onSendBatch(count, n)) }
+
+//go:wasmexport kpipe_on_ack_batch
+func kpipeOnAckBatch(count, n int32) int64 { return rt.onAckBatch(count, n) }
+
+//go:wasmexport kpipe_partition_batch
+func kpipePartitionBatch(count, n int32) int64 { return slice(rt.partitionBatch(count, n)) }
+
 // slice packs a non-empty b as the ABI's (ptr << 32) | len, and otherwise
 // returns code.
 func slice(b []byte, code int64) int64 {
 	if len(b) == 0 {
 		return code
 	}
-	ptr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
-	return int64(ptr<<32 | uint64(len(b)))
+	return int64(uint64(addressOf(b))<<32 | uint64(len(b)))
+}
+
+// addressOf returns the address of b's first byte in the module's memory.
+func addressOf(b []byte) uint32 {
+	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 }

@@ -136,6 +136,12 @@ type runtime struct {
 	// keep holds the last result until the next call, so that it stays
 	// reachable while the host copies it.
 	keep []byte
+	// arena holds the records changed by one kpipe_on_send_batch call, one
+	// after the other, until the next call; it is reused from call to call.
+	arena []byte
+	// results is the array of per-record results of a batch hook, reused
+	// from call to call.
+	results []byte
 	// dec and rec are the decoder and the record reused by every hook.
 	dec decoder
 	rec Record
@@ -355,8 +361,23 @@ func (rt *runtime) recover(hook string, code *int64) {
 		return
 	}
 	rt.keep = nil
+	*code = rt.fail(panicError(hook, p))
+}
+
+// catch turns a panic in a plugin method into an error, so that a batch hook
+// fails the one record whose method panicked and goes on with the others. It
+// must be deferred directly.
+func (rt *runtime) catch(hook string, err *error) {
+	if p := recover(); p != nil {
+		*err = panicError(hook, p)
+	}
+}
+
+// panicError returns the error reported for panic p in hook, and logs the
+// stack at debug level.
+func panicError(hook string, p any) error {
 	if host.logEnabled(LevelDebug) {
 		host.log(LevelDebug, fmt.Sprintf("panic in %s: %v\n%s", hook, p, debug.Stack()))
 	}
-	*code = rt.fail(fmt.Errorf("panic in %s: %v", hook, p))
+	return fmt.Errorf("panic in %s: %v", hook, p)
 }

@@ -1,0 +1,259 @@
+package kpipe
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// The batch hooks (ABI section 5.5) run the registered plugin's per-record
+// methods on many records per call, so that the cost of entering the module
+// is paid once per batch instead of once per record. They need nothing from
+// the plugin: every plugin built with the SDK has them.
+//
+// A batch input is count entries back to back, each a fixed prefix ending in
+// the u32 size of the encoding that follows it. The framing is checked in
+// full before any plugin method runs, so that a malformed batch fails the
+// whole call without the plugin having seen part of it. After that, every
+// entry behaves as the single-record hook would on its own: a record that
+// does not decode, an error and a panic fail that entry alone.
+
+// Batch entry prefixes: the u32 size of kpipe_on_send_batch and
+// kpipe_on_ack_batch entries, and the i32 partition count and u32 size of
+// kpipe_partition_batch entries.
+const (
+	sizePrefix      = 4
+	partitionPrefix = 4 + 4
+)
+
+// checkBatch checks that in holds exactly count entries of prefix bytes, the
+// last 4 of which are the u32 size of the encoding that follows.
+func checkBatch(in []byte, count int32, prefix int) error {
+	if count < 1 {
+		return malformed("batch of %d entries", count)
+	}
+	if int64(count) > int64(len(in)/prefix) {
+		return malformed("%d batch entries cannot fit in %d bytes", count, len(in))
+	}
+	off := 0
+	for i := range int(count) {
+		if len(in)-off < prefix {
+			return malformed("batch entry %d at offset %d needs %d bytes, %d left", i, off, prefix, len(in)-off)
+		}
+		size := int64(binary.LittleEndian.Uint32(in[off+prefix-4:]))
+		off += prefix
+		if size > int64(len(in)-off) {
+			return malformed("batch entry %d at offset %d needs %d bytes, %d left", i, off, size, len(in)-off)
+		}
+		off += int(size)
+	}
+	if off != len(in) {
+		return malformed("%d trailing bytes after %d batch entries", len(in)-off, count)
+	}
+	return nil
+}
+
+// batchResults returns the reused results array, resized to n bytes.
+func (rt *runtime) batchResults(n int) []byte {
+	if cap(rt.results) < n {
+		rt.results = nil // let the old array go before allocating the new one
+		rt.results = make([]byte, n)
+	}
+	rt.results = rt.results[:n]
+	return rt.results
+}
+
+// onSendBatch implements kpipe_on_send_batch. A non-empty result slice is
+// the array of per-record results; otherwise code is the call's result: 0
+// when every record is unchanged, KPIPE_ERROR when the call failed.
+//
+// The records that OnSend changed are encoded one after the other into
+// rt.arena, so that all of them stay valid until the next call; its results
+// name them by address.
+func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
+	defer rt.recover("OnSend", &code)
+	if rt.interceptor == nil {
+		return nil, rt.fail(errors.New("kpipe_on_send_batch called, but no interceptor is registered"))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = checkBatch(in, count, sizePrefix)
+	}
+	if err != nil {
+		return nil, rt.fail(err)
+	}
+	results = rt.batchResults(8 * int(count))
+	rt.arena = rt.arena[:0]
+	changed := false
+	unchanged := true
+	off := 0
+	le := binary.LittleEndian
+	for i := range int(count) {
+		size := int(le.Uint32(in[off:]))
+		off += sizePrefix
+		res, err := rt.sendEntry(in[off : off+size : off+size])
+		off += size
+		if err != nil {
+			res = rt.fail(err)
+		}
+		if res > 0 {
+			changed = true
+		}
+		if res != statusOK {
+			unchanged = false
+		}
+		le.PutUint64(results[8*i:], uint64(res))
+	}
+	if unchanged {
+		return nil, statusOK
+	}
+	if changed {
+		// The arena no longer moves: turn the offsets of the changed
+		// records into addresses.
+		base := uint64(addressOf(rt.arena)) << 32
+		for i := range int(count) {
+			if res := int64(le.Uint64(results[8*i:])); res > 0 {
+				le.PutUint64(results[8*i:], uint64(res)+base)
+			}
+		}
+	}
+	return results, statusOK
+}
+
+// sendEntry runs OnSend on the record encoded in in. It returns statusOK,
+// statusDrop, or for a changed record its (offset << 32) | length in
+// rt.arena, where it was appended. A record that does not decode, an error
+// or a panic is returned as an error.
+func (rt *runtime) sendEntry(in []byte) (res int64, err error) {
+	defer rt.catch("OnSend", &err)
+	if err := rt.dec.decodeRecord(in, &rt.rec); err != nil {
+		return 0, err
+	}
+	action, err := rt.interceptor.OnSend(&rt.rec)
+	if err != nil {
+		return 0, err
+	}
+	switch action {
+	case Unchanged:
+		return statusOK, nil
+	case Drop:
+		return statusDrop, nil
+	case Changed:
+		start := len(rt.arena)
+		arena, err := appendRecord(rt.arena, &rt.rec)
+		if err != nil {
+			return 0, err
+		}
+		if len(arena) > math.MaxInt32 {
+			return 0, fmt.Errorf("kpipe: the records changed by one batch take more than %d bytes", math.MaxInt32)
+		}
+		rt.arena = arena
+		return int64(start)<<32 | int64(len(arena)-start), nil
+	}
+	return 0, fmt.Errorf("OnSend returned unknown %v", action)
+}
+
+// onAckBatch implements kpipe_on_ack_batch. OnAck is called for every
+// acknowledgement of the batch, even after one of them failed; the result
+// is KPIPE_ERROR if any failed, with the first failure's message and how
+// many failed.
+func (rt *runtime) onAckBatch(count, n int32) (code int64) {
+	defer rt.recover("OnAck", &code)
+	if rt.interceptor == nil {
+		return rt.fail(errors.New("kpipe_on_ack_batch called, but no interceptor is registered"))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = checkBatch(in, count, sizePrefix)
+	}
+	if err != nil {
+		return rt.fail(err)
+	}
+	var first error
+	failed := 0
+	off := 0
+	for range int(count) {
+		size := int(binary.LittleEndian.Uint32(in[off:]))
+		off += sizePrefix
+		err := rt.ackEntry(in[off : off+size : off+size])
+		off += size
+		if err != nil {
+			if failed == 0 {
+				first = err
+			}
+			failed++
+		}
+	}
+	switch {
+	case failed == 0:
+		return statusOK
+	case count == 1:
+		return rt.fail(first)
+	}
+	return rt.fail(fmt.Errorf("%d of %d acknowledgements failed, the first with: %w", failed, count, first))
+}
+
+// ackEntry runs OnAck on the acknowledgement encoded in in.
+func (rt *runtime) ackEntry(in []byte) (err error) {
+	defer rt.catch("OnAck", &err)
+	if err := rt.dec.decodeAck(in, &rt.ack, &rt.rec); err != nil {
+		return err
+	}
+	return rt.interceptor.OnAck(&rt.rec, rt.ack)
+}
+
+// partitionBatch implements kpipe_partition_batch. A non-empty result slice
+// is the array of per-record results; otherwise code is KPIPE_ERROR.
+func (rt *runtime) partitionBatch(count, n int32) (results []byte, code int64) {
+	defer rt.recover("Partition", &code)
+	if rt.partitioner == nil {
+		return nil, rt.fail(errors.New("kpipe_partition_batch called, but no partitioner is registered"))
+	}
+	in, err := rt.input(n)
+	if err == nil {
+		err = checkBatch(in, count, partitionPrefix)
+	}
+	if err != nil {
+		return nil, rt.fail(err)
+	}
+	results = rt.batchResults(4 * int(count))
+	off := 0
+	le := binary.LittleEndian
+	for i := range int(count) {
+		numPartitions := int32(le.Uint32(in[off:]))
+		size := int(le.Uint32(in[off+4:]))
+		off += partitionPrefix
+		p, err := rt.partitionEntry(numPartitions, in[off:off+size:off+size])
+		off += size
+		res := int64(p)
+		if err != nil {
+			res = rt.fail(err)
+		}
+		le.PutUint32(results[4*i:], uint32(int32(res)))
+	}
+	return results, statusOK
+}
+
+// partitionEntry runs Partition on the record encoded in in, and returns a
+// partition in [0, numPartitions) or statusDefaultPartition. Anything else
+// is returned as an error.
+func (rt *runtime) partitionEntry(numPartitions int32, in []byte) (p int32, err error) {
+	defer rt.catch("Partition", &err)
+	if numPartitions <= 0 {
+		return 0, malformed("partition count %d is not positive", numPartitions)
+	}
+	if err := rt.dec.decodeRecord(in, &rt.rec); err != nil {
+		return 0, err
+	}
+	p, err = rt.partitioner.Partition(&rt.rec, numPartitions)
+	switch {
+	case err != nil:
+		return 0, err
+	case p == DefaultPartition:
+		return int32(statusDefaultPartition), nil
+	case p < 0 || p >= numPartitions:
+		return 0, fmt.Errorf("partition %d out of range [0, %d)", p, numPartitions)
+	}
+	return p, nil
+}
