@@ -18,12 +18,37 @@ var (
 // begin checks that the plugin implements hook h, counts the call, and
 // takes an instance.
 func (p *Plugin) begin(ctx context.Context, h hook) (*instance, error) {
-	if p.kinds&hookKinds[h] == 0 {
-		return nil, fmt.Errorf("wasmhost: plugin %q: %s: the plugin is not a %s (it declares %s)",
-			p.name, hookNames[h], kindNames(hookKinds[h]), kindNames(p.kinds))
+	if err := p.checkKind(h); err != nil {
+		return nil, err
 	}
 	p.stats.calls[h].Add(1)
 	return p.acquire(ctx, h)
+}
+
+// checkKind fails a call of hook h if the plugin is not of its kind.
+func (p *Plugin) checkKind(h hook) error {
+	if p.kinds&hookKinds[h] == 0 {
+		return fmt.Errorf("wasmhost: plugin %q: %s: the plugin is not a %s (it declares %s)",
+			p.name, hookNames[h], kindNames(hookKinds[h]), kindNames(p.kinds))
+	}
+	return nil
+}
+
+// end gives back an instance after a call: it is discarded if the call
+// ended with a fault, released otherwise.
+func (p *Plugin) end(inst *instance, err error) {
+	if isFault(err) {
+		p.discard(inst)
+	} else {
+		p.release(inst)
+	}
+}
+
+// isFault reports whether err is a *Fault, after which the instance that
+// ran the call must be discarded.
+func isFault(err error) bool {
+	_, ok := err.(*Fault)
+	return ok
 }
 
 // checkSize fails a call whose input is too large for the ABI, before it
@@ -59,38 +84,38 @@ func (p *Plugin) OnSend(ctx context.Context, r *plugins.Record) (plugins.Verdict
 	if err != nil {
 		return plugins.Continue, err
 	}
+	v, err := inst.onSend(ctx, r, n)
+	p.end(inst, err)
+	return v, err
+}
+
+// onSend runs kpipe_on_send for r, of encoded size n, on the instance. A
+// *Fault means that the caller must discard the instance.
+func (inst *instance) onSend(ctx context.Context, r *plugins.Record, n int) (plugins.Verdict, error) {
+	const h = hookOnSend
 	if f := inst.putRecord(ctx, h, r, n); f != nil {
-		p.discard(inst)
 		return plugins.Continue, f
 	}
 	inst.stack[0] = uint64(n)
 	res, f := inst.call(ctx, h)
 	if f != nil {
-		p.discard(inst)
 		return plugins.Continue, f
 	}
 	switch {
 	case res == 0:
-		p.release(inst)
 		return plugins.Continue, nil
 	case res == abi.StatusDrop:
-		p.release(inst)
 		return plugins.Drop, nil
 	case res == abi.StatusError:
-		e := inst.guestError(h)
-		p.release(inst)
-		return plugins.Continue, e
+		return plugins.Continue, inst.guestError(h)
 	}
 	out, f := inst.output(h, res)
 	if f != nil {
-		p.discard(inst)
 		return plugins.Continue, f
 	}
 	if err := abi.DecodeRecord(out, r); err != nil {
-		p.discard(inst)
-		return plugins.Continue, p.fault(h, FaultInvalidOutput, err)
+		return plugins.Continue, inst.p.fault(h, FaultInvalidOutput, err)
 	}
-	p.release(inst)
 	return plugins.Continue, nil
 }
 
@@ -121,23 +146,28 @@ func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) 
 		return f
 	}
 	abi.PutAck(in, ack.Offset, errText, r)
+	err = inst.callOnAck(ctx, size)
+	p.end(inst, err)
+	return err
+}
+
+// callOnAck calls kpipe_on_ack with the size-byte acknowledgement already in
+// the input buffer. A *Fault means that the caller must discard the
+// instance.
+func (inst *instance) callOnAck(ctx context.Context, size int) error {
+	const h = hookOnAck
 	inst.stack[0] = uint64(size)
 	res, f := inst.call(ctx, h)
 	if f != nil {
-		p.discard(inst)
 		return f
 	}
 	switch res {
 	case 0:
-		p.release(inst)
 		return nil
 	case abi.StatusError:
-		e := inst.guestError(h)
-		p.release(inst)
-		return e
+		return inst.guestError(h)
 	}
-	p.discard(inst)
-	return p.fault(h, FaultInvalidOutput, fmt.Errorf("result %d is not 0 or KPIPE_ERROR", res))
+	return inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result %d is not 0 or KPIPE_ERROR", res))
 }
 
 // Serialize implements plugins.Serializer by calling kpipe_serialize
@@ -197,33 +227,43 @@ func (p *Plugin) Partition(ctx context.Context, r *plugins.Record, numPartitions
 	if err != nil {
 		return plugins.DefaultPartition, err
 	}
+	part, err := inst.partition(ctx, r, n, numPartitions)
+	p.end(inst, err)
+	return part, err
+}
+
+// partition runs kpipe_partition for r, of encoded size n, on the instance.
+// A *Fault means that the caller must discard the instance.
+func (inst *instance) partition(ctx context.Context, r *plugins.Record, n int, numPartitions int32) (int32, error) {
+	const h = hookPartition
 	if f := inst.putRecord(ctx, h, r, n); f != nil {
-		p.discard(inst)
 		return plugins.DefaultPartition, f
 	}
 	inst.stack[0], inst.stack[1] = uint64(uint32(numPartitions)), uint64(n)
 	res, f := inst.call(ctx, h)
 	if f != nil {
-		p.discard(inst)
 		return plugins.DefaultPartition, f
 	}
+	return inst.partitionResult(h, h, res, numPartitions)
+}
+
+// partitionResult interprets a result v of kpipe_partition (hook h) or of
+// one record of kpipe_partition_batch (h, the batch hook; base is the
+// per-record hook, whose counters it uses). An invalid result is a *Fault;
+// the caller must then discard the instance.
+func (inst *instance) partitionResult(h, base hook, v int64, numPartitions int32) (int32, error) {
+	p := inst.p
 	switch {
-	case res >= 0 && res < int64(numPartitions):
-		p.release(inst)
-		return int32(res), nil
-	case res == abi.StatusDefaultPartition:
-		p.release(inst)
+	case v >= 0 && v < int64(numPartitions):
+		return int32(v), nil
+	case v == abi.StatusDefaultPartition:
 		return plugins.DefaultPartition, nil
-	case res == abi.StatusError:
-		e := inst.guestError(h)
-		p.release(inst)
-		return plugins.DefaultPartition, e
-	case res >= 0:
-		p.stats.errors[h].Add(1)
-		p.release(inst)
+	case v == abi.StatusError:
+		return plugins.DefaultPartition, inst.guestErrorOf(h, base)
+	case v >= 0:
+		p.stats.errors[base].Add(1)
 		return plugins.DefaultPartition, &GuestError{Plugin: p.name, Hook: hookNames[h],
-			Message: fmt.Sprintf("partition %d is out of range for %d partitions", res, numPartitions)}
+			Message: fmt.Sprintf("partition %d is out of range for %d partitions", v, numPartitions)}
 	}
-	p.discard(inst)
-	return plugins.DefaultPartition, p.fault(h, FaultInvalidOutput, fmt.Errorf("result %d is not a partition or a status code of %s", res, hookNames[h]))
+	return plugins.DefaultPartition, p.fault(h, FaultInvalidOutput, fmt.Errorf("result %d is not a partition or a status code of %s", v, hookNames[h]))
 }

@@ -28,7 +28,7 @@ type instance struct {
 	// carries the instance for host functions and is built once, so that
 	// calls do not allocate.
 	ctx    context.Context
-	fns    [numHooks]api.Function
+	fns    [numAllHooks]api.Function
 	buffer api.Function
 	// stack is the reusable parameter/result stack of CallWithStack; every
 	// hook has at most two parameters and one result.
@@ -101,7 +101,7 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		}
 		inst.interrupt = g
 	}
-	for h := range numHooks {
+	for h := range numAllHooks {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
 	}
 	s.inst.Store(inst)
@@ -303,23 +303,37 @@ func (inst *instance) classify(err error) *callError {
 // output returns the guest memory named by a slice result, after checking it
 // against memory and the output limit.
 func (inst *instance) output(h hook, r int64) ([]byte, *Fault) {
-	ptr, n, ok := abi.SplitSlice(r)
-	if !ok {
-		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result %d is neither a status code of this hook nor a slice", r))
-	}
-	if n > inst.p.maxOutput {
-		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result of %d bytes exceeds the plugin's output limit of %d bytes", n, inst.p.maxOutput))
-	}
-	b, ok := inst.mem.Read(ptr, n)
-	if !ok {
-		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("result [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), inst.mem.Size()))
+	b, err := inst.outputBytes(r)
+	if err != nil {
+		return nil, inst.p.fault(h, FaultInvalidOutput, err)
 	}
 	return b, nil
 }
 
-// guestError returns the GuestError of a KPIPE_ERROR result.
-func (inst *instance) guestError(h hook) *GuestError {
-	inst.p.stats.errors[h].Add(1)
+// outputBytes is output without the fault: it says what is wrong.
+func (inst *instance) outputBytes(r int64) ([]byte, error) {
+	ptr, n, ok := abi.SplitSlice(r)
+	if !ok {
+		return nil, fmt.Errorf("result %d is neither a status code of this hook nor a slice", r)
+	}
+	if n > inst.p.maxOutput {
+		return nil, fmt.Errorf("result of %d bytes exceeds the plugin's output limit of %d bytes", n, inst.p.maxOutput)
+	}
+	b, ok := inst.mem.Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("result [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), inst.mem.Size())
+	}
+	return b, nil
+}
+
+// guestError returns the GuestError of a KPIPE_ERROR result of hook h.
+func (inst *instance) guestError(h hook) *GuestError { return inst.guestErrorOf(h, h) }
+
+// guestErrorOf returns the GuestError of a KPIPE_ERROR result of hook h,
+// counted as an error of hook base (h itself, or the per-record hook of
+// the batch hook h).
+func (inst *instance) guestErrorOf(h, base hook) *GuestError {
+	inst.p.stats.errors[base].Add(1)
 	e := &GuestError{Plugin: inst.p.name, Hook: hookNames[h]}
 	if inst.errSet {
 		e.Message = string(inst.errMsg)

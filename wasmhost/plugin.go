@@ -29,6 +29,9 @@ const (
 	// DefaultMaxOutputBytes is the default limit on the size of a hook's
 	// result: 16 MiB.
 	DefaultMaxOutputBytes = 16 << 20
+	// DefaultAckBatchSize is the default number of acknowledgements
+	// QueueAck collects before it delivers them.
+	DefaultAckBatchSize = 64
 )
 
 // minCreateTimeout is the least time the creation of an instance may take
@@ -63,6 +66,7 @@ type pluginConfig struct {
 	memPages   uint32
 	timeout    time.Duration
 	maxOutput  uint32
+	ackBatch   int
 	logger     hclog.Logger
 	optionErrs []error
 	// inspect makes load read the kinds of a module whose first instance
@@ -172,20 +176,48 @@ func WithMaxOutputBytes(n int) PluginOption {
 	})
 }
 
+// WithAckBatchSize sets how many acknowledgements QueueAck (see
+// plugins.AckBatcher) collects before it delivers them to the guest, in
+// one call of kpipe_on_ack_batch if the module exports it (ABI section
+// 5.5), else in one kpipe_on_ack call each on one instance. FlushAcks
+// delivers a shorter queue. The default is DefaultAckBatchSize (64); n must
+// be at least 1, and 1 delivers every acknowledgement as it is queued.
+func WithAckBatchSize(n int) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if n < 1 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("acknowledgement batch size %d is below 1", n))
+		}
+		c.ackBatch = n
+	})
+}
+
 // hook identifies a hook export.
 type hook uint8
 
+// The per-record hooks come first: numHooks of them, which index the call
+// counters. The optional batch hooks (ABI section 5.5) follow; batchOf maps
+// a per-record hook to its batch hook.
 const (
 	hookOnSend hook = iota
 	hookOnAck
 	hookSerialize
 	hookPartition
 	numHooks
+
+	hookOnSendBatch hook = iota - 1
+	hookOnAckBatch
+	hookPartitionBatch
+	numAllHooks
 )
 
-var hookNames = [numHooks]string{abi.ExportOnSend, abi.ExportOnAck, abi.ExportSerialize, abi.ExportPartition}
+var hookNames = [numAllHooks]string{abi.ExportOnSend, abi.ExportOnAck, abi.ExportSerialize, abi.ExportPartition,
+	abi.ExportOnSendBatch, abi.ExportOnAckBatch, abi.ExportPartitionBatch}
 
-var hookKinds = [numHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindInterceptor, plugins.KindSerializer, plugins.KindPartitioner}
+var hookKinds = [numAllHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindInterceptor, plugins.KindSerializer, plugins.KindPartitioner,
+	plugins.KindInterceptor, plugins.KindInterceptor, plugins.KindPartitioner}
+
+// batchOf is the batch hook of each per-record hook that has one.
+var batchOf = [numHooks]hook{hookOnSend: hookOnSendBatch, hookOnAck: hookOnAckBatch, hookPartition: hookPartitionBatch}
 
 // Plugin is a loaded plugin module: a compiled module and a bounded pool of
 // its instances. It implements plugins.Interceptor, plugins.Serializer and
@@ -205,6 +237,9 @@ type Plugin struct {
 	compiled      wazero.CompiledModule
 	rt            wazero.Runtime
 	wantsAcks     bool // an interceptor that exports kpipe_on_ack
+	// hasBatch says which per-record hooks have their batch export.
+	hasBatch [numHooks]bool
+	acks     ackQueue
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -227,6 +262,7 @@ type Plugin struct {
 		// goroutine than the rest.
 		_                 [64]byte
 		calls             [numHooks]paddedCounter
+		batches           [numHooks]paddedCounter
 		errors            [numHooks]atomic.Uint64
 		faults            [numFaultReasons]atomic.Uint64
 		created, replaced atomic.Uint64
@@ -254,8 +290,15 @@ func paddedHookCounts(c *[numHooks]paddedCounter) HookCounts {
 
 // PluginStats are a plugin's counters since it was loaded.
 type PluginStats struct {
-	// Calls counts hook calls, including failed ones.
+	// Calls counts hook calls, including failed ones, by record: a batch
+	// of n records counts n calls of its per-record hook, whether it went
+	// to the guest in batch calls or in single ones.
 	Calls HookCounts
+	// Batches counts the guest calls made through the batch exports (ABI
+	// section 5.5), under the per-record hook they stand for (OnSend for
+	// kpipe_on_send_batch, and so on); Serialize is always 0. Calls divided
+	// by Batches is the mean number of records per batch call.
+	Batches HookCounts
 	// Errors counts calls that ended with a *GuestError.
 	Errors HookCounts
 	// Faults counts calls that ended with a *Fault, by reason. Reasons that
@@ -272,6 +315,7 @@ type PluginStats struct {
 func (p *Plugin) Stats() PluginStats {
 	s := PluginStats{
 		Calls:             paddedHookCounts(&p.stats.calls),
+		Batches:           paddedHookCounts(&p.stats.batches),
 		Errors:            hookCounts(&p.stats.errors),
 		Faults:            map[FaultReason]uint64{},
 		InstancesCreated:  p.stats.created.Load(),
@@ -340,6 +384,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		memPages:  DefaultMemoryLimitPages,
 		timeout:   DefaultCallTimeout,
 		maxOutput: DefaultMaxOutputBytes,
+		ackBatch:  DefaultAckBatchSize,
 	}
 	for _, o := range opts {
 		o.applyPlugin(&cfg)
@@ -393,6 +438,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		timeout:       cfg.timeout,
 		createTimeout: createTimeout(cfg.timeout),
 		maxOutput:     cfg.maxOutput,
+		acks:          ackQueue{size: cfg.ackBatch},
 		memLimit:      uint64(cfg.memPages) << 16,
 		compiled:      cm,
 		rt:            rt,
@@ -445,6 +491,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	p.kinds = kinds
 	_, hasOnAck := cm.ExportedFunctions()[abi.ExportOnAck]
 	p.wantsAcks = kinds&plugins.KindInterceptor != 0 && hasOnAck
+	for _, h := range []hook{hookOnSend, hookOnAck, hookPartition} {
+		_, p.hasBatch[h] = cm.ExportedFunctions()[hookNames[batchOf[h]]]
+	}
 	p.release(inst)
 	if err := h.register(p); err != nil {
 		inst.close(ctx)

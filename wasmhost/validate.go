@@ -104,6 +104,10 @@ var exportSigs = map[string]signature{
 	abi.ExportOnAck:      sig(vt(i32), vt(i64)),
 	abi.ExportSerialize:  sig(vt(i32, i32), vt(i64)),
 	abi.ExportPartition:  sig(vt(i32, i32), vt(i64)),
+
+	abi.ExportOnSendBatch:    sig(vt(i32, i32), vt(i64)),
+	abi.ExportOnAckBatch:     sig(vt(i32, i32), vt(i64)),
+	abi.ExportPartitionBatch: sig(vt(i32, i32), vt(i64)),
 }
 
 func sameSig(def api.FunctionDefinition, want signature) bool {
@@ -185,6 +189,15 @@ func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages ui
 	for name, want := range exportSigs {
 		if def, ok := exports[name]; ok && !sameSig(def, want) {
 			return fmt.Errorf("export %s has type %s, want %s", name, formatSig(def.ParamTypes(), def.ResultTypes()), want)
+		}
+	}
+	for _, h := range []hook{hookOnSend, hookOnAck, hookPartition} {
+		if _, ok := exports[hookNames[batchOf[h]]]; !ok {
+			continue
+		}
+		if _, ok := exports[hookNames[h]]; !ok {
+			return fmt.Errorf("exports %s without %s: a module with a batch hook must also export its per-record hook",
+				hookNames[batchOf[h]], hookNames[h])
 		}
 	}
 	_, hasStart := exports[abi.ExportStart]

@@ -48,6 +48,11 @@ const (
 	ExportOnAck      = "kpipe_on_ack"
 	ExportSerialize  = "kpipe_serialize"
 	ExportPartition  = "kpipe_partition"
+
+	// Optional batch hooks (ABI section 5.5).
+	ExportOnSendBatch    = "kpipe_on_send_batch"
+	ExportOnAckBatch     = "kpipe_on_ack_batch"
+	ExportPartitionBatch = "kpipe_partition_batch"
 )
 
 // Import module names (ABI sections 1 and 6).
