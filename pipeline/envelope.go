@@ -25,6 +25,15 @@ type envelope struct {
 	explicit bool   // the record names its partition
 	stored   bool   // the partitioner stored timestamp and partition in rec
 	origPart int32  // the record's Partition when it was sent
+
+	// A stage batch chose the record's partition beforehand (see
+	// Producer.precompute): partitioner preSlot answered prePart (-1: the
+	// default partitioner) for preN partitions. The partitioner uses the
+	// answer if it is still the current one and the topic still has preN
+	// partitions. preSlot is nil when nothing was chosen.
+	preSlot *partitionerSlot
+	preN    int32
+	prePart int32
 }
 
 // envelopeOf returns the envelope holding kr. Every record the producer's

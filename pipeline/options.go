@@ -145,6 +145,9 @@ type config struct {
 	logger          hclog.Logger
 	cbThreshold     int
 	cbCooldown      time.Duration
+	stageMax        int
+	stageLinger     time.Duration
+	stageLingerSet  bool // StageBatch was given: stageLinger is not derived from linger
 	kgoOpts         []kgo.Opt
 }
 
@@ -160,6 +163,7 @@ func defaultConfig() config {
 		retries:        -1,
 		cbThreshold:    10,
 		cbCooldown:     10 * time.Second,
+		stageMax:       64,
 	}
 }
 
@@ -305,6 +309,35 @@ func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logge
 // fails. Default: threshold 10, cooldown 10s.
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 	return optionFunc(func(c *config) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
+}
+
+// StageBatch sets how records are batched on their way through the plugin
+// stages (kpipe only; not the client's batches, see Linger and
+// BatchMaxBytes). Calling a WASM plugin costs about 100ns whatever it does;
+// a plugin that takes batches (plugins.BatchInterceptor,
+// plugins.BatchPartitioner, plugins.AckBatcher, as WASM plugins do) serves
+// up to maxRecords records for about the cost of one call.
+//
+// Send then queues the record and returns. The queue goes through the
+// stages when it holds maxRecords records (on the goroutine of the Send
+// that filled it) or when its first record has waited linger (on a timer's
+// goroutine), whichever comes first; Flush, SendSync, Close and the
+// transaction methods run it at once. OnAck of an AckBatcher is delivered
+// in batches too: when its queue fills, when acknowledgements have waited
+// linger, and on Flush and Close.
+//
+// Records are batched only while some stage can use it: an interceptor that
+// implements plugins.BatchInterceptor or plugins.AckBatcher, or a current
+// partitioner (see SetPartitioner) that implements plugins.BatchPartitioner.
+// Otherwise, with Go plugins only for one, each Send runs the stages itself
+// as if batching were off.
+//
+// maxRecords <= 1 or linger <= 0 turns batching off. The linger adds to the
+// client's Linger for a record that does not fill a batch, which is why the
+// default stays small. Default: 64 records, linger the smaller of 1ms and
+// Linger (so Linger(0) turns stage batching off too).
+func StageBatch(maxRecords int, linger time.Duration) Option {
+	return optionFunc(func(c *config) { c.stageMax, c.stageLinger, c.stageLingerSet = maxRecords, linger, true })
 }
 
 // KgoOptions passes options to the underlying franz-go client, after the

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,7 +19,23 @@ type kgoPartitioner struct{ p *Producer }
 
 func (k kgoPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	def, _ := plugins.NewPartitioner(plugins.PartitionerDefault, nil)
-	return &topicPartitioner{p: k.p, fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
+	t := &topicPartitioner{p: k.p, fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
+	k.p.topicsMu.Lock()
+	k.p.topics[topic] = t
+	k.p.topicsMu.Unlock()
+	return t
+}
+
+// partitions returns how many partitions topic had when franz-go last
+// partitioned one of its records, or 0 if it has not yet.
+func (p *Producer) partitions(topic string) int32 {
+	p.topicsMu.Lock()
+	t := p.topics[topic]
+	p.topicsMu.Unlock()
+	if t == nil {
+		return 0
+	}
+	return t.n.Load()
 }
 
 // topicPartitioner partitions one topic. franz-go calls it for one record at
@@ -38,6 +55,11 @@ type topicPartitioner struct {
 	last     int              // the plugin's last answer, -1 if the default partitioner answered
 	lastSlot *partitionerSlot // the partitioner of the last record
 	lastRec  *kgo.Record      // the last record; only compared, it may have been recycled since
+
+	// n is the topic's partition count as franz-go last gave it, for
+	// stage batches choosing partitions beforehand (Producer.precompute);
+	// the only field read by other goroutines.
+	n atomic.Int32
 }
 
 // RequiresConsistency is always true: partitions are exact partition numbers
@@ -55,6 +77,9 @@ func (t *topicPartitioner) OnNewBatch() {
 
 func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 	e := envelopeOf(kr)
+	if int32(n) != t.n.Load() {
+		t.n.Store(int32(n))
+	}
 	part := t.partition(e, kr, n)
 	if e.cb != nil || e.seen != 0 {
 		// A callback or an OnAck will look at the record as produced.
@@ -89,6 +114,18 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
 			return int(plugins.KeyPartition(kr.Key, int32(n)))
 		}
 		t.scratch = plugins.Record{}
+		return t.def(&t.scratch, n)
+	}
+	if e.preSlot == s && e.preN == int32(n) {
+		// Chosen beforehand by a stage batch, and counted then: a
+		// partition in range, or -1 for the default partitioner
+		// (DefaultPartition, an error or a partition out of range).
+		t.again, t.lastSlot, t.lastRec = false, s, kr
+		if e.prePart >= 0 {
+			t.last = int(e.prePart)
+			return t.last
+		}
+		t.scratch = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
 		return t.def(&t.scratch, n)
 	}
 	again := t.again && t.lastSlot == s && t.lastRec == kr && t.batch == nil

@@ -105,6 +105,14 @@ type Producer struct {
 	partStats map[string]*hookStats // by name, shared by the partitioners of one name
 	newBreak  func() breaker
 
+	stage    *stager // nil: StageBatch turned off
+	topicsMu sync.Mutex
+	topics   map[string]*topicPartitioner // franz-go's, by topic; for the partition counts
+	// life is the context of the plugin calls a stage batch makes for
+	// records of several Sends; Close cancels it.
+	life     context.Context
+	stopLife context.CancelFunc
+
 	closed       atomic.Bool
 	idle         chan struct{} // signalled when nothing is in flight after Close
 	closeMu      sync.Mutex
@@ -132,8 +140,10 @@ type cacheLinePad [64]byte
 type interceptorSlot struct {
 	name   string
 	ic     plugins.Interceptor
-	acks   bool    // OnAck is called: ic does not say it wants none (plugins.AckObserver)
-	sendBr breaker // a failing OnSend does not bypass a working OnAck
+	acks   bool                     // OnAck is called: ic does not say it wants none (plugins.AckObserver)
+	batch  plugins.BatchInterceptor // ic, if it takes batches and StageBatch is on
+	ackB   plugins.AckBatcher       // ic, if it wants acks in batches and StageBatch is on
+	sendBr breaker                  // a failing OnSend does not bypass a working OnAck
 	ackBr  breaker
 	onSend hookStats
 	onAck  hookStats
@@ -153,6 +163,7 @@ type partitionerSlot struct {
 	perTopic plugins.PerTopicPartitioner // nil if p keeps no per-topic state
 	explicit bool                        // p requires explicit partitions
 	isDef    bool                        // p is the built-in default: use the fallback directly
+	bp       plugins.BatchPartitioner    // p, if it takes batches and keeps no per-topic state; nil without StageBatch
 	br       breaker
 	stats    *hookStats
 }
@@ -205,19 +216,39 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		acks0:  cfg.acks == AcksNone,
 		maxRec: cfg.batchMaxBytes,
 		idle:   make(chan struct{}, 1),
+		topics: map[string]*topicPartitioner{},
 	}
+	p.life, p.stopLife = context.WithCancel(context.Background())
 	p.promise = p.onPromise
 	threshold, cooldown := int32(min(cfg.cbThreshold, 1<<30)), int64(cfg.cbCooldown)
 	p.newBreak = func() breaker { return breaker{threshold: threshold, cooldown: cooldown} }
+	stageLinger := cfg.stageLinger
+	if !cfg.stageLingerSet {
+		stageLinger = min(time.Millisecond, cfg.linger)
+	}
+	batching := cfg.stageMax > 1 && stageLinger > 0
+	batchICs := false
 	for _, ic := range cfg.interceptors {
 		if ic.ic == nil {
+			p.stopLife()
 			return nil, fmt.Errorf("pipeline: interceptor %q is nil", ic.name)
 		}
 		acks := true
 		if ao, ok := ic.ic.(plugins.AckObserver); ok {
 			acks = ao.WantsAcks()
 		}
-		p.ics = append(p.ics, &interceptorSlot{name: ic.name, ic: ic.ic, acks: acks, sendBr: p.newBreak(), ackBr: p.newBreak()})
+		s := &interceptorSlot{name: ic.name, ic: ic.ic, acks: acks, sendBr: p.newBreak(), ackBr: p.newBreak()}
+		if batching {
+			s.batch, _ = ic.ic.(plugins.BatchInterceptor)
+			if acks {
+				s.ackB, _ = ic.ic.(plugins.AckBatcher)
+			}
+			batchICs = batchICs || s.batch != nil || s.ackB != nil
+		}
+		p.ics = append(p.ics, s)
+	}
+	if batching {
+		p.stage = newStager(p, cfg.stageMax, stageLinger, batchICs)
 	}
 	// The built-in "bytes" serializer is the identity: it is not called,
 	// and so has no Stats entry.
@@ -268,6 +299,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		for i, c := range cfg.codecs {
 			kc, err := c.kgo()
 			if err != nil {
+				p.stop()
 				return nil, fmt.Errorf("pipeline: %w", err)
 			}
 			codecs[i] = kc
@@ -278,10 +310,12 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
+		p.stop()
 		return nil, fmt.Errorf("pipeline: create client: %w", err)
 	}
 	if err := cl.Ping(ctx); err != nil {
 		cl.Close()
+		p.stop()
 		return nil, fmt.Errorf("pipeline: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
 	}
 	p.cl = cl
@@ -305,6 +339,9 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 	if ep, ok := pp.(plugins.ExplicitPartitioner); ok {
 		s.explicit = ep.RequiresExplicitPartition()
 	}
+	if p.stage != nil && s.perTopic == nil && !s.explicit && !s.isDef {
+		s.bp, _ = pp.(plugins.BatchPartitioner)
+	}
 	p.partMu.Lock()
 	if p.partStats == nil {
 		p.partStats = map[string]*hookStats{}
@@ -320,18 +357,47 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 
 // Send runs r through the pipeline and produces it asynchronously; cb, if
 // not nil, is called exactly once with the record's outcome. cb runs on the
-// producer's completion goroutine (or, for records that fail or are filtered
-// before they reach the client, on the caller's): it must be quick and must
-// not call Flush, Close or the transaction methods.
+// producer's completion goroutine, or, for records that fail or are
+// filtered before they reach the client, on the goroutine that ran the
+// stages: the caller's, or with stage batching (StageBatch) the one that
+// ran the batch, which may be another Send's or a timer's. cb must be quick
+// and must not call Flush, Close or the transaction methods; like a
+// franz-go promise, it must not call Send when the client's buffer may be
+// full (start a goroutine for that).
+//
+// Without stage batching, Send returns once the record went through the
+// interceptors, serializers and partitioner and is in the client's buffer
+// (or is complete). With stage batching, it usually returns as soon as the
+// record is queued for the stages; the Send that fills a batch runs it, and
+// returns once the batch is in the client's buffer. Records of one
+// goroutine keep their order either way. The OnAck of an interceptor that
+// takes acknowledgements in batches (plugins.AckBatcher) may reach it after
+// cb has run, by up to the stage linger; Flush and Close deliver them.
 //
 // The producer owns r until cb is called: interceptors change it in place,
 // and cb receives it as it was produced (serialized key and value, final
 // topic, partition and timestamp). r must not be reused before then.
 //
+// ctx is the context of the record: the client fails it if ctx ends while
+// it is buffered, and single-record plugin calls get it. Batch plugin calls
+// serve records of many Sends and get a context of the producer's instead,
+// which Close cancels.
+//
 // Send blocks while the client's buffer is full (MaxBufferedRecords,
 // MaxBufferedBytes); if ctx ends first the record fails with ctx's error.
-// Cancelling ctx may also fail the record while it is buffered.
+// With stage batching, the Send that runs a batch is the one that blocks.
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
+	if b := p.stage; b != nil {
+		if b.active(p) {
+			p.enqueue(ctx, r, cb)
+			return
+		}
+		if b.n.Load() != 0 {
+			// Batched records sent before (the partitioner
+			// taking batches was replaced since) go first.
+			p.runPending(false)
+		}
+	}
 	e := p.prepare(ctx, r, cb)
 	if e != nil {
 		// e belongs to the client now, and may be recycled before
@@ -341,8 +407,14 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 }
 
 // SendSync sends r and waits for its outcome. It does not wait out Linger:
-// the batch holding r is sent at once.
+// the batch holding r is sent at once. Records queued for a stage batch
+// (see StageBatch) go to the client first, to keep the order of the
+// caller's records; r itself goes through the stages alone, with
+// single-record plugin calls.
 func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
+	if b := p.stage; b != nil && b.n.Load() != 0 {
+		p.runPending(false)
+	}
 	var res Result
 	done := false
 	e := p.prepare(ctx, r, func(_ *plugins.Record, rr Result) { res, done = rr, true })
@@ -387,46 +459,66 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 	}
 
 	for i, s := range p.ics {
-		if !s.sendBr.allow() {
-			s.onSend.bypasses.Add(1)
-			continue
-		}
-		if s.acks {
-			e.seen |= 1 << i // to be given OnAck
-		}
-		saved := *r
-		v, err := s.callOnSend(ctx, r)
-		if err != nil {
-			*r = saved
-			p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.sendBr, err)
-			continue
-		}
-		s.sendBr.success()
-		if v == plugins.Drop {
-			s.onSend.drops.Add(1)
-			e.seen &^= 1 << i
-			p.complete(e, Filtered, fmt.Errorf("%w by interceptor %q", ErrFiltered, s.name))
+		if err := p.onSend(i, s, e); err != nil {
+			p.complete(e, Filtered, err)
 			return nil
 		}
 	}
-	if r.Topic == "" {
-		p.complete(e, Failed, ErrNoTopic)
+	if err := p.seal(e, p.part.Load()); err != nil {
+		p.complete(e, Failed, err)
 		return nil
 	}
+	return e
+}
 
+// onSend runs OnSend of interceptor i, s, on e's record with the record's
+// context. It returns the Filtered error if the interceptor dropped the
+// record, which the caller completes.
+func (p *Producer) onSend(i int, s *interceptorSlot, e *envelope) error {
+	if !s.sendBr.allow() {
+		s.onSend.bypasses.Add(1)
+		return nil
+	}
+	if s.acks {
+		e.seen |= 1 << i // to be given OnAck
+	}
+	r := e.rec
+	saved := *r
+	v, err := s.callOnSend(e.kr.Context, r)
+	if err != nil {
+		*r = saved
+		p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.sendBr, err)
+		return nil
+	}
+	s.sendBr.success()
+	if v == plugins.Drop {
+		s.onSend.drops.Add(1)
+		e.seen &^= 1 << i
+		return fmt.Errorf("%w by interceptor %q", ErrFiltered, s.name)
+	}
+	return nil
+}
+
+// seal runs the serializers on e's record, which the interceptors are done
+// with, and fills in the kgo.Record to produce. It returns why the record
+// fails, if it does, which the caller completes. ps is the current
+// partitioner.
+func (p *Producer) seal(e *envelope, ps *partitionerSlot) error {
+	r := e.rec
+	if r.Topic == "" {
+		return ErrNoTopic
+	}
 	key, val := r.Key, r.Value
 	if p.keySer != nil || p.valSer != nil {
 		var err error
 		if key != nil && p.keySer != nil {
-			if key, err = p.keySer.serialize(ctx, r); err != nil {
-				p.complete(e, Failed, err)
-				return nil
+			if key, err = p.keySer.serialize(e.kr.Context, r); err != nil {
+				return err
 			}
 		}
 		if val != nil && p.valSer != nil {
-			if val, err = p.valSer.serialize(ctx, r); err != nil {
-				p.complete(e, Failed, err)
-				return nil
+			if val, err = p.valSer.serialize(e.kr.Context, r); err != nil {
+				return err
 			}
 		}
 		// Only now: both serializers see the record as the
@@ -437,9 +529,8 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 	e.origPart = r.Partition
 	if r.HasPartition {
 		e.explicit = true
-	} else if s := p.part.Load(); s.explicit {
-		p.complete(e, Failed, fmt.Errorf("partitioner %q: %w", s.name, plugins.ErrNoPartition))
-		return nil
+	} else if ps.explicit {
+		return fmt.Errorf("partitioner %q: %w", ps.name, plugins.ErrNoPartition)
 	}
 	e.kr.Topic = r.Topic
 	e.kr.Key = key
@@ -447,7 +538,7 @@ func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plug
 	e.kr.Headers = r.Headers
 	e.kr.Timestamp = r.Timestamp
 	e.kr.Partition = r.Partition
-	return e
+	return nil
 }
 
 func (s *interceptorSlot) callOnSend(ctx context.Context, r *plugins.Record) (v plugins.Verdict, err error) {
@@ -601,6 +692,10 @@ func (p *Producer) acks(e *envelope, ack plugins.Ack) {
 			s.onAck.bypasses.Add(1)
 			continue
 		}
+		if s.ackB != nil {
+			p.queueAck(s, e.rec, ack)
+			continue
+		}
 		if err := s.callOnAck(context.Background(), e.rec, ack); err != nil {
 			p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.ackBr, err)
 		} else {
@@ -610,12 +705,36 @@ func (p *Producer) acks(e *envelope, ack plugins.Ack) {
 }
 
 // Flush waits until every record sent before the call has its outcome, or
-// ctx ends.
+// ctx ends. It runs the records queued for a stage batch at once, and once
+// the records are complete it delivers the acknowledgements queued in
+// interceptors that take them in batches (plugins.AckBatcher): when Flush
+// returns nil, every OnAck of those records was delivered.
 func (p *Producer) Flush(ctx context.Context) error {
+	p.runStage()
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("pipeline: flush: %w", err)
 	}
+	if err := p.settle(ctx); err != nil {
+		return fmt.Errorf("pipeline: flush: %w", err)
+	}
+	p.flushAcks()
 	return nil
+}
+
+// runStage hands the records queued for a stage batch to the client.
+func (p *Producer) runStage() {
+	if p.stage != nil {
+		p.runPending(false)
+	}
+}
+
+// stop stops the stage timers and cancels the producer's context.
+func (p *Producer) stop() {
+	if b := p.stage; b != nil {
+		b.timer.Stop()
+		b.ackTimer.Stop()
+	}
+	p.stopLife()
 }
 
 // CloseReport says what Close left behind.
@@ -630,9 +749,11 @@ type CloseReport struct {
 
 // Close flushes the records still buffered until ctx ends, then closes the
 // client: records still buffered fail with ErrClosed. It waits for every
-// callback to run and returns a report; the error is non-nil if the flush
-// did not finish (it wraps ctx's error). Records sent after Close fail with
-// ErrClosed. Close does not close the plugins. Calling Close twice returns
+// callback to run, delivers the acknowledgements queued in AckBatchers, and
+// returns a report; the error is non-nil if the flush did not finish (it
+// wraps ctx's error). Records sent after Close fail with ErrClosed; records
+// queued for a stage batch when Close starts are flushed like buffered
+// ones. Close does not close the plugins. Calling Close twice returns
 // ErrClosed.
 func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	p.closeMu.Lock()
@@ -642,8 +763,13 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	}
 	p.closeStarted = true
 	p.closed.Store(true)
+	defer p.stop()
+	p.runStage()
 	ferr := p.cl.Flush(ctx)
 	p.cl.Close()
+	// Sends that raced with Close may have queued records since: the
+	// closed client fails them.
+	p.runStage()
 	// Wait for the callbacks of the records the client just failed, and
 	// of Sends racing with Close.
 	timeout := time.NewTimer(30 * time.Second)
@@ -652,11 +778,13 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 		select {
 		case <-p.idle:
 		case <-time.After(10 * time.Millisecond):
+			p.runStage()
 		case <-timeout.C:
 			p.log.Error("close: callbacks still running after 30s", "in_flight", p.inFlight())
 			return p.report(), errors.New("pipeline: close: callbacks did not finish")
 		}
 	}
+	p.flushAcks()
 	rep := p.report()
 	if ferr != nil {
 		return rep, fmt.Errorf("pipeline: close: flush did not finish, %d records not delivered: %w", rep.Undelivered, ferr)
@@ -687,17 +815,20 @@ func (p *Producer) BeginTransaction() error {
 	if !p.txn {
 		return errors.New("pipeline: begin transaction: producer has no transactional id")
 	}
+	// Records queued before belong to no transaction, and fail as such.
+	p.runStage()
 	if err := p.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("pipeline: begin transaction: %w", err)
 	}
 	return nil
 }
 
-// CommitTransaction flushes the records of the current transaction and
-// commits it. If the flush fails (ctx ended) the transaction stays open and
+// CommitTransaction flushes the records of the current transaction
+// (including those queued for a stage batch) and commits it. If the flush fails (ctx ended) the transaction stays open and
 // the caller should call AbortTransaction. If the commit fails, the records
 // are not visible to read_committed consumers.
 func (p *Producer) CommitTransaction(ctx context.Context) error {
+	p.runStage()
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("pipeline: commit transaction: flush: %w", err)
 	}
@@ -709,8 +840,12 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 
 // AbortTransaction fails the records still buffered (their callbacks get a
 // Failed outcome) and aborts the transaction: records of the transaction
-// already written stay invisible to read_committed consumers.
+// already written stay invisible to read_committed consumers. Records
+// queued for a stage batch are first run through the stages and handed to
+// the client, so that they fail with the buffered ones (interceptors see
+// them, and get their OnAck).
 func (p *Producer) AbortTransaction(ctx context.Context) error {
+	p.runStage()
 	if err := p.cl.AbortBufferedRecords(ctx); err != nil {
 		return fmt.Errorf("pipeline: abort transaction: %w", err)
 	}

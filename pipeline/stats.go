@@ -53,7 +53,10 @@ type PluginStats struct {
 	// Drops counts records an interceptor filtered out (on_send only).
 	Drops uint64
 	// MeanLatency is the mean duration of a call, measured on one call in
-	// 64 (the 1st, the 65th, ...): reading the clock is not free.
+	// 64 (the 1st, the 65th, ...): reading the clock is not free. A batch
+	// call (see StageBatch) counts as one call per record in Calls, and
+	// its duration is shared by its records: MeanLatency is then the cost
+	// per record.
 	MeanLatency time.Duration
 }
 
@@ -90,6 +93,28 @@ func (h *hookStats) end(t time.Time) {
 	if !t.IsZero() {
 		h.sampledNanos.Add(int64(time.Since(t)))
 		h.sampled.Add(1)
+	}
+}
+
+// startN counts a call that serves n records as n calls, and returns its
+// start time if one of them is sampled (the same calls start samples), or
+// the zero time.
+func (h *hookStats) startN(n int) time.Time {
+	c := h.calls.Add(uint64(n))
+	// Calls 1, 65, 129, ... are sampled: how many there are up to c is
+	// (c+63)/64.
+	if (c+sampleEvery-1)/sampleEvery != (c-uint64(n)+sampleEvery-1)/sampleEvery {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+// endN records the duration of a call sampled by startN, shared by its n
+// records.
+func (h *hookStats) endN(t time.Time, n int) {
+	if !t.IsZero() {
+		h.sampledNanos.Add(int64(time.Since(t)))
+		h.sampled.Add(uint64(n))
 	}
 }
 
