@@ -7,6 +7,10 @@
 ;; records and franz-go's KafkaHasher. A record with a null key goes to the
 ;; host's default partitioner (KPIPE_DEFAULT_PARTITION). A malformed input is
 ;; reported with set_error and KPIPE_ERROR.
+;;
+;; kpipe_partition_batch (ABI section 5.5) computes the same partition for
+;; each record of a batch in one call, and writes the results over the
+;; input (see there), so it needs no memory besides the input buffer.
 (module
   (import "kpipe" "set_error" (func $set_error (param i32 i32)))
 
@@ -89,8 +93,13 @@
     (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 15))))
 
   ;; kpipe_partition(num_partitions, len): the record (ABI 4.1) is in the
-  ;; buffer. Its key length is at 20 + topic length, its key right after.
+  ;; buffer.
   (func (export "kpipe_partition") (param $n i32) (param $len i32) (result i64)
+    (call $partition (local.get $n) (global.get $buffer) (local.get $len)))
+
+  ;; $partition is kpipe_partition for the $len-byte record at $rec. Its key
+  ;; length is at 20 + topic length, its key right after.
+  (func $partition (param $n i32) (param $rec i32) (param $len i32) (result i64)
     (local $topic_len i32)
     (local $key_at i32)
     (local $key_len i32)
@@ -101,13 +110,13 @@
     ;; The fixed part and the topic length: 20 bytes.
     (if (i32.lt_u (local.get $len) (i32.const 24))
       (then (return (call $malformed))))
-    (local.set $topic_len (i32.load offset=16 (global.get $buffer)))
+    (local.set $topic_len (i32.load offset=16 (local.get $rec)))
     ;; The key length must fit after the topic: topic_len <= len - 24,
     ;; compared unsigned so a huge length cannot wrap around.
     (if (i32.gt_u (local.get $topic_len) (i32.sub (local.get $len) (i32.const 24)))
       (then (return (call $malformed))))
     (local.set $key_at
-      (i32.add (i32.add (global.get $buffer) (i32.const 20)) (local.get $topic_len)))
+      (i32.add (i32.add (local.get $rec) (i32.const 20)) (local.get $topic_len)))
     (local.set $key_len (i32.load (local.get $key_at)))
     ;; A null key (-1): let the host's default partitioner choose.
     (if (i32.eq (local.get $key_len) (i32.const -1))
@@ -123,6 +132,51 @@
           (call $murmur2 (i32.add (local.get $key_at) (i32.const 4)) (local.get $key_len))
           (i32.const 0x7fffffff))
         (local.get $n))))
+
+  ;; kpipe_partition_batch(count, len): the buffer holds $count entries, each
+  ;; an i32 partition count, a u32 record size and the record. The result is
+  ;; an array of $count i32, one per record, with kpipe_partition's meaning.
+  ;;
+  ;; The array is written over the input, result k at buffer + 4k. That is
+  ;; safe: every entry is at least 8 bytes long, so entry k starts at or
+  ;; after buffer + 8k and entry k+1 at or after buffer + 8k + 8, beyond the
+  ;; end of result k; and result k is written only after entry k was read.
+  ;; It also bounds the array by the input, so any count the buffer can hold
+  ;; works, with no memory to grow. An entry that does not fit in the input
+  ;; makes the whole call fail (KPIPE_ERROR); a malformed record inside a
+  ;; well-formed entry fails that record alone, as in kpipe_partition.
+  (func (export "kpipe_partition_batch") (param $count i32) (param $len i32) (result i64)
+    (local $p i32)
+    (local $end i32)
+    (local $k i32)
+    (local $size i32)
+    (local.set $p (global.get $buffer))
+    (local.set $end (i32.add (global.get $buffer) (local.get $len)))
+    (block $done
+      (loop $entries
+        (br_if $done (i32.ge_u (local.get $k) (local.get $count)))
+        ;; The 8-byte header, then the record, must fit before the end
+        ;; (compared unsigned, after the subtraction, so nothing wraps).
+        (if (i32.lt_u (i32.sub (local.get $end) (local.get $p)) (i32.const 8))
+          (then (return (call $malformed))))
+        (local.set $size (i32.load offset=4 (local.get $p)))
+        (if (i32.gt_u (local.get $size)
+              (i32.sub (i32.sub (local.get $end) (local.get $p)) (i32.const 8)))
+          (then (return (call $malformed))))
+        (i32.store
+          (i32.add (global.get $buffer) (i32.shl (local.get $k) (i32.const 2)))
+          (i32.wrap_i64
+            (call $partition
+              (i32.load (local.get $p))
+              (i32.add (local.get $p) (i32.const 8))
+              (local.get $size))))
+        (local.set $p (i32.add (local.get $p) (i32.add (local.get $size) (i32.const 8))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $entries)))
+    ;; The slice buffer << 32 | 4 * count.
+    (i64.or
+      (i64.shl (i64.extend_i32_u (global.get $buffer)) (i64.const 32))
+      (i64.extend_i32_u (i32.shl (local.get $count) (i32.const 2)))))
 
   (func $malformed (result i64)
     (call $set_error (global.get $err_malformed) (global.get $err_malformed_len))

@@ -4,6 +4,10 @@
 ;; kpipe_on_send returns 0 ("unchanged") and kpipe_on_ack returns 0, so a call
 ;; costs only the crossing into the module and the copy of the record into its
 ;; input buffer: the baseline against which other plugins are measured.
+;;
+;; The optional batch hooks (ABI section 5.5) do the same for a whole batch:
+;; kpipe_on_send_batch returns 0 ("every record unchanged") and
+;; kpipe_on_ack_batch returns 0, so one crossing serves any number of records.
 (module
   ;; One page to start with; kpipe_buffer grows the memory when the host asks
   ;; for a larger buffer.
@@ -36,4 +40,11 @@
     (i32.const 1024))
 
   (func (export "kpipe_on_send") (param $len i32) (result i64) (i64.const 0))
-  (func (export "kpipe_on_ack") (param $len i32) (result i64) (i64.const 0)))
+  (func (export "kpipe_on_ack") (param $len i32) (result i64) (i64.const 0))
+
+  ;; The batch hooks need not even look at their input: the host asks for the
+  ;; whole call's result, and 0 is a valid one for any count.
+  (func (export "kpipe_on_send_batch") (param $count i32) (param $len i32) (result i64)
+    (i64.const 0))
+  (func (export "kpipe_on_ack_batch") (param $count i32) (param $len i32) (result i64)
+    (i64.const 0)))
