@@ -10,3 +10,17 @@ func WithContextTimeout() PluginOption {
 // Instrumented reports whether the plugin's module was instrumented for
 // call timeouts.
 func (p *Plugin) Instrumented() bool { return p.instrumented }
+
+// WithoutBatchHooks makes a plugin ignore the module's batch exports and
+// serve batches with per-record calls.
+func WithoutBatchHooks() PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) { c.noBatch = true })
+}
+
+// SetBatchChunk sets the input size above which a batch is split into
+// several calls, and returns a function that restores it.
+func SetBatchChunk(n int) (restore func()) {
+	old := batchChunk
+	batchChunk = n
+	return func() { batchChunk = old }
+}

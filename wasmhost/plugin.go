@@ -76,6 +76,10 @@ type pluginConfig struct {
 	// termination checks even if its module could be instrumented (tests
 	// and benchmarks of the fallback).
 	contextTimeout bool
+	// noBatch makes the plugin ignore the module's batch exports, so
+	// that the tests can compare the batch calls with the per-record
+	// fallback on one module.
+	noBatch bool
 }
 
 // PluginOption configures a Plugin.
@@ -493,6 +497,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	p.wantsAcks = kinds&plugins.KindInterceptor != 0 && hasOnAck
 	for _, h := range []hook{hookOnSend, hookOnAck, hookPartition} {
 		_, p.hasBatch[h] = cm.ExportedFunctions()[hookNames[batchOf[h]]]
+		p.hasBatch[h] = p.hasBatch[h] && !cfg.noBatch
 	}
 	p.release(inst)
 	if err := h.register(p); err != nil {

@@ -1,0 +1,694 @@
+package wasmhost_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// exampleWAT returns the bytes of the compiled example module
+// examples/plugins/wat/name.wat.
+func exampleWAT(tb testing.TB, name string) []byte {
+	tb.Helper()
+	return readFile(tb, plugintest.WAT(tb, "examples/plugins/wat/"+name+".wat"))
+}
+
+// encode returns the ABI encoding of r, to compare records.
+func encode(r *plugins.Record) []byte {
+	b := make([]byte, abi.RecordSize(r))
+	abi.PutRecord(b, r)
+	return b
+}
+
+// cloneRecord returns a deep copy of r.
+func cloneRecord(r *plugins.Record) *plugins.Record {
+	c := *r
+	c.Key = bytes.Clone(r.Key)
+	c.Value = bytes.Clone(r.Value)
+	c.Headers = slices.Clone(r.Headers)
+	for i := range c.Headers {
+		c.Headers[i].Value = bytes.Clone(c.Headers[i].Value)
+	}
+	return &c
+}
+
+func cloneRecords(rs []*plugins.Record) []*plugins.Record {
+	c := make([]*plugins.Record, len(rs))
+	for i, r := range rs {
+		c[i] = cloneRecord(r)
+	}
+	return c
+}
+
+// modeRecords returns one modeRecord per mode, with distinct keys.
+func modeRecords(modes ...int32) []*plugins.Record {
+	rs := make([]*plugins.Record, len(modes))
+	for i, m := range modes {
+		rs[i] = modeRecord(m)
+		rs[i].Key = fmt.Appendf(nil, "key-%d", i)
+	}
+	return rs
+}
+
+// errText describes an error for comparisons between batch and single
+// calls: its type and message, but not the hook, which names the batch
+// export in batch calls.
+func errText(err error) string {
+	var ge *wasmhost.GuestError
+	var f *wasmhost.Fault
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ge):
+		return "guest error: " + ge.Message
+	case errors.As(err, &f):
+		return "fault: " + f.Reason.String()
+	}
+	return "other: " + err.Error()
+}
+
+// sendSingly runs OnSend on a copy of each record, one call after the
+// other, and returns the copies, verdicts and errors.
+func sendSingly(t *testing.T, p *wasmhost.Plugin, rs []*plugins.Record) ([]*plugins.Record, []plugins.Verdict, []error) {
+	t.Helper()
+	rs = cloneRecords(rs)
+	vs := make([]plugins.Verdict, len(rs))
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		vs[i], errs[i] = p.OnSend(context.Background(), r)
+	}
+	return rs, vs, errs
+}
+
+// sendBatch runs OnSendBatch on a copy of rs.
+func sendBatch(t *testing.T, p *wasmhost.Plugin, rs []*plugins.Record) ([]*plugins.Record, []plugins.Verdict, []error) {
+	t.Helper()
+	rs = cloneRecords(rs)
+	vs := make([]plugins.Verdict, len(rs))
+	errs := make([]error, len(rs))
+	for i := range vs {
+		vs[i] = plugins.Verdict(99) // must be overwritten
+		errs[i] = errors.New("not set")
+	}
+	if err := p.OnSendBatch(context.Background(), rs, vs, errs); err != nil {
+		t.Fatalf("OnSendBatch: %v", err)
+	}
+	return rs, vs, errs
+}
+
+// sameSends checks that two runs of the same records ended alike.
+func sameSends(t *testing.T, what string, wantRs, gotRs []*plugins.Record, wantVs, gotVs []plugins.Verdict, wantErrs, gotErrs []error) {
+	t.Helper()
+	for i := range wantRs {
+		if w, g := errText(wantErrs[i]), errText(gotErrs[i]); w != g {
+			t.Errorf("%s: record %d: error %q, want %q (%v)", what, i, g, w, gotErrs[i])
+		}
+		if wantErrs[i] == nil && wantVs[i] != gotVs[i] {
+			t.Errorf("%s: record %d: verdict %v, want %v", what, i, gotVs[i], wantVs[i])
+		}
+		if !bytes.Equal(encode(wantRs[i]), encode(gotRs[i])) {
+			t.Errorf("%s: record %d: %+v, want %+v", what, i, gotRs[i], wantRs[i])
+		}
+	}
+}
+
+// TestOnSendBatchEqualsSingle checks that OnSendBatch gives every record
+// what OnSend gives it, through kpipe_on_send_batch and through the
+// per-record fallback, for records that keep, drop, fail or replace.
+func TestOnSendBatchEqualsSingle(t *testing.T) {
+	h := newHost(t)
+	wasm := wat(t, "batch")
+	batched := load(t, h, "batch", wasm, plugins.KindInterceptor)
+	single := load(t, h, "single", wasm, plugins.KindInterceptor, wasmhost.WithoutBatchHooks())
+	for _, modes := range [][]int32{
+		{0},
+		{3},
+		{0, 1, 2, 3},
+		{3, 3, 2, 2, 1, 0, 3},
+		{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3},
+	} {
+		t.Run(fmt.Sprint(modes), func(t *testing.T) {
+			rs := modeRecords(modes...)
+			wantRs, wantVs, wantErrs := sendSingly(t, single, rs)
+			before := batched.Stats()
+			gotRs, gotVs, gotErrs := sendBatch(t, batched, rs)
+			sameSends(t, "batch export", wantRs, gotRs, wantVs, gotVs, wantErrs, gotErrs)
+			after := batched.Stats()
+			if n := after.Calls.OnSend - before.Calls.OnSend; n != uint64(len(rs)) {
+				t.Errorf("Calls.OnSend grew by %d, want %d", n, len(rs))
+			}
+			if n := after.Batches.OnSend - before.Batches.OnSend; n != 1 {
+				t.Errorf("Batches.OnSend grew by %d, want 1", n)
+			}
+			gotRs, gotVs, gotErrs = sendBatch(t, single, rs)
+			sameSends(t, "per-record fallback", wantRs, gotRs, wantVs, gotVs, wantErrs, gotErrs)
+			if n := single.Stats().Batches.OnSend; n != 0 {
+				t.Errorf("fallback: Batches.OnSend = %d, want 0", n)
+			}
+		})
+	}
+	// The message of a failed record is the batch call's set_error.
+	_, _, errs := sendBatch(t, batched, modeRecords(0, 2))
+	wantGuestError(t, errs[1], "batch", "kpipe_on_send_batch", "bad record")
+}
+
+// TestOnSendBatchNoop runs the example no-op interceptor's batch hook.
+func TestOnSendBatchNoop(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "noop", exampleWAT(t, "noop"), plugins.KindInterceptor)
+	for _, n := range []int{1, 2, 64, 1000} {
+		rs := make([]*plugins.Record, n)
+		for i := range rs {
+			rs[i] = benchRecord()
+			rs[i].Key = fmt.Appendf(nil, "k%d", i)
+		}
+		gotRs, vs, errs := sendBatch(t, p, rs)
+		for i := range rs {
+			if errs[i] != nil || vs[i] != plugins.Continue || !bytes.Equal(encode(gotRs[i]), encode(rs[i])) {
+				t.Fatalf("n=%d: record %d: verdict %v, error %v, record %+v; want it unchanged", n, i, vs[i], errs[i], gotRs[i])
+			}
+		}
+	}
+	s := p.Stats()
+	if s.Calls.OnSend != 1067 || s.Batches.OnSend != 4 {
+		t.Errorf("Calls.OnSend = %d, Batches.OnSend = %d; want 1067 and 4", s.Calls.OnSend, s.Batches.OnSend)
+	}
+}
+
+// TestOnSendBatchWholeCall covers the results of kpipe_on_send_batch that
+// apply to every record of the call: each record must be left as it was,
+// even one whose own result would have replaced it.
+func TestOnSendBatchWholeCall(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modes  []int32
+		fault  wasmhost.FaultReason // 0: no fault
+		errMsg string               // with no fault: the GuestError of every record, or "" for none
+	}{
+		{"error", []int32{20, 3, 0}, 0, "whole batch"},
+		{"unchanged", []int32{23, 1, 2, 3}, 0, ""},
+		{"array too short", []int32{21, 3, 0}, wasmhost.FaultInvalidOutput, ""},
+		{"array out of bounds", []int32{22, 3}, wasmhost.FaultInvalidOutput, ""},
+		{"unknown status", []int32{24, 3}, wasmhost.FaultInvalidOutput, ""},
+		{"record result unknown status", []int32{3, 0, 4}, wasmhost.FaultInvalidOutput, ""},
+		{"record result out of bounds", []int32{3, 5, 0}, wasmhost.FaultInvalidOutput, ""},
+		{"record result does not decode", []int32{3, 7}, wasmhost.FaultInvalidOutput, ""},
+		{"trap", []int32{3, 1, 6, 2}, wasmhost.FaultTrap, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHost(t)
+			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor)
+			rs := modeRecords(tc.modes...)
+			gotRs, vs, errs := sendBatch(t, p, rs)
+			for i := range rs {
+				switch {
+				case tc.fault != 0:
+					wantFault(t, errs[i], "batch", "kpipe_on_send_batch", tc.fault)
+				case tc.errMsg != "":
+					wantGuestError(t, errs[i], "batch", "kpipe_on_send_batch", tc.errMsg)
+				case errs[i] != nil || vs[i] != plugins.Continue:
+					t.Errorf("record %d: verdict %v, error %v; want Continue, nil", i, vs[i], errs[i])
+				}
+				if !bytes.Equal(encode(gotRs[i]), encode(rs[i])) {
+					t.Errorf("record %d changed: %+v, want %+v", i, gotRs[i], rs[i])
+				}
+			}
+			if tc.fault != 0 && errs[0] != errs[len(errs)-1] {
+				t.Errorf("the records of one faulted call have different errors: %v, %v", errs[0], errs[len(errs)-1])
+			}
+			s := p.Stats()
+			wantReplaced := uint64(0)
+			if tc.fault != 0 {
+				wantReplaced = 1
+			}
+			if s.InstancesReplaced != wantReplaced || s.Faults[tc.fault] != wantReplaced && tc.fault != 0 {
+				t.Errorf("InstancesReplaced = %d, Faults = %v; want %d replaced", s.InstancesReplaced, s.Faults, wantReplaced)
+			}
+			if tc.errMsg != "" && s.Errors.OnSend != uint64(len(rs)) {
+				t.Errorf("Errors.OnSend = %d, want %d (one per record)", s.Errors.OnSend, len(rs))
+			}
+			// The plugin keeps working after the fault.
+			gotRs, vs, errs = sendBatch(t, p, modeRecords(3, 0))
+			if errs[0] != nil || errs[1] != nil || gotRs[0].HasPartition != false {
+				t.Errorf("after: errors %v, %v, record %+v; want the first record's partition cleared", errs[0], errs[1], gotRs[0])
+			}
+		})
+	}
+}
+
+// TestOnSendBatchFaultInChunks splits a batch into calls of two records and
+// faults the second call: the first call's results stay, the third runs on
+// a fresh instance.
+func TestOnSendBatchFaultInChunks(t *testing.T) {
+	rs := modeRecords(3, 1, 6, 3, 3, 2)
+	defer wasmhost.SetBatchChunk(2 * (4 + abi.RecordSize(rs[0])))()
+	h := newHost(t)
+	p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, wasmhost.WithPoolSize(1))
+	gotRs, vs, errs := sendBatch(t, p, rs)
+	if errs[0] != nil || gotRs[0].HasPartition || errs[1] != nil || vs[1] != plugins.Drop {
+		t.Errorf("first call: records %+v, %v (%v, %v); want the partition cleared and a drop", gotRs[0], errs[0], vs[1], errs[1])
+	}
+	for _, i := range []int{2, 3} {
+		wantFault(t, errs[i], "batch", "kpipe_on_send_batch", wasmhost.FaultTrap)
+		if !bytes.Equal(encode(gotRs[i]), encode(rs[i])) {
+			t.Errorf("record %d of the faulted call changed", i)
+		}
+	}
+	if errs[4] != nil || gotRs[4].HasPartition {
+		t.Errorf("third call: record 4 %+v, %v; want its partition cleared", gotRs[4], errs[4])
+	}
+	wantGuestError(t, errs[5], "batch", "kpipe_on_send_batch", "bad record")
+	s := p.Stats()
+	if s.Batches.OnSend != 3 || s.InstancesCreated != 2 || s.InstancesReplaced != 1 {
+		t.Errorf("Batches.OnSend = %d, InstancesCreated = %d, InstancesReplaced = %d; want 3, 2, 1",
+			s.Batches.OnSend, s.InstancesCreated, s.InstancesReplaced)
+	}
+}
+
+// TestOnSendBatchFallbackFault runs a batch through a module without batch
+// exports (faulty.wat) that traps on the fourth record: the records before
+// keep their results, the fourth gets the fault, and the rest run on a
+// fresh instance.
+func TestOnSendBatchFallbackFault(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor, wasmhost.WithPoolSize(1))
+	// faulty.wat: 12 clears the partition flag, 10 drops, 7 fails, 1 traps.
+	rs := modeRecords(12, 10, 7, 1, 12, 0)
+	gotRs, vs, errs := sendBatch(t, p, rs)
+	if errs[0] != nil || gotRs[0].HasPartition {
+		t.Errorf("record 0: %+v, %v; want its partition cleared", gotRs[0], errs[0])
+	}
+	if errs[1] != nil || vs[1] != plugins.Drop {
+		t.Errorf("record 1: %v, %v; want a drop", vs[1], errs[1])
+	}
+	wantGuestError(t, errs[2], "faulty", "kpipe_on_send", "bad record")
+	wantFault(t, errs[3], "faulty", "kpipe_on_send", wasmhost.FaultTrap)
+	if !bytes.Equal(encode(gotRs[3]), encode(rs[3])) {
+		t.Error("the record whose call trapped changed")
+	}
+	if errs[4] != nil || gotRs[4].HasPartition || errs[5] != nil || vs[5] != plugins.Continue {
+		t.Errorf("records after the fault: %+v, %v, %v, %v; want the partition cleared, then unchanged", gotRs[4], errs[4], vs[5], errs[5])
+	}
+	s := p.Stats()
+	if s.Calls.OnSend != 6 || s.Batches.OnSend != 0 || s.InstancesCreated != 2 || s.InstancesReplaced != 1 {
+		t.Errorf("stats %+v; want 6 calls, no batch calls, 2 instances created, 1 replaced", s)
+	}
+}
+
+// keyhashRecords returns records with n different keys, among them a null
+// and an empty key, and keys of every length from 0 to 40 bytes.
+func keyhashRecords(n int) []*plugins.Record {
+	rs := make([]*plugins.Record, n)
+	for i := range rs {
+		rs[i] = &plugins.Record{Topic: "t" + strconv.Itoa(i%5), Value: []byte("v")}
+		switch {
+		case i == 0:
+			rs[i].Key = nil
+		case i < 42:
+			rs[i].Key = bytes.Repeat([]byte{byte('a' + i%26)}, i-1)
+		default:
+			rs[i].Key = fmt.Appendf(nil, "key-%d-%x", i, i*7919)
+		}
+	}
+	return rs
+}
+
+// TestPartitionBatchKeyhash checks that the example keyhash partitioner's
+// kpipe_partition_batch places every record where its kpipe_partition
+// does, for many keys, partition counts (including invalid ones, which
+// fail a record alone) and batch sizes, in one call or split in several.
+func TestPartitionBatchKeyhash(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "keyhash", exampleWAT(t, "keyhash"), plugins.KindPartitioner)
+	ctx := context.Background()
+	rs := keyhashRecords(600)
+	counts := []int32{1, 2, 3, 7, 12, 64, 1000, 0, -1}
+	numPartitions := make([]int32, len(rs))
+	for i := range numPartitions {
+		numPartitions[i] = counts[(i/3)%len(counts)]
+	}
+	wantParts := make([]int32, len(rs))
+	wantErrs := make([]error, len(rs))
+	for i, r := range rs {
+		wantParts[i], wantErrs[i] = p.Partition(ctx, r, numPartitions[i])
+	}
+	for _, tc := range []struct {
+		name  string
+		size  int // records per PartitionBatch
+		chunk int // 0: the default
+	}{
+		{"1", 1, 0}, {"16", 16, 0}, {"64", 64, 0}, {"all", len(rs), 0}, {"all in calls of 200 bytes", len(rs), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.chunk > 0 {
+				defer wasmhost.SetBatchChunk(tc.chunk)()
+			}
+			before := p.Stats()
+			parts := make([]int32, len(rs))
+			errs := make([]error, len(rs))
+			for i := 0; i < len(rs); i += tc.size {
+				j := min(i+tc.size, len(rs))
+				if err := p.PartitionBatch(ctx, rs[i:j], numPartitions[i:j], parts[i:j], errs[i:j]); err != nil {
+					t.Fatalf("PartitionBatch: %v", err)
+				}
+			}
+			for i := range rs {
+				if parts[i] != wantParts[i] || errText(errs[i]) != errText(wantErrs[i]) {
+					t.Errorf("record %d (key %q, %d partitions): %d, %v; want %d, %v",
+						i, rs[i].Key, numPartitions[i], parts[i], errs[i], wantParts[i], wantErrs[i])
+				}
+			}
+			after := p.Stats()
+			batches := after.Batches.Partition - before.Batches.Partition
+			wantBatches := uint64((len(rs) + tc.size - 1) / tc.size)
+			if tc.chunk > 0 {
+				if batches < uint64(len(rs))/5 {
+					t.Errorf("%d batch calls; want the batch split into many", batches)
+				}
+			} else if batches != wantBatches {
+				t.Errorf("%d batch calls, want %d", batches, wantBatches)
+			}
+			if n := after.Calls.Partition - before.Calls.Partition; n != uint64(len(rs)) {
+				t.Errorf("Calls.Partition grew by %d, want %d", n, len(rs))
+			}
+		})
+	}
+	if s := p.Stats(); s.InstancesReplaced != 0 {
+		t.Errorf("InstancesReplaced = %d, want 0", s.InstancesReplaced)
+	}
+}
+
+// TestPartitionBatchResults covers the results of kpipe_partition_batch
+// record by record (batch.wat returns the record's partition field) and
+// for the whole call.
+func TestPartitionBatchResults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		results []int32 // what the guest returns for each record
+		fault   wasmhost.FaultReason
+	}{
+		{"partitions", []int32{0, 5, 9, 3}, 0},
+		{"default, error, out of range", []int32{-4, 1, -2, 10, 7, -2}, 0},
+		{"unknown status", []int32{1, 2, -9}, wasmhost.FaultInvalidOutput},
+		{"array too short", []int32{98, 1}, wasmhost.FaultInvalidOutput},
+		{"trap", []int32{99, 1}, wasmhost.FaultTrap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHost(t)
+			p := load(t, h, "batch", wat(t, "batch"), plugins.KindPartitioner)
+			single := load(t, h, "single", wat(t, "batch"), plugins.KindPartitioner, wasmhost.WithoutBatchHooks())
+			rs := modeRecords(tc.results...)
+			nps := make([]int32, len(rs))
+			for i := range nps {
+				nps[i] = 10
+			}
+			parts := make([]int32, len(rs))
+			errs := make([]error, len(rs))
+			if err := p.PartitionBatch(context.Background(), rs, nps, parts, errs); err != nil {
+				t.Fatalf("PartitionBatch: %v", err)
+			}
+			if tc.fault != 0 {
+				for i := range rs {
+					wantFault(t, errs[i], "batch", "kpipe_partition_batch", tc.fault)
+					if parts[i] != plugins.DefaultPartition {
+						t.Errorf("record %d: partition %d, want DefaultPartition", i, parts[i])
+					}
+				}
+				return
+			}
+			for i, r := range rs {
+				want, wantErr := single.Partition(context.Background(), r, nps[i])
+				if parts[i] != want || errText(errs[i]) != errText(wantErr) {
+					t.Errorf("record %d: %d, %v; want %d, %v", i, parts[i], errs[i], want, wantErr)
+				}
+			}
+			if s, ss := p.Stats(), single.Stats(); s.Errors.Partition != ss.Errors.Partition {
+				t.Errorf("Errors.Partition = %d, want %d as with single calls", s.Errors.Partition, ss.Errors.Partition)
+			}
+		})
+	}
+}
+
+// TestBatchKindErrors checks that a batch call of a kind the plugin does not
+// have fails as a whole.
+func TestBatchKindErrors(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	part := load(t, h, "keyhash", exampleWAT(t, "keyhash"), plugins.KindPartitioner)
+	rs := modeRecords(0)
+	err := part.OnSendBatch(ctx, rs, make([]plugins.Verdict, 1), make([]error, 1))
+	if err == nil || !strings.Contains(err.Error(), "kpipe_on_send: the plugin is not a interceptor") {
+		t.Errorf("OnSendBatch of a partitioner: %v, want an error", err)
+	}
+	if n, err := part.QueueAck(ctx, rs[0], plugins.Ack{}); n != 1 || err == nil {
+		t.Errorf("QueueAck of a partitioner = %d, %v; want 1 and an error", n, err)
+	}
+	icpt := load(t, h, "noop", exampleWAT(t, "noop"), plugins.KindInterceptor)
+	if err := icpt.PartitionBatch(ctx, rs, []int32{3}, make([]int32, 1), make([]error, 1)); err == nil {
+		t.Error("PartitionBatch of an interceptor: nil error")
+	}
+}
+
+// TestLoadBatchExports checks the load-time checks of the batch exports.
+func TestLoadBatchExports(t *testing.T) {
+	h := newHost(t)
+	for _, tc := range []struct {
+		module, want string
+	}{
+		{"mistyped_batch", "export kpipe_on_send_batch has type (i32) -> i64, want (i32, i32) -> i64"},
+		{"ack_batch_only", "exports kpipe_on_ack_batch without kpipe_on_ack"},
+	} {
+		t.Run(tc.module, func(t *testing.T) {
+			_, err := h.Load(context.Background(), tc.module, wat(t, tc.module), plugins.KindInterceptor)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+var (
+	ackLine   = regexp.MustCompile(`\back (-?\d+)`)
+	batchLine = regexp.MustCompile(`\bbatch (\d+)`)
+)
+
+// guestAcks returns the offsets of the acknowledgements batch.wat logged,
+// in order, and the sizes of the batch calls it logged.
+func guestAcks(t *testing.T, log string) (offsets []int64, batches []int) {
+	t.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		if m := ackLine.FindStringSubmatch(line); m != nil {
+			n, err := strconv.ParseInt(m[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			offsets = append(offsets, n)
+		}
+		if m := batchLine.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			batches = append(batches, n)
+		}
+	}
+	return offsets, batches
+}
+
+// TestQueueAck checks that QueueAck and FlushAcks deliver exactly the
+// acknowledgements queued, in order, in batches of the batch size, through
+// kpipe_on_ack_batch or through kpipe_on_ack.
+func TestQueueAck(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		opts        []wasmhost.PluginOption
+		wantBatches []int // nil: per-record calls
+	}{
+		{"batch export", nil, []int{4, 4, 2}},
+		{"per-record fallback", []wasmhost.PluginOption{wasmhost.WithoutBatchHooks()}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs logBuffer
+			h := newHost(t)
+			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(4)}, tc.opts...)
+			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, opts...)
+			ctx := context.Background()
+			r := modeRecord(0)
+			var delivered []int
+			for i := range 10 {
+				r.Value = fmt.Appendf(r.Value[:0], "value %d", i) // the record is reused
+				n, err := p.QueueAck(ctx, r, plugins.Ack{Offset: int64(i)})
+				if err != nil {
+					t.Fatalf("QueueAck %d: %v", i, err)
+				}
+				if n != 0 {
+					delivered = append(delivered, n)
+				}
+			}
+			n, err := p.FlushAcks(ctx)
+			if err != nil || n != 2 {
+				t.Fatalf("FlushAcks = %d, %v; want 2, nil", n, err)
+			}
+			if n, err := p.FlushAcks(ctx); n != 0 || err != nil {
+				t.Fatalf("FlushAcks of an empty queue = %d, %v; want 0, nil", n, err)
+			}
+			if want := []int{4, 4}; !slices.Equal(delivered, want) {
+				t.Errorf("QueueAck delivered %v, want %v", delivered, want)
+			}
+			offsets, batches := guestAcks(t, logs.String())
+			if want := []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !slices.Equal(offsets, want) {
+				t.Errorf("the guest saw acknowledgements %v, want %v", offsets, want)
+			}
+			if !slices.Equal(batches, tc.wantBatches) {
+				t.Errorf("the guest saw batches of %v, want %v", batches, tc.wantBatches)
+			}
+			s := p.Stats()
+			if s.Calls.OnAck != 10 || s.Batches.OnAck != uint64(len(tc.wantBatches)) {
+				t.Errorf("Calls.OnAck = %d, Batches.OnAck = %d; want 10 and %d", s.Calls.OnAck, s.Batches.OnAck, len(tc.wantBatches))
+			}
+
+			// A failed acknowledgement fails the delivery.
+			if _, err := p.QueueAck(ctx, r, plugins.Ack{Offset: -7, Err: errors.New("broker said no")}); err != nil {
+				t.Fatal(err)
+			}
+			n, err = p.FlushAcks(ctx)
+			if n != 1 {
+				t.Errorf("FlushAcks delivered %d, want 1", n)
+			}
+			hook := "kpipe_on_ack_batch"
+			if tc.wantBatches == nil {
+				hook = "kpipe_on_ack"
+			}
+			wantGuestError(t, err, "batch", hook, "bad ack")
+		})
+	}
+}
+
+// TestQueueAckNotWanted checks that an interceptor without kpipe_on_ack is
+// never given acknowledgements.
+func TestQueueAckNotWanted(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "sendonly", wat(t, "sendonly"), plugins.KindInterceptor, wasmhost.WithAckBatchSize(1))
+	ctx := context.Background()
+	for range 3 {
+		if n, err := p.QueueAck(ctx, modeRecord(0), plugins.Ack{}); n != 0 || err != nil {
+			t.Fatalf("QueueAck = %d, %v; want 0, nil", n, err)
+		}
+	}
+	if n, err := p.FlushAcks(ctx); n != 0 || err != nil {
+		t.Fatalf("FlushAcks = %d, %v; want 0, nil", n, err)
+	}
+	if s := p.Stats(); s.Calls.OnAck != 0 {
+		t.Errorf("Calls.OnAck = %d, want 0", s.Calls.OnAck)
+	}
+}
+
+// TestQueueAckConcurrent queues acknowledgements from several goroutines
+// while another flushes: every acknowledgement reaches the guest once.
+// Run it with -race.
+func TestQueueAckConcurrent(t *testing.T) {
+	var logs logBuffer
+	h := newHost(t)
+	p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor,
+		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(8), wasmhost.WithPoolSize(2))
+	ctx := context.Background()
+	const goroutines, perGoroutine = 4, 250
+	var mu sync.Mutex
+	total := 0
+	count := func(n int, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		total += n
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	flusher := make(chan struct{})
+	go func() {
+		defer close(flusher)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				count(p.FlushAcks(ctx))
+			}
+		}
+	}()
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := modeRecord(0)
+			for i := range perGoroutine {
+				count(p.QueueAck(ctx, r, plugins.Ack{Offset: int64(g*perGoroutine + i)}))
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-flusher
+	count(p.FlushAcks(ctx))
+	if total != goroutines*perGoroutine {
+		t.Errorf("delivered %d acknowledgements, want %d", total, goroutines*perGoroutine)
+	}
+	offsets, _ := guestAcks(t, logs.String())
+	slices.Sort(offsets)
+	for i, o := range offsets {
+		if o != int64(i) {
+			t.Fatalf("the guest saw %d acknowledgements, the %dth sorted is %d; want each of 0..%d once",
+				len(offsets), i, o, goroutines*perGoroutine-1)
+		}
+	}
+	if len(offsets) != goroutines*perGoroutine {
+		t.Errorf("the guest saw %d acknowledgements, want %d", len(offsets), goroutines*perGoroutine)
+	}
+}
+
+// TestBatchAllocs checks that batch calls that change nothing allocate
+// nothing, through the batch exports and through the per-record fallback.
+func TestBatchAllocs(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	noop := load(t, h, "noop", exampleWAT(t, "noop"), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+	fallback := load(t, h, "fallback", wat(t, "noop"), plugins.KindInterceptor)
+	keyhash := load(t, h, "keyhash", exampleWAT(t, "keyhash"), plugins.KindPartitioner)
+	acks := load(t, h, "acks", exampleWAT(t, "noop"), plugins.KindInterceptor, wasmhost.WithAckBatchSize(16))
+	rs := keyhashRecords(64)[1:]
+	vs := make([]plugins.Verdict, len(rs))
+	errs := make([]error, len(rs))
+	nps := make([]int32, len(rs))
+	for i := range nps {
+		nps[i] = 12
+	}
+	parts := make([]int32, len(rs))
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"OnSendBatch", func() { _ = noop.OnSendBatch(ctx, rs, vs, errs) }},
+		{"OnSendBatch fallback", func() { _ = fallback.OnSendBatch(ctx, rs, vs, errs) }},
+		{"PartitionBatch", func() { _ = keyhash.PartitionBatch(ctx, rs, nps, parts, errs) }},
+		{"QueueAck", func() {
+			for _, r := range rs[:20] {
+				_, _ = acks.QueueAck(ctx, r, plugins.Ack{Offset: 1})
+			}
+		}},
+	} {
+		tc.f() // warm up: buffers, instances
+		if n := testing.AllocsPerRun(50, tc.f); n != 0 {
+			t.Errorf("%s: %v allocations per run, want 0", tc.name, n)
+		}
+	}
+}
