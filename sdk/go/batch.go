@@ -64,12 +64,32 @@ func (rt *runtime) batchResults(n int) []byte {
 	return rt.results
 }
 
+// batchCursor is where the loop over a batch is: the entry it runs and the
+// offset of the entry after it. The loops over entries recover panics once
+// per call rather than once per entry, which costs about as much as the rest
+// of the SDK's work on a record in WebAssembly: after a panic, the loop is
+// resumed after the entry that panicked.
+type batchCursor struct {
+	i    int
+	next int
+}
+
+// entry returns the encoding of the entry at cur.next, whose fixed prefix is
+// prefix bytes, and moves cur.next past it. The batch must have passed
+// checkBatch.
+func (cur *batchCursor) entry(in []byte, prefix int) []byte {
+	off := cur.next + prefix
+	end := off + int(binary.LittleEndian.Uint32(in[off-4:]))
+	cur.next = end
+	return in[off:end:end]
+}
+
 // onSendBatch implements kpipe_on_send_batch. A non-empty result slice is
 // the array of per-record results; otherwise code is the call's result: 0
 // when every record is unchanged, KPIPE_ERROR when the call failed.
 //
 // The records that OnSend changed are encoded one after the other into
-// rt.arena, so that all of them stay valid until the next call; its results
+// rt.arena, so that all of them stay valid until the next call; the results
 // name them by address.
 func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
 	defer rt.recover("OnSend", &code)
@@ -85,25 +105,19 @@ func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
 	}
 	results = rt.batchResults(8 * int(count))
 	rt.arena = rt.arena[:0]
-	changed := false
-	unchanged := true
-	off := 0
 	le := binary.LittleEndian
+	var cur batchCursor
+	for cur.i < int(count) {
+		if err := rt.sendEntries(in, results, &cur); err != nil {
+			le.PutUint64(results[8*cur.i:], uint64(rt.fail(err)))
+			cur.i++
+		}
+	}
+	changed, unchanged := false, true
 	for i := range int(count) {
-		size := int(le.Uint32(in[off:]))
-		off += sizePrefix
-		res, err := rt.sendEntry(in[off : off+size : off+size])
-		off += size
-		if err != nil {
-			res = rt.fail(err)
-		}
-		if res > 0 {
-			changed = true
-		}
-		if res != statusOK {
-			unchanged = false
-		}
-		le.PutUint64(results[8*i:], uint64(res))
+		res := int64(le.Uint64(results[8*i:]))
+		changed = changed || res > 0
+		unchanged = unchanged && res == statusOK
 	}
 	if unchanged {
 		return nil, statusOK
@@ -121,12 +135,26 @@ func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
 	return results, statusOK
 }
 
+// sendEntries runs the entries of in from cur.i on through sendEntry and
+// writes their results. A panic stops it with cur on the entry that panicked;
+// it returns the panic as an error.
+func (rt *runtime) sendEntries(in, results []byte, cur *batchCursor) (err error) {
+	defer rt.catch("OnSend", &err)
+	for ; 8*cur.i < len(results); cur.i++ {
+		res, err := rt.sendEntry(cur.entry(in, sizePrefix))
+		if err != nil {
+			res = rt.fail(err)
+		}
+		binary.LittleEndian.PutUint64(results[8*cur.i:], uint64(res))
+	}
+	return nil
+}
+
 // sendEntry runs OnSend on the record encoded in in. It returns statusOK,
 // statusDrop, or for a changed record its (offset << 32) | length in
-// rt.arena, where it was appended. A record that does not decode, an error
-// or a panic is returned as an error.
-func (rt *runtime) sendEntry(in []byte) (res int64, err error) {
-	defer rt.catch("OnSend", &err)
+// rt.arena, where it was appended. A record that does not decode and an error
+// are returned as an error.
+func (rt *runtime) sendEntry(in []byte) (int64, error) {
 	if err := rt.dec.decodeRecord(in, &rt.rec); err != nil {
 		return 0, err
 	}
@@ -154,6 +182,22 @@ func (rt *runtime) sendEntry(in []byte) (res int64, err error) {
 	return 0, fmt.Errorf("OnSend returned unknown %v", action)
 }
 
+// ackState is the progress of kpipe_on_ack_batch: where it is, how many
+// acknowledgements failed, and the first failure.
+type ackState struct {
+	batchCursor
+	failed int
+	first  error
+}
+
+// failure counts err, the failure of one acknowledgement.
+func (st *ackState) failure(err error) {
+	if st.failed == 0 {
+		st.first = err
+	}
+	st.failed++
+}
+
 // onAckBatch implements kpipe_on_ack_batch. OnAck is called for every
 // acknowledgement of the batch, even after one of them failed; the result
 // is KPIPE_ERROR if any failed, with the first failure's message and how
@@ -170,37 +214,36 @@ func (rt *runtime) onAckBatch(count, n int32) (code int64) {
 	if err != nil {
 		return rt.fail(err)
 	}
-	var first error
-	failed := 0
-	off := 0
-	for range int(count) {
-		size := int(binary.LittleEndian.Uint32(in[off:]))
-		off += sizePrefix
-		err := rt.ackEntry(in[off : off+size : off+size])
-		off += size
-		if err != nil {
-			if failed == 0 {
-				first = err
-			}
-			failed++
+	var st ackState
+	for st.i < int(count) {
+		if err := rt.ackEntries(in, int(count), &st); err != nil {
+			st.failure(err)
+			st.i++
 		}
 	}
 	switch {
-	case failed == 0:
+	case st.failed == 0:
 		return statusOK
 	case count == 1:
-		return rt.fail(first)
+		return rt.fail(st.first)
 	}
-	return rt.fail(fmt.Errorf("%d of %d acknowledgements failed, the first with: %w", failed, count, first))
+	return rt.fail(fmt.Errorf("%d of %d acknowledgements failed, the first with: %w", st.failed, count, st.first))
 }
 
-// ackEntry runs OnAck on the acknowledgement encoded in in.
-func (rt *runtime) ackEntry(in []byte) (err error) {
+// ackEntries runs OnAck on the entries of in from st.i on. A panic stops it
+// with st on the entry that panicked; it returns the panic as an error.
+func (rt *runtime) ackEntries(in []byte, count int, st *ackState) (err error) {
 	defer rt.catch("OnAck", &err)
-	if err := rt.dec.decodeAck(in, &rt.ack, &rt.rec); err != nil {
-		return err
+	for ; st.i < count; st.i++ {
+		err := rt.dec.decodeAck(st.entry(in, sizePrefix), &rt.ack, &rt.rec)
+		if err == nil {
+			err = rt.interceptor.OnAck(&rt.rec, rt.ack)
+		}
+		if err != nil {
+			st.failure(err)
+		}
 	}
-	return rt.interceptor.OnAck(&rt.rec, rt.ack)
+	return nil
 }
 
 // partitionBatch implements kpipe_partition_batch. A non-empty result slice
@@ -218,35 +261,43 @@ func (rt *runtime) partitionBatch(count, n int32) (results []byte, code int64) {
 		return nil, rt.fail(err)
 	}
 	results = rt.batchResults(4 * int(count))
-	off := 0
-	le := binary.LittleEndian
-	for i := range int(count) {
-		numPartitions := int32(le.Uint32(in[off:]))
-		size := int(le.Uint32(in[off+4:]))
-		off += partitionPrefix
-		p, err := rt.partitionEntry(numPartitions, in[off:off+size:off+size])
-		off += size
-		res := int64(p)
-		if err != nil {
-			res = rt.fail(err)
+	var cur batchCursor
+	for cur.i < int(count) {
+		if err := rt.partitionEntries(in, results, &cur); err != nil {
+			binary.LittleEndian.PutUint32(results[4*cur.i:], uint32(rt.fail(err)))
+			cur.i++
 		}
-		le.PutUint32(results[4*i:], uint32(int32(res)))
 	}
 	return results, statusOK
+}
+
+// partitionEntries runs the entries of in from cur.i on through
+// partitionEntry and writes their results. A panic stops it with cur on the
+// entry that panicked; it returns the panic as an error.
+func (rt *runtime) partitionEntries(in, results []byte, cur *batchCursor) (err error) {
+	defer rt.catch("Partition", &err)
+	for ; 4*cur.i < len(results); cur.i++ {
+		numPartitions := int32(binary.LittleEndian.Uint32(in[cur.next:]))
+		p, err := rt.partitionEntry(numPartitions, cur.entry(in, partitionPrefix))
+		if err != nil {
+			p = int32(rt.fail(err))
+		}
+		binary.LittleEndian.PutUint32(results[4*cur.i:], uint32(p))
+	}
+	return nil
 }
 
 // partitionEntry runs Partition on the record encoded in in, and returns a
 // partition in [0, numPartitions) or statusDefaultPartition. Anything else
 // is returned as an error.
-func (rt *runtime) partitionEntry(numPartitions int32, in []byte) (p int32, err error) {
-	defer rt.catch("Partition", &err)
+func (rt *runtime) partitionEntry(numPartitions int32, in []byte) (int32, error) {
 	if numPartitions <= 0 {
 		return 0, malformed("partition count %d is not positive", numPartitions)
 	}
 	if err := rt.dec.decodeRecord(in, &rt.rec); err != nil {
 		return 0, err
 	}
-	p, err = rt.partitioner.Partition(&rt.rec, numPartitions)
+	p, err := rt.partitioner.Partition(&rt.rec, numPartitions)
 	switch {
 	case err != nil:
 		return 0, err

@@ -521,3 +521,90 @@ func TestBatchSteadyStateAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchPanicsResume checks that the batch loops go on after a panic
+// wherever it happens: first, last, or several in a row.
+func TestBatchPanicsResume(t *testing.T) {
+	for _, pattern := range []string{"p", "pp", "p.", ".p", "pp.", ".pp", "p.p", "..p..p", "p.pp.p"} {
+		t.Run(pattern, func(t *testing.T) {
+			h := useFakeHost(t)
+			var acks []string
+			p := &funcPlugin{
+				onSend: func(r *Record) (Action, error) {
+					if r.Key[0] == 'p' {
+						panic("send")
+					}
+					r.Value = r.Key
+					return Changed, nil
+				},
+				partition: func(r *Record, n int32) (int32, error) {
+					if r.Key[0] == 'p' {
+						panic("partition")
+					}
+					return int32(len(r.Key)) % n, nil
+				},
+				onAck: func(r *Record, _ Ack) error {
+					acks = append(acks, string(r.Key))
+					if r.Key[0] == 'p' {
+						panic("ack")
+					}
+					return nil
+				},
+			}
+			var entries, prefixes [][]byte
+			for i := range pattern {
+				entries = append(entries, encode(t, Record{Topic: "t", Key: []byte(pattern[i:])}))
+				prefixes = append(prefixes, []byte{100, 0, 0, 0})
+			}
+			count := int32(len(pattern))
+
+			rt, n := batchRuntime(p, batchInput(nil, entries...))
+			results, code := rt.onSendBatch(count, n)
+			if code != statusOK {
+				t.Fatalf("onSendBatch code %d", code)
+			}
+			codes, outs := sendResults(t, rt, results, len(pattern))
+			for i := range pattern {
+				key := pattern[i:]
+				if key[0] == 'p' {
+					if codes[i] != statusError || outs[i] != nil {
+						t.Errorf("on_send record %d = %d, want %d", i, codes[i], statusError)
+					}
+					continue
+				}
+				if want := encode(t, Record{Topic: "t", Key: []byte(key), Value: []byte(key)}); !bytes.Equal(outs[i], want) {
+					t.Errorf("on_send record %d = (%d, % x), want % x", i, codes[i], outs[i], want)
+				}
+			}
+
+			rt, n = batchRuntime(p, batchInput(prefixes, entries...))
+			results, code = rt.partitionBatch(count, n)
+			if code != statusOK {
+				t.Fatalf("partitionBatch code %d", code)
+			}
+			for i := range pattern {
+				want := int32(len(pattern) - i)
+				if pattern[i] == 'p' {
+					want = int32(statusError)
+				}
+				if got := int32(binary.LittleEndian.Uint32(results[4*i:])); got != want {
+					t.Errorf("partition record %d = %d, want %d", i, got, want)
+				}
+			}
+
+			var ackEntries [][]byte
+			var wantAcks []string
+			for i := range pattern {
+				ackEntries = append(ackEntries, ackEntry(t, int64(i), "", pattern[i:]))
+				wantAcks = append(wantAcks, pattern[i:])
+			}
+			rt, n = batchRuntime(p, batchInput(nil, ackEntries...))
+			if code := rt.onAckBatch(count, n); code != statusError || !strings.Contains(h.errMsg, "panic in OnAck: ack") {
+				t.Errorf("onAckBatch = %d (%q), want %d and the panic", code, h.errMsg, statusError)
+			}
+			if !reflect.DeepEqual(acks, wantAcks) {
+				t.Errorf("OnAck saw %q, want %q", acks, wantAcks)
+			}
+		})
+	}
+}
