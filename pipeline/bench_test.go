@@ -54,8 +54,10 @@ func (keyHash) Partition(_ context.Context, r *plugins.Record, n int32) (int32, 
 //     partitioner;
 //   - wasm: kpipe with the WASM no-op interceptor and key-hash partitioner,
 //     loaded with wasmhost's default settings (which include a per-call
-//     time limit);
+//     time limit), and kpipe's default stage batching (64 records);
 //   - wasm-notimeout: the same with wasmhost's per-call time limit off;
+//   - wasm-unbatched: wasm with stage batching off (StageBatch(1, 0)): one
+//     guest call per record and stage;
 //   - native: kpipe with the same two plugins written in Go.
 //
 // Every variant allocates one record per send, as a caller must (the
@@ -156,6 +158,11 @@ func BenchmarkProduce(b *testing.B) {
 	b.Run("wasm-notimeout", func(b *testing.B) {
 		kpipe(b, pipeline.Interceptor("noop", wasmPlugin(b, "noop.wasm", plugins.KindInterceptor, wasmhost.WithCallTimeout(0))),
 			pipeline.Partitioner("keyhash", wasmPlugin(b, "keyhash.wasm", plugins.KindPartitioner, wasmhost.WithCallTimeout(0))))
+	})
+	b.Run("wasm-unbatched", func(b *testing.B) {
+		kpipe(b, pipeline.Interceptor("noop", wasmPlugin(b, "noop.wasm", plugins.KindInterceptor)),
+			pipeline.Partitioner("keyhash", wasmPlugin(b, "keyhash.wasm", plugins.KindPartitioner)),
+			pipeline.StageBatch(1, 0))
 	})
 	b.Run("native", func(b *testing.B) {
 		kpipe(b, pipeline.Interceptor("noop", nopInterceptor{}), pipeline.Partitioner("keyhash", keyHash{}))

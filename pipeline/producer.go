@@ -392,7 +392,7 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 			p.enqueue(ctx, r, cb)
 			return
 		}
-		if b.n.Load() != 0 {
+		if b.busy.Load() {
 			// Batched records sent before (the partitioner
 			// taking batches was replaced since) go first.
 			p.runPending(false)
@@ -412,7 +412,7 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 // caller's records; r itself goes through the stages alone, with
 // single-record plugin calls.
 func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
-	if b := p.stage; b != nil && b.n.Load() != 0 {
+	if b := p.stage; b != nil && b.busy.Load() {
 		p.runPending(false)
 	}
 	var res Result

@@ -28,9 +28,12 @@ type stager struct {
 	pending []*envelope
 	timer   *time.Timer
 	// n counts the records in pending and those taken by a runner that
-	// has not handed them to the client yet; read without mu, so that an
-	// unbatched send can tell whether it must let batched ones go first.
-	n atomic.Int64
+	// has not handed them to the client yet. busy is n > 0, read without
+	// mu, so that an unbatched send can tell whether it must let batched
+	// ones go first; it changes at most twice per batch, as atomic writes
+	// cost a send more than the lock does.
+	n    int
+	busy atomic.Bool
 	// spare is a done slice put back by a runner, for the next one.
 	spare []completion
 
@@ -40,8 +43,7 @@ type stager struct {
 	recs     []*plugins.Record
 	verdicts []plugins.Verdict
 	errs     []error
-	pscratch []plugins.Record // what the partitioner sees
-	penvs    []*envelope      // the envelopes of pscratch
+	penvs    []*envelope // the envelopes of the records given to the partitioner
 	nums     []int32
 	parts    []int32
 	// done holds the records a runner failed or filtered. They are
@@ -78,7 +80,6 @@ func newStager(p *Producer, max int, linger time.Duration, ics bool) *stager {
 		recs:     make([]*plugins.Record, max),
 		verdicts: make([]plugins.Verdict, max),
 		errs:     make([]error, max),
-		pscratch: make([]plugins.Record, max),
 		penvs:    make([]*envelope, max),
 		nums:     make([]int32, max),
 		parts:    make([]int32, max),
@@ -123,7 +124,9 @@ func (p *Producer) enqueue(ctx context.Context, r *plugins.Record, cb func(*plug
 	if n == 1 {
 		b.timer.Reset(b.linger)
 	}
-	b.n.Add(1)
+	if b.n++; b.n == 1 {
+		b.busy.Store(true)
+	}
 	b.mu.Unlock()
 	if n >= b.max {
 		p.runPending(true)
@@ -168,7 +171,11 @@ func (p *Producer) runPending(full bool) {
 	}
 	clear(b.work)
 	b.work = b.work[:0]
-	b.n.Add(-int64(k))
+	b.mu.Lock()
+	if b.n -= k; b.n == 0 {
+		b.busy.Store(false)
+	}
+	b.mu.Unlock()
 	done := b.done
 	if len(done) > 0 {
 		b.done = nil
@@ -251,11 +258,12 @@ func (p *Producer) runBatch(es []*envelope) {
 		if e.kr.Timestamp.IsZero() {
 			// What the client would do when it buffers the record,
 			// done now so that the partitioner sees it, and once
-			// for the batch.
+			// for the batch. The record is given the timestamp
+			// it is produced with, as Partition would.
 			if now.IsZero() {
 				now = time.Now()
 			}
-			e.kr.Timestamp = now
+			e.kr.Timestamp, e.rec.Timestamp = now, now
 		}
 		es[n] = e
 		n++
@@ -337,6 +345,11 @@ func (s *interceptorSlot) callOnSendBatch(ctx context.Context, rs []*plugins.Rec
 // envelope for topicPartitioner.partition. Failures are counted and logged
 // here, as partition would; records it leaves out are partitioned one at a
 // time.
+//
+// The partitioner is given the callers' records themselves, which seal left
+// as they are produced (serialized key and value, final topic, headers and
+// timestamp, no partition): unlike one copied for it, as partition does,
+// that costs no copy.
 func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 	if !s.br.allow() {
 		return // partition counts the bypasses
@@ -356,9 +369,7 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 		if parts <= 0 {
 			continue
 		}
-		kr := &e.kr
-		b.pscratch[m] = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
-		b.recs[m] = &b.pscratch[m]
+		b.recs[m] = e.rec
 		b.nums[m] = parts
 		b.parts[m] = plugins.DefaultPartition
 		b.errs[m] = nil
@@ -392,7 +403,6 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 	}
 	clear(recs)
 	clear(errs)
-	clear(b.pscratch[:m])
 	clear(b.penvs[:m])
 }
 
