@@ -44,10 +44,22 @@
 // costs nothing beyond the call itself; Changed encodes the record and hands
 // it back to the host.
 //
+// Every plugin also gets the ABI's batch hooks (kpipe_on_send_batch,
+// kpipe_partition_batch and kpipe_on_ack_batch) with nothing to write: a
+// host that supports them hands a plugin many records per call, and the SDK
+// calls OnSend, Partition or OnAck for each of them in order, exactly as if
+// each had come in its own call, with the same results, errors and panic
+// recovery per record (a record's Key, Value and header values are valid
+// until its method returns, as in a single call). A batch saves the cost of
+// entering the module for every record and changes nothing in what the
+// methods are given or may return; a host that batches acknowledgements may
+// deliver them to OnAck a little later than it would one by one.
+//
 // # Errors
 //
-// A hook that returns an error, or panics, fails that call only: the panic is
-// recovered and its message, like an error's, goes to the host's log. What
+// A hook that returns an error, or panics, fails that call only (in a batch,
+// that record only): the panic is recovered and its message, like an error's,
+// goes to the host's log. What
 // happens to the record then depends on the kind: an interceptor's record
 // goes on unchanged, a serializer's record fails, a partitioner's record goes
 // to the default partitioner. Only a fault the SDK cannot recover (a runtime
