@@ -146,8 +146,7 @@ type config struct {
 	cbThreshold     int
 	cbCooldown      time.Duration
 	stageMax        int
-	stageLinger     time.Duration
-	stageLingerSet  bool // StageBatch was given: stageLinger is not derived from linger
+	stageLinger     time.Duration // negative: derived from linger
 	kgoOpts         []kgo.Opt
 }
 
@@ -164,6 +163,7 @@ func defaultConfig() config {
 		cbThreshold:    10,
 		cbCooldown:     10 * time.Second,
 		stageMax:       64,
+		stageLinger:    -1,
 	}
 }
 
@@ -332,12 +332,13 @@ func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 // Otherwise, with Go plugins only for one, each Send runs the stages itself
 // as if batching were off.
 //
-// maxRecords <= 1 or linger <= 0 turns batching off. The linger adds to the
-// client's Linger for a record that does not fill a batch, which is why the
-// default stays small. Default: 64 records, linger the smaller of 1ms and
-// Linger (so Linger(0) turns stage batching off too).
+// maxRecords <= 1 or a linger of 0 turns batching off; a negative linger
+// keeps the default linger. The linger adds to the client's Linger for a
+// record that does not fill a batch, which is why the default stays small.
+// Default: 64 records, linger the smaller of 1ms and Linger (so Linger(0)
+// turns stage batching off too).
 func StageBatch(maxRecords int, linger time.Duration) Option {
-	return optionFunc(func(c *config) { c.stageMax, c.stageLinger, c.stageLingerSet = maxRecords, linger, true })
+	return optionFunc(func(c *config) { c.stageMax, c.stageLinger = maxRecords, linger })
 }
 
 // KgoOptions passes options to the underlying franz-go client, after the

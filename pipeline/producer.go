@@ -223,7 +223,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	threshold, cooldown := int32(min(cfg.cbThreshold, 1<<30)), int64(cfg.cbCooldown)
 	p.newBreak = func() breaker { return breaker{threshold: threshold, cooldown: cooldown} }
 	stageLinger := cfg.stageLinger
-	if !cfg.stageLingerSet {
+	if stageLinger < 0 {
 		stageLinger = min(time.Millisecond, cfg.linger)
 	}
 	batching := cfg.stageMax > 1 && stageLinger > 0

@@ -610,6 +610,7 @@ func TestStageBatchOff(t *testing.T) {
 		{"StageBatch(64, 0)", []pipeline.Option{pipeline.StageBatch(64, 0)}},
 		{"StageBatch(1, 1s)", []pipeline.Option{pipeline.StageBatch(1, time.Second)}},
 		{"Linger(0)", []pipeline.Option{pipeline.Linger(0)}},
+		{"StageBatch(64, -1), Linger(0)", []pipeline.Option{pipeline.StageBatch(64, -1), pipeline.Linger(0)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := setup(t, 1)
