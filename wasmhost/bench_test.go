@@ -3,6 +3,7 @@ package wasmhost_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -125,4 +126,91 @@ func BenchmarkHookNoopParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkHookBatch measures the batch calls per record (the ns/record
+// metric), at batch sizes 1, 16 and 64, with the call timeout off as in
+// BenchmarkHookNoop: OnSendBatch of 100-byte records through the example
+// no-op interceptor (examples/plugins/wat/noop.wat, one
+// kpipe_on_send_batch call per batch), PartitionBatch through the example
+// keyhash partitioner (one kpipe_partition_batch call, murmur2 of each
+// key), with single Partition calls for comparison, and QueueAck through
+// the no-op interceptor with the batch size as the acknowledgement batch
+// size (one kpipe_on_ack_batch call per batch).
+func BenchmarkHookBatch(b *testing.B) {
+	ctx := context.Background()
+	perRecord := func(b *testing.B, size int) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/record")
+	}
+	records := func(size int) []*plugins.Record {
+		rs := make([]*plugins.Record, size)
+		for i := range rs {
+			rs[i] = benchRecord()
+			rs[i].Key = fmt.Appendf(nil, "key-%04d", i)
+		}
+		return rs
+	}
+	for _, size := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("noop-on_send/%d", size), func(b *testing.B) {
+			h := newHost(b)
+			p := load(b, h, "noop", exampleWAT(b, "noop"), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+			rs := records(size)
+			vs := make([]plugins.Verdict, size)
+			errs := make([]error, size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.OnSendBatch(ctx, rs, vs, errs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perRecord(b, size)
+		})
+	}
+	for _, size := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("keyhash-partition/%d", size), func(b *testing.B) {
+			h := newHost(b)
+			p := load(b, h, "keyhash", exampleWAT(b, "keyhash"), plugins.KindPartitioner, wasmhost.WithCallTimeout(0))
+			rs := records(size)
+			nps := make([]int32, size)
+			for i := range nps {
+				nps[i] = 12
+			}
+			parts := make([]int32, size)
+			errs := make([]error, size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.PartitionBatch(ctx, rs, nps, parts, errs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perRecord(b, size)
+		})
+	}
+	b.Run("keyhash-partition/single", func(b *testing.B) {
+		h := newHost(b)
+		p := load(b, h, "keyhash", exampleWAT(b, "keyhash"), plugins.KindPartitioner, wasmhost.WithCallTimeout(0))
+		r := records(1)[0]
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Partition(ctx, r, 12); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perRecord(b, 1)
+	})
+	for _, size := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("noop-queue_ack/%d", size), func(b *testing.B) {
+			h := newHost(b)
+			p := load(b, h, "noop", exampleWAT(b, "noop"), plugins.KindInterceptor,
+				wasmhost.WithCallTimeout(0), wasmhost.WithAckBatchSize(size))
+			r := benchRecord()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.QueueAck(ctx, r, plugins.Ack{Offset: 42}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perRecord(b, 1)
+		})
+	}
 }
