@@ -225,8 +225,10 @@ var batchOf = [numHooks]hook{hookOnSend: hookOnSendBatch, hookOnAck: hookOnAckBa
 
 // Plugin is a loaded plugin module: a compiled module and a bounded pool of
 // its instances. It implements plugins.Interceptor, plugins.Serializer and
-// plugins.Partitioner; calling a hook of a kind the module does not declare
-// returns an error. It is safe for concurrent use.
+// plugins.Partitioner, and the batch interfaces plugins.BatchInterceptor,
+// plugins.BatchPartitioner and plugins.AckBatcher; calling a hook of a kind
+// the module does not declare returns an error. It is safe for concurrent
+// use.
 type Plugin struct {
 	host    *Host
 	name    string
