@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // The batch hooks (ABI section 5.5) run the registered plugin's per-record
@@ -53,6 +54,10 @@ func checkBatch(in []byte, count int32, prefix int) error {
 	}
 	return nil
 }
+
+// putInt64 and putInt32 write v at the start of b, little-endian.
+func putInt64(b []byte, v int64) { binary.LittleEndian.PutUint64(b, uint64(v)) }
+func putInt32(b []byte, v int32) { binary.LittleEndian.PutUint32(b, uint32(v)) }
 
 // batchResults returns the reused results array, resized to n bytes.
 func (rt *runtime) batchResults(n int) []byte {
@@ -105,13 +110,18 @@ func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
 	}
 	results = rt.batchResults(8 * int(count))
 	rt.arena = rt.arena[:0]
+	rt.failures.reset()
 	le := binary.LittleEndian
 	var cur batchCursor
 	for cur.i < int(count) {
 		if err := rt.sendEntries(in, results, &cur); err != nil {
-			le.PutUint64(results[8*cur.i:], uint64(rt.fail(err)))
+			rt.failures.add(err)
+			putInt64(results[8*cur.i:], statusError)
 			cur.i++
 		}
+	}
+	if rt.failures.n > 0 {
+		rt.failMessage(rt.failures.message("records", int(count)))
 	}
 	changed, unchanged := false, true
 	for i := range int(count) {
@@ -143,9 +153,10 @@ func (rt *runtime) sendEntries(in, results []byte, cur *batchCursor) (err error)
 	for ; 8*cur.i < len(results); cur.i++ {
 		res, err := rt.sendEntry(cur.entry(in, sizePrefix))
 		if err != nil {
-			res = rt.fail(err)
+			rt.failures.add(err)
+			res = statusError
 		}
-		binary.LittleEndian.PutUint64(results[8*cur.i:], uint64(res))
+		putInt64(results[8*cur.i:], res)
 	}
 	return nil
 }
@@ -182,26 +193,11 @@ func (rt *runtime) sendEntry(in []byte) (int64, error) {
 	return 0, fmt.Errorf("OnSend returned unknown %v", action)
 }
 
-// ackState is the progress of kpipe_on_ack_batch: where it is, how many
-// acknowledgements failed, and the first failure.
-type ackState struct {
-	batchCursor
-	failed int
-	first  error
-}
-
-// failure counts err, the failure of one acknowledgement.
-func (st *ackState) failure(err error) {
-	if st.failed == 0 {
-		st.first = err
-	}
-	st.failed++
-}
-
 // onAckBatch implements kpipe_on_ack_batch. OnAck is called for every
 // acknowledgement of the batch, even after one of them failed; the result
-// is KPIPE_ERROR if any failed, with the first failure's message and how
-// many failed.
+// is KPIPE_ERROR if any failed, which the host applies to every
+// acknowledgement of the batch. Its message is the failures' message if all
+// of them failed alike, and otherwise says how many failed, and how.
 func (rt *runtime) onAckBatch(count, n int32) (code int64) {
 	defer rt.recover("OnAck", &code)
 	if rt.interceptor == nil {
@@ -214,33 +210,36 @@ func (rt *runtime) onAckBatch(count, n int32) (code int64) {
 	if err != nil {
 		return rt.fail(err)
 	}
-	var st ackState
-	for st.i < int(count) {
-		if err := rt.ackEntries(in, int(count), &st); err != nil {
-			st.failure(err)
-			st.i++
+	rt.failures.reset()
+	var cur batchCursor
+	for cur.i < int(count) {
+		if err := rt.ackEntries(in, int(count), &cur); err != nil {
+			rt.failures.add(err)
+			cur.i++
 		}
 	}
-	switch {
-	case st.failed == 0:
+	switch f := &rt.failures; {
+	case f.n == 0:
 		return statusOK
-	case count == 1:
-		return rt.fail(st.first)
+	case f.n < int(count) && len(f.msgs) == 1 && f.more == 0:
+		// Say that the others went well: the host counts the error
+		// for each acknowledgement of the call.
+		return rt.failMessage(fmt.Sprintf("%d of %d acknowledgements failed: %s", f.n, count, f.msgs[0]))
 	}
-	return rt.fail(fmt.Errorf("%d of %d acknowledgements failed, the first with: %w", st.failed, count, st.first))
+	return rt.failMessage(rt.failures.message("acknowledgements", int(count)))
 }
 
-// ackEntries runs OnAck on the entries of in from st.i on. A panic stops it
-// with st on the entry that panicked; it returns the panic as an error.
-func (rt *runtime) ackEntries(in []byte, count int, st *ackState) (err error) {
+// ackEntries runs OnAck on the entries of in from cur.i on. A panic stops it
+// with cur on the entry that panicked; it returns the panic as an error.
+func (rt *runtime) ackEntries(in []byte, count int, cur *batchCursor) (err error) {
 	defer rt.catch("OnAck", &err)
-	for ; st.i < count; st.i++ {
-		err := rt.dec.decodeAck(st.entry(in, sizePrefix), &rt.ack, &rt.rec)
+	for ; cur.i < count; cur.i++ {
+		err := rt.dec.decodeAck(cur.entry(in, sizePrefix), &rt.ack, &rt.rec)
 		if err == nil {
 			err = rt.interceptor.OnAck(&rt.rec, rt.ack)
 		}
 		if err != nil {
-			st.failure(err)
+			rt.failures.add(err)
 		}
 	}
 	return nil
@@ -261,12 +260,17 @@ func (rt *runtime) partitionBatch(count, n int32) (results []byte, code int64) {
 		return nil, rt.fail(err)
 	}
 	results = rt.batchResults(4 * int(count))
+	rt.failures.reset()
 	var cur batchCursor
 	for cur.i < int(count) {
 		if err := rt.partitionEntries(in, results, &cur); err != nil {
-			binary.LittleEndian.PutUint32(results[4*cur.i:], uint32(rt.fail(err)))
+			rt.failures.add(err)
+			putInt32(results[4*cur.i:], int32(statusError))
 			cur.i++
 		}
+	}
+	if rt.failures.n > 0 {
+		rt.failMessage(rt.failures.message("records", int(count)))
 	}
 	return results, statusOK
 }
@@ -280,9 +284,10 @@ func (rt *runtime) partitionEntries(in, results []byte, cur *batchCursor) (err e
 		numPartitions := int32(binary.LittleEndian.Uint32(in[cur.next:]))
 		p, err := rt.partitionEntry(numPartitions, cur.entry(in, partitionPrefix))
 		if err != nil {
-			p = int32(rt.fail(err))
+			rt.failures.add(err)
+			p = int32(statusError)
 		}
-		binary.LittleEndian.PutUint32(results[4*cur.i:], uint32(p))
+		putInt32(results[4*cur.i:], p)
 	}
 	return nil
 }
@@ -307,4 +312,67 @@ func (rt *runtime) partitionEntry(numPartitions int32, in []byte) (int32, error)
 		return 0, fmt.Errorf("partition %d out of range [0, %d)", p, numPartitions)
 	}
 	return p, nil
+}
+
+// maxFailureMessages is how many different messages a batch's error message
+// quotes.
+const maxFailureMessages = 4
+
+// batchFailures gathers the failures of the records of one batch call. The
+// host gives every record that failed the call's last set_error message, so
+// the SDK sets one message per call, which names every way in which records
+// failed rather than only the last.
+type batchFailures struct {
+	n      int      // failures
+	msgs   []string // different messages, in the order they came
+	counts []int    // failures with msgs[i]
+	more   int      // failures whose message did not fit in msgs
+}
+
+// reset forgets the previous call's failures, keeping the slices.
+func (f *batchFailures) reset() {
+	clear(f.msgs)
+	f.n, f.msgs, f.counts, f.more = 0, f.msgs[:0], f.counts[:0], 0
+}
+
+// add counts err.
+func (f *batchFailures) add(err error) {
+	f.n++
+	msg := err.Error()
+	for i := range f.msgs {
+		if f.msgs[i] == msg {
+			f.counts[i]++
+			return
+		}
+	}
+	if len(f.msgs) == maxFailureMessages {
+		f.more++
+		return
+	}
+	f.msgs = append(f.msgs, msg)
+	f.counts = append(f.counts, 1)
+}
+
+// message returns the error message of a batch of count entries (what says
+// what they are) with failures: the failures' message if they all had the
+// same, and otherwise how many failed and with which messages.
+func (f *batchFailures) message(what string, count int) string {
+	if len(f.msgs) == 1 && f.more == 0 {
+		return f.msgs[0]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d %s failed: ", f.n, count, what)
+	for i, msg := range f.msgs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s (%d)", msg, f.counts[i])
+		if b.Len() > maxErrorLen {
+			break
+		}
+	}
+	if f.more > 0 {
+		fmt.Fprintf(&b, "; %d more with other messages", f.more)
+	}
+	return b.String()
 }

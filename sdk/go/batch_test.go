@@ -180,8 +180,14 @@ func TestOnSendBatchMatchesOnSend(t *testing.T) {
 			t.Errorf("record %d (%s): batch gave (%d, % x), single (%d, % x)", i, keys[i], codes[i], outs[i], code, out)
 		}
 	}
-	if batchErrors != singleErrors || lastErr != msgs[len(msgs)-1] {
-		t.Errorf("batch: %d set_error calls, the last %q; single: %d, the last %q", batchErrors, lastErr, singleErrors, msgs[len(msgs)-1])
+	// The batch sets one message, which holds every single call's.
+	if batchErrors != 1 || singleErrors != 4 || !strings.HasPrefix(lastErr, "4 of 9 records failed: ") {
+		t.Errorf("batch: %d set_error calls, the last %q; single: %d; want 1 call saying 4 of 9 failed, and 4", batchErrors, lastErr, singleErrors)
+	}
+	for _, msg := range msgs {
+		if !strings.Contains(lastErr, msg+" (1)") {
+			t.Errorf("batch error %q does not hold %q", lastErr, msg)
+		}
 	}
 	want := map[string]int64{"unchanged": statusOK, "drop": statusDrop, "error": statusError, "panic": statusError, "unknown": statusError, "malformed": statusError}
 	for i, k := range keys {
@@ -388,8 +394,9 @@ func TestPartitionBatch(t *testing.T) {
 	if !reflect.DeepEqual(seenCounts, wantCounts) {
 		t.Errorf("Partition saw counts %v, want %v", seenCounts, wantCounts)
 	}
-	if h.errSets != 6 || !strings.Contains(h.errMsg, "malformed") {
-		t.Errorf("%d set_error calls, the last %q; want 6, the last about the malformed record", h.errSets, h.errMsg)
+	want := "6 of 10 records failed: partition 3 out of range [0, 3) (1); partition -7 out of range [0, 10) (1); no partition for you (1); panic in Partition: boom (1); 2 more with other messages"
+	if h.errSets != 1 || h.errMsg != want {
+		t.Errorf("%d set_error calls, the last %q; want 1, %q", h.errSets, h.errMsg, want)
 	}
 }
 
@@ -434,14 +441,21 @@ func TestOnAckBatch(t *testing.T) {
 			},
 			want:   []got{{"a", Ack{Offset: 1}}, {"error", Ack{Offset: -1, Error: "timed out"}}, {"panic", Ack{Offset: 3}}, {"c", Ack{Offset: 5}}},
 			code:   statusError,
-			errMsg: "3 of 5 acknowledgements failed, the first with: failed on error",
+			errMsg: "3 of 5 acknowledgements failed: failed on error (1); panic in OnAck: boom (1); kpipe: malformed input: record of 8 bytes is shorter than its 16-byte fixed part (in the record after byte 12) (1)",
+		},
+		{
+			name:    "all fail alike",
+			entries: [][]byte{ackEntry(t, 3, "", "error"), ackEntry(t, 4, "", "error")},
+			want:    []got{{"error", Ack{Offset: 3}}, {"error", Ack{Offset: 4}}},
+			code:    statusError,
+			errMsg:  "failed on error",
 		},
 		{
 			name:    "first failure is a panic",
 			entries: [][]byte{ackEntry(t, 3, "", "panic"), ackEntry(t, 4, "", "a")},
 			want:    []got{{"panic", Ack{Offset: 3}}, {"a", Ack{Offset: 4}}},
 			code:    statusError,
-			errMsg:  "1 of 2 acknowledgements failed, the first with: panic in OnAck: boom",
+			errMsg:  "1 of 2 acknowledgements failed: panic in OnAck: boom",
 		},
 	}
 	for _, tt := range tests {
@@ -606,5 +620,48 @@ func TestBatchPanicsResume(t *testing.T) {
 				t.Errorf("OnAck saw %q, want %q", acks, wantAcks)
 			}
 		})
+	}
+}
+
+func TestBatchFailuresMessage(t *testing.T) {
+	long := strings.Repeat("x", 3000)
+	tests := []struct {
+		name string
+		errs []string
+		want string
+	}{
+		{"one", []string{"bad"}, "bad"},
+		{"all alike", []string{"bad", "bad", "bad"}, "bad"},
+		{"two kinds", []string{"bad", "worse", "bad"}, "3 of 10 records failed: bad (2); worse (1)"},
+		{"too many kinds", []string{"a", "b", "c", "d", "e", "a", "f"}, "7 of 10 records failed: a (2); b (1); c (1); d (1); 2 more with other messages"},
+		{"long messages", []string{long, long + "y", long + "z"}, "3 of 10 records failed: " + long + " (1); " + long + "y (1)"},
+	}
+	var f batchFailures
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.reset() // reused, as in the runtime
+			for _, e := range tt.errs {
+				f.add(errors.New(e))
+			}
+			if got := f.message("records", 10); got != tt.want {
+				t.Fatalf("message = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBatchSetsOneError checks that a batch whose records all fail alike
+// calls set_error once, with the message a single call would give.
+func TestBatchSetsOneError(t *testing.T) {
+	h := useFakeHost(t)
+	p := &funcPlugin{
+		onSend:    func(*Record) (Action, error) { return Unchanged, errors.New("no") },
+		partition: func(*Record, int32) (int32, error) { return 0, errors.New("no") },
+	}
+	rt, n := batchRuntime(p, batchInput(nil, goldenBytes, goldenBytes, goldenBytes))
+	results, code := rt.onSendBatch(3, n)
+	codes, _ := sendResults(t, rt, results, 3)
+	if code != statusOK || !reflect.DeepEqual(codes, []int64{statusError, statusError, statusError}) || h.errSets != 1 || h.errMsg != "no" {
+		t.Fatalf("onSendBatch = %d, %v with %d set_error calls, the last %q; want 0, all -2, 1 call \"no\"", code, codes, h.errSets, h.errMsg)
 	}
 }

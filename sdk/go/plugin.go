@@ -142,6 +142,8 @@ type runtime struct {
 	// results is the array of per-record results of a batch hook, reused
 	// from call to call.
 	results []byte
+	// failures gathers the failed records of a batch call.
+	failures batchFailures
 	// dec and rec are the decoder and the record reused by every hook.
 	dec decoder
 	rec Record
@@ -344,7 +346,11 @@ func (rt *runtime) result(b []byte) []byte {
 
 // fail passes err's message to the host and returns KPIPE_ERROR.
 func (rt *runtime) fail(err error) int64 {
-	msg := err.Error()
+	return rt.failMessage(err.Error())
+}
+
+// failMessage passes msg to the host and returns KPIPE_ERROR.
+func (rt *runtime) failMessage(msg string) int64 {
 	if len(msg) > maxErrorLen {
 		msg = msg[:maxErrorLen]
 	}
