@@ -52,8 +52,11 @@
 // recovery per record (a record's Key, Value and header values are valid
 // until its method returns, as in a single call). A batch saves the cost of
 // entering the module for every record and changes nothing in what the
-// methods are given or may return; a host that batches acknowledgements may
-// deliver them to OnAck a little later than it would one by one.
+// methods are given or may return. The host has one error message per call
+// for the records of the call that failed: if they failed with different
+// messages, it says how many failed with which. A host that batches
+// acknowledgements may deliver them to OnAck a little later than it would
+// one by one.
 //
 // # Errors
 //
