@@ -328,9 +328,11 @@ func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 //
 // Records are batched only while some stage can use it: an interceptor that
 // implements plugins.BatchInterceptor or plugins.AckBatcher, or a current
-// partitioner (see SetPartitioner) that implements plugins.BatchPartitioner.
-// Otherwise, with Go plugins only for one, each Send runs the stages itself
-// as if batching were off.
+// partitioner (see SetPartitioner) that implements plugins.BatchPartitioner
+// and keeps no per-topic state. Otherwise (Go plugins that take no batches,
+// for one) each Send runs the stages itself, as if batching were off, at no
+// extra cost. In a batch, plugins that take no batches are called once per
+// record, as always, and serializers always are.
 //
 // maxRecords <= 1 or a linger of 0 turns batching off; a negative linger
 // keeps the default linger. The linger adds to the client's Linger for a
