@@ -75,6 +75,12 @@ func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
 	}
 	for i := 0; i < end; {
 		if inst == nil {
+			if ctx.Err() != nil {
+				// A canceled call faulted: do not create an
+				// instance per remaining call only to stop it.
+				fail(i, fmt.Errorf("wasmhost: plugin %q: %s: %w", p.name, hookNames[h], ctx.Err()))
+				return nil
+			}
 			if inst, err = p.acquire(ctx, h); err != nil {
 				fail(i, err)
 				return nil

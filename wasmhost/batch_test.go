@@ -196,20 +196,22 @@ func TestOnSendBatchWholeCall(t *testing.T) {
 		modes  []int32
 		fault  wasmhost.FaultReason // 0: no fault
 		errMsg string               // with no fault: the GuestError of every record, or "" for none
+		opts   []wasmhost.PluginOption
 	}{
-		{"error", []int32{20, 3, 0}, 0, "whole batch"},
-		{"unchanged", []int32{23, 1, 2, 3}, 0, ""},
-		{"array too short", []int32{21, 3, 0}, wasmhost.FaultInvalidOutput, ""},
-		{"array out of bounds", []int32{22, 3}, wasmhost.FaultInvalidOutput, ""},
-		{"unknown status", []int32{24, 3}, wasmhost.FaultInvalidOutput, ""},
-		{"record result unknown status", []int32{3, 0, 4}, wasmhost.FaultInvalidOutput, ""},
-		{"record result out of bounds", []int32{3, 5, 0}, wasmhost.FaultInvalidOutput, ""},
-		{"record result does not decode", []int32{3, 7}, wasmhost.FaultInvalidOutput, ""},
-		{"trap", []int32{3, 1, 6, 2}, wasmhost.FaultTrap, ""},
+		{"record result above the output limit", []int32{0, 3}, wasmhost.FaultInvalidOutput, "", []wasmhost.PluginOption{wasmhost.WithMaxOutputBytes(16)}},
+		{"error", []int32{20, 3, 0}, 0, "whole batch", nil},
+		{"unchanged", []int32{23, 1, 2, 3}, 0, "", nil},
+		{"array too short", []int32{21, 3, 0}, wasmhost.FaultInvalidOutput, "", nil},
+		{"array out of bounds", []int32{22, 3}, wasmhost.FaultInvalidOutput, "", nil},
+		{"unknown status", []int32{24, 3}, wasmhost.FaultInvalidOutput, "", nil},
+		{"record result unknown status", []int32{3, 0, 4}, wasmhost.FaultInvalidOutput, "", nil},
+		{"record result out of bounds", []int32{3, 5, 0}, wasmhost.FaultInvalidOutput, "", nil},
+		{"record result does not decode", []int32{3, 7}, wasmhost.FaultInvalidOutput, "", nil},
+		{"trap", []int32{3, 1, 6, 2}, wasmhost.FaultTrap, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)
-			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor)
+			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, tc.opts...)
 			rs := modeRecords(tc.modes...)
 			gotRs, vs, errs := sendBatch(t, p, rs)
 			for i := range rs {
@@ -240,9 +242,9 @@ func TestOnSendBatchWholeCall(t *testing.T) {
 				t.Errorf("Errors.OnSend = %d, want %d (one per record)", s.Errors.OnSend, len(rs))
 			}
 			// The plugin keeps working after the fault.
-			gotRs, vs, errs = sendBatch(t, p, modeRecords(3, 0))
-			if errs[0] != nil || errs[1] != nil || gotRs[0].HasPartition != false {
-				t.Errorf("after: errors %v, %v, record %+v; want the first record's partition cleared", errs[0], errs[1], gotRs[0])
+			_, vs, errs = sendBatch(t, p, modeRecords(1, 0))
+			if errs[0] != nil || errs[1] != nil || vs[0] != plugins.Drop || vs[1] != plugins.Continue {
+				t.Errorf("after: %v, %v, errors %v, %v; want Drop, Continue and no errors", vs[0], vs[1], errs[0], errs[1])
 			}
 		})
 	}
@@ -349,7 +351,8 @@ func TestPartitionBatchKeyhash(t *testing.T) {
 		size  int // records per PartitionBatch
 		chunk int // 0: the default
 	}{
-		{"1", 1, 0}, {"16", 16, 0}, {"64", 64, 0}, {"all", len(rs), 0}, {"all in calls of 200 bytes", len(rs), 200},
+		{"1", 1, 0}, {"16", 16, 0}, {"64", 64, 0}, {"all", len(rs), 0},
+		{"all in calls of 200 bytes", len(rs), 200}, {"all, each larger than a call", len(rs), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.chunk > 0 {
@@ -373,7 +376,11 @@ func TestPartitionBatchKeyhash(t *testing.T) {
 			after := p.Stats()
 			batches := after.Batches.Partition - before.Batches.Partition
 			wantBatches := uint64((len(rs) + tc.size - 1) / tc.size)
-			if tc.chunk > 0 {
+			if tc.chunk == 1 {
+				if batches != uint64(len(rs)) {
+					t.Errorf("%d batch calls, want one per record", batches)
+				}
+			} else if tc.chunk > 0 {
 				if batches < uint64(len(rs))/5 {
 					t.Errorf("%d batch calls; want the batch split into many", batches)
 				}
@@ -512,11 +519,16 @@ func TestQueueAck(t *testing.T) {
 		name        string
 		opts        []wasmhost.PluginOption
 		wantBatches []int // nil: per-record calls
+		chunk       int   // the batch input limit; 0: the default
 	}{
-		{"batch export", nil, []int{4, 4, 2}},
-		{"per-record fallback", []wasmhost.PluginOption{wasmhost.WithoutBatchHooks()}, nil},
+		{"batch export", nil, []int{4, 4, 2}, 0},
+		{"batch export, one call per acknowledgement", nil, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 1},
+		{"per-record fallback", []wasmhost.PluginOption{wasmhost.WithoutBatchHooks()}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.chunk > 0 {
+				defer wasmhost.SetBatchChunk(tc.chunk)()
+			}
 			var logs logBuffer
 			h := newHost(t)
 			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(4)}, tc.opts...)
@@ -690,5 +702,30 @@ func TestBatchAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(50, tc.f); n != 0 {
 			t.Errorf("%s: %v allocations per run, want 0", tc.name, n)
 		}
+	}
+}
+
+// TestBatchCanceled cancels the context of a batch whose first call runs
+// for ever: that call is stopped (FaultCanceled), and the records after it
+// fail with the context's error, without an instance created for each.
+func TestBatchCanceled(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor, wasmhost.WithPoolSize(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// faulty.wat: 2 loops for ever.
+	rs := modeRecords(2, 0, 0)
+	errs := make([]error, len(rs))
+	if err := p.OnSendBatch(ctx, rs, make([]plugins.Verdict, len(rs)), errs); err != nil {
+		t.Fatalf("OnSendBatch: %v", err)
+	}
+	wantFault(t, errs[0], "faulty", "kpipe_on_send", wasmhost.FaultCanceled)
+	for _, err := range errs[1:] {
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `"faulty"`) {
+			t.Errorf("error %v, want the plugin's name and context.Canceled", err)
+		}
+	}
+	if s := p.Stats(); s.InstancesCreated != 1 || s.InstancesReplaced != 1 {
+		t.Errorf("InstancesCreated = %d, InstancesReplaced = %d; want 1 and 1", s.InstancesCreated, s.InstancesReplaced)
 	}
 }

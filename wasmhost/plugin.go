@@ -305,10 +305,12 @@ type PluginStats struct {
 	// kpipe_on_send_batch, and so on); Serialize is always 0. Calls divided
 	// by Batches is the mean number of records per batch call.
 	Batches HookCounts
-	// Errors counts calls that ended with a *GuestError.
+	// Errors counts calls that ended with a *GuestError; in batches, the
+	// records that got one.
 	Errors HookCounts
-	// Faults counts calls that ended with a *Fault, by reason. Reasons that
-	// never happened are absent.
+	// Faults counts calls that ended with a *Fault, by reason: a fault of a
+	// batch call counts once, whatever the number of its records. Reasons
+	// that never happened are absent.
 	Faults map[FaultReason]uint64
 	// InstancesCreated counts instances created, including the one created
 	// at load time.
