@@ -729,3 +729,66 @@ func TestBatchCanceled(t *testing.T) {
 		t.Errorf("InstancesCreated = %d, InstancesReplaced = %d; want 1 and 1", s.InstancesCreated, s.InstancesReplaced)
 	}
 }
+
+// errKind is errText without the message.
+func errKind(err error) string {
+	s, _, _ := strings.Cut(errText(err), ":")
+	return s
+}
+
+// TestBatchGoSDKGuest runs the batch hooks of a Go SDK guest (sdk/go)
+// against its per-record hooks: the host and the SDK must agree on the
+// batch encodings and results (ABI 5.5).
+func TestBatchGoSDKGuest(t *testing.T) {
+	h := newHost(t)
+	wasm := goGuest(t, goSDKGuest)
+	p := load(t, h, "sdk", wasm, plugins.KindInterceptor|plugins.KindPartitioner, wasmhost.WithPoolSize(1))
+	// sdkguest: 0 unchanged, 1 panic, 2 error, 4 changed, 8 drop.
+	rs := modeRecords(0, 4, 2, 8, 1, 4, 0)
+	wantRs, wantVs, wantErrs := sendSingly(t, p, rs)
+	gotRs, gotVs, gotErrs := sendBatch(t, p, rs)
+	for i := range rs {
+		if errKind(gotErrs[i]) != errKind(wantErrs[i]) || wantErrs[i] == nil && gotVs[i] != wantVs[i] ||
+			!bytes.Equal(encode(gotRs[i]), encode(wantRs[i])) {
+			t.Errorf("record %d: %v, %v, %+v; want %v, %v, %+v", i, gotVs[i], gotErrs[i], gotRs[i], wantVs[i], wantErrs[i], wantRs[i])
+		}
+	}
+	if s := p.Stats(); s.Batches.OnSend != 1 || s.InstancesReplaced != 0 {
+		t.Errorf("Batches.OnSend = %d, InstancesReplaced = %d; want 1 and 0", s.Batches.OnSend, s.InstancesReplaced)
+	}
+
+	keys := keyhashRecords(100)
+	nps := make([]int32, len(keys))
+	for i := range nps {
+		nps[i] = int32(1 + i%7)
+	}
+	parts := make([]int32, len(keys))
+	errs := make([]error, len(keys))
+	if err := p.PartitionBatch(context.Background(), keys, nps, parts, errs); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range keys {
+		want, wantErr := p.Partition(context.Background(), r, nps[i])
+		if parts[i] != want || errKind(errs[i]) != errKind(wantErr) {
+			t.Errorf("partition of record %d: %d, %v; want %d, %v", i, parts[i], errs[i], want, wantErr)
+		}
+	}
+	if s := p.Stats(); s.Batches.Partition != 1 {
+		t.Errorf("Batches.Partition = %d, want 1", s.Batches.Partition)
+	}
+
+	// sdkguest's OnAck fails with a description of the acknowledgement:
+	// the batch call's message must describe both.
+	r := modeRecord(0)
+	for _, off := range []int64{5, 6} {
+		if _, err := p.QueueAck(context.Background(), r, plugins.Ack{Offset: off}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := p.FlushAcks(context.Background())
+	if n != 2 {
+		t.Errorf("FlushAcks delivered %d, want 2", n)
+	}
+	wantGuestError(t, err, "sdk", "kpipe_on_ack_batch", "ack offset=5")
+	wantGuestError(t, err, "sdk", "kpipe_on_ack_batch", "ack offset=6")
+}
