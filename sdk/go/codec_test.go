@@ -308,3 +308,45 @@ func TestDecoderReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeSetsEveryField decodes into a Record whose every field is set,
+// and checks that nothing of it is left: the decoder sets the fields one by
+// one, so a field added to Record must be added there too.
+func TestDecodeSetsEveryField(t *testing.T) {
+	var dirty Record
+	v := reflect.ValueOf(&dirty).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Interface().(type) {
+		case string:
+			f.SetString("dirty")
+		case []byte:
+			f.SetBytes([]byte("dirty"))
+		case []Header:
+			f.Set(reflect.ValueOf([]Header{{Key: "dirty"}}))
+		case int32, int64:
+			f.SetInt(99)
+		case bool:
+			f.SetBool(true)
+		default:
+			t.Fatalf("Record.%s has type %s, which this test does not know: set it in decoder.record and here", v.Type().Field(i).Name, f.Type())
+		}
+	}
+	for _, want := range []Record{{}, goldenRecord} {
+		enc, err := appendRecord(nil, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := dirty
+		var d decoder
+		if err := d.decodeRecord(enc, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Headers) == 0 {
+			got.Headers = nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoding into a used Record:\n got %+v\nwant %+v", got, want)
+		}
+	}
+}
