@@ -79,7 +79,8 @@ func (p *Plugin) QueueAck(ctx context.Context, r *plugins.Record, ack plugins.Ac
 // FlushAcks implements plugins.AckBatcher: it delivers the queued
 // acknowledgements now, on one instance of the pool, in calls of
 // kpipe_on_ack_batch of at most 1 MiB of input each if the module exports
-// it, else in one kpipe_on_ack call per acknowledgement. It returns how
+// it (and there is more than one), else in one kpipe_on_ack call per
+// acknowledgement. It returns how
 // many it delivered and the error of the first call that failed, if any
 // (a *GuestError or a *Fault; after a fault the rest go to a fresh
 // instance). A delivery in progress, by another FlushAcks or QueueAck,
@@ -111,8 +112,9 @@ func (p *Plugin) FlushAcks(ctx context.Context) (delivered int, err error) {
 func (p *Plugin) deliverAcks(ctx context.Context, buf []byte, n int) error {
 	const h = hookOnAck
 	var first error
+	batch := p.hasBatch[h] && n > 1 // kpipe_on_ack serves one at less cost
 	step := func(inst *instance, i int) (next int, err error) {
-		if p.hasBatch[h] {
+		if batch {
 			next, err = inst.onAckBatch(ctx, buf, i)
 		} else {
 			next = i + sizeHeader + int(binary.LittleEndian.Uint32(buf[i:]))

@@ -102,9 +102,10 @@ func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
 // OnSendBatch implements plugins.BatchInterceptor. With the optional export
 // kpipe_on_send_batch (ABI 5.5) it encodes the records into the input
 // buffer and makes one call per 1 MiB of input; it checks every result of
-// the call before it changes any record. Without it, it calls
-// kpipe_on_send for each record. Either way the whole batch runs on one
-// instance taken from the pool once.
+// the call before it changes any record. Without it, or for a single
+// record (which kpipe_on_send serves at less cost), it calls kpipe_on_send
+// for each record. Either way the whole batch runs on one instance taken
+// from the pool once.
 //
 // Each record gets what OnSend would have returned for it. A KPIPE_ERROR
 // result of the whole batch call gives each of its records the same
@@ -120,7 +121,7 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 		verdicts[i], errs[i] = plugins.Continue, nil
 	}
 	step := func(inst *instance, i int) (int, error) {
-		if p.hasBatch[h] {
+		if p.hasBatch[h] && len(rs)-i > 1 {
 			return inst.onSendBatch(ctx, rs, i, verdicts, errs)
 		}
 		n := abi.RecordSize(rs[i])
@@ -247,8 +248,8 @@ func (inst *instance) results(hb hook, res int64, size, count int) ([]byte, *Fau
 // PartitionBatch implements plugins.BatchPartitioner. With the optional
 // export kpipe_partition_batch (ABI 5.5) it encodes the records into the
 // input buffer and makes one call per 1 MiB of input, checking every
-// result before it sets any partition; without it, it calls
-// kpipe_partition for each record. Either way the whole batch runs on one
+// result before it sets any partition; without it, or for a single record,
+// it calls kpipe_partition for each record. Either way the whole batch runs on one
 // instance taken from the pool once.
 //
 // Each record gets what Partition would have returned for it; a
@@ -261,7 +262,7 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 		parts[i], errs[i] = plugins.DefaultPartition, nil
 	}
 	step := func(inst *instance, i int) (int, error) {
-		if p.hasBatch[h] {
+		if p.hasBatch[h] && len(rs)-i > 1 {
 			return inst.partitionBatch(ctx, rs, numPartitions, i, parts, errs)
 		}
 		n := abi.RecordSize(rs[i])
