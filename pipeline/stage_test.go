@@ -444,6 +444,9 @@ func TestStageBatchHotSwap(t *testing.T) {
 		last[res.Partition] = res.Offset
 	}
 	t.Logf("%d swaps, records per partition %v", swaps, perPart)
+	if len(perPart) < 2 {
+		t.Errorf("records per partition %v: the swaps did not take effect while records flowed", perPart)
+	}
 	if len(results) != n {
 		t.Errorf("%d results, want %d", len(results), n)
 	}
