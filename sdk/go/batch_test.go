@@ -665,3 +665,29 @@ func TestBatchSetsOneError(t *testing.T) {
 		t.Fatalf("onSendBatch = %d, %v with %d set_error calls, the last %q; want 0, all -2, 1 call \"no\"", code, codes, h.errSets, h.errMsg)
 	}
 }
+
+// panicky is an error whose Error method panics.
+type panicky struct{}
+
+func (panicky) Error() string { panic("Error panicked") }
+
+// TestBatchErrorMethodPanics checks that an error whose Error method panics
+// fails its record alone, and is counted once.
+func TestBatchErrorMethodPanics(t *testing.T) {
+	h := useFakeHost(t)
+	p := &funcPlugin{onSend: func(r *Record) (Action, error) {
+		if r.Key[0] == 'x' {
+			return Unchanged, panicky{}
+		}
+		return Drop, nil
+	}}
+	rt, n := batchRuntime(p, batchInput(nil, encode(t, Record{Key: []byte("a")}), encode(t, Record{Key: []byte("x")}), encode(t, Record{Key: []byte("b")})))
+	results, code := rt.onSendBatch(3, n)
+	codes, _ := sendResults(t, rt, results, 3)
+	if code != statusOK || !reflect.DeepEqual(codes, []int64{statusDrop, statusError, statusDrop}) || h.errMsg != "panic in OnSend: Error panicked" {
+		t.Fatalf("onSendBatch = %d, %v, set_error(%q)", code, codes, h.errMsg)
+	}
+	if rt.failures.n != 1 {
+		t.Fatalf("%d failures counted, want 1", rt.failures.n)
+	}
+}
