@@ -521,6 +521,11 @@ func TestStageBatchAcks(t *testing.T) {
 		if d := ab.delivered.Load(); d != 10 || ab.onAck.Load() != 0 {
 			t.Errorf("after Close: %d acknowledgements delivered, %d OnAck calls", d, ab.onAck.Load())
 		}
+		late := newCollector()
+		p.Send(ctx, rec("", "late"), late.cb(t, "late"))
+		if res := late.wait(t)["late"]; res.Outcome != pipeline.Failed || !errors.Is(res.Err, pipeline.ErrClosed) {
+			t.Errorf("send after Close: %+v", res)
+		}
 		if got := e.read(t, 10); len(got) != 10 {
 			t.Errorf("read %d records", len(got))
 		}
