@@ -80,11 +80,12 @@ func (p *Plugin) QueueAck(ctx context.Context, r *plugins.Record, ack plugins.Ac
 // acknowledgements now, on one instance of the pool, in calls of
 // kpipe_on_ack_batch of at most 1 MiB of input each if the module exports
 // it (and there is more than one), else in one kpipe_on_ack call per
-// acknowledgement. It returns how
-// many it delivered and the error of the first call that failed, if any
-// (a *GuestError or a *Fault; after a fault the rest go to a fresh
-// instance). A delivery in progress, by another FlushAcks or QueueAck,
-// is waited for. Stats counts each acknowledgement as an OnAck call.
+// acknowledgement. It returns how many it delivered and the error of the
+// first call that failed, if any (a *GuestError or a *Fault; after a fault
+// the rest go to a fresh instance). A delivery in progress, by another
+// FlushAcks or QueueAck, is waited for, so that the guest sees the
+// acknowledgements in the order they were queued. Stats counts each
+// acknowledgement as an OnAck call.
 func (p *Plugin) FlushAcks(ctx context.Context) (delivered int, err error) {
 	if !p.wantsAcks {
 		return 0, nil
