@@ -401,7 +401,7 @@ func TestPartitionBatch(t *testing.T) {
 }
 
 // ackEntry returns the encoding of an acknowledgement of a record with key.
-func ackEntry(t *testing.T, offset int64, errText, key string) []byte {
+func ackEntry(t testing.TB, offset int64, errText, key string) []byte {
 	b := binary.LittleEndian.AppendUint64(nil, uint64(offset))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(errText)))
 	b = append(b, errText...)
@@ -690,4 +690,65 @@ func TestBatchErrorMethodPanics(t *testing.T) {
 	if rt.failures.n != 1 {
 		t.Fatalf("%d failures counted, want 1", rt.failures.n)
 	}
+}
+
+// FuzzBatch feeds arbitrary inputs and counts to the three batch hooks,
+// with a plugin that never fails: the SDK itself must never panic (its
+// recovery would hide that as KPIPE_ERROR), a call fails as a whole exactly
+// when checkBatch refuses the input, and results have their documented size.
+func FuzzBatch(f *testing.F) {
+	f.Add(batchInput(nil, goldenBytes, goldenBytes), int32(2))
+	f.Add(batchInput([][]byte{{3, 0, 0, 0}}, goldenBytes), int32(1))
+	f.Add(batchInput(nil, ackEntry(f, 1, "e", "k")), int32(1))
+	f.Add([]byte{}, int32(0))
+	p := &funcPlugin{
+		onSend: func(r *Record) (Action, error) {
+			if len(r.Key) > 0 && r.Key[0]&1 == 1 {
+				r.AddHeader("x", r.Key)
+				return Changed, nil
+			}
+			return Unchanged, nil
+		},
+		onAck:     func(*Record, Ack) error { return nil },
+		partition: func(_ *Record, n int32) (int32, error) { return n - 1, nil },
+	}
+	f.Fuzz(func(t *testing.T, in []byte, count int32) {
+		h := useFakeHost(t)
+		rt, n := batchRuntime(p, in)
+		check := func(hook string, code int64, prefix int) {
+			t.Helper()
+			if strings.Contains(h.errMsg, "panic") {
+				t.Fatalf("%s: the SDK panicked: %s", hook, h.errMsg)
+			}
+			framingErr := checkBatch(in, count, prefix)
+			if (code == statusError) != (framingErr != nil) {
+				t.Fatalf("%s = %d, but checkBatch says %v", hook, code, framingErr)
+			}
+		}
+		h.errMsg = ""
+		results, code := rt.onSendBatch(count, n)
+		check("onSendBatch", code, sizePrefix)
+		if len(results) != 0 && len(results) != 8*int(count) {
+			t.Fatalf("onSendBatch gave %d bytes of results for %d records", len(results), count)
+		}
+		if results != nil {
+			sendResults(t, rt, results, int(count)) // the changed records are in the arena
+		}
+		h.errMsg = ""
+		copy(rt.in, in) // a plugin may have changed the input in place
+		results, code = rt.partitionBatch(count, n)
+		check("partitionBatch", code, partitionPrefix)
+		if code == statusOK && len(results) != 4*int(count) {
+			t.Fatalf("partitionBatch gave %d bytes of results for %d records", len(results), count)
+		}
+		h.errMsg = ""
+		copy(rt.in, in)
+		code = rt.onAckBatch(count, n)
+		if code == statusError && checkBatch(in, count, sizePrefix) == nil && !strings.Contains(h.errMsg, "malformed") {
+			t.Fatalf("onAckBatch failed on well-framed input with %q", h.errMsg)
+		}
+		if strings.Contains(h.errMsg, "panic") {
+			t.Fatalf("onAckBatch: the SDK panicked: %s", h.errMsg)
+		}
+	})
 }
