@@ -775,3 +775,56 @@ func TestStageBatchConcurrent(t *testing.T) {
 	}
 	t.Logf("%d delivered, %d filtered, %d failed; %d batch calls", s.Delivered, s.Filtered, s.Failed, ic.batches.Load())
 }
+
+// panicky is an interceptor and partitioner whose batch calls all panic,
+// including FlushAcks on the ack timer's goroutine.
+type panicky struct{}
+
+func (panicky) OnSend(context.Context, *plugins.Record) (plugins.Verdict, error) {
+	return plugins.Continue, nil
+}
+func (panicky) OnAck(context.Context, *plugins.Record, plugins.Ack) error { return nil }
+func (panicky) OnSendBatch(context.Context, []*plugins.Record, []plugins.Verdict, []error) error {
+	panic("on_send batch")
+}
+func (panicky) QueueAck(context.Context, *plugins.Record, plugins.Ack) (int, error) { return 0, nil }
+func (panicky) FlushAcks(context.Context) (int, error)                              { panic("flush acks") }
+func (panicky) Partition(context.Context, *plugins.Record, int32) (int32, error)    { return 0, nil }
+func (panicky) PartitionBatch(context.Context, []*plugins.Record, []int32, []int32, []error) error {
+	panic("partition batch")
+}
+
+// Batch calls that panic fail their records' calls, which go on as if the
+// plugin had failed: nothing crashes, not even on a timer's goroutine, and
+// every record is delivered.
+func TestStageBatchPanics(t *testing.T) {
+	e := setup(t, 2)
+	p := e.producer(t, pipeline.Interceptor("panicky", panicky{}), pipeline.Partitioner("panicky", panicky{}),
+		pipeline.StageBatch(4, 2*time.Millisecond), pipeline.CircuitBreaker(0, 0))
+	ctx := ctxT(t)
+	if res := p.SendSync(ctx, rec("k", "first")); res.Outcome != pipeline.Delivered {
+		t.Fatalf("first record: %+v", res)
+	}
+	col := newCollector()
+	for _, v := range values(8, "v") {
+		p.Send(ctx, rec("k-"+v, v), col.cb(t, v))
+	}
+	for v, res := range col.wait(t) {
+		if res.Outcome != pipeline.Delivered || res.Partition != plugins.KeyPartition([]byte("k-"+v), 2) {
+			t.Errorf("%s: %+v, want the default partitioner's partition", v, res)
+		}
+	}
+	// The ack timer's FlushAcks panics: its failures are counted.
+	waitFor(t, "the ack timer's failed delivery", func() bool {
+		return pluginStats(t, p, "panicky", pipeline.HookOnAck).Failures > 0
+	})
+	if st := pluginStats(t, p, "panicky", pipeline.HookOnSend); st.Calls != 9 || st.Failures != 8 {
+		t.Errorf("on_send stats %+v, want 9 calls, 8 failed", st)
+	}
+	if st := pluginStats(t, p, "panicky", pipeline.HookPartition); st.Calls != 9 || st.Failures != 8 {
+		t.Errorf("partition stats %+v, want 9 calls, 8 failed", st)
+	}
+	if log := e.log.String(); !strings.Contains(log, "panic: on_send batch") || !strings.Contains(log, "panic: partition batch") {
+		t.Errorf("panics not logged:\n%s", log)
+	}
+}
