@@ -47,7 +47,10 @@
 //     and the record goes through the default partitioner;
 //   - an interceptor or partitioner that keeps failing is bypassed for a
 //     cool-down and then tried again (see CircuitBreaker); bypassed calls
-//     are counted.
+//     are counted;
+//   - a batch call (see StageBatch) that fails as a whole fails the call of
+//     each of its records, with the consequences above, and counts once per
+//     record.
 //
 // Failure logs are limited to one per plugin and hook per second; Stats has
 // the exact counts.
