@@ -57,7 +57,10 @@ type stager struct {
 	completing atomic.Int32
 
 	// Acknowledgements queued in AckBatchers: ackArmed is set while the
-	// ack timer is armed. ackMu serializes flushes.
+	// ack timer is armed. ackMu serializes flushes. The completion
+	// goroutine reads ackArmed for every acknowledgement: it has a cache
+	// line of its own.
+	_        cacheLinePad
 	ackArmed atomic.Bool
 	ackTimer *time.Timer
 	ackMu    sync.Mutex
