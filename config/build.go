@@ -1,6 +1,8 @@
 package config
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 
@@ -86,6 +88,16 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 	}
 	if cb := p.CircuitBreaker; cb != nil {
 		opts = append(opts, pipeline.CircuitBreaker(cb.Threshold, cb.Cooldown))
+	}
+	if b := p.Batch; b != nil {
+		n, linger := b.MaxRecords, time.Duration(-1) // -1: the pipeline's default linger
+		if n == 0 {
+			n = DefaultBatchRecords
+		}
+		if b.Linger != nil {
+			linger = *b.Linger
+		}
+		opts = append(opts, pipeline.StageBatch(n, linger))
 	}
 	for _, ic := range p.Interceptors {
 		pl, err := load(ctx, host, ic)

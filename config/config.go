@@ -168,13 +168,18 @@ type CircuitBreaker struct {
 // per record (pipeline.StageBatch). MaxRecords 1 or Linger 0 turns batching
 // off.
 type Batch struct {
-	// MaxRecords is the batch size; 0 keeps the pipeline's default (64).
+	// MaxRecords is the batch size; 0 keeps the pipeline's default
+	// (DefaultBatchRecords).
 	MaxRecords int
 	// Linger is how long the first record of a batch may wait; nil keeps
 	// the pipeline's default (1ms, and never more than the kafka block's
 	// linger).
 	Linger *time.Duration
 }
+
+// DefaultBatchRecords is the batch size of a batch block without
+// max_records: the pipeline's default (pipeline.StageBatch).
+const DefaultBatchRecords = 64
 
 // PageSize is the size of a WebAssembly memory page.
 const PageSize = 64 << 10
