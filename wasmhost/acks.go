@@ -17,7 +17,12 @@ import (
 // buffers take turns: acknowledgements are queued into one while the other
 // is delivered, so that in steady state queueing does not allocate and a
 // delivery does not hold up QueueAck.
+//
+// The completion goroutine writes it for every acknowledgement while Send
+// goroutines read the Plugin fields around it for every call: it is padded
+// so that it shares no cache line with them.
 type ackQueue struct {
+	_    [64]byte
 	size int // acknowledgements that make a delivery
 
 	mu     sync.Mutex
@@ -28,6 +33,7 @@ type ackQueue struct {
 	// plugin never runs two at once and delivers in queue order.
 	delivering sync.Mutex
 	sending    []byte // guarded by delivering
+	_          [64]byte
 }
 
 // maxIdleAckBuffer is the capacity above which a delivered queue buffer is
