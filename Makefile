@@ -67,6 +67,10 @@ bench: ## Run the benchmarks (no tests) with allocation counts.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	cd sdk/go && $(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-produce
+bench-produce: ## Run BenchmarkProduce in rounds and report the ratios of issue #3's targets.
+	python3 scripts/produce_ratios.py 6 2000000
+
 .PHONY: quickstart
 quickstart: plugins ## Build the plugins and run the quickstart pipeline.
 	$(GO) run ./cmd/kpipe run --config examples/quickstart.hcl --input examples/quickstart.jsonl
