@@ -736,7 +736,9 @@ func (p *Producer) acks(e *envelope, ack plugins.Ack, view *plugins.Record) {
 // interceptors that take them in batches (plugins.AckBatcher): when Flush
 // returns nil, every OnAck of those records was delivered.
 func (p *Producer) Flush(ctx context.Context) error {
-	p.runStage()
+	if err := p.runStageCtx(ctx); err != nil {
+		return fmt.Errorf("pipeline: flush: %w", err)
+	}
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("pipeline: flush: %w", err)
 	}
@@ -751,6 +753,31 @@ func (p *Producer) Flush(ctx context.Context) error {
 func (p *Producer) runStage() {
 	if p.stage != nil {
 		p.runPending(false)
+	}
+}
+
+// runStageCtx is runStage that stops waiting when ctx ends, and then
+// returns ctx's error. A run of the stages holds procMu until its records
+// are in the client, which may wait for room in the client's buffer for as
+// long as the brokers do not answer; the run goes on in the background.
+func (p *Producer) runStageCtx(ctx context.Context) error {
+	if p.stage == nil {
+		return nil
+	}
+	if ctx.Done() == nil {
+		p.runPending(false)
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		p.runPending(false)
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -790,11 +817,15 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	p.closeStarted = true
 	p.closed.Store(true)
 	defer p.stop()
-	p.runStage()
+	serr := p.runStageCtx(ctx)
 	ferr := p.cl.Flush(ctx)
+	if ferr == nil {
+		ferr = serr
+	}
 	p.cl.Close()
-	// Sends that raced with Close may have queued records since: the
-	// closed client fails them.
+	// Sends that raced with Close may have queued records since, and a
+	// run blocked in the client (serr) ends now that it is closed: the
+	// closed client fails their records.
 	p.runStage()
 	// Wait for the callbacks of the records the client just failed, and
 	// of Sends racing with Close.
@@ -854,7 +885,9 @@ func (p *Producer) BeginTransaction() error {
 // the caller should call AbortTransaction. If the commit fails, the records
 // are not visible to read_committed consumers.
 func (p *Producer) CommitTransaction(ctx context.Context) error {
-	p.runStage()
+	if err := p.runStageCtx(ctx); err != nil {
+		return fmt.Errorf("pipeline: commit transaction: flush: %w", err)
+	}
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("pipeline: commit transaction: flush: %w", err)
 	}
@@ -871,7 +904,9 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 // the client, so that they fail with the buffered ones (interceptors see
 // them, and get their OnAck).
 func (p *Producer) AbortTransaction(ctx context.Context) error {
-	p.runStage()
+	if err := p.runStageCtx(ctx); err != nil {
+		return fmt.Errorf("pipeline: abort transaction: %w", err)
+	}
 	if err := p.cl.AbortBufferedRecords(ctx); err != nil {
 		return fmt.Errorf("pipeline: abort transaction: %w", err)
 	}
