@@ -449,9 +449,15 @@ func (p *Producer) acksDelivered(s *interceptorSlot, delivered int, err error) {
 	case err == nil:
 		s.ackBr.success()
 	default:
-		for range delivered {
-			p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.ackBr, err)
-		}
+		// Every acknowledgement of a failed delivery counts as a
+		// failure (the plugin was not told about it, as far as the
+		// pipeline can know), but the circuit breaker counts the
+		// delivery once: one failed call of 64 acknowledgements is
+		// one failure of the plugin, not 64 in a row, or a batch
+		// with one bad acknowledgement would trip the breaker where
+		// the same plugin called per record never does.
+		s.onAck.failures.Add(uint64(delivered - 1))
+		p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.ackBr, err)
 	}
 }
 

@@ -138,6 +138,8 @@ type ackBatcher struct {
 	onAck, queueCalls   atomic.Int64
 	delivered, flushes  atomic.Int64
 	badRecord, failures atomic.Int64
+	// deliverErr, if set, is the error of every delivery.
+	deliverErr error
 }
 
 func (a *ackBatcher) OnSend(context.Context, *plugins.Record) (plugins.Verdict, error) {
@@ -164,7 +166,7 @@ func (a *ackBatcher) QueueAck(_ context.Context, r *plugins.Record, ack plugins.
 		n := a.queued
 		a.queued = 0
 		a.delivered.Add(int64(n))
-		return n, nil
+		return n, a.deliverErr
 	}
 	return 0, nil
 }
@@ -176,7 +178,10 @@ func (a *ackBatcher) FlushAcks(context.Context) (int, error) {
 	n := a.queued
 	a.queued = 0
 	a.delivered.Add(int64(n))
-	return n, nil
+	if n == 0 {
+		return 0, nil
+	}
+	return n, a.deliverErr
 }
 
 // waitFor polls cond until it holds, or fails the test after the broker
@@ -528,6 +533,34 @@ func TestStageBatchAcks(t *testing.T) {
 		}
 		if got := e.read(t, 10); len(got) != 10 {
 			t.Errorf("read %d records", len(got))
+		}
+	})
+	// A failed delivery counts a failure per acknowledgement, and one
+	// failure for the circuit breaker: with a threshold of 3, two failed
+	// deliveries of 8 leave it closed, the third opens it.
+	t.Run("failed deliveries", func(t *testing.T) {
+		e := setup(t, 1)
+		ab := &ackBatcher{max: 8, deliverErr: errors.New("sink down")}
+		p := e.producer(t, pipeline.Interceptor("acks", ab), pipeline.StageBatch(64, time.Hour),
+			pipeline.CircuitBreaker(3, time.Hour))
+		ctx := ctxT(t)
+		sendN := func(n int, prefix string) {
+			t.Helper()
+			for _, v := range values(n, prefix) {
+				p.Send(ctx, rec("", v), nil)
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sendN(16, "a")
+		if st := pluginStats(t, p, "acks", pipeline.HookOnAck); st.Failures != 16 || st.Bypasses != 0 {
+			t.Fatalf("after two failed deliveries of 8: on_ack stats %+v, want 16 failures and no bypass", st)
+		}
+		sendN(8, "b")
+		sendN(8, "c")
+		if st := pluginStats(t, p, "acks", pipeline.HookOnAck); st.Failures != 24 || st.Bypasses != 8 {
+			t.Errorf("after a third failed delivery: on_ack stats %+v, want 24 failures and the next 8 bypassed", st)
 		}
 	})
 	t.Run("timer", func(t *testing.T) {

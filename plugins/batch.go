@@ -21,7 +21,10 @@ type BatchInterceptor interface {
 	// for record i. A record whose errs[i] is not nil must be left exactly
 	// as it was (the pipeline does not restore it), and its verdict is
 	// ignored. A non-nil return means the whole call failed: every record
-	// must be left as it was, and the error applies to each of them.
+	// must be left as it was, and the error applies to each of them. A
+	// panic counts as a failure of the whole call, but records the
+	// implementation changed before it panicked stay changed: unlike
+	// OnSend, a batch call is not preceded by a copy of every record.
 	OnSendBatch(ctx context.Context, rs []*Record, verdicts []Verdict, errs []error) error
 }
 
@@ -44,7 +47,10 @@ type BatchPartitioner interface {
 // long enough, on Flush and on Close: OnAck is then seen by the plugin after
 // the record's callback, by at most the batch linger.
 //
-// QueueAck and FlushAcks may be called concurrently.
+// QueueAck and FlushAcks may be called concurrently. The pipeline counts
+// every acknowledgement of a failed delivery as a failed OnAck in its
+// statistics, and the delivery as one failure for the plugin's circuit
+// breaker.
 type AckBatcher interface {
 	Interceptor
 	// QueueAck copies what OnAck would be given (r and ack: the caller may
