@@ -34,7 +34,8 @@ const (
 // chunk returns the end j of the chunk of rs that starts at i, whose
 // entries have a header of hdr bytes, and the size of its encoding. If the
 // entry of rs[i] alone is larger than the ABI allows, it returns i+1 and
-// -1: the caller fails that record as the single-record hook would.
+// -1: the caller hands that record to the single-record hook, whose input
+// has no header (and which refuses it if it is too large even so).
 func chunk(rs []*plugins.Record, i, hdr int) (j, total int) {
 	for j = i; j < len(rs); j++ {
 		n := hdr + abi.RecordSize(rs[j])
@@ -147,8 +148,16 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	p := inst.p
 	j, total := chunk(rs, i, sizeHeader)
 	if total < 0 {
-		errs[i] = p.checkSize(h, abi.RecordSize(rs[i]))
-		return j, nil
+		// Too large for a batch entry, which adds a header: the
+		// single-record hook takes it, or refuses it as it would
+		// have alone.
+		n := abi.RecordSize(rs[i])
+		if err := p.checkSize(h, n); err != nil {
+			errs[i] = err
+			return j, nil
+		}
+		verdicts[i], errs[i] = inst.onSend(ctx, rs[i], n)
+		return j, errs[i]
 	}
 	count := j - i
 	fail := func(err error) (int, error) {
@@ -289,8 +298,14 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 	p := inst.p
 	j, total := chunk(rs, i, partitionHeader)
 	if total < 0 {
-		errs[i] = p.checkSize(h, abi.RecordSize(rs[i]))
-		return j, nil
+		// As in onSendBatch: the single-record hook decides.
+		n := abi.RecordSize(rs[i])
+		if err := p.checkSize(h, n); err != nil {
+			errs[i] = err
+			return j, nil
+		}
+		parts[i], errs[i] = inst.partition(ctx, rs[i], n, numPartitions[i])
+		return j, errs[i]
 	}
 	count := j - i
 	fail := func(err error) (int, error) {
