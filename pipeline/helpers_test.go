@@ -201,3 +201,33 @@ func values(n int, prefix string) []string {
 	}
 	return v
 }
+
+// commitAndRead sends n records in a new transaction of p, commits it,
+// checks that each was delivered, and that a read_committed consumer of
+// e's topic sees exactly them (after whatever aborted records precede
+// them), in order.
+func commitAndRead(t *testing.T, ctx context.Context, e *env, p *pipeline.Producer, n int) {
+	t.Helper()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	col := newCollector()
+	committed := values(n, "committed-")
+	for _, v := range committed {
+		p.Send(ctx, rec("", v), col.cb(t, v))
+	}
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for v, res := range col.wait(t) {
+		if res.Outcome != pipeline.Delivered {
+			t.Errorf("%s: %+v", v, res)
+		}
+	}
+	recs := testbroker.ReadAll(t, e.brokers, e.topic, len(committed), true)
+	for i, r := range recs {
+		if string(r.Value) != committed[i] {
+			t.Errorf("read_committed record %d = %q, want %q", i, r.Value, committed[i])
+		}
+	}
+}

@@ -232,30 +232,9 @@ func TestTransactions(t *testing.T) {
 	}
 	col.wait(t)
 
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	col = newCollector()
-	committed := values(10, "committed-")
-	for _, v := range committed {
-		p.Send(ctx, rec("", v), col.cb(t, v))
-	}
-	if err := p.CommitTransaction(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for v, res := range col.wait(t) {
-		if res.Outcome != pipeline.Delivered {
-			t.Errorf("%s: %+v", v, res)
-		}
-	}
 	// The partition holds the aborted records first: a read_committed
 	// consumer must skip them and see exactly the committed ones.
-	recs := testbroker.ReadAll(t, e.brokers, e.topic, len(committed), true)
-	for i, r := range recs {
-		if string(r.Value) != committed[i] {
-			t.Errorf("read_committed record %d = %q, want %q", i, r.Value, committed[i])
-		}
-	}
+	commitAndRead(t, ctx, e, p, 10)
 	// A read_uncommitted consumer sees the aborted ones too.
 	if all := testbroker.ReadAll(t, e.brokers, e.topic, 20, false); !strings.HasPrefix(string(all[0].Value), "aborted-") {
 		t.Errorf("read_uncommitted first record %q", all[0].Value)

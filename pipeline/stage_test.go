@@ -722,28 +722,7 @@ func TestStageBatchTransactions(t *testing.T) {
 		}
 	}
 
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	col = newCollector()
-	committed := values(5, "committed-")
-	for _, v := range committed {
-		p.Send(ctx, rec("", v), col.cb(t, v))
-	}
-	if err := p.CommitTransaction(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for v, res := range col.wait(t) {
-		if res.Outcome != pipeline.Delivered {
-			t.Errorf("%s: %+v", v, res)
-		}
-	}
-	recs := testbroker.ReadAll(t, e.brokers, e.topic, len(committed), true)
-	for i, r := range recs {
-		if string(r.Value) != committed[i] {
-			t.Errorf("read_committed record %d = %q, want %q", i, r.Value, committed[i])
-		}
-	}
+	commitAndRead(t, ctx, e, p, 5)
 	if ic.batched.Load() != 10 {
 		t.Errorf("%d records in batch calls, want 10", ic.batched.Load())
 	}
