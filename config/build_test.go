@@ -60,20 +60,9 @@ pipeline "p" {
   }
 }
 `, strings.Join(brokers, ","), topic, noop, noop, keyhash)
-	cfg, diags := Parse([]byte(src), filepath.Join(t.TempDir(), "k.hcl"))
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 	defer cancel()
-	opts, err := cfg.Build(ctx, cfg.Pipelines[0], newHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := pipeline.New(ctx, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prod := buildProducer(t, ctx, src)
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	parts := map[string]int32{}
 	for _, k := range keys {
@@ -212,20 +201,9 @@ pipeline "p" {
   }
 }
 `, strings.Join(brokers, ","), topic, noop)
-	cfg, diags := Parse([]byte(src), filepath.Join(t.TempDir(), "k.hcl"))
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 	defer cancel()
-	opts, err := cfg.Build(ctx, cfg.Pipelines[0], newHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := pipeline.New(ctx, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prod := buildProducer(t, ctx, src)
 	defer prod.Close(ctx)
 	delivered := make(chan string, 4)
 	send := func(v string) {
@@ -263,4 +241,23 @@ pipeline "p" {
 	if strings.Join(got, "") != "abcd" {
 		t.Errorf("delivered %v, want a b c d in order", got)
 	}
+}
+
+// buildProducer parses src, builds its first pipeline and starts a producer
+// with it.
+func buildProducer(t *testing.T, ctx context.Context, src string) *pipeline.Producer {
+	t.Helper()
+	cfg, diags := Parse([]byte(src), filepath.Join(t.TempDir(), "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	opts, err := cfg.Build(ctx, cfg.Pipelines[0], newHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := pipeline.New(ctx, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prod
 }
