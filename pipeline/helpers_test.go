@@ -231,3 +231,58 @@ func commitAndRead(t *testing.T, ctx context.Context, e *env, p *pipeline.Produc
 		}
 	}
 }
+
+// namedPartitioner is a partitioner and the name SetPartitioner gives it.
+type namedPartitioner struct {
+	name string
+	p    plugins.Partitioner
+}
+
+// sendWhileSwapping sends vals with p from another goroutine, pausing a
+// millisecond every 100 records, while it swaps p's partitioner through
+// swaps, in order, 100µs apart, over and over until every record is sent. It
+// returns the collector of the records' results and how many rounds of
+// swaps it made.
+func sendWhileSwapping(t *testing.T, ctx context.Context, p *pipeline.Producer, vals []string, swaps ...namedPartitioner) (*collector, int) {
+	t.Helper()
+	col := newCollector()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, v := range vals {
+			p.Send(ctx, rec("", v), col.cb(t, v))
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	rounds := 0
+	for running := true; running; rounds++ {
+		select {
+		case <-done:
+			running = false
+		default:
+			for _, s := range swaps {
+				p.SetPartitioner(s.name, s.p)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}
+	return col, rounds
+}
+
+// readDistinct reads want records from e's topic and fails the test if one
+// is there twice.
+func (e *env) readDistinct(t *testing.T, want int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range e.read(t, want) {
+		if seen[r.value] {
+			t.Errorf("%s read twice", r.value)
+		}
+		seen[r.value] = true
+	}
+	if len(seen) != want {
+		t.Errorf("read %d distinct records, want %d", len(seen), want)
+	}
+}

@@ -698,29 +698,8 @@ func TestHotSwapPartitioner(t *testing.T) {
 		t.Fatalf("first record: %+v", res)
 	}
 	const n = 3000
-	col := newCollector()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i, v := range values(n, "v") {
-			p.Send(ctx, rec("", v), col.cb(t, v))
-			if i%100 == 0 {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
-	swaps := 0
-	for running := true; running; swaps++ {
-		select {
-		case <-done:
-			running = false
-		default:
-			p.SetPartitioner("one", fixed(1))
-			time.Sleep(100 * time.Microsecond)
-			p.SetPartitioner("zero", fixed(0))
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
+	col, swaps := sendWhileSwapping(t, ctx, p, values(n, "v"),
+		namedPartitioner{"one", fixed(1)}, namedPartitioner{"zero", fixed(0)})
 	p.SetPartitioner("two", fixed(2))
 	if res := p.SendSync(ctx, rec("", "after")); res.Partition != 2 {
 		t.Errorf("after the last swap: %+v", res)
@@ -750,14 +729,5 @@ func TestHotSwapPartitioner(t *testing.T) {
 	if len(results) != n {
 		t.Errorf("%d results, want %d", len(results), n)
 	}
-	seen := map[string]bool{}
-	for _, r := range e.read(t, n+2) {
-		if seen[r.value] {
-			t.Errorf("%s read twice", r.value)
-		}
-		seen[r.value] = true
-	}
-	if len(seen) != n+2 {
-		t.Errorf("read %d distinct records, want %d", len(seen), n+2)
-	}
+	e.readDistinct(t, n+2)
 }

@@ -405,31 +405,8 @@ func TestStageBatchHotSwap(t *testing.T) {
 	}
 	const n = 3000
 	vals := values(n, "v")
-	col := newCollector()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i, v := range vals {
-			p.Send(ctx, rec("", v), col.cb(t, v))
-			if i%100 == 0 {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
-	swaps := 0
-	for running := true; running; swaps++ {
-		select {
-		case <-done:
-			running = false
-		default:
-			p.SetPartitioner("one", fixedBatch(1))
-			time.Sleep(100 * time.Microsecond)
-			p.SetPartitioner("two", fixed(2))
-			time.Sleep(100 * time.Microsecond)
-			p.SetPartitioner("zero", fixedBatch(0))
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
+	col, swaps := sendWhileSwapping(t, ctx, p, vals, namedPartitioner{"one", fixedBatch(1)},
+		namedPartitioner{"two", fixed(2)}, namedPartitioner{"zero", fixedBatch(0)})
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -455,16 +432,7 @@ func TestStageBatchHotSwap(t *testing.T) {
 	if len(results) != n {
 		t.Errorf("%d results, want %d", len(results), n)
 	}
-	seen := map[string]bool{}
-	for _, r := range e.read(t, n+1) {
-		if seen[r.value] {
-			t.Errorf("%s read twice", r.value)
-		}
-		seen[r.value] = true
-	}
-	if len(seen) != n+1 {
-		t.Errorf("read %d distinct records, want %d", len(seen), n+1)
-	}
+	e.readDistinct(t, n+1)
 }
 
 // A few records, never a full batch and no Flush: the timer runs them.
