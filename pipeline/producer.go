@@ -735,6 +735,11 @@ func (p *Producer) acks(e *envelope, ack plugins.Ack, view *plugins.Record) {
 // the records are complete it delivers the acknowledgements queued in
 // interceptors that take them in batches (plugins.AckBatcher): when Flush
 // returns nil, every OnAck of those records was delivered.
+//
+// Records sent while Flush runs are waited for too (franz-go's Flush waits
+// until the client buffers nothing): under a steady stream of concurrent
+// sends faster than the brokers take them, Flush returns only when ctx
+// ends.
 func (p *Producer) Flush(ctx context.Context) error {
 	if err := p.runStageCtx(ctx); err != nil {
 		return fmt.Errorf("pipeline: flush: %w", err)

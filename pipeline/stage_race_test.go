@@ -83,9 +83,13 @@ func TestStageBatchOrderOneSender(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	// The other sender stops after n records at most: the client's Flush
+	// waits for records sent while it runs too, so an endless stream
+	// that outpaces the broker (as it can under the race detector on one
+	// CPU) would keep the Flush calls below from ever returning.
 	go func() {
 		defer wg.Done()
-		for i := 0; ; i++ {
+		for i := 0; i < n; i++ {
 			select {
 			case <-stop:
 				return
