@@ -304,9 +304,12 @@ func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logge
 // for cooldown (interceptors pass records through unchanged, partitioners
 // defer to the default partitioner); then it is tried again. If it fails
 // again at once the next cool-down is twice as long, up to 16 times
-// cooldown; one success resets it. A threshold of zero or less disables the
-// breaker. Serializers are never bypassed: a record they cannot serialize
-// fails. Default: threshold 10, cooldown 10s.
+// cooldown; one success resets it. The breaker counts calls: with stage
+// batching (StageBatch) a batch call, or a delivery of queued
+// acknowledgements, is one failure if every record in it failed and a
+// success otherwise, while Stats counts each record. A threshold of zero or
+// less disables the breaker. Serializers are never bypassed: a record they
+// cannot serialize fails. Default: threshold 10, cooldown 10s.
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 	return optionFunc(func(c *config) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
 }

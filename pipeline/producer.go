@@ -588,7 +588,16 @@ func (s *serializerSlot) serialize(ctx context.Context, r *plugins.Record) (b []
 // pluginFailed counts and logs a failed interceptor or partitioner call and
 // feeds its circuit breaker.
 func (p *Producer) pluginFailed(name string, hook Hook, st *hookStats, br *breaker, err error) {
-	n := st.failures.Add(1)
+	p.pluginFailedN(name, hook, st, br, err, 1)
+}
+
+// pluginFailedN counts records failed records of one plugin call (a batch
+// call serves many) and feeds the circuit breaker one failure: the breaker
+// counts calls, so that one fault of a batch call, which fails each of its
+// records, is one failure, as it is when the plugin is called per record.
+// err is the first failure, the one logged.
+func (p *Producer) pluginFailedN(name string, hook Hook, st *hookStats, br *breaker, err error, records int) {
+	n := st.failures.Add(uint64(records))
 	if st.shouldLog() {
 		p.log.Warn("plugin failed; the record goes on without it", "plugin", name, "hook", string(hook), "error", err, "failures", n)
 	}

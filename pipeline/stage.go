@@ -304,7 +304,8 @@ func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope) []*env
 		}
 	}
 	err := s.callOnSendBatch(p.life, recs, verdicts, errs)
-	n := 0
+	n, failed := 0, 0
+	var firstErr error
 	for j, e := range es {
 		ferr := err
 		if ferr == nil {
@@ -313,9 +314,10 @@ func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope) []*env
 			}
 		}
 		if ferr != nil {
-			p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.sendBr, ferr)
+			if failed++; firstErr == nil {
+				firstErr = ferr
+			}
 		} else {
-			s.sendBr.success()
 			if verdicts[j] == plugins.Drop {
 				s.onSend.drops.Add(1)
 				e.seen &^= 1 << i
@@ -326,9 +328,31 @@ func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope) []*env
 		es[n] = e
 		n++
 	}
+	batchCallDone(p, s.name, HookOnSend, &s.onSend, &s.sendBr, m, failed, firstErr)
 	clear(recs)
 	clear(errs)
 	return es[:n]
+}
+
+// batchCallDone counts the failed records of a batch call of m records and
+// feeds the plugin's circuit breaker once for the call, as for a single
+// call: a failure if every record failed, a success if any went through.
+// A plugin failing on every record thus opens its breaker after threshold
+// batch calls; one fault of a batch call, which fails all its records, is
+// one failure, not one per record.
+func batchCallDone(p *Producer, name string, hook Hook, st *hookStats, br *breaker, m, failed int, firstErr error) {
+	switch {
+	case failed == m:
+		p.pluginFailedN(name, hook, st, br, firstErr, failed)
+	case failed > 0:
+		n := st.failures.Add(uint64(failed))
+		if st.shouldLog() {
+			p.log.Warn("plugin failed; the record goes on without it", "plugin", name, "hook", string(hook), "error", firstErr, "failures", n)
+		}
+		br.success()
+	default:
+		br.success()
+	}
 }
 
 func (s *interceptorSlot) callOnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts []plugins.Verdict, errs []error) (err error) {
@@ -384,6 +408,8 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 	}
 	recs, nums, out, errs := b.recs[:m], b.nums[:m], b.parts[:m], b.errs[:m]
 	err := s.callPartitionBatch(p.life, recs, nums, out, errs)
+	failed := 0
+	var firstErr error
 	for j, e := range b.penvs[:m] {
 		e.preSlot, e.preN, e.prePart = s, nums[j], -1
 		ferr := err
@@ -393,17 +419,18 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 		switch part := out[j]; {
 		case ferr != nil:
 		case part >= 0 && part < nums[j]:
-			s.br.success()
 			e.prePart = part
 			continue
 		case part == plugins.DefaultPartition:
-			s.br.success()
 			continue
 		default:
 			ferr = fmt.Errorf("partition %d out of range [0, %d)", part, nums[j])
 		}
-		p.pluginFailed(s.name, HookPartition, s.stats, &s.br, ferr)
+		if failed++; firstErr == nil {
+			firstErr = ferr
+		}
 	}
+	batchCallDone(p, s.name, HookPartition, s.stats, &s.br, m, failed, firstErr)
 	clear(recs)
 	clear(errs)
 	clear(b.penvs[:m])
@@ -456,8 +483,7 @@ func (p *Producer) acksDelivered(s *interceptorSlot, delivered int, err error) {
 		// one failure of the plugin, not 64 in a row, or a batch
 		// with one bad acknowledgement would trip the breaker where
 		// the same plugin called per record never does.
-		s.onAck.failures.Add(uint64(delivered - 1))
-		p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.ackBr, err)
+		p.pluginFailedN(s.name, HookOnAck, &s.onAck, &s.ackBr, err, delivered)
 	}
 }
 

@@ -808,3 +808,46 @@ func TestStageBatchPanics(t *testing.T) {
 		t.Errorf("panics not logged:\n%s", log)
 	}
 }
+
+// The circuit breaker counts batch calls, not records: a batch call in
+// which every record failed (one whole-call error, or an error for each
+// record) is one failure, and a call in which any record went through is a
+// success. Statistics still count every record.
+func TestStageBatchBreakerCountsCalls(t *testing.T) {
+	e := setup(t, 1)
+	ic := &batchIC{}
+	p := e.producer(t, pipeline.Interceptor("batch", ic), pipeline.StageBatch(8, time.Hour),
+		pipeline.CircuitBreaker(3, time.Hour))
+	ctx := ctxT(t)
+	batch := func(prefixes ...string) {
+		t.Helper()
+		for i := range 8 {
+			p.Send(ctx, rec("", fmt.Sprintf("%s-%d", prefixes[i%len(prefixes)], i)), nil)
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(step string, failures, bypasses uint64) {
+		t.Helper()
+		if st := pluginStats(t, p, "batch", pipeline.HookOnSend); st.Failures != failures || st.Bypasses != bypasses {
+			t.Fatalf("%s: on_send stats %+v, want %d failures and %d bypasses", step, st, failures, bypasses)
+		}
+	}
+	batch("callerr")
+	check("one failed batch call", 8, 0)
+	batch("err")
+	check("a batch call failing every record", 16, 0)
+	batch("err", "ok")
+	check("a batch call failing half its records", 20, 0)
+	batch("callerr")
+	batch("callerr")
+	check("two more failed calls after a success", 36, 0)
+	batch("callerr")
+	check("a third failed call in a row", 44, 0)
+	batch("ok")
+	check("after the breaker opened", 44, 8)
+	if got := e.read(t, 56); len(got) != 56 {
+		t.Errorf("read %d records, want all 56: failures and bypasses never stop a record", len(got))
+	}
+}
