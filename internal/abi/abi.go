@@ -375,3 +375,83 @@ func takeBytes(b []byte, i int, data []byte) ([]byte, []byte, int) {
 	data = append(data, b[i:i+n]...)
 	return data[start : start+n : start+n], data, i + n
 }
+
+// Feature bits of enable_features (ABI section 8).
+const (
+	// FeaturePartitionKey makes the input of kpipe_partition, and of each
+	// entry of kpipe_partition_batch, the key encoding (PutKey) instead of
+	// the record.
+	FeaturePartitionKey uint64 = 1 << 0
+	// FeatureAckNoRecord makes the acknowledgement encoding the lean one
+	// (PutLeanAck), without the record.
+	FeatureAckNoRecord uint64 = 1 << 1
+	// KnownFeatures is every feature bit this host implements.
+	KnownFeatures = FeaturePartitionKey | FeatureAckNoRecord
+)
+
+// FeatureNames returns the names of the feature bits of f, known or not,
+// separated by "|", or "none".
+func FeatureNames(f uint64) string {
+	if f == 0 {
+		return "none"
+	}
+	var names []string
+	if f&FeaturePartitionKey != 0 {
+		names = append(names, "PARTITION_KEY")
+	}
+	if f&FeatureAckNoRecord != 0 {
+		names = append(names, "ACK_NO_RECORD")
+	}
+	if u := f &^ KnownFeatures; u != 0 {
+		names = append(names, fmt.Sprintf("%#x", u))
+	}
+	return strings.Join(names, "|")
+}
+
+// KeySize returns the number of bytes PutKey writes for key.
+func KeySize(key []byte) int { return 4 + len(key) }
+
+// PutKey writes the key encoding of KPIPE_FEATURE_PARTITION_KEY (ABI
+// section 8): i32 key length, -1 for a null key, then the key bytes. b must
+// hold at least KeySize(key) bytes; PutKey returns the number of bytes
+// written.
+func PutKey(b []byte, key []byte) int { return putBytes(b, 0, key) }
+
+// leanAckTail is the size of what the lean acknowledgement adds after its
+// error text: i32 partition, i64 timestamp.
+const leanAckTail = 4 + 8
+
+// NoPartition and NoTimestamp are what the lean acknowledgement carries
+// for a record without a partition (it failed before it had one) or
+// without a timestamp; -1 is also Kafka's "no timestamp".
+const (
+	NoPartition int32 = -1
+	NoTimestamp int64 = -1
+)
+
+// LeanAckSize returns the number of bytes PutLeanAck writes.
+func LeanAckSize(errText string) int { return ackFixed + len(errText) + leanAckTail }
+
+// PutLeanAck encodes the acknowledgement of KPIPE_FEATURE_ACK_NO_RECORD
+// (ABI section 8) into b, which must hold at least LeanAckSize(errText)
+// bytes, and returns the number of bytes written: i64 offset, u32 error
+// length and the error text (as in section 4.2), then i32 partition
+// (NoPartition if r has none) and i64 timestamp in milliseconds since the
+// Unix epoch (NoTimestamp if r has none).
+func PutLeanAck(b []byte, offset int64, errText string, r *plugins.Record) int {
+	partition, ts := NoPartition, NoTimestamp
+	if r.HasPartition {
+		partition = r.Partition
+	}
+	if !r.Timestamp.IsZero() {
+		ts = r.Timestamp.UnixMilli()
+	}
+	_ = b[ackFixed-1]
+	binary.LittleEndian.PutUint64(b[0:], uint64(offset))
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(errText)))
+	i := ackFixed + copy(b[ackFixed:], errText)
+	_ = b[i+leanAckTail-1]
+	binary.LittleEndian.PutUint32(b[i:], uint32(partition))
+	binary.LittleEndian.PutUint64(b[i+4:], uint64(ts))
+	return i + leanAckTail
+}
