@@ -13,7 +13,8 @@ import (
 
 // ackQueue holds a plugin's encoded acknowledgements until they are
 // delivered (QueueAck, FlushAcks). Each entry is what kpipe_on_ack_batch
-// takes (ABI 5.5): u32 size, then the acknowledgement (ABI 4.2). Two
+// takes (ABI 5.5): u32 size, then the acknowledgement (ABI 4.2, or the
+// lean encoding of section 8 with KPIPE_FEATURE_ACK_NO_RECORD). Two
 // buffers take turns: acknowledgements are queued into one while the other
 // is delivered, so that in steady state queueing does not allocate and a
 // delivery does not hold up QueueAck.
@@ -63,7 +64,7 @@ func (p *Plugin) QueueAck(ctx context.Context, r *plugins.Record, ack plugins.Ac
 	if ack.Err != nil {
 		errText = ack.Err.Error()
 	}
-	size := abi.AckSize(errText, r)
+	size := p.ackSize(errText, r)
 	if err := p.checkSize(h, sizeHeader+size); err != nil {
 		return 1, err
 	}
@@ -72,7 +73,7 @@ func (p *Plugin) QueueAck(ctx context.Context, r *plugins.Record, ack plugins.Ac
 	off := len(q.queued)
 	q.queued = slices.Grow(q.queued, sizeHeader+size)[:off+sizeHeader+size]
 	binary.LittleEndian.PutUint32(q.queued[off:], uint32(size))
-	abi.PutAck(q.queued[off+sizeHeader:], ack.Offset, errText, r)
+	p.putAck(q.queued[off+sizeHeader:], ack.Offset, errText, r)
 	q.n++
 	full := q.n >= q.size
 	q.mu.Unlock()

@@ -32,13 +32,14 @@ const (
 )
 
 // chunk returns the end j of the chunk of rs that starts at i, whose
-// entries have a header of hdr bytes, and the size of its encoding. If the
+// entries have a header of hdr bytes and an encoding of size(r) bytes, and
+// the size of the chunk's encoding. If the
 // entry of rs[i] alone is larger than the ABI allows, it returns i+1 and
 // -1: the caller hands that record to the single-record hook, whose input
 // has no header (and which refuses it if it is too large even so).
-func chunk(rs []*plugins.Record, i, hdr int) (j, total int) {
+func chunk(rs []*plugins.Record, i, hdr int, size func(*plugins.Record) int) (j, total int) {
 	for j = i; j < len(rs); j++ {
-		n := hdr + abi.RecordSize(rs[j])
+		n := hdr + size(rs[j])
 		if n > abi.MaxSize {
 			if j == i {
 				return i + 1, -1
@@ -146,7 +147,7 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i int, verdicts []plugins.Verdict, errs []error) (int, error) {
 	const h, hb = hookOnSend, hookOnSendBatch
 	p := inst.p
-	j, total := chunk(rs, i, sizeHeader)
+	j, total := chunk(rs, i, sizeHeader, abi.RecordSize)
 	if total < 0 {
 		// Too large for a batch entry, which adds a header: the
 		// single-record hook takes it, or refuses it as it would
@@ -255,7 +256,8 @@ func (inst *instance) results(hb hook, res int64, size, count int) ([]byte, *Fau
 }
 
 // PartitionBatch implements plugins.BatchPartitioner. With the optional
-// export kpipe_partition_batch (ABI 5.5) it encodes the records into the
+// export kpipe_partition_batch (ABI 5.5) it encodes the records (only
+// their keys with KPIPE_FEATURE_PARTITION_KEY, ABI 8) into the
 // input buffer and makes one call per 1 MiB of input, checking every
 // result before it sets any partition; without it, or for a single record,
 // it calls kpipe_partition for each record. Either way the whole batch runs on one
@@ -274,7 +276,7 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 		if p.hasBatch[h] && len(rs)-i > 1 {
 			return inst.partitionBatch(ctx, rs, numPartitions, i, parts, errs)
 		}
-		n := abi.RecordSize(rs[i])
+		n := p.partitionSize(rs[i])
 		if err := p.checkSize(h, n); err != nil {
 			errs[i] = err
 			return i + 1, nil
@@ -296,10 +298,10 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, numPartitions []int32, i int, parts []int32, errs []error) (int, error) {
 	const h, hb = hookPartition, hookPartitionBatch
 	p := inst.p
-	j, total := chunk(rs, i, partitionHeader)
+	j, total := chunk(rs, i, partitionHeader, p.partitionSize)
 	if total < 0 {
 		// As in onSendBatch: the single-record hook decides.
-		n := abi.RecordSize(rs[i])
+		n := p.partitionSize(rs[i])
 		if err := p.checkSize(h, n); err != nil {
 			errs[i] = err
 			return j, nil
@@ -320,7 +322,7 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 	}
 	off := 0
 	for k, r := range rs[i:j] {
-		n := abi.PutRecord(in[off+partitionHeader:], r)
+		n := p.putPartitionInput(in[off+partitionHeader:], r)
 		binary.LittleEndian.PutUint32(in[off:], uint32(numPartitions[i+k]))
 		binary.LittleEndian.PutUint32(in[off+4:], uint32(n))
 		off += partitionHeader + n

@@ -71,6 +71,42 @@ func (inst *instance) putRecord(ctx context.Context, h hook, r *plugins.Record, 
 	return nil
 }
 
+// partitionSize returns the size of the input of kpipe_partition for r: its
+// key encoding with KPIPE_FEATURE_PARTITION_KEY, else the record encoding.
+func (p *Plugin) partitionSize(r *plugins.Record) int {
+	if p.features&abi.FeaturePartitionKey != 0 {
+		return abi.KeySize(r.Key)
+	}
+	return abi.RecordSize(r)
+}
+
+// putPartitionInput writes the input of kpipe_partition for r into b, as
+// partitionSize measures it, and returns its size.
+func (p *Plugin) putPartitionInput(b []byte, r *plugins.Record) int {
+	if p.features&abi.FeaturePartitionKey != 0 {
+		return abi.PutKey(b, r.Key)
+	}
+	return abi.PutRecord(b, r)
+}
+
+// ackSize returns the size of the acknowledgement encoding of r: the lean
+// one with KPIPE_FEATURE_ACK_NO_RECORD, else the full one (ABI 4.2).
+func (p *Plugin) ackSize(errText string, r *plugins.Record) int {
+	if p.features&abi.FeatureAckNoRecord != 0 {
+		return abi.LeanAckSize(errText)
+	}
+	return abi.AckSize(errText, r)
+}
+
+// putAck writes the acknowledgement of r into b, as ackSize measures it.
+func (p *Plugin) putAck(b []byte, offset int64, errText string, r *plugins.Record) {
+	if p.features&abi.FeatureAckNoRecord != 0 {
+		abi.PutLeanAck(b, offset, errText, r)
+	} else {
+		abi.PutAck(b, offset, errText, r)
+	}
+}
+
 // OnSend implements plugins.Interceptor by calling kpipe_on_send (ABI 5.1).
 // A result record is decoded and validated completely before r is changed;
 // its bytes share one new backing array. On any error r is unchanged.
@@ -120,7 +156,8 @@ func (inst *instance) onSend(ctx context.Context, r *plugins.Record, n int) (plu
 }
 
 // OnAck implements plugins.Interceptor by calling kpipe_on_ack with the
-// acknowledgement encoding (ABI 4.2, 5.2). For an interceptor that does not
+// acknowledgement encoding (ABI 4.2, 5.2; the lean one of section 8 if the
+// guest enabled KPIPE_FEATURE_ACK_NO_RECORD). For an interceptor that does not
 // export kpipe_on_ack (see WantsAcks) it does nothing and returns nil; the
 // call is not counted in Stats.
 func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) error {
@@ -132,7 +169,7 @@ func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) 
 	if ack.Err != nil {
 		errText = ack.Err.Error()
 	}
-	size := abi.AckSize(errText, r)
+	size := p.ackSize(errText, r)
 	if err := p.checkSize(h, size); err != nil {
 		return err
 	}
@@ -145,7 +182,7 @@ func (p *Plugin) OnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) 
 		p.discard(inst)
 		return f
 	}
-	abi.PutAck(in, ack.Offset, errText, r)
+	p.putAck(in, ack.Offset, errText, r)
 	err = inst.callOnAck(ctx, size)
 	p.end(inst, err)
 	return err
@@ -214,12 +251,13 @@ func (p *Plugin) Serialize(ctx context.Context, target plugins.Target, r *plugin
 }
 
 // Partition implements plugins.Partitioner by calling kpipe_partition
-// (ABI 5.4). KPIPE_DEFAULT_PARTITION becomes plugins.DefaultPartition; a
+// (ABI 5.4), with the record or, if the guest enabled
+// KPIPE_FEATURE_PARTITION_KEY, only its key (ABI 8). KPIPE_DEFAULT_PARTITION becomes plugins.DefaultPartition; a
 // partition out of range is a *GuestError (with DefaultPartition), as is
 // KPIPE_ERROR.
 func (p *Plugin) Partition(ctx context.Context, r *plugins.Record, numPartitions int32) (int32, error) {
 	const h = hookPartition
-	n := abi.RecordSize(r)
+	n := p.partitionSize(r)
 	if err := p.checkSize(h, n); err != nil {
 		return plugins.DefaultPartition, err
 	}
@@ -232,13 +270,16 @@ func (p *Plugin) Partition(ctx context.Context, r *plugins.Record, numPartitions
 	return part, err
 }
 
-// partition runs kpipe_partition for r, of encoded size n, on the instance.
-// A *Fault means that the caller must discard the instance.
+// partition runs kpipe_partition for r, whose input (partitionSize) has n
+// bytes, on the instance. A *Fault means that the caller must discard the
+// instance.
 func (inst *instance) partition(ctx context.Context, r *plugins.Record, n int, numPartitions int32) (int32, error) {
 	const h = hookPartition
-	if f := inst.putRecord(ctx, h, r, n); f != nil {
+	in, f := inst.input(ctx, h, n)
+	if f != nil {
 		return plugins.DefaultPartition, f
 	}
+	inst.p.putPartitionInput(in, r)
 	inst.stack[0], inst.stack[1] = uint64(uint32(numPartitions)), uint64(n)
 	res, f := inst.call(ctx, h)
 	if f != nil {

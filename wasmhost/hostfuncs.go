@@ -164,8 +164,16 @@ func setError(ctx context.Context, mod api.Module, stack []uint64) {
 	inst.errSet = true
 }
 
-// enableFeatures: enable_features(mask) -> enabled. Version 1 defines no
-// features, so nothing is ever enabled.
-func enableFeatures(_ context.Context, _ api.Module, stack []uint64) {
-	stack[0] = 0
+// enableFeatures: enable_features(mask) -> enabled (ABI section 8). While
+// the instance runs _initialize or kpipe_init it enables the known bits of
+// mask, adding to those of earlier calls, and returns them. Later calls
+// change nothing and return the bits of mask that are enabled, so
+// enable_features(-1) reads the instance's set.
+func enableFeatures(ctx context.Context, _ api.Module, stack []uint64) {
+	inst := callerInstance(ctx, abi.FuncEnableFeatures)
+	mask := stack[0]
+	if inst.negotiating {
+		inst.features |= mask & abi.KnownFeatures
+	}
+	stack[0] = mask & inst.features
 }

@@ -51,6 +51,12 @@ type instance struct {
 	// instrumentation, to createDeadline.
 	creating       bool
 	createDeadline time.Time
+
+	// features are the feature bits the guest enabled (ABI section 8);
+	// negotiating is true while _initialize and kpipe_init run, the only
+	// time enable_features changes them.
+	features    uint64
+	negotiating bool
 }
 
 // newInstance instantiates the plugin's module in the sandbox for slot s,
@@ -110,7 +116,13 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		// existed: the flag was not set, so set it now.
 		inst.interrupt.Set(1)
 	}
-	if err := inst.initialize(ctx, probe); err != nil {
+	err = inst.initialize(ctx, probe)
+	if err == nil && !probe && p.featuresFixed && inst.features != p.features {
+		err = fmt.Errorf("the instance enabled features %#x (%s), but the plugin's features, fixed by its first instance, are %#x (%s); "+
+			"every instance must enable the same features",
+			inst.features, abi.FeatureNames(inst.features), p.features, abi.FeatureNames(p.features))
+	}
+	if err != nil {
 		s.inst.Store(nil)
 		inst.close(ctx)
 		return nil, err
@@ -120,8 +132,20 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 }
 
 // initialize runs _initialize and kpipe_init if the module exports them,
-// then asks for the input buffer. A probe stops after _initialize.
+// during which the guest may enable features, then asks for the input
+// buffer. A probe stops after _initialize.
 func (inst *instance) initialize(ctx context.Context, probe bool) error {
+	inst.negotiating = true
+	err := inst.runInit(ctx, probe)
+	inst.negotiating = false
+	if err != nil || probe {
+		return err
+	}
+	return inst.growBuffer(ctx, initialBufferSize)
+}
+
+// runInit runs _initialize and, unless probe, kpipe_init.
+func (inst *instance) runInit(ctx context.Context, probe bool) error {
 	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
 		if err := inst.callInit(ctx, fn); err != nil {
 			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
@@ -146,9 +170,6 @@ func (inst *instance) initialize(ctx context.Context, probe bool) error {
 		default:
 			return fmt.Errorf("%s returned %d, want 0 or %d", abi.ExportInit, r, abi.StatusError)
 		}
-	}
-	if err := inst.growBuffer(ctx, initialBufferSize); err != nil {
-		return err
 	}
 	return nil
 }

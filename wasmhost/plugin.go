@@ -245,7 +245,12 @@ type Plugin struct {
 	wantsAcks     bool // an interceptor that exports kpipe_on_ack
 	// hasBatch says which per-record hooks have their batch export.
 	hasBatch [numHooks]bool
-	acks     ackQueue
+	// features are the feature bits (ABI section 8) that the first
+	// instance enabled; featuresFixed is set once they are known, after
+	// which an instance that enables others fails to be created.
+	features      uint64
+	featuresFixed bool
+	acks          ackQueue
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -351,6 +356,13 @@ func (p *Plugin) Kinds() plugins.Kind { return p.kinds }
 func (p *Plugin) WantsAcks() bool { return p.wantsAcks }
 
 var _ plugins.AckObserver = (*Plugin)(nil)
+
+// Features returns the feature bits (sdk/ABI.md section 8) that the
+// plugin's instances enabled with enable_features: the first instance, at
+// Load, fixes them, and an instance that later enables a different set
+// fails to be created (FaultInstantiate). Bit 0 (1) is
+// KPIPE_FEATURE_PARTITION_KEY, bit 1 (2) KPIPE_FEATURE_ACK_NO_RECORD.
+func (p *Plugin) Features() uint64 { return p.features }
 
 // LoadFile reads a module from path and loads it as Load does; errors name
 // the file.
@@ -486,6 +498,8 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, info, err
 	}
 	p.slots[0].rehold(0)
+	p.features, p.featuresFixed = inst.features, true
+	info.Features = inst.features
 	kinds, err := inst.declaredKinds(ctx)
 	if err == nil {
 		info.Kinds = kinds

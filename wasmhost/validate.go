@@ -33,6 +33,10 @@ type ModuleInfo struct {
 	// initialised, or if Inspect did not get that far. Inspect returns
 	// this error too.
 	InitError error
+	// Features are the feature bits (ABI section 8) the module's first
+	// instance enabled with enable_features during _initialize and
+	// kpipe_init; 0 if it enabled none or failed to initialise.
+	Features uint64
 	// Exports are the module's exported functions, sorted by name.
 	Exports []Func
 	// Imports are the module's imported functions, in import order.
