@@ -357,7 +357,7 @@ func TestPartitionBatchKeyhash(t *testing.T) {
 		chunk int // 0: the default
 	}{
 		{"1", 1, 0}, {"16", 16, 0}, {"64", 64, 0}, {"all", len(rs), 0},
-		{"all in calls of 200 bytes", len(rs), 200}, {"all, each larger than a call", len(rs), 1},
+		{"all in calls of 50 bytes", len(rs), 50}, {"all, each larger than a call", len(rs), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.chunk > 0 {

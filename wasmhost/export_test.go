@@ -24,3 +24,7 @@ func SetBatchChunk(n int) (restore func()) {
 	batchChunk = n
 	return func() { batchChunk = old }
 }
+
+// SetConfig replaces the bytes the guest reads with config_get, for the
+// instances created from now on. Not safe while the plugin is in use.
+func (p *Plugin) SetConfig(config []byte) { p.config = config }
