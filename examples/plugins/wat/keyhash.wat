@@ -8,21 +8,33 @@
 ;; host's default partitioner (KPIPE_DEFAULT_PARTITION). A malformed input is
 ;; reported with set_error and KPIPE_ERROR.
 ;;
+;; The partition depends on the key alone, so kpipe_init enables the feature
+;; KPIPE_FEATURE_PARTITION_KEY (ABI section 8): the host then passes only the
+;; key (i32 length, -1 for null, then the bytes) instead of the whole record,
+;; which saves it encoding topic, value and headers, and saves this module
+;; finding the key behind the topic. A host that does not grant the feature
+;; (one older than it) would pass records, which this module does not parse:
+;; kpipe_init fails instead, and the plugin does not load.
+;;
 ;; kpipe_partition_batch (ABI section 5.5) computes the same partition for
 ;; each record of a batch in one call, and writes the results over the
 ;; input (see there), so it needs no memory besides the input buffer.
 (module
   (import "kpipe" "set_error" (func $set_error (param i32 i32)))
+  (import "kpipe" "enable_features" (func $enable_features (param i64) (result i64)))
 
   (memory (export "memory") 1)
 
   ;; Error messages, below the input buffer at 1024.
-  (data (i32.const 16) "keyhash: malformed record")
+  (data (i32.const 16) "keyhash: malformed input")
   (global $err_malformed i32 (i32.const 16))
-  (global $err_malformed_len i32 (i32.const 25))
+  (global $err_malformed_len i32 (i32.const 24))
   (data (i32.const 64) "keyhash: partition count is not positive")
   (global $err_count i32 (i32.const 64))
   (global $err_count_len i32 (i32.const 40))
+  (data (i32.const 128) "keyhash: the host does not offer KPIPE_FEATURE_PARTITION_KEY")
+  (global $err_feature i32 (i32.const 128))
+  (global $err_feature_len i32 (i32.const 60))
 
   (global $buffer i32 (i32.const 1024))
 
@@ -30,6 +42,16 @@
 
   ;; Bit 2: partitioner.
   (func (export "kpipe_kinds") (result i32) (i32.const 4))
+
+  ;; kpipe_init asks for KPIPE_FEATURE_PARTITION_KEY (bit 0) and fails if
+  ;; the host does not enable it. Features can only be enabled here (or in
+  ;; _initialize): the host fixes them when the instance is created.
+  (func (export "kpipe_init") (result i64)
+    (if (i64.eqz (i64.and (call $enable_features (i64.const 1)) (i64.const 1)))
+      (then
+        (call $set_error (global.get $err_feature) (global.get $err_feature_len))
+        (return (i64.const -2))))
+    (i64.const 0))
 
   ;; The buffer takes the rest of memory from address 1024, grown as needed
   ;; (see noop.wat).
@@ -92,50 +114,39 @@
     (local.set $h (i32.mul (local.get $h) (i32.const 0x5bd1e995)))
     (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 15))))
 
-  ;; kpipe_partition(num_partitions, len): the record (ABI 4.1) is in the
-  ;; buffer.
+  ;; kpipe_partition(num_partitions, len): the key encoding is in the buffer.
   (func (export "kpipe_partition") (param $n i32) (param $len i32) (result i64)
     (call $partition (local.get $n) (global.get $buffer) (local.get $len)))
 
-  ;; $partition is kpipe_partition for the $len-byte record at $rec. Its key
-  ;; length is at 20 + topic length, its key right after.
-  (func $partition (param $n i32) (param $rec i32) (param $len i32) (result i64)
-    (local $topic_len i32)
-    (local $key_at i32)
+  ;; $partition is kpipe_partition for the $len-byte key encoding at $in:
+  ;; i32 key length (-1 = null), then the key, which must end the input.
+  (func $partition (param $n i32) (param $in i32) (param $len i32) (result i64)
     (local $key_len i32)
     (if (i32.le_s (local.get $n) (i32.const 0))
       (then
         (call $set_error (global.get $err_count) (global.get $err_count_len))
         (return (i64.const -2))))
-    ;; The fixed part and the topic length: 20 bytes.
-    (if (i32.lt_u (local.get $len) (i32.const 24))
+    (if (i32.lt_u (local.get $len) (i32.const 4))
       (then (return (call $malformed))))
-    (local.set $topic_len (i32.load offset=16 (local.get $rec)))
-    ;; The key length must fit after the topic: topic_len <= len - 24,
-    ;; compared unsigned so a huge length cannot wrap around.
-    (if (i32.gt_u (local.get $topic_len) (i32.sub (local.get $len) (i32.const 24)))
-      (then (return (call $malformed))))
-    (local.set $key_at
-      (i32.add (i32.add (local.get $rec) (i32.const 20)) (local.get $topic_len)))
-    (local.set $key_len (i32.load (local.get $key_at)))
+    (local.set $key_len (i32.load (local.get $in)))
     ;; A null key (-1): let the host's default partitioner choose.
     (if (i32.eq (local.get $key_len) (i32.const -1))
       (then (return (i64.const -4))))
-    ;; The key must fit in the rest of the input (any other negative length
-    ;; is huge when compared unsigned).
-    (if (i32.gt_u (local.get $key_len)
-          (i32.sub (i32.sub (local.get $len) (i32.const 24)) (local.get $topic_len)))
+    ;; The key must be exactly the rest of the input (any other negative
+    ;; length is huge as an unsigned number, and differs from it).
+    (if (i32.ne (local.get $key_len) (i32.sub (local.get $len) (i32.const 4)))
       (then (return (call $malformed))))
     (i64.extend_i32_u
       (i32.rem_u
         (i32.and
-          (call $murmur2 (i32.add (local.get $key_at) (i32.const 4)) (local.get $key_len))
+          (call $murmur2 (i32.add (local.get $in) (i32.const 4)) (local.get $key_len))
           (i32.const 0x7fffffff))
         (local.get $n))))
 
   ;; kpipe_partition_batch(count, len): the buffer holds $count entries, each
-  ;; an i32 partition count, a u32 record size and the record. The result is
-  ;; an array of $count i32, one per record, with kpipe_partition's meaning.
+  ;; an i32 partition count, a u32 size and the key encoding of that size.
+  ;; The result is an array of $count i32, one per record, with
+  ;; kpipe_partition's meaning.
   ;;
   ;; The array is written over the input, result k at buffer + 4k. That is
   ;; safe: every entry is at least 8 bytes long, so entry k starts at or
@@ -143,8 +154,8 @@
   ;; end of result k; and result k is written only after entry k was read.
   ;; It also bounds the array by the input, so any count the buffer can hold
   ;; works, with no memory to grow. An entry that does not fit in the input
-  ;; makes the whole call fail (KPIPE_ERROR); a malformed record inside a
-  ;; well-formed entry fails that record alone, as in kpipe_partition.
+  ;; makes the whole call fail (KPIPE_ERROR); a malformed key encoding inside
+  ;; a well-formed entry fails that record alone, as in kpipe_partition.
   (func (export "kpipe_partition_batch") (param $count i32) (param $len i32) (result i64)
     (local $p i32)
     (local $end i32)
@@ -155,7 +166,7 @@
     (block $done
       (loop $entries
         (br_if $done (i32.ge_u (local.get $k) (local.get $count)))
-        ;; The 8-byte header, then the record, must fit before the end
+        ;; The 8-byte header, then the key encoding, must fit before the end
         ;; (compared unsigned, after the subtraction, so nothing wraps).
         (if (i32.lt_u (i32.sub (local.get $end) (local.get $p)) (i32.const 8))
           (then (return (call $malformed))))

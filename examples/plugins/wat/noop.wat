@@ -8,7 +8,16 @@
 ;; The optional batch hooks (ABI section 5.5) do the same for a whole batch:
 ;; kpipe_on_send_batch returns 0 ("every record unchanged") and
 ;; kpipe_on_ack_batch returns 0, so one crossing serves any number of records.
+;;
+;; The acknowledgements are not even read, so kpipe_init enables the feature
+;; KPIPE_FEATURE_ACK_NO_RECORD (ABI section 8): the host then encodes each
+;; acknowledgement without its record (offset, error, partition, timestamp:
+;; 24 bytes for a delivered record instead of the whole record again). A host
+;; that does not offer the feature passes full acknowledgements, which serve
+;; as well, so kpipe_init ignores the answer.
 (module
+  (import "kpipe" "enable_features" (func $enable_features (param i64) (result i64)))
+
   ;; One page to start with; kpipe_buffer grows the memory when the host asks
   ;; for a larger buffer.
   (memory (export "memory") 1)
@@ -17,6 +26,11 @@
 
   ;; Bit 0: interceptor.
   (func (export "kpipe_kinds") (result i32) (i32.const 1))
+
+  ;; Ask for KPIPE_FEATURE_ACK_NO_RECORD (bit 1); either answer will do.
+  (func (export "kpipe_init") (result i64)
+    (drop (call $enable_features (i64.const 2)))
+    (i64.const 0))
 
   ;; The input buffer starts at address 1024 (address 0 would mean "no
   ;; buffer") and takes the rest of memory, grown as needed.
