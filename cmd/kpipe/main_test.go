@@ -606,6 +606,10 @@ func TestPluginTestTrap(t *testing.T) {
 			t.Errorf("inspect: want exit 0 and %q, got %s", want, r)
 		}
 	}
+	r = kpipe(t, "", "", "plugin", "inspect", noop)
+	if want := "features: ACK_NO_RECORD (0x2)\nload:     ok"; r.code != 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("inspect noop: want exit 0 and %q, got %s", want, r)
+	}
 }
 
 // TestPluginTestSendOnly runs plugin test on an interceptor without

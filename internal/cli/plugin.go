@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kpipe/kpipe/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
 )
@@ -125,6 +126,8 @@ Exit status 1 if the module does not load.`,
 				}
 				return silentExit(ExitFailed)
 			}
+			// Features are known only from an instance that initialised.
+			fmt.Fprintf(w, "features: %s (%#x)\n", abi.FeatureNames(info.Features), info.Features)
 			fmt.Fprintln(w, "load:     ok")
 			return nil
 		},
