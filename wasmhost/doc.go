@@ -37,6 +37,10 @@
 // Clocks are real and random numbers come from crypto/rand. The host module
 // "kpipe" provides config_get, log_enabled, log, set_error and
 // enable_features; every pointer a guest passes to it is checked.
+// enable_features grants, during _initialize and kpipe_init only, the
+// features of ABI section 8.1 (key-only partitioner input, acknowledgements
+// without their record); the first instance fixes a plugin's set
+// (Plugin.Features).
 //
 // # Costs
 //
