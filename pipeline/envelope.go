@@ -44,6 +44,12 @@ func envelopeOf(kr *kgo.Record) *envelope {
 	return (*envelope)(unsafe.Pointer(kr))
 }
 
+// recordOf returns kr's topic, key, value, headers and timestamp as a
+// plugins.Record (no partition): what partitioners are given.
+func recordOf(kr *kgo.Record) plugins.Record {
+	return plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
+}
+
 // magazineSize is how many envelopes move between the completion side and
 // the Send side at once.
 const magazineSize = 128

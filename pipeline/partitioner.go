@@ -125,7 +125,7 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
 			t.last = int(e.prePart)
 			return t.last
 		}
-		t.scratch = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
+		t.scratch = recordOf(kr)
 		return t.def(&t.scratch, n)
 	}
 	again := t.again && t.lastSlot == s && t.lastRec == kr && t.batch == nil
@@ -138,7 +138,7 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
 		}
 	}
 	r := &t.scratch
-	*r = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
+	*r = recordOf(kr)
 	if again && t.last >= 0 {
 		return t.last
 	}

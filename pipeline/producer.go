@@ -591,18 +591,24 @@ func (p *Producer) pluginFailed(name string, hook Hook, st *hookStats, br *break
 	p.pluginFailedN(name, hook, st, br, err, 1)
 }
 
-// pluginFailedN counts records failed records of one plugin call (a batch
-// call serves many) and feeds the circuit breaker one failure: the breaker
-// counts calls, so that one fault of a batch call, which fails each of its
-// records, is one failure, as it is when the plugin is called per record.
-// err is the first failure, the one logged.
+// pluginFailedN counts the failed records of one plugin call (a batch call
+// serves many) and feeds the circuit breaker one failure: the breaker counts
+// calls, so that one fault of a batch call, which fails each of its records,
+// is one failure, as it is when the plugin is called per record. err is the
+// first failure, the one logged.
 func (p *Producer) pluginFailedN(name string, hook Hook, st *hookStats, br *breaker, err error, records int) {
+	p.countFailures(name, hook, st, err, records)
+	if d := br.failure(); d > 0 {
+		p.log.Error("plugin keeps failing; bypassing it", "plugin", name, "hook", string(hook), "error", err, "cooldown", d)
+	}
+}
+
+// countFailures adds records failures of a plugin at hook and logs err,
+// at most once per second per hook.
+func (p *Producer) countFailures(name string, hook Hook, st *hookStats, err error, records int) {
 	n := st.failures.Add(uint64(records))
 	if st.shouldLog() {
 		p.log.Warn("plugin failed; the record goes on without it", "plugin", name, "hook", string(hook), "error", err, "failures", n)
-	}
-	if d := br.failure(); d > 0 {
-		p.log.Error("plugin keeps failing; bypassing it", "plugin", name, "hook", string(hook), "error", err, "cooldown", d)
 	}
 }
 
@@ -722,8 +728,8 @@ func (p *Producer) acks(e *envelope, ack plugins.Ack, view *plugins.Record) {
 			if view != nil {
 				if !filled {
 					kr := &e.kr
-					*view = plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers,
-						Timestamp: kr.Timestamp, Partition: kr.Partition, HasPartition: true}
+					*view = recordOf(kr)
+					view.Partition, view.HasPartition = kr.Partition, true
 					filled = true
 				}
 				r = view

@@ -345,10 +345,7 @@ func batchCallDone(p *Producer, name string, hook Hook, st *hookStats, br *break
 	case failed == m:
 		p.pluginFailedN(name, hook, st, br, firstErr, failed)
 	case failed > 0:
-		n := st.failures.Add(uint64(failed))
-		if st.shouldLog() {
-			p.log.Warn("plugin failed; the record goes on without it", "plugin", name, "hook", string(hook), "error", firstErr, "failures", n)
-		}
+		p.countFailures(name, hook, st, firstErr, failed)
 		br.success()
 	default:
 		br.success()
