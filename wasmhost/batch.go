@@ -33,10 +33,10 @@ const (
 
 // chunk returns the end j of the chunk of rs that starts at i, whose
 // entries have a header of hdr bytes and an encoding of size(r) bytes, and
-// the size of the chunk's encoding. If the
-// entry of rs[i] alone is larger than the ABI allows, it returns i+1 and
-// -1: the caller hands that record to the single-record hook, whose input
-// has no header (and which refuses it if it is too large even so).
+// the size of the chunk's encoding. If the entry of rs[i] alone is larger
+// than the ABI allows, it returns i+1 and -1, and the batch call takes
+// nothing (returns i): the record goes to the single-record hook, whose
+// input has no header (and which refuses it if it is too large even so).
 func chunk(rs []*plugins.Record, i, hdr int, size func(*plugins.Record) int) (j, total int) {
 	for j = i; j < len(rs); j++ {
 		n := hdr + size(rs[j])
@@ -124,7 +124,9 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 	}
 	step := func(inst *instance, i int) (int, error) {
 		if p.hasBatch[h] && len(rs)-i > 1 {
-			return inst.onSendBatch(ctx, rs, i, verdicts, errs)
+			if j, err := inst.onSendBatch(ctx, rs, i, verdicts, errs); j > i {
+				return j, err
+			}
 		}
 		n := abi.RecordSize(rs[i])
 		if err := p.checkSize(h, n); err != nil {
@@ -142,23 +144,15 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 }
 
 // onSendBatch makes one kpipe_on_send_batch call for the records of rs from
-// i on that fit in one chunk, and returns the end of the chunk. The error
-// is the call's *Fault, if any (then each record of the chunk has it).
+// i on that fit in one chunk, and returns the end of the chunk, or i if
+// rs[i] is too large for a batch entry. The error is the call's *Fault, if
+// any (then each record of the chunk has it).
 func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i int, verdicts []plugins.Verdict, errs []error) (int, error) {
 	const h, hb = hookOnSend, hookOnSendBatch
 	p := inst.p
 	j, total := chunk(rs, i, sizeHeader, abi.RecordSize)
 	if total < 0 {
-		// Too large for a batch entry, which adds a header: the
-		// single-record hook takes it, or refuses it as it would
-		// have alone.
-		n := abi.RecordSize(rs[i])
-		if err := p.checkSize(h, n); err != nil {
-			errs[i] = err
-			return j, nil
-		}
-		verdicts[i], errs[i] = inst.onSend(ctx, rs[i], n)
-		return j, errs[i]
+		return i, nil // for the single-record hook: see chunk
 	}
 	count := j - i
 	fail := func(err error) (int, error) {
@@ -274,7 +268,9 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 	}
 	step := func(inst *instance, i int) (int, error) {
 		if p.hasBatch[h] && len(rs)-i > 1 {
-			return inst.partitionBatch(ctx, rs, numPartitions, i, parts, errs)
+			if j, err := inst.partitionBatch(ctx, rs, numPartitions, i, parts, errs); j > i {
+				return j, err
+			}
 		}
 		n := p.partitionSize(rs[i])
 		if err := p.checkSize(h, n); err != nil {
@@ -292,22 +288,15 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 }
 
 // partitionBatch makes one kpipe_partition_batch call for the records of rs
-// from i on that fit in one chunk, and returns the end of the chunk. The
-// error is the call's *Fault, if any (then each record of the chunk has
-// it).
+// from i on that fit in one chunk, and returns the end of the chunk, or i
+// if rs[i] is too large for a batch entry. The error is the call's *Fault,
+// if any (then each record of the chunk has it).
 func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, numPartitions []int32, i int, parts []int32, errs []error) (int, error) {
 	const h, hb = hookPartition, hookPartitionBatch
 	p := inst.p
 	j, total := chunk(rs, i, partitionHeader, p.partitionSize)
 	if total < 0 {
-		// As in onSendBatch: the single-record hook decides.
-		n := p.partitionSize(rs[i])
-		if err := p.checkSize(h, n); err != nil {
-			errs[i] = err
-			return j, nil
-		}
-		parts[i], errs[i] = inst.partition(ctx, rs[i], n, numPartitions[i])
-		return j, errs[i]
+		return i, nil // for the single-record hook: see chunk
 	}
 	count := j - i
 	fail := func(err error) (int, error) {
