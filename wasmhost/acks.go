@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 )
 

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 )
 

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"

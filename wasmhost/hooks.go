@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 )
 

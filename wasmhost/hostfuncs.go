@@ -8,7 +8,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // instanceKey is the context key under which a call carries its instance, so

@@ -13,7 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/kpipe/kpipe/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -46,6 +46,10 @@ type ModuleInfo struct {
 	// module declares no maximum.
 	MemoryMinPages, MemoryMaxPages uint32
 }
+
+// FeatureNames names the feature bits of info.Features (ABI section 8.1),
+// known or not, for display: "none", or names joined with "|".
+func (info *ModuleInfo) FeatureNames() string { return abi.FeatureNames(info.Features) }
 
 // Func is a function a module imports or exports.
 type Func struct {

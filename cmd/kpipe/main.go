@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/kpipe/kpipe/internal/cli"
+	"github.com/kpipe/kpipe/cmd/kpipe/internal/cli"
 )
 
 func main() {

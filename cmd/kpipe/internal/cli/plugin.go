@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kpipe/kpipe/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
 )
@@ -127,7 +126,7 @@ Exit status 1 if the module does not load.`,
 				return silentExit(ExitFailed)
 			}
 			// Features are known only from an instance that initialised.
-			fmt.Fprintf(w, "features: %s (%#x)\n", abi.FeatureNames(info.Features), info.Features)
+			fmt.Fprintf(w, "features: %s (%#x)\n", info.FeatureNames(), info.Features)
 			fmt.Fprintln(w, "load:     ok")
 			return nil
 		},
