@@ -7,8 +7,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // ackQueue holds a plugin's encoded acknowledgements until they are

@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // Compile-time checks that Plugin implements the batch interfaces.

@@ -12,10 +12,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // exampleWAT returns the bytes of the compiled example module

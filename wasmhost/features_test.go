@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // featuresConfig is the config of the features test module: the feature

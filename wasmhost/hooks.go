@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // Compile-time checks that Plugin implements the plugin interfaces.

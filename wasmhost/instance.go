@@ -13,8 +13,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // instance is one instantiated module. It runs one call at a time: whoever

@@ -10,8 +10,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
 )
 
 // ModuleInfo describes a plugin module, for `kpipe plugin inspect`.
