@@ -152,11 +152,6 @@ func load(ctx context.Context, host *wasmhost.Host, p *Plugin) (any, error) {
 	return pl, nil
 }
 
-// loadModule loads p's module as p.Kind with p's limits and config.
-func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.Plugin, error) {
-	return host.LoadFile(ctx, p.Name, p.Module, p.Kind, p.loadOptions()...)
-}
-
 // loadOptions returns the wasmhost options for p's config and limits; limits
 // that are not set keep the host's defaults.
 func (p *Plugin) loadOptions() []wasmhost.PluginOption {

@@ -147,6 +147,14 @@ type Plugin struct {
 	// MaxOutput is the largest result a hook may return, in bytes; 0
 	// keeps the host's default (16 MiB).
 	MaxOutput int
+	// PinnedSHA256 is the block's sha256 attribute in lower-case hex, or
+	// "" if the block pins no hash: a module whose SHA-256 differs is
+	// refused, when the file is parsed and again when it is loaded.
+	PinnedSHA256 string
+	// ModuleSHA256 is the SHA-256, in lower-case hex, of the module file
+	// as Parse read it ("" for a builtin). Loading the module checks that
+	// the file still has it, so that what runs is what was checked.
+	ModuleSHA256 string
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
