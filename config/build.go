@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/kpipe/kpipe/pipeline"
-	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
 )
 
@@ -71,11 +70,9 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 }
 
 // Build returns the options of pipeline.New for the pipeline p of c: the
-// kafka settings, p's default topic, its plugins in order and its circuit
-// breaker. Built-in plugins are created with plugins.NewSerializer and
-// plugins.NewPartitioner; modules are loaded into host with the limits and
-// config of their block. Modules loaded before an error stay in host: close
-// the host to release them.
+// kafka settings, p's default topic and stage batching, then the chain
+// options of its loaded plugins (LoadChain, Chain.Options). On an error the
+// plugins loaded before it are closed again.
 //
 // Build does not set Brokers when the kafka block has none, nor a Logger.
 func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
@@ -85,9 +82,6 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 	}
 	if p.Topic != "" {
 		opts = append(opts, pipeline.DefaultTopic(p.Topic))
-	}
-	if cb := p.CircuitBreaker; cb != nil {
-		opts = append(opts, pipeline.CircuitBreaker(cb.Threshold, cb.Cooldown))
 	}
 	if b := p.Batch; b != nil {
 		n, linger := b.MaxRecords, time.Duration(-1) // -1: the pipeline's default linger
@@ -99,57 +93,11 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 		}
 		opts = append(opts, pipeline.StageBatch(n, linger))
 	}
-	for _, ic := range p.Interceptors {
-		pl, err := load(ctx, host, ic)
-		if err != nil {
-			return nil, err
-		}
-		i, ok := pl.(plugins.Interceptor)
-		if !ok {
-			return nil, fmt.Errorf("%s: interceptor %q is not an interceptor", pos(ic.DefRange), ic.Name)
-		}
-		opts = append(opts, pipeline.Interceptor(ic.Name, i))
-	}
-	for _, s := range []struct {
-		pl  *Plugin
-		opt func(string, plugins.Serializer) pipeline.Option
-	}{{p.KeySerializer, pipeline.KeySerializer}, {p.ValueSerializer, pipeline.ValueSerializer}} {
-		if s.pl == nil {
-			continue
-		}
-		var ser plugins.Serializer
-		if s.pl.Builtin != "" {
-			ser, err = plugins.NewSerializer(s.pl.Builtin, s.pl.Config)
-		} else {
-			ser, err = loadModule(ctx, host, s.pl)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(s.pl.DefRange), err)
-		}
-		opts = append(opts, s.opt(s.pl.Name, ser))
-	}
-	if pp := p.Partitioner; pp != nil {
-		var part plugins.Partitioner
-		if pp.Builtin != "" {
-			part, err = plugins.NewPartitioner(pp.Builtin, pp.Config)
-		} else {
-			part, err = loadModule(ctx, host, pp)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(pp.DefRange), err)
-		}
-		opts = append(opts, pipeline.Partitioner(pp.Name, part))
-	}
-	return opts, nil
-}
-
-// load loads an interceptor, which is always a module.
-func load(ctx context.Context, host *wasmhost.Host, p *Plugin) (any, error) {
-	pl, err := loadModule(ctx, host, p)
+	ch, err := c.LoadChain(ctx, p, host)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", pos(p.DefRange), err)
+		return nil, err
 	}
-	return pl, nil
+	return append(opts, ch.Options()...), nil
 }
 
 // loadOptions returns the wasmhost options for p's config and limits; limits

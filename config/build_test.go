@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -301,5 +302,49 @@ func TestLoadChecksModuleHash(t *testing.T) {
 				t.Errorf("Build after the module changed: %v; want the block position and %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLoadChain loads a pipeline's plugins in chain order, and closes them.
+func TestLoadChain(t *testing.T) {
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	src := fmt.Sprintf(`pipeline "p" {
+  partitioner      { module = %q }
+  value_serializer { builtin = "json" }
+  interceptor "a"  { module = %q }
+  interceptor "b"  { module = %q }
+  circuit_breaker {
+    threshold = 3
+    cooldown  = "1s"
+  }
+}
+`, keyhash, noop, noop)
+	cfg, diags := Parse([]byte(src), filepath.Join(t.TempDir(), "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ctx := context.Background()
+	ch, err := cfg.LoadChain(ctx, cfg.Pipelines[0], newHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, lp := range ch.Plugins {
+		names = append(names, lp.Block.Name)
+	}
+	if got, want := strings.Join(names, ","), "a,b,json,keyhash"; got != want {
+		t.Errorf("chain order %s, want %s", got, want)
+	}
+	// The breaker, two interceptors, the serializer and the partitioner.
+	if n := len(ch.Options()); n != 5 {
+		t.Errorf("%d options, want 5", n)
+	}
+	if err := ch.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := ch.Plugins[0].Impl.(plugins.Interceptor)
+	if _, err := a.OnSend(ctx, &plugins.Record{}); !errors.Is(err, wasmhost.ErrClosed) {
+		t.Errorf("OnSend after Close: %v, want wasmhost.ErrClosed", err)
 	}
 }

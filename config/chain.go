@@ -1,0 +1,123 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// Chain is the plugins of one pipeline block, loaded: what the chain of a
+// pipeline.Producer is built from. Options turns it into pipeline options;
+// a caller that does not hand them to a producer (a rejected reload) closes
+// the plugins with Close.
+type Chain struct {
+	// Pipeline is the block the chain was loaded from.
+	Pipeline *Pipeline
+	// Plugins are in chain order: interceptors, key serializer, value
+	// serializer, partitioner.
+	Plugins []LoadedPlugin
+}
+
+// LoadedPlugin is one plugin block and the plugin it loaded.
+type LoadedPlugin struct {
+	// Block is the plugin block.
+	Block *Plugin
+	// Impl is the plugin: a plugins.Interceptor, plugins.Serializer or
+	// plugins.Partitioner, as Block.Kind says; a *wasmhost.Plugin for a
+	// module.
+	Impl any
+}
+
+// closer is what a loaded plugin that holds resources implements
+// (*wasmhost.Plugin does).
+type closer interface{ Close(context.Context) error }
+
+// LoadChain loads the plugins of p: built-in ones with plugins.NewSerializer
+// and plugins.NewPartitioner, modules into host with the limits and config of
+// their block. An error names the block (FILE:LINE:COL); the plugins loaded
+// before it are closed again.
+func (c *Config) LoadChain(ctx context.Context, p *Pipeline, host *wasmhost.Host) (_ *Chain, err error) {
+	ch := &Chain{Pipeline: p}
+	defer func() {
+		if err != nil {
+			_ = ch.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	add := func(b *Plugin) error {
+		if b == nil {
+			return nil
+		}
+		impl, err := b.load(ctx, host)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pos(b.DefRange), err)
+		}
+		ch.Plugins = append(ch.Plugins, LoadedPlugin{Block: b, Impl: impl})
+		return nil
+	}
+	for _, ic := range p.Interceptors {
+		if err := add(ic); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range []*Plugin{p.KeySerializer, p.ValueSerializer, p.Partitioner} {
+		if err := add(b); err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
+}
+
+// load creates the plugin of block b, as the kind b uses it as.
+func (b *Plugin) load(ctx context.Context, host *wasmhost.Host) (any, error) {
+	switch {
+	case b.Builtin != "" && b.Kind == plugins.KindSerializer:
+		return plugins.NewSerializer(b.Builtin, b.Config)
+	case b.Builtin != "" && b.Kind == plugins.KindPartitioner:
+		return plugins.NewPartitioner(b.Builtin, b.Config)
+	case b.Builtin != "":
+		return nil, fmt.Errorf("there is no built-in %v %q", b.Kind, b.Builtin)
+	}
+	return loadModule(ctx, host, b)
+}
+
+// Options returns the chain options of pipeline.New and Producer.Swap for
+// the chain: its plugins under their names, and the pipeline's circuit
+// breaker if it has one.
+func (ch *Chain) Options() []pipeline.Option {
+	var opts []pipeline.Option
+	if cb := ch.Pipeline.CircuitBreaker; cb != nil {
+		opts = append(opts, pipeline.CircuitBreaker(cb.Threshold, cb.Cooldown))
+	}
+	p := ch.Pipeline
+	for _, lp := range ch.Plugins {
+		b := lp.Block
+		switch {
+		case b.Kind == plugins.KindInterceptor:
+			opts = append(opts, pipeline.Interceptor(b.Name, lp.Impl.(plugins.Interceptor)))
+		case b == p.KeySerializer:
+			opts = append(opts, pipeline.KeySerializer(b.Name, lp.Impl.(plugins.Serializer)))
+		case b == p.ValueSerializer:
+			opts = append(opts, pipeline.ValueSerializer(b.Name, lp.Impl.(plugins.Serializer)))
+		case b == p.Partitioner:
+			opts = append(opts, pipeline.Partitioner(b.Name, lp.Impl.(plugins.Partitioner)))
+		}
+	}
+	return opts
+}
+
+// Close closes the chain's plugins that hold resources (modules). Only a
+// chain that was not handed to a producer is closed this way: a producer
+// owns the plugins it is given.
+func (ch *Chain) Close(ctx context.Context) error {
+	var errs []error
+	for _, lp := range ch.Plugins {
+		if c, ok := lp.Impl.(closer); ok {
+			errs = append(errs, c.Close(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
