@@ -90,6 +90,9 @@ type Kafka struct {
 	// Retries caps how often a record is retried (retries); nil keeps the
 	// default, unlimited.
 	Retries *int
+	// DefRange is the position of the kafka block's header, for
+	// diagnostics; the zero range if the file has no kafka block.
+	DefRange hcl.Range
 }
 
 // Pipeline is one pipeline block.

@@ -144,6 +144,7 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 				continue
 			}
 			kafkaSeen = b
+			cfg.Kafka.DefRange = b.DefRange
 			d.kafka(b.Body, &cfg.Kafka)
 		case "pipeline":
 			name := b.Labels[0]

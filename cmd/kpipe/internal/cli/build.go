@@ -63,6 +63,7 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 			brokers = cfg.Kafka.Brokers
 		}
 		b.transactional = cfg.Kafka.TransactionalID != ""
+		b.cfg, b.pipe, b.host = cfg, p, host
 	} else if pipelineName != "" {
 		return nil, usageErrorf("--pipeline needs --config")
 	}

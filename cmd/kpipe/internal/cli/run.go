@@ -14,9 +14,11 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/embedded"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
 // maxReported is how many failed records run reports one by one; the
@@ -29,6 +31,7 @@ type runFlags struct {
 	input, format    string
 	strict           bool
 	flushTimeout     time.Duration
+	live             liveFlags
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -84,6 +87,7 @@ could not start, 130 if interrupted.`,
 	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
 	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
 	fl.DurationVar(&f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
+	addLiveFlags(fl, &f.live)
 	return cmd
 }
 
@@ -127,6 +131,12 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		in, name = file, f.input
 	}
 
+	lv, err := e.startLive(f)
+	if err != nil {
+		return err
+	}
+	defer lv.close()
+
 	var brokers []string
 	if f.brokers != "" {
 		brokers = splitList(f.brokers)
@@ -142,6 +152,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	}
 
 	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{})}
+	lv.attach(ctx, b, t)
 	var bar *progressbar.ProgressBar
 	if e.stderrIsTerminal {
 		bar = progressbar.NewOptions64(size,
@@ -221,6 +232,7 @@ read:
 		}
 	}
 
+	lv.stopReloads()
 	// Wait for the outstanding records even after an interrupt: what was
 	// sent is delivered or failed, never left unknown.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
@@ -394,6 +406,11 @@ type built struct {
 	embedded      *embedded.Broker
 	transactional bool
 	closers       []func()
+	// The configuration the producer was built from, and the host of its
+	// modules; nil without --config. A reload (live.go) starts from them.
+	cfg  *config.Config
+	pipe *config.Pipeline
+	host *wasmhost.Host
 }
 
 func (b *built) close() {
