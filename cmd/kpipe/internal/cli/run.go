@@ -68,11 +68,21 @@ or failed record. At the end a summary goes to stderr: records delivered,
 filtered and failed, plugin failures, and records per partition. A progress bar
 is shown while stderr is a terminal.
 
+With --watch (and --config), the pipeline is reloaded when the configuration
+file or one of its modules changes, and on SIGHUP: the new chain is checked,
+loaded and tried on a synthetic record, then swapped in one step; a rejected
+reload is reported with FILE:LINE:COL and the running chain keeps serving.
+Changes to the kafka block, the topic or the batch block need a restart.
+--admin HOST:PORT serves /metrics (Prometheus), /healthz, /readyz,
+/v1/pipeline and POST /v1/reload (and /debug/pprof/ with --pprof), on a
+loopback address unless --admin-public.
+
 Exit status: 0 if every record was delivered or filtered, 1 if any failed or was
 malformed (or the configuration is invalid), 2 on usage errors, 3 if the pipeline
 could not start, 130 if interrupted.`,
 		Example: `  kpipe run --config examples/quickstart.hcl --input examples/quickstart.jsonl
-  kpipe run --brokers 127.0.0.1:9092 --topic logs --format raw < app.log`,
+  kpipe run --brokers 127.0.0.1:9092 --topic logs --format raw < app.log
+  tail -F app.log | kpipe run --config live.hcl --format raw --watch --admin 127.0.0.1:9464`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.run(cmd.Context(), f)
