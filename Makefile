@@ -50,6 +50,10 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	if [ $$status -eq 0 ]; then echo "check-wasm: $(words $(WAT_FILES)) modules up to date"; fi; \
 	exit $$status
 
+.PHONY: vectors
+vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.
+	$(GO) test ./wasmhost/internal/abi -run '^TestVectors$$' -update
+
 .PHONY: test
 test: ## Run the tests of the main module, the Go SDK and the example plugins.
 	$(GO) test ./...
