@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
@@ -780,5 +781,74 @@ func TestBatchGoSDKGuest(t *testing.T) {
 	wantGuestError(t, errs2[1], "sdk", "kpipe_on_ack", "ack offset=6")
 	if s := p.Stats(); s.Batches.OnAck != 1 {
 		t.Errorf("Batches.OnAck = %d, want 1 (the failed batch call)", s.Batches.OnAck)
+	}
+}
+
+// TestBatchFaultsCostTheirRecordsOnly runs 20,000 records through the batch
+// hook of a WAT guest and of a Go guest, in batches of 64, where exactly 1%
+// of the records make the guest fault (a trap, an exit). A faulting batch
+// call is re-run one record at a time on a healthy instance: exactly those
+// 200 records fail, unchanged, and every other record gets the change.
+func TestBatchFaultsCostTheirRecordsOnly(t *testing.T) {
+	for _, g := range []struct {
+		name        string
+		wasm        func(testing.TB) []byte
+		change, bad int32
+		changed     func(r *plugins.Record) bool
+		reason      wasmhost.FaultReason
+	}{
+		// batch.wat: 3 clears the partition flag, 6 traps.
+		{"wat", func(tb testing.TB) []byte { return wat(tb, "batch") }, 3, 6,
+			func(r *plugins.Record) bool { return !r.HasPartition }, wasmhost.FaultTrap},
+		// sdkguest: 4 upper-cases the value, 10 exits.
+		{"go", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }, 4, 10,
+			func(r *plugins.Record) bool { return string(r.Value) == "HELLO" }, wasmhost.FaultExit},
+	} {
+		t.Run(g.name, func(t *testing.T) {
+			h := newHost(t)
+			var logs logBuffer
+			p := load(t, h, "one-percent", g.wasm(t), plugins.KindInterceptor, wasmhost.WithPoolSize(1),
+				wasmhost.WithLogger(newLogger(&logs)))
+			const n, batch = 20000, 64
+			modes := make([]int32, n)
+			for i := range modes {
+				modes[i] = g.change
+				if i%100 == 37 {
+					modes[i] = g.bad
+				}
+			}
+			rs := modeRecords(modes...)
+			vs, errs := make([]plugins.Verdict, n), make([]error, n)
+			start := time.Now()
+			for i := 0; i < n; i += batch {
+				j := min(i+batch, n)
+				if err := p.OnSendBatch(context.Background(), rs[i:j], vs[i:j], errs[i:j]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			elapsed := time.Since(start)
+			unchanged, failed := 0, 0
+			for i, r := range rs {
+				if !g.changed(r) {
+					unchanged++
+				}
+				if errs[i] != nil {
+					failed++
+					if modes[i] != g.bad {
+						t.Fatalf("record %d (mode %d) failed: %v", i, modes[i], errs[i])
+					}
+					wantFault(t, errs[i], "one-percent", "kpipe_on_send", g.reason)
+				}
+			}
+			s := p.Stats()
+			t.Logf("%d records, %d unchanged, %d failed, %v; faults %v, %d instances created, %d batch calls",
+				n, unchanged, failed, elapsed, s.Faults, s.InstancesCreated, s.Batches.OnSend)
+			if unchanged != 200 || failed != 200 {
+				t.Errorf("%d records unchanged, %d failed; want exactly 200 of each", unchanged, failed)
+			}
+			if s.Calls.OnSend != n {
+				t.Errorf("Calls.OnSend = %d, want %d", s.Calls.OnSend, n)
+			}
+		})
 	}
 }
