@@ -150,6 +150,9 @@ type Plugin struct {
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
+	// limitRanges holds the positions of the memory_limit and timeout
+	// values that are set, for CheckModules.
+	limitRanges map[string]hcl.Range
 }
 
 // CircuitBreaker is a pipeline's circuit_breaker block: after Threshold

@@ -604,10 +604,11 @@ pipeline "p" {}
 	if r.code != 1 || !strings.Contains(r.stderr, "missing.hcl:1:1: error: Cannot read configuration file") {
 		t.Errorf("missing file: %s", r)
 	}
-	// run refuses a plugin that does not load, naming its block.
+	// run refuses a plugin that does not load, as validate does: at its
+	// module attribute.
 	wrongKind := writeFile(t, filepath.Join(dir, "wrongkind.hcl"), "pipeline \"p\" {\n  topic = \"t\"\n  partitioner { module = \""+trap+"\" }\n}\n")
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", wrongKind)
-	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:3: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
+	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with a module of the wrong kind: %s", r)
 	}
 	// run refuses an invalid configuration before sending anything.
