@@ -158,6 +158,9 @@ type Plugin struct {
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
+	// limitRanges holds the positions of the memory_limit and timeout
+	// values that are set, for CheckModules.
+	limitRanges map[string]hcl.Range
 }
 
 // CircuitBreaker is a circuit_breaker block, in a pipeline (the default of

@@ -213,6 +213,50 @@ func TestHelpAndUsage(t *testing.T) {
 	}
 }
 
+// TestRunBytesExact sends data that is not UTF-8 through run's JSON input
+// and reads it back with consume: base64 fields carry it exactly, a line
+// holding such bytes in a JSON string fails with its number instead of being
+// sent with U+FFFD in their place, and null and empty header values stay
+// apart both ways.
+func TestRunBytesExact(t *testing.T) {
+	brokers := startBroker(t, "--topic", "bytes:1")
+	input := `{"key_base64":"/wA=","value_base64":"gICA","headers":{"n":null,"e":"","t":"x"}}` + "\n" +
+		"{\"value\":\"caf\xe9\"}\n" +
+		`{"value":"\udc00"}` + "\n"
+	r := kpipe(t, "", input, "run", "--brokers", brokers, "--topic", "bytes")
+	if r.code != 1 {
+		t.Fatalf("want exit 1 (lines 2 and 3 malformed), got %s", r)
+	}
+	for _, want := range []string{
+		"line 2: column 14: byte 0xe9 is not valid UTF-8",
+		`line 3: column 11: \udc00 is half of a UTF-16 surrogate pair`,
+		"delivered  1",
+		"failed     2 (2 malformed lines)",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, r.stderr)
+		}
+	}
+	r = kpipe(t, "", "", "consume", "--brokers", brokers, "--topic", "bytes", "--from-beginning", "--max", "1", "--timeout", "30s")
+	if r.code != 0 {
+		t.Fatalf("consume: %s", r)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("consume printed %q: %v", r.stdout, err)
+	}
+	want := map[string]any{"key": nil, "key_base64": "/wA=", "value": nil, "value_base64": "gICA",
+		"headers": map[string]any{"n": nil, "e": "", "t": "x"}}
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("%s = %v, want %v (consume printed %s)", k, got[k], v, r.stdout)
+		}
+	}
+	if h, _ := got["headers"].(map[string]any); h == nil || h["n"] != nil || h["e"] != "" {
+		t.Errorf("null and empty header values not kept apart: %s", r.stdout)
+	}
+}
+
 // TestRunMalformedLines runs a plain producer on the embedded broker with
 // malformed lines in the input.
 func TestRunMalformedLines(t *testing.T) {
@@ -560,10 +604,11 @@ pipeline "p" {}
 	if r.code != 1 || !strings.Contains(r.stderr, "missing.hcl:1:1: error: Cannot read configuration file") {
 		t.Errorf("missing file: %s", r)
 	}
-	// run refuses a plugin that does not load, naming its block.
+	// run refuses a plugin that does not load, as validate does: at its
+	// module attribute.
 	wrongKind := writeFile(t, filepath.Join(dir, "wrongkind.hcl"), "pipeline \"p\" {\n  topic = \"t\"\n  partitioner { module = \""+trap+"\" }\n}\n")
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", wrongKind)
-	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:3: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
+	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with a module of the wrong kind: %s", r)
 	}
 	// run refuses an invalid configuration before sending anything.
