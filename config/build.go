@@ -70,9 +70,8 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 }
 
 // Build returns the options of pipeline.New for the pipeline p of c: the
-// kafka settings, p's default topic and stage batching, then the chain
-// options of its loaded plugins (LoadChain, Chain.Options). On an error the
-// plugins loaded before it are closed again.
+// kafka settings, p's default topic and stage batching, followed by
+// ChainOptions. On an error the plugins loaded before it are closed again.
 //
 // Build does not set Brokers when the kafka block has none, nor a Logger.
 func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
@@ -93,11 +92,42 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 		}
 		opts = append(opts, pipeline.StageBatch(n, linger))
 	}
+	chain, err := c.ChainOptions(ctx, p, host)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, chain...), nil
+}
+
+// ChainOptions loads p's plugins and returns the chain options of
+// pipeline.New and pipeline.Producer.Swap (no kafka settings): the
+// pipeline's circuit breaker and its plugins in order, each with its
+// on_failure policy and circuit_breaker block. Built-in plugins are created
+// with plugins.NewSerializer and plugins.NewPartitioner, except the
+// built-in "bytes" serializer, which maps to no serializer (data is sent as
+// it is), and the built-in "default" partitioner, which maps to the
+// pipeline's own default. Modules are loaded into host with the limits and
+// config of their block (LoadChain, then Chain.Options). On an error the
+// plugins loaded before it are closed again.
+func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
 	ch, err := c.LoadChain(ctx, p, host)
 	if err != nil {
 		return nil, err
 	}
-	return append(opts, ch.Options()...), nil
+	return ch.Options(), nil
+}
+
+// pluginOptions returns the pipeline options of p's on_failure attribute
+// and circuit_breaker block.
+func (p *Plugin) pluginOptions() []pipeline.PluginOption {
+	var opts []pipeline.PluginOption
+	if p.OnFailure != 0 {
+		opts = append(opts, pipeline.OnFailure(p.OnFailure))
+	}
+	if cb := p.CircuitBreaker; cb != nil {
+		opts = append(opts, pipeline.PluginCircuitBreaker(cb.Threshold, cb.Cooldown))
+	}
+	return opts
 }
 
 // loadOptions returns the wasmhost options for p's config and limits; limits

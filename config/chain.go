@@ -28,13 +28,11 @@ type LoadedPlugin struct {
 	Block *Plugin
 	// Impl is the plugin: a plugins.Interceptor, plugins.Serializer or
 	// plugins.Partitioner, as Block.Kind says; a *wasmhost.Plugin for a
-	// module.
+	// module. It is nil for the built-in "bytes" serializer and "default"
+	// partitioner, which are the pipeline's own (no serializer, the default
+	// partitioner).
 	Impl any
 }
-
-// closer is what a loaded plugin that holds resources implements
-// (*wasmhost.Plugin does).
-type closer interface{ Close(context.Context) error }
 
 // LoadChain loads the plugins of p: built-in ones with plugins.NewSerializer
 // and plugins.NewPartitioner, modules into host with the limits and config of
@@ -74,6 +72,9 @@ func (c *Config) LoadChain(ctx context.Context, p *Pipeline, host *wasmhost.Host
 // load creates the plugin of block b, as the kind b uses it as.
 func (b *Plugin) load(ctx context.Context, host *wasmhost.Host) (any, error) {
 	switch {
+	case b.Builtin == plugins.SerializerBytes && b.Kind == plugins.KindSerializer,
+		b.Builtin == plugins.PartitionerDefault && b.Kind == plugins.KindPartitioner:
+		return nil, nil
 	case b.Builtin != "" && b.Kind == plugins.KindSerializer:
 		return plugins.NewSerializer(b.Builtin, b.Config)
 	case b.Builtin != "" && b.Kind == plugins.KindPartitioner:
@@ -85,8 +86,9 @@ func (b *Plugin) load(ctx context.Context, host *wasmhost.Host) (any, error) {
 }
 
 // Options returns the chain options of pipeline.New and Producer.Swap for
-// the chain: its plugins under their names, and the pipeline's circuit
-// breaker if it has one.
+// the chain: the pipeline's circuit breaker if it has one, then its plugins
+// in order under their names, each with its on_failure policy and
+// circuit_breaker block.
 func (ch *Chain) Options() []pipeline.Option {
 	var opts []pipeline.Option
 	if cb := ch.Pipeline.CircuitBreaker; cb != nil {
@@ -95,15 +97,20 @@ func (ch *Chain) Options() []pipeline.Option {
 	p := ch.Pipeline
 	for _, lp := range ch.Plugins {
 		b := lp.Block
+		po := b.pluginOptions()
 		switch {
 		case b.Kind == plugins.KindInterceptor:
-			opts = append(opts, pipeline.Interceptor(b.Name, lp.Impl.(plugins.Interceptor)))
+			opts = append(opts, pipeline.Interceptor(b.Name, lp.Impl.(plugins.Interceptor), po...))
+		case lp.Impl == nil && b.Kind == plugins.KindSerializer:
+			// The built-in "bytes": no serializer.
 		case b == p.KeySerializer:
-			opts = append(opts, pipeline.KeySerializer(b.Name, lp.Impl.(plugins.Serializer)))
+			opts = append(opts, pipeline.KeySerializer(b.Name, lp.Impl.(plugins.Serializer), po...))
 		case b == p.ValueSerializer:
-			opts = append(opts, pipeline.ValueSerializer(b.Name, lp.Impl.(plugins.Serializer)))
+			opts = append(opts, pipeline.ValueSerializer(b.Name, lp.Impl.(plugins.Serializer), po...))
 		case b == p.Partitioner:
-			opts = append(opts, pipeline.Partitioner(b.Name, lp.Impl.(plugins.Partitioner)))
+			// A nil partitioner (the built-in "default") is the pipeline's own.
+			part, _ := lp.Impl.(plugins.Partitioner)
+			opts = append(opts, pipeline.Partitioner(b.Name, part, po...))
 		}
 	}
 	return opts
@@ -115,7 +122,7 @@ func (ch *Chain) Options() []pipeline.Option {
 func (ch *Chain) Close(ctx context.Context) error {
 	var errs []error
 	for _, lp := range ch.Plugins {
-		if c, ok := lp.Impl.(closer); ok {
+		if c, ok := lp.Impl.(plugins.Closer); ok {
 			errs = append(errs, c.Close(ctx))
 		}
 	}

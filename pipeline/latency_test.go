@@ -25,11 +25,11 @@ func TestLatencyHist(t *testing.T) {
 // and SampledTime, and that a batch call counts one record per entry.
 func TestHookStatsSampling(t *testing.T) {
 	var h hookStats
-	t0 := h.start() // call 1 is sampled
+	t0 := h.startN(1) // call 1 is sampled
 	if t0.IsZero() {
 		t.Fatal("the first call was not sampled")
 	}
-	h.end(t0.Add(-3 * time.Millisecond))
+	h.endN(t0.Add(-3*time.Millisecond), 1)
 	t1 := h.startN(64) // calls 2..65: 65 is sampled
 	if t1.IsZero() {
 		t.Fatal("a batch that holds call 65 was not sampled")

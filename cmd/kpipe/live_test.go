@@ -307,7 +307,7 @@ pipeline "live" {
 	from := r.nlines()
 	replace(t, mod, []byte("not a module"))
 	r.waitFor(`reload \(change of .*part\.wasm\) rejected .*chain 2 keeps serving`, from, 30*time.Second)
-	r.waitFor(`k\.hcl:7:3: .*not a WebAssembly module`, from, 5*time.Second)
+	r.waitFor(`k\.hcl:7:26: error: Cannot load module: .*not a WebAssembly module`, from, 5*time.Second)
 
 	// 3. POST /v1/reload with a configuration error: 422 and FILE:LINE:COL.
 	f.waitWritten(t, 100_000)
@@ -488,5 +488,93 @@ func checkPlacement(t *testing.T, brokers []string, topic string, n, partitions 
 	}
 	if lastLast >= n-1 || int64(lastLast) >= swappedBack {
 		t.Errorf("the swap back took effect after record %d; want before %d, what was written when it was logged", lastLast, swappedBack)
+	}
+}
+
+// TestLiveReloadAddsInterceptor adds an interceptor (the headerstamp Go
+// guest) by a reload while records stream: the records read before the
+// reload are not stamped, every record read after it is, and its on_send
+// calls are exactly those records. The module's compilation is cached by a
+// `kpipe validate` first, as in production where the cache is warm.
+func TestLiveReloadAddsInterceptor(t *testing.T) {
+	const (
+		n    = 40_000
+		rate = 4_000
+	)
+	stamp := readFile(t, plugintest.GoPlugin(t, "examples/plugins/headerstamp"))
+	brokers := testbroker.Brokers(t)
+	topic := testbroker.CreateTopic(t, brokers, 2)
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	replace(t, filepath.Join(dir, "stamp.wasm"), stamp)
+	base := fmt.Sprintf(`kafka {
+  brokers = %q
+  linger  = "2ms"
+}
+pipeline "live" {
+  topic = %q
+}
+`, strings.Join(brokers, ","), topic)
+	withStamp := strings.TrimSuffix(base, "}\n") + `  interceptor "stamp" {
+    module = "stamp.wasm"
+    config = { headers = { stamped = "yes" } }
+  }
+}
+`
+	cfgPath := filepath.Join(dir, "k.hcl")
+	replace(t, cfgPath, []byte(withStamp))
+	if res := kpipe(t, dir, "", "--wasm-cache", cache, "validate", "--config", "k.hcl"); res.code != 0 {
+		t.Fatalf("warming the compilation cache: %v", res)
+	}
+	replace(t, cfgPath, []byte(base))
+
+	r := startLive(t, dir, "--wasm-cache", cache, "run", "--watch", "--admin", "127.0.0.1:0", "--config", "k.hcl")
+	f := feed(r.stdin, n, rate)
+	f.waitWritten(t, 8_000)
+	replace(t, cfgPath, []byte(withStamp))
+	r.waitFor(`reload \(change of .*k\.hcl\): chain 1 → 2 in .*: added interceptor stamp`, 0, 60*time.Second)
+	reloaded := f.written.Load()
+	if err := <-f.done; err != nil {
+		t.Fatalf("writing the input: %v", err)
+	}
+	var mf map[string]*dto.MetricFamily
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mf = r.metrics()
+		if metricValue(mf, "kpipe_records_delivered_total") == n && metricValue(mf, "kpipe_records_in_flight") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records did not settle within 60s: delivered %v", metricValue(mf, "kpipe_records_delivered_total"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.wait()
+
+	stamped := make([]bool, n)
+	for _, rec := range testbroker.ReadAll(t, brokers, topic, n, false) {
+		i, err := strconv.Atoi(string(rec.Value))
+		if err != nil || i < 0 || i >= n {
+			t.Fatalf("unexpected record %q", rec.Value)
+		}
+		for _, h := range rec.Headers {
+			stamped[i] = stamped[i] || h.Key == "stamped" && string(h.Value) == "yes"
+		}
+	}
+	first := -1
+	for i, s := range stamped {
+		if s && first < 0 {
+			first = i
+		}
+		if !s && first >= 0 {
+			t.Fatalf("record %d is not stamped, but record %d before it is", i, first)
+		}
+	}
+	t.Logf("records from %d on are stamped; %d were written when the reload was logged", first, reloaded)
+	if first <= 0 || int64(first) > reloaded {
+		t.Errorf("the first stamped record is %d; want after 0 and by %d", first, reloaded)
+	}
+	if calls := metricValue(mf, "kpipe_plugin_calls_total", "plugin", "stamp", "hook", "on_send"); calls != float64(n-first) {
+		t.Errorf("stamp on_send calls %v, want %d: exactly the records read after the reload", calls, n-first)
 	}
 }
