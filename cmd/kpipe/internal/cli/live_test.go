@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
 func TestSnakeCase(t *testing.T) {
@@ -169,4 +173,47 @@ func TestWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("a module in a new directory", other)
+}
+
+// TestProbeChain passes a synthetic record through every hook of a chain: a
+// plugin that faults (trap.wasm) rejects it at its block, one that works,
+// builtins and the pipeline's own bytes serializer and default partitioner
+// do not.
+func TestProbeChain(t *testing.T) {
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	trap := plugintest.WAT(t, "examples/plugins/wat/trap.wasm")
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	ctx := context.Background()
+	host, err := wasmhost.New(ctx, wasmhost.WithoutCompilationCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close(ctx)
+	for _, tt := range []struct {
+		name, body, want string
+	}{
+		{"working", fmt.Sprintf(`  interceptor "a" { module = %q }
+  key_serializer   { builtin = "bytes" }
+  value_serializer { builtin = "json" }
+  partitioner      { module = %q }`, noop, keyhash), ""},
+		{"defaults", `  partitioner { builtin = "default" }`, ""},
+		{"trap", fmt.Sprintf(`  interceptor "a" { module = %q }
+  interceptor "t" { module = %q }`, noop, trap), `k.hcl:3:3: error: Plugin fails on a synthetic record: interceptor "t", hook kpipe_on_send`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, p := parsePipeline(t, t.TempDir(), "pipeline \"p\" {\n"+tt.body+"\n}\n")
+			ch, err := cfg.LoadChain(ctx, p, host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.Close(ctx)
+			err = probeChain(ctx, ch)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("probe: %v, want no error", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("probe: %v, want %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -73,17 +73,21 @@ func (r *reloader) describe() ([]admin.PluginInfo, admin.ReloadStats) {
 	return infos, admin.ReloadStats{OK: r.ok, Rejected: r.rejected, LastError: r.lastErr, LastErrorAt: r.lastAt}
 }
 
-// policyOf is what happens to a record when the plugin of b fails: an
-// interceptor passes it on unchanged (skip), a partitioner falls back to
-// the default partitioner, a serializer fails the record.
+// policyOf is what happens to a record when the plugin of b fails: its
+// on_failure attribute, or the kind's default (an interceptor is skipped, a
+// partitioner's record goes to the default partitioner, a serializer fails
+// the record).
 func policyOf(b *config.Plugin) string {
+	if b.OnFailure != 0 {
+		return b.OnFailure.String()
+	}
 	switch b.Kind {
 	case plugins.KindInterceptor:
-		return "skip"
+		return pipeline.SkipPlugin.String()
 	case plugins.KindPartitioner:
-		return "default"
+		return pipeline.UseDefaultPartitioner.String()
 	}
-	return "fail"
+	return pipeline.FailRecord.String()
 }
 
 // watchedFiles are the files whose change triggers a reload: the
@@ -356,21 +360,37 @@ func probeRecord(topic string) *plugins.Record {
 const probePartitions = 3
 
 // probeChain calls every hook of the chain's plugins once on a synthetic
-// record. A fault (trap, timeout, invalid output...) rejects the chain; an
+// record (the batch hooks with a batch of that one record). A fault (trap, timeout, invalid output...) rejects the chain; an
 // error the plugin reports on purpose (it may refuse a record it does not
 // understand) does not.
 func probeChain(ctx context.Context, ch *config.Chain) error {
 	for _, lp := range ch.Plugins {
 		b := lp.Block
+		if lp.Impl == nil {
+			continue // the pipeline's own "bytes" serializer or "default" partitioner
+		}
 		rec := func() *plugins.Record { return probeRecord(ch.Pipeline.Topic) }
+		one := func() []*plugins.Record { return []*plugins.Record{rec()} }
 		var errs []error
+		// batch runs a batch hook on one record: its error and the record's.
+		batch := func(call func(recErrs []error) error) {
+			recErrs := make([]error, 1)
+			errs = append(errs, call(recErrs))
+			errs = append(errs, recErrs[0])
+		}
 		switch b.Kind {
 		case plugins.KindInterceptor:
 			ic := lp.Impl.(plugins.Interceptor)
 			_, err := ic.OnSend(ctx, rec())
 			errs = append(errs, err)
+			if bi, ok := ic.(plugins.BatchInterceptor); ok {
+				batch(func(e []error) error { return bi.OnSendBatch(ctx, one(), make([]plugins.Verdict, 1), e) })
+			}
 			if ao, ok := ic.(plugins.AckObserver); !ok || ao.WantsAcks() {
 				errs = append(errs, ic.OnAck(ctx, rec(), plugins.Ack{Offset: 0}))
+				if ab, ok := ic.(plugins.AckBatcher); ok {
+					batch(func(e []error) error { return ab.OnAckBatch(ctx, one(), []plugins.Ack{{Offset: 0}}, e) })
+				}
 			}
 		case plugins.KindSerializer:
 			target := plugins.TargetValue
@@ -380,8 +400,14 @@ func probeChain(ctx context.Context, ch *config.Chain) error {
 			_, err := lp.Impl.(plugins.Serializer).Serialize(ctx, target, rec())
 			errs = append(errs, err)
 		case plugins.KindPartitioner:
-			_, err := lp.Impl.(plugins.Partitioner).Partition(ctx, rec(), probePartitions)
+			part := lp.Impl.(plugins.Partitioner)
+			_, err := part.Partition(ctx, rec(), probePartitions)
 			errs = append(errs, err)
+			if bp, ok := part.(plugins.BatchPartitioner); ok {
+				batch(func(e []error) error {
+					return bp.PartitionBatch(ctx, one(), []int32{probePartitions}, make([]int32, 1), e)
+				})
+			}
 		}
 		for _, err := range errs {
 			var f *wasmhost.Fault
