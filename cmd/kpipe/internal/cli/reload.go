@@ -20,7 +20,7 @@ import (
 )
 
 // reloader reloads the configuration of a running `kpipe run`. A reload
-// parses and checks the file as run does at start (config.Check), refuses changes that need a restart, loads
+// parses and checks the file, refuses changes that need a restart, loads
 // the new chain's plugins, calls each of their hooks once on a synthetic
 // record, and only then swaps the chain in one step (Producer.Swap). A
 // failure at any step rejects the reload: the running chain keeps serving.
@@ -147,15 +147,11 @@ func (r *reloader) reload(ctx context.Context, trigger string) (uint64, error) {
 // apply is reload's work: it returns the changes and the new version, or
 // the diagnostics of a rejection, one FILE:LINE:COL line each.
 func (r *reloader) apply(ctx context.Context) (changes []string, version uint64, diags []string) {
-	// Parsed first on its own, so that the files to watch are known even
-	// when a module does not load.
-	if cfg, hd := config.Load(r.path); !hd.HasErrors() {
-		r.lastSeen = cfg
-	}
-	cfg, hd := config.Check(ctx, r.path, r.host, r.name)
+	cfg, hd := config.Load(r.path)
 	if hd.HasErrors() {
 		return nil, 0, formatDiags(hd)
 	}
+	r.lastSeen = cfg // its modules are watched even if it is rejected later
 	p, err := cfg.Pipeline(r.name)
 	if err != nil {
 		return nil, 0, []string{err.Error()}
@@ -170,6 +166,12 @@ func (r *reloader) apply(ctx context.Context) (changes []string, version uint64,
 	}
 	ch, err := cfg.LoadChain(ctx, p, r.host)
 	if err != nil {
+		// config.Check, run's diagnostics path, says the same at the
+		// module's attribute, with what the plugin said; it costs a second
+		// load, so only a failed reload pays it.
+		if _, hd := config.Check(ctx, r.path, r.host, r.name); hd.HasErrors() {
+			return nil, 0, formatDiags(hd)
+		}
 		return nil, 0, []string{err.Error()}
 	}
 	if err := probeChain(ctx, ch); err != nil {
