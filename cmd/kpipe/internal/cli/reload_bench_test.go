@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
 // benchRun builds a run's producer and reloader for the configuration src
 // (written to dir/k.hcl) on an embedded broker, with the compilation cache
 // in cacheDir ("off" for none).
-func benchRun(b *testing.B, dir, src, cacheDir string) (*built, *reloader) {
+func benchRun(b testing.TB, dir, src, cacheDir string) (*built, *reloader) {
 	b.Helper()
 	path := filepath.Join(dir, "k.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
@@ -47,7 +48,7 @@ func benchRun(b *testing.B, dir, src, cacheDir string) (*built, *reloader) {
 }
 
 // swapModule replaces dir/part.wasm by the file at from, by a rename.
-func swapModule(b *testing.B, dir, from string) {
+func swapModule(b testing.TB, dir, from string) {
 	b.Helper()
 	data, err := os.ReadFile(from)
 	if err != nil {
@@ -59,6 +60,56 @@ func swapModule(b *testing.B, dir, from string) {
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, "part.wasm")); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestReloadWhileSending swaps the partitioner module back and forth while
+// records are sent and the admin snapshot is read, all at once (for the race
+// detector): every record is delivered, and the chain version counts the
+// swaps.
+func TestReloadWhileSending(t *testing.T) {
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	last := plugintest.WAT(t, "wasmhost/testdata/faulty.wasm")
+	dir := t.TempDir()
+	swapModule(t, dir, keyhash)
+	bt, rl := benchRun(t, dir, `pipeline "p" {
+  topic = "race"
+  partitioner { module = "part.wasm" }
+}
+`, "off")
+	lv := &live{rl: rl}
+	tl := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{})}
+	lv.attached.Store(&attachedRun{b: bt, t: tl})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n, swaps = 3000, 6
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			bt.producer.Send(ctx, &plugins.Record{Key: fmt.Appendf(nil, "k%d", i)}, func(_ *plugins.Record, res pipeline.Result) {
+				tl.record(&env{stderr: io.Discard}, i, res)
+			})
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for k := 0; k < swaps; k++ {
+			swapModule(t, dir, []string{last, keyhash}[k%2])
+			if _, err := rl.reload(ctx, "test"); err != nil {
+				t.Error(err)
+			}
+			_ = lv.Snapshot()
+		}
+	}()
+	wg.Wait()
+	if err := bt.producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := lv.Snapshot()
+	if s.Delivered != n || s.ChainVersion != swaps+1 || s.Reloads.OK != swaps {
+		t.Errorf("delivered %d of %d, chain version %d (want %d), reloads %+v", s.Delivered, n, s.ChainVersion, swaps+1, s.Reloads)
 	}
 }
 
