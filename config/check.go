@@ -137,9 +137,10 @@ func tryLoad(ctx context.Context, host *wasmhost.Host, p *Plugin, opts []wasmhos
 // the file has errors elsewhere. It reports every problem at once, sorted by
 // position. The Config is nil if there is any error.
 //
-// Check is the one diagnostics path of the kpipe command: validate and run
-// both call it (run with the one pipeline it runs), and print what it
-// returns with WriteDiagnostics.
+// Check and CheckModules are the one diagnostics path of the kpipe command:
+// validate calls Check; run, which loads its pipeline's modules once with
+// Build, calls Check for a file with errors and CheckModules when Build
+// failed, so that both print the same lines with WriteDiagnostics.
 func Check(ctx context.Context, path string, host *wasmhost.Host, pipelines ...string) (*Config, hcl.Diagnostics) {
 	src, err := os.ReadFile(path)
 	if err != nil {
