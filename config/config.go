@@ -159,8 +159,10 @@ type Plugin struct {
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
 	// limitRanges holds the positions of the memory_limit and timeout
-	// values that are set, for CheckModules.
-	limitRanges map[string]hcl.Range
+	// values that are set, and settingErrors whether the config or a limit
+	// has an error, for CheckModules.
+	limitRanges   map[string]hcl.Range
+	settingErrors bool
 }
 
 // CircuitBreaker is a circuit_breaker block, in a pipeline (the default of

@@ -272,7 +272,7 @@ pipeline "p" {
 				"13:20: error: Invalid duration",
 				"14:20: error: Invalid value",
 				"17:17: error: Invalid value",
-				"18:17: error: Invalid duration",
+				"18:17: error: Invalid cooldown: cooldown must be longer than zero.",
 			},
 		},
 		{
@@ -328,7 +328,7 @@ pipeline "p" {}
 `,
 			want: []string{
 				"2:32: error: Invalid builtin",
-				"4:15: error: Invalid builtin",
+				"5:5: error: Not allowed with a builtin: builtin \"json\" takes no config",
 				"8:15: error: Invalid builtin",
 				"10:31: error: Invalid builtin",
 			},

@@ -384,8 +384,12 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			d.module(p, modAttr, s)
 		}
 	}
-	if attr, ok := a["config"]; ok {
-		p.Config, _ = d.json(attr)
+	// Errors in what loading a module uses make loading it pointless:
+	// CheckModules skips the block then.
+	before := len(d.diags.Errs())
+	cfgAttr, hasCfg := a["config"]
+	if hasCfg {
+		p.Config, _ = d.json(cfgAttr)
 	}
 	if hasBlt {
 		if s, ok := d.string(bltAttr); ok {
@@ -393,8 +397,12 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if p.Name == "" {
 				p.Name = s
 			}
-			if err := checkBuiltin(kind, s, p.Config); err != nil {
+			switch err := checkBuiltin(kind, s, nil); {
+			case err != nil:
 				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s", err)
+			case hasCfg && checkBuiltin(kind, s, p.Config) != nil:
+				d.errorf(cfgAttr.Range, "Not allowed with a builtin",
+					"builtin %q takes no config; remove the config attribute.", s)
 			}
 		}
 		// Limits and failure policy govern WASM instances only.
@@ -416,8 +424,9 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if v%pageSize != 0 {
 				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
 					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
+			} else {
+				p.MemoryLimit = v
 			}
-			p.MemoryLimit = v
 		}
 	}
 	if attr, ok := a["timeout"]; ok {
@@ -458,6 +467,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		}
 		p.CircuitBreaker = d.circuitBreaker(blk)
 	}
+	p.settingErrors = len(d.diags.Errs()) > before
 	return p
 }
 
@@ -513,7 +523,7 @@ func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
 		cb.Threshold, _ = d.int(attr, 0, 1<<31-1)
 	}
 	if attr, ok := content.Attributes["cooldown"]; ok {
-		if v, ok := d.duration(attr, false); ok && v == 0 {
+		if v, ok := d.duration(attr, true); ok && v == 0 {
 			d.errorf(attr.Expr.Range(), "Invalid cooldown", "cooldown must be longer than zero.")
 		} else {
 			cb.Cooldown = v

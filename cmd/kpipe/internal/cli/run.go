@@ -132,6 +132,9 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	var brokers []string
 	if f.brokers != "" {
 		brokers = splitList(f.brokers)
+		if err := checkAddrs("--brokers", brokers, true, 1); err != nil {
+			return err
+		}
 	}
 	b, err := e.buildProducer(ctx, f.config, f.pipeline, brokers, f.topic)
 	if err != nil {
