@@ -18,7 +18,12 @@ import (
 type kgoPartitioner struct{ p *Producer }
 
 func (k kgoPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	def, _ := plugins.NewPartitioner(plugins.PartitionerDefault, nil)
+	name := plugins.PartitionerDefault
+	if k.p.ignoreKeys {
+		// The default partitioner without its key hashing.
+		name = plugins.PartitionerSticky
+	}
+	def, _ := plugins.NewPartitioner(name, nil)
 	t := &topicPartitioner{p: k.p, fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
 	k.p.topicsMu.Lock()
 	k.p.topics[topic] = t
@@ -109,7 +114,7 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
 		// in the scratch record: storing pointers costs while the
 		// garbage collector marks).
 		s.stats.calls.Add(1)
-		if kr.Key != nil {
+		if kr.Key != nil && !t.p.ignoreKeys {
 			t.last = -1
 			return int(plugins.KeyPartition(kr.Key, int32(n)))
 		}

@@ -95,6 +95,12 @@ type Producer struct {
 	maxRec  int32
 	promise func(*kgo.Record, error)
 
+	// MaxBlock, MaxBufferedRecords and MaxBufferedBytes, for produce.
+	maxBlock      time.Duration
+	maxBufRecords int
+	maxBufBytes   int
+	ignoreKeys    bool // PartitionerIgnoreKeys
+
 	ics    []*interceptorSlot
 	keySer *serializerSlot // nil: keys are sent as they are
 	valSer *serializerSlot
@@ -125,8 +131,11 @@ type Producer struct {
 	// (delivered + filtered + failed).
 	_           cacheLinePad
 	sent        atomic.Uint64
+	bytesIn     atomic.Int64 // see room
+	room        room
 	_           cacheLinePad
 	envs        envPool
+	bytesOut    atomic.Int64 // see room
 	delivered   atomic.Uint64
 	filtered    atomic.Uint64
 	failed      atomic.Uint64
@@ -207,6 +216,21 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if cfg.batchMaxBytes > cfg.maxRequestSize {
 		return nil, fmt.Errorf("pipeline: BatchMaxBytes %d is larger than MaxRequestSize %d", cfg.batchMaxBytes, cfg.maxRequestSize)
 	}
+	if cfg.maxBufBytes > 0 && cfg.maxBufBytes < int(cfg.batchMaxBytes) {
+		return nil, fmt.Errorf("pipeline: MaxBufferedBytes (buffer.memory) %d is smaller than BatchMaxBytes %d, the largest record", cfg.maxBufBytes, cfg.batchMaxBytes)
+	}
+	if cfg.maxInFlight < 1 {
+		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d: must be at least 1", cfg.maxInFlight)
+	}
+	if idem && cfg.maxInFlight != 5 {
+		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d with idempotence: franz-go keeps 5 requests in flight per broker when idempotent (order is kept across retries); turn idempotence off to use %d", cfg.maxInFlight, cfg.maxInFlight)
+	}
+	if cfg.metadataMaxAge < 10*time.Millisecond {
+		return nil, fmt.Errorf("pipeline: MetadataMaxAge (metadata.max.age.ms) %v: must be at least 10ms", cfg.metadataMaxAge)
+	}
+	if cfg.maxBlock < 0 {
+		return nil, fmt.Errorf("pipeline: MaxBlock (max.block.ms) %v: must not be negative", cfg.maxBlock)
+	}
 	log := cfg.logger
 	if log == nil {
 		log = hclog.Default().Named("kpipe")
@@ -220,6 +244,11 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		maxRec: cfg.batchMaxBytes,
 		idle:   make(chan struct{}, 1),
 		topics: map[string]*topicPartitioner{},
+
+		maxBlock:      cfg.maxBlock,
+		maxBufRecords: cfg.maxBufRecords,
+		maxBufBytes:   cfg.maxBufBytes,
+		ignoreKeys:    cfg.ignoreKeys,
 	}
 	p.life, p.stopLife = context.WithCancel(context.Background())
 	p.promise = p.onPromise
@@ -272,6 +301,8 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		kgo.ProduceRequestTimeout(cfg.requestTimeout),
 		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
 		kgo.RecordPartitioner(kgoPartitioner{p}),
+		kgo.MetadataMaxAge(cfg.metadataMaxAge),
+		kgo.MetadataMinAge(min(5*time.Second, cfg.metadataMaxAge)),
 		kgo.WithLogger(kgolog.New(log.Named("kgo"))),
 	}
 	if cfg.retries >= 0 {
@@ -292,7 +323,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	}
 	if !idem {
-		kopts = append(kopts, kgo.DisableIdempotentWrite())
+		kopts = append(kopts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(cfg.maxInFlight))
 	}
 	if cfg.txnID != "" {
 		kopts = append(kopts, kgo.TransactionalID(cfg.txnID))
@@ -403,9 +434,7 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 	}
 	e := p.prepare(ctx, r, cb)
 	if e != nil {
-		// e belongs to the client now, and may be recycled before
-		// Produce returns.
-		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+		p.produce(e)
 	}
 }
 
@@ -427,8 +456,7 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 		}
 		return res
 	}
-	results := p.cl.ProduceSync(e.kr.Context, &e.kr)
-	p.finish(e, results[0].Err, nil)
+	p.finish(e, p.produceSync(e), nil)
 	return res
 }
 
@@ -615,6 +643,7 @@ func (p *Producer) countFailures(name string, hook Hook, st *hookStats, err erro
 // onPromise is the promise of every record sent with Send. franz-go calls
 // promises one at a time, which is what envPool.put requires.
 func (p *Producer) onPromise(kr *kgo.Record, err error) {
+	p.bytesOut.Add(recordBytes(kr))
 	e := envelopeOf(kr)
 	p.finish(e, err, &p.ackView)
 	p.envs.put(e)

@@ -276,9 +276,7 @@ func (p *Producer) runBatch(es []*envelope) {
 		p.precompute(ps, es)
 	}
 	for _, e := range es {
-		// e belongs to the client now, and may be recycled before
-		// Produce returns.
-		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+		p.produce(e)
 	}
 }
 
