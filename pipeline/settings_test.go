@@ -257,38 +257,60 @@ func TestMaxBlock(t *testing.T) {
 }
 
 // TestMetadataMaxAge: partitions added to a topic are used once the
-// metadata is MetadataMaxAge old; with the default (5m) the producer would
-// keep sending to the one partition it knew.
+// metadata is MetadataMaxAge old; with a long age (the default is 5m) the
+// producer keeps sending to the one partition it knew.
 func TestMetadataMaxAge(t *testing.T) {
-	e := setup(t, 1)
-	p := e.producer(t, pipeline.MetadataMaxAge(500*time.Millisecond))
-	ctx := ctxT(t)
-	if res := p.SendSync(ctx, rec("k", "first")); res.Err != nil || res.Partition != 0 {
-		t.Fatalf("first record: %+v", res)
-	}
-	adm := kadm.NewClient(newClient(t, e.brokers))
-	resp, err := adm.CreatePartitions(ctx, 3, e.topic)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		t.Fatalf("add partitions: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
-		for j := range 20 {
-			res := p.SendSync(ctx, rec(string(rune('a'+j)), "after"))
-			if res.Err != nil {
-				t.Fatal(res.Err)
+	for _, tc := range []struct {
+		age  time.Duration
+		seen bool // new partitions are used within wait
+		wait time.Duration
+	}{
+		{500 * time.Millisecond, true, 10 * time.Second},
+		{time.Hour, false, 3 * time.Second},
+	} {
+		t.Run(tc.age.String(), func(t *testing.T) {
+			e := setup(t, 1)
+			p := e.producer(t, pipeline.MetadataMaxAge(tc.age))
+			ctx := ctxT(t)
+			// Records before and after a pause, so that a refresh
+			// the new topic's first metadata may have asked for is
+			// over before partitions are added.
+			for _, v := range []string{"first", "second"} {
+				if res := p.SendSync(ctx, rec("k", v)); res.Err != nil || res.Partition != 0 {
+					t.Fatalf("record before partitions were added: %+v", res)
+				}
+				time.Sleep(time.Second)
 			}
-			if res.Partition > 0 {
-				t.Logf("a new partition was used %d rounds after it was added", i)
-				return
+			adm := kadm.NewClient(newClient(t, e.brokers))
+			resp, err := adm.CreatePartitions(ctx, 3, e.topic)
+			if err == nil {
+				err = resp.Error()
 			}
-		}
-		time.Sleep(100 * time.Millisecond)
+			if err != nil {
+				t.Fatalf("add partitions: %v", err)
+			}
+			added := time.Now()
+			for time.Since(added) < tc.wait {
+				for j := range 20 {
+					res := p.SendSync(ctx, rec(string(rune('a'+j)), "after"))
+					if res.Err != nil {
+						t.Fatal(res.Err)
+					}
+					if res.Partition > 0 {
+						if !tc.seen {
+							t.Fatalf("a new partition was used %v after it was added, with MetadataMaxAge %v", time.Since(added), tc.age)
+						}
+						t.Logf("a new partition was used %v after it was added", time.Since(added).Round(time.Millisecond))
+						return
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if tc.seen {
+				t.Fatalf("new partitions not used within %v with MetadataMaxAge %v", tc.wait, tc.age)
+			}
+		})
 	}
-	t.Fatal("new partitions not used within 10s with MetadataMaxAge 500ms")
 }
 
 func newClient(t *testing.T, brokers []string) *kgo.Client {

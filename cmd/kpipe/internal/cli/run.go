@@ -99,7 +99,10 @@ type tally struct {
 	perPartition map[topicPartition]int
 	firstFailure chan struct{} // closed at the first failure, for --strict
 	failOnce     sync.Once
+	bufferFull   chan struct{} // closed at the first record failed with pipeline.ErrBufferFull
+	fullOnce     sync.Once
 	aborted      bool // the run's transaction was aborted
+	unread       unread
 }
 
 type topicPartition struct {
@@ -141,7 +144,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		e.say("no brokers configured: started an embedded in-memory broker (kfake) at %s; records are discarded when kpipe exits", b.embedded.Addr())
 	}
 
-	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{})}
+	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{}), bufferFull: make(chan struct{})}
 	var bar *progressbar.ProgressBar
 	if e.stderrIsTerminal {
 		bar = progressbar.NewOptions64(size,
@@ -170,18 +173,35 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 
 	interrupted := false
 	var readErr error
+	// last is the last line read; the lines after it that the run leaves
+	// unread are counted for the summary.
+	last, stopped := 0, ""
 read:
 	for {
+		// A record that waited max_block for room in the client's
+		// buffer failed: the brokers are gone, and every further
+		// line would wait as long. Checked before taking a line, as
+		// the select below chooses at random among ready cases.
+		select {
+		case <-t.bufferFull:
+			stopped = "the brokers took no records for max_block"
+			break read
+		default:
+		}
 		var il inputLine
 		select {
 		case <-ctx.Done():
-			interrupted = true
+			interrupted, stopped = true, "interrupted"
+			break read
+		case <-t.bufferFull:
+			stopped = "the brokers took no records for max_block"
 			break read
 		case il = <-lines:
 		}
 		if f.strict {
 			select {
 			case <-t.firstFailure:
+				stopped = "--strict: a record failed"
 				break read
 			default:
 			}
@@ -191,6 +211,7 @@ read:
 		case errors.Is(il.err, io.EOF):
 			break read
 		case errors.As(il.err, &le):
+			last = il.line
 			t.mu.Lock()
 			t.read++
 			t.malformed++
@@ -198,20 +219,32 @@ read:
 			t.mu.Unlock()
 			t.reportFailure(e, il.line, le.err)
 			if f.strict {
+				stopped = "--strict: a line was malformed"
 				break read
 			}
 			continue
 		case il.err != nil:
-			readErr = il.err
+			readErr, stopped = il.err, "the input could not be read further"
 			break read
 		}
+		last = il.line
 		t.mu.Lock()
 		t.read++
 		t.mu.Unlock()
 		line := il.line
+		start := time.Now()
 		b.producer.Send(ctx, il.rec, func(_ *plugins.Record, res pipeline.Result) {
 			t.record(e, line, res)
 		})
+		if time.Since(start) > time.Second {
+			// Send waited for room in the buffer. If it gave up
+			// (max_block), the record's callback, about to run,
+			// stops the reading before the next line waits too.
+			select {
+			case <-t.bufferFull:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		if bar != nil {
 			if size >= 0 {
 				_ = bar.Set64(il.offset)
@@ -219,6 +252,10 @@ read:
 				_ = bar.Add(1)
 			}
 		}
+	}
+
+	if stopped != "" {
+		t.unread = countUnread(in, lines, last, stopped)
 	}
 
 	// Wait for the outstanding records even after an interrupt: what was
@@ -250,9 +287,13 @@ read:
 		} else {
 			e.say("aborting the transaction: %s", why)
 			t.aborted = true
-			if err := b.producer.AbortTransaction(fctx); err != nil {
+			// The abort gets its own --flush-timeout: fctx may have
+			// run out in the flush.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
+			if err := b.producer.AbortTransaction(actx); err != nil {
 				e.say("aborting the transaction: %v", err)
 			}
+			cancel()
 		}
 	}
 	rep, cerr := b.producer.Close(fctx)
@@ -263,12 +304,12 @@ read:
 	t.summary(e, name, rep, stats, b.embedded != nil)
 
 	switch {
+	case interrupted:
+		return &exitError{code: ExitInterrupted, err: errors.Join(errors.New("interrupted"), ferr, txnErr, cerr)}
+	case readErr != nil:
+		return &exitError{code: ExitError, err: errors.Join(readErr, ferr, txnErr, cerr)}
 	case ferr != nil || cerr != nil || txnErr != nil:
 		return &exitError{code: ExitFailed, err: errors.Join(ferr, txnErr, cerr)}
-	case readErr != nil:
-		return &exitError{code: ExitError, err: readErr}
-	case interrupted:
-		return &exitError{code: ExitInterrupted, err: errors.New("interrupted")}
 	case t.failed > 0:
 		return silentExit(ExitFailed)
 	}
@@ -290,6 +331,9 @@ func (t *tally) record(e *env, line int, res pipeline.Result) {
 		t.mu.Lock()
 		t.failed++
 		t.mu.Unlock()
+		if errors.Is(res.Err, pipeline.ErrBufferFull) {
+			t.fullOnce.Do(func() { close(t.bufferFull) })
+		}
 		t.reportFailure(e, line, res.Err)
 	}
 }
@@ -324,8 +368,11 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	if t.reported > maxReported {
 		fmt.Fprintf(w, "  (%d failures were not shown one by one)\n", t.reported-maxReported)
 	}
+	if t.unread.why != "" {
+		fmt.Fprintf(w, "  not read   %s\n", t.unread)
+	}
 	if rep.Undelivered > 0 {
-		fmt.Fprintf(w, "  %d records were still buffered when the flush timed out\n", rep.Undelivered)
+		fmt.Fprintf(w, "  %d records were still buffered when the flush timed out (they are counted as failed; the brokers may have written some of them)\n", rep.Undelivered)
 	}
 	if len(st.Plugins) > 0 {
 		fmt.Fprintln(w, "  plugins:")
