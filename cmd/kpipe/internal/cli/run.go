@@ -170,6 +170,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go readLines(newLineReader(in, format), lines, stop)
+	go t.watchStall(e, stop)
 
 	interrupted := false
 	var readErr error
@@ -335,6 +336,38 @@ func (t *tally) record(e *env, line int, res pipeline.Result) {
 			t.fullOnce.Do(func() { close(t.bufferFull) })
 		}
 		t.reportFailure(e, line, res.Err)
+	}
+}
+
+// stallAfter is how long run lets records wait without any completing
+// before it says so.
+const stallAfter = 5 * time.Second
+
+// watchStall says on stderr when records have been waiting for stallAfter
+// and none completed: the brokers may be gone, and the run would otherwise
+// be silent until max_block or --flush-timeout ends it. It says it once per
+// stall, and returns when stop is closed.
+func (t *tally) watchStall(e *env, stop <-chan struct{}) {
+	tick := time.NewTicker(stallAfter)
+	defer tick.Stop()
+	last, said := -1, false
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		done := t.delivered + t.filtered + t.failed - t.malformed
+		waiting := t.read - t.malformed - done
+		t.mu.Unlock()
+		switch {
+		case done != last || waiting <= 0:
+			last, said = done, false
+		case !said:
+			e.say("no record completed in the last %v and %d are waiting: the brokers may be unreachable; a record waits at most max_block (default 60s) for room in the buffer, then the run stops reading", stallAfter, waiting)
+			said = true
+		}
 	}
 }
 
