@@ -418,7 +418,8 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 // which Close cancels.
 //
 // Send blocks while the client's buffer is full (MaxBufferedRecords,
-// MaxBufferedBytes); if ctx ends first the record fails with ctx's error.
+// MaxBufferedBytes), for at most MaxBlock: a record that got no room by then
+// fails with ErrBufferFull, and if ctx ends first with ctx's error.
 // With stage batching, the Send that runs a batch is the one that blocks.
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
 	if b := p.stage; b != nil {

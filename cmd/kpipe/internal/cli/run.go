@@ -61,8 +61,10 @@ With --format raw every line is one value (empty lines are empty values).
 
 A malformed line is reported with its line number and counted as failed, and
 the run goes on; with --strict the run stops reading at the first malformed line
-or failed record. At the end a summary goes to stderr: records delivered,
-filtered and failed, plugin failures, and records per partition. A progress bar
+or failed record. If the brokers take no records for the kafka block's max_block
+(default 60s), reading stops too. At the end a summary goes to stderr: records
+delivered, filtered and failed, lines not read if reading stopped early, plugin
+failures, and records per partition. A progress bar
 is shown while stderr is a terminal.
 
 Exit status: 0 if every record was delivered or filtered, 1 if any failed or was
