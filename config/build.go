@@ -47,8 +47,8 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 	if k.MaxBufferedRecords != 0 {
 		opts = append(opts, pipeline.MaxBufferedRecords(k.MaxBufferedRecords))
 	}
-	if k.MaxBufferedBytes != 0 {
-		opts = append(opts, pipeline.MaxBufferedBytes(int(k.MaxBufferedBytes)))
+	if k.MaxBufferedBytes != nil {
+		opts = append(opts, pipeline.MaxBufferedBytes(int(*k.MaxBufferedBytes)))
 	}
 	if k.Compression != "" {
 		c, err := pipeline.ParseCodec(k.Compression)
@@ -65,6 +65,18 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 	}
 	if k.Retries != nil {
 		opts = append(opts, pipeline.Retries(*k.Retries))
+	}
+	if k.MaxInFlight != 0 {
+		opts = append(opts, pipeline.MaxInFlight(k.MaxInFlight))
+	}
+	if k.PartitionerIgnoreKeys {
+		opts = append(opts, pipeline.PartitionerIgnoreKeys(true))
+	}
+	if k.MetadataMaxAge != 0 {
+		opts = append(opts, pipeline.MetadataMaxAge(k.MetadataMaxAge))
+	}
+	if k.MaxBlock != nil {
+		opts = append(opts, pipeline.MaxBlock(*k.MaxBlock))
 	}
 	return opts, nil
 }

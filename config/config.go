@@ -76,8 +76,8 @@ type Kafka struct {
 	// keeps the default, 50000.
 	MaxBufferedRecords int
 	// MaxBufferedBytes caps bytes buffered in the client (buffer.memory);
-	// 0 keeps the default, unlimited.
-	MaxBufferedBytes int64
+	// nil keeps the default, 32 MiB, and 0 means no byte limit.
+	MaxBufferedBytes *int64
 	// Compression is "none", "gzip", "snappy", "lz4" or "zstd"
 	// (compression.type); "" keeps the default, none.
 	Compression string
@@ -91,6 +91,19 @@ type Kafka struct {
 	// Retries caps how often a record is retried (retries); nil keeps the
 	// default, unlimited.
 	Retries *int
+	// MaxInFlight caps the produce requests waiting for a response per
+	// broker (max.in.flight.requests.per.connection); 0 keeps the
+	// default, 5, the only value idempotence allows.
+	MaxInFlight int
+	// PartitionerIgnoreKeys makes the default partitioner spread keyed
+	// records like unkeyed ones (partitioner.ignore.keys).
+	PartitionerIgnoreKeys bool
+	// MetadataMaxAge is how old metadata may get before it is refreshed
+	// (metadata.max.age.ms); 0 keeps the default, 5m.
+	MetadataMaxAge time.Duration
+	// MaxBlock bounds how long a send waits for room in the buffer
+	// (max.block.ms); nil keeps the default, 60s.
+	MaxBlock *time.Duration
 	// DefRange is the position of the kafka block's header, for
 	// diagnostics; the zero range if the file has no kafka block.
 	DefRange hcl.Range
@@ -170,8 +183,10 @@ type Plugin struct {
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
 	// limitRanges holds the positions of the memory_limit and timeout
-	// values that are set, for CheckModules.
-	limitRanges map[string]hcl.Range
+	// values that are set, and settingErrors whether the config or a limit
+	// has an error, for CheckModules.
+	limitRanges   map[string]hcl.Range
+	settingErrors bool
 }
 
 // CircuitBreaker is a circuit_breaker block, in a pipeline (the default of

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -82,6 +83,10 @@ var kafkaSchema = &hcl.BodySchema{
 		{Name: "request_timeout"},
 		{Name: "delivery_timeout"},
 		{Name: "retries"},
+		{Name: "max_in_flight"},
+		{Name: "partitioner_ignore_keys"},
+		{Name: "metadata_max_age"},
+		{Name: "max_block"},
 	},
 }
 
@@ -237,8 +242,9 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 	if attr, ok := a["max_buffered_bytes"]; ok {
-		if v, ok := d.size(attr, 1, 1<<62); ok {
-			k.MaxBufferedBytes = int64(v)
+		if v, ok := d.size(attr, 0, 1<<62); ok {
+			n := int64(v)
+			k.MaxBufferedBytes = &n
 		}
 	}
 	if attr, ok := a["compression"]; ok {
@@ -261,6 +267,28 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["retries"]; ok {
 		if v, ok := d.int(attr, 0, 1<<31-1); ok {
 			k.Retries = &v
+		}
+	}
+
+	if attr, ok := a["max_in_flight"]; ok {
+		if v, ok := d.int(attr, 1, 1<<20); ok {
+			k.MaxInFlight = v
+		}
+	}
+	if attr, ok := a["partitioner_ignore_keys"]; ok {
+		k.PartitionerIgnoreKeys, _ = d.bool(attr)
+	}
+	if attr, ok := a["metadata_max_age"]; ok {
+		if v, ok := d.duration(attr, false); ok {
+			if v < 10*time.Millisecond {
+				d.errorf(attr.Expr.Range(), "Invalid metadata_max_age", "metadata_max_age must be at least 10ms, not %v.", v)
+			}
+			k.MetadataMaxAge = v
+		}
+	}
+	if attr, ok := a["max_block"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			k.MaxBlock = &v
 		}
 	}
 
@@ -293,6 +321,26 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
+	}
+	idempotent := k.Acks == "" || k.Acks == "all"
+	if k.Idempotence != nil {
+		idempotent = *k.Idempotence
+	}
+	if k.MaxInFlight != 0 && k.MaxInFlight != 5 && idempotent {
+		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
+			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
+			k.MaxInFlight)
+	}
+	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
+		batch := int64(1000012)
+		if k.BatchMaxBytes != 0 {
+			batch = int64(k.BatchMaxBytes)
+		}
+		if *k.MaxBufferedBytes < batch {
+			d.errorf(a["max_buffered_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
+				"max_buffered_bytes (%d) must be at least batch_max_bytes (%d), the largest record; 0 means no byte limit.",
+				*k.MaxBufferedBytes, batch)
+		}
 	}
 	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
@@ -387,8 +435,12 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			d.module(p, modAttr, s)
 		}
 	}
-	if attr, ok := a["config"]; ok {
-		p.Config, _ = d.json(attr)
+	// Errors in what loading a module uses make loading it pointless:
+	// CheckModules skips the block then.
+	before := len(d.diags.Errs())
+	cfgAttr, hasCfg := a["config"]
+	if hasCfg {
+		p.Config, _ = d.json(cfgAttr)
 	}
 	if hasBlt {
 		if s, ok := d.string(bltAttr); ok {
@@ -396,8 +448,12 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if p.Name == "" {
 				p.Name = s
 			}
-			if err := checkBuiltin(kind, s, p.Config); err != nil {
+			switch err := checkBuiltin(kind, s, nil); {
+			case err != nil:
 				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s", err)
+			case hasCfg && checkBuiltin(kind, s, p.Config) != nil:
+				d.errorf(cfgAttr.Range, "Not allowed with a builtin",
+					"builtin %q takes no config; remove the config attribute.", s)
 			}
 		}
 		// Limits, failure policy and pins govern WASM modules only.
@@ -422,8 +478,9 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if v%pageSize != 0 {
 				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
 					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
+			} else {
+				p.MemoryLimit = v
 			}
-			p.MemoryLimit = v
 		}
 	}
 	if attr, ok := a["timeout"]; ok {
@@ -464,6 +521,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		}
 		p.CircuitBreaker = d.circuitBreaker(blk)
 	}
+	p.settingErrors = len(d.diags.Errs()) > before
 	return p
 }
 
@@ -546,7 +604,7 @@ func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
 		cb.Threshold, _ = d.int(attr, 0, 1<<31-1)
 	}
 	if attr, ok := content.Attributes["cooldown"]; ok {
-		if v, ok := d.duration(attr, false); ok && v == 0 {
+		if v, ok := d.duration(attr, true); ok && v == 0 {
 			d.errorf(attr.Expr.Range(), "Invalid cooldown", "cooldown must be longer than zero.")
 		} else {
 			cb.Cooldown = v

@@ -139,6 +139,10 @@ type config struct {
 	requestTimeout  time.Duration
 	deliveryTimeout time.Duration
 	retries         int
+	maxInFlight     int
+	ignoreKeys      bool
+	metadataMaxAge  time.Duration
+	maxBlock        time.Duration
 	defaultTopic    string
 	logger          hclog.Logger
 	stageMax        int
@@ -211,6 +215,8 @@ func (c *config) kgoOptions(idem bool) ([]kgo.Opt, error) {
 		kgo.MaxBufferedRecords(c.maxBufRecords),
 		kgo.ProduceRequestTimeout(c.requestTimeout),
 		kgo.RecordDeliveryTimeout(c.deliveryTimeout),
+		kgo.MetadataMaxAge(c.metadataMaxAge),
+		kgo.MetadataMinAge(min(5*time.Second, c.metadataMaxAge)),
 	}
 	if c.retries >= 0 {
 		kopts = append(kopts, kgo.RecordRetries(c.retries))
@@ -230,7 +236,7 @@ func (c *config) kgoOptions(idem bool) ([]kgo.Opt, error) {
 		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	}
 	if !idem {
-		kopts = append(kopts, kgo.DisableIdempotentWrite())
+		kopts = append(kopts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInFlight))
 	}
 	if c.txnID != "" {
 		kopts = append(kopts, kgo.TransactionalID(c.txnID))
@@ -260,9 +266,13 @@ func defaultConfig() config {
 		batchMaxBytes:  1_000_012,
 		maxRequestSize: 100 << 20,
 		maxBufRecords:  50_000,
+		maxBufBytes:    32 << 20,
 		codecs:         []Codec{NoCompression},
 		requestTimeout: 30 * time.Second,
 		retries:        -1,
+		maxInFlight:    5,
+		metadataMaxAge: 5 * time.Minute,
+		maxBlock:       60 * time.Second,
 		stageMax:       64,
 		stageLinger:    -1,
 		chain:          defaultChainConfig(),
@@ -318,14 +328,71 @@ func BatchMaxBytes(n int32) Option { return optionFunc(func(c *config) { c.batch
 func MaxRequestSize(n int32) Option { return optionFunc(func(c *config) { c.maxRequestSize = n }) }
 
 // MaxBufferedRecords caps how many records may wait in the client; Send
-// blocks while the buffer is full, until space frees or its context ends
-// (franz-go MaxBufferedRecords; no Kafka equivalent). Default: 50,000.
+// blocks while the buffer is full, until space frees, its context ends or
+// MaxBlock passes (franz-go MaxBufferedRecords; no Kafka equivalent).
+// Default: 50,000.
 func MaxBufferedRecords(n int) Option { return optionFunc(func(c *config) { c.maxBufRecords = n }) }
 
-// MaxBufferedBytes caps how many bytes of records may wait in the client;
-// Send blocks while it is exceeded (franz-go MaxBufferedBytes; Kafka
-// property buffer.memory). Zero means no byte limit. Default: 0.
+// MaxBufferedBytes caps how many bytes of records (keys, values, header
+// keys and values) may wait in the client; Send blocks while it is
+// exceeded, until space frees, its context ends or MaxBlock passes
+// (franz-go MaxBufferedBytes; Kafka property buffer.memory). It must be at
+// least BatchMaxBytes, the largest record. Zero means no byte limit, and
+// memory is then bounded only by MaxBufferedRecords times the record size.
+// Default: 32 MiB, Kafka's.
 func MaxBufferedBytes(n int) Option { return optionFunc(func(c *config) { c.maxBufBytes = n }) }
+
+// MaxBlock bounds how long Send (and SendSync) may wait for room in the
+// client's buffer (MaxBufferedRecords, MaxBufferedBytes); a record that
+// got none by then fails with an error wrapping ErrBufferFull ("buffer
+// full for 1m0s: the brokers took no records for that long (MaxBlock,
+// Kafka max.block.ms ...)") and Send returns. Zero fails a record at once
+// when the buffer is full. Kafka property max.block.ms; franz-go has no
+// such bound (its Produce waits until the context ends). Default: 60s, the
+// Java client's.
+//
+// Unlike the Java client's send, Send never waits for metadata: a record
+// for a topic whose partitions are not known yet is buffered at once and
+// waits in the buffer, where it counts against the limits above, so a
+// broker that does not answer fills the buffer and MaxBlock then applies.
+// Records already buffered are bounded by DeliveryTimeout, and by the
+// context given to Flush and Close.
+func MaxBlock(d time.Duration) Option { return optionFunc(func(c *config) { c.maxBlock = d }) }
+
+// MaxInFlight caps how many produce requests may wait for a response per
+// broker (Kafka property max.in.flight.requests.per.connection; franz-go
+// MaxProduceRequestsInflightPerBroker, which counts per broker, as franz-go
+// sends produce requests over one connection per broker). Default: 5, the
+// Java client's (franz-go's own default is 1).
+//
+// With idempotence franz-go does not take this setting: it always keeps
+// up to 5 requests in flight (1 for brokers older than Kafka 1.0), and
+// idempotence keeps the order of records across retries within that
+// window. New therefore fails if idempotence is on and n is not 5; where
+// the Java client takes 1 to 5 with idempotence, turn idempotence off to
+// use fewer. Without idempotence, a value above 1 may reorder records
+// when a request is retried.
+func MaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
+
+// PartitionerIgnoreKeys makes the built-in default partitioner ignore keys:
+// keyed records are spread in sticky batches like unkeyed ones, instead of
+// going to the partition their key hashes to (Kafka property
+// partitioner.ignore.keys, Kafka 3.3+, KIP-794). It applies wherever the
+// default partitioner chooses: with no partitioner set, and for records a
+// partitioner plugin defers (plugins.DefaultPartition) or fails. It does
+// not change the built-in murmur2 partitioner, which always hashes keys.
+// Default: false.
+func PartitionerIgnoreKeys(on bool) Option { return optionFunc(func(c *config) { c.ignoreKeys = on }) }
+
+// MetadataMaxAge sets how old the client's metadata may get before it is
+// refreshed, which is how the producer learns of new partitions and moved
+// leaders when nothing fails (Kafka property metadata.max.age.ms; franz-go
+// MetadataMaxAge). The client also waits at least the smaller of 5s and
+// this age between two refreshes (franz-go MetadataMinAge). At least 10ms.
+// Default: 5m, the Java client's and franz-go's.
+func MetadataMaxAge(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.metadataMaxAge = d })
+}
 
 // Compression sets the batch compression codecs in order of preference; the
 // first one the broker supports is used (Kafka property compression.type,

@@ -105,6 +105,12 @@ type Producer struct {
 	maxRec  int32
 	promise func(*kgo.Record, error)
 
+	// MaxBlock, MaxBufferedRecords and MaxBufferedBytes, for produce.
+	maxBlock      time.Duration
+	maxBufRecords int
+	maxBufBytes   int
+	ignoreKeys    bool // PartitionerIgnoreKeys
+
 	cur     atomic.Pointer[chain]
 	swapMu  sync.Mutex
 	live    []*chain // chains whose plugins are not closed yet; guarded by swapMu
@@ -135,8 +141,11 @@ type Producer struct {
 	// flight = sent - (delivered + filtered + failed).
 	_           cacheLinePad
 	sent        atomic.Uint64
+	bytesIn     atomic.Int64 // see room
+	room        room
 	_           cacheLinePad
 	envs        envPool
+	bytesOut    atomic.Int64 // see room
 	delivered   atomic.Uint64
 	filtered    atomic.Uint64
 	failed      atomic.Uint64
@@ -166,6 +175,21 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if cfg.batchMaxBytes > cfg.maxRequestSize {
 		return nil, fmt.Errorf("pipeline: BatchMaxBytes %d is larger than MaxRequestSize %d", cfg.batchMaxBytes, cfg.maxRequestSize)
 	}
+	if cfg.maxBufBytes > 0 && cfg.maxBufBytes < int(cfg.batchMaxBytes) {
+		return nil, fmt.Errorf("pipeline: MaxBufferedBytes (buffer.memory) %d is smaller than BatchMaxBytes %d, the largest record", cfg.maxBufBytes, cfg.batchMaxBytes)
+	}
+	if cfg.maxInFlight < 1 {
+		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d: must be at least 1", cfg.maxInFlight)
+	}
+	if idem && cfg.maxInFlight != 5 {
+		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d with idempotence: franz-go keeps 5 requests in flight per broker when idempotent (order is kept across retries); turn idempotence off to use %d", cfg.maxInFlight, cfg.maxInFlight)
+	}
+	if cfg.metadataMaxAge < 10*time.Millisecond {
+		return nil, fmt.Errorf("pipeline: MetadataMaxAge (metadata.max.age.ms) %v: must be at least 10ms", cfg.metadataMaxAge)
+	}
+	if cfg.maxBlock < 0 {
+		return nil, fmt.Errorf("pipeline: MaxBlock (max.block.ms) %v: must not be negative", cfg.maxBlock)
+	}
 	log := cfg.logger
 	if log == nil {
 		log = hclog.Default().Named("kpipe")
@@ -179,6 +203,11 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		maxRec: cfg.batchMaxBytes,
 		idle:   make(chan struct{}, 1),
 		topics: map[string]*topicPartitioner{},
+
+		maxBlock:      cfg.maxBlock,
+		maxBufRecords: cfg.maxBufRecords,
+		maxBufBytes:   cfg.maxBufBytes,
+		ignoreKeys:    cfg.ignoreKeys,
 	}
 	p.life, p.stopLife = context.WithCancel(context.Background())
 	p.promise = p.onPromise
@@ -269,7 +298,8 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...P
 // which Close cancels.
 //
 // Send blocks while the client's buffer is full (MaxBufferedRecords,
-// MaxBufferedBytes); if ctx ends first the record fails with ctx's error.
+// MaxBufferedBytes), for at most MaxBlock: a record that got no room by then
+// fails with ErrBufferFull, and if ctx ends first with ctx's error.
 // With stage batching, the Send that runs a batch is the one that blocks.
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
 	e := p.admit(ctx, r, cb)
@@ -289,9 +319,7 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 	}
 	one := [1]*envelope{e}
 	for _, e := range p.run(e.ch, one[:], nil) {
-		// e belongs to the client now, and may be recycled before
-		// Produce returns.
-		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+		p.produce(e)
 	}
 }
 
@@ -317,8 +345,7 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 		}
 		return res
 	}
-	results := p.cl.ProduceSync(e.kr.Context, &e.kr)
-	if !p.finish(e, results[0].Err, false) {
+	if !p.finish(e, p.produceSync(e), false) {
 		p.flushAcks()
 	}
 	return res
@@ -352,6 +379,7 @@ func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugin
 // onPromise is the promise of every record sent with Send. franz-go calls
 // promises one at a time, which is what envPool.put requires.
 func (p *Producer) onPromise(kr *kgo.Record, err error) {
+	p.bytesOut.Add(recordBytes(kr))
 	e := envelopeOf(kr)
 	if p.finish(e, err, true) {
 		p.envs.put(e)

@@ -52,18 +52,32 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
-// kpipe runs the binary with args and stdin, in dir if not empty.
+// kpipeTimeout bounds one kpipe invocation. It is generous because a cold
+// compilation cache makes kpipe compile every Go guest it loads, which takes
+// seconds per guest on an idle core and over a minute for the quickstart's
+// four on a 2-core machine with a load average of 25 (measured).
+const kpipeTimeout = 5 * time.Minute
+
+// kpipe runs the binary with args and stdin, in dir if not empty. An
+// invocation that overruns kpipeTimeout is interrupted, as Ctrl-C would, so
+// that what it prints then (run's summary) tells where it was; the test
+// fails.
 func kpipe(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), kpipeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kpipeBin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second // then it is killed
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("kpipe %s did not end within %v and was interrupted: %v\n%s", strings.Join(args, " "), kpipeTimeout, err, r)
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -198,6 +212,10 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"plugin", "test", "x.wasm", "--timeout", "0s"}, code: 2, inStderr: `"--timeout" flag: must be longer than zero`},
 		{args: []string{"plugin", "test", "x.wasm", "--partitions", "0"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
 		{args: []string{"plugin", "test", "x.wasm", "--partitions", "4294967296"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
+		{args: []string{"broker", "--listen", "127.0.0.1:99999"}, code: 2, inStderr: `--listen "127.0.0.1:99999": want HOST:PORT with a port from 0 to 65535`},
+		{args: []string{"broker", "--listen", "127.0.0.1"}, code: 2, inStderr: `--listen "127.0.0.1": want HOST:PORT`},
+		{args: []string{"run", "--brokers", "127.0.0.1:-1", "--topic", "t"}, code: 2, inStderr: `--brokers "127.0.0.1:-1": want HOST:PORT with a port from 1 to 65535`},
+		{args: []string{"consume", "--brokers", "a:b:c", "--topic", "t"}, code: 2, inStderr: `--brokers "a:b:c": want HOST:PORT`},
 		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "1s"}, code: 3, inStderr: "no broker of 127.0.0.1:1 answered"},
 		{args: []string{"run", "--brokers", "127.0.0.1:1", "--topic", "t"}, code: 3, inStderr: "no seed broker"},
 		{args: []string{"run", "--topic", "t", "--input", "/nonexistent/input"}, code: 3, inStderr: "no such file"},
