@@ -90,10 +90,12 @@ func (e *env) startLive(f runFlags) (*live, error) {
 // reports and reloads change, and starts watching (--watch): file changes
 // and SIGHUP reload until stopReloads.
 func (lv *live) attach(ctx context.Context, b *built, t *tally) {
-	lv.attached.Store(&attachedRun{b: b, t: t})
 	if b.cfg != nil {
 		lv.rl = newReloader(lv.e, lv.flags, b)
 	}
+	// The store publishes rl to the endpoint's goroutines, which read it
+	// only once attached is set.
+	lv.attached.Store(&attachedRun{b: b, t: t})
 	if !lv.flags.live.watch {
 		close(lv.watchDone)
 		return
@@ -136,20 +138,28 @@ func (lv *live) reload(ctx context.Context, trigger string) {
 	_, _ = lv.rl.reload(rctx, trigger)
 }
 
-// stopReloads stops watching and waits for a reload in progress; reloads
-// asked for afterwards are refused. run calls it before it flushes and
-// closes the producer.
+// reloadStopWait bounds how long the end of a run waits for a reload in
+// progress: compiling a large module may take seconds, and Ctrl-C must
+// not wait for it.
+const reloadStopWait = 2 * time.Second
+
+// stopReloads stops watching and refuses further reloads; a reload in
+// progress gets reloadStopWait to finish, and is rejected if it has not
+// swapped by then. run calls it before it flushes and closes the producer.
 func (lv *live) stopReloads() {
 	lv.stopOnce.Do(func() {
+		if lv.rl != nil {
+			lv.rl.stop()
+		}
 		close(lv.stopWatch)
 		if lv.attached.Load() == nil {
 			close(lv.watchDone)
 		}
+		select {
+		case <-lv.watchDone:
+		case <-time.After(reloadStopWait):
+		}
 	})
-	<-lv.watchDone
-	if lv.rl != nil {
-		lv.rl.stop()
-	}
 }
 
 // close stops reloads and the admin endpoint.

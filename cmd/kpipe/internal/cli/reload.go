@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -33,8 +34,9 @@ type reloader struct {
 	host     *wasmhost.Host
 	producer *pipeline.Producer
 
-	mu       sync.Mutex // held during a reload; guards the fields below
-	stopped  bool
+	stopped atomic.Bool // run is finishing: no more reloads
+
+	mu       sync.Mutex       // held during a reload; guards the fields below
 	cfg      *config.Config   // the configuration the running chain was loaded from
 	pipe     *config.Pipeline // its pipeline
 	lastSeen *config.Config   // the last configuration that parsed, even if rejected later
@@ -51,12 +53,9 @@ func newReloader(e *env, f runFlags, b *built) *reloader {
 	}
 }
 
-// stop refuses further reloads, after the one in progress.
-func (r *reloader) stop() {
-	r.mu.Lock()
-	r.stopped = true
-	r.mu.Unlock()
-}
+// stop refuses further reloads. A reload in progress that has not swapped
+// yet is rejected when it tries.
+func (r *reloader) stop() { r.stopped.Store(true) }
 
 // describe returns the current chain's plugins and the reload counters.
 func (r *reloader) describe() ([]admin.PluginInfo, admin.ReloadStats) {
@@ -121,7 +120,7 @@ func (r *reloader) watchedFiles() []string {
 func (r *reloader) reload(ctx context.Context, trigger string) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped {
+	if r.stopped.Load() {
 		return r.producer.ChainVersion(), &admin.ReloadError{Diagnostics: []string{errStopped.Error()}}
 	}
 	start := time.Now()
@@ -177,6 +176,10 @@ func (r *reloader) apply(ctx context.Context) (changes []string, version uint64,
 	if err := probeChain(ctx, ch); err != nil {
 		_ = ch.Close(context.WithoutCancel(ctx))
 		return nil, 0, []string{err.Error()}
+	}
+	if r.stopped.Load() {
+		_ = ch.Close(context.WithoutCancel(ctx))
+		return nil, 0, []string{errStopped.Error()}
 	}
 	v, err := r.producer.Swap(ctx, ch.Options()...)
 	if err != nil {
