@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -576,5 +577,71 @@ pipeline "live" {
 	}
 	if calls := metricValue(mf, "kpipe_plugin_calls_total", "plugin", "stamp", "hook", "on_send"); calls != float64(n-first) {
 		t.Errorf("stamp on_send calls %v, want %d: exactly the records read after the reload", calls, n-first)
+	}
+}
+
+// TestLiveAdminProbes starts a run whose broker accepts connections but
+// never answers: the admin
+// endpoint serves before the producer exists, /healthz says ok, /readyz and
+// kpipe_ready say not ready, POST /v1/reload is refused, and SIGINT still
+// ends the run.
+func TestLiveAdminProbes(t *testing.T) {
+	dir := t.TempDir()
+	// A "broker" that accepts connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	dead := ln.Addr().String()
+	r := startLive(t, dir, "run", "--admin", "127.0.0.1:0", "--pprof", "--brokers", dead, "--topic", "t")
+	status := func(method, path string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, r.admin+path, nil)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/healthz", http.StatusOK},
+		{"GET", "/readyz", http.StatusServiceUnavailable},
+		{"POST", "/v1/reload", http.StatusUnprocessableEntity},
+		{"GET", "/debug/pprof/", http.StatusOK},
+	} {
+		if got := status(c.method, c.path); got != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, got, c.want)
+		}
+	}
+	if v := metricValue(r.metrics(), "kpipe_ready"); v != 0 {
+		t.Errorf("kpipe_ready %v before any broker answered, want 0", v)
+	}
+	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("kpipe run did not end within 30s of SIGINT while connecting")
 	}
 }

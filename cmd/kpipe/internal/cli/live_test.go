@@ -217,3 +217,24 @@ func TestProbeChain(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveFlags checks the usage errors of the live flags: each ends run
+// with exit status 2 before anything starts.
+func TestLiveFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--watch"}, "--watch needs --config"},
+		{[]string{"run", "--admin-public"}, "--admin-public needs --admin"},
+		{[]string{"run", "--pprof"}, "--pprof needs --admin"},
+		{[]string{"run", "--admin", "0.0.0.0:0"}, "not a loopback address"},
+		{[]string{"run", "--admin", "9464"}, "want HOST:PORT"},
+	} {
+		var stdout, stderr strings.Builder
+		code := Main(context.Background(), tt.args, strings.NewReader(""), &stdout, &stderr)
+		if code != ExitUsage || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("kpipe %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), code, stderr.String(), ExitUsage, tt.want)
+		}
+	}
+}
