@@ -4,17 +4,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kpipe/kpipe/internal/admin"
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
@@ -264,4 +267,52 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestReloadRejects checks that each kind of bad reload is refused with its
+// FILE:LINE:COL, counted, and leaves the running chain in place.
+func TestReloadRejects(t *testing.T) {
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	trap := plugintest.WAT(t, "examples/plugins/wat/trap.wasm")
+	dir := t.TempDir()
+	swapModule(t, dir, keyhash)
+	const base = `pipeline "p" {
+  topic = "t"
+  partitioner { module = "part.wasm" }
+}
+`
+	bt, rl := benchRun(t, dir, base, "off")
+	path := filepath.Join(dir, "k.hcl")
+	ctx := context.Background()
+	for i, tt := range []struct {
+		name, src, want string
+	}{
+		{"pinned to another hash", strings.Replace(base, `{ module = "part.wasm" }`, `{
+    module = "part.wasm"
+    sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+  }`, 1), "k.hcl:5:14: error: Module does not match its sha256"},
+		{"kafka settings", "kafka {\n  acks = \"1\"\n}\n" + base, "k.hcl:1:1: error: Needs a restart: the kafka settings acks changed"},
+		{"topic", strings.Replace(base, `"t"`, `"u"`, 1), `k.hcl:1:1: error: Needs a restart: the pipeline's topic changed from "t" to "u"`},
+		{"a module that faults", strings.Replace(base, "  partitioner", fmt.Sprintf("  interceptor \"x\" { module = %q }\n  partitioner", trap), 1),
+			`k.hcl:3:3: error: Plugin fails on a synthetic record: interceptor "x", hook kpipe_on_send`},
+		{"unknown pipeline", strings.Replace(base, `"p"`, `"q"`, 1), `no pipeline named`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(tt.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rl.name = "p"
+			v, err := rl.reload(ctx, "test")
+			var re *admin.ReloadError
+			if !errors.As(err, &re) || v != 1 || !strings.Contains(strings.Join(re.Diagnostics, "\n"), tt.want) {
+				t.Fatalf("reload: version %d, %v; want version 1 and %q", v, err, tt.want)
+			}
+			if got := bt.producer.ChainVersion(); got != 1 {
+				t.Errorf("chain version %d after a rejected reload, want 1", got)
+			}
+			if _, st := rl.describe(); st.Rejected != uint64(i+1) || len(st.LastError) == 0 {
+				t.Errorf("reload stats %+v, want %d rejected and the last error", st, i+1)
+			}
+		})
+	}
 }
