@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -298,8 +299,24 @@ func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionD
 // a WebAssembly module at all): when only the initialisation fails, the
 // info has the kinds anyway, and the error again as InitError.
 func (h *Host) Inspect(ctx context.Context, wasm []byte, opts ...PluginOption) (*ModuleInfo, error) {
+	return h.inspect(ctx, "module", wasm, opts)
+}
+
+// InspectFile reads a module from path and inspects it as Inspect does;
+// errors, and the plugin's log lines, name the file.
+func (h *Host) InspectFile(ctx context.Context, path string, opts ...PluginOption) (*ModuleInfo, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wasmhost: inspect module: %w", err)
+	}
+	return h.inspect(ctx, path, wasm, append(opts[:len(opts):len(opts)], withFile(path)))
+}
+
+// inspect implements Inspect and InspectFile; name is the plugin's name in
+// its log lines.
+func (h *Host) inspect(ctx context.Context, name string, wasm []byte, opts []PluginOption) (*ModuleInfo, error) {
 	opts = append(opts[:len(opts):len(opts)], WithPoolSize(1), pluginOptionFunc(func(c *pluginConfig) { c.inspect = true }))
-	p, info, err := h.load(ctx, "inspect", wasm, 0, opts)
+	p, info, err := h.load(ctx, name, wasm, 0, opts)
 	if err != nil {
 		return info, err
 	}

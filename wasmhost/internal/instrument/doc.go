@@ -12,7 +12,10 @@
 // scheduler. A host that sets the flag to a non-zero value
 // (api.MutableGlobal.Set in wazero) therefore stops the guest within Budget
 // loop iterations or function calls: endless loops and endless recursion
-// included. Everything else in the module is copied verbatim, except custom
+// included. A start function, which would run inside instantiation where
+// no flag can be set yet, is exported under a second name the host chooses
+// instead, for the host to call once the instance exists. Everything else
+// in the module is copied verbatim, except custom
 // sections named .debug_*, whose code offsets the inserted instructions
 // would invalidate.
 //

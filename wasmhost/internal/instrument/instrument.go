@@ -54,11 +54,15 @@ const (
 )
 
 // Rewrite returns a copy of the module wasm with interrupt checks (see the
-// package documentation), whose new global is exported as exportName. It
-// fails with an *UnsupportedError if the module uses something the
-// rewriter does not understand or already exports exportName; wasm is
-// never modified.
-func Rewrite(wasm []byte, exportName string) (_ []byte, err error) {
+// package documentation), whose new global is exported as exportName. If
+// the module has a start function, the copy has none: the function is
+// exported as startName instead, for the host to call once the instance
+// exists and its interrupt flag can be set (a start function runs inside
+// instantiation, out of the host's reach). It fails with an
+// *UnsupportedError if the module uses something the rewriter does not
+// understand or already exports exportName or startName; wasm is never
+// modified.
+func Rewrite(wasm []byte, exportName, startName string) (_ []byte, err error) {
 	defer func() {
 		// The decoder reports problems by panicking with an
 		// *UnsupportedError, which keeps the many small readers simple.
@@ -70,7 +74,7 @@ func Rewrite(wasm []byte, exportName string) (_ []byte, err error) {
 			err = ue
 		}
 	}()
-	return rewrite(wasm, exportName), nil
+	return rewrite(wasm, exportName, startName), nil
 }
 
 type section struct {
@@ -80,7 +84,7 @@ type section struct {
 	offset  int // offset of content
 }
 
-func rewrite(wasm []byte, exportName string) []byte {
+func rewrite(wasm []byte, exportName, startName string) []byte {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		fail(0, "not a WebAssembly module")
 	}
@@ -132,6 +136,17 @@ func rewrite(wasm []byte, exportName string) []byte {
 		fail(8, "too many globals")
 	}
 	check := checkCode(globals, globals+1)
+	// The exports to add: the interrupt flag, and the start function.
+	exports := []export{{exportName, externGlobal, globals}}
+	for _, s := range secs {
+		if s.id == secStart {
+			r := reader{b: s.content, base: s.offset}
+			exports = append(exports, export{startName, externFunc, r.u32()})
+			if !r.done() {
+				r.fail("trailing bytes in the start section")
+			}
+		}
+	}
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/8+64)
 	out = append(out, wasm[:8]...)
@@ -144,7 +159,7 @@ func rewrite(wasm []byte, exportName string) []byte {
 			haveGlobal = true
 		}
 		if !haveExport && nextRank > rank[secExport] {
-			out = appendSection(out, secExport, appendExport(appendU32(nil, 1), exportName, globals))
+			out = appendSection(out, secExport, appendExports(appendU32(nil, uint32(len(exports))), exports))
 			haveExport = true
 		}
 	}
@@ -165,8 +180,11 @@ func rewrite(wasm []byte, exportName string) []byte {
 			haveGlobal = true
 		case secExport:
 			insertMissing(rank[s.id])
-			out = appendSection(out, secExport, rewriteExports(s, exportName, globals))
+			out = appendSection(out, secExport, rewriteExports(s, exports, exportName, startName))
 			haveExport = true
+		case secStart:
+			// Exported as startName instead (see exports).
+			insertMissing(rank[s.id])
 		case secCode:
 			insertMissing(rank[s.id])
 			out = appendSection(out, secCode, rewriteCode(s, check))
@@ -280,23 +298,37 @@ func appendGlobals(b []byte) []byte {
 	return append(appendSLEB(b, Budget), 0x0b)
 }
 
-func appendExport(b []byte, name string, global uint32) []byte {
-	b = appendU32(b, uint32(len(name)))
-	b = append(b, name...)
-	b = append(b, externGlobal)
-	return appendU32(b, global)
+// export is an export the rewriter adds.
+type export struct {
+	name  string
+	kind  byte
+	index uint32
+}
+
+func appendExports(b []byte, exports []export) []byte {
+	for _, e := range exports {
+		b = appendU32(b, uint32(len(e.name)))
+		b = append(b, e.name...)
+		b = append(b, e.kind)
+		b = appendU32(b, e.index)
+	}
+	return b
 }
 
 // rewriteExports returns the content of the export section with the
-// interrupt global's export added.
-func rewriteExports(s section, name string, global uint32) []byte {
+// exports added. It refuses a module that exports one of the reserved
+// names itself.
+func rewriteExports(s section, exports []export, reserved ...string) []byte {
 	r := reader{b: s.content, base: s.offset}
 	n := r.u32()
 	body := r.pos
 	for range n {
 		at := r.pos
-		if r.name() == name {
-			fail(s.offset+at, fmt.Sprintf("the module already exports %q, which the host reserves", name))
+		name := r.name()
+		for _, res := range reserved {
+			if name == res {
+				fail(s.offset+at, fmt.Sprintf("the module already exports %q, which the host reserves", name))
+			}
 		}
 		r.byte()
 		r.u32()
@@ -304,12 +336,12 @@ func rewriteExports(s section, name string, global uint32) []byte {
 	if !r.done() {
 		r.fail("trailing bytes in the export section")
 	}
-	if n == ^uint32(0) {
+	if n > ^uint32(0)-uint32(len(exports)) {
 		r.fail("too many exports")
 	}
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, n+uint32(len(exports)))
 	out = append(out, s.content[body:]...)
-	return appendExport(out, name, global)
+	return appendExports(out, exports)
 }
 
 // rewriteCode returns the content of the code section with check inserted
