@@ -80,8 +80,8 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		// Used only by wazero's termination checks (not instrumented).
 		createDeadline: time.Now().Add(p.createTimeout),
 		memory:         &limitedMemory{limit: p.memLimit},
-		stdout:         newLineWriter(p.logger, hclog.Info, "stdout"),
-		stderr:         newLineWriter(p.logger, hclog.Warn, "stderr"),
+		stdout:         newLineWriter(p.logger, p.logLimit, hclog.Info, "stdout"),
+		stderr:         newLineWriter(p.logger, p.logLimit, hclog.Warn, "stderr"),
 	}
 	inst.ctx = context.WithValue(context.Background(), instanceKey{}, inst)
 	cfg := wazero.NewModuleConfig().
@@ -274,10 +274,12 @@ func (inst *instance) declaredKinds(ctx context.Context) (plugins.Kind, error) {
 	return plugins.Kind(uint32(inst.stack[0])), nil
 }
 
-// flush logs what is left in the stdout and stderr line buffers.
+// flush logs what is left in the stdout and stderr line buffers, and how
+// many of the plugin's lines were suppressed since the last such report.
 func (inst *instance) flush() {
 	inst.stdout.Flush()
 	inst.stderr.Flush()
+	inst.p.logLimit.flush()
 }
 
 // close frees the instance.

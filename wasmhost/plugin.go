@@ -82,6 +82,9 @@ type pluginConfig struct {
 	// file is the file the module was read from (LoadFile, InspectFile),
 	// which load's errors name.
 	file string
+	// logRate and logBurst are WithLogRateLimit's.
+	logRate  float64
+	logBurst int
 	// contextTimeout makes a plugin with a call timeout use wazero's
 	// termination checks even if its module could be instrumented (tests
 	// and benchmarks of the fallback).
@@ -233,6 +236,28 @@ func WithAckBatchSize(n int) PluginOption {
 	})
 }
 
+// WithLogRateLimit bounds how fast the plugin's log lines reach its logger:
+// its log calls and the lines it writes to stdout and stderr, all its
+// instances together, may come in bursts of burst lines and then at
+// perSecond lines per second. Lines beyond that are dropped and counted
+// (PluginStats.LogLinesSuppressed), and the logger says how many at Warn
+// level, at most once a second while the plugin goes on logging, and when
+// an instance is closed. Each line is at most 4096 bytes (a longer log
+// message is cut, longer output lines are split), so a plugin that floods
+// its output for t seconds puts at most burst + (perSecond + 1) * t + 1
+// lines of 4 KiB in the log. The
+// defaults are DefaultLogLinesPerSecond (100) and DefaultLogBurst (200);
+// perSecond 0 turns the limit off. Lines at levels the logger does not log
+// cost nothing from the budget.
+func WithLogRateLimit(perSecond float64, burst int) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if perSecond < 0 || burst < 1 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("log rate limit of %g lines/s in bursts of %d: want a rate of at least 0 and a burst of at least 1", perSecond, burst))
+		}
+		c.logRate, c.logBurst = perSecond, burst
+	})
+}
+
 // hook identifies a hook export.
 type hook uint8
 
@@ -290,6 +315,8 @@ type Plugin struct {
 	features      uint64
 	featuresFixed bool
 	acks          ackQueue
+	// logLimit is the plugin's budget of log lines (WithLogRateLimit).
+	logLimit *logLimiter
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -361,17 +388,21 @@ type PluginStats struct {
 	InstancesCreated uint64
 	// InstancesReplaced counts instances closed after a fault.
 	InstancesReplaced uint64
+	// LogLinesSuppressed counts the plugin's log lines (log calls, stdout
+	// and stderr lines) dropped by its log rate limit (WithLogRateLimit).
+	LogLinesSuppressed uint64
 }
 
 // Stats returns a snapshot of the plugin's counters.
 func (p *Plugin) Stats() PluginStats {
 	s := PluginStats{
-		Calls:             paddedHookCounts(&p.stats.calls),
-		Batches:           paddedHookCounts(&p.stats.batches),
-		Errors:            hookCounts(&p.stats.errors),
-		Faults:            map[FaultReason]uint64{},
-		InstancesCreated:  p.stats.created.Load(),
-		InstancesReplaced: p.stats.replaced.Load(),
+		Calls:              paddedHookCounts(&p.stats.calls),
+		Batches:            paddedHookCounts(&p.stats.batches),
+		Errors:             hookCounts(&p.stats.errors),
+		Faults:             map[FaultReason]uint64{},
+		InstancesCreated:   p.stats.created.Load(),
+		InstancesReplaced:  p.stats.replaced.Load(),
+		LogLinesSuppressed: p.logLimit.suppressed.Load(),
 	}
 	for r := range p.stats.faults {
 		if n := p.stats.faults[r].Load(); n > 0 {
@@ -441,6 +472,8 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		timeout:   DefaultCallTimeout,
 		maxOutput: DefaultMaxOutputBytes,
 		ackBatch:  DefaultAckBatchSize,
+		logRate:   DefaultLogLinesPerSecond,
+		logBurst:  DefaultLogBurst,
 	}
 	for _, o := range opts {
 		o.applyPlugin(&cfg)
@@ -495,6 +528,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		createTimeout: loadTimeout,
 		maxOutput:     cfg.maxOutput,
 		acks:          ackQueue{size: cfg.ackBatch},
+		logLimit:      newLogLimiter(logger, cfg.logRate, cfg.logBurst),
 		memLimit:      uint64(cfg.memPages) << 16,
 		compiled:      cm,
 		rt:            rt,
