@@ -546,7 +546,8 @@ func TestQueueAck(t *testing.T) {
 			}
 			var logs logBuffer
 			h := newHost(t)
-			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(4)}, tc.opts...)
+			// The guest logs every acknowledgement: no log rate limit.
+			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithLogRateLimit(0, 1), wasmhost.WithAckBatchSize(4)}, tc.opts...)
 			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, opts...)
 			ctx := context.Background()
 			r := modeRecord(0)
@@ -628,7 +629,8 @@ func TestQueueAckConcurrent(t *testing.T) {
 	var logs logBuffer
 	h := newHost(t)
 	p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor,
-		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(8), wasmhost.WithPoolSize(2))
+		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(8), wasmhost.WithPoolSize(2),
+		wasmhost.WithLogRateLimit(0, 1)) // the guest logs every acknowledgement
 	ctx := context.Background()
 	const goroutines, perGoroutine = 4, 250
 	var mu sync.Mutex

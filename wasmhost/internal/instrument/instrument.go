@@ -132,7 +132,7 @@ func rewrite(wasm []byte, exportName, startName string) []byte {
 	if !hasMemory {
 		fail(8, "the module has no memory, which the checks use to yield to the Go scheduler")
 	}
-	if globals > ^uint32(0)-2 {
+	if globals > ^uint32(0)-3 {
 		fail(8, "too many globals")
 	}
 	check := checkCode(globals, globals+1)
@@ -155,7 +155,7 @@ func rewrite(wasm []byte, exportName, startName string) []byte {
 	// none and the next section must come after it.
 	insertMissing := func(nextRank int) {
 		if !haveGlobal && nextRank > rank[secGlobal] {
-			out = appendSection(out, secGlobal, appendGlobals(appendU32(nil, 2)))
+			out = appendSection(out, secGlobal, appendGlobals(appendU32(nil, 3)))
 			haveGlobal = true
 		}
 		if !haveExport && nextRank > rank[secExport] {
@@ -176,7 +176,7 @@ func rewrite(wasm []byte, exportName, startName string) []byte {
 			insertMissing(rank[s.id])
 			r := reader{b: s.content, base: s.offset}
 			n := r.u32()
-			out = appendSection(out, secGlobal, appendGlobals(append(appendU32(nil, n+2), r.rest()...)))
+			out = appendSection(out, secGlobal, appendGlobals(append(appendU32(nil, n+3), r.rest()...)))
 			haveGlobal = true
 		case secExport:
 			insertMissing(rank[s.id])
@@ -187,7 +187,14 @@ func rewrite(wasm []byte, exportName, startName string) []byte {
 			insertMissing(rank[s.id])
 		case secCode:
 			insertMissing(rank[s.id])
-			out = appendSection(out, secCode, rewriteCode(s, check))
+			calls := newCallCosts(secs, globals+2)
+			code, exceptions := rewriteCode(s, check, calls)
+			if exceptions {
+				// A caught exception skips the restores after the calls
+				// it unwinds: such a module gets no stack budget.
+				code, _ = rewriteCode(s, check, nil)
+			}
+			out = appendSection(out, secCode, code)
 		default:
 			insertMissing(rank[s.id])
 			out = append(out, wasm[s.start:s.offset+len(s.content)]...)
@@ -292,10 +299,12 @@ func importedGlobals(s section) (n uint32, memory bool) {
 }
 
 // appendGlobals appends the interrupt global, a mutable i32 initialised to
-// zero, and the budget global, a mutable i32 initialised to Budget.
+// zero, the budget global, a mutable i32 initialised to Budget, and the
+// stack global, a mutable i32 initialised to StackBudget.
 func appendGlobals(b []byte) []byte {
 	b = append(b, 0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41)
-	return append(appendSLEB(b, Budget), 0x0b)
+	b = append(appendSLEB(b, Budget), 0x0b, 0x7f, 0x01, 0x41)
+	return append(appendSLEB(b, StackBudget), 0x0b)
 }
 
 // export is an export the rewriter adds.
@@ -345,8 +354,11 @@ func rewriteExports(s section, exports []export, reserved ...string) []byte {
 }
 
 // rewriteCode returns the content of the code section with check inserted
-// at every function entry and at the start of every loop body.
-func rewriteCode(s section, check []byte) []byte {
+// at every function entry and at the start of every loop body, and, unless
+// calls is nil, the stack budget charged around every call of a defined
+// function (see callCosts). exceptions reports a try_table: the caller
+// then rewrites again without the budget.
+func rewriteCode(s section, check []byte, calls *callCosts) (_ []byte, exceptions bool) {
 	r := reader{b: s.content, base: s.offset}
 	n := r.u32()
 	// Every body is at least two bytes, which bounds n before it sizes
@@ -359,18 +371,21 @@ func rewriteCode(s section, check []byte) []byte {
 	for range n {
 		size := r.u32()
 		fr := reader{b: r.bytes(int(size)), base: s.offset + r.pos - int(size)}
-		body = rewriteBody(body[:0], &fr, check)
+		var exc bool
+		body, exc = rewriteBody(body[:0], &fr, check, calls)
+		exceptions = exceptions || exc
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
 	if !r.done() {
 		r.fail("trailing bytes in the code section")
 	}
-	return out
+	return out, exceptions
 }
 
-// rewriteBody appends the rewritten function body read from r to out.
-func rewriteBody(out []byte, r *reader, check []byte) []byte {
+// rewriteBody appends the rewritten function body read from r to out, and
+// reports whether it has a try_table.
+func rewriteBody(out []byte, r *reader, check []byte, calls *callCosts) (_ []byte, exceptions bool) {
 	for range r.u32() {
 		r.u32()
 		r.valType()
@@ -393,7 +408,22 @@ func rewriteBody(out []byte, r *reader, check []byte) []byte {
 			out = append(out, r.b[copied:r.pos]...)
 			out = append(out, check...)
 			copied = r.pos
+		case 0x10, 0x11, 0x14: // call, call_indirect, call_ref
+			at := r.pos - 1
+			cost := int64(0)
+			if calls != nil {
+				cost = calls.of(op, *r)
+			}
+			r.immediates(op)
+			if cost > 0 {
+				out = append(out, r.b[copied:at]...)
+				out = append(out, calls.charge(cost)...)
+				out = append(out, r.b[at:r.pos]...)
+				out = append(out, calls.restore(cost)...)
+				copied = r.pos
+			}
 		case 0x1f: // try_table
+			exceptions = true
 			r.blockType()
 			for range r.u32() {
 				switch kind := r.byte(); kind {
@@ -416,7 +446,7 @@ func rewriteBody(out []byte, r *reader, check []byte) []byte {
 	if !r.done() {
 		r.fail("bytes after the end of the function body")
 	}
-	return append(out, r.b[copied:]...)
+	return append(out, r.b[copied:]...), exceptions
 }
 
 // needsEntryCheck reports whether a function body, read from r (a copy),
