@@ -497,8 +497,8 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	if kind&^abi.AllKinds != 0 {
 		return nil, nil, fmt.Errorf("unknown plugin kind %#x", uint32(kind))
 	}
-	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
-		return nil, nil, errors.New("not a WebAssembly module (the binary does not start with \\0asm)")
+	if err := checkHeader(wasm); err != nil {
+		return nil, nil, err
 	}
 	logger := cfg.logger
 	if logger == nil {
