@@ -110,6 +110,7 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "config"},
 		{Name: "memory_limit"},
 		{Name: "timeout"},
+		{Name: "load_timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
 		{Name: "on_failure"},
@@ -454,7 +455,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 		// Limits and failure policy govern WASM instances only.
-		for _, n := range []string{"memory_limit", "timeout", "pool_size", "max_output"} {
+		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output"} {
 			if attr, ok := a[n]; ok {
 				d.errorf(attr.Range, "Not allowed with a builtin",
 					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
@@ -480,6 +481,11 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 	if attr, ok := a["timeout"]; ok {
 		if v, ok := d.duration(attr, true); ok {
 			p.Timeout = &v
+		}
+	}
+	if attr, ok := a["load_timeout"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			p.LoadTimeout = &v
 		}
 	}
 	if attr, ok := a["pool_size"]; ok {

@@ -555,7 +555,7 @@ pipeline "p" {
 			want: []string{
 				"3:14: error: Module not found",
 				"6:14: error: Cannot load module",
-				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind",
+				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\" from " + trap + ": wrong kind",
 			},
 		},
 		{
@@ -626,7 +626,7 @@ pipeline "p" {}
 	// module attribute.
 	wrongKind := writeFile(t, filepath.Join(dir, "wrongkind.hcl"), "pipeline \"p\" {\n  topic = \"t\"\n  partitioner { module = \""+trap+"\" }\n}\n")
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", wrongKind)
-	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
+	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\" from "+trap+": wrong kind") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with a module of the wrong kind: %s", r)
 	}
 	// run refuses an invalid configuration before sending anything.

@@ -57,8 +57,9 @@ func kindList(k plugins.Kind) string {
 
 func newPluginInspectCmd(e *env) *cobra.Command {
 	var (
-		configKV   []string
-		configJSON string
+		configKV    []string
+		configJSON  string
+		loadTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect MODULE.wasm",
@@ -78,7 +79,7 @@ Exit status 1 if the module does not load.`,
 			if err != nil {
 				return err
 			}
-			wasm, err := os.ReadFile(args[0])
+			fi, err := os.Stat(args[0])
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
@@ -87,19 +88,22 @@ Exit status 1 if the module does not load.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			var opts []wasmhost.PluginOption
+			if loadTimeout < 0 {
+				return usageErrorf("--load-timeout must not be negative")
+			}
+			opts := []wasmhost.PluginOption{wasmhost.WithLoadTimeout(loadTimeout)}
 			if cfg != nil {
 				opts = append(opts, wasmhost.WithConfig(cfg))
 			}
 			// Inspect reads the kinds even if kpipe_init fails, and
 			// says why the module does not load (lerr).
-			info, lerr := host.Inspect(ctx, wasm, opts...)
+			info, lerr := host.InspectFile(ctx, args[0], opts...)
 			if info == nil {
-				return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", args[0], lerr)}
+				return &exitError{code: ExitFailed, err: lerr}
 			}
 			kinds := info.Kinds
 			w := e.stdout
-			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], len(wasm))
+			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], fi.Size())
 			if info.ABIVersion > 0 {
 				fmt.Fprintf(w, "abi:      v%d\n", info.ABIVersion)
 			} else {
@@ -121,7 +125,7 @@ Exit status 1 if the module does not load.`,
 			}
 			if lerr != nil {
 				fmt.Fprintf(w, "load:     FAILED: %s\n", oneLine(lerr))
-				if info.InitError != nil && cfg == nil {
+				if info.InitError != nil && cfg == nil && !errors.Is(info.InitError, context.DeadlineExceeded) && !errors.Is(info.InitError, context.Canceled) {
 					fmt.Fprintln(w, "          (the plugin failed to initialise without a config: give it one with --config or --config-json)")
 				}
 				return silentExit(ExitFailed)
@@ -135,6 +139,8 @@ Exit status 1 if the module does not load.`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
+	fl.DurationVar(&loadTimeout, "load-timeout", wasmhost.DefaultMinLoadTimeout*2,
+		"time limit of each phase of loading the module (compilation: at least 1m); 0 for none")
 	return cmd
 }
 
@@ -161,13 +167,14 @@ const sampleInput = `{"key":"user-1","value":{"name":"Ada","card":"4111111111111
 
 func newPluginTestCmd(e *env) *cobra.Command {
 	var (
-		kindName   string
-		configKV   []string
-		configJSON string
-		input      string
-		format     string
-		partitions int
-		timeout    time.Duration
+		kindName    string
+		configKV    []string
+		configJSON  string
+		input       string
+		format      string
+		partitions  int
+		timeout     time.Duration
+		loadTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "test MODULE.wasm",
@@ -193,6 +200,9 @@ Exit status 1 if any hook faulted or returned an error.`,
 			f, err := parseFormat(format)
 			if err != nil {
 				return err
+			}
+			if loadTimeout < 0 {
+				return usageErrorf("--load-timeout must not be negative")
 			}
 			cfg, err := pluginConfig(configKV, configJSON)
 			if err != nil {
@@ -226,7 +236,7 @@ Exit status 1 if any hook faulted or returned an error.`,
 					in, f = strings.NewReader(sampleInput), formatJSON
 				}
 			}
-			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), int32(partitions), timeout)
+			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), int32(partitions), timeout, loadTimeout)
 		},
 	}
 	fl := cmd.Flags()
@@ -237,6 +247,8 @@ Exit status 1 if any hook faulted or returned an error.`,
 	fl.StringVar(&format, "format", "json", "input format: json or raw")
 	intRangeVar(fl, &partitions, "partitions", 3, 1, math.MaxInt32, "partition count given to a partitioner")
 	durationVar(fl, &timeout, "timeout", time.Second, "time limit of each hook call")
+	fl.DurationVar(&loadTimeout, "load-timeout", wasmhost.DefaultMinLoadTimeout*2,
+		"time limit of each phase of loading the module and of creating an instance (compilation: at least 1m); 0 for none")
 	return cmd
 }
 
@@ -264,7 +276,8 @@ func pluginConfig(kv []string, raw string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, lr *lineReader, partitions int32, timeout time.Duration) error {
+func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, lr *lineReader, partitions int32,
+	timeout, loadTimeout time.Duration) error {
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
@@ -279,7 +292,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if cfg != nil {
 		opts = append(opts, wasmhost.WithConfig(cfg))
 	}
-	opts = append(opts, wasmhost.WithCallTimeout(timeout))
+	opts = append(opts, wasmhost.WithCallTimeout(timeout), wasmhost.WithLoadTimeout(loadTimeout))
 	// Load once as whatever the module declares (kind 0) to learn its
 	// kinds, then as the kinds under test.
 	probe, err := host.Load(ctx, name, wasm, 0, append(opts, wasmhost.WithPoolSize(1))...)
