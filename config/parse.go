@@ -187,13 +187,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "0", "1", "all":
-				k.Acks = s
-			case "-1":
-				k.Acks = "all"
-			default:
-				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			if level, err := pipeline.ParseAcks(s); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+			} else {
+				k.Acks = level.String()
 			}
 		}
 	}
@@ -232,12 +229,11 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "none", "gzip", "snappy", "lz4", "zstd":
-				k.Compression = s
-			default:
+			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
 				d.errorf(attr.Expr.Range(), "Invalid compression",
 					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			} else {
+				k.Compression = s
 			}
 		}
 	}

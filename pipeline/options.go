@@ -57,17 +57,19 @@ func (a AckLevel) String() string {
 	return fmt.Sprintf("AckLevel(%d)", int8(a))
 }
 
-// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1".
+// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1" (the same
+// as "all"), the spellings the Java client accepts. It is the one place
+// they are listed: kpipe's configuration uses it too.
 func ParseAcks(s string) (AckLevel, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "0", "none":
+	switch s {
+	case "0":
 		return AcksNone, nil
-	case "1", "leader":
+	case "1":
 		return AcksLeader, nil
 	case "all", "-1":
 		return AcksAll, nil
 	}
-	return 0, fmt.Errorf("invalid acks %q: want 0, 1, all or -1", s)
+	return 0, fmt.Errorf(`acks must be "0", "1" or "all" ("-1" is "all"), not %q`, s)
 }
 
 // Codec is a compression codec for record batches (Kafka property
