@@ -142,4 +142,3 @@ func (t *Trial) Close(ctx context.Context) error {
 	t.p.stop()
 	return t.p.closeLive(ctx)
 }
-
