@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -249,18 +250,24 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 
-	// Cross-field rules, reported at the attribute that breaks them.
-	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+	// Cross-field rules (pipeline.CheckIdempotence has them), reported at
+	// the attribute that breaks them.
+	acks := pipeline.AcksAll
+	if k.Acks != "" {
+		acks, _ = pipeline.ParseAcks(k.Acks)
+	}
+	err := pipeline.CheckIdempotence(acks, k.Idempotence, k.TransactionalID)
+	if errors.Is(err, pipeline.ErrIdempotenceNeedsAcksAll) {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
 			k.Acks, a["acks"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+	if errors.Is(err, pipeline.ErrTransactionNeedsIdempotence) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+	if errors.Is(err, pipeline.ErrTransactionNeedsAcksAll) {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
 			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
 			a["transactional_id"].Expr.Range())

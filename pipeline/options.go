@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -180,27 +181,46 @@ func (c *config) idempotent() (bool, error) {
 	return c.acks == AcksAll, nil
 }
 
+// The rules CheckIdempotence checks, for errors.Is.
+var (
+	// ErrIdempotenceNeedsAcksAll: Idempotence(true) with acks other
+	// than all.
+	ErrIdempotenceNeedsAcksAll = errors.New("idempotence (enable.idempotence=true) requires acks=all")
+	// ErrTransactionNeedsIdempotence: a TransactionalID with
+	// Idempotence(false).
+	ErrTransactionNeedsIdempotence = errors.New("a transactional producer requires idempotence")
+	// ErrTransactionNeedsAcksAll: a TransactionalID with acks other than
+	// all.
+	ErrTransactionNeedsAcksAll = errors.New("a transactional producer requires idempotence, and so acks=all")
+)
+
 // CheckIdempotence checks acks, enable.idempotence (nil: not set) and
 // transactional.id ("" none) against each other, with the Java client's
 // rules: idempotence requires acks=all, and is on by default when acks is
-// all; a transactional producer must be idempotent.
+// all; a transactional producer must be idempotent, and so use acks=all.
+// It returns every rule broken (ErrIdempotenceNeedsAcksAll,
+// ErrTransactionNeedsIdempotence, ErrTransactionNeedsAcksAll), joined. It
+// is the one place these rules are written: New and kpipe's configuration
+// use it.
 func CheckIdempotence(acks AckLevel, idempotence *bool, txnID string) error {
 	switch acks {
 	case AcksNone, AcksLeader, AcksAll:
 	default:
 		return fmt.Errorf("invalid acks level %d", int8(acks))
 	}
-	idem := acks == AcksAll
-	if idempotence != nil {
-		if *idempotence && acks != AcksAll {
-			return fmt.Errorf("idempotence (enable.idempotence=true) requires acks=all, got acks=%s", acks)
+	var errs []error
+	if idempotence != nil && *idempotence && acks != AcksAll {
+		errs = append(errs, fmt.Errorf("%w, got acks=%s", ErrIdempotenceNeedsAcksAll, acks))
+	}
+	if txnID != "" {
+		if idempotence != nil && !*idempotence {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w", txnID, ErrTransactionNeedsIdempotence))
 		}
-		idem = *idempotence
+		if acks != AcksAll {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w, got acks=%s", txnID, ErrTransactionNeedsAcksAll, acks))
+		}
 	}
-	if txnID != "" && !idem {
-		return fmt.Errorf("transactional.id %q requires idempotence and acks=all", txnID)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // kgoOptions returns the franz-go options for the client settings.
@@ -265,7 +285,7 @@ func defaultConfig() config {
 		codecs:         []Codec{NoCompression},
 		requestTimeout: 30 * time.Second,
 		retries:        -1,
-		stageMax:       64,
+		stageMax:       DefaultStageBatchRecords,
 		stageLinger:    -1,
 		chain:          defaultChainConfig(),
 	}
@@ -556,6 +576,9 @@ func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logge
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 	return chainOption(func(c *chainConfig) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
 }
+
+// DefaultStageBatchRecords is the stage batch size without StageBatch.
+const DefaultStageBatchRecords = 64
 
 // StageBatch sets how records are batched on their way through the plugin
 // stages (kpipe only; not the client's batches, see Linger and
