@@ -132,7 +132,7 @@ func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.H
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(ic.DefRange), err)
 		}
-		opts = append(opts, pipeline.Interceptor(ic.Name, pl, ic.pluginOptions()...))
+		opts = append(opts, pipeline.Interceptor(ic.Name, pl.Interceptor(), ic.pluginOptions()...))
 	}
 	for _, s := range []struct {
 		pl  *Plugin
@@ -146,7 +146,10 @@ func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.H
 		if s.pl.Builtin != "" {
 			ser, err = plugins.NewSerializer(s.pl.Builtin, s.pl.Config)
 		} else {
-			ser, err = loadModule(ctx, host, s.pl)
+			var pl *wasmhost.Plugin
+			if pl, err = loadModule(ctx, host, s.pl); err == nil {
+				ser = pl.Serializer()
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(s.pl.DefRange), err)
@@ -162,7 +165,10 @@ func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.H
 		case pp.Builtin != "":
 			part, err = plugins.NewPartitioner(pp.Builtin, pp.Config)
 		default:
-			part, err = loadModule(ctx, host, pp)
+			var pl *wasmhost.Plugin
+			if pl, err = loadModule(ctx, host, pp); err == nil {
+				part = pl.Partitioner()
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(pp.DefRange), err)
@@ -185,7 +191,8 @@ func (p *Plugin) pluginOptions() []pipeline.PluginOption {
 	return opts
 }
 
-// loadModule loads p's module as p.Kind with p's limits and config.
+// loadModule loads p's module as p.Kind with p's limits and config; the
+// caller takes the view of that kind.
 func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.Plugin, error) {
 	return host.LoadFile(ctx, p.Name, p.Module, p.Kind, p.loadOptions()...)
 }

@@ -211,7 +211,7 @@ type Batch struct {
 
 // DefaultBatchRecords is the batch size of a batch block without
 // max_records: the pipeline's default (pipeline.StageBatch).
-const DefaultBatchRecords = 64
+const DefaultBatchRecords = pipeline.DefaultStageBatchRecords
 
 // pageSize is the size of a WebAssembly memory page.
 const pageSize = 64 << 10

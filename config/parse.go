@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -201,13 +202,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "0", "1", "all":
-				k.Acks = s
-			case "-1":
-				k.Acks = "all"
-			default:
-				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			if level, err := pipeline.ParseAcks(s); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+			} else {
+				k.Acks = level.String()
 			}
 		}
 	}
@@ -247,12 +245,11 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "none", "gzip", "snappy", "lz4", "zstd":
-				k.Compression = s
-			default:
+			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
 				d.errorf(attr.Expr.Range(), "Invalid compression",
 					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			} else {
+				k.Compression = s
 			}
 		}
 	}
@@ -310,12 +307,18 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 			"batch_max_bytes (%s) must not be larger than max_request_size (%s, %s): a batch is sent in one produce request.",
 			formatSize(uint64(batch)), formatSize(uint64(request)), what)
 	}
-	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+	// The idempotence rules are pipeline.CheckIdempotence's.
+	acks := pipeline.AcksAll
+	if k.Acks != "" {
+		acks, _ = pipeline.ParseAcks(k.Acks)
+	}
+	err := pipeline.CheckIdempotence(acks, k.Idempotence, k.TransactionalID)
+	if errors.Is(err, pipeline.ErrIdempotenceNeedsAcksAll) {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
 			k.Acks, a["acks"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+	if errors.Is(err, pipeline.ErrTransactionNeedsIdempotence) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
@@ -340,7 +343,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 				*k.MaxBufferedBytes, batch)
 		}
 	}
-	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+	if errors.Is(err, pipeline.ErrTransactionNeedsAcksAll) {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
 			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
 			a["transactional_id"].Expr.Range())

@@ -268,11 +268,12 @@ var hookKinds = [numAllHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindI
 var batchOf = [numHooks]hook{hookOnSend: hookOnSendBatch, hookOnAck: hookOnAckBatch, hookPartition: hookPartitionBatch}
 
 // Plugin is a loaded plugin module: a compiled module and a bounded pool of
-// its instances. It implements plugins.Interceptor, plugins.Serializer and
-// plugins.Partitioner, and the batch interfaces plugins.BatchInterceptor,
-// plugins.BatchPartitioner and plugins.AckBatcher; calling a hook of a kind
-// the module does not declare returns an error. It is safe for concurrent
-// use.
+// its instances. Give a pipeline its typed view of the kind it was loaded
+// as (Interceptor, Serializer, Partitioner, or LoadInterceptor and the
+// like), which has the hooks of that kind only. The Plugin itself has every
+// hook, for tools that drive a module of several kinds (kpipe plugin test);
+// calling a hook of a kind the module does not declare returns an error. It
+// is safe for concurrent use.
 type Plugin struct {
 	host    *Host
 	name    string

@@ -860,3 +860,30 @@ pipeline "p" {
 		t.Errorf("read_uncommitted consume: want aborted-1, got %s", r)
 	}
 }
+
+// TestPluginTestBatch runs plugin test --batch: the records go through the
+// pipeline's stages alone and in batches, and the records whose results
+// differ are reported. batch.wat, a test module, returns "every record
+// unchanged" for a whole batch call whose first record names partition
+// 23, where its per-record hook changes the records of mode 3.
+func TestPluginTestBatch(t *testing.T) {
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	r := kpipe(t, "", "", "plugin", "test", keyhash, "--batch", "4")
+	if r.code != 0 || !strings.Contains(r.stdout, "batch: 4 records through the pipeline's stages alone and in batches of 4\n  no differences") {
+		t.Errorf("keyhash --batch 4: %s", r)
+	}
+	batch := plugintest.WAT(t, "wasmhost/testdata/batch.wasm")
+	input := `{"key":"a","value":"1","partition":3}
+{"key":"b","value":"2","partition":3}
+{"key":"c","value":"3","partition":23}
+{"key":"d","value":"4","partition":3}
+`
+	r = kpipe(t, "", input, "plugin", "test", batch, "--kind", "interceptor", "--batch", "2", "--input", "-", "--log-level", "off")
+	if r.code != 1 || !strings.Contains(r.stdout, "record 4 differs:") || strings.Count(r.stdout, "differs:") != 1 ||
+		!strings.Contains(r.stderr, "1 records differ between batch and single calls") {
+		t.Errorf("batch.wat --batch 2: %s", r)
+	}
+	if r := kpipe(t, "", "", "plugin", "test", keyhash, "--batch", "1"); r.code != 2 {
+		t.Errorf("--batch 1: want a usage error, got %s", r)
+	}
+}

@@ -59,7 +59,7 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"topic list", "pipeline \"p\" {\n  topic = [\"t\"]\n}\n",
 			`2:11: error: Incorrect attribute value type: topic must be a string: string required, but have tuple.`},
 		{"acks bool", "kafka {\n  acks = true\n}\npipeline \"p\" {}\n",
-			`2:10: error: Invalid acks: acks must be "0", "1" or "all", not "true".`},
+			`2:10: error: Invalid acks: acks must be "0", "1" or "all" ("-1" is "all"), not "true".`},
 		{"idempotence string", "kafka {\n  idempotence = \"yes\"\n}\npipeline \"p\" {}\n",
 			`2:17: error: Incorrect attribute value type: idempotence must be a bool: a bool is required.`},
 		{"brokers number", "kafka {\n  brokers = 5\n}\npipeline \"p\" {}\n",
