@@ -28,7 +28,12 @@ type fixture struct {
 
 func start(t *testing.T, gwOpts []gateway.Option, opts ...pipeline.Option) *fixture {
 	t.Helper()
-	brokers := testbroker.Brokers(t)
+	return startOn(t, testbroker.Brokers(t), gwOpts, opts...)
+}
+
+// startOn starts a gateway in front of brokers.
+func startOn(t *testing.T, brokers []string, gwOpts []gateway.Option, opts ...pipeline.Option) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 	defer cancel()
 	prod, err := pipeline.New(ctx, append([]pipeline.Option{pipeline.Brokers(brokers...), pipeline.Linger(0)}, opts...)...)
@@ -100,6 +105,22 @@ func endOffsets(t *testing.T, brokers []string, topic string) map[int32]int64 {
 		out[o.Partition] = o.Offset
 	})
 	return out
+}
+
+// waitTotal waits until topic holds n records upstream.
+func waitTotal(t *testing.T, brokers []string, topic string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(testbroker.Timeout())
+	for {
+		got := total(endOffsets(t, brokers, topic))
+		if got == n {
+			return
+		}
+		if got > n || time.Now().After(deadline) {
+			t.Fatalf("%d records upstream in %s, want %d", got, topic, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func total(m map[int32]int64) (n int64) {
