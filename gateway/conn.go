@@ -158,7 +158,7 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 		p.response = func() kmsg.Response { return resp }
 		return p, nil
 	}
-	if r, ok := servedRange(h.key); !ok || h.version < r.min || h.version > r.max {
+	if r, ok := servedRange(h.key); !ok || h.key == 1 || h.version < r.min || h.version > r.max {
 		return c.unsupported(p, req, rest)
 	}
 	if err := req.ReadFrom(rest); err != nil {

@@ -17,8 +17,13 @@ type apiRange struct{ key, min, max int16 }
 // use. Produce starts at 3, the first version with magic 2 record batches,
 // and stops at 12 (13 names topics by id). Every other API is answered
 // with an error (see unsupported).
+//
+// Fetch is listed though it is answered with an error too: librdkafka
+// enables record batches of magic 2 (and with them idempotence) only for
+// brokers that list both Produce 3+ and Fetch 4+ (zstd: Fetch 10+).
 var served = []apiRange{
 	{key: 0, min: 3, max: 12}, // Produce
+	{key: 1, min: 4, max: 12}, // Fetch (answered with an error)
 	{key: 3, min: 0, max: 12}, // Metadata
 	{key: 10, min: 0, max: 4}, // FindCoordinator (answered with an error)
 	{key: 18, min: 0, max: 3}, // ApiVersions
