@@ -186,6 +186,18 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"plugin", "inspect"}, code: 2, inStderr: "accepts 1 arg"},
 		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
 		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
+		{args: []string{"broker", "--topic", "t:-1"}, code: 2, inStderr: "partition count"},
+		// Negative and meaningless numbers and durations are usage errors
+		// of every command, found before anything runs.
+		{args: []string{"run", "--flush-timeout", "-5s"}, code: 2, inStderr: `invalid argument "-5s" for "--flush-timeout" flag: must not be negative`},
+		{args: []string{"run", "--flush-timeout", "0"}, code: 2, inStderr: `"--flush-timeout" flag: must be longer than zero`},
+		{args: []string{"run", "--flush-timeout", "30"}, code: 2, inStderr: `"--flush-timeout" flag: want a duration`},
+		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "-1s"}, code: 2, inStderr: `"--timeout" flag: must not be negative`},
+		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--max", "-1"}, code: 2, inStderr: `"--max" flag: want a whole number from 0 to`},
+		{args: []string{"plugin", "test", "x.wasm", "--timeout", "-1ms"}, code: 2, inStderr: `"--timeout" flag: must not be negative`},
+		{args: []string{"plugin", "test", "x.wasm", "--timeout", "0s"}, code: 2, inStderr: `"--timeout" flag: must be longer than zero`},
+		{args: []string{"plugin", "test", "x.wasm", "--partitions", "0"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
+		{args: []string{"plugin", "test", "x.wasm", "--partitions", "4294967296"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
 		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "1s"}, code: 3, inStderr: "no broker of 127.0.0.1:1 answered"},
 		{args: []string{"run", "--brokers", "127.0.0.1:1", "--topic", "t"}, code: 3, inStderr: "no seed broker"},
 		{args: []string{"run", "--topic", "t", "--input", "/nonexistent/input"}, code: 3, inStderr: "no such file"},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -65,9 +66,6 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 			default:
 				return usageErrorf("--isolation %q: want read_committed or read_uncommitted", isolation)
 			}
-			if max < 0 {
-				return usageErrorf("--max must not be negative")
-			}
 			cl, err := kgo.NewClient(opts...)
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("kafka client: %w", err)}
@@ -94,8 +92,8 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 	f.StringVar(&topic, "topic", "", "topic to read (required)")
 	f.BoolVar(&fromBeginning, "from-beginning", false, "start at the oldest record instead of the newest")
 	f.StringVar(&isolation, "isolation", "read_uncommitted", "read_committed (skip aborted and open transactions) or read_uncommitted")
-	f.IntVar(&max, "max", 0, "stop after this many records (0: no limit)")
-	f.DurationVar(&timeout, "timeout", 0, "stop after this long without a new record (0: wait forever)")
+	intRangeVar(f, &max, "max", 0, 0, math.MaxInt32, "stop after this many records (0: no limit)")
+	durationOrZeroVar(f, &timeout, "timeout", 0, "stop after this long without a new record", "wait forever")
 	return cmd
 }
 

@@ -83,7 +83,7 @@ could not start, 130 if interrupted.`,
 	fl.StringVarP(&f.input, "input", "i", "-", "input file, - for stdin")
 	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
 	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
-	fl.DurationVar(&f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
+	durationVar(fl, &f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
 	return cmd
 }
 
