@@ -32,7 +32,7 @@ func start(t *testing.T, gwOpts []gateway.Option, opts ...pipeline.Option) *fixt
 }
 
 // startOn starts a gateway in front of brokers.
-func startOn(t *testing.T, brokers []string, gwOpts []gateway.Option, opts ...pipeline.Option) *fixture {
+func startOn(t testing.TB, brokers []string, gwOpts []gateway.Option, opts ...pipeline.Option) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 	defer cancel()
