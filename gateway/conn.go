@@ -103,9 +103,9 @@ func (c *conn) read() error {
 		// Wait for memory before reading: a client that is too fast
 		// is held here, unread.
 		t0 := time.Now()
-		waited, err := c.g.mem.take(c.ctx, int64(size))
+		waited, err := c.g.mem.take(c.g.reading, int64(size))
 		if err != nil {
-			return err
+			return nil // the gateway stops
 		}
 		var throttle int32
 		if waited {

@@ -97,6 +97,10 @@ type Gateway struct {
 	// stopWrite when it gives up answering the ones it has.
 	stopRead, stopWrite chan struct{}
 	stopOnce            sync.Once
+	// reading ends when the gateway stops reading: a reader waiting for
+	// memory gives up.
+	reading     context.Context
+	stopReading context.CancelFunc
 }
 
 // New returns a gateway that sends records with producer and asks upstream
@@ -115,6 +119,7 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 		stopRead:      make(chan struct{}),
 		stopWrite:     make(chan struct{}),
 	}
+	g.reading, g.stopReading = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o.apply(g)
 	}
@@ -207,7 +212,10 @@ func (g *Gateway) Serve(l net.Listener) error {
 // connection and retry), and Shutdown returns ctx's error. The records
 // already sent stay in the pipeline, whose Close settles them.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.stopOnce.Do(func() { close(g.stopRead) })
+	g.stopOnce.Do(func() {
+		close(g.stopRead)
+		g.stopReading()
+	})
 	g.mu.Lock()
 	g.closing = true
 	for _, l := range g.listeners {

@@ -49,6 +49,9 @@ var (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// crcOf is the CRC-32C of a batch's part from its attributes on.
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
 // splitBatches splits the records field of a produce partition into its
 // record batches, checking each one's length, magic and CRC.
 func splitBatches(b []byte) ([][]byte, error) {
@@ -66,7 +69,7 @@ func splitBatches(b []byte) ([][]byte, error) {
 		if batch[16] != 2 {
 			return nil, fmt.Errorf("%w: magic %d", errMagic, batch[16])
 		}
-		if crc32.Checksum(batch[crcStart:], castagnoli) != binary.BigEndian.Uint32(batch[17:21]) {
+		if crcOf(batch[crcStart:]) != binary.BigEndian.Uint32(batch[17:21]) {
 			return nil, fmt.Errorf("%w: CRC mismatch", errCorrupt)
 		}
 		out = append(out, batch)
