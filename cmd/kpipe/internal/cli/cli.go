@@ -190,6 +190,7 @@ Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage erro
 		newBrokerCmd(e),
 		newConsumeCmd(e),
 		newPluginCmd(e),
+		newGatewayCmd(e),
 	)
 	return root
 }
