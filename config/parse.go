@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -179,9 +181,14 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.stringList(attr); ok {
 			for _, b := range list {
-				if b = strings.TrimSpace(b); b != "" {
-					k.Brokers = append(k.Brokers, b)
+				if b = strings.TrimSpace(b); b == "" {
+					continue
 				}
+				if err := checkBroker(b); err != nil {
+					d.errorf(attr.Expr.Range(), "Invalid broker address", "%s.", err)
+					break
+				}
+				k.Brokers = append(k.Brokers, b)
 			}
 		}
 	}
@@ -580,4 +587,21 @@ func unterminatedHeredoc(src []byte, filename string) (hcl.Range, string, bool) 
 	rng.End = hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + len(strings.TrimRight(string(t.Bytes), "\r\n")),
 		Byte: rng.Start.Byte + len(strings.TrimRight(string(t.Bytes), "\r\n"))}
 	return rng, marker, true
+}
+
+// checkBroker checks a bootstrap broker address: HOST:PORT with a port from 1
+// to 65535, or HOST alone (the client then uses Kafka's port, 9092).
+func checkBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if !strings.Contains(strings.Trim(addr, "[]"), ":") && !strings.ContainsAny(addr, " \t/") {
+			return nil
+		}
+		return fmt.Errorf("%q is not HOST:PORT", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("%q is not HOST:PORT with a port from 1 to 65535", addr)
+	}
+	return nil
 }
