@@ -16,6 +16,12 @@ WAT_FILES  := $(foreach d,$(WAT_DIRS),$(wildcard $(d)/*.wat))
 # Building a guest: a WASI reactor, as the plugin ABI requires.
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 
+# The SDK examples (examples/plugins/<lang>/: a header stamp and a key-hash
+# partitioner per language) are built to build/sdk-examples/<lang>/ with the
+# commands of sdk/ABI.md's "Languages" section. .ci/run installs the tools.
+SDK_OUT := build/sdk-examples
+CLANG   ?= clang
+
 .DEFAULT_GOAL := help
 
 .PHONY: help
@@ -51,6 +57,26 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	done; \
 	if [ $$status -eq 0 ]; then echo "check-wasm: $(words $(WAT_FILES)) modules up to date"; fi; \
 	exit $$status
+
+.PHONY: sdk-examples
+sdk-examples: sdk-examples-c ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
+
+.PHONY: sdk-examples-c
+sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
+	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
+	@for p in stamp keyhash; do \
+		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
+		$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
+			-o $(SDK_OUT)/c/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
+		$(CLANG) --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--strip-all \
+			-o $(SDK_OUT)/c-wasi/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
+	done
+	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
+	$(SDK_OUT)/c/vectors_test sdk/testdata
+
+.PHONY: vectors
+vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.
+	$(GO) test ./wasmhost/internal/abi -run '^TestVectors$$' -update
 
 .PHONY: test
 test: ## Run the tests of the main module, the Go SDK and the example plugins.

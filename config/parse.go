@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -108,6 +109,10 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
+		{Name: "on_failure"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "circuit_breaker"},
 	},
 }
 
@@ -134,7 +139,7 @@ const (
 )
 
 // maxMemoryLimit is the largest memory a plugin may have (sdk/ABI.md, 3).
-const maxMemoryLimit = 32768 * PageSize
+const maxMemoryLimit = 32768 * pageSize
 
 func (d *decoder) file(body hcl.Body, filename string) *Config {
 	cfg := &Config{Filename: filename}
@@ -422,8 +427,8 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		}
 	}
 	if attr, ok := a["memory_limit"]; ok {
-		if v, ok := d.size(attr, PageSize, maxMemoryLimit); ok {
-			if v%PageSize != 0 {
+		if v, ok := d.size(attr, pageSize, maxMemoryLimit); ok {
+			if v%pageSize != 0 {
 				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
 					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
 			} else {
@@ -443,6 +448,31 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		if v, ok := d.size(attr, 1, 1<<31-1); ok {
 			p.MaxOutput = int(v)
 		}
+	}
+	if attr, ok := a["on_failure"]; ok {
+		if s, ok := d.string(attr); ok {
+			f, err := pipeline.ParseFailurePolicy(s)
+			if err == nil {
+				err = pipeline.CheckFailurePolicy(kind, f)
+			}
+			if err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid on_failure", "%s: %s", b.Type, err)
+			} else {
+				p.OnFailure = f
+			}
+		}
+	}
+	for _, blk := range content.Blocks {
+		if p.CircuitBreaker != nil {
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A %s block has at most one circuit_breaker block.", b.Type)
+			continue
+		}
+		if kind == plugins.KindSerializer {
+			d.errorf(blk.DefRange, "Not allowed in a serializer",
+				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
+			continue
+		}
+		p.CircuitBreaker = d.circuitBreaker(blk)
 	}
 	p.settingErrors = len(d.diags.Errs()) > before
 	return p
