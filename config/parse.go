@@ -449,6 +449,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			p.MaxOutput = int(v)
 		}
 	}
+	p.settingErrors = len(d.diags.Errs()) > before
 	if attr, ok := a["on_failure"]; ok {
 		if s, ok := d.string(attr); ok {
 			f, err := pipeline.ParseFailurePolicy(s)
@@ -462,9 +463,10 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 	}
+	var first hcl.Range
 	for _, blk := range content.Blocks {
 		if p.CircuitBreaker != nil {
-			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A %s block has at most one circuit_breaker block.", b.Type)
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin block has at most one circuit_breaker block; the first one is at %s.", first)
 			continue
 		}
 		if kind == plugins.KindSerializer {
@@ -472,9 +474,8 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
 			continue
 		}
-		p.CircuitBreaker = d.circuitBreaker(blk)
+		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange
 	}
-	p.settingErrors = len(d.diags.Errs()) > before
 	return p
 }
 
