@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,9 +193,14 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.stringList(attr); ok {
 			for _, b := range list {
-				if b = strings.TrimSpace(b); b != "" {
-					k.Brokers = append(k.Brokers, b)
+				if b = strings.TrimSpace(b); b == "" {
+					continue
 				}
+				if err := checkBroker(b); err != nil {
+					d.errorf(attr.Expr.Range(), "Invalid broker address", "%s.", err)
+					break
+				}
+				k.Brokers = append(k.Brokers, b)
 			}
 		}
 	}
@@ -499,6 +506,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			p.MaxOutput = int(v)
 		}
 	}
+	p.settingErrors = len(d.diags.Errs()) > before
 	if attr, ok := a["on_failure"]; ok {
 		if s, ok := d.string(attr); ok {
 			f, err := pipeline.ParseFailurePolicy(s)
@@ -512,9 +520,10 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 	}
+	var first hcl.Range
 	for _, blk := range content.Blocks {
 		if p.CircuitBreaker != nil {
-			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A %s block has at most one circuit_breaker block.", b.Type)
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin block has at most one circuit_breaker block; the first one is at %s.", first)
 			continue
 		}
 		if kind == plugins.KindSerializer {
@@ -522,9 +531,8 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
 			continue
 		}
-		p.CircuitBreaker = d.circuitBreaker(blk)
+		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange
 	}
-	p.settingErrors = len(d.diags.Errs()) > before
 	return p
 }
 
@@ -667,4 +675,21 @@ func unterminatedHeredoc(src []byte, filename string) (hcl.Range, string, bool) 
 	rng.End = hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + len(strings.TrimRight(string(t.Bytes), "\r\n")),
 		Byte: rng.Start.Byte + len(strings.TrimRight(string(t.Bytes), "\r\n"))}
 	return rng, marker, true
+}
+
+// checkBroker checks a bootstrap broker address: HOST:PORT with a port from 1
+// to 65535, or HOST alone (the client then uses Kafka's port, 9092).
+func checkBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if !strings.Contains(strings.Trim(addr, "[]"), ":") && !strings.ContainsAny(addr, " \t/") {
+			return nil
+		}
+		return fmt.Errorf("%q is not HOST:PORT", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("%q is not HOST:PORT with a port from 1 to 65535", addr)
+	}
+	return nil
 }

@@ -637,6 +637,26 @@ pipeline "p" {}
 	}
 }
 
+// TestValidateGoGuestMemory gives validate and run a Go guest with too little
+// memory: its runtime dies at start and writes a stack trace of some forty
+// lines on stderr. Both must print the one diagnostic, at memory_limit, and
+// nothing else.
+func TestValidateGoGuestMemory(t *testing.T) {
+	guest := plugintest.GoPlugin(t, "examples/plugins/headerstamp")
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "mem.hcl"), "pipeline \"p\" {\n  interceptor \"i\" {\n    module       = \""+guest+
+		"\"\n    config       = { sequence_header = \"seq\" }\n    memory_limit = \"3MiB\"\n  }\n}\n")
+	want := path + `:5:20: error: Limit too small for this module: the module loads with the default memory_limit, but not with this one: wasmhost: load plugin "i": _initialize: memory limit: module closed with exit_code(2) (file ` +
+		guest + "); the plugin said: fatal error: runtime: cannot allocate memory\nkpipe: " + path + ": 1 errors\n"
+	cache := t.TempDir()
+	for _, cmd := range []string{"validate", "run"} {
+		r := kpipe(t, dir, `{"value":"x"}`, cmd, "--wasm-cache", cache, "--config", path)
+		if r.code != 1 || r.stderr != want || r.stdout != "" {
+			t.Errorf("%s: want exit 1 and only\n%s\ngot %s", cmd, want, r)
+		}
+	}
+}
+
 // TestPluginTestTrap runs plugin test on an interceptor whose on_send always
 // traps: every fault is printed, every record is still tested, exit 1.
 func TestPluginTestTrap(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 // at the exact FILE:LINE:COL of the mistake: one diagnostics path, no
 // cascades. In src and want, $W is the directory of the WAT example
 // plugins, $T that of wasmhost's test modules and $D the test's directory.
+// The case of a Go guest is cmd/kpipe's TestValidateGoGuestMemory, outside
+// the packages CI runs with -race, where compiling a Go guest takes minutes.
 func TestConfigDiagnostics(t *testing.T) {
 	root := plugintest.RepoRoot(t)
 	wat := filepath.Join(root, "examples", "plugins", "wat")
@@ -36,6 +38,7 @@ func TestConfigDiagnostics(t *testing.T) {
 	for i := range 65 {
 		fmt.Fprintf(&many, "  interceptor \"i%d\" { module = \"$W/noop.wasm\" }\n", i)
 	}
+	cache := t.TempDir() // compiled modules, shared by the cases
 	expand := strings.NewReplacer("$W", wat, "$T", testdata, "$D", dir).Replace
 
 	tests := []struct {
@@ -64,6 +67,10 @@ func TestConfigDiagnostics(t *testing.T) {
 			`2:17: error: Incorrect attribute value type: idempotence must be a bool: a bool is required.`},
 		{"brokers number", "kafka {\n  brokers = 5\n}\npipeline \"p\" {}\n",
 			`2:13: error: Incorrect attribute value type: brokers must be a list of strings, or a string of comma-separated items.`},
+		{"broker without port number", "kafka {\n  brokers = [\"127.0.0.1:9092\", \"127.0.0.1:x\"]\n}\npipeline \"p\" {}\n",
+			`2:13: error: Invalid broker address: "127.0.0.1:x" is not HOST:PORT with a port from 1 to 65535.`},
+		{"broker url", "kafka {\n  brokers = \"kafka://127.0.0.1:9092\"\n}\npipeline \"p\" {}\n",
+			`2:13: error: Invalid broker address: "kafka://127.0.0.1:9092" is not HOST:PORT.`},
 		{"pool_size string", "pipeline \"p\" {\n  interceptor \"i\" {\n    module    = \"$W/noop.wasm\"\n    pool_size = \"two\"\n  }\n}\n",
 			`4:17: error: Incorrect attribute value type: pool_size must be a number: a number is required.`},
 		{"fractional records", "kafka {\n  max_buffered_records = 1.5\n}\npipeline \"p\" {}\n",
@@ -168,6 +175,14 @@ func TestConfigDiagnostics(t *testing.T) {
 			`2:31: error: Invalid builtin: there are no built-in interceptors; use module = "path/to/plugin.wasm"`},
 		{"unknown builtin", "pipeline \"p\" {\n  key_serializer { builtin = \"avro\" }\n}\n",
 			`2:30: error: Invalid builtin: unknown serializer "avro" (built-in serializers: bytes, json, string)`},
+		{"unknown failure policy", "pipeline \"p\" {\n  interceptor \"i\" {\n    module     = \"$W/noop.wasm\"\n    on_failure = \"ignore\"\n  }\n}\n",
+			`4:18: error: Invalid on_failure: interceptor: invalid failure policy "ignore": want skip, fail or drop (interceptors), default or fail (partitioners), fail (serializers)`},
+		{"drop for a partitioner", "pipeline \"p\" {\n  partitioner {\n    builtin    = \"sticky\"\n    on_failure = \"drop\"\n  }\n}\n",
+			`4:18: error: Invalid on_failure: partitioner: on_failure "drop" is not a policy of a partitioner (want default or fail)`},
+		{"breaker in a serializer", "pipeline \"p\" {\n  value_serializer {\n    builtin = \"json\"\n    circuit_breaker {\n      threshold = 3\n      cooldown  = \"1s\"\n    }\n  }\n}\n",
+			`4:5: error: Not allowed in a serializer: Serializers have no circuit breaker: a record a serializer cannot serialize always fails.`},
+		{"two breakers in a plugin", "pipeline \"p\" {\n  interceptor \"i\" {\n    module = \"$W/noop.wasm\"\n    circuit_breaker {\n      threshold = 3\n      cooldown  = \"1s\"\n    }\n    circuit_breaker {\n      threshold = 3\n      cooldown  = \"1s\"\n    }\n  }\n}\n",
+			`8:5: error: Duplicate circuit_breaker block: A plugin block has at most one circuit_breaker block; the first one is at $D/two_breakers_in_a_plugin.hcl:4,5-20.`},
 		{"no plugin source", "pipeline \"p\" {\n  partitioner {}\n}\n",
 			`2:3: error: Missing plugin source: A partitioner block needs either module = "path/to/plugin.wasm" or builtin = "NAME".`},
 		{"too many interceptors", "pipeline \"p\" {\n" + many.String() + "}\n",
@@ -207,8 +222,8 @@ func TestConfigDiagnostics(t *testing.T) {
 			}
 			want := path + ":" + expand(tt.want) + "\nkpipe: " + path + ": 1 errors\n"
 			for _, cmd := range [][]string{
-				{"validate", "--wasm-cache", "off", "--config", path},
-				{"run", "--wasm-cache", "off", "--config", path},
+				{"validate", "--wasm-cache", cache, "--config", path},
+				{"run", "--wasm-cache", cache, "--config", path},
 			} {
 				var stdout, stderr bytes.Buffer
 				code := Main(context.Background(), cmd, strings.NewReader(`{"value":"x"}`), &stdout, &stderr)
