@@ -155,6 +155,9 @@ func (p *Plugin) loadOptions() []wasmhost.PluginOption {
 	if p.Timeout != nil {
 		opts = append(opts, wasmhost.WithCallTimeout(*p.Timeout))
 	}
+	if p.LoadTimeout != nil {
+		opts = append(opts, wasmhost.WithLoadTimeout(*p.LoadTimeout))
+	}
 	if p.PoolSize != 0 {
 		opts = append(opts, wasmhost.WithPoolSize(p.PoolSize))
 	}

@@ -27,8 +27,8 @@ type LoadedPlugin struct {
 	// Block is the plugin block.
 	Block *Plugin
 	// Impl is the plugin: a plugins.Interceptor, plugins.Serializer or
-	// plugins.Partitioner, as Block.Kind says; a *wasmhost.Plugin for a
-	// module. It is nil for the built-in "bytes" serializer and "default"
+	// plugins.Partitioner, as Block.Kind says; for a module, the
+	// wasmhost view of that kind (*wasmhost.Interceptor, ...). It is nil for the built-in "bytes" serializer and "default"
 	// partitioner, which are the pipeline's own (no serializer, the default
 	// partitioner).
 	Impl any
@@ -82,7 +82,17 @@ func (b *Plugin) load(ctx context.Context, host *wasmhost.Host) (any, error) {
 	case b.Builtin != "":
 		return nil, fmt.Errorf("there is no built-in %v %q", b.Kind, b.Builtin)
 	}
-	return loadModule(ctx, host, b)
+	pl, err := loadModule(ctx, host, b)
+	if err != nil {
+		return nil, err
+	}
+	switch b.Kind {
+	case plugins.KindInterceptor:
+		return pl.Interceptor(), nil
+	case plugins.KindSerializer:
+		return pl.Serializer(), nil
+	}
+	return pl.Partitioner(), nil
 }
 
 // Options returns the chain options of pipeline.New and Producer.Swap for

@@ -158,6 +158,10 @@ type Plugin struct {
 	// Timeout is the time limit of one hook call: nil keeps the host's
 	// default (1s), 0 turns the limit off.
 	Timeout *time.Duration
+	// LoadTimeout limits each phase of loading the module and of creating
+	// each instance (wasmhost.WithLoadTimeout): nil keeps the host's
+	// default (ten times Timeout, at least 5s), 0 turns the limit off.
+	LoadTimeout *time.Duration
 	// PoolSize is the number of instances that may run at once; 0 keeps
 	// the host's default (GOMAXPROCS).
 	PoolSize int
@@ -218,7 +222,7 @@ type Batch struct {
 
 // DefaultBatchRecords is the batch size of a batch block without
 // max_records: the pipeline's default (pipeline.StageBatch).
-const DefaultBatchRecords = 64
+const DefaultBatchRecords = pipeline.DefaultStageBatchRecords
 
 // pageSize is the size of a WebAssembly memory page.
 const pageSize = 64 << 10

@@ -66,6 +66,7 @@ pipeline "orders" {
     config       = { origin = env.KPIPE_TEST_ORIGIN, n = 3, tags = ["a", "b"], missing = env("KPIPE_TEST_UNSET_VAR", "dflt") }
     memory_limit = "16MiB"
     timeout      = "200ms"
+    load_timeout = "3s"
     pool_size    = 4
     max_output   = "1MiB"
   }
@@ -142,6 +143,8 @@ pipeline "plain" {}
 		{"stamp pages", st.MemoryLimitPages(), uint32(256)},
 		{"stamp timeout", *st.Timeout, 200 * time.Millisecond},
 		{"second timeout", p.Interceptors[1].Timeout, (*time.Duration)(nil)},
+		{"stamp load_timeout", *st.LoadTimeout, 3 * time.Second},
+		{"second load_timeout", p.Interceptors[1].LoadTimeout, (*time.Duration)(nil)},
 		{"stamp pool", st.PoolSize, 4},
 		{"stamp max_output", st.MaxOutput, 1 << 20},
 		{"breaker", *p.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},

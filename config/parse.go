@@ -2,9 +2,12 @@ package config
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,6 +114,7 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "config"},
 		{Name: "memory_limit"},
 		{Name: "timeout"},
+		{Name: "load_timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
 		{Name: "sha256"},
@@ -192,9 +196,14 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.stringList(attr); ok {
 			for _, b := range list {
-				if b = strings.TrimSpace(b); b != "" {
-					k.Brokers = append(k.Brokers, b)
+				if b = strings.TrimSpace(b); b == "" {
+					continue
 				}
+				if err := checkBroker(b); err != nil {
+					d.errorf(attr.Expr.Range(), "Invalid broker address", "%s.", err)
+					break
+				}
+				k.Brokers = append(k.Brokers, b)
 			}
 		}
 	}
@@ -203,13 +212,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "0", "1", "all":
-				k.Acks = s
-			case "-1":
-				k.Acks = "all"
-			default:
-				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			if level, err := pipeline.ParseAcks(s); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+			} else {
+				k.Acks = level.String()
 			}
 		}
 	}
@@ -249,12 +255,11 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "none", "gzip", "snappy", "lz4", "zstd":
-				k.Compression = s
-			default:
+			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
 				d.errorf(attr.Expr.Range(), "Invalid compression",
 					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			} else {
+				k.Compression = s
 			}
 		}
 	}
@@ -312,12 +317,18 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 			"batch_max_bytes (%s) must not be larger than max_request_size (%s, %s): a batch is sent in one produce request.",
 			formatSize(uint64(batch)), formatSize(uint64(request)), what)
 	}
-	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+	// The idempotence rules are pipeline.CheckIdempotence's.
+	acks := pipeline.AcksAll
+	if k.Acks != "" {
+		acks, _ = pipeline.ParseAcks(k.Acks)
+	}
+	err := pipeline.CheckIdempotence(acks, k.Idempotence, k.TransactionalID)
+	if errors.Is(err, pipeline.ErrIdempotenceNeedsAcksAll) {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
 			k.Acks, a["acks"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+	if errors.Is(err, pipeline.ErrTransactionNeedsIdempotence) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
@@ -342,7 +353,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 				*k.MaxBufferedBytes, batch)
 		}
 	}
-	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+	if errors.Is(err, pipeline.ErrTransactionNeedsAcksAll) {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
 			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
 			a["transactional_id"].Expr.Range())
@@ -457,7 +468,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 		// Limits, failure policy and pins govern WASM modules only.
-		for _, n := range []string{"memory_limit", "timeout", "pool_size", "max_output", "sha256"} {
+		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output", "sha256"} {
 			if attr, ok := a[n]; ok {
 				d.errorf(attr.Range, "Not allowed with a builtin",
 					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
@@ -488,6 +499,11 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			p.Timeout = &v
 		}
 	}
+	if attr, ok := a["load_timeout"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			p.LoadTimeout = &v
+		}
+	}
 	if attr, ok := a["pool_size"]; ok {
 		p.PoolSize, _ = d.int(attr, 1, 4096)
 	}
@@ -496,6 +512,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			p.MaxOutput = int(v)
 		}
 	}
+	p.settingErrors = len(d.diags.Errs()) > before
 	if attr, ok := a["on_failure"]; ok {
 		if s, ok := d.string(attr); ok {
 			f, err := pipeline.ParseFailurePolicy(s)
@@ -509,9 +526,10 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 	}
+	var first hcl.Range
 	for _, blk := range content.Blocks {
 		if p.CircuitBreaker != nil {
-			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A %s block has at most one circuit_breaker block.", b.Type)
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin block has at most one circuit_breaker block; the first one is at %s.", first)
 			continue
 		}
 		if kind == plugins.KindSerializer {
@@ -519,9 +537,8 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
 			continue
 		}
-		p.CircuitBreaker = d.circuitBreaker(blk)
+		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange
 	}
-	p.settingErrors = len(d.diags.Errs()) > before
 	return p
 }
 
@@ -691,4 +708,21 @@ func unterminatedHeredoc(src []byte, filename string) (hcl.Range, string, bool) 
 	rng.End = hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + len(strings.TrimRight(string(t.Bytes), "\r\n")),
 		Byte: rng.Start.Byte + len(strings.TrimRight(string(t.Bytes), "\r\n"))}
 	return rng, marker, true
+}
+
+// checkBroker checks a bootstrap broker address: HOST:PORT with a port from 1
+// to 65535, or HOST alone (the client then uses Kafka's port, 9092).
+func checkBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if !strings.Contains(strings.Trim(addr, "[]"), ":") && !strings.ContainsAny(addr, " \t/") {
+			return nil
+		}
+		return fmt.Errorf("%q is not HOST:PORT", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("%q is not HOST:PORT with a port from 1 to 65535", addr)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -57,17 +58,19 @@ func (a AckLevel) String() string {
 	return fmt.Sprintf("AckLevel(%d)", int8(a))
 }
 
-// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1".
+// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1" (the same
+// as "all"), the spellings the Java client accepts. It is the one place
+// they are listed: kpipe's configuration uses it too.
 func ParseAcks(s string) (AckLevel, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "0", "none":
+	switch s {
+	case "0":
 		return AcksNone, nil
-	case "1", "leader":
+	case "1":
 		return AcksLeader, nil
 	case "all", "-1":
 		return AcksAll, nil
 	}
-	return 0, fmt.Errorf("invalid acks %q: want 0, 1, all or -1", s)
+	return 0, fmt.Errorf(`acks must be "0", "1" or "all" ("-1" is "all"), not %q`, s)
 }
 
 // Codec is a compression codec for record batches (Kafka property
@@ -182,27 +185,46 @@ func (c *config) idempotent() (bool, error) {
 	return c.acks == AcksAll, nil
 }
 
+// The rules CheckIdempotence checks, for errors.Is.
+var (
+	// ErrIdempotenceNeedsAcksAll: Idempotence(true) with acks other
+	// than all.
+	ErrIdempotenceNeedsAcksAll = errors.New("idempotence (enable.idempotence=true) requires acks=all")
+	// ErrTransactionNeedsIdempotence: a TransactionalID with
+	// Idempotence(false).
+	ErrTransactionNeedsIdempotence = errors.New("a transactional producer requires idempotence")
+	// ErrTransactionNeedsAcksAll: a TransactionalID with acks other than
+	// all.
+	ErrTransactionNeedsAcksAll = errors.New("a transactional producer requires idempotence, and so acks=all")
+)
+
 // CheckIdempotence checks acks, enable.idempotence (nil: not set) and
 // transactional.id ("" none) against each other, with the Java client's
 // rules: idempotence requires acks=all, and is on by default when acks is
-// all; a transactional producer must be idempotent.
+// all; a transactional producer must be idempotent, and so use acks=all.
+// It returns every rule broken (ErrIdempotenceNeedsAcksAll,
+// ErrTransactionNeedsIdempotence, ErrTransactionNeedsAcksAll), joined. It
+// is the one place these rules are written: New and kpipe's configuration
+// use it.
 func CheckIdempotence(acks AckLevel, idempotence *bool, txnID string) error {
 	switch acks {
 	case AcksNone, AcksLeader, AcksAll:
 	default:
 		return fmt.Errorf("invalid acks level %d", int8(acks))
 	}
-	idem := acks == AcksAll
-	if idempotence != nil {
-		if *idempotence && acks != AcksAll {
-			return fmt.Errorf("idempotence (enable.idempotence=true) requires acks=all, got acks=%s", acks)
+	var errs []error
+	if idempotence != nil && *idempotence && acks != AcksAll {
+		errs = append(errs, fmt.Errorf("%w, got acks=%s", ErrIdempotenceNeedsAcksAll, acks))
+	}
+	if txnID != "" {
+		if idempotence != nil && !*idempotence {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w", txnID, ErrTransactionNeedsIdempotence))
 		}
-		idem = *idempotence
+		if acks != AcksAll {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w, got acks=%s", txnID, ErrTransactionNeedsAcksAll, acks))
+		}
 	}
-	if txnID != "" && !idem {
-		return fmt.Errorf("transactional.id %q requires idempotence and acks=all", txnID)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // kgoOptions returns the franz-go options for the client settings.
@@ -273,7 +295,7 @@ func defaultConfig() config {
 		maxInFlight:    5,
 		metadataMaxAge: 5 * time.Minute,
 		maxBlock:       60 * time.Second,
-		stageMax:       64,
+		stageMax:       DefaultStageBatchRecords,
 		stageLinger:    -1,
 		chain:          defaultChainConfig(),
 	}
@@ -621,6 +643,9 @@ func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logge
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 	return chainOption(func(c *chainConfig) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
 }
+
+// DefaultStageBatchRecords is the stage batch size without StageBatch.
+const DefaultStageBatchRecords = 64
 
 // StageBatch sets how records are batched on their way through the plugin
 // stages (kpipe only; not the client's batches, see Linger and

@@ -183,16 +183,22 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again b
 	}
 	switch {
 	case err == nil && part >= 0 && part < int32(n):
-		g.ok()
+		if !again {
+			g.ok()
+		}
 		t.last = int(part)
 		return t.last
 	case err == nil && part == plugins.DefaultPartition:
-		g.ok()
+		if !again {
+			g.ok()
+		}
 		return t.def(r, n)
 	case err == nil:
 		err = fmt.Errorf("partition %d out of range [0, %d)", part, n)
 	}
-	g.failed(err)
+	if !again {
+		g.failed(err) // the record counts once
+	}
 	return t.failed(e, kr, n, err)
 }
 

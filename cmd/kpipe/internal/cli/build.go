@@ -51,7 +51,11 @@ func (e *env) buildConfig(ctx context.Context, path, pipelineName string, host *
 	if err != nil {
 		return nil, nil, usageErrorf("%v", err)
 	}
+	// What the plugins log while they load is printed once they all
+	// loaded; if one did not, the diagnostic says what it wrote.
+	e.logOut.hold()
 	opts, err := cfg.Build(ctx, p, host)
+	e.logOut.release(err != nil)
 	if err != nil {
 		if err := e.configErrors(path, cfg.CheckModules(ctx, host, p.Name)); err != nil {
 			return nil, nil, err

@@ -17,6 +17,8 @@ import (
 // at the exact FILE:LINE:COL of the mistake: one diagnostics path, no
 // cascades. In src and want, $W is the directory of the WAT example
 // plugins, $T that of wasmhost's test modules and $D the test's directory.
+// The case of a Go guest is cmd/kpipe's TestValidateGoGuestMemory, outside
+// the packages CI runs with -race, where compiling a Go guest takes minutes.
 func TestConfigDiagnostics(t *testing.T) {
 	root := plugintest.RepoRoot(t)
 	wat := filepath.Join(root, "examples", "plugins", "wat")
@@ -36,6 +38,7 @@ func TestConfigDiagnostics(t *testing.T) {
 	for i := range 65 {
 		fmt.Fprintf(&many, "  interceptor \"i%d\" { module = \"$W/noop.wasm\" }\n", i)
 	}
+	cache := t.TempDir() // compiled modules, shared by the cases
 	expand := strings.NewReplacer("$W", wat, "$T", testdata, "$D", dir).Replace
 
 	tests := []struct {
@@ -59,11 +62,15 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"topic list", "pipeline \"p\" {\n  topic = [\"t\"]\n}\n",
 			`2:11: error: Incorrect attribute value type: topic must be a string: string required, but have tuple.`},
 		{"acks bool", "kafka {\n  acks = true\n}\npipeline \"p\" {}\n",
-			`2:10: error: Invalid acks: acks must be "0", "1" or "all", not "true".`},
+			`2:10: error: Invalid acks: acks must be "0", "1" or "all" ("-1" is "all"), not "true".`},
 		{"idempotence string", "kafka {\n  idempotence = \"yes\"\n}\npipeline \"p\" {}\n",
 			`2:17: error: Incorrect attribute value type: idempotence must be a bool: a bool is required.`},
 		{"brokers number", "kafka {\n  brokers = 5\n}\npipeline \"p\" {}\n",
 			`2:13: error: Incorrect attribute value type: brokers must be a list of strings, or a string of comma-separated items.`},
+		{"broker without port number", "kafka {\n  brokers = [\"127.0.0.1:9092\", \"127.0.0.1:x\"]\n}\npipeline \"p\" {}\n",
+			`2:13: error: Invalid broker address: "127.0.0.1:x" is not HOST:PORT with a port from 1 to 65535.`},
+		{"broker url", "kafka {\n  brokers = \"kafka://127.0.0.1:9092\"\n}\npipeline \"p\" {}\n",
+			`2:13: error: Invalid broker address: "kafka://127.0.0.1:9092" is not HOST:PORT.`},
 		{"pool_size string", "pipeline \"p\" {\n  interceptor \"i\" {\n    module    = \"$W/noop.wasm\"\n    pool_size = \"two\"\n  }\n}\n",
 			`4:17: error: Incorrect attribute value type: pool_size must be a number: a number is required.`},
 		{"fractional records", "kafka {\n  max_buffered_records = 1.5\n}\npipeline \"p\" {}\n",
@@ -168,6 +175,14 @@ func TestConfigDiagnostics(t *testing.T) {
 			`2:31: error: Invalid builtin: there are no built-in interceptors; use module = "path/to/plugin.wasm"`},
 		{"unknown builtin", "pipeline \"p\" {\n  key_serializer { builtin = \"avro\" }\n}\n",
 			`2:30: error: Invalid builtin: unknown serializer "avro" (built-in serializers: bytes, json, string)`},
+		{"unknown failure policy", "pipeline \"p\" {\n  interceptor \"i\" {\n    module     = \"$W/noop.wasm\"\n    on_failure = \"ignore\"\n  }\n}\n",
+			`4:18: error: Invalid on_failure: interceptor: invalid failure policy "ignore": want skip, fail or drop (interceptors), default or fail (partitioners), fail (serializers)`},
+		{"drop for a partitioner", "pipeline \"p\" {\n  partitioner {\n    builtin    = \"sticky\"\n    on_failure = \"drop\"\n  }\n}\n",
+			`4:18: error: Invalid on_failure: partitioner: on_failure "drop" is not a policy of a partitioner (want default or fail)`},
+		{"breaker in a serializer", "pipeline \"p\" {\n  value_serializer {\n    builtin = \"json\"\n    circuit_breaker {\n      threshold = 3\n      cooldown  = \"1s\"\n    }\n  }\n}\n",
+			`4:5: error: Not allowed in a serializer: Serializers have no circuit breaker: a record a serializer cannot serialize always fails.`},
+		{"two breakers in a plugin", "pipeline \"p\" {\n  interceptor \"i\" {\n    module = \"$W/noop.wasm\"\n    circuit_breaker {\n      threshold = 3\n      cooldown  = \"1s\"\n    }\n    circuit_breaker {\n      threshold = 3\n      cooldown  = \"1s\"\n    }\n  }\n}\n",
+			`8:5: error: Duplicate circuit_breaker block: A plugin block has at most one circuit_breaker block; the first one is at $D/two_breakers_in_a_plugin.hcl:4,5-20.`},
 		{"no plugin source", "pipeline \"p\" {\n  partitioner {}\n}\n",
 			`2:3: error: Missing plugin source: A partitioner block needs either module = "path/to/plugin.wasm" or builtin = "NAME".`},
 		{"too many interceptors", "pipeline \"p\" {\n" + many.String() + "}\n",
@@ -185,19 +200,19 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"module directory", "pipeline \"p\" {\n  interceptor \"i\" { module = \"adir.wasm\" }\n}\n",
 			`2:30: error: Module not found: $D/adir.wasm is a directory, not a WASM module.`},
 		{"module not wasm", "pipeline \"p\" {\n  interceptor \"i\" { module = \"notwasm.wasm\" }\n}\n",
-			`2:30: error: Cannot load module: wasmhost: load plugin "i": not a WebAssembly module (the binary does not start with \0asm) (file $D/notwasm.wasm)`},
+			`2:30: error: Cannot load module: wasmhost: load plugin "i" from $D/notwasm.wasm: not a WebAssembly module (the binary does not start with \0asm)`},
 		{"module empty file", "pipeline \"p\" {\n  interceptor \"i\" { module = \"empty.wasm\" }\n}\n",
-			`2:30: error: Cannot load module: wasmhost: load plugin "i": not a WebAssembly module (the binary does not start with \0asm) (file $D/empty.wasm)`},
+			`2:30: error: Cannot load module: wasmhost: load plugin "i" from $D/empty.wasm: not a WebAssembly module (the binary does not start with \0asm)`},
 		{"module wrong kind", "pipeline \"p\" {\n  partitioner { module = \"$W/trap.wasm\" }\n}\n",
-			`2:26: error: Cannot load module: wasmhost: load plugin "trap": wrong kind: loaded as partitioner, but the module declares interceptor (file $W/trap.wasm)`},
+			`2:26: error: Cannot load module: wasmhost: load plugin "trap" from $W/trap.wasm: wrong kind: loaded as partitioner, but the module declares interceptor`},
 		{"module init fails", "pipeline \"p\" {\n  interceptor \"i\" { module = \"$T/init_error.wasm\" }\n}\n",
-			`2:30: error: Cannot load module: wasmhost: load plugin "i": kpipe_init failed: no config (file $T/init_error.wasm)`},
+			`2:30: error: Cannot load module: wasmhost: load plugin "i" from $T/init_error.wasm: kpipe_init failed: no config`},
 		{"module unknown import", "pipeline \"p\" {\n  interceptor \"i\" { module = \"$T/unknown_import.wasm\" }\n}\n",
-			`2:30: error: Cannot load module: wasmhost: load plugin "i": unknown import kpipe.open_socket: the kpipe module has config_get, log_enabled, log, set_error, enable_features (file $T/unknown_import.wasm)`},
+			`2:30: error: Cannot load module: wasmhost: load plugin "i" from $T/unknown_import.wasm: unknown import kpipe.open_socket: the kpipe module has config_get, log_enabled, log, set_error, enable_features`},
 		{"module is a command", "pipeline \"p\" {\n  interceptor \"i\" { module = \"$T/command.wasm\" }\n}\n",
-			`2:30: error: Cannot load module: wasmhost: load plugin "i": exports _start but not _initialize: it is a WASI command, not a reactor (build Go guests with -buildmode=c-shared, C with -mexec-model=reactor) (file $T/command.wasm)`},
+			`2:30: error: Cannot load module: wasmhost: load plugin "i" from $T/command.wasm: exports _start but not _initialize: it is a WASI command, which runs main and exits, not a reactor, which kpipe needs: a module whose functions the host calls (build Go guests with -buildmode=c-shared, C with -mexec-model=reactor, Rust as a cdylib)`},
 		{"memory limit too small", "pipeline \"p\" {\n  interceptor \"i\" {\n    module       = \"$W/noop.wasm\"\n    memory_limit = \"64KiB\"\n  }\n}\n",
-			`4:20: error: Limit too small for this module: the module loads with the default memory_limit, but not with this one: wasmhost: load plugin "i": kpipe_buffer(65536) returned 0: the guest cannot provide an input buffer of that size (file $W/noop.wasm)`},
+			`4:20: error: Limit too small for this module: the module loads with the default memory_limit, but not with this one: wasmhost: load plugin "i" from $W/noop.wasm: kpipe_buffer(65536) returned 0: the guest cannot provide an input buffer of that size`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,8 +222,8 @@ func TestConfigDiagnostics(t *testing.T) {
 			}
 			want := path + ":" + expand(tt.want) + "\nkpipe: " + path + ": 1 errors\n"
 			for _, cmd := range [][]string{
-				{"validate", "--wasm-cache", "off", "--config", path},
-				{"run", "--wasm-cache", "off", "--config", path},
+				{"validate", "--wasm-cache", cache, "--config", path},
+				{"run", "--wasm-cache", cache, "--config", path},
 			} {
 				var stdout, stderr bytes.Buffer
 				code := Main(context.Background(), cmd, strings.NewReader(`{"value":"x"}`), &stdout, &stderr)

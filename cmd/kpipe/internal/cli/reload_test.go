@@ -32,7 +32,7 @@ func benchRun(b testing.TB, dir, src, cacheDir string) (*built, *reloader) {
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	e := &env{stderr: io.Discard, logLevel: "off", logFormat: "text", wasmCache: cacheDir}
+	e := &env{stderr: io.Discard, logOut: &heldWriter{w: io.Discard}, logLevel: "off", logFormat: "text", wasmCache: cacheDir}
 	if err := e.setupLogger(); err != nil {
 		b.Fatal(err)
 	}
