@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +45,11 @@ func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.
 	}
 	pl, err := host.Load(ctx, p.Name, wasm, p.Kind, p.loadOptions()...)
 	if err != nil {
-		return nil, fmt.Errorf("%w (file %s)", err, p.Module)
+		// Worded as Host.LoadFile words it, with the file named.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return nil, fmt.Errorf("wasmhost: load plugin %q from %s: %w", p.Name, p.Module, err)
 	}
 	return pl, nil
 }
