@@ -107,12 +107,12 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		inst.flush()
 		switch {
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("instantiate: start function: stopped: %w (%w)", ctx.Err(), err)
+			return nil, &earlyInitError{fmt.Errorf("instantiate: start function: stopped: %w (%w)", ctx.Err(), err)}
 		case ictx.Err() != nil:
-			return nil, fmt.Errorf("instantiate: start function: stopped after running longer than the load timeout (limit of %v): %w",
-				p.createTimeout, err)
+			return nil, &earlyInitError{fmt.Errorf("instantiate: start function: stopped after running longer than the load timeout (limit of %v): %w",
+				p.createTimeout, err)}
 		}
-		return nil, fmt.Errorf("instantiate: %w", err)
+		return nil, &earlyInitError{fmt.Errorf("instantiate: %w", err)}
 	}
 	p.stats.created.Add(1)
 	inst.mod = mod
@@ -169,12 +169,12 @@ func (inst *instance) initialize(ctx context.Context, probe bool) error {
 func (inst *instance) runInit(ctx context.Context, probe bool) error {
 	if fn := inst.mod.ExportedFunction(startExport); fn != nil && inst.p.instrumented {
 		if err := inst.callInit(ctx, fn); err != nil {
-			return fmt.Errorf("start function: %w", err)
+			return &earlyInitError{fmt.Errorf("start function: %w", err)}
 		}
 	}
 	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
 		if err := inst.callInit(ctx, fn); err != nil {
-			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
+			return &earlyInitError{fmt.Errorf("%s: %w", abi.ExportInitialize, err)}
 		}
 	}
 	if probe {
@@ -199,6 +199,14 @@ func (inst *instance) runInit(ctx context.Context, probe bool) error {
 	}
 	return nil
 }
+
+// earlyInitError is the error of an instance that failed before
+// _initialize returned (instantiation, the start function, _initialize):
+// a probe (Inspect) would fail the same way, so load does not try one.
+type earlyInitError struct{ err error }
+
+func (e *earlyInitError) Error() string { return e.err.Error() }
+func (e *earlyInitError) Unwrap() error { return e.err }
 
 // callInit calls an initialisation export, with the call timeout if the
 // plugin has one. The error is a *callError.

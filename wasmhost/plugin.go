@@ -562,7 +562,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	if err != nil {
 		if cfg.inspect {
 			info.InitError = err
-			info.Kinds = p.probeKinds(ctx)
+			if early := (*earlyInitError)(nil); !errors.As(err, &early) {
+				info.Kinds = p.probeKinds(ctx)
+			}
 		}
 		cm.Close(ctx)
 		return nil, info, err
