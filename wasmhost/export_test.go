@@ -42,3 +42,10 @@ func (p *Plugin) DiscardInstance() error {
 	p.discard(inst)
 	return nil
 }
+
+// Compiles returns the number of compilations in progress.
+func (h *Host) Compiles() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.compiles
+}

@@ -24,6 +24,10 @@ type Host struct {
 	closed   bool
 	runtimes [2]*hostRuntime // indexed by mode
 	plugins  map[*Plugin]struct{}
+	// compiles counts compilations in progress (Host.compile), which may
+	// outlive a Load that stopped waiting for them: Close leaves the
+	// runtimes to the last of them to close.
+	compiles int
 }
 
 // mode selects one of the Host's two runtimes. Plugins without a call
@@ -202,6 +206,15 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.compiles == 0 {
+		errs = append(errs, h.closeRuntimes(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// closeRuntimes closes the runtimes; h.mu is held.
+func (h *Host) closeRuntimes(ctx context.Context) error {
+	var errs []error
 	for i, hr := range h.runtimes {
 		if hr != nil {
 			errs = append(errs, hr.close(ctx))
@@ -209,4 +222,29 @@ func (h *Host) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// beginCompile registers a compilation, which endCompile ends. It fails if
+// the Host is closed.
+func (h *Host) beginCompile() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	h.compiles++
+	return nil
+}
+
+// endCompile ends a compilation; the last one to end after Close closes
+// the runtimes, which Close could not close under it.
+func (h *Host) endCompile() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.compiles--
+	if h.closed && h.compiles == 0 {
+		if err := h.closeRuntimes(context.Background()); err != nil {
+			h.logger.Warn("closing the WebAssembly runtimes after the last compilation", "error", err)
+		}
+	}
 }

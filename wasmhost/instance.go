@@ -15,6 +15,7 @@ import (
 
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/instrument"
 )
 
 // instance is one instantiated module. It runs one call at a time: whoever
@@ -46,6 +47,9 @@ type instance struct {
 	// interrupt is the interrupt flag of an instrumented module
 	// (Plugin.instrumented, watchdog.go); nil otherwise.
 	interrupt api.MutableGlobal
+	// stackBudget is the stack budget global of an instrumented module;
+	// nil otherwise.
+	stackBudget api.Global
 	// creating is true while newInstance runs: calls are then held to
 	// the plugin's creation limit, not to its call timeout; without
 	// instrumentation, to createDeadline.
@@ -125,6 +129,7 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 			return nil, fmt.Errorf("instantiate: the instrumented module does not export %s", interruptExport)
 		}
 		inst.interrupt = g
+		inst.stackBudget = mod.ExportedGlobal(stackExport)
 	}
 	for h := range numAllHooks {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
@@ -353,6 +358,9 @@ func (inst *instance) classify(err error) *callError {
 		return &callError{FaultMemory, err}
 	case exit != nil:
 		return &callError{FaultExit, err}
+	case inst.stackBudget != nil && int32(uint32(inst.stackBudget.Get())) < 0:
+		return &callError{FaultTrap, fmt.Errorf("calls nested deeper than the stack budget of %d MiB allows (endless recursion?): %w",
+			instrument.StackBudget>>20, err)}
 	}
 	return &callError{FaultTrap, err}
 }
