@@ -43,9 +43,6 @@ func (p *Plugin) DiscardInstance() error {
 	return nil
 }
 
-// Compiles returns the number of compilations in progress.
-func (h *Host) Compiles() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.compiles
-}
+// WaitCompiles waits for the compilations in progress, including those a
+// load abandoned.
+func (h *Host) WaitCompiles() { h.compiling.Wait() }

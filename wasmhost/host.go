@@ -24,10 +24,12 @@ type Host struct {
 	closed   bool
 	runtimes [2]*hostRuntime // indexed by mode
 	plugins  map[*Plugin]struct{}
-	// compiles counts compilations in progress (Host.compile), which may
-	// outlive a Load that stopped waiting for them: Close leaves the
-	// runtimes to the last of them to close.
-	compiles int
+
+	// compiling counts the compilations running on the runtimes,
+	// including those a load abandoned (see compile): a runtime is closed
+	// only once none runs on it, since wazero's compiler does not expect
+	// its runtime to close under it.
+	compiling sync.WaitGroup
 }
 
 // mode selects one of the Host's two runtimes. Plugins without a call
@@ -204,47 +206,34 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, p := range ps {
 		errs = append(errs, p.Close(ctx))
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.compiles == 0 {
-		errs = append(errs, h.closeRuntimes(ctx))
+	// A compilation abandoned by an interrupted load may still run; the
+	// runtimes close when it ends. Close waits for that while ctx lasts,
+	// then leaves it to a goroutine.
+	compiled := make(chan struct{})
+	go func() {
+		h.compiling.Wait()
+		close(compiled)
+	}()
+	closeRuntimes := func(ctx context.Context) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		var errs []error
+		for i, hr := range h.runtimes {
+			if hr != nil {
+				errs = append(errs, hr.close(ctx))
+				h.runtimes[i] = nil
+			}
+		}
+		return errors.Join(errs...)
+	}
+	select {
+	case <-compiled:
+		errs = append(errs, closeRuntimes(ctx))
+	case <-ctx.Done():
+		go func() {
+			<-compiled
+			closeRuntimes(context.Background())
+		}()
 	}
 	return errors.Join(errs...)
-}
-
-// closeRuntimes closes the runtimes; h.mu is held.
-func (h *Host) closeRuntimes(ctx context.Context) error {
-	var errs []error
-	for i, hr := range h.runtimes {
-		if hr != nil {
-			errs = append(errs, hr.close(ctx))
-			h.runtimes[i] = nil
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// beginCompile registers a compilation, which endCompile ends. It fails if
-// the Host is closed.
-func (h *Host) beginCompile() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return ErrClosed
-	}
-	h.compiles++
-	return nil
-}
-
-// endCompile ends a compilation; the last one to end after Close closes
-// the runtimes, which Close could not close under it.
-func (h *Host) endCompile() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.compiles--
-	if h.closed && h.compiles == 0 {
-		if err := h.closeRuntimes(context.Background()); err != nil {
-			h.logger.Warn("closing the WebAssembly runtimes after the last compilation", "error", err)
-		}
-	}
 }

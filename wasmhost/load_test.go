@@ -227,3 +227,33 @@ func TestHostClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestTypedViews checks that a module loaded as one kind yields the view of
+// that kind and no other.
+func TestTypedViews(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	if _, err := h.LoadInterceptor(ctx, "keyhash", exampleWAT(t, "keyhash")); err == nil || !strings.Contains(err.Error(), "interceptor") {
+		t.Errorf("LoadInterceptor of a partitioner: %v, want an error naming the kind", err)
+	}
+	part, err := h.LoadPartitioner(ctx, "keyhash", exampleWAT(t, "keyhash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := part.Partition(ctx, &plugins.Record{Key: []byte("k")}, 3); err != nil || got != plugins.KeyPartition([]byte("k"), 3) {
+		t.Errorf("Partition = %d, %v", got, err)
+	}
+	if p := part.Plugin(); p.Interceptor() != nil || p.Serializer() != nil || p.Partitioner() == nil {
+		t.Errorf("views of a partitioner: interceptor %v, serializer %v, partitioner %v", p.Interceptor(), p.Serializer(), p.Partitioner())
+	}
+	ic, err := h.LoadInterceptor(ctx, "noop", exampleWAT(t, "noop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ic.OnSend(ctx, &plugins.Record{Topic: "t"}); err != nil || v != plugins.Continue {
+		t.Errorf("OnSend = %v, %v", v, err)
+	}
+	if err := ic.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}

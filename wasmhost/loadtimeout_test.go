@@ -161,16 +161,24 @@ func TestCloseDuringCompile(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Load returned %v after it started, want promptly after its context was cancelled", d)
 	}
-	if err := h.Close(context.Background()); err != nil {
+	// Close waits for the compilation while its context lasts, then
+	// leaves the runtimes to close when it ends.
+	cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer ccancel()
+	if err := h.Close(cctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for h.Compiles() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the abandoned compilation did not finish within 5 minutes")
-		}
-		time.Sleep(50 * time.Millisecond)
+	compiled := make(chan struct{})
+	go func() {
+		h.WaitCompiles()
+		close(compiled)
+	}()
+	select {
+	case <-compiled:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the abandoned compilation did not finish within 5 minutes")
 	}
+	time.Sleep(100 * time.Millisecond) // the runtimes close after it
 	if _, err := h.Load(context.Background(), "late", wat(t, "noop"), 0); !errors.Is(err, wasmhost.ErrClosed) {
 		t.Errorf("Load after Close: %v, want ErrClosed", err)
 	}

@@ -29,9 +29,6 @@ const (
 	// DefaultMaxOutputBytes is the default limit on the size of a hook's
 	// result: 16 MiB.
 	DefaultMaxOutputBytes = 16 << 20
-	// DefaultAckBatchSize is the default number of acknowledgements
-	// QueueAck collects before it delivers them.
-	DefaultAckBatchSize = 64
 	// DefaultMinLoadTimeout is the least default load timeout: see
 	// WithLoadTimeout.
 	DefaultMinLoadTimeout = 5 * time.Second
@@ -83,7 +80,6 @@ type pluginConfig struct {
 	loadTimeout    time.Duration
 	loadTimeoutSet bool
 	maxOutput      uint32
-	ackBatch       int
 	logger         hclog.Logger
 	optionErrs     []error
 	// inspect makes load read the kinds of a module whose first instance
@@ -232,21 +228,6 @@ func WithMaxOutputBytes(n int) PluginOption {
 	})
 }
 
-// WithAckBatchSize sets how many acknowledgements QueueAck (see
-// plugins.AckBatcher) collects before it delivers them to the guest, in
-// one call of kpipe_on_ack_batch if the module exports it (ABI section
-// 5.5), else in one kpipe_on_ack call each on one instance. FlushAcks
-// delivers a shorter queue. The default is DefaultAckBatchSize (64); n must
-// be at least 1, and 1 delivers every acknowledgement as it is queued.
-func WithAckBatchSize(n int) PluginOption {
-	return pluginOptionFunc(func(c *pluginConfig) {
-		if n < 1 {
-			c.optionErrs = append(c.optionErrs, fmt.Errorf("acknowledgement batch size %d is below 1", n))
-		}
-		c.ackBatch = n
-	})
-}
-
 // WithLogRateLimit bounds how fast the plugin's log lines reach its logger:
 // its log calls and the lines it writes to stdout and stderr, all its
 // instances together, may come in bursts of burst lines and then at
@@ -298,11 +279,12 @@ var hookKinds = [numAllHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindI
 var batchOf = [numHooks]hook{hookOnSend: hookOnSendBatch, hookOnAck: hookOnAckBatch, hookPartition: hookPartitionBatch}
 
 // Plugin is a loaded plugin module: a compiled module and a bounded pool of
-// its instances. It implements plugins.Interceptor, plugins.Serializer and
-// plugins.Partitioner, and the batch interfaces plugins.BatchInterceptor,
-// plugins.BatchPartitioner and plugins.AckBatcher; calling a hook of a kind
-// the module does not declare returns an error. It is safe for concurrent
-// use.
+// its instances. Give a pipeline its typed view of the kind it was loaded
+// as (Interceptor, Serializer, Partitioner, or LoadInterceptor and the
+// like), which has the hooks of that kind only. The Plugin itself has every
+// hook, for tools that drive a module of several kinds (kpipe plugin test);
+// calling a hook of a kind the module does not declare returns an error. It
+// is safe for concurrent use.
 type Plugin struct {
 	host    *Host
 	name    string
@@ -325,7 +307,6 @@ type Plugin struct {
 	// which an instance that enables others fails to be created.
 	features      uint64
 	featuresFixed bool
-	acks          ackQueue
 	// logLimit is the plugin's budget of log lines (WithLogRateLimit).
 	logLimit *logLimiter
 	// instrumented says that the module was rewritten with interrupt
@@ -482,7 +463,6 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		memPages:  DefaultMemoryLimitPages,
 		timeout:   DefaultCallTimeout,
 		maxOutput: DefaultMaxOutputBytes,
-		ackBatch:  DefaultAckBatchSize,
 		logRate:   DefaultLogLinesPerSecond,
 		logBurst:  DefaultLogBurst,
 	}
@@ -538,7 +518,6 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		timeout:       cfg.timeout,
 		createTimeout: loadTimeout,
 		maxOutput:     cfg.maxOutput,
-		acks:          ackQueue{size: cfg.ackBatch},
 		logLimit:      newLogLimiter(logger, cfg.logRate, cfg.logBurst),
 		memLimit:      uint64(cfg.memPages) << 16,
 		compiled:      cm,
@@ -643,7 +622,7 @@ func (p *Plugin) probeKinds(ctx context.Context) plugins.Kind {
 // the module). Compilation is Go code that cannot be interrupted, so it
 // runs in a goroutine that is left to finish (and close what it compiled)
 // if the time runs out first; the Host keeps its runtimes open until it
-// finished (beginCompile). instrumented says
+// finished (Host.compiling). instrumented says
 // the module was rewritten for the watchdog (see WithCallTimeout).
 func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cfg pluginConfig, loadTimeout time.Duration) (
 	_ wazero.CompiledModule, _ wazero.Runtime, instrumented bool, _ error,
@@ -653,9 +632,6 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		rt           wazero.Runtime
 		instrumented bool
 		err          error
-	}
-	if err := h.beginCompile(); err != nil {
-		return nil, nil, false, err
 	}
 	res := make(chan compiled, 1)
 	// abandon leaves the compilation to finish in the background and
@@ -667,7 +643,15 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 			}
 		}()
 	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, nil, false, ErrClosed
+	}
+	h.compiling.Add(1) // under mu, so never after Close began to wait
+	h.mu.Unlock()
 	go func() {
+		defer h.compiling.Done()
 		// Every plugin is instrumented if it can be, so that its loading
 		// is bounded and interruptible; one that cannot be falls back to
 		// wazero's termination checks, unless it has no limit at all.
@@ -696,7 +680,6 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 			}
 		}
 		res <- c
-		h.endCompile()
 	}()
 	var expired <-chan time.Time
 	limit := max(loadTimeout, compileTimeout(len(wasm)))

@@ -66,6 +66,7 @@ type env struct {
 	logLevel  string
 	logFormat string
 	log       hclog.Logger
+	logOut    *heldWriter // the log's output, stderr
 	// wasmCache is --wasm-cache: a directory, "off", or empty for the
 	// default (kpipe/wazero under the user's cache directory).
 	wasmCache string
@@ -74,7 +75,7 @@ type env struct {
 // Main runs the kpipe command with args (without the program name) and
 // returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, logOut: &heldWriter{w: stderr}}
 	if f, ok := stderr.(*os.File); ok {
 		e.stderrIsTerminal = isTerminal(f)
 	}
@@ -190,6 +191,7 @@ Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage erro
 		newBrokerCmd(e),
 		newConsumeCmd(e),
 		newPluginCmd(e),
+		newGatewayCmd(e),
 	)
 	return root
 }
@@ -210,7 +212,7 @@ func (e *env) setupLogger() error {
 	e.log = hclog.New(&hclog.LoggerOptions{
 		Name:       "kpipe",
 		Level:      level,
-		Output:     e.stderr,
+		Output:     e.logOut,
 		JSONFormat: json,
 	})
 	return nil
