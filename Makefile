@@ -19,6 +19,7 @@ GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 # commands of sdk/ABI.md's "Languages" section. .ci/run installs the tools.
 SDK_OUT := build/sdk-examples
 CLANG   ?= clang
+ZIG     ?= python3 -m ziglang
 
 .DEFAULT_GOAL := help
 
@@ -57,7 +58,7 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	exit $$status
 
 .PHONY: sdk-examples
-sdk-examples: sdk-examples-c ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
+sdk-examples: sdk-examples-c sdk-examples-zig ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
 
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
@@ -71,6 +72,16 @@ sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-
 	done
 	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
 	$(SDK_OUT)/c/vectors_test sdk/testdata
+
+.PHONY: sdk-examples-zig
+sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
+	@mkdir -p $(SDK_OUT)/zig
+	@for p in stamp keyhash; do \
+		echo "zig build-exe $$p.zig -> $(SDK_OUT)/zig/$$p.wasm"; \
+		$(ZIG) build-exe examples/plugins/zig/$$p.zig sdk/c/kpipe.c -I sdk/c \
+			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
+			--cache-dir $(SDK_OUT)/.zig-cache -femit-bin=$(SDK_OUT)/zig/$$p.wasm || exit 1; \
+	done
 
 .PHONY: vectors
 vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.
