@@ -20,6 +20,7 @@ GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 SDK_OUT := build/sdk-examples
 CLANG   ?= clang
 ZIG     ?= python3 -m ziglang
+CARGO   ?= cargo
 
 .DEFAULT_GOAL := help
 
@@ -58,7 +59,7 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	exit $$status
 
 .PHONY: sdk-examples
-sdk-examples: sdk-examples-c sdk-examples-zig ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
+sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
 
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
@@ -82,6 +83,13 @@ sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
 			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
 			--cache-dir $(SDK_OUT)/.zig-cache -femit-bin=$(SDK_OUT)/zig/$$p.wasm || exit 1; \
 	done
+
+.PHONY: sdk-examples-rust
+sdk-examples-rust: ## Test the Rust SDK natively and build the Rust examples for wasm32-wasip1.
+	cd sdk/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target $(CARGO) test --quiet
+	cd examples/plugins/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target \
+		$(CARGO) build --quiet --locked --release --target wasm32-wasip1
+	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm $(SDK_OUT)/rust/
 
 .PHONY: vectors
 vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.
