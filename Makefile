@@ -21,6 +21,14 @@ SDK_OUT := build/sdk-examples
 CLANG   ?= clang
 ZIG     ?= python3 -m ziglang
 CARGO   ?= cargo
+NPM     ?= npm
+NODE    ?= node
+# The AssemblyScript compiler, installed from npm under build/npm (never
+# committed) by the rule for $(ASC).
+ASC_VERSION ?= 0.28.20
+ASC_DIR     := build/npm
+ASC         := $(ASC_DIR)/node_modules/.bin/asc
+ASC_FLAGS   := -O3 --noAssert --exportStart _initialize
 
 .DEFAULT_GOAL := help
 
@@ -59,7 +67,7 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	exit $$status
 
 .PHONY: sdk-examples
-sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
+sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-assemblyscript ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
 
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
@@ -90,6 +98,23 @@ sdk-examples-rust: ## Test the Rust SDK natively and build the Rust examples for
 	cd examples/plugins/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target \
 		$(CARGO) build --quiet --locked --release --target wasm32-wasip1
 	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm $(SDK_OUT)/rust/
+
+$(ASC):
+	@mkdir -p $(ASC_DIR)
+	$(NPM) install --prefix $(ASC_DIR) --no-save --no-audit --no-fund assemblyscript@$(ASC_VERSION)
+
+.PHONY: sdk-examples-assemblyscript
+sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
+	@mkdir -p $(SDK_OUT)/assemblyscript
+	ln -sfn $(CURDIR)/sdk/assemblyscript $(ASC_DIR)/node_modules/kpipe-sdk
+	@for p in stamp keyhash; do \
+		echo "asc $$p.ts -> $(SDK_OUT)/assemblyscript/$$p.wasm"; \
+		$(ASC) examples/plugins/assemblyscript/$$p.ts --path $(ASC_DIR)/node_modules $(ASC_FLAGS) \
+			--use abort=~lib/kpipe-sdk/assembly/index/abort -o $(SDK_OUT)/assemblyscript/$$p.wasm || exit 1; \
+	done
+	cd sdk/assemblyscript && $(CURDIR)/$(ASC) tests/harness.ts $(ASC_FLAGS) --use abort=assembly/index/abort \
+		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/harness.wasm
+	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
 
 .PHONY: vectors
 vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.

@@ -25,7 +25,7 @@ import (
 // must give results/keyhash.bin.
 
 // sdkLanguages are the directories of build/sdk-examples.
-var sdkLanguages = []string{"c", "c-wasi", "zig", "rust"}
+var sdkLanguages = []string{"c", "c-wasi", "zig", "rust", "assemblyscript"}
 
 // sdkExample returns the path of an SDK example module, or skips the test
 // (fails it under CI) if it was not built.
