@@ -116,6 +116,31 @@ sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and tes
 		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/harness.wasm
 	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
 
+# Modules that break the ABI in one way each: sdk-conformance must see
+# plugin conformance refuse every one.
+NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/testdata/trap.wasm \
+	wasmhost/testdata/mistyped_export.wasm wasmhost/testdata/missing_export.wasm wasmhost/testdata/command.wasm
+
+.PHONY: sdk-conformance
+sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
+	$(GO) build -o build/kpipe ./cmd/kpipe
+	@status=0; n=0; \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm; do \
+		n=$$((n+1)); \
+		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
+			echo "conforms:       $$m"; \
+		else \
+			echo "DOES NOT CONFORM: $$m"; cat $(SDK_OUT)/conformance.out; status=1; \
+		fi; \
+	done; \
+	if [ $$n -lt 10 ]; then echo "only $$n SDK examples under $(SDK_OUT) (run make sdk-examples)"; status=1; fi; \
+	for m in $(NONCONFORMING); do \
+		build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; rc=$$?; \
+		if [ $$rc -eq 1 ]; then echo "refused:        $$m ($$(grep -m1 '^FAIL' $(SDK_OUT)/conformance.out | cut -c1-80))"; \
+		else echo "NOT REFUSED (exit $$rc): $$m"; cat $(SDK_OUT)/conformance.out; status=1; fi; \
+	done; \
+	exit $$status
+
 .PHONY: vectors
 vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.
 	$(GO) test ./wasmhost/internal/abi -run '^TestVectors$$' -update
