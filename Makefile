@@ -70,7 +70,7 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-assemblyscript ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
 
 .PHONY: sdk-examples-c
-sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
+sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-wasi/) and without edits (c-whole/), and test the C SDK natively.
 	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
 	@for p in stamp keyhash; do \
 		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
@@ -79,6 +79,9 @@ sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-
 		$(CLANG) --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--strip-all \
 			-o $(SDK_OUT)/c-wasi/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
 	done
+	@mkdir -p $(SDK_OUT)/c-whole
+	$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
+		-DSTAMP_WHOLE_RECORD -o $(SDK_OUT)/c-whole/stamp.wasm examples/plugins/c/stamp.c
 	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
 	$(SDK_OUT)/c/vectors_test sdk/testdata
 

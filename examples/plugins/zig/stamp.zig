@@ -3,13 +3,14 @@
 //! header kpipe-stamp to "sdk" on every record and counts the acknowledgements
 //! its instance sees (per instance: the host runs several), logging every
 //! 1000th at info level. It asks for KPIPE_FEATURE_ACK_NO_RECORD, since it
-//! reads only the outcome of an acknowledgement.
+//! reads only the outcome of an acknowledgement, and for KPIPE_FEATURE_EDITS,
+//! with which the SDK returns the header it sets instead of the whole record.
 const c = @cImport(@cInclude("kpipe.h"));
 
 var acked: u64 = 0;
 
 fn init() callconv(.c) i32 {
-    _ = c.kpipe_enable_features(c.KPIPE_FEATURE_ACK_NO_RECORD);
+    _ = c.kpipe_enable_features(c.KPIPE_FEATURE_ACK_NO_RECORD | c.KPIPE_FEATURE_EDITS);
     return c.KPIPE_CONTINUE;
 }
 
