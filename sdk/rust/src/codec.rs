@@ -70,6 +70,17 @@ pub struct Record<'a> {
     /// Milliseconds since the Unix epoch, if set.
     pub timestamp: Option<i64>,
     changed: bool,
+    /// The edit log (ABI 8.2), kept while `FEATURE_EDITS` is on: the
+    /// setters append their edit; `whole` means a change it cannot express.
+    pub(crate) log_edits: bool,
+    pub(crate) whole: bool,
+    pub(crate) edits: Vec<u8>,
+    pub(crate) edit_count: u32,
+}
+
+fn put_len_bytes(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    out.extend_from_slice(v);
 }
 
 impl<'a> Record<'a> {
@@ -90,8 +101,21 @@ impl<'a> Record<'a> {
         self.put_header(name.into_bytes(), None);
     }
 
+    /// Appends an edit of op to the log, with its operands written by f.
+    fn edit(&mut self, op: u8, f: impl FnOnce(&mut Vec<u8>)) {
+        if self.log_edits && !self.whole {
+            self.edits.push(op);
+            f(&mut self.edits);
+            self.edit_count += 1;
+        }
+    }
+
     fn put_header(&mut self, name: Cow<'a, [u8]>, value: Option<Cow<'a, [u8]>>) {
         self.changed = true;
+        self.edit(1, |e| {
+            put_len_bytes(e, &name);
+            put_field(e, value.as_deref());
+        });
         match self.headers.iter().position(|h| h.name == name) {
             Some(i) => {
                 self.headers[i].value = value;
@@ -108,7 +132,12 @@ impl<'a> Record<'a> {
     /// Appends a header, whether or not one of that name exists.
     pub fn append_header(&mut self, name: impl IntoBytes<'a>, value: Option<Cow<'a, [u8]>>) {
         self.changed = true;
-        self.headers.push(Header { name: name.into_bytes(), value });
+        let name = name.into_bytes();
+        self.edit(2, |e| {
+            put_len_bytes(e, &name);
+            put_field(e, value.as_deref());
+        });
+        self.headers.push(Header { name, value });
     }
 
     /// Removes every header named `name` and returns how many there were.
@@ -116,35 +145,50 @@ impl<'a> Record<'a> {
         let before = self.headers.len();
         self.headers.retain(|h| h.name.as_ref() != name);
         let removed = before - self.headers.len();
-        self.changed |= removed > 0;
+        if removed > 0 {
+            self.changed = true;
+            self.edit(3, |e| put_len_bytes(e, name));
+        }
         removed
     }
 
     pub fn set_topic(&mut self, topic: impl IntoBytes<'a>) {
         self.topic = topic.into_bytes();
         self.changed = true;
+        let t = self.topic.clone();
+        self.edit(10, |e| put_len_bytes(e, &t));
     }
 
     /// Sets the key; `None` makes it null.
     pub fn set_key(&mut self, key: Option<Cow<'a, [u8]>>) {
+        self.edit(4, |e| put_field(e, key.as_deref()));
         self.key = key;
         self.changed = true;
     }
 
     /// Sets the value; `None` makes the record a tombstone.
     pub fn set_value(&mut self, value: Option<Cow<'a, [u8]>>) {
+        self.edit(5, |e| put_field(e, value.as_deref()));
         self.value = value;
         self.changed = true;
     }
 
     /// Sets or clears (`None`) the record's partition.
     pub fn set_partition(&mut self, partition: Option<i32>) {
+        match partition {
+            Some(p) => self.edit(6, |e| e.extend_from_slice(&p.to_le_bytes())),
+            None => self.edit(7, |_| {}),
+        }
         self.partition = partition;
         self.changed = true;
     }
 
     /// Sets or clears (`None`) the timestamp, in milliseconds since the epoch.
     pub fn set_timestamp(&mut self, millis: Option<i64>) {
+        match millis {
+            Some(t) => self.edit(8, |e| e.extend_from_slice(&t.to_le_bytes())),
+            None => self.edit(9, |_| {}),
+        }
         self.timestamp = millis;
         self.changed = true;
     }
@@ -152,6 +196,7 @@ impl<'a> Record<'a> {
     /// Tells the SDK that a field was changed directly.
     pub fn mark_changed(&mut self) {
         self.changed = true;
+        self.whole = true;
     }
 
     /// Whether a setter (or `mark_changed`) changed the record.
@@ -245,7 +290,7 @@ pub fn decode_record(b: &[u8]) -> Result<Record<'_>, Error> {
         headers,
         partition: if flags & 1 != 0 { Some(get_u32(b, 4) as i32) } else { None },
         timestamp: if flags & 2 != 0 { u64_at(b, 8).map(|t| t as i64) } else { None },
-        changed: false,
+        ..Record::default()
     })
 }
 
@@ -292,6 +337,17 @@ fn put_field(out: &mut Vec<u8>, v: Option<&[u8]>) {
             out.extend_from_slice(v);
         }
     }
+}
+
+/// Appends the edit list of `r` (ABI 8.2) to `out`, if its setters logged
+/// every change; returns false (and appends nothing) otherwise.
+pub(crate) fn encode_edits(r: &Record, out: &mut Vec<u8>) -> bool {
+    if !r.log_edits || r.whole {
+        return false;
+    }
+    out.extend_from_slice(&(0x8000_0000u32 | r.edit_count).to_le_bytes());
+    out.extend_from_slice(&r.edits);
+    true
 }
 
 /// Appends the encoding of `r` to `out`.

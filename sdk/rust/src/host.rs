@@ -84,7 +84,7 @@ pub fn enable_features(mask: u64) -> u64 {
     #[cfg(target_arch = "wasm32")]
     let got = unsafe { imports::enable_features(mask as i64) as u64 };
     #[cfg(not(target_arch = "wasm32"))]
-    let got = mask & 3;
+    let got = mask & 7;
     crate::rt::features_enabled(got);
     got
 }

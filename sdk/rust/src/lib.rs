@@ -55,6 +55,11 @@ pub const KIND_PARTITIONER: i32 = 4;
 /// record.
 pub const FEATURE_PARTITION_KEY: u64 = 1;
 pub const FEATURE_ACK_NO_RECORD: u64 = 2;
+/// With `FEATURE_EDITS` (ABI section 8.2), a record changed through the
+/// setters is returned to the host as the list of their edits instead of
+/// the whole record, which costs both sides far less; after
+/// [`Record::mark_changed`] the whole record is sent.
+pub const FEATURE_EDITS: u64 = 4;
 
 /// What `on_send` decided. A record changed through the [`Record`] setters
 /// is sent back to the host with `Continue`; an unchanged one costs nothing.

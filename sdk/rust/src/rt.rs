@@ -4,9 +4,9 @@
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
-use crate::codec::{decode_ack, decode_key, decode_record, encode_record, get_u32};
+use crate::codec::{decode_ack, decode_key, decode_record, encode_edits, encode_record, get_u32};
 use crate::host::set_error;
-use crate::{Error, Plugin, Target, Verdict, FEATURE_ACK_NO_RECORD, FEATURE_PARTITION_KEY};
+use crate::{Error, Plugin, Target, Verdict, FEATURE_ACK_NO_RECORD, FEATURE_EDITS, FEATURE_PARTITION_KEY};
 
 const OK: i64 = 0;
 const DROP: i64 = -1;
@@ -106,18 +106,21 @@ pub fn init<P: Plugin>(p: &mut P) -> i64 {
 
 /// Runs on_send on one encoded record; a changed record is appended to out
 /// and its result is its offset in out (fixed up by the caller).
-fn send_one<P: Plugin>(p: &mut P, b: &[u8], out: &mut Vec<u8>) -> i64 {
+fn send_one<P: Plugin>(p: &mut P, b: &[u8], out: &mut Vec<u8>, edits: bool) -> i64 {
     let mut r = match decode_record(b) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    r.log_edits = edits;
     match p.on_send(&mut r) {
         Err(e) => fail(e),
         Ok(Verdict::Drop) => DROP,
         Ok(Verdict::Continue) if !r.changed() => OK,
         Ok(Verdict::Continue) => {
             let start = out.len();
-            encode_record(&r, out);
+            if !encode_edits(&r, out) {
+                encode_record(&r, out);
+            }
             ((start as u64) << 32 | (out.len() - start) as u64) as i64
         }
     }
@@ -131,7 +134,7 @@ pub fn on_send<P: Plugin>(p: &mut P, len: i32) -> i64 {
         Err(e) => return fail(e),
     };
     st.out.clear();
-    let r = send_one(p, b, &mut st.out);
+    let r = send_one(p, b, &mut st.out, st.features & FEATURE_EDITS != 0);
     if r > 0 {
         return r + slice(st.out.as_ptr(), 0);
     }
@@ -175,7 +178,7 @@ pub fn on_send_batch<P: Plugin>(p: &mut P, count: i32, len: i32) -> i64 {
     let (mut off, mut any) = (0usize, false);
     for _ in 0..count {
         let size = get_u32(b, off) as usize;
-        let r = send_one(p, &b[off + 4..off + 4 + size], &mut st.out);
+        let r = send_one(p, &b[off + 4..off + 4 + size], &mut st.out, st.features & FEATURE_EDITS != 0);
         off += 4 + size;
         any |= r != OK;
         st.results.extend_from_slice(&r.to_le_bytes());

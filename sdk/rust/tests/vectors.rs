@@ -110,6 +110,16 @@ fn runtime() {
         assert_eq!(&kpipe::rt::last_output()[off..off + n], &vector(&format!("results/set_header/{name}.bin"))[..], "{name}: on_send_batch");
     }
 
+    // With FEATURE_EDITS, on_send returns the edit list.
+    kpipe::rt::set_features(kpipe::FEATURE_EDITS);
+    for name in &records {
+        let b = vector(&format!("records/{name}.bin"));
+        kpipe::rt::write_input(&b);
+        let r = kpipe::rt::on_send(&mut p, b.len() as i32);
+        assert_eq!(&kpipe::rt::last_output()[..r as usize], &vector("results/edit_set_header.bin")[..], "{name}: on_send with edits");
+    }
+    kpipe::rt::set_features(0);
+
     for (features, frame) in [(0, "batch/partition.bin"), (kpipe::FEATURE_PARTITION_KEY, "batch/partition_key.bin")] {
         kpipe::rt::set_features(features);
         let b = vector(frame);

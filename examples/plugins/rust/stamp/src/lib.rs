@@ -3,7 +3,9 @@
 //! and counts the acknowledgements its instance sees, logging every 1000th at
 //! info level (kpipe shows it with `--log-level info`). The count is per
 //! instance: the host runs several. It asks for `FEATURE_ACK_NO_RECORD`,
-//! since it reads only the outcome of an acknowledgement.
+//! since it reads only the outcome of an acknowledgement, and for
+//! `FEATURE_EDITS`, with which the SDK returns the header it sets instead of
+//! the whole record.
 use kpipe::{Ack, Error, Level, Plugin, Record, Verdict};
 
 #[derive(Default)]
@@ -13,7 +15,7 @@ struct Stamp {
 
 impl Plugin for Stamp {
     fn init(&mut self) -> Result<(), Error> {
-        kpipe::enable_features(kpipe::FEATURE_ACK_NO_RECORD);
+        kpipe::enable_features(kpipe::FEATURE_ACK_NO_RECORD | kpipe::FEATURE_EDITS);
         Ok(())
     }
 
