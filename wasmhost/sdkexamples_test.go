@@ -29,7 +29,7 @@ import (
 var sdkLanguages = []string{"c", "c-wasi", "c-whole", "zig", "rust", "assemblyscript"}
 
 // sdkEdits are the languages whose stamp asks for KPIPE_FEATURE_EDITS.
-var sdkEdits = map[string]bool{"c": true, "c-wasi": true, "zig": true, "rust": true}
+var sdkEdits = map[string]bool{"c": true, "c-wasi": true, "zig": true, "rust": true, "assemblyscript": true}
 
 // sdkExample returns the path of an SDK example module, or skips the test
 // (fails it under CI) if it was not built.

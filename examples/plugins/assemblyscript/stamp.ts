@@ -4,14 +4,15 @@
 // every 1000th at info level (kpipe shows it with --log-level info). The
 // count is per instance: the host runs several. It asks for
 // FEATURE_ACK_NO_RECORD, since it reads only the outcome of an
-// acknowledgement.
+// acknowledgement, and for FEATURE_EDITS, with which the SDK returns the
+// header it sets instead of the whole record.
 import * as kpipe from "kpipe-sdk/assembly/index";
 export { kpipe_abi_v1, kpipe_kinds, kpipe_buffer, kpipe_init, kpipe_on_send, kpipe_on_send_batch, kpipe_on_ack, kpipe_on_ack_batch } from "kpipe-sdk/assembly/index";
 
 let delivered: u64 = 0;
 
 kpipe.registerInit((): i32 => {
-  kpipe.enableFeatures(kpipe.FEATURE_ACK_NO_RECORD);
+  kpipe.enableFeatures(kpipe.FEATURE_ACK_NO_RECORD | kpipe.FEATURE_EDITS);
   return kpipe.CONTINUE;
 });
 

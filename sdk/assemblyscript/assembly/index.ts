@@ -24,6 +24,8 @@ export const KIND_PARTITIONER: i32 = 4;
 // Feature bits (ABI section 8.1).
 export const FEATURE_PARTITION_KEY: u64 = 1;
 export const FEATURE_ACK_NO_RECORD: u64 = 2;
+/** on_send returns the setters' edits instead of the whole record (ABI 8.2). */
+export const FEATURE_EDITS: u64 = 4;
 
 // Serializer targets.
 export const TARGET_KEY: i32 = 0;
@@ -71,6 +73,10 @@ export class Record {
   /** Milliseconds since the Unix epoch. */
   timestamp: i64 = 0;
   changed: bool = false;
+  /** With FEATURE_EDITS the setters log their edits (ABI 8.2); whole is
+   * set by markChanged, after which the whole record is sent. */
+  logEdits: bool = false;
+  whole: bool = false;
 
   /** The index of the first header named name, or -1. */
   headerIndex(name: string): i32 {
@@ -87,9 +93,15 @@ export class Record {
   }
 
   setHeaderBytes(name: string, value: Uint8Array | null): void {
+    if (this.logEdits) {
+      editOp(1);
+      editBytes(bytesOf(name));
+      editNullable(value);
+    }
     const i = this.headerIndex(name);
     if (i < 0) {
-      this.appendHeader(name, value);
+      this.headers.push(new Header(bytesOf(name), value));
+      this.changed = true;
       return;
     }
     this.headers[i].value = value;
@@ -104,6 +116,11 @@ export class Record {
 
   /** Appends a header, whether or not one of that name exists. */
   appendHeader(name: string, value: Uint8Array | null): void {
+    if (this.logEdits) {
+      editOp(2);
+      editBytes(bytesOf(name));
+      editNullable(value);
+    }
     this.headers.push(new Header(bytesOf(name), value));
     this.changed = true;
   }
@@ -119,18 +136,54 @@ export class Record {
     if (removed > 0) {
       this.headers = kept;
       this.changed = true;
+      if (this.logEdits) {
+        editOp(3);
+        editBytes(n);
+      }
     }
     return removed;
   }
 
-  setTopic(topic: string): void { this.topic = bytesOf(topic); this.changed = true; }
-  setKey(key: Uint8Array | null): void { this.key = key; this.changed = true; }
-  setValue(value: Uint8Array | null): void { this.value = value; this.changed = true; }
-  setPartition(p: i32): void { this.hasPartition = true; this.partition = p; this.changed = true; }
-  clearPartition(): void { this.hasPartition = false; this.partition = 0; this.changed = true; }
-  setTimestamp(ms: i64): void { this.hasTimestamp = true; this.timestamp = ms; this.changed = true; }
-  clearTimestamp(): void { this.hasTimestamp = false; this.timestamp = 0; this.changed = true; }
-  markChanged(): void { this.changed = true; }
+  setTopic(topic: string): void {
+    this.topic = bytesOf(topic);
+    this.changed = true;
+    if (this.logEdits) { editOp(10); editBytes(this.topic); }
+  }
+  setKey(key: Uint8Array | null): void {
+    this.key = key;
+    this.changed = true;
+    if (this.logEdits) { editOp(4); editNullable(key); }
+  }
+  setValue(value: Uint8Array | null): void {
+    this.value = value;
+    this.changed = true;
+    if (this.logEdits) { editOp(5); editNullable(value); }
+  }
+  setPartition(p: i32): void {
+    this.hasPartition = true;
+    this.partition = p;
+    this.changed = true;
+    if (this.logEdits) { editOp(6); store<i32>(editReserve(4), p); }
+  }
+  clearPartition(): void {
+    this.hasPartition = false;
+    this.partition = 0;
+    this.changed = true;
+    if (this.logEdits) editOp(7);
+  }
+  setTimestamp(ms: i64): void {
+    this.hasTimestamp = true;
+    this.timestamp = ms;
+    this.changed = true;
+    if (this.logEdits) { editOp(8); store<i64>(editReserve(8), ms); }
+  }
+  clearTimestamp(): void {
+    this.hasTimestamp = false;
+    this.timestamp = 0;
+    this.changed = true;
+    if (this.logEdits) editOp(9);
+  }
+  markChanged(): void { this.changed = true; this.whole = true; }
 }
 
 /** An acknowledgement (ABI 4.2, 8.1); partition and timestamp are -1 if none. */
@@ -155,6 +208,41 @@ export function stringOf(b: Uint8Array): string {
 function equal(a: Uint8Array, b: Uint8Array): bool {
   if (a.length != b.length) return false;
   return memory.compare(a.dataStart, b.dataStart, a.length) == 0;
+}
+
+// The edit log of the record on_send is running on (ABI 8.2): a u32 header
+// written when it is sent, then the edits.
+let edits = new ArrayBuffer(256);
+let editsLen: i32 = 4;
+let editCount: u32 = 0;
+
+function editReserve(n: i32): usize {
+  if (editsLen + n > edits.byteLength) {
+    let cap = edits.byteLength * 2;
+    if (cap < editsLen + n) cap = editsLen + n;
+    const bigger = new ArrayBuffer(cap);
+    memory.copy(changetype<usize>(bigger), changetype<usize>(edits), editsLen);
+    edits = bigger;
+  }
+  const p = changetype<usize>(edits) + <usize>editsLen;
+  editsLen += n;
+  return p;
+}
+
+function editOp(op: u8): void {
+  store<u8>(editReserve(1), op);
+  editCount++;
+}
+
+function editBytes(b: Uint8Array): void {
+  const p = editReserve(4 + b.length);
+  store<i32>(p, b.length);
+  memory.copy(p + 4, b.dataStart, b.length);
+}
+
+function editNullable(b: Uint8Array | null): void {
+  if (b === null) store<i32>(editReserve(4), -1);
+  else editBytes(b);
 }
 
 // Hooks, registered from top-level code.
@@ -400,10 +488,21 @@ function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
 function sendOne(off: i32, len: i32): i64 {
   const r = decodeAt(off, len);
   if (r === null) return fail(decodeError!);
+  r.logEdits = (features & FEATURE_EDITS) != 0;
+  editsLen = 4;
+  editCount = 0;
   const rc = onSendHook!(r);
   if (rc == DROP || rc == FAIL) return rc;
   if (rc != CONTINUE) return fail("kpipe: on_send returned an unknown status");
   if (!r.changed) return 0;
+  if (r.logEdits && !r.whole) {
+    store<u32>(changetype<usize>(edits), 0x80000000 | editCount);
+    ensureOut(editsLen);
+    const at = outLen;
+    memory.copy(changetype<usize>(out) + <usize>at, changetype<usize>(edits), editsLen);
+    outLen += editsLen;
+    return slice(at, editsLen);
+  }
   const start = encodeToOut(r);
   return slice(start, outLen - start);
 }

@@ -23,7 +23,7 @@ function instance(features) {
     log_enabled: () => 1,
     log: (level, p, n) => console.log("log", level, new TextDecoder().decode(new Uint8Array(mem.buffer, p, n))),
     set_error: (p, n) => { lastError = new TextDecoder().decode(new Uint8Array(mem.buffer, p, n)); },
-    enable_features: (f) => f & BigInt(features),
+    enable_features: (f) => f & BigInt(features) & 7n,
   };
   const inst = new WebAssembly.Instance(module, { kpipe });
   const e = inst.exports;
@@ -52,6 +52,14 @@ const records = names("records.txt");
   records.forEach((name, i) => check(equal(slice(results[i]), vector(`results/set_header/${name}.bin`)), `on_send_batch ${name}`));
   const parts = slice(call(vector("batch/partition.bin"), e.kpipe_partition_batch, records.length));
   check(equal(parts, vector("results/keyhash.bin")), "partition_batch");
+}
+{
+  // With FEATURE_EDITS (4), on_send returns the edit list.
+  const { e, call, slice } = instance(4);
+  for (const name of records) {
+    const r = call(vector(`records/${name}.bin`), e.kpipe_on_send);
+    check(r > 0n && equal(slice(r), vector("results/edit_set_header.bin")), `on_send with edits ${name}`);
+  }
 }
 {
   const { e, call, slice } = instance(1);
