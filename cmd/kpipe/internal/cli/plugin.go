@@ -31,7 +31,7 @@ func newPluginCmd(e *env) *cobra.Command {
 			return usageErrorf("plugin needs a subcommand: inspect or test")
 		},
 	}
-	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e))
+	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e), newPluginConformanceCmd(e))
 	return cmd
 }
 
