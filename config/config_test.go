@@ -27,6 +27,9 @@ func writeModule(t *testing.T, dir, name string) string {
 	return p
 }
 
+// emptyModuleSHA256 is the SHA-256 of what writeModule writes.
+const emptyModuleSHA256 = "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"
+
 func TestParseFull(t *testing.T) {
 	dir := t.TempDir()
 	writeModule(t, dir, "plugins/stamp.wasm")
@@ -155,6 +158,9 @@ pipeline "plain" {}
 		{"value serializer kind", p.ValueSerializer.Kind, plugins.KindSerializer},
 		{"partitioner name", p.Partitioner.Name, "route"},
 		{"partitioner kind", p.Partitioner.Kind, plugins.KindPartitioner},
+		{"stamp sha256", st.ModuleSHA256, emptyModuleSHA256},
+		{"stamp pin", st.PinnedSHA256, ""},
+		{"serializer sha256", p.ValueSerializer.ModuleSHA256, ""},
 		{"plain topic", cfg.Pipelines[1].Topic, ""},
 		{"plain partitioner", cfg.Pipelines[1].Partitioner == nil, true},
 	}...)
@@ -468,6 +474,33 @@ pipeline "p" {}
 				"4:19: error: Invalid duration",
 				"5:5: error: Unsupported argument",
 				"7:3: error: Duplicate batch block",
+			},
+		},
+		{
+			name: "sha256 pins",
+			src: `pipeline "p" {
+  interceptor "short" {
+    module = "m.wasm"
+    sha256 = "93a44bbb"
+  }
+  interceptor "wrong" {
+    module = "m.wasm"
+    sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+  }
+  interceptor "right" {
+    module = "m.wasm"
+    sha256 = "93A44BBB96C751218E4C00D479E4C14358122A389ACCA16205B1E4D0DC5F9476"
+  }
+  partitioner {
+    builtin = "murmur2"
+    sha256  = "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"
+  }
+}
+`,
+			want: []string{
+				"4:14: error: Invalid sha256",
+				"8:14: error: Module does not match its sha256",
+				"16:5: error: Not allowed with a builtin",
 			},
 		},
 	}

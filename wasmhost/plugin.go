@@ -433,12 +433,13 @@ func (h *Host) LoadFile(ctx context.Context, name, path string, kind plugins.Kin
 	if err != nil {
 		return nil, fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
 	}
-	p, _, err := h.load(ctx, name, wasm, kind, append(opts[:len(opts):len(opts)], withFile(path)))
+	p, _, err := h.load(ctx, name, wasm, kind, append(opts[:len(opts):len(opts)], WithFile(path)))
 	return p, err
 }
 
-// withFile names the file a module was read from, for errors.
-func withFile(path string) PluginOption {
+// WithFile names the file a module was read from, for its load errors
+// (LoadFile gives it). Default: none.
+func WithFile(path string) PluginOption {
 	return pluginOptionFunc(func(c *pluginConfig) { c.file = path })
 }
 
