@@ -7,7 +7,9 @@ WAT2WASM ?= wat2wasm
 PLUGIN_DIR := build/plugins
 # The Go example plugins: every directory of examples/plugins with a main.go.
 GO_PLUGINS := $(patsubst examples/plugins/%/main.go,%,$(wildcard examples/plugins/*/main.go))
-# Hand-written WebAssembly text modules; their .wasm is committed next to them.
+# Hand-written WebAssembly text modules; their .wasm is committed next to them,
+# so only `make wasm` and `make check-wasm` need wat2wasm (wabt): every other
+# target, and `go test ./...`, use the committed .wasm.
 WAT_DIRS   := examples/plugins/wat wasmhost/testdata
 WAT_FILES  := $(foreach d,$(WAT_DIRS),$(wildcard $(d)/*.wat))
 
@@ -38,7 +40,7 @@ help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
 
 .PHONY: plugins
-plugins: wasm ## Build the Go example plugins to build/plugins/<name>.wasm and rebuild the WAT ones.
+plugins: ## Build the Go example plugins to build/plugins/<name>.wasm (needs only Go).
 	@mkdir -p $(PLUGIN_DIR)
 	@for p in $(GO_PLUGINS); do \
 		echo "go build $$p -> $(PLUGIN_DIR)/$$p.wasm"; \
@@ -46,14 +48,14 @@ plugins: wasm ## Build the Go example plugins to build/plugins/<name>.wasm and r
 	done
 
 .PHONY: wasm
-wasm: ## Compile every .wat under examples/plugins/wat and wasmhost/testdata to the .wasm next to it.
+wasm: ## Recompile the committed .wasm of every .wat in examples/plugins/wat and wasmhost/testdata (needs wabt).
 	@for f in $(WAT_FILES); do \
 		echo "$(WAT2WASM) $$f"; \
 		$(WAT2WASM) $$f -o $${f%.wat}.wasm || exit 1; \
 	done
 
 .PHONY: check-wasm
-check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .wat.
+check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .wat (needs wabt).
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && status=0 && \
 	for f in $(WAT_FILES); do \
 		w=$${f%.wat}.wasm; \
