@@ -88,11 +88,11 @@ func TestRunBrokerLost(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		kafka string
-		term  bool // SIGTERM half a second after the broker died
+		term  bool // SIGTERM half a second after the broker died, and again a second later
 	}{
 		{"idempotent", "", false},
 		{"transactional", fmt.Sprintf("transactional_id = \"kpipe-lost-%d\"", time.Now().UnixNano()), false},
-		{"interrupted", "", true},
+		{"interrupted twice", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startKillableBroker(t, "--topic", "lost:3")
@@ -105,6 +105,11 @@ pipeline "p" {
   topic = "lost"
 }
 `, maxBlock, tc.kafka))
+			flush := flush
+			if tc.term {
+				// The second SIGTERM ends the flush long before this.
+				flush = time.Minute
+			}
 			cmd := exec.Command(kpipeBin, "run", "--config", cfg, "--brokers", b.addr, "--flush-timeout", flush.String())
 			stdin, err := cmd.StdinPipe()
 			if err != nil {
@@ -137,13 +142,16 @@ pipeline "p" {
 				stdin.Close()
 			}()
 
+			bound := maxBlock + 2*flush + 10*time.Second
 			if tc.term {
 				time.Sleep(500 * time.Millisecond)
 				_ = cmd.Process.Signal(syscall.SIGTERM)
+				time.Sleep(time.Second)
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				bound = 10 * time.Second
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
-			bound := maxBlock + 2*flush + 10*time.Second
 			select {
 			case <-done:
 			case <-time.After(bound):
@@ -160,7 +168,8 @@ pipeline "p" {
 			if tc.term {
 				// Interrupted while the read loop waited for
 				// room: the rest of stdin is not counted.
-				if !strings.Contains(out, "not read   the rest of the input (not counted: it is not a file) — reading stopped: interrupted") {
+				if !strings.Contains(out, "not read   the rest of the input (not counted: it is not a file) — reading stopped: interrupted") ||
+					!strings.Contains(out, "interrupted again: not waiting for outstanding records") {
 					t.Errorf("summary does not say reading stopped on the interrupt:\n%s", out)
 				}
 				return
@@ -255,5 +264,116 @@ func TestRunUnreadLines(t *testing.T) {
 	r = kpipe(t, "", "", "run", "--input", long)
 	if !strings.Contains(r.stderr, "line 2: longer than") || !strings.Contains(r.stderr, "not read   3 lines — reading stopped: the input could not be read further") {
 		t.Errorf("line over the limit: want it reported and 3 lines not read, got %s", r)
+	}
+}
+
+// TestRunBrokerLostRealKafka is TestRunBrokerLost's idempotent case on a
+// real Apache Kafka broker, in the integration step (KPIPE_TEST_BROKERS
+// set). It starts a broker of its own with scripts/kafka.sh on another port,
+// as the shared one must stay up for the other tests, and SIGKILLs it a
+// second into a 200,000-line run read from a file, so that the lines not
+// read are counted exactly.
+func TestRunBrokerLostRealKafka(t *testing.T) {
+	if os.Getenv("KPIPE_TEST_BROKERS") == "" {
+		t.Skip("integration test: runs when KPIPE_TEST_BROKERS is set (see .ci/run), starting a broker of its own")
+	}
+	const (
+		total    = 200_000
+		maxBlock = 5 * time.Second
+		flush    = 5 * time.Second
+	)
+	script, err := filepath.Abs("../../scripts/kafka.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	env := append(os.Environ(), "KPIPE_KAFKA_PORT=19392", "KPIPE_KAFKA_STATE="+state)
+	kafka := func(arg string) string {
+		cmd := exec.Command(script, arg)
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kafka.sh %s: %v\n%s", arg, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	addr := kafka("start")
+	t.Cleanup(func() { kafka("stop") })
+	pidText, err := os.ReadFile(filepath.Join(state, "kafka.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The topic exists and the broker is ready before the run starts,
+	// so that the run delivers records before the broker dies.
+	if r := kpipe(t, "", `{"value":"warm-up"}`+"\n", "run", "--brokers", addr, "--topic", "lost"); r.code != 0 {
+		t.Fatalf("warm-up run: %s", r)
+	}
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := range total {
+		fmt.Fprintf(&in, "{\"value\":\"record-%07d\"}\n", i)
+	}
+	input := writeFile(t, filepath.Join(dir, "in.jsonl"), in.String())
+	cfg := writeFile(t, filepath.Join(dir, "lost.hcl"), fmt.Sprintf(`kafka {
+  max_block = %q
+}
+pipeline "p" {
+  topic = "lost"
+}
+`, maxBlock))
+	cmd := exec.Command(kpipeBin, "run", "--config", cfg, "--brokers", addr, "--input", input, "--flush-timeout", flush.String())
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	time.Sleep(time.Second)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	lost := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	bound := maxBlock + flush + 20*time.Second
+	select {
+	case <-done:
+	case <-time.After(bound):
+		_ = cmd.Process.Kill()
+		t.Fatalf("run still going %v after the broker died; stderr:\n%s", bound, lastLines(stderr.String(), 30))
+	}
+	out := stderr.String()
+	code := cmd.ProcessState.ExitCode()
+	t.Logf("broker lost -> exit %d after %v; stderr:\n%s", code, time.Since(lost).Round(time.Millisecond), lastLines(out, 12))
+	m := regexp.MustCompile(`kpipe: (\d+) records read`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no summary:\n%s", lastLines(out, 30))
+	}
+	read, _ := strconv.Atoi(m[1])
+	delivered := summaryCount(t, out, "delivered")
+	failed := summaryCount(t, out, "failed")
+	if delivered+failed != read {
+		t.Errorf("delivered %d + failed %d != read %d", delivered, failed, read)
+	}
+	if read == total {
+		// The run got through the input before the broker died:
+		// nothing was lost, there is nothing to check.
+		t.Fatalf("the run read all %d lines within a second; the broker died too late for the test", total)
+	}
+	if code != 1 || delivered == 0 || failed == 0 {
+		t.Errorf("exit %d, delivered %d, failed %d: want exit 1, records delivered before the broker died and failed after", code, delivered, failed)
+	}
+	if notRead := summaryCount(t, out, "not read"); read+notRead != total {
+		t.Errorf("read %d + not read %d != %d lines of input", read, notRead, total)
 	}
 }
