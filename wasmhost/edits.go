@@ -8,8 +8,10 @@ import (
 // The results of kpipe_on_send and kpipe_on_send_batch name a record, or,
 // for a plugin that enabled KPIPE_FEATURE_EDITS (ABI section 8.2), either a
 // record or a list of edits to the record the host sent. Applying a short
-// edit list costs the host far less than decoding a whole record
-// (BenchmarkSDKExamples, c-edits/stamp against c/stamp).
+// edit list costs both sides far less than encoding and decoding a whole
+// record: BenchmarkSDKExamples measures the C header stamp with edits
+// (c/stamp) against the same stamp without them (c-whole/stamp), 0.63-0.88
+// against 1.8-2.4 µs per call on a loaded 2-core machine.
 
 // decodeSendResult applies the bytes of a kpipe_on_send result to r.
 func (p *Plugin) decodeSendResult(b []byte, r *plugins.Record) error {

@@ -14,7 +14,7 @@ import (
 // 228 MB.
 func TestPluginOutputFlood(t *testing.T) {
 	mod := plugintest.WAT(t, "wasmhost/testdata/flood.wasm")
-	r := kpipe(t, "", `{"value":"x"}`+"\n", "plugin", "test", mod, "--timeout", "0", "--input", "-")
+	r := kpipe(t, "", `{"value":"x"}`+"\n", "plugin", "test", mod, "--timeout", "1m", "--input", "-")
 	if r.code != 0 {
 		t.Fatalf("want exit 0, got exit %d:\n%.2000s", r.code, r.stderr)
 	}
