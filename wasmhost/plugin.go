@@ -369,10 +369,13 @@ type PluginStats struct {
 	// by Batches is the mean number of records per batch call.
 	Batches HookCounts
 	// Errors counts calls that ended with a *GuestError; in batches, the
-	// records that got one.
+	// records that got one, and a batch call that failed as a whole with
+	// KPIPE_ERROR once (its records are then re-run one at a time, and
+	// those that fail alone count again).
 	Errors HookCounts
 	// Faults counts calls that ended with a *Fault, by reason: a fault of a
-	// batch call counts once, whatever the number of its records. Reasons
+	// batch call counts once, whatever the number of its records, and each
+	// fault of a record re-run alone after it counts once more. Reasons
 	// that never happened are absent.
 	Faults map[FaultReason]uint64
 	// InstancesCreated counts instances created, including the one created
