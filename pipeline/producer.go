@@ -180,11 +180,8 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if cfg.maxBufBytes > 0 && cfg.maxBufBytes < int(cfg.batchMaxBytes) {
 		return nil, fmt.Errorf("pipeline: MaxBufferedBytes (buffer.memory) %d is smaller than BatchMaxBytes %d, the largest record", cfg.maxBufBytes, cfg.batchMaxBytes)
 	}
-	if cfg.maxInFlight < 1 {
-		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d: must be at least 1", cfg.maxInFlight)
-	}
-	if idem && cfg.maxInFlight != 5 {
-		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d with idempotence: franz-go keeps 5 requests in flight per broker when idempotent (order is kept across retries); turn idempotence off to use %d", cfg.maxInFlight, cfg.maxInFlight)
+	if err := CheckMaxInFlight(cfg.maxInFlight, idem); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	if cfg.metadataMaxAge < 10*time.Millisecond {
 		return nil, fmt.Errorf("pipeline: MetadataMaxAge (metadata.max.age.ms) %v: must be at least 10ms", cfg.metadataMaxAge)
