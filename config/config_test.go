@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -503,6 +504,32 @@ pipeline "p" {}
 				"16:5: error: Not allowed with a builtin",
 			},
 		},
+		{
+			name: "failure policies",
+			src: `pipeline "p" {
+  interceptor "a" {
+    module     = "m.wasm"
+    on_failure = "explode"
+  }
+  partitioner {
+    module     = "m.wasm"
+    on_failure = "drop"
+  }
+  value_serializer {
+    builtin = "json"
+    circuit_breaker {
+      threshold = 1
+      cooldown  = "1s"
+    }
+  }
+}
+`,
+			want: []string{
+				"4:18: error: Invalid on_failure: interceptor: invalid failure policy \"explode\"",
+				"8:18: error: Invalid on_failure: partitioner: on_failure \"drop\" is not a policy of a partitioner (want default or fail)",
+				"12:5: error: Not allowed in a serializer",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -608,5 +635,41 @@ func TestParseSize(t *testing.T) {
 		if got := formatSize(n); got != want {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// on_failure and a plugin's own circuit_breaker reach the pipeline options.
+func TestParseFailurePolicies(t *testing.T) {
+	dir := t.TempDir()
+	writeModule(t, dir, "m.wasm")
+	src := `pipeline "p" {
+  interceptor "redact" {
+    module     = "m.wasm"
+    on_failure = "fail"
+    circuit_breaker {
+      threshold = 2
+      cooldown  = "3s"
+    }
+  }
+  partitioner {
+    builtin    = "murmur2"
+    on_failure = "fail"
+  }
+}
+`
+	cfg, diags := Parse([]byte(src), filepath.Join(dir, "kpipe.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p := cfg.Pipelines[0]
+	ic := p.Interceptors[0]
+	if ic.OnFailure != pipeline.FailRecord || ic.CircuitBreaker == nil || ic.CircuitBreaker.Threshold != 2 || ic.CircuitBreaker.Cooldown != 3*time.Second {
+		t.Errorf("interceptor: on_failure %v, circuit_breaker %+v", ic.OnFailure, ic.CircuitBreaker)
+	}
+	if p.Partitioner.OnFailure != pipeline.FailRecord || p.Partitioner.CircuitBreaker != nil {
+		t.Errorf("partitioner: on_failure %v, circuit_breaker %+v", p.Partitioner.OnFailure, p.Partitioner.CircuitBreaker)
+	}
+	if n := len(p.Interceptors[0].pluginOptions()); n != 2 {
+		t.Errorf("interceptor: %d plugin options, want on_failure and circuit_breaker", n)
 	}
 }

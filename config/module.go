@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,13 +42,5 @@ func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.
 	case p.ModuleSHA256 != "" && got != p.ModuleSHA256:
 		return nil, fmt.Errorf("plugin %q: %s changed after the configuration was read (SHA-256 %s, then %s); load it again", p.Name, p.Module, p.ModuleSHA256, got)
 	}
-	pl, err := host.Load(ctx, p.Name, wasm, p.Kind, p.loadOptions()...)
-	if err != nil {
-		// Worded as Host.LoadFile words it, with the file named.
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner
-		}
-		return nil, fmt.Errorf("wasmhost: load plugin %q from %s: %w", p.Name, p.Module, err)
-	}
-	return pl, nil
+	return host.Load(ctx, p.Name, wasm, p.Kind, append(p.loadOptions(), wasmhost.WithFile(p.Module))...)
 }

@@ -333,20 +333,12 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
 	}
-	idempotent := k.Acks == "" || k.Acks == "all"
-	if k.Idempotence != nil {
-		idempotent = *k.Idempotence
-	}
-	if k.MaxInFlight != 0 && k.MaxInFlight != 5 && idempotent {
+	if k.MaxInFlight != 0 && errors.Is(pipeline.CheckMaxInFlight(k.MaxInFlight, pipeline.Idempotent(acks, k.Idempotence)), pipeline.ErrMaxInFlightIdempotent) {
 		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
 			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
 			k.MaxInFlight)
 	}
 	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
-		batch := int64(1000012)
-		if k.BatchMaxBytes != 0 {
-			batch = int64(k.BatchMaxBytes)
-		}
 		if *k.MaxBufferedBytes < batch {
 			d.errorf(a["max_buffered_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
 				"max_buffered_bytes (%d) must be at least batch_max_bytes (%d), the largest record; 0 means no byte limit.",
