@@ -1,12 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -83,6 +85,10 @@ var kafkaSchema = &hcl.BodySchema{
 		{Name: "request_timeout"},
 		{Name: "delivery_timeout"},
 		{Name: "retries"},
+		{Name: "max_in_flight"},
+		{Name: "partitioner_ignore_keys"},
+		{Name: "metadata_max_age"},
+		{Name: "max_block"},
 	},
 }
 
@@ -107,6 +113,7 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "config"},
 		{Name: "memory_limit"},
 		{Name: "timeout"},
+		{Name: "load_timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
 		{Name: "on_failure"},
@@ -202,13 +209,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "0", "1", "all":
-				k.Acks = s
-			case "-1":
-				k.Acks = "all"
-			default:
-				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			if level, err := pipeline.ParseAcks(s); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+			} else {
+				k.Acks = level.String()
 			}
 		}
 	}
@@ -241,18 +245,18 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 	if attr, ok := a["max_buffered_bytes"]; ok {
-		if v, ok := d.size(attr, 1, 1<<62); ok {
-			k.MaxBufferedBytes = int64(v)
+		if v, ok := d.size(attr, 0, 1<<62); ok {
+			n := int64(v)
+			k.MaxBufferedBytes = &n
 		}
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "none", "gzip", "snappy", "lz4", "zstd":
-				k.Compression = s
-			default:
+			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
 				d.errorf(attr.Expr.Range(), "Invalid compression",
 					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			} else {
+				k.Compression = s
 			}
 		}
 	}
@@ -265,6 +269,28 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["retries"]; ok {
 		if v, ok := d.int(attr, 0, 1<<31-1); ok {
 			k.Retries = &v
+		}
+	}
+
+	if attr, ok := a["max_in_flight"]; ok {
+		if v, ok := d.int(attr, 1, 1<<20); ok {
+			k.MaxInFlight = v
+		}
+	}
+	if attr, ok := a["partitioner_ignore_keys"]; ok {
+		k.PartitionerIgnoreKeys, _ = d.bool(attr)
+	}
+	if attr, ok := a["metadata_max_age"]; ok {
+		if v, ok := d.duration(attr, false); ok {
+			if v < 10*time.Millisecond {
+				d.errorf(attr.Expr.Range(), "Invalid metadata_max_age", "metadata_max_age must be at least 10ms, not %v.", v)
+			}
+			k.MetadataMaxAge = v
+		}
+	}
+	if attr, ok := a["max_block"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			k.MaxBlock = &v
 		}
 	}
 
@@ -288,17 +314,43 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 			"batch_max_bytes (%s) must not be larger than max_request_size (%s, %s): a batch is sent in one produce request.",
 			formatSize(uint64(batch)), formatSize(uint64(request)), what)
 	}
-	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+	// The idempotence rules are pipeline.CheckIdempotence's.
+	acks := pipeline.AcksAll
+	if k.Acks != "" {
+		acks, _ = pipeline.ParseAcks(k.Acks)
+	}
+	err := pipeline.CheckIdempotence(acks, k.Idempotence, k.TransactionalID)
+	if errors.Is(err, pipeline.ErrIdempotenceNeedsAcksAll) {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
 			k.Acks, a["acks"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+	if errors.Is(err, pipeline.ErrTransactionNeedsIdempotence) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+	idempotent := k.Acks == "" || k.Acks == "all"
+	if k.Idempotence != nil {
+		idempotent = *k.Idempotence
+	}
+	if k.MaxInFlight != 0 && k.MaxInFlight != 5 && idempotent {
+		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
+			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
+			k.MaxInFlight)
+	}
+	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
+		batch := int64(1000012)
+		if k.BatchMaxBytes != 0 {
+			batch = int64(k.BatchMaxBytes)
+		}
+		if *k.MaxBufferedBytes < batch {
+			d.errorf(a["max_buffered_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
+				"max_buffered_bytes (%d) must be at least batch_max_bytes (%d), the largest record; 0 means no byte limit.",
+				*k.MaxBufferedBytes, batch)
+		}
+	}
+	if errors.Is(err, pipeline.ErrTransactionNeedsAcksAll) {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
 			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
 			a["transactional_id"].Expr.Range())
@@ -413,7 +465,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 		// Limits and failure policy govern WASM instances only.
-		for _, n := range []string{"memory_limit", "timeout", "pool_size", "max_output"} {
+		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output"} {
 			if attr, ok := a[n]; ok {
 				d.errorf(attr.Range, "Not allowed with a builtin",
 					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
@@ -439,6 +491,11 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 	if attr, ok := a["timeout"]; ok {
 		if v, ok := d.duration(attr, true); ok {
 			p.Timeout = &v
+		}
+	}
+	if attr, ok := a["load_timeout"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			p.LoadTimeout = &v
 		}
 	}
 	if attr, ok := a["pool_size"]; ok {

@@ -425,3 +425,41 @@ func BenchmarkSwap(b *testing.B) {
 	}
 	b.ReportMetric(float64(lost), "lost")
 }
+
+// flakyAcks is an AckBatcher that fails the acknowledgements of the records
+// whose value starts with "x".
+type flakyAcks struct{ ackBatcher }
+
+func (f *flakyAcks) OnAckBatch(ctx context.Context, rs []*plugins.Record, acks []plugins.Ack, errs []error) error {
+	_ = f.ackBatcher.OnAckBatch(ctx, rs, acks, errs)
+	for i, r := range rs {
+		if strings.HasPrefix(string(r.Value), "x") {
+			errs[i] = errors.New("cannot record it")
+		}
+	}
+	return nil
+}
+
+// on_ack failures are counted per acknowledgement: 2 failed
+// acknowledgements of 20 delivered in one batch are 2 failures.
+func TestAckFailuresCountedPerRecord(t *testing.T) {
+	e := setup(t, 1)
+	ab := &flakyAcks{}
+	p := e.producer(t, pipeline.Interceptor("acks", ab), pipeline.StageBatch(64, time.Hour))
+	ctx := ctxT(t)
+	for i, v := range values(20, "v") {
+		if i == 3 || i == 11 {
+			v = "x" + v
+		}
+		p.Send(ctx, rec("", v), nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := pluginStats(t, p, "acks", pipeline.HookOnAck); st.Calls != 20 || st.Failures != 2 {
+		t.Errorf("on_ack stats %+v, want 20 calls and 2 failures", st)
+	}
+	if ab.flushes.Load() != 1 {
+		t.Errorf("%d OnAckBatch calls, want 1", ab.flushes.Load())
+	}
+}

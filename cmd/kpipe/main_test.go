@@ -555,7 +555,7 @@ pipeline "p" {
 			want: []string{
 				"3:14: error: Module not found",
 				"6:14: error: Cannot load module",
-				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind",
+				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\" from " + trap + ": wrong kind",
 			},
 		},
 		{
@@ -626,7 +626,7 @@ pipeline "p" {}
 	// module attribute.
 	wrongKind := writeFile(t, filepath.Join(dir, "wrongkind.hcl"), "pipeline \"p\" {\n  topic = \"t\"\n  partitioner { module = \""+trap+"\" }\n}\n")
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", wrongKind)
-	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
+	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\" from "+trap+": wrong kind") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with a module of the wrong kind: %s", r)
 	}
 	// run refuses an invalid configuration before sending anything.
@@ -878,5 +878,32 @@ pipeline "p" {
 	r = kpipe(t, "", "", "consume", "--brokers", bs, "--topic", topic, "--from-beginning", "--timeout", "3s")
 	if r.code != 0 || !strings.Contains(r.stdout, "aborted-1") {
 		t.Errorf("read_uncommitted consume: want aborted-1, got %s", r)
+	}
+}
+
+// TestPluginTestBatch runs plugin test --batch: the records go through the
+// pipeline's stages alone and in batches, and the records whose results
+// differ are reported. batch.wat, a test module, returns "every record
+// unchanged" for a whole batch call whose first record names partition
+// 23, where its per-record hook changes the records of mode 3.
+func TestPluginTestBatch(t *testing.T) {
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	r := kpipe(t, "", "", "plugin", "test", keyhash, "--batch", "4")
+	if r.code != 0 || !strings.Contains(r.stdout, "batch: 4 records through the pipeline's stages alone and in batches of 4\n  no differences") {
+		t.Errorf("keyhash --batch 4: %s", r)
+	}
+	batch := plugintest.WAT(t, "wasmhost/testdata/batch.wasm")
+	input := `{"key":"a","value":"1","partition":3}
+{"key":"b","value":"2","partition":3}
+{"key":"c","value":"3","partition":23}
+{"key":"d","value":"4","partition":3}
+`
+	r = kpipe(t, "", input, "plugin", "test", batch, "--kind", "interceptor", "--batch", "2", "--input", "-", "--log-level", "off")
+	if r.code != 1 || !strings.Contains(r.stdout, "record 4 differs:") || strings.Count(r.stdout, "differs:") != 1 ||
+		!strings.Contains(r.stderr, "1 records differ between batch and single calls") {
+		t.Errorf("batch.wat --batch 2: %s", r)
+	}
+	if r := kpipe(t, "", "", "plugin", "test", keyhash, "--batch", "1"); r.code != 2 {
+		t.Errorf("--batch 1: want a usage error, got %s", r)
 	}
 }
