@@ -180,6 +180,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	e.secondSignalOwned.Store(true)
 	go func() {
 		for n := 0; ; {
 			select {
