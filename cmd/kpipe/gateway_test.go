@@ -39,6 +39,9 @@ pipeline "gw" {
   interceptor "stamp" {
     module = %q
     config = { headers = { stamped = "kpipe-gateway" } }
+    # Compiling a Go guest with a cold cache took over the default minute
+    # on a 2-core machine with a load average of 25.
+    load_timeout = "4m"
   }
   partitioner {
     module = %q
@@ -92,8 +95,8 @@ func startGateway(t *testing.T, args ...string) string {
 			t.Fatalf("kpipe gateway printed no address; stderr:\n%s", stderr.String())
 		}
 		return addr
-	case <-time.After(60 * time.Second):
-		t.Fatalf("kpipe gateway printed no address within 60s; stderr:\n%s", stderr.String())
+	case <-time.After(kpipeTimeout):
+		t.Fatalf("kpipe gateway printed no address within %v; stderr:\n%s", kpipeTimeout, stderr.String())
 	}
 	return ""
 }
