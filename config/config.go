@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -75,8 +76,8 @@ type Kafka struct {
 	// keeps the default, 50000.
 	MaxBufferedRecords int
 	// MaxBufferedBytes caps bytes buffered in the client (buffer.memory);
-	// 0 keeps the default, unlimited.
-	MaxBufferedBytes int64
+	// nil keeps the default, 32 MiB, and 0 means no byte limit.
+	MaxBufferedBytes *int64
 	// Compression is "none", "gzip", "snappy", "lz4" or "zstd"
 	// (compression.type); "" keeps the default, none.
 	Compression string
@@ -90,6 +91,19 @@ type Kafka struct {
 	// Retries caps how often a record is retried (retries); nil keeps the
 	// default, unlimited.
 	Retries *int
+	// MaxInFlight caps the produce requests waiting for a response per
+	// broker (max.in.flight.requests.per.connection); 0 keeps the
+	// default, 5, the only value idempotence allows.
+	MaxInFlight int
+	// PartitionerIgnoreKeys makes the default partitioner spread keyed
+	// records like unkeyed ones (partitioner.ignore.keys).
+	PartitionerIgnoreKeys bool
+	// MetadataMaxAge is how old metadata may get before it is refreshed
+	// (metadata.max.age.ms); 0 keeps the default, 5m.
+	MetadataMaxAge time.Duration
+	// MaxBlock bounds how long a send waits for room in the buffer
+	// (max.block.ms); nil keeps the default, 60s.
+	MaxBlock *time.Duration
 }
 
 // Pipeline is one pipeline block.
@@ -141,22 +155,40 @@ type Plugin struct {
 	// Timeout is the time limit of one hook call: nil keeps the host's
 	// default (1s), 0 turns the limit off.
 	Timeout *time.Duration
+	// LoadTimeout limits each phase of loading the module and of creating
+	// each instance (wasmhost.WithLoadTimeout): nil keeps the host's
+	// default (ten times Timeout, at least 5s), 0 turns the limit off.
+	LoadTimeout *time.Duration
 	// PoolSize is the number of instances that may run at once; 0 keeps
 	// the host's default (GOMAXPROCS).
 	PoolSize int
 	// MaxOutput is the largest result a hook may return, in bytes; 0
 	// keeps the host's default (16 MiB).
 	MaxOutput int
+	// OnFailure is the block's on_failure policy, or 0 for the kind's
+	// default (see pipeline.OnFailure): interceptors skip, fail or drop,
+	// partitioners default or fail, serializers fail.
+	OnFailure pipeline.FailurePolicy
+	// CircuitBreaker is the block's own circuit_breaker block, or nil for
+	// the pipeline's.
+	CircuitBreaker *CircuitBreaker
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
+	// limitRanges holds the positions of the memory_limit and timeout
+	// values that are set, and settingErrors whether the config or a limit
+	// has an error, for CheckModules.
+	limitRanges   map[string]hcl.Range
+	settingErrors bool
 }
 
-// CircuitBreaker is a pipeline's circuit_breaker block: after Threshold
-// consecutive failures of one interceptor or partitioner, that plugin is
-// bypassed for Cooldown, then tried again (the cool-down doubles, up to 16
-// times, while the plugin keeps failing). Threshold 0 disables the breaker.
-// Serializers are never bypassed.
+// CircuitBreaker is a circuit_breaker block, in a pipeline (the default of
+// its plugins) or in an interceptor or partitioner block: after Threshold
+// consecutive records on which the plugin failed, it is bypassed for
+// Cooldown (its on_failure policy applies to the records it would have
+// seen), then exactly one call is let through (the cool-down doubles, up to
+// 16 times, while the plugin keeps failing). Threshold 0 disables the
+// breaker. Serializers are never bypassed (pipeline.CircuitBreaker).
 type CircuitBreaker struct {
 	Threshold int
 	Cooldown  time.Duration
@@ -179,10 +211,10 @@ type Batch struct {
 
 // DefaultBatchRecords is the batch size of a batch block without
 // max_records: the pipeline's default (pipeline.StageBatch).
-const DefaultBatchRecords = 64
+const DefaultBatchRecords = pipeline.DefaultStageBatchRecords
 
-// PageSize is the size of a WebAssembly memory page.
-const PageSize = 64 << 10
+// pageSize is the size of a WebAssembly memory page.
+const pageSize = 64 << 10
 
 // MemoryLimitPages returns MemoryLimit in WebAssembly pages.
-func (p *Plugin) MemoryLimitPages() uint32 { return uint32(p.MemoryLimit / PageSize) }
+func (p *Plugin) MemoryLimitPages() uint32 { return uint32(p.MemoryLimit / pageSize) }

@@ -1,14 +1,19 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -49,7 +54,7 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 func parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, explainSyntax(src, filename, diags)
 	}
 	d := &decoder{ctx: evalContext(), dir: filepath.Dir(filename), diags: diags}
 	cfg := d.file(file.Body, filename)
@@ -80,6 +85,10 @@ var kafkaSchema = &hcl.BodySchema{
 		{Name: "request_timeout"},
 		{Name: "delivery_timeout"},
 		{Name: "retries"},
+		{Name: "max_in_flight"},
+		{Name: "partitioner_ignore_keys"},
+		{Name: "metadata_max_age"},
+		{Name: "max_block"},
 	},
 }
 
@@ -104,8 +113,13 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "config"},
 		{Name: "memory_limit"},
 		{Name: "timeout"},
+		{Name: "load_timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
+		{Name: "on_failure"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "circuit_breaker"},
 	},
 }
 
@@ -123,8 +137,16 @@ var circuitBreakerSchema = &hcl.BodySchema{
 	},
 }
 
+// The producer's defaults and limits that the cross-field rules need; they
+// are pipeline.New's, which enforces the same rules without a position.
+const (
+	defaultBatchMaxBytes  = 1_000_012 // pipeline.BatchMaxBytes
+	defaultMaxRequestSize = 100 << 20 // pipeline.MaxRequestSize
+	maxInterceptors       = 64        // pipeline.New refuses more
+)
+
 // maxMemoryLimit is the largest memory a plugin may have (sdk/ABI.md, 3).
-const maxMemoryLimit = 32768 * PageSize
+const maxMemoryLimit = 32768 * pageSize
 
 func (d *decoder) file(body hcl.Body, filename string) *Config {
 	cfg := &Config{Filename: filename}
@@ -171,9 +193,14 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.stringList(attr); ok {
 			for _, b := range list {
-				if b = strings.TrimSpace(b); b != "" {
-					k.Brokers = append(k.Brokers, b)
+				if b = strings.TrimSpace(b); b == "" {
+					continue
 				}
+				if err := checkBroker(b); err != nil {
+					d.errorf(attr.Expr.Range(), "Invalid broker address", "%s.", err)
+					break
+				}
+				k.Brokers = append(k.Brokers, b)
 			}
 		}
 	}
@@ -182,13 +209,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "0", "1", "all":
-				k.Acks = s
-			case "-1":
-				k.Acks = "all"
-			default:
-				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			if level, err := pipeline.ParseAcks(s); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+			} else {
+				k.Acks = level.String()
 			}
 		}
 	}
@@ -221,18 +245,18 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 	if attr, ok := a["max_buffered_bytes"]; ok {
-		if v, ok := d.size(attr, 1, 1<<62); ok {
-			k.MaxBufferedBytes = int64(v)
+		if v, ok := d.size(attr, 0, 1<<62); ok {
+			n := int64(v)
+			k.MaxBufferedBytes = &n
 		}
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "none", "gzip", "snappy", "lz4", "zstd":
-				k.Compression = s
-			default:
+			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
 				d.errorf(attr.Expr.Range(), "Invalid compression",
 					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			} else {
+				k.Compression = s
 			}
 		}
 	}
@@ -248,18 +272,85 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 
+	if attr, ok := a["max_in_flight"]; ok {
+		if v, ok := d.int(attr, 1, 1<<20); ok {
+			k.MaxInFlight = v
+		}
+	}
+	if attr, ok := a["partitioner_ignore_keys"]; ok {
+		k.PartitionerIgnoreKeys, _ = d.bool(attr)
+	}
+	if attr, ok := a["metadata_max_age"]; ok {
+		if v, ok := d.duration(attr, false); ok {
+			if v < 10*time.Millisecond {
+				d.errorf(attr.Expr.Range(), "Invalid metadata_max_age", "metadata_max_age must be at least 10ms, not %v.", v)
+			}
+			k.MetadataMaxAge = v
+		}
+	}
+	if attr, ok := a["max_block"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			k.MaxBlock = &v
+		}
+	}
+
 	// Cross-field rules, reported at the attribute that breaks them.
-	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+	batch, request := int64(defaultBatchMaxBytes), int64(defaultMaxRequestSize)
+	if k.BatchMaxBytes != 0 {
+		batch = int64(k.BatchMaxBytes)
+	}
+	if k.MaxRequestSize != 0 {
+		request = int64(k.MaxRequestSize)
+	}
+	if batch > request {
+		at, what := a["batch_max_bytes"], "its default"
+		if at == nil {
+			at = a["max_request_size"]
+		}
+		if a["max_request_size"] != nil {
+			what = "max_request_size at " + a["max_request_size"].Expr.Range().String()
+		}
+		d.errorf(at.Expr.Range(), "Batch larger than a request",
+			"batch_max_bytes (%s) must not be larger than max_request_size (%s, %s): a batch is sent in one produce request.",
+			formatSize(uint64(batch)), formatSize(uint64(request)), what)
+	}
+	// The idempotence rules are pipeline.CheckIdempotence's.
+	acks := pipeline.AcksAll
+	if k.Acks != "" {
+		acks, _ = pipeline.ParseAcks(k.Acks)
+	}
+	err := pipeline.CheckIdempotence(acks, k.Idempotence, k.TransactionalID)
+	if errors.Is(err, pipeline.ErrIdempotenceNeedsAcksAll) {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
 			k.Acks, a["acks"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+	if errors.Is(err, pipeline.ErrTransactionNeedsIdempotence) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+	idempotent := k.Acks == "" || k.Acks == "all"
+	if k.Idempotence != nil {
+		idempotent = *k.Idempotence
+	}
+	if k.MaxInFlight != 0 && k.MaxInFlight != 5 && idempotent {
+		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
+			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
+			k.MaxInFlight)
+	}
+	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
+		batch := int64(1000012)
+		if k.BatchMaxBytes != 0 {
+			batch = int64(k.BatchMaxBytes)
+		}
+		if *k.MaxBufferedBytes < batch {
+			d.errorf(a["max_buffered_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
+				"max_buffered_bytes (%d) must be at least batch_max_bytes (%d), the largest record; 0 means no byte limit.",
+				*k.MaxBufferedBytes, batch)
+		}
+	}
+	if errors.Is(err, pipeline.ErrTransactionNeedsAcksAll) {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
 			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
 			a["transactional_id"].Expr.Range())
@@ -290,6 +381,10 @@ func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
 				continue
 			}
 			interceptors[name] = blk
+			if len(interceptors) == maxInterceptors+1 {
+				d.errorf(blk.DefRange, "Too many interceptors",
+					"A pipeline has at most %d interceptors; this is interceptor %d.", maxInterceptors, len(interceptors))
+			}
 			if name == "" {
 				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
 			}
@@ -334,6 +429,10 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 	case hasMod && hasBlt:
 		d.errorf(bltAttr.Range, "Conflicting plugin source",
 			"A %s block names either a module or a builtin, not both (module is at %s).", b.Type, modAttr.Range)
+		// Which one was meant is unknown: checking either (the module's
+		// file and load, the builtin's name and config) would only add
+		// errors about a source that may not be wanted.
+		hasMod, hasBlt = false, false
 	case !hasMod && !hasBlt:
 		d.errorf(b.DefRange, "Missing plugin source",
 			`A %s block needs either module = "path/to/plugin.wasm" or builtin = "NAME".`, b.Type)
@@ -344,8 +443,12 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			d.module(p, modAttr, s)
 		}
 	}
-	if attr, ok := a["config"]; ok {
-		p.Config, _ = d.json(attr)
+	// Errors in what loading a module uses make loading it pointless:
+	// CheckModules skips the block then.
+	before := len(d.diags.Errs())
+	cfgAttr, hasCfg := a["config"]
+	if hasCfg {
+		p.Config, _ = d.json(cfgAttr)
 	}
 	if hasBlt {
 		if s, ok := d.string(bltAttr); ok {
@@ -353,30 +456,46 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if p.Name == "" {
 				p.Name = s
 			}
-			if err := checkBuiltin(kind, s, p.Config); err != nil {
+			switch err := checkBuiltin(kind, s, nil); {
+			case err != nil:
 				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s", err)
+			case hasCfg && checkBuiltin(kind, s, p.Config) != nil:
+				d.errorf(cfgAttr.Range, "Not allowed with a builtin",
+					"builtin %q takes no config; remove the config attribute.", s)
 			}
 		}
 		// Limits and failure policy govern WASM instances only.
-		for _, n := range []string{"memory_limit", "timeout", "pool_size", "max_output"} {
+		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output"} {
 			if attr, ok := a[n]; ok {
 				d.errorf(attr.Range, "Not allowed with a builtin",
 					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
 			}
 		}
 	}
+	p.limitRanges = map[string]hcl.Range{}
+	for _, n := range []string{"memory_limit", "timeout"} {
+		if attr, ok := a[n]; ok {
+			p.limitRanges[n] = attr.Expr.Range()
+		}
+	}
 	if attr, ok := a["memory_limit"]; ok {
-		if v, ok := d.size(attr, PageSize, maxMemoryLimit); ok {
-			if v%PageSize != 0 {
+		if v, ok := d.size(attr, pageSize, maxMemoryLimit); ok {
+			if v%pageSize != 0 {
 				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
 					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
+			} else {
+				p.MemoryLimit = v
 			}
-			p.MemoryLimit = v
 		}
 	}
 	if attr, ok := a["timeout"]; ok {
 		if v, ok := d.duration(attr, true); ok {
 			p.Timeout = &v
+		}
+	}
+	if attr, ok := a["load_timeout"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			p.LoadTimeout = &v
 		}
 	}
 	if attr, ok := a["pool_size"]; ok {
@@ -386,6 +505,33 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		if v, ok := d.size(attr, 1, 1<<31-1); ok {
 			p.MaxOutput = int(v)
 		}
+	}
+	p.settingErrors = len(d.diags.Errs()) > before
+	if attr, ok := a["on_failure"]; ok {
+		if s, ok := d.string(attr); ok {
+			f, err := pipeline.ParseFailurePolicy(s)
+			if err == nil {
+				err = pipeline.CheckFailurePolicy(kind, f)
+			}
+			if err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid on_failure", "%s: %s", b.Type, err)
+			} else {
+				p.OnFailure = f
+			}
+		}
+	}
+	var first hcl.Range
+	for _, blk := range content.Blocks {
+		if p.CircuitBreaker != nil {
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin block has at most one circuit_breaker block; the first one is at %s.", first)
+			continue
+		}
+		if kind == plugins.KindSerializer {
+			d.errorf(blk.DefRange, "Not allowed in a serializer",
+				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
+			continue
+		}
+		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange
 	}
 	return p
 }
@@ -442,11 +588,108 @@ func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
 		cb.Threshold, _ = d.int(attr, 0, 1<<31-1)
 	}
 	if attr, ok := content.Attributes["cooldown"]; ok {
-		if v, ok := d.duration(attr, false); ok && v == 0 {
+		if v, ok := d.duration(attr, true); ok && v == 0 {
 			d.errorf(attr.Expr.Range(), "Invalid cooldown", "cooldown must be longer than zero.")
 		} else {
 			cb.Cooldown = v
 		}
 	}
 	return cb
+}
+
+// hclUnterminatedTemplate is the summary of HCL's diagnostic for a template
+// (quoted string or heredoc) that reaches the end of the file.
+const hclUnterminatedTemplate = "Unterminated template string"
+
+// explainSyntax returns the first syntax error of a file, where HCL points at
+// the wrong place made right. What follows a syntax error cannot be read
+// reliably, and HCL's further errors mostly repeat the first one in other
+// words (an unterminated quoted string gives three), so only the first is
+// kept. An unterminated heredoc is reported by HCL at the end of the file,
+// as an unterminated template string; it is reported here at the <<MARKER
+// that opened it, by name.
+func explainSyntax(src []byte, filename string, diags hcl.Diagnostics) hcl.Diagnostics {
+	diags = heredocDiagnostics(src, filename, diags)
+	sortDiagnostics(diags)
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			return hcl.Diagnostics{d}
+		}
+	}
+	return diags
+}
+
+func heredocDiagnostics(src []byte, filename string, diags hcl.Diagnostics) hcl.Diagnostics {
+	var rng hcl.Range
+	var marker string
+	found := false
+	out := diags[:0:0]
+	for _, d := range diags {
+		if d.Summary != hclUnterminatedTemplate {
+			out = append(out, d)
+			continue
+		}
+		if !found {
+			rng, marker, found = unterminatedHeredoc(src, filename)
+			if !found {
+				out = append(out, d)
+				continue
+			}
+			out = append(out, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unterminated heredoc",
+				Detail: fmt.Sprintf("The heredoc opened here with %s has no closing line holding only %s "+
+					"(spaces before it are allowed), so it runs on to the end of the file.",
+					strings.TrimSpace(string(src[rng.Start.Byte:rng.End.Byte])), marker),
+				Subject: &rng,
+			})
+		}
+		// Further diagnostics of the same unterminated template would
+		// repeat it.
+	}
+	return out
+}
+
+// unterminatedHeredoc returns the range of the <<MARKER (or <<-MARKER) of the
+// first heredoc in src that has no closing marker, and the marker.
+func unterminatedHeredoc(src []byte, filename string) (hcl.Range, string, bool) {
+	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+	var open []hclsyntax.Token
+	for _, t := range toks {
+		switch t.Type {
+		case hclsyntax.TokenOHeredoc:
+			open = append(open, t)
+		case hclsyntax.TokenCHeredoc:
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
+		}
+	}
+	if len(open) == 0 {
+		return hcl.Range{}, "", false
+	}
+	t := open[0]
+	marker := strings.TrimSpace(strings.TrimLeft(string(t.Bytes), "<-"))
+	rng := t.Range
+	// The token ends after the newline; the range covers <<MARKER only.
+	rng.End = hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + len(strings.TrimRight(string(t.Bytes), "\r\n")),
+		Byte: rng.Start.Byte + len(strings.TrimRight(string(t.Bytes), "\r\n"))}
+	return rng, marker, true
+}
+
+// checkBroker checks a bootstrap broker address: HOST:PORT with a port from 1
+// to 65535, or HOST alone (the client then uses Kafka's port, 9092).
+func checkBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if !strings.Contains(strings.Trim(addr, "[]"), ":") && !strings.ContainsAny(addr, " \t/") {
+			return nil
+		}
+		return fmt.Errorf("%q is not HOST:PORT", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("%q is not HOST:PORT with a port from 1 to 65535", addr)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,11 +14,21 @@ import (
 
 // An Option configures a Producer. Options are applied in order; for a
 // setting given twice the last one wins, except Interceptor, which appends.
+//
+// The chain options (Interceptor, KeySerializer, ValueSerializer,
+// Partitioner and CircuitBreaker) describe the plugins; they are the only
+// options Producer.Swap takes. The others configure the client and the
+// producer, and are fixed by New.
 type Option interface{ apply(*config) }
 
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
+
+// chainOption is an option of the chain: see Option.
+type chainOption func(*chainConfig)
+
+func (f chainOption) apply(c *config) { f(&c.chain) }
 
 // AckLevel is how many replicas must have written a record before the broker
 // acknowledges it (Kafka property acks).
@@ -47,17 +58,19 @@ func (a AckLevel) String() string {
 	return fmt.Sprintf("AckLevel(%d)", int8(a))
 }
 
-// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1".
+// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1" (the same
+// as "all"), the spellings the Java client accepts. It is the one place
+// they are listed: kpipe's configuration uses it too.
 func ParseAcks(s string) (AckLevel, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "0", "none":
+	switch s {
+	case "0":
 		return AcksNone, nil
-	case "1", "leader":
+	case "1":
 		return AcksLeader, nil
 	case "all", "-1":
 		return AcksAll, nil
 	}
-	return 0, fmt.Errorf("invalid acks %q: want 0, 1, all or -1", s)
+	return 0, fmt.Errorf(`acks must be "0", "1" or "all" ("-1" is "all"), not %q`, s)
 }
 
 // Codec is a compression codec for record batches (Kafka property
@@ -114,11 +127,6 @@ func (c Codec) kgo() (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("invalid compression codec %d", uint8(c))
 }
 
-type namedInterceptor struct {
-	name string
-	ic   plugins.Interceptor
-}
-
 type config struct {
 	brokers         []string
 	clientID        string
@@ -134,20 +142,143 @@ type config struct {
 	requestTimeout  time.Duration
 	deliveryTimeout time.Duration
 	retries         int
+	maxInFlight     int
+	ignoreKeys      bool
+	metadataMaxAge  time.Duration
+	maxBlock        time.Duration
 	defaultTopic    string
-	interceptors    []namedInterceptor
-	keySerName      string
-	keySer          plugins.Serializer
-	valSerName      string
-	valSer          plugins.Serializer
-	partName        string
-	part            plugins.Partitioner
 	logger          hclog.Logger
-	cbThreshold     int
-	cbCooldown      time.Duration
 	stageMax        int
 	stageLinger     time.Duration // negative: derived from linger
 	kgoOpts         []kgo.Opt
+	chain           chainConfig
+}
+
+// chainConfig is what the chain options set: the plugins of one chain.
+type chainConfig struct {
+	interceptors []namedPlugin
+	keySer       *namedPlugin
+	valSer       *namedPlugin
+	part         *namedPlugin
+	cbThreshold  int
+	cbCooldown   time.Duration
+}
+
+// namedPlugin is a plugin given to a chain option, with its options.
+type namedPlugin struct {
+	name   string
+	plugin any // plugins.Interceptor, plugins.Serializer or plugins.Partitioner; nil for a built-in default
+	opts   pluginConfig
+}
+
+// idempotent applies the rules of acks, enable.idempotence and
+// transactional.id (the one place they are written; kpipe's configuration
+// checks them with CheckIdempotence) and reports whether the producer is
+// idempotent.
+func (c *config) idempotent() (bool, error) {
+	if err := CheckIdempotence(c.acks, c.idempotence, c.txnID); err != nil {
+		return false, err
+	}
+	if c.idempotence != nil {
+		return *c.idempotence, nil
+	}
+	return c.acks == AcksAll, nil
+}
+
+// The rules CheckIdempotence checks, for errors.Is.
+var (
+	// ErrIdempotenceNeedsAcksAll: Idempotence(true) with acks other
+	// than all.
+	ErrIdempotenceNeedsAcksAll = errors.New("idempotence (enable.idempotence=true) requires acks=all")
+	// ErrTransactionNeedsIdempotence: a TransactionalID with
+	// Idempotence(false).
+	ErrTransactionNeedsIdempotence = errors.New("a transactional producer requires idempotence")
+	// ErrTransactionNeedsAcksAll: a TransactionalID with acks other than
+	// all.
+	ErrTransactionNeedsAcksAll = errors.New("a transactional producer requires idempotence, and so acks=all")
+)
+
+// CheckIdempotence checks acks, enable.idempotence (nil: not set) and
+// transactional.id ("" none) against each other, with the Java client's
+// rules: idempotence requires acks=all, and is on by default when acks is
+// all; a transactional producer must be idempotent, and so use acks=all.
+// It returns every rule broken (ErrIdempotenceNeedsAcksAll,
+// ErrTransactionNeedsIdempotence, ErrTransactionNeedsAcksAll), joined. It
+// is the one place these rules are written: New and kpipe's configuration
+// use it.
+func CheckIdempotence(acks AckLevel, idempotence *bool, txnID string) error {
+	switch acks {
+	case AcksNone, AcksLeader, AcksAll:
+	default:
+		return fmt.Errorf("invalid acks level %d", int8(acks))
+	}
+	var errs []error
+	if idempotence != nil && *idempotence && acks != AcksAll {
+		errs = append(errs, fmt.Errorf("%w, got acks=%s", ErrIdempotenceNeedsAcksAll, acks))
+	}
+	if txnID != "" {
+		if idempotence != nil && !*idempotence {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w", txnID, ErrTransactionNeedsIdempotence))
+		}
+		if acks != AcksAll {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w, got acks=%s", txnID, ErrTransactionNeedsAcksAll, acks))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// kgoOptions returns the franz-go options for the client settings.
+func (c *config) kgoOptions(idem bool) ([]kgo.Opt, error) {
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.ProducerLinger(c.linger),
+		kgo.ProducerBatchMaxBytes(c.batchMaxBytes),
+		kgo.BrokerMaxWriteBytes(c.maxRequestSize),
+		kgo.MaxBufferedRecords(c.maxBufRecords),
+		kgo.ProduceRequestTimeout(c.requestTimeout),
+		kgo.RecordDeliveryTimeout(c.deliveryTimeout),
+		kgo.MetadataMaxAge(c.metadataMaxAge),
+		kgo.MetadataMinAge(min(5*time.Second, c.metadataMaxAge)),
+	}
+	if c.retries >= 0 {
+		kopts = append(kopts, kgo.RecordRetries(c.retries))
+	}
+	if c.maxBufBytes > 0 {
+		kopts = append(kopts, kgo.MaxBufferedBytes(c.maxBufBytes))
+	}
+	if c.clientID != "" {
+		kopts = append(kopts, kgo.ClientID(c.clientID))
+	}
+	switch c.acks {
+	case AcksNone:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.NoAck()))
+	case AcksLeader:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.LeaderAck()))
+	default:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	}
+	if !idem {
+		kopts = append(kopts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInFlight))
+	}
+	if c.txnID != "" {
+		kopts = append(kopts, kgo.TransactionalID(c.txnID))
+	}
+	if len(c.codecs) > 0 {
+		codecs := make([]kgo.CompressionCodec, len(c.codecs))
+		for i, cc := range c.codecs {
+			kc, err := cc.kgo()
+			if err != nil {
+				return nil, err
+			}
+			codecs[i] = kc
+		}
+		kopts = append(kopts, kgo.ProducerBatchCompression(codecs...))
+	}
+	return kopts, nil
+}
+
+func defaultChainConfig() chainConfig {
+	return chainConfig{cbThreshold: 10, cbCooldown: 10 * time.Second}
 }
 
 func defaultConfig() config {
@@ -157,13 +288,16 @@ func defaultConfig() config {
 		batchMaxBytes:  1_000_012,
 		maxRequestSize: 100 << 20,
 		maxBufRecords:  50_000,
+		maxBufBytes:    32 << 20,
 		codecs:         []Codec{NoCompression},
 		requestTimeout: 30 * time.Second,
 		retries:        -1,
-		cbThreshold:    10,
-		cbCooldown:     10 * time.Second,
-		stageMax:       64,
+		maxInFlight:    5,
+		metadataMaxAge: 5 * time.Minute,
+		maxBlock:       60 * time.Second,
+		stageMax:       DefaultStageBatchRecords,
 		stageLinger:    -1,
+		chain:          defaultChainConfig(),
 	}
 }
 
@@ -216,14 +350,71 @@ func BatchMaxBytes(n int32) Option { return optionFunc(func(c *config) { c.batch
 func MaxRequestSize(n int32) Option { return optionFunc(func(c *config) { c.maxRequestSize = n }) }
 
 // MaxBufferedRecords caps how many records may wait in the client; Send
-// blocks while the buffer is full, until space frees or its context ends
-// (franz-go MaxBufferedRecords; no Kafka equivalent). Default: 50,000.
+// blocks while the buffer is full, until space frees, its context ends or
+// MaxBlock passes (franz-go MaxBufferedRecords; no Kafka equivalent).
+// Default: 50,000.
 func MaxBufferedRecords(n int) Option { return optionFunc(func(c *config) { c.maxBufRecords = n }) }
 
-// MaxBufferedBytes caps how many bytes of records may wait in the client;
-// Send blocks while it is exceeded (franz-go MaxBufferedBytes; Kafka
-// property buffer.memory). Zero means no byte limit. Default: 0.
+// MaxBufferedBytes caps how many bytes of records (keys, values, header
+// keys and values) may wait in the client; Send blocks while it is
+// exceeded, until space frees, its context ends or MaxBlock passes
+// (franz-go MaxBufferedBytes; Kafka property buffer.memory). It must be at
+// least BatchMaxBytes, the largest record. Zero means no byte limit, and
+// memory is then bounded only by MaxBufferedRecords times the record size.
+// Default: 32 MiB, Kafka's.
 func MaxBufferedBytes(n int) Option { return optionFunc(func(c *config) { c.maxBufBytes = n }) }
+
+// MaxBlock bounds how long Send (and SendSync) may wait for room in the
+// client's buffer (MaxBufferedRecords, MaxBufferedBytes); a record that
+// got none by then fails with an error wrapping ErrBufferFull ("buffer
+// full for 1m0s: the brokers took no records for that long (MaxBlock,
+// Kafka max.block.ms ...)") and Send returns. Zero fails a record at once
+// when the buffer is full. Kafka property max.block.ms; franz-go has no
+// such bound (its Produce waits until the context ends). Default: 60s, the
+// Java client's.
+//
+// Unlike the Java client's send, Send never waits for metadata: a record
+// for a topic whose partitions are not known yet is buffered at once and
+// waits in the buffer, where it counts against the limits above, so a
+// broker that does not answer fills the buffer and MaxBlock then applies.
+// Records already buffered are bounded by DeliveryTimeout, and by the
+// context given to Flush and Close.
+func MaxBlock(d time.Duration) Option { return optionFunc(func(c *config) { c.maxBlock = d }) }
+
+// MaxInFlight caps how many produce requests may wait for a response per
+// broker (Kafka property max.in.flight.requests.per.connection; franz-go
+// MaxProduceRequestsInflightPerBroker, which counts per broker, as franz-go
+// sends produce requests over one connection per broker). Default: 5, the
+// Java client's (franz-go's own default is 1).
+//
+// With idempotence franz-go does not take this setting: it always keeps
+// up to 5 requests in flight (1 for brokers older than Kafka 1.0), and
+// idempotence keeps the order of records across retries within that
+// window. New therefore fails if idempotence is on and n is not 5; where
+// the Java client takes 1 to 5 with idempotence, turn idempotence off to
+// use fewer. Without idempotence, a value above 1 may reorder records
+// when a request is retried.
+func MaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
+
+// PartitionerIgnoreKeys makes the built-in default partitioner ignore keys:
+// keyed records are spread in sticky batches like unkeyed ones, instead of
+// going to the partition their key hashes to (Kafka property
+// partitioner.ignore.keys, Kafka 3.3+, KIP-794). It applies wherever the
+// default partitioner chooses: with no partitioner set, and for records a
+// partitioner plugin defers (plugins.DefaultPartition) or fails. It does
+// not change the built-in murmur2 partitioner, which always hashes keys.
+// Default: false.
+func PartitionerIgnoreKeys(on bool) Option { return optionFunc(func(c *config) { c.ignoreKeys = on }) }
+
+// MetadataMaxAge sets how old the client's metadata may get before it is
+// refreshed, which is how the producer learns of new partitions and moved
+// leaders when nothing fails (Kafka property metadata.max.age.ms; franz-go
+// MetadataMaxAge). The client also waits at least the smaller of 5s and
+// this age between two refreshes (franz-go MetadataMinAge). At least 10ms.
+// Default: 5m, the Java client's and franz-go's.
+func MetadataMaxAge(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.metadataMaxAge = d })
+}
 
 // Compression sets the batch compression codecs in order of preference; the
 // first one the broker supports is used (Kafka property compression.type,
@@ -263,56 +454,198 @@ func Retries(n int) Option { return optionFunc(func(c *config) { c.retries = n }
 func DefaultTopic(topic string) Option { return optionFunc(func(c *config) { c.defaultTopic = topic }) }
 
 // Interceptor appends an interceptor to the chain. Interceptors run in the
-// order given; name identifies it in logs and Stats. At most 64. If ic
-// implements plugins.AckObserver and its WantsAcks returns false (as a WASM
-// interceptor without kpipe_on_ack does), its OnAck is never called and it
-// has no on_ack entry in Stats.
-func Interceptor(name string, ic plugins.Interceptor) Option {
-	return optionFunc(func(c *config) { c.interceptors = append(c.interceptors, namedInterceptor{name, ic}) })
+// order given; name identifies it in logs, Stats and failure errors. At most
+// 64. If ic implements plugins.AckObserver and its WantsAcks returns false
+// (as a WASM interceptor without kpipe_on_ack does), its OnAck is never
+// called and it has no on_ack entry in Stats. opts set its failure policy
+// (OnFailure; default SkipPlugin) and circuit breaker
+// (PluginCircuitBreaker; default the chain's CircuitBreaker).
+func Interceptor(name string, ic plugins.Interceptor, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, ic, opts)
+	if ic == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.interceptors = append(c.interceptors, np) })
 }
 
 // KeySerializer sets the serializer of record keys (Kafka property
-// key.serializer). Null keys are never passed to it. Default: none, the
-// keys are sent as they are (the built-in "bytes", which is never called
-// and has no Stats entry).
-func KeySerializer(name string, s plugins.Serializer) Option {
-	return optionFunc(func(c *config) { c.keySerName, c.keySer = name, s })
+// key.serializer). Null keys are never passed to it. A nil s, like the
+// default, sends keys as they are (the built-in "bytes", which is then
+// never called and has no Stats entry). A serializer failure always fails
+// the record (OnFailure accepts only FailRecord). Default: nil.
+func KeySerializer(name string, s plugins.Serializer, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, s, opts)
+	if s == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.keySer = &np })
 }
 
 // ValueSerializer sets the serializer of record values (Kafka property
-// value.serializer). Null values (tombstones) are never passed to it.
-// Default: none, the values are sent as they are (the built-in "bytes",
-// which is never called and has no Stats entry).
-func ValueSerializer(name string, s plugins.Serializer) Option {
-	return optionFunc(func(c *config) { c.valSerName, c.valSer = name, s })
+// value.serializer). Null values (tombstones) are never passed to it. A nil
+// s, like the default, sends values as they are (the built-in "bytes",
+// never called and without a Stats entry). A serializer failure always
+// fails the record. Default: nil.
+func ValueSerializer(name string, s plugins.Serializer, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, s, opts)
+	if s == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.valSer = &np })
 }
 
 // Partitioner sets the partitioner of records that do not name a partition
-// (Kafka property partitioner.class); it can be replaced later with
-// SetPartitioner. Default: the built-in "default" (murmur2 for keyed records
-// like the Java client, sticky batches for unkeyed ones).
-func Partitioner(name string, p plugins.Partitioner) Option {
-	return optionFunc(func(c *config) { c.partName, c.part = name, p })
+// (Kafka property partitioner.class). A nil p is the built-in "default"
+// (murmur2 for keyed records like the Java client, sticky batches for
+// unkeyed ones), which the pipeline runs without a plugin call; it is also
+// what a failing partitioner falls back to under the default policy
+// (OnFailure(UseDefaultPartitioner); OnFailure(FailRecord) fails the record
+// instead). Default: nil, under the name "default".
+func Partitioner(name string, p plugins.Partitioner, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, p, opts)
+	if p == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.part = &np })
+}
+
+func newNamedPlugin(name string, pl any, opts []PluginOption) namedPlugin {
+	np := namedPlugin{name: name, plugin: pl}
+	for _, o := range opts {
+		o.applyPlugin(&np.opts)
+	}
+	return np
+}
+
+// A PluginOption configures one plugin of a chain: see Interceptor,
+// KeySerializer, ValueSerializer and Partitioner.
+type PluginOption interface{ applyPlugin(*pluginConfig) }
+
+type pluginOptionFunc func(*pluginConfig)
+
+func (f pluginOptionFunc) applyPlugin(c *pluginConfig) { f(c) }
+
+type pluginConfig struct {
+	policy      FailurePolicy // 0: the kind's default
+	breakerSet  bool
+	cbThreshold int
+	cbCooldown  time.Duration
+}
+
+// FailurePolicy is what happens to a record when a plugin fails on it: its
+// call returned an error, panicked, faulted (a WASM trap, timeout or
+// invalid result), or was skipped because the plugin's circuit breaker is
+// open.
+type FailurePolicy uint8
+
+// The failure policies. Interceptors take SkipPlugin (the default),
+// FailRecord or DropRecord; partitioners UseDefaultPartitioner (the
+// default) or FailRecord; serializers only FailRecord, which is what they
+// always do.
+const (
+	// SkipPlugin: the record goes on as it was before the interceptor
+	// (the last good version), counted as a failure of the plugin
+	// (config: on_failure = "skip").
+	SkipPlugin FailurePolicy = iota + 1
+	// FailRecord: the record fails; its Result.Err wraps ErrPluginFailed
+	// (ErrSerialize for serializers) and names the plugin and hook
+	// (config: on_failure = "fail"). Plugins that must never be skipped,
+	// such as redaction or encryption, should use it.
+	FailRecord
+	// DropRecord: the record is filtered (Outcome Filtered, counted in
+	// Drops) as if the interceptor had dropped it (config: on_failure =
+	// "drop").
+	DropRecord
+	// UseDefaultPartitioner: the default partitioner chooses the record's
+	// partition (config: on_failure = "default").
+	UseDefaultPartitioner
+)
+
+var policyNames = [...]string{SkipPlugin: "skip", FailRecord: "fail", DropRecord: "drop", UseDefaultPartitioner: "default"}
+
+func (f FailurePolicy) String() string {
+	if int(f) < len(policyNames) && policyNames[f] != "" {
+		return policyNames[f]
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", uint8(f))
+}
+
+// ParseFailurePolicy parses a policy name: "skip", "fail", "drop" or
+// "default" (the on_failure attribute of kpipe's configuration).
+func ParseFailurePolicy(s string) (FailurePolicy, error) {
+	for i, n := range policyNames {
+		if n != "" && n == s {
+			return FailurePolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("invalid failure policy %q: want skip, fail or drop (interceptors), default or fail (partitioners), fail (serializers)", s)
+}
+
+// policies lists the policies each kind accepts; the first is its default.
+func policies(k plugins.Kind) []FailurePolicy {
+	switch k {
+	case plugins.KindInterceptor:
+		return []FailurePolicy{SkipPlugin, FailRecord, DropRecord}
+	case plugins.KindPartitioner:
+		return []FailurePolicy{UseDefaultPartitioner, FailRecord}
+	}
+	return []FailurePolicy{FailRecord}
+}
+
+// CheckFailurePolicy reports whether a plugin of kind k (one of
+// plugins.KindInterceptor, KindSerializer, KindPartitioner) may have policy
+// f.
+func CheckFailurePolicy(k plugins.Kind, f FailurePolicy) error {
+	allowed := policies(k)
+	for _, a := range allowed {
+		if a == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("on_failure %q is not a policy of a %s (want %s)", f, kindName(k), policyList(allowed))
+}
+
+// OnFailure sets what a plugin's failure does to the record: see
+// FailurePolicy for the policies each kind accepts. New and Swap fail on a
+// policy the plugin's kind does not have. Default: SkipPlugin for
+// interceptors, UseDefaultPartitioner for partitioners, FailRecord for
+// serializers.
+func OnFailure(f FailurePolicy) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) { c.policy = f })
+}
+
+// PluginCircuitBreaker gives one plugin its own circuit breaker settings
+// instead of the chain's (see CircuitBreaker).
+func PluginCircuitBreaker(threshold int, cooldown time.Duration) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		c.breakerSet, c.cbThreshold, c.cbCooldown = true, threshold, cooldown
+	})
 }
 
 // Logger sets the logger for plugin failures and the client's own warnings
 // and errors. Default: hclog.Default() named "kpipe".
 func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
-// CircuitBreaker sets when a failing interceptor or partitioner is bypassed:
-// after threshold consecutive failures of one plugin, its calls are skipped
-// for cooldown (interceptors pass records through unchanged, partitioners
-// defer to the default partitioner); then it is tried again. If it fails
-// again at once the next cool-down is twice as long, up to 16 times
-// cooldown; one success resets it. The breaker counts calls: with stage
-// batching (StageBatch) a batch call, or a delivery of queued
-// acknowledgements, is one failure if every record in it failed and a
-// success otherwise, while Stats counts each record. A threshold of zero or
-// less disables the breaker. Serializers are never bypassed: a record they
-// cannot serialize fails. Default: threshold 10, cooldown 10s.
+// CircuitBreaker sets the default circuit breaker of the chain's
+// interceptors and partitioner (PluginCircuitBreaker overrides it for one
+// plugin): after threshold consecutive records on which a plugin failed,
+// counted record by record also in batch calls, the plugin is bypassed for
+// cooldown, its failure policy applying to each record it would have seen
+// (an interceptor under SkipPlugin passes records on unchanged, under
+// FailRecord fails them, under DropRecord filters them; a partitioner
+// defers to the default partitioner or fails the record). Then exactly one
+// call (one record, or one batch call) is let through: if it succeeds on any
+// record the breaker closes, otherwise it opens again for twice as long,
+// up to 16 times cooldown. Bypassed records are counted in Stats
+// (Bypasses). A threshold of zero or less disables the breaker.
+// Serializers have no breaker: a record they cannot serialize fails.
+// Default: threshold 10, cooldown 10s.
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
-	return optionFunc(func(c *config) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
+	return chainOption(func(c *chainConfig) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
 }
+
+// DefaultStageBatchRecords is the stage batch size without StageBatch.
+const DefaultStageBatchRecords = 64
 
 // StageBatch sets how records are batched on their way through the plugin
 // stages (kpipe only; not the client's batches, see Linger and
@@ -325,14 +658,15 @@ func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 // stages when it holds maxRecords records (on the goroutine of the Send
 // that filled it) or when its first record has waited linger (on a timer's
 // goroutine), whichever comes first; Flush, SendSync, Close and the
-// transaction methods run it at once. OnAck of an AckBatcher is delivered
-// in batches too: when its queue fills, when acknowledgements have waited
-// linger, and on Flush and Close.
+// transaction methods run it at once. OnAckBatch of an AckBatcher is given
+// batches of acknowledgements too: when maxRecords are waiting, when the
+// first has waited linger, and on Flush and Close; the callbacks of those
+// records run after it.
 //
-// Records are batched only while some stage can use it: an interceptor that
-// implements plugins.BatchInterceptor or plugins.AckBatcher, or a current
-// partitioner (see SetPartitioner) that implements plugins.BatchPartitioner
-// and keeps no per-topic state. Otherwise (Go plugins that take no batches,
+// Records are batched only while some stage of the current chain can use
+// it: an interceptor that implements plugins.BatchInterceptor or
+// plugins.AckBatcher, or a partitioner that implements
+// plugins.BatchPartitioner and keeps no per-topic state. Otherwise (Go plugins that take no batches,
 // for one) each Send runs the stages itself, as if batching were off, at no
 // extra cost. In a batch, plugins that take no batches are called once per
 // record, as always, and serializers always are.

@@ -2,7 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/kpipe/kpipe/plugins"
@@ -14,6 +13,7 @@ var (
 	_ plugins.BatchInterceptor = (*Plugin)(nil)
 	_ plugins.BatchPartitioner = (*Plugin)(nil)
 	_ plugins.AckBatcher       = (*Plugin)(nil)
+	_ plugins.Closer           = (*Plugin)(nil)
 )
 
 // batchChunk bounds the input of one batch call: a batch whose encoding is
@@ -22,14 +22,6 @@ var (
 // single entry larger than batchChunk goes alone in its call. A variable
 // for the tests.
 var batchChunk = 1 << 20
-
-// Sizes of the entry headers in batch inputs (ABI section 5.5): u32 size
-// before a record or an acknowledgement; i32 num_partitions and u32 size
-// before a record of kpipe_partition_batch.
-const (
-	sizeHeader      = 4
-	partitionHeader = 8
-)
 
 // chunk returns the end j of the chunk of rs that starts at i, whose
 // entries have a header of hdr bytes and an encoding of size(r) bytes, and
@@ -54,16 +46,33 @@ func chunk(rs []*plugins.Record, i, hdr int, size func(*plugins.Record) int) (j,
 	return j, total
 }
 
-// batchLoop runs a batch of count records (or acknowledgements) of hook h
-// on a single pool instance. The batch is a sequence [0, end) of positions
-// (record indexes, or offsets in encoded acknowledgements): step handles
-// the batch from position i on, on inst, and returns where it stopped and
-// its error; a *Fault makes batchLoop discard the instance and go on with a
-// fresh one. If no fresh instance can be had, fail(i, err) is told that
-// everything from position i on failed with err. batchLoop returns an
-// error only if no instance could be had at all.
-func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
-	step func(inst *instance, i int) (int, error), fail func(i int, err error)) error {
+// maxRerunFaults bounds the re-run of failed batch calls (see batchLoop):
+// once this many records of one batch faulted in their own calls, the
+// records of the batch not re-run yet fail with the error of the batch call
+// without being run again.
+const maxRerunFaults = 8
+
+// batchLoop runs a batch of count records of hook h on a single pool
+// instance: step handles the batch from record i on, on inst, and returns
+// where it stopped and its error; with single it must handle record i
+// alone, with the per-record hook. A *Fault makes batchLoop discard the
+// instance and go on with a fresh one.
+//
+// A batch call that fails as a whole (step returns an error for more than
+// one record: a fault, or KPIPE_ERROR of the whole call) does not decide the
+// fate of its records: batchLoop runs them again one at a time, on a
+// healthy instance, so that exactly the records whose own call fails get an
+// error. The extra time this costs is bounded: a re-run makes at most one
+// call per record of the failed batch call, and stops calling after
+// maxRerunFaults faults in one batch (each costs at most the call timeout
+// and the creation of an instance); the records not re-run then keep the
+// batch call's error.
+//
+// If no fresh instance can be had, fail(i, err) is told that everything
+// from record i on failed with err. batchLoop returns an error only if no
+// instance could be had at all.
+func (p *Plugin) batchLoop(ctx context.Context, h hook, count int,
+	step func(inst *instance, i int, single bool) (int, error), fail func(i int, err error)) error {
 	if err := p.checkKind(h); err != nil {
 		return err
 	}
@@ -75,7 +84,9 @@ func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
 	if err != nil {
 		return err
 	}
-	for i := 0; i < end; {
+	rerunTo, faults := 0, 0 // records before rerunTo are re-run one at a time
+	var batchErr error
+	for i := 0; i < count; {
 		if inst == nil {
 			if ctx.Err() != nil {
 				// A canceled call faulted: do not create an
@@ -88,11 +99,27 @@ func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
 				return nil
 			}
 		}
+		single := i < rerunTo
+		if single && faults >= maxRerunFaults {
+			// Out of re-run budget: the rest keep the error of
+			// the batch call.
+			for ; i < rerunTo; i++ {
+				fail(i, batchErr)
+			}
+			continue
+		}
+		start := i
 		var stepErr error
-		i, stepErr = step(inst, i)
+		i, stepErr = step(inst, i, single)
 		if isFault(stepErr) {
 			p.discard(inst)
 			inst = nil
+			if single {
+				faults++
+			}
+		}
+		if stepErr != nil && !single && i-start > 1 {
+			rerunTo, i, batchErr = i, start, stepErr
 		}
 	}
 	if inst != nil {
@@ -122,8 +149,8 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 	for i := range rs {
 		verdicts[i], errs[i] = plugins.Continue, nil
 	}
-	step := func(inst *instance, i int) (int, error) {
-		if p.hasBatch[h] && len(rs)-i > 1 {
+	step := func(inst *instance, i int, single bool) (int, error) {
+		if !single && p.hasBatch[h] && len(rs)-i > 1 {
 			if j, err := inst.onSendBatch(ctx, rs, i, verdicts, errs); j > i {
 				return j, err
 			}
@@ -136,9 +163,9 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 		verdicts[i], errs[i] = inst.onSend(ctx, rs[i], n)
 		return i + 1, errs[i]
 	}
-	return p.batchLoop(ctx, h, len(rs), len(rs), step, func(i int, err error) {
+	return p.batchLoop(ctx, h, len(rs), step, func(i int, err error) {
 		for ; i < len(rs); i++ {
-			errs[i] = err
+			verdicts[i], errs[i] = plugins.Continue, err
 		}
 	})
 }
@@ -150,7 +177,7 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i int, verdicts []plugins.Verdict, errs []error) (int, error) {
 	const h, hb = hookOnSend, hookOnSendBatch
 	p := inst.p
-	j, total := chunk(rs, i, sizeHeader, abi.RecordSize)
+	j, total := chunk(rs, i, abi.EntryHeader, abi.RecordSize)
 	if total < 0 {
 		return i, nil // for the single-record hook: see chunk
 	}
@@ -167,9 +194,9 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	}
 	off := 0
 	for _, r := range rs[i:j] {
-		n := abi.PutRecord(in[off+sizeHeader:], r)
-		binary.LittleEndian.PutUint32(in[off:], uint32(n))
-		off += sizeHeader + n
+		n := abi.PutRecord(in[off+abi.EntryHeader:], r)
+		abi.PutEntryHeader(in[off:], n)
+		off += abi.EntryHeader + n
 	}
 	p.stats.batches[h].Add(1)
 	inst.stack[0], inst.stack[1] = uint64(count), uint64(total)
@@ -181,18 +208,15 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	case res == 0:
 		return j, nil
 	case res == abi.StatusError:
-		ge := inst.guestErrorOf(hb, h)
-		p.stats.errors[h].Add(uint64(count - 1))
-		_, err := fail(ge)
-		return j, err
+		return fail(inst.guestErrorOf(hb, h))
 	}
-	results, f := inst.results(hb, res, 8, count)
+	results, f := inst.results(hb, res, abi.OnSendResultSize, count)
 	if f != nil {
 		return fail(f)
 	}
 	// Check every result before changing any record.
 	for k := range count {
-		switch v := int64(binary.LittleEndian.Uint64(results[8*k:])); {
+		switch v := abi.OnSendResult(results, k); {
 		case v == 0 || v == abi.StatusDrop || v == abi.StatusError:
 		case v < 0:
 			return fail(p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: result %d is not a status code of %s", k, count, v, hookNames[h])))
@@ -208,7 +232,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	}
 	var ge *GuestError // one for every record that failed: the call has one message
 	for k := range count {
-		switch v := int64(binary.LittleEndian.Uint64(results[8*k:])); v {
+		switch v := abi.OnSendResult(results, k); v {
 		case 0:
 		case abi.StatusDrop:
 			verdicts[i+k] = plugins.Drop
@@ -266,8 +290,8 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 	for i := range rs {
 		parts[i], errs[i] = plugins.DefaultPartition, nil
 	}
-	step := func(inst *instance, i int) (int, error) {
-		if p.hasBatch[h] && len(rs)-i > 1 {
+	step := func(inst *instance, i int, single bool) (int, error) {
+		if !single && p.hasBatch[h] && len(rs)-i > 1 {
 			if j, err := inst.partitionBatch(ctx, rs, numPartitions, i, parts, errs); j > i {
 				return j, err
 			}
@@ -280,9 +304,9 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 		parts[i], errs[i] = inst.partition(ctx, rs[i], n, numPartitions[i])
 		return i + 1, errs[i]
 	}
-	return p.batchLoop(ctx, h, len(rs), len(rs), step, func(i int, err error) {
+	return p.batchLoop(ctx, h, len(rs), step, func(i int, err error) {
 		for ; i < len(rs); i++ {
-			errs[i] = err
+			parts[i], errs[i] = plugins.DefaultPartition, err
 		}
 	})
 }
@@ -294,7 +318,7 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, numPartitions []int32, i int, parts []int32, errs []error) (int, error) {
 	const h, hb = hookPartition, hookPartitionBatch
 	p := inst.p
-	j, total := chunk(rs, i, partitionHeader, p.partitionSize)
+	j, total := chunk(rs, i, abi.PartitionEntryHeader, p.partitionSize)
 	if total < 0 {
 		return i, nil // for the single-record hook: see chunk
 	}
@@ -311,10 +335,9 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 	}
 	off := 0
 	for k, r := range rs[i:j] {
-		n := p.putPartitionInput(in[off+partitionHeader:], r)
-		binary.LittleEndian.PutUint32(in[off:], uint32(numPartitions[i+k]))
-		binary.LittleEndian.PutUint32(in[off+4:], uint32(n))
-		off += partitionHeader + n
+		n := p.putPartitionInput(in[off+abi.PartitionEntryHeader:], r)
+		abi.PutPartitionEntryHeader(in[off:], numPartitions[i+k], n)
+		off += abi.PartitionEntryHeader + n
 	}
 	p.stats.batches[h].Add(1)
 	inst.stack[0], inst.stack[1] = uint64(count), uint64(total)
@@ -323,25 +346,22 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 		return fail(f)
 	}
 	if res == abi.StatusError {
-		ge := inst.guestErrorOf(hb, h)
-		p.stats.errors[h].Add(uint64(count - 1))
-		_, err := fail(ge)
-		return j, err
+		return fail(inst.guestErrorOf(hb, h))
 	}
-	results, f := inst.results(hb, res, 4, count)
+	results, f := inst.results(hb, res, abi.PartitionResultSize, count)
 	if f != nil {
 		return fail(f)
 	}
 	// Check every result before setting any partition.
 	for k := range count {
-		v := int64(int32(binary.LittleEndian.Uint32(results[4*k:])))
+		v := abi.PartitionResult(results, k)
 		if v < 0 && v != abi.StatusError && v != abi.StatusDefaultPartition {
 			return fail(p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: result %d is not a partition or a status code of %s", k, count, v, hookNames[h])))
 		}
 	}
 	var ge *GuestError // one for every KPIPE_ERROR: the call has one message
 	for k := range count {
-		v := int64(int32(binary.LittleEndian.Uint32(results[4*k:])))
+		v := abi.PartitionResult(results, k)
 		if v == abi.StatusError && ge != nil {
 			p.stats.errors[h].Add(1)
 			parts[i+k], errs[i+k] = plugins.DefaultPartition, ge

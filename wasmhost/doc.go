@@ -18,8 +18,12 @@
 // plugins (BatchInterceptor, BatchPartitioner, AckBatcher): a batch of
 // records runs on one instance taken from the pool once, in one call of the
 // module's batch export (sdk/ABI.md section 5.5) if it has one, else in
-// one per-record call each. Acknowledgements are queued and delivered in
-// batches of WithAckBatchSize.
+// one per-record call each; OnAckBatch takes a batch of acknowledgements
+// (the pipeline decides when to deliver them: the Plugin queues nothing). A
+// batch call that fails as a whole (a fault, or KPIPE_ERROR of the whole
+// call) is run again one record at a time on a healthy instance, so that
+// exactly the records whose own call fails get an error; the re-run stops
+// calling after 8 faults in one batch.
 //
 // # Faults
 //

@@ -65,6 +65,10 @@ type instance struct {
 // held to the plugin's creation limit (Plugin.createTimeout), not to the
 // call timeout. On success the instance is s's instance.
 //
+// An instrumented module's start function (exported by the instrumenter)
+// runs first, under the watchdog; an uninstrumented module's runs inside
+// instantiation, under wazero's termination checks.
+//
 // A probe (for Inspect, after kpipe_init failed) runs only _initialize: it
 // can answer kpipe_kinds and nothing else, and must be closed after use.
 func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instance, error) {
@@ -76,8 +80,8 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		// Used only by wazero's termination checks (not instrumented).
 		createDeadline: time.Now().Add(p.createTimeout),
 		memory:         &limitedMemory{limit: p.memLimit},
-		stdout:         newLineWriter(p.logger, hclog.Info, "stdout"),
-		stderr:         newLineWriter(p.logger, hclog.Warn, "stderr"),
+		stdout:         newLineWriter(p.logger, p.logLimit, hclog.Info, "stdout"),
+		stderr:         newLineWriter(p.logger, p.logLimit, hclog.Warn, "stderr"),
 	}
 	inst.ctx = context.WithValue(context.Background(), instanceKey{}, inst)
 	cfg := wazero.NewModuleConfig().
@@ -90,9 +94,24 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		WithSysNanotime().
 		WithSysNanosleep()
 	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, instanceKey{}, inst), inst.memory)
+	if !p.instrumented && p.createTimeout > 0 {
+		// wazero's termination checks stop a start function that
+		// overruns the load timeout; an instrumented module's start
+		// function runs below, under the watchdog.
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithDeadline(ictx, inst.createDeadline)
+		defer cancel()
+	}
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
 		inst.flush()
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("instantiate: start function: stopped: %w (%w)", ctx.Err(), err)
+		case ictx.Err() != nil:
+			return nil, fmt.Errorf("instantiate: start function: stopped after running longer than the load timeout (limit of %v): %w",
+				p.createTimeout, err)
+		}
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	p.stats.created.Add(1)
@@ -144,8 +163,15 @@ func (inst *instance) initialize(ctx context.Context, probe bool) error {
 	return inst.growBuffer(ctx, initialBufferSize)
 }
 
-// runInit runs _initialize and, unless probe, kpipe_init.
+// runInit runs the start function of an instrumented module (which the
+// instrumenter turned into an export), _initialize and, unless probe,
+// kpipe_init.
 func (inst *instance) runInit(ctx context.Context, probe bool) error {
+	if fn := inst.mod.ExportedFunction(startExport); fn != nil && inst.p.instrumented {
+		if err := inst.callInit(ctx, fn); err != nil {
+			return fmt.Errorf("start function: %w", err)
+		}
+	}
 	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
 		if err := inst.callInit(ctx, fn); err != nil {
 			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
@@ -197,7 +223,7 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 				return inst.interruptedError(ctx, reason, err)
 			}
 		}
-	case inst.p.timeout > 0:
+	case inst.p.timeout > 0 || inst.creating && inst.p.createTimeout > 0:
 		// wazero's termination checks, watching a context per call.
 		var cctx context.Context
 		var cancel context.CancelFunc
@@ -209,7 +235,7 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
 		cancel()
 		if err != nil && inst.creating && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return &callError{FaultTimeout, fmt.Errorf("instance creation stopped after running longer than its limit of %v: %w",
+			return &callError{FaultTimeout, fmt.Errorf("stopped after running longer than the load timeout (limit of %v): %w",
 				inst.p.createTimeout, err)}
 		}
 	default:
@@ -248,10 +274,12 @@ func (inst *instance) declaredKinds(ctx context.Context) (plugins.Kind, error) {
 	return plugins.Kind(uint32(inst.stack[0])), nil
 }
 
-// flush logs what is left in the stdout and stderr line buffers.
+// flush logs what is left in the stdout and stderr line buffers, and how
+// many of the plugin's lines were suppressed since the last such report.
 func (inst *instance) flush() {
 	inst.stdout.Flush()
 	inst.stderr.Flush()
+	inst.p.logLimit.flush()
 }
 
 // close frees the instance.

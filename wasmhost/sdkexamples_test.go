@@ -81,12 +81,19 @@ func TestSDKExamples(t *testing.T) {
 				if got, want := encodeRecord(r), vector(t, "results/set_header/"+names[i]+".bin"); !bytes.Equal(got, want) {
 					t.Errorf("%s: OnSend made %+v, not results/set_header", names[i], r)
 				}
-				if _, err := p.QueueAck(ctx, r, plugins.Ack{Offset: int64(i)}); err != nil {
-					t.Errorf("%s: QueueAck: %v", names[i], err)
-				}
 			}
-			if _, err := p.FlushAcks(ctx); err != nil {
-				t.Errorf("FlushAcks: %v", err)
+			acks := make([]plugins.Ack, len(rs))
+			for i := range acks {
+				acks[i].Offset = int64(i)
+			}
+			ackErrs := make([]error, len(rs))
+			if err := p.OnAckBatch(ctx, rs, acks, ackErrs); err != nil {
+				t.Errorf("OnAckBatch: %v", err)
+			}
+			for i, err := range ackErrs {
+				if err != nil {
+					t.Errorf("%s: OnAckBatch: %v", names[i], err)
+				}
 			}
 			_, rs = vectorRecords(t)
 			vs := make([]plugins.Verdict, len(rs))

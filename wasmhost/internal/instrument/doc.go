@@ -12,7 +12,13 @@
 // scheduler. A host that sets the flag to a non-zero value
 // (api.MutableGlobal.Set in wazero) therefore stops the guest within Budget
 // loop iterations or function calls: endless loops and endless recursion
-// included. Everything else in the module is copied verbatim, except custom
+// included. A start function, which would run inside instantiation where
+// no flag can be set yet, is exported under a second name the host chooses
+// instead, for the host to call once the instance exists. Calls of the
+// module's own functions are charged to a stack budget (StackBudget, see
+// callCosts), so that endless or very deep recursion traps long before the
+// runtime's call stack grows to its own, much larger, ceiling. Everything else
+// in the module is copied verbatim, except custom
 // sections named .debug_*, whose code offsets the inserted instructions
 // would invalidate.
 //

@@ -101,7 +101,12 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	}
 	keep := true
 	if f.config != "" {
-		cfg, err := e.loadConfig(f.config)
+		host, err := e.newHost(ctx)
+		if err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+		closers = append(closers, func() { _ = host.Close(context.Background()) })
+		cfg, built, err := e.buildConfig(ctx, f.config, f.pipeline, host)
 		if err != nil {
 			return err
 		}
@@ -112,14 +117,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
-		host, err := e.newHost(ctx)
-		if err != nil {
-			return &exitError{code: ExitError, err: err}
-		}
-		closers = append(closers, func() { _ = host.Close(context.Background()) })
-		if opts, err = cfg.Build(ctx, p, host); err != nil {
-			return failedf("%v", err)
-		}
+		opts = built
 		if cfg.Kafka.Linger == nil {
 			// The clients batched already: send at once unless the
 			// configuration says otherwise.

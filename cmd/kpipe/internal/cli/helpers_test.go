@@ -39,15 +39,16 @@ func TestOutRecord(t *testing.T) {
 	ts := time.UnixMilli(1767323045123)
 	r := &kgo.Record{
 		Topic: "t", Partition: 2, Offset: 7, Timestamp: ts,
-		Key:     nil,
-		Value:   []byte{0xff, 0x00},
-		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("1")}, {Key: "h", Value: []byte("2")}, {Key: "n"}},
+		Key:   nil,
+		Value: []byte{0xff, 0x00},
+		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("1")}, {Key: "h", Value: []byte("2")}, {Key: "n"},
+			{Key: "e", Value: []byte{}}, {Key: "b", Value: []byte{0xfe}}, {Key: "r", Value: []byte{0xff}}, {Key: "r", Value: []byte("x")}},
 	}
 	b, err := json.Marshal(outRecord(r))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"topic":"t","partition":2,"offset":7,"timestamp":1767323045123,"key":null,"value":null,"value_base64":"/wA=","headers":{"h":"2","n":""}}`
+	want := `{"topic":"t","partition":2,"offset":7,"timestamp":1767323045123,"key":null,"value":null,"value_base64":"/wA=","headers":{"e":"","h":"2","n":null,"r":"x"},"headers_base64":{"b":"/g=="}}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
@@ -85,5 +86,29 @@ func TestFormatRecord(t *testing.T) {
 	want := `topic="t" key="k" value=2 bytes 01fe headers={"a": null} partition=3 timestamp=5`
 	if got := formatRecord(r); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestCheckAddrs(t *testing.T) {
+	for _, tt := range []struct {
+		addrs        []string
+		portOptional bool
+		minPort      int
+		ok           bool
+	}{
+		{[]string{"127.0.0.1:9092", "[::1]:9092", "kafka-1.example:19092"}, true, 1, true},
+		{[]string{"localhost"}, true, 1, true},
+		{[]string{"localhost"}, false, 0, false},
+		{[]string{"127.0.0.1:0"}, false, 0, true},
+		{[]string{"127.0.0.1:0"}, true, 1, false},
+		{[]string{"127.0.0.1:65536"}, true, 1, false},
+		{[]string{"127.0.0.1:x"}, true, 1, false},
+		{[]string{"::1"}, true, 1, false},
+		{[]string{"a b:1"}, true, 1, false},
+	} {
+		err := checkAddrs("--x", tt.addrs, tt.portOptional, tt.minPort)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkAddrs(%q, %v, %d) = %v, want ok %v", tt.addrs, tt.portOptional, tt.minPort, err, tt.ok)
+		}
 	}
 }

@@ -3,12 +3,14 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -94,12 +96,14 @@ func (lr *lineReader) next() (*plugins.Record, int, error) {
 
 // jsonRecord is one JSON input line.
 type jsonRecord struct {
-	Topic     *string          `json:"topic"`
-	Key       json.RawMessage  `json:"key"`
-	Value     json.RawMessage  `json:"value"`
-	Headers   json.RawMessage  `json:"headers"`
-	Partition *int32           `json:"partition"`
-	Timestamp *json.RawMessage `json:"timestamp"`
+	Topic       *string          `json:"topic"`
+	Key         json.RawMessage  `json:"key"`
+	KeyBase64   *string          `json:"key_base64"`
+	Value       json.RawMessage  `json:"value"`
+	ValueBase64 *string          `json:"value_base64"`
+	Headers     json.RawMessage  `json:"headers"`
+	Partition   *int32           `json:"partition"`
+	Timestamp   *json.RawMessage `json:"timestamp"`
 }
 
 // parseJSONRecord decodes one JSON line:
@@ -109,9 +113,18 @@ type jsonRecord struct {
 //
 // key and value: a JSON string is sent as its text; any other JSON value as
 // its JSON text; null or absent is null (a null value is a tombstone).
-// headers: an object of string (or null) values, sent in the order given.
-// timestamp: milliseconds since the epoch, or an RFC 3339 string.
+// key_base64 and value_base64 instead: the bytes a standard base64 string
+// encodes, for data that is not UTF-8 text. headers: an object of string (or
+// null) values, sent in the order given. timestamp: milliseconds since the
+// epoch, or an RFC 3339 string.
+//
+// A line that is not valid UTF-8, or whose strings escape half of a UTF-16
+// surrogate pair, is malformed: encoding/json would replace those bytes with
+// U+FFFD and send something else than what the line holds.
 func parseJSONRecord(line []byte) (*plugins.Record, error) {
+	if err := checkJSONText(line); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var jr jsonRecord
@@ -129,11 +142,11 @@ func parseJSONRecord(line []byte) (*plugins.Record, error) {
 		r.Topic = *jr.Topic
 	}
 	var err error
-	if r.Key, err = jsonData(jr.Key); err != nil {
-		return nil, fmt.Errorf(`"key": %w`, err)
+	if r.Key, err = jsonDataOrBase64("key", jr.Key, jr.KeyBase64); err != nil {
+		return nil, err
 	}
-	if r.Value, err = jsonData(jr.Value); err != nil {
-		return nil, fmt.Errorf(`"value": %w`, err)
+	if r.Value, err = jsonDataOrBase64("value", jr.Value, jr.ValueBase64); err != nil {
+		return nil, err
 	}
 	if r.Headers, err = jsonHeaders(jr.Headers); err != nil {
 		return nil, fmt.Errorf(`"headers": %w`, err)
@@ -150,6 +163,86 @@ func parseJSONRecord(line []byte) (*plugins.Record, error) {
 		}
 	}
 	return r, nil
+}
+
+// jsonDataOrBase64 decodes the field name, given either as JSON (raw) or as
+// name_base64 (b64), not both.
+func jsonDataOrBase64(name string, raw json.RawMessage, b64 *string) ([]byte, error) {
+	if b64 == nil {
+		d, err := jsonData(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", name, err)
+		}
+		return d, nil
+	}
+	if len(raw) > 0 {
+		return nil, fmt.Errorf("%q and %q: give one of them, not both", name, name+"_base64")
+	}
+	d, err := base64.StdEncoding.DecodeString(*b64)
+	if err != nil {
+		return nil, fmt.Errorf("%q: not standard base64: %w", name+"_base64", err)
+	}
+	return d, nil
+}
+
+// checkJSONText returns an error naming the first byte of line that is not
+// valid UTF-8, or the first \u escape that is half of a surrogate pair.
+func checkJSONText(line []byte) error {
+	if !utf8.Valid(line) {
+		for i := 0; i < len(line); {
+			r, n := utf8.DecodeRune(line[i:])
+			if r == utf8.RuneError && n <= 1 {
+				return fmt.Errorf("column %d: byte 0x%02x is not valid UTF-8: JSON input must be UTF-8 text; "+
+					"give bytes that are not with key_base64 / value_base64", i+1, line[i])
+			}
+			i += n
+		}
+	}
+	if !bytes.Contains(line, []byte(`\u`)) {
+		return nil
+	}
+	inString := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(line):
+			if line[i+1] != 'u' {
+				i++ // a one-character escape, possibly \"
+				continue
+			}
+			hi, ok := hex4(line, i+2)
+			switch {
+			case !ok:
+				// Not an escape: the JSON decoder reports it.
+			case hi >= 0xd800 && hi < 0xdc00:
+				lo, ok := -1, i+7 < len(line) && line[i+6] == '\\' && line[i+7] == 'u'
+				if ok {
+					lo, ok = hex4(line, i+8)
+				}
+				if !ok || lo < 0xdc00 || lo >= 0xe000 {
+					return fmt.Errorf("column %d: %s is half of a UTF-16 surrogate pair, not a character; "+
+						"give bytes that are not UTF-8 text with key_base64 / value_base64", i+1, line[i:i+6])
+				}
+				i += 11
+				continue
+			case hi >= 0xdc00 && hi < 0xe000:
+				return fmt.Errorf("column %d: %s is half of a UTF-16 surrogate pair, not a character; "+
+					"give bytes that are not UTF-8 text with key_base64 / value_base64", i+1, line[i:i+6])
+			}
+			i += 5
+		}
+	}
+	return nil
+}
+
+// hex4 decodes the four hex digits at b[i:i+4].
+func hex4(b []byte, i int) (int, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
+	return int(v), err == nil
 }
 
 func jsonData(raw json.RawMessage) ([]byte, error) {

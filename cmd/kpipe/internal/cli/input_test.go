@@ -48,6 +48,25 @@ func TestParseJSONRecord(t *testing.T) {
 		{name: "bad timestamp", line: `{"timestamp":"yesterday"}`, wantErr: "RFC 3339"},
 		{name: "float timestamp", line: `{"timestamp":1.5}`, wantErr: "milliseconds"},
 		{name: "empty topic", line: `{"topic":""}`, wantErr: "must not be empty"},
+		// Bytes that are not UTF-8 fail the line instead of turning into
+		// U+FFFD; key_base64 and value_base64 carry any bytes exactly.
+		{name: "invalid utf-8 in value", line: "{\"value\":\"a\xffb\"}", wantErr: "column 12: byte 0xff is not valid UTF-8"},
+		{name: "invalid utf-8 in key", line: "{\"key\":\"\xc3\"}", wantErr: "column 9: byte 0xc3 is not valid UTF-8"},
+		{name: "invalid utf-8 in header", line: "{\"headers\":{\"h\":\"\xed\xa0\x80\"}}", wantErr: "column 18: byte 0xed is not valid UTF-8"},
+		{name: "invalid utf-8 in header name", line: "{\"headers\":{\"\xfe\":\"v\"}}", wantErr: "column 14: byte 0xfe is not valid UTF-8"},
+		{name: "lone high surrogate", line: `{"value":"x\ud800y"}`, wantErr: `column 12: \ud800 is half of a UTF-16 surrogate pair`},
+		{name: "lone low surrogate", line: `{"key":"\uDC00"}`, wantErr: `column 9: \uDC00 is half of a UTF-16 surrogate pair`},
+		{name: "high surrogate then other escape", line: `{"value":"\ud800\u0041"}`, wantErr: `column 11: \ud800 is half`},
+		{name: "surrogate pair is a character", line: `{"value":"\ud83d\ude00 \u00e9"}`,
+			want: &plugins.Record{Value: []byte("\U0001F600 \u00e9")}},
+		{name: "escaped backslash then u is text", line: `{"value":"\\ud800"}`,
+			want: &plugins.Record{Value: []byte(`\ud800`)}},
+		{name: "utf-8 text", line: `{"value":"grüße 😀"}`, want: &plugins.Record{Value: []byte("grüße 😀")}},
+		{name: "base64", line: `{"key_base64":"AP8=","value_base64":""}`,
+			want: &plugins.Record{Key: []byte{0x00, 0xff}, Value: []byte{}}},
+		{name: "base64 and text", line: `{"value":"x","value_base64":"AA=="}`, wantErr: `"value" and "value_base64": give one of them`},
+		{name: "base64 not base64", line: `{"key_base64":"%%"}`, wantErr: `"key_base64": not standard base64`},
+		{name: "base64 null is null", line: `{"value_base64":null}`, want: &plugins.Record{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,321 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// This file is the end of a record's trip: the client's promise (or the
+// stage path, for a record that never reached the client) gives the record
+// its outcome, the interceptors that saw it get their acknowledgements,
+// and done reports it to its callback.
+
+// onPromise is the promise of every record sent with Send. franz-go calls
+// promises one at a time, which is what envPool.put requires.
+func (p *Producer) onPromise(kr *kgo.Record, err error) {
+	p.bytesOut.Add(recordBytes(kr))
+	e := envelopeOf(kr)
+	if p.finish(e, err, true) {
+		p.envs.put(e)
+	}
+}
+
+// finish completes a record that went to the client. It reports whether
+// the record is done; if not, the acknowledgement queue holds it (see ack).
+// promise says that the client's promise called it, with e.kr as produced.
+func (p *Producer) finish(e *envelope, err error, promise bool) bool {
+	kr := &e.kr
+	r := e.rec
+	if err != nil {
+		// Only a callback or an OnAck can look at the record now;
+		// without them, leave its memory, out of the cache by now,
+		// alone. With them: run left r's topic, key, value and
+		// headers as produced, and the client does not change them;
+		// the partitioner may have stored a partition in it, which
+		// the record did not get.
+		if e.cb != nil || e.seen != 0 {
+			r.Timestamp = kr.Timestamp
+			r.Partition, r.HasPartition = e.origPart, e.explicit
+		}
+		if e.partErr != nil {
+			err = e.partErr // the partitioner failed it: see topicPartitioner.Partition
+		} else {
+			err = p.explain(e, err)
+		}
+		return p.ack(e, p.failure(e, Failed, err), plugins.Ack{Offset: -1, Err: err}, false)
+	}
+	// Delivered: the partitioner stored the timestamp and partition in
+	// r for the callback and OnAck (topicPartitioner.Partition), unless
+	// KgoOptions replaced it.
+	if !e.stored && (e.cb != nil || e.seen != 0) {
+		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, kr.Partition, true
+	}
+	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, ChainVersion: e.ch.version}
+	if p.acks0 {
+		res.Offset = -1
+	}
+	return p.ack(e, res, plugins.Ack{Offset: res.Offset}, promise)
+}
+
+// explain wraps a client error with what it means for the record.
+func (p *Producer) explain(e *envelope, err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge):
+		size := len(e.kr.Key) + len(e.kr.Value)
+		for _, h := range e.kr.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		return fmt.Errorf("%w: key, value and headers take %d bytes, the limit is %d (BatchMaxBytes) or the broker's max.message.bytes: %w", ErrRecordTooLarge, size, p.maxRec, err)
+	case errors.Is(err, kgo.ErrClientClosed):
+		p.closeFailed.Add(1)
+		return fmt.Errorf("%w before the record was delivered: %w", ErrClosed, err)
+	}
+	return err
+}
+
+// failure is the Result of a record that ends with o (Failed or Filtered)
+// and err.
+func (p *Producer) failure(e *envelope, o Outcome, err error) Result {
+	res := Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
+	if e.ch != nil {
+		res.ChainVersion = e.ch.version
+	}
+	return res
+}
+
+// complete ends a record that did not reach the client, with a failure or
+// filter outcome.
+func (p *Producer) complete(e *envelope, o Outcome, err error) {
+	p.ack(e, p.failure(e, o, err), plugins.Ack{Offset: -1, Err: err}, false)
+}
+
+// done reports res to the callback, counts the outcome and settles the
+// record on its chain.
+func (p *Producer) done(e *envelope, res Result) {
+	if e.cb != nil {
+		e.cb(e.rec, res)
+	}
+	// Counted after the callback: Close waits until every record is
+	// counted.
+	switch res.Outcome {
+	case Delivered:
+		p.delivered.Add(1)
+	case Filtered:
+		p.filtered.Add(1)
+	default:
+		p.failed.Add(1)
+	}
+	if e.ch != nil {
+		p.leave(e.ch)
+	}
+	if p.closed.Load() && p.inFlight() == 0 {
+		select {
+		case p.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ackQueue is the only place acknowledgements are batched. A record that an
+// interceptor taking batches of acknowledgements (plugins.AckBatcher) saw
+// waits here, with its result, until the queue is delivered: then each
+// interceptor of the record's chain gets the acknowledgements of the
+// records it saw, an AckBatcher in one OnAckBatch call, any other in one
+// OnAck call per record, and then each record's callback runs. A delivery
+// happens when the queue holds the stage batch size (on the goroutine that
+// filled it, unless a delivery is running), when its first record has
+// waited the stage linger (on a timer's goroutine), and on Flush, SendSync
+// and Close.
+type ackQueue struct {
+	mu     sync.Mutex
+	queued []*envelope // guarded by mu
+	armed  bool        // the timer is armed; guarded by mu
+	timer  *time.Timer
+
+	// delivering is held by the one delivery in progress, so that
+	// interceptors see acknowledgements in queue order; what follows
+	// belongs to its holder.
+	delivering sync.Mutex
+	taken      []*envelope
+	recs       []*plugins.Record
+	acks       []plugins.Ack
+	errs       []error
+	idx        []int
+	// envs recycles the envelopes of delivered records (envPool needs
+	// one goroutine at a time: the holder of delivering).
+	envs envPool
+}
+
+// ack gives e, whose outcome res and acknowledgement ack are known, to the
+// interceptors of its chain that saw it, and reports it to its callback:
+// now, or, if an AckBatcher saw it, once the queue is delivered. It reports
+// whether e is done (false: the queue holds it, and it must not be
+// recycled). view says that e.kr holds the record as produced (it was
+// delivered), from which an AckBatcher's copy is made.
+func (p *Producer) ack(e *envelope, res Result, ack plugins.Ack, view bool) bool {
+	if e.ch == nil || e.seen&e.ch.ackBatchers == 0 {
+		if e.seen != 0 {
+			p.deliver(e.ch, []*envelope{e}, ack)
+		}
+		p.done(e, res)
+		return true
+	}
+	e.res, e.ack = res, ack
+	if view {
+		// The client has just used kr on this core; the caller's
+		// record was last written on the Send goroutine's core, and
+		// reading it here was a cache miss per record (about 60ns per
+		// record in BenchmarkProduce/wasm).
+		kr := &e.kr
+		e.view = recordOf(kr)
+		e.view.Partition, e.view.HasPartition = kr.Partition, true
+	} else {
+		e.view = *e.rec
+	}
+	q := &p.acks
+	q.mu.Lock()
+	q.queued = append(q.queued, e)
+	full := len(q.queued) >= p.stage.max
+	if !q.armed {
+		q.armed = true
+		q.timer.Reset(p.stage.linger)
+	}
+	q.mu.Unlock()
+	if full && q.delivering.TryLock() {
+		p.deliverQueued()
+		q.delivering.Unlock()
+	}
+	return false
+}
+
+// flushAcks delivers the acknowledgement queue now.
+func (p *Producer) flushAcks() {
+	if p.stage == nil {
+		return
+	}
+	q := &p.acks
+	q.delivering.Lock()
+	p.deliverQueued()
+	q.delivering.Unlock()
+}
+
+// deliverQueued delivers the queue until it is empty. The caller holds
+// delivering.
+func (p *Producer) deliverQueued() {
+	q := &p.acks
+	for {
+		q.mu.Lock()
+		es := q.queued
+		q.queued, q.taken = q.taken[:0], nil
+		if len(es) == 0 {
+			q.armed = false
+			q.timer.Stop()
+		}
+		q.mu.Unlock()
+		if len(es) == 0 {
+			q.taken = es
+			return
+		}
+		for a := 0; a < len(es); {
+			b := a + 1
+			for b < len(es) && es[b].ch == es[a].ch {
+				b++
+			}
+			p.deliver(es[a].ch, es[a:b], plugins.Ack{})
+			a = b
+		}
+		for i, e := range es {
+			p.done(e, e.res)
+			q.envs.put(e)
+			es[i] = nil
+		}
+		q.taken = es[:0]
+	}
+}
+
+// deliver gives the acknowledgements of es, records of chain ch, to the
+// interceptors that saw them, in chain order. A record run alone (one
+// envelope, not queued) has its acknowledgement in ack; queued ones carry
+// theirs. AckBatchers get one OnAckBatch call for the records they saw;
+// other interceptors one OnAck per record.
+func (p *Producer) deliver(ch *chain, es []*envelope, ack plugins.Ack) {
+	queued := len(es) > 1 || es[0].seen&ch.ackBatchers != 0
+	var seen uint64
+	for _, e := range es {
+		seen |= e.seen
+	}
+	for ; seen != 0; seen &= seen - 1 {
+		i := bits.TrailingZeros64(seen)
+		s := ch.ics[i]
+		if s.ackB != nil && queued {
+			p.ackBatch(s, uint64(1)<<i, es)
+			continue
+		}
+		for _, e := range es {
+			if e.seen&(1<<i) == 0 {
+				continue
+			}
+			r, a := e.rec, ack
+			if queued {
+				a = e.ack
+			}
+			g := &s.ack
+			if !g.allow(1) {
+				continue
+			}
+			err := g.call(1, func() error { return s.ic.OnAck(context.Background(), r, a) })
+			if err != nil {
+				g.failed(err)
+			} else {
+				g.ok()
+			}
+		}
+	}
+}
+
+// ackBatch gives AckBatcher s the acknowledgements of the records of es it
+// saw (bit), in one call. The caller holds delivering.
+func (p *Producer) ackBatch(s *interceptorSlot, bit uint64, es []*envelope) {
+	q := &p.acks
+	q.recs, q.acks, q.idx = q.recs[:0], q.acks[:0], q.idx[:0]
+	for _, e := range es {
+		if e.seen&bit != 0 {
+			q.recs = append(q.recs, &e.view)
+			q.acks = append(q.acks, e.ack)
+		}
+	}
+	m := len(q.recs)
+	if m == 0 {
+		return
+	}
+	g := &s.ack
+	if g.allow(m) {
+		if cap(q.errs) < m {
+			q.errs = make([]error, m)
+		}
+		errs := q.errs[:m]
+		err := g.call(m, func() error { return s.ackB.OnAckBatch(p.life, q.recs, q.acks, errs) })
+		for j := range m {
+			if ferr := err; ferr != nil || errs[j] != nil {
+				if ferr == nil {
+					ferr = errs[j]
+				}
+				g.failed(ferr)
+			} else {
+				g.ok()
+			}
+		}
+		clear(errs)
+	}
+	clear(q.recs)
+	clear(q.acks)
+}
