@@ -306,3 +306,30 @@ func TestGatewayTransactionalClients(t *testing.T) {
 		}
 	})
 }
+
+// TestGatewayUsage: bad flags and a transactional configuration are refused
+// before the gateway serves, with the exit code and a message naming what
+// was wrong.
+func TestGatewayUsage(t *testing.T) {
+	txn := writeFile(t, filepath.Join(t.TempDir(), "txn.hcl"), `kafka {
+  transactional_id = "t"
+}
+pipeline "p" {}
+`)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"gateway", "--memory-limit", "lots"}, 2, "--memory-limit"},
+		{[]string{"gateway", "--advertise", "nohost"}, 2, "--advertise"},
+		{[]string{"gateway", "--listen", "0.0.0.0:0", "--brokers", "127.0.0.1:1"}, 2, "--advertise"},
+		{[]string{"gateway", "--listen", "nocolon"}, 2, "--listen"},
+		{[]string{"gateway", "--config", txn, "--brokers", "127.0.0.1:1"}, 1, "transactional_id"},
+	} {
+		r := kpipe(t, "", "", c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("kpipe %s: %s\nwant exit %d and %q", strings.Join(c.args, " "), r, c.code, c.want)
+		}
+	}
+}

@@ -84,6 +84,15 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}
 		gwOpts = append(gwOpts, gateway.Advertise(host, port))
 	}
+	if f.advertise == "" {
+		host, _, err := net.SplitHostPort(f.listen)
+		if err != nil {
+			return usageErrorf("--listen: %v", err)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return usageErrorf("--listen %s listens on every interface: give --advertise HOST:PORT, the address clients connect to", f.listen)
+		}
+	}
 	if f.nodeID >= 0 {
 		gwOpts = append(gwOpts, gateway.NodeID(f.nodeID))
 	}
