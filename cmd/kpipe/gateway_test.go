@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,11 +276,25 @@ func javaProducer(t *testing.T) string {
 	if _, err := os.Stat(filepath.Join(lib, "kafka-clients-"+version+".jar")); err != nil {
 		testenv.Unavailable(t, "kafka-clients jar not found (run scripts/kafka.sh fetch): %v", err)
 	}
-	out := t.TempDir()
-	src := filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "GatewayProducer.java")
-	runClient(t, javac, "-cp", filepath.Join(lib, "*"), "-d", out, src)
-	return out + string(os.PathListSeparator) + filepath.Join(lib, "*")
+	javaOnce.Do(func() {
+		// Next to the binary under test: TestMain removes both.
+		out := filepath.Join(filepath.Dir(kpipeBin), "gateway-java")
+		src := filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "GatewayProducer.java")
+		runClient(t, javac, "-cp", filepath.Join(lib, "*"), "-d", out, src)
+		javaClasses = out
+	})
+	if javaClasses == "" {
+		t.Fatal("GatewayProducer.java did not compile (see the first test that needed it)")
+	}
+	return javaClasses + string(os.PathListSeparator) + filepath.Join(lib, "*")
 }
+
+// javaClasses is where javaProducer compiled GatewayProducer, once per run
+// of the tests.
+var (
+	javaOnce    sync.Once
+	javaClasses string
+)
 
 // TestGatewayTransactionalClients: kafka-python's and the Java client's
 // transactional producers get the documented error when they initialize
