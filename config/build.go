@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/kpipe/kpipe/pipeline"
-	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
 )
 
@@ -84,8 +83,7 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 
 // Build returns the options of pipeline.New for the pipeline p of c: the
 // kafka settings, p's default topic and stage batching, followed by
-// ChainOptions. Modules loaded before an error stay in host: close the host
-// to release them.
+// ChainOptions. On an error the plugins loaded before it are closed again.
 //
 // Build does not set Brokers when the kafka block has none, nor a Logger.
 func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
@@ -121,61 +119,14 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 // built-in "bytes" serializer, which maps to no serializer (data is sent as
 // it is), and the built-in "default" partitioner, which maps to the
 // pipeline's own default. Modules are loaded into host with the limits and
-// config of their block. Modules loaded before an error stay in host.
+// config of their block (LoadChain, then Chain.Options). On an error the
+// plugins loaded before it are closed again.
 func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
-	var opts []pipeline.Option
-	if cb := p.CircuitBreaker; cb != nil {
-		opts = append(opts, pipeline.CircuitBreaker(cb.Threshold, cb.Cooldown))
+	ch, err := c.LoadChain(ctx, p, host)
+	if err != nil {
+		return nil, err
 	}
-	for _, ic := range p.Interceptors {
-		pl, err := loadModule(ctx, host, ic)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(ic.DefRange), err)
-		}
-		opts = append(opts, pipeline.Interceptor(ic.Name, pl.Interceptor(), ic.pluginOptions()...))
-	}
-	for _, s := range []struct {
-		pl  *Plugin
-		opt func(string, plugins.Serializer, ...pipeline.PluginOption) pipeline.Option
-	}{{p.KeySerializer, pipeline.KeySerializer}, {p.ValueSerializer, pipeline.ValueSerializer}} {
-		if s.pl == nil || s.pl.Builtin == plugins.SerializerBytes {
-			continue
-		}
-		var ser plugins.Serializer
-		var err error
-		if s.pl.Builtin != "" {
-			ser, err = plugins.NewSerializer(s.pl.Builtin, s.pl.Config)
-		} else {
-			var pl *wasmhost.Plugin
-			if pl, err = loadModule(ctx, host, s.pl); err == nil {
-				ser = pl.Serializer()
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(s.pl.DefRange), err)
-		}
-		opts = append(opts, s.opt(s.pl.Name, ser, s.pl.pluginOptions()...))
-	}
-	if pp := p.Partitioner; pp != nil {
-		var part plugins.Partitioner
-		var err error
-		switch {
-		case pp.Builtin == plugins.PartitionerDefault:
-			// nil: the pipeline's own default partitioner.
-		case pp.Builtin != "":
-			part, err = plugins.NewPartitioner(pp.Builtin, pp.Config)
-		default:
-			var pl *wasmhost.Plugin
-			if pl, err = loadModule(ctx, host, pp); err == nil {
-				part = pl.Partitioner()
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(pp.DefRange), err)
-		}
-		opts = append(opts, pipeline.Partitioner(pp.Name, part, pp.pluginOptions()...))
-	}
-	return opts, nil
+	return ch.Options(), nil
 }
 
 // pluginOptions returns the pipeline options of p's on_failure attribute
@@ -189,12 +140,6 @@ func (p *Plugin) pluginOptions() []pipeline.PluginOption {
 		opts = append(opts, pipeline.PluginCircuitBreaker(cb.Threshold, cb.Cooldown))
 	}
 	return opts
-}
-
-// loadModule loads p's module as p.Kind with p's limits and config; the
-// caller takes the view of that kind.
-func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.Plugin, error) {
-	return host.LoadFile(ctx, p.Name, p.Module, p.Kind, p.loadOptions()...)
 }
 
 // loadOptions returns the wasmhost options for p's config and limits; limits

@@ -1,14 +1,16 @@
 package config
 
 import (
-	"time"
-
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testbroker"
@@ -260,4 +262,89 @@ func buildProducer(t *testing.T, ctx context.Context, src string) *pipeline.Prod
 		t.Fatal(err)
 	}
 	return prod
+}
+
+// TestLoadChecksModuleHash replaces a module after the file was parsed:
+// loading refuses it, naming the block, because what would run is not what
+// was parsed (or pinned).
+func TestLoadChecksModuleHash(t *testing.T) {
+	noop, err := os.ReadFile(plugintest.WAT(t, "examples/plugins/wat/noop.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyhash, err := os.ReadFile(plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(noop)
+	for _, tt := range []struct {
+		name, pin, want string
+	}{
+		{"unpinned", "", "changed after the configuration was read"},
+		{"pinned", fmt.Sprintf("\n    sha256 = %q", hex.EncodeToString(sum[:])), "but the block pins " + hex.EncodeToString(sum[:])},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mod := filepath.Join(dir, "p.wasm")
+			if err := os.WriteFile(mod, noop, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			src := fmt.Sprintf("pipeline \"p\" {\n  interceptor \"i\" {\n    module = \"p.wasm\"%s\n  }\n}\n", tt.pin)
+			cfg, diags := Parse([]byte(src), filepath.Join(dir, "k.hcl"))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if err := os.WriteFile(mod, keyhash, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := cfg.Build(context.Background(), cfg.Pipelines[0], newHost(t))
+			if err == nil || !strings.Contains(err.Error(), "k.hcl:2:3: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Build after the module changed: %v; want the block position and %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadChain loads a pipeline's plugins in chain order, and closes them.
+func TestLoadChain(t *testing.T) {
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	src := fmt.Sprintf(`pipeline "p" {
+  partitioner      { module = %q }
+  value_serializer { builtin = "json" }
+  interceptor "a"  { module = %q }
+  interceptor "b"  { module = %q }
+  circuit_breaker {
+    threshold = 3
+    cooldown  = "1s"
+  }
+}
+`, keyhash, noop, noop)
+	cfg, diags := Parse([]byte(src), filepath.Join(t.TempDir(), "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ctx := context.Background()
+	ch, err := cfg.LoadChain(ctx, cfg.Pipelines[0], newHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, lp := range ch.Plugins {
+		names = append(names, lp.Block.Name)
+	}
+	if got, want := strings.Join(names, ","), "a,b,json,keyhash"; got != want {
+		t.Errorf("chain order %s, want %s", got, want)
+	}
+	// The breaker, two interceptors, the serializer and the partitioner.
+	if n := len(ch.Options()); n != 5 {
+		t.Errorf("%d options, want 5", n)
+	}
+	if err := ch.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := ch.Plugins[0].Impl.(plugins.Interceptor)
+	if _, err := a.OnSend(ctx, &plugins.Record{}); !errors.Is(err, wasmhost.ErrClosed) {
+		t.Errorf("OnSend after Close: %v, want wasmhost.ErrClosed", err)
+	}
 }

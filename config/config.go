@@ -104,6 +104,9 @@ type Kafka struct {
 	// MaxBlock bounds how long a send waits for room in the buffer
 	// (max.block.ms); nil keeps the default, 60s.
 	MaxBlock *time.Duration
+	// DefRange is the position of the kafka block's header, for
+	// diagnostics; the zero range if the file has no kafka block.
+	DefRange hcl.Range
 }
 
 // Pipeline is one pipeline block.
@@ -165,6 +168,14 @@ type Plugin struct {
 	// MaxOutput is the largest result a hook may return, in bytes; 0
 	// keeps the host's default (16 MiB).
 	MaxOutput int
+	// PinnedSHA256 is the block's sha256 attribute in lower-case hex, or
+	// "" if the block pins no hash: a module whose SHA-256 differs is
+	// refused, when the file is parsed and again when it is loaded.
+	PinnedSHA256 string
+	// ModuleSHA256 is the SHA-256, in lower-case hex, of the module file
+	// as Parse read it ("" for a builtin). Loading the module checks that
+	// the file still has it, so that what runs is what was checked.
+	ModuleSHA256 string
 	// OnFailure is the block's on_failure policy, or 0 for the kind's
 	// default (see pipeline.OnFailure): interceptors skip, fail or drop,
 	// partitioners default or fail, serializers fail.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -26,6 +27,9 @@ func writeModule(t *testing.T, dir, name string) string {
 	}
 	return p
 }
+
+// emptyModuleSHA256 is the SHA-256 of what writeModule writes.
+const emptyModuleSHA256 = "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"
 
 func TestParseFull(t *testing.T) {
 	dir := t.TempDir()
@@ -155,6 +159,9 @@ pipeline "plain" {}
 		{"value serializer kind", p.ValueSerializer.Kind, plugins.KindSerializer},
 		{"partitioner name", p.Partitioner.Name, "route"},
 		{"partitioner kind", p.Partitioner.Kind, plugins.KindPartitioner},
+		{"stamp sha256", st.ModuleSHA256, emptyModuleSHA256},
+		{"stamp pin", st.PinnedSHA256, ""},
+		{"serializer sha256", p.ValueSerializer.ModuleSHA256, ""},
 		{"plain topic", cfg.Pipelines[1].Topic, ""},
 		{"plain partitioner", cfg.Pipelines[1].Partitioner == nil, true},
 	}...)
@@ -470,6 +477,59 @@ pipeline "p" {}
 				"7:3: error: Duplicate batch block",
 			},
 		},
+		{
+			name: "sha256 pins",
+			src: `pipeline "p" {
+  interceptor "short" {
+    module = "m.wasm"
+    sha256 = "93a44bbb"
+  }
+  interceptor "wrong" {
+    module = "m.wasm"
+    sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+  }
+  interceptor "right" {
+    module = "m.wasm"
+    sha256 = "93A44BBB96C751218E4C00D479E4C14358122A389ACCA16205B1E4D0DC5F9476"
+  }
+  partitioner {
+    builtin = "murmur2"
+    sha256  = "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"
+  }
+}
+`,
+			want: []string{
+				"4:14: error: Invalid sha256",
+				"8:14: error: Module does not match its sha256",
+				"16:5: error: Not allowed with a builtin",
+			},
+		},
+		{
+			name: "failure policies",
+			src: `pipeline "p" {
+  interceptor "a" {
+    module     = "m.wasm"
+    on_failure = "explode"
+  }
+  partitioner {
+    module     = "m.wasm"
+    on_failure = "drop"
+  }
+  value_serializer {
+    builtin = "json"
+    circuit_breaker {
+      threshold = 1
+      cooldown  = "1s"
+    }
+  }
+}
+`,
+			want: []string{
+				"4:18: error: Invalid on_failure: interceptor: invalid failure policy \"explode\"",
+				"8:18: error: Invalid on_failure: partitioner: on_failure \"drop\" is not a policy of a partitioner (want default or fail)",
+				"12:5: error: Not allowed in a serializer",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -575,5 +635,41 @@ func TestParseSize(t *testing.T) {
 		if got := formatSize(n); got != want {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// on_failure and a plugin's own circuit_breaker reach the pipeline options.
+func TestParseFailurePolicies(t *testing.T) {
+	dir := t.TempDir()
+	writeModule(t, dir, "m.wasm")
+	src := `pipeline "p" {
+  interceptor "redact" {
+    module     = "m.wasm"
+    on_failure = "fail"
+    circuit_breaker {
+      threshold = 2
+      cooldown  = "3s"
+    }
+  }
+  partitioner {
+    builtin    = "murmur2"
+    on_failure = "fail"
+  }
+}
+`
+	cfg, diags := Parse([]byte(src), filepath.Join(dir, "kpipe.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p := cfg.Pipelines[0]
+	ic := p.Interceptors[0]
+	if ic.OnFailure != pipeline.FailRecord || ic.CircuitBreaker == nil || ic.CircuitBreaker.Threshold != 2 || ic.CircuitBreaker.Cooldown != 3*time.Second {
+		t.Errorf("interceptor: on_failure %v, circuit_breaker %+v", ic.OnFailure, ic.CircuitBreaker)
+	}
+	if p.Partitioner.OnFailure != pipeline.FailRecord || p.Partitioner.CircuitBreaker != nil {
+		t.Errorf("partitioner: on_failure %v, circuit_breaker %+v", p.Partitioner.OnFailure, p.Partitioner.CircuitBreaker)
+	}
+	if n := len(p.Interceptors[0].pluginOptions()); n != 2 {
+		t.Errorf("interceptor: %d plugin options, want on_failure and circuit_breaker", n)
 	}
 }

@@ -33,7 +33,14 @@
 // file, line and column of the offending text; WriteDiagnostics prints them
 // one per line as FILE:LINE:COL: message. (*Config).CheckModules goes one step
 // further and loads every WASM module to check that it implements the kind it
-// is used as. Build turns one pipeline into the options of pipeline.New.
+// is used as. Build turns one pipeline into the options of pipeline.New;
+// LoadChain loads only its plugins, for pipeline.Producer.Swap (Chain.Options)
+// or to be closed again if the swap is not made (Chain.Close).
+//
+// Parse hashes every module file (Plugin.ModuleSHA256) and checks it against
+// the block's sha256 pin, if any; loading a module reads the file once and
+// refuses it if its hash is no longer the one Parse saw, so that a module
+// replaced between the two steps never runs unchecked.
 //
 // The full language is described in docs/config.md.
 package config

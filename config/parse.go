@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -116,6 +117,7 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "load_timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
+		{Name: "sha256"},
 		{Name: "on_failure"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
@@ -164,6 +166,7 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 				continue
 			}
 			kafkaSeen = b
+			cfg.Kafka.DefRange = b.DefRange
 			d.kafka(b.Body, &cfg.Kafka)
 		case "pipeline":
 			name := b.Labels[0]
@@ -330,20 +333,12 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
 	}
-	idempotent := k.Acks == "" || k.Acks == "all"
-	if k.Idempotence != nil {
-		idempotent = *k.Idempotence
-	}
-	if k.MaxInFlight != 0 && k.MaxInFlight != 5 && idempotent {
+	if k.MaxInFlight != 0 && errors.Is(pipeline.CheckMaxInFlight(k.MaxInFlight, pipeline.Idempotent(acks, k.Idempotence)), pipeline.ErrMaxInFlightIdempotent) {
 		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
 			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
 			k.MaxInFlight)
 	}
 	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
-		batch := int64(1000012)
-		if k.BatchMaxBytes != 0 {
-			batch = int64(k.BatchMaxBytes)
-		}
 		if *k.MaxBufferedBytes < batch {
 			d.errorf(a["max_buffered_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
 				"max_buffered_bytes (%d) must be at least batch_max_bytes (%d), the largest record; 0 means no byte limit.",
@@ -464,13 +459,16 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 					"builtin %q takes no config; remove the config attribute.", s)
 			}
 		}
-		// Limits and failure policy govern WASM instances only.
-		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output"} {
+		// Limits, failure policy and pins govern WASM modules only.
+		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output", "sha256"} {
 			if attr, ok := a[n]; ok {
 				d.errorf(attr.Range, "Not allowed with a builtin",
 					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
 			}
 		}
+	}
+	if attr, ok := a["sha256"]; ok && hasMod {
+		d.pin(p, attr)
 	}
 	p.limitRanges = map[string]hcl.Range{}
 	for _, n := range []string{"memory_limit", "timeout"} {
@@ -558,6 +556,33 @@ func (d *decoder) module(p *Plugin, attr *hcl.Attribute, path string) {
 		d.errorf(attr.Expr.Range(), "Module not found", "%s", detail)
 	case fi.IsDir():
 		d.errorf(attr.Expr.Range(), "Module not found", "%s is a directory, not a WASM module.", p.Module)
+	default:
+		sum, err := fileSHA256(p.Module)
+		if err != nil {
+			d.errorf(attr.Expr.Range(), "Cannot read module", "%s", err)
+			return
+		}
+		p.ModuleSHA256 = sum
+	}
+}
+
+// pin decodes a module block's sha256 attribute and checks the module
+// against it (module runs first and hashed the file).
+func (d *decoder) pin(p *Plugin, attr *hcl.Attribute) {
+	s, ok := d.string(attr)
+	if !ok {
+		return
+	}
+	if len(s) != sha256.Size*2 || strings.Trim(strings.ToLower(s), "0123456789abcdef") != "" {
+		d.errorf(attr.Expr.Range(), "Invalid sha256",
+			"sha256 must be the 64 hexadecimal digits of the module's SHA-256 (sha256sum prints them), got %q.", s)
+		return
+	}
+	p.PinnedSHA256 = strings.ToLower(s)
+	if p.ModuleSHA256 != "" && p.ModuleSHA256 != p.PinnedSHA256 {
+		d.errorf(attr.Expr.Range(), "Module does not match its sha256",
+			"%s has SHA-256 %s, but the block pins %s: the module is not the one this configuration was written for.",
+			p.Module, p.ModuleSHA256, p.PinnedSHA256)
 	}
 }
 

@@ -35,14 +35,24 @@ type chain struct {
 	// owned are the chain's plugins, for closing.
 	owned []any
 
+	// retired is set when a Swap replaced the chain; both sides read it
+	// for every record, and it is written once.
+	retired atomic.Bool
+
 	// Records that entered the chain, and those that settled (their
 	// callback ran): the chain's records in flight are entered -
-	// settled. retired is set when a Swap replaced the chain, closed
-	// when its plugins were handed for closing.
+	// settled. Send goroutines write entered for every record, the
+	// completion goroutine settled: each has a cache line of its own.
+	// Without the padding, BenchmarkProduce/builtin spent about 230 ns a
+	// record in enter (a CPU profile: 7% of the run) on the line the
+	// completion goroutine was writing, and 186 cpu-ns/record more in
+	// the median of six interleaved rounds.
+	_       cacheLinePad
 	entered atomic.Int64
+	_       cacheLinePad
 	settled atomic.Int64
-	retired atomic.Bool
-	closed  atomic.Bool
+	closed  atomic.Bool // its plugins were handed for closing
+	_       cacheLinePad
 }
 
 type interceptorSlot struct {

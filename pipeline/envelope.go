@@ -29,25 +29,16 @@ type envelope struct {
 
 	// A stage batch asked the chain's partitioner beforehand (see
 	// Producer.precompute), for preN partitions: it answered prePart
-	// (-1: the default partitioner), or failed with preErr, or was
-	// bypassed (preBypass). topicPartitioner.partition uses the answer if
-	// the topic still has preN partitions.
-	pre       bool
-	preBypass bool
-	preN      int32
-	prePart   int32
-	preErr    error
+	// (-1: the default partitioner), or failed the record (partErr).
+	// topicPartitioner.partition uses the answer if the topic still has
+	// preN partitions.
+	pre     bool
+	preN    int32
+	prePart int32
 	// partErr is why the partitioner failed the record (FailRecord, or an
 	// explicit partition the topic does not have); the record's outcome
 	// reports it instead of the client's error.
 	partErr error
-
-	// While the record waits in the acknowledgement queue (see
-	// ackQueue): its result, its acknowledgement and, for a delivered
-	// record, a copy of it as produced read from kr (view).
-	res  Result
-	ack  plugins.Ack
-	view plugins.Record
 }
 
 // envelopeOf returns the envelope holding kr. Every record the producer's

@@ -35,7 +35,9 @@ func (e maxBlockError) Is(target error) bool {
 // records in flight (Producer.inFlight, which the client's buffered records
 // never exceed) and the bytes handed to the client and not yet completed
 // are subtracted from the limits. A record that finds no credit may have to
-// wait for room, and is produced with a blockCtx instead.
+// wait for room, and is produced with a blockCtx instead. This keeps the
+// bound off the per-record path: no lock, allocation or timer for a record
+// that finds room (BenchmarkProduce; see RATIONALE.md).
 //
 // The client counts a record out of its buffer just after its promise
 // returns, so for that moment it holds one record more than the producer

@@ -179,10 +179,35 @@ func (c *config) idempotent() (bool, error) {
 	if err := CheckIdempotence(c.acks, c.idempotence, c.txnID); err != nil {
 		return false, err
 	}
-	if c.idempotence != nil {
-		return *c.idempotence, nil
+	return Idempotent(c.acks, c.idempotence), nil
+}
+
+// Idempotent reports whether a producer with acks and enable.idempotence
+// (nil: not set) writes idempotently: as set, or by default when acks is
+// all (the Java client's rule).
+func Idempotent(acks AckLevel, idempotence *bool) bool {
+	if idempotence != nil {
+		return *idempotence
 	}
-	return c.acks == AcksAll, nil
+	return acks == AcksAll
+}
+
+// ErrMaxInFlightIdempotent is CheckMaxInFlight's error for a MaxInFlight
+// other than 5 with idempotence.
+var ErrMaxInFlightIdempotent = errors.New("with idempotence franz-go keeps 5 requests in flight per broker (order is kept across retries); other values need idempotence off")
+
+// CheckMaxInFlight checks max.in.flight.requests.per.connection: at least
+// 1, and 5 when the producer is idempotent (ErrMaxInFlightIdempotent). It
+// is the one place this rule is written: New and kpipe's configuration use
+// it.
+func CheckMaxInFlight(n int, idempotent bool) error {
+	switch {
+	case n < 1:
+		return fmt.Errorf("MaxInFlight (max.in.flight.requests.per.connection) %d: must be at least 1", n)
+	case idempotent && n != 5:
+		return fmt.Errorf("MaxInFlight (max.in.flight.requests.per.connection) %d: %w", n, ErrMaxInFlightIdempotent)
+	}
+	return nil
 }
 
 // The rules CheckIdempotence checks, for errors.Is.

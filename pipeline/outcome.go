@@ -137,22 +137,31 @@ func (p *Producer) done(e *envelope, res Result) {
 // and Close.
 type ackQueue struct {
 	mu     sync.Mutex
-	queued []*envelope // guarded by mu
-	armed  bool        // the timer is armed; guarded by mu
+	queued []ackEntry // guarded by mu
+	armed  bool       // the timer is armed; guarded by mu
 	timer  *time.Timer
 
 	// delivering is held by the one delivery in progress, so that
 	// interceptors see acknowledgements in queue order; what follows
 	// belongs to its holder.
 	delivering sync.Mutex
-	taken      []*envelope
+	taken      []ackEntry
 	recs       []*plugins.Record
 	acks       []plugins.Ack
 	errs       []error
-	idx        []int
 	// envs recycles the envelopes of delivered records (envPool needs
 	// one goroutine at a time: the holder of delivering).
 	envs envPool
+}
+
+// ackEntry is a record waiting in the queue: its envelope, result and
+// acknowledgement, and the copy of the record an AckBatcher is given. They
+// are kept here rather than in the envelope, which every record pays for.
+type ackEntry struct {
+	e    *envelope
+	res  Result
+	ack  plugins.Ack
+	view plugins.Record
 }
 
 // ack gives e, whose outcome res and acknowledgement ack are known, to the
@@ -164,26 +173,26 @@ type ackQueue struct {
 func (p *Producer) ack(e *envelope, res Result, ack plugins.Ack, view bool) bool {
 	if e.ch == nil || e.seen&e.ch.ackBatchers == 0 {
 		if e.seen != 0 {
-			p.deliver(e.ch, []*envelope{e}, ack)
+			p.ackNow(e, ack)
 		}
 		p.done(e, res)
 		return true
 	}
-	e.res, e.ack = res, ack
+	q := &p.acks
+	q.mu.Lock()
+	q.queued = append(q.queued, ackEntry{e: e, res: res, ack: ack})
+	en := &q.queued[len(q.queued)-1]
 	if view {
 		// The client has just used kr on this core; the caller's
 		// record was last written on the Send goroutine's core, and
 		// reading it here was a cache miss per record (about 60ns per
 		// record in BenchmarkProduce/wasm).
 		kr := &e.kr
-		e.view = recordOf(kr)
-		e.view.Partition, e.view.HasPartition = kr.Partition, true
+		en.view = recordOf(kr)
+		en.view.Partition, en.view.HasPartition = kr.Partition, true
 	} else {
-		e.view = *e.rec
+		en.view = *e.rec
 	}
-	q := &p.acks
-	q.mu.Lock()
-	q.queued = append(q.queued, e)
 	full := len(q.queued) >= p.stage.max
 	if !q.armed {
 		q.armed = true
@@ -195,6 +204,28 @@ func (p *Producer) ack(e *envelope, res Result, ack plugins.Ack, view bool) bool
 		q.delivering.Unlock()
 	}
 	return false
+}
+
+// ackNow calls OnAck of every interceptor that saw e, for a record that
+// no AckBatcher saw.
+func (p *Producer) ackNow(e *envelope, ack plugins.Ack) {
+	for seen := e.seen; seen != 0; seen &= seen - 1 {
+		p.onAck(e.ch.ics[bits.TrailingZeros64(seen)], e.rec, ack)
+	}
+}
+
+// onAck calls OnAck of interceptor s through its gate.
+func (p *Producer) onAck(s *interceptorSlot, r *plugins.Record, ack plugins.Ack) {
+	g := &s.ack
+	if !g.allow(1) {
+		return
+	}
+	err := g.call(1, func() error { return s.ic.OnAck(context.Background(), r, ack) })
+	if err != nil {
+		g.failed(err)
+	} else {
+		g.ok()
+	}
 }
 
 // flushAcks delivers the acknowledgement queue now.
@@ -227,56 +258,40 @@ func (p *Producer) deliverQueued() {
 		}
 		for a := 0; a < len(es); {
 			b := a + 1
-			for b < len(es) && es[b].ch == es[a].ch {
+			for b < len(es) && es[b].e.ch == es[a].e.ch {
 				b++
 			}
-			p.deliver(es[a].ch, es[a:b], plugins.Ack{})
+			p.deliver(es[a].e.ch, es[a:b])
 			a = b
 		}
-		for i, e := range es {
-			p.done(e, e.res)
-			q.envs.put(e)
-			es[i] = nil
+		for i := range es {
+			p.done(es[i].e, es[i].res)
+			q.envs.put(es[i].e)
+			es[i] = ackEntry{}
 		}
 		q.taken = es[:0]
 	}
 }
 
-// deliver gives the acknowledgements of es, records of chain ch, to the
-// interceptors that saw them, in chain order. A record run alone (one
-// envelope, not queued) has its acknowledgement in ack; queued ones carry
-// theirs. AckBatchers get one OnAckBatch call for the records they saw;
-// other interceptors one OnAck per record.
-func (p *Producer) deliver(ch *chain, es []*envelope, ack plugins.Ack) {
-	queued := len(es) > 1 || es[0].seen&ch.ackBatchers != 0
+// deliver gives the acknowledgements of the queued records es, of chain
+// ch, to the interceptors that saw them, in chain order: AckBatchers in one
+// OnAckBatch call for the records they saw, other interceptors one OnAck
+// per record. The caller holds delivering.
+func (p *Producer) deliver(ch *chain, es []ackEntry) {
 	var seen uint64
-	for _, e := range es {
-		seen |= e.seen
+	for i := range es {
+		seen |= es[i].e.seen
 	}
 	for ; seen != 0; seen &= seen - 1 {
 		i := bits.TrailingZeros64(seen)
 		s := ch.ics[i]
-		if s.ackB != nil && queued {
+		if s.ackB != nil {
 			p.ackBatch(s, uint64(1)<<i, es)
 			continue
 		}
-		for _, e := range es {
-			if e.seen&(1<<i) == 0 {
-				continue
-			}
-			r, a := e.rec, ack
-			if queued {
-				a = e.ack
-			}
-			g := &s.ack
-			if !g.allow(1) {
-				continue
-			}
-			err := g.call(1, func() error { return s.ic.OnAck(context.Background(), r, a) })
-			if err != nil {
-				g.failed(err)
-			} else {
-				g.ok()
+		for j := range es {
+			if es[j].e.seen&(1<<i) != 0 {
+				p.onAck(s, es[j].e.rec, es[j].ack)
 			}
 		}
 	}
@@ -284,13 +299,13 @@ func (p *Producer) deliver(ch *chain, es []*envelope, ack plugins.Ack) {
 
 // ackBatch gives AckBatcher s the acknowledgements of the records of es it
 // saw (bit), in one call. The caller holds delivering.
-func (p *Producer) ackBatch(s *interceptorSlot, bit uint64, es []*envelope) {
+func (p *Producer) ackBatch(s *interceptorSlot, bit uint64, es []ackEntry) {
 	q := &p.acks
-	q.recs, q.acks, q.idx = q.recs[:0], q.acks[:0], q.idx[:0]
-	for _, e := range es {
-		if e.seen&bit != 0 {
-			q.recs = append(q.recs, &e.view)
-			q.acks = append(q.acks, e.ack)
+	q.recs, q.acks = q.recs[:0], q.acks[:0]
+	for j := range es {
+		if es[j].e.seen&bit != 0 {
+			q.recs = append(q.recs, &es[j].view)
+			q.acks = append(q.acks, es[j].ack)
 		}
 	}
 	m := len(q.recs)

@@ -143,14 +143,13 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again b
 		case e.prePart >= 0:
 			t.last = int(e.prePart)
 			return t.last
-		case e.preBypass:
-			return t.failed(e, kr, n, nil)
-		case e.preErr != nil:
-			return t.failed(e, kr, n, e.preErr)
+		case e.partErr != nil:
+			return -1 // failed under FailRecord
 		}
 		t.scratch = recordOf(kr)
 		return t.def(&t.scratch, n)
 	}
+	e.partErr = nil // an answer from before the partition count changed
 	if s != t.slot {
 		t.slot, t.cur, t.batch = s, s.p, nil
 		if s.perTopic != nil {

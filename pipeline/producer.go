@@ -180,11 +180,8 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if cfg.maxBufBytes > 0 && cfg.maxBufBytes < int(cfg.batchMaxBytes) {
 		return nil, fmt.Errorf("pipeline: MaxBufferedBytes (buffer.memory) %d is smaller than BatchMaxBytes %d, the largest record", cfg.maxBufBytes, cfg.batchMaxBytes)
 	}
-	if cfg.maxInFlight < 1 {
-		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d: must be at least 1", cfg.maxInFlight)
-	}
-	if idem && cfg.maxInFlight != 5 {
-		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d with idempotence: franz-go keeps 5 requests in flight per broker when idempotent (order is kept across retries); turn idempotence off to use %d", cfg.maxInFlight, cfg.maxInFlight)
+	if err := CheckMaxInFlight(cfg.maxInFlight, idem); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	if cfg.metadataMaxAge < 10*time.Millisecond {
 		return nil, fmt.Errorf("pipeline: MetadataMaxAge (metadata.max.age.ms) %v: must be at least 10ms", cfg.metadataMaxAge)
@@ -276,7 +273,11 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...P
 // producer's completion goroutine, or, for records that fail or are
 // filtered before they reach the client, on the goroutine that ran the
 // stages: the caller's, or with stage batching (StageBatch) the one that
-// ran the batch, which may be another Send's or a timer's. cb must be quick
+// ran the batch, which may be another Send's or a timer's. The callback of a
+// record an AckBatcher saw runs after its OnAckBatch, up to the stage
+// linger later, on the goroutine that delivered the acknowledgements (the
+// completion goroutine, a timer's, or Flush's, SendSync's or Close's
+// caller). Every OnAck of a record comes before its callback. cb must be quick
 // and must not call Flush, Close or the transaction methods; like a
 // franz-go promise, it must not call Send when the client's buffer may be
 // full (start a goroutine for that).
@@ -286,9 +287,7 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...P
 // (or is complete). With stage batching, it usually returns as soon as the
 // record is queued for the stages; the Send that fills a batch runs it, and
 // returns once the batch is in the client's buffer. Records of one
-// goroutine keep their order either way. The OnAck of an interceptor that
-// takes acknowledgements in batches (plugins.AckBatcher) may reach it after
-// cb has run, by up to the stage linger; Flush and Close deliver them.
+// goroutine keep their order either way.
 //
 // The producer owns r until cb is called: interceptors change it in place,
 // and cb receives it as it was produced (serialized key and value, final

@@ -466,9 +466,12 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope, b *stager) {
 	g := &s.g
 	penvs := b.penvs[:m]
 	if !g.allow(m) {
-		// Bypassed: partition applies the policy to each record.
+		// Bypassed: the policy applies to each record.
 		for j, e := range penvs {
-			e.pre, e.preN, e.prePart, e.preErr, e.preBypass = true, b.nums[j], -1, nil, true
+			e.pre, e.preN, e.prePart = true, b.nums[j], -1
+			if g.policy == FailRecord {
+				e.partErr = g.recordError(nil)
+			}
 		}
 		clear(b.recs[:m])
 		clear(penvs)
@@ -477,7 +480,7 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope, b *stager) {
 	recs, nums, out, errs := b.recs[:m], b.nums[:m], b.parts[:m], b.errs[:m]
 	err := g.call(m, func() error { return s.bp.PartitionBatch(p.life, recs, nums, out, errs) })
 	for j, e := range penvs {
-		e.pre, e.preN, e.prePart, e.preErr = true, nums[j], -1, nil
+		e.pre, e.preN, e.prePart = true, nums[j], -1
 		ferr := err
 		if ferr == nil {
 			ferr = errs[j]
@@ -495,7 +498,9 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope, b *stager) {
 			ferr = fmt.Errorf("partition %d out of range [0, %d)", part, nums[j])
 		}
 		g.failed(ferr)
-		e.preErr = ferr
+		if g.policy == FailRecord {
+			e.partErr = g.recordError(ferr)
+		}
 	}
 	clear(recs)
 	clear(errs)

@@ -72,6 +72,15 @@ type PluginStats struct {
 	// its duration is shared by its records: MeanLatency is then the cost
 	// per record.
 	MeanLatency time.Duration
+	// Sampled is the number of records whose call duration was measured,
+	// SampledTime the sum of those durations, and Latency their
+	// histogram: Latency[i] counts the records that took at most
+	// LatencyBuckets[i] and more than the bucket before; the last entry
+	// counts those slower than every bucket. A batch call's records each
+	// count its duration divided by their number.
+	Sampled     uint64
+	SampledTime time.Duration
+	Latency     [NumLatencyBuckets]uint64
 }
 
 // sampleEvery is how often a call's duration is measured: reading the clock
@@ -91,6 +100,7 @@ type hookStats struct {
 	sampled                          atomic.Uint64
 	sampledNanos                     atomic.Int64
 	lastLog                          atomic.Int64
+	latency                          latencyHist
 	_                                cacheLinePad
 }
 
@@ -111,8 +121,10 @@ func (h *hookStats) startN(n int) time.Time {
 // records.
 func (h *hookStats) endN(t time.Time, n int) {
 	if !t.IsZero() {
-		h.sampledNanos.Add(int64(time.Since(t)))
+		d := time.Since(t)
+		h.sampledNanos.Add(int64(d))
 		h.sampled.Add(uint64(n))
+		h.latency.observe(d/time.Duration(n), uint64(n))
 	}
 }
 
@@ -129,9 +141,11 @@ func (h *hookStats) snapshot(name string, kind plugins.Kind, hook Hook) PluginSt
 		Calls: h.calls.Load(), Failures: h.failures.Load(),
 		Bypasses: h.bypasses.Load(), Drops: h.drops.Load(),
 	}
-	if n := h.sampled.Load(); n > 0 {
-		s.MeanLatency = time.Duration(h.sampledNanos.Load() / int64(n))
+	s.Sampled, s.SampledTime = h.sampled.Load(), time.Duration(h.sampledNanos.Load())
+	if s.Sampled > 0 {
+		s.MeanLatency = s.SampledTime / time.Duration(s.Sampled)
 	}
+	s.Latency = h.latency.snapshot()
 	return s
 }
 

@@ -463,3 +463,67 @@ func TestAckFailuresCountedPerRecord(t *testing.T) {
 		t.Errorf("%d OnAckBatch calls, want 1", ab.flushes.Load())
 	}
 }
+
+// pickyBatchPart is a batch partitioner that fails records whose value is
+// "xpart" and sends the others to partition 1.
+type pickyBatchPart struct{}
+
+func (pickyBatchPart) Partition(_ context.Context, r *plugins.Record, _ int32) (int32, error) {
+	if string(r.Value) == "xpart" {
+		return 0, errors.New("cannot place it")
+	}
+	return 1, nil
+}
+
+func (p pickyBatchPart) PartitionBatch(ctx context.Context, rs []*plugins.Record, nums, parts []int32, errs []error) error {
+	for i, r := range rs {
+		parts[i], errs[i] = p.Partition(ctx, r, nums[i])
+	}
+	return nil
+}
+
+// A batch partitioner under on_failure fail fails exactly the records it
+// failed on, also when it was asked for a whole stage batch beforehand.
+func TestBatchPartitionerFailRecord(t *testing.T) {
+	e := setup(t, 2)
+	p := e.producer(t, pipeline.Partitioner("part", pickyBatchPart{}, pipeline.OnFailure(pipeline.FailRecord)),
+		pipeline.StageBatch(8, time.Hour))
+	ctx := ctxT(t)
+	if res := p.SendSync(ctx, rec("k", "first")); res.Partition != 1 { // loads the topic's metadata
+		t.Fatalf("first: %+v", res)
+	}
+	col := newCollector()
+	for i, v := range values(16, "v") {
+		if i%5 == 2 {
+			v = "x" + v
+		}
+		p.Send(ctx, rec("k", v), col.cb(t, v))
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Values "xv..." are not "xpart": every record goes to partition 1.
+	for v, res := range col.wait(t) {
+		if res.Outcome != pipeline.Delivered || res.Partition != 1 {
+			t.Errorf("%s: %+v", v, res)
+		}
+	}
+	col = newCollector()
+	for _, v := range []string{"a", "xpart", "b"} {
+		p.Send(ctx, rec("k", v), col.cb(t, v))
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for v, res := range col.wait(t) {
+		switch {
+		case v == "xpart" && (res.Outcome != pipeline.Failed || !strings.Contains(fmt.Sprint(res.Err), `partitioner "part": partition: cannot place it`)):
+			t.Errorf("xpart: %+v, want it failed by the partitioner", res)
+		case v != "xpart" && (res.Outcome != pipeline.Delivered || res.Partition != 1):
+			t.Errorf("%s: %+v", v, res)
+		}
+	}
+	if st := pluginStats(t, p, "part", pipeline.HookPartition); st.Calls != 20 || st.Failures != 1 {
+		t.Errorf("partition stats %+v, want 20 calls and 1 failure", st)
+	}
+}

@@ -223,7 +223,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 		default:
 			out, err := inst.outputBytes(v)
 			if err == nil {
-				err = abi.ValidateRecord(out)
+				err = p.validateSendResult(out)
 			}
 			if err != nil {
 				return fail(p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: %w", k, count, err)))
@@ -245,7 +245,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 			errs[i+k] = ge
 		default:
 			out, _ := inst.outputBytes(v)
-			if err := abi.DecodeRecord(out, rs[i+k]); err != nil {
+			if err := p.decodeSendResult(out, rs[i+k]); err != nil {
 				// Cannot happen: the record was validated above.
 				errs[i+k] = p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: %w", k, count, err))
 				return j, errs[i+k]

@@ -34,10 +34,21 @@
 // through the ABI fails with a *GuestError and its instance stays in use.
 // Both name the plugin and the hook; use errors.As to tell them apart.
 //
+// Loading is bounded too: compiling a module and each phase of creating an
+// instance (its start function, _initialize, kpipe_init, the first
+// kpipe_buffer, kpipe_kinds) must finish within the load timeout
+// (WithLoadTimeout), and cancelling the context of Load stops any phase.
+// A Load error names the plugin, the phase and, from LoadFile, the file,
+// and lists every problem of an invalid module at once.
+//
 // # Sandbox
 //
 // Instances get WASI without a file system, environment variables,
-// arguments or network. Their stdout and stderr are logged line by line.
+// arguments or network. Their stdout and stderr are logged line by line,
+// within a per-plugin rate limit (WithLogRateLimit) that also covers their
+// log calls. Besides its linear memory (WithMemoryLimitPages), a call may
+// nest frames up to a stack budget of about 8 MiB (RATIONALE.md), so that
+// endless recursion is a cheap fault.
 // Clocks are real and random numbers come from crypto/rand. The host module
 // "kpipe" provides config_get, log_enabled, log, set_error and
 // enable_features; every pointer a guest passes to it is checked.

@@ -42,3 +42,7 @@ func (p *Plugin) DiscardInstance() error {
 	p.discard(inst)
 	return nil
 }
+
+// WaitCompiles waits for the compilations in progress, including those a
+// load abandoned.
+func (h *Host) WaitCompiles() { h.compiling.Wait() }

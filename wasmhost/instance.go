@@ -15,6 +15,7 @@ import (
 
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/instrument"
 )
 
 // instance is one instantiated module. It runs one call at a time: whoever
@@ -46,6 +47,9 @@ type instance struct {
 	// interrupt is the interrupt flag of an instrumented module
 	// (Plugin.instrumented, watchdog.go); nil otherwise.
 	interrupt api.MutableGlobal
+	// stackBudget is the stack budget global of an instrumented module;
+	// nil otherwise.
+	stackBudget api.Global
 	// creating is true while newInstance runs: calls are then held to
 	// the plugin's creation limit, not to its call timeout; without
 	// instrumentation, to createDeadline.
@@ -107,12 +111,12 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		inst.flush()
 		switch {
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("instantiate: start function: stopped: %w (%w)", ctx.Err(), err)
+			return nil, &earlyInitError{fmt.Errorf("instantiate: start function: stopped: %w (%w)", ctx.Err(), err)}
 		case ictx.Err() != nil:
-			return nil, fmt.Errorf("instantiate: start function: stopped after running longer than the load timeout (limit of %v): %w",
-				p.createTimeout, err)
+			return nil, &earlyInitError{fmt.Errorf("instantiate: start function: stopped after running longer than the load timeout (limit of %v): %w",
+				p.createTimeout, err)}
 		}
-		return nil, fmt.Errorf("instantiate: %w", err)
+		return nil, &earlyInitError{fmt.Errorf("instantiate: %w", err)}
 	}
 	p.stats.created.Add(1)
 	inst.mod = mod
@@ -125,6 +129,7 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 			return nil, fmt.Errorf("instantiate: the instrumented module does not export %s", interruptExport)
 		}
 		inst.interrupt = g
+		inst.stackBudget = mod.ExportedGlobal(stackExport)
 	}
 	for h := range numAllHooks {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
@@ -169,12 +174,12 @@ func (inst *instance) initialize(ctx context.Context, probe bool) error {
 func (inst *instance) runInit(ctx context.Context, probe bool) error {
 	if fn := inst.mod.ExportedFunction(startExport); fn != nil && inst.p.instrumented {
 		if err := inst.callInit(ctx, fn); err != nil {
-			return fmt.Errorf("start function: %w", err)
+			return &earlyInitError{fmt.Errorf("start function: %w", err)}
 		}
 	}
 	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
 		if err := inst.callInit(ctx, fn); err != nil {
-			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
+			return &earlyInitError{fmt.Errorf("%s: %w", abi.ExportInitialize, err)}
 		}
 	}
 	if probe {
@@ -199,6 +204,14 @@ func (inst *instance) runInit(ctx context.Context, probe bool) error {
 	}
 	return nil
 }
+
+// earlyInitError is the error of an instance that failed before
+// _initialize returned (instantiation, the start function, _initialize):
+// a probe (Inspect) would fail the same way, so load does not try one.
+type earlyInitError struct{ err error }
+
+func (e *earlyInitError) Error() string { return e.err.Error() }
+func (e *earlyInitError) Unwrap() error { return e.err }
 
 // callInit calls an initialisation export, with the call timeout if the
 // plugin has one. The error is a *callError.
@@ -345,6 +358,9 @@ func (inst *instance) classify(err error) *callError {
 		return &callError{FaultMemory, err}
 	case exit != nil:
 		return &callError{FaultExit, err}
+	case inst.stackBudget != nil && int32(uint32(inst.stackBudget.Get())) < 0:
+		return &callError{FaultTrap, fmt.Errorf("calls nested deeper than the stack budget of %d MiB allows (endless recursion?): %w",
+			instrument.StackBudget>>20, err)}
 	}
 	return &callError{FaultTrap, err}
 }

@@ -136,3 +136,50 @@ func TestLoadTimeoutOption(t *testing.T) {
 		t.Errorf("fault %q does not name the limit", err)
 	}
 }
+
+// TestCloseDuringCompile cancels a Load while it compiles a Go guest and
+// closes the Host at once: Load returns promptly, and the compilation,
+// left to finish in the background, must neither crash on the closed Host
+// nor keep its runtimes open once it finished.
+func TestCloseDuringCompile(t *testing.T) {
+	wasm := goGuest(t, goRawGuest)
+	h, err := wasmhost.New(context.Background(), wasmhost.WithoutCompilationCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel) // once instrumentation is done and compilation runs
+	start := time.Now()
+	p, err := h.Load(ctx, "go", wasm, plugins.KindInterceptor)
+	if err == nil {
+		p.Close(context.Background())
+		t.Skip("the compilation finished within 1s: nothing to test")
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "compile: stopped") {
+		t.Fatalf("Load: %v, want its compilation stopped by the cancelled context", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Load returned %v after it started, want promptly after its context was cancelled", d)
+	}
+	// Close waits for the compilation while its context lasts, then
+	// leaves the runtimes to close when it ends.
+	cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer ccancel()
+	if err := h.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	compiled := make(chan struct{})
+	go func() {
+		h.WaitCompiles()
+		close(compiled)
+	}()
+	select {
+	case <-compiled:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the abandoned compilation did not finish within 5 minutes")
+	}
+	time.Sleep(100 * time.Millisecond) // the runtimes close after it
+	if _, err := h.Load(context.Background(), "late", wat(t, "noop"), 0); !errors.Is(err, wasmhost.ErrClosed) {
+		t.Errorf("Load after Close: %v, want ErrClosed", err)
+	}
+}

@@ -38,9 +38,19 @@ const (
 // DefaultMinLoadTimeout, a variable for the tests.
 var minCreateTimeout = DefaultMinLoadTimeout
 
-// minCompileTimeout is the least time compilation may take when the load
-// timeout is on (see WithLoadTimeout). A variable for the tests.
-var minCompileTimeout = time.Minute
+// minCompileTimeout and compileTimePerMiB make the least time compilation
+// may take when the load timeout is on (see WithLoadTimeout): compilation
+// takes time in proportion to the module, and an uncached Go guest of 4 MiB
+// took over a minute on the shared 2-core machine while other work ran.
+const (
+	minCompileTimeout = 2 * time.Minute
+	compileTimePerMiB = 30 * time.Second
+)
+
+// compileTimeout is the least limit on compiling a module of n bytes.
+func compileTimeout(n int) time.Duration {
+	return minCompileTimeout + time.Duration(int64(n)*int64(compileTimePerMiB)>>20)
+}
 
 // defaultLoadTimeout is the load timeout of a plugin whose call timeout is
 // d and that was given none (see WithLoadTimeout): ten times d, but at
@@ -176,8 +186,9 @@ func WithCallTimeout(d time.Duration) PluginOption {
 }
 
 // WithLoadTimeout limits each phase of loading the plugin: compiling the
-// module (instrumentation included; at least 1 min, for compilation takes
-// time in proportion to the module's size), and creating each of its instances,
+// module (instrumentation included; at least 2 min plus 30 s per MiB of
+// module, for compilation takes time in proportion to the module's size
+// and a busy machine may stretch it far), and creating each of its instances,
 // at Load and whenever a call needs a new one, which is instantiating the
 // module and running its WebAssembly start function, _initialize,
 // kpipe_init, the first kpipe_buffer and, at Load, kpipe_kinds. A phase
@@ -358,10 +369,13 @@ type PluginStats struct {
 	// by Batches is the mean number of records per batch call.
 	Batches HookCounts
 	// Errors counts calls that ended with a *GuestError; in batches, the
-	// records that got one.
+	// records that got one, and a batch call that failed as a whole with
+	// KPIPE_ERROR once (its records are then re-run one at a time, and
+	// those that fail alone count again).
 	Errors HookCounts
 	// Faults counts calls that ended with a *Fault, by reason: a fault of a
-	// batch call counts once, whatever the number of its records. Reasons
+	// batch call counts once, whatever the number of its records, and each
+	// fault of a record re-run alone after it counts once more. Reasons
 	// that never happened are absent.
 	Faults map[FaultReason]uint64
 	// InstancesCreated counts instances created, including the one created
@@ -422,12 +436,13 @@ func (h *Host) LoadFile(ctx context.Context, name, path string, kind plugins.Kin
 	if err != nil {
 		return nil, fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
 	}
-	p, _, err := h.load(ctx, name, wasm, kind, append(opts[:len(opts):len(opts)], withFile(path)))
+	p, _, err := h.load(ctx, name, wasm, kind, append(opts[:len(opts):len(opts)], WithFile(path)))
 	return p, err
 }
 
-// withFile names the file a module was read from, for errors.
-func withFile(path string) PluginOption {
+// WithFile names the file a module was read from, for its load errors
+// (LoadFile gives it). Default: none.
+func WithFile(path string) PluginOption {
 	return pluginOptionFunc(func(c *pluginConfig) { c.file = path })
 }
 
@@ -541,7 +556,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	if err != nil {
 		if cfg.inspect {
 			info.InitError = err
-			info.Kinds = p.probeKinds(ctx)
+			if early := (*earlyInitError)(nil); !errors.As(err, &early) {
+				info.Kinds = p.probeKinds(ctx)
+			}
 		}
 		cm.Close(ctx)
 		return nil, info, err
@@ -605,11 +622,11 @@ func (p *Plugin) probeKinds(ctx context.Context) plugins.Kind {
 // compile chooses how the plugin's calls and loading are bounded,
 // instruments the module if it can, and compiles it on the runtime of that
 // mode, all within ctx and, unless loadTimeout is 0, the larger of
-// loadTimeout and minCompileTimeout (compilation takes time in proportion
-// to the module: a Go guest without a cached compilation takes seconds on
-// a busy machine). Compilation is Go code that cannot be interrupted, so it
+// loadTimeout and compileTimeout (compilation takes time in proportion to
+// the module). Compilation is Go code that cannot be interrupted, so it
 // runs in a goroutine that is left to finish (and close what it compiled)
-// if the time runs out first. instrumented says
+// if the time runs out first; the Host keeps its runtimes open until it
+// finished (Host.compiling). instrumented says
 // the module was rewritten for the watchdog (see WithCallTimeout).
 func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cfg pluginConfig, loadTimeout time.Duration) (
 	_ wazero.CompiledModule, _ wazero.Runtime, instrumented bool, _ error,
@@ -645,7 +662,7 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		m, code, instrumented := modePlain, wasm, false
 		if cfg.contextTimeout && (cfg.timeout > 0 || loadTimeout > 0) {
 			m = modeInterruptible
-		} else if out, err := instrument.Rewrite(wasm, interruptExport, startExport); err != nil {
+		} else if out, err := instrument.Rewrite(wasm, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
 			if cfg.timeout > 0 || loadTimeout > 0 {
 				logger.Info("module not instrumented for time limits; using wazero's termination checks, which make calls slower",
 					"reason", err)
@@ -669,7 +686,7 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		res <- c
 	}()
 	var expired <-chan time.Time
-	limit := max(loadTimeout, minCompileTimeout)
+	limit := max(loadTimeout, compileTimeout(len(wasm)))
 	if loadTimeout > 0 {
 		t := time.NewTimer(limit)
 		defer t.Stop()

@@ -3,6 +3,7 @@ package wasmhost_test
 import (
 	"context"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func TestDeepRecursionMemory(t *testing.T) {
 	for range records {
 		_, err := p.OnSend(ctx, modeRecord(0))
 		wantFault(t, err, "deep", "kpipe_on_send", wasmhost.FaultTrap)
+		if !strings.Contains(err.Error(), "calls nested deeper than the stack budget of 8 MiB allows") {
+			t.Fatalf("fault %.300q does not say the stack budget ran out", err)
+		}
 	}
 	runtime.ReadMemStats(&after)
 	perCall := (after.TotalAlloc - before.TotalAlloc) / records

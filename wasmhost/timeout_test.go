@@ -108,13 +108,27 @@ func TestCallUnderTimeoutCompletes(t *testing.T) {
 		}
 		n *= 4
 	}
-	for range 6 {
-		if d, err := loop(n); err != nil {
+	// A call that fails must have run past the timeout: stopping one
+	// earlier is the bug this test looks for. A call that did run past it
+	// (the machine slowed down after calibration) was stopped rightly; the
+	// next calls are made shorter.
+	overran := 0
+	for ok := 0; ok < 6; {
+		d, err := loop(n)
+		switch {
+		case err == nil:
+			ok++
+		case d < timeout:
 			t.Fatalf("a call of %v with a timeout of %v failed: %v", d, timeout, err)
+		case overran == 10:
+			t.Fatalf("10 calls ran past the timeout of %v although calibrated to 40%% of it; the last took %v: %v", timeout, d, err)
+		default:
+			overran++
+			n /= 2
 		}
 	}
-	if st := p.Stats(); st.InstancesCreated != 1 || len(st.Faults) != 0 {
-		t.Errorf("stats = %+v, want no fault", st)
+	if st := p.Stats(); st.InstancesCreated != uint64(1+overran) || st.Faults[wasmhost.FaultTimeout] != uint64(overran) || len(st.Faults) > min(overran, 1) {
+		t.Errorf("stats = %+v, want %d timeouts and no other fault", st, overran)
 	}
 }
 

@@ -378,7 +378,7 @@ func (h *Host) InspectFile(ctx context.Context, path string, opts ...PluginOptio
 	if err != nil {
 		return nil, fmt.Errorf("wasmhost: inspect module: %w", err)
 	}
-	return h.inspect(ctx, path, wasm, append(opts[:len(opts):len(opts)], withFile(path)))
+	return h.inspect(ctx, path, wasm, append(opts[:len(opts):len(opts)], WithFile(path)))
 }
 
 // inspect implements Inspect and InspectFile; name is the plugin's name in

@@ -16,6 +16,11 @@ const interruptExport = "kpipe.interrupt"
 // internal/instrument). ABI section 3 reserves it.
 const startExport = "kpipe.start"
 
+// stackExport is the name under which instrumented modules export their
+// stack budget global (see internal/instrument), negative after a call
+// trapped for lack of budget. ABI section 3 reserves it.
+const stackExport = "kpipe.stack"
+
 // Why the watchdog interrupted a call (slot.reason).
 const (
 	interruptTimeout = 1 + iota

@@ -1,9 +1,10 @@
 // Package instrument rewrites a WebAssembly module so that the host can
 // interrupt a running call cheaply.
 //
-// Rewrite appends two mutable i32 globals (new globals come after the
+// Rewrite appends three mutable i32 globals (new globals come after the
 // existing ones, so no index changes), exports the first, the interrupt
-// flag, under a name the host chooses, and inserts at every function entry
+// flag, and the third, the stack budget, under names the host chooses, and
+// inserts at every function entry
 // and at the start of every loop body a check (see checkCode; a function
 // that reaches its first loop before it can call or branch needs no check
 // at its entry, the loop's comes first): it counts

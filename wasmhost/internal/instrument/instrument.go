@@ -53,16 +53,26 @@ const (
 	externTag    = 4
 )
 
-// Rewrite returns a copy of the module wasm with interrupt checks (see the
-// package documentation), whose new global is exported as exportName. If
-// the module has a start function, the copy has none: the function is
-// exported as startName instead, for the host to call once the instance
-// exists and its interrupt flag can be set (a start function runs inside
-// instantiation, out of the host's reach). It fails with an
-// *UnsupportedError if the module uses something the rewriter does not
-// understand or already exports exportName or startName; wasm is never
-// modified.
-func Rewrite(wasm []byte, exportName, startName string) (_ []byte, err error) {
+// Names are the export names the rewriter adds, which the host reserves.
+type Names struct {
+	// Interrupt names the interrupt flag global.
+	Interrupt string
+	// Start names the module's start function, if it has one: the copy
+	// has no start section, so that the host can call it once the
+	// instance exists and its interrupt flag can be set (a start function
+	// runs inside instantiation, out of the host's reach).
+	Start string
+	// Stack names the stack budget global (see callCosts), which is
+	// negative after a call trapped for lack of budget.
+	Stack string
+}
+
+// Rewrite returns a copy of the module wasm with interrupt checks and a
+// stack budget (see the package documentation), exporting what it adds
+// under names. It fails with an *UnsupportedError if the module uses
+// something the rewriter does not understand or already exports one of
+// the names; wasm is never modified.
+func Rewrite(wasm []byte, names Names) (_ []byte, err error) {
 	defer func() {
 		// The decoder reports problems by panicking with an
 		// *UnsupportedError, which keeps the many small readers simple.
@@ -74,7 +84,7 @@ func Rewrite(wasm []byte, exportName, startName string) (_ []byte, err error) {
 			err = ue
 		}
 	}()
-	return rewrite(wasm, exportName, startName), nil
+	return rewrite(wasm, names), nil
 }
 
 type section struct {
@@ -84,7 +94,7 @@ type section struct {
 	offset  int // offset of content
 }
 
-func rewrite(wasm []byte, exportName, startName string) []byte {
+func rewrite(wasm []byte, names Names) []byte {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		fail(0, "not a WebAssembly module")
 	}
@@ -137,11 +147,11 @@ func rewrite(wasm []byte, exportName, startName string) []byte {
 	}
 	check := checkCode(globals, globals+1)
 	// The exports to add: the interrupt flag, and the start function.
-	exports := []export{{exportName, externGlobal, globals}}
+	exports := []export{{names.Interrupt, externGlobal, globals}, {names.Stack, externGlobal, globals + 2}}
 	for _, s := range secs {
 		if s.id == secStart {
 			r := reader{b: s.content, base: s.offset}
-			exports = append(exports, export{startName, externFunc, r.u32()})
+			exports = append(exports, export{names.Start, externFunc, r.u32()})
 			if !r.done() {
 				r.fail("trailing bytes in the start section")
 			}
@@ -180,10 +190,10 @@ func rewrite(wasm []byte, exportName, startName string) []byte {
 			haveGlobal = true
 		case secExport:
 			insertMissing(rank[s.id])
-			out = appendSection(out, secExport, rewriteExports(s, exports, exportName, startName))
+			out = appendSection(out, secExport, rewriteExports(s, exports, names.Interrupt, names.Start, names.Stack))
 			haveExport = true
 		case secStart:
-			// Exported as startName instead (see exports).
+			// Exported as names.Start instead (see exports).
 			insertMissing(rank[s.id])
 		case secCode:
 			insertMissing(rank[s.id])

@@ -22,7 +22,10 @@ import (
 const (
 	exportName = "kpipe.interrupt"
 	startName  = "kpipe.start"
+	stackName  = "kpipe.stack"
 )
+
+var names = instrument.Names{Interrupt: exportName, Start: startName, Stack: stackName}
 
 // features are the WebAssembly features the tests compile with: wazero's
 // default (2.0) plus the experimental ones the rewriter also decodes.
@@ -39,7 +42,7 @@ func newRuntime(t testing.TB) wazero.Runtime {
 
 func rewrite(t testing.TB, wasm []byte) []byte {
 	t.Helper()
-	out, err := instrument.Rewrite(wasm, exportName, startName)
+	out, err := instrument.Rewrite(wasm, names)
 	if err != nil {
 		t.Fatalf("Rewrite: %v", err)
 	}
@@ -257,7 +260,7 @@ func TestRepoModules(t *testing.T) {
 			}
 			// Rewriting twice is refused: the name is taken.
 			var ue *instrument.UnsupportedError
-			if _, err := instrument.Rewrite(out, exportName, startName); !errors.As(err, &ue) || !strings.Contains(err.Error(), "already exports") {
+			if _, err := instrument.Rewrite(out, names); !errors.As(err, &ue) || !strings.Contains(err.Error(), "already exports") {
 				t.Errorf("second rewrite: %v, want an *UnsupportedError about the export", err)
 			}
 		})
@@ -321,7 +324,7 @@ func TestRefused(t *testing.T) {
 		{"overlong LEB", "LEB128", withBody(0x41, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x1a, 0x0b)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := instrument.Rewrite(tt.wasm, exportName, startName)
+			_, err := instrument.Rewrite(tt.wasm, names)
 			var ue *instrument.UnsupportedError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Rewrite = %v, want an *UnsupportedError containing %q", err, tt.want)
@@ -422,7 +425,7 @@ func TestStartFunctionExported(t *testing.T) {
 		t.Errorf("a module without a start function exports %q", startName)
 	}
 	var ue *instrument.UnsupportedError
-	if _, err := instrument.Rewrite(rewrite(t, build(0)), "other", startName); !errors.As(err, &ue) || !strings.Contains(err.Error(), startName) {
+	if _, err := instrument.Rewrite(rewrite(t, build(0)), instrument.Names{Interrupt: "other", Start: startName, Stack: "other.stack"}); !errors.As(err, &ue) || !strings.Contains(err.Error(), startName) {
 		t.Errorf("rewriting a module that exports %q: %v, want an *UnsupportedError naming it", startName, err)
 	}
 }

@@ -98,6 +98,8 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 			brokers = cfg.Kafka.Brokers
 		}
 		b.transactional = cfg.Kafka.TransactionalID != ""
+		b.cfg, b.host = cfg, host
+		b.pipe, _ = cfg.Pipeline(pipelineName) // buildConfig found it
 	} else if pipelineName != "" {
 		return nil, usageErrorf("--pipeline needs --config")
 	}

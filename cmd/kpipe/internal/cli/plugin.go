@@ -31,7 +31,7 @@ func newPluginCmd(e *env) *cobra.Command {
 			return usageErrorf("plugin needs a subcommand: inspect or test")
 		},
 	}
-	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e))
+	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e), newPluginConformanceCmd(e))
 	return cmd
 }
 
@@ -142,7 +142,7 @@ Exit status 1 if the module does not load.`,
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
 	fl.DurationVar(&loadTimeout, "load-timeout", wasmhost.DefaultMinLoadTimeout*2,
-		"time limit of each phase of loading the module (compilation: at least 1m); 0 for none")
+		"time limit of each phase of loading the module (compilation: at least 2m + 30s per MiB); 0 for none")
 	return cmd
 }
 
@@ -261,7 +261,7 @@ single results differ.`,
 	intRangeVar(fl, &partitions, "partitions", 3, 1, math.MaxInt32, "partition count given to a partitioner")
 	durationVar(fl, &timeout, "timeout", time.Second, "time limit of each hook call")
 	fl.DurationVar(&loadTimeout, "load-timeout", wasmhost.DefaultMinLoadTimeout*2,
-		"time limit of each phase of loading the module and of creating an instance (compilation: at least 1m); 0 for none")
+		"time limit of each phase of loading the module and of creating an instance (compilation: at least 2m + 30s per MiB); 0 for none")
 	fl.IntVar(&batch, "batch", 0, "also run the records through the pipeline's stages alone and in batches of N, and report differences")
 	return cmd
 }

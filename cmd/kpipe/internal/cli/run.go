@@ -6,19 +6,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/embedded"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
 // maxReported is how many failed records run reports one by one; the
@@ -31,6 +31,7 @@ type runFlags struct {
 	input, format    string
 	strict           bool
 	flushTimeout     time.Duration
+	live             liveFlags
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -71,11 +72,21 @@ delivered, filtered and failed, lines not read if reading stopped early, plugin
 failures, and records per partition. A progress bar
 is shown while stderr is a terminal.
 
+With --watch (and --config), the pipeline is reloaded when the configuration
+file or one of its modules changes, and on SIGHUP: the new chain is checked,
+loaded and tried on a synthetic record, then swapped in one step; a rejected
+reload is reported with FILE:LINE:COL and the running chain keeps serving.
+Changes to the kafka block, the topic or the batch block need a restart.
+--admin HOST:PORT serves /metrics (Prometheus), /healthz, /readyz,
+/v1/pipeline and POST /v1/reload (and /debug/pprof/ with --pprof), on a
+loopback address unless --admin-public.
+
 Exit status: 0 if every record was delivered or filtered, 1 if any failed or was
 malformed (or the configuration is invalid), 2 on usage errors, 3 if the pipeline
 could not start, 130 if interrupted.`,
 		Example: `  kpipe run --config examples/quickstart.hcl --input examples/quickstart.jsonl
-  kpipe run --brokers 127.0.0.1:9092 --topic logs --format raw < app.log`,
+  kpipe run --brokers 127.0.0.1:9092 --topic logs --format raw < app.log
+  tail -F app.log | kpipe run --config live.hcl --format raw --watch --admin 127.0.0.1:9464`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.run(cmd.Context(), f)
@@ -90,6 +101,7 @@ could not start, 130 if interrupted.`,
 	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
 	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
 	durationVar(fl, &f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
+	addLiveFlags(fl, &f.live)
 	return cmd
 }
 
@@ -136,6 +148,12 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		in, name = file, f.input
 	}
 
+	lv, err := e.startLive(f)
+	if err != nil {
+		return err
+	}
+	defer lv.close()
+
 	var brokers []string
 	if f.brokers != "" {
 		brokers = splitList(f.brokers)
@@ -154,6 +172,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	}
 
 	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{}), bufferFull: make(chan struct{})}
+	lv.attach(ctx, b, t)
 	var bar *progressbar.ProgressBar
 	if e.stderrIsTerminal {
 		bar = progressbar.NewOptions64(size,
@@ -171,29 +190,6 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 			return &exitError{code: ExitError, err: err}
 		}
 	}
-
-	// The first SIGINT or SIGTERM (ctx) stops the reading, and what was
-	// sent is still flushed; a second one ends the waits of the end of
-	// the run (flush, abort, close) at once.
-	endCtx, endNow := context.WithCancel(context.WithoutCancel(ctx))
-	defer endNow()
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		for n := 0; ; {
-			select {
-			case <-sig:
-				if n++; n == 2 {
-					e.say("interrupted again: not waiting for outstanding records")
-					endNow()
-					return
-				}
-			case <-endCtx.Done():
-				return
-			}
-		}
-	}()
 
 	// Read in a goroutine, so that an interrupt is noticed even while a
 	// read blocks (stdin from a terminal or a pipe). On an interrupt the
@@ -291,9 +287,10 @@ read:
 		t.unread = countUnread(in, lines, last, stopped)
 	}
 
+	lv.stopReloads()
 	// Wait for the outstanding records even after an interrupt: what was
 	// sent is delivered or failed, never left unknown.
-	fctx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
 	defer cancel()
 	ferr := b.producer.Flush(fctx)
 	var txnErr error
@@ -322,7 +319,7 @@ read:
 			t.aborted = true
 			// The abort gets its own --flush-timeout: fctx may have
 			// run out in the flush.
-			actx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
 			if err := b.producer.AbortTransaction(actx); err != nil {
 				e.say("aborting the transaction: %v", err)
 			}
@@ -506,6 +503,11 @@ type built struct {
 	embedded      *embedded.Broker
 	transactional bool
 	closers       []func()
+	// The configuration the producer was built from, and the host of its
+	// modules; nil without --config. A reload (live.go) starts from them.
+	cfg  *config.Config
+	pipe *config.Pipeline
+	host *wasmhost.Host
 }
 
 func (b *built) close() {
