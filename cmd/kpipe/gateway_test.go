@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -346,5 +348,66 @@ pipeline "p" {}
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("kpipe %s: %s\nwant exit %d and %q", strings.Join(c.args, " "), r, c.code, c.want)
 		}
+	}
+}
+
+// TestGatewayAdmin: with --admin the gateway serves the admin endpoint:
+// /metrics has the pipeline's metrics and the gateway's per connection and
+// per topic, /readyz answers, and POST /v1/reload reloads the configuration.
+func TestGatewayAdmin(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := l.Addr().String()
+	l.Close()
+	addr := startGateway(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr)
+	topic := testbroker.CreateTopic(t, brokers, 2)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("admin-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	for i := range 100 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i)), Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(method, path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+adminAddr+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, metrics := get("GET", "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} 100`, topic),
+		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="received",topic=%q} 100`, topic),
+		`kpipe_gateway_connection_records_total{client_id="admin-test"`,
+		`kpipe_gateway_memory_limit_bytes 2.68435456e+08`,
+		`kpipe_records_delivered_total 100`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", metrics)
+	}
+	if code, body := get("GET", "/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("POST", "/v1/reload"); code != 200 {
+		t.Fatalf("POST /v1/reload: %d %s", code, body)
 	}
 }
