@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -86,4 +88,39 @@ func BenchmarkGatewayWASM(b *testing.B) {
 	brokers := testbroker.Brokers(b)
 	f := startOn(b, brokers, []gateway.Option{gateway.KeepPartition(false)}, opts...)
 	benchProduce(b, f.addr, testbroker.CreateTopic(b, brokers, 3))
+}
+
+// BenchmarkLatency sends one record at a time (ProduceSync, linger 0) to
+// the broker directly and through a gateway, interleaved, and reports the
+// p50 and p99 of the round trips; the difference is what the gateway adds.
+func BenchmarkLatency(b *testing.B) {
+	brokers := testbroker.Brokers(b)
+	f := startOn(b, brokers, nil)
+	topic := testbroker.CreateTopic(b, brokers, 1)
+	for _, c := range []struct{ name, addr string }{{"direct", brokers[0]}, {"gateway", f.addr}} {
+		b.Run(c.name, func(b *testing.B) {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx := context.Background()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("warm-up")}).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, b.N)
+			value := make([]byte, 100)
+			b.ResetTimer()
+			for i := range b.N {
+				t0 := time.Now()
+				if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+					b.Fatal(err)
+				}
+				lat[i] = time.Since(t0)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[b.N/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[b.N*99/100].Microseconds()), "p99-µs")
+		})
+	}
 }

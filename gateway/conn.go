@@ -31,6 +31,9 @@ type conn struct {
 	// ctx ends when the connection is done with.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// warned holds the API keys of unserved requests already logged for
+	// this connection: one line per key, not one per request.
+	warned map[int16]bool
 }
 
 // pending is a request read and started, waiting for its response.
@@ -185,8 +188,14 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 // UNSUPPORTED_VERSION in every error code, and logs it.
 func (c *conn) unsupported(p *pending, req kmsg.Request, rest []byte) (*pending, error) {
 	c.g.stats.unsupported.Add(1)
-	c.g.log.Warn("client sent a request the gateway does not serve; answered UNSUPPORTED_VERSION",
-		"remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version)
+	if c.warned == nil {
+		c.warned = map[int16]bool{}
+	}
+	if !c.warned[p.h.key] {
+		c.warned[p.h.key] = true
+		c.g.log.Warn("client sent a request the gateway does not serve; answered UNSUPPORTED_VERSION",
+			"remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version)
+	}
 	_ = req.ReadFrom(rest) // best effort: the answer does not depend on it
 	resp, err := unsupported(req, codeUnsupportedVersion)
 	if err != nil {

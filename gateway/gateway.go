@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,7 +57,13 @@ func MemoryLimit(n int64) Option { return optionFunc(func(g *Gateway) { g.memLim
 // partitioner of its own. With false, the pipeline's partitioner decides
 // and the client is told offset -1 (unknown) for its batches. Default:
 // true.
-func KeepPartition(keep bool) Option { return optionFunc(func(g *Gateway) { g.keepPartition = keep }) }
+func KeepPartition(keep bool) Option {
+	return optionFunc(func(g *Gateway) { g.keepPartition.Store(keep) })
+}
+
+// SetKeepPartition changes KeepPartition for the batches read from now on,
+// for a pipeline whose partitioner was added or removed by a reload.
+func (g *Gateway) SetKeepPartition(keep bool) { g.keepPartition.Store(keep) }
 
 // MaxRequestSize is the largest request the gateway reads
 // (socket.request.max.bytes); a larger one closes the connection. Default:
@@ -79,7 +86,7 @@ type Gateway struct {
 	nodeID        int32
 	nodeIDSet     bool
 	memLimit      int64
-	keepPartition bool
+	keepPartition atomic.Bool
 	maxRequest    int32
 	log           hclog.Logger
 
@@ -107,18 +114,18 @@ type Gateway struct {
 // (a *kgo.Client of the same cluster) for metadata.
 func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, error) {
 	g := &Gateway{
-		producer:      producer,
-		upstream:      upstream,
-		memLimit:      256 << 20,
-		keepPartition: true,
-		maxRequest:    100 << 20,
-		log:           hclog.NewNullLogger(),
-		producers:     newProducers(),
-		stats:         newStats(),
-		conns:         map[*conn]struct{}{},
-		stopRead:      make(chan struct{}),
-		stopWrite:     make(chan struct{}),
+		producer:   producer,
+		upstream:   upstream,
+		memLimit:   256 << 20,
+		maxRequest: 100 << 20,
+		log:        hclog.NewNullLogger(),
+		producers:  newProducers(),
+		stats:      newStats(),
+		conns:      map[*conn]struct{}{},
+		stopRead:   make(chan struct{}),
+		stopWrite:  make(chan struct{}),
 	}
+	g.keepPartition.Store(true)
 	g.reading, g.stopReading = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o.apply(g)

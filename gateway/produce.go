@@ -131,7 +131,8 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, top
 		return failedResult(codeInvalidRecord, "kpipe gateway: control batches cannot be produced"), extra
 	}
 	n := int(b.NumRecords)
-	br := newBatchResult(n, g.keepPartition)
+	keep := g.keepPartition.Load()
+	br := newBatchResult(n, keep)
 	br.onDone = ts.settle
 
 	send := br.ok // indexes with ok[i] false are sent
@@ -170,7 +171,7 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, top
 			r.Headers = headers[start:len(headers):len(headers)]
 		}
 		r.Timestamp = time.UnixMilli(b.FirstTimestamp + rec.TimestampDelta64)
-		if g.keepPartition {
+		if keep {
 			r.SetPartition(partition)
 		}
 		toSend++

@@ -1,17 +1,21 @@
 package gateway_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kpipe/kpipe/gateway"
 	"github.com/kpipe/kpipe/internal/testbroker"
 )
 
@@ -75,6 +79,24 @@ func (c *rawConn) do(req kmsg.Request) kmsg.Response {
 	resp := req.ResponseKind()
 	c.recv(corr, resp)
 	return resp
+}
+
+// lockedBuffer is a log output tests read while the gateway writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // rawBatch is an uncompressed magic 2 record batch of n records with keys
@@ -214,7 +236,8 @@ func testRetryAfterCut(t *testing.T, slow bool) {
 // error response and the connection stays usable; acks=0 gets no response;
 // a consumer's FindCoordinator gets GROUP_AUTHORIZATION_FAILED.
 func TestOtherRequests(t *testing.T) {
-	f := start(t, nil)
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	c := dial(t, f.addr)
 
@@ -224,8 +247,14 @@ func TestOtherRequests(t *testing.T) {
 	lt.Topic = topic
 	lt.Partitions = []kmsg.ListOffsetsRequestTopicPartition{kmsg.NewListOffsetsRequestTopicPartition()}
 	lo.Topics = append(lo.Topics, lt)
-	if _, ok := c.do(lo).(*kmsg.ListOffsetsResponse); !ok {
-		t.Fatal("ListOffsets: no ListOffsets response")
+	for range 2 {
+		resp, ok := c.do(lo).(*kmsg.ListOffsetsResponse)
+		if !ok || len(resp.Topics) != 0 {
+			t.Fatalf("ListOffsets: %+v", resp)
+		}
+	}
+	if n := strings.Count(logs.String(), "request=ListOffsets"); n != 1 {
+		t.Fatalf("%d log lines for two ListOffsets requests on one connection, want 1:\n%s", n, logs.String())
 	}
 
 	fc := kmsg.NewPtrFindCoordinatorRequest()
@@ -257,7 +286,7 @@ func TestOtherRequests(t *testing.T) {
 	}
 	waitTotal(t, f.brokers, topic, 10)
 	st := f.gw.Stats()
-	if st.Unsupported != 1 {
-		t.Fatalf("Stats.Unsupported %d, want 1", st.Unsupported)
+	if st.Unsupported != 2 {
+		t.Fatalf("Stats.Unsupported %d, want 2", st.Unsupported)
 	}
 }

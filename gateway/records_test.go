@@ -8,6 +8,7 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // xerial frames blocks of data in the xerial snappy framing (header, then
@@ -99,4 +100,64 @@ func TestSplitBatchesRejects(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
+}
+
+// FuzzBatches feeds arbitrary bytes, as a produce partition's records, and
+// arbitrary request headers through the parsing a client's request goes
+// through: nothing may panic, and a batch that parses yields its records
+// within its bounds.
+func FuzzBatches(f *testing.F) {
+	d, err := newDecompressor(1 << 20)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(d.close)
+	f.Add(validBatch(f, 3))
+	f.Add(validBatch(f, 0))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 49})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _, _ = parseHeader(b)
+		if _, err := splitBatches(b); err != nil && len(b) >= batchHeaderLen {
+			// Make it one batch with a right length, magic and CRC,
+			// so that the fuzzer reaches decompression and records.
+			b = append([]byte(nil), b...)
+			binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+			b[16] = 2
+			binary.BigEndian.PutUint32(b[17:], crcOf(b[crcStart:]))
+		}
+		raws, err := splitBatches(b)
+		if err != nil {
+			return
+		}
+		for _, raw := range raws {
+			bt, err := d.parseBatch(raw)
+			if err != nil {
+				continue
+			}
+			_ = bt.eachRecord(func(i int, rec *kmsg.Record) error {
+				if i >= int(bt.NumRecords) {
+					t.Fatalf("record %d of %d", i, bt.NumRecords)
+				}
+				return nil
+			})
+		}
+	})
+}
+
+// validBatch is an uncompressed batch of n records with keys and headers.
+func validBatch(tb testing.TB, n int) []byte {
+	var recs []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), Key: []byte{byte(i)}, Value: []byte("v"), Headers: []kmsg.Header{{Key: "h", Value: []byte("x")}}}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	b := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crcOf(raw[crcStart:]))
+	if _, err := splitBatches(raw); err != nil {
+		tb.Fatalf("seed batch: %v", err)
+	}
+	return raw
 }

@@ -6,11 +6,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,11 +281,25 @@ func javaProducer(t *testing.T) string {
 	if _, err := os.Stat(filepath.Join(lib, "kafka-clients-"+version+".jar")); err != nil {
 		testenv.Unavailable(t, "kafka-clients jar not found (run scripts/kafka.sh fetch): %v", err)
 	}
-	out := t.TempDir()
-	src := filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "GatewayProducer.java")
-	runClient(t, javac, "-cp", filepath.Join(lib, "*"), "-d", out, src)
-	return out + string(os.PathListSeparator) + filepath.Join(lib, "*")
+	javaOnce.Do(func() {
+		// Next to the binary under test: TestMain removes both.
+		out := filepath.Join(filepath.Dir(kpipeBin), "gateway-java")
+		src := filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "GatewayProducer.java")
+		runClient(t, javac, "-cp", filepath.Join(lib, "*"), "-d", out, src)
+		javaClasses = out
+	})
+	if javaClasses == "" {
+		t.Fatal("GatewayProducer.java did not compile (see the first test that needed it)")
+	}
+	return javaClasses + string(os.PathListSeparator) + filepath.Join(lib, "*")
 }
+
+// javaClasses is where javaProducer compiled GatewayProducer, once per run
+// of the tests.
+var (
+	javaOnce    sync.Once
+	javaClasses string
+)
 
 // TestGatewayTransactionalClients: kafka-python's and the Java client's
 // transactional producers get the documented error when they initialize
@@ -308,4 +325,92 @@ func TestGatewayTransactionalClients(t *testing.T) {
 			t.Fatalf("java transactional producer: %q, want TransactionalIdAuthorizationException", out)
 		}
 	})
+}
+
+// TestGatewayUsage: bad flags and a transactional configuration are refused
+// before the gateway serves, with the exit code and a message naming what
+// was wrong.
+func TestGatewayUsage(t *testing.T) {
+	txn := writeFile(t, filepath.Join(t.TempDir(), "txn.hcl"), `kafka {
+  transactional_id = "t"
+}
+pipeline "p" {}
+`)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"gateway", "--memory-limit", "lots"}, 2, "--memory-limit"},
+		{[]string{"gateway", "--advertise", "nohost"}, 2, "--advertise"},
+		{[]string{"gateway", "--listen", "0.0.0.0:0", "--brokers", "127.0.0.1:1"}, 2, "--advertise"},
+		{[]string{"gateway", "--listen", "nocolon"}, 2, "--listen"},
+		{[]string{"gateway", "--config", txn, "--brokers", "127.0.0.1:1"}, 1, "transactional_id"},
+	} {
+		r := kpipe(t, "", "", c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("kpipe %s: %s\nwant exit %d and %q", strings.Join(c.args, " "), r, c.code, c.want)
+		}
+	}
+}
+
+// TestGatewayAdmin: with --admin the gateway serves the admin endpoint:
+// /metrics has the pipeline's metrics and the gateway's per connection and
+// per topic, /readyz answers, and POST /v1/reload reloads the configuration.
+func TestGatewayAdmin(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := l.Addr().String()
+	l.Close()
+	addr := startGateway(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr)
+	topic := testbroker.CreateTopic(t, brokers, 2)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("admin-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	for i := range 100 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i)), Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(method, path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+adminAddr+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, metrics := get("GET", "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} 100`, topic),
+		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="received",topic=%q} 100`, topic),
+		`kpipe_gateway_connection_records_total{client_id="admin-test"`,
+		`kpipe_gateway_memory_limit_bytes 2.68435456e+08`,
+		`kpipe_records_delivered_total 100`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", metrics)
+	}
+	if code, body := get("GET", "/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("POST", "/v1/reload"); code != 200 {
+		t.Fatalf("POST /v1/reload: %d %s", code, body)
+	}
 }

@@ -32,6 +32,9 @@ type Options struct {
 	ReloadTimeout time.Duration
 	// Logger receives the server's errors; nil discards them.
 	Logger hclog.Logger
+	// Collectors are served on /metrics next to the pipeline's metrics
+	// (kpipe gateway adds its per-connection and per-topic ones).
+	Collectors []prometheus.Collector
 }
 
 // DefaultReloadTimeout bounds a reload requested over HTTP.
@@ -128,6 +131,7 @@ func Handler(p Pipeline, o Options) http.Handler {
 	reg.MustRegister(NewCollector(p),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(o.Collectors...)
 	timeout := o.ReloadTimeout
 	if timeout <= 0 {
 		timeout = DefaultReloadTimeout

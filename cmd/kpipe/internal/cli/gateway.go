@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/gateway"
+	"github.com/kpipe/kpipe/internal/admin"
 	"github.com/kpipe/kpipe/internal/embedded"
 	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/kpipe/kpipe/pipeline"
@@ -24,6 +26,8 @@ type gatewayFlags struct {
 	brokers, memoryLimit string
 	nodeID               int32
 	shutdownTimeout      time.Duration
+	admin                string
+	adminPublic          bool
 }
 
 func newGatewayCmd(e *env) *cobra.Command {
@@ -67,6 +71,8 @@ See docs/gateway.md.`,
 	fl.StringVar(&f.memoryLimit, "memory-limit", "256MiB", "most bytes of produce requests held at once; clients beyond it wait")
 	fl.Int32Var(&f.nodeID, "node-id", -1, "broker id to advertise (default: derived from the advertised address)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
+	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
+	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
 	return cmd
 }
 
@@ -84,6 +90,23 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}
 		gwOpts = append(gwOpts, gateway.Advertise(host, port))
 	}
+	if f.advertise == "" {
+		host, _, err := net.SplitHostPort(f.listen)
+		if err != nil {
+			return usageErrorf("--listen: %v", err)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return usageErrorf("--listen %s listens on every interface: give --advertise HOST:PORT, the address clients connect to", f.listen)
+		}
+	}
+	switch {
+	case f.adminPublic && f.admin == "":
+		return usageErrorf("--admin-public needs --admin")
+	case f.admin != "":
+		if err := admin.CheckAddr(f.admin, f.adminPublic); err != nil {
+			return usageErrorf("--admin: %v", err)
+		}
+	}
 	if f.nodeID >= 0 {
 		gwOpts = append(gwOpts, gateway.NodeID(f.nodeID))
 	}
@@ -100,13 +123,16 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		brokers = splitList(f.brokers)
 	}
 	keep := true
+	// What a reload starts from (--admin's POST /v1/reload); nil without
+	// --config.
+	var reloadFrom *built
 	if f.config != "" {
 		host, err := e.newHost(ctx)
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
 		}
 		closers = append(closers, func() { _ = host.Close(context.Background()) })
-		cfg, built, err := e.buildConfig(ctx, f.config, f.pipeline, host)
+		cfg, cfgOpts, err := e.buildConfig(ctx, f.config, f.pipeline, host)
 		if err != nil {
 			return err
 		}
@@ -117,7 +143,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
-		opts = built
+		opts = cfgOpts
 		if cfg.Kafka.Linger == nil {
 			// The clients batched already: send at once unless the
 			// configuration says otherwise.
@@ -127,6 +153,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		if len(brokers) == 0 {
 			brokers = cfg.Kafka.Brokers
 		}
+		reloadFrom = &built{cfg: cfg, pipe: p, host: host}
 	} else if f.pipeline != "" {
 		return usageErrorf("--pipeline needs --config")
 	} else {
@@ -187,6 +214,27 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		_ = s.Sync()
 	}
 	e.say("gateway listening on %s, advertised as %s; upstream %v; stop with Ctrl-C", l.Addr(), gw.Addr(), brokers)
+	if f.admin != "" {
+		ga := &gatewayAdmin{gw: gw, prod: prod}
+		if reloadFrom != nil {
+			reloadFrom.producer = prod
+			ga.rl = newReloader(e, runFlags{config: f.config, pipeline: f.pipeline, brokers: f.brokers}, reloadFrom)
+		}
+		s, err := admin.Start(admin.Options{Addr: f.admin, Public: f.adminPublic, Logger: e.log.Named("admin"),
+			Collectors: []prometheus.Collector{gatewayCollector{gw}}}, ga)
+		if err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+		defer func() {
+			if ga.rl != nil {
+				ga.rl.stop()
+			}
+			actx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
+			defer cancel()
+			_ = s.Close(actx)
+		}()
+		e.say("admin endpoint on http://%s (/metrics, /healthz, /readyz, /v1/pipeline, POST /v1/reload)", s.Addr())
+	}
 
 	var serveErr error
 	select {
@@ -229,6 +277,109 @@ func (e *env) gatewaySummary(st gateway.Stats, rep pipeline.CloseReport) {
 	if st.Unsupported > 0 {
 		fmt.Fprintf(w, "  %d requests of APIs the gateway does not serve\n", st.Unsupported)
 	}
+}
+
+// gatewayAdmin is what the admin endpoint serves for a gateway: the
+// gateway's counts of records and their outcomes, the pipeline's plugin
+// statistics, and reloads of the configuration (POST /v1/reload).
+type gatewayAdmin struct {
+	gw   *gateway.Gateway
+	prod *pipeline.Producer
+	rl   *reloader // nil without --config
+}
+
+// Ready implements admin.Pipeline: the producer reached a broker before the
+// endpoint started.
+func (a *gatewayAdmin) Ready() bool { return true }
+
+// Reload implements admin.Pipeline. A reload that adds or removes the
+// partitioner also changes whose partition the records get (see
+// gateway.KeepPartition) for the batches read after it.
+func (a *gatewayAdmin) Reload(ctx context.Context) (uint64, error) {
+	if a.rl == nil {
+		return 0, &admin.ReloadError{Diagnostics: []string{"kpipe gateway was started without --config: there is no configuration to reload"}}
+	}
+	v, err := a.rl.reload(ctx, "POST /v1/reload")
+	a.rl.mu.Lock()
+	a.gw.SetKeepPartition(a.rl.pipe.Partitioner == nil)
+	a.rl.mu.Unlock()
+	return v, err
+}
+
+// Snapshot implements admin.Pipeline: records read are those the clients
+// sent, with their outcomes upstream.
+func (a *gatewayAdmin) Snapshot() admin.Snapshot {
+	st := a.prod.Stats()
+	s := admin.Snapshot{InFlight: st.InFlight, Stats: st.Plugins, ChainVersion: a.prod.ChainVersion()}
+	for _, t := range a.gw.Stats().Topics {
+		s.Read += t.Records
+		s.Delivered += t.Delivered
+		s.Filtered += t.Filtered
+		s.Failed += t.Failed
+	}
+	if a.rl != nil {
+		s.Chain, s.Reloads = a.rl.describe()
+	}
+	return s
+}
+
+// gatewayCollector serves the gateway's own metrics: per client connection,
+// per topic, and its memory.
+type gatewayCollector struct{ gw *gateway.Gateway }
+
+var (
+	gwConnLabels  = []string{"remote", "client_id", "software"}
+	gwConnections = prometheus.NewDesc("kpipe_gateway_connections", "Client connections open.", nil, nil)
+	gwConnReqs    = prometheus.NewDesc("kpipe_gateway_connection_requests_total", "Requests read on a client connection.", gwConnLabels, nil)
+	gwConnRecs    = prometheus.NewDesc("kpipe_gateway_connection_records_total", "Records produced on a client connection.", gwConnLabels, nil)
+	gwConnBytes   = prometheus.NewDesc("kpipe_gateway_connection_bytes_total", "Record-batch bytes produced on a client connection.", gwConnLabels, nil)
+	gwConnDups    = prometheus.NewDesc("kpipe_gateway_connection_duplicate_batches_total", "Batches of a client connection answered from an earlier attempt (idempotent retries).", gwConnLabels, nil)
+	gwTopicRecs   = prometheus.NewDesc("kpipe_gateway_topic_records_total", "Records received for a topic, by outcome upstream (received, delivered, filtered, failed).", []string{"topic", "outcome"}, nil)
+	gwTopicBytes  = prometheus.NewDesc("kpipe_gateway_topic_bytes_total", "Record-batch bytes received for a topic.", []string{"topic"}, nil)
+	gwTopicDups   = prometheus.NewDesc("kpipe_gateway_topic_duplicate_batches_total", "Batches for a topic answered from an earlier attempt.", []string{"topic"}, nil)
+	gwTopicRetry  = prometheus.NewDesc("kpipe_gateway_topic_retried_batches_total", "Batches for a topic of which only the records that had failed were sent again.", []string{"topic"}, nil)
+	gwMemory      = prometheus.NewDesc("kpipe_gateway_memory_bytes", "Bytes of produce requests held now.", nil, nil)
+	gwMemoryLimit = prometheus.NewDesc("kpipe_gateway_memory_limit_bytes", "The --memory-limit.", nil, nil)
+	gwThrottled   = prometheus.NewDesc("kpipe_gateway_throttled_requests_total", "Requests that waited for memory.", nil, nil)
+	gwUnsupported = prometheus.NewDesc("kpipe_gateway_unsupported_requests_total", "Requests of APIs the gateway does not serve.", nil, nil)
+)
+
+func (gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{gwConnections, gwConnReqs, gwConnRecs, gwConnBytes, gwConnDups,
+		gwTopicRecs, gwTopicBytes, gwTopicDups, gwTopicRetry, gwMemory, gwMemoryLimit, gwThrottled, gwUnsupported} {
+		ch <- d
+	}
+}
+
+func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.gw.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(gwConnections, float64(len(st.Connections)))
+	for _, cs := range st.Connections {
+		l := []string{cs.Remote, cs.ClientID, cs.Software}
+		counter(gwConnReqs, cs.Requests, l...)
+		counter(gwConnRecs, cs.Records, l...)
+		counter(gwConnBytes, cs.Bytes, l...)
+		counter(gwConnDups, cs.Duplicates, l...)
+	}
+	for _, t := range st.Topics {
+		counter(gwTopicRecs, t.Records, t.Topic, "received")
+		counter(gwTopicRecs, t.Delivered, t.Topic, "delivered")
+		counter(gwTopicRecs, t.Filtered, t.Topic, "filtered")
+		counter(gwTopicRecs, t.Failed, t.Topic, "failed")
+		counter(gwTopicBytes, t.Bytes, t.Topic)
+		counter(gwTopicDups, t.Duplicates, t.Topic)
+		counter(gwTopicRetry, t.Retried, t.Topic)
+	}
+	gauge(gwMemory, float64(st.MemoryInUse))
+	gauge(gwMemoryLimit, float64(st.MemoryLimit))
+	counter(gwThrottled, st.Throttled)
+	counter(gwUnsupported, st.Unsupported)
 }
 
 // splitHostPort parses HOST:PORT with a port from 1 to 65535.
