@@ -3,12 +3,9 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"time"
 
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -36,6 +33,7 @@ func parseFormat(s string) (inputFormat, error) {
 type lineReader struct {
 	sc     *bufio.Scanner
 	format inputFormat
+	json   jsonParser
 	line   int
 	// bytes is the number of input bytes consumed so far, for progress.
 	bytes int64
@@ -77,7 +75,7 @@ func (lr *lineReader) next() (*plugins.Record, int, error) {
 		if len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
-		r, err := parseJSONRecord(b)
+		r, err := lr.json.parse(b)
 		if err != nil {
 			return nil, lr.line, &lineError{lr.line, err}
 		}
@@ -90,130 +88,4 @@ func (lr *lineReader) next() (*plugins.Record, int, error) {
 		return nil, lr.line, fmt.Errorf("reading input: %w", err)
 	}
 	return nil, lr.line, io.EOF
-}
-
-// jsonRecord is one JSON input line.
-type jsonRecord struct {
-	Topic     *string          `json:"topic"`
-	Key       json.RawMessage  `json:"key"`
-	Value     json.RawMessage  `json:"value"`
-	Headers   json.RawMessage  `json:"headers"`
-	Partition *int32           `json:"partition"`
-	Timestamp *json.RawMessage `json:"timestamp"`
-}
-
-// parseJSONRecord decodes one JSON line:
-//
-//	{"topic": "t", "key": "k", "value": {"any": "json"}, "headers": {"h": "v"},
-//	 "partition": 2, "timestamp": 1700000000000}
-//
-// key and value: a JSON string is sent as its text; any other JSON value as
-// its JSON text; null or absent is null (a null value is a tombstone).
-// headers: an object of string (or null) values, sent in the order given.
-// timestamp: milliseconds since the epoch, or an RFC 3339 string.
-func parseJSONRecord(line []byte) (*plugins.Record, error) {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	var jr jsonRecord
-	if err := dec.Decode(&jr); err != nil {
-		return nil, fmt.Errorf("invalid JSON record: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("invalid JSON record: more than one JSON value on the line")
-	}
-	r := &plugins.Record{}
-	if jr.Topic != nil {
-		if *jr.Topic == "" {
-			return nil, errors.New(`"topic" must not be empty`)
-		}
-		r.Topic = *jr.Topic
-	}
-	var err error
-	if r.Key, err = jsonData(jr.Key); err != nil {
-		return nil, fmt.Errorf(`"key": %w`, err)
-	}
-	if r.Value, err = jsonData(jr.Value); err != nil {
-		return nil, fmt.Errorf(`"value": %w`, err)
-	}
-	if r.Headers, err = jsonHeaders(jr.Headers); err != nil {
-		return nil, fmt.Errorf(`"headers": %w`, err)
-	}
-	if jr.Partition != nil {
-		if *jr.Partition < 0 {
-			return nil, fmt.Errorf(`"partition" must not be negative, got %d`, *jr.Partition)
-		}
-		r.SetPartition(*jr.Partition)
-	}
-	if jr.Timestamp != nil {
-		if r.Timestamp, err = jsonTimestamp(*jr.Timestamp); err != nil {
-			return nil, fmt.Errorf(`"timestamp": %w`, err)
-		}
-	}
-	return r, nil
-}
-
-func jsonData(raw json.RawMessage) ([]byte, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		return []byte(s), nil
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func jsonHeaders(raw json.RawMessage) ([]plugins.Header, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	// Decode token by token to keep the order of the object's members.
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errors.New("must be an object of string values")
-	}
-	var hs []plugins.Header
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name := t.(string)
-		var v *string
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("header %q: must be a string or null", name)
-		}
-		h := plugins.Header{Key: name}
-		if v != nil {
-			h.Value = []byte(*v)
-		}
-		hs = append(hs, h)
-	}
-	return hs, nil
-}
-
-func jsonTimestamp(raw json.RawMessage) (time.Time, error) {
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, err
-		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("want milliseconds since the epoch or an RFC 3339 time: %w", err)
-		}
-		return t, nil
-	}
-	ms, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("want milliseconds since the epoch or an RFC 3339 time, got %s", raw)
-	}
-	return time.UnixMilli(ms), nil
 }
