@@ -7,12 +7,20 @@ WAT2WASM ?= wat2wasm
 PLUGIN_DIR := build/plugins
 # The Go example plugins: every directory of examples/plugins with a main.go.
 GO_PLUGINS := $(patsubst examples/plugins/%/main.go,%,$(wildcard examples/plugins/*/main.go))
-# Hand-written WebAssembly text modules; their .wasm is committed next to them.
+# Hand-written WebAssembly text modules; their .wasm is committed next to them,
+# so only `make wasm` and `make check-wasm` need wat2wasm (wabt): every other
+# target, and `go test ./...`, use the committed .wasm.
 WAT_DIRS   := examples/plugins/wat wasmhost/testdata
 WAT_FILES  := $(foreach d,$(WAT_DIRS),$(wildcard $(d)/*.wat))
 
 # Building a guest: a WASI reactor, as the plugin ABI requires.
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
+
+# The SDK examples (examples/plugins/<lang>/: a header stamp and a key-hash
+# partitioner per language) are built to build/sdk-examples/<lang>/ with the
+# commands of sdk/ABI.md's "Languages" section. .ci/run installs the tools.
+SDK_OUT := build/sdk-examples
+CLANG   ?= clang
 
 .DEFAULT_GOAL := help
 
@@ -22,7 +30,7 @@ help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
 
 .PHONY: plugins
-plugins: wasm ## Build the Go example plugins to build/plugins/<name>.wasm and rebuild the WAT ones.
+plugins: ## Build the Go example plugins to build/plugins/<name>.wasm (needs only Go).
 	@mkdir -p $(PLUGIN_DIR)
 	@for p in $(GO_PLUGINS); do \
 		echo "go build $$p -> $(PLUGIN_DIR)/$$p.wasm"; \
@@ -30,14 +38,14 @@ plugins: wasm ## Build the Go example plugins to build/plugins/<name>.wasm and r
 	done
 
 .PHONY: wasm
-wasm: ## Compile every .wat under examples/plugins/wat and wasmhost/testdata to the .wasm next to it.
+wasm: ## Recompile the committed .wasm of every .wat in examples/plugins/wat and wasmhost/testdata (needs wabt).
 	@for f in $(WAT_FILES); do \
 		echo "$(WAT2WASM) $$f"; \
 		$(WAT2WASM) $$f -o $${f%.wat}.wasm || exit 1; \
 	done
 
 .PHONY: check-wasm
-check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .wat.
+check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .wat (needs wabt).
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && status=0 && \
 	for f in $(WAT_FILES); do \
 		w=$${f%.wat}.wasm; \
@@ -49,6 +57,26 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	done; \
 	if [ $$status -eq 0 ]; then echo "check-wasm: $(words $(WAT_FILES)) modules up to date"; fi; \
 	exit $$status
+
+.PHONY: sdk-examples
+sdk-examples: sdk-examples-c ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
+
+.PHONY: sdk-examples-c
+sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
+	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
+	@for p in stamp keyhash; do \
+		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
+		$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
+			-o $(SDK_OUT)/c/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
+		$(CLANG) --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--strip-all \
+			-o $(SDK_OUT)/c-wasi/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
+	done
+	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
+	$(SDK_OUT)/c/vectors_test sdk/testdata
+
+.PHONY: vectors
+vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.
+	$(GO) test ./wasmhost/internal/abi -run '^TestVectors$$' -update
 
 .PHONY: test
 test: ## Run the tests of the main module, the Go SDK and the example plugins.

@@ -71,11 +71,9 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 }
 
 // Build returns the options of pipeline.New for the pipeline p of c: the
-// kafka settings, p's default topic, its plugins in order and its circuit
-// breaker. Built-in plugins are created with plugins.NewSerializer and
-// plugins.NewPartitioner; modules are loaded into host with the limits and
-// config of their block. Modules loaded before an error stay in host: close
-// the host to release them.
+// kafka settings, p's default topic and stage batching, followed by
+// ChainOptions. Modules loaded before an error stay in host: close the host
+// to release them.
 //
 // Build does not set Brokers when the kafka block has none, nor a Logger.
 func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
@@ -85,9 +83,6 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 	}
 	if p.Topic != "" {
 		opts = append(opts, pipeline.DefaultTopic(p.Topic))
-	}
-	if cb := p.CircuitBreaker; cb != nil {
-		opts = append(opts, pipeline.CircuitBreaker(cb.Threshold, cb.Cooldown))
 	}
 	if b := p.Batch; b != nil {
 		n, linger := b.MaxRecords, time.Duration(-1) // -1: the pipeline's default linger
@@ -99,25 +94,43 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 		}
 		opts = append(opts, pipeline.StageBatch(n, linger))
 	}
+	chain, err := c.ChainOptions(ctx, p, host)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, chain...), nil
+}
+
+// ChainOptions loads p's plugins and returns the chain options of
+// pipeline.New and pipeline.Producer.Swap (no kafka settings): the
+// pipeline's circuit breaker and its plugins in order, each with its
+// on_failure policy and circuit_breaker block. Built-in plugins are created
+// with plugins.NewSerializer and plugins.NewPartitioner, except the
+// built-in "bytes" serializer, which maps to no serializer (data is sent as
+// it is), and the built-in "default" partitioner, which maps to the
+// pipeline's own default. Modules are loaded into host with the limits and
+// config of their block. Modules loaded before an error stay in host.
+func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([]pipeline.Option, error) {
+	var opts []pipeline.Option
+	if cb := p.CircuitBreaker; cb != nil {
+		opts = append(opts, pipeline.CircuitBreaker(cb.Threshold, cb.Cooldown))
+	}
 	for _, ic := range p.Interceptors {
-		pl, err := load(ctx, host, ic)
+		pl, err := loadModule(ctx, host, ic)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", pos(ic.DefRange), err)
 		}
-		i, ok := pl.(plugins.Interceptor)
-		if !ok {
-			return nil, fmt.Errorf("%s: interceptor %q is not an interceptor", pos(ic.DefRange), ic.Name)
-		}
-		opts = append(opts, pipeline.Interceptor(ic.Name, i))
+		opts = append(opts, pipeline.Interceptor(ic.Name, pl, ic.pluginOptions()...))
 	}
 	for _, s := range []struct {
 		pl  *Plugin
-		opt func(string, plugins.Serializer) pipeline.Option
+		opt func(string, plugins.Serializer, ...pipeline.PluginOption) pipeline.Option
 	}{{p.KeySerializer, pipeline.KeySerializer}, {p.ValueSerializer, pipeline.ValueSerializer}} {
-		if s.pl == nil {
+		if s.pl == nil || s.pl.Builtin == plugins.SerializerBytes {
 			continue
 		}
 		var ser plugins.Serializer
+		var err error
 		if s.pl.Builtin != "" {
 			ser, err = plugins.NewSerializer(s.pl.Builtin, s.pl.Config)
 		} else {
@@ -126,30 +139,38 @@ func (c *Config) Build(ctx context.Context, p *Pipeline, host *wasmhost.Host) ([
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(s.pl.DefRange), err)
 		}
-		opts = append(opts, s.opt(s.pl.Name, ser))
+		opts = append(opts, s.opt(s.pl.Name, ser, s.pl.pluginOptions()...))
 	}
 	if pp := p.Partitioner; pp != nil {
 		var part plugins.Partitioner
-		if pp.Builtin != "" {
+		var err error
+		switch {
+		case pp.Builtin == plugins.PartitionerDefault:
+			// nil: the pipeline's own default partitioner.
+		case pp.Builtin != "":
 			part, err = plugins.NewPartitioner(pp.Builtin, pp.Config)
-		} else {
+		default:
 			part, err = loadModule(ctx, host, pp)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(pp.DefRange), err)
 		}
-		opts = append(opts, pipeline.Partitioner(pp.Name, part))
+		opts = append(opts, pipeline.Partitioner(pp.Name, part, pp.pluginOptions()...))
 	}
 	return opts, nil
 }
 
-// load loads an interceptor, which is always a module.
-func load(ctx context.Context, host *wasmhost.Host, p *Plugin) (any, error) {
-	pl, err := loadModule(ctx, host, p)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", pos(p.DefRange), err)
+// pluginOptions returns the pipeline options of p's on_failure attribute
+// and circuit_breaker block.
+func (p *Plugin) pluginOptions() []pipeline.PluginOption {
+	var opts []pipeline.PluginOption
+	if p.OnFailure != 0 {
+		opts = append(opts, pipeline.OnFailure(p.OnFailure))
 	}
-	return pl, nil
+	if cb := p.CircuitBreaker; cb != nil {
+		opts = append(opts, pipeline.PluginCircuitBreaker(cb.Threshold, cb.Cooldown))
+	}
+	return opts
 }
 
 // loadModule loads p's module as p.Kind with p's limits and config.

@@ -1,56 +1,143 @@
 package config
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/kpipe/kpipe/wasmhost"
 )
 
-// CheckModules loads every WASM module of every pipeline into host, as the
-// kind its block uses it as and with its block's limits and config, and
-// reports each one that fails to load (not a valid module, a kind it does not
-// implement, a missing export, an unknown import, a failing kpipe_init...) at
-// its module attribute. Each plugin is closed again once it loaded.
-func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host) hcl.Diagnostics {
+// CheckModules loads the WASM modules of the pipelines named (of every
+// pipeline when none is named; "" names the only pipeline of a file that has
+// one) into host, each as the kind its block uses it as and with its block's
+// limits and config, and reports each one that fails to load (not a valid
+// module, a kind it does not implement, a missing export, an unknown import,
+// a failing kpipe_init...) at its module attribute. A failure that only the
+// block's memory_limit or timeout causes (the module loads without it) is
+// reported at that attribute instead. Each plugin is closed again once it
+// loaded.
+//
+// What a plugin logs or writes while it is checked is not passed on (run
+// loads it again, and would print it twice); when it fails, the first line it
+// wrote to stderr or logged as a warning or error ends the diagnostic, since
+// that is where a guest runtime says why it died.
+func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host, pipelines ...string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	check := func(p *Plugin) {
-		if p == nil || p.Module == "" {
-			return
-		}
-		if fi, err := os.Stat(p.Module); err != nil || fi.IsDir() {
-			return // reported by Parse
-		}
-		pl, err := loadModule(ctx, host, p)
-		if err == nil {
-			_ = pl.Close(ctx)
-			return
-		}
-		rng := p.ModuleRange
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot load module",
-			Detail:   err.Error(),
-			Subject:  &rng,
-		})
-	}
 	for _, p := range c.Pipelines {
-		for _, ic := range p.Interceptors {
-			check(ic)
+		if !selected(c, p, pipelines) {
+			continue
 		}
-		check(p.KeySerializer)
-		check(p.ValueSerializer)
-		check(p.Partitioner)
+		for _, pl := range p.plugins() {
+			if d := checkModule(ctx, host, pl); d != nil {
+				diags = append(diags, d)
+			}
+		}
 	}
 	return diags
 }
 
-// Check is Load followed by CheckModules, except that modules are loaded even
-// when the file has errors elsewhere: it reports every problem of the file
-// at once, sorted by position. The Config is nil if there is any error.
-func Check(ctx context.Context, path string, host *wasmhost.Host) (*Config, hcl.Diagnostics) {
+// selected reports whether CheckModules checks p when asked for names.
+func selected(c *Config, p *Pipeline, names []string) bool {
+	if len(names) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(names, func(n string) bool {
+		return n == p.Name || n == "" && len(c.Pipelines) == 1
+	})
+}
+
+// plugins returns p's plugin blocks in pipeline order.
+func (p *Pipeline) plugins() []*Plugin {
+	out := slices.Clone(p.Interceptors)
+	for _, pl := range []*Plugin{p.KeySerializer, p.ValueSerializer, p.Partitioner} {
+		if pl != nil {
+			out = append(out, pl)
+		}
+	}
+	return out
+}
+
+// checkModule loads p's module, if it has one, and returns the diagnostic of
+// its failure, or nil.
+func checkModule(ctx context.Context, host *wasmhost.Host, p *Plugin) *hcl.Diagnostic {
+	if p == nil || p.Module == "" {
+		return nil
+	}
+	if fi, err := os.Stat(p.Module); err != nil || fi.IsDir() {
+		return nil // reported by Parse
+	}
+	said, err := tryLoad(ctx, host, p, p.loadOptions())
+	if err == nil {
+		return nil
+	}
+	detail := err.Error()
+	if said != "" {
+		detail += fmt.Sprintf("; the plugin said: %s", said)
+	}
+	rng := p.ModuleRange
+	summary := "Cannot load module"
+	// A limit that is the only cause is the thing to change: say so there.
+	for _, limit := range []string{"memory_limit", "timeout"} {
+		at, set := p.limitRanges[limit]
+		if !set {
+			continue
+		}
+		without := *p
+		switch limit {
+		case "memory_limit":
+			without.MemoryLimit = 0
+		case "timeout":
+			without.Timeout = nil
+		}
+		if _, err := tryLoad(ctx, host, p, without.loadOptions()); err == nil {
+			rng, summary = at, "Limit too small for this module"
+			detail = fmt.Sprintf("the module loads with the default %s, but not with this one: %s", limit, detail)
+			break
+		}
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}
+}
+
+// tryLoad loads p with opts and closes it again. If that fails it returns,
+// with the error, the first line the plugin wrote on stderr or logged as a
+// warning or error.
+func tryLoad(ctx context.Context, host *wasmhost.Host, p *Plugin, opts []wasmhost.PluginOption) (string, error) {
+	var out bytes.Buffer
+	quiet := hclog.New(&hclog.LoggerOptions{Output: &out, JSONFormat: true, Level: hclog.Warn})
+	pl, err := host.LoadFile(ctx, p.Name, p.Module, p.Kind, append(opts, wasmhost.WithLogger(quiet))...)
+	if err == nil {
+		_ = pl.Close(ctx)
+		return "", nil
+	}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var line struct {
+			Message string `json:"@message"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message != "" {
+			return line.Message, err
+		}
+	}
+	return "", err
+}
+
+// Check parses the configuration file at path and loads the WASM modules of
+// the pipelines named, as CheckModules does; modules are loaded even when
+// the file has errors elsewhere. It reports every problem at once, sorted by
+// position. The Config is nil if there is any error.
+//
+// Check is the one diagnostics path of the kpipe command: validate and run
+// both call it (run with the one pipeline it runs), and print what it
+// returns with WriteDiagnostics.
+func Check(ctx context.Context, path string, host *wasmhost.Host, pipelines ...string) (*Config, hcl.Diagnostics) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return Load(path) // reports the read error
@@ -59,7 +146,7 @@ func Check(ctx context.Context, path string, host *wasmhost.Host) (*Config, hcl.
 	if cfg == nil {
 		return nil, diags
 	}
-	diags = append(diags, cfg.CheckModules(ctx, host)...)
+	diags = append(diags, cfg.CheckModules(ctx, host, pipelines...)...)
 	sortDiagnostics(diags)
 	if diags.HasErrors() {
 		return nil, diags

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -147,16 +148,28 @@ type Plugin struct {
 	// MaxOutput is the largest result a hook may return, in bytes; 0
 	// keeps the host's default (16 MiB).
 	MaxOutput int
+	// OnFailure is the block's on_failure policy, or 0 for the kind's
+	// default (see pipeline.OnFailure): interceptors skip, fail or drop,
+	// partitioners default or fail, serializers fail.
+	OnFailure pipeline.FailurePolicy
+	// CircuitBreaker is the block's own circuit_breaker block, or nil for
+	// the pipeline's.
+	CircuitBreaker *CircuitBreaker
 	// DefRange is the position of the block header and ModuleRange that
 	// of the module attribute, for diagnostics.
 	DefRange, ModuleRange hcl.Range
+	// limitRanges holds the positions of the memory_limit and timeout
+	// values that are set, for CheckModules.
+	limitRanges map[string]hcl.Range
 }
 
-// CircuitBreaker is a pipeline's circuit_breaker block: after Threshold
-// consecutive failures of one interceptor or partitioner, that plugin is
-// bypassed for Cooldown, then tried again (the cool-down doubles, up to 16
-// times, while the plugin keeps failing). Threshold 0 disables the breaker.
-// Serializers are never bypassed.
+// CircuitBreaker is a circuit_breaker block, in a pipeline (the default of
+// its plugins) or in an interceptor or partitioner block: after Threshold
+// consecutive records on which the plugin failed, it is bypassed for
+// Cooldown (its on_failure policy applies to the records it would have
+// seen), then exactly one call is let through (the cool-down doubles, up to
+// 16 times, while the plugin keeps failing). Threshold 0 disables the
+// breaker. Serializers are never bypassed (pipeline.CircuitBreaker).
 type CircuitBreaker struct {
 	Threshold int
 	Cooldown  time.Duration
@@ -181,8 +194,8 @@ type Batch struct {
 // max_records: the pipeline's default (pipeline.StageBatch).
 const DefaultBatchRecords = 64
 
-// PageSize is the size of a WebAssembly memory page.
-const PageSize = 64 << 10
+// pageSize is the size of a WebAssembly memory page.
+const pageSize = 64 << 10
 
 // MemoryLimitPages returns MemoryLimit in WebAssembly pages.
-func (p *Plugin) MemoryLimitPages() uint32 { return uint32(p.MemoryLimit / PageSize) }
+func (p *Plugin) MemoryLimitPages() uint32 { return uint32(p.MemoryLimit / pageSize) }

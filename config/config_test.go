@@ -411,8 +411,11 @@ pipeline "p" {}
   }
 }
 `,
+			// An interceptor's own circuit_breaker block has the
+			// same required fields as the pipeline's.
 			want: []string{
-				"4:5: error: Unsupported block type",
+				"4:21: error: Missing required argument",
+				"4:21: error: Missing required argument",
 				"6:19: error: Missing required argument",
 				"9:3: error: Duplicate circuit_breaker block",
 			},

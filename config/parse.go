@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -49,7 +50,7 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 func parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, explainSyntax(src, filename, diags)
 	}
 	d := &decoder{ctx: evalContext(), dir: filepath.Dir(filename), diags: diags}
 	cfg := d.file(file.Body, filename)
@@ -106,6 +107,10 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
+		{Name: "on_failure"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "circuit_breaker"},
 	},
 }
 
@@ -123,8 +128,16 @@ var circuitBreakerSchema = &hcl.BodySchema{
 	},
 }
 
+// The producer's defaults and limits that the cross-field rules need; they
+// are pipeline.New's, which enforces the same rules without a position.
+const (
+	defaultBatchMaxBytes  = 1_000_012 // pipeline.BatchMaxBytes
+	defaultMaxRequestSize = 100 << 20 // pipeline.MaxRequestSize
+	maxInterceptors       = 64        // pipeline.New refuses more
+)
+
 // maxMemoryLimit is the largest memory a plugin may have (sdk/ABI.md, 3).
-const maxMemoryLimit = 32768 * PageSize
+const maxMemoryLimit = 32768 * pageSize
 
 func (d *decoder) file(body hcl.Body, filename string) *Config {
 	cfg := &Config{Filename: filename}
@@ -249,6 +262,25 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 
 	// Cross-field rules, reported at the attribute that breaks them.
+	batch, request := int64(defaultBatchMaxBytes), int64(defaultMaxRequestSize)
+	if k.BatchMaxBytes != 0 {
+		batch = int64(k.BatchMaxBytes)
+	}
+	if k.MaxRequestSize != 0 {
+		request = int64(k.MaxRequestSize)
+	}
+	if batch > request {
+		at, what := a["batch_max_bytes"], "its default"
+		if at == nil {
+			at = a["max_request_size"]
+		}
+		if a["max_request_size"] != nil {
+			what = "max_request_size at " + a["max_request_size"].Expr.Range().String()
+		}
+		d.errorf(at.Expr.Range(), "Batch larger than a request",
+			"batch_max_bytes (%s) must not be larger than max_request_size (%s, %s): a batch is sent in one produce request.",
+			formatSize(uint64(batch)), formatSize(uint64(request)), what)
+	}
 	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
@@ -290,6 +322,10 @@ func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
 				continue
 			}
 			interceptors[name] = blk
+			if len(interceptors) == maxInterceptors+1 {
+				d.errorf(blk.DefRange, "Too many interceptors",
+					"A pipeline has at most %d interceptors; this is interceptor %d.", maxInterceptors, len(interceptors))
+			}
 			if name == "" {
 				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
 			}
@@ -334,6 +370,10 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 	case hasMod && hasBlt:
 		d.errorf(bltAttr.Range, "Conflicting plugin source",
 			"A %s block names either a module or a builtin, not both (module is at %s).", b.Type, modAttr.Range)
+		// Which one was meant is unknown: checking either (the module's
+		// file and load, the builtin's name and config) would only add
+		// errors about a source that may not be wanted.
+		hasMod, hasBlt = false, false
 	case !hasMod && !hasBlt:
 		d.errorf(b.DefRange, "Missing plugin source",
 			`A %s block needs either module = "path/to/plugin.wasm" or builtin = "NAME".`, b.Type)
@@ -365,9 +405,15 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 	}
+	p.limitRanges = map[string]hcl.Range{}
+	for _, n := range []string{"memory_limit", "timeout"} {
+		if attr, ok := a[n]; ok {
+			p.limitRanges[n] = attr.Expr.Range()
+		}
+	}
 	if attr, ok := a["memory_limit"]; ok {
-		if v, ok := d.size(attr, PageSize, maxMemoryLimit); ok {
-			if v%PageSize != 0 {
+		if v, ok := d.size(attr, pageSize, maxMemoryLimit); ok {
+			if v%pageSize != 0 {
 				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
 					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
 			}
@@ -386,6 +432,31 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		if v, ok := d.size(attr, 1, 1<<31-1); ok {
 			p.MaxOutput = int(v)
 		}
+	}
+	if attr, ok := a["on_failure"]; ok {
+		if s, ok := d.string(attr); ok {
+			f, err := pipeline.ParseFailurePolicy(s)
+			if err == nil {
+				err = pipeline.CheckFailurePolicy(kind, f)
+			}
+			if err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid on_failure", "%s: %s", b.Type, err)
+			} else {
+				p.OnFailure = f
+			}
+		}
+	}
+	for _, blk := range content.Blocks {
+		if p.CircuitBreaker != nil {
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A %s block has at most one circuit_breaker block.", b.Type)
+			continue
+		}
+		if kind == plugins.KindSerializer {
+			d.errorf(blk.DefRange, "Not allowed in a serializer",
+				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
+			continue
+		}
+		p.CircuitBreaker = d.circuitBreaker(blk)
 	}
 	return p
 }
@@ -449,4 +520,84 @@ func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
 		}
 	}
 	return cb
+}
+
+// hclUnterminatedTemplate is the summary of HCL's diagnostic for a template
+// (quoted string or heredoc) that reaches the end of the file.
+const hclUnterminatedTemplate = "Unterminated template string"
+
+// explainSyntax returns the first syntax error of a file, where HCL points at
+// the wrong place made right. What follows a syntax error cannot be read
+// reliably, and HCL's further errors mostly repeat the first one in other
+// words (an unterminated quoted string gives three), so only the first is
+// kept. An unterminated heredoc is reported by HCL at the end of the file,
+// as an unterminated template string; it is reported here at the <<MARKER
+// that opened it, by name.
+func explainSyntax(src []byte, filename string, diags hcl.Diagnostics) hcl.Diagnostics {
+	diags = heredocDiagnostics(src, filename, diags)
+	sortDiagnostics(diags)
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			return hcl.Diagnostics{d}
+		}
+	}
+	return diags
+}
+
+func heredocDiagnostics(src []byte, filename string, diags hcl.Diagnostics) hcl.Diagnostics {
+	var rng hcl.Range
+	var marker string
+	found := false
+	out := diags[:0:0]
+	for _, d := range diags {
+		if d.Summary != hclUnterminatedTemplate {
+			out = append(out, d)
+			continue
+		}
+		if !found {
+			rng, marker, found = unterminatedHeredoc(src, filename)
+			if !found {
+				out = append(out, d)
+				continue
+			}
+			out = append(out, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unterminated heredoc",
+				Detail: fmt.Sprintf("The heredoc opened here with %s has no closing line holding only %s "+
+					"(spaces before it are allowed), so it runs on to the end of the file.",
+					strings.TrimSpace(string(src[rng.Start.Byte:rng.End.Byte])), marker),
+				Subject: &rng,
+			})
+		}
+		// Further diagnostics of the same unterminated template would
+		// repeat it.
+	}
+	return out
+}
+
+// unterminatedHeredoc returns the range of the <<MARKER (or <<-MARKER) of the
+// first heredoc in src that has no closing marker, and the marker.
+func unterminatedHeredoc(src []byte, filename string) (hcl.Range, string, bool) {
+	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+	var open []hclsyntax.Token
+	for _, t := range toks {
+		switch t.Type {
+		case hclsyntax.TokenOHeredoc:
+			open = append(open, t)
+		case hclsyntax.TokenCHeredoc:
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
+		}
+	}
+	if len(open) == 0 {
+		return hcl.Range{}, "", false
+	}
+	t := open[0]
+	marker := strings.TrimSpace(strings.TrimLeft(string(t.Bytes), "<-"))
+	rng := t.Range
+	// The token ends after the newline; the range covers <<MARKER only.
+	rng.End = hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + len(strings.TrimRight(string(t.Bytes), "\r\n")),
+		Byte: rng.Start.Byte + len(strings.TrimRight(string(t.Bytes), "\r\n"))}
+	return rng, marker, true
 }

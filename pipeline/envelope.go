@@ -21,19 +21,33 @@ type envelope struct {
 	kr       kgo.Record // first: envelopeOf depends on it
 	rec      *plugins.Record
 	cb       func(*plugins.Record, Result)
-	seen     uint64 // bit i: interceptor i saw the record in OnSend and wants its OnAck
+	ch       *chain // the chain the record entered
+	seen     uint64 // bit i: interceptor i of ch saw the record in OnSend and wants its OnAck
 	explicit bool   // the record names its partition
 	stored   bool   // the partitioner stored timestamp and partition in rec
 	origPart int32  // the record's Partition when it was sent
 
-	// A stage batch chose the record's partition beforehand (see
-	// Producer.precompute): partitioner preSlot answered prePart (-1: the
-	// default partitioner) for preN partitions. The partitioner uses the
-	// answer if it is still the current one and the topic still has preN
-	// partitions. preSlot is nil when nothing was chosen.
-	preSlot *partitionerSlot
-	preN    int32
-	prePart int32
+	// A stage batch asked the chain's partitioner beforehand (see
+	// Producer.precompute), for preN partitions: it answered prePart
+	// (-1: the default partitioner), or failed with preErr, or was
+	// bypassed (preBypass). topicPartitioner.partition uses the answer if
+	// the topic still has preN partitions.
+	pre       bool
+	preBypass bool
+	preN      int32
+	prePart   int32
+	preErr    error
+	// partErr is why the partitioner failed the record (FailRecord, or an
+	// explicit partition the topic does not have); the record's outcome
+	// reports it instead of the client's error.
+	partErr error
+
+	// While the record waits in the acknowledgement queue (see
+	// ackQueue): its result, its acknowledgement and, for a delivered
+	// record, a copy of it as produced read from kr (view).
+	res  Result
+	ack  plugins.Ack
+	view plugins.Record
 }
 
 // envelopeOf returns the envelope holding kr. Every record the producer's

@@ -13,11 +13,21 @@ import (
 
 // An Option configures a Producer. Options are applied in order; for a
 // setting given twice the last one wins, except Interceptor, which appends.
+//
+// The chain options (Interceptor, KeySerializer, ValueSerializer,
+// Partitioner and CircuitBreaker) describe the plugins; they are the only
+// options Producer.Swap takes. The others configure the client and the
+// producer, and are fixed by New.
 type Option interface{ apply(*config) }
 
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
+
+// chainOption is an option of the chain: see Option.
+type chainOption func(*chainConfig)
+
+func (f chainOption) apply(c *config) { f(&c.chain) }
 
 // AckLevel is how many replicas must have written a record before the broker
 // acknowledges it (Kafka property acks).
@@ -114,11 +124,6 @@ func (c Codec) kgo() (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("invalid compression codec %d", uint8(c))
 }
 
-type namedInterceptor struct {
-	name string
-	ic   plugins.Interceptor
-}
-
 type config struct {
 	brokers         []string
 	clientID        string
@@ -135,19 +140,117 @@ type config struct {
 	deliveryTimeout time.Duration
 	retries         int
 	defaultTopic    string
-	interceptors    []namedInterceptor
-	keySerName      string
-	keySer          plugins.Serializer
-	valSerName      string
-	valSer          plugins.Serializer
-	partName        string
-	part            plugins.Partitioner
 	logger          hclog.Logger
-	cbThreshold     int
-	cbCooldown      time.Duration
 	stageMax        int
 	stageLinger     time.Duration // negative: derived from linger
 	kgoOpts         []kgo.Opt
+	chain           chainConfig
+}
+
+// chainConfig is what the chain options set: the plugins of one chain.
+type chainConfig struct {
+	interceptors []namedPlugin
+	keySer       *namedPlugin
+	valSer       *namedPlugin
+	part         *namedPlugin
+	cbThreshold  int
+	cbCooldown   time.Duration
+}
+
+// namedPlugin is a plugin given to a chain option, with its options.
+type namedPlugin struct {
+	name   string
+	plugin any // plugins.Interceptor, plugins.Serializer or plugins.Partitioner; nil for a built-in default
+	opts   pluginConfig
+}
+
+// idempotent applies the rules of acks, enable.idempotence and
+// transactional.id (the one place they are written; kpipe's configuration
+// checks them with CheckIdempotence) and reports whether the producer is
+// idempotent.
+func (c *config) idempotent() (bool, error) {
+	if err := CheckIdempotence(c.acks, c.idempotence, c.txnID); err != nil {
+		return false, err
+	}
+	if c.idempotence != nil {
+		return *c.idempotence, nil
+	}
+	return c.acks == AcksAll, nil
+}
+
+// CheckIdempotence checks acks, enable.idempotence (nil: not set) and
+// transactional.id ("" none) against each other, with the Java client's
+// rules: idempotence requires acks=all, and is on by default when acks is
+// all; a transactional producer must be idempotent.
+func CheckIdempotence(acks AckLevel, idempotence *bool, txnID string) error {
+	switch acks {
+	case AcksNone, AcksLeader, AcksAll:
+	default:
+		return fmt.Errorf("invalid acks level %d", int8(acks))
+	}
+	idem := acks == AcksAll
+	if idempotence != nil {
+		if *idempotence && acks != AcksAll {
+			return fmt.Errorf("idempotence (enable.idempotence=true) requires acks=all, got acks=%s", acks)
+		}
+		idem = *idempotence
+	}
+	if txnID != "" && !idem {
+		return fmt.Errorf("transactional.id %q requires idempotence and acks=all", txnID)
+	}
+	return nil
+}
+
+// kgoOptions returns the franz-go options for the client settings.
+func (c *config) kgoOptions(idem bool) ([]kgo.Opt, error) {
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.ProducerLinger(c.linger),
+		kgo.ProducerBatchMaxBytes(c.batchMaxBytes),
+		kgo.BrokerMaxWriteBytes(c.maxRequestSize),
+		kgo.MaxBufferedRecords(c.maxBufRecords),
+		kgo.ProduceRequestTimeout(c.requestTimeout),
+		kgo.RecordDeliveryTimeout(c.deliveryTimeout),
+	}
+	if c.retries >= 0 {
+		kopts = append(kopts, kgo.RecordRetries(c.retries))
+	}
+	if c.maxBufBytes > 0 {
+		kopts = append(kopts, kgo.MaxBufferedBytes(c.maxBufBytes))
+	}
+	if c.clientID != "" {
+		kopts = append(kopts, kgo.ClientID(c.clientID))
+	}
+	switch c.acks {
+	case AcksNone:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.NoAck()))
+	case AcksLeader:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.LeaderAck()))
+	default:
+		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	}
+	if !idem {
+		kopts = append(kopts, kgo.DisableIdempotentWrite())
+	}
+	if c.txnID != "" {
+		kopts = append(kopts, kgo.TransactionalID(c.txnID))
+	}
+	if len(c.codecs) > 0 {
+		codecs := make([]kgo.CompressionCodec, len(c.codecs))
+		for i, cc := range c.codecs {
+			kc, err := cc.kgo()
+			if err != nil {
+				return nil, err
+			}
+			codecs[i] = kc
+		}
+		kopts = append(kopts, kgo.ProducerBatchCompression(codecs...))
+	}
+	return kopts, nil
+}
+
+func defaultChainConfig() chainConfig {
+	return chainConfig{cbThreshold: 10, cbCooldown: 10 * time.Second}
 }
 
 func defaultConfig() config {
@@ -160,10 +263,9 @@ func defaultConfig() config {
 		codecs:         []Codec{NoCompression},
 		requestTimeout: 30 * time.Second,
 		retries:        -1,
-		cbThreshold:    10,
-		cbCooldown:     10 * time.Second,
 		stageMax:       64,
 		stageLinger:    -1,
+		chain:          defaultChainConfig(),
 	}
 }
 
@@ -263,55 +365,194 @@ func Retries(n int) Option { return optionFunc(func(c *config) { c.retries = n }
 func DefaultTopic(topic string) Option { return optionFunc(func(c *config) { c.defaultTopic = topic }) }
 
 // Interceptor appends an interceptor to the chain. Interceptors run in the
-// order given; name identifies it in logs and Stats. At most 64. If ic
-// implements plugins.AckObserver and its WantsAcks returns false (as a WASM
-// interceptor without kpipe_on_ack does), its OnAck is never called and it
-// has no on_ack entry in Stats.
-func Interceptor(name string, ic plugins.Interceptor) Option {
-	return optionFunc(func(c *config) { c.interceptors = append(c.interceptors, namedInterceptor{name, ic}) })
+// order given; name identifies it in logs, Stats and failure errors. At most
+// 64. If ic implements plugins.AckObserver and its WantsAcks returns false
+// (as a WASM interceptor without kpipe_on_ack does), its OnAck is never
+// called and it has no on_ack entry in Stats. opts set its failure policy
+// (OnFailure; default SkipPlugin) and circuit breaker
+// (PluginCircuitBreaker; default the chain's CircuitBreaker).
+func Interceptor(name string, ic plugins.Interceptor, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, ic, opts)
+	if ic == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.interceptors = append(c.interceptors, np) })
 }
 
 // KeySerializer sets the serializer of record keys (Kafka property
-// key.serializer). Null keys are never passed to it. Default: none, the
-// keys are sent as they are (the built-in "bytes", which is never called
-// and has no Stats entry).
-func KeySerializer(name string, s plugins.Serializer) Option {
-	return optionFunc(func(c *config) { c.keySerName, c.keySer = name, s })
+// key.serializer). Null keys are never passed to it. A nil s, like the
+// default, sends keys as they are (the built-in "bytes", which is then
+// never called and has no Stats entry). A serializer failure always fails
+// the record (OnFailure accepts only FailRecord). Default: nil.
+func KeySerializer(name string, s plugins.Serializer, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, s, opts)
+	if s == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.keySer = &np })
 }
 
 // ValueSerializer sets the serializer of record values (Kafka property
-// value.serializer). Null values (tombstones) are never passed to it.
-// Default: none, the values are sent as they are (the built-in "bytes",
-// which is never called and has no Stats entry).
-func ValueSerializer(name string, s plugins.Serializer) Option {
-	return optionFunc(func(c *config) { c.valSerName, c.valSer = name, s })
+// value.serializer). Null values (tombstones) are never passed to it. A nil
+// s, like the default, sends values as they are (the built-in "bytes",
+// never called and without a Stats entry). A serializer failure always
+// fails the record. Default: nil.
+func ValueSerializer(name string, s plugins.Serializer, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, s, opts)
+	if s == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.valSer = &np })
 }
 
 // Partitioner sets the partitioner of records that do not name a partition
-// (Kafka property partitioner.class); it can be replaced later with
-// SetPartitioner. Default: the built-in "default" (murmur2 for keyed records
-// like the Java client, sticky batches for unkeyed ones).
-func Partitioner(name string, p plugins.Partitioner) Option {
-	return optionFunc(func(c *config) { c.partName, c.part = name, p })
+// (Kafka property partitioner.class). A nil p is the built-in "default"
+// (murmur2 for keyed records like the Java client, sticky batches for
+// unkeyed ones), which the pipeline runs without a plugin call; it is also
+// what a failing partitioner falls back to under the default policy
+// (OnFailure(UseDefaultPartitioner); OnFailure(FailRecord) fails the record
+// instead). Default: nil, under the name "default".
+func Partitioner(name string, p plugins.Partitioner, opts ...PluginOption) Option {
+	np := newNamedPlugin(name, p, opts)
+	if p == nil {
+		np.plugin = nil
+	}
+	return chainOption(func(c *chainConfig) { c.part = &np })
+}
+
+func newNamedPlugin(name string, pl any, opts []PluginOption) namedPlugin {
+	np := namedPlugin{name: name, plugin: pl}
+	for _, o := range opts {
+		o.applyPlugin(&np.opts)
+	}
+	return np
+}
+
+// A PluginOption configures one plugin of a chain: see Interceptor,
+// KeySerializer, ValueSerializer and Partitioner.
+type PluginOption interface{ applyPlugin(*pluginConfig) }
+
+type pluginOptionFunc func(*pluginConfig)
+
+func (f pluginOptionFunc) applyPlugin(c *pluginConfig) { f(c) }
+
+type pluginConfig struct {
+	policy      FailurePolicy // 0: the kind's default
+	breakerSet  bool
+	cbThreshold int
+	cbCooldown  time.Duration
+}
+
+// FailurePolicy is what happens to a record when a plugin fails on it: its
+// call returned an error, panicked, faulted (a WASM trap, timeout or
+// invalid result), or was skipped because the plugin's circuit breaker is
+// open.
+type FailurePolicy uint8
+
+// The failure policies. Interceptors take SkipPlugin (the default),
+// FailRecord or DropRecord; partitioners UseDefaultPartitioner (the
+// default) or FailRecord; serializers only FailRecord, which is what they
+// always do.
+const (
+	// SkipPlugin: the record goes on as it was before the interceptor
+	// (the last good version), counted as a failure of the plugin
+	// (config: on_failure = "skip").
+	SkipPlugin FailurePolicy = iota + 1
+	// FailRecord: the record fails; its Result.Err wraps ErrPluginFailed
+	// (ErrSerialize for serializers) and names the plugin and hook
+	// (config: on_failure = "fail"). Plugins that must never be skipped,
+	// such as redaction or encryption, should use it.
+	FailRecord
+	// DropRecord: the record is filtered (Outcome Filtered, counted in
+	// Drops) as if the interceptor had dropped it (config: on_failure =
+	// "drop").
+	DropRecord
+	// UseDefaultPartitioner: the default partitioner chooses the record's
+	// partition (config: on_failure = "default").
+	UseDefaultPartitioner
+)
+
+var policyNames = [...]string{SkipPlugin: "skip", FailRecord: "fail", DropRecord: "drop", UseDefaultPartitioner: "default"}
+
+func (f FailurePolicy) String() string {
+	if int(f) < len(policyNames) && policyNames[f] != "" {
+		return policyNames[f]
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", uint8(f))
+}
+
+// ParseFailurePolicy parses a policy name: "skip", "fail", "drop" or
+// "default" (the on_failure attribute of kpipe's configuration).
+func ParseFailurePolicy(s string) (FailurePolicy, error) {
+	for i, n := range policyNames {
+		if n != "" && n == s {
+			return FailurePolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("invalid failure policy %q: want skip, fail or drop (interceptors), default or fail (partitioners), fail (serializers)", s)
+}
+
+// policies lists the policies each kind accepts; the first is its default.
+func policies(k plugins.Kind) []FailurePolicy {
+	switch k {
+	case plugins.KindInterceptor:
+		return []FailurePolicy{SkipPlugin, FailRecord, DropRecord}
+	case plugins.KindPartitioner:
+		return []FailurePolicy{UseDefaultPartitioner, FailRecord}
+	}
+	return []FailurePolicy{FailRecord}
+}
+
+// CheckFailurePolicy reports whether a plugin of kind k (one of
+// plugins.KindInterceptor, KindSerializer, KindPartitioner) may have policy
+// f.
+func CheckFailurePolicy(k plugins.Kind, f FailurePolicy) error {
+	allowed := policies(k)
+	for _, a := range allowed {
+		if a == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("on_failure %q is not a policy of a %s (want %s)", f, kindName(k), policyList(allowed))
+}
+
+// OnFailure sets what a plugin's failure does to the record: see
+// FailurePolicy for the policies each kind accepts. New and Swap fail on a
+// policy the plugin's kind does not have. Default: SkipPlugin for
+// interceptors, UseDefaultPartitioner for partitioners, FailRecord for
+// serializers.
+func OnFailure(f FailurePolicy) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) { c.policy = f })
+}
+
+// PluginCircuitBreaker gives one plugin its own circuit breaker settings
+// instead of the chain's (see CircuitBreaker).
+func PluginCircuitBreaker(threshold int, cooldown time.Duration) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		c.breakerSet, c.cbThreshold, c.cbCooldown = true, threshold, cooldown
+	})
 }
 
 // Logger sets the logger for plugin failures and the client's own warnings
 // and errors. Default: hclog.Default() named "kpipe".
 func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
-// CircuitBreaker sets when a failing interceptor or partitioner is bypassed:
-// after threshold consecutive failures of one plugin, its calls are skipped
-// for cooldown (interceptors pass records through unchanged, partitioners
-// defer to the default partitioner); then it is tried again. If it fails
-// again at once the next cool-down is twice as long, up to 16 times
-// cooldown; one success resets it. The breaker counts calls: with stage
-// batching (StageBatch) a batch call, or a delivery of queued
-// acknowledgements, is one failure if every record in it failed and a
-// success otherwise, while Stats counts each record. A threshold of zero or
-// less disables the breaker. Serializers are never bypassed: a record they
-// cannot serialize fails. Default: threshold 10, cooldown 10s.
+// CircuitBreaker sets the default circuit breaker of the chain's
+// interceptors and partitioner (PluginCircuitBreaker overrides it for one
+// plugin): after threshold consecutive records on which a plugin failed,
+// counted record by record also in batch calls, the plugin is bypassed for
+// cooldown, its failure policy applying to each record it would have seen
+// (an interceptor under SkipPlugin passes records on unchanged, under
+// FailRecord fails them, under DropRecord filters them; a partitioner
+// defers to the default partitioner or fails the record). Then exactly one
+// call (one record, or one batch call) is let through: if it succeeds on any
+// record the breaker closes, otherwise it opens again for twice as long,
+// up to 16 times cooldown. Bypassed records are counted in Stats
+// (Bypasses). A threshold of zero or less disables the breaker.
+// Serializers have no breaker: a record they cannot serialize fails.
+// Default: threshold 10, cooldown 10s.
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
-	return optionFunc(func(c *config) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
+	return chainOption(func(c *chainConfig) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
 }
 
 // StageBatch sets how records are batched on their way through the plugin
@@ -325,14 +566,15 @@ func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 // stages when it holds maxRecords records (on the goroutine of the Send
 // that filled it) or when its first record has waited linger (on a timer's
 // goroutine), whichever comes first; Flush, SendSync, Close and the
-// transaction methods run it at once. OnAck of an AckBatcher is delivered
-// in batches too: when its queue fills, when acknowledgements have waited
-// linger, and on Flush and Close.
+// transaction methods run it at once. OnAckBatch of an AckBatcher is given
+// batches of acknowledgements too: when maxRecords are waiting, when the
+// first has waited linger, and on Flush and Close; the callbacks of those
+// records run after it.
 //
-// Records are batched only while some stage can use it: an interceptor that
-// implements plugins.BatchInterceptor or plugins.AckBatcher, or a current
-// partitioner (see SetPartitioner) that implements plugins.BatchPartitioner
-// and keeps no per-topic state. Otherwise (Go plugins that take no batches,
+// Records are batched only while some stage of the current chain can use
+// it: an interceptor that implements plugins.BatchInterceptor or
+// plugins.AckBatcher, or a partitioner that implements
+// plugins.BatchPartitioner and keeps no per-topic state. Otherwise (Go plugins that take no batches,
 // for one) each Send runs the stages itself, as if batching were off, at no
 // extra cost. In a batch, plugins that take no batches are called once per
 // record, as always, and serializers always are.

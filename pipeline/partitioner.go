@@ -12,14 +12,17 @@ import (
 
 // kgoPartitioner is the partitioner franz-go sees. franz-go captures it once
 // and caches its TopicPartitioners, so it never changes: each
-// topicPartitioner reads the producer's current partitioner from an atomic
-// pointer on every call, which is how SetPartitioner swaps partitioners
-// without a new client.
+// topicPartitioner uses the partitioner of the chain each record entered,
+// which is how a Swap changes partitioners without a new client.
+//
+// This is where every record's partition is decided, once: franz-go calls
+// it with the topic's partition count when it buffers the record (and once
+// more, for the same record, right after it asks for a new batch).
 type kgoPartitioner struct{ p *Producer }
 
 func (k kgoPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	def, _ := plugins.NewPartitioner(plugins.PartitionerDefault, nil)
-	t := &topicPartitioner{p: k.p, fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
+	t := &topicPartitioner{fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
 	k.p.topicsMu.Lock()
 	k.p.topics[topic] = t
 	k.p.topicsMu.Unlock()
@@ -41,7 +44,6 @@ func (p *Producer) partitions(topic string) int32 {
 // topicPartitioner partitions one topic. franz-go calls it for one record at
 // a time, so its fields need no locking.
 type topicPartitioner struct {
-	p        *Producer
 	slot     *partitionerSlot         // the partitioner cur belongs to
 	cur      plugins.Partitioner      // slot.p, or its TopicPartitioner
 	batch    plugins.TopicPartitioner // cur, if it wants OnNewBatch
@@ -50,11 +52,11 @@ type topicPartitioner struct {
 
 	// franz-go partitions a record again after OnNewBatch. A plugin that
 	// keeps no per-topic state would answer the same, so the previous
-	// answer is reused instead of calling it twice.
-	again    bool
-	last     int              // the plugin's last answer, -1 if the default partitioner answered
-	lastSlot *partitionerSlot // the partitioner of the last record
-	lastRec  *kgo.Record      // the last record; only compared, it may have been recycled since
+	// answer is reused instead of calling it twice; either way the
+	// record counts once in Stats.
+	again   bool
+	last    int         // the plugin's last answer, -1 if the default partitioner answered
+	lastRec *kgo.Record // the last record; only compared, it may have been recycled since
 
 	// n is the topic's partition count as franz-go last gave it, for
 	// stage batches choosing partitions beforehand (Producer.precompute);
@@ -75,13 +77,18 @@ func (t *topicPartitioner) OnNewBatch() {
 	t.again = true
 }
 
+// Partition returns the record's partition, or -1 to fail it: franz-go
+// fails a record given a partition out of range, and finish reports
+// e.partErr, the reason, instead of franz-go's error.
 func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 	e := envelopeOf(kr)
 	if int32(n) != t.n.Load() {
 		t.n.Store(int32(n))
 	}
-	part := t.partition(e, kr, n)
-	if e.cb != nil || e.seen != 0 {
+	again := t.again && t.lastRec == kr
+	t.again, t.lastRec = false, kr
+	part := t.partition(e, kr, n, again)
+	if part >= 0 && (e.cb != nil || e.seen != 0) {
 		// A callback or an OnAck will look at the record as produced.
 		// Store the client's timestamp and the partition (final for
 		// a delivered record: franz-go partitions a record again only
@@ -96,19 +103,25 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 	return part
 }
 
-func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
+func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again bool) int {
 	if e.explicit {
-		// Out of range fails the record in franz-go; finish explains.
+		if kr.Partition < 0 || int(kr.Partition) >= n {
+			e.partErr = fmt.Errorf("record names partition %d, which topic %q does not have (it has %d)", kr.Partition, kr.Topic, n)
+			return -1
+		}
 		return int(kr.Partition)
 	}
-	s := t.p.part.Load()
-	if s.isDef {
+	s := e.ch.part
+	g := &s.g
+	if s.p == nil {
 		// The built-in default is the fallback itself: no plugin
 		// call, it cannot fail. A keyed record goes where its key
 		// hashes (what the default partitioner does, without filling
 		// in the scratch record: storing pointers costs while the
 		// garbage collector marks).
-		s.stats.calls.Add(1)
+		if !again {
+			g.st.calls.Add(1)
+		}
 		if kr.Key != nil {
 			t.last = -1
 			return int(plugins.KeyPartition(kr.Key, int32(n)))
@@ -116,20 +129,20 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
 		t.scratch = plugins.Record{}
 		return t.def(&t.scratch, n)
 	}
-	if e.preSlot == s && e.preN == int32(n) {
-		// Chosen beforehand by a stage batch, and counted then: a
-		// partition in range, or -1 for the default partitioner
-		// (DefaultPartition, an error or a partition out of range).
-		t.again, t.lastSlot, t.lastRec = false, s, kr
-		if e.prePart >= 0 {
+	if e.pre && e.preN == int32(n) {
+		// Asked beforehand by a stage batch, and counted then.
+		switch {
+		case e.prePart >= 0:
 			t.last = int(e.prePart)
 			return t.last
+		case e.preBypass:
+			return t.failed(e, kr, n, nil)
+		case e.preErr != nil:
+			return t.failed(e, kr, n, e.preErr)
 		}
 		t.scratch = recordOf(kr)
 		return t.def(&t.scratch, n)
 	}
-	again := t.again && t.lastSlot == s && t.lastRec == kr && t.batch == nil
-	t.again, t.lastSlot, t.lastRec = false, s, kr
 	if s != t.slot {
 		t.slot, t.cur, t.batch = s, s.p, nil
 		if s.perTopic != nil {
@@ -139,42 +152,53 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int) int {
 	}
 	r := &t.scratch
 	*r = recordOf(kr)
-	if again && t.last >= 0 {
-		return t.last
-	}
-	if again || !s.br.allow() {
-		if !again {
-			s.stats.bypasses.Add(1)
+	if again && (t.batch == nil || t.last < 0) {
+		// The same record right after OnNewBatch: the plugin would
+		// answer the same, or the default partitioner answered.
+		if t.last >= 0 {
+			return t.last
 		}
 		return t.def(r, n)
 	}
-	part, err := t.call(kr.Context, r, int32(n))
+	if !again && !g.allow(1) {
+		return t.failed(e, kr, n, nil)
+	}
+	var part int32
+	err := g.call(1, func() (err error) {
+		part, err = t.cur.Partition(kr.Context, r, int32(n))
+		return err
+	})
+	if again {
+		// The call for the same record after OnNewBatch was counted
+		// with the first.
+		g.st.calls.Add(^uint64(0))
+	}
 	switch {
 	case err == nil && part >= 0 && part < int32(n):
-		s.br.success()
+		g.ok()
 		t.last = int(part)
 		return t.last
 	case err == nil && part == plugins.DefaultPartition:
-		s.br.success()
+		g.ok()
 		return t.def(r, n)
 	case err == nil:
 		err = fmt.Errorf("partition %d out of range [0, %d)", part, n)
 	}
-	t.p.pluginFailed(s.name, HookPartition, s.stats, &s.br, err)
-	return t.def(r, n)
+	g.failed(err)
+	return t.failed(e, kr, n, err)
 }
 
-// call calls the partitioner with the record's Send context.
-func (t *topicPartitioner) call(ctx context.Context, r *plugins.Record, n int32) (part int32, err error) {
-	st := t.slot.stats
-	start := st.start()
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("panic: %v", x)
-		}
-		st.end(start)
-	}()
-	return t.cur.Partition(ctx, r, n)
+// failed applies the partitioner's failure policy to a record on which it
+// failed with err, or was bypassed (err nil): the default partitioner
+// chooses, or the record fails with e.partErr.
+func (t *topicPartitioner) failed(e *envelope, kr *kgo.Record, n int, err error) int {
+	g := &e.ch.part.g
+	if g.policy == FailRecord {
+		e.partErr = g.recordError(err)
+		return -1
+	}
+	t.scratch = recordOf(kr)
+	return t.def(&t.scratch, n)
 }
 
 // def runs the default partitioner, which never fails.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +62,10 @@ type Result struct {
 	// which interceptor dropped it (errors.Is(Err, ErrFiltered)); nil
 	// when delivered.
 	Err error
+	// ChainVersion is the version of the chain that handled the record
+	// (see Producer.Swap): which plugins touched it. 0 for a record that
+	// never entered a chain (nil, or sent after Close).
+	ChainVersion uint64
 }
 
 var (
@@ -86,6 +89,13 @@ var (
 
 // Producer runs records through interceptors, serializers and a partitioner
 // and produces them with a franz-go client. It is safe for concurrent use.
+//
+// Who owns what: the current chain of plugins is behind cur, replaced only
+// by Swap under swapMu; a record's envelope belongs in turn to its Send
+// goroutine, the stager, the client and the completion side (envelope.go);
+// the stager owns the records waiting for a stage batch and its scratch
+// space (stage.go); the acknowledgement queue owns the records waiting for
+// their acknowledgements (acks.go); the counters are atomic.
 type Producer struct {
 	cl      *kgo.Client
 	log     hclog.Logger
@@ -95,17 +105,17 @@ type Producer struct {
 	maxRec  int32
 	promise func(*kgo.Record, error)
 
-	ics    []*interceptorSlot
-	keySer *serializerSlot // nil: keys are sent as they are
-	valSer *serializerSlot
+	cur     atomic.Pointer[chain]
+	swapMu  sync.Mutex
+	live    []*chain // chains whose plugins are not closed yet; guarded by swapMu
+	closers sync.WaitGroup
 
-	part      atomic.Pointer[partitionerSlot]
-	partMu    sync.Mutex
-	partNames []string              // every partitioner name used, in order, for Stats
-	partStats map[string]*hookStats // by name, shared by the partitioners of one name
-	newBreak  func() breaker
+	statsMu   sync.Mutex
+	statsBy   map[statsKey]*hookStats
+	statsList []statsEntry
 
 	stage    *stager // nil: StageBatch turned off
+	acks     ackQueue
 	topicsMu sync.Mutex
 	topics   map[string]*topicPartitioner // franz-go's, by topic; for the partition counts
 	// life is the context of the plugin calls a stage batch makes for
@@ -121,8 +131,8 @@ type Producer struct {
 	// What Send writes for every record (sent) is apart from what the
 	// completion goroutine writes (envs, the outcome counters), and both
 	// are apart from what either only reads, so that the two goroutines
-	// do not fight over cache lines. Records in flight = sent -
-	// (delivered + filtered + failed).
+	// do not fight over cache lines (BenchmarkProduce). Records in
+	// flight = sent - (delivered + filtered + failed).
 	_           cacheLinePad
 	sent        atomic.Uint64
 	_           cacheLinePad
@@ -131,50 +141,13 @@ type Producer struct {
 	filtered    atomic.Uint64
 	failed      atomic.Uint64
 	closeFailed atomic.Int64 // records failed because the client closed
-	// ackView is the promise's scratch copy of a delivered record for
-	// the interceptors that take acknowledgements in batches (see acks).
-	ackView plugins.Record
-	_       cacheLinePad
-}
-
-// cacheLinePad keeps the fields before it and after it off one cache line.
-type cacheLinePad [64]byte
-
-type interceptorSlot struct {
-	name   string
-	ic     plugins.Interceptor
-	acks   bool                     // OnAck is called: ic does not say it wants none (plugins.AckObserver)
-	batch  plugins.BatchInterceptor // ic, if it takes batches and StageBatch is on
-	ackB   plugins.AckBatcher       // ic, if it wants acks in batches and StageBatch is on
-	sendBr breaker                  // a failing OnSend does not bypass a working OnAck
-	ackBr  breaker
-	onSend hookStats
-	onAck  hookStats
-}
-
-type serializerSlot struct {
-	name   string
-	s      plugins.Serializer
-	target plugins.Target
-	hook   Hook
-	stats  hookStats
-}
-
-type partitionerSlot struct {
-	name     string
-	p        plugins.Partitioner
-	perTopic plugins.PerTopicPartitioner // nil if p keeps no per-topic state
-	explicit bool                        // p requires explicit partitions
-	isDef    bool                        // p is the built-in default: use the fallback directly
-	bp       plugins.BatchPartitioner    // p, if it takes batches and keeps no per-topic state; nil without StageBatch
-	br       breaker
-	stats    *hookStats
+	_           cacheLinePad
 }
 
 // New returns a Producer configured by opts. It creates the franz-go client
 // and pings the seed brokers: it fails if none answers before ctx ends, or if
 // the options are inconsistent (for example Idempotence(true) without
-// AcksAll).
+// AcksAll, or a failure policy a plugin's kind does not have).
 func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -183,23 +156,9 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if len(cfg.brokers) == 0 {
 		return nil, errors.New("pipeline: no brokers (use Brokers)")
 	}
-	if len(cfg.interceptors) > 64 {
-		return nil, fmt.Errorf("pipeline: %d interceptors, at most 64 are supported", len(cfg.interceptors))
-	}
-	switch cfg.acks {
-	case AcksNone, AcksLeader, AcksAll:
-	default:
-		return nil, fmt.Errorf("pipeline: invalid acks level %d", int8(cfg.acks))
-	}
-	idem := cfg.acks == AcksAll
-	if cfg.idempotence != nil {
-		if *cfg.idempotence && cfg.acks != AcksAll {
-			return nil, fmt.Errorf("pipeline: idempotence (enable.idempotence=true) requires acks=all, got acks=%s", cfg.acks)
-		}
-		idem = *cfg.idempotence
-	}
-	if cfg.txnID != "" && !idem {
-		return nil, fmt.Errorf("pipeline: transactional.id %q requires idempotence and acks=all", cfg.txnID)
+	idem, err := cfg.idempotent()
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	if cfg.batchMaxBytes <= 0 || cfg.maxRequestSize <= 0 || cfg.maxBufRecords <= 0 || cfg.maxBufBytes < 0 {
 		return nil, errors.New("pipeline: BatchMaxBytes, MaxRequestSize and MaxBufferedRecords must be positive, MaxBufferedBytes not negative")
@@ -223,92 +182,31 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	}
 	p.life, p.stopLife = context.WithCancel(context.Background())
 	p.promise = p.onPromise
-	threshold, cooldown := int32(min(cfg.cbThreshold, 1<<30)), int64(cfg.cbCooldown)
-	p.newBreak = func() breaker { return breaker{threshold: threshold, cooldown: cooldown} }
 	stageLinger := cfg.stageLinger
 	if stageLinger < 0 {
 		stageLinger = min(time.Millisecond, cfg.linger)
 	}
-	batching := cfg.stageMax > 1 && stageLinger > 0
-	batchICs := false
-	for _, ic := range cfg.interceptors {
-		if ic.ic == nil {
-			p.stopLife()
-			return nil, fmt.Errorf("pipeline: interceptor %q is nil", ic.name)
-		}
-		acks := true
-		if ao, ok := ic.ic.(plugins.AckObserver); ok {
-			acks = ao.WantsAcks()
-		}
-		s := &interceptorSlot{name: ic.name, ic: ic.ic, acks: acks, sendBr: p.newBreak(), ackBr: p.newBreak()}
-		if batching {
-			s.batch, _ = ic.ic.(plugins.BatchInterceptor)
-			if acks {
-				s.ackB, _ = ic.ic.(plugins.AckBatcher)
-			}
-			batchICs = batchICs || s.batch != nil || s.ackB != nil
-		}
-		p.ics = append(p.ics, s)
+	if cfg.stageMax > 1 && stageLinger > 0 {
+		p.stage = newStager(p, cfg.stageMax, stageLinger)
+		p.acks.timer = time.AfterFunc(time.Hour, p.flushAcks)
+		p.acks.timer.Stop()
 	}
-	if batching {
-		p.stage = newStager(p, cfg.stageMax, stageLinger, batchICs)
+	ch, err := p.newChain(cfg.chain, 1)
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	// The built-in "bytes" serializer is the identity: it is not called,
-	// and so has no Stats entry.
-	if cfg.keySer != nil && !plugins.IsIdentity(cfg.keySer) {
-		p.keySer = &serializerSlot{name: cfg.keySerName, s: cfg.keySer, target: plugins.TargetKey, hook: HookSerializeKey}
-	}
-	if cfg.valSer != nil && !plugins.IsIdentity(cfg.valSer) {
-		p.valSer = &serializerSlot{name: cfg.valSerName, s: cfg.valSer, target: plugins.TargetValue, hook: HookSerializeValue}
-	}
-	p.SetPartitioner(cfg.partName, cfg.part)
+	p.cur.Store(ch)
+	p.live = []*chain{ch}
 
-	kopts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.brokers...),
-		kgo.ProducerLinger(cfg.linger),
-		kgo.ProducerBatchMaxBytes(cfg.batchMaxBytes),
-		kgo.BrokerMaxWriteBytes(cfg.maxRequestSize),
-		kgo.MaxBufferedRecords(cfg.maxBufRecords),
-		kgo.ProduceRequestTimeout(cfg.requestTimeout),
-		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
+	kopts, err := cfg.kgoOptions(idem)
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	kopts = append(kopts,
 		kgo.RecordPartitioner(kgoPartitioner{p}),
-		kgo.WithLogger(kgolog.New(log.Named("kgo"))),
-	}
-	if cfg.retries >= 0 {
-		kopts = append(kopts, kgo.RecordRetries(cfg.retries))
-	}
-	if cfg.maxBufBytes > 0 {
-		kopts = append(kopts, kgo.MaxBufferedBytes(cfg.maxBufBytes))
-	}
-	if cfg.clientID != "" {
-		kopts = append(kopts, kgo.ClientID(cfg.clientID))
-	}
-	switch cfg.acks {
-	case AcksNone:
-		kopts = append(kopts, kgo.RequiredAcks(kgo.NoAck()))
-	case AcksLeader:
-		kopts = append(kopts, kgo.RequiredAcks(kgo.LeaderAck()))
-	default:
-		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
-	}
-	if !idem {
-		kopts = append(kopts, kgo.DisableIdempotentWrite())
-	}
-	if cfg.txnID != "" {
-		kopts = append(kopts, kgo.TransactionalID(cfg.txnID))
-	}
-	if len(cfg.codecs) > 0 {
-		codecs := make([]kgo.CompressionCodec, len(cfg.codecs))
-		for i, c := range cfg.codecs {
-			kc, err := c.kgo()
-			if err != nil {
-				p.stop()
-				return nil, fmt.Errorf("pipeline: %w", err)
-			}
-			codecs[i] = kc
-		}
-		kopts = append(kopts, kgo.ProducerBatchCompression(codecs...))
-	}
+		kgo.WithLogger(kgolog.New(log.Named("kgo"))))
 	kopts = append(kopts, cfg.kgoOpts...)
 
 	cl, err := kgo.NewClient(kopts...)
@@ -325,37 +223,21 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	return p, nil
 }
 
-// SetPartitioner replaces the partitioner while records flow: records
-// partitioned from now on use p; none is lost or partitioned twice. A nil p
-// restores the built-in "default" partitioner. Stats has one entry per
-// partitioner name: partitioners set under a name used before add to its
-// counts.
-func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
+// SetPartitioner replaces the partitioner while records flow, keeping the
+// other plugins: it is Swap with the current chain's interceptors and
+// serializers (and their policies) and the partitioner pp under name. A nil
+// pp restores the built-in "default" partitioner.
+func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...PluginOption) error {
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	cc := p.cur.Load().cfg
+	np := newNamedPlugin(name, pp, opts)
 	if pp == nil {
-		pp, _ = plugins.NewPartitioner(plugins.PartitionerDefault, nil)
-		if name == "" {
-			name = plugins.PartitionerDefault
-		}
+		np.plugin = nil
 	}
-	s := &partitionerSlot{name: name, p: pp, br: p.newBreak(), isDef: plugins.IsDefault(pp)}
-	s.perTopic, _ = pp.(plugins.PerTopicPartitioner)
-	if ep, ok := pp.(plugins.ExplicitPartitioner); ok {
-		s.explicit = ep.RequiresExplicitPartition()
-	}
-	if p.stage != nil && s.perTopic == nil && !s.explicit && !s.isDef {
-		s.bp, _ = pp.(plugins.BatchPartitioner)
-	}
-	p.partMu.Lock()
-	if p.partStats == nil {
-		p.partStats = map[string]*hookStats{}
-	}
-	if s.stats = p.partStats[name]; s.stats == nil {
-		s.stats = new(hookStats)
-		p.partStats[name] = s.stats
-		p.partNames = append(p.partNames, name)
-	}
-	p.partMu.Unlock()
-	p.part.Store(s)
+	cc.part = &np
+	_, err := p.swapLocked(cc)
+	return err
 }
 
 // Send runs r through the pipeline and produces it asynchronously; cb, if
@@ -390,19 +272,23 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner) {
 // MaxBufferedBytes); if ctx ends first the record fails with ctx's error.
 // With stage batching, the Send that runs a batch is the one that blocks.
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
+	e := p.admit(ctx, r, cb)
+	if e == nil {
+		return
+	}
 	if b := p.stage; b != nil {
-		if b.active(p) {
-			p.enqueue(ctx, r, cb)
+		if e.ch.batching {
+			p.enqueue(e)
 			return
 		}
 		if b.busy.Load() {
-			// Batched records sent before (the partitioner
-			// taking batches was replaced since) go first.
+			// Batched records sent before (the chain was swapped
+			// since) go first.
 			p.runPending(false)
 		}
 	}
-	e := p.prepare(ctx, r, cb)
-	if e != nil {
+	one := [1]*envelope{e}
+	for _, e := range p.run(e.ch, one[:], nil) {
 		// e belongs to the client now, and may be recycled before
 		// Produce returns.
 		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
@@ -420,218 +306,68 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 	}
 	var res Result
 	done := false
-	e := p.prepare(ctx, r, func(_ *plugins.Record, rr Result) { res, done = rr, true })
+	e := p.admit(ctx, r, func(_ *plugins.Record, rr Result) { res, done = rr, true })
 	if e == nil {
+		return res
+	}
+	one := [1]*envelope{e}
+	if len(p.run(e.ch, one[:], nil)) == 0 {
 		if !done {
-			panic("pipeline: record neither prepared nor completed")
+			panic("pipeline: record neither run nor completed")
 		}
 		return res
 	}
 	results := p.cl.ProduceSync(e.kr.Context, &e.kr)
-	p.finish(e, results[0].Err, nil)
+	if !p.finish(e, results[0].Err, false) {
+		p.flushAcks()
+	}
 	return res
 }
 
-// prepare runs the interceptors and serializers. It returns the envelope to
-// produce, or nil if the record is already complete (filtered or failed).
-func (p *Producer) prepare(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) *envelope {
+// admit counts a record sent and gives it an envelope on the current
+// chain. It returns nil if the record is already complete (nil, or sent
+// after Close).
+func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) *envelope {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	p.sent.Add(1)
 	if r == nil {
-		p.sent.Add(1)
 		p.failed.Add(1)
 		if cb != nil {
 			cb(nil, Result{Outcome: Failed, Partition: -1, Offset: -1, Err: errors.New("pipeline: nil record")})
 		}
 		return nil
 	}
-	p.sent.Add(1)
 	e := getEnvelope()
 	e.kr.Context, e.rec, e.cb = ctx, r, cb
 	if p.closed.Load() {
 		p.complete(e, Failed, ErrClosed)
 		return nil
 	}
-	if r.Topic == "" {
-		if p.topic == "" {
-			p.complete(e, Failed, ErrNoTopic)
-			return nil
-		}
-		r.Topic = p.topic
-	}
-
-	for i, s := range p.ics {
-		if err := p.onSend(i, s, e); err != nil {
-			p.complete(e, Filtered, err)
-			return nil
-		}
-	}
-	if err := p.seal(e, p.part.Load()); err != nil {
-		p.complete(e, Failed, err)
-		return nil
-	}
+	e.ch = p.enter()
 	return e
-}
-
-// onSend runs OnSend of interceptor i, s, on e's record with the record's
-// context. It returns the Filtered error if the interceptor dropped the
-// record, which the caller completes.
-func (p *Producer) onSend(i int, s *interceptorSlot, e *envelope) error {
-	if !s.sendBr.allow() {
-		s.onSend.bypasses.Add(1)
-		return nil
-	}
-	if s.acks {
-		e.seen |= 1 << i // to be given OnAck
-	}
-	r := e.rec
-	saved := *r
-	v, err := s.callOnSend(e.kr.Context, r)
-	if err != nil {
-		*r = saved
-		p.pluginFailed(s.name, HookOnSend, &s.onSend, &s.sendBr, err)
-		return nil
-	}
-	s.sendBr.success()
-	if v == plugins.Drop {
-		s.onSend.drops.Add(1)
-		e.seen &^= 1 << i
-		return fmt.Errorf("%w by interceptor %q", ErrFiltered, s.name)
-	}
-	return nil
-}
-
-// seal runs the serializers on e's record, which the interceptors are done
-// with, and fills in the kgo.Record to produce. It returns why the record
-// fails, if it does, which the caller completes. ps is the current
-// partitioner.
-func (p *Producer) seal(e *envelope, ps *partitionerSlot) error {
-	r := e.rec
-	if r.Topic == "" {
-		return ErrNoTopic
-	}
-	key, val := r.Key, r.Value
-	if p.keySer != nil || p.valSer != nil {
-		var err error
-		if key != nil && p.keySer != nil {
-			if key, err = p.keySer.serialize(e.kr.Context, r); err != nil {
-				return err
-			}
-		}
-		if val != nil && p.valSer != nil {
-			if val, err = p.valSer.serialize(e.kr.Context, r); err != nil {
-				return err
-			}
-		}
-		// Only now: both serializers see the record as the
-		// interceptors left it.
-		r.Key, r.Value = key, val
-	}
-
-	e.origPart = r.Partition
-	if r.HasPartition {
-		e.explicit = true
-	} else if ps.explicit {
-		return fmt.Errorf("partitioner %q: %w", ps.name, plugins.ErrNoPartition)
-	}
-	e.kr.Topic = r.Topic
-	e.kr.Key = key
-	e.kr.Value = val
-	e.kr.Headers = r.Headers
-	e.kr.Timestamp = r.Timestamp
-	e.kr.Partition = r.Partition
-	return nil
-}
-
-func (s *interceptorSlot) callOnSend(ctx context.Context, r *plugins.Record) (v plugins.Verdict, err error) {
-	t := s.onSend.start()
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("panic: %v", x)
-		}
-		s.onSend.end(t)
-	}()
-	v, err = s.ic.OnSend(ctx, r)
-	if err == nil && v != plugins.Continue && v != plugins.Drop {
-		err = fmt.Errorf("invalid verdict %d", v)
-	}
-	return v, err
-}
-
-func (s *interceptorSlot) callOnAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) (err error) {
-	t := s.onAck.start()
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("panic: %v", x)
-		}
-		s.onAck.end(t)
-	}()
-	return s.ic.OnAck(ctx, r, ack)
-}
-
-func (s *serializerSlot) serialize(ctx context.Context, r *plugins.Record) (b []byte, err error) {
-	t := s.stats.start()
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("panic: %v", x)
-		}
-		s.stats.end(t)
-		if err != nil {
-			s.stats.failures.Add(1)
-			err = fmt.Errorf("%w: %s serializer %q: %w", ErrSerialize, s.target, s.name, err)
-		}
-	}()
-	return s.s.Serialize(ctx, s.target, r)
-}
-
-// pluginFailed counts and logs a failed interceptor or partitioner call and
-// feeds its circuit breaker.
-func (p *Producer) pluginFailed(name string, hook Hook, st *hookStats, br *breaker, err error) {
-	p.pluginFailedN(name, hook, st, br, err, 1)
-}
-
-// pluginFailedN counts the failed records of one plugin call (a batch call
-// serves many) and feeds the circuit breaker one failure: the breaker counts
-// calls, so that one fault of a batch call, which fails each of its records,
-// is one failure, as it is when the plugin is called per record. err is the
-// first failure, the one logged.
-func (p *Producer) pluginFailedN(name string, hook Hook, st *hookStats, br *breaker, err error, records int) {
-	p.countFailures(name, hook, st, err, records)
-	if d := br.failure(); d > 0 {
-		p.log.Error("plugin keeps failing; bypassing it", "plugin", name, "hook", string(hook), "error", err, "cooldown", d)
-	}
-}
-
-// countFailures adds records failures of a plugin at hook and logs err,
-// at most once per second per hook.
-func (p *Producer) countFailures(name string, hook Hook, st *hookStats, err error, records int) {
-	n := st.failures.Add(uint64(records))
-	if st.shouldLog() {
-		p.log.Warn("plugin failed; the record goes on without it", "plugin", name, "hook", string(hook), "error", err, "failures", n)
-	}
 }
 
 // onPromise is the promise of every record sent with Send. franz-go calls
 // promises one at a time, which is what envPool.put requires.
 func (p *Producer) onPromise(kr *kgo.Record, err error) {
 	e := envelopeOf(kr)
-	p.finish(e, err, &p.ackView)
-	p.envs.put(e)
+	if p.finish(e, err, true) {
+		p.envs.put(e)
+	}
 }
 
-// finish completes a record that went to the client.
-//
-// view, if not nil, is scratch space finish may use for a copy of the record
-// as produced, read from e.kr, for the interceptors that take
-// acknowledgements in batches (see acks); only the promise may pass it.
-func (p *Producer) finish(e *envelope, err error, view *plugins.Record) {
+// finish completes a record that went to the client. It reports whether
+// the record is done; if not, the acknowledgement queue holds it (see ack).
+// promise says that the client's promise called it, with e.kr as produced.
+func (p *Producer) finish(e *envelope, err error, promise bool) bool {
 	kr := &e.kr
 	r := e.rec
 	if err != nil {
 		// Only a callback or an OnAck can look at the record now;
 		// without them, leave its memory, out of the cache by now,
-		// alone. With them: prepare left r's topic, key, value and
+		// alone. With them: run left r's topic, key, value and
 		// headers as produced, and the client does not change them;
 		// the partitioner may have stored a partition in it, which
 		// the record did not get.
@@ -639,8 +375,12 @@ func (p *Producer) finish(e *envelope, err error, view *plugins.Record) {
 			r.Timestamp = kr.Timestamp
 			r.Partition, r.HasPartition = e.origPart, e.explicit
 		}
-		p.complete(e, Failed, p.explain(e, err))
-		return
+		if e.partErr != nil {
+			err = e.partErr // the partitioner failed it: see topicPartitioner.Partition
+		} else {
+			err = p.explain(e, err)
+		}
+		return p.ack(e, p.failure(e, Failed, err), plugins.Ack{Offset: -1, Err: err}, false)
 	}
 	// Delivered: the partitioner stored the timestamp and partition in
 	// r for the callback and OnAck (topicPartitioner.Partition), unless
@@ -648,12 +388,11 @@ func (p *Producer) finish(e *envelope, err error, view *plugins.Record) {
 	if !e.stored && (e.cb != nil || e.seen != 0) {
 		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, kr.Partition, true
 	}
-	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
+	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, ChainVersion: e.ch.version}
 	if p.acks0 {
 		res.Offset = -1
 	}
-	p.acks(e, plugins.Ack{Offset: res.Offset}, view)
-	p.done(e, res)
+	return p.ack(e, res, plugins.Ack{Offset: res.Offset}, promise)
 }
 
 // explain wraps a client error with what it means for the record.
@@ -668,20 +407,28 @@ func (p *Producer) explain(e *envelope, err error) error {
 	case errors.Is(err, kgo.ErrClientClosed):
 		p.closeFailed.Add(1)
 		return fmt.Errorf("%w before the record was delivered: %w", ErrClosed, err)
-	case e.explicit && strings.Contains(err.Error(), "invalid record partitioning choice"):
-		return fmt.Errorf("record names partition %d, which topic %q does not have: %w", e.kr.Partition, e.kr.Topic, err)
 	}
 	return err
 }
 
-// complete ends a record with a failure or filter outcome.
-func (p *Producer) complete(e *envelope, o Outcome, err error) {
+// failure is the Result of a record that ends with o (Failed or Filtered)
+// and err.
+func (p *Producer) failure(e *envelope, o Outcome, err error) Result {
 	res := Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
-	p.acks(e, plugins.Ack{Offset: -1, Err: err}, nil)
-	p.done(e, res)
+	if e.ch != nil {
+		res.ChainVersion = e.ch.version
+	}
+	return res
 }
 
-// done reports res to the callback and counts the outcome.
+// complete ends a record that did not reach the client, with a failure or
+// filter outcome.
+func (p *Producer) complete(e *envelope, o Outcome, err error) {
+	p.ack(e, p.failure(e, o, err), plugins.Ack{Offset: -1, Err: err}, false)
+}
+
+// done reports res to the callback, counts the outcome and settles the
+// record on its chain.
 func (p *Producer) done(e *envelope, res Result) {
 	if e.cb != nil {
 		e.cb(e.rec, res)
@@ -696,6 +443,9 @@ func (p *Producer) done(e *envelope, res Result) {
 	default:
 		p.failed.Add(1)
 	}
+	if e.ch != nil {
+		p.leave(e.ch)
+	}
 	if p.closed.Load() && p.inFlight() == 0 {
 		select {
 		case p.idle <- struct{}{}:
@@ -704,52 +454,11 @@ func (p *Producer) done(e *envelope, res Result) {
 	}
 }
 
-// acks calls OnAck of every interceptor that saw the record and wants
-// acknowledgements.
-//
-// An AckBatcher copies what it is given, so for a delivered record it may be
-// given view, a copy of the record as produced read from e.kr, which the
-// client has just used on this core, instead of the caller's record: that is
-// the same topic, key, value, headers, timestamp and partition, but its
-// memory was last written on the Send goroutine's core, and reading it here
-// was a cache miss per record (about 60ns of the ~130ns QueueAck took in
-// BenchmarkProduce/wasm). view is nil when the caller's record must be used.
-func (p *Producer) acks(e *envelope, ack plugins.Ack, view *plugins.Record) {
-	filled := false
-	for seen := e.seen; seen != 0; seen &= seen - 1 {
-		i := bits.TrailingZeros64(seen)
-		s := p.ics[i]
-		if !s.ackBr.allow() {
-			s.onAck.bypasses.Add(1)
-			continue
-		}
-		if s.ackB != nil {
-			r := e.rec
-			if view != nil {
-				if !filled {
-					kr := &e.kr
-					*view = recordOf(kr)
-					view.Partition, view.HasPartition = kr.Partition, true
-					filled = true
-				}
-				r = view
-			}
-			p.queueAck(s, r, ack)
-			continue
-		}
-		if err := s.callOnAck(context.Background(), e.rec, ack); err != nil {
-			p.pluginFailed(s.name, HookOnAck, &s.onAck, &s.ackBr, err)
-		} else {
-			s.ackBr.success()
-		}
-	}
-}
-
 // Flush waits until every record sent before the call has its outcome, or
-// ctx ends. It runs the records queued for a stage batch at once, and once
-// the records are complete it delivers the acknowledgements queued in
-// interceptors that take them in batches (plugins.AckBatcher): when Flush
-// returns nil, every OnAck of those records was delivered.
+// ctx ends. It runs the records queued for a stage batch at once, and
+// delivers the acknowledgements waiting for interceptors that take them in
+// batches (plugins.AckBatcher): when Flush returns nil, every OnAck of
+// those records was delivered and every callback ran.
 //
 // Records sent while Flush runs are waited for too (franz-go's Flush waits
 // until the client buffers nothing): under a steady stream of concurrent
@@ -805,7 +514,7 @@ func (p *Producer) runStageCtx(ctx context.Context) error {
 func (p *Producer) stop() {
 	if b := p.stage; b != nil {
 		b.timer.Stop()
-		b.ackTimer.Stop()
+		p.acks.timer.Stop()
 	}
 	p.stopLife()
 }
@@ -821,13 +530,14 @@ type CloseReport struct {
 }
 
 // Close flushes the records still buffered until ctx ends, then closes the
-// client: records still buffered fail with ErrClosed. It waits for every
-// callback to run, delivers the acknowledgements queued in AckBatchers, and
-// returns a report; the error is non-nil if the flush did not finish (it
-// wraps ctx's error). Records sent after Close fail with ErrClosed; records
-// queued for a stage batch when Close starts are flushed like buffered
-// ones. Close does not close the plugins. Calling Close twice returns
-// ErrClosed.
+// client: records still buffered fail with ErrClosed. It delivers the
+// acknowledgements waiting for AckBatchers, waits for every callback to
+// run, closes the plugins of every chain that implement plugins.Closer
+// (the Producer owns the plugins it is given), and returns a report; the
+// error is non-nil if the flush did not finish (it wraps ctx's error).
+// Records sent after Close fail with ErrClosed; records queued for a stage
+// batch when Close starts are flushed like buffered ones. Calling Close
+// twice returns ErrClosed.
 func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
@@ -856,12 +566,16 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 		case <-p.idle:
 		case <-time.After(10 * time.Millisecond):
 			p.runStage()
+			p.flushAcks()
 		case <-timeout.C:
 			p.log.Error("close: callbacks still running after 30s", "in_flight", p.inFlight())
 			return p.report(), errors.New("pipeline: close: callbacks did not finish")
 		}
 	}
 	p.flushAcks()
+	if err := p.closeLive(ctx); err != nil {
+		p.log.Warn("close: closing plugins", "error", err)
+	}
 	rep := p.report()
 	if ferr != nil {
 		return rep, fmt.Errorf("pipeline: close: flush did not finish, %d records not delivered: %w", rep.Undelivered, ferr)
@@ -934,31 +648,4 @@ func (p *Producer) AbortTransaction(ctx context.Context) error {
 		return fmt.Errorf("pipeline: abort transaction: %w", err)
 	}
 	return nil
-}
-
-// Stats returns a snapshot of the producer's counters.
-func (p *Producer) Stats() Stats {
-	s := Stats{
-		Delivered: p.delivered.Load(),
-		Filtered:  p.filtered.Load(),
-		Failed:    p.failed.Load(),
-		InFlight:  p.inFlight(),
-	}
-	for _, ic := range p.ics {
-		s.Plugins = append(s.Plugins, ic.onSend.snapshot(ic.name, plugins.KindInterceptor, HookOnSend))
-		if ic.acks {
-			s.Plugins = append(s.Plugins, ic.onAck.snapshot(ic.name, plugins.KindInterceptor, HookOnAck))
-		}
-	}
-	for _, ser := range []*serializerSlot{p.keySer, p.valSer} {
-		if ser != nil {
-			s.Plugins = append(s.Plugins, ser.stats.snapshot(ser.name, plugins.KindSerializer, ser.hook))
-		}
-	}
-	p.partMu.Lock()
-	for _, name := range p.partNames {
-		s.Plugins = append(s.Plugins, p.partStats[name].snapshot(name, plugins.KindPartitioner, HookPartition))
-	}
-	p.partMu.Unlock()
-	return s
 }

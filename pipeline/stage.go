@@ -10,6 +10,12 @@ import (
 	"github.com/kpipe/kpipe/plugins"
 )
 
+// This file is the stage path: run takes records of one chain through the
+// interceptors, the serializers and, for a partitioner that takes batches,
+// the partitioner, and returns those that go to the client. A record sent
+// alone is a batch of one on the same path; the stager below only decides
+// which records run together.
+
 // stager batches records for the plugin stages (StageBatch).
 //
 // Send appends a record's envelope to pending. The batch is run (the stages,
@@ -22,7 +28,6 @@ import (
 type stager struct {
 	max    int
 	linger time.Duration
-	ics    bool // an interceptor takes batches: batch whatever the partitioner
 
 	mu      sync.Mutex
 	pending []*envelope
@@ -55,15 +60,6 @@ type stager struct {
 	// completing counts runners completing their done records: Flush
 	// waits for them.
 	completing atomic.Int32
-
-	// Acknowledgements queued in AckBatchers: ackArmed is set while the
-	// ack timer is armed. ackMu serializes flushes. The completion
-	// goroutine reads ackArmed for every acknowledgement: it has a cache
-	// line of its own.
-	_        cacheLinePad
-	ackArmed atomic.Bool
-	ackTimer *time.Timer
-	ackMu    sync.Mutex
 }
 
 // completion is a record failed or filtered in a stage batch.
@@ -73,11 +69,10 @@ type completion struct {
 	err error
 }
 
-func newStager(p *Producer, max int, linger time.Duration, ics bool) *stager {
+func newStager(p *Producer, max int, linger time.Duration) *stager {
 	b := &stager{
 		max:      max,
 		linger:   linger,
-		ics:      ics,
 		pending:  make([]*envelope, 0, max),
 		work:     make([]*envelope, 0, max),
 		recs:     make([]*plugins.Record, max),
@@ -89,37 +84,11 @@ func newStager(p *Producer, max int, linger time.Duration, ics bool) *stager {
 	}
 	b.timer = time.AfterFunc(time.Hour, func() { p.runPending(false) })
 	b.timer.Stop()
-	b.ackTimer = time.AfterFunc(time.Hour, func() {
-		b.ackArmed.Store(false)
-		p.flushAcks()
-	})
-	b.ackTimer.Stop()
 	return b
 }
 
-// active reports whether a record sent now is batched: an interceptor or
-// the current partitioner takes batches.
-func (b *stager) active(p *Producer) bool {
-	return b.ics || p.part.Load().bp != nil
-}
-
-// enqueue is Send in batch mode: the checks that need no plugin, then the
-// record joins the pending batch.
-func (p *Producer) enqueue(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if r == nil {
-		p.prepare(ctx, r, cb) // fails it
-		return
-	}
-	p.sent.Add(1)
-	e := getEnvelope()
-	e.kr.Context, e.rec, e.cb = ctx, r, cb
-	if p.closed.Load() {
-		p.complete(e, Failed, ErrClosed)
-		return
-	}
+// enqueue queues e, whose chain batches, for a stage batch.
+func (p *Producer) enqueue(e *envelope) {
 	b := p.stage
 	b.mu.Lock()
 	b.pending = append(b.pending, e)
@@ -167,9 +136,17 @@ func (p *Producer) runPending(full bool) {
 	}
 	b.mu.Unlock()
 
+	// Batches of at most max records of one chain each.
 	for w := b.work; len(w) > 0; {
-		c := min(len(w), b.max)
-		p.runBatch(w[:c])
+		c, ch := 1, w[0].ch
+		for c < len(w) && c < b.max && w[c].ch == ch {
+			c++
+		}
+		for _, e := range p.run(ch, w[:c], b) {
+			// e belongs to the client now, and may be recycled
+			// before Produce returns.
+			p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+		}
 		w = w[c:]
 	}
 	clear(b.work)
@@ -201,9 +178,13 @@ func (p *Producer) runPending(full bool) {
 	b.mu.Unlock()
 }
 
-// fail notes that e ends with o and err; the runner completes it once it
-// has released procMu. procMu must be held.
-func (b *stager) fail(e *envelope, o Outcome, err error) {
+// end ends e with o and err: at once for a record run alone (b nil), or,
+// in a stage batch, once the runner has released procMu.
+func (p *Producer) end(b *stager, e *envelope, o Outcome, err error) {
+	if b == nil {
+		p.complete(e, o, err)
+		return
+	}
 	if b.done == nil {
 		b.mu.Lock()
 		b.done, b.spare = b.spare, nil
@@ -212,16 +193,20 @@ func (b *stager) fail(e *envelope, o Outcome, err error) {
 	b.done = append(b.done, completion{e, o, err})
 }
 
-// runBatch runs up to max records through the stages, as prepare does for
-// one, and hands those that are left to the client, in order. procMu must be
-// held.
-func (p *Producer) runBatch(es []*envelope) {
-	b := p.stage
+// run runs the records of es, which all entered chain ch, through the
+// stages: the default topic, the interceptors in order, the serializers,
+// the timestamp, and for a partitioner that takes batches its choice of
+// partitions. It returns those that go on to the client, in order (a
+// prefix of es, reused); the others are ended. b is the stager whose
+// scratch space the batch calls use and which ends records after the run,
+// or nil for a record run alone by its Send or SendSync: plugins are then
+// called once per record.
+func (p *Producer) run(ch *chain, es []*envelope, b *stager) []*envelope {
 	n := 0
 	for _, e := range es {
 		if r := e.rec; r.Topic == "" {
 			if p.topic == "" {
-				b.fail(e, Failed, ErrNoTopic)
+				p.end(b, e, Failed, ErrNoTopic)
 				continue
 			}
 			r.Topic = p.topic
@@ -230,18 +215,18 @@ func (p *Producer) runBatch(es []*envelope) {
 		n++
 	}
 	es = es[:n]
-	for i, s := range p.ics {
+	for i, s := range ch.ics {
 		if len(es) == 0 {
 			break
 		}
-		if s.batch != nil {
-			es = p.onSendBatch(i, s, es)
+		if s.batch != nil && b != nil {
+			es = p.onSendBatch(i, s, es, b)
 			continue
 		}
 		n = 0
 		for _, e := range es {
-			if err := p.onSend(i, s, e); err != nil {
-				b.fail(e, Filtered, err)
+			if o, err := p.onSend(i, s, e); err != nil {
+				p.end(b, e, o, err)
 				continue
 			}
 			es[n] = e
@@ -250,12 +235,11 @@ func (p *Producer) runBatch(es []*envelope) {
 		es = es[:n]
 	}
 
-	ps := p.part.Load()
 	var now time.Time
 	n = 0
 	for _, e := range es {
-		if err := p.seal(e, ps); err != nil {
-			b.fail(e, Failed, err)
+		if err := p.seal(ch, e); err != nil {
+			p.end(b, e, Failed, err)
 			continue
 		}
 		if e.kr.Timestamp.IsZero() {
@@ -272,27 +256,83 @@ func (p *Producer) runBatch(es []*envelope) {
 		n++
 	}
 	es = es[:n]
-	if ps.bp != nil {
-		p.precompute(ps, es)
+	if ch.part.bp != nil && b != nil {
+		p.precompute(ch.part, es, b)
 	}
-	for _, e := range es {
-		// e belongs to the client now, and may be recycled before
-		// Produce returns.
-		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+	return es
+}
+
+// onSend runs OnSend of interceptor i, s, on e's record with the record's
+// context. It returns the outcome and error of a record that ends here
+// (dropped by the interceptor, or failed or dropped by its failure policy),
+// or a nil error if the record goes on.
+func (p *Producer) onSend(i int, s *interceptorSlot, e *envelope) (Outcome, error) {
+	g := &s.send
+	if !g.allow(1) {
+		return p.sendFailed(i, s, e, nil)
 	}
+	if s.acks {
+		e.seen |= 1 << i // to be given OnAck
+	}
+	r := e.rec
+	saved := *r
+	var v plugins.Verdict
+	err := g.call(1, func() (err error) {
+		v, err = s.ic.OnSend(e.kr.Context, r)
+		return err
+	})
+	if err == nil && v != plugins.Continue && v != plugins.Drop {
+		err = fmt.Errorf("invalid verdict %d", v)
+	}
+	if err != nil {
+		*r = saved
+		g.failed(err)
+		return p.sendFailed(i, s, e, err)
+	}
+	g.ok()
+	if v == plugins.Drop {
+		g.st.drops.Add(1)
+		e.seen &^= 1 << i
+		return Filtered, fmt.Errorf("%w by interceptor %q", ErrFiltered, g.name)
+	}
+	return 0, nil
+}
+
+// sendFailed applies interceptor s's failure policy to e, on which its
+// OnSend failed with err or was bypassed (err nil).
+func (p *Producer) sendFailed(i int, s *interceptorSlot, e *envelope, err error) (Outcome, error) {
+	g := &s.send
+	switch g.policy {
+	case FailRecord:
+		return Failed, g.recordError(err)
+	case DropRecord:
+		g.st.drops.Add(1)
+		e.seen &^= 1 << i
+		return Filtered, g.recordError(err)
+	}
+	return 0, nil
 }
 
 // onSendBatch runs interceptor i, which takes batches, over the records of
 // es, and returns those that go on. A failed call, or a failed record,
 // leaves the record as it was (plugins.BatchInterceptor's contract) and
-// counts one failure per record; an invalid verdict counts as a failure,
-// but as the record may have been changed, it goes on as it is.
-func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope) []*envelope {
-	if !s.sendBr.allow() {
-		s.onSend.bypasses.Add(uint64(len(es)))
-		return es
+// counts one failure per record, to which the failure policy applies; an
+// invalid verdict counts as a failure, but as the record may have been
+// changed, it goes on as it is under SkipPlugin.
+func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope, b *stager) []*envelope {
+	g := &s.send
+	if !g.allow(len(es)) {
+		n := 0
+		for _, e := range es {
+			if o, err := p.sendFailed(i, s, e, nil); err != nil {
+				p.end(b, e, o, err)
+				continue
+			}
+			es[n] = e
+			n++
+		}
+		return es[:n]
 	}
-	b := p.stage
 	m := len(es)
 	recs, verdicts, errs := b.recs[:m], b.verdicts[:m], b.errs[:m]
 	for j, e := range es {
@@ -303,9 +343,8 @@ func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope) []*env
 			e.seen |= 1 << i // to be given OnAck
 		}
 	}
-	err := s.callOnSendBatch(p.life, recs, verdicts, errs)
-	n, failed := 0, 0
-	var firstErr error
+	err := g.call(m, func() error { return s.batch.OnSendBatch(p.life, recs, verdicts, errs) })
+	n := 0
 	for j, e := range es {
 		ferr := err
 		if ferr == nil {
@@ -314,71 +353,94 @@ func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope) []*env
 			}
 		}
 		if ferr != nil {
-			if failed++; firstErr == nil {
-				firstErr = ferr
+			g.failed(ferr)
+			if o, rerr := p.sendFailed(i, s, e, ferr); rerr != nil {
+				p.end(b, e, o, rerr)
+				continue
 			}
 		} else {
+			g.ok()
 			if verdicts[j] == plugins.Drop {
-				s.onSend.drops.Add(1)
+				g.st.drops.Add(1)
 				e.seen &^= 1 << i
-				b.fail(e, Filtered, fmt.Errorf("%w by interceptor %q", ErrFiltered, s.name))
+				p.end(b, e, Filtered, fmt.Errorf("%w by interceptor %q", ErrFiltered, g.name))
 				continue
 			}
 		}
 		es[n] = e
 		n++
 	}
-	batchCallDone(p, s.name, HookOnSend, &s.onSend, &s.sendBr, m, failed, firstErr)
 	clear(recs)
 	clear(errs)
 	return es[:n]
 }
 
-// batchCallDone counts the failed records of a batch call of m records and
-// feeds the plugin's circuit breaker once for the call, as for a single
-// call: a failure if every record failed, a success if any went through.
-// A plugin failing on every record thus opens its breaker after threshold
-// batch calls; one fault of a batch call, which fails all its records, is
-// one failure, not one per record.
-func batchCallDone(p *Producer, name string, hook Hook, st *hookStats, br *breaker, m, failed int, firstErr error) {
-	switch {
-	case failed == m:
-		p.pluginFailedN(name, hook, st, br, firstErr, failed)
-	case failed > 0:
-		p.countFailures(name, hook, st, firstErr, failed)
-		br.success()
-	default:
-		br.success()
+// seal runs the serializers of ch on e's record, which the interceptors are
+// done with, and fills in the kgo.Record to produce. It returns why the
+// record fails, if it does, which the caller ends.
+func (p *Producer) seal(ch *chain, e *envelope) error {
+	r := e.rec
+	if r.Topic == "" {
+		return ErrNoTopic
 	}
+	key, val := r.Key, r.Value
+	if ch.keySer != nil || ch.valSer != nil {
+		var err error
+		if key != nil && ch.keySer != nil {
+			if key, err = ch.keySer.serialize(e.kr.Context, r); err != nil {
+				return err
+			}
+		}
+		if val != nil && ch.valSer != nil {
+			if val, err = ch.valSer.serialize(e.kr.Context, r); err != nil {
+				return err
+			}
+		}
+		// Only now: both serializers see the record as the
+		// interceptors left it.
+		r.Key, r.Value = key, val
+	}
+
+	e.origPart = r.Partition
+	if r.HasPartition {
+		e.explicit = true
+	} else if ch.part.explicit {
+		return fmt.Errorf("partitioner %q: %w", ch.part.g.name, plugins.ErrNoPartition)
+	}
+	e.kr.Topic = r.Topic
+	e.kr.Key = key
+	e.kr.Value = val
+	e.kr.Headers = r.Headers
+	e.kr.Timestamp = r.Timestamp
+	e.kr.Partition = r.Partition
+	return nil
 }
 
-func (s *interceptorSlot) callOnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts []plugins.Verdict, errs []error) (err error) {
-	t := s.onSend.startN(len(rs))
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("panic: %v", x)
-		}
-		s.onSend.endN(t, len(rs))
-	}()
-	return s.batch.OnSendBatch(ctx, rs, verdicts, errs)
+// serialize runs the serializer; a failure always fails the record.
+func (s *serializerSlot) serialize(ctx context.Context, r *plugins.Record) (b []byte, err error) {
+	g := &s.g
+	err = g.call(1, func() (err error) {
+		b, err = s.s.Serialize(ctx, s.target, r)
+		return err
+	})
+	if err != nil {
+		g.failed(err)
+		return nil, fmt.Errorf("%w: %s serializer %q: %w", ErrSerialize, s.target, g.name, err)
+	}
+	return b, nil
 }
 
 // precompute asks partitioner s, which takes batches, for the partitions of
 // the records of es that do not name theirs and whose topic's partition
 // count is known, in one call, and leaves each answer in the record's
-// envelope for topicPartitioner.partition. Failures are counted and logged
-// here, as partition would; records it leaves out are partitioned one at a
-// time.
+// envelope for topicPartitioner.partition, which decides. Failures are
+// counted here; records it leaves out are partitioned one at a time.
 //
 // The partitioner is given the callers' records themselves, which seal left
 // as they are produced (serialized key and value, final topic, headers and
 // timestamp, no partition): unlike one copied for it, as partition does,
 // that costs no copy.
-func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
-	if !s.br.allow() {
-		return // partition counts the bypasses
-	}
-	b := p.stage
+func (p *Producer) precompute(s *partitionerSlot, es []*envelope, b *stager) {
 	m := 0
 	var topic string
 	var parts int32
@@ -403,12 +465,21 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 	if m == 0 {
 		return
 	}
+	g := &s.g
+	penvs := b.penvs[:m]
+	if !g.allow(m) {
+		// Bypassed: partition applies the policy to each record.
+		for j, e := range penvs {
+			e.pre, e.preN, e.prePart, e.preErr, e.preBypass = true, b.nums[j], -1, nil, true
+		}
+		clear(b.recs[:m])
+		clear(penvs)
+		return
+	}
 	recs, nums, out, errs := b.recs[:m], b.nums[:m], b.parts[:m], b.errs[:m]
-	err := s.callPartitionBatch(p.life, recs, nums, out, errs)
-	failed := 0
-	var firstErr error
-	for j, e := range b.penvs[:m] {
-		e.preSlot, e.preN, e.prePart = s, nums[j], -1
+	err := g.call(m, func() error { return s.bp.PartitionBatch(p.life, recs, nums, out, errs) })
+	for j, e := range penvs {
+		e.pre, e.preN, e.prePart, e.preErr = true, nums[j], -1, nil
 		ferr := err
 		if ferr == nil {
 			ferr = errs[j]
@@ -417,96 +488,20 @@ func (p *Producer) precompute(s *partitionerSlot, es []*envelope) {
 		case ferr != nil:
 		case part >= 0 && part < nums[j]:
 			e.prePart = part
+			g.ok()
 			continue
 		case part == plugins.DefaultPartition:
+			g.ok()
 			continue
 		default:
 			ferr = fmt.Errorf("partition %d out of range [0, %d)", part, nums[j])
 		}
-		if failed++; firstErr == nil {
-			firstErr = ferr
-		}
+		g.failed(ferr)
+		e.preErr = ferr
 	}
-	batchCallDone(p, s.name, HookPartition, s.stats, &s.br, m, failed, firstErr)
 	clear(recs)
 	clear(errs)
-	clear(b.penvs[:m])
-}
-
-func (s *partitionerSlot) callPartitionBatch(ctx context.Context, rs []*plugins.Record, nums, parts []int32, errs []error) (err error) {
-	t := s.stats.startN(len(rs))
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("panic: %v", x)
-		}
-		s.stats.endN(t, len(rs))
-	}()
-	return s.bp.PartitionBatch(ctx, rs, nums, parts, errs)
-}
-
-// queueAck gives ack to interceptor s, an AckBatcher, and arms the ack
-// timer. It is acks' OnAck for such interceptors.
-func (p *Producer) queueAck(s *interceptorSlot, r *plugins.Record, ack plugins.Ack) {
-	delivered, err := s.callQueueAck(p.life, r, ack)
-	p.acksDelivered(s, delivered, err)
-	if b := p.stage; !b.ackArmed.Load() && b.ackArmed.CompareAndSwap(false, true) {
-		b.ackTimer.Reset(b.linger)
-	}
-}
-
-func (s *interceptorSlot) callQueueAck(ctx context.Context, r *plugins.Record, ack plugins.Ack) (delivered int, err error) {
-	t := s.onAck.start()
-	defer func() {
-		if x := recover(); x != nil {
-			delivered, err = 1, fmt.Errorf("panic: %v", x)
-		}
-		s.onAck.end(t)
-	}()
-	return s.ackB.QueueAck(ctx, r, ack)
-}
-
-// acksDelivered counts the outcome of a delivery of delivered queued
-// acknowledgements of interceptor s.
-func (p *Producer) acksDelivered(s *interceptorSlot, delivered int, err error) {
-	switch {
-	case delivered <= 0:
-	case err == nil:
-		s.ackBr.success()
-	default:
-		// Every acknowledgement of a failed delivery counts as a
-		// failure (the plugin was not told about it, as far as the
-		// pipeline can know), but the circuit breaker counts the
-		// delivery once: one failed call of 64 acknowledgements is
-		// one failure of the plugin, not 64 in a row, or a batch
-		// with one bad acknowledgement would trip the breaker where
-		// the same plugin called per record never does.
-		p.pluginFailedN(s.name, HookOnAck, &s.onAck, &s.ackBr, err, delivered)
-	}
-}
-
-// flushAcks delivers the acknowledgements queued in every AckBatcher.
-func (p *Producer) flushAcks() {
-	b := p.stage
-	if b == nil {
-		return
-	}
-	b.ackMu.Lock()
-	defer b.ackMu.Unlock()
-	for _, s := range p.ics {
-		if s.ackB != nil {
-			delivered, err := s.callFlushAcks(p.life)
-			p.acksDelivered(s, delivered, err)
-		}
-	}
-}
-
-func (s *interceptorSlot) callFlushAcks(ctx context.Context) (delivered int, err error) {
-	defer func() {
-		if x := recover(); x != nil {
-			delivered, err = 1, fmt.Errorf("panic: %v", x)
-		}
-	}()
-	return s.ackB.FlushAcks(ctx)
+	clear(penvs)
 }
 
 // settle runs the pending batch and waits until the records a runner failed

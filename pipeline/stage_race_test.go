@@ -19,7 +19,7 @@ func TestStageBatchCloseRace(t *testing.T) {
 	for round := range 3 {
 		e := setup(t, 2)
 		ic := &batchIC{}
-		ab := &ackBatcher{max: 5}
+		ab := &ackBatcher{}
 		p := e.producer(t, pipeline.Interceptor("batch", ic), pipeline.Interceptor("acks", ab),
 			pipeline.Partitioner("bp", &batchPart{}), pipeline.StageBatch(8, time.Millisecond))
 		ctx := ctxT(t)

@@ -129,16 +129,13 @@ func (f fixedBatch) PartitionBatch(_ context.Context, rs []*plugins.Record, _ []
 	return nil
 }
 
-// ackBatcher is a native plugins.AckBatcher that queues acknowledgements
-// until FlushAcks, or until it holds max of them.
+// ackBatcher is a native plugins.AckBatcher: it counts the
+// acknowledgements the pipeline gives it in batches.
 type ackBatcher struct {
-	max                 int
-	mu                  sync.Mutex
-	queued              int
-	onAck, queueCalls   atomic.Int64
-	delivered, flushes  atomic.Int64
+	onAck, queueCalls   atomic.Int64 // queueCalls: acknowledgements given to OnAckBatch
+	delivered, flushes  atomic.Int64 // flushes: OnAckBatch calls
 	badRecord, failures atomic.Int64
-	// deliverErr, if set, is the error of every delivery.
+	// deliverErr, if set, is the error of every OnAckBatch call.
 	deliverErr error
 }
 
@@ -151,37 +148,19 @@ func (a *ackBatcher) OnAck(context.Context, *plugins.Record, plugins.Ack) error 
 	return nil
 }
 
-func (a *ackBatcher) QueueAck(_ context.Context, r *plugins.Record, ack plugins.Ack) (int, error) {
-	a.queueCalls.Add(1)
-	if ack.Err == nil && (!r.HasPartition || ack.Offset < 0) {
-		a.badRecord.Add(1)
-	}
-	if ack.Err != nil {
-		a.failures.Add(1)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.queued++
-	if a.max > 0 && a.queued >= a.max {
-		n := a.queued
-		a.queued = 0
-		a.delivered.Add(int64(n))
-		return n, a.deliverErr
-	}
-	return 0, nil
-}
-
-func (a *ackBatcher) FlushAcks(context.Context) (int, error) {
+func (a *ackBatcher) OnAckBatch(_ context.Context, rs []*plugins.Record, acks []plugins.Ack, errs []error) error {
 	a.flushes.Add(1)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.queued
-	a.queued = 0
-	a.delivered.Add(int64(n))
-	if n == 0 {
-		return 0, nil
+	for i, r := range rs {
+		a.queueCalls.Add(1)
+		if ack := acks[i]; ack.Err == nil && (!r.HasPartition || ack.Offset < 0) {
+			a.badRecord.Add(1)
+		} else if ack.Err != nil {
+			a.failures.Add(1)
+		}
+		errs[i] = nil
 	}
-	return n, a.deliverErr
+	a.delivered.Add(int64(len(rs)))
+	return a.deliverErr
 }
 
 // waitFor polls cond until it holds, or fails the test after the broker
@@ -481,7 +460,7 @@ func TestStageBatchAcks(t *testing.T) {
 	})
 	t.Run("close", func(t *testing.T) {
 		e := setup(t, 1)
-		ab := &ackBatcher{max: 4}
+		ab := &ackBatcher{}
 		p := e.producer(t, pipeline.Interceptor("acks", ab), pipeline.StageBatch(64, time.Hour))
 		ctx := ctxT(t)
 		for _, v := range values(10, "c") {
@@ -503,12 +482,13 @@ func TestStageBatchAcks(t *testing.T) {
 			t.Errorf("read %d records", len(got))
 		}
 	})
-	// A failed delivery counts a failure per acknowledgement, and one
-	// failure for the circuit breaker: with a threshold of 3, two failed
-	// deliveries of 8 leave it closed, the third opens it.
+	// A failed delivery counts a failure per acknowledgement, and the
+	// circuit breaker counts failed records: with a threshold of 3, the
+	// first failed delivery (of 16) opens it, and the next records are
+	// bypassed.
 	t.Run("failed deliveries", func(t *testing.T) {
 		e := setup(t, 1)
-		ab := &ackBatcher{max: 8, deliverErr: errors.New("sink down")}
+		ab := &ackBatcher{deliverErr: errors.New("sink down")}
 		p := e.producer(t, pipeline.Interceptor("acks", ab), pipeline.StageBatch(64, time.Hour),
 			pipeline.CircuitBreaker(3, time.Hour))
 		ctx := ctxT(t)
@@ -523,12 +503,15 @@ func TestStageBatchAcks(t *testing.T) {
 		}
 		sendN(16, "a")
 		if st := pluginStats(t, p, "acks", pipeline.HookOnAck); st.Failures != 16 || st.Bypasses != 0 {
-			t.Fatalf("after two failed deliveries of 8: on_ack stats %+v, want 16 failures and no bypass", st)
+			t.Fatalf("after a failed delivery of 16: on_ack stats %+v, want 16 failures and no bypass", st)
 		}
 		sendN(8, "b")
 		sendN(8, "c")
-		if st := pluginStats(t, p, "acks", pipeline.HookOnAck); st.Failures != 24 || st.Bypasses != 8 {
-			t.Errorf("after a third failed delivery: on_ack stats %+v, want 24 failures and the next 8 bypassed", st)
+		if st := pluginStats(t, p, "acks", pipeline.HookOnAck); st.Failures != 16 || st.Bypasses != 16 {
+			t.Errorf("after the breaker opened: on_ack stats %+v, want 16 failures and the next 16 bypassed", st)
+		}
+		if ab.delivered.Load() != 16 {
+			t.Errorf("%d acknowledgements given to the plugin, want 16", ab.delivered.Load())
 		}
 	})
 	t.Run("timer", func(t *testing.T) {
@@ -703,7 +686,7 @@ func TestStageBatchConcurrent(t *testing.T) {
 	e := setup(t, 4)
 	topics := []string{e.topic, testbroker.CreateTopic(t, e.brokers, 4)}
 	ic := &batchIC{}
-	ab := &ackBatcher{max: 7}
+	ab := &ackBatcher{}
 	p := e.producer(t, pipeline.Interceptor("batch", ic), pipeline.Interceptor("acks", ab),
 		pipeline.Partitioner("bp", &batchPart{}), pipeline.StageBatch(16, time.Millisecond))
 	ctx := ctxT(t)
@@ -757,7 +740,7 @@ func TestStageBatchConcurrent(t *testing.T) {
 }
 
 // panicky is an interceptor and partitioner whose batch calls all panic,
-// including FlushAcks on the ack timer's goroutine.
+// including OnAckBatch on the ack timer's goroutine.
 type panicky struct{}
 
 func (panicky) OnSend(context.Context, *plugins.Record) (plugins.Verdict, error) {
@@ -767,9 +750,10 @@ func (panicky) OnAck(context.Context, *plugins.Record, plugins.Ack) error { retu
 func (panicky) OnSendBatch(context.Context, []*plugins.Record, []plugins.Verdict, []error) error {
 	panic("on_send batch")
 }
-func (panicky) QueueAck(context.Context, *plugins.Record, plugins.Ack) (int, error) { return 0, nil }
-func (panicky) FlushAcks(context.Context) (int, error)                              { panic("flush acks") }
-func (panicky) Partition(context.Context, *plugins.Record, int32) (int32, error)    { return 0, nil }
+func (panicky) OnAckBatch(context.Context, []*plugins.Record, []plugins.Ack, []error) error {
+	panic("on_ack batch")
+}
+func (panicky) Partition(context.Context, *plugins.Record, int32) (int32, error) { return 0, nil }
 func (panicky) PartitionBatch(context.Context, []*plugins.Record, []int32, []int32, []error) error {
 	panic("partition batch")
 }
@@ -794,7 +778,7 @@ func TestStageBatchPanics(t *testing.T) {
 			t.Errorf("%s: %+v, want the default partitioner's partition", v, res)
 		}
 	}
-	// The ack timer's FlushAcks panics: its failures are counted.
+	// The ack timer's OnAckBatch panics: its failures are counted.
 	waitFor(t, "the ack timer's failed delivery", func() bool {
 		return pluginStats(t, p, "panicky", pipeline.HookOnAck).Failures > 0
 	})
@@ -809,15 +793,16 @@ func TestStageBatchPanics(t *testing.T) {
 	}
 }
 
-// The circuit breaker counts batch calls, not records: a batch call in
-// which every record failed (one whole-call error, or an error for each
-// record) is one failure, and a call in which any record went through is a
-// success. Statistics still count every record.
-func TestStageBatchBreakerCountsCalls(t *testing.T) {
+// The circuit breaker counts consecutive failed records, also in batch
+// calls: records that fail in one batch call, or in several in a row, add
+// up, and any record that goes through starts the count again. The records
+// of the call that reaches the threshold were served by it and count as
+// failures; the records after it are bypassed.
+func TestStageBatchBreakerCountsRecords(t *testing.T) {
 	e := setup(t, 1)
 	ic := &batchIC{}
 	p := e.producer(t, pipeline.Interceptor("batch", ic), pipeline.StageBatch(8, time.Hour),
-		pipeline.CircuitBreaker(3, time.Hour))
+		pipeline.CircuitBreaker(10, time.Hour))
 	ctx := ctxT(t)
 	batch := func(prefixes ...string) {
 		t.Helper()
@@ -834,20 +819,15 @@ func TestStageBatchBreakerCountsCalls(t *testing.T) {
 			t.Fatalf("%s: on_send stats %+v, want %d failures and %d bypasses", step, st, failures, bypasses)
 		}
 	}
-	batch("callerr")
-	check("one failed batch call", 8, 0)
-	batch("err")
-	check("a batch call failing every record", 16, 0)
 	batch("err", "ok")
-	check("a batch call failing half its records", 20, 0)
+	check("every other record failing", 4, 0)
 	batch("callerr")
-	batch("callerr")
-	check("two more failed calls after a success", 36, 0)
-	batch("callerr")
-	check("a third failed call in a row", 44, 0)
+	check("a failed batch call: 8 failed records in a row", 12, 0)
+	batch("err")
+	check("8 more: the threshold of 10 is reached in this call", 20, 0)
 	batch("ok")
-	check("after the breaker opened", 44, 8)
-	if got := e.read(t, 56); len(got) != 56 {
-		t.Errorf("read %d records, want all 56: failures and bypasses never stop a record", len(got))
+	check("after the breaker opened", 20, 8)
+	if got := e.read(t, 32); len(got) != 32 {
+		t.Errorf("read %d records, want all 32: failures and bypasses never stop a record", len(got))
 	}
 }

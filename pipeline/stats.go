@@ -26,11 +26,16 @@ type Stats struct {
 	// InFlight is the number of records sent whose outcome is not known
 	// yet.
 	InFlight int64
-	// Plugins has one entry per plugin and hook, in pipeline order:
-	// interceptors (on_send, on_ack; no on_ack entry for an interceptor
-	// that wants no acknowledgements, see plugins.AckObserver), key
-	// serializer, value serializer, then one entry per name of every
-	// partitioner that has been in use.
+	// Plugins has one entry per plugin name and hook that has been in
+	// use, in the order of first use: for the chain New built that is
+	// pipeline order, interceptors (on_send, on_ack; no on_ack entry for
+	// an interceptor that wants no acknowledgements, see
+	// plugins.AckObserver), key serializer, value serializer,
+	// partitioner; chains swapped in later (Producer.Swap) add entries
+	// for new names after them. Plugins of one name and hook share one
+	// entry across chains. The built-in default partitioner has an entry
+	// (its calls count the records it partitioned); serializers that send
+	// data as it is have none.
 	Plugins []PluginStats
 }
 
@@ -42,15 +47,24 @@ type PluginStats struct {
 	Kind plugins.Kind
 	// Hook is the call site.
 	Hook Hook
-	// Calls is how many times the plugin was called at this hook.
+	// Calls counts the records given to the plugin at this hook: a batch
+	// call of n records counts n, and a record partitioned again after
+	// the client started a new batch (KIP-480) counts once. Each record
+	// counts once per hook, so Calls + Bypasses of a hook every record
+	// goes through is the number of records that reached it.
 	Calls uint64
-	// Failures counts calls that returned an error, panicked, or (for a
-	// partitioner) returned a partition out of range.
+	// Failures counts the records on which the plugin failed: its call
+	// returned an error or panicked, the WASM plugin faulted, a batch
+	// call failed for that record (a batch call that fails as a whole
+	// counts each of its records), or a partitioner returned a
+	// partition out of range. Records the plugin was bypassed on are not
+	// failures.
 	Failures uint64
-	// Bypasses counts calls skipped because the plugin's circuit breaker
-	// was open.
+	// Bypasses counts records the plugin was not called for because its
+	// circuit breaker was open; its failure policy applied to them.
 	Bypasses uint64
-	// Drops counts records an interceptor filtered out (on_send only).
+	// Drops counts records an interceptor filtered out (on_send only): by
+	// its Drop verdict, or by its DropRecord failure policy.
 	Drops uint64
 	// MeanLatency is the mean duration of a call, measured on one call in
 	// 64 (the 1st, the 65th, ...): reading the clock is not free. A batch
@@ -78,22 +92,6 @@ type hookStats struct {
 	sampledNanos                     atomic.Int64
 	lastLog                          atomic.Int64
 	_                                cacheLinePad
-}
-
-// start counts a call and returns its start time if this call is sampled,
-// or the zero time.
-func (h *hookStats) start() time.Time {
-	if h.calls.Add(1)%sampleEvery == 1 {
-		return time.Now()
-	}
-	return time.Time{}
-}
-
-func (h *hookStats) end(t time.Time) {
-	if !t.IsZero() {
-		h.sampledNanos.Add(int64(time.Since(t)))
-		h.sampled.Add(1)
-	}
 }
 
 // startN counts a call that serves n records as n calls, and returns its
@@ -137,47 +135,47 @@ func (h *hookStats) snapshot(name string, kind plugins.Kind, hook Hook) PluginSt
 	return s
 }
 
-// breaker is a plugin's circuit breaker; see CircuitBreaker.
-type breaker struct {
-	threshold int32
-	cooldown  int64
-	fails     atomic.Int32
-	streak    atomic.Int32 // trips since the last success
-	openUntil atomic.Int64 // unix nanos; 0 when closed
+type statsKey struct {
+	name string
+	kind plugins.Kind
+	hook Hook
 }
 
-const maxCooldownFactor = 16
-
-// allow reports whether the plugin may be called now.
-func (b *breaker) allow() bool {
-	u := b.openUntil.Load()
-	return u == 0 || time.Now().UnixNano() >= u
+type statsEntry struct {
+	statsKey
+	st *hookStats
 }
 
-func (b *breaker) success() {
-	if b.fails.Load() != 0 {
-		b.fails.Store(0)
+// statsFor returns the counters of plugin name at hook, creating them on
+// first use.
+func (p *Producer) statsFor(name string, kind plugins.Kind, hook Hook) *hookStats {
+	k := statsKey{name, kind, hook}
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	if p.statsBy == nil {
+		p.statsBy = map[statsKey]*hookStats{}
 	}
-	if b.openUntil.Load() != 0 {
-		b.openUntil.Store(0)
-		b.streak.Store(0)
+	st := p.statsBy[k]
+	if st == nil {
+		st = new(hookStats)
+		p.statsBy[k] = st
+		p.statsList = append(p.statsList, statsEntry{k, st})
 	}
+	return st
 }
 
-// failure records a failure and returns the cool-down if it opened the
-// breaker, or 0.
-func (b *breaker) failure() time.Duration {
-	if b.threshold <= 0 {
-		return 0
+// Stats returns a snapshot of the producer's counters.
+func (p *Producer) Stats() Stats {
+	s := Stats{
+		Delivered: p.delivered.Load(),
+		Filtered:  p.filtered.Load(),
+		Failed:    p.failed.Load(),
+		InFlight:  p.inFlight(),
 	}
-	// A failure of the trial call after a cool-down re-opens at once.
-	if b.openUntil.Load() == 0 && b.fails.Add(1) < b.threshold {
-		return 0
+	p.statsMu.Lock()
+	for _, e := range p.statsList {
+		s.Plugins = append(s.Plugins, e.st.snapshot(e.name, e.kind, e.hook))
 	}
-	b.fails.Store(0)
-	streak := b.streak.Add(1)
-	factor := int64(1) << min(streak-1, 4)
-	d := b.cooldown * min(factor, maxCooldownFactor)
-	b.openUntil.Store(time.Now().UnixNano() + d)
-	return time.Duration(d)
+	p.statsMu.Unlock()
+	return s
 }

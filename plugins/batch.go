@@ -42,26 +42,25 @@ type BatchPartitioner interface {
 }
 
 // AckBatcher is an Interceptor that takes acknowledgements in batches. The
-// pipeline gives it QueueAck instead of OnAck, on the goroutine that
-// completes records, and calls FlushAcks when acknowledgements have waited
-// long enough, on Flush and on Close: OnAck is then seen by the plugin after
-// the record's callback, by at most the batch linger.
-//
-// QueueAck and FlushAcks may be called concurrently. The pipeline counts
-// every acknowledgement of a failed delivery as a failed OnAck in its
-// statistics, and the delivery as one failure for the plugin's circuit
-// breaker.
+// pipeline collects the acknowledgements of the records the interceptor saw
+// and gives them to OnAckBatch in one call (when the batch fills, when the
+// first has waited the stage linger, and on Flush and Close), before it
+// reports those records to their callbacks. The pipeline is the only place
+// acknowledgements are batched: an AckBatcher keeps no queue of its own.
 type AckBatcher interface {
 	Interceptor
-	// QueueAck copies what OnAck would be given (r and ack: the caller may
-	// reuse r as soon as QueueAck returns) into the plugin's queue. When
-	// the queue is full it delivers it, and returns how many
-	// acknowledgements the delivery carried and its error (which applies
-	// to each of them); otherwise it returns 0 and nil. An error that
-	// keeps the acknowledgement from being queued at all is returned with
-	// delivered = 1.
-	QueueAck(ctx context.Context, r *Record, ack Ack) (delivered int, err error)
-	// FlushAcks delivers the queued acknowledgements now, and returns how
-	// many it delivered and the delivery's error.
-	FlushAcks(ctx context.Context) (delivered int, err error)
+	// OnAckBatch is OnAck for each record of rs, in order, with acks[i]
+	// the acknowledgement of rs[i]. errs has the length of rs;
+	// OnAckBatch sets errs[i] for record i. A non-nil return means the
+	// whole call failed and applies to each record. rs must not be
+	// retained after the call returns.
+	OnAckBatch(ctx context.Context, rs []*Record, acks []Ack, errs []error) error
+}
+
+// Closer is implemented by plugins that hold resources (WASM plugins hold
+// instances and a compiled module). A pipeline owns the plugins it is given:
+// it closes a plugin when the last chain using it retires (after the last
+// record that used it settled) and at its own Close.
+type Closer interface {
+	Close(ctx context.Context) error
 }

@@ -152,11 +152,3 @@ func (manualPartitioner) Partition(context.Context, *Record, int32) (int32, erro
 }
 
 func (manualPartitioner) RequiresExplicitPartition() bool { return true }
-
-// IsDefault reports whether p is the built-in "default" partitioner. A
-// pipeline uses the default partitioner as its fallback anyway, so it may
-// call its own instance instead of p.
-func IsDefault(p Partitioner) bool {
-	_, ok := p.(defaultPartitioner)
-	return ok
-}

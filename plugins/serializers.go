@@ -53,10 +53,3 @@ func field(t Target, r *Record) []byte {
 	}
 	return r.Value
 }
-
-// IsIdentity reports whether s is the built-in "bytes" serializer, which
-// returns its input unchanged: a pipeline may skip calling it.
-func IsIdentity(s Serializer) bool {
-	_, ok := s.(bytesSerializer)
-	return ok
-}

@@ -14,6 +14,7 @@ var (
 	_ plugins.BatchInterceptor = (*Plugin)(nil)
 	_ plugins.BatchPartitioner = (*Plugin)(nil)
 	_ plugins.AckBatcher       = (*Plugin)(nil)
+	_ plugins.Closer           = (*Plugin)(nil)
 )
 
 // batchChunk bounds the input of one batch call: a batch whose encoding is
@@ -54,16 +55,33 @@ func chunk(rs []*plugins.Record, i, hdr int, size func(*plugins.Record) int) (j,
 	return j, total
 }
 
-// batchLoop runs a batch of count records (or acknowledgements) of hook h
-// on a single pool instance. The batch is a sequence [0, end) of positions
-// (record indexes, or offsets in encoded acknowledgements): step handles
-// the batch from position i on, on inst, and returns where it stopped and
-// its error; a *Fault makes batchLoop discard the instance and go on with a
-// fresh one. If no fresh instance can be had, fail(i, err) is told that
-// everything from position i on failed with err. batchLoop returns an
-// error only if no instance could be had at all.
-func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
-	step func(inst *instance, i int) (int, error), fail func(i int, err error)) error {
+// maxRerunFaults bounds the re-run of failed batch calls (see batchLoop):
+// once this many records of one batch faulted in their own calls, the
+// records of the batch not re-run yet fail with the error of the batch call
+// without being run again.
+const maxRerunFaults = 8
+
+// batchLoop runs a batch of count records of hook h on a single pool
+// instance: step handles the batch from record i on, on inst, and returns
+// where it stopped and its error; with single it must handle record i
+// alone, with the per-record hook. A *Fault makes batchLoop discard the
+// instance and go on with a fresh one.
+//
+// A batch call that fails as a whole (step returns an error for more than
+// one record: a fault, or KPIPE_ERROR of the whole call) does not decide the
+// fate of its records: batchLoop runs them again one at a time, on a
+// healthy instance, so that exactly the records whose own call fails get an
+// error. The extra time this costs is bounded: a re-run makes at most one
+// call per record of the failed batch call, and stops calling after
+// maxRerunFaults faults in one batch (each costs at most the call timeout
+// and the creation of an instance); the records not re-run then keep the
+// batch call's error.
+//
+// If no fresh instance can be had, fail(i, err) is told that everything
+// from record i on failed with err. batchLoop returns an error only if no
+// instance could be had at all.
+func (p *Plugin) batchLoop(ctx context.Context, h hook, count int,
+	step func(inst *instance, i int, single bool) (int, error), fail func(i int, err error)) error {
 	if err := p.checkKind(h); err != nil {
 		return err
 	}
@@ -75,7 +93,9 @@ func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
 	if err != nil {
 		return err
 	}
-	for i := 0; i < end; {
+	rerunTo, faults := 0, 0 // records before rerunTo are re-run one at a time
+	var batchErr error
+	for i := 0; i < count; {
 		if inst == nil {
 			if ctx.Err() != nil {
 				// A canceled call faulted: do not create an
@@ -88,11 +108,27 @@ func (p *Plugin) batchLoop(ctx context.Context, h hook, count, end int,
 				return nil
 			}
 		}
+		single := i < rerunTo
+		if single && faults >= maxRerunFaults {
+			// Out of re-run budget: the rest keep the error of
+			// the batch call.
+			for ; i < rerunTo; i++ {
+				fail(i, batchErr)
+			}
+			continue
+		}
+		start := i
 		var stepErr error
-		i, stepErr = step(inst, i)
+		i, stepErr = step(inst, i, single)
 		if isFault(stepErr) {
 			p.discard(inst)
 			inst = nil
+			if single {
+				faults++
+			}
+		}
+		if stepErr != nil && !single && i-start > 1 {
+			rerunTo, i, batchErr = i, start, stepErr
 		}
 	}
 	if inst != nil {
@@ -122,8 +158,8 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 	for i := range rs {
 		verdicts[i], errs[i] = plugins.Continue, nil
 	}
-	step := func(inst *instance, i int) (int, error) {
-		if p.hasBatch[h] && len(rs)-i > 1 {
+	step := func(inst *instance, i int, single bool) (int, error) {
+		if !single && p.hasBatch[h] && len(rs)-i > 1 {
 			if j, err := inst.onSendBatch(ctx, rs, i, verdicts, errs); j > i {
 				return j, err
 			}
@@ -136,9 +172,9 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 		verdicts[i], errs[i] = inst.onSend(ctx, rs[i], n)
 		return i + 1, errs[i]
 	}
-	return p.batchLoop(ctx, h, len(rs), len(rs), step, func(i int, err error) {
+	return p.batchLoop(ctx, h, len(rs), step, func(i int, err error) {
 		for ; i < len(rs); i++ {
-			errs[i] = err
+			verdicts[i], errs[i] = plugins.Continue, err
 		}
 	})
 }
@@ -181,10 +217,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	case res == 0:
 		return j, nil
 	case res == abi.StatusError:
-		ge := inst.guestErrorOf(hb, h)
-		p.stats.errors[h].Add(uint64(count - 1))
-		_, err := fail(ge)
-		return j, err
+		return fail(inst.guestErrorOf(hb, h))
 	}
 	results, f := inst.results(hb, res, 8, count)
 	if f != nil {
@@ -266,8 +299,8 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 	for i := range rs {
 		parts[i], errs[i] = plugins.DefaultPartition, nil
 	}
-	step := func(inst *instance, i int) (int, error) {
-		if p.hasBatch[h] && len(rs)-i > 1 {
+	step := func(inst *instance, i int, single bool) (int, error) {
+		if !single && p.hasBatch[h] && len(rs)-i > 1 {
 			if j, err := inst.partitionBatch(ctx, rs, numPartitions, i, parts, errs); j > i {
 				return j, err
 			}
@@ -280,9 +313,9 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 		parts[i], errs[i] = inst.partition(ctx, rs[i], n, numPartitions[i])
 		return i + 1, errs[i]
 	}
-	return p.batchLoop(ctx, h, len(rs), len(rs), step, func(i int, err error) {
+	return p.batchLoop(ctx, h, len(rs), step, func(i int, err error) {
 		for ; i < len(rs); i++ {
-			errs[i] = err
+			parts[i], errs[i] = plugins.DefaultPartition, err
 		}
 	})
 }
@@ -323,10 +356,7 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 		return fail(f)
 	}
 	if res == abi.StatusError {
-		ge := inst.guestErrorOf(hb, h)
-		p.stats.errors[h].Add(uint64(count - 1))
-		_, err := fail(ge)
-		return j, err
+		return fail(inst.guestErrorOf(hb, h))
 	}
 	results, f := inst.results(hb, res, 4, count)
 	if f != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
@@ -193,14 +194,16 @@ func TestOnSendBatchNoop(t *testing.T) {
 }
 
 // TestOnSendBatchWholeCall covers the results of kpipe_on_send_batch that
-// apply to every record of the call: each record must be left as it was,
-// even one whose own result would have replaced it.
+// apply to every record of the call (a fault, KPIPE_ERROR of the whole
+// call): no record is changed by the failed call, and the call is re-run
+// one record at a time, so that each record ends exactly as a single call
+// leaves it.
 func TestOnSendBatchWholeCall(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		modes  []int32
 		fault  wasmhost.FaultReason // 0: no fault
-		errMsg string               // with no fault: the GuestError of every record, or "" for none
+		errMsg string               // with no fault: the GuestError of the whole call, or "" for none
 		opts   []wasmhost.PluginOption
 	}{
 		{"record result above the output limit", []int32{0, 3}, wasmhost.FaultInvalidOutput, "", []wasmhost.PluginOption{wasmhost.WithMaxOutputBytes(16)}},
@@ -217,34 +220,37 @@ func TestOnSendBatchWholeCall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)
 			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, tc.opts...)
+			single := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, append(tc.opts, wasmhost.WithoutBatchHooks())...)
 			rs := modeRecords(tc.modes...)
 			gotRs, vs, errs := sendBatch(t, p, rs)
+			wantRs, wantVs, wantErrs := sendBatch(t, single, rs)
+			if tc.fault == 0 && tc.errMsg == "" {
+				// The whole call succeeded, changing nothing.
+				wantRs, wantVs, wantErrs = rs, make([]plugins.Verdict, len(rs)), make([]error, len(rs))
+			}
 			for i := range rs {
-				switch {
-				case tc.fault != 0:
-					wantFault(t, errs[i], "batch", "kpipe_on_send_batch", tc.fault)
-				case tc.errMsg != "":
-					wantGuestError(t, errs[i], "batch", "kpipe_on_send_batch", tc.errMsg)
-				case errs[i] != nil || vs[i] != plugins.Continue:
-					t.Errorf("record %d: verdict %v, error %v; want Continue, nil", i, vs[i], errs[i])
+				if errText(errs[i]) != errText(wantErrs[i]) || vs[i] != wantVs[i] {
+					t.Errorf("record %d: verdict %v, error %v; want %v, %v as with a single call", i, vs[i], errs[i], wantVs[i], wantErrs[i])
 				}
-				if !bytes.Equal(encode(gotRs[i]), encode(rs[i])) {
-					t.Errorf("record %d changed: %+v, want %+v", i, gotRs[i], rs[i])
+				if !bytes.Equal(encode(gotRs[i]), encode(wantRs[i])) {
+					t.Errorf("record %d: %+v, want %+v as with a single call", i, gotRs[i], wantRs[i])
 				}
 			}
-			if tc.fault != 0 && errs[0] != errs[len(errs)-1] {
-				t.Errorf("the records of one faulted call have different errors: %v, %v", errs[0], errs[len(errs)-1])
+			s, ss := p.Stats(), single.Stats()
+			if s.Batches.OnSend != 1 {
+				t.Errorf("Batches.OnSend = %d, want 1", s.Batches.OnSend)
 			}
-			s := p.Stats()
-			wantReplaced := uint64(0)
+			// The failed batch call counts one fault (or error), then
+			// the re-run counts what single calls count.
+			wantFaults := ss.Faults[tc.fault]
 			if tc.fault != 0 {
-				wantReplaced = 1
+				wantFaults++
 			}
-			if s.InstancesReplaced != wantReplaced || s.Faults[tc.fault] != wantReplaced && tc.fault != 0 {
-				t.Errorf("InstancesReplaced = %d, Faults = %v; want %d replaced", s.InstancesReplaced, s.Faults, wantReplaced)
+			if tc.fault != 0 && s.Faults[tc.fault] != wantFaults || s.InstancesReplaced != ss.InstancesReplaced+map[bool]uint64{true: 1}[tc.fault != 0] {
+				t.Errorf("Faults = %v, InstancesReplaced = %d; want %d faults, %d replaced", s.Faults, s.InstancesReplaced, wantFaults, ss.InstancesReplaced+1)
 			}
-			if tc.errMsg != "" && s.Errors.OnSend != uint64(len(rs)) {
-				t.Errorf("Errors.OnSend = %d, want %d (one per record)", s.Errors.OnSend, len(rs))
+			if tc.errMsg != "" && s.Errors.OnSend != ss.Errors.OnSend+1 {
+				t.Errorf("Errors.OnSend = %d, want %d (the batch call's, then one per record that fails alone)", s.Errors.OnSend, ss.Errors.OnSend+1)
 			}
 			// The plugin keeps working after the fault.
 			_, vs, errs = sendBatch(t, p, modeRecords(1, 0))
@@ -256,8 +262,9 @@ func TestOnSendBatchWholeCall(t *testing.T) {
 }
 
 // TestOnSendBatchFaultInChunks splits a batch into calls of two records and
-// faults the second call: the first call's results stay, the third runs on
-// a fresh instance.
+// faults the second call: the first call's results stay, the second call's
+// records are re-run one at a time (record 2 traps alone, record 3 goes
+// through), and the third call runs on a fresh instance.
 func TestOnSendBatchFaultInChunks(t *testing.T) {
 	rs := modeRecords(3, 1, 6, 3, 3, 2)
 	defer wasmhost.SetBatchChunk(2 * (4 + abi.RecordSize(rs[0])))()
@@ -267,20 +274,21 @@ func TestOnSendBatchFaultInChunks(t *testing.T) {
 	if errs[0] != nil || gotRs[0].HasPartition || errs[1] != nil || vs[1] != plugins.Drop {
 		t.Errorf("first call: records %+v, %v (%v, %v); want the partition cleared and a drop", gotRs[0], errs[0], vs[1], errs[1])
 	}
-	for _, i := range []int{2, 3} {
-		wantFault(t, errs[i], "batch", "kpipe_on_send_batch", wasmhost.FaultTrap)
-		if !bytes.Equal(encode(gotRs[i]), encode(rs[i])) {
-			t.Errorf("record %d of the faulted call changed", i)
-		}
+	wantFault(t, errs[2], "batch", "kpipe_on_send", wasmhost.FaultTrap)
+	if !bytes.Equal(encode(gotRs[2]), encode(rs[2])) {
+		t.Errorf("record 2, which faulted, changed")
+	}
+	if errs[3] != nil || gotRs[3].HasPartition {
+		t.Errorf("record 3, re-run alone: %+v, %v; want its partition cleared", gotRs[3], errs[3])
 	}
 	if errs[4] != nil || gotRs[4].HasPartition {
 		t.Errorf("third call: record 4 %+v, %v; want its partition cleared", gotRs[4], errs[4])
 	}
 	wantGuestError(t, errs[5], "batch", "kpipe_on_send_batch", "bad record")
 	s := p.Stats()
-	if s.Batches.OnSend != 3 || s.InstancesCreated != 2 || s.InstancesReplaced != 1 {
-		t.Errorf("Batches.OnSend = %d, InstancesCreated = %d, InstancesReplaced = %d; want 3, 2, 1",
-			s.Batches.OnSend, s.InstancesCreated, s.InstancesReplaced)
+	if s.Batches.OnSend != 3 || s.InstancesCreated != 3 || s.InstancesReplaced != 2 || s.Faults[wasmhost.FaultTrap] != 2 {
+		t.Errorf("Batches.OnSend = %d, InstancesCreated = %d, InstancesReplaced = %d, Faults %v; want 3, 3, 2 and 2 traps",
+			s.Batches.OnSend, s.InstancesCreated, s.InstancesReplaced, s.Faults)
 	}
 }
 
@@ -442,13 +450,11 @@ func TestPartitionBatchResults(t *testing.T) {
 				t.Fatalf("PartitionBatch: %v", err)
 			}
 			if tc.fault != 0 {
-				for i := range rs {
-					wantFault(t, errs[i], "batch", "kpipe_partition_batch", tc.fault)
-					if parts[i] != plugins.DefaultPartition {
-						t.Errorf("record %d: partition %d, want DefaultPartition", i, parts[i])
-					}
+				// The failed batch call is re-run one record at a
+				// time: each record gets what a single call gives.
+				if s := p.Stats(); s.Faults[tc.fault] < 1 || s.Batches.Partition != 1 {
+					t.Errorf("Faults = %v, Batches.Partition = %d; want a %v fault of the batch call", s.Faults, s.Batches.Partition, tc.fault)
 				}
-				return
 			}
 			for i, r := range rs {
 				want, wantErr := single.Partition(context.Background(), r, nps[i])
@@ -456,7 +462,7 @@ func TestPartitionBatchResults(t *testing.T) {
 					t.Errorf("record %d: %d, %v; want %d, %v", i, parts[i], errs[i], want, wantErr)
 				}
 			}
-			if s, ss := p.Stats(), single.Stats(); s.Errors.Partition != ss.Errors.Partition {
+			if s, ss := p.Stats(), single.Stats(); tc.fault == 0 && s.Errors.Partition != ss.Errors.Partition {
 				t.Errorf("Errors.Partition = %d, want %d as with single calls", s.Errors.Partition, ss.Errors.Partition)
 			}
 		})
@@ -474,8 +480,8 @@ func TestBatchKindErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "kpipe_on_send: the plugin is not a interceptor") {
 		t.Errorf("OnSendBatch of a partitioner: %v, want an error", err)
 	}
-	if n, err := part.QueueAck(ctx, rs[0], plugins.Ack{}); n != 1 || err == nil {
-		t.Errorf("QueueAck of a partitioner = %d, %v; want 1 and an error", n, err)
+	if err := part.OnAckBatch(ctx, rs[:1], make([]plugins.Ack, 1), make([]error, 1)); err == nil {
+		t.Errorf("OnAckBatch of a partitioner: %v, want an error", err)
 	}
 	icpt := load(t, h, "noop", exampleWAT(t, "noop"), plugins.KindInterceptor)
 	if err := icpt.PartitionBatch(ctx, rs, []int32{3}, make([]int32, 1), make([]error, 1)); err == nil {
@@ -526,10 +532,22 @@ func guestAcks(t *testing.T, log string) (offsets []int64, batches []int) {
 	return offsets, batches
 }
 
-// TestQueueAck checks that QueueAck and FlushAcks deliver exactly the
-// acknowledgements queued, in order, in batches of the batch size, through
-// kpipe_on_ack_batch or through kpipe_on_ack.
-func TestQueueAck(t *testing.T) {
+// ackBatch calls OnAckBatch with one record, reused (the caller may reuse
+// records once the call returned), per acknowledgement of acks.
+func ackBatch(p *wasmhost.Plugin, r *plugins.Record, acks []plugins.Ack) ([]error, error) {
+	rs := make([]*plugins.Record, len(acks))
+	for i := range rs {
+		rs[i] = r
+	}
+	errs := make([]error, len(acks))
+	return errs, p.OnAckBatch(context.Background(), rs, acks, errs)
+}
+
+// TestOnAckBatch checks that OnAckBatch delivers exactly the
+// acknowledgements it is given, in order, through kpipe_on_ack_batch or
+// through kpipe_on_ack, and that a failed batch call costs exactly the
+// acknowledgements whose own call fails.
+func TestOnAckBatch(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		opts        []wasmhost.PluginOption
@@ -546,30 +564,19 @@ func TestQueueAck(t *testing.T) {
 			}
 			var logs logBuffer
 			h := newHost(t)
-			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(4)}, tc.opts...)
+			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs))}, tc.opts...)
 			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, opts...)
-			ctx := context.Background()
 			r := modeRecord(0)
-			var delivered []int
-			for i := range 10 {
-				r.Value = fmt.Appendf(r.Value[:0], "value %d", i) // the record is reused
-				n, err := p.QueueAck(ctx, r, plugins.Ack{Offset: int64(i)})
-				if err != nil {
-					t.Fatalf("QueueAck %d: %v", i, err)
+			for _, batch := range [][]int64{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}} {
+				var acks []plugins.Ack
+				for _, o := range batch {
+					acks = append(acks, plugins.Ack{Offset: o})
 				}
-				if n != 0 {
-					delivered = append(delivered, n)
+				r.Value = fmt.Appendf(r.Value[:0], "value %d", batch[0]) // the record is reused
+				errs, err := ackBatch(p, r, acks)
+				if err != nil || slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+					t.Fatalf("OnAckBatch %v: %v, %v", batch, err, errs)
 				}
-			}
-			n, err := p.FlushAcks(ctx)
-			if err != nil || n != 2 {
-				t.Fatalf("FlushAcks = %d, %v; want 2, nil", n, err)
-			}
-			if n, err := p.FlushAcks(ctx); n != 0 || err != nil {
-				t.Fatalf("FlushAcks of an empty queue = %d, %v; want 0, nil", n, err)
-			}
-			if want := []int{4, 4}; !slices.Equal(delivered, want) {
-				t.Errorf("QueueAck delivered %v, want %v", delivered, want)
 			}
 			offsets, batches := guestAcks(t, logs.String())
 			if want := []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !slices.Equal(offsets, want) {
@@ -583,95 +590,63 @@ func TestQueueAck(t *testing.T) {
 				t.Errorf("Calls.OnAck = %d, Batches.OnAck = %d; want 10 and %d", s.Calls.OnAck, s.Batches.OnAck, len(tc.wantBatches))
 			}
 
-			// A failed acknowledgement fails the delivery.
-			for _, ack := range []plugins.Ack{{Offset: 10}, {Offset: -7, Err: errors.New("broker said no")}} {
-				if _, err := p.QueueAck(ctx, r, ack); err != nil {
-					t.Fatal(err)
-				}
+			// A failed acknowledgement fails its own call: the batch
+			// call that fails as a whole is re-run one at a time.
+			errs, err := ackBatch(p, r, []plugins.Ack{{Offset: 10}, {Offset: -7, Err: errors.New("broker said no")}})
+			if err != nil || errs[0] != nil {
+				t.Errorf("OnAckBatch: %v, errs %v; want only the second acknowledgement to fail", err, errs)
 			}
-			n, err = p.FlushAcks(ctx)
-			if n != 2 {
-				t.Errorf("FlushAcks delivered %d, want 2", n)
+			hook := "kpipe_on_ack"
+			if tc.chunk == 1 {
+				hook = "kpipe_on_ack_batch" // a batch call of one: its failure is its record's
 			}
-			hook := "kpipe_on_ack_batch"
-			if tc.wantBatches == nil {
-				hook = "kpipe_on_ack"
-			}
-			wantGuestError(t, err, "batch", hook, "bad ack")
+			wantGuestError(t, errs[1], "batch", hook, "bad ack")
 		})
 	}
 }
 
-// TestQueueAckNotWanted checks that an interceptor without kpipe_on_ack is
-// never given acknowledgements.
-func TestQueueAckNotWanted(t *testing.T) {
+// TestOnAckBatchNotWanted checks that an interceptor without kpipe_on_ack
+// is never given acknowledgements.
+func TestOnAckBatchNotWanted(t *testing.T) {
 	h := newHost(t)
-	p := load(t, h, "sendonly", wat(t, "sendonly"), plugins.KindInterceptor, wasmhost.WithAckBatchSize(1))
-	ctx := context.Background()
+	p := load(t, h, "sendonly", wat(t, "sendonly"), plugins.KindInterceptor)
 	for range 3 {
-		if n, err := p.QueueAck(ctx, modeRecord(0), plugins.Ack{}); n != 0 || err != nil {
-			t.Fatalf("QueueAck = %d, %v; want 0, nil", n, err)
+		if errs, err := ackBatch(p, modeRecord(0), make([]plugins.Ack, 2)); err != nil || errs[0] != nil || errs[1] != nil {
+			t.Fatalf("OnAckBatch = %v, %v; want nothing", errs, err)
 		}
-	}
-	if n, err := p.FlushAcks(ctx); n != 0 || err != nil {
-		t.Fatalf("FlushAcks = %d, %v; want 0, nil", n, err)
 	}
 	if s := p.Stats(); s.Calls.OnAck != 0 {
 		t.Errorf("Calls.OnAck = %d, want 0", s.Calls.OnAck)
 	}
 }
 
-// TestQueueAckConcurrent queues acknowledgements from several goroutines
-// while another flushes: every acknowledgement reaches the guest once.
-// Run it with -race.
-func TestQueueAckConcurrent(t *testing.T) {
+// TestOnAckBatchConcurrent delivers acknowledgements from several
+// goroutines at once: every acknowledgement reaches the guest once. Run it
+// with -race.
+func TestOnAckBatchConcurrent(t *testing.T) {
 	var logs logBuffer
 	h := newHost(t)
 	p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor,
-		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithAckBatchSize(8), wasmhost.WithPoolSize(2))
-	ctx := context.Background()
-	const goroutines, perGoroutine = 4, 250
-	var mu sync.Mutex
-	total := 0
-	count := func(n int, err error) {
-		if err != nil {
-			t.Error(err)
-		}
-		mu.Lock()
-		total += n
-		mu.Unlock()
-	}
+		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithPoolSize(2))
+	const goroutines, perGoroutine, batch = 4, 248, 8
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	flusher := make(chan struct{})
-	go func() {
-		defer close(flusher)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				count(p.FlushAcks(ctx))
-			}
-		}
-	}()
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := modeRecord(0)
-			for i := range perGoroutine {
-				count(p.QueueAck(ctx, r, plugins.Ack{Offset: int64(g*perGoroutine + i)}))
+			for i := 0; i < perGoroutine; i += batch {
+				acks := make([]plugins.Ack, batch)
+				for k := range acks {
+					acks[k].Offset = int64(g*perGoroutine + i + k)
+				}
+				if errs, err := ackBatch(p, r, acks); err != nil || slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+					t.Error(err, errs)
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	<-flusher
-	count(p.FlushAcks(ctx))
-	if total != goroutines*perGoroutine {
-		t.Errorf("delivered %d acknowledgements, want %d", total, goroutines*perGoroutine)
-	}
 	offsets, _ := guestAcks(t, logs.String())
 	slices.Sort(offsets)
 	for i, o := range offsets {
@@ -693,7 +668,7 @@ func TestBatchAllocs(t *testing.T) {
 	noop := load(t, h, "noop", exampleWAT(t, "noop"), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
 	fallback := load(t, h, "fallback", wat(t, "noop"), plugins.KindInterceptor)
 	keyhash := load(t, h, "keyhash", exampleWAT(t, "keyhash"), plugins.KindPartitioner)
-	acks := load(t, h, "acks", exampleWAT(t, "noop"), plugins.KindInterceptor, wasmhost.WithAckBatchSize(16))
+	acks := load(t, h, "acks", exampleWAT(t, "noop"), plugins.KindInterceptor)
 	rs := keyhashRecords(64)[1:]
 	vs := make([]plugins.Verdict, len(rs))
 	errs := make([]error, len(rs))
@@ -702,6 +677,10 @@ func TestBatchAllocs(t *testing.T) {
 		nps[i] = 12
 	}
 	parts := make([]int32, len(rs))
+	ackList := make([]plugins.Ack, len(rs))
+	for i := range ackList {
+		ackList[i].Offset = 1
+	}
 	for _, tc := range []struct {
 		name string
 		f    func()
@@ -709,11 +688,7 @@ func TestBatchAllocs(t *testing.T) {
 		{"OnSendBatch", func() { _ = noop.OnSendBatch(ctx, rs, vs, errs) }},
 		{"OnSendBatch fallback", func() { _ = fallback.OnSendBatch(ctx, rs, vs, errs) }},
 		{"PartitionBatch", func() { _ = keyhash.PartitionBatch(ctx, rs, nps, parts, errs) }},
-		{"QueueAck", func() {
-			for _, r := range rs[:20] {
-				_, _ = acks.QueueAck(ctx, r, plugins.Ack{Offset: 1})
-			}
-		}},
+		{"OnAckBatch", func() { _ = acks.OnAckBatch(ctx, rs[:20], ackList[:20], errs[:20]) }},
 	} {
 		tc.f() // warm up: buffers, instances
 		if n := testing.AllocsPerRun(50, tc.f); n != 0 {
@@ -795,17 +770,85 @@ func TestBatchGoSDKGuest(t *testing.T) {
 	}
 
 	// sdkguest's OnAck fails with a description of the acknowledgement:
-	// the batch call's message must describe both.
+	// the batch call fails as a whole and is re-run one acknowledgement
+	// at a time, so that each gets the message of its own call.
 	r := modeRecord(0)
-	for _, off := range []int64{5, 6} {
-		if _, err := p.QueueAck(context.Background(), r, plugins.Ack{Offset: off}); err != nil {
-			t.Fatal(err)
-		}
+	errs2, err := ackBatch(p, r, []plugins.Ack{{Offset: 5}, {Offset: 6}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	n, err := p.FlushAcks(context.Background())
-	if n != 2 {
-		t.Errorf("FlushAcks delivered %d, want 2", n)
+	wantGuestError(t, errs2[0], "sdk", "kpipe_on_ack", "ack offset=5")
+	wantGuestError(t, errs2[1], "sdk", "kpipe_on_ack", "ack offset=6")
+	if s := p.Stats(); s.Batches.OnAck != 1 {
+		t.Errorf("Batches.OnAck = %d, want 1 (the failed batch call)", s.Batches.OnAck)
 	}
-	wantGuestError(t, err, "sdk", "kpipe_on_ack_batch", "ack offset=5")
-	wantGuestError(t, err, "sdk", "kpipe_on_ack_batch", "ack offset=6")
+}
+
+// TestBatchFaultsCostTheirRecordsOnly runs 20,000 records through the batch
+// hook of a WAT guest and of a Go guest, in batches of 64, where exactly 1%
+// of the records make the guest fault (a trap, an exit). A faulting batch
+// call is re-run one record at a time on a healthy instance: exactly those
+// 200 records fail, unchanged, and every other record gets the change.
+func TestBatchFaultsCostTheirRecordsOnly(t *testing.T) {
+	for _, g := range []struct {
+		name        string
+		wasm        func(testing.TB) []byte
+		change, bad int32
+		changed     func(r *plugins.Record) bool
+		reason      wasmhost.FaultReason
+	}{
+		// batch.wat: 3 clears the partition flag, 6 traps.
+		{"wat", func(tb testing.TB) []byte { return wat(tb, "batch") }, 3, 6,
+			func(r *plugins.Record) bool { return !r.HasPartition }, wasmhost.FaultTrap},
+		// sdkguest: 4 upper-cases the value, 10 exits.
+		{"go", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }, 4, 10,
+			func(r *plugins.Record) bool { return string(r.Value) == "HELLO" }, wasmhost.FaultExit},
+	} {
+		t.Run(g.name, func(t *testing.T) {
+			h := newHost(t)
+			var logs logBuffer
+			p := load(t, h, "one-percent", g.wasm(t), plugins.KindInterceptor, wasmhost.WithPoolSize(1),
+				wasmhost.WithLogger(newLogger(&logs)))
+			const n, batch = 20000, 64
+			modes := make([]int32, n)
+			for i := range modes {
+				modes[i] = g.change
+				if i%100 == 37 {
+					modes[i] = g.bad
+				}
+			}
+			rs := modeRecords(modes...)
+			vs, errs := make([]plugins.Verdict, n), make([]error, n)
+			start := time.Now()
+			for i := 0; i < n; i += batch {
+				j := min(i+batch, n)
+				if err := p.OnSendBatch(context.Background(), rs[i:j], vs[i:j], errs[i:j]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			elapsed := time.Since(start)
+			unchanged, failed := 0, 0
+			for i, r := range rs {
+				if !g.changed(r) {
+					unchanged++
+				}
+				if errs[i] != nil {
+					failed++
+					if modes[i] != g.bad {
+						t.Fatalf("record %d (mode %d) failed: %v", i, modes[i], errs[i])
+					}
+					wantFault(t, errs[i], "one-percent", "kpipe_on_send", g.reason)
+				}
+			}
+			s := p.Stats()
+			t.Logf("%d records, %d unchanged, %d failed, %v; faults %v, %d instances created, %d batch calls",
+				n, unchanged, failed, elapsed, s.Faults, s.InstancesCreated, s.Batches.OnSend)
+			if unchanged != 200 || failed != 200 {
+				t.Errorf("%d records unchanged, %d failed; want exactly 200 of each", unchanged, failed)
+			}
+			if s.Calls.OnSend != n {
+				t.Errorf("Calls.OnSend = %d, want %d", s.Calls.OnSend, n)
+			}
+		})
+	}
 }

@@ -199,18 +199,21 @@ func BenchmarkHookBatch(b *testing.B) {
 		perRecord(b, 1)
 	})
 	for _, size := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("noop-queue_ack/%d", size), func(b *testing.B) {
+		b.Run(fmt.Sprintf("noop-on_ack_batch/%d", size), func(b *testing.B) {
 			h := newHost(b)
-			p := load(b, h, "noop", exampleWAT(b, "noop"), plugins.KindInterceptor,
-				wasmhost.WithCallTimeout(0), wasmhost.WithAckBatchSize(size))
+			p := load(b, h, "noop", exampleWAT(b, "noop"), plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
 			r := benchRecord()
+			rs, acks, errs := make([]*plugins.Record, size), make([]plugins.Ack, size), make([]error, size)
+			for i := range rs {
+				rs[i], acks[i] = r, plugins.Ack{Offset: 42}
+			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := p.QueueAck(ctx, r, plugins.Ack{Offset: 42}); err != nil {
+				if err := p.OnAckBatch(ctx, rs, acks, errs); err != nil {
 					b.Fatal(err)
 				}
 			}
-			perRecord(b, 1)
+			perRecord(b, size)
 		})
 	}
 }

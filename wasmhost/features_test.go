@@ -260,12 +260,14 @@ func TestFeatureAckNoRecord(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lean := tc.mask != 0
-			opts := []wasmhost.PluginOption{wasmhost.WithAckBatchSize(100)}
+			var opts []wasmhost.PluginOption
 			if tc.noBatch {
 				opts = append(opts, wasmhost.WithoutBatchHooks())
 			}
 			p := loadFeatures(t, h, tc.mask, opts...)
-			var wantBatch []byte
+			var rs []*plugins.Record
+			var acks []plugins.Ack
+			var wants [][]byte
 			for i, c := range cases {
 				want := wantAckEncoding(c, lean)
 				err := p.OnAck(ctx, &c.r, c.ack)
@@ -273,28 +275,30 @@ func TestFeatureAckNoRecord(t *testing.T) {
 				if !errors.As(err, &ge) || ge.Message != string(want) {
 					t.Fatalf("ack %d: OnAck = %v, want the guest to echo %x", i, err, want)
 				}
-				wantBatch = binary.LittleEndian.AppendUint32(wantBatch, uint32(len(want)))
-				wantBatch = append(wantBatch, want...)
-				if n, err := p.QueueAck(ctx, &c.r, c.ack); n != 0 || err != nil {
-					t.Fatalf("QueueAck = %d, %v; want it queued", n, err)
+				rs, acks, wants = append(rs, &c.r), append(acks, c.ack), append(wants, want)
+			}
+			errs := make([]error, len(rs))
+			if err := p.OnAckBatch(ctx, rs, acks, errs); err != nil {
+				t.Fatal(err)
+			}
+			// The guest fails every call: a batch call fails as a
+			// whole and is re-run one acknowledgement at a time, so
+			// each gets the echo of its own encoding.
+			for i, err := range errs {
+				var ge *wasmhost.GuestError
+				if !errors.As(err, &ge) || ge.Message != string(wants[i]) {
+					t.Fatalf("OnAckBatch: ack %d got %v, want the guest to echo %x", i, err, wants[i])
 				}
 			}
-			n, err := p.FlushAcks(ctx)
-			var ge *wasmhost.GuestError
-			if n != len(cases) || !errors.As(err, &ge) {
-				t.Fatalf("FlushAcks = %d, %v; want %d and the guest's echo", n, err, len(cases))
-			}
-			want := wantBatch // one kpipe_on_ack_batch call
+			wantBatches, wantErrors := uint64(1), uint64(2*len(cases)+1)
 			if tc.noBatch {
-				// One kpipe_on_ack call each; the error is the first's.
-				want = wantBatch[4 : 4+binary.LittleEndian.Uint32(wantBatch)]
+				wantBatches, wantErrors = 0, uint64(2*len(cases))
 			}
-			if ge.Message != string(want) {
-				t.Fatalf("FlushAcks: the guest got %x, want %x", ge.Message, want)
+			if s := p.Stats(); s.Batches.OnAck != wantBatches || s.Errors.OnAck != wantErrors {
+				t.Errorf("Stats: %d OnAck batch calls, %d errors; want %d and %d", s.Batches.OnAck, s.Errors.OnAck, wantBatches, wantErrors)
 			}
-			s := p.Stats()
-			if wantN := uint64(2 * len(cases)); s.Calls.OnAck != wantN || s.Errors.OnAck != wantN {
-				t.Errorf("Stats: %d OnAck calls, %d errors; want %d of each", s.Calls.OnAck, s.Errors.OnAck, wantN)
+			if s, wantN := p.Stats(), uint64(2*len(cases)); s.Calls.OnAck != wantN {
+				t.Errorf("Stats: %d OnAck calls, want %d", s.Calls.OnAck, wantN)
 			}
 		})
 	}

@@ -29,9 +29,6 @@ const (
 	// DefaultMaxOutputBytes is the default limit on the size of a hook's
 	// result: 16 MiB.
 	DefaultMaxOutputBytes = 16 << 20
-	// DefaultAckBatchSize is the default number of acknowledgements
-	// QueueAck collects before it delivers them.
-	DefaultAckBatchSize = 64
 )
 
 // minCreateTimeout is the least time the creation of an instance may take
@@ -66,7 +63,6 @@ type pluginConfig struct {
 	memPages   uint32
 	timeout    time.Duration
 	maxOutput  uint32
-	ackBatch   int
 	logger     hclog.Logger
 	optionErrs []error
 	// inspect makes load read the kinds of a module whose first instance
@@ -180,21 +176,6 @@ func WithMaxOutputBytes(n int) PluginOption {
 	})
 }
 
-// WithAckBatchSize sets how many acknowledgements QueueAck (see
-// plugins.AckBatcher) collects before it delivers them to the guest, in
-// one call of kpipe_on_ack_batch if the module exports it (ABI section
-// 5.5), else in one kpipe_on_ack call each on one instance. FlushAcks
-// delivers a shorter queue. The default is DefaultAckBatchSize (64); n must
-// be at least 1, and 1 delivers every acknowledgement as it is queued.
-func WithAckBatchSize(n int) PluginOption {
-	return pluginOptionFunc(func(c *pluginConfig) {
-		if n < 1 {
-			c.optionErrs = append(c.optionErrs, fmt.Errorf("acknowledgement batch size %d is below 1", n))
-		}
-		c.ackBatch = n
-	})
-}
-
 // hook identifies a hook export.
 type hook uint8
 
@@ -250,7 +231,6 @@ type Plugin struct {
 	// which an instance that enables others fails to be created.
 	features      uint64
 	featuresFixed bool
-	acks          ackQueue
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -404,7 +384,6 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		memPages:  DefaultMemoryLimitPages,
 		timeout:   DefaultCallTimeout,
 		maxOutput: DefaultMaxOutputBytes,
-		ackBatch:  DefaultAckBatchSize,
 	}
 	for _, o := range opts {
 		o.applyPlugin(&cfg)
@@ -458,7 +437,6 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		timeout:       cfg.timeout,
 		createTimeout: createTimeout(cfg.timeout),
 		maxOutput:     cfg.maxOutput,
-		acks:          ackQueue{size: cfg.ackBatch},
 		memLimit:      uint64(cfg.memPages) << 16,
 		compiled:      cm,
 		rt:            rt,

@@ -186,6 +186,18 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"plugin", "inspect"}, code: 2, inStderr: "accepts 1 arg"},
 		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
 		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
+		{args: []string{"broker", "--topic", "t:-1"}, code: 2, inStderr: "partition count"},
+		// Negative and meaningless numbers and durations are usage errors
+		// of every command, found before anything runs.
+		{args: []string{"run", "--flush-timeout", "-5s"}, code: 2, inStderr: `invalid argument "-5s" for "--flush-timeout" flag: must not be negative`},
+		{args: []string{"run", "--flush-timeout", "0"}, code: 2, inStderr: `"--flush-timeout" flag: must be longer than zero`},
+		{args: []string{"run", "--flush-timeout", "30"}, code: 2, inStderr: `"--flush-timeout" flag: want a duration`},
+		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "-1s"}, code: 2, inStderr: `"--timeout" flag: must not be negative`},
+		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--max", "-1"}, code: 2, inStderr: `"--max" flag: want a whole number from 0 to`},
+		{args: []string{"plugin", "test", "x.wasm", "--timeout", "-1ms"}, code: 2, inStderr: `"--timeout" flag: must not be negative`},
+		{args: []string{"plugin", "test", "x.wasm", "--timeout", "0s"}, code: 2, inStderr: `"--timeout" flag: must be longer than zero`},
+		{args: []string{"plugin", "test", "x.wasm", "--partitions", "0"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
+		{args: []string{"plugin", "test", "x.wasm", "--partitions", "4294967296"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
 		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "1s"}, code: 3, inStderr: "no broker of 127.0.0.1:1 answered"},
 		{args: []string{"run", "--brokers", "127.0.0.1:1", "--topic", "t"}, code: 3, inStderr: "no seed broker"},
 		{args: []string{"run", "--topic", "t", "--input", "/nonexistent/input"}, code: 3, inStderr: "no such file"},
@@ -198,6 +210,50 @@ func TestHelpAndUsage(t *testing.T) {
 				t.Errorf("want exit %d, stdout containing %q, stderr containing %q; got %s", tt.code, tt.inStdout, tt.inStderr, r)
 			}
 		})
+	}
+}
+
+// TestRunBytesExact sends data that is not UTF-8 through run's JSON input
+// and reads it back with consume: base64 fields carry it exactly, a line
+// holding such bytes in a JSON string fails with its number instead of being
+// sent with U+FFFD in their place, and null and empty header values stay
+// apart both ways.
+func TestRunBytesExact(t *testing.T) {
+	brokers := startBroker(t, "--topic", "bytes:1")
+	input := `{"key_base64":"/wA=","value_base64":"gICA","headers":{"n":null,"e":"","t":"x"}}` + "\n" +
+		"{\"value\":\"caf\xe9\"}\n" +
+		`{"value":"\udc00"}` + "\n"
+	r := kpipe(t, "", input, "run", "--brokers", brokers, "--topic", "bytes")
+	if r.code != 1 {
+		t.Fatalf("want exit 1 (lines 2 and 3 malformed), got %s", r)
+	}
+	for _, want := range []string{
+		"line 2: column 14: byte 0xe9 is not valid UTF-8",
+		`line 3: column 11: \udc00 is half of a UTF-16 surrogate pair`,
+		"delivered  1",
+		"failed     2 (2 malformed lines)",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, r.stderr)
+		}
+	}
+	r = kpipe(t, "", "", "consume", "--brokers", brokers, "--topic", "bytes", "--from-beginning", "--max", "1", "--timeout", "30s")
+	if r.code != 0 {
+		t.Fatalf("consume: %s", r)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("consume printed %q: %v", r.stdout, err)
+	}
+	want := map[string]any{"key": nil, "key_base64": "/wA=", "value": nil, "value_base64": "gICA",
+		"headers": map[string]any{"n": nil, "e": "", "t": "x"}}
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("%s = %v, want %v (consume printed %s)", k, got[k], v, r.stdout)
+		}
+	}
+	if h, _ := got["headers"].(map[string]any); h == nil || h["n"] != nil || h["e"] != "" {
+		t.Errorf("null and empty header values not kept apart: %s", r.stdout)
 	}
 }
 
@@ -548,10 +604,11 @@ pipeline "p" {}
 	if r.code != 1 || !strings.Contains(r.stderr, "missing.hcl:1:1: error: Cannot read configuration file") {
 		t.Errorf("missing file: %s", r)
 	}
-	// run refuses a plugin that does not load, naming its block.
+	// run refuses a plugin that does not load, as validate does: at its
+	// module attribute.
 	wrongKind := writeFile(t, filepath.Join(dir, "wrongkind.hcl"), "pipeline \"p\" {\n  topic = \"t\"\n  partitioner { module = \""+trap+"\" }\n}\n")
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", wrongKind)
-	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:3: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
+	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with a module of the wrong kind: %s", r)
 	}
 	// run refuses an invalid configuration before sending anything.

@@ -12,6 +12,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -92,27 +94,67 @@ func CreateTopic(tb testing.TB, brokers []string, partitions int32) string {
 	if err != nil {
 		tb.Fatalf("testbroker: create topic %s with %d partitions: %v", name, partitions, err)
 	}
-	// Wait until the metadata shows every partition with a leader, so
-	// that producers see the whole topic at once.
+	// Wait until every partition has a leader that acts as one. Metadata
+	// showing a leader is not enough: a KRaft broker publishes the leader
+	// in its metadata cache before its replica manager has made the
+	// partition leader, and a produce request in between gets
+	// NOT_LEADER_OR_FOLLOWER for that partition. With acks=1 or all the
+	// client retries; with acks=0 the broker closes the connection and
+	// the records are lost without a word (seen in TestAcks/0 on Kafka
+	// 3.9.1 on a busy machine: "Closing connection due to error during
+	// produce request ... with ack=0", one of the two partitions
+	// NotLeaderOrFollowerException). ListOffsets asks the same question
+	// of the leader as a produce does, without writing anything.
+	var last error
 	for {
-		md, err := adm.Metadata(ctx, name)
-		if err == nil {
-			if t, ok := md.Topics[name]; ok && t.Err == nil && len(t.Partitions) == int(partitions) {
-				ready := true
-				for _, p := range t.Partitions {
-					ready = ready && p.Leader >= 0 && p.Err == nil
-				}
-				if ready {
-					return name
-				}
-			}
+		last = partitionsReady(ctx, adm, name, int(partitions))
+		if last == nil {
+			return name
 		}
 		select {
 		case <-ctx.Done():
-			tb.Fatalf("testbroker: topic %s not ready: %v (last metadata error: %v)", name, ctx.Err(), err)
+			tb.Fatalf("testbroker: topic %s not ready within %v: %v", name, Timeout(), last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// partitionsReady returns nil once the metadata shows topic with n
+// partitions, each with a leader, and each leader answers ListOffsets for
+// it without an error; otherwise it says what is not ready yet.
+func partitionsReady(ctx context.Context, adm *kadm.Client, topic string, n int) error {
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	t, ok := md.Topics[topic]
+	switch {
+	case !ok:
+		return errors.New("metadata does not list the topic")
+	case t.Err != nil:
+		return fmt.Errorf("metadata: %w", t.Err)
+	case len(t.Partitions) != n:
+		return fmt.Errorf("metadata lists %d of %d partitions", len(t.Partitions), n)
+	}
+	for _, p := range t.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return fmt.Errorf("partition %d has no leader yet (%v)", p.Partition, p.Err)
+		}
+	}
+	offsets, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("list offsets: %w", err)
+	}
+	var notReady error
+	offsets.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && notReady == nil {
+			notReady = fmt.Errorf("partition %d: its leader does not act as one yet: %w", o.Partition, o.Err)
+		}
+	})
+	if notReady == nil && len(offsets[topic]) != n {
+		notReady = fmt.Errorf("list offsets answered for %d of %d partitions", len(offsets[topic]), n)
+	}
+	return notReady
 }
 
 // ReadAll reads topic from the start until it has n records, and returns

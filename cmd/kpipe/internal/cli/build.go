@@ -10,12 +10,15 @@ import (
 	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/embedded"
 	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
-// loadConfig loads and checks a configuration file, printing its
-// diagnostics. Invalid configurations end the command with ExitFailed.
-func (e *env) loadConfig(path string) (*config.Config, error) {
-	cfg, diags := config.Load(path)
+// checkConfig checks a configuration file and loads the modules of the
+// pipelines named (all if none is), printing the diagnostics: validate and
+// run report a file's problems through this one path, the same way. Invalid
+// configurations end the command with ExitFailed.
+func (e *env) checkConfig(ctx context.Context, path string, host *wasmhost.Host, pipelines ...string) (*config.Config, error) {
+	cfg, diags := config.Check(ctx, path, host, pipelines...)
 	_ = config.WriteDiagnostics(e.stderr, diags)
 	if diags.HasErrors() {
 		return nil, failedf("%s: %d errors", path, countErrors(diags))
@@ -42,7 +45,12 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 
 	var opts []pipeline.Option
 	if cfgPath != "" {
-		cfg, err := e.loadConfig(cfgPath)
+		host, err := e.newHost(ctx)
+		if err != nil {
+			return nil, &exitError{code: ExitError, err: err}
+		}
+		b.closers = append(b.closers, func() { _ = host.Close(context.Background()) })
+		cfg, err := e.checkConfig(ctx, cfgPath, host, pipelineName)
 		if err != nil {
 			return nil, err
 		}
@@ -50,11 +58,6 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		if err != nil {
 			return nil, usageErrorf("%v", err)
 		}
-		host, err := e.newHost(ctx)
-		if err != nil {
-			return nil, &exitError{code: ExitError, err: err}
-		}
-		b.closers = append(b.closers, func() { _ = host.Close(context.Background()) })
 		if opts, err = cfg.Build(ctx, p, host); err != nil {
 			// A plugin that does not load is a configuration error.
 			return nil, failedf("%v", err)

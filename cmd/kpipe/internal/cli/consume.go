@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -34,9 +35,11 @@ func newConsumeCmd(e *env) *cobra.Command {
    "key":"k","value":"v","headers":{"h":"x"}}
 
 key and value are strings, or null. Data that is not valid UTF-8 is printed as
-base64 in key_base64 / value_base64 instead. Headers with a repeated name keep
-their last value; header values that are not valid UTF-8 have the invalid bytes
-replaced by U+FFFD. timestamp is in milliseconds since the Unix epoch.
+base64 in key_base64 / value_base64 instead (key / value are then null).
+headers maps each name to its value, a string or null (a null header value is
+null, an empty one ""); values that are not valid UTF-8 are printed as base64
+in headers_base64 instead. A repeated header name keeps its last value.
+timestamp is in milliseconds since the Unix epoch.
 
 consume stops after --max records, after --timeout without a new record, or on
 Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
@@ -65,9 +68,6 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 			default:
 				return usageErrorf("--isolation %q: want read_committed or read_uncommitted", isolation)
 			}
-			if max < 0 {
-				return usageErrorf("--max must not be negative")
-			}
 			cl, err := kgo.NewClient(opts...)
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("kafka client: %w", err)}
@@ -94,8 +94,8 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 	f.StringVar(&topic, "topic", "", "topic to read (required)")
 	f.BoolVar(&fromBeginning, "from-beginning", false, "start at the oldest record instead of the newest")
 	f.StringVar(&isolation, "isolation", "read_uncommitted", "read_committed (skip aborted and open transactions) or read_uncommitted")
-	f.IntVar(&max, "max", 0, "stop after this many records (0: no limit)")
-	f.DurationVar(&timeout, "timeout", 0, "stop after this long without a new record (0: wait forever)")
+	intRangeVar(f, &max, "max", 0, 0, math.MaxInt32, "stop after this many records (0: no limit)")
+	durationOrZeroVar(f, &timeout, "timeout", 0, "stop after this long without a new record", "wait forever")
 	return cmd
 }
 
@@ -143,15 +143,19 @@ func consume(ctx context.Context, cl *kgo.Client, w io.Writer, max int, idle tim
 
 // jsonOut is one consumed record as printed by consume.
 type jsonOut struct {
-	Topic       string            `json:"topic"`
-	Partition   int32             `json:"partition"`
-	Offset      int64             `json:"offset"`
-	Timestamp   int64             `json:"timestamp"`
-	Key         *string           `json:"key"`
-	KeyBase64   string            `json:"key_base64,omitempty"`
-	Value       *string           `json:"value"`
-	ValueBase64 string            `json:"value_base64,omitempty"`
-	Headers     map[string]string `json:"headers"`
+	Topic       string  `json:"topic"`
+	Partition   int32   `json:"partition"`
+	Offset      int64   `json:"offset"`
+	Timestamp   int64   `json:"timestamp"`
+	Key         *string `json:"key"`
+	KeyBase64   string  `json:"key_base64,omitempty"`
+	Value       *string `json:"value"`
+	ValueBase64 string  `json:"value_base64,omitempty"`
+	// Headers holds the header values that are UTF-8 text, nil for a null
+	// value (so that null and empty stay apart); HeadersBase64 those that
+	// are not, base64-encoded. A name is in one of the two.
+	Headers       map[string]*string `json:"headers"`
+	HeadersBase64 map[string]string  `json:"headers_base64,omitempty"`
 }
 
 func outRecord(r *kgo.Record) jsonOut {
@@ -160,12 +164,23 @@ func outRecord(r *kgo.Record) jsonOut {
 		Partition: r.Partition,
 		Offset:    r.Offset,
 		Timestamp: r.Timestamp.UnixMilli(),
-		Headers:   make(map[string]string, len(r.Headers)),
+		Headers:   make(map[string]*string, len(r.Headers)),
 	}
 	o.Key, o.KeyBase64 = outData(r.Key)
 	o.Value, o.ValueBase64 = outData(r.Value)
 	for _, h := range r.Headers {
-		o.Headers[h.Key] = string(h.Value)
+		// A repeated name keeps its last value, in whichever map.
+		s, b64 := outData(h.Value)
+		if h.Value != nil && s == nil {
+			if o.HeadersBase64 == nil {
+				o.HeadersBase64 = map[string]string{}
+			}
+			o.HeadersBase64[h.Key] = b64
+			delete(o.Headers, h.Key)
+			continue
+		}
+		o.Headers[h.Key] = s
+		delete(o.HeadersBase64, h.Key)
 	}
 	return o
 }

@@ -39,15 +39,16 @@ func TestOutRecord(t *testing.T) {
 	ts := time.UnixMilli(1767323045123)
 	r := &kgo.Record{
 		Topic: "t", Partition: 2, Offset: 7, Timestamp: ts,
-		Key:     nil,
-		Value:   []byte{0xff, 0x00},
-		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("1")}, {Key: "h", Value: []byte("2")}, {Key: "n"}},
+		Key:   nil,
+		Value: []byte{0xff, 0x00},
+		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("1")}, {Key: "h", Value: []byte("2")}, {Key: "n"},
+			{Key: "e", Value: []byte{}}, {Key: "b", Value: []byte{0xfe}}, {Key: "r", Value: []byte{0xff}}, {Key: "r", Value: []byte("x")}},
 	}
 	b, err := json.Marshal(outRecord(r))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"topic":"t","partition":2,"offset":7,"timestamp":1767323045123,"key":null,"value":null,"value_base64":"/wA=","headers":{"h":"2","n":""}}`
+	want := `{"topic":"t","partition":2,"offset":7,"timestamp":1767323045123,"key":null,"value":null,"value_base64":"/wA=","headers":{"e":"","h":"2","n":null,"r":"x"},"headers_base64":{"b":"/g=="}}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -30,8 +31,9 @@ const maxInterned = 1024
 // from line to line and are interned. BenchmarkParseJSONRecord measures it;
 // FuzzJSONParser checks it against encoding/json.
 //
-// Strings must be valid UTF-8 (encoding/json would replace invalid bytes with
-// U+FFFD; a record is sent as written or not at all). The zero value is ready
+// The line must be UTF-8 text, and a \u escape must not be half of a UTF-16
+// surrogate pair: encoding/json would turn either into U+FFFD, and a record is
+// sent as written or not at all. The zero value is ready
 // to use; a jsonParser is not safe for concurrent use.
 type jsonParser struct {
 	line []byte
@@ -88,15 +90,19 @@ const (
 	fieldHeaders
 	fieldPartition
 	fieldTimestamp
+	fieldKeyBase64
+	fieldValueBase64
 )
 
 var fieldNames = [...]string{
-	fieldTopic:     "topic",
-	fieldKey:       "key",
-	fieldValue:     "value",
-	fieldHeaders:   "headers",
-	fieldPartition: "partition",
-	fieldTimestamp: "timestamp",
+	fieldTopic:       "topic",
+	fieldKey:         "key",
+	fieldValue:       "value",
+	fieldHeaders:     "headers",
+	fieldPartition:   "partition",
+	fieldTimestamp:   "timestamp",
+	fieldKeyBase64:   "key_base64",
+	fieldValueBase64: "value_base64",
 }
 
 // parse parses one line:
@@ -106,7 +112,8 @@ var fieldNames = [...]string{
 //
 // key and value: a JSON string is sent as its text; any other JSON value as
 // its compact JSON text; null or absent is null (a null value is a tombstone).
-// headers: an object of string (or null) values, sent in the order given.
+// key_base64 and value_base64 instead (not both): the bytes a standard base64
+// string encodes, for data that is not UTF-8 text. headers: an object of string (or null) values, sent in the order given.
 // timestamp: milliseconds since the epoch, or an RFC 3339 string. Every field
 // is optional; null is the same as absent; a repeated field counts as written
 // last; field names match case-insensitively (as with encoding/json); any
@@ -118,12 +125,16 @@ func (p *jsonParser) parse(line []byte) (*plugins.Record, error) {
 	p.line, p.pos = line, 0
 	p.data, p.hdrs = p.data[:0], p.hdrs[:0]
 	var (
-		key, value   = nullSpan, nullSpan
-		topic        string
-		hasTopic     bool
-		partition    int64
-		hasPartition bool
-		ts           time.Time
+		key, value = nullSpan, nullSpan
+		// keyB64 and valueB64 are the base64 fields; hasKey and hasValue
+		// say whether key and value were given, even as null.
+		keyB64, valueB64 = nullSpan, nullSpan
+		hasKey, hasValue bool
+		topic            string
+		hasTopic         bool
+		partition        int64
+		hasPartition     bool
+		ts               time.Time
 	)
 	p.invalid = [len(fieldNames)]error{}
 
@@ -160,8 +171,14 @@ func (p *jsonParser) parse(line []byte) (*plugins.Record, error) {
 				err = p.skipValue()
 			case fieldKey:
 				key, err = p.dataValue()
+				hasKey = true
 			case fieldValue:
 				value, err = p.dataValue()
+				hasValue = true
+			case fieldKeyBase64:
+				keyB64, err = p.base64Value(f)
+			case fieldValueBase64:
+				valueB64, err = p.base64Value(f)
 			case fieldTopic:
 				topic, hasTopic = "", false
 				switch {
@@ -253,6 +270,18 @@ func (p *jsonParser) parse(line []byte) (*plugins.Record, error) {
 	if hasTopic && topic == "" {
 		return nil, errors.New(`"topic" must not be empty`)
 	}
+	if keyB64 != nullSpan {
+		if hasKey {
+			return nil, errors.New(`"key" and "key_base64": give one of them, not both`)
+		}
+		key = keyB64
+	}
+	if valueB64 != nullSpan {
+		if hasValue {
+			return nil, errors.New(`"value" and "value_base64": give one of them, not both`)
+		}
+		value = valueB64
+	}
 
 	r := &plugins.Record{Topic: topic, Timestamp: ts}
 	if hasPartition {
@@ -299,6 +328,10 @@ func (p *jsonParser) field() (recordField, error) {
 		return fieldPartition, nil
 	case "timestamp":
 		return fieldTimestamp, nil
+	case "key_base64":
+		return fieldKeyBase64, nil
+	case "value_base64":
+		return fieldValueBase64, nil
 	}
 	for f, name := range fieldNames {
 		if name != "" && bytes.EqualFold(p.name, []byte(name)) {
@@ -322,6 +355,30 @@ func (p *jsonParser) dataValue() (dataSpan, error) {
 		p.data, err = p.value(p.data, 1)
 	}
 	return dataSpan{start, len(p.data)}, err
+}
+
+// base64Value reads key_base64 or value_base64 (field f) into p.data: the
+// bytes a standard base64 string encodes, or null.
+func (p *jsonParser) base64Value(f recordField) (dataSpan, error) {
+	if p.literal("null") {
+		return nullSpan, nil
+	}
+	if !p.at('"') {
+		p.note(f, fmt.Errorf("invalid JSON record: %q must be a string (standard base64)", fieldNames[f]))
+		return nullSpan, p.skipValue()
+	}
+	var err error
+	if p.name, err = p.str(p.name[:0], true); err != nil {
+		return nullSpan, err
+	}
+	start := len(p.data)
+	p.data = append(p.data, make([]byte, base64.StdEncoding.DecodedLen(len(p.name)))...)
+	n, err := base64.StdEncoding.Decode(p.data[start:], p.name)
+	p.data = p.data[:start+n]
+	if err != nil {
+		p.note(f, fmt.Errorf("%q: not standard base64: %w", fieldNames[f], err))
+	}
+	return dataSpan{start, len(p.data)}, nil
 }
 
 // headers reads the headers field into p.hdrs, noting a value that is not an
@@ -595,9 +652,8 @@ func (p *jsonParser) integer() (n int64, ok bool, err error) {
 }
 
 // str reads the string at p.pos and appends to dst its decoded text (decode)
-// or its JSON text as written. It rejects control characters, bad escapes
-// and invalid UTF-8. As encoding/json does, a \u escape of a lone UTF-16
-// surrogate decodes to U+FFFD.
+// or its JSON text as written. It rejects control characters, bad escapes,
+// invalid UTF-8 and \u escapes of half a UTF-16 surrogate pair.
 func (p *jsonParser) str(dst []byte, decode bool) ([]byte, error) {
 	lit := p.pos // start of the bytes not yet appended
 	p.pos++
@@ -633,7 +689,8 @@ func (p *jsonParser) str(dst []byte, decode bool) ([]byte, error) {
 		default:
 			r, size := utf8.DecodeRune(p.line[p.pos:])
 			if r == utf8.RuneError && size == 1 {
-				return dst, p.syntax("invalid UTF-8 in a string")
+				return dst, fmt.Errorf("column %d: byte 0x%02x is not valid UTF-8: JSON input must be UTF-8 text; "+
+					"give bytes that are not with key_base64 / value_base64", p.pos+1, c)
 			}
 			p.pos += size
 		}
@@ -668,24 +725,28 @@ func (p *jsonParser) escape(dst []byte, decode bool) ([]byte, error) {
 			p.pos += 2
 			return dst, p.syntax(`want four hexadecimal digits after \u`)
 		}
+		start := p.pos
 		p.pos += 6
-		if !decode {
-			return dst, nil
-		}
 		if utf16.IsSurrogate(r) {
-			// A surrogate pair is two escapes; anything else is
-			// U+FFFD, and what follows is read on its own.
+			// Only a high surrogate escape followed by a low one is a
+			// character.
+			d := utf8.RuneError
 			if p.at('\\') && p.pos+1 < len(p.line) && p.line[p.pos+1] == 'u' {
 				if r2, ok := p.hex4(p.pos + 2); ok {
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						p.pos += 6
-						return utf8.AppendRune(dst, d), nil
-					}
+					d = utf16.DecodeRune(r, r2)
 				}
 			}
-			r = utf8.RuneError
+			if d == utf8.RuneError {
+				return dst, fmt.Errorf("column %d: %s is half of a UTF-16 surrogate pair, not a character; "+
+					"give bytes that are not UTF-8 text with key_base64 / value_base64", start+1, p.line[start:start+6])
+			}
+			p.pos += 6
+			r = d
 		}
-		return utf8.AppendRune(dst, r), nil
+		if decode {
+			dst = utf8.AppendRune(dst, r)
+		}
+		return dst, nil
 	default:
 		p.pos++
 		return dst, p.syntax(`invalid escape '\%c' in a string`, c)

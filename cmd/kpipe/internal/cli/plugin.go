@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -165,7 +166,7 @@ func newPluginTestCmd(e *env) *cobra.Command {
 		configJSON string
 		input      string
 		format     string
-		partitions int32
+		partitions int
 		timeout    time.Duration
 	)
 	cmd := &cobra.Command{
@@ -192,9 +193,6 @@ Exit status 1 if any hook faulted or returned an error.`,
 			f, err := parseFormat(format)
 			if err != nil {
 				return err
-			}
-			if partitions < 1 {
-				return usageErrorf("--partitions must be at least 1")
 			}
 			cfg, err := pluginConfig(configKV, configJSON)
 			if err != nil {
@@ -228,7 +226,7 @@ Exit status 1 if any hook faulted or returned an error.`,
 					in, f = strings.NewReader(sampleInput), formatJSON
 				}
 			}
-			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), partitions, timeout)
+			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), int32(partitions), timeout)
 		},
 	}
 	fl := cmd.Flags()
@@ -237,8 +235,8 @@ Exit status 1 if any hook faulted or returned an error.`,
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
 	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: piped stdin, else built-in samples)")
 	fl.StringVar(&format, "format", "json", "input format: json or raw")
-	fl.Int32Var(&partitions, "partitions", 3, "partition count given to a partitioner")
-	fl.DurationVar(&timeout, "timeout", time.Second, "time limit of each hook call")
+	intRangeVar(fl, &partitions, "partitions", 3, 1, math.MaxInt32, "partition count given to a partitioner")
+	durationVar(fl, &timeout, "timeout", time.Second, "time limit of each hook call")
 	return cmd
 }
 
@@ -281,9 +279,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if cfg != nil {
 		opts = append(opts, wasmhost.WithConfig(cfg))
 	}
-	if timeout > 0 {
-		opts = append(opts, wasmhost.WithCallTimeout(timeout))
-	}
+	opts = append(opts, wasmhost.WithCallTimeout(timeout))
 	// Load once as whatever the module declares (kind 0) to learn its
 	// kinds, then as the kinds under test.
 	probe, err := host.Load(ctx, name, wasm, 0, append(opts, wasmhost.WithPoolSize(1))...)

@@ -54,10 +54,12 @@ Input (--format json, the default): one JSON object per line,
 
 every field optional. key and value: a string is sent as its text, any other
 JSON value as its JSON text, null or absent is null (a null value is a
-tombstone). headers: an object of string values. partition: send to this
-partition, bypassing the partitioner. timestamp: milliseconds since the epoch or
-an RFC 3339 string. topic: overrides the default topic. Blank lines are skipped.
-With --format raw every line is one value (empty lines are empty values).
+tombstone); key_base64 and value_base64 instead carry any bytes exactly, as
+standard base64. headers: an object of string or null values. partition: send
+to this partition, bypassing the partitioner. timestamp: milliseconds since the
+epoch or an RFC 3339 string. topic: overrides the default topic. Blank lines
+are skipped. A line that is not valid UTF-8 is malformed. With --format raw
+every line is one value (empty lines are empty values).
 
 A malformed line is reported with its line number and counted as failed, and
 the run goes on; with --strict the run stops reading at the first malformed line
@@ -83,7 +85,7 @@ could not start, 130 if interrupted.`,
 	fl.StringVarP(&f.input, "input", "i", "-", "input file, - for stdin")
 	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
 	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
-	fl.DurationVar(&f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
+	durationVar(fl, &f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
 	return cmd
 }
 

@@ -31,10 +31,9 @@ problem, one per line as FILE:LINE:COL: error: MESSAGE, on stderr and exits 1.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			cfg, diags := config.Check(ctx, path, host)
-			_ = config.WriteDiagnostics(e.stderr, diags)
-			if diags.HasErrors() {
-				return failedf("%s: %d errors", path, countErrors(diags))
+			cfg, err := e.checkConfig(ctx, path, host)
+			if err != nil {
+				return err
 			}
 			n := 0
 			for _, p := range cfg.Pipelines {

@@ -14,6 +14,8 @@
 //	9  return an error describing the sandbox: the year from the wall clock,
 //	   8 random bytes, the number of environment variables and arguments,
 //	   and the error of reading the root directory
+//	10 os.Exit(3): the instance exits, a fault of the call (not
+//	   recoverable by the SDK, unlike a panic)
 //
 // OnAck fails with a message that describes the acknowledgement it got, so
 // the test can check its encoding. Serialize upper-cases the target;
@@ -75,6 +77,8 @@ func (guest) OnSend(r *kpipe.Record) (kpipe.Action, error) {
 		return kpipe.Unchanged, fmt.Errorf("config is %s", kpipe.Config())
 	case 8:
 		return kpipe.Drop, nil
+	case 10:
+		os.Exit(3)
 	case 9:
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// durationFlag is a time.Duration flag that refuses what the flag cannot
+// mean: a negative duration always, and zero unless zero has a meaning of its
+// own (zeroMeans, shown in the help). A refused value is a flag error, which
+// ends the command with ExitUsage before it does anything.
+type durationFlag struct {
+	d         *time.Duration
+	zeroMeans string
+}
+
+// durationVar defines a duration flag that must be longer than zero.
+func durationVar(fs *pflag.FlagSet, d *time.Duration, name string, value time.Duration, usage string) {
+	*d = value
+	fs.Var(&durationFlag{d: d}, name, usage)
+}
+
+// durationOrZeroVar defines a duration flag that must not be negative; zero
+// means zeroMeans.
+func durationOrZeroVar(fs *pflag.FlagSet, d *time.Duration, name string, value time.Duration, usage, zeroMeans string) {
+	*d = value
+	fs.Var(&durationFlag{d: d, zeroMeans: zeroMeans}, name, usage+" (0: "+zeroMeans+")")
+}
+
+func (f *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return errors.New("want a duration such as 250ms, 10s or 1m30s")
+	case v < 0:
+		return errors.New("must not be negative")
+	case v == 0 && f.zeroMeans == "":
+		return errors.New("must be longer than zero")
+	}
+	*f.d = v
+	return nil
+}
+
+// String is the value for the help text; zero is "0", which the help does
+// not show as a default.
+func (f *durationFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "0"
+	}
+	return f.d.String()
+}
+
+func (f *durationFlag) Type() string { return "duration" }
+
+// intFlag is an int flag with a range; a value outside it is a flag error.
+type intFlag struct {
+	n      *int
+	lo, hi int
+}
+
+// intRangeVar defines an int flag whose value must be in [lo, hi].
+func intRangeVar(fs *pflag.FlagSet, n *int, name string, value, lo, hi int, usage string) {
+	*n = value
+	fs.Var(&intFlag{n: n, lo: lo, hi: hi}, name, usage)
+}
+
+func (f *intFlag) Set(s string) error {
+	v, err := strconv.ParseInt(s, 10, 0)
+	if err != nil || v < int64(f.lo) || v > int64(f.hi) {
+		return fmt.Errorf("want a whole number from %d to %d", f.lo, f.hi)
+	}
+	*f.n = int(v)
+	return nil
+}
+
+func (f *intFlag) String() string {
+	if f.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.n)
+}
+
+func (f *intFlag) Type() string { return "int" }

@@ -1,0 +1,216 @@
+package wasmhost_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/internal/testenv"
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+	"github.com/kpipe/kpipe/wasmhost/internal/abi"
+)
+
+// The SDK examples (examples/plugins/<lang>/, built by `make sdk-examples`
+// to build/sdk-examples/<lang>/) are a header stamp and a key-hash
+// partitioner per language. These tests load each through the host and check
+// it against the ABI test vectors (sdk/testdata): the stamp must turn every
+// record into results/set_header, singly and in a batch; the partitioner
+// must give results/keyhash.bin.
+
+// sdkLanguages are the directories of build/sdk-examples.
+var sdkLanguages = []string{"c", "c-wasi"}
+
+// sdkExample returns the path of an SDK example module, or skips the test
+// (fails it under CI) if it was not built.
+func sdkExample(tb testing.TB, lang, name string) string {
+	tb.Helper()
+	path := filepath.Join(plugintest.RepoRoot(tb), "build", "sdk-examples", lang, name+".wasm")
+	if _, err := os.Stat(path); err != nil {
+		testenv.Unavailable(tb, "%s is not built (run make sdk-examples): %v", path, err)
+	}
+	return path
+}
+
+// vector reads a file of sdk/testdata.
+func vector(tb testing.TB, name string) []byte {
+	tb.Helper()
+	return readFile(tb, filepath.Join(plugintest.RepoRoot(tb), "sdk", "testdata", name))
+}
+
+// vectorRecords decodes the records of sdk/testdata, in records.txt order.
+func vectorRecords(tb testing.TB) (names []string, rs []*plugins.Record) {
+	tb.Helper()
+	for _, name := range strings.Fields(string(vector(tb, "records.txt"))) {
+		r := new(plugins.Record)
+		if err := abi.DecodeRecord(vector(tb, "records/"+name+".bin"), r); err != nil {
+			tb.Fatalf("records/%s.bin: %v", name, err)
+		}
+		names = append(names, name)
+		rs = append(rs, r)
+	}
+	return names, rs
+}
+
+func encodeRecord(r *plugins.Record) []byte {
+	b := make([]byte, abi.RecordSize(r))
+	abi.PutRecord(b, r)
+	return b
+}
+
+func TestSDKExamples(t *testing.T) {
+	ctx := context.Background()
+	names, _ := vectorRecords(t)
+	keyhash := vector(t, "results/keyhash.bin")
+	for _, lang := range sdkLanguages {
+		t.Run(lang+"/stamp", func(t *testing.T) {
+			h := newHost(t)
+			p := load(t, h, lang+"-stamp", readFile(t, sdkExample(t, lang, "stamp")), plugins.KindInterceptor)
+			_, rs := vectorRecords(t)
+			for i, r := range rs {
+				v, err := p.OnSend(ctx, r)
+				if err != nil || v != plugins.Continue {
+					t.Fatalf("%s: OnSend = %v, %v", names[i], v, err)
+				}
+				if got, want := encodeRecord(r), vector(t, "results/set_header/"+names[i]+".bin"); !bytes.Equal(got, want) {
+					t.Errorf("%s: OnSend made %+v, not results/set_header", names[i], r)
+				}
+			}
+			acks := make([]plugins.Ack, len(rs))
+			for i := range acks {
+				acks[i].Offset = int64(i)
+			}
+			ackErrs := make([]error, len(rs))
+			if err := p.OnAckBatch(ctx, rs, acks, ackErrs); err != nil {
+				t.Errorf("OnAckBatch: %v", err)
+			}
+			for i, err := range ackErrs {
+				if err != nil {
+					t.Errorf("%s: OnAckBatch: %v", names[i], err)
+				}
+			}
+			_, rs = vectorRecords(t)
+			vs := make([]plugins.Verdict, len(rs))
+			errs := make([]error, len(rs))
+			if err := p.OnSendBatch(ctx, rs, vs, errs); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range rs {
+				if errs[i] != nil || vs[i] != plugins.Continue {
+					t.Errorf("%s: batch result %v, %v", names[i], vs[i], errs[i])
+				}
+				if got, want := encodeRecord(r), vector(t, "results/set_header/"+names[i]+".bin"); !bytes.Equal(got, want) {
+					t.Errorf("%s: OnSendBatch made %+v, not results/set_header", names[i], r)
+				}
+			}
+			if st := p.Stats(); len(st.Faults) != 0 {
+				t.Errorf("faults: %v", st.Faults)
+			}
+		})
+		t.Run(lang+"/keyhash", func(t *testing.T) {
+			h := newHost(t)
+			p := load(t, h, lang+"-keyhash", readFile(t, sdkExample(t, lang, "keyhash")), plugins.KindPartitioner)
+			if p.Features()&abi.FeaturePartitionKey == 0 {
+				t.Errorf("features %#x: the key-hash example asks for KPIPE_FEATURE_PARTITION_KEY", p.Features())
+			}
+			// want is the partition of record i that the host reports: the
+			// guest's KPIPE_DEFAULT_PARTITION is plugins.DefaultPartition.
+			want := func(i int) int32 {
+				w := int32(binary.LittleEndian.Uint32(keyhash[4*i:]))
+				if int64(w) == abi.StatusDefaultPartition {
+					return plugins.DefaultPartition
+				}
+				return w
+			}
+			_, rs := vectorRecords(t)
+			nps := make([]int32, len(rs))
+			for i, r := range rs {
+				nps[i] = 7
+				got, err := p.Partition(ctx, r, 7)
+				if got != want(i) || err != nil {
+					t.Errorf("%s: Partition = %d, %v; want %d", names[i], got, err, want(i))
+				}
+			}
+			parts := make([]int32, len(rs))
+			errs := make([]error, len(rs))
+			if err := p.PartitionBatch(ctx, rs, nps, parts, errs); err != nil {
+				t.Fatal(err)
+			}
+			for i := range rs {
+				if parts[i] != want(i) || errs[i] != nil {
+					t.Errorf("%s: PartitionBatch = %d, %v; want %d", names[i], parts[i], errs[i], want(i))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSDKExamples measures the SDK examples through the host, with the
+// call timeout off, against the hand-written WAT no-op: the header stamp's
+// OnSend one record a call and 64 a call (OnSendBatch), and the key-hash
+// partitioner's Partition. The record is benchRecord's. ns/record is the
+// figure to compare.
+func BenchmarkSDKExamples(b *testing.B) {
+	ctx := context.Background()
+	perRecord := func(b *testing.B, size int) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/record")
+	}
+	onSend := func(b *testing.B, wasm []byte, size int) {
+		h := newHost(b)
+		p := load(b, h, "bench", wasm, plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+		rs := make([]*plugins.Record, size)
+		orig := make([]plugins.Record, size)
+		for i := range rs {
+			rs[i] = benchRecord()
+			orig[i] = *rs[i]
+		}
+		vs := make([]plugins.Verdict, size)
+		errs := make([]error, size)
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range rs {
+				*rs[i] = orig[i]
+			}
+			if size == 1 {
+				if _, err := p.OnSend(ctx, rs[0]); err != nil {
+					b.Fatal(err)
+				}
+				continue
+			}
+			if err := p.OnSendBatch(ctx, rs, vs, errs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perRecord(b, size)
+	}
+	for _, size := range []int{1, 64} {
+		b.Run(fmt.Sprintf("noop.wat/on_send/%d", size), func(b *testing.B) {
+			onSend(b, exampleWAT(b, "noop"), size)
+		})
+		for _, lang := range sdkLanguages {
+			b.Run(fmt.Sprintf("%s/stamp/on_send/%d", lang, size), func(b *testing.B) {
+				onSend(b, readFile(b, sdkExample(b, lang, "stamp")), size)
+			})
+		}
+	}
+	for _, lang := range sdkLanguages {
+		b.Run(lang+"/keyhash/partition", func(b *testing.B) {
+			h := newHost(b)
+			p := load(b, h, "bench", readFile(b, sdkExample(b, lang, "keyhash")), plugins.KindPartitioner, wasmhost.WithCallTimeout(0))
+			r := benchRecord()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Partition(ctx, r, 12); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perRecord(b, 1)
+		})
+	}
+}
