@@ -69,7 +69,7 @@ func TestParseJSONRecord(t *testing.T) {
 		{name: "base64 with JSON escapes", line: `{"value_base64":"AP8\u003d"}`, want: &plugins.Record{Value: []byte{0x00, 0xff}}},
 		{name: "base64 not a string", line: `{"value_base64":1}`, wantErr: `invalid JSON record: "value_base64" must be a string`},
 		{name: "null key and base64 key", line: `{"key":null,"key_base64":"AA=="}`, wantErr: `"key" and "key_base64": give one of them`},
-				{name: "control character in a string", line: "{\"value\":\"a\tb\"}", wantErr: "control character"},
+		{name: "control character in a string", line: "{\"value\":\"a\tb\"}", wantErr: "control character"},
 		{name: "bad escape", line: `{"value":"\x"}`, wantErr: `invalid escape '\x'`},
 		{name: "short unicode escape", line: `{"value":"\u12"}`, wantErr: "four hexadecimal digits"},
 		{name: "unterminated string", line: `{"value":"abc`, wantErr: "string not terminated"},

@@ -29,6 +29,10 @@ type runFlags struct {
 	input, format    string
 	strict           bool
 	flushTimeout     time.Duration
+	// cpuProfile and memProfile are pprof output files; pluginTimes adds
+	// the time spent in each plugin to the summary.
+	cpuProfile, memProfile string
+	pluginTimes            bool
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -85,6 +89,9 @@ could not start, 130 if interrupted.`,
 	fl.StringVarP(&f.input, "input", "i", "-", "input file, - for stdin")
 	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
 	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the run to this file at the end (go tool pprof)")
+	fl.BoolVar(&f.pluginTimes, "plugin-times", false, "add each plugin's time per record and in all to the summary")
 	durationVar(fl, &f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
 	return cmd
 }
@@ -114,6 +121,15 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			e.say("%v", err)
+		}
+	}()
 	in := e.stdin
 	var size int64 = -1
 	name := "stdin"
@@ -165,22 +181,30 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	// Read in a goroutine, so that an interrupt is noticed even while a
 	// read blocks (stdin from a terminal or a pipe). On an interrupt the
 	// reader is abandoned; the process is about to exit.
-	lines := make(chan inputLine, 1024)
+	lines := make(chan []inputLine, 1024/lineBatch)
 	stop := make(chan struct{})
 	defer close(stop)
-	go readLines(newLineReader(in, format), lines, stop)
+	go readLines(in, format, lineBatch, lines, stop)
 
 	interrupted := false
 	var readErr error
+	var batch []inputLine
+	var le *lineError // outside the loop: errors.As makes it escape
 read:
 	for {
-		var il inputLine
-		select {
-		case <-ctx.Done():
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				interrupted = true
+				break read
+			case batch = <-lines:
+			}
+		} else if ctx.Err() != nil {
 			interrupted = true
 			break read
-		case il = <-lines:
 		}
+		il := batch[0]
+		batch = batch[1:]
 		if f.strict {
 			select {
 			case <-t.firstFailure:
@@ -188,7 +212,6 @@ read:
 			default:
 			}
 		}
-		var le *lineError
 		switch {
 		case errors.Is(il.err, io.EOF):
 			break read
@@ -263,6 +286,9 @@ read:
 	}
 	stats := b.producer.Stats()
 	t.summary(e, name, rep, stats, b.embedded != nil)
+	if f.pluginTimes {
+		printPluginTimes(e.stderr, stats)
+	}
 
 	switch {
 	case ferr != nil || cerr != nil || txnErr != nil:
@@ -361,32 +387,6 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	}
 	if embedded {
 		fmt.Fprintln(w, "  (embedded broker: the records were discarded on exit)")
-	}
-}
-
-// inputLine is one result of lineReader.next, passed from the reading
-// goroutine; offset is the input position after the line.
-type inputLine struct {
-	rec    *plugins.Record
-	line   int
-	offset int64
-	err    error
-}
-
-// readLines sends every line of lr to out, ending with an error (io.EOF at
-// the end of the input), or stops early when stop is closed.
-func readLines(lr *lineReader, out chan<- inputLine, stop <-chan struct{}) {
-	for {
-		r, line, err := lr.next()
-		select {
-		case out <- inputLine{rec: r, line: line, offset: lr.bytes, err: err}:
-		case <-stop:
-			return
-		}
-		var le *lineError
-		if err != nil && !errors.As(err, &le) {
-			return
-		}
 	}
 }
 
