@@ -202,8 +202,8 @@ func (rt *runtime) sendEntry(in []byte) (int64, error) {
 // of them failed alike, and otherwise says how many failed, and how.
 func (rt *runtime) onAckBatch(count, n int32) (code int64) {
 	defer rt.recover("OnAck", &code)
-	if rt.interceptor == nil {
-		return rt.fail(errors.New("kpipe_on_ack_batch called, but no interceptor is registered"))
+	if rt.observer == nil {
+		return rt.fail(errors.New("kpipe_on_ack_batch called, but no interceptor with OnAck is registered"))
 	}
 	in, err := rt.input(n)
 	if err == nil {
@@ -238,7 +238,7 @@ func (rt *runtime) ackEntries(in []byte, count int, cur *batchCursor) (err error
 	for ; cur.i < count; cur.i++ {
 		err := rt.dec.decodeAck(cur.entry(in, sizePrefix), &rt.ack, &rt.rec)
 		if err == nil {
-			err = rt.interceptor.OnAck(&rt.rec, rt.ack)
+			err = rt.observer.OnAck(&rt.rec, rt.ack)
 		}
 		if err != nil {
 			rt.failures.add(err)

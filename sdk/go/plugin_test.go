@@ -54,7 +54,7 @@ func (p *funcPlugin) Init() error                                   { return p.i
 // newRuntime returns a runtime with p registered for every kind and the
 // golden record in its input buffer.
 func newRuntime(tb testing.TB, p *funcPlugin) (*runtime, int32) {
-	r := &runtime{interceptor: p, serializer: p, partitioner: p}
+	r := &runtime{interceptor: p, observer: p, serializer: p, partitioner: p}
 	copy(r.buffer(64*1024), goldenBytes)
 	return r, int32(len(goldenBytes))
 }

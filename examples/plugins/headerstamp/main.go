@@ -1,6 +1,9 @@
 package main
 
-import kpipe "github.com/kpipe/kpipe/sdk/go"
+import (
+	kpipe "github.com/kpipe/kpipe/sdk/go"
+	_ "github.com/kpipe/kpipe/sdk/go/ack" // stamper counts acknowledgements (OnAck)
+)
 
 // plugin wires the stamper to the SDK: the configuration is read in Init,
 // once per instance.
