@@ -18,6 +18,9 @@ func hostLog(level int32, ptr unsafe.Pointer, n uint32)
 //go:wasmimport kpipe set_error
 func hostSetError(ptr unsafe.Pointer, n uint32)
 
+//go:wasmimport kpipe enable_features
+func hostEnableFeatures(mask int64) int64
+
 // host is the kpipe import module.
 var host hostAPI = wasmHost{}
 
@@ -36,6 +39,8 @@ func (wasmHost) log(l Level, msg string) {
 func (wasmHost) setError(msg string) {
 	hostSetError(unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
 }
+
+func (wasmHost) enableFeatures(mask uint64) uint64 { return uint64(hostEnableFeatures(int64(mask))) }
 
 // The exports (ABI section 3).
 

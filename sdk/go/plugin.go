@@ -170,6 +170,8 @@ type runtime struct {
 	dec decoder
 	rec Record
 	ack Ack
+	// features are the ABI features the host enabled (EnableFeatures).
+	features Feature
 }
 
 // kinds returns the kpipe_kinds bit set of the registered plugins.
@@ -295,7 +297,7 @@ func (rt *runtime) onAck(n int32) (code int64) {
 	}
 	in, err := rt.input(n)
 	if err == nil {
-		err = rt.dec.decodeAck(in, &rt.ack, &rt.rec)
+		err = rt.decodeAckInput(in)
 	}
 	if err != nil {
 		return rt.fail(err)
@@ -348,7 +350,7 @@ func (rt *runtime) partition(numPartitions, n int32) (code int64) {
 	}
 	in, err := rt.input(n)
 	if err == nil {
-		err = rt.dec.decodeRecord(in, &rt.rec)
+		err = rt.decodePartitionInput(in)
 	}
 	if err != nil {
 		return rt.fail(err)
