@@ -21,6 +21,16 @@ GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 # commands of sdk/ABI.md's "Languages" section. .ci/run installs the tools.
 SDK_OUT := build/sdk-examples
 CLANG   ?= clang
+ZIG     ?= python3 -m ziglang
+CARGO   ?= cargo
+NPM     ?= npm
+NODE    ?= node
+# The AssemblyScript compiler, installed from npm under build/npm (never
+# committed) by the rule for $(ASC).
+ASC_VERSION ?= 0.28.20
+ASC_DIR     := build/npm
+ASC         := $(ASC_DIR)/node_modules/.bin/asc
+ASC_FLAGS   := -O3 --noAssert --exportStart _initialize
 
 .DEFAULT_GOAL := help
 
@@ -59,10 +69,10 @@ check-wasm: ## Fail if a .wasm is missing, not committed, or differs from its .w
 	exit $$status
 
 .PHONY: sdk-examples
-sdk-examples: sdk-examples-c ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
+sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-assemblyscript ## Build the C, Rust, Zig and AssemblyScript example plugins to build/sdk-examples/<lang>/.
 
 .PHONY: sdk-examples-c
-sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-wasi/), and test the C SDK natively.
+sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-wasi/) and without edits (c-whole/), and test the C SDK natively.
 	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
 	@for p in stamp keyhash; do \
 		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
@@ -71,8 +81,70 @@ sdk-examples-c: ## Build the C examples freestanding (c/) and with wasi-libc (c-
 		$(CLANG) --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--strip-all \
 			-o $(SDK_OUT)/c-wasi/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
 	done
+	@mkdir -p $(SDK_OUT)/c-whole
+	$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
+		-DSTAMP_WHOLE_RECORD -o $(SDK_OUT)/c-whole/stamp.wasm examples/plugins/c/stamp.c
 	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
 	$(SDK_OUT)/c/vectors_test sdk/testdata
+
+.PHONY: sdk-examples-zig
+sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
+	@mkdir -p $(SDK_OUT)/zig
+	@for p in stamp keyhash; do \
+		echo "zig build-exe $$p.zig -> $(SDK_OUT)/zig/$$p.wasm"; \
+		$(ZIG) build-exe examples/plugins/zig/$$p.zig sdk/c/kpipe.c -I sdk/c \
+			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
+			--cache-dir $(SDK_OUT)/.zig-cache -femit-bin=$(SDK_OUT)/zig/$$p.wasm || exit 1; \
+	done
+
+.PHONY: sdk-examples-rust
+sdk-examples-rust: ## Test the Rust SDK natively and build the Rust examples for wasm32-wasip1.
+	cd sdk/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target $(CARGO) test --quiet
+	cd examples/plugins/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target \
+		$(CARGO) build --quiet --locked --release --target wasm32-wasip1
+	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm $(SDK_OUT)/rust/
+
+$(ASC):
+	@mkdir -p $(ASC_DIR)
+	$(NPM) install --prefix $(ASC_DIR) --no-save --no-audit --no-fund assemblyscript@$(ASC_VERSION)
+
+.PHONY: sdk-examples-assemblyscript
+sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
+	@mkdir -p $(SDK_OUT)/assemblyscript
+	ln -sfn $(CURDIR)/sdk/assemblyscript $(ASC_DIR)/node_modules/kpipe-sdk
+	@for p in stamp keyhash; do \
+		echo "asc $$p.ts -> $(SDK_OUT)/assemblyscript/$$p.wasm"; \
+		$(ASC) examples/plugins/assemblyscript/$$p.ts --path $(ASC_DIR)/node_modules $(ASC_FLAGS) \
+			--use abort=~lib/kpipe-sdk/assembly/index/abort -o $(SDK_OUT)/assemblyscript/$$p.wasm || exit 1; \
+	done
+	cd sdk/assemblyscript && $(CURDIR)/$(ASC) tests/harness.ts $(ASC_FLAGS) --use abort=assembly/index/abort \
+		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/harness.wasm
+	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
+
+# Modules that break the ABI in one way each: sdk-conformance must see
+# plugin conformance refuse every one.
+NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/testdata/trap.wasm \
+	wasmhost/testdata/mistyped_export.wasm wasmhost/testdata/missing_export.wasm wasmhost/testdata/command.wasm
+
+.PHONY: sdk-conformance
+sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
+	$(GO) build -o build/kpipe ./cmd/kpipe
+	@status=0; n=0; \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm; do \
+		n=$$((n+1)); \
+		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
+			echo "conforms:       $$m"; \
+		else \
+			echo "DOES NOT CONFORM: $$m"; cat $(SDK_OUT)/conformance.out; status=1; \
+		fi; \
+	done; \
+	if [ $$n -lt 10 ]; then echo "only $$n SDK examples under $(SDK_OUT) (run make sdk-examples)"; status=1; fi; \
+	for m in $(NONCONFORMING); do \
+		build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; rc=$$?; \
+		if [ $$rc -eq 1 ]; then echo "refused:        $$m ($$(grep -m1 '^FAIL' $(SDK_OUT)/conformance.out | cut -c1-80))"; \
+		else echo "NOT REFUSED (exit $$rc): $$m"; cat $(SDK_OUT)/conformance.out; status=1; fi; \
+	done; \
+	exit $$status
 
 .PHONY: vectors
 vectors: ## Rewrite the ABI test vectors under sdk/testdata from the host's encoder.

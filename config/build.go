@@ -48,8 +48,8 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 	if k.MaxBufferedRecords != 0 {
 		opts = append(opts, pipeline.MaxBufferedRecords(k.MaxBufferedRecords))
 	}
-	if k.MaxBufferedBytes != 0 {
-		opts = append(opts, pipeline.MaxBufferedBytes(int(k.MaxBufferedBytes)))
+	if k.MaxBufferedBytes != nil {
+		opts = append(opts, pipeline.MaxBufferedBytes(int(*k.MaxBufferedBytes)))
 	}
 	if k.Compression != "" {
 		c, err := pipeline.ParseCodec(k.Compression)
@@ -66,6 +66,18 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 	}
 	if k.Retries != nil {
 		opts = append(opts, pipeline.Retries(*k.Retries))
+	}
+	if k.MaxInFlight != 0 {
+		opts = append(opts, pipeline.MaxInFlight(k.MaxInFlight))
+	}
+	if k.PartitionerIgnoreKeys {
+		opts = append(opts, pipeline.PartitionerIgnoreKeys(true))
+	}
+	if k.MetadataMaxAge != 0 {
+		opts = append(opts, pipeline.MetadataMaxAge(k.MetadataMaxAge))
+	}
+	if k.MaxBlock != nil {
+		opts = append(opts, pipeline.MaxBlock(*k.MaxBlock))
 	}
 	return opts, nil
 }
@@ -120,7 +132,7 @@ func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.H
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(ic.DefRange), err)
 		}
-		opts = append(opts, pipeline.Interceptor(ic.Name, pl, ic.pluginOptions()...))
+		opts = append(opts, pipeline.Interceptor(ic.Name, pl.Interceptor(), ic.pluginOptions()...))
 	}
 	for _, s := range []struct {
 		pl  *Plugin
@@ -134,7 +146,10 @@ func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.H
 		if s.pl.Builtin != "" {
 			ser, err = plugins.NewSerializer(s.pl.Builtin, s.pl.Config)
 		} else {
-			ser, err = loadModule(ctx, host, s.pl)
+			var pl *wasmhost.Plugin
+			if pl, err = loadModule(ctx, host, s.pl); err == nil {
+				ser = pl.Serializer()
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(s.pl.DefRange), err)
@@ -150,7 +165,10 @@ func (c *Config) ChainOptions(ctx context.Context, p *Pipeline, host *wasmhost.H
 		case pp.Builtin != "":
 			part, err = plugins.NewPartitioner(pp.Builtin, pp.Config)
 		default:
-			part, err = loadModule(ctx, host, pp)
+			var pl *wasmhost.Plugin
+			if pl, err = loadModule(ctx, host, pp); err == nil {
+				part = pl.Partitioner()
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos(pp.DefRange), err)
@@ -173,7 +191,8 @@ func (p *Plugin) pluginOptions() []pipeline.PluginOption {
 	return opts
 }
 
-// loadModule loads p's module as p.Kind with p's limits and config.
+// loadModule loads p's module as p.Kind with p's limits and config; the
+// caller takes the view of that kind.
 func loadModule(ctx context.Context, host *wasmhost.Host, p *Plugin) (*wasmhost.Plugin, error) {
 	return host.LoadFile(ctx, p.Name, p.Module, p.Kind, p.loadOptions()...)
 }
@@ -190,6 +209,9 @@ func (p *Plugin) loadOptions() []wasmhost.PluginOption {
 	}
 	if p.Timeout != nil {
 		opts = append(opts, wasmhost.WithCallTimeout(*p.Timeout))
+	}
+	if p.LoadTimeout != nil {
+		opts = append(opts, wasmhost.WithLoadTimeout(*p.LoadTimeout))
 	}
 	if p.PoolSize != 0 {
 		opts = append(opts, wasmhost.WithPoolSize(p.PoolSize))

@@ -20,7 +20,10 @@ import (
 // one) into host, each as the kind its block uses it as and with its block's
 // limits and config, and reports each one that fails to load (not a valid
 // module, a kind it does not implement, a missing export, an unknown import,
-// a failing kpipe_init...) at its module attribute. A failure that only the
+// a failing kpipe_init...) at its module attribute. Blocks whose config or
+// limits have errors are not loaded: those errors are reported already, and
+// loading with wrong settings would only add errors that follow from them.
+// A failure that only the
 // block's memory_limit or timeout causes (the module loads without it) is
 // reported at that attribute instead. Each plugin is closed again once it
 // loaded.
@@ -68,8 +71,8 @@ func (p *Pipeline) plugins() []*Plugin {
 // checkModule loads p's module, if it has one, and returns the diagnostic of
 // its failure, or nil.
 func checkModule(ctx context.Context, host *wasmhost.Host, p *Plugin) *hcl.Diagnostic {
-	if p == nil || p.Module == "" {
-		return nil
+	if p == nil || p.Module == "" || p.settingErrors {
+		return nil // nothing to load, or reported by Parse
 	}
 	if fi, err := os.Stat(p.Module); err != nil || fi.IsDir() {
 		return nil // reported by Parse
@@ -134,9 +137,10 @@ func tryLoad(ctx context.Context, host *wasmhost.Host, p *Plugin, opts []wasmhos
 // the file has errors elsewhere. It reports every problem at once, sorted by
 // position. The Config is nil if there is any error.
 //
-// Check is the one diagnostics path of the kpipe command: validate and run
-// both call it (run with the one pipeline it runs), and print what it
-// returns with WriteDiagnostics.
+// Check and CheckModules are the one diagnostics path of the kpipe command:
+// validate calls Check; run, which loads its pipeline's modules once with
+// Build, calls Check for a file with errors and CheckModules when Build
+// failed, so that both print the same lines with WriteDiagnostics.
 func Check(ctx context.Context, path string, host *wasmhost.Host, pipelines ...string) (*Config, hcl.Diagnostics) {
 	src, err := os.ReadFile(path)
 	if err != nil {

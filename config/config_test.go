@@ -49,6 +49,10 @@ kafka {
   request_timeout      = "30s"
   delivery_timeout     = "2m"
   retries              = 0
+  max_in_flight        = 5
+  partitioner_ignore_keys = true
+  metadata_max_age     = "30s"
+  max_block            = "5s"
 }
 
 pipeline "orders" {
@@ -59,6 +63,7 @@ pipeline "orders" {
     config       = { origin = env.KPIPE_TEST_ORIGIN, n = 3, tags = ["a", "b"], missing = env("KPIPE_TEST_UNSET_VAR", "dflt") }
     memory_limit = "16MiB"
     timeout      = "200ms"
+    load_timeout = "3s"
     pool_size    = 4
     max_output   = "1MiB"
   }
@@ -106,7 +111,11 @@ pipeline "plain" {}
 		{"batch_max_bytes", k.BatchMaxBytes, int32(1 << 20)},
 		{"max_request_size", k.MaxRequestSize, int32(2097152)},
 		{"max_buffered_records", k.MaxBufferedRecords, 1000},
-		{"max_buffered_bytes", k.MaxBufferedBytes, int64(64e6)},
+		{"max_buffered_bytes", *k.MaxBufferedBytes, int64(64e6)},
+		{"max_in_flight", k.MaxInFlight, 5},
+		{"partitioner_ignore_keys", k.PartitionerIgnoreKeys, true},
+		{"metadata_max_age", k.MetadataMaxAge, 30 * time.Second},
+		{"max_block", *k.MaxBlock, 5 * time.Second},
 		{"compression", k.Compression, "zstd"},
 		{"request_timeout", k.RequestTimeout, 30 * time.Second},
 		{"delivery_timeout", k.DeliveryTimeout, 2 * time.Minute},
@@ -131,6 +140,8 @@ pipeline "plain" {}
 		{"stamp pages", st.MemoryLimitPages(), uint32(256)},
 		{"stamp timeout", *st.Timeout, 200 * time.Millisecond},
 		{"second timeout", p.Interceptors[1].Timeout, (*time.Duration)(nil)},
+		{"stamp load_timeout", *st.LoadTimeout, 3 * time.Second},
+		{"second load_timeout", p.Interceptors[1].LoadTimeout, (*time.Duration)(nil)},
 		{"stamp pool", st.PoolSize, 4},
 		{"stamp max_output", st.MaxOutput, 1 << 20},
 		{"breaker", *p.CircuitBreaker, CircuitBreaker{Threshold: 5, Cooldown: 10 * time.Second}},
@@ -272,7 +283,26 @@ pipeline "p" {
 				"13:20: error: Invalid duration",
 				"14:20: error: Invalid value",
 				"17:17: error: Invalid value",
-				"18:17: error: Invalid duration",
+				"18:17: error: Invalid cooldown: cooldown must be longer than zero.",
+			},
+		},
+		{
+			name: "producer settings",
+			src: `kafka {
+  max_in_flight           = 1
+  metadata_max_age        = "1ms"
+  max_block               = "-1s"
+  max_buffered_bytes      = "1KiB"
+  partitioner_ignore_keys = "maybe"
+}
+pipeline "p" {}
+`,
+			want: []string{
+				"2:29: error: max_in_flight needs idempotence = false",
+				"3:29: error: Invalid metadata_max_age",
+				"4:29: error: Invalid duration",
+				"5:29: error: max_buffered_bytes below batch_max_bytes",
+				"6:29: error: Incorrect attribute value type",
 			},
 		},
 		{
@@ -328,7 +358,7 @@ pipeline "p" {}
 `,
 			want: []string{
 				"2:32: error: Invalid builtin",
-				"4:15: error: Invalid builtin",
+				"5:5: error: Not allowed with a builtin: builtin \"json\" takes no config",
 				"8:15: error: Invalid builtin",
 				"10:31: error: Invalid builtin",
 			},

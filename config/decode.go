@@ -236,3 +236,8 @@ func formatSize(n uint64) string {
 	}
 	return strconv.FormatUint(n, 10) + "B"
 }
+
+// ParseSize parses a byte size as the configuration file writes one
+// (a whole number, then B, KB, KiB, MB, MiB, GB or GiB), for command-line
+// flags that take sizes.
+func ParseSize(s string) (uint64, error) { return parseSize(s) }

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -81,6 +85,10 @@ var kafkaSchema = &hcl.BodySchema{
 		{Name: "request_timeout"},
 		{Name: "delivery_timeout"},
 		{Name: "retries"},
+		{Name: "max_in_flight"},
+		{Name: "partitioner_ignore_keys"},
+		{Name: "metadata_max_age"},
+		{Name: "max_block"},
 	},
 }
 
@@ -105,6 +113,7 @@ var pluginSchema = &hcl.BodySchema{
 		{Name: "config"},
 		{Name: "memory_limit"},
 		{Name: "timeout"},
+		{Name: "load_timeout"},
 		{Name: "pool_size"},
 		{Name: "max_output"},
 		{Name: "on_failure"},
@@ -184,9 +193,14 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.stringList(attr); ok {
 			for _, b := range list {
-				if b = strings.TrimSpace(b); b != "" {
-					k.Brokers = append(k.Brokers, b)
+				if b = strings.TrimSpace(b); b == "" {
+					continue
 				}
+				if err := checkBroker(b); err != nil {
+					d.errorf(attr.Expr.Range(), "Invalid broker address", "%s.", err)
+					break
+				}
+				k.Brokers = append(k.Brokers, b)
 			}
 		}
 	}
@@ -195,13 +209,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "0", "1", "all":
-				k.Acks = s
-			case "-1":
-				k.Acks = "all"
-			default:
-				d.errorf(attr.Expr.Range(), "Invalid acks", `acks must be "0", "1" or "all", not %q.`, s)
+			if level, err := pipeline.ParseAcks(s); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+			} else {
+				k.Acks = level.String()
 			}
 		}
 	}
@@ -234,18 +245,18 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 	if attr, ok := a["max_buffered_bytes"]; ok {
-		if v, ok := d.size(attr, 1, 1<<62); ok {
-			k.MaxBufferedBytes = int64(v)
+		if v, ok := d.size(attr, 0, 1<<62); ok {
+			n := int64(v)
+			k.MaxBufferedBytes = &n
 		}
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			switch s {
-			case "none", "gzip", "snappy", "lz4", "zstd":
-				k.Compression = s
-			default:
+			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
 				d.errorf(attr.Expr.Range(), "Invalid compression",
 					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
+			} else {
+				k.Compression = s
 			}
 		}
 	}
@@ -258,6 +269,28 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["retries"]; ok {
 		if v, ok := d.int(attr, 0, 1<<31-1); ok {
 			k.Retries = &v
+		}
+	}
+
+	if attr, ok := a["max_in_flight"]; ok {
+		if v, ok := d.int(attr, 1, 1<<20); ok {
+			k.MaxInFlight = v
+		}
+	}
+	if attr, ok := a["partitioner_ignore_keys"]; ok {
+		k.PartitionerIgnoreKeys, _ = d.bool(attr)
+	}
+	if attr, ok := a["metadata_max_age"]; ok {
+		if v, ok := d.duration(attr, false); ok {
+			if v < 10*time.Millisecond {
+				d.errorf(attr.Expr.Range(), "Invalid metadata_max_age", "metadata_max_age must be at least 10ms, not %v.", v)
+			}
+			k.MetadataMaxAge = v
+		}
+	}
+	if attr, ok := a["max_block"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			k.MaxBlock = &v
 		}
 	}
 
@@ -281,17 +314,43 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 			"batch_max_bytes (%s) must not be larger than max_request_size (%s, %s): a batch is sent in one produce request.",
 			formatSize(uint64(batch)), formatSize(uint64(request)), what)
 	}
-	if k.Idempotence != nil && *k.Idempotence && k.Acks != "" && k.Acks != "all" {
+	// The idempotence rules are pipeline.CheckIdempotence's.
+	acks := pipeline.AcksAll
+	if k.Acks != "" {
+		acks, _ = pipeline.ParseAcks(k.Acks)
+	}
+	err := pipeline.CheckIdempotence(acks, k.Idempotence, k.TransactionalID)
+	if errors.Is(err, pipeline.ErrIdempotenceNeedsAcksAll) {
 		d.errorf(a["idempotence"].Range, "Idempotence needs acks = \"all\"",
 			"Idempotent writes require acks = \"all\", but acks is %q (at %s). Set idempotence = false, or acks = \"all\".",
 			k.Acks, a["acks"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Idempotence != nil && !*k.Idempotence {
+	if errors.Is(err, pipeline.ErrTransactionNeedsIdempotence) {
 		d.errorf(a["idempotence"].Range, "Transactions need idempotence",
 			"A transactional producer (transactional_id at %s) must be idempotent; remove idempotence = false.",
 			a["transactional_id"].Expr.Range())
 	}
-	if k.TransactionalID != "" && k.Acks != "" && k.Acks != "all" {
+	idempotent := k.Acks == "" || k.Acks == "all"
+	if k.Idempotence != nil {
+		idempotent = *k.Idempotence
+	}
+	if k.MaxInFlight != 0 && k.MaxInFlight != 5 && idempotent {
+		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
+			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
+			k.MaxInFlight)
+	}
+	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
+		batch := int64(1000012)
+		if k.BatchMaxBytes != 0 {
+			batch = int64(k.BatchMaxBytes)
+		}
+		if *k.MaxBufferedBytes < batch {
+			d.errorf(a["max_buffered_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
+				"max_buffered_bytes (%d) must be at least batch_max_bytes (%d), the largest record; 0 means no byte limit.",
+				*k.MaxBufferedBytes, batch)
+		}
+	}
+	if errors.Is(err, pipeline.ErrTransactionNeedsAcksAll) {
 		d.errorf(a["acks"].Range, "Transactions need acks = \"all\"",
 			"A transactional producer (transactional_id at %s) must use acks = \"all\".",
 			a["transactional_id"].Expr.Range())
@@ -384,8 +443,12 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			d.module(p, modAttr, s)
 		}
 	}
-	if attr, ok := a["config"]; ok {
-		p.Config, _ = d.json(attr)
+	// Errors in what loading a module uses make loading it pointless:
+	// CheckModules skips the block then.
+	before := len(d.diags.Errs())
+	cfgAttr, hasCfg := a["config"]
+	if hasCfg {
+		p.Config, _ = d.json(cfgAttr)
 	}
 	if hasBlt {
 		if s, ok := d.string(bltAttr); ok {
@@ -393,12 +456,16 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if p.Name == "" {
 				p.Name = s
 			}
-			if err := checkBuiltin(kind, s, p.Config); err != nil {
+			switch err := checkBuiltin(kind, s, nil); {
+			case err != nil:
 				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s", err)
+			case hasCfg && checkBuiltin(kind, s, p.Config) != nil:
+				d.errorf(cfgAttr.Range, "Not allowed with a builtin",
+					"builtin %q takes no config; remove the config attribute.", s)
 			}
 		}
 		// Limits and failure policy govern WASM instances only.
-		for _, n := range []string{"memory_limit", "timeout", "pool_size", "max_output"} {
+		for _, n := range []string{"memory_limit", "timeout", "load_timeout", "pool_size", "max_output"} {
 			if attr, ok := a[n]; ok {
 				d.errorf(attr.Range, "Not allowed with a builtin",
 					"%s applies to WASM modules only; builtin %q runs natively.", n, p.Builtin)
@@ -416,13 +483,19 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			if v%pageSize != 0 {
 				d.errorf(attr.Expr.Range(), "Invalid memory_limit",
 					"memory_limit must be a multiple of the 64KiB WebAssembly page size, got %d bytes.", v)
+			} else {
+				p.MemoryLimit = v
 			}
-			p.MemoryLimit = v
 		}
 	}
 	if attr, ok := a["timeout"]; ok {
 		if v, ok := d.duration(attr, true); ok {
 			p.Timeout = &v
+		}
+	}
+	if attr, ok := a["load_timeout"]; ok {
+		if v, ok := d.duration(attr, true); ok {
+			p.LoadTimeout = &v
 		}
 	}
 	if attr, ok := a["pool_size"]; ok {
@@ -433,6 +506,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			p.MaxOutput = int(v)
 		}
 	}
+	p.settingErrors = len(d.diags.Errs()) > before
 	if attr, ok := a["on_failure"]; ok {
 		if s, ok := d.string(attr); ok {
 			f, err := pipeline.ParseFailurePolicy(s)
@@ -446,9 +520,10 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 		}
 	}
+	var first hcl.Range
 	for _, blk := range content.Blocks {
 		if p.CircuitBreaker != nil {
-			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A %s block has at most one circuit_breaker block.", b.Type)
+			d.errorf(blk.DefRange, "Duplicate circuit_breaker block", "A plugin block has at most one circuit_breaker block; the first one is at %s.", first)
 			continue
 		}
 		if kind == plugins.KindSerializer {
@@ -456,7 +531,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
 			continue
 		}
-		p.CircuitBreaker = d.circuitBreaker(blk)
+		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange
 	}
 	return p
 }
@@ -513,7 +588,7 @@ func (d *decoder) circuitBreaker(b *hcl.Block) *CircuitBreaker {
 		cb.Threshold, _ = d.int(attr, 0, 1<<31-1)
 	}
 	if attr, ok := content.Attributes["cooldown"]; ok {
-		if v, ok := d.duration(attr, false); ok && v == 0 {
+		if v, ok := d.duration(attr, true); ok && v == 0 {
 			d.errorf(attr.Expr.Range(), "Invalid cooldown", "cooldown must be longer than zero.")
 		} else {
 			cb.Cooldown = v
@@ -600,4 +675,21 @@ func unterminatedHeredoc(src []byte, filename string) (hcl.Range, string, bool) 
 	rng.End = hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + len(strings.TrimRight(string(t.Bytes), "\r\n")),
 		Byte: rng.Start.Byte + len(strings.TrimRight(string(t.Bytes), "\r\n"))}
 	return rng, marker, true
+}
+
+// checkBroker checks a bootstrap broker address: HOST:PORT with a port from 1
+// to 65535, or HOST alone (the client then uses Kafka's port, 9092).
+func checkBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if !strings.Contains(strings.Trim(addr, "[]"), ":") && !strings.ContainsAny(addr, " \t/") {
+			return nil
+		}
+		return fmt.Errorf("%q is not HOST:PORT", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("%q is not HOST:PORT with a port from 1 to 65535", addr)
+	}
+	return nil
 }

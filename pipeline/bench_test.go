@@ -51,7 +51,8 @@ func (keyHash) Partition(_ context.Context, r *plugins.Record, n int32) (int32, 
 //     idempotence, no compression, timeouts) and franz-go's equivalent of
 //     the default partitioner;
 //   - builtin: kpipe with the built-in "bytes" serializers and the default
-//     partitioner;
+//     partitioner, given as kpipe's configuration gives them
+//     (config.ChainOptions): nil, the pipeline's own;
 //   - wasm: kpipe with the WASM no-op interceptor and key-hash partitioner,
 //     loaded with wasmhost's default settings (which include a per-call
 //     time limit), and kpipe's default stage batching (64 records);
@@ -145,10 +146,8 @@ func BenchmarkProduce(b *testing.B) {
 		}
 	}
 	b.Run("builtin", func(b *testing.B) {
-		bytesSer, _ := plugins.NewSerializer("bytes", nil)
-		def, _ := plugins.NewPartitioner("default", nil)
-		kpipe(b, pipeline.KeySerializer("bytes", bytesSer), pipeline.ValueSerializer("bytes", bytesSer),
-			pipeline.Partitioner("default", def))
+		kpipe(b, pipeline.KeySerializer("bytes", nil), pipeline.ValueSerializer("bytes", nil),
+			pipeline.Partitioner("default", nil))
 	})
 	b.Run("wasm", func(b *testing.B) {
 		kpipe(b, pipeline.Interceptor("noop", wasmPlugin(b, "noop.wasm", plugins.KindInterceptor)),

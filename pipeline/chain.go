@@ -36,19 +36,14 @@ type chain struct {
 	owned []any
 
 	// Records that entered the chain, and those that settled (their
-	// callback ran). Send goroutines write entered, the completion
-	// goroutine settled: they are on separate cache lines (measured by
-	// BenchmarkProduce, see RATIONALE.md "Chain counters").
+	// callback ran): the chain's records in flight are entered -
+	// settled. retired is set when a Swap replaced the chain, closed
+	// when its plugins were handed for closing.
 	entered atomic.Int64
-	_       cacheLinePad
 	settled atomic.Int64
 	retired atomic.Bool
 	closed  atomic.Bool
-	_       cacheLinePad
 }
-
-// cacheLinePad keeps the fields before it and after it off one cache line.
-type cacheLinePad [64]byte
 
 type interceptorSlot struct {
 	ic    plugins.Interceptor

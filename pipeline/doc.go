@@ -28,38 +28,56 @@
 // called once per batch, other plugins once per record as before, and the
 // records then go to the client in the order they were sent. The Send that
 // fills a batch runs it; a timer runs a batch that does not fill within the
-// stage linger (at most 1ms by default). Acknowledgements for an AckBatcher
-// are queued and delivered in batches too, at the latest after the stage
-// linger, or on Flush and Close. With only Go plugins that take no batches,
-// nothing is queued: each Send runs the stages itself.
+// stage linger (at most 1ms by default). A record sent alone runs the same
+// path as a batch of one. Acknowledgements for an AckBatcher are batched by
+// the pipeline (the only place they are): its records wait with their
+// results, and at the latest after the stage linger, or on Flush and Close,
+// the AckBatcher gets one OnAckBatch call, then the callbacks run. With only
+// Go plugins that take no batches, nothing is queued: each Send runs the
+// stages itself.
+//
+// # Chains and Swap
+//
+// The plugins form a chain, an immutable version held in one atomic
+// pointer. Swap replaces the whole chain while records flow: a record runs
+// every stage and its acknowledgements on the chain it entered, and
+// Result.ChainVersion names it. A retired chain's plugins are closed once
+// its last record settled. SetPartitioner is Swap with another
+// partitioner.
 //
 // # Plugin failures
 //
-// A broken plugin never stops the stream:
+// A broken plugin never stops the stream. Every plugin call goes through one
+// guard (guard.go), which turns a panic into an error, counts the records,
+// logs the failure with the plugin's name and hook (at most once per second
+// per plugin and hook; Stats has the exact counts) and feeds the plugin's
+// circuit breaker. Then the plugin's failure policy (OnFailure) decides:
 //
 //   - an interceptor whose OnSend fails (error, WASM fault, panic of a Go
-//     interceptor) is logged with its name and hook and counted; the record
-//     goes on as it was before that interceptor;
+//     interceptor): SkipPlugin, the default, lets the record go on as it was
+//     before that interceptor; FailRecord fails it (ErrPluginFailed, naming
+//     the plugin and hook); DropRecord filters it;
 //   - an OnAck failure is logged and counted, and changes nothing;
 //   - a serializer failure fails that record alone, with an error wrapping
 //     ErrSerialize; nothing half-serialized is sent;
-//   - a partitioner failure or out-of-range partition is logged and counted,
-//     and the record goes through the default partitioner;
-//   - an interceptor or partitioner that keeps failing is bypassed for a
-//     cool-down and then tried again (see CircuitBreaker); bypassed calls
-//     are counted;
-//   - a batch call (see StageBatch) that fails as a whole fails the call of
-//     each of its records, with the consequences above, and counts once per
-//     record.
-//
-// Failure logs are limited to one per plugin and hook per second; Stats has
-// the exact counts.
+//   - a partitioner failure or out-of-range partition: UseDefaultPartitioner,
+//     the default, sends the record through the default partitioner;
+//     FailRecord fails it;
+//   - an interceptor or partitioner that fails on threshold consecutive
+//     records is bypassed for a cool-down, its policy applying to each
+//     bypassed record, and then exactly one call is tried (see
+//     CircuitBreaker); bypassed records are counted;
+//   - a batch call (see StageBatch) that fails for a record applies the
+//     policy to that record; a WASM batch call that fails as a whole is run
+//     again one record at a time, so only the records whose own call fails
+//     are affected.
 //
 // # Partitioning
 //
 // franz-go fixes its partitioner when the client is created. The Producer
-// gives it one stable partitioner that reads the current plugin from an
-// atomic pointer, so SetPartitioner swaps partitioners while records flow.
+// gives it one stable partitioner that uses the partitioner of each
+// record's chain, so a Swap changes partitioners while records flow. It is
+// where each record's partition is decided, once.
 // Partitions are always exact partition numbers, and a record that names its
 // partition (plugins.Record.SetPartition, including partition 0) goes there
 // without calling the partitioner.
@@ -76,5 +94,7 @@
 // # Closing
 //
 // franz-go's Close fails buffered records; Producer.Close first flushes until
-// its context ends, then closes, and reports the records left undelivered.
+// its context ends, then closes, closes the plugins it owns, and reports the
+// records left undelivered. docs/architecture.md follows one record through
+// the files of this package.
 package pipeline

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -57,17 +58,19 @@ func (a AckLevel) String() string {
 	return fmt.Sprintf("AckLevel(%d)", int8(a))
 }
 
-// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1".
+// ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1" (the same
+// as "all"), the spellings the Java client accepts. It is the one place
+// they are listed: kpipe's configuration uses it too.
 func ParseAcks(s string) (AckLevel, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "0", "none":
+	switch s {
+	case "0":
 		return AcksNone, nil
-	case "1", "leader":
+	case "1":
 		return AcksLeader, nil
 	case "all", "-1":
 		return AcksAll, nil
 	}
-	return 0, fmt.Errorf("invalid acks %q: want 0, 1, all or -1", s)
+	return 0, fmt.Errorf(`acks must be "0", "1" or "all" ("-1" is "all"), not %q`, s)
 }
 
 // Codec is a compression codec for record batches (Kafka property
@@ -139,6 +142,10 @@ type config struct {
 	requestTimeout  time.Duration
 	deliveryTimeout time.Duration
 	retries         int
+	maxInFlight     int
+	ignoreKeys      bool
+	metadataMaxAge  time.Duration
+	maxBlock        time.Duration
 	defaultTopic    string
 	logger          hclog.Logger
 	stageMax        int
@@ -178,27 +185,46 @@ func (c *config) idempotent() (bool, error) {
 	return c.acks == AcksAll, nil
 }
 
+// The rules CheckIdempotence checks, for errors.Is.
+var (
+	// ErrIdempotenceNeedsAcksAll: Idempotence(true) with acks other
+	// than all.
+	ErrIdempotenceNeedsAcksAll = errors.New("idempotence (enable.idempotence=true) requires acks=all")
+	// ErrTransactionNeedsIdempotence: a TransactionalID with
+	// Idempotence(false).
+	ErrTransactionNeedsIdempotence = errors.New("a transactional producer requires idempotence")
+	// ErrTransactionNeedsAcksAll: a TransactionalID with acks other than
+	// all.
+	ErrTransactionNeedsAcksAll = errors.New("a transactional producer requires idempotence, and so acks=all")
+)
+
 // CheckIdempotence checks acks, enable.idempotence (nil: not set) and
 // transactional.id ("" none) against each other, with the Java client's
 // rules: idempotence requires acks=all, and is on by default when acks is
-// all; a transactional producer must be idempotent.
+// all; a transactional producer must be idempotent, and so use acks=all.
+// It returns every rule broken (ErrIdempotenceNeedsAcksAll,
+// ErrTransactionNeedsIdempotence, ErrTransactionNeedsAcksAll), joined. It
+// is the one place these rules are written: New and kpipe's configuration
+// use it.
 func CheckIdempotence(acks AckLevel, idempotence *bool, txnID string) error {
 	switch acks {
 	case AcksNone, AcksLeader, AcksAll:
 	default:
 		return fmt.Errorf("invalid acks level %d", int8(acks))
 	}
-	idem := acks == AcksAll
-	if idempotence != nil {
-		if *idempotence && acks != AcksAll {
-			return fmt.Errorf("idempotence (enable.idempotence=true) requires acks=all, got acks=%s", acks)
+	var errs []error
+	if idempotence != nil && *idempotence && acks != AcksAll {
+		errs = append(errs, fmt.Errorf("%w, got acks=%s", ErrIdempotenceNeedsAcksAll, acks))
+	}
+	if txnID != "" {
+		if idempotence != nil && !*idempotence {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w", txnID, ErrTransactionNeedsIdempotence))
 		}
-		idem = *idempotence
+		if acks != AcksAll {
+			errs = append(errs, fmt.Errorf("transactional.id %q: %w, got acks=%s", txnID, ErrTransactionNeedsAcksAll, acks))
+		}
 	}
-	if txnID != "" && !idem {
-		return fmt.Errorf("transactional.id %q requires idempotence and acks=all", txnID)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // kgoOptions returns the franz-go options for the client settings.
@@ -211,6 +237,8 @@ func (c *config) kgoOptions(idem bool) ([]kgo.Opt, error) {
 		kgo.MaxBufferedRecords(c.maxBufRecords),
 		kgo.ProduceRequestTimeout(c.requestTimeout),
 		kgo.RecordDeliveryTimeout(c.deliveryTimeout),
+		kgo.MetadataMaxAge(c.metadataMaxAge),
+		kgo.MetadataMinAge(min(5*time.Second, c.metadataMaxAge)),
 	}
 	if c.retries >= 0 {
 		kopts = append(kopts, kgo.RecordRetries(c.retries))
@@ -230,7 +258,7 @@ func (c *config) kgoOptions(idem bool) ([]kgo.Opt, error) {
 		kopts = append(kopts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	}
 	if !idem {
-		kopts = append(kopts, kgo.DisableIdempotentWrite())
+		kopts = append(kopts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInFlight))
 	}
 	if c.txnID != "" {
 		kopts = append(kopts, kgo.TransactionalID(c.txnID))
@@ -260,10 +288,14 @@ func defaultConfig() config {
 		batchMaxBytes:  1_000_012,
 		maxRequestSize: 100 << 20,
 		maxBufRecords:  50_000,
+		maxBufBytes:    32 << 20,
 		codecs:         []Codec{NoCompression},
 		requestTimeout: 30 * time.Second,
 		retries:        -1,
-		stageMax:       64,
+		maxInFlight:    5,
+		metadataMaxAge: 5 * time.Minute,
+		maxBlock:       60 * time.Second,
+		stageMax:       DefaultStageBatchRecords,
 		stageLinger:    -1,
 		chain:          defaultChainConfig(),
 	}
@@ -318,14 +350,71 @@ func BatchMaxBytes(n int32) Option { return optionFunc(func(c *config) { c.batch
 func MaxRequestSize(n int32) Option { return optionFunc(func(c *config) { c.maxRequestSize = n }) }
 
 // MaxBufferedRecords caps how many records may wait in the client; Send
-// blocks while the buffer is full, until space frees or its context ends
-// (franz-go MaxBufferedRecords; no Kafka equivalent). Default: 50,000.
+// blocks while the buffer is full, until space frees, its context ends or
+// MaxBlock passes (franz-go MaxBufferedRecords; no Kafka equivalent).
+// Default: 50,000.
 func MaxBufferedRecords(n int) Option { return optionFunc(func(c *config) { c.maxBufRecords = n }) }
 
-// MaxBufferedBytes caps how many bytes of records may wait in the client;
-// Send blocks while it is exceeded (franz-go MaxBufferedBytes; Kafka
-// property buffer.memory). Zero means no byte limit. Default: 0.
+// MaxBufferedBytes caps how many bytes of records (keys, values, header
+// keys and values) may wait in the client; Send blocks while it is
+// exceeded, until space frees, its context ends or MaxBlock passes
+// (franz-go MaxBufferedBytes; Kafka property buffer.memory). It must be at
+// least BatchMaxBytes, the largest record. Zero means no byte limit, and
+// memory is then bounded only by MaxBufferedRecords times the record size.
+// Default: 32 MiB, Kafka's.
 func MaxBufferedBytes(n int) Option { return optionFunc(func(c *config) { c.maxBufBytes = n }) }
+
+// MaxBlock bounds how long Send (and SendSync) may wait for room in the
+// client's buffer (MaxBufferedRecords, MaxBufferedBytes); a record that
+// got none by then fails with an error wrapping ErrBufferFull ("buffer
+// full for 1m0s: the brokers took no records for that long (MaxBlock,
+// Kafka max.block.ms ...)") and Send returns. Zero fails a record at once
+// when the buffer is full. Kafka property max.block.ms; franz-go has no
+// such bound (its Produce waits until the context ends). Default: 60s, the
+// Java client's.
+//
+// Unlike the Java client's send, Send never waits for metadata: a record
+// for a topic whose partitions are not known yet is buffered at once and
+// waits in the buffer, where it counts against the limits above, so a
+// broker that does not answer fills the buffer and MaxBlock then applies.
+// Records already buffered are bounded by DeliveryTimeout, and by the
+// context given to Flush and Close.
+func MaxBlock(d time.Duration) Option { return optionFunc(func(c *config) { c.maxBlock = d }) }
+
+// MaxInFlight caps how many produce requests may wait for a response per
+// broker (Kafka property max.in.flight.requests.per.connection; franz-go
+// MaxProduceRequestsInflightPerBroker, which counts per broker, as franz-go
+// sends produce requests over one connection per broker). Default: 5, the
+// Java client's (franz-go's own default is 1).
+//
+// With idempotence franz-go does not take this setting: it always keeps
+// up to 5 requests in flight (1 for brokers older than Kafka 1.0), and
+// idempotence keeps the order of records across retries within that
+// window. New therefore fails if idempotence is on and n is not 5; where
+// the Java client takes 1 to 5 with idempotence, turn idempotence off to
+// use fewer. Without idempotence, a value above 1 may reorder records
+// when a request is retried.
+func MaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
+
+// PartitionerIgnoreKeys makes the built-in default partitioner ignore keys:
+// keyed records are spread in sticky batches like unkeyed ones, instead of
+// going to the partition their key hashes to (Kafka property
+// partitioner.ignore.keys, Kafka 3.3+, KIP-794). It applies wherever the
+// default partitioner chooses: with no partitioner set, and for records a
+// partitioner plugin defers (plugins.DefaultPartition) or fails. It does
+// not change the built-in murmur2 partitioner, which always hashes keys.
+// Default: false.
+func PartitionerIgnoreKeys(on bool) Option { return optionFunc(func(c *config) { c.ignoreKeys = on }) }
+
+// MetadataMaxAge sets how old the client's metadata may get before it is
+// refreshed, which is how the producer learns of new partitions and moved
+// leaders when nothing fails (Kafka property metadata.max.age.ms; franz-go
+// MetadataMaxAge). The client also waits at least the smaller of 5s and
+// this age between two refreshes (franz-go MetadataMinAge). At least 10ms.
+// Default: 5m, the Java client's and franz-go's.
+func MetadataMaxAge(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.metadataMaxAge = d })
+}
 
 // Compression sets the batch compression codecs in order of preference; the
 // first one the broker supports is used (Kafka property compression.type,
@@ -554,6 +643,9 @@ func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logge
 func CircuitBreaker(threshold int, cooldown time.Duration) Option {
 	return chainOption(func(c *chainConfig) { c.cbThreshold, c.cbCooldown = threshold, cooldown })
 }
+
+// DefaultStageBatchRecords is the stage batch size without StageBatch.
+const DefaultStageBatchRecords = 64
 
 // StageBatch sets how records are batched on their way through the plugin
 // stages (kpipe only; not the client's batches, see Linger and

@@ -21,8 +21,13 @@ import (
 type kgoPartitioner struct{ p *Producer }
 
 func (k kgoPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	def, _ := plugins.NewPartitioner(plugins.PartitionerDefault, nil)
-	t := &topicPartitioner{fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
+	name := plugins.PartitionerDefault
+	if k.p.ignoreKeys {
+		// The default partitioner without its key hashing.
+		name = plugins.PartitionerSticky
+	}
+	def, _ := plugins.NewPartitioner(name, nil)
+	t := &topicPartitioner{ignoreKeys: k.p.ignoreKeys, fallback: def.(plugins.PerTopicPartitioner).ForTopic(topic)}
 	k.p.topicsMu.Lock()
 	k.p.topics[topic] = t
 	k.p.topicsMu.Unlock()
@@ -48,7 +53,10 @@ type topicPartitioner struct {
 	cur      plugins.Partitioner      // slot.p, or its TopicPartitioner
 	batch    plugins.TopicPartitioner // cur, if it wants OnNewBatch
 	fallback plugins.TopicPartitioner // the default partitioner
-	scratch  plugins.Record           // what the plugin sees, reused
+	// ignoreKeys: the default partitioner does not hash keys
+	// (PartitionerIgnoreKeys); fallback is then the sticky one.
+	ignoreKeys bool
+	scratch    plugins.Record // what the plugin sees, reused
 
 	// franz-go partitions a record again after OnNewBatch. A plugin that
 	// keeps no per-topic state would answer the same, so the previous
@@ -122,7 +130,7 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again b
 		if !again {
 			g.st.calls.Add(1)
 		}
-		if kr.Key != nil {
+		if kr.Key != nil && !t.ignoreKeys {
 			t.last = -1
 			return int(plugins.KeyPartition(kr.Key, int32(n)))
 		}
@@ -175,16 +183,22 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again b
 	}
 	switch {
 	case err == nil && part >= 0 && part < int32(n):
-		g.ok()
+		if !again {
+			g.ok()
+		}
 		t.last = int(part)
 		return t.last
 	case err == nil && part == plugins.DefaultPartition:
-		g.ok()
+		if !again {
+			g.ok()
+		}
 		return t.def(r, n)
 	case err == nil:
 		err = fmt.Errorf("partition %d out of range [0, %d)", part, n)
 	}
-	g.failed(err)
+	if !again {
+		g.failed(err) // the record counts once
+	}
 	return t.failed(e, kr, n, err)
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/internal/kgolog"
@@ -105,6 +104,12 @@ type Producer struct {
 	maxRec  int32
 	promise func(*kgo.Record, error)
 
+	// MaxBlock, MaxBufferedRecords and MaxBufferedBytes, for produce.
+	maxBlock      time.Duration
+	maxBufRecords int
+	maxBufBytes   int
+	ignoreKeys    bool // PartitionerIgnoreKeys
+
 	cur     atomic.Pointer[chain]
 	swapMu  sync.Mutex
 	live    []*chain // chains whose plugins are not closed yet; guarded by swapMu
@@ -135,14 +140,20 @@ type Producer struct {
 	// flight = sent - (delivered + filtered + failed).
 	_           cacheLinePad
 	sent        atomic.Uint64
+	bytesIn     atomic.Int64 // see room
+	room        room
 	_           cacheLinePad
 	envs        envPool
+	bytesOut    atomic.Int64 // see room
 	delivered   atomic.Uint64
 	filtered    atomic.Uint64
 	failed      atomic.Uint64
 	closeFailed atomic.Int64 // records failed because the client closed
 	_           cacheLinePad
 }
+
+// cacheLinePad keeps the fields before it and after it off one cache line.
+type cacheLinePad [64]byte
 
 // New returns a Producer configured by opts. It creates the franz-go client
 // and pings the seed brokers: it fails if none answers before ctx ends, or if
@@ -166,6 +177,21 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if cfg.batchMaxBytes > cfg.maxRequestSize {
 		return nil, fmt.Errorf("pipeline: BatchMaxBytes %d is larger than MaxRequestSize %d", cfg.batchMaxBytes, cfg.maxRequestSize)
 	}
+	if cfg.maxBufBytes > 0 && cfg.maxBufBytes < int(cfg.batchMaxBytes) {
+		return nil, fmt.Errorf("pipeline: MaxBufferedBytes (buffer.memory) %d is smaller than BatchMaxBytes %d, the largest record", cfg.maxBufBytes, cfg.batchMaxBytes)
+	}
+	if cfg.maxInFlight < 1 {
+		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d: must be at least 1", cfg.maxInFlight)
+	}
+	if idem && cfg.maxInFlight != 5 {
+		return nil, fmt.Errorf("pipeline: MaxInFlight (max.in.flight.requests.per.connection) %d with idempotence: franz-go keeps 5 requests in flight per broker when idempotent (order is kept across retries); turn idempotence off to use %d", cfg.maxInFlight, cfg.maxInFlight)
+	}
+	if cfg.metadataMaxAge < 10*time.Millisecond {
+		return nil, fmt.Errorf("pipeline: MetadataMaxAge (metadata.max.age.ms) %v: must be at least 10ms", cfg.metadataMaxAge)
+	}
+	if cfg.maxBlock < 0 {
+		return nil, fmt.Errorf("pipeline: MaxBlock (max.block.ms) %v: must not be negative", cfg.maxBlock)
+	}
 	log := cfg.logger
 	if log == nil {
 		log = hclog.Default().Named("kpipe")
@@ -179,6 +205,11 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		maxRec: cfg.batchMaxBytes,
 		idle:   make(chan struct{}, 1),
 		topics: map[string]*topicPartitioner{},
+
+		maxBlock:      cfg.maxBlock,
+		maxBufRecords: cfg.maxBufRecords,
+		maxBufBytes:   cfg.maxBufBytes,
+		ignoreKeys:    cfg.ignoreKeys,
 	}
 	p.life, p.stopLife = context.WithCancel(context.Background())
 	p.promise = p.onPromise
@@ -269,7 +300,8 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...P
 // which Close cancels.
 //
 // Send blocks while the client's buffer is full (MaxBufferedRecords,
-// MaxBufferedBytes); if ctx ends first the record fails with ctx's error.
+// MaxBufferedBytes), for at most MaxBlock: a record that got no room by then
+// fails with ErrBufferFull, and if ctx ends first with ctx's error.
 // With stage batching, the Send that runs a batch is the one that blocks.
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
 	e := p.admit(ctx, r, cb)
@@ -289,9 +321,7 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 	}
 	one := [1]*envelope{e}
 	for _, e := range p.run(e.ch, one[:], nil) {
-		// e belongs to the client now, and may be recycled before
-		// Produce returns.
-		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+		p.produce(e)
 	}
 }
 
@@ -317,8 +347,7 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 		}
 		return res
 	}
-	results := p.cl.ProduceSync(e.kr.Context, &e.kr)
-	if !p.finish(e, results[0].Err, false) {
+	if !p.finish(e, p.produceSync(e), false) {
 		p.flushAcks()
 	}
 	return res
@@ -347,111 +376,6 @@ func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugin
 	}
 	e.ch = p.enter()
 	return e
-}
-
-// onPromise is the promise of every record sent with Send. franz-go calls
-// promises one at a time, which is what envPool.put requires.
-func (p *Producer) onPromise(kr *kgo.Record, err error) {
-	e := envelopeOf(kr)
-	if p.finish(e, err, true) {
-		p.envs.put(e)
-	}
-}
-
-// finish completes a record that went to the client. It reports whether
-// the record is done; if not, the acknowledgement queue holds it (see ack).
-// promise says that the client's promise called it, with e.kr as produced.
-func (p *Producer) finish(e *envelope, err error, promise bool) bool {
-	kr := &e.kr
-	r := e.rec
-	if err != nil {
-		// Only a callback or an OnAck can look at the record now;
-		// without them, leave its memory, out of the cache by now,
-		// alone. With them: run left r's topic, key, value and
-		// headers as produced, and the client does not change them;
-		// the partitioner may have stored a partition in it, which
-		// the record did not get.
-		if e.cb != nil || e.seen != 0 {
-			r.Timestamp = kr.Timestamp
-			r.Partition, r.HasPartition = e.origPart, e.explicit
-		}
-		if e.partErr != nil {
-			err = e.partErr // the partitioner failed it: see topicPartitioner.Partition
-		} else {
-			err = p.explain(e, err)
-		}
-		return p.ack(e, p.failure(e, Failed, err), plugins.Ack{Offset: -1, Err: err}, false)
-	}
-	// Delivered: the partitioner stored the timestamp and partition in
-	// r for the callback and OnAck (topicPartitioner.Partition), unless
-	// KgoOptions replaced it.
-	if !e.stored && (e.cb != nil || e.seen != 0) {
-		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, kr.Partition, true
-	}
-	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, ChainVersion: e.ch.version}
-	if p.acks0 {
-		res.Offset = -1
-	}
-	return p.ack(e, res, plugins.Ack{Offset: res.Offset}, promise)
-}
-
-// explain wraps a client error with what it means for the record.
-func (p *Producer) explain(e *envelope, err error) error {
-	switch {
-	case errors.Is(err, kerr.MessageTooLarge):
-		size := len(e.kr.Key) + len(e.kr.Value)
-		for _, h := range e.kr.Headers {
-			size += len(h.Key) + len(h.Value)
-		}
-		return fmt.Errorf("%w: key, value and headers take %d bytes, the limit is %d (BatchMaxBytes) or the broker's max.message.bytes: %w", ErrRecordTooLarge, size, p.maxRec, err)
-	case errors.Is(err, kgo.ErrClientClosed):
-		p.closeFailed.Add(1)
-		return fmt.Errorf("%w before the record was delivered: %w", ErrClosed, err)
-	}
-	return err
-}
-
-// failure is the Result of a record that ends with o (Failed or Filtered)
-// and err.
-func (p *Producer) failure(e *envelope, o Outcome, err error) Result {
-	res := Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
-	if e.ch != nil {
-		res.ChainVersion = e.ch.version
-	}
-	return res
-}
-
-// complete ends a record that did not reach the client, with a failure or
-// filter outcome.
-func (p *Producer) complete(e *envelope, o Outcome, err error) {
-	p.ack(e, p.failure(e, o, err), plugins.Ack{Offset: -1, Err: err}, false)
-}
-
-// done reports res to the callback, counts the outcome and settles the
-// record on its chain.
-func (p *Producer) done(e *envelope, res Result) {
-	if e.cb != nil {
-		e.cb(e.rec, res)
-	}
-	// Counted after the callback: Close waits until every record is
-	// counted.
-	switch res.Outcome {
-	case Delivered:
-		p.delivered.Add(1)
-	case Filtered:
-		p.filtered.Add(1)
-	default:
-		p.failed.Add(1)
-	}
-	if e.ch != nil {
-		p.leave(e.ch)
-	}
-	if p.closed.Load() && p.inFlight() == 0 {
-		select {
-		case p.idle <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // Flush waits until every record sent before the call has its outcome, or

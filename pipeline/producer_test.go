@@ -642,9 +642,11 @@ func TestCircuitBreaker(t *testing.T) {
 		r.Value = []byte("garbled")
 		return plugins.Continue, errors.New("always fails")
 	}}
-	// Long enough that seven SendSync calls fit in one cool-down even on a
-	// loaded CI machine against a real broker.
-	const cooldown = time.Second
+	// Long enough that seven SendSync calls fit in one cool-down, and one
+	// SendSync in the rest of the doubled one after a sleep of a cool-down,
+	// against a real broker on a 2-core machine whose load average is 25:
+	// each SendSync may take several hundred milliseconds there.
+	const cooldown = 3 * time.Second
 	p := e.producer(t, pipeline.Interceptor("broken", broken), pipeline.CircuitBreaker(3, cooldown),
 		pipeline.Partitioner("badpart", fixed(99)))
 	ctx := ctxT(t)

@@ -143,9 +143,7 @@ func (p *Producer) runPending(full bool) {
 			c++
 		}
 		for _, e := range p.run(ch, w[:c], b) {
-			// e belongs to the client now, and may be recycled
-			// before Produce returns.
-			p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+			p.produce(e)
 		}
 		w = w[c:]
 	}

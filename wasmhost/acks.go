@@ -2,7 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/kpipe/kpipe/plugins"
@@ -80,7 +79,7 @@ func (inst *instance) onAckBatch(ctx context.Context, rs []*plugins.Record, acks
 	p := inst.p
 	j, total := i, 0
 	for ; j < len(rs); j++ {
-		n := sizeHeader + p.ackSize(ackErrText(acks[j]), rs[j])
+		n := abi.EntryHeader + p.ackSize(ackErrText(acks[j]), rs[j])
 		if n > abi.MaxSize {
 			break
 		}
@@ -107,9 +106,9 @@ func (inst *instance) onAckBatch(ctx context.Context, rs []*plugins.Record, acks
 	for k := i; k < j; k++ {
 		errText := ackErrText(acks[k])
 		n := p.ackSize(errText, rs[k])
-		binary.LittleEndian.PutUint32(in[off:], uint32(n))
-		p.putAck(in[off+sizeHeader:], acks[k].Offset, errText, rs[k])
-		off += sizeHeader + n
+		abi.PutEntryHeader(in[off:], n)
+		p.putAck(in[off+abi.EntryHeader:], acks[k].Offset, errText, rs[k])
+		off += abi.EntryHeader + n
 	}
 	p.stats.batches[h].Add(1)
 	inst.stack[0], inst.stack[1] = uint64(count), uint64(total)

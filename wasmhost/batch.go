@@ -2,7 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/kpipe/kpipe/plugins"
@@ -23,14 +22,6 @@ var (
 // single entry larger than batchChunk goes alone in its call. A variable
 // for the tests.
 var batchChunk = 1 << 20
-
-// Sizes of the entry headers in batch inputs (ABI section 5.5): u32 size
-// before a record or an acknowledgement; i32 num_partitions and u32 size
-// before a record of kpipe_partition_batch.
-const (
-	sizeHeader      = 4
-	partitionHeader = 8
-)
 
 // chunk returns the end j of the chunk of rs that starts at i, whose
 // entries have a header of hdr bytes and an encoding of size(r) bytes, and
@@ -186,7 +177,7 @@ func (p *Plugin) OnSendBatch(ctx context.Context, rs []*plugins.Record, verdicts
 func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i int, verdicts []plugins.Verdict, errs []error) (int, error) {
 	const h, hb = hookOnSend, hookOnSendBatch
 	p := inst.p
-	j, total := chunk(rs, i, sizeHeader, abi.RecordSize)
+	j, total := chunk(rs, i, abi.EntryHeader, abi.RecordSize)
 	if total < 0 {
 		return i, nil // for the single-record hook: see chunk
 	}
@@ -203,9 +194,9 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	}
 	off := 0
 	for _, r := range rs[i:j] {
-		n := abi.PutRecord(in[off+sizeHeader:], r)
-		binary.LittleEndian.PutUint32(in[off:], uint32(n))
-		off += sizeHeader + n
+		n := abi.PutRecord(in[off+abi.EntryHeader:], r)
+		abi.PutEntryHeader(in[off:], n)
+		off += abi.EntryHeader + n
 	}
 	p.stats.batches[h].Add(1)
 	inst.stack[0], inst.stack[1] = uint64(count), uint64(total)
@@ -219,20 +210,20 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	case res == abi.StatusError:
 		return fail(inst.guestErrorOf(hb, h))
 	}
-	results, f := inst.results(hb, res, 8, count)
+	results, f := inst.results(hb, res, abi.OnSendResultSize, count)
 	if f != nil {
 		return fail(f)
 	}
 	// Check every result before changing any record.
 	for k := range count {
-		switch v := int64(binary.LittleEndian.Uint64(results[8*k:])); {
+		switch v := abi.OnSendResult(results, k); {
 		case v == 0 || v == abi.StatusDrop || v == abi.StatusError:
 		case v < 0:
 			return fail(p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: result %d is not a status code of %s", k, count, v, hookNames[h])))
 		default:
 			out, err := inst.outputBytes(v)
 			if err == nil {
-				err = abi.ValidateRecord(out)
+				err = p.validateSendResult(out)
 			}
 			if err != nil {
 				return fail(p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: %w", k, count, err)))
@@ -241,7 +232,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 	}
 	var ge *GuestError // one for every record that failed: the call has one message
 	for k := range count {
-		switch v := int64(binary.LittleEndian.Uint64(results[8*k:])); v {
+		switch v := abi.OnSendResult(results, k); v {
 		case 0:
 		case abi.StatusDrop:
 			verdicts[i+k] = plugins.Drop
@@ -254,7 +245,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 			errs[i+k] = ge
 		default:
 			out, _ := inst.outputBytes(v)
-			if err := abi.DecodeRecord(out, rs[i+k]); err != nil {
+			if err := p.decodeSendResult(out, rs[i+k]); err != nil {
 				// Cannot happen: the record was validated above.
 				errs[i+k] = p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: %w", k, count, err))
 				return j, errs[i+k]
@@ -327,7 +318,7 @@ func (p *Plugin) PartitionBatch(ctx context.Context, rs []*plugins.Record, numPa
 func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, numPartitions []int32, i int, parts []int32, errs []error) (int, error) {
 	const h, hb = hookPartition, hookPartitionBatch
 	p := inst.p
-	j, total := chunk(rs, i, partitionHeader, p.partitionSize)
+	j, total := chunk(rs, i, abi.PartitionEntryHeader, p.partitionSize)
 	if total < 0 {
 		return i, nil // for the single-record hook: see chunk
 	}
@@ -344,10 +335,9 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 	}
 	off := 0
 	for k, r := range rs[i:j] {
-		n := p.putPartitionInput(in[off+partitionHeader:], r)
-		binary.LittleEndian.PutUint32(in[off:], uint32(numPartitions[i+k]))
-		binary.LittleEndian.PutUint32(in[off+4:], uint32(n))
-		off += partitionHeader + n
+		n := p.putPartitionInput(in[off+abi.PartitionEntryHeader:], r)
+		abi.PutPartitionEntryHeader(in[off:], numPartitions[i+k], n)
+		off += abi.PartitionEntryHeader + n
 	}
 	p.stats.batches[h].Add(1)
 	inst.stack[0], inst.stack[1] = uint64(count), uint64(total)
@@ -358,20 +348,20 @@ func (inst *instance) partitionBatch(ctx context.Context, rs []*plugins.Record, 
 	if res == abi.StatusError {
 		return fail(inst.guestErrorOf(hb, h))
 	}
-	results, f := inst.results(hb, res, 4, count)
+	results, f := inst.results(hb, res, abi.PartitionResultSize, count)
 	if f != nil {
 		return fail(f)
 	}
 	// Check every result before setting any partition.
 	for k := range count {
-		v := int64(int32(binary.LittleEndian.Uint32(results[4*k:])))
+		v := abi.PartitionResult(results, k)
 		if v < 0 && v != abi.StatusError && v != abi.StatusDefaultPartition {
 			return fail(p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: result %d is not a partition or a status code of %s", k, count, v, hookNames[h])))
 		}
 	}
 	var ge *GuestError // one for every KPIPE_ERROR: the call has one message
 	for k := range count {
-		v := int64(int32(binary.LittleEndian.Uint32(results[4*k:])))
+		v := abi.PartitionResult(results, k)
 		if v == abi.StatusError && ge != nil {
 			p.stats.errors[h].Add(1)
 			parts[i+k], errs[i+k] = plugins.DefaultPartition, ge

@@ -564,7 +564,8 @@ func TestOnAckBatch(t *testing.T) {
 			}
 			var logs logBuffer
 			h := newHost(t)
-			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs))}, tc.opts...)
+			// The guest logs every acknowledgement: no log rate limit.
+			opts := append([]wasmhost.PluginOption{wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithLogRateLimit(0, 1)}, tc.opts...)
 			p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor, opts...)
 			r := modeRecord(0)
 			for _, batch := range [][]int64{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}} {
@@ -627,7 +628,8 @@ func TestOnAckBatchConcurrent(t *testing.T) {
 	var logs logBuffer
 	h := newHost(t)
 	p := load(t, h, "batch", wat(t, "batch"), plugins.KindInterceptor,
-		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithPoolSize(2))
+		wasmhost.WithLogger(newLogger(&logs)), wasmhost.WithPoolSize(2),
+		wasmhost.WithLogRateLimit(0, 1)) // the guest logs every acknowledgement
 	const goroutines, perGoroutine, batch = 4, 248, 8
 	var wg sync.WaitGroup
 	for g := range goroutines {

@@ -18,8 +18,12 @@
 // plugins (BatchInterceptor, BatchPartitioner, AckBatcher): a batch of
 // records runs on one instance taken from the pool once, in one call of the
 // module's batch export (sdk/ABI.md section 5.5) if it has one, else in
-// one per-record call each. Acknowledgements are queued and delivered in
-// batches of WithAckBatchSize.
+// one per-record call each; OnAckBatch takes a batch of acknowledgements
+// (the pipeline decides when to deliver them: the Plugin queues nothing). A
+// batch call that fails as a whole (a fault, or KPIPE_ERROR of the whole
+// call) is run again one record at a time on a healthy instance, so that
+// exactly the records whose own call fails get an error; the re-run stops
+// calling after 8 faults in one batch.
 //
 // # Faults
 //
@@ -30,10 +34,21 @@
 // through the ABI fails with a *GuestError and its instance stays in use.
 // Both name the plugin and the hook; use errors.As to tell them apart.
 //
+// Loading is bounded too: compiling a module and each phase of creating an
+// instance (its start function, _initialize, kpipe_init, the first
+// kpipe_buffer, kpipe_kinds) must finish within the load timeout
+// (WithLoadTimeout), and cancelling the context of Load stops any phase.
+// A Load error names the plugin, the phase and, from LoadFile, the file,
+// and lists every problem of an invalid module at once.
+//
 // # Sandbox
 //
 // Instances get WASI without a file system, environment variables,
-// arguments or network. Their stdout and stderr are logged line by line.
+// arguments or network. Their stdout and stderr are logged line by line,
+// within a per-plugin rate limit (WithLogRateLimit) that also covers their
+// log calls. Besides its linear memory (WithMemoryLimitPages), a call may
+// nest frames up to a stack budget of about 8 MiB (RATIONALE.md), so that
+// endless recursion is a cheap fault.
 // Clocks are real and random numbers come from crypto/rand. The host module
 // "kpipe" provides config_get, log_enabled, log, set_error and
 // enable_features; every pointer a guest passes to it is checked.

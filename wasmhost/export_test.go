@@ -1,5 +1,7 @@
 package wasmhost
 
+import "context"
+
 // WithContextTimeout makes a plugin with a call timeout use wazero's
 // termination checks (the fallback for modules that cannot be
 // instrumented), for the tests and benchmarks of that mode.
@@ -28,3 +30,19 @@ func SetBatchChunk(n int) (restore func()) {
 // SetConfig replaces the bytes the guest reads with config_get, for the
 // instances created from now on. Not safe while the plugin is in use.
 func (p *Plugin) SetConfig(config []byte) { p.config = config }
+
+// DiscardInstance closes the instance the next call would use, so that the
+// call creates a new one. The plugin must have a pool of one and no call in
+// flight.
+func (p *Plugin) DiscardInstance() error {
+	inst, err := p.acquire(context.Background(), hookOnSend)
+	if err != nil {
+		return err
+	}
+	p.discard(inst)
+	return nil
+}
+
+// WaitCompiles waits for the compilations in progress, including those a
+// load abandoned.
+func (h *Host) WaitCompiles() { h.compiling.Wait() }

@@ -24,6 +24,12 @@ type Host struct {
 	closed   bool
 	runtimes [2]*hostRuntime // indexed by mode
 	plugins  map[*Plugin]struct{}
+
+	// compiling counts the compilations running on the runtimes,
+	// including those a load abandoned (see compile): a runtime is closed
+	// only once none runs on it, since wazero's compiler does not expect
+	// its runtime to close under it.
+	compiling sync.WaitGroup
 }
 
 // mode selects one of the Host's two runtimes. Plugins without a call
@@ -200,13 +206,34 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, p := range ps {
 		errs = append(errs, p.Close(ctx))
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, hr := range h.runtimes {
-		if hr != nil {
-			errs = append(errs, hr.close(ctx))
-			h.runtimes[i] = nil
+	// A compilation abandoned by an interrupted load may still run; the
+	// runtimes close when it ends. Close waits for that while ctx lasts,
+	// then leaves it to a goroutine.
+	compiled := make(chan struct{})
+	go func() {
+		h.compiling.Wait()
+		close(compiled)
+	}()
+	closeRuntimes := func(ctx context.Context) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		var errs []error
+		for i, hr := range h.runtimes {
+			if hr != nil {
+				errs = append(errs, hr.close(ctx))
+				h.runtimes[i] = nil
+			}
 		}
+		return errors.Join(errs...)
+	}
+	select {
+	case <-compiled:
+		errs = append(errs, closeRuntimes(ctx))
+	case <-ctx.Done():
+		go func() {
+			<-compiled
+			closeRuntimes(context.Background())
+		}()
 	}
 	return errors.Join(errs...)
 }

@@ -143,14 +143,20 @@ func logEnabled(ctx context.Context, _ api.Module, stack []uint64) {
 	stack[0] = r
 }
 
-// logMessage: log(level, ptr, len).
+// logMessage: log(level, ptr, len). A message longer than maxLogLine is
+// cut, and messages beyond the plugin's log budget are suppressed.
 func logMessage(ctx context.Context, mod api.Module, stack []uint64) {
 	inst := callerInstance(ctx, abi.FuncLog)
 	msg := guestBytes(mod, abi.FuncLog, uint32(stack[1]), uint32(stack[2]))
 	lvl := logLevel(uint32(stack[0]))
-	if levelEnabled(inst.p.logger, lvl) {
-		inst.p.logger.Log(lvl, string(msg))
+	if !levelEnabled(inst.p.logger, lvl) || !inst.p.logLimit.allow() {
+		return
 	}
+	if len(msg) > maxLogLine {
+		inst.p.logger.Log(lvl, string(msg[:maxLogLine]), "cut_bytes", len(msg)-maxLogLine)
+		return
+	}
+	inst.p.logger.Log(lvl, string(msg))
 }
 
 // setError: set_error(ptr, len). Keeps at most abi.MaxErrorMessage bytes.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/instrument"
 )
 
 // instance is one instantiated module. It runs one call at a time: whoever
@@ -46,6 +47,9 @@ type instance struct {
 	// interrupt is the interrupt flag of an instrumented module
 	// (Plugin.instrumented, watchdog.go); nil otherwise.
 	interrupt api.MutableGlobal
+	// stackBudget is the stack budget global of an instrumented module;
+	// nil otherwise.
+	stackBudget api.Global
 	// creating is true while newInstance runs: calls are then held to
 	// the plugin's creation limit, not to its call timeout; without
 	// instrumentation, to createDeadline.
@@ -65,6 +69,10 @@ type instance struct {
 // held to the plugin's creation limit (Plugin.createTimeout), not to the
 // call timeout. On success the instance is s's instance.
 //
+// An instrumented module's start function (exported by the instrumenter)
+// runs first, under the watchdog; an uninstrumented module's runs inside
+// instantiation, under wazero's termination checks.
+//
 // A probe (for Inspect, after kpipe_init failed) runs only _initialize: it
 // can answer kpipe_kinds and nothing else, and must be closed after use.
 func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instance, error) {
@@ -76,8 +84,8 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		// Used only by wazero's termination checks (not instrumented).
 		createDeadline: time.Now().Add(p.createTimeout),
 		memory:         &limitedMemory{limit: p.memLimit},
-		stdout:         newLineWriter(p.logger, hclog.Info, "stdout"),
-		stderr:         newLineWriter(p.logger, hclog.Warn, "stderr"),
+		stdout:         newLineWriter(p.logger, p.logLimit, hclog.Info, "stdout"),
+		stderr:         newLineWriter(p.logger, p.logLimit, hclog.Warn, "stderr"),
 	}
 	inst.ctx = context.WithValue(context.Background(), instanceKey{}, inst)
 	cfg := wazero.NewModuleConfig().
@@ -90,10 +98,25 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		WithSysNanotime().
 		WithSysNanosleep()
 	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, instanceKey{}, inst), inst.memory)
+	if !p.instrumented && p.createTimeout > 0 {
+		// wazero's termination checks stop a start function that
+		// overruns the load timeout; an instrumented module's start
+		// function runs below, under the watchdog.
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithDeadline(ictx, inst.createDeadline)
+		defer cancel()
+	}
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
 		inst.flush()
-		return nil, fmt.Errorf("instantiate: %w", err)
+		switch {
+		case ctx.Err() != nil:
+			return nil, &earlyInitError{fmt.Errorf("instantiate: start function: stopped: %w (%w)", ctx.Err(), err)}
+		case ictx.Err() != nil:
+			return nil, &earlyInitError{fmt.Errorf("instantiate: start function: stopped after running longer than the load timeout (limit of %v): %w",
+				p.createTimeout, err)}
+		}
+		return nil, &earlyInitError{fmt.Errorf("instantiate: %w", err)}
 	}
 	p.stats.created.Add(1)
 	inst.mod = mod
@@ -106,6 +129,7 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 			return nil, fmt.Errorf("instantiate: the instrumented module does not export %s", interruptExport)
 		}
 		inst.interrupt = g
+		inst.stackBudget = mod.ExportedGlobal(stackExport)
 	}
 	for h := range numAllHooks {
 		inst.fns[h] = mod.ExportedFunction(hookNames[h]) // nil if absent
@@ -144,11 +168,18 @@ func (inst *instance) initialize(ctx context.Context, probe bool) error {
 	return inst.growBuffer(ctx, initialBufferSize)
 }
 
-// runInit runs _initialize and, unless probe, kpipe_init.
+// runInit runs the start function of an instrumented module (which the
+// instrumenter turned into an export), _initialize and, unless probe,
+// kpipe_init.
 func (inst *instance) runInit(ctx context.Context, probe bool) error {
+	if fn := inst.mod.ExportedFunction(startExport); fn != nil && inst.p.instrumented {
+		if err := inst.callInit(ctx, fn); err != nil {
+			return &earlyInitError{fmt.Errorf("start function: %w", err)}
+		}
+	}
 	if fn := inst.mod.ExportedFunction(abi.ExportInitialize); fn != nil {
 		if err := inst.callInit(ctx, fn); err != nil {
-			return fmt.Errorf("%s: %w", abi.ExportInitialize, err)
+			return &earlyInitError{fmt.Errorf("%s: %w", abi.ExportInitialize, err)}
 		}
 	}
 	if probe {
@@ -174,6 +205,14 @@ func (inst *instance) runInit(ctx context.Context, probe bool) error {
 	return nil
 }
 
+// earlyInitError is the error of an instance that failed before
+// _initialize returned (instantiation, the start function, _initialize):
+// a probe (Inspect) would fail the same way, so load does not try one.
+type earlyInitError struct{ err error }
+
+func (e *earlyInitError) Error() string { return e.err.Error() }
+func (e *earlyInitError) Unwrap() error { return e.err }
+
 // callInit calls an initialisation export, with the call timeout if the
 // plugin has one. The error is a *callError.
 func (inst *instance) callInit(ctx context.Context, fn api.Function) error {
@@ -197,7 +236,7 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 				return inst.interruptedError(ctx, reason, err)
 			}
 		}
-	case inst.p.timeout > 0:
+	case inst.p.timeout > 0 || inst.creating && inst.p.createTimeout > 0:
 		// wazero's termination checks, watching a context per call.
 		var cctx context.Context
 		var cancel context.CancelFunc
@@ -209,7 +248,7 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
 		cancel()
 		if err != nil && inst.creating && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return &callError{FaultTimeout, fmt.Errorf("instance creation stopped after running longer than its limit of %v: %w",
+			return &callError{FaultTimeout, fmt.Errorf("stopped after running longer than the load timeout (limit of %v): %w",
 				inst.p.createTimeout, err)}
 		}
 	default:
@@ -248,10 +287,12 @@ func (inst *instance) declaredKinds(ctx context.Context) (plugins.Kind, error) {
 	return plugins.Kind(uint32(inst.stack[0])), nil
 }
 
-// flush logs what is left in the stdout and stderr line buffers.
+// flush logs what is left in the stdout and stderr line buffers, and how
+// many of the plugin's lines were suppressed since the last such report.
 func (inst *instance) flush() {
 	inst.stdout.Flush()
 	inst.stderr.Flush()
+	inst.p.logLimit.flush()
 }
 
 // close frees the instance.
@@ -317,6 +358,9 @@ func (inst *instance) classify(err error) *callError {
 		return &callError{FaultMemory, err}
 	case exit != nil:
 		return &callError{FaultExit, err}
+	case inst.stackBudget != nil && int32(uint32(inst.stackBudget.Get())) < 0:
+		return &callError{FaultTrap, fmt.Errorf("calls nested deeper than the stack budget of %d MiB allows (endless recursion?): %w",
+			instrument.StackBudget>>20, err)}
 	}
 	return &callError{FaultTrap, err}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kpipe/kpipe/internal/plugintest"
@@ -20,7 +21,8 @@ func TestLineWriter(t *testing.T) {
 	}{
 		{"one line", []string{"hello\n"}, []string{"hello"}},
 		{"split across writes", []string{"hel", "lo\nwor", "ld\n"}, []string{"hello", "world"}},
-		{"several in one write", []string{"a\nb\n\nc\n"}, []string{"a", "b", "", "c"}},
+		{"several in one write, blank lines dropped", []string{"a\nb\n\n \r\nc\n"}, []string{"a", "b", "c"}},
+		{"a panic after an empty line", []string{"\n", "panicked at src/lib.rs:3:5:\n"}, []string{"panicked at src/lib.rs:3:5:"}},
 		{"carriage return", []string{"dos\r\n"}, []string{"dos"}},
 		{"unterminated, flushed", []string{"tail"}, []string{"tail"}},
 		{"long line in pieces", []string{long + "\n"}, []string{long[:maxLogLine], "xxxxxxxxxx"}},
@@ -31,7 +33,7 @@ func TestLineWriter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			logger := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace, DisableTime: true})
-			w := newLineWriter(logger, hclog.Info, "stdout")
+			w := newLineWriter(logger, newLogLimiter(logger, 0, 1), hclog.Info, "stdout")
 			for _, s := range tt.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
@@ -55,6 +57,54 @@ func TestLineWriter(t *testing.T) {
 				t.Errorf("logged %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLogLimiter checks the token bucket: a burst passes, the rest is
+// suppressed and counted, and the log says how many lines it lost, at most
+// once every logReportEvery and when flushed.
+func TestLogLimiter(t *testing.T) {
+	var out bytes.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace, DisableTime: true})
+	l := newLogLimiter(logger, 10, 5)
+	w := newLineWriter(logger, l, hclog.Warn, "stderr")
+	for range 100 {
+		w.Write([]byte("flood\n"))
+	}
+	if got := strings.Count(out.String(), "flood"); got != 5 {
+		t.Fatalf("%d lines of a burst of 5 logged:\n%s", got, out.String())
+	}
+	if got := l.suppressed.Load(); got != 95 {
+		t.Fatalf("suppressed = %d, want 95", got)
+	}
+	time.Sleep(logReportEvery) // time to report, and tokens at 10 lines/s
+	out.Reset()
+	w.Write([]byte("again\n"))
+	if want := "[WARN]  95 log lines of the plugin suppressed: it logs faster than 10 lines/s (bursts of 5): suppressed=95\n[WARN]  again: stream=stderr\n"; out.String() != want {
+		t.Fatalf("after the flood the log has\n%q\nwant\n%q", out.String(), want)
+	}
+	// A flood at the end is reported when the instance goes, not
+	// before, since a report was made less than logReportEvery ago.
+	out.Reset()
+	for range 30 {
+		w.Write([]byte("tail\n"))
+	}
+	if strings.Contains(out.String(), "suppressed") {
+		t.Fatalf("reported again within %v:\n%s", logReportEvery, out.String())
+	}
+	l.flush()
+	if !strings.Contains(out.String(), "suppressed=") {
+		t.Fatalf("flush did not report the suppressed lines:\n%s", out.String())
+	}
+	// Lines at a level the logger does not log cost no token.
+	quiet := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Error})
+	ql := newLogLimiter(quiet, 10, 1)
+	qw := newLineWriter(quiet, ql, hclog.Info, "stdout")
+	for range 10 {
+		qw.Write([]byte("info\n"))
+	}
+	if ql.suppressed.Load() != 0 {
+		t.Errorf("lines below the logger's level were counted as suppressed")
 	}
 }
 

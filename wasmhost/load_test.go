@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
 )
@@ -36,7 +37,18 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown kind bits", wat(t, "bad_kinds"), 0, nil,
 			[]string{"kpipe_kinds returned 0x9", "unknown kind bits 0x8"}},
 		{"WASI command", wat(t, "command"), 0, nil,
-			[]string{"exports _start but not _initialize", "reactor"}},
+			[]string{"exports _start but not _initialize", "WASI command", "reactor, which kpipe needs", "-buildmode=c-shared"}},
+		{"component", []byte("\x00asm\x0d\x00\x01\x00\x00\x00"), 0, nil,
+			[]string{"a WebAssembly component (Component Model), not a core module", "kpipe runs core WebAssembly modules", "wasm32-wasip1"}},
+		{"unknown binary version", []byte("\x00asm\x02\x00\x00\x00"), 0, nil,
+			[]string{"unknown WebAssembly binary version 02000000"}},
+		{"several problems at once", wat(t, "many_problems"), 0, nil,
+			[]string{"4 problems: ", "exports _start but not _initialize", "missing export kpipe_buffer (i32) -> i32",
+				"export kpipe_on_send has type (i32) -> i32, want (i32) -> i64", "unknown import kpipe.open_socket"}},
+		{"every missing hook", wat(t, "missing_hooks"), 0, nil,
+			[]string{"3 problems: ", "missing export kpipe_on_send (i32) -> i64, required by the interceptor kind",
+				"missing export kpipe_serialize (i32, i32) -> i64, required by the serializer kind",
+				"missing export kpipe_partition (i32, i32) -> i64, required by the partitioner kind"}},
 		{"trapping _initialize", wat(t, "trap_init"), 0, nil,
 			[]string{"_initialize: trap", "unreachable"}},
 		{"kpipe_init error", wat(t, "init_error"), 0, nil,
@@ -124,8 +136,18 @@ func TestInspect(t *testing.T) {
 		t.Errorf("exports = %s\nwant      %s", got, want)
 	}
 
-	// An invalid module: the error, and what could be read.
+	// An invalid module: the error, which names the file (InspectFile)
+	// and never calls the module "inspect", and what could be read.
+	path := plugintest.WAT(t, "wasmhost/testdata/bad_abi.wat")
+	info, err = h.InspectFile(context.Background(), path)
+	if err == nil || !strings.Contains(err.Error(), "wasmhost: inspect module from "+path+": no supported ABI version") ||
+		strings.Contains(err.Error(), `"inspect"`) {
+		t.Errorf("InspectFile(bad_abi) error = %v, want one naming the file", err)
+	}
 	info, err = h.Inspect(context.Background(), wat(t, "bad_abi"))
+	if err == nil || !strings.HasPrefix(err.Error(), "wasmhost: inspect module: ") {
+		t.Errorf("Inspect(bad_abi) error = %v", err)
+	}
 	if err == nil || info == nil || len(info.Markers) != 1 || info.Markers[0] != 99 || info.ABIVersion != 0 {
 		t.Errorf("Inspect(bad_abi) = %+v, %v", info, err)
 	}
@@ -203,5 +225,35 @@ func TestHostClose(t *testing.T) {
 	}
 	if err := h.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestTypedViews checks that a module loaded as one kind yields the view of
+// that kind and no other.
+func TestTypedViews(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	if _, err := h.LoadInterceptor(ctx, "keyhash", exampleWAT(t, "keyhash")); err == nil || !strings.Contains(err.Error(), "interceptor") {
+		t.Errorf("LoadInterceptor of a partitioner: %v, want an error naming the kind", err)
+	}
+	part, err := h.LoadPartitioner(ctx, "keyhash", exampleWAT(t, "keyhash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := part.Partition(ctx, &plugins.Record{Key: []byte("k")}, 3); err != nil || got != plugins.KeyPartition([]byte("k"), 3) {
+		t.Errorf("Partition = %d, %v", got, err)
+	}
+	if p := part.Plugin(); p.Interceptor() != nil || p.Serializer() != nil || p.Partitioner() == nil {
+		t.Errorf("views of a partitioner: interceptor %v, serializer %v, partitioner %v", p.Interceptor(), p.Serializer(), p.Partitioner())
+	}
+	ic, err := h.LoadInterceptor(ctx, "noop", exampleWAT(t, "noop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ic.OnSend(ctx, &plugins.Record{Topic: "t"}); err != nil || v != plugins.Continue {
+		t.Errorf("OnSend = %v, %v", v, err)
+	}
+	if err := ic.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

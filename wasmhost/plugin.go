@@ -29,23 +29,36 @@ const (
 	// DefaultMaxOutputBytes is the default limit on the size of a hook's
 	// result: 16 MiB.
 	DefaultMaxOutputBytes = 16 << 20
+	// DefaultMinLoadTimeout is the least default load timeout: see
+	// WithLoadTimeout.
+	DefaultMinLoadTimeout = 5 * time.Second
 )
 
-// minCreateTimeout is the least time the creation of an instance may take
-// when the plugin has a call timeout; see createTimeout. A variable for the
-// tests.
-var minCreateTimeout = 5 * time.Second
+// minCreateTimeout is the least default load timeout (see WithLoadTimeout):
+// DefaultMinLoadTimeout, a variable for the tests.
+var minCreateTimeout = DefaultMinLoadTimeout
 
-// createTimeout is the limit on creating one instance (instantiation,
-// _initialize, kpipe_init, the first kpipe_buffer) of a plugin whose call
-// timeout is d: ten times d, but at least minCreateTimeout; none if d is 0.
-// Creating an instance is not charged to the call that needs it: a Go guest
-// takes milliseconds to initialise its runtime, far more on a loaded
-// machine, which would fail calls under a short timeout.
-func createTimeout(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
+// minCompileTimeout and compileTimePerMiB make the least time compilation
+// may take when the load timeout is on (see WithLoadTimeout): compilation
+// takes time in proportion to the module, and an uncached Go guest of 4 MiB
+// took over a minute on the shared 2-core machine while other work ran.
+const (
+	minCompileTimeout = 2 * time.Minute
+	compileTimePerMiB = 30 * time.Second
+)
+
+// compileTimeout is the least limit on compiling a module of n bytes.
+func compileTimeout(n int) time.Duration {
+	return minCompileTimeout + time.Duration(int64(n)*int64(compileTimePerMiB)>>20)
+}
+
+// defaultLoadTimeout is the load timeout of a plugin whose call timeout is
+// d and that was given none (see WithLoadTimeout): ten times d, but at
+// least minCreateTimeout. Creating an instance is not charged to the call
+// that needs it: a Go guest takes milliseconds to initialise its runtime,
+// far more on a loaded machine, which would fail calls under a short
+// timeout.
+func defaultLoadTimeout(d time.Duration) time.Duration {
 	return max(10*d, minCreateTimeout)
 }
 
@@ -58,16 +71,26 @@ const maxMemoryPages = 32768
 const initialBufferSize = 64 << 10
 
 type pluginConfig struct {
-	config     []byte
-	poolSize   int
-	memPages   uint32
-	timeout    time.Duration
-	maxOutput  uint32
-	logger     hclog.Logger
-	optionErrs []error
+	config   []byte
+	poolSize int
+	memPages uint32
+	timeout  time.Duration
+	// loadTimeout is WithLoadTimeout's limit; loadTimeoutSet says it was
+	// given, else it follows the call timeout (defaultLoadTimeout).
+	loadTimeout    time.Duration
+	loadTimeoutSet bool
+	maxOutput      uint32
+	logger         hclog.Logger
+	optionErrs     []error
 	// inspect makes load read the kinds of a module whose first instance
 	// fails to initialise (Inspect).
 	inspect bool
+	// file is the file the module was read from (LoadFile, InspectFile),
+	// which load's errors name.
+	file string
+	// logRate and logBurst are WithLogRateLimit's.
+	logRate  float64
+	logBurst int
 	// contextTimeout makes a plugin with a call timeout use wazero's
 	// termination checks even if its module could be instrumented (tests
 	// and benchmarks of the fallback).
@@ -144,22 +167,51 @@ func WithMemoryLimitPages(n uint32) PluginOption {
 // level when it loads. Modules that export a global named kpipe.interrupt
 // are among them.
 //
-// Creating an instance (instantiating the module, running _initialize and
-// kpipe_init, obtaining the input buffer), at Load or when a call needs a
-// new instance, is not charged to the call: it has its own limit of ten
-// times the call timeout, but at least 5 s, and the call's time starts once
-// the instance exists. A creation that overruns it is stopped and the call
-// fails with a Fault of reason FaultInstantiate (Load fails with an error
-// naming the plugin and the limit).
+// Creating an instance (instantiating the module, running its start
+// function, _initialize and kpipe_init, obtaining the input buffer), at
+// Load or when a call needs a new instance, is not charged to the call: it
+// has its own limit, the load timeout (WithLoadTimeout), and the call's
+// time starts once the instance exists.
 //
-// With the limit off the context of a call is only used to wait for an
-// instance, and creating an instance has no limit either.
+// With the limit off a call runs as long as the guest wants; cancelling
+// its context still stops it (FaultCanceled) if the module could be
+// instrumented.
 func WithCallTimeout(d time.Duration) PluginOption {
 	return pluginOptionFunc(func(c *pluginConfig) {
 		if d < 0 {
 			c.optionErrs = append(c.optionErrs, fmt.Errorf("call timeout %v is negative", d))
 		}
 		c.timeout = d
+	})
+}
+
+// WithLoadTimeout limits each phase of loading the plugin: compiling the
+// module (instrumentation included; at least 2 min plus 30 s per MiB of
+// module, for compilation takes time in proportion to the module's size
+// and a busy machine may stretch it far), and creating each of its instances,
+// at Load and whenever a call needs a new one, which is instantiating the
+// module and running its WebAssembly start function, _initialize,
+// kpipe_init, the first kpipe_buffer and, at Load, kpipe_kinds. A phase
+// that overruns it is stopped: Load fails with an error that names the
+// plugin, the phase and the limit (LoadFile also names the file), and a
+// call that needed the instance fails with a Fault of reason
+// FaultInstantiate. Cancelling the context of Load (or of the call) stops
+// any phase too, within the watchdog's period (see WithCallTimeout). 0
+// turns the limit off, leaving only the context.
+//
+// The default is ten times the call timeout, but at least
+// DefaultMinLoadTimeout (5 s), also when the call timeout is off. Guests
+// that cannot be instrumented are stopped by wazero's termination checks
+// (see WithCallTimeout), which cover compiled code only: a guest blocked
+// in a host function is stopped when it returns. The one exception is a
+// module that cannot be instrumented, with both this limit and the call
+// timeout off: it runs unchecked, and nothing stops it.
+func WithLoadTimeout(d time.Duration) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if d < 0 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("load timeout %v is negative", d))
+		}
+		c.loadTimeout, c.loadTimeoutSet = d, true
 	})
 }
 
@@ -173,6 +225,28 @@ func WithMaxOutputBytes(n int) PluginOption {
 			c.optionErrs = append(c.optionErrs, fmt.Errorf("output limit of %d bytes is outside [1, 2 GiB]", n))
 		}
 		c.maxOutput = uint32(n)
+	})
+}
+
+// WithLogRateLimit bounds how fast the plugin's log lines reach its logger:
+// its log calls and the lines it writes to stdout and stderr, all its
+// instances together, may come in bursts of burst lines and then at
+// perSecond lines per second. Lines beyond that are dropped and counted
+// (PluginStats.LogLinesSuppressed), and the logger says how many at Warn
+// level, at most once a second while the plugin goes on logging, and when
+// an instance is closed. Each line is at most 4096 bytes (a longer log
+// message is cut, longer output lines are split), so a plugin that floods
+// its output for t seconds puts at most burst + (perSecond + 1) * t + 1
+// lines of 4 KiB in the log. The
+// defaults are DefaultLogLinesPerSecond (100) and DefaultLogBurst (200);
+// perSecond 0 turns the limit off. Lines at levels the logger does not log
+// cost nothing from the budget.
+func WithLogRateLimit(perSecond float64, burst int) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) {
+		if perSecond < 0 || burst < 1 {
+			c.optionErrs = append(c.optionErrs, fmt.Errorf("log rate limit of %g lines/s in bursts of %d: want a rate of at least 0 and a burst of at least 1", perSecond, burst))
+		}
+		c.logRate, c.logBurst = perSecond, burst
 	})
 }
 
@@ -205,11 +279,12 @@ var hookKinds = [numAllHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindI
 var batchOf = [numHooks]hook{hookOnSend: hookOnSendBatch, hookOnAck: hookOnAckBatch, hookPartition: hookPartitionBatch}
 
 // Plugin is a loaded plugin module: a compiled module and a bounded pool of
-// its instances. It implements plugins.Interceptor, plugins.Serializer and
-// plugins.Partitioner, and the batch interfaces plugins.BatchInterceptor,
-// plugins.BatchPartitioner and plugins.AckBatcher; calling a hook of a kind
-// the module does not declare returns an error. It is safe for concurrent
-// use.
+// its instances. Give a pipeline its typed view of the kind it was loaded
+// as (Interceptor, Serializer, Partitioner, or LoadInterceptor and the
+// like), which has the hooks of that kind only. The Plugin itself has every
+// hook, for tools that drive a module of several kinds (kpipe plugin test);
+// calling a hook of a kind the module does not declare returns an error. It
+// is safe for concurrent use.
 type Plugin struct {
 	host    *Host
 	name    string
@@ -217,7 +292,8 @@ type Plugin struct {
 	config  []byte
 	logger  hclog.Logger
 	timeout time.Duration
-	// createTimeout limits the creation of an instance (createTimeout).
+	// createTimeout limits the creation of an instance: the load timeout
+	// (WithLoadTimeout); 0 for none.
 	createTimeout time.Duration
 	maxOutput     uint32
 	memLimit      uint64 // bytes
@@ -231,6 +307,8 @@ type Plugin struct {
 	// which an instance that enables others fails to be created.
 	features      uint64
 	featuresFixed bool
+	// logLimit is the plugin's budget of log lines (WithLogRateLimit).
+	logLimit *logLimiter
 	// instrumented says that the module was rewritten with interrupt
 	// checks, so that calls run under the plugin's watchdog (watchdog.go)
 	// rather than with wazero's termination checks. retired is closed
@@ -302,17 +380,21 @@ type PluginStats struct {
 	InstancesCreated uint64
 	// InstancesReplaced counts instances closed after a fault.
 	InstancesReplaced uint64
+	// LogLinesSuppressed counts the plugin's log lines (log calls, stdout
+	// and stderr lines) dropped by its log rate limit (WithLogRateLimit).
+	LogLinesSuppressed uint64
 }
 
 // Stats returns a snapshot of the plugin's counters.
 func (p *Plugin) Stats() PluginStats {
 	s := PluginStats{
-		Calls:             paddedHookCounts(&p.stats.calls),
-		Batches:           paddedHookCounts(&p.stats.batches),
-		Errors:            hookCounts(&p.stats.errors),
-		Faults:            map[FaultReason]uint64{},
-		InstancesCreated:  p.stats.created.Load(),
-		InstancesReplaced: p.stats.replaced.Load(),
+		Calls:              paddedHookCounts(&p.stats.calls),
+		Batches:            paddedHookCounts(&p.stats.batches),
+		Errors:             hookCounts(&p.stats.errors),
+		Faults:             map[FaultReason]uint64{},
+		InstancesCreated:   p.stats.created.Load(),
+		InstancesReplaced:  p.stats.replaced.Load(),
+		LogLinesSuppressed: p.logLimit.suppressed.Load(),
 	}
 	for r := range p.stats.faults {
 		if n := p.stats.faults[r].Load(); n > 0 {
@@ -351,11 +433,13 @@ func (h *Host) LoadFile(ctx context.Context, name, path string, kind plugins.Kin
 	if err != nil {
 		return nil, fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
 	}
-	p, _, err := h.load(ctx, name, wasm, kind, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%w (file %s)", err, path)
-	}
-	return p, nil
+	p, _, err := h.load(ctx, name, wasm, kind, append(opts[:len(opts):len(opts)], withFile(path)))
+	return p, err
+}
+
+// withFile names the file a module was read from, for errors.
+func withFile(path string) PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) { c.file = path })
 }
 
 // Load compiles and validates a plugin module (sdk/ABI.md sections 3 and 6),
@@ -374,54 +458,51 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, kind plugins.
 // load implements Load and Inspect. The ModuleInfo is non-nil once the
 // module compiled, even when err is not nil.
 func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.Kind, opts []PluginOption) (_ *Plugin, _ *ModuleInfo, err error) {
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("wasmhost: load plugin %q: %w", name, err)
-		}
-	}()
 	cfg := pluginConfig{
 		poolSize:  runtime.GOMAXPROCS(0),
 		memPages:  DefaultMemoryLimitPages,
 		timeout:   DefaultCallTimeout,
 		maxOutput: DefaultMaxOutputBytes,
+		logRate:   DefaultLogLinesPerSecond,
+		logBurst:  DefaultLogBurst,
 	}
 	for _, o := range opts {
 		o.applyPlugin(&cfg)
 	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		what := fmt.Sprintf("load plugin %q", name)
+		if cfg.inspect {
+			what = "inspect module"
+		}
+		if cfg.file != "" {
+			what += " from " + cfg.file
+		}
+		err = fmt.Errorf("wasmhost: %s: %w", what, err)
+	}()
 	if err := errors.Join(cfg.optionErrs...); err != nil {
 		return nil, nil, err
 	}
 	if kind&^abi.AllKinds != 0 {
 		return nil, nil, fmt.Errorf("unknown plugin kind %#x", uint32(kind))
 	}
-	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
-		return nil, nil, errors.New("not a WebAssembly module (the binary does not start with \\0asm)")
+	if err := checkHeader(wasm); err != nil {
+		return nil, nil, err
 	}
 	logger := cfg.logger
 	if logger == nil {
 		logger = h.logger
 	}
 	logger = logger.With("plugin", name)
-	// Choose how the call timeout is enforced: see WithCallTimeout.
-	m, code, instrumented := modePlain, wasm, false
-	if cfg.timeout > 0 {
-		if cfg.contextTimeout {
-			m = modeInterruptible
-		} else if out, err := instrument.Rewrite(wasm, interruptExport); err != nil {
-			logger.Info("module not instrumented for call timeouts; using wazero's termination checks, which make calls slower",
-				"reason", err)
-			m = modeInterruptible
-		} else {
-			code, instrumented = out, true
-		}
+	loadTimeout := cfg.loadTimeout
+	if !cfg.loadTimeoutSet {
+		loadTimeout = defaultLoadTimeout(cfg.timeout)
 	}
-	rt, err := h.runtime(ctx, m)
+	cm, rt, instrumented, err := h.compile(ctx, logger, wasm, cfg, loadTimeout)
 	if err != nil {
 		return nil, nil, err
-	}
-	cm, err := rt.CompileModule(ctx, code)
-	if err != nil {
-		return nil, nil, fmt.Errorf("compile: %w", err)
 	}
 	info := describe(cm)
 	if err := validateStatic(cm, info, cfg.memPages); err != nil {
@@ -435,8 +516,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		config:        cfg.config,
 		logger:        logger,
 		timeout:       cfg.timeout,
-		createTimeout: createTimeout(cfg.timeout),
+		createTimeout: loadTimeout,
 		maxOutput:     cfg.maxOutput,
+		logLimit:      newLogLimiter(logger, cfg.logRate, cfg.logBurst),
 		memLimit:      uint64(cfg.memPages) << 16,
 		compiled:      cm,
 		rt:            rt,
@@ -470,15 +552,20 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	if err != nil {
 		if cfg.inspect {
 			info.InitError = err
-			info.Kinds = p.probeKinds(ctx)
+			if early := (*earlyInitError)(nil); !errors.As(err, &early) {
+				info.Kinds = p.probeKinds(ctx)
+			}
 		}
 		cm.Close(ctx)
 		return nil, info, err
 	}
-	p.slots[0].rehold(0)
 	p.features, p.featuresFixed = inst.features, true
 	info.Features = inst.features
+	// kpipe_kinds is part of loading: it runs under the load timeout.
+	inst.creating = true
 	kinds, err := inst.declaredKinds(ctx)
+	inst.creating = false
+	p.slots[0].rehold(0)
 	if err == nil {
 		info.Kinds = kinds
 		err = validateKinds(kinds, kind, cm.ExportedFunctions())
@@ -519,13 +606,99 @@ func (p *Plugin) probeKinds(ctx context.Context) plugins.Kind {
 		s.inst.Store(nil)
 		inst.close(ctx)
 	}()
-	s.rehold(0)
+	inst.creating = true
 	kinds, err := inst.declaredKinds(ctx)
 	if err != nil {
 		p.logger.Debug("cannot read the kinds of a module that fails to initialise", "error", err)
 		return 0
 	}
 	return kinds
+}
+
+// compile chooses how the plugin's calls and loading are bounded,
+// instruments the module if it can, and compiles it on the runtime of that
+// mode, all within ctx and, unless loadTimeout is 0, the larger of
+// loadTimeout and compileTimeout (compilation takes time in proportion to
+// the module). Compilation is Go code that cannot be interrupted, so it
+// runs in a goroutine that is left to finish (and close what it compiled)
+// if the time runs out first; the Host keeps its runtimes open until it
+// finished (Host.compiling). instrumented says
+// the module was rewritten for the watchdog (see WithCallTimeout).
+func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cfg pluginConfig, loadTimeout time.Duration) (
+	_ wazero.CompiledModule, _ wazero.Runtime, instrumented bool, _ error,
+) {
+	type compiled struct {
+		cm           wazero.CompiledModule
+		rt           wazero.Runtime
+		instrumented bool
+		err          error
+	}
+	res := make(chan compiled, 1)
+	// abandon leaves the compilation to finish in the background and
+	// closes what it compiled.
+	abandon := func() {
+		go func() {
+			if c := <-res; c.cm != nil {
+				c.cm.Close(context.Background())
+			}
+		}()
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, nil, false, ErrClosed
+	}
+	h.compiling.Add(1) // under mu, so never after Close began to wait
+	h.mu.Unlock()
+	go func() {
+		defer h.compiling.Done()
+		// Every plugin is instrumented if it can be, so that its loading
+		// is bounded and interruptible; one that cannot be falls back to
+		// wazero's termination checks, unless it has no limit at all.
+		m, code, instrumented := modePlain, wasm, false
+		if cfg.contextTimeout && (cfg.timeout > 0 || loadTimeout > 0) {
+			m = modeInterruptible
+		} else if out, err := instrument.Rewrite(wasm, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
+			if cfg.timeout > 0 || loadTimeout > 0 {
+				logger.Info("module not instrumented for time limits; using wazero's termination checks, which make calls slower",
+					"reason", err)
+				m = modeInterruptible
+			} else {
+				logger.Info("module not instrumented, and neither its calls nor its loading have a time limit: nothing can stop it",
+					"reason", err)
+			}
+		} else {
+			code, instrumented = out, true
+		}
+		var c compiled
+		c.instrumented = instrumented
+		c.rt, c.err = h.runtime(ctx, m)
+		if c.err == nil {
+			c.cm, c.err = c.rt.CompileModule(ctx, code)
+			if c.err != nil {
+				c.err = fmt.Errorf("compile: %w", c.err)
+			}
+		}
+		res <- c
+	}()
+	var expired <-chan time.Time
+	limit := max(loadTimeout, compileTimeout(len(wasm)))
+	if loadTimeout > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case c := <-res:
+		return c.cm, c.rt, c.instrumented, c.err
+	case <-ctx.Done():
+		abandon()
+		return nil, nil, false, fmt.Errorf("compile: stopped: %w", ctx.Err())
+	case <-expired:
+		abandon()
+		return nil, nil, false, fmt.Errorf("compile: stopped after running longer than its limit of %v: %w",
+			limit, context.DeadlineExceeded)
+	}
 }
 
 // fault counts, logs and returns a fault.

@@ -1,8 +1,11 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,44 +162,111 @@ func versionList(vs []int) string {
 	return strings.Join(s, ", ")
 }
 
+// problems is a list of everything wrong with a module, reported at once
+// rather than one per attempt.
+type problems []error
+
+func (ps problems) Error() string {
+	if len(ps) == 1 {
+		return ps[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems: ", len(ps))
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (ps problems) Unwrap() []error { return ps }
+
+// err returns nil if there is no problem.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// The first bytes of a core module and of a component (Component Model
+// binary format: version 0x0d, layer 1).
+const (
+	coreHeader      = "\x00asm\x01\x00\x00\x00"
+	componentHeader = "\x00asm\x0d\x00\x01\x00"
+)
+
+// checkHeader recognises what is not a core WebAssembly module before the
+// compiler does, to say what kpipe needs instead.
+func checkHeader(wasm []byte) error {
+	switch {
+	case !bytes.HasPrefix(wasm, []byte("\x00asm")):
+		return errors.New("not a WebAssembly module (the binary does not start with \\0asm)")
+	case bytes.HasPrefix(wasm, []byte(componentHeader)):
+		return errors.New("a WebAssembly component (Component Model), not a core module: kpipe runs core WebAssembly " +
+			"modules that export the plugin ABI's functions (sdk/ABI.md); build for a core target instead " +
+			"(Rust: wasm32-wasip1 or wasm32-unknown-unknown with crate-type cdylib, not wasm32-wasip2; " +
+			"toolchains that only emit components, such as componentize-py and jco, cannot build kpipe plugins)")
+	case len(wasm) >= 8 && !bytes.HasPrefix(wasm, []byte(coreHeader)):
+		return fmt.Errorf("unknown WebAssembly binary version %x (a core module has version 01000000)", wasm[4:8])
+	}
+	return nil
+}
+
 // validateStatic checks everything ABI section 3 and 6 require that can be
-// checked without running the module. memLimitPages is the plugin's memory
-// limit.
+// checked without running the module, and reports every problem it finds.
+// The hook exports that the module's kinds require are checked once
+// kpipe_kinds answered (validateKinds). memLimitPages is the plugin's
+// memory limit.
 func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages uint32) error {
+	var ps problems
+	exports := cm.ExportedFunctions()
+	_, hasStart := exports[abi.ExportStart]
+	_, hasInit := exports[abi.ExportInitialize]
+	if hasStart && !hasInit {
+		ps = append(ps, fmt.Errorf("exports %s but not %s: it is a WASI command, which runs main and exits, not a reactor, "+
+			"which kpipe needs: a module whose functions the host calls (build Go guests with -buildmode=c-shared, "+
+			"C with -mexec-model=reactor, Rust as a cdylib)", abi.ExportStart, abi.ExportInitialize))
+	}
 	if info.ABIVersion == 0 {
 		found := "none"
 		if len(info.Markers) > 0 {
 			found = versionList(info.Markers)
 		}
-		return fmt.Errorf("no supported ABI version: the module declares %s, this host supports %s (export a function named %s%d)",
-			found, versionList(abi.SupportedVersions), abi.MarkerPrefix, abi.Version)
-	}
-	exports := cm.ExportedFunctions()
-	marker := abi.MarkerPrefix + strconv.Itoa(info.ABIVersion)
-	if def := exports[marker]; !sameSig(def, sig(nil, nil)) {
-		return fmt.Errorf("export %s has type %s, want () -> ()", marker, formatSig(def.ParamTypes(), def.ResultTypes()))
+		ps = append(ps, fmt.Errorf("no supported ABI version: the module declares %s, this host supports %s (export a function named %s%d)",
+			found, versionList(abi.SupportedVersions), abi.MarkerPrefix, abi.Version))
+	} else {
+		marker := abi.MarkerPrefix + strconv.Itoa(info.ABIVersion)
+		if def := exports[marker]; !sameSig(def, sig(nil, nil)) {
+			ps = append(ps, fmt.Errorf("export %s has type %s, want () -> ()", marker, formatSig(def.ParamTypes(), def.ResultTypes())))
+		}
 	}
 	mems := cm.ExportedMemories()
 	if _, ok := mems[abi.ExportMemory]; !ok {
-		return fmt.Errorf("missing export %q (the module must export its linear memory)", abi.ExportMemory)
+		ps = append(ps, fmt.Errorf("missing export %q (the module must export its linear memory)", abi.ExportMemory))
 	}
-	if len(cm.ImportedMemories()) > 0 {
-		for _, m := range cm.ImportedMemories() {
-			mod, name, _ := m.Import()
-			return fmt.Errorf("imports memory %s.%s: a plugin must define and export its own memory", mod, name)
-		}
+	for _, m := range cm.ImportedMemories() {
+		mod, name, _ := m.Import()
+		ps = append(ps, fmt.Errorf("imports memory %s.%s: a plugin must define and export its own memory", mod, name))
 	}
 	if info.MemoryMinPages > memLimitPages {
-		return fmt.Errorf("memory needs at least %d pages, above the plugin's limit of %d pages", info.MemoryMinPages, memLimitPages)
+		ps = append(ps, fmt.Errorf("memory needs at least %d pages, above the plugin's limit of %d pages", info.MemoryMinPages, memLimitPages))
 	}
 	for _, name := range []string{abi.ExportKinds, abi.ExportBuffer} {
 		if _, ok := exports[name]; !ok {
-			return fmt.Errorf("missing export %s %s", name, exportSigs[name])
+			ps = append(ps, fmt.Errorf("missing export %s %s", name, exportSigs[name]))
 		}
 	}
-	for name, want := range exportSigs {
-		if def, ok := exports[name]; ok && !sameSig(def, want) {
-			return fmt.Errorf("export %s has type %s, want %s", name, formatSig(def.ParamTypes(), def.ResultTypes()), want)
+	names := make([]string, 0, len(exportSigs))
+	for name := range exportSigs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if def, ok := exports[name]; ok && !sameSig(def, exportSigs[name]) {
+			ps = append(ps, fmt.Errorf("export %s has type %s, want %s", name, formatSig(def.ParamTypes(), def.ResultTypes()), exportSigs[name]))
 		}
 	}
 	for _, h := range []hook{hookOnSend, hookOnAck, hookPartition} {
@@ -204,15 +274,9 @@ func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages ui
 			continue
 		}
 		if _, ok := exports[hookNames[h]]; !ok {
-			return fmt.Errorf("exports %s without %s: a module with a batch hook must also export its per-record hook",
-				hookNames[batchOf[h]], hookNames[h])
+			ps = append(ps, fmt.Errorf("exports %s without %s: a module with a batch hook must also export its per-record hook",
+				hookNames[batchOf[h]], hookNames[h]))
 		}
-	}
-	_, hasStart := exports[abi.ExportStart]
-	_, hasInit := exports[abi.ExportInitialize]
-	if hasStart && !hasInit {
-		return fmt.Errorf("exports %s but not %s: it is a WASI command, not a reactor (build Go guests with -buildmode=c-shared, C with -mexec-model=reactor)",
-			abi.ExportStart, abi.ExportInitialize)
 	}
 	for _, def := range cm.ImportedFunctions() {
 		mod, name, _ := def.Import()
@@ -223,16 +287,15 @@ func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages ui
 		case abi.HostModule:
 			hf, ok := hostFuncByName[name]
 			if !ok {
-				return fmt.Errorf("unknown import %s.%s: the %s module has %s", mod, name, abi.HostModule, hostFuncNames())
-			}
-			if want := sig(hf.params, hf.results); !sameSig(def, want) {
-				return fmt.Errorf("import %s.%s has type %s, want %s", mod, name, formatSig(def.ParamTypes(), def.ResultTypes()), want)
+				ps = append(ps, fmt.Errorf("unknown import %s.%s: the %s module has %s", mod, name, abi.HostModule, hostFuncNames()))
+			} else if want := sig(hf.params, hf.results); !sameSig(def, want) {
+				ps = append(ps, fmt.Errorf("import %s.%s has type %s, want %s", mod, name, formatSig(def.ParamTypes(), def.ResultTypes()), want))
 			}
 		default:
-			return fmt.Errorf("unknown import %s.%s: a plugin may import only from %s and %s", mod, name, abi.HostModule, abi.WASIModule)
+			ps = append(ps, fmt.Errorf("unknown import %s.%s: a plugin may import only from %s and %s", mod, name, abi.HostModule, abi.WASIModule))
 		}
 	}
-	return nil
+	return ps.err()
 }
 
 func hostFuncNames() string {
@@ -276,16 +339,23 @@ func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionD
 	if declared&want != want {
 		return fmt.Errorf("wrong kind: loaded as %s, but the module declares %s", kindNames(want), kindNames(declared))
 	}
+	return missingHooks(declared, exports, "the module declares").err()
+}
+
+// missingHooks lists the hook exports that kinds require and exports lack;
+// why says where the kinds come from.
+func missingHooks(kinds plugins.Kind, exports map[string]api.FunctionDefinition, why string) problems {
+	var ps problems
 	for h := range numHooks {
-		if declared&hookKinds[h] == 0 || h == hookOnAck { // kpipe_on_ack is optional
+		if kinds&hookKinds[h] == 0 || h == hookOnAck { // kpipe_on_ack is optional
 			continue
 		}
 		if _, ok := exports[hookNames[h]]; !ok {
-			return fmt.Errorf("missing export %s %s, required by the %s kind the module declares",
-				hookNames[h], exportSigs[hookNames[h]], kindNames(hookKinds[h]))
+			ps = append(ps, fmt.Errorf("missing export %s %s, required by the %s kind %s",
+				hookNames[h], exportSigs[hookNames[h]], kindNames(hookKinds[h]), why))
 		}
 	}
-	return nil
+	return ps
 }
 
 // Inspect compiles a module and describes it: the ABI version, the kinds it
@@ -298,8 +368,24 @@ func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionD
 // a WebAssembly module at all): when only the initialisation fails, the
 // info has the kinds anyway, and the error again as InitError.
 func (h *Host) Inspect(ctx context.Context, wasm []byte, opts ...PluginOption) (*ModuleInfo, error) {
+	return h.inspect(ctx, "module", wasm, opts)
+}
+
+// InspectFile reads a module from path and inspects it as Inspect does;
+// errors, and the plugin's log lines, name the file.
+func (h *Host) InspectFile(ctx context.Context, path string, opts ...PluginOption) (*ModuleInfo, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wasmhost: inspect module: %w", err)
+	}
+	return h.inspect(ctx, path, wasm, append(opts[:len(opts):len(opts)], withFile(path)))
+}
+
+// inspect implements Inspect and InspectFile; name is the plugin's name in
+// its log lines.
+func (h *Host) inspect(ctx context.Context, name string, wasm []byte, opts []PluginOption) (*ModuleInfo, error) {
 	opts = append(opts[:len(opts):len(opts)], WithPoolSize(1), pluginOptionFunc(func(c *pluginConfig) { c.inspect = true }))
-	p, info, err := h.load(ctx, "inspect", wasm, 0, opts)
+	p, info, err := h.load(ctx, name, wasm, 0, opts)
 	if err != nil {
 		return info, err
 	}

@@ -11,6 +11,16 @@ import (
 // it.
 const interruptExport = "kpipe.interrupt"
 
+// startExport is the name under which instrumented modules export their
+// WebAssembly start function, which newInstance calls (see
+// internal/instrument). ABI section 3 reserves it.
+const startExport = "kpipe.start"
+
+// stackExport is the name under which instrumented modules export their
+// stack budget global (see internal/instrument), negative after a call
+// trapped for lack of budget. ABI section 3 reserves it.
+const stackExport = "kpipe.stack"
+
 // Why the watchdog interrupted a call (slot.reason).
 const (
 	interruptTimeout = 1 + iota
@@ -22,8 +32,12 @@ const (
 // the timeout and 1.25 times the timeout after it started (plus the time
 // the guest takes to reach its next check), but at least every 100 ms, so
 // that a cancelled context stops a call soon even with a long timeout, and
-// at most every millisecond.
+// at most every millisecond. Without a limit it looks every 100 ms, for
+// cancelled contexts.
 func watchdogPeriod(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return 100 * time.Millisecond
+	}
 	return min(max(timeout/8, time.Millisecond), 100*time.Millisecond)
 }
 
@@ -42,7 +56,12 @@ func watchdogPeriod(timeout time.Duration) time.Duration {
 // every slot, or, if Close gave up waiting, once the plugin is closed and
 // no slot is held.
 func (p *Plugin) watch() {
-	t := time.NewTicker(watchdogPeriod(p.timeout))
+	limit := p.timeout
+	if limit <= 0 {
+		// No call timeout: only the load timeout and cancellations.
+		limit = p.createTimeout
+	}
+	t := time.NewTicker(watchdogPeriod(limit))
 	defer t.Stop()
 	for {
 		select {
@@ -81,7 +100,7 @@ func (p *Plugin) scan(now time.Time) bool {
 			limit = p.createTimeout
 		}
 		switch {
-		case now.Sub(s.seenSince) >= limit:
+		case limit > 0 && now.Sub(s.seenSince) >= limit:
 			s.interrupt(st, interruptTimeout)
 		case s.ctxDone():
 			s.interrupt(st, interruptContext)
@@ -137,7 +156,7 @@ func (inst *instance) interruptedError(ctx context.Context, reason uint32, err e
 		return &callError{FaultTimeout, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
 	}
 	if inst.creating {
-		return &callError{FaultTimeout, fmt.Errorf("instance creation stopped after running longer than its limit of %v: %w (%w)",
+		return &callError{FaultTimeout, fmt.Errorf("stopped after running longer than the load timeout (limit of %v): %w (%w)",
 			inst.p.createTimeout, context.DeadlineExceeded, err)}
 	}
 	return &callError{FaultTimeout, fmt.Errorf("call stopped after running longer than the call timeout of %v: %w (%w)",

@@ -52,18 +52,32 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
-// kpipe runs the binary with args and stdin, in dir if not empty.
+// kpipeTimeout bounds one kpipe invocation. It is generous because a cold
+// compilation cache makes kpipe compile every Go guest it loads, which takes
+// seconds per guest on an idle core and over a minute for the quickstart's
+// four on a 2-core machine with a load average of 25 (measured).
+const kpipeTimeout = 5 * time.Minute
+
+// kpipe runs the binary with args and stdin, in dir if not empty. An
+// invocation that overruns kpipeTimeout is interrupted, as Ctrl-C would, so
+// that what it prints then (run's summary) tells where it was; the test
+// fails.
 func kpipe(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), kpipeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kpipeBin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second // then it is killed
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("kpipe %s did not end within %v and was interrupted: %v\n%s", strings.Join(args, " "), kpipeTimeout, err, r)
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -198,6 +212,10 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"plugin", "test", "x.wasm", "--timeout", "0s"}, code: 2, inStderr: `"--timeout" flag: must be longer than zero`},
 		{args: []string{"plugin", "test", "x.wasm", "--partitions", "0"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
 		{args: []string{"plugin", "test", "x.wasm", "--partitions", "4294967296"}, code: 2, inStderr: `"--partitions" flag: want a whole number from 1 to`},
+		{args: []string{"broker", "--listen", "127.0.0.1:99999"}, code: 2, inStderr: `--listen "127.0.0.1:99999": want HOST:PORT with a port from 0 to 65535`},
+		{args: []string{"broker", "--listen", "127.0.0.1"}, code: 2, inStderr: `--listen "127.0.0.1": want HOST:PORT`},
+		{args: []string{"run", "--brokers", "127.0.0.1:-1", "--topic", "t"}, code: 2, inStderr: `--brokers "127.0.0.1:-1": want HOST:PORT with a port from 1 to 65535`},
+		{args: []string{"consume", "--brokers", "a:b:c", "--topic", "t"}, code: 2, inStderr: `--brokers "a:b:c": want HOST:PORT`},
 		{args: []string{"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout", "1s"}, code: 3, inStderr: "no broker of 127.0.0.1:1 answered"},
 		{args: []string{"run", "--brokers", "127.0.0.1:1", "--topic", "t"}, code: 3, inStderr: "no seed broker"},
 		{args: []string{"run", "--topic", "t", "--input", "/nonexistent/input"}, code: 3, inStderr: "no such file"},
@@ -537,7 +555,7 @@ pipeline "p" {
 			want: []string{
 				"3:14: error: Module not found",
 				"6:14: error: Cannot load module",
-				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind",
+				"9:14: error: Cannot load module: wasmhost: load plugin \"trap\" from " + trap + ": wrong kind",
 			},
 		},
 		{
@@ -608,7 +626,7 @@ pipeline "p" {}
 	// module attribute.
 	wrongKind := writeFile(t, filepath.Join(dir, "wrongkind.hcl"), "pipeline \"p\" {\n  topic = \"t\"\n  partitioner { module = \""+trap+"\" }\n}\n")
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", wrongKind)
-	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\": wrong kind") || strings.Contains(r.stderr, "records read") {
+	if r.code != 1 || !strings.Contains(r.stderr, wrongKind+":3:26: error: Cannot load module: wasmhost: load plugin \"trap\" from "+trap+": wrong kind") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with a module of the wrong kind: %s", r)
 	}
 	// run refuses an invalid configuration before sending anything.
@@ -616,6 +634,26 @@ pipeline "p" {}
 	r = kpipe(t, dir, `{"value":"x"}`, "run", "--config", bad)
 	if r.code != 1 || !strings.Contains(r.stderr, bad+":2:3: error: Unsupported argument") || strings.Contains(r.stderr, "records read") {
 		t.Errorf("run with an invalid config: %s", r)
+	}
+}
+
+// TestValidateGoGuestMemory gives validate and run a Go guest with too little
+// memory: its runtime dies at start and writes a stack trace of some forty
+// lines on stderr. Both must print the one diagnostic, at memory_limit, and
+// nothing else.
+func TestValidateGoGuestMemory(t *testing.T) {
+	guest := plugintest.GoPlugin(t, "examples/plugins/headerstamp")
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "mem.hcl"), "pipeline \"p\" {\n  interceptor \"i\" {\n    module       = \""+guest+
+		"\"\n    config       = { sequence_header = \"seq\" }\n    memory_limit = \"3MiB\"\n  }\n}\n")
+	want := path + `:5:20: error: Limit too small for this module: the module loads with the default memory_limit, but not with this one: wasmhost: load plugin "i": _initialize: memory limit: module closed with exit_code(2) (file ` +
+		guest + "); the plugin said: fatal error: runtime: cannot allocate memory\nkpipe: " + path + ": 1 errors\n"
+	cache := t.TempDir()
+	for _, cmd := range []string{"validate", "run"} {
+		r := kpipe(t, dir, `{"value":"x"}`, cmd, "--wasm-cache", cache, "--config", path)
+		if r.code != 1 || r.stderr != want || r.stdout != "" {
+			t.Errorf("%s: want exit 1 and only\n%s\ngot %s", cmd, want, r)
+		}
 	}
 }
 
@@ -840,5 +878,32 @@ pipeline "p" {
 	r = kpipe(t, "", "", "consume", "--brokers", bs, "--topic", topic, "--from-beginning", "--timeout", "3s")
 	if r.code != 0 || !strings.Contains(r.stdout, "aborted-1") {
 		t.Errorf("read_uncommitted consume: want aborted-1, got %s", r)
+	}
+}
+
+// TestPluginTestBatch runs plugin test --batch: the records go through the
+// pipeline's stages alone and in batches, and the records whose results
+// differ are reported. batch.wat, a test module, returns "every record
+// unchanged" for a whole batch call whose first record names partition
+// 23, where its per-record hook changes the records of mode 3.
+func TestPluginTestBatch(t *testing.T) {
+	keyhash := plugintest.WAT(t, "examples/plugins/wat/keyhash.wasm")
+	r := kpipe(t, "", "", "plugin", "test", keyhash, "--batch", "4")
+	if r.code != 0 || !strings.Contains(r.stdout, "batch: 4 records through the pipeline's stages alone and in batches of 4\n  no differences") {
+		t.Errorf("keyhash --batch 4: %s", r)
+	}
+	batch := plugintest.WAT(t, "wasmhost/testdata/batch.wasm")
+	input := `{"key":"a","value":"1","partition":3}
+{"key":"b","value":"2","partition":3}
+{"key":"c","value":"3","partition":23}
+{"key":"d","value":"4","partition":3}
+`
+	r = kpipe(t, "", input, "plugin", "test", batch, "--kind", "interceptor", "--batch", "2", "--input", "-", "--log-level", "off")
+	if r.code != 1 || !strings.Contains(r.stdout, "record 4 differs:") || strings.Count(r.stdout, "differs:") != 1 ||
+		!strings.Contains(r.stderr, "1 records differ between batch and single calls") {
+		t.Errorf("batch.wat --batch 2: %s", r)
+	}
+	if r := kpipe(t, "", "", "plugin", "test", keyhash, "--batch", "1"); r.code != 2 {
+		t.Errorf("--batch 1: want a usage error, got %s", r)
 	}
 }

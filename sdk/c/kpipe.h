@@ -63,6 +63,7 @@ extern "C" {
 /* Feature bits (ABI section 8.1), for kpipe_enable_features. */
 #define KPIPE_FEATURE_PARTITION_KEY 1u
 #define KPIPE_FEATURE_ACK_NO_RECORD 2u
+#define KPIPE_FEATURE_EDITS 4u /* on_send returns edits, not the whole record (ABI 8.2) */
 
 /* kpipe_bytes is a byte string that may be null: len < 0 means null, which
  * differs from empty (len == 0). ptr is not owned. */
@@ -333,6 +334,41 @@ static int32_t kpipe_config_read_;
 static uint64_t kpipe_features_;
 static int32_t kpipe_in_init_;
 
+/* The edit log of the record on_send is running on (ABI 8.2): the setters
+ * append their edit to it; a change it cannot express (kpipe_record_changed)
+ * makes the SDK send the whole record instead. */
+static kpipe_region_ kpipe_edits_;
+static uint32_t kpipe_edits_len_, kpipe_edits_count_;
+static const kpipe_record *kpipe_edit_rec_;
+static int32_t kpipe_edits_whole_;
+
+/* kpipe_edit_ appends an edit of op with up to two operands (a: u32 length
+ * and bytes, b: i32 length or -1 and bytes; a NULL operand is left out) and
+ * n_fixed bytes of fixed operand. */
+static void kpipe_edit_(const kpipe_record *r, uint8_t op, const kpipe_bytes *a, const kpipe_bytes *b, const uint8_t *fixed, uint32_t n_fixed) {
+	if (r != kpipe_edit_rec_ || kpipe_edits_whole_) return;
+	uint32_t need = 1 + n_fixed + (a ? 4 + (uint32_t)(a->len > 0 ? a->len : 0) : 0) + (b ? 4 + (uint32_t)(b->len > 0 ? b->len : 0) : 0);
+	if (!kpipe_region_ensure_(&kpipe_edits_, kpipe_edits_len_ + need, kpipe_edits_len_)) {
+		kpipe_edits_whole_ = 1;
+		return;
+	}
+	uint8_t *p = kpipe_edits_.ptr + kpipe_edits_len_;
+	*p++ = op;
+	if (a) {
+		kpipe_put32_(p, (uint32_t)(a->len > 0 ? a->len : 0));
+		if (a->len > 0) kpipe_copy_(p + 4, a->ptr, (uint32_t)a->len);
+		p += 4 + (a->len > 0 ? a->len : 0);
+	}
+	if (b) {
+		kpipe_put32_(p, (uint32_t)(b->len < 0 ? -1 : b->len));
+		if (b->len > 0) kpipe_copy_(p + 4, b->ptr, (uint32_t)b->len);
+		p += 4 + (b->len > 0 ? b->len : 0);
+	}
+	kpipe_copy_(p, fixed, n_fixed);
+	kpipe_edits_len_ += need;
+	kpipe_edits_count_++;
+}
+
 kpipe_bytes kpipe_str(const char *s) {
 	kpipe_bytes b = {(const uint8_t *)s, 0};
 	if (!s) return kpipe_null;
@@ -495,7 +531,10 @@ uint32_t kpipe_encode_record(const kpipe_record *r, uint8_t *dst) {
 }
 
 /* Setters. */
-void kpipe_record_changed(kpipe_record *r) { r->changed_ = 1; }
+void kpipe_record_changed(kpipe_record *r) {
+	r->changed_ = 1;
+	if (r == kpipe_edit_rec_) kpipe_edits_whole_ = 1;
+}
 
 int kpipe_record_header(const kpipe_record *r, kpipe_bytes name, kpipe_bytes *value) {
 	for (uint32_t i = 0; i < r->header_count; i++) {
@@ -507,8 +546,8 @@ int kpipe_record_header(const kpipe_record *r, kpipe_bytes name, kpipe_bytes *va
 	return 0;
 }
 
-void kpipe_record_append_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
-	if (name.len < 0) name.len = 0;
+/* kpipe_append_header_ appends a header without logging an edit. */
+static void kpipe_append_header_(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
 	if (r->header_count == r->header_cap_) {
 		/* The header array moves to a larger block of the SDK's header
 		 * region; the old block is never reused, so copying from it is
@@ -528,6 +567,12 @@ void kpipe_record_append_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes v
 	r->changed_ = 1;
 }
 
+void kpipe_record_append_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
+	if (name.len < 0) name.len = 0;
+	kpipe_append_header_(r, name, value);
+	kpipe_edit_(r, 2, &name, &value, 0, 0);
+}
+
 /* kpipe_remove_from_ removes the headers named name at index from and
  * later, and returns how many it removed. */
 static uint32_t kpipe_remove_from_(kpipe_record *r, kpipe_bytes name, uint32_t from) {
@@ -542,6 +587,8 @@ static uint32_t kpipe_remove_from_(kpipe_record *r, kpipe_bytes name, uint32_t f
 }
 
 void kpipe_record_set_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
+	if (name.len < 0) name.len = 0;
+	kpipe_edit_(r, 1, &name, &value, 0, 0);
 	for (uint32_t i = 0; i < r->header_count; i++) {
 		if (kpipe_bytes_equal(r->headers[i].name, name)) {
 			r->headers[i].value = value;
@@ -550,22 +597,59 @@ void kpipe_record_set_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes valu
 			return;
 		}
 	}
-	kpipe_record_append_header(r, name, value);
+	kpipe_append_header_(r, name, value);
 }
 
-uint32_t kpipe_record_remove_header(kpipe_record *r, kpipe_bytes name) { return kpipe_remove_from_(r, name, 0); }
+uint32_t kpipe_record_remove_header(kpipe_record *r, kpipe_bytes name) {
+	uint32_t n = kpipe_remove_from_(r, name, 0);
+	if (n) kpipe_edit_(r, 3, &name, 0, 0, 0);
+	return n;
+}
 
 void kpipe_record_set_topic(kpipe_record *r, kpipe_bytes topic) {
 	if (topic.len < 0) topic = kpipe_bytes_of("", 0);
 	r->topic = topic;
 	r->changed_ = 1;
+	kpipe_edit_(r, 10, &topic, 0, 0, 0);
 }
-void kpipe_record_set_key(kpipe_record *r, kpipe_bytes key) { r->key = key; r->changed_ = 1; }
-void kpipe_record_set_value(kpipe_record *r, kpipe_bytes value) { r->value = value; r->changed_ = 1; }
-void kpipe_record_set_partition(kpipe_record *r, int32_t p) { r->has_partition = 1; r->partition = p; r->changed_ = 1; }
-void kpipe_record_clear_partition(kpipe_record *r) { r->has_partition = 0; r->partition = 0; r->changed_ = 1; }
-void kpipe_record_set_timestamp(kpipe_record *r, int64_t ms) { r->has_timestamp = 1; r->timestamp = ms; r->changed_ = 1; }
-void kpipe_record_clear_timestamp(kpipe_record *r) { r->has_timestamp = 0; r->timestamp = 0; r->changed_ = 1; }
+void kpipe_record_set_key(kpipe_record *r, kpipe_bytes key) {
+	r->key = key;
+	r->changed_ = 1;
+	kpipe_edit_(r, 4, 0, &key, 0, 0);
+}
+void kpipe_record_set_value(kpipe_record *r, kpipe_bytes value) {
+	r->value = value;
+	r->changed_ = 1;
+	kpipe_edit_(r, 5, 0, &value, 0, 0);
+}
+void kpipe_record_set_partition(kpipe_record *r, int32_t p) {
+	uint8_t b[4];
+	r->has_partition = 1;
+	r->partition = p;
+	r->changed_ = 1;
+	kpipe_put32_(b, (uint32_t)p);
+	kpipe_edit_(r, 6, 0, 0, b, 4);
+}
+void kpipe_record_clear_partition(kpipe_record *r) {
+	r->has_partition = 0;
+	r->partition = 0;
+	r->changed_ = 1;
+	kpipe_edit_(r, 7, 0, 0, 0, 0);
+}
+void kpipe_record_set_timestamp(kpipe_record *r, int64_t ms) {
+	uint8_t b[8];
+	r->has_timestamp = 1;
+	r->timestamp = ms;
+	r->changed_ = 1;
+	kpipe_put64_(b, (uint64_t)ms);
+	kpipe_edit_(r, 8, 0, 0, b, 8);
+}
+void kpipe_record_clear_timestamp(kpipe_record *r) {
+	r->has_timestamp = 0;
+	r->timestamp = 0;
+	r->changed_ = 1;
+	kpipe_edit_(r, 9, 0, 0, 0, 0);
+}
 
 /* Dispatchers. */
 static int64_t kpipe_slice_(const uint8_t *p, uint32_t n) {
@@ -594,11 +678,19 @@ static int kpipe_input_ok_(int32_t len) { return len >= 0 && (uint32_t)len <= kp
 static int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn fn, uint32_t *out_used) {
 	kpipe_record r;
 	if (kpipe_decode_record(in, len, &r) != KPIPE_CONTINUE) return KPIPE_FAIL;
+	/* With KPIPE_FEATURE_EDITS the setters log their edits. */
+	kpipe_edit_rec_ = (kpipe_features_ & KPIPE_FEATURE_EDITS) ? &r : 0;
+	kpipe_edits_len_ = 4;
+	kpipe_edits_count_ = 0;
+	kpipe_edits_whole_ = !kpipe_region_ensure_(&kpipe_edits_, 4, 0);
 	int32_t rc = fn(&r);
+	int use_edits = kpipe_edit_rec_ != 0 && !kpipe_edits_whole_;
+	kpipe_edit_rec_ = 0;
 	if (rc == KPIPE_DROP || rc == KPIPE_FAIL) return rc;
 	if (rc != KPIPE_CONTINUE) return kpipe_malformed_("kpipe: on_send returned an unknown status");
 	if (!r.changed_) return 0;
-	uint32_t size = kpipe_record_size(&r);
+	/* The edit list, or the whole record. */
+	uint32_t size = use_edits ? kpipe_edits_len_ : kpipe_record_size(&r);
 	/* A batch keeps the records it changed earlier in the call. */
 	uint32_t need = *out_used + size;
 	if (need > kpipe_out_.cap) {
@@ -610,7 +702,14 @@ static int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn
 		*out_used = 0;
 	}
 	uint8_t *dst = kpipe_out_.ptr + *out_used;
-	uint32_t n = kpipe_encode_record(&r, dst);
+	uint32_t n;
+	if (use_edits) {
+		kpipe_put32_(kpipe_edits_.ptr, 0x80000000u | kpipe_edits_count_);
+		kpipe_copy_(dst, kpipe_edits_.ptr, kpipe_edits_len_);
+		n = kpipe_edits_len_;
+	} else {
+		n = kpipe_encode_record(&r, dst);
+	}
 	*out_used += n;
 	return kpipe_slice_(dst, n);
 }

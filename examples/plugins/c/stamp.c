@@ -5,14 +5,21 @@
  * to see it). The count is per instance: the host runs several.
  *
  * It asks for KPIPE_FEATURE_ACK_NO_RECORD: it reads only the outcome of an
- * acknowledgement, so the host need not encode the record for it. */
+ * acknowledgement, so the host need not encode the record for it. And for
+ * KPIPE_FEATURE_EDITS: the SDK then returns the one header it sets instead
+ * of the whole record. (Built with -DSTAMP_WHOLE_RECORD it does not ask for
+ * edits, to measure what they save.) */
 #define KPIPE_IMPLEMENTATION
 #include "kpipe.h"
 
 static uint64_t acked, failed;
 
 static int32_t init(void) {
+#ifdef STAMP_WHOLE_RECORD
 	kpipe_enable_features(KPIPE_FEATURE_ACK_NO_RECORD);
+#else
+	kpipe_enable_features(KPIPE_FEATURE_ACK_NO_RECORD | KPIPE_FEATURE_EDITS);
+#endif
 	return KPIPE_CONTINUE;
 }
 

@@ -74,6 +74,11 @@ static int32_t keyhash(const kpipe_record *r, int32_t n) {
 	return (int32_t)((murmur2(r->key.ptr, r->key.len) & 0x7fffffff) % (uint32_t)n);
 }
 
+static int32_t stamp(kpipe_record *r) {
+	kpipe_record_set_header(r, kpipe_str("kpipe-stamp"), kpipe_str("sdk"));
+	return KPIPE_CONTINUE;
+}
+
 static kpipe_ack seen;
 static int seen_record;
 static int32_t remember_ack(const kpipe_record *r, const kpipe_ack *ack) {
@@ -175,6 +180,23 @@ int main(int argc, char **argv) {
 			check(seen_record == !lean, "record given unless ACK_NO_RECORD", rel);
 			free(in);
 		}
+	}
+	kpipe_features_ = 0;
+	/* With KPIPE_FEATURE_EDITS, on_send returns the edit list of
+	 * results/edit_set_header.bin instead of the record; without it, the
+	 * record of results/set_header. */
+	for (int edits = 0; edits < 2; edits++) {
+		kpipe_features_ = edits ? KPIPE_FEATURE_EDITS : 0;
+		uint32_t len, wlen;
+		uint8_t *in = slurp("records/repeated_headers.bin", &len);
+		uint8_t *want = slurp(edits ? "results/edit_set_header.bin" : "results/set_header/repeated_headers.bin", &wlen);
+		kpipe_dispatch_buffer((int32_t)len);
+		memcpy(kpipe_in_.ptr, in, len);
+		int64_t r = kpipe_dispatch_on_send((int32_t)len, stamp);
+		check((uint32_t)(r & 0xffffffff) == wlen && memcmp(kpipe_out_.ptr, want, wlen) == 0,
+		      edits ? "on_send returns the edit list" : "on_send returns the record", "repeated_headers");
+		free(in);
+		free(want);
 	}
 	kpipe_features_ = 0;
 	printf("%d passed, %d failed\n", passed, failed);

@@ -385,8 +385,9 @@ const (
 	// FeatureAckNoRecord makes the acknowledgement encoding the lean one
 	// (PutLeanAck), without the record.
 	FeatureAckNoRecord uint64 = 1 << 1
-	// KnownFeatures is every feature bit this host implements.
-	KnownFeatures = FeaturePartitionKey | FeatureAckNoRecord
+	// KnownFeatures is every feature bit this host implements
+	// (FeatureEdits is in edits.go).
+	KnownFeatures = FeaturePartitionKey | FeatureAckNoRecord | FeatureEdits
 )
 
 // FeatureNames returns the names of the feature bits of f, known or not,
@@ -401,6 +402,9 @@ func FeatureNames(f uint64) string {
 	}
 	if f&FeatureAckNoRecord != 0 {
 		names = append(names, "ACK_NO_RECORD")
+	}
+	if f&FeatureEdits != 0 {
+		names = append(names, "EDITS")
 	}
 	if u := f &^ KnownFeatures; u != 0 {
 		names = append(names, fmt.Sprintf("%#x", u))

@@ -247,3 +247,27 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		}
 	}
 }
+
+// TestBatchFraming checks the entry prefixes and result elements of the
+// batch hooks (ABI 5.5) byte for byte.
+func TestBatchFraming(t *testing.T) {
+	b := make([]byte, PartitionEntryHeader)
+	PutEntryHeader(b, 0x01020304)
+	if want := []byte{4, 3, 2, 1}; !bytes.Equal(b[:EntryHeader], want) {
+		t.Errorf("entry header % x, want % x", b[:EntryHeader], want)
+	}
+	PutPartitionEntryHeader(b, 12, 5)
+	if want := []byte{12, 0, 0, 0, 5, 0, 0, 0}; !bytes.Equal(b, want) {
+		t.Errorf("partition entry header % x, want % x", b, want)
+	}
+	results := []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 7, 0, 0, 0, 0, 0, 0, 0}
+	if got := OnSendResult(results, 0); got != -2 {
+		t.Errorf("OnSendResult 0 = %d, want -2", got)
+	}
+	if got := OnSendResult(results, 1); got != 7 {
+		t.Errorf("OnSendResult 1 = %d, want 7", got)
+	}
+	if got := PartitionResult([]byte{3, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, 1); got != -1 {
+		t.Errorf("PartitionResult 1 = %d, want -1", got)
+	}
+}

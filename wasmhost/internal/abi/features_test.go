@@ -126,7 +126,7 @@ func TestFeatureNames(t *testing.T) {
 	for f, want := range map[uint64]string{
 		0:                         "none",
 		FeaturePartitionKey:       "PARTITION_KEY",
-		KnownFeatures:             "PARTITION_KEY|ACK_NO_RECORD",
+		KnownFeatures:             "PARTITION_KEY|ACK_NO_RECORD|EDITS",
 		FeatureAckNoRecord | 1<<5: "ACK_NO_RECORD|0x20",
 	} {
 		if got := FeatureNames(f); got != want {

@@ -194,6 +194,7 @@ func vectorFiles(t *testing.T) map[string][]byte {
 		keyhashes = le.AppendUint32(keyhashes, uint32(keyhash(vr.rec.Key, vectorPartitions)))
 	}
 	files["records.txt"] = []byte(names.String())
+	files["results/edit_set_header.bin"] = new(EditList).SetHeader(vectorHeaderName, []byte(vectorHeaderValue)).Bytes()
 	files["batch/on_send.bin"] = sendBatch
 	files["batch/partition.bin"] = partBatch
 	files["batch/partition_key.bin"] = keyBatch
@@ -285,6 +286,14 @@ func TestVectors(t *testing.T) {
 		equalRecords(t, got, vr.rec)
 		if again := encode(&got); !bytes.Equal(again, b) {
 			t.Errorf("records/%s.bin: decoding and encoding again changes the bytes", vr.name)
+		}
+		// The edit list of results/edit_set_header.bin has the effect of
+		// results/set_header.
+		if err := ApplyEdits(files["results/edit_set_header.bin"], &got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(encode(&got), files["results/set_header/"+vr.name+".bin"]) {
+			t.Errorf("records/%s.bin: the set_header edit list differs from results/set_header", vr.name)
 		}
 	}
 	if n := len(files["records/large.bin"]); n != vectorLargeSize {

@@ -1,9 +1,10 @@
 // Package instrument rewrites a WebAssembly module so that the host can
 // interrupt a running call cheaply.
 //
-// Rewrite appends two mutable i32 globals (new globals come after the
+// Rewrite appends three mutable i32 globals (new globals come after the
 // existing ones, so no index changes), exports the first, the interrupt
-// flag, under a name the host chooses, and inserts at every function entry
+// flag, and the third, the stack budget, under names the host chooses, and
+// inserts at every function entry
 // and at the start of every loop body a check (see checkCode; a function
 // that reaches its first loop before it can call or branch needs no check
 // at its entry, the loop's comes first): it counts
@@ -12,7 +13,13 @@
 // scheduler. A host that sets the flag to a non-zero value
 // (api.MutableGlobal.Set in wazero) therefore stops the guest within Budget
 // loop iterations or function calls: endless loops and endless recursion
-// included. Everything else in the module is copied verbatim, except custom
+// included. A start function, which would run inside instantiation where
+// no flag can be set yet, is exported under a second name the host chooses
+// instead, for the host to call once the instance exists. Calls of the
+// module's own functions are charged to a stack budget (StackBudget, see
+// callCosts), so that endless or very deep recursion traps long before the
+// runtime's call stack grows to its own, much larger, ceiling. Everything else
+// in the module is copied verbatim, except custom
 // sections named .debug_*, whose code offsets the inserted instructions
 // would invalidate.
 //

@@ -24,7 +24,7 @@ func FuzzRewrite(f *testing.F) {
 	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0a\x06\xff\xff\xff\xff\x0f\x00"))
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		orig := bytes.Clone(wasm)
-		out, err := instrument.Rewrite(wasm, exportName)
+		out, err := instrument.Rewrite(wasm, names)
 		if !bytes.Equal(wasm, orig) {
 			t.Fatal("Rewrite modified its input")
 		}
@@ -35,7 +35,7 @@ func FuzzRewrite(f *testing.F) {
 			}
 			return
 		}
-		if _, err := instrument.Rewrite(out, exportName); err == nil {
+		if _, err := instrument.Rewrite(out, names); err == nil {
 			t.Fatal("a rewritten module was rewritten again")
 		}
 	})

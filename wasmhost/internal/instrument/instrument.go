@@ -53,12 +53,26 @@ const (
 	externTag    = 4
 )
 
-// Rewrite returns a copy of the module wasm with interrupt checks (see the
-// package documentation), whose new global is exported as exportName. It
-// fails with an *UnsupportedError if the module uses something the
-// rewriter does not understand or already exports exportName; wasm is
-// never modified.
-func Rewrite(wasm []byte, exportName string) (_ []byte, err error) {
+// Names are the export names the rewriter adds, which the host reserves.
+type Names struct {
+	// Interrupt names the interrupt flag global.
+	Interrupt string
+	// Start names the module's start function, if it has one: the copy
+	// has no start section, so that the host can call it once the
+	// instance exists and its interrupt flag can be set (a start function
+	// runs inside instantiation, out of the host's reach).
+	Start string
+	// Stack names the stack budget global (see callCosts), which is
+	// negative after a call trapped for lack of budget.
+	Stack string
+}
+
+// Rewrite returns a copy of the module wasm with interrupt checks and a
+// stack budget (see the package documentation), exporting what it adds
+// under names. It fails with an *UnsupportedError if the module uses
+// something the rewriter does not understand or already exports one of
+// the names; wasm is never modified.
+func Rewrite(wasm []byte, names Names) (_ []byte, err error) {
 	defer func() {
 		// The decoder reports problems by panicking with an
 		// *UnsupportedError, which keeps the many small readers simple.
@@ -70,7 +84,7 @@ func Rewrite(wasm []byte, exportName string) (_ []byte, err error) {
 			err = ue
 		}
 	}()
-	return rewrite(wasm, exportName), nil
+	return rewrite(wasm, names), nil
 }
 
 type section struct {
@@ -80,7 +94,7 @@ type section struct {
 	offset  int // offset of content
 }
 
-func rewrite(wasm []byte, exportName string) []byte {
+func rewrite(wasm []byte, names Names) []byte {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		fail(0, "not a WebAssembly module")
 	}
@@ -128,10 +142,21 @@ func rewrite(wasm []byte, exportName string) []byte {
 	if !hasMemory {
 		fail(8, "the module has no memory, which the checks use to yield to the Go scheduler")
 	}
-	if globals > ^uint32(0)-2 {
+	if globals > ^uint32(0)-3 {
 		fail(8, "too many globals")
 	}
 	check := checkCode(globals, globals+1)
+	// The exports to add: the interrupt flag, and the start function.
+	exports := []export{{names.Interrupt, externGlobal, globals}, {names.Stack, externGlobal, globals + 2}}
+	for _, s := range secs {
+		if s.id == secStart {
+			r := reader{b: s.content, base: s.offset}
+			exports = append(exports, export{names.Start, externFunc, r.u32()})
+			if !r.done() {
+				r.fail("trailing bytes in the start section")
+			}
+		}
+	}
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/8+64)
 	out = append(out, wasm[:8]...)
@@ -140,11 +165,11 @@ func rewrite(wasm []byte, exportName string) []byte {
 	// none and the next section must come after it.
 	insertMissing := func(nextRank int) {
 		if !haveGlobal && nextRank > rank[secGlobal] {
-			out = appendSection(out, secGlobal, appendGlobals(appendU32(nil, 2)))
+			out = appendSection(out, secGlobal, appendGlobals(appendU32(nil, 3)))
 			haveGlobal = true
 		}
 		if !haveExport && nextRank > rank[secExport] {
-			out = appendSection(out, secExport, appendExport(appendU32(nil, 1), exportName, globals))
+			out = appendSection(out, secExport, appendExports(appendU32(nil, uint32(len(exports))), exports))
 			haveExport = true
 		}
 	}
@@ -161,15 +186,25 @@ func rewrite(wasm []byte, exportName string) []byte {
 			insertMissing(rank[s.id])
 			r := reader{b: s.content, base: s.offset}
 			n := r.u32()
-			out = appendSection(out, secGlobal, appendGlobals(append(appendU32(nil, n+2), r.rest()...)))
+			out = appendSection(out, secGlobal, appendGlobals(append(appendU32(nil, n+3), r.rest()...)))
 			haveGlobal = true
 		case secExport:
 			insertMissing(rank[s.id])
-			out = appendSection(out, secExport, rewriteExports(s, exportName, globals))
+			out = appendSection(out, secExport, rewriteExports(s, exports, names.Interrupt, names.Start, names.Stack))
 			haveExport = true
+		case secStart:
+			// Exported as names.Start instead (see exports).
+			insertMissing(rank[s.id])
 		case secCode:
 			insertMissing(rank[s.id])
-			out = appendSection(out, secCode, rewriteCode(s, check))
+			calls := newCallCosts(secs, globals+2)
+			code, exceptions := rewriteCode(s, check, calls)
+			if exceptions {
+				// A caught exception skips the restores after the calls
+				// it unwinds: such a module gets no stack budget.
+				code, _ = rewriteCode(s, check, nil)
+			}
+			out = appendSection(out, secCode, code)
 		default:
 			insertMissing(rank[s.id])
 			out = append(out, wasm[s.start:s.offset+len(s.content)]...)
@@ -274,29 +309,45 @@ func importedGlobals(s section) (n uint32, memory bool) {
 }
 
 // appendGlobals appends the interrupt global, a mutable i32 initialised to
-// zero, and the budget global, a mutable i32 initialised to Budget.
+// zero, the budget global, a mutable i32 initialised to Budget, and the
+// stack global, a mutable i32 initialised to StackBudget.
 func appendGlobals(b []byte) []byte {
 	b = append(b, 0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41)
-	return append(appendSLEB(b, Budget), 0x0b)
+	b = append(appendSLEB(b, Budget), 0x0b, 0x7f, 0x01, 0x41)
+	return append(appendSLEB(b, StackBudget), 0x0b)
 }
 
-func appendExport(b []byte, name string, global uint32) []byte {
-	b = appendU32(b, uint32(len(name)))
-	b = append(b, name...)
-	b = append(b, externGlobal)
-	return appendU32(b, global)
+// export is an export the rewriter adds.
+type export struct {
+	name  string
+	kind  byte
+	index uint32
+}
+
+func appendExports(b []byte, exports []export) []byte {
+	for _, e := range exports {
+		b = appendU32(b, uint32(len(e.name)))
+		b = append(b, e.name...)
+		b = append(b, e.kind)
+		b = appendU32(b, e.index)
+	}
+	return b
 }
 
 // rewriteExports returns the content of the export section with the
-// interrupt global's export added.
-func rewriteExports(s section, name string, global uint32) []byte {
+// exports added. It refuses a module that exports one of the reserved
+// names itself.
+func rewriteExports(s section, exports []export, reserved ...string) []byte {
 	r := reader{b: s.content, base: s.offset}
 	n := r.u32()
 	body := r.pos
 	for range n {
 		at := r.pos
-		if r.name() == name {
-			fail(s.offset+at, fmt.Sprintf("the module already exports %q, which the host reserves", name))
+		name := r.name()
+		for _, res := range reserved {
+			if name == res {
+				fail(s.offset+at, fmt.Sprintf("the module already exports %q, which the host reserves", name))
+			}
 		}
 		r.byte()
 		r.u32()
@@ -304,17 +355,20 @@ func rewriteExports(s section, name string, global uint32) []byte {
 	if !r.done() {
 		r.fail("trailing bytes in the export section")
 	}
-	if n == ^uint32(0) {
+	if n > ^uint32(0)-uint32(len(exports)) {
 		r.fail("too many exports")
 	}
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, n+uint32(len(exports)))
 	out = append(out, s.content[body:]...)
-	return appendExport(out, name, global)
+	return appendExports(out, exports)
 }
 
 // rewriteCode returns the content of the code section with check inserted
-// at every function entry and at the start of every loop body.
-func rewriteCode(s section, check []byte) []byte {
+// at every function entry and at the start of every loop body, and, unless
+// calls is nil, the stack budget charged around every call of a defined
+// function (see callCosts). exceptions reports a try_table: the caller
+// then rewrites again without the budget.
+func rewriteCode(s section, check []byte, calls *callCosts) (_ []byte, exceptions bool) {
 	r := reader{b: s.content, base: s.offset}
 	n := r.u32()
 	// Every body is at least two bytes, which bounds n before it sizes
@@ -327,18 +381,21 @@ func rewriteCode(s section, check []byte) []byte {
 	for range n {
 		size := r.u32()
 		fr := reader{b: r.bytes(int(size)), base: s.offset + r.pos - int(size)}
-		body = rewriteBody(body[:0], &fr, check)
+		var exc bool
+		body, exc = rewriteBody(body[:0], &fr, check, calls)
+		exceptions = exceptions || exc
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
 	if !r.done() {
 		r.fail("trailing bytes in the code section")
 	}
-	return out
+	return out, exceptions
 }
 
-// rewriteBody appends the rewritten function body read from r to out.
-func rewriteBody(out []byte, r *reader, check []byte) []byte {
+// rewriteBody appends the rewritten function body read from r to out, and
+// reports whether it has a try_table.
+func rewriteBody(out []byte, r *reader, check []byte, calls *callCosts) (_ []byte, exceptions bool) {
 	for range r.u32() {
 		r.u32()
 		r.valType()
@@ -361,7 +418,22 @@ func rewriteBody(out []byte, r *reader, check []byte) []byte {
 			out = append(out, r.b[copied:r.pos]...)
 			out = append(out, check...)
 			copied = r.pos
+		case 0x10, 0x11, 0x14: // call, call_indirect, call_ref
+			at := r.pos - 1
+			cost := int64(0)
+			if calls != nil {
+				cost = calls.of(op, *r)
+			}
+			r.immediates(op)
+			if cost > 0 {
+				out = append(out, r.b[copied:at]...)
+				out = append(out, calls.charge(cost)...)
+				out = append(out, r.b[at:r.pos]...)
+				out = append(out, calls.restore(cost)...)
+				copied = r.pos
+			}
 		case 0x1f: // try_table
+			exceptions = true
 			r.blockType()
 			for range r.u32() {
 				switch kind := r.byte(); kind {
@@ -384,7 +456,7 @@ func rewriteBody(out []byte, r *reader, check []byte) []byte {
 	if !r.done() {
 		r.fail("bytes after the end of the function body")
 	}
-	return append(out, r.b[copied:]...)
+	return append(out, r.b[copied:]...), exceptions
 }
 
 // needsEntryCheck reports whether a function body, read from r (a copy),

@@ -19,7 +19,13 @@ import (
 	"github.com/kpipe/kpipe/wasmhost/internal/instrument"
 )
 
-const exportName = "kpipe.interrupt"
+const (
+	exportName = "kpipe.interrupt"
+	startName  = "kpipe.start"
+	stackName  = "kpipe.stack"
+)
+
+var names = instrument.Names{Interrupt: exportName, Start: startName, Stack: stackName}
 
 // features are the WebAssembly features the tests compile with: wazero's
 // default (2.0) plus the experimental ones the rewriter also decodes.
@@ -36,7 +42,7 @@ func newRuntime(t testing.TB) wazero.Runtime {
 
 func rewrite(t testing.TB, wasm []byte) []byte {
 	t.Helper()
-	out, err := instrument.Rewrite(wasm, exportName)
+	out, err := instrument.Rewrite(wasm, names)
 	if err != nil {
 		t.Fatalf("Rewrite: %v", err)
 	}
@@ -244,12 +250,17 @@ func TestRepoModules(t *testing.T) {
 					t.Errorf("export %s lost or renumbered", name)
 				}
 			}
-			if len(cm.ExportedFunctions()) != len(orig.ExportedFunctions()) {
-				t.Errorf("rewritten module has %d function exports, original %d", len(cm.ExportedFunctions()), len(orig.ExportedFunctions()))
+			// A start function is exported under startName.
+			extra := 0
+			if _, ok := cm.ExportedFunctions()[startName]; ok {
+				extra = 1
+			}
+			if len(cm.ExportedFunctions()) != len(orig.ExportedFunctions())+extra {
+				t.Errorf("rewritten module has %d function exports, original %d (+%d start)", len(cm.ExportedFunctions()), len(orig.ExportedFunctions()), extra)
 			}
 			// Rewriting twice is refused: the name is taken.
 			var ue *instrument.UnsupportedError
-			if _, err := instrument.Rewrite(out, exportName); !errors.As(err, &ue) || !strings.Contains(err.Error(), "already exports") {
+			if _, err := instrument.Rewrite(out, names); !errors.As(err, &ue) || !strings.Contains(err.Error(), "already exports") {
 				t.Errorf("second rewrite: %v, want an *UnsupportedError about the export", err)
 			}
 		})
@@ -313,7 +324,7 @@ func TestRefused(t *testing.T) {
 		{"overlong LEB", "LEB128", withBody(0x41, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x1a, 0x0b)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := instrument.Rewrite(tt.wasm, exportName)
+			_, err := instrument.Rewrite(tt.wasm, names)
 			var ue *instrument.UnsupportedError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Rewrite = %v, want an *UnsupportedError containing %q", err, tt.want)
@@ -340,4 +351,81 @@ func readFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestStartFunctionExported checks that a start function no longer runs
+// at instantiation but is exported as startName, that calling it runs it,
+// that an endless start function stops once the interrupt global is set,
+// and that a module exporting startName itself is refused.
+func TestStartFunctionExported(t *testing.T) {
+	// types: () -> (); func 0: the start function, which stores 7 at
+	// address 0, or loops forever if address 4 is not 0; start 0; memory
+	// 1 page, exported as "memory"; data at 4: the loop switch.
+	build := func(loop byte) []byte {
+		wasm := []byte("\x00asm\x01\x00\x00\x00")
+		wasm = append(wasm, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00) // type
+		wasm = append(wasm, 0x03, 0x02, 0x01, 0x00)             // function
+		wasm = append(wasm, 0x05, 0x03, 0x01, 0x00, 0x01)       // memory
+		wasm = append(wasm, 0x07, 0x0a, 0x01, 0x06, 'm', 'e', 'm', 'o', 'r', 'y', 0x02, 0x00)
+		wasm = append(wasm, 0x08, 0x01, 0x00) // start 0
+		body := []byte{0x00,
+			0x03, 0x40, // loop
+			0x41, 0x04, 0x28, 0x02, 0x00, 0x0d, 0x00, // i32.const 4, i32.load, br_if 0
+			0x0b,                                     // end
+			0x41, 0x00, 0x41, 0x07, 0x36, 0x02, 0x00, // i32.store [0] = 7
+			0x0b}
+		wasm = append(wasm, 0x0a, byte(len(body)+2), 0x01, byte(len(body)))
+		wasm = append(wasm, body...)
+		return append(wasm, 0x0b, 0x07, 0x01, 0x00, 0x41, 0x04, 0x0b, 0x01, loop) // data at 4
+	}
+	ctx := context.Background()
+	rt := newRuntime(t)
+	mod := instantiate(t, rt, rewrite(t, build(0)), "once")
+	if v, _ := mod.Memory().ReadUint32Le(0); v != 0 {
+		t.Fatalf("the start function ran at instantiation (memory[0] = %d)", v)
+	}
+	start := mod.ExportedFunction(startName)
+	if start == nil {
+		t.Fatalf("the rewritten module does not export %q", startName)
+	}
+	if _, err := start.Call(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := mod.Memory().ReadUint32Le(0); v != 7 {
+		t.Fatalf("after calling %s memory[0] = %d, want 7", startName, v)
+	}
+
+	mod = instantiate(t, rt, rewrite(t, build(1)), "endless")
+	g := interruptGlobal(t, mod)
+	done := make(chan error, 1)
+	go func() {
+		_, err := mod.ExportedFunction(startName).Call(ctx)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	g.Set(1)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("interrupted start function: %v, want an unreachable trap", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the endless start function did not stop within 10s of the interrupt")
+	}
+
+	// A module that exports the start name itself is refused; one
+	// without a start function does not get the export.
+	plain := rewrite(t, readFile(t, "testdata/tailcall.wasm"))
+	cm, err := rt.CompileModule(ctx, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cm.Close(ctx)
+	if _, ok := cm.ExportedFunctions()[startName]; ok {
+		t.Errorf("a module without a start function exports %q", startName)
+	}
+	var ue *instrument.UnsupportedError
+	if _, err := instrument.Rewrite(rewrite(t, build(0)), instrument.Names{Interrupt: "other", Start: startName, Stack: "other.stack"}); !errors.As(err, &ue) || !strings.Contains(err.Error(), startName) {
+		t.Errorf("rewriting a module that exports %q: %v, want an *UnsupportedError naming it", startName, err)
+	}
 }

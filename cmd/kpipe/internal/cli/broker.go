@@ -26,6 +26,9 @@ kpipe out and for tests, not for data that matters.`,
   addr=$(kpipe broker | head -n1)   # in a script`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkAddrs("--listen", []string{listen}, false, 0); err != nil {
+				return err
+			}
 			cfg := embedded.Config{Listen: listen}
 			for _, s := range topics {
 				t, err := embedded.ParseTopic(s)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/config"
@@ -15,15 +16,54 @@ import (
 
 // checkConfig checks a configuration file and loads the modules of the
 // pipelines named (all if none is), printing the diagnostics: validate and
-// run report a file's problems through this one path, the same way. Invalid
-// configurations end the command with ExitFailed.
+// run report a file's problems through config.Check and CheckModules, the
+// same way. Invalid configurations end the command with ExitFailed.
 func (e *env) checkConfig(ctx context.Context, path string, host *wasmhost.Host, pipelines ...string) (*config.Config, error) {
 	cfg, diags := config.Check(ctx, path, host, pipelines...)
+	return cfg, e.configErrors(path, diags)
+}
+
+// configErrors prints diags and returns the error that ends the command if
+// there is an error among them.
+func (e *env) configErrors(path string, diags hcl.Diagnostics) error {
 	_ = config.WriteDiagnostics(e.stderr, diags)
 	if diags.HasErrors() {
-		return nil, failedf("%s: %d errors", path, countErrors(diags))
+		return failedf("%s: %d errors", path, countErrors(diags))
 	}
-	return cfg, nil
+	return nil
+}
+
+// buildConfig returns the options of the pipeline named in the file at path,
+// with its modules loaded into host. A file with errors is reported as
+// validate reports it (config.Check). Loading every module is what costs (a
+// Go guest takes seconds to compile when the compilation cache is cold or
+// off), so the modules are loaded once, by Build, and CheckModules only runs
+// when Build failed, to report every module that does not load, each at its
+// attribute.
+func (e *env) buildConfig(ctx context.Context, path, pipelineName string, host *wasmhost.Host) (*config.Config, []pipeline.Option, error) {
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		_, diags = config.Check(ctx, path, host, pipelineName)
+		return nil, nil, e.configErrors(path, diags)
+	}
+	_ = config.WriteDiagnostics(e.stderr, diags) // warnings
+	p, err := cfg.Pipeline(pipelineName)
+	if err != nil {
+		return nil, nil, usageErrorf("%v", err)
+	}
+	// What the plugins log while they load is printed once they all
+	// loaded; if one did not, the diagnostic says what it wrote.
+	e.logOut.hold()
+	opts, err := cfg.Build(ctx, p, host)
+	e.logOut.release(err != nil)
+	if err != nil {
+		if err := e.configErrors(path, cfg.CheckModules(ctx, host, p.Name)); err != nil {
+			return nil, nil, err
+		}
+		// The module failed in Build but loads now: report Build's error.
+		return nil, nil, failedf("%v", err)
+	}
+	return cfg, opts, nil
 }
 
 func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
@@ -50,17 +90,9 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 			return nil, &exitError{code: ExitError, err: err}
 		}
 		b.closers = append(b.closers, func() { _ = host.Close(context.Background()) })
-		cfg, err := e.checkConfig(ctx, cfgPath, host, pipelineName)
-		if err != nil {
+		var cfg *config.Config
+		if cfg, opts, err = e.buildConfig(ctx, cfgPath, pipelineName, host); err != nil {
 			return nil, err
-		}
-		p, err := cfg.Pipeline(pipelineName)
-		if err != nil {
-			return nil, usageErrorf("%v", err)
-		}
-		if opts, err = cfg.Build(ctx, p, host); err != nil {
-			// A plugin that does not load is a configuration error.
-			return nil, failedf("%v", err)
 		}
 		if len(brokers) == 0 {
 			brokers = cfg.Kafka.Brokers

@@ -66,6 +66,7 @@ type env struct {
 	logLevel  string
 	logFormat string
 	log       hclog.Logger
+	logOut    *heldWriter // the log's output, stderr
 	// wasmCache is --wasm-cache: a directory, "off", or empty for the
 	// default (kpipe/wazero under the user's cache directory).
 	wasmCache string
@@ -74,7 +75,7 @@ type env struct {
 // Main runs the kpipe command with args (without the program name) and
 // returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, logOut: &heldWriter{w: stderr}}
 	if f, ok := stderr.(*os.File); ok {
 		e.stderrIsTerminal = isTerminal(f)
 	}
@@ -84,13 +85,20 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := notifyContext(ctx, stderr)
 	defer stop()
-	err := root.ExecuteContext(ctx)
+	err := root.ExecuteContext(sigCtx)
 	if err == nil {
 		return ExitOK
 	}
 	var ee *exitError
+	if sigCtx.Err() != nil && ctx.Err() == nil && !(errors.As(err, &ee) && ee.code == ExitInterrupted) {
+		// A signal stopped the command (loading a plugin, checking a
+		// configuration, waiting for a broker): whatever error that
+		// caused is the interruption's.
+		fmt.Fprintf(stderr, "kpipe: interrupted: %s\n", err)
+		return ExitInterrupted
+	}
 	if errors.As(err, &ee) {
 		if ee.err != nil {
 			fmt.Fprintf(stderr, "kpipe: %s\n", ee.err)
@@ -109,6 +117,36 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// notifyContext returns a context that is cancelled at the first SIGINT or
+// SIGTERM, so that every command stops what it does and ends with
+// ExitInterrupted. A second signal ends the process at once with
+// ExitInterrupted, without waiting for the command (run's flush included).
+func notifyContext(ctx context.Context, stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "kpipe: %v again: exiting at once\n", sig)
+			os.Exit(ExitInterrupted)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 func isCobraUsageError(msg string) bool {
@@ -153,6 +191,7 @@ Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage erro
 		newBrokerCmd(e),
 		newConsumeCmd(e),
 		newPluginCmd(e),
+		newGatewayCmd(e),
 	)
 	return root
 }
@@ -173,7 +212,7 @@ func (e *env) setupLogger() error {
 	e.log = hclog.New(&hclog.LoggerOptions{
 		Name:       "kpipe",
 		Level:      level,
-		Output:     e.stderr,
+		Output:     e.logOut,
 		JSONFormat: json,
 	})
 	return nil

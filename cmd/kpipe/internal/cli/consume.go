@@ -50,6 +50,9 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 			if brokers == "" || topic == "" {
 				return usageErrorf("consume needs --brokers and --topic")
 			}
+			if err := checkAddrs("--brokers", splitList(brokers), true, 1); err != nil {
+				return err
+			}
 			opts := []kgo.Opt{
 				kgo.SeedBrokers(splitList(brokers)...),
 				kgo.ConsumeTopics(topic),

@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -85,3 +87,22 @@ func (f *intFlag) String() string {
 }
 
 func (f *intFlag) Type() string { return "int" }
+
+// checkAddrs returns a usage error if an address of flag is not HOST:PORT
+// (or HOST alone, when portOptional) with a port from minPort to 65535.
+func checkAddrs(flag string, addrs []string, portOptional bool, minPort int) error {
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			if portOptional && !strings.Contains(strings.Trim(a, "[]"), ":") {
+				continue // a host alone: the client uses Kafka's port
+			}
+			return usageErrorf("%s %q: want HOST:PORT", flag, a)
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < minPort || n > 65535 || strings.ContainsAny(host, " \t") {
+			return usageErrorf("%s %q: want HOST:PORT with a port from %d to 65535", flag, a, minPort)
+		}
+	}
+	return nil
+}

@@ -88,3 +88,27 @@ func TestFormatRecord(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestCheckAddrs(t *testing.T) {
+	for _, tt := range []struct {
+		addrs        []string
+		portOptional bool
+		minPort      int
+		ok           bool
+	}{
+		{[]string{"127.0.0.1:9092", "[::1]:9092", "kafka-1.example:19092"}, true, 1, true},
+		{[]string{"localhost"}, true, 1, true},
+		{[]string{"localhost"}, false, 0, false},
+		{[]string{"127.0.0.1:0"}, false, 0, true},
+		{[]string{"127.0.0.1:0"}, true, 1, false},
+		{[]string{"127.0.0.1:65536"}, true, 1, false},
+		{[]string{"127.0.0.1:x"}, true, 1, false},
+		{[]string{"::1"}, true, 1, false},
+		{[]string{"a b:1"}, true, 1, false},
+	} {
+		err := checkAddrs("--x", tt.addrs, tt.portOptional, tt.minPort)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkAddrs(%q, %v, %d) = %v, want ok %v", tt.addrs, tt.portOptional, tt.minPort, err, tt.ok)
+		}
+	}
+}

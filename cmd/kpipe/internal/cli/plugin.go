@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
 )
@@ -29,7 +31,7 @@ func newPluginCmd(e *env) *cobra.Command {
 			return usageErrorf("plugin needs a subcommand: inspect or test")
 		},
 	}
-	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e))
+	cmd.AddCommand(newPluginInspectCmd(e), newPluginTestCmd(e), newPluginConformanceCmd(e))
 	return cmd
 }
 
@@ -57,8 +59,9 @@ func kindList(k plugins.Kind) string {
 
 func newPluginInspectCmd(e *env) *cobra.Command {
 	var (
-		configKV   []string
-		configJSON string
+		configKV    []string
+		configJSON  string
+		loadTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect MODULE.wasm",
@@ -78,7 +81,7 @@ Exit status 1 if the module does not load.`,
 			if err != nil {
 				return err
 			}
-			wasm, err := os.ReadFile(args[0])
+			fi, err := os.Stat(args[0])
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
@@ -87,19 +90,22 @@ Exit status 1 if the module does not load.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			var opts []wasmhost.PluginOption
+			if loadTimeout < 0 {
+				return usageErrorf("--load-timeout must not be negative")
+			}
+			opts := []wasmhost.PluginOption{wasmhost.WithLoadTimeout(loadTimeout)}
 			if cfg != nil {
 				opts = append(opts, wasmhost.WithConfig(cfg))
 			}
 			// Inspect reads the kinds even if kpipe_init fails, and
 			// says why the module does not load (lerr).
-			info, lerr := host.Inspect(ctx, wasm, opts...)
+			info, lerr := host.InspectFile(ctx, args[0], opts...)
 			if info == nil {
-				return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", args[0], lerr)}
+				return &exitError{code: ExitFailed, err: lerr}
 			}
 			kinds := info.Kinds
 			w := e.stdout
-			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], len(wasm))
+			fmt.Fprintf(w, "module:   %s (%d bytes)\n", args[0], fi.Size())
 			if info.ABIVersion > 0 {
 				fmt.Fprintf(w, "abi:      v%d\n", info.ABIVersion)
 			} else {
@@ -121,7 +127,7 @@ Exit status 1 if the module does not load.`,
 			}
 			if lerr != nil {
 				fmt.Fprintf(w, "load:     FAILED: %s\n", oneLine(lerr))
-				if info.InitError != nil && cfg == nil {
+				if info.InitError != nil && cfg == nil && !errors.Is(info.InitError, context.DeadlineExceeded) && !errors.Is(info.InitError, context.Canceled) {
 					fmt.Fprintln(w, "          (the plugin failed to initialise without a config: give it one with --config or --config-json)")
 				}
 				return silentExit(ExitFailed)
@@ -135,6 +141,8 @@ Exit status 1 if the module does not load.`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
+	fl.DurationVar(&loadTimeout, "load-timeout", wasmhost.DefaultMinLoadTimeout*2,
+		"time limit of each phase of loading the module (compilation: at least 2m + 30s per MiB); 0 for none")
 	return cmd
 }
 
@@ -161,13 +169,15 @@ const sampleInput = `{"key":"user-1","value":{"name":"Ada","card":"4111111111111
 
 func newPluginTestCmd(e *env) *cobra.Command {
 	var (
-		kindName   string
-		configKV   []string
-		configJSON string
-		input      string
-		format     string
-		partitions int
-		timeout    time.Duration
+		kindName    string
+		configKV    []string
+		configJSON  string
+		input       string
+		format      string
+		partitions  int
+		timeout     time.Duration
+		loadTimeout time.Duration
+		batch       int
 	)
 	cmd := &cobra.Command{
 		Use:   "test MODULE.wasm",
@@ -184,7 +194,14 @@ from a few built-in sample records. Without --kind every kind the module
 declares is tested, each on the record as the previous kinds left it
 (interceptor, then serializer, then partitioner), as in a pipeline.
 
-Exit status 1 if any hook faulted or returned an error.`,
+With --batch N the records then also go through the pipeline's own stage code
+twice, each record alone and in stage batches of N (the batch hooks of ABI
+5.5, as 'kpipe run' uses them), and every record whose outcome, partition or
+resulting record differs between the two runs is reported: a module's batch
+hooks must behave as its per-record hooks.
+
+Exit status 1 if any hook faulted or returned an error, or if batch and
+single results differ.`,
 		Example: `  kpipe plugin test build/plugins/redact.wasm --config fields=card
   kpipe plugin test route.wasm --kind partitioner --partitions 6 --input records.jsonl`,
 		Args: cobra.ExactArgs(1),
@@ -193,6 +210,9 @@ Exit status 1 if any hook faulted or returned an error.`,
 			f, err := parseFormat(format)
 			if err != nil {
 				return err
+			}
+			if loadTimeout < 0 {
+				return usageErrorf("--load-timeout must not be negative")
 			}
 			cfg, err := pluginConfig(configKV, configJSON)
 			if err != nil {
@@ -226,7 +246,10 @@ Exit status 1 if any hook faulted or returned an error.`,
 					in, f = strings.NewReader(sampleInput), formatJSON
 				}
 			}
-			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), int32(partitions), timeout)
+			if batch < 0 || batch == 1 {
+				return usageErrorf("--batch must be 2 or more (or 0: no batch comparison)")
+			}
+			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), int32(partitions), timeout, loadTimeout, batch)
 		},
 	}
 	fl := cmd.Flags()
@@ -237,6 +260,9 @@ Exit status 1 if any hook faulted or returned an error.`,
 	fl.StringVar(&format, "format", "json", "input format: json or raw")
 	intRangeVar(fl, &partitions, "partitions", 3, 1, math.MaxInt32, "partition count given to a partitioner")
 	durationVar(fl, &timeout, "timeout", time.Second, "time limit of each hook call")
+	fl.DurationVar(&loadTimeout, "load-timeout", wasmhost.DefaultMinLoadTimeout*2,
+		"time limit of each phase of loading the module and of creating an instance (compilation: at least 2m + 30s per MiB); 0 for none")
+	fl.IntVar(&batch, "batch", 0, "also run the records through the pipeline's stages alone and in batches of N, and report differences")
 	return cmd
 }
 
@@ -264,7 +290,8 @@ func pluginConfig(kv []string, raw string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, lr *lineReader, partitions int32, timeout time.Duration) error {
+func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, lr *lineReader, partitions int32,
+	timeout, loadTimeout time.Duration, batch int) error {
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
@@ -279,7 +306,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if cfg != nil {
 		opts = append(opts, wasmhost.WithConfig(cfg))
 	}
-	opts = append(opts, wasmhost.WithCallTimeout(timeout))
+	opts = append(opts, wasmhost.WithCallTimeout(timeout), wasmhost.WithLoadTimeout(loadTimeout))
 	// Load once as whatever the module declares (kind 0) to learn its
 	// kinds, then as the kinds under test.
 	probe, err := host.Load(ctx, name, wasm, 0, append(opts, wasmhost.WithPoolSize(1))...)
@@ -316,6 +343,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 
 	w := e.stdout
 	failures := 0
+	var originals []*plugins.Record
 	fail := func(hook string, err error) {
 		failures++
 		fmt.Fprintf(w, "  %-16s %s\n", hook+":", describeErr(err))
@@ -339,6 +367,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		if r.Topic == "" {
 			r.Topic = "test"
 		}
+		originals = append(originals, cloneRecord(r))
 		fmt.Fprintf(w, "record %d (line %d): %s\n", n, line, formatRecord(r))
 		dropped := false
 		if ic != nil {
@@ -416,10 +445,117 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 			}
 		}
 	}
-	if failures > 0 {
+	if failures > 0 && batch == 0 {
 		return failedf("%d hook calls failed", failures)
 	}
+	if batch > 0 {
+		diffs, err := compareBatch(ctx, w, name, p, kinds, originals, partitions, batch)
+		if err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+		switch {
+		case diffs > 0 && failures > 0:
+			return failedf("%d hook calls failed; %d records differ between batch and single calls", failures, diffs)
+		case diffs > 0:
+			return failedf("%d records differ between batch and single calls", diffs)
+		case failures > 0:
+			return failedf("%d hook calls failed", failures)
+		}
+	}
 	return nil
+}
+
+// compareBatch runs the records through the pipeline's stages (a
+// pipeline.Trial of plugin p as the kinds given) once alone and once in
+// batches of batch, prints the records whose results differ, and returns
+// how many do.
+func compareBatch(ctx context.Context, w io.Writer, name string, p *wasmhost.Plugin, kinds plugins.Kind, rs []*plugins.Record, partitions int32, batch int) (int, error) {
+	var opts []pipeline.Option
+	if kinds&plugins.KindInterceptor != 0 {
+		opts = append(opts, pipeline.Interceptor(name, p.Interceptor()))
+	}
+	if kinds&plugins.KindSerializer != 0 {
+		opts = append(opts, pipeline.KeySerializer(name, p.Serializer()), pipeline.ValueSerializer(name, p.Serializer()))
+	}
+	partitioner := kinds&plugins.KindPartitioner != 0
+	if partitioner {
+		opts = append(opts, pipeline.Partitioner(name, p.Partitioner()))
+	}
+	run := func(size int) ([]pipeline.TrialResult, error) {
+		tr, err := pipeline.NewTrial(size, nil, opts...)
+		if err != nil {
+			return nil, err
+		}
+		// The plugin is the command's: the host closes it.
+		in := make([]*plugins.Record, len(rs))
+		for i, r := range rs {
+			in[i] = cloneRecord(r)
+		}
+		return tr.Run(ctx, in, partitions), nil
+	}
+	single, err := run(1)
+	if err != nil {
+		return 0, err
+	}
+	batched, err := run(batch)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(w, "batch: %d records through the pipeline's stages alone and in batches of %d\n", len(rs), batch)
+	diffs := 0
+	for i := range rs {
+		// The default partitioner's choice for a record without a
+		// key is random (sticky batches): compare only partitions a
+		// keyed record or the plugin chose.
+		comparePart := partitioner && rs[i].Key != nil
+		a, b := describeTrial(single[i], comparePart), describeTrial(batched[i], comparePart)
+		if a != b {
+			diffs++
+			fmt.Fprintf(w, "  record %d differs:\n    alone:    %s\n    in batch: %s\n", i+1, a, b)
+		}
+	}
+	if diffs == 0 {
+		fmt.Fprintf(w, "  no differences\n")
+	}
+	return diffs, nil
+}
+
+// describeTrial describes a Trial result for comparison: the outcome, the
+// error without the hook (a batch call names its batch export), the
+// partition if asked, and the record.
+func describeTrial(r pipeline.TrialResult, partition bool) string {
+	s := r.Outcome.String()
+	if r.Err != nil {
+		var fault *wasmhost.Fault
+		var guest *wasmhost.GuestError
+		switch {
+		case errors.As(r.Err, &fault):
+			s += fmt.Sprintf(" fault (%s)", fault.Reason)
+		case errors.As(r.Err, &guest):
+			s += fmt.Sprintf(" error %q", guest.Message)
+		default:
+			s += " " + oneLine(r.Err)
+		}
+	}
+	if partition && r.Outcome == pipeline.Delivered {
+		s += fmt.Sprintf(" partition %d", r.Partition)
+	}
+	if r.Record != nil {
+		c := *r.Record
+		c.Timestamp, c.HasPartition, c.Partition = time.Time{}, false, 0
+		s += " " + formatRecord(&c)
+	}
+	return s
+}
+
+func cloneRecord(r *plugins.Record) *plugins.Record {
+	c := *r
+	c.Key, c.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
+	c.Headers = nil
+	for _, h := range r.Headers {
+		c.Headers = append(c.Headers, plugins.Header{Key: h.Key, Value: bytes.Clone(h.Value)})
+	}
+	return &c
 }
 
 func filepathBase(p string) string {

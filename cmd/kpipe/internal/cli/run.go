@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -67,8 +69,10 @@ every line is one value (empty lines are empty values).
 
 A malformed line is reported with its line number and counted as failed, and
 the run goes on; with --strict the run stops reading at the first malformed line
-or failed record. At the end a summary goes to stderr: records delivered,
-filtered and failed, plugin failures, and records per partition. A progress bar
+or failed record. If the brokers take no records for the kafka block's max_block
+(default 60s), reading stops too. At the end a summary goes to stderr: records
+delivered, filtered and failed, lines not read if reading stopped early, plugin
+failures, and records per partition. A progress bar
 is shown while stderr is a terminal.
 
 Exit status: 0 if every record was delivered or filtered, 1 if any failed or was
@@ -108,7 +112,10 @@ type tally struct {
 	perPartition map[topicPartition]int
 	firstFailure chan struct{} // closed at the first failure, for --strict
 	failOnce     sync.Once
+	bufferFull   chan struct{} // closed at the first record failed with pipeline.ErrBufferFull
+	fullOnce     sync.Once
 	aborted      bool // the run's transaction was aborted
+	unread       unread
 }
 
 type topicPartition struct {
@@ -148,6 +155,9 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	var brokers []string
 	if f.brokers != "" {
 		brokers = splitList(f.brokers)
+		if err := checkAddrs("--brokers", brokers, true, 1); err != nil {
+			return err
+		}
 	}
 	b, err := e.buildProducer(ctx, f.config, f.pipeline, brokers, f.topic)
 	if err != nil {
@@ -159,7 +169,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		e.say("no brokers configured: started an embedded in-memory broker (kfake) at %s; records are discarded when kpipe exits", b.embedded.Addr())
 	}
 
-	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{})}
+	t := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{}), bufferFull: make(chan struct{})}
 	var bar *progressbar.ProgressBar
 	if e.stderrIsTerminal {
 		bar = progressbar.NewOptions64(size,
@@ -178,6 +188,29 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		}
 	}
 
+	// The first SIGINT or SIGTERM (ctx) stops the reading, and what was
+	// sent is still flushed; a second one ends the waits of the end of
+	// the run (flush, abort, close) at once.
+	endCtx, endNow := context.WithCancel(context.WithoutCancel(ctx))
+	defer endNow()
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-sig:
+				if n++; n == 2 {
+					e.say("interrupted again: not waiting for outstanding records")
+					endNow()
+					return
+				}
+			case <-endCtx.Done():
+				return
+			}
+		}
+	}()
+
 	// Read in a goroutine, so that an interrupt is noticed even while a
 	// read blocks (stdin from a terminal or a pipe). On an interrupt the
 	// reader is abandoned; the process is about to exit.
@@ -185,22 +218,40 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go readLines(in, format, lineBatch, lines, stop)
+	go t.watchStall(e, stop)
 
 	interrupted := false
 	var readErr error
+	// last is the last line read; the lines after it that the run leaves
+	// unread are counted for the summary.
+	last, stopped := 0, ""
+	// batch holds the lines received and not yet sent.
 	var batch []inputLine
 	var le *lineError // outside the loop: errors.As makes it escape
 read:
 	for {
+		// A record that waited max_block for room in the client's
+		// buffer failed: the brokers are gone, and every further
+		// line would wait as long. Checked before taking a line, as
+		// the select below chooses at random among ready cases.
+		select {
+		case <-t.bufferFull:
+			stopped = "the brokers took no records for max_block"
+			break read
+		default:
+		}
 		if len(batch) == 0 {
 			select {
 			case <-ctx.Done():
-				interrupted = true
+				interrupted, stopped = true, "interrupted"
+				break read
+			case <-t.bufferFull:
+				stopped = "the brokers took no records for max_block"
 				break read
 			case batch = <-lines:
 			}
 		} else if ctx.Err() != nil {
-			interrupted = true
+			interrupted, stopped = true, "interrupted"
 			break read
 		}
 		il := batch[0]
@@ -208,6 +259,7 @@ read:
 		if f.strict {
 			select {
 			case <-t.firstFailure:
+				stopped = "--strict: a record failed"
 				break read
 			default:
 			}
@@ -216,6 +268,7 @@ read:
 		case errors.Is(il.err, io.EOF):
 			break read
 		case errors.As(il.err, &le):
+			last = il.line
 			t.mu.Lock()
 			t.read++
 			t.malformed++
@@ -223,20 +276,32 @@ read:
 			t.mu.Unlock()
 			t.reportFailure(e, il.line, le.err)
 			if f.strict {
+				stopped = "--strict: a line was malformed"
 				break read
 			}
 			continue
 		case il.err != nil:
-			readErr = il.err
+			readErr, stopped = il.err, "the input could not be read further"
 			break read
 		}
+		last = il.line
 		t.mu.Lock()
 		t.read++
 		t.mu.Unlock()
 		line := il.line
+		start := time.Now()
 		b.producer.Send(ctx, il.rec, func(_ *plugins.Record, res pipeline.Result) {
 			t.record(e, line, res)
 		})
+		if time.Since(start) > time.Second {
+			// Send waited for room in the buffer. If it gave up
+			// (max_block), the record's callback, about to run,
+			// stops the reading before the next line waits too.
+			select {
+			case <-t.bufferFull:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		if bar != nil {
 			if size >= 0 {
 				_ = bar.Set64(il.offset)
@@ -246,9 +311,13 @@ read:
 		}
 	}
 
+	if stopped != "" {
+		t.unread = countUnread(in, batch, lines, last, stopped)
+	}
+
 	// Wait for the outstanding records even after an interrupt: what was
 	// sent is delivered or failed, never left unknown.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
+	fctx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
 	defer cancel()
 	ferr := b.producer.Flush(fctx)
 	var txnErr error
@@ -275,9 +344,13 @@ read:
 		} else {
 			e.say("aborting the transaction: %s", why)
 			t.aborted = true
-			if err := b.producer.AbortTransaction(fctx); err != nil {
+			// The abort gets its own --flush-timeout: fctx may have
+			// run out in the flush.
+			actx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
+			if err := b.producer.AbortTransaction(actx); err != nil {
 				e.say("aborting the transaction: %v", err)
 			}
+			cancel()
 		}
 	}
 	rep, cerr := b.producer.Close(fctx)
@@ -291,12 +364,12 @@ read:
 	}
 
 	switch {
+	case interrupted:
+		return &exitError{code: ExitInterrupted, err: errors.Join(errors.New("interrupted"), ferr, txnErr, cerr)}
+	case readErr != nil:
+		return &exitError{code: ExitError, err: errors.Join(readErr, ferr, txnErr, cerr)}
 	case ferr != nil || cerr != nil || txnErr != nil:
 		return &exitError{code: ExitFailed, err: errors.Join(ferr, txnErr, cerr)}
-	case readErr != nil:
-		return &exitError{code: ExitError, err: readErr}
-	case interrupted:
-		return &exitError{code: ExitInterrupted, err: errors.New("interrupted")}
 	case t.failed > 0:
 		return silentExit(ExitFailed)
 	}
@@ -318,7 +391,42 @@ func (t *tally) record(e *env, line int, res pipeline.Result) {
 		t.mu.Lock()
 		t.failed++
 		t.mu.Unlock()
+		if errors.Is(res.Err, pipeline.ErrBufferFull) {
+			t.fullOnce.Do(func() { close(t.bufferFull) })
+		}
 		t.reportFailure(e, line, res.Err)
+	}
+}
+
+// stallAfter is how long run lets records wait without any completing
+// before it says so.
+const stallAfter = 5 * time.Second
+
+// watchStall says on stderr when records have been waiting for stallAfter
+// and none completed: the brokers may be gone, and the run would otherwise
+// be silent until max_block or --flush-timeout ends it. It says it once per
+// stall, and returns when stop is closed.
+func (t *tally) watchStall(e *env, stop <-chan struct{}) {
+	tick := time.NewTicker(stallAfter)
+	defer tick.Stop()
+	last, said := -1, false
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		done := t.delivered + t.filtered + t.failed - t.malformed
+		waiting := t.read - t.malformed - done
+		t.mu.Unlock()
+		switch {
+		case done != last || waiting <= 0:
+			last, said = done, false
+		case !said:
+			e.say("no record completed in the last %v and %d are waiting: the brokers may be unreachable; a record waits at most max_block (default 60s) for room in the buffer, then the run stops reading", stallAfter, waiting)
+			said = true
+		}
 	}
 }
 
@@ -352,8 +460,11 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	if t.reported > maxReported {
 		fmt.Fprintf(w, "  (%d failures were not shown one by one)\n", t.reported-maxReported)
 	}
+	if t.unread.why != "" {
+		fmt.Fprintf(w, "  not read   %s\n", t.unread)
+	}
 	if rep.Undelivered > 0 {
-		fmt.Fprintf(w, "  %d records were still buffered when the flush timed out\n", rep.Undelivered)
+		fmt.Fprintf(w, "  %d records were still buffered when the flush timed out (they are counted as failed; the brokers may have written some of them)\n", rep.Undelivered)
 	}
 	if len(st.Plugins) > 0 {
 		fmt.Fprintln(w, "  plugins:")

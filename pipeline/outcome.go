@@ -2,12 +2,128 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/bits"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kpipe/kpipe/plugins"
 )
+
+// This file is the end of a record's trip: the client's promise (or the
+// stage path, for a record that never reached the client) gives the record
+// its outcome, the interceptors that saw it get their acknowledgements,
+// and done reports it to its callback.
+
+// onPromise is the promise of every record sent with Send. franz-go calls
+// promises one at a time, which is what envPool.put requires.
+func (p *Producer) onPromise(kr *kgo.Record, err error) {
+	p.bytesOut.Add(recordBytes(kr))
+	e := envelopeOf(kr)
+	if p.finish(e, err, true) {
+		p.envs.put(e)
+	}
+}
+
+// finish completes a record that went to the client. It reports whether
+// the record is done; if not, the acknowledgement queue holds it (see ack).
+// promise says that the client's promise called it, with e.kr as produced.
+func (p *Producer) finish(e *envelope, err error, promise bool) bool {
+	kr := &e.kr
+	r := e.rec
+	if err != nil {
+		// Only a callback or an OnAck can look at the record now;
+		// without them, leave its memory, out of the cache by now,
+		// alone. With them: run left r's topic, key, value and
+		// headers as produced, and the client does not change them;
+		// the partitioner may have stored a partition in it, which
+		// the record did not get.
+		if e.cb != nil || e.seen != 0 {
+			r.Timestamp = kr.Timestamp
+			r.Partition, r.HasPartition = e.origPart, e.explicit
+		}
+		if e.partErr != nil {
+			err = e.partErr // the partitioner failed it: see topicPartitioner.Partition
+		} else {
+			err = p.explain(e, err)
+		}
+		return p.ack(e, p.failure(e, Failed, err), plugins.Ack{Offset: -1, Err: err}, false)
+	}
+	// Delivered: the partitioner stored the timestamp and partition in
+	// r for the callback and OnAck (topicPartitioner.Partition), unless
+	// KgoOptions replaced it.
+	if !e.stored && (e.cb != nil || e.seen != 0) {
+		r.Timestamp, r.Partition, r.HasPartition = kr.Timestamp, kr.Partition, true
+	}
+	res := Result{Outcome: Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, ChainVersion: e.ch.version}
+	if p.acks0 {
+		res.Offset = -1
+	}
+	return p.ack(e, res, plugins.Ack{Offset: res.Offset}, promise)
+}
+
+// explain wraps a client error with what it means for the record.
+func (p *Producer) explain(e *envelope, err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge):
+		size := len(e.kr.Key) + len(e.kr.Value)
+		for _, h := range e.kr.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		return fmt.Errorf("%w: key, value and headers take %d bytes, the limit is %d (BatchMaxBytes) or the broker's max.message.bytes: %w", ErrRecordTooLarge, size, p.maxRec, err)
+	case errors.Is(err, kgo.ErrClientClosed):
+		p.closeFailed.Add(1)
+		return fmt.Errorf("%w before the record was delivered: %w", ErrClosed, err)
+	}
+	return err
+}
+
+// failure is the Result of a record that ends with o (Failed or Filtered)
+// and err.
+func (p *Producer) failure(e *envelope, o Outcome, err error) Result {
+	res := Result{Outcome: o, Topic: e.rec.Topic, Partition: -1, Offset: -1, Timestamp: e.kr.Timestamp, Err: err}
+	if e.ch != nil {
+		res.ChainVersion = e.ch.version
+	}
+	return res
+}
+
+// complete ends a record that did not reach the client, with a failure or
+// filter outcome.
+func (p *Producer) complete(e *envelope, o Outcome, err error) {
+	p.ack(e, p.failure(e, o, err), plugins.Ack{Offset: -1, Err: err}, false)
+}
+
+// done reports res to the callback, counts the outcome and settles the
+// record on its chain.
+func (p *Producer) done(e *envelope, res Result) {
+	if e.cb != nil {
+		e.cb(e.rec, res)
+	}
+	// Counted after the callback: Close waits until every record is
+	// counted.
+	switch res.Outcome {
+	case Delivered:
+		p.delivered.Add(1)
+	case Filtered:
+		p.filtered.Add(1)
+	default:
+		p.failed.Add(1)
+	}
+	if e.ch != nil {
+		p.leave(e.ch)
+	}
+	if p.closed.Load() && p.inFlight() == 0 {
+		select {
+		case p.idle <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // ackQueue is the only place acknowledgements are batched. A record that an
 // interceptor taking batches of acknowledgements (plugins.AckBatcher) saw

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/internal/testbroker"
+	"github.com/kpipe/kpipe/internal/testenv"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// gatewayRecords is how many records each client sends through the gateway.
+const gatewayRecords = 10000
+
+// gatewayConfig writes a configuration with a header-stamping WASM
+// interceptor (the Go example headerstamp) and a WASM partitioner (the WAT
+// example keyhash: murmur2 of the key, as the Java client), and returns its
+// path.
+func gatewayConfig(t *testing.T) string {
+	t.Helper()
+	stamp := plugintest.GoPlugin(t, "examples/plugins/headerstamp")
+	keyhash := filepath.Join(plugintest.RepoRoot(t), "examples", "plugins", "wat", "keyhash.wasm")
+	return writeFile(t, filepath.Join(t.TempDir(), "gateway.hcl"), fmt.Sprintf(`
+pipeline "gw" {
+  interceptor "stamp" {
+    module = %q
+    config = { headers = { stamped = "kpipe-gateway" } }
+  }
+  partitioner {
+    module = %q
+  }
+}
+`, stamp, keyhash))
+}
+
+// startGateway runs `kpipe gateway` with args and returns the address it
+// listens on. At the end of the test it is stopped with SIGINT and must
+// exit 0 within 30s.
+func startGateway(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kpipeBin, append([]string{"gateway", "--listen", "127.0.0.1:0"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("kpipe gateway did not stop cleanly on SIGINT: %v\n%s", err, stderr.String())
+			}
+			t.Logf("kpipe gateway stderr:\n%s", stderr.String())
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("kpipe gateway did not stop within 30s of SIGINT\n%s", stderr.String())
+		}
+	})
+	select {
+	case addr, ok := <-lines:
+		if !ok || addr == "" {
+			t.Fatalf("kpipe gateway printed no address; stderr:\n%s", stderr.String())
+		}
+		return addr
+	case <-time.After(60 * time.Second):
+		t.Fatalf("kpipe gateway printed no address within 60s; stderr:\n%s", stderr.String())
+	}
+	return ""
+}
+
+// runClient runs an external client with a time limit and returns its
+// stdout; it fails the test if the client fails.
+func runClient(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n--- stdout\n%s--- stderr\n%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// checkUpstream reads topic upstream and checks that it holds exactly the n
+// records prefix-0 .. prefix-(n-1), each once, with value value-i, the
+// client's header i=i (or, with staticHeader, that header), the gateway's
+// stamp, on the partition keyhash gives its key.
+func checkUpstream(t *testing.T, brokers []string, topic, prefix string, n int, partitions int32, staticHeader string) {
+	t.Helper()
+	recs := testbroker.ReadAll(t, brokers, topic, n, false)
+	seen := make([]bool, n)
+	for _, r := range recs {
+		key := string(r.Key)
+		i, err := strconv.Atoi(strings.TrimPrefix(key, prefix+"-"))
+		if !strings.HasPrefix(key, prefix+"-") || err != nil || i < 0 || i >= n {
+			t.Fatalf("unexpected key %q", key)
+		}
+		if seen[i] {
+			t.Fatalf("record %s upstream twice", key)
+		}
+		seen[i] = true
+		if want := fmt.Sprintf("value-%d", i); string(r.Value) != want {
+			t.Fatalf("record %s: value %q, want %q", key, r.Value, want)
+		}
+		if want := plugins.KeyPartition(r.Key, partitions); r.Partition != want {
+			t.Fatalf("record %s on partition %d, the partitioner's is %d", key, r.Partition, want)
+		}
+		hs := map[string]string{}
+		for _, h := range r.Headers {
+			hs[h.Key] = string(h.Value)
+		}
+		wantHdr := "i=" + strconv.Itoa(i)
+		if staticHeader != "" {
+			wantHdr = staticHeader
+		}
+		k, v, _ := strings.Cut(wantHdr, "=")
+		if hs[k] != v || hs["stamped"] != "kpipe-gateway" || len(hs) != 2 {
+			t.Fatalf("record %s: headers %v, want %s and stamped=kpipe-gateway", key, hs, wantHdr)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != int64(n) {
+		t.Fatalf("%s holds %d records upstream, want %d", topic, total, n)
+	}
+}
+
+// TestGatewayClients sends 10,000 keyed records with headers through `kpipe
+// gateway`, running a header-stamping WASM interceptor and a WASM
+// partitioner, from franz-go, kafka-python (acks 1 and all, with and
+// without compression), kcat (lz4, zstd) and the Java client (idempotent),
+// each to partition 0; upstream, every record is there once, stamped, on
+// the partitioner's partition, with its key, value and headers.
+func TestGatewayClients(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	addr := startGateway(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","))
+	const partitions = 4
+
+	t.Run("franz-go", func(t *testing.T) {
+		topic := testbroker.CreateTopic(t, brokers, partitions)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for i := range gatewayRecords {
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte("go-" + strconv.Itoa(i)), Value: []byte("value-" + strconv.Itoa(i)),
+				Headers: []kgo.RecordHeader{{Key: "i", Value: []byte(strconv.Itoa(i))}}}, func(r *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("%s: %v", r.Key, err)
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkUpstream(t, brokers, topic, "go", gatewayRecords, partitions, "")
+	})
+
+	t.Run("kafka-python", func(t *testing.T) {
+		python := testenv.RequireTool(t, "python3")
+		if out, err := exec.Command(python, "-c", "import kafka").CombinedOutput(); err != nil {
+			testenv.Unavailable(t, "python3 cannot import kafka-python: %v: %s", err, out)
+		}
+		script := filepath.Join(plugintest.RepoRoot(t), "scripts", "gateway_produce.py")
+		for _, c := range []struct{ acks, compression string }{{"1", "none"}, {"all", "none"}, {"1", "gzip"}, {"all", "snappy"}} {
+			t.Run("acks="+c.acks+"/"+c.compression, func(t *testing.T) {
+				topic := testbroker.CreateTopic(t, brokers, partitions)
+				runClient(t, python, script, "--bootstrap", addr, "--topic", topic, "--count", strconv.Itoa(gatewayRecords),
+					"--acks", c.acks, "--compression", c.compression)
+				checkUpstream(t, brokers, topic, "py", gatewayRecords, partitions, "")
+			})
+		}
+	})
+
+	t.Run("kcat", func(t *testing.T) {
+		kcat := testenv.RequireTool(t, "kcat")
+		var in strings.Builder
+		for i := range gatewayRecords {
+			fmt.Fprintf(&in, "kcat-%d:value-%d\n", i, i)
+		}
+		for _, codec := range []string{"lz4", "zstd"} {
+			t.Run(codec, func(t *testing.T) {
+				topic := testbroker.CreateTopic(t, brokers, partitions)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, kcat, "-P", "-b", addr, "-t", topic, "-p", "0", "-K", ":",
+					"-H", "i=kcat", "-X", "compression.codec="+codec, "-X", "enable.idempotence=true")
+				cmd.Stdin = strings.NewReader(in.String())
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("kcat: %v\n%s", err, out)
+				}
+				checkUpstream(t, brokers, topic, "kcat", gatewayRecords, partitions, "i=kcat")
+			})
+		}
+	})
+
+	t.Run("java", func(t *testing.T) {
+		classDir := javaProducer(t)
+		topic := testbroker.CreateTopic(t, brokers, partitions)
+		out := runClient(t, "java", "-cp", classDir, "GatewayProducer", addr, topic, strconv.Itoa(gatewayRecords), "0", "lz4")
+		if !strings.Contains(out, "sent ") {
+			t.Fatalf("java producer: %s", out)
+		}
+		checkUpstream(t, brokers, topic, "java", gatewayRecords, partitions, "")
+	})
+}
+
+// javaProducer compiles testdata/gateway/GatewayProducer.java against the
+// Kafka jars scripts/kafka.sh fetches, and returns the class path to run it.
+func javaProducer(t *testing.T) string {
+	t.Helper()
+	javac := testenv.RequireTool(t, "javac")
+	testenv.RequireTool(t, "java")
+	version := os.Getenv("KPIPE_KAFKA_VERSION")
+	if version == "" {
+		version = "3.9.1"
+	}
+	cache := os.Getenv("KPIPE_KAFKA_CACHE")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "kpipe", "kafka-"+version)
+	}
+	lib := filepath.Join(cache, "lib")
+	if _, err := os.Stat(filepath.Join(lib, "kafka-clients-"+version+".jar")); err != nil {
+		testenv.Unavailable(t, "kafka-clients jar not found (run scripts/kafka.sh fetch): %v", err)
+	}
+	out := t.TempDir()
+	src := filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "GatewayProducer.java")
+	runClient(t, javac, "-cp", filepath.Join(lib, "*"), "-d", out, src)
+	return out + string(os.PathListSeparator) + filepath.Join(lib, "*")
+}
+
+// TestGatewayTransactionalClients: kafka-python's and the Java client's
+// transactional producers get the documented error when they initialize
+// their transactions: TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+func TestGatewayTransactionalClients(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	addr := startGateway(t, "--brokers", strings.Join(brokers, ","))
+	t.Run("kafka-python", func(t *testing.T) {
+		python := testenv.RequireTool(t, "python3")
+		if out, err := exec.Command(python, "-c", "import kafka").CombinedOutput(); err != nil {
+			testenv.Unavailable(t, "python3 cannot import kafka-python: %v: %s", err, out)
+		}
+		script := filepath.Join(plugintest.RepoRoot(t), "scripts", "gateway_produce.py")
+		out := runClient(t, python, script, "--bootstrap", addr, "--topic", "unused", "--transactional")
+		if !strings.Contains(out, "TransactionalIdAuthorizationFailed") {
+			t.Fatalf("kafka-python transactional producer: %q, want TransactionalIdAuthorizationFailed", out)
+		}
+	})
+	t.Run("java", func(t *testing.T) {
+		classDir := javaProducer(t)
+		out := runClient(t, "java", "-cp", classDir, "GatewayProducer", addr, "unused", "0", "0", "none", "transactional")
+		if !strings.Contains(out, "TransactionalIdAuthorizationException") {
+			t.Fatalf("java transactional producer: %q, want TransactionalIdAuthorizationException", out)
+		}
+	})
+}

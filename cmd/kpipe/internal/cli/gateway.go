@@ -1,0 +1,245 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/gateway"
+	"github.com/kpipe/kpipe/internal/embedded"
+	"github.com/kpipe/kpipe/internal/kgolog"
+	"github.com/kpipe/kpipe/pipeline"
+)
+
+type gatewayFlags struct {
+	config, pipeline     string
+	listen, advertise    string
+	brokers, memoryLimit string
+	nodeID               int32
+	shutdownTimeout      time.Duration
+}
+
+func newGatewayCmd(e *env) *cobra.Command {
+	var f gatewayFlags
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Serve Kafka producers: every record they send goes through a pipeline",
+		Long: `Listen for Kafka clients and act, for producers, as the cluster: every record a
+client produces goes through the pipeline of the configuration file (interceptors,
+serializers, partitioner) and is produced upstream by kpipe. Clients need no code
+change: point their bootstrap servers at the gateway.
+
+The upstream cluster is --brokers, else the configuration's kafka block, else an
+embedded in-memory broker (as with 'kpipe run'). The gateway answers Metadata with
+the upstream topics and partitions and itself as the leader of every partition, at
+--advertise (default: the --listen address). Without a partitioner in the pipeline
+each record keeps the partition its client chose; with one, the pipeline decides
+and the client is told offset -1.
+
+Idempotent producers (the Java client's default) are deduplicated like a broker
+does; transactional producers are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+Requests are read only while the produce requests in flight take less than
+--memory-limit; a client held back is told so with throttle_time_ms.
+
+SIGINT or SIGTERM stops reading requests, answers those read once their records
+have an outcome (at most --shutdown-timeout), then flushes and closes the producer.
+See docs/gateway.md.`,
+		Example: `  kpipe gateway --config kpipe.hcl --listen 127.0.0.1:9092 --brokers kafka-1:9092,kafka-2:9092
+  kpipe gateway --config kpipe.hcl --listen 0.0.0.0:9092 --advertise gw-1.example.com:9092`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.gateway(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "pipeline configuration file (HCL); without it records pass unchanged")
+	fl.StringVarP(&f.pipeline, "pipeline", "p", "", "pipeline to use when the file defines several")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:9092", "HOST:PORT to listen on for clients (port 0: any free port)")
+	fl.StringVar(&f.advertise, "advertise", "", "HOST:PORT clients are told to connect to (default: the listen address)")
+	fl.StringVar(&f.brokers, "brokers", "", "upstream bootstrap brokers HOST:PORT[,HOST:PORT...], overriding the configuration")
+	fl.StringVar(&f.memoryLimit, "memory-limit", "256MiB", "most bytes of produce requests held at once; clients beyond it wait")
+	fl.Int32Var(&f.nodeID, "node-id", -1, "broker id to advertise (default: derived from the advertised address)")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
+	return cmd
+}
+
+func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
+	memLimit, err := config.ParseSize(f.memoryLimit)
+	if err != nil || memLimit == 0 {
+		return usageErrorf("--memory-limit: %q: want a size such as 256MiB", f.memoryLimit)
+	}
+	var gwOpts []gateway.Option
+	gwOpts = append(gwOpts, gateway.MemoryLimit(int64(memLimit)), gateway.Logger(e.log.Named("gateway")))
+	if f.advertise != "" {
+		host, port, err := splitHostPort(f.advertise)
+		if err != nil {
+			return usageErrorf("--advertise: %v", err)
+		}
+		gwOpts = append(gwOpts, gateway.Advertise(host, port))
+	}
+	if f.nodeID >= 0 {
+		gwOpts = append(gwOpts, gateway.NodeID(f.nodeID))
+	}
+
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	var opts []pipeline.Option
+	var brokers []string
+	if f.brokers != "" {
+		brokers = splitList(f.brokers)
+	}
+	keep := true
+	if f.config != "" {
+		host, err := e.newHost(ctx)
+		if err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+		closers = append(closers, func() { _ = host.Close(context.Background()) })
+		cfg, built, err := e.buildConfig(ctx, f.config, f.pipeline, host)
+		if err != nil {
+			return err
+		}
+		if cfg.Kafka.TransactionalID != "" {
+			return failedf("%s: kafka: transactional_id: the gateway produces outside transactions (it refuses transactional clients too); remove it", f.config)
+		}
+		p, err := cfg.Pipeline(f.pipeline)
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		opts = built
+		if cfg.Kafka.Linger == nil {
+			// The clients batched already: send at once unless the
+			// configuration says otherwise.
+			opts = append(opts, pipeline.Linger(0))
+		}
+		keep = p.Partitioner == nil
+		if len(brokers) == 0 {
+			brokers = cfg.Kafka.Brokers
+		}
+	} else if f.pipeline != "" {
+		return usageErrorf("--pipeline needs --config")
+	} else {
+		opts = append(opts, pipeline.Linger(0))
+	}
+	gwOpts = append(gwOpts, gateway.KeepPartition(keep))
+	if len(brokers) == 0 {
+		eb, err := embedded.Start(embedded.Config{})
+		if err != nil {
+			return &exitError{code: ExitError, err: err}
+		}
+		closers = append(closers, eb.Close)
+		brokers = []string{eb.Addr()}
+		e.say("no brokers configured: started an embedded in-memory broker (kfake) at %s; records are discarded when kpipe exits", eb.Addr())
+	}
+	opts = append(opts, pipeline.KgoOptions(kgo.AllowAutoTopicCreation()), pipeline.Brokers(brokers...), pipeline.Logger(e.log))
+	nctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	prod, err := pipeline.New(nctx, opts...)
+	if err != nil {
+		return &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", err)}
+	}
+	// Closed explicitly below; this covers the early returns.
+	prodClosed := false
+	defer func() {
+		if !prodClosed {
+			cctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+			defer cancel()
+			_, _ = prod.Close(cctx)
+		}
+	}()
+	up, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kgolog.New(e.log.Named("upstream"))))
+	if err != nil {
+		return &exitError{code: ExitError, err: fmt.Errorf("upstream client: %w", err)}
+	}
+	defer up.Close()
+
+	gw, err := gateway.New(prod, up, gwOpts...)
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	l, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return &exitError{code: ExitError, err: fmt.Errorf("--listen: %w", err)}
+	}
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(l) }()
+	// Serve sets the advertised address from the listener; wait for it.
+	for i := 0; gw.Addr() == "" && i < 100; i++ {
+		select {
+		case err := <-served:
+			return &exitError{code: ExitUsage, err: err}
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(e.stdout, l.Addr().String())
+	if s, ok := e.stdout.(interface{ Sync() error }); ok {
+		_ = s.Sync()
+	}
+	e.say("gateway listening on %s, advertised as %s; upstream %v; stop with Ctrl-C", l.Addr(), gw.Addr(), brokers)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	e.say("stopping: answering the requests already read")
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer scancel()
+	shutErr := gw.Shutdown(sctx)
+	if serveErr == nil {
+		<-served
+	}
+	rep, closeErr := prod.Close(sctx)
+	prodClosed = true
+	e.gatewaySummary(gw.Stats(), rep)
+	switch {
+	case serveErr != nil && !errors.Is(serveErr, gateway.ErrClosed):
+		return &exitError{code: ExitError, err: serveErr}
+	case shutErr != nil || closeErr != nil:
+		return &exitError{code: ExitFailed, err: errors.Join(shutErr, closeErr)}
+	}
+	return nil
+}
+
+func (e *env) gatewaySummary(st gateway.Stats, rep pipeline.CloseReport) {
+	w := e.stderr
+	fmt.Fprintf(w, "kpipe: gateway stopped: %d delivered, %d filtered, %d failed", rep.Delivered, rep.Filtered, rep.Failed)
+	if rep.Undelivered > 0 {
+		fmt.Fprintf(w, ", %d still buffered when the shutdown timed out", rep.Undelivered)
+	}
+	fmt.Fprintln(w)
+	for _, t := range st.Topics {
+		fmt.Fprintf(w, "  %s: %d records received, %d delivered, %d filtered, %d failed, %d duplicate batches\n",
+			t.Topic, t.Records, t.Delivered, t.Filtered, t.Failed, t.Duplicates)
+	}
+	if st.Throttled > 0 {
+		fmt.Fprintf(w, "  %d requests waited for memory (--memory-limit)\n", st.Throttled)
+	}
+	if st.Unsupported > 0 {
+		fmt.Fprintf(w, "  %d requests of APIs the gateway does not serve\n", st.Unsupported)
+	}
+}
+
+// splitHostPort parses HOST:PORT with a port from 1 to 65535.
+func splitHostPort(s string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" {
+		return "", 0, fmt.Errorf("%q: want HOST:PORT with a port from 1 to 65535", s)
+	}
+	return host, int32(n), nil
+}

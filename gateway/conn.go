@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxInFlight is how many requests of one connection may wait for their
+// responses; the connection is not read further while that many wait.
+const maxInFlight = 64
+
+// writeTimeout bounds the write of one response.
+const writeTimeout = 30 * time.Second
+
+// conn is one client connection: a reader goroutine (serve) that reads and
+// starts requests in order, and a writer goroutine that answers them in the
+// same order, as the protocol requires.
+type conn struct {
+	g     *Gateway
+	nc    net.Conn
+	st    *connStats
+	queue chan *pending
+	// ctx ends when the connection is done with.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// pending is a request read and started, waiting for its response.
+type pending struct {
+	h header
+	// results are waited for before the response is built; nil for
+	// requests answered at once.
+	results []*batchResult
+	// response builds the response once results are done; nil when the
+	// request gets none (produce with acks=0).
+	response func() kmsg.Response
+	// mem is the memory the request holds until it is answered.
+	mem int64
+	// done runs once the results are in, answered or not.
+	done func()
+}
+
+func newConn(g *Gateway, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{g: g, nc: nc, queue: make(chan *pending, maxInFlight), ctx: ctx, cancel: cancel}
+	c.st = g.stats.addConn(nc.RemoteAddr().String())
+	return c
+}
+
+// stopReading makes the reader stop at the next request boundary (or in
+// the middle of one, which is then not accepted).
+func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Now()) }
+
+func (c *conn) serve() {
+	defer c.g.removeConn(c)
+	defer c.g.stats.removeConn(c.st)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.write()
+	}()
+	err := c.read()
+	close(c.queue)
+	if err != nil && !errors.Is(err, io.EOF) && !isClosed(err) {
+		c.g.log.Debug("client connection ends", "remote", c.st.remote, "error", err)
+	}
+	<-writerDone
+	c.cancel()
+	c.nc.Close()
+}
+
+func isClosed(err error) bool {
+	var ne net.Error
+	return errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// read reads requests until the connection ends or the gateway stops.
+func (c *conn) read() error {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		select {
+		case <-c.g.stopRead:
+			return nil
+		default:
+		}
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 10 || size > c.g.maxRequest {
+			c.g.log.Warn("closing a client connection: request size out of range", "remote", c.st.remote, "size", size, "max", c.g.maxRequest)
+			return nil
+		}
+		// Wait for memory before reading: a client that is too fast
+		// is held here, unread.
+		t0 := time.Now()
+		waited, err := c.g.mem.take(c.g.reading, int64(size))
+		if err != nil {
+			return nil // the gateway stops
+		}
+		var throttle int32
+		if waited {
+			throttle = int32(min(time.Since(t0).Milliseconds(), 1000))
+			c.g.stats.throttled.Add(1)
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(br, body); err != nil {
+			c.g.mem.give(int64(size))
+			return err
+		}
+		p, err := c.handle(body, throttle)
+		if p != nil {
+			p.mem += int64(size)
+		} else {
+			c.g.mem.give(int64(size))
+		}
+		if err != nil {
+			return err
+		}
+		if p != nil {
+			c.queue <- p
+		}
+	}
+}
+
+// handle starts one request and returns what will answer it.
+func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
+	h, req, rest, err := parseHeader(body)
+	if err != nil {
+		c.g.log.Warn("closing a client connection: malformed request header", "remote", c.st.remote, "error", err)
+		return nil, err
+	}
+	c.st.requests.Add(1)
+	if h.clientID != "" && c.st.clientID.Load() == nil {
+		id := h.clientID
+		c.st.clientID.Store(&id)
+	}
+	if req == nil {
+		c.g.log.Warn("closing a client connection: unknown request type", "remote", c.st.remote, "api_key", h.key)
+		return nil, errors.New("unknown api key")
+	}
+	p := &pending{h: h}
+	if h.key == 18 { // ApiVersions
+		if r, ok := req.(*kmsg.ApiVersionsRequest); ok && h.version <= 3 && r.ReadFrom(rest) == nil && r.ClientSoftwareName != "" {
+			sw := r.ClientSoftwareName + " " + r.ClientSoftwareVersion
+			c.st.software.Store(&sw)
+		}
+		resp := apiVersions(h)
+		p.response = func() kmsg.Response { return resp }
+		return p, nil
+	}
+	if r, ok := servedRange(h.key); !ok || h.key == 1 || h.version < r.min || h.version > r.max {
+		return c.unsupported(p, req, rest)
+	}
+	if err := req.ReadFrom(rest); err != nil {
+		c.g.log.Warn("closing a client connection: malformed request", "remote", c.st.remote, "request", kmsg.NameForKey(h.key), "version", h.version, "error", err)
+		return nil, err
+	}
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		c.g.produce(c, p, r, throttle)
+	case *kmsg.MetadataRequest:
+		resp := c.g.metadata(c.ctx, r)
+		p.response = func() kmsg.Response { return resp }
+	case *kmsg.InitProducerIDRequest:
+		resp := c.g.initProducerID(r)
+		p.response = func() kmsg.Response { return resp }
+	case *kmsg.FindCoordinatorRequest:
+		resp := findCoordinator(r)
+		p.response = func() kmsg.Response { return resp }
+	}
+	return p, nil
+}
+
+// unsupported answers a request the gateway does not serve with
+// UNSUPPORTED_VERSION in every error code, and logs it.
+func (c *conn) unsupported(p *pending, req kmsg.Request, rest []byte) (*pending, error) {
+	c.g.stats.unsupported.Add(1)
+	c.g.log.Warn("client sent a request the gateway does not serve; answered UNSUPPORTED_VERSION",
+		"remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version)
+	_ = req.ReadFrom(rest) // best effort: the answer does not depend on it
+	resp, err := unsupported(req, codeUnsupportedVersion)
+	if err != nil {
+		c.g.log.Warn("closing a client connection", "remote", c.st.remote, "error", err)
+		return nil, err
+	}
+	p.response = func() kmsg.Response { return resp }
+	return p, nil
+}
+
+// write answers the queued requests in order.
+func (c *conn) write() {
+	var buf []byte
+	broken := false
+	for p := range c.queue {
+		if !c.wait(p) {
+			broken = true
+		}
+		if p.done != nil {
+			p.done()
+		}
+		if p.response != nil && !broken {
+			buf = appendResponse(buf[:0], p.h, p.response())
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				broken = true
+				c.nc.Close()
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
+		}
+		c.g.mem.give(p.mem)
+	}
+}
+
+// wait waits for p's results; it returns false if the gateway gave up
+// answering first.
+func (c *conn) wait(p *pending) bool {
+	for _, r := range p.results {
+		select {
+		case <-r.done:
+		case <-c.g.stopWrite:
+			c.nc.Close()
+			return false
+		}
+	}
+	return true
+}
+
+// atomicString is a string set once and read concurrently.
+type atomicString = atomic.Pointer[string]

@@ -1,0 +1,644 @@
+// The AssemblyScript SDK for kpipe plugins. It implements the plugin ABI v1
+// (sdk/ABI.md in the kpipe repository): the input buffer, the record and
+// acknowledgement codecs, the batch hooks and the host functions. A plugin
+// registers its hooks from top-level code and re-exports the ABI functions
+// of the kinds it implements; see README.md.
+//
+// Build with --exportStart _initialize (so that the host runs the top-level
+// code as the WASI reactor initialiser, before kpipe_init) and
+// --use abort=kpipe-sdk/assembly/index/abort (the default abort is an import
+// the host does not provide).
+
+// Status codes (ABI section 5).
+export const CONTINUE: i32 = 0;
+export const DROP: i32 = -1;
+export const FAIL: i32 = -2;
+export const NULL: i32 = -3;
+export const DEFAULT_PARTITION: i32 = -4;
+
+// Kinds (ABI section 2).
+export const KIND_INTERCEPTOR: i32 = 1;
+export const KIND_SERIALIZER: i32 = 2;
+export const KIND_PARTITIONER: i32 = 4;
+
+// Feature bits (ABI section 8.1).
+export const FEATURE_PARTITION_KEY: u64 = 1;
+export const FEATURE_ACK_NO_RECORD: u64 = 2;
+/** on_send returns the setters' edits instead of the whole record (ABI 8.2). */
+export const FEATURE_EDITS: u64 = 4;
+
+// Serializer targets.
+export const TARGET_KEY: i32 = 0;
+export const TARGET_VALUE: i32 = 1;
+
+// Log levels. kpipe shows info and debug messages only with
+// --log-level info (or debug).
+export const LOG_TRACE: i32 = 1;
+export const LOG_DEBUG: i32 = 2;
+export const LOG_INFO: i32 = 3;
+export const LOG_WARN: i32 = 4;
+export const LOG_ERROR: i32 = 5;
+
+// Host functions (ABI section 6).
+@external("kpipe", "config_get")
+declare function host_config_get(buf: usize, limit: i32): i32;
+@external("kpipe", "log_enabled")
+declare function host_log_enabled(level: i32): i32;
+@external("kpipe", "log")
+declare function host_log(level: i32, ptr: usize, len: i32): void;
+@external("kpipe", "set_error")
+declare function host_set_error(ptr: usize, len: i32): void;
+@external("kpipe", "enable_features")
+declare function host_enable_features(features: u64): u64;
+
+/** A record header. Names may repeat; a null value is null. */
+export class Header {
+  constructor(public name: Uint8Array, public value: Uint8Array | null) {}
+}
+
+/**
+ * A record (ABI section 4.1). Its byte arrays are views of the host's input,
+ * which the next call overwrites: copy what you keep. Change it through the
+ * setters, which make the SDK send it back; after changing a field directly,
+ * call markChanged().
+ */
+export class Record {
+  topic: Uint8Array = new Uint8Array(0);
+  key: Uint8Array | null = null;
+  value: Uint8Array | null = null;
+  headers: Header[] = [];
+  hasPartition: bool = false;
+  partition: i32 = 0;
+  hasTimestamp: bool = false;
+  /** Milliseconds since the Unix epoch. */
+  timestamp: i64 = 0;
+  changed: bool = false;
+  /** With FEATURE_EDITS the setters log their edits (ABI 8.2); whole is
+   * set by markChanged, after which the whole record is sent. */
+  logEdits: bool = false;
+  whole: bool = false;
+
+  /** The index of the first header named name, or -1. */
+  headerIndex(name: string): i32 {
+    const n = bytesOf(name);
+    for (let i = 0; i < this.headers.length; i++) {
+      if (equal(this.headers[i].name, n)) return i;
+    }
+    return -1;
+  }
+
+  /** Sets the first header named name, removes the later ones, or appends. */
+  setHeader(name: string, value: string): void {
+    this.setHeaderBytes(name, bytesOf(value));
+  }
+
+  setHeaderBytes(name: string, value: Uint8Array | null): void {
+    if (this.logEdits) {
+      editOp(1);
+      editBytes(bytesOf(name));
+      editNullable(value);
+    }
+    const i = this.headerIndex(name);
+    if (i < 0) {
+      this.headers.push(new Header(bytesOf(name), value));
+      this.changed = true;
+      return;
+    }
+    this.headers[i].value = value;
+    const n = this.headers[i].name;
+    const kept: Header[] = [];
+    for (let j = 0; j < this.headers.length; j++) {
+      if (j <= i || !equal(this.headers[j].name, n)) kept.push(this.headers[j]);
+    }
+    this.headers = kept;
+    this.changed = true;
+  }
+
+  /** Appends a header, whether or not one of that name exists. */
+  appendHeader(name: string, value: Uint8Array | null): void {
+    if (this.logEdits) {
+      editOp(2);
+      editBytes(bytesOf(name));
+      editNullable(value);
+    }
+    this.headers.push(new Header(bytesOf(name), value));
+    this.changed = true;
+  }
+
+  /** Removes every header named name and returns how many there were. */
+  removeHeader(name: string): i32 {
+    const n = bytesOf(name);
+    const kept: Header[] = [];
+    for (let j = 0; j < this.headers.length; j++) {
+      if (!equal(this.headers[j].name, n)) kept.push(this.headers[j]);
+    }
+    const removed = this.headers.length - kept.length;
+    if (removed > 0) {
+      this.headers = kept;
+      this.changed = true;
+      if (this.logEdits) {
+        editOp(3);
+        editBytes(n);
+      }
+    }
+    return removed;
+  }
+
+  setTopic(topic: string): void {
+    this.topic = bytesOf(topic);
+    this.changed = true;
+    if (this.logEdits) { editOp(10); editBytes(this.topic); }
+  }
+  setKey(key: Uint8Array | null): void {
+    this.key = key;
+    this.changed = true;
+    if (this.logEdits) { editOp(4); editNullable(key); }
+  }
+  setValue(value: Uint8Array | null): void {
+    this.value = value;
+    this.changed = true;
+    if (this.logEdits) { editOp(5); editNullable(value); }
+  }
+  setPartition(p: i32): void {
+    this.hasPartition = true;
+    this.partition = p;
+    this.changed = true;
+    if (this.logEdits) { editOp(6); store<i32>(editReserve(4), p); }
+  }
+  clearPartition(): void {
+    this.hasPartition = false;
+    this.partition = 0;
+    this.changed = true;
+    if (this.logEdits) editOp(7);
+  }
+  setTimestamp(ms: i64): void {
+    this.hasTimestamp = true;
+    this.timestamp = ms;
+    this.changed = true;
+    if (this.logEdits) { editOp(8); store<i64>(editReserve(8), ms); }
+  }
+  clearTimestamp(): void {
+    this.hasTimestamp = false;
+    this.timestamp = 0;
+    this.changed = true;
+    if (this.logEdits) editOp(9);
+  }
+  markChanged(): void { this.changed = true; this.whole = true; }
+}
+
+/** An acknowledgement (ABI 4.2, 8.1); partition and timestamp are -1 if none. */
+export class Ack {
+  offset: i64 = 0;
+  error: string = "";
+  partition: i32 = -1;
+  timestamp: i64 = -1;
+  delivered(): bool { return this.error.length == 0 && this.offset >= 0; }
+}
+
+/** The UTF-8 bytes of s. */
+export function bytesOf(s: string): Uint8Array {
+  return Uint8Array.wrap(String.UTF8.encode(s));
+}
+
+/** The string of UTF-8 bytes b. */
+export function stringOf(b: Uint8Array): string {
+  return String.UTF8.decodeUnsafe(b.dataStart, b.length);
+}
+
+function equal(a: Uint8Array, b: Uint8Array): bool {
+  if (a.length != b.length) return false;
+  return memory.compare(a.dataStart, b.dataStart, a.length) == 0;
+}
+
+// The edit log of the record on_send is running on (ABI 8.2): a u32 header
+// written when it is sent, then the edits.
+let edits = new ArrayBuffer(256);
+let editsLen: i32 = 4;
+let editCount: u32 = 0;
+
+function editReserve(n: i32): usize {
+  if (editsLen + n > edits.byteLength) {
+    let cap = edits.byteLength * 2;
+    if (cap < editsLen + n) cap = editsLen + n;
+    const bigger = new ArrayBuffer(cap);
+    memory.copy(changetype<usize>(bigger), changetype<usize>(edits), editsLen);
+    edits = bigger;
+  }
+  const p = changetype<usize>(edits) + <usize>editsLen;
+  editsLen += n;
+  return p;
+}
+
+function editOp(op: u8): void {
+  store<u8>(editReserve(1), op);
+  editCount++;
+}
+
+function editBytes(b: Uint8Array): void {
+  const p = editReserve(4 + b.length);
+  store<i32>(p, b.length);
+  memory.copy(p + 4, b.dataStart, b.length);
+}
+
+function editNullable(b: Uint8Array | null): void {
+  if (b === null) store<i32>(editReserve(4), -1);
+  else editBytes(b);
+}
+
+// Hooks, registered from top-level code.
+let onSendHook: ((r: Record) => i32) | null = null;
+let onAckHook: ((r: Record | null, a: Ack) => i32) | null = null;
+let partitionHook: ((r: Record, n: i32) => i32) | null = null;
+let serializeHook: ((target: i32, r: Record) => Uint8Array | null) | null = null;
+let initHook: (() => i32) | null = null;
+
+/** on_send returns CONTINUE, DROP, or FAIL after setError. */
+export function registerInterceptor(onSend: (r: Record) => i32): void { onSendHook = onSend; }
+/** on_ack gets null for the record with FEATURE_ACK_NO_RECORD; returns CONTINUE or FAIL. */
+export function registerAcks(onAck: (r: Record | null, a: Ack) => i32): void { onAckHook = onAck; }
+/** partition returns a partition, DEFAULT_PARTITION, or FAIL. */
+export function registerPartitioner(partition: (r: Record, n: i32) => i32): void { partitionHook = partition; }
+/** serialize returns the bytes (null for null), or calls setError and returns null with failSerialize(). */
+export function registerSerializer(serialize: (target: i32, r: Record) => Uint8Array | null): void { serializeHook = serialize; }
+/** init runs once per instance before any hook: read config(), enableFeatures(); returns CONTINUE or FAIL. */
+export function registerInit(init: () => i32): void { initHook = init; }
+
+// Host function wrappers.
+export function setError(msg: string): void {
+  const b = String.UTF8.encode(msg);
+  host_set_error(changetype<usize>(b), b.byteLength);
+}
+
+let serializeFailed = false;
+/** Makes the current serialize call fail with msg (return null after it). */
+export function failSerialize(msg: string): void {
+  setError(msg);
+  serializeFailed = true;
+}
+
+export function logEnabled(level: i32): bool { return host_log_enabled(level) != 0; }
+
+export function log(level: i32, msg: string): void {
+  const b = String.UTF8.encode(msg);
+  host_log(level, changetype<usize>(b), b.byteLength);
+}
+
+/** The plugin's config: its config block as JSON bytes, empty if none. */
+export function config(): Uint8Array {
+  const n = host_config_get(0, 0);
+  const b = new Uint8Array(n > 0 ? n : 0);
+  if (n > 0) host_config_get(b.dataStart, n);
+  return b;
+}
+
+let features: u64 = 0;
+let inInit = false;
+
+/** Asks for features (only from init) and returns those the host enabled. */
+export function enableFeatures(mask: u64): u64 {
+  const got = host_enable_features(mask);
+  if (inInit) features |= got;
+  return got;
+}
+
+/** abort for --use abort=...: logs the message and traps. */
+export function abort(message: string | null, fileName: string | null, line: u32, column: u32): void {
+  let m = "abort";
+  if (message !== null) m += ": " + message;
+  if (fileName !== null) m += " at " + fileName + ":" + line.toString() + ":" + column.toString();
+  log(LOG_ERROR, m);
+  unreachable();
+}
+
+// Buffers. The input buffer is handed to the host; out holds changed records
+// and serialized bytes, results the result arrays of batch hooks.
+let input = new ArrayBuffer(0);
+let out = new ArrayBuffer(1024);
+let outLen: i32 = 0;
+let results = new ArrayBuffer(1024);
+
+function ensureOut(n: i32): void {
+  if (outLen + n <= out.byteLength) return;
+  let cap = out.byteLength * 2;
+  if (cap < outLen + n) cap = outLen + n;
+  const bigger = new ArrayBuffer(cap);
+  memory.copy(changetype<usize>(bigger), changetype<usize>(out), outLen);
+  out = bigger;
+}
+
+function ensureResults(n: i32): void {
+  if (n > results.byteLength) results = new ArrayBuffer(n);
+}
+
+function slice(ptr: usize, n: i32): i64 {
+  return (<i64>ptr << 32) | <i64>(<u32>n);
+}
+
+function fail(msg: string): i64 {
+  setError(msg);
+  return FAIL;
+}
+
+// Decoding.
+let decodeError: string | null = null;
+
+function view(off: i32, len: i32): Uint8Array {
+  return Uint8Array.wrap(input, off, len);
+}
+
+/** Decodes the record at input[off, off+len), or returns null (decodeError). */
+function decodeAt(off: i32, len: i32): Record | null {
+  const base = changetype<usize>(input) + <usize>off;
+  const end = off + len;
+  if (len < 16) { decodeError = "kpipe: record shorter than its fixed part"; return null; }
+  const flags = load<u32>(base);
+  if ((flags & ~3) != 0) { decodeError = "kpipe: reserved record flag bits are set"; return null; }
+  const r = new Record();
+  r.hasPartition = (flags & 1) != 0;
+  r.partition = r.hasPartition ? load<i32>(base, 4) : 0;
+  r.hasTimestamp = (flags & 2) != 0;
+  r.timestamp = r.hasTimestamp ? load<i64>(base, 8) : 0;
+  let p = off + 16;
+  // field reads a length at p; -1 is null if nullable; -2 means malformed.
+  if (end - p < 4) { decodeError = "kpipe: malformed topic"; return null; }
+  let n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
+  if (n < 0 || n > end - p) { decodeError = "kpipe: malformed topic"; return null; }
+  r.topic = view(p, n); p += n;
+  for (let f = 0; f < 2; f++) {
+    if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return null; }
+    n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
+    let v: Uint8Array | null = null;
+    if (n != -1) {
+      if (n < 0 || n > end - p) { decodeError = "kpipe: malformed key or value"; return null; }
+      v = view(p, n); p += n;
+    }
+    if (f == 0) r.key = v; else r.value = v;
+  }
+  if (end - p < 4) { decodeError = "kpipe: malformed header count"; return null; }
+  const count = load<u32>(changetype<usize>(input) + <usize>p); p += 4;
+  if (<u64>count * 8 > <u64>(end - p)) { decodeError = "kpipe: header count does not fit the record"; return null; }
+  const headers = new Array<Header>(0);
+  for (let i: u32 = 0; i < count; i++) {
+    n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
+    if (n < 0 || n > end - p) { decodeError = "kpipe: malformed header name"; return null; }
+    const name = view(p, n); p += n;
+    if (end - p < 4) { decodeError = "kpipe: malformed header value"; return null; }
+    n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
+    let v: Uint8Array | null = null;
+    if (n != -1) {
+      if (n < 0 || n > end - p) { decodeError = "kpipe: malformed header value"; return null; }
+      v = view(p, n); p += n;
+    }
+    headers.push(new Header(name, v));
+  }
+  if (p != end) { decodeError = "kpipe: trailing bytes after the record"; return null; }
+  r.headers = headers;
+  return r;
+}
+
+/** Decodes the FEATURE_PARTITION_KEY input: a record with only a key. */
+function decodeKeyAt(off: i32, len: i32): Record | null {
+  if (len < 4) { decodeError = "kpipe: malformed key input"; return null; }
+  const n = load<i32>(changetype<usize>(input) + <usize>off);
+  const r = new Record();
+  if (n == -1 && len == 4) return r;
+  if (n < 0 || n != len - 4) { decodeError = "kpipe: malformed key input"; return null; }
+  r.key = view(off + 4, n);
+  return r;
+}
+
+function fieldSize(b: Uint8Array | null): i32 { return b === null ? 4 : 4 + b.length; }
+
+/** The size of r's encoding. */
+export function recordSize(r: Record): i32 {
+  let n = 16 + 4 + r.topic.length + fieldSize(r.key) + fieldSize(r.value) + 4;
+  for (let i = 0; i < r.headers.length; i++) n += 4 + r.headers[i].name.length + fieldSize(r.headers[i].value);
+  return n;
+}
+
+function putField(p: usize, b: Uint8Array | null): usize {
+  if (b === null) { store<i32>(p, -1); return p + 4; }
+  store<i32>(p, b.length);
+  memory.copy(p + 4, b.dataStart, b.length);
+  return p + 4 + <usize>b.length;
+}
+
+/** Encodes r at address dst (recordSize(r) bytes) and returns the size. */
+export function encodeRecordAt(r: Record, dst: usize): i32 {
+  store<u32>(dst, (r.hasPartition ? 1 : 0) | (r.hasTimestamp ? 2 : 0));
+  store<i32>(dst, r.hasPartition ? r.partition : 0, 4);
+  store<i64>(dst, r.hasTimestamp ? r.timestamp : 0, 8);
+  let p = putField(dst + 16, r.topic);
+  p = putField(p, r.key);
+  p = putField(p, r.value);
+  store<u32>(p, r.headers.length);
+  p += 4;
+  for (let i = 0; i < r.headers.length; i++) {
+    p = putField(p, r.headers[i].name);
+    p = putField(p, r.headers[i].value);
+  }
+  return <i32>(p - dst);
+}
+
+/** Encodes r into out and returns its offset in out. */
+function encodeToOut(r: Record): i32 {
+  const n = recordSize(r);
+  ensureOut(n);
+  const start = outLen;
+  encodeRecordAt(r, changetype<usize>(out) + <usize>start);
+  outLen += n;
+  return start;
+}
+
+// The ABI exports (section 3). Re-export those of the kinds you implement.
+
+export function kpipe_abi_v1(): void {}
+
+export function kpipe_kinds(): i32 {
+  let k = 0;
+  if (onSendHook !== null) k |= KIND_INTERCEPTOR;
+  if (serializeHook !== null) k |= KIND_SERIALIZER;
+  if (partitionHook !== null) k |= KIND_PARTITIONER;
+  return k;
+}
+
+export function kpipe_buffer(size: i32): usize {
+  if (size < 0) return 0;
+  if (size == 0) size = 1;
+  if (input.byteLength < size) {
+    input = new ArrayBuffer(0); // let the old buffer go first
+    input = new ArrayBuffer(size);
+  }
+  return changetype<usize>(input);
+}
+
+export function kpipe_init(): i64 {
+  const h = initHook;
+  if (h === null) return CONTINUE;
+  inInit = true;
+  const rc = h();
+  inInit = false;
+  return rc == CONTINUE ? CONTINUE : FAIL;
+}
+
+function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
+
+/** Runs on_send on the record at input[off, off+len): 0, a status, or the
+ * changed record's (offset in out) << 32 | size. */
+function sendOne(off: i32, len: i32): i64 {
+  const r = decodeAt(off, len);
+  if (r === null) return fail(decodeError!);
+  r.logEdits = (features & FEATURE_EDITS) != 0;
+  editsLen = 4;
+  editCount = 0;
+  const rc = onSendHook!(r);
+  if (rc == DROP || rc == FAIL) return rc;
+  if (rc != CONTINUE) return fail("kpipe: on_send returned an unknown status");
+  if (!r.changed) return 0;
+  if (r.logEdits && !r.whole) {
+    store<u32>(changetype<usize>(edits), 0x80000000 | editCount);
+    ensureOut(editsLen);
+    const at = outLen;
+    memory.copy(changetype<usize>(out) + <usize>at, changetype<usize>(edits), editsLen);
+    outLen += editsLen;
+    return slice(at, editsLen);
+  }
+  const start = encodeToOut(r);
+  return slice(start, outLen - start);
+}
+
+export function kpipe_on_send(len: i32): i64 {
+  if (onSendHook === null) return fail("kpipe: no interceptor is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  outLen = 0;
+  const r = sendOne(0, len);
+  return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
+}
+
+/** Checks that input[0:len] holds exactly count entries of prefix bytes
+ * ending in a u32 size. */
+function batchOk(count: i32, len: i32, prefix: i32): bool {
+  if (count < 1 || !inputOk(len)) return false;
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    if (len - off < prefix) return false;
+    const size = load<u32>(changetype<usize>(input) + <usize>(off + prefix - 4));
+    off += prefix;
+    if (<u64>size > <u64>(len - off)) return false;
+    off += <i32>size;
+  }
+  return off == len;
+}
+
+export function kpipe_on_send_batch(count: i32, len: i32): i64 {
+  if (onSendHook === null) return fail("kpipe: no interceptor is registered");
+  if (!batchOk(count, len, 4)) return fail("kpipe: malformed on_send batch");
+  ensureResults(8 * count);
+  outLen = 0;
+  let off = 0;
+  let any = false;
+  for (let i = 0; i < count; i++) {
+    const size = load<i32>(changetype<usize>(input) + <usize>off);
+    const r = sendOne(off + 4, size);
+    off += 4 + size;
+    if (r != 0) any = true;
+    store<i64>(changetype<usize>(results) + <usize>(8 * i), r);
+  }
+  if (!any) return 0;
+  // out may have moved while it grew: the results become addresses now.
+  const base = slice(changetype<usize>(out), 0);
+  for (let i = 0; i < count; i++) {
+    const p = changetype<usize>(results) + <usize>(8 * i);
+    const r = load<i64>(p);
+    if (r > 0) store<i64>(p, r + base);
+  }
+  return slice(changetype<usize>(results), 8 * count);
+}
+
+function ackOne(off: i32, len: i32): i64 {
+  if (len < 12) return fail("kpipe: acknowledgement shorter than its fixed part");
+  const base = changetype<usize>(input) + <usize>off;
+  const a = new Ack();
+  a.offset = load<i64>(base);
+  const elen = load<i32>(base, 8);
+  if (elen < 0 || elen > len - 12) return fail("kpipe: malformed acknowledgement error");
+  a.error = String.UTF8.decodeUnsafe(base + 12, elen);
+  const rest = off + 12 + elen;
+  const restLen = len - 12 - elen;
+  let r: Record | null = null;
+  if ((features & FEATURE_ACK_NO_RECORD) != 0) {
+    if (restLen != 12) return fail("kpipe: malformed acknowledgement");
+    a.partition = load<i32>(changetype<usize>(input) + <usize>rest);
+    a.timestamp = load<i64>(changetype<usize>(input) + <usize>rest, 4);
+  } else {
+    r = decodeAt(rest, restLen);
+    if (r === null) return fail(decodeError!);
+    a.partition = r.hasPartition ? r.partition : -1;
+    a.timestamp = r.hasTimestamp ? r.timestamp : -1;
+  }
+  return onAckHook!(r, a) == CONTINUE ? 0 : FAIL;
+}
+
+export function kpipe_on_ack(len: i32): i64 {
+  if (onAckHook === null) return fail("kpipe: no on_ack hook is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  return ackOne(0, len);
+}
+
+export function kpipe_on_ack_batch(count: i32, len: i32): i64 {
+  if (onAckHook === null) return fail("kpipe: no on_ack hook is registered");
+  if (!batchOk(count, len, 4)) return fail("kpipe: malformed on_ack batch");
+  let off = 0;
+  let result: i64 = 0;
+  for (let i = 0; i < count; i++) {
+    const size = load<i32>(changetype<usize>(input) + <usize>off);
+    if (ackOne(off + 4, size) != 0) result = FAIL;
+    off += 4 + size;
+  }
+  return result;
+}
+
+function partitionOne(off: i32, len: i32, n: i32): i32 {
+  const r = (features & FEATURE_PARTITION_KEY) != 0 ? decodeKeyAt(off, len) : decodeAt(off, len);
+  if (r === null) return <i32>fail(decodeError!);
+  const p = partitionHook!(r, n);
+  if ((p >= 0 && p < n) || p == DEFAULT_PARTITION || p == FAIL) return p;
+  return <i32>fail("kpipe: partition out of range");
+}
+
+export function kpipe_partition(n: i32, len: i32): i64 {
+  if (partitionHook === null) return fail("kpipe: no partitioner is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  return partitionOne(0, len, n);
+}
+
+export function kpipe_partition_batch(count: i32, len: i32): i64 {
+  if (partitionHook === null) return fail("kpipe: no partitioner is registered");
+  if (!batchOk(count, len, 8)) return fail("kpipe: malformed partition batch");
+  ensureResults(4 * count);
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    const n = load<i32>(changetype<usize>(input) + <usize>off);
+    const size = load<i32>(changetype<usize>(input) + <usize>off, 4);
+    store<i32>(changetype<usize>(results) + <usize>(4 * i), partitionOne(off + 8, size, n));
+    off += 8 + size;
+  }
+  return slice(changetype<usize>(results), 4 * count);
+}
+
+export function kpipe_serialize(target: i32, len: i32): i64 {
+  if (serializeHook === null) return fail("kpipe: no serializer is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  if (target != TARGET_KEY && target != TARGET_VALUE) return fail("kpipe: unknown serializer target");
+  const r = decodeAt(0, len);
+  if (r === null) return fail(decodeError!);
+  serializeFailed = false;
+  const v = serializeHook!(target, r);
+  if (serializeFailed) return FAIL;
+  if (v === null) return NULL;
+  if (v.length == 0) return 0;
+  outLen = 0;
+  ensureOut(v.length);
+  memory.copy(changetype<usize>(out), v.dataStart, v.length);
+  return slice(changetype<usize>(out), v.length);
+}

@@ -1,0 +1,81 @@
+// Checks the AssemblyScript SDK against the ABI test vectors (sdk/testdata):
+// node tests/vectors.mjs HARNESS.wasm [TESTDATA]. HARNESS.wasm is
+// tests/harness.ts compiled as the README says (make sdk-examples-assemblyscript
+// does). Each instance is fresh, as the host makes them; the host functions
+// are stubs. Prints one line per failure and "N passed, N failed".
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [wasmPath, dir = new URL("../../testdata", import.meta.url).pathname] = process.argv.slice(2);
+const module = new WebAssembly.Module(readFileSync(wasmPath));
+const vector = (name) => new Uint8Array(readFileSync(join(dir, name)));
+const names = (list) => new TextDecoder().decode(vector(list)).split("\n").filter(Boolean);
+let passed = 0, failed = 0;
+const check = (ok, what) => { if (ok) passed++; else { failed++; console.log("FAIL " + what); } };
+const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+// instance returns a fresh instance after _initialize and kpipe_init with
+// the given features granted.
+function instance(features) {
+  let mem = null, lastError = "";
+  const kpipe = {
+    config_get: () => 0,
+    log_enabled: () => 1,
+    log: (level, p, n) => console.log("log", level, new TextDecoder().decode(new Uint8Array(mem.buffer, p, n))),
+    set_error: (p, n) => { lastError = new TextDecoder().decode(new Uint8Array(mem.buffer, p, n)); },
+    enable_features: (f) => f & BigInt(features) & 7n,
+  };
+  const inst = new WebAssembly.Instance(module, { kpipe });
+  const e = inst.exports;
+  mem = e.memory;
+  e._initialize();
+  e.test_want_features(BigInt(features));
+  check(e.kpipe_init() === 0n, "kpipe_init");
+  const call = (bytes, fn, ...args) => {
+    const p = e.kpipe_buffer(bytes.length);
+    new Uint8Array(mem.buffer, p, bytes.length).set(bytes);
+    return fn(...args, bytes.length);
+  };
+  const slice = (r) => new Uint8Array(mem.buffer, Number(r >> 32n), Number(r & 0xffffffffn));
+  return { e, call, slice, error: () => lastError };
+}
+
+const records = names("records.txt");
+{
+  const { e, call, slice } = instance(0);
+  for (const name of records) {
+    const r = call(vector(`records/${name}.bin`), e.kpipe_on_send);
+    check(r > 0n && equal(slice(r), vector(`results/set_header/${name}.bin`)), `on_send ${name}`);
+  }
+  const r = call(vector("batch/on_send.bin"), e.kpipe_on_send_batch, records.length);
+  const results = new BigInt64Array(slice(r).slice().buffer);
+  records.forEach((name, i) => check(equal(slice(results[i]), vector(`results/set_header/${name}.bin`)), `on_send_batch ${name}`));
+  const parts = slice(call(vector("batch/partition.bin"), e.kpipe_partition_batch, records.length));
+  check(equal(parts, vector("results/keyhash.bin")), "partition_batch");
+}
+{
+  // With FEATURE_EDITS (4), on_send returns the edit list.
+  const { e, call, slice } = instance(4);
+  for (const name of records) {
+    const r = call(vector(`records/${name}.bin`), e.kpipe_on_send);
+    check(r > 0n && equal(slice(r), vector("results/edit_set_header.bin")), `on_send with edits ${name}`);
+  }
+}
+{
+  const { e, call, slice } = instance(1);
+  const parts = slice(call(vector("batch/partition_key.bin"), e.kpipe_partition_batch, records.length));
+  check(equal(parts, vector("results/keyhash.bin")), "partition_batch with PARTITION_KEY");
+}
+const acks = { delivered: [42n, 0, 2, 1700000000123n], failed: [-1n, 18, -1, -1n], failed_partitioned: [-1n, 17, 5, 1n] };
+for (const [features, suffix] of [[0, ".bin"], [2, ".lean.bin"]]) {
+  const { e, call } = instance(features);
+  for (const name of names("acks.txt")) {
+    check(call(vector(`acks/${name}${suffix}`), e.kpipe_on_ack) === 0n, `on_ack ${name}${suffix}`);
+    const [offset, errLen, partition, ts] = acks[name];
+    check(e.lastAckOffset.value === offset && e.lastAckErrorLength.value === errLen &&
+      e.lastAckPartition.value === partition && e.lastAckTimestamp.value === ts &&
+      e.lastAckHadRecord.value === (features === 0 ? 1 : 0), `ack fields ${name}${suffix}`);
+  }
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,329 @@
+package abi
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// The edit encoding (ABI section 8.2, KPIPE_FEATURE_EDITS): instead of the
+// whole changed record, kpipe_on_send may return a short list of edits to
+// apply to the record the host sent. Records start with their flags, whose
+// bit 31 is reserved, so a result whose first u32 has bit 31 set is an edit
+// list and anything else is a record.
+
+// FeatureEdits lets kpipe_on_send (and each result of kpipe_on_send_batch)
+// return an edit list (PutEdits) instead of a record.
+const FeatureEdits uint64 = 1 << 2
+
+// editListFlag marks the first u32 of an edit list; its other bits are the
+// number of edits.
+const editListFlag = 1 << 31
+
+// Edit operations.
+const (
+	EditSetHeader      byte = 1 // u32 name length, name, i32 value length (-1 null), value
+	EditAppendHeader   byte = 2 // as EditSetHeader
+	EditRemoveHeader   byte = 3 // u32 name length, name
+	EditSetKey         byte = 4 // i32 length (-1 null), key
+	EditSetValue       byte = 5 // i32 length (-1 null), value
+	EditSetPartition   byte = 6 // i32 partition
+	EditClearPartition byte = 7 // nothing
+	EditSetTimestamp   byte = 8 // i64 milliseconds since the Unix epoch
+	EditClearTimestamp byte = 9 // nothing
+	EditSetTopic       byte = 10
+)
+
+// IsEditList reports whether a kpipe_on_send result's bytes are an edit
+// list rather than a record.
+func IsEditList(b []byte) bool {
+	return len(b) >= 4 && binary.LittleEndian.Uint32(b)&editListFlag != 0
+}
+
+// editLayout is what validation learns about an edit list: how many bytes
+// its edits carry and how many headers they add at most.
+type editLayout struct {
+	data, added int
+}
+
+// checkEdits validates an edit list and measures it, without allocating.
+func checkEdits(b []byte) (editLayout, error) {
+	var l editLayout
+	if !IsEditList(b) {
+		return l, &DecodeError{Offset: 0, Problem: "not an edit list"}
+	}
+	count := binary.LittleEndian.Uint32(b) &^ editListFlag
+	i := 4
+	// Every edit takes at least one byte.
+	if uint64(count) > uint64(len(b)-i) {
+		return l, &DecodeError{Offset: 0, Problem: fmt.Sprintf("edit count %d does not fit in %d remaining bytes", count, len(b)-i)}
+	}
+	for range count {
+		if i >= len(b) {
+			return l, errShort(i, "edit")
+		}
+		op := b[i]
+		i++
+		var n int
+		var err error
+		switch op {
+		case EditSetHeader, EditAppendHeader:
+			if n, i, err = checkString(b, i, "header name"); err != nil {
+				return l, err
+			}
+			l.data += n
+			if n, i, err = checkBytes(b, i, "header value"); err != nil {
+				return l, err
+			}
+			l.data += n
+			l.added++
+		case EditRemoveHeader:
+			if _, i, err = checkString(b, i, "header name"); err != nil {
+				return l, err
+			}
+		case EditSetKey, EditSetValue:
+			if n, i, err = checkBytes(b, i, "key or value"); err != nil {
+				return l, err
+			}
+			l.data += n
+		case EditSetTopic:
+			if n, i, err = checkString(b, i, "topic"); err != nil {
+				return l, err
+			}
+			l.data += n
+		case EditSetPartition:
+			if len(b)-i < 4 {
+				return l, errShort(i, "partition")
+			}
+			i += 4
+		case EditSetTimestamp:
+			if len(b)-i < 8 {
+				return l, errShort(i, "timestamp")
+			}
+			i += 8
+		case EditClearPartition, EditClearTimestamp:
+		default:
+			return l, &DecodeError{Offset: i - 1, Problem: fmt.Sprintf("unknown edit operation %d", op)}
+		}
+	}
+	if i != len(b) {
+		return l, &DecodeError{Offset: i, Problem: fmt.Sprintf("%d trailing bytes after the edits", len(b)-i)}
+	}
+	return l, nil
+}
+
+// ValidateEdits reports whether b is exactly one valid edit list.
+func ValidateEdits(b []byte) error {
+	_, err := checkEdits(b)
+	return err
+}
+
+// ValidateResult validates a kpipe_on_send result of a guest that enabled
+// FeatureEdits: an edit list or a record.
+func ValidateResult(b []byte) error {
+	if IsEditList(b) {
+		return ValidateEdits(b)
+	}
+	return ValidateRecord(b)
+}
+
+// DecodeResult applies a kpipe_on_send result of a guest that enabled
+// FeatureEdits to r: an edit list (ApplyEdits) or a record (DecodeRecord).
+func DecodeResult(b []byte, r *plugins.Record) error {
+	if IsEditList(b) {
+		return ApplyEdits(b, r)
+	}
+	return DecodeRecord(b, r)
+}
+
+// ApplyEdits applies the edit list b to r, in order. It validates all of b
+// first and leaves r untouched if b is invalid. Like DecodeRecord, it copies
+// what it keeps into one new backing array and shares nothing with b; a
+// changed header list is a new slice, so r's old one is never written.
+func ApplyEdits(b []byte, r *plugins.Record) error {
+	l, err := checkEdits(b)
+	if err != nil {
+		return err
+	}
+	var data []byte
+	if l.data > 0 {
+		data = make([]byte, 0, l.data)
+	}
+	out := *r
+	headersCopied := false
+	// copyHeaders makes out.Headers a slice of its own, with room for the
+	// headers the edits may add.
+	copyHeaders := func() {
+		if !headersCopied {
+			hs := make([]plugins.Header, len(out.Headers), len(out.Headers)+l.added)
+			copy(hs, out.Headers)
+			out.Headers = hs
+			headersCopied = true
+		}
+	}
+	count := int(binary.LittleEndian.Uint32(b) &^ editListFlag)
+	i := 4
+	for range count {
+		op := b[i]
+		i++
+		switch op {
+		case EditSetHeader, EditAppendHeader:
+			var name string
+			var value []byte
+			name, data, i = takeString(b, i, data)
+			value, data, i = takeBytes(b, i, data)
+			copyHeaders()
+			if op == EditSetHeader && setFirstHeader(&out, name, value) {
+				break
+			}
+			out.Headers = append(out.Headers, plugins.Header{Key: name, Value: value})
+		case EditRemoveHeader:
+			n := int(binary.LittleEndian.Uint32(b[i:]))
+			name := b[i+4 : i+4+n]
+			i += 4 + n
+			copyHeaders()
+			out.Headers = removeHeaders(out.Headers, unsafe.String(unsafe.SliceData(name), len(name)), 0)
+		case EditSetKey:
+			out.Key, data, i = takeBytes(b, i, data)
+		case EditSetValue:
+			out.Value, data, i = takeBytes(b, i, data)
+		case EditSetTopic:
+			out.Topic, data, i = takeString(b, i, data)
+		case EditSetPartition:
+			out.SetPartition(int32(binary.LittleEndian.Uint32(b[i:])))
+			i += 4
+		case EditClearPartition:
+			out.HasPartition, out.Partition = false, 0
+		case EditSetTimestamp:
+			out.Timestamp = time.UnixMilli(int64(binary.LittleEndian.Uint64(b[i:])))
+			i += 8
+		case EditClearTimestamp:
+			out.Timestamp = time.Time{}
+		}
+	}
+	*r = out
+	return nil
+}
+
+// setFirstHeader gives the first header named name the value and removes
+// the later ones of that name; it reports false if there is none.
+func setFirstHeader(r *plugins.Record, name string, value []byte) bool {
+	for k := range r.Headers {
+		if r.Headers[k].Key == name {
+			r.Headers[k].Value = value
+			r.Headers = removeHeaders(r.Headers, name, k+1)
+			return true
+		}
+	}
+	return false
+}
+
+// removeHeaders removes the headers named name from index from on, in
+// place, keeping the order of the others. name may point into guest memory:
+// it is only compared.
+func removeHeaders(hs []plugins.Header, name string, from int) []plugins.Header {
+	j := from
+	for k := from; k < len(hs); k++ {
+		if hs[k].Key != name {
+			hs[j] = hs[k]
+			j++
+		}
+	}
+	clear(hs[j:])
+	return hs[:j]
+}
+
+// EditList builds an edit list, for tests and for guests written in Go.
+type EditList struct {
+	b     []byte
+	count uint32
+}
+
+func (e *EditList) op(op byte) {
+	if e.b == nil {
+		e.b = make([]byte, 4, 64)
+	}
+	e.b = append(e.b, op)
+	e.count++
+}
+
+// SetHeader, AppendHeader, RemoveHeader, SetKey, SetValue, SetTopic,
+// SetPartition, ClearPartition, SetTimestamp and ClearTimestamp add one
+// edit each.
+func (e *EditList) SetHeader(name string, value []byte) *EditList {
+	e.op(EditSetHeader)
+	e.b = binary.LittleEndian.AppendUint32(e.b, uint32(len(name)))
+	e.b = append(e.b, name...)
+	e.b = appendNullable(e.b, value)
+	return e
+}
+
+func (e *EditList) AppendHeader(name string, value []byte) *EditList {
+	e.op(EditAppendHeader)
+	e.b = binary.LittleEndian.AppendUint32(e.b, uint32(len(name)))
+	e.b = append(e.b, name...)
+	e.b = appendNullable(e.b, value)
+	return e
+}
+
+func (e *EditList) RemoveHeader(name string) *EditList {
+	e.op(EditRemoveHeader)
+	e.b = binary.LittleEndian.AppendUint32(e.b, uint32(len(name)))
+	e.b = append(e.b, name...)
+	return e
+}
+
+func (e *EditList) SetKey(v []byte) *EditList {
+	e.op(EditSetKey)
+	e.b = appendNullable(e.b, v)
+	return e
+}
+
+func (e *EditList) SetValue(v []byte) *EditList {
+	e.op(EditSetValue)
+	e.b = appendNullable(e.b, v)
+	return e
+}
+
+func (e *EditList) SetTopic(t string) *EditList {
+	e.op(EditSetTopic)
+	e.b = binary.LittleEndian.AppendUint32(e.b, uint32(len(t)))
+	e.b = append(e.b, t...)
+	return e
+}
+
+func (e *EditList) SetPartition(p int32) *EditList {
+	e.op(EditSetPartition)
+	e.b = binary.LittleEndian.AppendUint32(e.b, uint32(p))
+	return e
+}
+
+func (e *EditList) ClearPartition() *EditList { e.op(EditClearPartition); return e }
+
+func (e *EditList) SetTimestamp(ms int64) *EditList {
+	e.op(EditSetTimestamp)
+	e.b = binary.LittleEndian.AppendUint64(e.b, uint64(ms))
+	return e
+}
+
+func (e *EditList) ClearTimestamp() *EditList { e.op(EditClearTimestamp); return e }
+
+// Bytes returns the encoded edit list.
+func (e *EditList) Bytes() []byte {
+	if e.b == nil {
+		e.b = make([]byte, 4)
+	}
+	binary.LittleEndian.PutUint32(e.b, editListFlag|e.count)
+	return e.b
+}
+
+func appendNullable(b, v []byte) []byte {
+	if v == nil {
+		return binary.LittleEndian.AppendUint32(b, 0xffffffff)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}

@@ -1,0 +1,101 @@
+package abi
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/kpipe/kpipe/plugins"
+)
+
+func TestApplyEdits(t *testing.T) {
+	base := func() plugins.Record {
+		r := plugins.Record{Topic: "t", Key: []byte("k"), Value: []byte("v"), Headers: []plugins.Header{
+			{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}, {Key: "a", Value: []byte("3")},
+		}}
+		r.SetPartition(4)
+		r.Timestamp = time.UnixMilli(99)
+		return r
+	}
+	tests := []struct {
+		name  string
+		edits *EditList
+		want  func(r *plugins.Record)
+	}{
+		{"none", &EditList{}, func(*plugins.Record) {}},
+		{"set replaces the first and removes the rest", new(EditList).SetHeader("a", []byte("x")), func(r *plugins.Record) {
+			r.Headers = []plugins.Header{{Key: "a", Value: []byte("x")}, {Key: "b", Value: []byte("2")}}
+		}},
+		{"set appends a new name", new(EditList).SetHeader("c", nil), func(r *plugins.Record) {
+			r.Headers = append(r.Headers, plugins.Header{Key: "c"})
+		}},
+		{"append", new(EditList).AppendHeader("a", []byte{}), func(r *plugins.Record) {
+			r.Headers = append(r.Headers, plugins.Header{Key: "a", Value: []byte{}})
+		}},
+		{"remove", new(EditList).RemoveHeader("a"), func(r *plugins.Record) {
+			r.Headers = []plugins.Header{{Key: "b", Value: []byte("2")}}
+		}},
+		{"key value topic", new(EditList).SetKey(nil).SetValue([]byte{}).SetTopic("u"), func(r *plugins.Record) {
+			r.Key, r.Value, r.Topic = nil, []byte{}, "u"
+		}},
+		{"partition and timestamp", new(EditList).ClearPartition().SetTimestamp(-5), func(r *plugins.Record) {
+			r.HasPartition, r.Partition, r.Timestamp = false, 0, time.UnixMilli(-5)
+		}},
+		{"set partition, clear timestamp", new(EditList).SetPartition(0).ClearTimestamp(), func(r *plugins.Record) {
+			r.Partition, r.Timestamp = 0, time.Time{}
+		}},
+		{"in order", new(EditList).RemoveHeader("b").AppendHeader("b", []byte("9")).SetHeader("a", nil), func(r *plugins.Record) {
+			r.Headers = []plugins.Header{{Key: "a"}, {Key: "b", Value: []byte("9")}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, want := base(), base()
+			orig := got.Headers
+			tt.want(&want)
+			b := tt.edits.Bytes()
+			if !IsEditList(b) {
+				t.Fatal("IsEditList = false")
+			}
+			if err := DecodeResult(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			equalRecords(t, got, want)
+			if !reflect.DeepEqual(orig, base().Headers) {
+				t.Errorf("the record's old header slice was written: %v", orig)
+			}
+		})
+	}
+}
+
+func TestApplyEditsInvalid(t *testing.T) {
+	valid := new(EditList).SetHeader("a", []byte("x")).Bytes()
+	tests := map[string][]byte{
+		"not an edit list": {0, 0, 0, 0},
+		"count too large":  {5, 0, 0, 0x80, 1},
+		"unknown op":       {1, 0, 0, 0x80, 42},
+		"cut name":         valid[:8],
+		"trailing":         append(append([]byte{}, valid...), 0),
+		"cut partition":    {1, 0, 0, 0x80, EditSetPartition, 1, 2},
+		"negative value":   {1, 0, 0, 0x80, EditSetKey, 0xfe, 0xff, 0xff, 0xff},
+	}
+	for name, b := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := plugins.Record{Topic: "keep"}
+			var de *DecodeError
+			if err := ApplyEdits(b, &r); !errors.As(err, &de) {
+				t.Fatalf("ApplyEdits = %v, want a *DecodeError", err)
+			}
+			if r.Topic != "keep" {
+				t.Error("record changed by an invalid edit list")
+			}
+		})
+	}
+	// A record is not an edit list, and DecodeResult decodes it.
+	rec := encode(&plugins.Record{Topic: "r"})
+	var r plugins.Record
+	if IsEditList(rec) || DecodeResult(rec, &r) != nil || r.Topic != "r" {
+		t.Errorf("a record result: IsEditList %v, topic %q", IsEditList(rec), r.Topic)
+	}
+}
