@@ -487,3 +487,18 @@ func benchExamples(b *testing.B, opt wasmhost.PluginOption) {
 		}
 	})
 }
+
+// TestAckExports checks that only the Go example with OnAck (headerstamp,
+// which imports the SDK's package ack) exports kpipe_on_ack: redact, which
+// has no OnAck, gets no acknowledgements, so the pipeline keeps nothing for
+// it until the broker answers.
+func TestAckExports(t *testing.T) {
+	stamp, _ := goPlugin(t, "headerstamp", plugins.KindInterceptor, `{"headers": {"source": "kpipe"}}`, wasmhost.WithPoolSize(1))
+	if !stamp.WantsAcks() {
+		t.Error("headerstamp does not export kpipe_on_ack")
+	}
+	redact, _ := goPlugin(t, "redact", plugins.KindInterceptor, `{"fields": ["card"]}`, wasmhost.WithPoolSize(1))
+	if redact.WantsAcks() {
+		t.Error("redact exports kpipe_on_ack, but has no OnAck")
+	}
+}

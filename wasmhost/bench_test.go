@@ -19,7 +19,9 @@ func benchRecord() *plugins.Record {
 // BenchmarkHookNoop measures one OnSend of a 100-byte record through a hook
 // that leaves it unchanged, with the call timeout off: the fixed cost of a
 // plugin call. The WAT guest does nothing; the Go guest is the SDK, which
-// decodes the record before its OnSend returns Unchanged.
+// decodes the record before its OnSend returns Unchanged; the go-raw guest
+// is Go without the SDK, whose kpipe_on_send reads one field and returns:
+// the cost of entering Go code at all.
 func BenchmarkHookNoop(b *testing.B) {
 	for _, guest := range []struct {
 		name string
@@ -27,6 +29,7 @@ func BenchmarkHookNoop(b *testing.B) {
 	}{
 		{"wat", func(tb testing.TB) []byte { return wat(tb, "noop") }},
 		{"go", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }},
+		{"go-raw", func(tb testing.TB) []byte { return goGuest(tb, goRawGuest) }},
 	} {
 		b.Run(guest.name, func(b *testing.B) {
 			h := newHost(b)

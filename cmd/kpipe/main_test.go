@@ -293,7 +293,7 @@ not json
 		"embedded in-memory broker",
 		"line 2: invalid JSON record",
 		"line 3: \"partition\" must not be negative",
-		"line 5: invalid JSON record: json: unknown field \"colour\"",
+		"line 5: invalid JSON record: unknown field \"colour\"",
 		"5 records read from stdin",
 		"delivered  2",
 		"failed     3 (3 malformed lines)",

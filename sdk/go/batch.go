@@ -202,8 +202,8 @@ func (rt *runtime) sendEntry(in []byte) (int64, error) {
 // of them failed alike, and otherwise says how many failed, and how.
 func (rt *runtime) onAckBatch(count, n int32) (code int64) {
 	defer rt.recover("OnAck", &code)
-	if rt.interceptor == nil {
-		return rt.fail(errors.New("kpipe_on_ack_batch called, but no interceptor is registered"))
+	if rt.observer == nil {
+		return rt.fail(errors.New("kpipe_on_ack_batch called, but no interceptor with OnAck is registered"))
 	}
 	in, err := rt.input(n)
 	if err == nil {
@@ -236,9 +236,9 @@ func (rt *runtime) onAckBatch(count, n int32) (code int64) {
 func (rt *runtime) ackEntries(in []byte, count int, cur *batchCursor) (err error) {
 	defer rt.catch("OnAck", &err)
 	for ; cur.i < count; cur.i++ {
-		err := rt.dec.decodeAck(cur.entry(in, sizePrefix), &rt.ack, &rt.rec)
+		err := rt.decodeAckInput(cur.entry(in, sizePrefix))
 		if err == nil {
-			err = rt.interceptor.OnAck(&rt.rec, rt.ack)
+			err = rt.observer.OnAck(&rt.rec, rt.ack)
 		}
 		if err != nil {
 			rt.failures.add(err)
@@ -301,7 +301,7 @@ func (rt *runtime) partitionEntry(numPartitions int32, in []byte) (int32, error)
 	if numPartitions <= 0 {
 		return 0, malformed("partition count %d is not positive", numPartitions)
 	}
-	if err := rt.dec.decodeRecord(in, &rt.rec); err != nil {
+	if err := rt.decodePartitionInput(in); err != nil {
 		return 0, err
 	}
 	p, err := rt.partitioner.Partition(&rt.rec, numPartitions)

@@ -37,7 +37,7 @@ func encode(tb testing.TB, r Record) []byte {
 // batchRuntime returns a runtime with p registered for every kind and in
 // written to its input buffer.
 func batchRuntime(p *funcPlugin, in []byte) (*runtime, int32) {
-	rt := &runtime{interceptor: p, serializer: p, partitioner: p}
+	rt := &runtime{interceptor: p, observer: p, serializer: p, partitioner: p}
 	copy(rt.buffer(int32(max(len(in), 64*1024))), in)
 	return rt, int32(len(in))
 }

@@ -16,8 +16,6 @@
 //		return kpipe.Changed, nil
 //	}
 //
-//	func (stamp) OnAck(*kpipe.Record, kpipe.Ack) error { return nil }
-//
 //	func init() { kpipe.RegisterInterceptor(stamp{}) }
 //
 //	func main() {}
@@ -29,6 +27,12 @@
 // In that build mode main is never called: register from init. A plugin may
 // implement several kinds (RegisterInterceptor, RegisterSerializer,
 // RegisterPartitioner), at most one of each.
+//
+// An interceptor that wants the outcome of its records implements
+// AckObserver (OnAck) and imports package ack
+// (github.com/kpipe/kpipe/sdk/go/ack), which exports the acknowledgement
+// hooks; one without OnAck leaves both out, and the host then does no
+// acknowledgement work for it.
 //
 // # Calls
 //
@@ -45,7 +49,8 @@
 // it back to the host.
 //
 // Every plugin also gets the ABI's batch hooks (kpipe_on_send_batch,
-// kpipe_partition_batch and kpipe_on_ack_batch) with nothing to write: a
+// kpipe_partition_batch, and kpipe_on_ack_batch with package ack) with
+// nothing to write: a
 // host that supports them hands a plugin many records per call, and the SDK
 // calls OnSend, Partition or OnAck for each of them in order, exactly as if
 // each had come in its own call, with the same results, errors and panic

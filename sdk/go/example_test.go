@@ -47,7 +47,10 @@ func (u *upper) OnAck(r *kpipe.Record, ack kpipe.Ack) error {
 }
 
 // An interceptor is registered from an init function of package main, which
-// also needs an empty main function:
+// also needs an empty main function. upper has OnAck, so its main package
+// also imports package ack, which exports the acknowledgement hooks:
+//
+//	import _ "github.com/kpipe/kpipe/sdk/go/ack"
 //
 //	func init() { kpipe.RegisterInterceptor(&upper{}) }
 //

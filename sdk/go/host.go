@@ -49,6 +49,9 @@ type hostAPI interface {
 	logEnabled(l Level) bool
 	log(l Level, msg string)
 	setError(msg string)
+	// enableFeatures asks for the ABI features in mask and returns those
+	// enabled.
+	enableFeatures(mask uint64) uint64
 }
 
 // Config returns the plugin's configuration bytes, which kpipe's

@@ -18,6 +18,9 @@ func hostLog(level int32, ptr unsafe.Pointer, n uint32)
 //go:wasmimport kpipe set_error
 func hostSetError(ptr unsafe.Pointer, n uint32)
 
+//go:wasmimport kpipe enable_features
+func hostEnableFeatures(mask int64) int64
+
 // host is the kpipe import module.
 var host hostAPI = wasmHost{}
 
@@ -36,6 +39,8 @@ func (wasmHost) log(l Level, msg string) {
 func (wasmHost) setError(msg string) {
 	hostSetError(unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
 }
+
+func (wasmHost) enableFeatures(mask uint64) uint64 { return uint64(hostEnableFeatures(int64(mask))) }
 
 // The exports (ABI section 3).
 
@@ -68,9 +73,6 @@ func kpipeInit() int64 { return rt.init() }
 //go:wasmexport kpipe_on_send
 func kpipeOnSend(n int32) int64 { return slice(rt.onSend(n)) }
 
-//go:wasmexport kpipe_on_ack
-func kpipeOnAck(n int32) int64 { return rt.onAck(n) }
-
 //go:wasmexport kpipe_serialize
 func kpipeSerialize(target, n int32) int64 { return slice(rt.serialize(target, n)) }
 
@@ -79,14 +81,13 @@ func kpipePartition(numPartitions, n int32) int64 { return rt.partition(numParti
 
 // The batch hooks (ABI section 5.5). Like the single-record hooks, they are
 // exported whatever the plugin registered (Go cannot export conditionally) and
-// fail with KPIPE_ERROR for a kind that is not registered. kpipe_on_ack_batch
-// comes with kpipe_on_ack, as the ABI requires.
+// fail with KPIPE_ERROR for a kind that is not registered. kpipe_on_ack and
+// kpipe_on_ack_batch are exported by package ack, which only plugins with
+// OnAck import: an export the host sees makes it keep every record for
+// acknowledgement.
 
 //go:wasmexport kpipe_on_send_batch
 func kpipeOnSendBatch(count, n int32) int64 { return slice(rt.onSendBatch(count, n)) }
-
-//go:wasmexport kpipe_on_ack_batch
-func kpipeOnAckBatch(count, n int32) int64 { return rt.onAckBatch(count, n) }
 
 //go:wasmexport kpipe_partition_batch
 func kpipePartitionBatch(count, n int32) int64 { return slice(rt.partitionBatch(count, n)) }

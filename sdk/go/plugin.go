@@ -4,17 +4,27 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+
+	"github.com/kpipe/kpipe/sdk/go/internal/ackexport"
 )
 
-// Interceptor sees every record before it is serialized (OnSend) and learns
-// its outcome after the broker answered or the client gave up (OnAck). It is
-// the analogue of Kafka's ProducerInterceptor.
+// Interceptor sees every record before it is serialized (OnSend). It is the
+// analogue of Kafka's ProducerInterceptor; to learn each record's outcome as
+// well, it also implements AckObserver.
 type Interceptor interface {
 	// OnSend inspects r and may change it in place. It returns Unchanged
 	// (the cheap case, nothing is copied back), Changed, or Drop. If it
 	// returns an error, or panics, the record goes on as it was before this
 	// interceptor and the host logs and counts the failure.
 	OnSend(r *Record) (Action, error)
+}
+
+// AckObserver is implemented by interceptors that learn the outcome of the
+// records they passed on. Its hooks are exported by package ack
+// (github.com/kpipe/kpipe/sdk/go/ack), which such a plugin imports; a plugin
+// without OnAck leaves it out, and the host then keeps no acknowledgement
+// work for it at all (see package ack).
+type AckObserver interface {
 	// OnAck is called once for every record that the plugin's OnSend passed
 	// on (in any instance), with the record as it was produced (final
 	// topic, partition and timestamp) once it was delivered or failed. A
@@ -82,7 +92,8 @@ const maxInputBuffer = 1 << 30
 // RegisterInterceptor makes p the plugin's interceptor. It must be called from
 // an init function of package main: a plugin is built with
 // -buildmode=c-shared, and in that mode main is never run. It panics if an
-// interceptor is already registered or p is nil.
+// interceptor is already registered or p is nil. If p implements
+// AckObserver, the plugin must import package ack.
 func RegisterInterceptor(p Interceptor) {
 	if p == nil {
 		panic("kpipe: RegisterInterceptor(nil)")
@@ -91,6 +102,12 @@ func RegisterInterceptor(p Interceptor) {
 		panic("kpipe: RegisterInterceptor called twice")
 	}
 	rt.interceptor = p
+	rt.observer, _ = p.(AckObserver)
+}
+
+func init() {
+	ackexport.OnAck = rt.onAck
+	ackexport.OnAckBatch = rt.onAckBatch
 }
 
 // RegisterSerializer makes p the plugin's serializer. It must be called from
@@ -126,8 +143,13 @@ var rt runtime
 // runtime holds the registered plugins and the buffers reused between calls.
 type runtime struct {
 	interceptor Interceptor
+	// observer is the interceptor if it implements AckObserver.
+	observer    AckObserver
 	serializer  Serializer
 	partitioner Partitioner
+	// ackLinked says whether package ack is linked in (it exports the
+	// acknowledgement hooks); init checks it against observer.
+	ackLinked bool
 
 	// in is the input buffer handed to the host by kpipe_buffer.
 	in []byte
@@ -148,6 +170,8 @@ type runtime struct {
 	dec decoder
 	rec Record
 	ack Ack
+	// features are the ABI features the host enabled (EnableFeatures).
+	features Feature
 }
 
 // kinds returns the kpipe_kinds bit set of the registered plugins.
@@ -194,6 +218,13 @@ func (rt *runtime) input(n int32) ([]byte, error) {
 // has one, once per distinct value.
 func (rt *runtime) init() (code int64) {
 	defer rt.recover("kpipe_init", &code)
+	rt.ackLinked = ackexport.Linked
+	switch {
+	case rt.observer != nil && !rt.ackLinked:
+		return rt.fail(errors.New(`the interceptor has OnAck, but the module does not export kpipe_on_ack: import _ "github.com/kpipe/kpipe/sdk/go/ack" in package main`))
+	case rt.observer == nil && rt.ackLinked:
+		return rt.fail(errors.New(`the module imports github.com/kpipe/kpipe/sdk/go/ack, but no interceptor with an OnAck method is registered`))
+	}
 	var done []any
 	for _, p := range []any{rt.interceptor, rt.serializer, rt.partitioner} {
 		in, ok := p.(Initializer)
@@ -261,17 +292,17 @@ func (rt *runtime) onSend(n int32) (result []byte, code int64) {
 // onAck implements kpipe_on_ack.
 func (rt *runtime) onAck(n int32) (code int64) {
 	defer rt.recover("OnAck", &code)
-	if rt.interceptor == nil {
-		return rt.fail(errors.New("kpipe_on_ack called, but no interceptor is registered"))
+	if rt.observer == nil {
+		return rt.fail(errors.New("kpipe_on_ack called, but no interceptor with OnAck is registered"))
 	}
 	in, err := rt.input(n)
 	if err == nil {
-		err = rt.dec.decodeAck(in, &rt.ack, &rt.rec)
+		err = rt.decodeAckInput(in)
 	}
 	if err != nil {
 		return rt.fail(err)
 	}
-	if err := rt.interceptor.OnAck(&rt.rec, rt.ack); err != nil {
+	if err := rt.observer.OnAck(&rt.rec, rt.ack); err != nil {
 		return rt.fail(err)
 	}
 	return statusOK
@@ -319,7 +350,7 @@ func (rt *runtime) partition(numPartitions, n int32) (code int64) {
 	}
 	in, err := rt.input(n)
 	if err == nil {
-		err = rt.dec.decodeRecord(in, &rt.rec)
+		err = rt.decodePartitionInput(in)
 	}
 	if err != nil {
 		return rt.fail(err)

@@ -14,6 +14,8 @@ type fakeHost struct {
 	errMsg  string
 	errSets int
 	logs    []string
+	// features are the features enabled so far (every known one asked for).
+	features uint64
 }
 
 func (h *fakeHost) config(buf []byte) int {
@@ -23,6 +25,10 @@ func (h *fakeHost) config(buf []byte) int {
 	return len(h.cfg)
 }
 func (h *fakeHost) logEnabled(l Level) bool { return l >= h.level }
+func (h *fakeHost) enableFeatures(mask uint64) uint64 {
+	h.features |= mask & uint64(FeaturePartitionKey|FeatureAckNoRecord)
+	return h.features
+}
 func (h *fakeHost) log(l Level, msg string) { h.logs = append(h.logs, l.String()+": "+msg) }
 func (h *fakeHost) setError(msg string)     { h.errMsg = msg; h.errSets++ }
 
@@ -54,7 +60,7 @@ func (p *funcPlugin) Init() error                                   { return p.i
 // newRuntime returns a runtime with p registered for every kind and the
 // golden record in its input buffer.
 func newRuntime(tb testing.TB, p *funcPlugin) (*runtime, int32) {
-	r := &runtime{interceptor: p, serializer: p, partitioner: p}
+	r := &runtime{interceptor: p, observer: p, serializer: p, partitioner: p}
 	copy(r.buffer(64*1024), goldenBytes)
 	return r, int32(len(goldenBytes))
 }

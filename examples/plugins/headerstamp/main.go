@@ -1,6 +1,9 @@
 package main
 
-import kpipe "github.com/kpipe/kpipe/sdk/go"
+import (
+	kpipe "github.com/kpipe/kpipe/sdk/go"
+	_ "github.com/kpipe/kpipe/sdk/go/ack" // stamper counts acknowledgements (OnAck)
+)
 
 // plugin wires the stamper to the SDK: the configuration is read in Init,
 // once per instance.
@@ -16,6 +19,9 @@ func (p *plugin) Init() error {
 		return err
 	}
 	p.stamper = s
+	// OnAck needs the outcome only: the host then sends 24 bytes per
+	// acknowledgement instead of the whole record.
+	kpipe.EnableFeatures(kpipe.FeatureAckNoRecord)
 	return nil
 }
 

@@ -79,14 +79,17 @@ func (s *stamper) OnSend(r *kpipe.Record) (kpipe.Action, error) {
 	return kpipe.Changed, nil
 }
 
-// OnAck counts the outcome of a record.
-func (s *stamper) OnAck(r *kpipe.Record, ack kpipe.Ack) error {
+// OnAck counts the outcome of a record. It reads only the acknowledgement,
+// so the plugin asks for acknowledgements without their record
+// (kpipe.FeatureAckNoRecord, in main.go): r has only its partition and
+// timestamp.
+func (s *stamper) OnAck(_ *kpipe.Record, ack kpipe.Ack) error {
 	if ack.Delivered() {
 		s.delivered++
 	} else {
 		s.failed++
 		if kpipe.LogEnabled(kpipe.LevelDebug) {
-			s.log(kpipe.LevelDebug, fmt.Sprintf("record to %s failed: %s", r.Topic, ack.Error))
+			s.log(kpipe.LevelDebug, fmt.Sprintf("a record failed: %s", ack.Error))
 		}
 	}
 	if s.every > 0 && (s.delivered+s.failed)%s.every == 0 {

@@ -114,9 +114,6 @@ func (r *redactor) splice(value []byte) []byte {
 	return out
 }
 
-// OnAck does nothing: redact has no use for acknowledgements.
-func (r *redactor) OnAck(*kpipe.Record, kpipe.Ack) error { return nil }
-
 // mayBeJSONDocument reports whether v starts, after white space, like a JSON
 // object or array: a cheap test that skips plain text and binary values.
 func mayBeJSONDocument(v []byte) bool {

@@ -16,6 +16,12 @@ func (p *plugin) Init() error {
 		return err
 	}
 	p.router = r
+	// Without a field rule only the key matters: ask for the key alone
+	// rather than the whole record. Every instance decides the same way,
+	// from the same configuration, as the ABI requires.
+	if cfg.Field == "" {
+		kpipe.EnableFeatures(kpipe.FeaturePartitionKey)
+	}
 	return nil
 }
 

@@ -48,6 +48,41 @@ func TestParseJSONRecord(t *testing.T) {
 		{name: "bad timestamp", line: `{"timestamp":"yesterday"}`, wantErr: "RFC 3339"},
 		{name: "float timestamp", line: `{"timestamp":1.5}`, wantErr: "milliseconds"},
 		{name: "empty topic", line: `{"topic":""}`, wantErr: "must not be empty"},
+		{name: "escapes are decoded in strings", line: `{"key":"a\"b\\\u00e9\ud83d\ude00\n","headers":{"h\u0031":"\t"}}`,
+			want: &plugins.Record{Key: []byte("a\"b\\é😀\n"), Headers: []plugins.Header{{Key: "h1", Value: []byte("\t")}}}},
+		{name: "escapes are kept in JSON text", line: `{"value":["a\u00e9", "\n"]}`,
+			want: &plugins.Record{Value: []byte(`["a\u00e9","\n"]`)}},
+		{name: "UTF-8 text", line: `{"value":"héllo 😀"}`,
+			want: &plugins.Record{Value: []byte("héllo 😀")}},
+		{name: "field names match case-insensitively", line: `{"KEY":"k","Value":"v"}`,
+			want: &plugins.Record{Key: []byte("k"), Value: []byte("v")}},
+		{name: "last repeated field counts", line: `{"key":"a","key":"b","partition":1,"partition":null}`,
+			want: &plugins.Record{Key: []byte("b")}},
+		{name: "null fields are absent", line: `{"topic":null,"headers":null,"timestamp":null,"partition":null}`,
+			want: &plugins.Record{}},
+		{name: "whitespace", line: " \t{ \"key\" : [ 1 , { } ] , \"value\":\"x\" } \r",
+			want: &plugins.Record{Key: []byte("[1,{}]"), Value: []byte("x")}},
+		{name: "numbers as written", line: `{"value":-0.5e+10}`, want: &plugins.Record{Value: []byte("-0.5e+10")}},
+		{name: "invalid UTF-8 in a value", line: "{\"value\":\"a\xffb\"}", wantErr: "column 12: byte 0xff is not valid UTF-8"},
+		{name: "invalid UTF-8 in a nested string", line: "{\"value\":{\"a\xc3\":1}}", wantErr: "column 13: byte 0xc3 is not valid UTF-8"},
+		{name: "lone surrogate in a nested string", line: `{"value":["\udc00"]}`, wantErr: `column 12: \udc00 is half of a UTF-16 surrogate pair`},
+		{name: "base64 with JSON escapes", line: `{"value_base64":"AP8\u003d"}`, want: &plugins.Record{Value: []byte{0x00, 0xff}}},
+		{name: "base64 not a string", line: `{"value_base64":1}`, wantErr: `invalid JSON record: "value_base64" must be a string`},
+		{name: "null key and base64 key", line: `{"key":null,"key_base64":"AA=="}`, wantErr: `"key" and "key_base64": give one of them`},
+		{name: "control character in a string", line: "{\"value\":\"a\tb\"}", wantErr: "control character"},
+		{name: "bad escape", line: `{"value":"\x"}`, wantErr: `invalid escape '\x'`},
+		{name: "short unicode escape", line: `{"value":"\u12"}`, wantErr: "four hexadecimal digits"},
+		{name: "unterminated string", line: `{"value":"abc`, wantErr: "string not terminated"},
+		{name: "unterminated object", line: `{"value":"abc"`, wantErr: "invalid JSON record: column 15"},
+		{name: "trailing comma", line: `{"value":1,}`, wantErr: "invalid JSON record"},
+		{name: "leading zero", line: `{"value":01}`, wantErr: "invalid JSON record"},
+		{name: "bad literal", line: `{"value":nul}`, wantErr: "invalid JSON record"},
+		{name: "garbage after the record", line: `{}}`, wantErr: "invalid JSON record"},
+		{name: "topic not a string", line: `{"topic":1}`, wantErr: `"topic" must be a string`},
+		{name: "partition too big", line: `{"partition":2147483648}`, wantErr: "invalid JSON record"},
+		{name: "partition a string", line: `{"partition":"1"}`, wantErr: "invalid JSON record"},
+		{name: "timestamp object", line: `{"timestamp":{}}`, wantErr: "got {}"},
+		{name: "syntax error after a bad field", line: `{"vaule":"x",}`, wantErr: "column 14"},
 		// Bytes that are not UTF-8 fail the line instead of turning into
 		// U+FFFD; key_base64 and value_base64 carry any bytes exactly.
 		{name: "invalid utf-8 in value", line: "{\"value\":\"a\xffb\"}", wantErr: "column 12: byte 0xff is not valid UTF-8"},
@@ -68,9 +103,10 @@ func TestParseJSONRecord(t *testing.T) {
 		{name: "base64 not base64", line: `{"key_base64":"%%"}`, wantErr: `"key_base64": not standard base64`},
 		{name: "base64 null is null", line: `{"value_base64":null}`, want: &plugins.Record{}},
 	}
+	var p jsonParser // one parser for every line, as lineReader uses it
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseJSONRecord([]byte(tt.line))
+			got, err := p.parse([]byte(tt.line))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
@@ -156,13 +192,27 @@ func TestLineReader(t *testing.T) {
 	})
 }
 
+// BenchmarkParseJSONRecord compares jsonParser with referenceRecord, the
+// same format read with encoding/json.
 func BenchmarkParseJSONRecord(b *testing.B) {
 	line := []byte(`{"key":"eu-1001","value":{"customer":"ada","amount":12.5,"card":{"number":"4111111111111111","cvv":"123"}},"headers":{"channel":"web"}}`)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(line)))
-	for b.Loop() {
-		if _, err := parseJSONRecord(line); err != nil {
-			b.Fatal(err)
+	b.Run("jsonParser", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(line)))
+		var p jsonParser
+		for b.Loop() {
+			if _, err := p.parse(line); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(line)))
+		for b.Loop() {
+			if _, err := referenceRecord(line); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -220,5 +220,5 @@ func (lv *live) Snapshot() admin.Snapshot {
 	return s
 }
 
-// errStopped refuses a reload asked for while run is finishing.
-var errStopped = errors.New("kpipe run is finishing: no more reloads")
+// errReloadsStopped refuses a reload asked for while run is finishing.
+var errReloadsStopped = errors.New("kpipe run is finishing: no more reloads")

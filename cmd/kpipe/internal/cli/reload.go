@@ -121,7 +121,7 @@ func (r *reloader) reload(ctx context.Context, trigger string) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped.Load() {
-		return r.producer.ChainVersion(), &admin.ReloadError{Diagnostics: []string{errStopped.Error()}}
+		return r.producer.ChainVersion(), &admin.ReloadError{Diagnostics: []string{errReloadsStopped.Error()}}
 	}
 	start := time.Now()
 	old := r.producer.ChainVersion()
@@ -179,7 +179,7 @@ func (r *reloader) apply(ctx context.Context) (changes []string, version uint64,
 	}
 	if r.stopped.Load() {
 		_ = ch.Close(context.WithoutCancel(ctx))
-		return nil, 0, []string{errStopped.Error()}
+		return nil, 0, []string{errReloadsStopped.Error()}
 	}
 	v, err := r.producer.Swap(ctx, ch.Options()...)
 	if err != nil {

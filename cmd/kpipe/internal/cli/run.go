@@ -34,6 +34,10 @@ type runFlags struct {
 	strict           bool
 	flushTimeout     time.Duration
 	live             liveFlags
+	// cpuProfile and memProfile are pprof output files; pluginTimes adds
+	// the time spent in each plugin to the summary.
+	cpuProfile, memProfile string
+	pluginTimes            bool
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -102,6 +106,9 @@ could not start, 130 if interrupted.`,
 	fl.StringVarP(&f.input, "input", "i", "-", "input file, - for stdin")
 	fl.StringVar(&f.format, "format", "json", "input format: json (one JSON record per line) or raw (one value per line)")
 	fl.BoolVar(&f.strict, "strict", false, "stop at the first malformed line or failed record")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the run to this file at the end (go tool pprof)")
+	fl.BoolVar(&f.pluginTimes, "plugin-times", false, "add each plugin's time per record and in all to the summary")
 	durationVar(fl, &f.flushTimeout, "flush-timeout", 30*time.Second, "how long to wait for outstanding records at the end")
 	addLiveFlags(fl, &f.live)
 	return cmd
@@ -135,6 +142,15 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			e.say("%v", err)
+		}
+	}()
 	in := e.stdin
 	var size int64 = -1
 	name := "stdin"
@@ -220,10 +236,10 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	// Read in a goroutine, so that an interrupt is noticed even while a
 	// read blocks (stdin from a terminal or a pipe). On an interrupt the
 	// reader is abandoned; the process is about to exit.
-	lines := make(chan inputLine, 1024)
+	lines := make(chan []inputLine, 1024/lineBatch)
 	stop := make(chan struct{})
 	defer close(stop)
-	go readLines(newLineReader(in, format), lines, stop)
+	go readLines(in, format, lineBatch, lines, stop)
 	go t.watchStall(e, stop)
 
 	interrupted := false
@@ -231,6 +247,9 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	// last is the last line read; the lines after it that the run leaves
 	// unread are counted for the summary.
 	last, stopped := 0, ""
+	// batch holds the lines received and not yet sent.
+	var batch []inputLine
+	var le *lineError // outside the loop: errors.As makes it escape
 read:
 	for {
 		// A record that waited max_block for room in the client's
@@ -243,16 +262,22 @@ read:
 			break read
 		default:
 		}
-		var il inputLine
-		select {
-		case <-ctx.Done():
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				interrupted, stopped = true, "interrupted"
+				break read
+			case <-t.bufferFull:
+				stopped = "the brokers took no records for max_block"
+				break read
+			case batch = <-lines:
+			}
+		} else if ctx.Err() != nil {
 			interrupted, stopped = true, "interrupted"
 			break read
-		case <-t.bufferFull:
-			stopped = "the brokers took no records for max_block"
-			break read
-		case il = <-lines:
 		}
+		il := batch[0]
+		batch = batch[1:]
 		if f.strict {
 			select {
 			case <-t.firstFailure:
@@ -261,7 +286,6 @@ read:
 			default:
 			}
 		}
-		var le *lineError
 		switch {
 		case errors.Is(il.err, io.EOF):
 			break read
@@ -310,7 +334,7 @@ read:
 	}
 
 	if stopped != "" {
-		t.unread = countUnread(in, lines, last, stopped)
+		t.unread = countUnread(in, batch, lines, last, stopped)
 	}
 
 	lv.stopReloads()
@@ -358,6 +382,9 @@ read:
 	}
 	stats := b.producer.Stats()
 	t.summary(e, name, rep, stats, b.embedded != nil)
+	if f.pluginTimes {
+		printPluginTimes(e.stderr, stats)
+	}
 
 	switch {
 	case interrupted:
@@ -494,32 +521,6 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 	}
 	if embedded {
 		fmt.Fprintln(w, "  (embedded broker: the records were discarded on exit)")
-	}
-}
-
-// inputLine is one result of lineReader.next, passed from the reading
-// goroutine; offset is the input position after the line.
-type inputLine struct {
-	rec    *plugins.Record
-	line   int
-	offset int64
-	err    error
-}
-
-// readLines sends every line of lr to out, ending with an error (io.EOF at
-// the end of the input), or stops early when stop is closed.
-func readLines(lr *lineReader, out chan<- inputLine, stop <-chan struct{}) {
-	for {
-		r, line, err := lr.next()
-		select {
-		case out <- inputLine{rec: r, line: line, offset: lr.bytes, err: err}:
-		case <-stop:
-			return
-		}
-		var le *lineError
-		if err != nil && !errors.As(err, &le) {
-			return
-		}
 	}
 }
 

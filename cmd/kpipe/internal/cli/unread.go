@@ -35,10 +35,11 @@ const drainFor = time.Second
 // countUnread counts the lines of the input after line last, the last one
 // the run read, when it stopped reading early for the reason why. A regular
 // file (including a redirected stdin) is counted from its contents, which
-// costs one read of the file; other input is read on through lines, the
-// reading goroutine's output, for at most drainFor, and not at all after an
-// interrupt (the user wants the run to end) or once the reader gave up.
-func countUnread(in io.Reader, lines <-chan inputLine, last int, why string) unread {
+// costs one read of the file; other input is read on through pending (lines
+// the run received and did not send) and then lines, the reading goroutine's
+// output, for at most drainFor, and not at all after an interrupt (the user
+// wants the run to end) or once the reader gave up.
+func countUnread(in io.Reader, pending []inputLine, lines <-chan []inputLine, last int, why string) unread {
 	u := unread{why: why}
 	if f, ok := in.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
@@ -54,23 +55,37 @@ func countUnread(in io.Reader, lines <-chan inputLine, last int, why string) unr
 		return u
 	}
 	seen := last
+	// see takes one line; it returns true once the count is known.
+	see := func(il inputLine) bool {
+		var le *lineError
+		switch {
+		case errors.Is(il.err, io.EOF):
+			u.n = max(0, il.line-last)
+			return true
+		case il.err != nil && !errors.As(il.err, &le):
+			// The reader stopped (a line over the limit, a read
+			// error): what follows is not counted.
+			u.unknown = true
+			return true
+		}
+		seen = il.line
+		return false
+	}
+	for _, il := range pending {
+		if see(il) {
+			return u
+		}
+	}
 	timer := time.NewTimer(drainFor)
 	defer timer.Stop()
 	for {
 		select {
-		case il := <-lines:
-			var le *lineError
-			switch {
-			case errors.Is(il.err, io.EOF):
-				u.n = max(0, il.line-last)
-				return u
-			case il.err != nil && !errors.As(il.err, &le):
-				// The reader stopped (a line over the limit, a
-				// read error): what follows is not counted.
-				u.unknown = true
-				return u
+		case batch := <-lines:
+			for _, il := range batch {
+				if see(il) {
+					return u
+				}
 			}
-			seen = il.line
 		case <-timer.C:
 			u.n, u.atLeast = seen-last, true
 			return u

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	kpipe "github.com/kpipe/kpipe/sdk/go"
+	_ "github.com/kpipe/kpipe/sdk/go/ack" // the guest has OnAck
 )
 
 type guest struct{}
