@@ -57,7 +57,9 @@ Requests are read only while the produce requests in flight take less than
 
 SIGINT or SIGTERM stops reading requests, answers those read once their records
 have an outcome (at most --shutdown-timeout), then flushes and closes the producer.
-See docs/gateway.md.`,
+SIGHUP reloads the configuration's plugins, as POST /v1/reload on the --admin
+endpoint does; the endpoint also serves metrics per client connection and per
+topic. See docs/gateway.md.`,
 		Example: `  kpipe gateway --config kpipe.hcl --listen 127.0.0.1:9092 --brokers kafka-1:9092,kafka-2:9092
   kpipe gateway --config kpipe.hcl --listen 0.0.0.0:9092 --advertise gw-1.example.com:9092`,
 		Args: cobra.NoArgs,
