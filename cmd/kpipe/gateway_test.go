@@ -43,6 +43,9 @@ pipeline "gw" {
   interceptor "stamp" {
     module = %q
     config = { headers = { stamped = "kpipe-gateway" } }
+    # Compiling a Go guest with a cold cache took over the default minute
+    # on a 2-core machine with a load average of 25.
+    load_timeout = "4m"
   }
   partitioner {
     module = %q
@@ -110,8 +113,8 @@ func startGatewayProc(t *testing.T, args ...string) gatewayProc {
 			t.Fatalf("kpipe gateway printed no address; stderr:\n%s", stderr.String())
 		}
 		return gatewayProc{addr: addr, proc: cmd.Process, stderr: stderr}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("kpipe gateway printed no address within 60s; stderr:\n%s", stderr.String())
+	case <-time.After(kpipeTimeout):
+		t.Fatalf("kpipe gateway printed no address within %v; stderr:\n%s", kpipeTimeout, stderr.String())
 	}
 	return gatewayProc{}
 }
@@ -430,9 +433,9 @@ func TestGatewayAdmin(t *testing.T) {
 	if err := gp.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(gp.stderr.String(), "reload (SIGHUP)"); {
+	for deadline := time.Now().Add(kpipeTimeout); !strings.Contains(gp.stderr.String(), "reload (SIGHUP)"); {
 		if time.Now().After(deadline) {
-			t.Fatalf("no reload logged within 30s of SIGHUP:\n%s", gp.stderr.String())
+			t.Fatalf("no reload logged within %v of SIGHUP:\n%s", kpipeTimeout, gp.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -470,9 +473,9 @@ func TestGatewayReloadPartitioner(t *testing.T) {
 	if err := gp.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(gp.stderr.String(), "reload (SIGHUP): chain 1 → 2"); {
+	for deadline := time.Now().Add(kpipeTimeout); !strings.Contains(gp.stderr.String(), "reload (SIGHUP): chain 1 → 2"); {
 		if time.Now().After(deadline) {
-			t.Fatalf("no reload to chain 2 within 30s of SIGHUP:\n%s", gp.stderr.String())
+			t.Fatalf("no reload to chain 2 within %v of SIGHUP:\n%s", kpipeTimeout, gp.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -646,8 +646,8 @@ func TestValidateGoGuestMemory(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, filepath.Join(dir, "mem.hcl"), "pipeline \"p\" {\n  interceptor \"i\" {\n    module       = \""+guest+
 		"\"\n    config       = { sequence_header = \"seq\" }\n    memory_limit = \"3MiB\"\n  }\n}\n")
-	want := path + `:5:20: error: Limit too small for this module: the module loads with the default memory_limit, but not with this one: wasmhost: load plugin "i" from ` +
-		guest + ": _initialize: memory limit: module closed with exit_code(2); the plugin said: fatal error: runtime: cannot allocate memory\nkpipe: " + path + ": 1 errors\n"
+	want := path + `:5:20: error: Limit too small for this module: the module loads with the default memory_limit, but not with this one: wasmhost: load plugin "i" from ` + guest +
+		": _initialize: memory limit: module closed with exit_code(2); the plugin said: fatal error: runtime: cannot allocate memory\nkpipe: " + path + ": 1 errors\n"
 	cache := t.TempDir()
 	for _, cmd := range []string{"validate", "run"} {
 		r := kpipe(t, dir, `{"value":"x"}`, cmd, "--wasm-cache", cache, "--config", path)

@@ -28,7 +28,7 @@ func TestKpipeWASMInterceptorSeenByOtherClients(t *testing.T) {
 	brokers := testBrokers(t)
 	topic := createTopic(t, brokers, 3)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	host, err := wasmhost.New(ctx, wasmhost.WithCompilationCacheDir(t.TempDir()))
 	if err != nil {
@@ -36,7 +36,10 @@ func TestKpipeWASMInterceptorSeenByOtherClients(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = host.Close(context.Background()) })
 	const stamp = "значение, с запятой=и равно"
+	// Compiling the Go guest (a cold cache) took over the default load
+	// timeout's minute on a 2-core machine with a load average of 25.
 	stamper, err := host.LoadFile(ctx, "headerstamp", wasm, plugins.KindInterceptor,
+		wasmhost.WithLoadTimeout(4*time.Minute),
 		wasmhost.WithConfig([]byte(fmt.Sprintf(`{"headers": {"source": "kpipe", "x-stamp": %q}}`, stamp))))
 	if err != nil {
 		t.Fatalf("load headerstamp: %v", err)

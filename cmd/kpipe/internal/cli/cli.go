@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -62,6 +63,10 @@ type env struct {
 	stdout, stderr io.Writer
 	// stderrIsTerminal enables the progress bar of run.
 	stderrIsTerminal bool
+	// secondSignalOwned is set by a command that handles a second SIGINT
+	// or SIGTERM itself (run: it stops waiting and prints its summary);
+	// otherwise the second one ends the process at once.
+	secondSignalOwned atomic.Bool
 
 	logLevel  string
 	logFormat string
@@ -85,7 +90,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	sigCtx, stop := notifyContext(ctx, stderr)
+	sigCtx, stop := notifyContext(ctx, stderr, e.secondSignalOwned.Load)
 	defer stop()
 	err := root.ExecuteContext(sigCtx)
 	if err == nil {
@@ -122,8 +127,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // notifyContext returns a context that is cancelled at the first SIGINT or
 // SIGTERM, so that every command stops what it does and ends with
 // ExitInterrupted. A second signal ends the process at once with
-// ExitInterrupted, without waiting for the command (run's flush included).
-func notifyContext(ctx context.Context, stderr io.Writer) (context.Context, func()) {
+// ExitInterrupted, without waiting for the command, unless owned() says the
+// command handles it (run does: it ends its waits at once and still prints
+// its summary; both handlers receive every signal).
+func notifyContext(ctx context.Context, stderr io.Writer, owned func() bool) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -137,6 +144,9 @@ func notifyContext(ctx context.Context, stderr io.Writer) (context.Context, func
 		}
 		select {
 		case sig := <-sigs:
+			if owned() {
+				return
+			}
 			fmt.Fprintf(stderr, "kpipe: %v again: exiting at once\n", sig)
 			os.Exit(ExitInterrupted)
 		case <-done:

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -191,6 +193,30 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		}
 	}
 
+	// The first SIGINT or SIGTERM (ctx) stops the reading, and what was
+	// sent is still flushed; a second one ends the waits of the end of
+	// the run (flush, abort, close) at once.
+	endCtx, endNow := context.WithCancel(context.WithoutCancel(ctx))
+	defer endNow()
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	e.secondSignalOwned.Store(true)
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-sig:
+				if n++; n == 2 {
+					e.say("interrupted again: not waiting for outstanding records")
+					endNow()
+					return
+				}
+			case <-endCtx.Done():
+				return
+			}
+		}
+	}()
+
 	// Read in a goroutine, so that an interrupt is noticed even while a
 	// read blocks (stdin from a terminal or a pipe). On an interrupt the
 	// reader is abandoned; the process is about to exit.
@@ -290,7 +316,7 @@ read:
 	lv.stopReloads()
 	// Wait for the outstanding records even after an interrupt: what was
 	// sent is delivered or failed, never left unknown.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
+	fctx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
 	defer cancel()
 	ferr := b.producer.Flush(fctx)
 	var txnErr error
@@ -319,7 +345,7 @@ read:
 			t.aborted = true
 			// The abort gets its own --flush-timeout: fctx may have
 			// run out in the flush.
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.flushTimeout)
+			actx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
 			if err := b.producer.AbortTransaction(actx); err != nil {
 				e.say("aborting the transaction: %v", err)
 			}
