@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +59,20 @@ pipeline "gw" {
 // exit 0 within 30s.
 func startGateway(t *testing.T, args ...string) string {
 	t.Helper()
+	return startGatewayProc(t, args...).addr
+}
+
+// gatewayProc is a running `kpipe gateway`.
+type gatewayProc struct {
+	addr   string
+	proc   *os.Process
+	stderr *syncBuffer
+}
+
+// startGatewayProc is startGateway, also returning the process and its
+// stderr.
+func startGatewayProc(t *testing.T, args ...string) gatewayProc {
+	t.Helper()
 	cmd := exec.Command(kpipeBin, append([]string{"gateway", "--listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -97,11 +112,11 @@ func startGateway(t *testing.T, args ...string) string {
 		if !ok || addr == "" {
 			t.Fatalf("kpipe gateway printed no address; stderr:\n%s", stderr.String())
 		}
-		return addr
+		return gatewayProc{addr: addr, proc: cmd.Process, stderr: stderr}
 	case <-time.After(kpipeTimeout):
 		t.Fatalf("kpipe gateway printed no address within %v; stderr:\n%s", kpipeTimeout, stderr.String())
 	}
-	return ""
+	return gatewayProc{}
 }
 
 // runClient runs an external client with a time limit and returns its
@@ -365,7 +380,8 @@ func TestGatewayAdmin(t *testing.T) {
 	}
 	adminAddr := l.Addr().String()
 	l.Close()
-	addr := startGateway(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr)
+	gp := startGatewayProc(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr)
+	addr := gp.addr
 	topic := testbroker.CreateTopic(t, brokers, 2)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("admin-test"))
 	if err != nil {
@@ -412,5 +428,65 @@ func TestGatewayAdmin(t *testing.T) {
 	}
 	if code, body := get("POST", "/v1/reload"); code != 200 {
 		t.Fatalf("POST /v1/reload: %d %s", code, body)
+	}
+	// SIGHUP reloads too.
+	if err := gp.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(kpipeTimeout); !strings.Contains(gp.stderr.String(), "reload (SIGHUP)"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged within %v of SIGHUP:\n%s", kpipeTimeout, gp.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get("GET", "/v1/pipeline"); code != 200 || !strings.Contains(body, `"ok": 2`) {
+		t.Fatalf("/v1/pipeline after two reloads: %d %s", code, body)
+	}
+}
+
+// TestGatewayReloadPartitioner: a reload that adds a partitioner makes the
+// pipeline choose the partitions of the records read after it; before, the
+// clients' partitions were kept.
+func TestGatewayReloadPartitioner(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	cfg := writeFile(t, filepath.Join(t.TempDir(), "gw.hcl"), `pipeline "p" {}`+"\n")
+	gp := startGatewayProc(t, "--config", cfg, "--brokers", strings.Join(brokers, ","))
+	topic := testbroker.CreateTopic(t, brokers, 4)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(gp.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	send := func(prefix string) {
+		for i := range 50 {
+			r := &kgo.Record{Topic: topic, Partition: 0, Key: []byte(prefix + strconv.Itoa(i)), Value: []byte("v")}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send("before-")
+	keyhash := filepath.Join(plugintest.RepoRoot(t), "examples", "plugins", "wat", "keyhash.wasm")
+	writeFile(t, cfg, fmt.Sprintf("pipeline \"p\" {\n  partitioner {\n    module = %q\n  }\n}\n", keyhash))
+	if err := gp.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(kpipeTimeout); !strings.Contains(gp.stderr.String(), "reload (SIGHUP): chain 1 → 2"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload to chain 2 within %v of SIGHUP:\n%s", kpipeTimeout, gp.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	send("after-")
+	for _, r := range testbroker.ReadAll(t, brokers, topic, 100, false) {
+		want := int32(0)
+		if strings.HasPrefix(string(r.Key), "after-") {
+			want = plugins.KeyPartition(r.Key, 4)
+		}
+		if r.Partition != want {
+			t.Fatalf("record %s on partition %d, want %d", r.Key, r.Partition, want)
+		}
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,7 +57,9 @@ Requests are read only while the produce requests in flight take less than
 
 SIGINT or SIGTERM stops reading requests, answers those read once their records
 have an outcome (at most --shutdown-timeout), then flushes and closes the producer.
-See docs/gateway.md.`,
+SIGHUP reloads the configuration's plugins, as POST /v1/reload on the --admin
+endpoint does; the endpoint also serves metrics per client connection and per
+topic. See docs/gateway.md.`,
 		Example: `  kpipe gateway --config kpipe.hcl --listen 127.0.0.1:9092 --brokers kafka-1:9092,kafka-2:9092
   kpipe gateway --config kpipe.hcl --listen 0.0.0.0:9092 --advertise gw-1.example.com:9092`,
 		Args: cobra.NoArgs,
@@ -214,21 +219,39 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		_ = s.Sync()
 	}
 	e.say("gateway listening on %s, advertised as %s; upstream %v; stop with Ctrl-C", l.Addr(), gw.Addr(), brokers)
+	ga := &gatewayAdmin{gw: gw, prod: prod}
+	if reloadFrom != nil {
+		reloadFrom.producer = prod
+		ga.rl = newReloader(e, runFlags{config: f.config, pipeline: f.pipeline, brokers: f.brokers}, reloadFrom)
+		// SIGHUP reloads, as with kpipe run --watch.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		hupDone := make(chan struct{})
+		defer func() {
+			signal.Stop(hup)
+			close(hupDone)
+			ga.rl.stop()
+		}()
+		go func() {
+			for {
+				select {
+				case <-hupDone:
+					return
+				case <-hup:
+					rctx, cancel := context.WithTimeout(ctx, admin.DefaultReloadTimeout)
+					_, _ = ga.reload(rctx, "SIGHUP")
+					cancel()
+				}
+			}
+		}()
+	}
 	if f.admin != "" {
-		ga := &gatewayAdmin{gw: gw, prod: prod}
-		if reloadFrom != nil {
-			reloadFrom.producer = prod
-			ga.rl = newReloader(e, runFlags{config: f.config, pipeline: f.pipeline, brokers: f.brokers}, reloadFrom)
-		}
 		s, err := admin.Start(admin.Options{Addr: f.admin, Public: f.adminPublic, Logger: e.log.Named("admin"),
 			Collectors: []prometheus.Collector{gatewayCollector{gw}}}, ga)
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
 		}
 		defer func() {
-			if ga.rl != nil {
-				ga.rl.stop()
-			}
 			actx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
 			defer cancel()
 			_ = s.Close(actx)
@@ -242,6 +265,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	case serveErr = <-served:
 	}
 	e.say("stopping: answering the requests already read")
+	if ga.rl != nil {
+		ga.rl.stop()
+	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer scancel()
 	shutErr := gw.Shutdown(sctx)
@@ -299,7 +325,12 @@ func (a *gatewayAdmin) Reload(ctx context.Context) (uint64, error) {
 	if a.rl == nil {
 		return 0, &admin.ReloadError{Diagnostics: []string{"kpipe gateway was started without --config: there is no configuration to reload"}}
 	}
-	v, err := a.rl.reload(ctx, "POST /v1/reload")
+	return a.reload(ctx, "POST /v1/reload")
+}
+
+// reload reloads the configuration; trigger says why, for the log line.
+func (a *gatewayAdmin) reload(ctx context.Context, trigger string) (uint64, error) {
+	v, err := a.rl.reload(ctx, trigger)
 	a.rl.mu.Lock()
 	a.gw.SetKeepPartition(a.rl.pipe.Partitioner == nil)
 	a.rl.mu.Unlock()
