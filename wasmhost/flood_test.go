@@ -2,6 +2,7 @@ package wasmhost_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,5 +107,40 @@ func TestLogCallsRateLimited(t *testing.T) {
 	if _, err := h.Load(ctx, "bad", wat(t, "noop"), 0, wasmhost.WithLogRateLimit(-1, 0)); err == nil ||
 		!strings.Contains(err.Error(), "log rate limit") {
 		t.Errorf("bad log rate limit: %v", err)
+	}
+}
+
+// TestHostLogLinesSuppressed checks that Host.LogLinesSuppressed sums the
+// lines suppressed per plugin name, keeps the count of a closed plugin, and
+// adds a later plugin of the same name to it.
+func TestHostLogLinesSuppressed(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	logger := hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Info})
+	chatty := func() *wasmhost.Plugin {
+		p := load(t, h, "chatty", wat(t, "hostcalls"), plugins.KindInterceptor, wasmhost.WithLogRateLimit(0.001, 50), wasmhost.WithLogger(logger))
+		for range 300 {
+			if _, err := p.OnSend(ctx, modeRecord(1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	quiet := load(t, h, "quiet", wat(t, "noop"), plugins.KindInterceptor)
+	defer quiet.Close(ctx)
+	p := chatty()
+	if got := h.LogLinesSuppressed(); len(got) != 1 || got["chatty"] != 250 {
+		t.Errorf("while loaded: LogLinesSuppressed() = %v, want map[chatty:250]", got)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.LogLinesSuppressed(); len(got) != 1 || got["chatty"] != 250 {
+		t.Errorf("once closed: LogLinesSuppressed() = %v, want map[chatty:250]", got)
+	}
+	p = chatty()
+	defer p.Close(ctx)
+	if got := h.LogLinesSuppressed(); len(got) != 1 || got["chatty"] != 500 {
+		t.Errorf("with a second plugin of the name: LogLinesSuppressed() = %v, want map[chatty:500]", got)
 	}
 }

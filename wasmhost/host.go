@@ -24,6 +24,9 @@ type Host struct {
 	closed   bool
 	runtimes [2]*hostRuntime // indexed by mode
 	plugins  map[*Plugin]struct{}
+	// closedSuppressed sums, per plugin name, PluginStats.LogLinesSuppressed
+	// of the plugins closed so far (see LogLinesSuppressed).
+	closedSuppressed map[string]uint64
 
 	// compiling counts the compilations running on the runtimes,
 	// including those a load abandoned (see compile): a runtime is closed
@@ -182,8 +185,36 @@ func (h *Host) register(p *Plugin) error {
 
 func (h *Host) unregister(p *Plugin) {
 	h.mu.Lock()
-	delete(h.plugins, p)
+	if _, ok := h.plugins[p]; ok {
+		delete(h.plugins, p)
+		if n := p.logLimit.suppressed.Load(); n > 0 {
+			if h.closedSuppressed == nil {
+				h.closedSuppressed = map[string]uint64{}
+			}
+			h.closedSuppressed[p.name] += n
+		}
+	}
 	h.mu.Unlock()
+}
+
+// LogLinesSuppressed returns, per plugin name, how many log lines the log
+// rate limit (WithLogRateLimit) dropped, over every plugin of that name the
+// Host loaded, closed ones included: the totals only grow, across reloads
+// that replace a plugin by another of the same name. Names with none are
+// absent.
+func (h *Host) LogLinesSuppressed() map[string]uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := make(map[string]uint64, len(h.closedSuppressed))
+	for name, n := range h.closedSuppressed {
+		m[name] = n
+	}
+	for p := range h.plugins {
+		if n := p.logLimit.suppressed.Load(); n > 0 {
+			m[p.name] += n
+		}
+	}
+	return m
 }
 
 // Close closes every plugin the Host loaded (waiting for their calls in

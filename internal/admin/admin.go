@@ -43,6 +43,10 @@ type Snapshot struct {
 	Partitions []PartitionCount
 	// Reloads counts the reloads and remembers the last rejection.
 	Reloads ReloadStats
+	// LogLinesSuppressed counts, per plugin name, the log lines (log
+	// calls, stdout and stderr lines) its log rate limit dropped
+	// (wasmhost.Host.LogLinesSuppressed); plugins with none are absent.
+	LogLinesSuppressed map[string]uint64
 }
 
 // PluginInfo describes one plugin of the current chain.

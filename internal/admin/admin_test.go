@@ -57,8 +57,9 @@ func newFake() *fakePipeline {
 			{Name: "keyhash", Kind: plugins.KindPartitioner, Hook: pipeline.HookPartition, Calls: 7, Failures: 1,
 				Sampled: 4, SampledTime: 1100 * time.Microsecond, Latency: lat},
 		},
-		Partitions: []PartitionCount{{"t", 0, 3}, {"t", 1, 4}},
-		Reloads:    ReloadStats{OK: 2, Rejected: 1},
+		Partitions:         []PartitionCount{{"t", 0, 3}, {"t", 1, 4}},
+		Reloads:            ReloadStats{OK: 2, Rejected: 1},
+		LogLinesSuppressed: map[string]uint64{"stamp": 1234},
 	}}
 }
 
@@ -126,6 +127,7 @@ func TestMetrics(t *testing.T) {
 		{"kpipe_plugin_bypasses_total", map[string]string{"plugin": "keyhash"}, 0},
 		{"kpipe_plugin_call_duration_seconds", map[string]string{"plugin": "keyhash"}, 4},
 		{"kpipe_plugin_info", map[string]string{"name": "keyhash", "module": "/m/keyhash.wasm", "sha256": "cd34", "kind": "partitioner"}, 1},
+		{"kpipe_plugin_log_lines_suppressed_total", map[string]string{"plugin": "stamp"}, 1234},
 		{"kpipe_reloads_total", map[string]string{"result": "ok"}, 2},
 		{"kpipe_reloads_total", map[string]string{"result": "rejected"}, 1},
 		{"kpipe_chain_version", nil, 3},
@@ -135,6 +137,10 @@ func TestMetrics(t *testing.T) {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	// Plugins that had no log line suppressed have no series.
+	if mf := families["kpipe_plugin_log_lines_suppressed_total"]; len(mf.GetMetric()) != 1 {
+		t.Errorf("kpipe_plugin_log_lines_suppressed_total has %d series, want 1 (stamp only)", len(mf.GetMetric()))
 	}
 	// The histogram's buckets are cumulative: 3 calls ≤5µs, all 4 ≤1ms.
 	for _, m := range families["kpipe_plugin_call_duration_seconds"].Metric {

@@ -24,6 +24,7 @@ import (
 //	kpipe_plugin_bypasses_total{plugin,kind,hook}              counter
 //	kpipe_plugin_call_duration_seconds{plugin,kind,hook}       histogram
 //	kpipe_plugin_info{name,kind,role,module,sha256,policy}     gauge, 1
+//	kpipe_plugin_log_lines_suppressed_total{plugin}            counter
 //	kpipe_reloads_total{result="ok"|"rejected"}                counter
 //	kpipe_chain_version                         gauge
 //	kpipe_ready                                 gauge, 1 once ready
@@ -52,6 +53,7 @@ var (
 	descBypasses  = prometheus.NewDesc("kpipe_plugin_bypasses_total", "Plugin calls skipped because its circuit breaker was open.", pluginLabels, nil)
 	descDuration  = prometheus.NewDesc("kpipe_plugin_call_duration_seconds", "Duration of a plugin call per record, measured on one call in 64.", pluginLabels, nil)
 	descInfo      = prometheus.NewDesc("kpipe_plugin_info", "The plugins of the current chain.", []string{"name", "kind", "role", "module", "sha256", "policy"}, nil)
+	descLogLines  = prometheus.NewDesc("kpipe_plugin_log_lines_suppressed_total", "Log lines of a WASM plugin (log calls, stdout and stderr lines) dropped by its log rate limit; only plugins that had some.", []string{"plugin"}, nil)
 	descReloads   = prometheus.NewDesc("kpipe_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 	descVersion   = prometheus.NewDesc("kpipe_chain_version", "Version of the chain that serves now (1 for the first).", nil, nil)
 	descReady     = prometheus.NewDesc("kpipe_ready", "1 once the pipeline reached a broker.", nil, nil)
@@ -70,7 +72,7 @@ var durationBounds = func() []float64 {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRead, descDelivered, descFiltered, descFailed, descInFlight,
 		descPartition, descCalls, descFailures, descDrops, descBypasses, descDuration, descInfo,
-		descReloads, descVersion, descReady} {
+		descLogLines, descReloads, descVersion, descReady} {
 		ch <- d
 	}
 }
@@ -108,6 +110,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, pi := range s.Chain {
 		gauge(descInfo, 1, pi.Name, pi.Kind, pi.Role, pi.Module, pi.SHA256, pi.Policy)
+	}
+	for name, n := range s.LogLinesSuppressed {
+		counter(descLogLines, n, name)
 	}
 	counter(descReloads, s.Reloads.OK, "ok")
 	counter(descReloads, s.Reloads.Rejected, "rejected")

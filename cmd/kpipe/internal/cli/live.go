@@ -217,6 +217,9 @@ func (lv *live) Snapshot() admin.Snapshot {
 	if lv.rl != nil {
 		s.Chain, s.Reloads = lv.rl.describe()
 	}
+	if a.b.host != nil {
+		s.LogLinesSuppressed = a.b.host.LogLinesSuppressed()
+	}
 	return s
 }
 

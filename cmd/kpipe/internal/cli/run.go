@@ -381,7 +381,11 @@ read:
 		_ = bar.Finish()
 	}
 	stats := b.producer.Stats()
-	t.summary(e, name, rep, stats, b.embedded != nil)
+	var suppressed map[string]uint64
+	if b.host != nil {
+		suppressed = b.host.LogLinesSuppressed()
+	}
+	t.summary(e, name, rep, stats, suppressed, b.embedded != nil)
 	if f.pluginTimes {
 		printPluginTimes(e.stderr, stats)
 	}
@@ -464,7 +468,9 @@ func (t *tally) reportFailure(e *env, line int, err error) {
 	}
 }
 
-func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipeline.Stats, embedded bool) {
+// summary prints the run's summary; suppressed is, per plugin name, the log
+// lines its log rate limit dropped (wasmhost.Host.LogLinesSuppressed).
+func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipeline.Stats, suppressed map[string]uint64, embedded bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := e.stderr
@@ -500,6 +506,17 @@ func (t *tally) summary(e *env, input string, rep pipeline.CloseReport, st pipel
 				fmt.Fprintf(w, ", bypassed %d (circuit breaker)", p.Bypasses)
 			}
 			fmt.Fprintln(w)
+		}
+	}
+	if len(suppressed) > 0 {
+		fmt.Fprintln(w, "  plugin log lines suppressed by the log rate limit:")
+		names := make([]string, 0, len(suppressed))
+		for name := range suppressed {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Fprintf(w, "    %-24s %d\n", name, suppressed[name])
 		}
 	}
 	if len(t.perPartition) > 0 {
