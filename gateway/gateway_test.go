@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -82,29 +81,11 @@ func (f *fixture) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// endOffsets sums the end offsets of topic's partitions upstream: the
-// number of records written to it.
+// endOffsets returns the end offsets of topic's partitions upstream: the
+// number of records written to each.
 func endOffsets(t *testing.T, brokers []string, topic string) map[int32]int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s[%d]: %v", o.Topic, o.Partition, o.Err)
-		}
-		out[o.Partition] = o.Offset
-	})
-	return out
+	return testbroker.EndOffsets(t, brokers, topic)
 }
 
 // waitTotal waits until topic holds n records upstream.

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
@@ -171,19 +170,7 @@ func checkUpstream(t *testing.T, brokers []string, topic, prefix string, n int, 
 			t.Fatalf("record %s: headers %v, want %s and stamped=kpipe-gateway", key, hs, wantHdr)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total int64
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	total := testbroker.Total(testbroker.EndOffsets(t, brokers, topic))
 	if total != int64(n) {
 		t.Fatalf("%s holds %d records upstream, want %d", topic, total, n)
 	}

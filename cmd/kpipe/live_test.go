@@ -25,8 +25,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testbroker"
@@ -423,19 +421,7 @@ func checkSummary(t *testing.T, stderr string, mf map[string]*dto.MetricFamily, 
 func checkPlacement(t *testing.T, brokers []string, topic string, n, partitions int, swapped, swappedBack int64) {
 	t.Helper()
 	recs := testbroker.ReadAll(t, brokers, topic, n, false)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total int64
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	total := testbroker.Total(testbroker.EndOffsets(t, brokers, topic))
 	if total != int64(n) {
 		t.Errorf("the topic holds %d records, want %d", total, n)
 	}
@@ -453,7 +439,7 @@ func checkPlacement(t *testing.T, brokers []string, topic string, n, partitions 
 			t.Fatalf("record %d read twice", i)
 		}
 		seen[i] = true
-		kh, _ := ref.Partition(ctx, &plugins.Record{Key: rec.Key}, int32(partitions))
+		kh, _ := ref.Partition(context.Background(), &plugins.Record{Key: rec.Key}, int32(partitions))
 		switch {
 		case rec.Partition == kh && rec.Partition == lastP:
 			placed[i] = 3

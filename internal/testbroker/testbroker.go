@@ -157,6 +157,41 @@ func partitionsReady(ctx context.Context, adm *kadm.Client, topic string, n int)
 	return notReady
 }
 
+// EndOffsets returns the end offset of each partition of topic: the number
+// of records written to it, as there is no retention in tests. It fails the
+// test on an error.
+func EndOffsets(tb testing.TB, brokers []string, topic string) map[int32]int64 {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Fatalf("testbroker: client: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		tb.Fatalf("testbroker: end offsets of %s: %v", topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			tb.Fatalf("testbroker: end offset of %s[%d]: %v", o.Topic, o.Partition, o.Err)
+		}
+		out[o.Partition] = o.Offset
+	})
+	return out
+}
+
+// Total is the sum of offsets, for EndOffsets: a topic's record count.
+func Total(offsets map[int32]int64) int64 {
+	var n int64
+	for _, o := range offsets {
+		n += o
+	}
+	return n
+}
+
 // ReadAll reads topic from the start until it has n records, and returns
 // them in the order received (offset order within each partition). With
 // readCommitted it reads as a read_committed consumer, which skips aborted
