@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -61,61 +60,11 @@ func startGateway(t *testing.T, args ...string) string {
 	return startGatewayProc(t, args...).addr
 }
 
-// gatewayProc is a running `kpipe gateway`.
-type gatewayProc struct {
-	addr   string
-	proc   *os.Process
-	stderr *syncBuffer
-}
-
 // startGatewayProc is startGateway, also returning the process and its
 // stderr.
-func startGatewayProc(t *testing.T, args ...string) gatewayProc {
+func startGatewayProc(t *testing.T, args ...string) server {
 	t.Helper()
-	cmd := exec.Command(kpipeBin, append([]string{"gateway", "--listen", "127.0.0.1:0"}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("kpipe gateway did not stop cleanly on SIGINT: %v\n%s", err, stderr.String())
-			}
-			t.Logf("kpipe gateway stderr:\n%s", stderr.String())
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("kpipe gateway did not stop within 30s of SIGINT\n%s", stderr.String())
-		}
-	})
-	select {
-	case addr, ok := <-lines:
-		if !ok || addr == "" {
-			t.Fatalf("kpipe gateway printed no address; stderr:\n%s", stderr.String())
-		}
-		return gatewayProc{addr: addr, proc: cmd.Process, stderr: stderr}
-	case <-time.After(kpipeTimeout):
-		t.Fatalf("kpipe gateway printed no address within %v; stderr:\n%s", kpipeTimeout, stderr.String())
-	}
-	return gatewayProc{}
+	return startServer(t, kpipeTimeout, 30*time.Second, append([]string{"gateway", "--listen", "127.0.0.1:0"}, args...)...)
 }
 
 // runClient runs an external client with a time limit and returns its

@@ -120,25 +120,7 @@ func TestInterruptHangingLoad(t *testing.T) {
 					t.Fatalf("kpipe ended before the signal: %v\n%s%s", err, stdout.String(), stderr.String())
 				case <-time.After(1500 * time.Millisecond):
 				}
-				sent := time.Now()
-				if err := cmd.Process.Signal(c.sig); err != nil {
-					t.Fatal(err)
-				}
-				select {
-				case <-done:
-				case <-time.After(30 * time.Second):
-					_ = cmd.Process.Kill()
-					<-done
-					t.Fatalf("kpipe %s did not stop within 30s of %v", c.name, c.sig)
-				}
-				elapsed := time.Since(sent)
-				if code := cmd.ProcessState.ExitCode(); code != 130 {
-					t.Errorf("exit %d, want 130\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-				}
-				if elapsed > bound {
-					t.Errorf("exited %v after %v, want at most %v", elapsed, c.sig, bound)
-				}
-				t.Logf("%s on %s exited %v after %v", c.name, hm.module, elapsed.Round(time.Millisecond), c.sig)
+				interrupted(t, cmd, done, c.sig, bound, &stderr)
 			})
 		}
 	}

@@ -93,13 +93,30 @@ func kpipe(t *testing.T, dir, stdin string, args ...string) result {
 // startBroker runs `kpipe broker` and returns its address.
 func startBroker(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(kpipeBin, append([]string{"broker"}, args...)...)
+	return startServer(t, 30*time.Second, 10*time.Second, append([]string{"broker"}, args...)...).addr
+}
+
+// server is a running kpipe command that serves until interrupted.
+type server struct {
+	addr   string
+	proc   *os.Process
+	stderr *syncBuffer
+}
+
+// startServer runs kpipe with args, a command that prints its address as
+// the first line of stdout (broker, gateway) and runs until interrupted. It
+// fails the test if no address comes within addrWithin. When the test ends
+// the command gets SIGINT and must exit 0 within stopWithin.
+func startServer(t *testing.T, addrWithin, stopWithin time.Duration, args ...string) server {
+	t.Helper()
+	name := "kpipe " + args[0]
+	cmd := exec.Command(kpipeBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,23 +136,49 @@ func startBroker(t *testing.T, args ...string) string {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("kpipe broker did not stop cleanly on SIGINT: %v\n%s", err, stderr.String())
+				t.Errorf("%s did not stop cleanly on SIGINT: %v\n%s", name, err, stderr.String())
 			}
-		case <-time.After(10 * time.Second):
+			t.Logf("%s stderr:\n%s", name, stderr.String())
+		case <-time.After(stopWithin):
 			_ = cmd.Process.Kill()
-			t.Errorf("kpipe broker did not stop within 10s of SIGINT")
+			t.Errorf("%s did not stop within %v of SIGINT\n%s", name, stopWithin, stderr.String())
 		}
 	})
 	select {
 	case addr, ok := <-lines:
 		if !ok || addr == "" {
-			t.Fatalf("kpipe broker printed no address; stderr:\n%s", stderr.String())
+			t.Fatalf("%s printed no address; stderr:\n%s", name, stderr.String())
 		}
-		return addr
-	case <-time.After(30 * time.Second):
-		t.Fatalf("kpipe broker printed no address within 30s; stderr:\n%s", stderr.String())
+		return server{addr: addr, proc: cmd.Process, stderr: stderr}
+	case <-time.After(addrWithin):
+		t.Fatalf("%s printed no address within %v; stderr:\n%s", name, addrWithin, stderr.String())
 	}
-	return ""
+	return server{}
+}
+
+// interrupted sends sig to cmd, which a goroutine waits for on done, and
+// checks that it exits 130 within bound (killing it after 30s).
+func interrupted(t *testing.T, cmd *exec.Cmd, done <-chan error, sig os.Signal, bound time.Duration, stderr *syncBuffer) {
+	t.Helper()
+	sent := time.Now()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("kpipe did not stop within 30s of %v\n%s", sig, stderr.String())
+	}
+	elapsed := time.Since(sent)
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130\nstderr:\n%s", code, stderr.String())
+	}
+	if elapsed > bound {
+		t.Errorf("exited %v after %v, want at most %v\nstderr:\n%s", elapsed, sig, bound, stderr.String())
+	}
+	t.Logf("exited %v after %v", elapsed.Round(time.Millisecond), sig)
 }
 
 // consumed is one line of `kpipe consume`.

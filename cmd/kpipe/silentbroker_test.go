@@ -79,23 +79,5 @@ func TestInterruptSilentBroker(t *testing.T) {
 		t.Fatalf("kpipe ended before the signal: %v\n%s%s", err, stdout.String(), stderr.String())
 	case <-time.After(500 * time.Millisecond):
 	}
-	sent := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("kpipe run did not stop within 30s of SIGINT\n%s", stderr.String())
-	}
-	elapsed := time.Since(sent)
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
-		t.Errorf("exit %d, want 130\nstderr:\n%s", code, stderr.String())
-	}
-	if elapsed > bound {
-		t.Errorf("exited %v after SIGINT, want at most %v\nstderr:\n%s", elapsed, bound, stderr.String())
-	}
-	t.Logf("exited %v after SIGINT", elapsed.Round(time.Millisecond))
+	interrupted(t, cmd, done, syscall.SIGINT, bound, &stderr)
 }
