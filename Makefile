@@ -171,6 +171,10 @@ bench: ## Run the benchmarks (no tests) with allocation counts.
 bench-produce: ## Run BenchmarkProduce in rounds and report the ratios of issue #3's targets.
 	python3 scripts/produce_ratios.py 6 2000000
 
+.PHONY: bench-sdk
+bench-sdk: ## Run BenchmarkSDKStampRatios: each SDK's header stamp against the WAT no-op, interleaved (run make sdk-examples first).
+	$(GO) test -run '^$$' -bench '^BenchmarkSDKStampRatios$$' -benchtime $(or $(ROUNDS),50)x ./wasmhost/
+
 .PHONY: bench-cli
 bench-cli: ## Compare kpipe run with kcat, kafka-python and franz-go (N records, default 1000000; BROKERS=host:port for a real broker).
 	python3 scripts/bench_cli.py --records $(or $(N),1000000) $(if $(BROKERS),--brokers $(BROKERS))
