@@ -371,12 +371,35 @@ function editBytes(b: Uint8Array): void {
   memory.copy(p + 4, b.dataStart, b.length);
 }
 
-/** editString logs the UTF-8 of s with its length, converting it in place. */
+// The logged form (u32 length, UTF-8) of string literals, by address. A
+// literal lives in the module's data, below __heap_base, and never changes,
+// so its address names it; converting the same UTF-16 to UTF-8 on every
+// record cost more than copying it (BenchmarkSDKStampRatios,
+// assemblyscript). Eight slots, chosen by address.
+const literalAt = new StaticArray<usize>(8);
+const literalLogged = new StaticArray<ArrayBuffer | null>(8);
+
+/** editString logs the UTF-8 of s with its length. */
 function editString(s: string): void {
+  const at = changetype<usize>(s);
+  if (at < __heap_base) {
+    const slot = <i32>((at >> 3) & 7);
+    let logged = unchecked(literalLogged[slot]);
+    if (unchecked(literalAt[slot]) != at || logged === null) {
+      const n = String.UTF8.byteLength(s);
+      logged = new ArrayBuffer(4 + n);
+      store<i32>(changetype<usize>(logged), n);
+      String.UTF8.encodeUnsafe(at, s.length, changetype<usize>(logged) + 4);
+      unchecked(literalAt[slot] = at);
+      unchecked(literalLogged[slot] = logged);
+    }
+    memory.copy(editReserve(logged.byteLength), changetype<usize>(logged), logged.byteLength);
+    return;
+  }
   const n = String.UTF8.byteLength(s);
   const p = editReserve(4 + n);
   store<i32>(p, n);
-  String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, p + 4);
+  String.UTF8.encodeUnsafe(at, s.length, p + 4);
 }
 
 function editNullable(b: Uint8Array | null): void {
