@@ -260,9 +260,9 @@ const kpipe_bytes kpipe_null = {0, -1};
  * the setters, to be inlined wherever the plugin calls them in the file that
  * defines KPIPE_IMPLEMENTATION: the host charges every call inside the guest
  * (a check for its time limit and its stack budget at each function entry),
- * and the per-record path is mostly calls otherwise. Inlined, the C stamp's
- * guest work costs about half (wasmhost's BenchmarkSDKExamples, c/stamp and
- * c/keyhash; the figures are in docs/performance.md). */
+ * and the per-record path is mostly calls otherwise. Inlined, the C header
+ * stamp takes about half the time per record (wasmhost's
+ * BenchmarkSDKStampRatios, c; the figures are in docs/performance.md). */
 #define KPIPE_HOT_ __attribute__((always_inline))
 
 /* Byte copies written out, so that a freestanding module needs no memcpy. */

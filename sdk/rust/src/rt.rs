@@ -47,8 +47,9 @@ struct State {
 
 /// The memory that on_send lends each record and takes back after it: its
 /// edit log and its header list, empty, with the capacity earlier records
-/// gave them. A stamp that adds a header then allocates nothing per record
-/// (wasmhost's BenchmarkSDKExamples, rust/stamp).
+/// gave them. A stamp that adds a header then allocates nothing per record,
+/// and took about 0.66 of the time of allocating them (wasmhost's
+/// BenchmarkSDKStampRatios, rust).
 #[derive(Default)]
 pub(crate) struct Scratch {
     edits: Vec<u8>,
