@@ -74,7 +74,7 @@ sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-ass
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-wasi/) and without edits (c-whole/), and test the C SDK natively.
 	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
-	@for p in stamp keyhash; do \
+	@for p in stamp keyhash mask; do \
 		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
 		$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
 			-o $(SDK_OUT)/c/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
@@ -86,6 +86,8 @@ sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-was
 		-DSTAMP_WHOLE_RECORD -o $(SDK_OUT)/c-whole/stamp.wasm examples/plugins/c/stamp.c
 	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
 	$(SDK_OUT)/c/vectors_test sdk/testdata
+	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/consume_test sdk/c/test/consume_test.c
+	$(SDK_OUT)/c/consume_test sdk/testdata
 
 .PHONY: sdk-examples-zig
 sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
@@ -121,6 +123,11 @@ sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and tes
 		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/harness.wasm
 	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
 
+# The consume-side examples that sdk-conformance checks beside the SDK
+# examples (not counted among them): the C SDK's mask.c, built by
+# sdk-examples-c, and these committed WAT modules.
+CONSUME_WAT := examples/plugins/wat/mask.wasm examples/plugins/wat/filter.wasm
+
 # Modules that break the ABI in one way each: sdk-conformance must see
 # plugin conformance refuse every one.
 NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/testdata/trap.wasm \
@@ -130,8 +137,8 @@ NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/tes
 sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
 	$(GO) build -o build/kpipe ./cmd/kpipe
 	@status=0; n=0; \
-	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm; do \
-		n=$$((n+1)); \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/c*/mask.wasm $(CONSUME_WAT); do \
+		case $$m in */stamp.wasm|*/keyhash.wasm) n=$$((n+1));; esac; \
 		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
 			echo "conforms:       $$m"; \
 		else \

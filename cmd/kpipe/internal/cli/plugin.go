@@ -46,7 +46,7 @@ var kindNames = []struct {
 
 func kindList(k plugins.Kind) string {
 	var names []string
-	for _, kn := range kindNames {
+	for _, kn := range append(kindNames[:len(kindNames):len(kindNames)], consumeKindNames...) {
 		if k&kn.kind != 0 {
 			names = append(names, kn.name)
 		}
