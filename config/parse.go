@@ -186,8 +186,7 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 		}
 	}
 	if len(cfg.Pipelines) == 0 && len(cfg.Consumers) == 0 && !d.diags.HasErrors() {
-		d.errorf(body.MissingItemRange(), "No pipeline",
-			`The configuration must define at least one pipeline "NAME" block (or consumer "NAME" block, for kpipe consume).`)
+		d.errorf(body.MissingItemRange(), "No pipeline", `The configuration must define at least one pipeline "NAME" block.`)
 	}
 	return cfg
 }

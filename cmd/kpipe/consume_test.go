@@ -96,6 +96,25 @@ consumer "payments" {
 		})
 	}
 
+	t.Run("validate", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := writeFile(t, filepath.Join(dir, "consume.hcl"), fmt.Sprintf(`consumer "c" {
+  interceptor "filter" { module = %q }
+  interceptor "mask" { module = %q }
+}
+`, filter, mask))
+		if r := kpipe(t, "", "", "validate", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "OK (0 pipelines, 1 consumers, 2 plugins)") {
+			t.Errorf("validate: %s", r)
+		}
+		// A producer-side module in a consumer block: reported at its module attribute.
+		noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+		writeFile(t, cfg, fmt.Sprintf("consumer \"c\" {\n  interceptor \"n\" { module = %q }\n}\n", noop))
+		r := kpipe(t, "", "", "validate", "--config", cfg)
+		if r.code != 1 || !strings.Contains(r.stderr, cfg+":2:30: error: Cannot load module") || !strings.Contains(r.stderr, "loaded as consume interceptor") {
+			t.Errorf("validate of an interceptor in a consumer block: %s", r)
+		}
+	})
+
 	t.Run("config error", func(t *testing.T) {
 		dir := t.TempDir()
 		cfg := writeFile(t, filepath.Join(dir, "consume.hcl"), "consumer \"c\" {\n  topics = [\"payments\"]\n  start  = \"oldest\"\n}\n")
