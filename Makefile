@@ -104,7 +104,8 @@ sdk-examples-rust: ## Test the Rust SDK natively and build the Rust examples for
 	cd sdk/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target $(CARGO) test --quiet
 	cd examples/plugins/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target \
 		$(CARGO) build --quiet --locked --release --target wasm32-wasip1
-	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm $(SDK_OUT)/rust/
+	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm \
+		$(SDK_OUT)/rust/target/wasm32-wasip1/release/mask.wasm $(SDK_OUT)/rust/
 
 $(ASC):
 	@mkdir -p $(ASC_DIR)
@@ -124,8 +125,8 @@ sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and tes
 	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
 
 # The consume-side examples that sdk-conformance checks beside the SDK
-# examples (not counted among them): the C SDK's mask.c, built by
-# sdk-examples-c, and these committed WAT modules.
+# examples (not counted among them): the mask examples of the C and Rust
+# SDKs, built by sdk-examples, and these committed WAT modules.
 CONSUME_WAT := examples/plugins/wat/mask.wasm examples/plugins/wat/filter.wasm
 
 # Modules that break the ABI in one way each: sdk-conformance must see
@@ -137,7 +138,7 @@ NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/tes
 sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
 	$(GO) build -o build/kpipe ./cmd/kpipe
 	@status=0; n=0; \
-	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/c*/mask.wasm $(CONSUME_WAT); do \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/*/mask.wasm $(CONSUME_WAT); do \
 		case $$m in */stamp.wasm|*/keyhash.wasm) n=$$((n+1));; esac; \
 		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
 			echo "conforms:       $$m"; \
