@@ -268,8 +268,11 @@ var ErrNoClient = errors.New("pipeline: consumer has no client: use Process")
 // Poll fetches records with the client's PollRecords, at most max (0 or
 // less: as many as are buffered), and runs them through the chain (see
 // Process). It waits until records arrive or ctx ends; fetch errors other
-// than ctx's are returned with the records that did arrive (kgo.Fetches
-// has them by topic and partition). Offsets are not committed.
+// than ctx's are returned (FetchError) with the records that did arrive
+// (kgo.Fetches has them by topic and partition). Offsets are not committed.
+// ctx also bounds the plugin calls: to bound only the wait for records,
+// call the client's PollRecords with a shorter context and Process its
+// records, as kpipe consume does.
 func (c *Consumer) Poll(ctx context.Context, max int) (Consumed, kgo.Fetches, error) {
 	if c.cl == nil {
 		return Consumed{}, nil, ErrNoClient
@@ -278,13 +281,19 @@ func (c *Consumer) Poll(ctx context.Context, max int) (Consumed, kgo.Fetches, er
 		return Consumed{}, nil, fmt.Errorf("pipeline: consumer: %w", ErrClosed)
 	}
 	fs := c.cl.PollRecords(ctx, max)
+	return c.Process(ctx, fs.Records()), fs, FetchError(fs)
+}
+
+// FetchError returns the first error of fs that is not a context's (the
+// end of a poll's wait), naming its topic and partition, or nil.
+func FetchError(fs kgo.Fetches) error {
 	var fetchErr error
 	fs.EachError(func(t string, p int32, err error) {
 		if fetchErr == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			fetchErr = fmt.Errorf("fetching %s[%d]: %w", t, p, err)
 		}
 	})
-	return c.Process(ctx, fs.Records()), fs, fetchErr
+	return fetchErr
 }
 
 // Process runs records through the current chain: each record's key and

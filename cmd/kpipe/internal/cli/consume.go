@@ -142,7 +142,7 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
 			}
-			n, err := consume(ctx, pc, e.stdout, e.stderr, max, timeout)
+			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout)
 			if group != "" {
 				// Commit what was read, within a bound, even after Ctrl-C.
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
@@ -209,10 +209,11 @@ func (e *env) buildConsumer(ctx context.Context, path, name string, host *wasmho
 	return cfg, cc, ch.Options(), nil
 }
 
-// consume prints the records pc delivers until max (if > 0) were read,
-// idle passes without a record (if > 0), or ctx ends. Records that a plugin
-// failed are reported on errw. It returns how many records it read.
-func consume(ctx context.Context, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration) (int, error) {
+// consume prints the records of cl that pc delivers until max (if > 0) were
+// read, idle passes without a record (if > 0), or ctx ends. idle bounds the
+// wait for records, not their plugin calls. Records that a plugin failed
+// are reported on errw. It returns how many records it read.
+func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration) (int, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	n := 0
@@ -221,14 +222,15 @@ func consume(ctx context.Context, pc *pipeline.Consumer, w, errw io.Writer, max 
 		if idle > 0 {
 			pctx, cancel = context.WithTimeout(ctx, idle)
 		}
-		got, _, fetchErr := pc.Poll(pctx, max-n)
+		fs := cl.PollRecords(pctx, max-n)
 		cancel()
 		if ctx.Err() != nil {
 			return n, nil
 		}
-		if fetchErr != nil {
-			return n, fetchErr
+		if err := pipeline.FetchError(fs); err != nil {
+			return n, err
 		}
+		got := pc.Process(ctx, fs.Records())
 		if got.Len() == 0 && pctx.Err() != nil {
 			return n, nil // idle timeout
 		}
