@@ -115,6 +115,23 @@ consumer "payments" {
 		}
 	})
 
+	t.Run("plugin test", func(t *testing.T) {
+		in := "{\"key\":\"a\",\"value\":\"card 1234\"}\n{\"value\":\"#hidden\"}\n{\"value\":\"!boom\"}\n"
+		r := kpipe(t, "", in, "plugin", "test", filter, "--input", "-")
+		for _, want := range []string{"on_consume:      continue, unchanged (offset 0)", "on_consume:      drop", "on_consume:      FAULT (trap)"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("plugin test filter: no %q\n%s", want, r)
+			}
+		}
+		if r.code != 1 {
+			t.Errorf("plugin test filter: exit %d, want 1 (a hook faulted)", r.code)
+		}
+		r = kpipe(t, "", in, "plugin", "test", mask, "--input", "-", "--kind", "consume-interceptor")
+		if r.code != 0 || !strings.Contains(r.stdout, `on_consume:      continue, now topic="test" key="a" value="card ****" partition=0`) {
+			t.Errorf("plugin test mask: %s", r)
+		}
+	})
+
 	t.Run("config error", func(t *testing.T) {
 		dir := t.TempDir()
 		cfg := writeFile(t, filepath.Join(dir, "consume.hcl"), "consumer \"c\" {\n  topics = [\"payments\"]\n  start  = \"oldest\"\n}\n")
