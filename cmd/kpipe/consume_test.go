@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -112,6 +113,51 @@ consumer "payments" {
 		r := kpipe(t, "", "", "validate", "--config", cfg)
 		if r.code != 1 || !strings.Contains(r.stderr, cfg+":2:30: error: Cannot load module") || !strings.Contains(r.stderr, "loaded as consume interceptor") {
 			t.Errorf("validate of an interceptor in a consumer block: %s", r)
+		}
+	})
+
+	// A value deserializer (the wire-format prefix stripper of
+	// wasmhost/testdata/consume.wat) before the mask, in a consumer group
+	// whose offsets a second run starts from.
+	t.Run("deserializer and group", func(t *testing.T) {
+		framed := func(s string) string {
+			return base64.StdEncoding.EncodeToString(append([]byte{0, 0, 0, 0, 7}, s...))
+		}
+		in := fmt.Sprintf("{\"key\":\"a\",\"value_base64\":%q}\n{\"key\":\"b\",\"value\":\"plain 1\"}\n{\"key\":\"c\",\"value_base64\":%q}\n",
+			framed("card 1234"), framed("x"))
+		if r := kpipe(t, "", in, "run", "--brokers", addr, "--topic", "framed"); r.code != 0 {
+			t.Fatalf("producing: %s", r)
+		}
+		dir := t.TempDir()
+		cfg := writeFile(t, filepath.Join(dir, "consume.hcl"), fmt.Sprintf(`kafka { brokers = [%q] }
+consumer "framed" {
+  topics = ["framed"]
+  group  = "readers"
+  start  = "earliest"
+  value_deserializer {
+    module     = %q
+    on_failure = "drop"
+  }
+  interceptor "mask" { module = %q }
+}
+`, addr, plugintest.WAT(t, "wasmhost/testdata/consume.wat"), mask))
+		r := kpipe(t, "", "", "consume", "--config", cfg, "--max", "3", "--timeout", testbroker.Timeout().String())
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var c consumed
+			if err := json.Unmarshal([]byte(line), &c); err != nil || c.Value == nil {
+				t.Fatalf("line %q: %v\n%s", line, err, r)
+			}
+			got = append(got, *c.Value)
+		}
+		slices.Sort(got)
+		if r.code != 0 || fmt.Sprint(got) != "[card **** x]" || !strings.Contains(r.stderr, "3 records read: 2 delivered, 1 filtered, 0 failed") {
+			t.Fatalf("want exit 0, values [card **** x] and the third filtered, got %q\n%s", got, r)
+		}
+		// The group committed what the first run read: nothing is left.
+		r = kpipe(t, "", "", "consume", "--config", cfg, "--timeout", "3s")
+		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "0 records read") {
+			t.Errorf("second run of the group: %s", r)
 		}
 	})
 
