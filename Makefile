@@ -115,7 +115,7 @@ $(ASC):
 sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
 	@mkdir -p $(SDK_OUT)/assemblyscript
 	ln -sfn $(CURDIR)/sdk/assemblyscript $(ASC_DIR)/node_modules/kpipe-sdk
-	@for p in stamp keyhash; do \
+	@for p in stamp keyhash mask; do \
 		echo "asc $$p.ts -> $(SDK_OUT)/assemblyscript/$$p.wasm"; \
 		$(ASC) examples/plugins/assemblyscript/$$p.ts --path $(ASC_DIR)/node_modules $(ASC_FLAGS) \
 			--use abort=~lib/kpipe-sdk/assembly/index/abort -o $(SDK_OUT)/assemblyscript/$$p.wasm || exit 1; \
@@ -123,10 +123,13 @@ sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and tes
 	cd sdk/assemblyscript && $(CURDIR)/$(ASC) tests/harness.ts $(ASC_FLAGS) --use abort=assembly/index/abort \
 		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/harness.wasm
 	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
+	cd sdk/assemblyscript && $(CURDIR)/$(ASC) tests/consume_harness.ts $(ASC_FLAGS) --use abort=assembly/index/abort \
+		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/consume_harness.wasm
+	$(NODE) sdk/assemblyscript/tests/consume.mjs $(SDK_OUT)/assemblyscript/consume_harness.wasm sdk/testdata
 
 # The consume-side examples that sdk-conformance checks beside the SDK
-# examples (not counted among them): the mask examples of the C and Rust
-# SDKs, built by sdk-examples, and these committed WAT modules.
+# examples (not counted among them): the mask examples of the C, Rust and
+# AssemblyScript SDKs, built by sdk-examples, and these committed WAT modules.
 CONSUME_WAT := examples/plugins/wat/mask.wasm examples/plugins/wat/filter.wasm
 
 # Modules that break the ABI in one way each: sdk-conformance must see
