@@ -20,6 +20,9 @@ type Config struct {
 	Kafka Kafka
 	// Pipelines are the pipeline blocks, in file order. Names are unique.
 	Pipelines []*Pipeline
+	// Consumers are the consumer blocks (consume.go), in file order.
+	// Names are unique among them.
+	Consumers []*Consumer
 }
 
 // Pipeline returns the pipeline with the given name. With an empty name it

@@ -67,6 +67,7 @@ var rootSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "kafka"},
 		{Type: "pipeline", LabelNames: []string{"name"}},
+		{Type: "consumer", LabelNames: []string{"name"}},
 	},
 }
 
@@ -180,9 +181,11 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 				d.errorf(b.LabelRanges[0], "Invalid pipeline name", "A pipeline name must not be empty.")
 			}
 			cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b))
+		case "consumer":
+			d.consumerBlock(cfg, b)
 		}
 	}
-	if len(cfg.Pipelines) == 0 && !d.diags.HasErrors() {
+	if len(cfg.Pipelines) == 0 && len(cfg.Consumers) == 0 && !d.diags.HasErrors() {
 		d.errorf(body.MissingItemRange(), "No pipeline", `The configuration must define at least one pipeline "NAME" block.`)
 	}
 	return cfg
@@ -527,6 +530,11 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		if kind == plugins.KindSerializer {
 			d.errorf(blk.DefRange, "Not allowed in a serializer",
 				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
+			continue
+		}
+		if kind == plugins.KindDeserializer {
+			d.errorf(blk.DefRange, "Not allowed in a deserializer",
+				"Deserializers have no circuit breaker: a record a deserializer cannot read fails or is filtered (on_failure).")
 			continue
 		}
 		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange

@@ -97,4 +97,14 @@
 // its context ends, then closes, closes the plugins it owns, and reports the
 // records left undelivered. docs/architecture.md follows one record through
 // the files of this package.
+//
+// # The consume side
+//
+// Consumer runs consume-side plugins on the records a franz-go consumer
+// fetches: the key and value deserializers (plugins.Deserializer), then the
+// consume interceptors (plugins.ConsumeInterceptor, the Java client's
+// onConsume) in order, in batches where they take them. They go through
+// the same guard as the producer's plugins (OnFailure, circuit breakers,
+// Stats), and every record fetched ends in exactly one of Consumed's
+// Delivered, Filtered and Failed.
 package pipeline

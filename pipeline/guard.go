@@ -93,6 +93,10 @@ func kindName(k plugins.Kind) string {
 		return "interceptor"
 	case plugins.KindSerializer:
 		return "serializer"
+	case plugins.KindConsumeInterceptor:
+		return "consume interceptor"
+	case plugins.KindDeserializer:
+		return "deserializer"
 	}
 	return "partitioner"
 }

@@ -563,10 +563,11 @@ type pluginConfig struct {
 // open.
 type FailurePolicy uint8
 
-// The failure policies. Interceptors take SkipPlugin (the default),
-// FailRecord or DropRecord; partitioners UseDefaultPartitioner (the
-// default) or FailRecord; serializers only FailRecord, which is what they
-// always do.
+// The failure policies. Interceptors and consume interceptors take
+// SkipPlugin (the default), FailRecord or DropRecord; partitioners
+// UseDefaultPartitioner (the default) or FailRecord; serializers only
+// FailRecord, which is what they always do; deserializers FailRecord (the
+// default) or DropRecord.
 const (
 	// SkipPlugin: the record goes on as it was before the interceptor
 	// (the last good version), counted as a failure of the plugin
@@ -609,8 +610,10 @@ func ParseFailurePolicy(s string) (FailurePolicy, error) {
 // policies lists the policies each kind accepts; the first is its default.
 func policies(k plugins.Kind) []FailurePolicy {
 	switch k {
-	case plugins.KindInterceptor:
+	case plugins.KindInterceptor, plugins.KindConsumeInterceptor:
 		return []FailurePolicy{SkipPlugin, FailRecord, DropRecord}
+	case plugins.KindDeserializer:
+		return []FailurePolicy{FailRecord, DropRecord}
 	case plugins.KindPartitioner:
 		return []FailurePolicy{UseDefaultPartitioner, FailRecord}
 	}
@@ -618,8 +621,8 @@ func policies(k plugins.Kind) []FailurePolicy {
 }
 
 // CheckFailurePolicy reports whether a plugin of kind k (one of
-// plugins.KindInterceptor, KindSerializer, KindPartitioner) may have policy
-// f.
+// plugins.KindInterceptor, KindSerializer, KindPartitioner,
+// KindConsumeInterceptor, KindDeserializer) may have policy f.
 func CheckFailurePolicy(k plugins.Kind, f FailurePolicy) error {
 	allowed := policies(k)
 	for _, a := range allowed {

@@ -115,9 +115,7 @@ type Producer struct {
 	live    []*chain // chains whose plugins are not closed yet; guarded by swapMu
 	closers sync.WaitGroup
 
-	statsMu   sync.Mutex
-	statsBy   map[statsKey]*hookStats
-	statsList []statsEntry
+	hookStats statsTable
 
 	stage    *stager // nil: StageBatch turned off
 	acks     ackQueue

@@ -618,7 +618,7 @@ export function kpipe_kinds(): i32 {
   if (onSendHook !== null) k |= KIND_INTERCEPTOR;
   if (serializeHook !== null) k |= KIND_SERIALIZER;
   if (partitionHook !== null) k |= KIND_PARTITIONER;
-  return k;
+  return k | consumeKinds();
 }
 
 export function kpipe_buffer(size: i32): usize {
@@ -793,6 +793,76 @@ export function kpipe_serialize(target: i32, len: i32): i64 {
   if (r === null) return fail(decodeError!);
   serializeFailed = false;
   const v = serializeHook!(target, r);
+  if (serializeFailed) return FAIL;
+  if (v === null) return NULL;
+  if (v.length == 0) return 0;
+  outLen = 0;
+  ensureOut(v.length);
+  memory.copy(changetype<usize>(out), v.dataStart, v.length);
+  return slice(changetype<usize>(out), v.length);
+}
+
+// The consume side (ABI version 2, section 10): consume interceptors, which
+// see, change or drop every record a consumer fetched before the application
+// does, and deserializers. A plugin registers them and re-exports
+// kpipe_abi_v2 (which these kinds need) and kpipe_on_consume or
+// kpipe_deserialize, beside the exports above.
+
+export const KIND_CONSUME_INTERCEPTOR: i32 = 8;
+export const KIND_DESERIALIZER: i32 = 16;
+
+let onConsumeHook: ((r: Record, offset: i64) => i32) | null = null;
+let deserializeHook: ((target: i32, r: Record, offset: i64) => Uint8Array | null) | null = null;
+
+/** on_consume gets the fetched record (its partition set) and its offset; it
+ * changes the record through the setters (the host takes its key, value,
+ * headers and timestamp, and keeps its topic, partition and offset) and
+ * returns CONTINUE, DROP, or FAIL after setError. */
+export function registerConsumeInterceptor(onConsume: (r: Record, offset: i64) => i32): void { onConsumeHook = onConsume; }
+/** deserialize returns the key or value the application reads (null for
+ * null), or calls failDeserialize and returns null. */
+export function registerDeserializer(deserialize: (target: i32, r: Record, offset: i64) => Uint8Array | null): void { deserializeHook = deserialize; }
+/** Fails the current deserialize call with msg. */
+export function failDeserialize(msg: string): void { failSerialize(msg); }
+
+function consumeKinds(): i32 {
+  let k = 0;
+  if (onConsumeHook !== null) k |= KIND_CONSUME_INTERCEPTOR;
+  if (deserializeHook !== null) k |= KIND_DESERIALIZER;
+  return k;
+}
+
+export function kpipe_abi_v2(): void {}
+
+/** The offset of the record kpipe_on_consume runs on, for consumeThrough. */
+let consumeOffset: i64 = 0;
+
+/** Runs the consume hook where sendOne runs an on_send hook, so that the
+ * record's setters, edits and encoding work as on the producer side. */
+function consumeThrough(r: Record): i32 { return onConsumeHook!(r, consumeOffset); }
+
+export function kpipe_on_consume(len: i32): i64 {
+  if (onConsumeHook === null) return fail("kpipe: no consume interceptor is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  if (len < 8) return fail("kpipe: consumed record without its offset");
+  consumeOffset = load<i64>(changetype<usize>(input));
+  const saved = onSendHook;
+  onSendHook = consumeThrough;
+  outLen = 0;
+  const r = sendOne(8, len - 8);
+  onSendHook = saved;
+  return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
+}
+
+export function kpipe_deserialize(target: i32, len: i32): i64 {
+  if (deserializeHook === null) return fail("kpipe: no deserializer is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  if (len < 8) return fail("kpipe: consumed record without its offset");
+  if (target != TARGET_KEY && target != TARGET_VALUE) return fail("kpipe: unknown deserializer target");
+  const r = decodeAt(8, len - 8);
+  if (r === null) return fail(decodeError!);
+  serializeFailed = false;
+  const v = deserializeHook!(target, r, load<i64>(changetype<usize>(input)));
   if (serializeFailed) return FAIL;
   if (v === null) return NULL;
   if (v.length == 0) return 0;

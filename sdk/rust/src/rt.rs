@@ -4,6 +4,10 @@
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
+#[path = "consume.rs"]
+mod consume;
+pub use consume::{deserialize, on_consume};
+
 use crate::codec::{decode_ack, decode_key, decode_record, encode_edits, encode_record, get_u32, Header};
 use crate::host::set_error;
 use crate::{Error, Plugin, Target, Verdict, FEATURE_ACK_NO_RECORD, FEATURE_EDITS, FEATURE_PARTITION_KEY};

@@ -46,7 +46,7 @@ var kindNames = []struct {
 
 func kindList(k plugins.Kind) string {
 	var names []string
-	for _, kn := range kindNames {
+	for _, kn := range append(kindNames[:len(kindNames):len(kindNames)], consumeKindNames...) {
 		if k&kn.kind != 0 {
 			names = append(names, kn.name)
 		}
@@ -192,9 +192,12 @@ Records are read like 'kpipe run' reads them (--input, --format). Without --inpu
 they come from stdin when it is piped or redirected and not empty, and otherwise
 from a few built-in sample records. Without --kind every kind the module
 declares is tested, each on the record as the previous kinds left it
-(interceptor, then serializer, then partitioner), as in a pipeline.
+(interceptor, then serializer, then partitioner), as in a pipeline. The
+consume-side kinds (ABI v2) run first, on each record as a consumer would
+fetch it (its partition or 0, offset N-1): deserializer for key and value,
+then consume-interceptor.
 
-With --batch N the records then also go through the pipeline's own stage code
+With --batch N (producer-side kinds) the records then also go through the pipeline's own stage code
 twice, each record alone and in stage batches of N (the batch hooks of ABI
 5.5, as 'kpipe run' uses them), and every record whose outcome, partition or
 resulting record differs between the two runs is reported: a module's batch
@@ -220,13 +223,13 @@ single results differ.`,
 			}
 			var kinds plugins.Kind
 			if kindName != "" {
-				for _, kn := range kindNames {
+				for _, kn := range append(kindNames[:len(kindNames):len(kindNames)], consumeKindNames...) {
 					if kn.name == kindName {
 						kinds = kn.kind
 					}
 				}
 				if kinds == 0 {
-					return usageErrorf("--kind %q: want interceptor, serializer or partitioner", kindName)
+					return usageErrorf("--kind %q: want interceptor, serializer, partitioner, consume-interceptor or deserializer", kindName)
 				}
 			}
 			var in io.Reader
@@ -253,7 +256,7 @@ single results differ.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer or partitioner")
+	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer, partitioner, consume-interceptor or deserializer")
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
 	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: piped stdin, else built-in samples)")
@@ -369,6 +372,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		}
 		originals = append(originals, cloneRecord(r))
 		fmt.Fprintf(w, "record %d (line %d): %s\n", n, line, formatRecord(r))
+		testConsumed(ctx, w, p, kinds, cloneRecord(r), n, fail)
 		dropped := false
 		if ic != nil {
 			before := *r
@@ -448,7 +452,9 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if failures > 0 && batch == 0 {
 		return failedf("%d hook calls failed", failures)
 	}
-	if batch > 0 {
+	if batch > 0 && kinds&abiV1Kinds == 0 {
+		fmt.Fprintf(w, "--batch compares the producer-side stages; %s has none\n", kindList(kinds))
+	} else if batch > 0 {
 		diffs, err := compareBatch(ctx, w, name, p, kinds, originals, partitions, batch)
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
