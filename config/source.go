@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kpipe/kpipe/pipeline"
 )
 
 // Delivery guarantees of a Kafka source (the source block's delivery).
@@ -57,6 +59,9 @@ type Source struct {
 	// (rebalance.timeout.ms, Kafka's max.poll.interval.ms) of the group
 	// member; 0 keeps franz-go's defaults, 45s and 60s.
 	SessionTimeout, RebalanceTimeout time.Duration
+	// MaxPollRecords caps the records of one poll, which are produced and
+	// committed together; 0 keeps kafkasource's default (10,000).
+	MaxPollRecords int
 	// DeadLetterTopic is the dead_letter block's topic: records that fail
 	// go there with headers saying why. "" means none: a failed record
 	// stops its partition.
@@ -76,6 +81,7 @@ var sourceSchema = &hcl.BodySchema{
 		{Name: "transactional_id"},
 		{Name: "session_timeout"},
 		{Name: "rebalance_timeout"},
+		{Name: "max_poll_records"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "dead_letter"},
@@ -215,6 +221,9 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 	if attr, ok := a["rebalance_timeout"]; ok {
 		s.RebalanceTimeout, _ = d.duration(attr, false)
 	}
+	if attr, ok := a["max_poll_records"]; ok {
+		s.MaxPollRecords, _ = d.int(attr, 1, 1<<20)
+	}
 	var first *hcl.Block
 	for _, blk := range content.Blocks {
 		if first != nil {
@@ -296,3 +305,8 @@ func sameBrokers(a, b []string) bool {
 	slices.Sort(y)
 	return slices.Equal(x, y)
 }
+
+// Options returns the pipeline options of the kafka block's settings that
+// are set (no plugins): the settings of a producer that runs no pipeline,
+// such as a kafka source's dead-letter producer.
+func (k *Kafka) Options() ([]pipeline.Option, error) { return k.kafkaOptions() }

@@ -1,0 +1,72 @@
+;; upper.wat: an interceptor that upper-cases the ASCII letters of every
+;; record's value, written by hand against the kpipe plugin ABI v1
+;; (sdk/ABI.md) with no language runtime. A value that starts with "poison"
+;; makes it trap: a plugin fault, for testing what a pipeline does with a
+;; record its plugin fails on (on_failure, dead-letter topics).
+;;
+;; The record (ABI 4.1) is changed in place in the input buffer and returned
+;; whole, as a slice of the buffer: the host decodes it as the new record.
+;; A record with a null or empty value is returned unchanged (0).
+(module
+  (memory (export "memory") 1)
+
+  (func (export "kpipe_abi_v1"))
+
+  ;; Bit 0: interceptor.
+  (func (export "kpipe_kinds") (result i32) (i32.const 1))
+
+  ;; The input buffer starts at address 1024 (address 0 would mean "no
+  ;; buffer") and takes the rest of memory, grown as needed.
+  (func (export "kpipe_buffer") (param $size i32) (result i32)
+    (local $pages i32)
+    (if (i32.gt_u (local.get $size) (i32.const 0x7ff00000))
+      (then (return (i32.const 0))))
+    (local.set $pages
+      (i32.shr_u
+        (i32.add (local.get $size) (i32.const 66559)) ;; 1024 + 65535
+        (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then
+        (if (i32.eq
+              (memory.grow (i32.sub (local.get $pages) (memory.size)))
+              (i32.const -1))
+          (then (return (i32.const 0))))))
+    (i32.const 1024))
+
+  (func (export "kpipe_on_send") (param $len i32) (result i64)
+    (local $p i32)
+    (local $n i32)
+    (local $end i32)
+    (local $c i32)
+    ;; Skip flags, partition, timestamp (16 bytes), then the topic.
+    (local.set $p (i32.add (i32.const 1040)
+      (i32.add (i32.const 4) (i32.load (i32.const 1040)))))
+    ;; Skip the key (length -1: null, no bytes).
+    (local.set $n (i32.load (local.get $p)))
+    (local.set $p (i32.add (local.get $p) (i32.const 4)))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then (local.set $p (i32.add (local.get $p) (local.get $n)))))
+    ;; The value.
+    (local.set $n (i32.load (local.get $p)))
+    (if (i32.le_s (local.get $n) (i32.const 0))
+      (then (return (i64.const 0))))
+    (local.set $p (i32.add (local.get $p) (i32.const 4)))
+    ;; "poison" (little-endian "pois" and "on") traps.
+    (if (i32.ge_u (local.get $n) (i32.const 6))
+      (then
+        (if (i32.and
+              (i32.eq (i32.load (local.get $p)) (i32.const 0x73696f70))
+              (i32.eq (i32.load16_u (i32.add (local.get $p) (i32.const 4))) (i32.const 0x6e6f)))
+          (then unreachable))))
+    (local.set $end (i32.add (local.get $p) (local.get $n)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $c (i32.load8_u (local.get $p)))
+        (if (i32.lt_u (i32.sub (local.get $c) (i32.const 97)) (i32.const 26))
+          (then (i32.store8 (local.get $p) (i32.sub (local.get $c) (i32.const 32)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $next)))
+    ;; The whole record, changed in place: (1024 << 32) | len.
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32))
+            (i64.extend_i32_u (local.get $len)))))
