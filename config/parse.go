@@ -184,10 +184,17 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 			cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b, sources))
 		}
 	}
+	var firstSource *Pipeline
 	for _, p := range cfg.Pipelines {
 		if p.Source != nil {
 			d.checkSource(cfg, p, sources[p])
+			if firstSource == nil {
+				firstSource = p
+			}
 		}
+	}
+	if firstSource != nil {
+		d.checkKafkaForSources(firstSource)
 	}
 	if len(cfg.Pipelines) == 0 && !d.diags.HasErrors() {
 		d.errorf(body.MissingItemRange(), "No pipeline", `The configuration must define at least one pipeline "NAME" block.`)

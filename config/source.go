@@ -247,6 +247,15 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 	return s, rg
 }
 
+// checkKafkaForSources reports the kafka block's transactional_id once when
+// a pipeline (first, the first of them) reads Kafka.
+func (d *decoder) checkKafkaForSources(first *Pipeline) {
+	if attr := d.kafkaAttrs["transactional_id"]; attr != nil {
+		d.errorf(attr.Expr.Range(), "transactional_id with a kafka source",
+			"The kafka block's transactional_id is for pipelines fed by a file or stdin (one transaction per run); pipeline %q reads Kafka (source at %s), whose transactions are chosen by the source's delivery = \"exactly_once\".", first.Name, first.Source.DefRange)
+	}
+}
+
 // checkSource applies the rules that tie a pipeline's kafka source to the
 // rest of the file (the kafka block may come after the pipeline).
 func (d *decoder) checkSource(cfg *Config, p *Pipeline, rg *sourceRanges) {
@@ -273,10 +282,6 @@ func (d *decoder) checkSource(cfg *Config, p *Pipeline, rg *sourceRanges) {
 		}
 	}
 	ka := d.kafkaAttrs
-	if attr := ka["transactional_id"]; attr != nil {
-		d.errorf(attr.Expr.Range(), "transactional_id with a kafka source",
-			"The kafka block's transactional_id is for pipelines fed by a file or stdin (one transaction per run); pipeline %q reads Kafka, whose transactions are chosen by its source's delivery = \"exactly_once\" (at %s).", p.Name, s.DefRange)
-	}
 	if s.Delivery != ExactlyOnce {
 		if rg.transactionalID != nil {
 			d.errorf(*rg.transactionalID, "transactional_id needs exactly_once",
