@@ -4,11 +4,26 @@
 ;; makes it trap: a plugin fault, for testing what a pipeline does with a
 ;; record its plugin fails on (on_failure, dead-letter topics).
 ;;
-;; The record (ABI 4.1) is changed in place in the input buffer and returned
-;; whole, as a slice of the buffer: the host decodes it as the new record.
-;; A record with a null or empty value is returned unchanged (0).
+;; The value is changed in place in the input buffer. With the feature
+;; KPIPE_FEATURE_EDITS (ABI 8.2), which kpipe_init asks for, the result is an
+;; edit list that sets the value, written over the bytes just before the
+;; value's length prefix (the header, op 5, and the prefix and value as they
+;; are): the host decodes only the value instead of the whole record. A host
+;; without the feature gets the whole record (ABI 4.1), changed in place. A
+;; record with a null or empty value is returned unchanged (0).
 (module
+  (import "kpipe" "enable_features" (func $enable_features (param i64) (result i64)))
+
   (memory (export "memory") 1)
+
+  ;; 1 if the host granted KPIPE_FEATURE_EDITS.
+  (global $edits (mut i32) (i32.const 0))
+
+  ;; Ask for KPIPE_FEATURE_EDITS (bit 2); either answer will do.
+  (func (export "kpipe_init") (result i64)
+    (global.set $edits (i32.wrap_i64
+      (i64.shr_u (i64.and (call $enable_features (i64.const 4)) (i64.const 4)) (i64.const 2))))
+    (i64.const 0))
 
   (func (export "kpipe_abi_v1"))
 
@@ -37,7 +52,8 @@
     (local $p i32)
     (local $n i32)
     (local $end i32)
-    (local $c i32)
+    (local $c i32)   ;; the value's first byte's address
+    (local $len8 i32) ;; a byte of the value
     ;; Skip flags, partition, timestamp (16 bytes), then the topic.
     (local.set $p (i32.add (i32.const 1040)
       (i32.add (i32.const 4) (i32.load (i32.const 1040)))))
@@ -59,14 +75,26 @@
               (i32.eq (i32.load16_u (i32.add (local.get $p) (i32.const 4))) (i32.const 0x6e6f)))
           (then unreachable))))
     (local.set $end (i32.add (local.get $p) (local.get $n)))
+    (local.set $c (local.get $p))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-        (local.set $c (i32.load8_u (local.get $p)))
-        (if (i32.lt_u (i32.sub (local.get $c) (i32.const 97)) (i32.const 26))
-          (then (i32.store8 (local.get $p) (i32.sub (local.get $c) (i32.const 32)))))
+        (local.set $len8 (i32.load8_u (local.get $p)))
+        (if (i32.lt_u (i32.sub (local.get $len8) (i32.const 97)) (i32.const 26))
+          (then (i32.store8 (local.get $p) (i32.sub (local.get $len8) (i32.const 32)))))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (br $next)))
+    (if (global.get $edits)
+      (then
+        ;; One edit, "set value" (op 5), whose operand is the value's
+        ;; length prefix and bytes where they are: the list starts 9 bytes
+        ;; before the value (at least 1024 + 24 - 5: the record's header,
+        ;; topic length and key length come first).
+        (i32.store (i32.sub (local.get $c) (i32.const 9)) (i32.const 0x80000001))
+        (i32.store8 (i32.sub (local.get $c) (i32.const 5)) (i32.const 5))
+        (return (i64.or
+          (i64.shl (i64.extend_i32_u (i32.sub (local.get $c) (i32.const 9))) (i64.const 32))
+          (i64.extend_i32_u (i32.add (local.get $n) (i32.const 9)))))))
     ;; The whole record, changed in place: (1024 << 32) | len.
     (i64.or (i64.shl (i64.const 1024) (i64.const 32))
             (i64.extend_i32_u (local.get $len)))))
