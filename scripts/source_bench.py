@@ -15,7 +15,10 @@ its start and shutdown. With --procs 2 it also runs two kpipe processes in
 one group (scaling); CPU is then the sum of both.
 
 It prints one line per run and, per mode, the median ratio kpipe/mineos of
-records/s and of CPU per record. Every wait is bounded (--timeout).
+records/s and of CPU per record. records/s is given twice: over the whole
+run, and "steady", from the first commit to the last (leaving out the start:
+loading the plugins, connecting, joining the group). Every wait is bounded
+(--timeout).
 """
 import argparse, json, os, signal, statistics, subprocess, sys, tempfile, time, urllib.request, uuid
 
@@ -38,12 +41,14 @@ def run_mineos(a, bins, mode, tag):
     t0 = time.monotonic()
     p = subprocess.Popen([bins["mineos"], "--brokers", a.brokers, "--in", a.topic, "--out", "out-" + tag,
                           "--group", "g-" + tag, "--records", str(a.records), "--timeout", f"{a.timeout}s"]
-                         + (["--eos"] if mode == "exactly_once" else []), stdout=subprocess.DEVNULL)
+                         + (["--eos"] if mode == "exactly_once" else []), stdout=subprocess.PIPE, text=True)
+    out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         sys.exit(f"mineos failed: exit {p.returncode}")
-    return time.monotonic() - t0, cpu(ru)
+    steady = float(out.split("steady:")[1].split("after the first commit:")[1].split()[0])
+    return time.monotonic() - t0, cpu(ru), steady
 
 def run_kpipe(a, bins, mode, tag, procs):
     d = tempfile.mkdtemp(prefix="kpipe-srcbench-")
@@ -68,20 +73,28 @@ pipeline "bench" {{
         ps.append(subprocess.Popen([bins["kpipe"], "run", "--config", cfg, "--admin", f"127.0.0.1:{port}"],
                                    stderr=open(os.path.join(d, f"stderr{i}"), "w")))
     deadline = t0 + a.timeout
-    while sum(metric_sum(p, "kpipe_source_records_committed_total") for p in ports) < a.records:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in ps):
+    first = None
+    while True:
+        c = sum(metric_sum(p, "kpipe_source_records_committed_total") for p in ports)
+        now = time.monotonic()
+        if c > 0 and first is None:
+            first = (now, c)
+        if c >= a.records:
+            break
+        if now > deadline or any(p.poll() is not None for p in ps):
             for p in ps:
                 p.kill()
             sys.exit(f"kpipe did not commit {a.records} records within {a.timeout}s (see {d})")
-        time.sleep(0.02)
-    wall = time.monotonic() - t0
+        time.sleep(0.01)
+    wall = now - t0
+    steady = (a.records - first[1]) / max(now - first[0], 1e-3)
     total = 0.0
     for p in ps:
         p.send_signal(signal.SIGINT)
     for p in ps:
         _, _, ru = os.wait4(p.pid, 0)
         total += cpu(ru)
-    return wall, total
+    return wall, total, steady
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,19 +130,20 @@ def main():
             for who, procs in runs:
                 tag = uuid.uuid4().hex[:8]
                 if who == "mineos":
-                    wall, c = run_mineos(a, bins, mode, tag)
+                    wall, c, steady = run_mineos(a, bins, mode, tag)
                 else:
-                    wall, c = run_kpipe(a, bins, mode, tag, procs)
+                    wall, c, steady = run_kpipe(a, bins, mode, tag, procs)
                 key = (mode, who, procs)
-                res.setdefault(key, []).append((a.records / wall, c / a.records * 1e9))
-                print(f"round {r + 1} {mode:14s} {who:7s} x{procs}: {a.records / wall:10.0f} records/s, {c / a.records * 1e9:7.0f} cpu-ns/record", flush=True)
+                res.setdefault(key, []).append((a.records / wall, c / a.records * 1e9, steady))
+                print(f"round {r + 1} {mode:14s} {who:7s} x{procs}: {a.records / wall:9.0f} records/s, steady {steady:9.0f} records/s, {c / a.records * 1e9:6.0f} cpu-ns/record", flush=True)
     for mode in a.modes.split(","):
         base = res[(mode, "mineos", 1)]
         for key in sorted(k for k in res if k[0] == mode and k[1] == "kpipe"):
             rs = [k[0] / b[0] for k, b in zip(res[key], base)]
+            ss = [k[2] / b[2] for k, b in zip(res[key], base)]
             cs = [k[1] / b[1] for k, b in zip(res[key], base)]
             print(f"{mode}: kpipe x{key[2]} / mineos: records/s median {statistics.median(rs):.2f} (rounds {', '.join(f'{x:.2f}' for x in rs)}), "
-                  f"cpu/record median {statistics.median(cs):.2f}")
+                  f"steady median {statistics.median(ss):.2f} (rounds {', '.join(f'{x:.2f}' for x in ss)}), cpu/record median {statistics.median(cs):.2f}")
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
