@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,5 +337,85 @@ pipeline "scale" {
 		if !got["poison-"+strconv.Itoa(i)] {
 			t.Errorf("poisoned record %d is not in the dead-letter topic (it has %d records)", i, len(dead))
 		}
+	}
+}
+
+// TestSourceAdmin: the admin endpoint shows a Kafka source's partitions:
+// records read and committed, lag, assignment, and a partition stopped at
+// a record the plugin failed on with no dead-letter topic; the summary
+// says where it stopped.
+func TestSourceAdmin(t *testing.T) {
+	const n = 2000 // record 1234 is poisoned
+	brokers := testbroker.Brokers(t)
+	in := testbroker.CreateTopic(t, brokers, 2)
+	out := testbroker.CreateTopic(t, brokers, 2)
+	produceKeyed(t, brokers, in, n)
+	ends := testbroker.EndOffsets(t, brokers, in)
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "admin.hcl"), fmt.Sprintf(`kafka {
+  brokers = [%q]
+}
+pipeline "admin" {
+  topic = %q
+  source "kafka" {
+    topics = [%q]
+    group  = %q
+  }
+  interceptor "upper" {
+    module     = %q
+    on_failure = "fail"
+  }
+}
+`, strings.Join(brokers, ","), out, in, "admin-"+in, plugintest.WAT(t, "examples/plugins/wat/upper.wasm")))
+	r := startLive(t, dir, "run", "--config", cfg, "--admin", "127.0.0.1:0")
+	deadline := time.Now().Add(testbroker.Timeout())
+	var stopped, running int32 = -1, -1
+	for {
+		mf := r.metrics()
+		for p := range int32(2) {
+			part := strconv.Itoa(int(p))
+			delivered := metricValue(mf, "kpipe_source_records_committed_total", "topic", in, "partition", part, "outcome", "delivered")
+			switch {
+			case metricValue(mf, "kpipe_source_partition_stopped", "topic", in, "partition", part) == 1:
+				stopped = p
+			case delivered == float64(ends[p]):
+				running = p
+			}
+		}
+		if stopped >= 0 && running >= 0 {
+			if d := metricValue(mf, "kpipe_source_records_committed_total", "topic", in, "partition", strconv.Itoa(int(stopped)), "outcome", "delivered"); d < 0 || d >= float64(ends[stopped]) {
+				t.Errorf("stopped partition %d: %v records delivered of %d", stopped, d, ends[stopped])
+			}
+			for p := range int32(2) {
+				part := strconv.Itoa(int(p))
+				if metricValue(mf, "kpipe_source_partition_assigned", "topic", in, "partition", part) != 1 ||
+					metricValue(mf, "kpipe_source_lag", "topic", in, "partition", part) < 0 ||
+					metricValue(mf, "kpipe_source_records_read_total", "topic", in, "partition", part) <= 0 {
+					t.Errorf("partition %d: assigned, lag or read missing from /metrics", p)
+				}
+			}
+			if metricValue(mf, "kpipe_source_commits_total") <= 0 {
+				t.Errorf("no commits on /metrics")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no partition stopped and one complete within %v (stopped %d, complete %d)\n%s", testbroker.Timeout(), stopped, running, r.stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kpipe run did not end within 30s of SIGINT")
+	}
+	if code := r.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
+	if re := regexp.MustCompile(fmt.Sprintf(`%s\[%d\].*\n\s+STOPPED at offset \d+: plugin failed: interceptor "upper"`, regexp.QuoteMeta(in), stopped)); !re.MatchString(r.stderr()) {
+		t.Errorf("the summary does not say where partition %d stopped:\n%s", stopped, r.stderr())
 	}
 }
