@@ -54,6 +54,8 @@
     (local $end i32)
     (local $c i32)   ;; the value's first byte's address
     (local $len8 i32) ;; a byte of the value
+    (local $w i64)    ;; eight bytes of the value
+    (local $h i64)    ;; w without the top bit of each byte
     ;; Skip flags, partition, timestamp (16 bytes), then the topic.
     (local.set $p (i32.add (i32.const 1040)
       (i32.add (i32.const 4) (i32.load (i32.const 1040)))))
@@ -76,6 +78,28 @@
           (then unreachable))))
     (local.set $end (i32.add (local.get $p) (local.get $n)))
     (local.set $c (local.get $p))
+;; Eight bytes at a time: in each byte whose top bit is clear, h + 0x1f
+    ;; reaches 0x80 from 'a' on and h + 0x05 from 'z' + 1 on, so their
+    ;; top bits differ exactly for 'a' to 'z' (no carry crosses a byte,
+    ;; as h <= 0x7f); moved down to bit 5 (0x20), that flips those bytes to
+    ;; upper case. The bytes left over go one at a time below.
+    (block $words_done
+      (loop $words
+        (br_if $words_done (i32.gt_u (i32.add (local.get $p) (i32.const 8)) (local.get $end)))
+        (local.set $w (i64.load (local.get $p)))
+        (local.set $h (i64.and (local.get $w) (i64.const 0x7f7f7f7f7f7f7f7f)))
+        (i64.store (local.get $p)
+          (i64.xor (local.get $w)
+            (i64.shr_u
+              (i64.and
+                (i64.and
+                  (i64.xor (i64.add (local.get $h) (i64.const 0x1f1f1f1f1f1f1f1f))
+                           (i64.add (local.get $h) (i64.const 0x0505050505050505)))
+                  (i64.xor (local.get $w) (i64.const -1)))
+                (i64.const 0x8080808080808080))
+              (i64.const 2))))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (br $words)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
