@@ -102,7 +102,7 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 	if s.log == nil {
 		s.log = hclog.Default().Named("kpipe")
 	}
-	s.stats.parts = map[topicPartition]*partStats{}
+	s.stats.parts = map[topicPartition]*PartitionStats{}
 
 	cons := []kgo.Opt{
 		kgo.ConsumerGroup(cfg.group),
@@ -404,12 +404,11 @@ func (s *Source) abandon() {
 func (s *Source) endTransaction(ctx context.Context, recs []*kgo.Record, stops map[topicPartition]stop) error {
 	if len(stops) > 0 {
 		s.stopPartitions(stops)
-		committed, err := s.sess.End(ctx, kgo.TryAbort)
+		_, err := s.sess.End(ctx, kgo.TryAbort)
 		s.stats.aborted.Add(1)
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("kafkasource: abort transaction: %w", err)
 		}
-		_ = committed
 		return nil
 	}
 	committed, err := s.sess.End(ctx, kgo.TryCommit)

@@ -57,24 +57,20 @@ type topicPartition struct {
 	partition int32
 }
 
-type partStats struct {
-	PartitionStats
-}
-
 // stats holds a source's counters; Run updates them once per fetch and per
 // batch, the admin endpoint reads them.
 type stats struct {
 	mu        sync.Mutex
-	parts     map[topicPartition]*partStats
+	parts     map[topicPartition]*PartitionStats
 	committed atomic.Uint64
 	aborted   atomic.Uint64
 }
 
 // get returns the counters of tp; mu must be held.
-func (st *stats) get(tp topicPartition) *partStats {
+func (st *stats) get(tp topicPartition) *PartitionStats {
 	ps := st.parts[tp]
 	if ps == nil {
-		ps = &partStats{PartitionStats{Topic: tp.topic, Partition: tp.partition, Lag: -1}}
+		ps = &PartitionStats{Topic: tp.topic, Partition: tp.partition, Lag: -1}
 		st.parts[tp] = ps
 	}
 	return ps
@@ -153,7 +149,7 @@ func (s *Source) Stats() Stats {
 	st.mu.Lock()
 	out := Stats{Partitions: make([]PartitionStats, 0, len(st.parts))}
 	for _, ps := range st.parts {
-		out.Partitions = append(out.Partitions, ps.PartitionStats)
+		out.Partitions = append(out.Partitions, *ps)
 	}
 	st.mu.Unlock()
 	out.Commits, out.Aborts = st.committed.Load(), st.aborted.Load()
