@@ -436,17 +436,27 @@ func (s *Source) endTransaction(ctx context.Context, recs []*kgo.Record, stops m
 func (s *Source) commit(ctx context.Context, recs []*kgo.Record, stops map[topicPartition]stop) {
 	defer s.cl.AllowRebalance()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for _, in := range recs {
-		tp := topicPartition{in.Topic, in.Partition}
-		if st, ok := stops[tp]; ok && in.Offset >= st.in.Offset {
+	// A poll's records come partition by partition, in offset order: the
+	// last record of each run of one partition is the one to commit.
+	for i, in := range recs {
+		if i+1 < len(recs) && recs[i+1].Partition == in.Partition && recs[i+1].Topic == in.Topic {
 			continue
+		}
+		if st, ok := stops[topicPartition{in.Topic, in.Partition}]; ok {
+			if st.in.Offset == 0 {
+				continue
+			}
+			// Commit up to the record that stopped the partition.
+			in = &kgo.Record{Topic: in.Topic, Partition: in.Partition, LeaderEpoch: st.in.LeaderEpoch, Offset: st.in.Offset - 1}
 		}
 		m := offsets[in.Topic]
 		if m == nil {
 			m = map[int32]kgo.EpochOffset{}
 			offsets[in.Topic] = m
 		}
-		m[in.Partition] = kgo.EpochOffset{Epoch: in.LeaderEpoch, Offset: in.Offset + 1}
+		if old, ok := m[in.Partition]; !ok || old.Offset < in.Offset+1 {
+			m[in.Partition] = kgo.EpochOffset{Epoch: in.LeaderEpoch, Offset: in.Offset + 1}
+		}
 	}
 	s.stopPartitions(stops)
 	if len(offsets) > 0 {

@@ -100,13 +100,20 @@ func (st *stats) noteFetch(fp kgo.FetchTopicPartition) (stopped bool) {
 func (st *stats) count(slots []slot, stops map[topicPartition]stop) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	var ps *PartitionStats
+	var stopAt int64 = -1
 	for i := range slots {
 		sl := &slots[i]
-		tp := topicPartition{sl.in.Topic, sl.in.Partition}
-		if s, ok := stops[tp]; ok && sl.in.Offset >= s.in.Offset {
+		if ps == nil || ps.Partition != sl.in.Partition || ps.Topic != sl.in.Topic {
+			tp := topicPartition{sl.in.Topic, sl.in.Partition}
+			ps, stopAt = st.get(tp), -1
+			if s, ok := stops[tp]; ok {
+				stopAt = s.in.Offset
+			}
+		}
+		if stopAt >= 0 && sl.in.Offset >= stopAt {
 			continue
 		}
-		ps := st.get(tp)
 		switch sl.res.Outcome {
 		case pipeline.Delivered:
 			ps.Delivered++
