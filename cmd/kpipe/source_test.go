@@ -419,3 +419,10 @@ pipeline "admin" {
 		t.Errorf("the summary does not say where partition %d stopped:\n%s", stopped, r.stderr())
 	}
 }
+
+// TestSourceExample: the example of docs/kafka-source.md validates.
+func TestSourceExample(t *testing.T) {
+	if r := kpipe(t, "", "", "validate", "--config", "../../examples/kafka-source.hcl"); r.code != 0 {
+		t.Fatalf("kpipe validate examples/kafka-source.hcl: %s", r)
+	}
+}
