@@ -162,6 +162,16 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 	}()
 	if cfg.delivery == ExactlyOnce {
 		s.cl = s.sess.Client()
+		// Initialise the transactional id now rather than at the first
+		// transaction: the broker then aborts a transaction a
+		// predecessor with the same id left open (a killed process),
+		// which would otherwise hold back the group's next readers of
+		// its partitions (their offsets are unstable while it is open)
+		// until the transaction timeout, while this process, which has
+		// no records before it has partitions, would not get there.
+		if _, _, err := s.cl.ProducerID(ctx); err != nil {
+			return nil, fmt.Errorf("kafkasource: initialising transactional id: %w", err)
+		}
 	} else {
 		cons = append(cons,
 			kgo.SeedBrokers(cfg.brokers...),
