@@ -235,7 +235,33 @@ func TestExactlyOnce(t *testing.T) {
 	if filtered != n/10 || st.Commits == 0 {
 		t.Errorf("filtered %d, want %d; commits %d", filtered, n/10, st.Commits)
 	}
+	// Filtered records advanced the committed offsets like the others:
+	// the group committed every input partition to its end.
+	checkCommittedToEnd(t, brokers, "eos-"+in, in)
 	checkOutput(t, brokers, out, n, keys, true)
+}
+
+// checkCommittedToEnd checks that group committed every partition of topic
+// up to its end offset.
+func checkCommittedToEnd(t *testing.T, brokers []string, group, topic string) {
+	t.Helper()
+	ends := testbroker.EndOffsets(t, brokers, topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, end := range ends {
+		if o, ok := offs.Lookup(topic, p); !ok || o.At != end {
+			t.Errorf("partition %d: committed %d (found %v), end offset %d", p, o.At, ok, end)
+		}
+	}
 }
 
 func TestAtLeastOnce(t *testing.T) {
@@ -248,6 +274,7 @@ func TestAtLeastOnce(t *testing.T) {
 	defer cancel()
 	s := newSource(t, ctx, brokers, in, out, "alo-"+in, kafkasource.AtLeastOnce)
 	runUntil(t, s, func() bool { return committed(s.Stats()) == n })
+	checkCommittedToEnd(t, brokers, "alo-"+in, in)
 	checkOutput(t, brokers, out, n, keys, false)
 }
 
