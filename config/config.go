@@ -134,6 +134,9 @@ type Pipeline struct {
 	// Batch is the pipeline's batch block, or nil for the pipeline's
 	// default (see pipeline.StageBatch).
 	Batch *Batch
+	// Source is the pipeline's source "kafka" block, or nil: records then
+	// come from the caller (kpipe run reads them from a file or stdin).
+	Source *Source
 	// DefRange is the position of the block header, for diagnostics.
 	DefRange hcl.Range
 }

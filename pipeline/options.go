@@ -151,6 +151,7 @@ type config struct {
 	stageMax        int
 	stageLinger     time.Duration // negative: derived from linger
 	kgoOpts         []kgo.Opt
+	newClient       func(...kgo.Opt) (*kgo.Client, error)
 	chain           chainConfig
 }
 
@@ -715,4 +716,17 @@ func StageBatch(maxRecords int, linger time.Duration) Option {
 // guarantees.
 func KgoOptions(opts ...kgo.Opt) Option {
 	return optionFunc(func(c *config) { c.kgoOpts = append(c.kgoOpts, opts...) })
+}
+
+// ClientFactory makes New create its franz-go client with newClient instead
+// of kgo.NewClient. newClient gets every option New derived (with kpipe's
+// partitioner and logger, and KgoOptions last) and must pass them all to the
+// client it returns. It is how a client that is more than a producer holds
+// the Producer: kafkasource builds the client of a
+// kgo.GroupTransactSession this way, so that the pipeline's records are
+// produced in the session's transactions, while the session, not the
+// Producer's transaction methods, begins and ends them. The Producer owns
+// the client it is given and closes it in Close. Default: kgo.NewClient.
+func ClientFactory(newClient func(opts ...kgo.Opt) (*kgo.Client, error)) Option {
+	return optionFunc(func(c *config) { c.newClient = newClient })
 }

@@ -235,7 +235,11 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		kgo.WithLogger(kgolog.New(log.Named("kgo"))))
 	kopts = append(kopts, cfg.kgoOpts...)
 
-	cl, err := kgo.NewClient(kopts...)
+	newClient := kgo.NewClient
+	if cfg.newClient != nil {
+		newClient = cfg.newClient
+	}
+	cl, err := newClient(kopts...)
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("pipeline: create client: %w", err)

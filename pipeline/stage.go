@@ -423,7 +423,8 @@ func (s *serializerSlot) serialize(ctx context.Context, r *plugins.Record) (b []
 	})
 	if err != nil {
 		g.failed(err)
-		return nil, fmt.Errorf("%w: %s serializer %q: %w", ErrSerialize, s.target, g.name, err)
+		return nil, &PluginError{Kind: g.kind, Plugin: g.name, Hook: g.hook, Err: err, sentinel: ErrSerialize,
+			msg: fmt.Sprintf("%v: %s serializer %q: %v", ErrSerialize, s.target, g.name, err)}
 	}
 	return b, nil
 }
