@@ -38,8 +38,8 @@
 //
 // # Chains and Swap
 //
-// The plugins form a chain, an immutable version held in one atomic
-// pointer. Swap replaces the whole chain while records flow: a record runs
+// The plugins form a chain, an immutable version named by one atomic
+// word, which also counts the records sent. Swap replaces the whole chain while records flow: a record runs
 // every stage and its acknowledgements on the chain it entered, and
 // Result.ChainVersion names it. A retired chain's plugins are closed once
 // its last record settled. SetPartitioner is Swap with another

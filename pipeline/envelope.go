@@ -1,8 +1,9 @@
 package pipeline
 
 import (
+	"context"
 	"sync"
-	"unsafe"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -10,15 +11,19 @@ import (
 )
 
 // envelope carries one record through the client: the kgo.Record produced,
-// the caller's record and callback, and which interceptors saw it.
+// the caller's record, context and callback, and which interceptors saw it.
 //
-// The kgo.Record's Context is the Send context itself, which franz-go may
-// keep after the record is complete (its goroutine waiting for an unknown
-// topic's metadata, for one, outlives the promise of the record that started
-// it). Nothing franz-go keeps points into the envelope, which is why
-// envelopes can be recycled; see envPool for who holds one when.
+// The kgo.Record's Context is the envelope's handle (see envelopeOf), and
+// the Send context is what the client is given with the record
+// (kgo.Client.Produce's ctx), so that it fails the record if that context
+// ends. franz-go may keep both after the record is complete (its goroutine
+// waiting for an unknown topic's metadata, for one, outlives the promise of
+// the record that started it): the Send context is the caller's, and the
+// handle reads nothing from the envelope, which is why envelopes can be
+// recycled; see envPool for who holds one when.
 type envelope struct {
-	kr       kgo.Record // first: envelopeOf depends on it
+	kr       kgo.Record
+	ctx      context.Context // the Send context
 	rec      *plugins.Record
 	cb       func(*plugins.Record, Result)
 	ch       *chain // the chain the record entered
@@ -41,12 +46,30 @@ type envelope struct {
 	partErr error
 }
 
+// envHandle is an envelope seen as the context.Context of its kgo.Record,
+// through which franz-go's partitioner and promise, which see only the
+// kgo.Record, find the envelope (envelopeOf). As a context it never ends
+// and holds no values, and its methods read nothing from the envelope: a
+// goroutine of the client that keeps it after the record is complete never
+// reads a recycled envelope.
+type envHandle envelope
+
+func (*envHandle) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*envHandle) Done() <-chan struct{}       { return nil }
+func (*envHandle) Err() error                  { return nil }
+func (*envHandle) Value(any) any               { return nil }
+
+// open gives e a record to carry: the caller's r, sent with ctx and cb.
+func (e *envelope) open(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
+	e.kr.Context = (*envHandle)(e)
+	e.ctx, e.rec, e.cb = ctx, r, cb
+}
+
 // envelopeOf returns the envelope holding kr. Every record the producer's
-// client sees is the kr field of an envelope (the client is private, and
-// only prepare's envelopes are produced with it), and kr is the envelope's
-// first field: both start at the same address.
+// client sees is the kr field of an envelope opened with open (the client
+// is private, and only the producer's envelopes are produced with it).
 func envelopeOf(kr *kgo.Record) *envelope {
-	return (*envelope)(unsafe.Pointer(kr))
+	return (*envelope)(kr.Context.(*envHandle))
 }
 
 // recordOf returns kr's topic, key, value, headers and timestamp as a
@@ -113,6 +136,11 @@ func getEnvelope() *envelope {
 	m.n--
 	e := m.envs[m.n]
 	m.envs[m.n] = nil
+	// Zeroed here rather than in put: the Send side writes the
+	// envelope's cache lines next anyway, while zeroing them on the
+	// promise's side made the Send side fetch every line from the other
+	// core (RATIONALE.md, "Envelopes").
+	*e = envelope{}
 	if m.n > 0 {
 		fullMagazines.Put(m)
 	} else {
@@ -122,8 +150,9 @@ func getEnvelope() *envelope {
 }
 
 // put recycles e, whose record is complete. Only the promise may call it.
+// e keeps its references to the record's data until getEnvelope reuses it
+// or the garbage collector clears the pools (at most two collections).
 func (p *envPool) put(e *envelope) {
-	*e = envelope{} // drop the references to the caller's data
 	m := p.ret
 	if m == nil {
 		if m, _ = emptyMagazines.Get().(*magazine); m == nil {

@@ -172,7 +172,7 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again b
 	}
 	var part int32
 	err := g.call(1, func() (err error) {
-		part, err = t.cur.Partition(kr.Context, r, int32(n))
+		part, err = t.cur.Partition(e.ctx, r, int32(n))
 		return err
 	})
 	if again {

@@ -62,8 +62,7 @@ func NewTrial(batch int, log hclog.Logger, opts ...Option) (*Trial, error) {
 		p.stop()
 		return nil, fmt.Errorf("pipeline: trial: %w", err)
 	}
-	p.cur.Store(ch)
-	p.live = []*chain{ch}
+	p.initChains(ch)
 	return &Trial{p: p}, nil
 }
 
@@ -93,10 +92,9 @@ func (t *Trial) Run(ctx context.Context, rs []*plugins.Record, partitions int32)
 		}
 		i := i
 		e := new(envelope)
-		e.kr.Context, e.rec = ctx, r
-		e.cb = func(r *plugins.Record, res Result) {
+		e.open(ctx, r, func(r *plugins.Record, res Result) {
 			out[i] = TrialResult{Outcome: res.Outcome, Err: res.Err, Partition: res.Partition, Record: r}
-		}
+		})
 		e.ch = p.enter()
 		es = append(es, e)
 	}
