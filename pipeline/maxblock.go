@@ -73,7 +73,7 @@ func recordBytes(kr *kgo.Record) int64 {
 // room for it, that is a plain Produce with the record's context; otherwise
 // the wait for room is bounded by MaxBlock (blockCtx), after which the
 // record fails with ErrBufferFull. e belongs to the client once produce
-// calls it, and may be recycled before produce returns.
+// calls it, and may be complete before produce returns.
 func (p *Producer) produce(e *envelope) {
 	if p.hasRoom(p.bytesIn.Add(recordBytes(&e.kr))) {
 		p.cl.Produce(e.ctx, &e.kr, p.promise)

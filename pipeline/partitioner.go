@@ -64,7 +64,7 @@ type topicPartitioner struct {
 	// record counts once in Stats.
 	again   bool
 	last    int         // the plugin's last answer, -1 if the default partitioner answered
-	lastRec *kgo.Record // the last record; only compared, it may have been recycled since
+	lastRec *kgo.Record // the last record; only compared, it may be complete since
 
 	// n is the topic's partition count as franz-go last gave it, for
 	// stage batches choosing partitions beforehand (Producer.precompute);

@@ -141,7 +141,7 @@ type Producer struct {
 	unchained atomic.Uint64
 
 	// What Send writes for every record (adm, bytesIn) is apart from what
-	// the completion goroutine writes (envs, the outcome counters), and
+	// the completion goroutine writes (bytesOut, the outcome counters), and
 	// both are apart from what either only reads, so that the two
 	// goroutines do not fight over cache lines: without the pads,
 	// BenchmarkProduce/builtin took 1.1x the CPU per record (RATIONALE.md,
@@ -151,7 +151,6 @@ type Producer struct {
 	bytesIn     atomic.Int64  // see room
 	room        room
 	_           cacheLinePad
-	envs        envPool
 	bytesOut    atomic.Int64 // see room
 	delivered   atomic.Uint64
 	filtered    atomic.Uint64
@@ -394,7 +393,7 @@ func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugin
 	// and then waits until nothing is in flight, either waits for this
 	// record or makes it fail here.
 	ch := p.enter()
-	e := getEnvelope()
+	e := new(envelope)
 	e.open(ctx, r, cb)
 	if p.closed.Load() {
 		p.complete(e, Failed, ErrClosed) // no chain version: it ran on none
