@@ -396,8 +396,11 @@ func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugin
 	e := new(envelope)
 	e.open(ctx, r, cb)
 	if p.closed.Load() {
-		p.complete(e, Failed, ErrClosed) // no chain version: it ran on none
+		// It runs on no chain (no chain version), and leaves ch
+		// before it completes: Close stops waiting for closers once
+		// the last record completed.
 		p.leave(ch)
+		p.complete(e, Failed, ErrClosed)
 		return nil
 	}
 	e.ch = ch
