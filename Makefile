@@ -93,7 +93,7 @@ sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
 	@for p in stamp keyhash; do \
 		echo "zig build-exe $$p.zig -> $(SDK_OUT)/zig/$$p.wasm"; \
 		$(ZIG) build-exe examples/plugins/zig/$$p.zig sdk/c/kpipe.c -I sdk/c \
-			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
+			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall -flto \
 			--cache-dir $(SDK_OUT)/.zig-cache -femit-bin=$(SDK_OUT)/zig/$$p.wasm || exit 1; \
 	done
 
@@ -170,6 +170,10 @@ bench: ## Run the benchmarks (no tests) with allocation counts.
 .PHONY: bench-produce
 bench-produce: ## Run BenchmarkProduce in rounds and report the ratios of issue #3's targets.
 	python3 scripts/produce_ratios.py 6 2000000
+
+.PHONY: bench-sdk
+bench-sdk: ## Run BenchmarkSDKStampRatios: each SDK's header stamp against the WAT no-op, interleaved (run make sdk-examples first).
+	$(GO) test -run '^$$' -bench '^BenchmarkSDKStampRatios$$' -benchtime $(or $(ROUNDS),50)x ./wasmhost/
 
 .PHONY: bench-cli
 bench-cli: ## Compare kpipe run with kcat, kafka-python and franz-go (N records, default 1000000; BROKERS=host:port for a real broker).

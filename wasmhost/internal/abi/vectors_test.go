@@ -289,7 +289,7 @@ func TestVectors(t *testing.T) {
 		}
 		// The edit list of results/edit_set_header.bin has the effect of
 		// results/set_header.
-		if err := ApplyEdits(files["results/edit_set_header.bin"], &got); err != nil {
+		if err := new(Applier).ApplyEdits(files["results/edit_set_header.bin"], &got); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(encode(&got), files["results/set_header/"+vr.name+".bin"]) {
