@@ -713,7 +713,10 @@ func StageBatch(maxRecords int, linger time.Duration) Option {
 // ones derived from the other options, so they win. It is an escape hatch
 // (TLS, SASL, metadata settings, hooks); options that change partitioning
 // (kgo.RecordPartitioner) or the default topic break the pipeline's
-// guarantees.
+// guarantees. A franz-go hook that sees a produced kgo.Record finds in its
+// Context the pipeline's handle of the record, a context that never ends
+// and holds no values: the Send context is the one franz-go is given with
+// the record (kgo.Client.Produce's ctx).
 func KgoOptions(opts ...kgo.Opt) Option {
 	return optionFunc(func(c *config) { c.kgoOpts = append(c.kgoOpts, opts...) })
 }

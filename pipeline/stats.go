@@ -92,17 +92,15 @@ const sampleEvery = 64
 
 // hookStats are the counters of one plugin at one hook. Send goroutines
 // update those of on_send, serializers and partitioners, the completion
-// goroutine those of on_ack: they are padded on both sides so that no
-// other field, such as a circuit breaker the other goroutine reads on every
-// record, shares their cache lines.
+// goroutine those of on_ack. They are not padded to cache lines of their
+// own: BenchmarkProduce/native (on_send, on_ack and partition counted for
+// every record) measured no gain from it (RATIONALE.md, "Padding").
 type hookStats struct {
-	_                                cacheLinePad
 	calls, failures, bypasses, drops atomic.Uint64
 	sampled                          atomic.Uint64
 	sampledNanos                     atomic.Int64
 	lastLog                          atomic.Int64
 	latency                          latencyHist
-	_                                cacheLinePad
 }
 
 // startN counts a call that serves n records as n calls, and returns its
