@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -660,14 +661,45 @@ func (p *jsonParser) integer() (n int64, ok bool, err error) {
 }
 
 // plainASCII says which bytes a string holds as they are: printable ASCII
-// other than '"' and '\\'. str skips runs of them in a loop of its own
-// (BenchmarkParseJSONRecord).
+// other than '"' and '\\'.
 var plainASCII = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
+
+// Bytes repeated in every byte of a word, for skipPlainASCII.
+const (
+	ones      = 0x0101010101010101
+	highBits  = 0x8080808080808080
+	quotes    = '"' * ones
+	backslash = '\\' * ones
+)
+
+// skipPlainASCII returns the position of the first byte of line from pos on
+// that plainASCII does not hold as it is, or len(line). It tests eight bytes
+// at a time: a string in a JSON line is mostly such bytes, and str spends
+// most of its time here (BenchmarkParseJSONRecord).
+func skipPlainASCII(line []byte, pos int) int {
+	for pos+8 <= len(line) {
+		x := binary.LittleEndian.Uint64(line[pos:])
+		// The high bit of a byte of special is set if the byte is
+		// below 0x20, a quote or a backslash (each with the usual
+		// test for a zero byte, (v - 0x01..) &^ v, which finds a zero
+		// byte and never misses one), or not ASCII (x itself).
+		q, b := x^quotes, x^backslash
+		special := ((x - 0x20*ones) &^ x) | ((q - ones) &^ q) | ((b - ones) &^ b) | x
+		if special&highBits != 0 {
+			break
+		}
+		pos += 8
+	}
+	for pos < len(line) && plainASCII[line[pos]] {
+		pos++
+	}
+	return pos
+}
 
 // str reads the string at p.pos and appends to dst its decoded text (decode)
 // or its JSON text as written. It rejects control characters, bad escapes,
@@ -680,9 +712,7 @@ func (p *jsonParser) str(dst []byte, decode bool) ([]byte, error) {
 		lit = pos
 	}
 	for pos < len(line) {
-		for pos < len(line) && plainASCII[line[pos]] {
-			pos++
-		}
+		pos = skipPlainASCII(line, pos)
 		if pos == len(line) {
 			break
 		}
