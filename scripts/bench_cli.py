@@ -43,6 +43,7 @@ RATIOS = [
     ("kpipe-json", "kcat", "rate", 0.8, "records/s, json vs kcat (target >= 0.8)"),
     ("kpipe-json", "kcat", "cpu", 1.5, "CPU/record, json vs kcat (target <= 1.5)"),
     ("kpipe-raw", "minprod", "rate", 0.95, "records/s, raw vs minimal franz-go (target >= 0.95)"),
+    ("kpipe-raw", "minprod", "cpu", None, "CPU/record, raw vs minimal franz-go"),
     ("kpipe-raw", "kcat", "rate", None, "records/s, raw vs kcat"),
     ("kpipe-json", "kafka-python", "rate", 10, "records/s, json vs kafka-python (target >= 10)"),
     ("kpipe-wat", "kpipe-json", "rate", None, "records/s, WAT plugins vs none"),
