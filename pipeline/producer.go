@@ -293,7 +293,9 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...P
 }
 
 // Send runs r through the pipeline and produces it asynchronously; cb, if
-// not nil, is called exactly once with the record's outcome. cb runs on the
+// not nil, is called exactly once with the record's outcome, and with r
+// itself (as the plugins left it), so that one callback can serve many
+// records and tell them apart by pointer. cb runs on the
 // producer's completion goroutine, or, for records that fail or are
 // filtered before they reach the client, on the goroutine that ran the
 // stages: the caller's, or with stage batching (StageBatch) the one that

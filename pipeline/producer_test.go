@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,6 +55,43 @@ func TestSendModes(t *testing.T) {
 	}
 	if len(got) != 45 {
 		t.Errorf("read %d distinct records, want 45", len(got))
+	}
+}
+
+// TestSendCallbackRecord checks that Send's callback gets the record it was
+// given, delivered or failed, so that one callback can serve many records.
+func TestSendCallbackRecord(t *testing.T) {
+	e := setup(t, 3)
+	ctx := ctxT(t)
+	for _, tc := range []struct {
+		name string
+		p    *pipeline.Producer
+		want pipeline.Outcome
+	}{
+		{"delivered", e.producer(t), pipeline.Delivered},
+		{"failed", e.producer(t, pipeline.DefaultTopic("")), pipeline.Failed},
+	} {
+		var mu sync.Mutex
+		wrong, calls := 0, 0
+		for i := range 20 {
+			r := rec("", fmt.Sprint(i))
+			tc.p.Send(ctx, r, func(got *plugins.Record, res pipeline.Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls++
+				if got != r || res.Outcome != tc.want {
+					wrong++
+				}
+			})
+		}
+		if err := tc.p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if calls != 20 || wrong != 0 {
+			t.Errorf("%s: %d callbacks, %d with another record or outcome; want 20 and 0", tc.name, calls, wrong)
+		}
+		mu.Unlock()
 	}
 }
 

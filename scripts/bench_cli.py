@@ -6,9 +6,10 @@ producer), starts kpipe's embedded broker (or uses --brokers), writes the
 input (N records with keys and 100-byte values), and runs every client on the
 same input in interleaved rounds (the order rotates from round to round):
 
-  minprod          scripts/minprod: raw values, franz-go defaults
+  minprod          scripts/minprod: raw values, kpipe's default Kafka settings
   kpipe-raw        kpipe run --format raw (values only, like minprod)
-  kcat             kcat -P -K<TAB> (key and value)
+  kcat             kcat -P -K<TAB> (key and value), kpipe's default Kafka
+                   settings where librdkafka's differ
   kpipe-json       kpipe run --format json, no plugins (key and value)
   kpipe-wat        kpipe-json through the WAT example plugins
                    (noop interceptor, keyhash partitioner)
@@ -42,6 +43,7 @@ RATIOS = [
     ("kpipe-json", "kcat", "rate", 0.8, "records/s, json vs kcat (target >= 0.8)"),
     ("kpipe-json", "kcat", "cpu", 1.5, "CPU/record, json vs kcat (target <= 1.5)"),
     ("kpipe-raw", "minprod", "rate", 0.95, "records/s, raw vs minimal franz-go (target >= 0.95)"),
+    ("kpipe-raw", "minprod", "cpu", None, "CPU/record, raw vs minimal franz-go"),
     ("kpipe-raw", "kcat", "rate", None, "records/s, raw vs kcat"),
     ("kpipe-json", "kafka-python", "rate", 10, "records/s, json vs kafka-python (target >= 10)"),
     ("kpipe-wat", "kpipe-json", "rate", None, "records/s, WAT plugins vs none"),
@@ -207,8 +209,11 @@ def main():
             "kpipe-quickstart": (run + ["--config", quickstart], inputs["orders"], n),
         }
         if kcat:
+            # kpipe's defaults where librdkafka's differ (idempotence
+            # off, 5ms linger); acks=all and no compression are both's.
             clients["kcat"] = ([kcat, "-P", "-b", brokers, "-t", TOPIC, "-K", "\t",
-                                "-X", "acks=all"], inputs["kcat"], n)
+                                "-X", "acks=all", "-X", "enable.idempotence=true",
+                                "-X", "linger.ms=10"], inputs["kcat"], n)
         else:
             print("bench_cli: kcat not found (apt-get install kcat): skipped", file=sys.stderr)
         if have_python:
@@ -239,6 +244,7 @@ def main():
                 run_measured(cmd, head, 600, env)
             except RuntimeError as e:
                 sys.exit(f"bench_cli: warm-up of {name}: {e}")
+        load_start = os.getloadavg()
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             got = {}
@@ -255,6 +261,7 @@ def main():
             print(f"round {r + 1}: " + ", ".join(f"{k} {got[k][0] / 1e3:.0f}k/s" for k in order),
                   file=sys.stderr, flush=True)
 
+        load_end = os.getloadavg()
         print(f"\n{'client':18} {'records/s':>11} {'CPU us/rec':>11} {'peak RSS':>9}"
               f"   (medians of {args.rounds} interleaved rounds, {n} records)")
         for name in names:
@@ -278,6 +285,9 @@ def main():
             rss = statistics.median(x[2] for x in results["kpipe-quickstart"])
             print(f"{'peak RSS, quickstart (target <= 120 MB)':58} median {rss:6.0f}MB  "
                   f"{'met' if rss <= 120 else 'NOT met'}")
+        print(f"\nload average (1, 5, 15 min) at the start {load_start[0]:.1f} {load_start[1]:.1f} "
+              f"{load_start[2]:.1f}, at the end {load_end[0]:.1f} {load_end[1]:.1f} {load_end[2]:.1f}; "
+              f"{os.cpu_count()} CPUs")
     finally:
         if broker is not None:
             broker.terminate()

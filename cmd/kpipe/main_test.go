@@ -364,6 +364,11 @@ not json
 	if r.code != 1 || !strings.Contains(r.stderr, "line 1: ") {
 		t.Errorf("no topic: want exit 1 with line 1 reported, got %s", r)
 	}
+	// Also when the record is not the first of the lines read together.
+	r = kpipe(t, "", `{"topic":"t","value":"a"}`+"\n"+`{"topic":"t","value":"b"}`+"\n"+`{"value":"x"}`+"\n", "run")
+	if r.code != 1 || !strings.Contains(r.stderr, "line 3: ") || strings.Contains(r.stderr, "line 1: ") || !strings.Contains(r.stderr, "delivered  2") {
+		t.Errorf("no topic on line 3: want exit 1 with line 3 reported, got %s", r)
+	}
 }
 
 // TestBrokerWithKcat starts `kpipe broker`, produces to it with kpipe run and

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -24,12 +25,13 @@ const maxInterned = 1024
 // jsonParser parses the lines of --format json (docs/cli.md, "Input format
 // json") in one pass over the line, with no decoder per line and no
 // intermediate values: it validates the JSON, decodes strings, compacts other
-// key and value JSON into a scratch buffer it reuses, and then allocates only
-// the record, one byte slice that holds the record's key, value and header
-// values (each sliced with its capacity capped, so that appending to one never
-// writes over another), and the headers' slice. Topic and header names repeat
-// from line to line and are interned. BenchmarkParseJSONRecord measures it;
-// FuzzJSONParser checks it against encoding/json.
+// key and value JSON into a scratch buffer it reuses, and then takes the record
+// and one byte slice that holds the record's key, value and header values
+// (each sliced with its capacity capped, so that appending to one never
+// writes over another) from its recordArena; only the headers' slice is
+// allocated per line. Topic and header names repeat from line to line and
+// are interned. BenchmarkParseJSONRecord measures it; FuzzJSONParser checks
+// it against encoding/json.
 //
 // The line must be UTF-8 text, and a \u escape must not be half of a UTF-16
 // surrogate pair: encoding/json would turn either into U+FFFD, and a record is
@@ -48,6 +50,9 @@ type jsonParser struct {
 	// noted).
 	skip  []byte
 	names map[string]string
+	// arena holds the records returned and their bytes; nil means one of
+	// the parser's own, made on first use.
+	arena *recordArena
 	// invalid holds the current line's errors about a field's value, one
 	// per field (a repeated field replaces the error of its earlier value;
 	// invalid[fieldUnknown] keeps the first unknown field).
@@ -283,13 +288,17 @@ func (p *jsonParser) parse(line []byte) (*plugins.Record, error) {
 		value = valueB64
 	}
 
-	r := &plugins.Record{Topic: topic, Timestamp: ts}
+	if p.arena == nil {
+		p.arena = new(recordArena)
+	}
+	r := p.arena.record()
+	r.Topic, r.Timestamp = topic, ts
 	if hasPartition {
 		r.SetPartition(int32(partition))
 	}
-	// One allocation for every byte the record owns; never nil, so that
-	// an empty key or value stays empty rather than null.
-	own := append(make([]byte, 0, len(p.data)), p.data...)
+	// One slice for every byte the record owns; never nil, so that an
+	// empty key or value stays empty rather than null.
+	own := p.arena.copy(p.data)
 	slice := func(s dataSpan) []byte {
 		if s.start < 0 {
 			return nil
@@ -651,50 +660,99 @@ func (p *jsonParser) integer() (n int64, ok bool, err error) {
 	return 0, false, nil
 }
 
+// plainASCII says which bytes a string holds as they are: printable ASCII
+// other than '"' and '\\'.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// Bytes repeated in every byte of a word, for skipPlainASCII.
+const (
+	ones      = 0x0101010101010101
+	highBits  = 0x8080808080808080
+	quotes    = '"' * ones
+	backslash = '\\' * ones
+)
+
+// skipPlainASCII returns the position of the first byte of line from pos on
+// that plainASCII does not hold as it is, or len(line). It tests eight bytes
+// at a time: a string in a JSON line is mostly such bytes, and str spends
+// most of its time here (BenchmarkParseJSONRecord).
+func skipPlainASCII(line []byte, pos int) int {
+	for pos+8 <= len(line) {
+		x := binary.LittleEndian.Uint64(line[pos:])
+		// The high bit of a byte of special is set if the byte is
+		// below 0x20, a quote or a backslash (each with the usual
+		// test for a zero byte, (v - 0x01..) &^ v, which finds a zero
+		// byte and never misses one), or not ASCII (x itself).
+		q, b := x^quotes, x^backslash
+		special := ((x - 0x20*ones) &^ x) | ((q - ones) &^ q) | ((b - ones) &^ b) | x
+		if special&highBits != 0 {
+			break
+		}
+		pos += 8
+	}
+	for pos < len(line) && plainASCII[line[pos]] {
+		pos++
+	}
+	return pos
+}
+
 // str reads the string at p.pos and appends to dst its decoded text (decode)
 // or its JSON text as written. It rejects control characters, bad escapes,
 // invalid UTF-8 and \u escapes of half a UTF-16 surrogate pair.
 func (p *jsonParser) str(dst []byte, decode bool) ([]byte, error) {
+	line := p.line
 	lit := p.pos // start of the bytes not yet appended
-	p.pos++
+	pos := p.pos + 1
 	if decode {
-		lit = p.pos
+		lit = pos
 	}
-	for p.pos < len(p.line) {
-		c := p.line[p.pos]
+	for pos < len(line) {
+		pos = skipPlainASCII(line, pos)
+		if pos == len(line) {
+			break
+		}
+		c := line[pos]
 		switch {
 		case c == '"':
 			if !decode {
-				p.pos++
-				return append(dst, p.line[lit:p.pos]...), nil
+				pos++
+				p.pos = pos
+				return append(dst, line[lit:pos]...), nil
 			}
-			dst = append(dst, p.line[lit:p.pos]...)
-			p.pos++
+			dst = append(dst, line[lit:pos]...)
+			p.pos = pos + 1
 			return dst, nil
 		case c == '\\':
 			if decode {
-				dst = append(dst, p.line[lit:p.pos]...)
+				dst = append(dst, line[lit:pos]...)
 			}
+			p.pos = pos
 			var err error
 			if dst, err = p.escape(dst, decode); err != nil {
 				return dst, err
 			}
+			pos = p.pos
 			if decode {
-				lit = p.pos
+				lit = pos
 			}
 		case c < 0x20:
+			p.pos = pos
 			return dst, p.syntax("control character %q in a string", c)
-		case c < utf8.RuneSelf:
-			p.pos++
 		default:
-			r, size := utf8.DecodeRune(p.line[p.pos:])
+			r, size := utf8.DecodeRune(line[pos:])
 			if r == utf8.RuneError && size == 1 {
 				return dst, fmt.Errorf("column %d: byte 0x%02x is not valid UTF-8: JSON input must be UTF-8 text; "+
-					"give bytes that are not with key_base64 / value_base64", p.pos+1, c)
+					"give bytes that are not with key_base64 / value_base64", pos+1, c)
 			}
-			p.pos += size
+			pos += size
 		}
 	}
+	p.pos = pos
 	return dst, p.syntax("string not terminated")
 }
 

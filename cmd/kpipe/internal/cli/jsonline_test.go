@@ -240,3 +240,27 @@ func TestJSONParserAllocs(t *testing.T) {
 		t.Errorf("%v allocations per line, want at most 3", n)
 	}
 }
+
+// TestSkipPlainASCII checks the word-at-a-time scan against plainASCII: every
+// byte value, at every position of a line longer than two words, stops the
+// scan exactly where it is if plainASCII does not hold it, and not at all
+// otherwise; and the scan starts where it is told.
+func TestSkipPlainASCII(t *testing.T) {
+	const n = 19
+	for c := 0; c < 256; c++ {
+		for i := 0; i < n; i++ {
+			line := bytes.Repeat([]byte{'a'}, n)
+			line[i] = byte(c)
+			want := n
+			if !plainASCII[c] {
+				want = i
+			}
+			if got := skipPlainASCII(line, 0); got != want {
+				t.Fatalf("byte 0x%02x at %d: stopped at %d, want %d", c, i, got, want)
+			}
+			if got := skipPlainASCII(line, i); got != want {
+				t.Fatalf("byte 0x%02x at %d, from %d: stopped at %d, want %d", c, i, i, got, want)
+			}
+		}
+	}
+}

@@ -126,6 +126,7 @@ func BenchmarkReadLines(b *testing.B) {
 		b.Run(fmt.Sprintf("batch-%d", size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(input)))
+			cpu0 := cpuTime()
 			for b.Loop() {
 				out := make(chan []inputLine, max(1, 1024/size))
 				stop := make(chan struct{})
@@ -146,6 +147,7 @@ func BenchmarkReadLines(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/line")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*n), "cpu-ns/line")
 		})
 	}
 }

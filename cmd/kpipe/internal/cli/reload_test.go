@@ -19,7 +19,6 @@ import (
 
 	"github.com/kpipe/kpipe/internal/admin"
 	"github.com/kpipe/kpipe/internal/plugintest"
-	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -91,9 +90,8 @@ func TestReloadWhileSending(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < n; i++ {
-			bt.producer.Send(ctx, &plugins.Record{Key: fmt.Appendf(nil, "k%d", i)}, func(_ *plugins.Record, res pipeline.Result) {
-				tl.record(&env{stderr: io.Discard}, i, res)
-			})
+			r := &plugins.Record{Key: fmt.Appendf(nil, "k%d", i)}
+			bt.producer.Send(ctx, r, tl.callback(&env{stderr: io.Discard}, []inputLine{{rec: r, line: i + 1}}))
 		}
 	}()
 	go func() {
