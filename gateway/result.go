@@ -106,6 +106,9 @@ func (br *batchResult) onResult(r *plugins.Record, res pipeline.Result) {
 }
 
 func (br *batchResult) finish() {
+	// Every callback has found its record: the records, which point into
+	// the request's memory, are the request's again (see buffers.go).
+	br.recs = nil
 	if br.onDone != nil {
 		br.onDone(br)
 	}
