@@ -73,6 +73,9 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 				rp := kmsg.NewProduceResponseTopicPartition()
 				rp.Partition = t.Partitions[pi].Partition
 				rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+				// first is the index of a batch's first record
+				// among the partition's records.
+				first := int32(0)
 				for i, br := range parts[ti][pi].results {
 					if i == 0 {
 						rp.BaseOffset = br.base.Load()
@@ -84,6 +87,8 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 							rp.ErrorMessage = &msg
 						}
 					}
+					rp.ErrorRecords = appendErrorRecords(rp.ErrorRecords, first, br.failures)
+					first += int32(len(br.ok))
 				}
 				if rp.ErrorCode != 0 {
 					rp.BaseOffset = -1
@@ -94,6 +99,21 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 		}
 		return resp
 	}
+}
+
+// appendErrorRecords appends the failed records of a batch whose first
+// record is the partition's first-th to the error_records of a response
+// (Produce v8+; older versions do not carry them): the index of each record
+// that failed and why.
+func appendErrorRecords(ers []kmsg.ProduceResponseTopicPartitionErrorRecord, first int32, fs []recordFailure) []kmsg.ProduceResponseTopicPartitionErrorRecord {
+	for _, f := range fs {
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset = first + f.index
+		msg := f.msg
+		er.ErrorMessage = &msg
+		ers = append(ers, er)
+	}
+	return ers
 }
 
 // badBatch is the result of a batch that cannot be read.

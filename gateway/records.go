@@ -43,7 +43,7 @@ const (
 // and MESSAGE_TOO_LARGE.
 var (
 	errCorrupt  = errors.New("corrupt record batch")
-	errMagic    = errors.New("record batch is not magic 2 (Kafka 0.11+ format)")
+	errMagic    = errors.New("not a record batch of magic 2")
 	errTooLarge = errors.New("record batch decompresses to more than the limit")
 )
 
@@ -57,6 +57,15 @@ func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 func splitBatches(b []byte) ([][]byte, error) {
 	var out [][]byte
 	for len(b) > 0 {
+		// The magic byte is at offset 16 in message sets of magic 0
+		// and 1 too (offset, size, crc), which can be shorter than a
+		// batch header: look at it first, for the clearer error.
+		if len(b) > 16 && b[16] != 2 {
+			if b[16] < 2 {
+				return nil, fmt.Errorf("%w: a message set of magic %d (the format of Kafka before 0.11); the gateway reads record batches of magic 2 only, which every client since Kafka 0.11 writes", errMagic, b[16])
+			}
+			return nil, fmt.Errorf("%w: magic %d", errMagic, b[16])
+		}
 		if len(b) < batchHeaderLen {
 			return nil, fmt.Errorf("%w: %d bytes left, shorter than a batch header", errCorrupt, len(b))
 		}
@@ -66,9 +75,6 @@ func splitBatches(b []byte) ([][]byte, error) {
 		}
 		batch := b[:12+n]
 		b = b[12+n:]
-		if batch[16] != 2 {
-			return nil, fmt.Errorf("%w: magic %d", errMagic, batch[16])
-		}
 		if crcOf(batch[crcStart:]) != binary.BigEndian.Uint32(batch[17:21]) {
 			return nil, fmt.Errorf("%w: CRC mismatch", errCorrupt)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -142,9 +143,18 @@ func TestSplitBatchesRejects(t *testing.T) {
 		{"length past the end", append(append([]byte{}, good...), good[:20]...), errCorrupt},
 		{"bad CRC", badCRC, errCorrupt},
 		{"magic 1", crc(magic1), errMagic},
+		// One message of magic 0 and one of magic 1 (offset, size,
+		// crc, magic, attributes, [timestamp,] key and value of
+		// length -1): shorter than a batch header.
+		{"magic 0 message set", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255}, errMagic},
+		{"magic 1 message set", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 22, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255}, errMagic},
 	} {
-		if _, err := splitBatches(c.in); !errors.Is(err, c.want) {
+		_, err := splitBatches(c.in)
+		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if strings.HasSuffix(c.name, "message set") && !strings.Contains(err.Error(), "before 0.11") {
+			t.Errorf("%s: %q does not say which format it is", c.name, err)
 		}
 	}
 }
