@@ -172,11 +172,13 @@ done
 
 rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 load1=$(cut -d' ' -f1 /proc/loadavg)
-python3 - "$results" "$(rss "${pid[plain]}")" "$(rss "${pid[wasm]}")" "$N" "$load0" "$load1" "$(nproc)" "$broker_pid" "${targets[*]}" <<'PY'
+peaks=""
+for g in "${targets[@]:1}"; do peaks+="$g=$(rss "${pid[$g]}") "; done
+python3 - "$results" "$peaks" "$N" "$load0" "$load1" "$(nproc)" "$broker_pid" "${targets[*]}" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-n = int(sys.argv[4])
-targets = sys.argv[9].split()
+n = int(sys.argv[3])
+targets = sys.argv[8].split()
 def get(client, target, key):
     return {r["round"]: r["m"][key] for r in rows if r["client"] == client and r["target"] == target}
 for r in rows:
@@ -189,7 +191,7 @@ for client in ("franz-go", "kcat"):
         g = get(client, t, "records_per_s")
         ratios = [g[r] / d[r] for r in d]
         print(f"  {client:8} {t:5}  direct {statistics.median(d.values()):>10.0f}  gateway {statistics.median(g.values()):>10.0f}  ratio {statistics.median(ratios):.2f}  (rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
-print("CPU per record (µs, user + system; median of rounds)" + ("" if sys.argv[8] else "; broker: pid unknown"))
+print("CPU per record (µs, user + system; median of rounds)" + ("" if sys.argv[7] else "; broker: pid unknown"))
 for client in ("franz-go", "kcat"):
     for t in targets:
         c, g, b = (get(client, t, k) for k in ("client_cpu_s", "gateway_cpu_s", "broker_cpu_s"))
@@ -203,6 +205,7 @@ for q in ("p50_ms", "p99_ms"):
         g = get("latency", t, q)
         added = [g[r] - d[r] for r in d]
         print(f"  {q[:3]} {t:5}  direct {statistics.median(d.values()):.3f}  gateway {statistics.median(g.values()):.3f}  added {statistics.median(added):+.3f}  (rounds: {', '.join(f'{x:+.3f}' for x in added)})")
-print(f"memory: peak RSS plain gateway {int(sys.argv[2])/1024:.0f} MiB, wasm gateway {int(sys.argv[3])/1024:.0f} MiB")
-print(f"load average (1 min) {sys.argv[5]} before, {sys.argv[6]} after, on {sys.argv[7]} cores")
+peaks = dict(p.split("=") for p in sys.argv[2].split())
+print("memory: peak RSS of each gateway: " + ", ".join(f"{g} {int(kb) / 1024:.0f} MiB" for g, kb in peaks.items()))
+print(f"load average (1 min) {sys.argv[4]} before, {sys.argv[5]} after, on {sys.argv[6]} cores")
 PY
