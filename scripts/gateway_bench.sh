@@ -27,6 +27,9 @@
 #   N                    records per throughput run (default 1000000)
 #   SIZE                 value bytes (default 100)
 #   RATE, DURATION       latency runs: records/s and seconds (default 5000, 5)
+#   KPIPE_BENCH_COMPRESSION  a codec (snappy, lz4, ...): one more gateway, "comp",
+#                        without plugins, whose kafka block sets that
+#                        compression for its upstream producer
 #   KPIPE_BENCH_BASE     a git revision: its `kpipe` is built too and run as a
 #                        third gateway ("base", no plugins) in every round, so
 #                        that a change is compared with it in the same run
@@ -136,12 +139,23 @@ pipeline "bench" {
 }
 HCL
 
+if [[ -n ${KPIPE_BENCH_COMPRESSION:-} ]]; then
+	targets+=(comp)
+	cat >"$tmp/comp.hcl" <<HCL
+kafka {
+  compression = "$KPIPE_BENCH_COMPRESSION"
+}
+pipeline "bench" {}
+HCL
+fi
+
 declare -A addr pid
 results=$tmp/results.jsonl
 load0=$(cut -d' ' -f1 /proc/loadavg)
 for g in "${targets[@]:1}"; do
 	args=(gateway --listen 127.0.0.1:0 --brokers "$upstream")
 	[[ $g == wasm ]] && args+=(--config "$tmp/wasm.hcl")
+	[[ $g == comp ]] && args+=(--config "$tmp/comp.hcl")
 	bin=$tmp/kpipe
 	[[ $g == base ]] && bin=$tmp/kpipe-base
 	"$bin" "${args[@]}" >"$tmp/$g.addr" 2>"$tmp/$g.err" &
