@@ -49,6 +49,14 @@ func poolClass(n int) int {
 	return c
 }
 
+// pooledSize is the capacity of a slice of length n from a slicePool.
+func pooledSize(n int) int {
+	if c := poolClass(n); c >= 0 {
+		return 1 << (c + minPoolShift)
+	}
+	return n
+}
+
 // slicePool recycles slices of T by size class, up to a budget of bytes
 // kept. It keeps them in free lists of its own rather than in sync.Pools:
 // a sync.Pool is emptied by every garbage collection, and under a steady

@@ -115,9 +115,11 @@ func (c *conn) read() error {
 			return nil
 		}
 		// Wait for memory before reading: a client that is too fast
-		// is held here, unread.
+		// is held here, unread. What is counted is the buffer the
+		// body is read into, which is rounded up to its pool's size.
+		held := int64(pooledSize(int(size)))
 		t0 := time.Now()
-		waited, err := c.g.mem.take(c.g.reading, int64(size))
+		waited, err := c.g.mem.take(c.g.reading, held)
 		if err != nil {
 			return nil // the gateway stops
 		}
@@ -129,16 +131,16 @@ func (c *conn) read() error {
 		body := c.g.pools.bytes.get(int(size))
 		if _, err := io.ReadFull(br, *body); err != nil {
 			c.g.pools.bytes.put(body)
-			c.g.mem.give(int64(size))
+			c.g.mem.give(held)
 			return err
 		}
 		p, err := c.handle(*body, throttle)
 		if p != nil {
-			p.mem += int64(size)
+			p.mem += held
 			p.bufs = append(p.bufs, body)
 		} else {
 			c.g.pools.bytes.put(body)
-			c.g.mem.give(int64(size))
+			c.g.mem.give(held)
 		}
 		if err != nil {
 			return err

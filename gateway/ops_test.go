@@ -37,8 +37,10 @@ func slowUpstream(t *testing.T, d time.Duration) []string {
 // gateway never holds much more than its memory limit, tells the client to
 // slow down, and every record still arrives once.
 func TestBackpressure(t *testing.T) {
-	// The limit holds about three of the client's requests (8KiB batches,
-	// two partitions), and the client keeps up to five in flight: with the
+	// The limit holds one to three of the client's requests (8KiB batches,
+	// two partitions; a request counts as the buffer it is read into,
+	// rounded up to a power of two), and the client keeps up to five in
+	// flight: with the
 	// upstream slowed down, requests must wait for memory. (At 64KiB, on a
 	// quiet machine, the gateway answered fast enough that none did.)
 	const limit = 48 << 10

@@ -141,7 +141,7 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 	}
 	if b.buf != nil {
 		p.bufs = append(p.bufs, b.buf)
-		extra := int64(len(b.records))
+		extra := int64(cap(*b.buf))
 		g.mem.add(extra)
 		p.mem += extra
 	}
