@@ -16,14 +16,15 @@ import (
 // (keys, values, header values) instead of holding copies.
 //
 // Ownership: every buffer taken for a request belongs to its pending entry
-// (pending.bufs, pending.recs). It goes back to its pool only in the
+// (pending.bufs, recs and headers). It goes back to its pool only in the
 // connection's writer, once every batch result of the request is done —
 // each record sent from it has had its callback from the pipeline, after
 // which neither the pipeline nor franz-go looks at it — and its response
 // has been written, or dropped for acks=0. A request whose answer is given
 // up on at shutdown, with records possibly still in the pipeline, keeps its
-// buffers, and the garbage collector takes them. Header keys are strings, which
-// a plugin may keep, so they never point into a request: see conn.headerKey.
+// buffers, and the garbage collector takes them. Header keys are strings,
+// which a plugin may keep, so they never point into a request: see
+// conn.headerKey.
 //
 // BenchmarkGateway shows what this saves: the allocations and bytes per
 // record of the gateway's part.
