@@ -26,8 +26,12 @@ import (
 // which a plugin may keep, so they never point into a request: see
 // conn.headerKey.
 //
-// BenchmarkGateway shows what this saves: the allocations and bytes per
-// record of the gateway's part.
+// What it saves is measured by BenchmarkGateway (bytes allocated per
+// record: 1,365-1,453 with the free lists off, 1,021-1,205 on) and, for the
+// gateway process alone, by scripts/gateway_bench.sh run against a build
+// with the free lists off (KPIPE_BENCH_BASE): CPU per record 1.36 µs off,
+// 0.78 µs on, for the franz-go client; 1.32 and 0.86 µs for kcat. The free
+// lists cost memory: peak RSS 99 MiB off, 130 MiB on, in that run.
 
 // Size classes of the pools: powers of two from 1KiB to 16MiB. Larger
 // buffers are allocated and left to the garbage collector.
