@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kpipe/kpipe/plugins"
 )
 
 // maxInFlight is how many requests of one connection may wait for their
@@ -34,6 +36,9 @@ type conn struct {
 	// warned holds the API keys of unserved requests already logged for
 	// this connection: one line per key, not one per request.
 	warned map[int16]bool
+	// headerKeys are the record header keys seen on this connection (see
+	// headerKey); only the reader uses it.
+	headerKeys map[string]string
 }
 
 // pending is a request read and started, waiting for its response.
@@ -49,6 +54,12 @@ type pending struct {
 	mem int64
 	// done runs once the results are in, answered or not.
 	done func()
+	// bufs, recs and headers are the pooled memory the request holds
+	// (see buffers.go): its body, decompressed records, and the records
+	// and headers given to the pipeline.
+	bufs    []*[]byte
+	recs    []*[]plugins.Record
+	headers []*[]plugins.Header
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
@@ -104,9 +115,11 @@ func (c *conn) read() error {
 			return nil
 		}
 		// Wait for memory before reading: a client that is too fast
-		// is held here, unread.
+		// is held here, unread. What is counted is the buffer the
+		// body is read into, which is rounded up to its pool's size.
+		held := int64(pooledSize(int(size)))
 		t0 := time.Now()
-		waited, err := c.g.mem.take(c.g.reading, int64(size))
+		waited, err := c.g.mem.take(c.g.reading, held)
 		if err != nil {
 			return nil // the gateway stops
 		}
@@ -115,16 +128,19 @@ func (c *conn) read() error {
 			throttle = int32(min(time.Since(t0).Milliseconds(), 1000))
 			c.g.stats.throttled.Add(1)
 		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(br, body); err != nil {
-			c.g.mem.give(int64(size))
+		body := c.g.pools.bytes.get(int(size))
+		if _, err := io.ReadFull(br, *body); err != nil {
+			c.g.pools.bytes.put(body)
+			c.g.mem.give(held)
 			return err
 		}
-		p, err := c.handle(body, throttle)
+		p, err := c.handle(*body, throttle)
 		if p != nil {
-			p.mem += int64(size)
+			p.mem += held
+			p.bufs = append(p.bufs, body)
 		} else {
-			c.g.mem.give(int64(size))
+			c.g.pools.bytes.put(body)
+			c.g.mem.give(held)
 		}
 		if err != nil {
 			return err
@@ -228,6 +244,7 @@ func (c *conn) write() {
 				buf = nil
 			}
 		}
+		c.g.release(p)
 		c.g.mem.give(p.mem)
 	}
 }

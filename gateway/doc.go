@@ -10,7 +10,10 @@
 // zstd). Every record goes through the pipeline's Send; the client's answer
 // for a partition is sent once every record of it has an outcome upstream:
 // no error if all were delivered or filtered, otherwise the first failure's
-// Kafka error code (see errorCode). Clients with acks=0 get no answer.
+// Kafka error code (see errorCode) and, in error_records, the index and
+// reason of each record that failed. Clients with acks=0 get no answer.
+// The records point into the request's memory rather than being copied;
+// buffers.go gives the rule by which it is reused.
 //
 // Idempotent producers get producer ids from the gateway, which remembers
 // the last five batches of each producer and partition like a broker: a

@@ -91,6 +91,7 @@ type Gateway struct {
 	log           hclog.Logger
 
 	dec       *decompressor
+	pools     *pools
 	mem       *memory
 	producers *producers
 	stats     *stats
@@ -133,8 +134,11 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 	if g.memLimit <= 0 {
 		return nil, fmt.Errorf("gateway: memory limit %d: want more than 0", g.memLimit)
 	}
+	// The free lists keep what a quarter of the limit holds, at most
+	// 64MiB: enough for the requests of a steady stream to reuse.
+	g.pools = newPools(min(g.memLimit/4, 64<<20))
 	var err error
-	if g.dec, err = newDecompressor(int64(g.maxRequest) * 4); err != nil {
+	if g.dec, err = newDecompressor(int64(g.maxRequest)*4, g.pools.bytes); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.mem = newMemory(g.memLimit)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,8 +37,10 @@ func slowUpstream(t *testing.T, d time.Duration) []string {
 // gateway never holds much more than its memory limit, tells the client to
 // slow down, and every record still arrives once.
 func TestBackpressure(t *testing.T) {
-	// The limit holds about three of the client's requests (8KiB batches,
-	// two partitions), and the client keeps up to five in flight: with the
+	// The limit holds one to three of the client's requests (8KiB batches,
+	// two partitions; a request counts as the buffer it is read into,
+	// rounded up to a power of two), and the client keeps up to five in
+	// flight: with the
 	// upstream slowed down, requests must wait for memory. (At 64KiB, on a
 	// quiet machine, the gateway answered fast enough that none did.)
 	const limit = 48 << 10
@@ -217,4 +221,42 @@ func TestSideBySide(t *testing.T) {
 		}
 	}
 	waitTotal(t, brokers, topic, 100)
+}
+
+// rejectKeys is a value serializer that fails the records whose key is in
+// it, and passes the others' values through.
+type rejectKeys map[string]bool
+
+func (s rejectKeys) Serialize(_ context.Context, _ plugins.Target, r *plugins.Record) ([]byte, error) {
+	if s[string(r.Key)] {
+		return nil, errors.New("key " + string(r.Key) + " is refused")
+	}
+	return r.Value, nil
+}
+
+// TestErrorRecords: records of a batch that fail in the pipeline are named,
+// by their index in the batch, in the answer's error_records (Produce v8+),
+// with the partition's error INVALID_RECORD; the other records are
+// delivered.
+func TestErrorRecords(t *testing.T) {
+	f := start(t, nil, pipeline.ValueSerializer("reject", rejectKeys{"e-3": true, "e-7": true}))
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	p := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 10, "e"))))
+	if p.ErrorCode != 87 || p.BaseOffset != -1 {
+		t.Fatalf("code %d, base offset %d; want 87 (INVALID_RECORD), -1", p.ErrorCode, p.BaseOffset)
+	}
+	var got []int32
+	for _, er := range p.ErrorRecords {
+		got = append(got, er.RelativeOffset)
+		if er.ErrorMessage == nil || !strings.Contains(*er.ErrorMessage, "is refused") {
+			t.Errorf("error record %d: message %v, want the serializer's error", er.RelativeOffset, er.ErrorMessage)
+		}
+	}
+	if !slices.Equal(got, []int32{3, 7}) {
+		t.Fatalf("error_records name records %v, want [3 7]", got)
+	}
+	if n := len(testbroker.ReadAll(t, f.brokers, topic, 8, false)); n != 8 {
+		t.Fatalf("%d records upstream, want the 8 not refused", n)
+	}
 }

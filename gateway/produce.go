@@ -49,9 +49,7 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 				continue
 			}
 			for _, raw := range raws {
-				br, extra := g.produceBatch(ctx, c, ts, t.Topic, pt.Partition, raw)
-				p.mem += extra
-				pr.results = append(pr.results, br)
+				pr.results = append(pr.results, g.produceBatch(ctx, c, p, ts, t.Topic, pt.Partition, raw))
 			}
 		}
 	}
@@ -75,6 +73,9 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 				rp := kmsg.NewProduceResponseTopicPartition()
 				rp.Partition = t.Partitions[pi].Partition
 				rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+				// first is the index of a batch's first record
+				// among the partition's records.
+				first := int32(0)
 				for i, br := range parts[ti][pi].results {
 					if i == 0 {
 						rp.BaseOffset = br.base.Load()
@@ -86,6 +87,8 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 							rp.ErrorMessage = &msg
 						}
 					}
+					rp.ErrorRecords = appendErrorRecords(rp.ErrorRecords, first, br.failures)
+					first += int32(len(br.ok))
 				}
 				if rp.ErrorCode != 0 {
 					rp.BaseOffset = -1
@@ -96,6 +99,21 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 		}
 		return resp
 	}
+}
+
+// appendErrorRecords appends the failed records of a batch whose first
+// record is the partition's first-th to the error_records of a response
+// (Produce v8+; older versions do not carry them): the index of each record
+// that failed and why.
+func appendErrorRecords(ers []kmsg.ProduceResponseTopicPartitionErrorRecord, first int32, fs []recordFailure) []kmsg.ProduceResponseTopicPartitionErrorRecord {
+	for _, f := range fs {
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset = first + f.index
+		msg := f.msg
+		er.ErrorMessage = &msg
+		ers = append(ers, er)
+	}
+	return ers
 }
 
 // badBatch is the result of a batch that cannot be read.
@@ -112,23 +130,26 @@ func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
 }
 
 // produceBatch sends the records of one record batch into the pipeline and
-// returns their result, and the bytes of decompressed records it holds
-// beyond the request itself.
-func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, topic string, partition int32, raw []byte) (*batchResult, int64) {
-	b, err := g.dec.parseBatch(raw)
+// returns their result. The memory it takes (decompressed records, the
+// records and headers given to the pipeline) is added to p, which owns it
+// (see buffers.go): the records point into the request's bytes.
+func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *topicStats, topic string, partition int32, raw []byte) *batchResult {
+	var b batch
+	err := g.dec.parseBatch(&b, raw)
 	if err != nil {
-		return g.badBatch(c, topic, err), 0
+		return g.badBatch(c, topic, err)
 	}
-	var extra int64
-	if b.Attributes&codecMask != codecNone {
-		extra = int64(len(b.records))
+	if b.buf != nil {
+		p.bufs = append(p.bufs, b.buf)
+		extra := int64(cap(*b.buf))
 		g.mem.add(extra)
+		p.mem += extra
 	}
 	switch {
 	case b.Attributes&attrTransactional != 0:
-		return failedResult(codeTxnIDAuthorizationFailed, txnMessage), extra
+		return failedResult(codeTxnIDAuthorizationFailed, txnMessage)
 	case b.Attributes&attrControl != 0:
-		return failedResult(codeInvalidRecord, "kpipe gateway: control batches cannot be produced"), extra
+		return failedResult(codeInvalidRecord, "kpipe gateway: control batches cannot be produced")
 	}
 	n := int(b.NumRecords)
 	keep := g.keepPartition.Load()
@@ -144,7 +165,7 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, top
 				ts.duplicates.Add(1)
 				c.st.duplicates.Add(1)
 			}
-			return answer, extra
+			return answer
 		case sendFailed:
 			copy(br.ok, prev.ok)
 			br.base.Store(prev.base.Load())
@@ -152,8 +173,12 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, top
 		}
 	}
 
-	recs := make([]plugins.Record, n)
+	recsBuf := g.pools.records.get(n)
+	p.recs = append(p.recs, recsBuf)
+	recs := *recsBuf
 	br.recs = recs
+	// headers holds the headers of every record of the batch, each
+	// record's a sub-slice; it is taken from the pool at the first one.
 	var headers []plugins.Header
 	toSend := 0
 	err = b.eachRecord(func(i int, rec *kmsg.Record) error {
@@ -164,9 +189,14 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, top
 		r.Topic = topic
 		r.Key, r.Value = rec.Key, rec.Value
 		if len(rec.Headers) > 0 {
+			if headers == nil {
+				hb := g.pools.headers.get(n)
+				p.headers = append(p.headers, hb)
+				headers = (*hb)[:0]
+			}
 			start := len(headers)
 			for _, h := range rec.Headers {
-				headers = append(headers, plugins.Header{Key: h.Key, Value: h.Value})
+				headers = append(headers, plugins.Header{Key: c.headerKey(h.Key), Value: h.Value})
 			}
 			r.Headers = headers[start:len(headers):len(headers)]
 		}
@@ -179,17 +209,20 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, ts *topicStats, top
 	})
 	if err != nil {
 		// Nothing was sent yet: the batch fails whole.
-		return g.badBatch(c, topic, err), extra
+		return g.badBatch(c, topic, err)
 	}
 	ts.records.Add(uint64(toSend))
 	ts.bytes.Add(uint64(len(raw)))
 	c.st.records.Add(uint64(toSend))
 	c.st.bytes.Add(uint64(len(raw)))
 	br.expect(toSend)
+	// One callback for the batch: a method value made per Send would be
+	// an allocation per record (BenchmarkGateway).
+	cb := br.onResult
 	for i := range recs {
 		if !send[i] {
-			g.producer.Send(ctx, &recs[i], br.onResult)
+			g.producer.Send(ctx, &recs[i], cb)
 		}
 	}
-	return br, extra
+	return br
 }

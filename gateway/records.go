@@ -43,7 +43,7 @@ const (
 // and MESSAGE_TOO_LARGE.
 var (
 	errCorrupt  = errors.New("corrupt record batch")
-	errMagic    = errors.New("record batch is not magic 2 (Kafka 0.11+ format)")
+	errMagic    = errors.New("not a record batch of magic 2")
 	errTooLarge = errors.New("record batch decompresses to more than the limit")
 )
 
@@ -57,6 +57,15 @@ func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 func splitBatches(b []byte) ([][]byte, error) {
 	var out [][]byte
 	for len(b) > 0 {
+		// The magic byte is at offset 16 in message sets of magic 0
+		// and 1 too (offset, size, crc), which can be shorter than a
+		// batch header: look at it first, for the clearer error.
+		if len(b) > 16 && b[16] != 2 {
+			if b[16] < 2 {
+				return nil, fmt.Errorf("%w: a message set of magic %d (the format of Kafka before 0.11); the gateway reads record batches of magic 2 only, which every client since Kafka 0.11 writes", errMagic, b[16])
+			}
+			return nil, fmt.Errorf("%w: magic %d", errMagic, b[16])
+		}
 		if len(b) < batchHeaderLen {
 			return nil, fmt.Errorf("%w: %d bytes left, shorter than a batch header", errCorrupt, len(b))
 		}
@@ -66,9 +75,6 @@ func splitBatches(b []byte) ([][]byte, error) {
 		}
 		batch := b[:12+n]
 		b = b[12+n:]
-		if batch[16] != 2 {
-			return nil, fmt.Errorf("%w: magic %d", errMagic, batch[16])
-		}
 		if crcOf(batch[crcStart:]) != binary.BigEndian.Uint32(batch[17:21]) {
 			return nil, fmt.Errorf("%w: CRC mismatch", errCorrupt)
 		}
@@ -78,30 +84,34 @@ func splitBatches(b []byte) ([][]byte, error) {
 }
 
 // decompressor holds the codecs' reusable state; it is safe for concurrent
-// use.
+// use. The records it decompresses go into buffers of bufs, which the
+// caller owns and gives back (see buffers.go).
 type decompressor struct {
 	// limit is the most bytes one batch may decompress to.
 	limit int64
+	bufs  *slicePool[byte]
 	zstd  *zstd.Decoder
 	gzips sync.Pool // *gzip.Reader
+	lz4s  sync.Pool // *lz4.Reader
 }
 
-func newDecompressor(limit int64) (*decompressor, error) {
+func newDecompressor(limit int64, bufs *slicePool[byte]) (*decompressor, error) {
 	zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(limit)))
 	if err != nil {
 		return nil, err
 	}
-	return &decompressor{limit: limit, zstd: zd}, nil
+	return &decompressor{limit: limit, bufs: bufs, zstd: zd}, nil
 }
 
 func (d *decompressor) close() { d.zstd.Close() }
 
 // records returns the records section of batch (everything after the
-// header), decompressed.
-func (d *decompressor) records(codec int16, raw []byte) ([]byte, error) {
+// header), decompressed, and the pooled buffer that holds them (nil when
+// raw is not compressed).
+func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error) {
 	switch codec {
 	case codecNone:
-		return raw, nil
+		return raw, nil, nil
 	case codecGzip:
 		zr, _ := d.gzips.Get().(*gzip.Reader)
 		var err error
@@ -111,54 +121,100 @@ func (d *decompressor) records(codec int16, raw []byte) ([]byte, error) {
 			err = zr.Reset(bytes.NewReader(raw))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %v", errCorrupt, err)
+			return nil, nil, fmt.Errorf("%w: gzip: %v", errCorrupt, err)
 		}
-		out, err := d.readAll(zr, len(raw))
+		buf, err := d.readAll(zr, len(raw))
 		d.gzips.Put(zr)
 		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
+			return nil, nil, fmt.Errorf("gzip: %w", err)
 		}
-		return out, nil
+		return *buf, buf, nil
 	case codecSnappy:
-		out, err := d.snappy(raw)
+		buf, err := d.snappy(raw)
 		if err != nil {
-			return nil, fmt.Errorf("snappy: %w", err)
+			return nil, nil, fmt.Errorf("snappy: %w", err)
 		}
-		return out, nil
+		return *buf, buf, nil
 	case codecLZ4:
-		out, err := d.readAll(lz4.NewReader(bytes.NewReader(raw)), len(raw))
-		if err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
+		zr, _ := d.lz4s.Get().(*lz4.Reader)
+		if zr == nil {
+			zr = lz4.NewReader(bytes.NewReader(raw))
+		} else {
+			zr.Reset(bytes.NewReader(raw))
 		}
-		return out, nil
-	case codecZstd:
-		out, err := d.zstd.DecodeAll(raw, nil)
+		buf, err := d.readAll(zr, len(raw))
+		zr.Reset(nil)
+		d.lz4s.Put(zr)
 		if err != nil {
+			return nil, nil, fmt.Errorf("lz4: %w", err)
+		}
+		return *buf, buf, nil
+	case codecZstd:
+		// The frame header usually says how large the content is.
+		size := 4 * len(raw)
+		var h zstd.Header
+		if h.Decode(raw) == nil && h.HasFCS && h.FrameContentSize <= uint64(d.limit) {
+			size = int(h.FrameContentSize)
+		}
+		buf := d.bufs.get(min(size, int(d.limit)))
+		out, err := d.zstd.DecodeAll(raw, (*buf)[:0])
+		if err != nil {
+			d.bufs.put(buf)
 			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-				return nil, fmt.Errorf("zstd: %w", errTooLarge)
+				return nil, nil, fmt.Errorf("zstd: %w", errTooLarge)
 			}
-			return nil, fmt.Errorf("%w: zstd: %v", errCorrupt, err)
+			return nil, nil, fmt.Errorf("%w: zstd: %v", errCorrupt, err)
 		}
 		if int64(len(out)) > d.limit {
-			return nil, fmt.Errorf("zstd: %w", errTooLarge)
+			d.bufs.put(buf)
+			return nil, nil, fmt.Errorf("zstd: %w", errTooLarge)
 		}
-		return out, nil
+		if cap(out) != cap(*buf) {
+			// DecodeAll outgrew the buffer: keep what it made.
+			d.bufs.put(buf)
+			buf = &out
+		}
+		*buf = out
+		return out, buf, nil
 	}
-	return nil, fmt.Errorf("%w: unknown compression codec %d", errCorrupt, codec)
+	return nil, nil, fmt.Errorf("%w: unknown compression codec %d", errCorrupt, codec)
 }
 
-// readAll reads r to its end, at most d.limit bytes.
-func (d *decompressor) readAll(r io.Reader, hint int) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(min(4*hint, int(d.limit)))
-	n, err := buf.ReadFrom(io.LimitReader(r, d.limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+// readAll reads r to its end, at most d.limit bytes, into a pooled buffer.
+func (d *decompressor) readAll(r io.Reader, hint int) (*[]byte, error) {
+	buf := d.bufs.get(int(min(int64(4*hint), d.limit)))
+	b := (*buf)[:cap(*buf)]
+	n := 0
+	for {
+		if n == len(b) {
+			if int64(n) > d.limit {
+				d.bufs.put(buf)
+				return nil, errTooLarge
+			}
+			// Full: move to a buffer twice the size (at most one
+			// byte over the limit, to tell that it is over).
+			next := d.bufs.get(int(min(2*int64(len(b)), d.limit+1)))
+			nb := (*next)[:cap(*next)]
+			copy(nb, b[:n])
+			d.bufs.put(buf)
+			buf, b = next, nb
+		}
+		m, err := r.Read(b[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			d.bufs.put(buf)
+			return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
 	}
-	if n > d.limit {
+	if int64(n) > d.limit {
+		d.bufs.put(buf)
 		return nil, errTooLarge
 	}
-	return buf.Bytes(), nil
+	*buf = b[:n]
+	return buf, nil
 }
 
 // xerialMagic starts a snappy payload in the xerial framing the Java client
@@ -166,50 +222,80 @@ func (d *decompressor) readAll(r io.Reader, hint int) ([]byte, error) {
 // chunks, each an int32 length and a snappy block.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
-func (d *decompressor) snappy(raw []byte) ([]byte, error) {
+// snappy decodes raw, a snappy block or xerial chunks of them, into a
+// pooled buffer: the decoded length is known before decoding.
+func (d *decompressor) snappy(raw []byte) (*[]byte, error) {
 	if !bytes.HasPrefix(raw, xerialMagic) {
-		return d.snappyBlock(nil, raw)
+		n, err := d.snappyLen(0, raw)
+		if err != nil {
+			return nil, err
+		}
+		buf := d.bufs.get(n)
+		if err := snappyInto(*buf, raw); err != nil {
+			d.bufs.put(buf)
+			return nil, err
+		}
+		return buf, nil
 	}
 	if len(raw) < 16 {
 		return nil, fmt.Errorf("%w: short xerial header", errCorrupt)
 	}
 	raw = raw[16:]
-	var out []byte
-	for len(raw) > 0 {
-		if len(raw) < 4 {
+	// First the chunks' lengths, then one buffer for all of them.
+	total := 0
+	for rest := raw; len(rest) > 0; {
+		if len(rest) < 4 {
 			return nil, fmt.Errorf("%w: short xerial chunk header", errCorrupt)
 		}
-		n := int(binary.BigEndian.Uint32(raw))
-		raw = raw[4:]
-		if n < 0 || n > len(raw) {
-			return nil, fmt.Errorf("%w: xerial chunk of %d bytes with %d left", errCorrupt, n, len(raw))
+		n := int(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if n < 0 || n > len(rest) {
+			return nil, fmt.Errorf("%w: xerial chunk of %d bytes with %d left", errCorrupt, n, len(rest))
 		}
 		var err error
-		if out, err = d.snappyBlock(out, raw[:n]); err != nil {
+		if total, err = d.snappyLen(total, rest[:n]); err != nil {
 			return nil, err
 		}
-		raw = raw[n:]
+		rest = rest[n:]
 	}
-	return out, nil
+	buf := d.bufs.get(total)
+	out := *buf
+	for len(raw) > 0 {
+		n := int(binary.BigEndian.Uint32(raw))
+		block := raw[4 : 4+n]
+		m, _ := snappy.DecodedLen(block) // checked above
+		if err := snappyInto(out[:m], block); err != nil {
+			d.bufs.put(buf)
+			return nil, err
+		}
+		out = out[m:]
+		raw = raw[4+n:]
+	}
+	return buf, nil
 }
 
-// snappyBlock appends the decoded snappy block to dst.
-func (d *decompressor) snappyBlock(dst, block []byte) ([]byte, error) {
+// snappyLen adds the decoded length of block to total, within the limit.
+func (d *decompressor) snappyLen(total int, block []byte) (int, error) {
 	n, err := snappy.DecodedLen(block)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		return 0, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	if int64(len(dst)+n) > d.limit {
-		return nil, errTooLarge
+	if int64(total)+int64(n) > d.limit {
+		return 0, errTooLarge
 	}
-	out := make([]byte, n)
-	if out, err = snappy.Decode(out, block); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	return total + n, nil
+}
+
+// snappyInto decodes block into dst, which is exactly its decoded length.
+func snappyInto(dst, block []byte) error {
+	out, err := snappy.Decode(dst, block)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	if dst == nil {
-		return out, nil
+	if len(out) != len(dst) || (len(out) > 0 && &out[0] != &dst[0]) {
+		return fmt.Errorf("%w: snappy block decodes to %d bytes, not the %d it says", errCorrupt, len(out), len(dst))
 	}
-	return append(dst, out...), nil
+	return nil
 }
 
 // batch is one parsed record batch of a produce request.
@@ -217,26 +303,28 @@ type batch struct {
 	kmsg.RecordBatch
 	// records is the records section, decompressed.
 	records []byte
+	// buf is the pooled buffer records is in, if it was compressed; the
+	// caller owns it.
+	buf *[]byte
 }
 
-// parseBatch parses the header of one record batch (from splitBatches) and
-// decompresses its records.
-func (d *decompressor) parseBatch(raw []byte) (*batch, error) {
-	b := &batch{}
+// parseBatch parses the header of one record batch (from splitBatches) into
+// b and decompresses its records.
+func (d *decompressor) parseBatch(b *batch, raw []byte) error {
 	// ReadFrom keeps Records as a sub-slice of raw; the header fields
 	// are copied.
 	if err := b.RecordBatch.ReadFrom(raw); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		return fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	if b.NumRecords < 0 {
-		return nil, fmt.Errorf("%w: %d records", errCorrupt, b.NumRecords)
+		return fmt.Errorf("%w: %d records", errCorrupt, b.NumRecords)
 	}
-	recs, err := d.records(b.Attributes&codecMask, b.Records)
+	recs, buf, err := d.records(b.Attributes&codecMask, b.Records)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b.records = recs
-	return b, nil
+	b.records, b.buf = recs, buf
+	return nil
 }
 
 // eachRecord calls fn with every record of b, in order. The record's

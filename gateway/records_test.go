@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -27,8 +30,36 @@ func xerial(data []byte, chunk int) []byte {
 	return out
 }
 
+// gzipped and lz4ed compress data with those codecs.
+func gzipped(t *testing.T, data []byte) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func lz4ed(t *testing.T, data []byte) []byte {
+	var b bytes.Buffer
+	w := lz4.NewWriter(&b)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestDecompress decodes every codec twice, giving the pooled buffer back
+// in between, so that the second decode writes into a recycled one.
 func TestDecompress(t *testing.T) {
-	d, err := newDecompressor(1 << 20)
+	pl := newPools(8 << 20)
+	d, err := newDecompressor(1<<20, pl.bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +69,11 @@ func TestDecompress(t *testing.T) {
 	zs := enc.EncodeAll(data, nil)
 	big := enc.EncodeAll(make([]byte, 2<<20), nil)
 	enc.Close()
+	// A zstd frame without its content size, as streaming writers make.
+	var zsb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zsb)
+	_, _ = zw.Write(data)
+	_ = zw.Close()
 	for _, c := range []struct {
 		name  string
 		codec int16
@@ -49,22 +85,34 @@ func TestDecompress(t *testing.T) {
 		{"snappy xerial, one chunk", codecSnappy, xerial(data, 1<<20), nil},
 		{"snappy xerial, truncated", codecSnappy, xerial(data, 4096)[:100], errCorrupt},
 		{"zstd", codecZstd, zs, nil},
+		{"zstd, streamed", codecZstd, zsb.Bytes(), nil},
 		{"zstd over the limit", codecZstd, big, errTooLarge},
+		{"gzip", codecGzip, gzipped(t, data), nil},
+		{"gzip over the limit", codecGzip, gzipped(t, make([]byte, 2<<20)), errTooLarge},
+		{"gzip, truncated", codecGzip, gzipped(t, data)[:50], errCorrupt},
+		{"lz4", codecLZ4, lz4ed(t, data), nil},
+		{"lz4 over the limit", codecLZ4, lz4ed(t, make([]byte, 2<<20)), errTooLarge},
 		{"unknown codec", 7, data, errCorrupt},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := d.records(c.codec, c.in)
-			if c.want != nil {
-				if !errors.Is(err, c.want) {
-					t.Fatalf("error %v, want %v", err, c.want)
+			for range 2 {
+				out, buf, err := d.records(c.codec, c.in)
+				if c.want != nil {
+					if !errors.Is(err, c.want) {
+						t.Fatalf("error %v, want %v", err, c.want)
+					}
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out, data) {
-				t.Fatalf("decompressed %d bytes, want the %d sent", len(out), len(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(out, data) {
+					t.Fatalf("decompressed %d bytes, want the %d sent", len(out), len(data))
+				}
+				if buf == nil || len(*buf) != len(out) || &(*buf)[0] != &out[0] {
+					t.Fatal("the records are not in the buffer returned for them")
+				}
+				pl.bytes.put(buf)
 			}
 		})
 	}
@@ -95,9 +143,18 @@ func TestSplitBatchesRejects(t *testing.T) {
 		{"length past the end", append(append([]byte{}, good...), good[:20]...), errCorrupt},
 		{"bad CRC", badCRC, errCorrupt},
 		{"magic 1", crc(magic1), errMagic},
+		// One message of magic 0 and one of magic 1 (offset, size,
+		// crc, magic, attributes, [timestamp,] key and value of
+		// length -1): shorter than a batch header.
+		{"magic 0 message set", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255}, errMagic},
+		{"magic 1 message set", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 22, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255}, errMagic},
 	} {
-		if _, err := splitBatches(c.in); !errors.Is(err, c.want) {
+		_, err := splitBatches(c.in)
+		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if strings.HasSuffix(c.name, "message set") && !strings.Contains(err.Error(), "before 0.11") {
+			t.Errorf("%s: %q does not say which format it is", c.name, err)
 		}
 	}
 }
@@ -107,7 +164,8 @@ func TestSplitBatchesRejects(t *testing.T) {
 // through: nothing may panic, and a batch that parses yields its records
 // within its bounds.
 func FuzzBatches(f *testing.F) {
-	d, err := newDecompressor(1 << 20)
+	pl := newPools(8 << 20)
+	d, err := newDecompressor(1<<20, pl.bytes)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -130,9 +188,12 @@ func FuzzBatches(f *testing.F) {
 			return
 		}
 		for _, raw := range raws {
-			bt, err := d.parseBatch(raw)
-			if err != nil {
+			var bt batch
+			if err := d.parseBatch(&bt, raw); err != nil {
 				continue
+			}
+			if bt.buf != nil {
+				defer pl.bytes.put(bt.buf)
 			}
 			_ = bt.eachRecord(func(i int, rec *kmsg.Record) error {
 				if i >= int(bt.NumRecords) {

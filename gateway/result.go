@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -35,8 +37,20 @@ type batchResult struct {
 	code    int16
 	msg     string
 
+	// failures are the records that failed, in batch order once done,
+	// for the response's error_records (read only after done).
+	failMu   sync.Mutex
+	failures []recordFailure
+
 	// onDone runs once when the last outcome is in, before done closes.
 	onDone func(*batchResult)
+}
+
+// recordFailure is a record of a batch that failed: its index in the batch
+// and why.
+type recordFailure struct {
+	index int32
+	msg   string
 }
 
 func newBatchResult(n int, keepOffset bool) *batchResult {
@@ -94,6 +108,11 @@ func (br *batchResult) onResult(r *plugins.Record, res pipeline.Result) {
 	if res.Outcome == pipeline.Failed {
 		code, msg := errorCode(res.Err)
 		br.fail(code, msg)
+		if i >= 0 {
+			br.failMu.Lock()
+			br.failures = append(br.failures, recordFailure{index: int32(i), msg: msg})
+			br.failMu.Unlock()
+		}
 	} else if i >= 0 {
 		br.ok[i] = true
 		if i == 0 && br.keepOffset && res.Outcome == pipeline.Delivered {
@@ -106,6 +125,12 @@ func (br *batchResult) onResult(r *plugins.Record, res pipeline.Result) {
 }
 
 func (br *batchResult) finish() {
+	// Every callback has found its record: the records, which point into
+	// the request's memory, are the request's again (see buffers.go).
+	br.recs = nil
+	// In batch order (outcomes come in the order the upstream gives
+	// them), before anyone reads them.
+	slices.SortFunc(br.failures, func(a, b recordFailure) int { return cmp.Compare(a.index, b.index) })
 	if br.onDone != nil {
 		br.onDone(br)
 	}

@@ -5,24 +5,39 @@
 #
 #   throughput  records/s through each gateway / records/s direct, for
 #               franz-go (scripts/gatewaybench) and kcat: median of the rounds
+#   cpu         CPU time (user + system) per record of the client, of the
+#               gateway and, when its pid is known, of the upstream broker,
+#               over the same runs: median of the rounds. On a shared machine
+#               this is steadier than records/s, which depends on the share
+#               of the cores each process gets
 #   latency     p50 and p99 from Produce to acknowledgement at a fixed rate
 #               (franz-go, linger 0), direct and through the plain gateway,
 #               and the difference: median of the rounds
 #   memory      peak RSS (VmHWM) of each gateway process after all rounds
+#   load        the 1-minute load average before and after the rounds
 #
 # Usage: scripts/gateway_bench.sh [ROUNDS]   (default 3)
 # Environment:
 #   KPIPE_BENCH_BROKERS  upstream bootstrap HOST:PORT (default: a `kpipe broker`
 #                        started for the run; scripts/kafka.sh start gives a
 #                        real one at 127.0.0.1:19092)
-#   N                    records per throughput run (default 200000)
+#   KPIPE_BENCH_BROKER_PID  pid of that upstream broker, for its CPU per record
+#                        (`scripts/kafka.sh status` prints it); known without it
+#                        for the `kpipe broker` the script starts
+#   N                    records per throughput run (default 1000000)
 #   SIZE                 value bytes (default 100)
 #   RATE, DURATION       latency runs: records/s and seconds (default 5000, 5)
+#   KPIPE_BENCH_COMPRESSION  a codec (snappy, lz4, ...): one more gateway, "comp",
+#                        without plugins, whose kafka block sets that
+#                        compression for its upstream producer
+#   KPIPE_BENCH_BASE     a git revision: its `kpipe` is built too and run as a
+#                        third gateway ("base", no plugins) in every round, so
+#                        that a change is compared with it in the same run
 # Needs Go, python3 and kcat. Every client run is bounded by `timeout`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-N=${N:-200000}
+N=${N:-1000000}
 SIZE=${SIZE:-100}
 RATE=${RATE:-5000}
 DURATION=${DURATION:-5}
@@ -43,6 +58,12 @@ trap 'exit 130' INT TERM
 
 go build -o "$tmp/kpipe" ./cmd/kpipe
 go build -o "$tmp/bench" ./scripts/gatewaybench
+targets=(direct plain wasm)
+if [[ -n ${KPIPE_BENCH_BASE:-} ]]; then
+	git archive --prefix=base/ "$KPIPE_BENCH_BASE" | tar -x -C "$tmp"
+	(cd "$tmp/base" && go build -o "$tmp/kpipe-base" ./cmd/kpipe)
+	targets+=(base)
+fi
 
 # first_line FILE: waits up to 30s for the first line of FILE.
 first_line() {
@@ -56,11 +77,59 @@ first_line() {
 }
 
 upstream=${KPIPE_BENCH_BROKERS:-}
+broker_pid=${KPIPE_BENCH_BROKER_PID:-}
 if [[ -z $upstream ]]; then
 	"$tmp/kpipe" broker --listen 127.0.0.1:0 >"$tmp/broker.addr" 2>"$tmp/broker.err" &
 	pids+=($!)
+	broker_pid=$!
 	upstream=$(first_line "$tmp/broker.addr")
 fi
+
+# cpu_of PID: the CPU seconds (user + system) PID has used so far; 0 without
+# a PID.
+tick=$(getconf CLK_TCK)
+cpu_of() {
+	if [[ -z ${1:-} ]]; then echo 0; return; fi
+	awk -v t="$tick" '{print ($14 + $15) / t}' "/proc/$1/stat"
+}
+
+# timed.py OUT CMD...: runs CMD and writes its wall time and the CPU time
+# of CMD and its children to OUT as JSON.
+cat >"$tmp/timed.py" <<'PY'
+import json, resource, subprocess, sys, time
+t0 = time.monotonic()
+p = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE)
+el = time.monotonic() - t0
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+json.dump({"seconds": el, "cpu_s": ru.ru_utime + ru.ru_stime, "out": p.stdout.decode()}, open(sys.argv[1], "w"))
+sys.exit(p.returncode)
+PY
+
+# run_client ROUND TARGET CLIENT CMD...: runs one throughput run of CMD and
+# appends its figures to the results: records/s, and the CPU seconds of the
+# client, the gateway under test and the broker over the run.
+run_client() {
+	local r=$1 t=$2 client=$3
+	shift 3
+	local g0 b0 g1 b1 gpid=${pid[$t]:-}
+	g0=$(cpu_of "$gpid")
+	b0=$(cpu_of "$broker_pid")
+	timeout 300 python3 "$tmp/timed.py" "$tmp/run.json" "$@"
+	g1=$(cpu_of "$gpid")
+	b1=$(cpu_of "$broker_pid")
+	python3 - "$tmp/run.json" "$r" "$t" "$client" "$g0" "$g1" "$b0" "$b1" >>"$results" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+r, t, client = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+g0, g1, b0, b1 = map(float, sys.argv[5:9])
+# gatewaybench prints the rate it measured; kcat prints nothing, and its
+# rate is taken from the wall time of the run.
+rate = json.loads(m["out"])["records_per_s"] if m["out"].strip() else None
+print(json.dumps({"round": r, "target": t, "client": client, "m": {
+    "records_per_s": rate, "seconds": m["seconds"],
+    "client_cpu_s": m["cpu_s"], "gateway_cpu_s": g1 - g0, "broker_cpu_s": b1 - b0}}))
+PY
+}
 
 root=$(pwd)
 cat >"$tmp/wasm.hcl" <<HCL
@@ -70,11 +139,26 @@ pipeline "bench" {
 }
 HCL
 
+if [[ -n ${KPIPE_BENCH_COMPRESSION:-} ]]; then
+	targets+=(comp)
+	cat >"$tmp/comp.hcl" <<HCL
+kafka {
+  compression = "$KPIPE_BENCH_COMPRESSION"
+}
+pipeline "bench" {}
+HCL
+fi
+
 declare -A addr pid
-for g in plain wasm; do
+results=$tmp/results.jsonl
+load0=$(cut -d' ' -f1 /proc/loadavg)
+for g in "${targets[@]:1}"; do
 	args=(gateway --listen 127.0.0.1:0 --brokers "$upstream")
 	[[ $g == wasm ]] && args+=(--config "$tmp/wasm.hcl")
-	"$tmp/kpipe" "${args[@]}" >"$tmp/$g.addr" 2>"$tmp/$g.err" &
+	[[ $g == comp ]] && args+=(--config "$tmp/comp.hcl")
+	bin=$tmp/kpipe
+	[[ $g == base ]] && bin=$tmp/kpipe-base
+	"$bin" "${args[@]}" >"$tmp/$g.addr" 2>"$tmp/$g.err" &
 	pids+=($!)
 	pid[$g]=$!
 	addr[$g]=$(first_line "$tmp/$g.addr")
@@ -83,21 +167,17 @@ addr[direct]=$upstream
 
 python3 -c "import sys; n, s = int(sys.argv[1]), int(sys.argv[2]); sys.stdout.write(''.join(f'{i}:{\"v\" * s}\n' for i in range(n)))" "$N" "$SIZE" >"$tmp/kcat.in"
 
-echo "upstream $upstream; gateways: plain ${addr[plain]}, wasm ${addr[wasm]}; $rounds rounds, N=$N, SIZE=$SIZE" >&2
-results=$tmp/results.jsonl
+echo "upstream $upstream; gateways: plain ${addr[plain]}, wasm ${addr[wasm]}${KPIPE_BENCH_BASE:+, base ($KPIPE_BENCH_BASE) ${addr[base]:-}}; $rounds rounds, N=$N, SIZE=$SIZE; load average $load0" >&2
 for r in $(seq "$rounds"); do
-	for t in direct plain wasm; do
+	for t in "${targets[@]}"; do
 		topic="bench-$t-$r-$$"
-		out=$(timeout 300 "$tmp/bench" -brokers "${addr[$t]}" -topic "$topic-go" -n "$N" -size "$SIZE")
-		echo "{\"round\":$r,\"target\":\"$t\",\"client\":\"franz-go\",\"m\":$out}" >>"$results"
+		run_client "$r" "$t" franz-go "$tmp/bench" -brokers "${addr[$t]}" -topic "$topic-go" -n "$N" -size "$SIZE"
 		# kcat needs the topic to exist before it times itself.
 		timeout 60 "$tmp/bench" -brokers "${addr[$t]}" -topic "$topic-kcat" -n 1 >/dev/null
-		t0=$(date +%s.%N)
-		timeout 300 kcat -P -b "${addr[$t]}" -t "$topic-kcat" -K: -l "$tmp/kcat.in"
-		t1=$(date +%s.%N)
-		echo "{\"round\":$r,\"target\":\"$t\",\"client\":\"kcat\",\"m\":{\"records_per_s\":$(python3 -c "print($N/($t1-$t0))")}}" >>"$results"
+		run_client "$r" "$t" kcat kcat -P -b "${addr[$t]}" -t "$topic-kcat" -K: -l "$tmp/kcat.in"
 	done
-	for t in direct plain; do
+	for t in "${targets[@]}"; do
+		[[ $t == wasm ]] && continue
 		out=$(timeout 120 "$tmp/bench" -mode latency -brokers "${addr[$t]}" -topic "bench-lat-$t-$r-$$" -rate "$RATE" -duration "${DURATION}s" -size "$SIZE")
 		echo "{\"round\":$r,\"target\":\"$t\",\"client\":\"latency\",\"m\":$out}" >>"$results"
 	done
@@ -105,22 +185,41 @@ for r in $(seq "$rounds"); do
 done
 
 rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-python3 - "$results" "$(rss "${pid[plain]}")" "$(rss "${pid[wasm]}")" <<'PY'
+load1=$(cut -d' ' -f1 /proc/loadavg)
+peaks=""
+for g in "${targets[@]:1}"; do peaks+="$g=$(rss "${pid[$g]}") "; done
+python3 - "$results" "$peaks" "$N" "$load0" "$load1" "$(nproc)" "$broker_pid" "${targets[*]}" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+n = int(sys.argv[3])
+targets = sys.argv[8].split()
 def get(client, target, key):
     return {r["round"]: r["m"][key] for r in rows if r["client"] == client and r["target"] == target}
+for r in rows:
+    if r["client"] != "latency" and r["m"]["records_per_s"] is None:
+        r["m"]["records_per_s"] = n / r["m"]["seconds"]  # kcat: wall time of the whole run
 print("throughput (records/s; ratio = gateway / direct, median of rounds)")
 for client in ("franz-go", "kcat"):
     d = get(client, "direct", "records_per_s")
-    for t in ("plain", "wasm"):
+    for t in targets[1:]:
         g = get(client, t, "records_per_s")
         ratios = [g[r] / d[r] for r in d]
         print(f"  {client:8} {t:5}  direct {statistics.median(d.values()):>10.0f}  gateway {statistics.median(g.values()):>10.0f}  ratio {statistics.median(ratios):.2f}  (rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+print("CPU per record (µs, user + system; median of rounds)" + ("" if sys.argv[7] else "; broker: pid unknown"))
+for client in ("franz-go", "kcat"):
+    for t in targets:
+        c, g, b = (get(client, t, k) for k in ("client_cpu_s", "gateway_cpu_s", "broker_cpu_s"))
+        med = lambda m: statistics.median(m.values()) * 1e6 / n
+        tot = {r: c[r] + g[r] + b[r] for r in c}
+        print(f"  {client:8} {t:6}  client {med(c):6.2f}  gateway {med(g):6.2f}  broker {med(b):6.2f}  total {med(tot):6.2f}")
 print("latency at a fixed rate (ms; added = gateway - direct, median of rounds)")
 for q in ("p50_ms", "p99_ms"):
-    d, g = get("latency", "direct", q), get("latency", "plain", q)
-    added = [g[r] - d[r] for r in d]
-    print(f"  {q[:3]}  direct {statistics.median(d.values()):.3f}  gateway {statistics.median(g.values()):.3f}  added {statistics.median(added):+.3f}")
-print(f"memory: peak RSS plain gateway {int(sys.argv[2])/1024:.0f} MiB, wasm gateway {int(sys.argv[3])/1024:.0f} MiB")
+    d = get("latency", "direct", q)
+    for t in (t for t in targets[1:] if t != "wasm"):
+        g = get("latency", t, q)
+        added = [g[r] - d[r] for r in d]
+        print(f"  {q[:3]} {t:5}  direct {statistics.median(d.values()):.3f}  gateway {statistics.median(g.values()):.3f}  added {statistics.median(added):+.3f}  (rounds: {', '.join(f'{x:+.3f}' for x in added)})")
+peaks = dict(p.split("=") for p in sys.argv[2].split())
+print("memory: peak RSS of each gateway: " + ", ".join(f"{g} {int(kb) / 1024:.0f} MiB" for g, kb in peaks.items()))
+print(f"load average (1 min) {sys.argv[4]} before, {sys.argv[5]} after, on {sys.argv[6]} cores")
 PY

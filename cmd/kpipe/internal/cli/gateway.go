@@ -149,10 +149,8 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 			return usageErrorf("%v", err)
 		}
 		opts = cfgOpts
-		if cfg.Kafka.Linger == nil {
-			// The clients batched already: send at once unless the
-			// configuration says otherwise.
-			opts = append(opts, pipeline.Linger(0))
+		if cfg.Kafka.Linger != nil && *cfg.Kafka.Linger > 0 {
+			e.log.Warn("the gateway does not use kafka.linger: it sends the records of each request upstream at once (the clients batched them)", "file", f.config, "linger", *cfg.Kafka.Linger)
 		}
 		keep = p.Partitioner == nil
 		if len(brokers) == 0 {
@@ -161,9 +159,11 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		reloadFrom = &built{cfg: cfg, pipe: p, host: host}
 	} else if f.pipeline != "" {
 		return usageErrorf("--pipeline needs --config")
-	} else {
-		opts = append(opts, pipeline.Linger(0))
 	}
+	// The clients batched already: what a request brings goes upstream at
+	// once, and no record waits on a timer for others (see
+	// docs/gateway.md).
+	opts = append(opts, pipeline.Linger(0))
 	gwOpts = append(gwOpts, gateway.KeepPartition(keep))
 	if len(brokers) == 0 {
 		eb, err := embedded.Start(embedded.Config{})
