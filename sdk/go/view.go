@@ -78,6 +78,22 @@ type RecordView struct {
 	nedits uint32
 }
 
+// NewRecordView returns a view of a copy of r, as OnSendView is given one:
+// it lets a ViewInterceptor be tested natively (go test). The view's
+// getters then return the record with the changes made through its setters.
+func NewRecordView(r *Record) (*RecordView, error) {
+	in, err := appendRecord(nil, r)
+	if err != nil {
+		return nil, err
+	}
+	v := new(RecordView)
+	dec := new(decoder)
+	if !v.reset(in, dec) {
+		return nil, dec.describe(in)
+	}
+	return v, nil
+}
+
 // Edit operations (ABI section 8.2).
 const (
 	editSetHeader      = 1

@@ -297,3 +297,15 @@ func TestViewBatchSteadyStateAllocs(t *testing.T) {
 		})
 	}
 }
+
+func TestNewRecordView(t *testing.T) {
+	v, err := NewRecordView(&goldenRecord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkView(t, v, &goldenRecord)
+	v.SetHeader("h", []byte("w"))
+	if hv, ok := v.Header("h"); !ok || string(hv) != "w" {
+		t.Errorf("Header(h) after SetHeader = %q, %v", hv, ok)
+	}
+}
