@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -76,6 +77,8 @@ type RecordView struct {
 	// nedits how many there are.
 	edits  []byte
 	nedits uint32
+	// hedits counts the header edits among them.
+	hedits int
 }
 
 // NewRecordView returns a view of a copy of r, as OnSendView is given one:
@@ -203,7 +206,7 @@ func (v *RecordView) reset(in []byte, dec *decoder) bool {
 	}
 	v.keySet, v.valueSet, v.topicSet, v.decoded = false, false, false, false
 	if v.nedits != 0 {
-		v.edits, v.nedits = v.edits[:0], 0
+		v.edits, v.nedits, v.hedits = v.edits[:0], 0, 0
 	}
 	return true
 }
@@ -274,7 +277,8 @@ func (v *RecordView) Time() time.Time {
 // Header returns the value of the first header named name, and whether there
 // is one. It decodes no other header.
 func (v *RecordView) Header(name string) ([]byte, bool) {
-	if v.decoded {
+	if v.decoded || v.hedits > 0 {
+		v.decode()
 		for i := range v.headers {
 			if v.headers[i].Key == name {
 				return v.headers[i].Value, true
@@ -307,7 +311,10 @@ func (v *RecordView) Headers() []Header {
 	return v.headers
 }
 
-// decode decodes the headers into v.headers, once.
+// decode decodes the headers into v.headers, once, and applies the header
+// edits made so far. Until then the header setters only log their edits:
+// a plugin that sets headers without reading them back (a stamp) never pays
+// for decoding them (BenchmarkGoGuest in wasmhost, stamp).
 func (v *RecordView) decode() {
 	if v.decoded {
 		return
@@ -324,24 +331,64 @@ func (v *RecordView) decode() {
 		off += 4 + len(val)
 		hs = append(hs, Header{Key: name, Value: val})
 	}
+	if v.hedits > 0 {
+		hs = v.replayHeaderEdits(hs)
+	}
 	v.headers = hs
+}
+
+// replayHeaderEdits applies the header edits of v.edits to hs, in order,
+// and returns the headers. The values alias v.edits.
+func (v *RecordView) replayHeaderEdits(hs []Header) []Header {
+	le := binary.LittleEndian
+	e := v.edits
+	for off := 0; off < len(e); {
+		op := e[off]
+		off++
+		switch op {
+		case editSetHeader, editAppendHeader, editRemoveHeader:
+			nl := int(le.Uint32(e[off:]))
+			name := v.dec.name(e[off+4 : off+4+nl])
+			off += 4 + nl
+			if op == editRemoveHeader {
+				hs = removeHeaders(hs, name, 0)
+				continue
+			}
+			val, next := nullable(e, off)
+			off = next
+			if op == editSetHeader {
+				hs = setHeader(hs, name, val)
+			} else {
+				hs = append(hs, Header{Key: name, Value: val})
+			}
+		case editSetKey, editSetValue:
+			_, off = nullable(e, off)
+		case editSetPartition:
+			off += 4
+		case editSetTimestamp:
+			off += 8
+		case editSetTopic:
+			off += 4 + int(le.Uint32(e[off:]))
+		}
+	}
+	return hs
 }
 
 // SetHeader gives the first header named name the value value and removes
 // the others of that name, or appends the header if there is none.
 func (v *RecordView) SetHeader(name string, value []byte) {
-	v.decode()
-	v.headers = setHeader(v.headers, name, value)
-	v.headerEdit(editSetHeader, name)
-	v.edits = appendNullable(v.edits, value)
+	if v.decoded {
+		v.headers = setHeader(v.headers, name, value)
+	}
+	v.headerEdit(editSetHeader, name, value)
 }
 
 // AddHeader appends a header, keeping any other header of the same name.
 func (v *RecordView) AddHeader(name string, value []byte) {
-	v.decode()
-	v.headers = append(v.headers, Header{Key: name, Value: value})
-	v.headerEdit(editAppendHeader, name)
-	v.edits = appendNullable(v.edits, value)
+	if v.decoded {
+		v.headers = append(v.headers, Header{Key: name, Value: value})
+	}
+	v.headerEdit(editAppendHeader, name, value)
 }
 
 // RemoveHeader removes every header named name and reports whether there
@@ -353,18 +400,23 @@ func (v *RecordView) RemoveHeader(name string) bool {
 	if len(v.headers) == n {
 		return false
 	}
-	v.headerEdit(editRemoveHeader, name)
+	v.headerEdit(editRemoveHeader, name, nil)
 	return true
 }
 
-// headerEdit logs a header edit op and its name; the caller appends the
-// value of a set or append. The headers are decoded before they are changed,
-// so that Header and Headers see the change.
-func (v *RecordView) headerEdit(op byte, name string) {
-	v.edits = append(v.edits, op)
-	v.edits = binary.LittleEndian.AppendUint32(v.edits, uint32(len(name)))
-	v.edits = append(v.edits, name...)
+// headerEdit logs a header edit: op, name, and for a set or append the
+// value.
+func (v *RecordView) headerEdit(op byte, name string, value []byte) {
+	e := slices.Grow(v.edits, 1+4+len(name)+4+len(value))
+	e = append(e, op)
+	e = binary.LittleEndian.AppendUint32(e, uint32(len(name)))
+	e = append(e, name...)
+	if op != editRemoveHeader {
+		e = appendNullable(e, value)
+	}
+	v.edits = e
 	v.nedits++
+	v.hedits++
 }
 
 // SetKey replaces the key; nil makes it null.

@@ -87,6 +87,10 @@ func TestViewVectors(t *testing.T) {
 				if hv, _ := v.Header("kpipe-stamp"); string(hv) != "sdk" {
 					t.Errorf("Header after SetHeader = %q", hv)
 				}
+				stamped := rec
+				stamped.Headers = slices.Clone(rec.Headers)
+				stamped.SetHeader("kpipe-stamp", []byte("sdk"))
+				checkView(t, &v, &stamped)
 			}
 
 			// Every truncation, and a trailing byte, is refused, and
