@@ -74,7 +74,7 @@ sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-ass
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-wasi/) and without edits (c-whole/), and test the C SDK natively.
 	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
-	@for p in stamp keyhash; do \
+	@for p in stamp keyhash mask; do \
 		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
 		$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
 			-o $(SDK_OUT)/c/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
@@ -86,6 +86,8 @@ sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-was
 		-DSTAMP_WHOLE_RECORD -o $(SDK_OUT)/c-whole/stamp.wasm examples/plugins/c/stamp.c
 	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/vectors_test sdk/c/test/vectors_test.c
 	$(SDK_OUT)/c/vectors_test sdk/testdata
+	$(CLANG) -std=c11 -O1 -Wall -Wextra -Werror -Isdk/c -o $(SDK_OUT)/c/consume_test sdk/c/test/consume_test.c
+	$(SDK_OUT)/c/consume_test sdk/testdata
 
 .PHONY: sdk-examples-zig
 sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
@@ -93,7 +95,7 @@ sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
 	@for p in stamp keyhash; do \
 		echo "zig build-exe $$p.zig -> $(SDK_OUT)/zig/$$p.wasm"; \
 		$(ZIG) build-exe examples/plugins/zig/$$p.zig sdk/c/kpipe.c -I sdk/c \
-			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
+			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall -flto \
 			--cache-dir $(SDK_OUT)/.zig-cache -femit-bin=$(SDK_OUT)/zig/$$p.wasm || exit 1; \
 	done
 
@@ -102,7 +104,8 @@ sdk-examples-rust: ## Test the Rust SDK natively and build the Rust examples for
 	cd sdk/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target $(CARGO) test --quiet
 	cd examples/plugins/rust && CARGO_TARGET_DIR=$(CURDIR)/$(SDK_OUT)/rust/target \
 		$(CARGO) build --quiet --locked --release --target wasm32-wasip1
-	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm $(SDK_OUT)/rust/
+	cp $(SDK_OUT)/rust/target/wasm32-wasip1/release/stamp.wasm $(SDK_OUT)/rust/target/wasm32-wasip1/release/keyhash.wasm \
+		$(SDK_OUT)/rust/target/wasm32-wasip1/release/mask.wasm $(SDK_OUT)/rust/
 
 $(ASC):
 	@mkdir -p $(ASC_DIR)
@@ -112,7 +115,7 @@ $(ASC):
 sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
 	@mkdir -p $(SDK_OUT)/assemblyscript
 	ln -sfn $(CURDIR)/sdk/assemblyscript $(ASC_DIR)/node_modules/kpipe-sdk
-	@for p in stamp keyhash; do \
+	@for p in stamp keyhash mask; do \
 		echo "asc $$p.ts -> $(SDK_OUT)/assemblyscript/$$p.wasm"; \
 		$(ASC) examples/plugins/assemblyscript/$$p.ts --path $(ASC_DIR)/node_modules $(ASC_FLAGS) \
 			--use abort=~lib/kpipe-sdk/assembly/index/abort -o $(SDK_OUT)/assemblyscript/$$p.wasm || exit 1; \
@@ -120,6 +123,14 @@ sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and tes
 	cd sdk/assemblyscript && $(CURDIR)/$(ASC) tests/harness.ts $(ASC_FLAGS) --use abort=assembly/index/abort \
 		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/harness.wasm
 	$(NODE) sdk/assemblyscript/tests/vectors.mjs $(SDK_OUT)/assemblyscript/harness.wasm sdk/testdata
+	cd sdk/assemblyscript && $(CURDIR)/$(ASC) tests/consume_harness.ts $(ASC_FLAGS) --use abort=assembly/index/abort \
+		-o $(CURDIR)/$(SDK_OUT)/assemblyscript/consume_harness.wasm
+	$(NODE) sdk/assemblyscript/tests/consume.mjs $(SDK_OUT)/assemblyscript/consume_harness.wasm sdk/testdata
+
+# The consume-side examples that sdk-conformance checks beside the SDK
+# examples (not counted among them): the mask examples of the C, Rust and
+# AssemblyScript SDKs, built by sdk-examples, and these committed WAT modules.
+CONSUME_WAT := examples/plugins/wat/mask.wasm examples/plugins/wat/filter.wasm
 
 # Modules that break the ABI in one way each: sdk-conformance must see
 # plugin conformance refuse every one.
@@ -130,8 +141,8 @@ NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/tes
 sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
 	$(GO) build -o build/kpipe ./cmd/kpipe
 	@status=0; n=0; \
-	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm; do \
-		n=$$((n+1)); \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/*/mask.wasm $(CONSUME_WAT); do \
+		case $$m in */stamp.wasm|*/keyhash.wasm) n=$$((n+1));; esac; \
 		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
 			echo "conforms:       $$m"; \
 		else \
@@ -170,6 +181,10 @@ bench: ## Run the benchmarks (no tests) with allocation counts.
 .PHONY: bench-produce
 bench-produce: ## Run BenchmarkProduce in rounds and report the ratios of issue #3's targets.
 	python3 scripts/produce_ratios.py 6 2000000
+
+.PHONY: bench-sdk
+bench-sdk: ## Run BenchmarkSDKStampRatios: each SDK's header stamp against the WAT no-op, interleaved (run make sdk-examples first).
+	$(GO) test -run '^$$' -bench '^BenchmarkSDKStampRatios$$' -benchtime $(or $(ROUNDS),50)x ./wasmhost/
 
 .PHONY: bench-cli
 bench-cli: ## Compare kpipe run with kcat, kafka-python and franz-go (N records, default 1000000; BROKERS=host:port for a real broker).

@@ -16,6 +16,8 @@ func checkBuiltin(kind plugins.Kind, name string, config []byte) error {
 	case plugins.KindPartitioner:
 		_, err := plugins.NewPartitioner(name, config)
 		return err
+	case plugins.KindConsumeInterceptor, plugins.KindDeserializer:
+		return fmt.Errorf("there are no built-in consume-side plugins; use module = \"path/to/plugin.wasm\"")
 	default:
 		return fmt.Errorf("there are no built-in interceptors; use module = \"path/to/plugin.wasm\"")
 	}

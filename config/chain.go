@@ -91,6 +91,10 @@ func (b *Plugin) load(ctx context.Context, host *wasmhost.Host) (any, error) {
 		return pl.Interceptor(), nil
 	case plugins.KindSerializer:
 		return pl.Serializer(), nil
+	case plugins.KindConsumeInterceptor:
+		return pl.ConsumeInterceptor(), nil
+	case plugins.KindDeserializer:
+		return pl.Deserializer(), nil
 	}
 	return pl.Partitioner(), nil
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/kpipe/kpipe/wasmhost"
 )
 
-// CheckModules loads the WASM modules of the pipelines named (of every
-// pipeline when none is named; "" names the only pipeline of a file that has
-// one) into host, each as the kind its block uses it as and with its block's
+// CheckModules loads the WASM modules of the pipelines and consumer blocks
+// named (of every one when none is named; "" names the only pipeline of a
+// file that has one, or its only consumer if it has no pipeline) into host, each as the kind its block uses it as and with its block's
 // limits and config, and reports each one that fails to load (not a valid
 // module, a kind it does not implement, a missing export, an unknown import,
 // a failing kpipe_init...) at its module attribute. Blocks whose config or
@@ -44,7 +44,7 @@ func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host, pipeline
 			}
 		}
 	}
-	return diags
+	return append(diags, c.checkConsumers(ctx, host, pipelines)...)
 }
 
 // selected reports whether CheckModules checks p when asked for names.

@@ -20,6 +20,9 @@ type Config struct {
 	Kafka Kafka
 	// Pipelines are the pipeline blocks, in file order. Names are unique.
 	Pipelines []*Pipeline
+	// Consumers are the consumer blocks (consume.go), in file order.
+	// Names are unique among them.
+	Consumers []*Consumer
 }
 
 // Pipeline returns the pipeline with the given name. With an empty name it
@@ -131,6 +134,9 @@ type Pipeline struct {
 	// Batch is the pipeline's batch block, or nil for the pipeline's
 	// default (see pipeline.StageBatch).
 	Batch *Batch
+	// Source is the pipeline's source "kafka" block, or nil: records then
+	// come from the caller (kpipe run reads them from a file or stdin).
+	Source *Source
 	// DefRange is the position of the block header, for diagnostics.
 	DefRange hcl.Range
 }

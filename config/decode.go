@@ -20,6 +20,9 @@ type decoder struct {
 	ctx   *hcl.EvalContext
 	dir   string
 	diags hcl.Diagnostics
+	// kafkaAttrs are the kafka block's attributes, for the rules of other
+	// blocks that involve them.
+	kafkaAttrs hcl.Attributes
 }
 
 func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {

@@ -42,5 +42,9 @@
 // refuses it if its hash is no longer the one Parse saw, so that a module
 // replaced between the two steps never runs unchecked.
 //
+// A consumer block holds the consume-side plugins (deserializers and consume
+// interceptors) that kpipe consume --config runs; LoadConsumer loads them
+// for pipeline.NewConsumer (ConsumerChain.Options).
+//
 // The full language is described in docs/config.md.
 package config

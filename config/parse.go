@@ -67,6 +67,7 @@ var rootSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "kafka"},
 		{Type: "pipeline", LabelNames: []string{"name"}},
+		{Type: "consumer", LabelNames: []string{"name"}},
 	},
 }
 
@@ -104,6 +105,7 @@ var pipelineSchema = &hcl.BodySchema{
 		{Type: "partitioner"},
 		{Type: "circuit_breaker"},
 		{Type: "batch"},
+		{Type: "source", LabelNames: []string{"type"}},
 	},
 }
 
@@ -157,6 +159,7 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 
 	var kafkaSeen *hcl.Block
 	seen := map[string]*hcl.Block{}
+	sources := map[*Pipeline]*sourceRanges{}
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "kafka":
@@ -179,10 +182,24 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 			if name == "" {
 				d.errorf(b.LabelRanges[0], "Invalid pipeline name", "A pipeline name must not be empty.")
 			}
-			cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b))
+			cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b, sources))
+		case "consumer":
+			d.consumerBlock(cfg, b)
 		}
 	}
-	if len(cfg.Pipelines) == 0 && !d.diags.HasErrors() {
+	var firstSource *Pipeline
+	for _, p := range cfg.Pipelines {
+		if p.Source != nil {
+			d.checkSource(cfg, p, sources[p])
+			if firstSource == nil {
+				firstSource = p
+			}
+		}
+	}
+	if firstSource != nil {
+		d.checkKafkaForSources(firstSource)
+	}
+	if len(cfg.Pipelines) == 0 && len(cfg.Consumers) == 0 && !d.diags.HasErrors() {
 		d.errorf(body.MissingItemRange(), "No pipeline", `The configuration must define at least one pipeline "NAME" block.`)
 	}
 	return cfg
@@ -193,19 +210,9 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	d.diags = append(d.diags, diags...)
 	a := content.Attributes
 
+	d.kafkaAttrs = a
 	if attr, ok := a["brokers"]; ok {
-		if list, ok := d.stringList(attr); ok {
-			for _, b := range list {
-				if b = strings.TrimSpace(b); b == "" {
-					continue
-				}
-				if err := checkBroker(b); err != nil {
-					d.errorf(attr.Expr.Range(), "Invalid broker address", "%s.", err)
-					break
-				}
-				k.Brokers = append(k.Brokers, b)
-			}
-		}
+		k.Brokers, _ = d.brokerList(attr)
 	}
 	if attr, ok := a["client_id"]; ok {
 		k.ClientID, _ = d.string(attr)
@@ -352,7 +359,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 }
 
-func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
+func (d *decoder) pipeline(b *hcl.Block, sources map[*Pipeline]*sourceRanges) *Pipeline {
 	p := &Pipeline{Name: b.Labels[0], DefRange: b.DefRange}
 	content, diags := b.Body.Content(pipelineSchema)
 	d.diags = append(d.diags, diags...)
@@ -404,6 +411,10 @@ func (d *decoder) pipeline(b *hcl.Block) *Pipeline {
 				p.CircuitBreaker = d.circuitBreaker(blk)
 			case "batch":
 				p.Batch = d.batch(blk)
+			case "source":
+				if src, rg := d.source(blk); src != nil {
+					p.Source, sources[p] = src, rg
+				}
 			default:
 				panic("config: unhandled block type " + blk.Type)
 			}
@@ -527,6 +538,11 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 		if kind == plugins.KindSerializer {
 			d.errorf(blk.DefRange, "Not allowed in a serializer",
 				"Serializers have no circuit breaker: a record a serializer cannot serialize always fails.")
+			continue
+		}
+		if kind == plugins.KindDeserializer {
+			d.errorf(blk.DefRange, "Not allowed in a deserializer",
+				"Deserializers have no circuit breaker: a record a deserializer cannot read fails or is filtered (on_failure).")
 			continue
 		}
 		p.CircuitBreaker, first = d.circuitBreaker(blk), blk.DefRange

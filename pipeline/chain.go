@@ -14,13 +14,15 @@ import (
 // A chain is one immutable version of the pipeline's plugins: the
 // interceptors in order, the key and value serializers and the partitioner,
 // each behind the gate of each of its hooks (its policy, breaker and
-// counters). The Producer holds the current chain in one atomic pointer
-// (Producer.cur); a record takes the current chain when it enters (Send,
-// SendSync) and runs every stage, and its acknowledgements, on it. Swap
-// replaces the pointer; the chain it replaces retires, and its plugins that
-// no live chain uses are closed once its last record settled.
+// counters). The Producer names the current chain in one atomic word
+// (Producer.adm, see admission); a record takes the current chain when it
+// enters (Send, SendSync) and runs every stage, and its acknowledgements, on
+// it. Swap replaces the chain the word names; the chain it replaces
+// retires, and its plugins that no live chain uses are closed once its last
+// record settled.
 type chain struct {
 	version uint64
+	slot    uint64      // its index in Producer.slots
 	cfg     chainConfig // what the chain was built from
 	ics     []*interceptorSlot
 	keySer  *serializerSlot // nil: keys are sent as they are
@@ -35,24 +37,23 @@ type chain struct {
 	// owned are the chain's plugins, for closing.
 	owned []any
 
-	// retired is set when a Swap replaced the chain; both sides read it
-	// for every record, and it is written once.
-	retired atomic.Bool
-
-	// Records that entered the chain, and those that settled (their
-	// callback ran): the chain's records in flight are entered -
-	// settled. Send goroutines write entered for every record, the
-	// completion goroutine settled: each has a cache line of its own.
-	// Without the padding, BenchmarkProduce/builtin spent about 230 ns a
-	// record in enter (a CPU profile: 7% of the run) on the line the
-	// completion goroutine was writing, and 186 cpu-ns/record more in
-	// the median of six interleaved rounds.
-	_       cacheLinePad
-	entered atomic.Int64
-	_       cacheLinePad
+	// start is the count of records admitted onto chains (see
+	// admission) when the chain became current; only Swap, under swapMu,
+	// uses it.
+	start uint64
+	// entered is how many records entered the chain, known once a Swap
+	// replaced it: written before retired is set, read only after.
+	entered int64
+	// settled counts the chain's records that settled (their callback
+	// ran); once retired, its records in flight are entered - settled.
+	// The completion side writes it for every record next to fields the
+	// Send side reads for every record: padding it apart measured no gain
+	// in BenchmarkProduce/builtin (RATIONALE.md, "Padding").
 	settled atomic.Int64
+	// retired is set when a Swap replaced the chain; the completion side
+	// reads it for every record, and it is written once.
+	retired atomic.Bool
 	closed  atomic.Bool // its plugins were handed for closing
-	_       cacheLinePad
 }
 
 type interceptorSlot struct {
@@ -193,8 +194,9 @@ func policyList(ps []FailurePolicy) string {
 // and the circuit breaker has its default unless CircuitBreaker is given.
 // Only chain options are allowed (Interceptor, KeySerializer,
 // ValueSerializer, Partitioner, CircuitBreaker); any other option, an
-// invalid chain, a closed producer or a ctx already done makes Swap fail,
-// and nothing changes.
+// invalid chain, a closed producer, a ctx already done or 1024 chains live
+// at once (the current one and retired ones with records in flight) makes
+// Swap fail, and nothing changes.
 //
 // Records already in the pipeline finish on the chain they entered: all
 // their stages and acknowledgements run on it, never on a mix of two
@@ -222,18 +224,62 @@ func (p *Producer) Swap(ctx context.Context, opts ...Option) (version uint64, er
 	return p.swapLocked(cc)
 }
 
+// The admission word, Producer.adm, holds the slot of the current chain
+// (Producer.slots) in its top bits and the count of records admitted onto
+// chains below them. A record enters with one atomic add, which both counts
+// it and tells it its chain; Swap changes the slot with a compare-and-swap,
+// so every record admitted before it counts on the old chain and every
+// record after it on the new one, and the old chain's total is exact.
+const (
+	slotBits  = 10
+	slotShift = 64 - slotBits
+	countMask = 1<<slotShift - 1
+	// maxSlots is how many chains can be live at once: the current one
+	// and retired ones with records in flight.
+	maxSlots = 1 << slotBits
+)
+
+// initChains makes ch, version 1, the current chain.
+func (p *Producer) initChains(ch *chain) {
+	p.slots = new([maxSlots]atomic.Pointer[chain])
+	p.slots[0].Store(ch)
+	p.live = []*chain{ch}
+}
+
+// current returns the current chain.
+func (p *Producer) current() *chain { return p.slots[p.adm.Load()>>slotShift].Load() }
+
 // swapLocked is Swap; the caller holds swapMu.
 func (p *Producer) swapLocked(cc chainConfig) (uint64, error) {
 	if p.closed.Load() {
 		return 0, fmt.Errorf("pipeline: swap: %w", ErrClosed)
 	}
-	old := p.cur.Load()
+	old := p.current()
+	slot := -1
+	for i := range p.slots {
+		if p.slots[i].Load() == nil {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		return 0, fmt.Errorf("pipeline: swap: %d chains still have records in flight", maxSlots)
+	}
 	ch, err := p.newChain(cc, old.version+1)
 	if err != nil {
 		return 0, fmt.Errorf("pipeline: swap: %w", err)
 	}
+	ch.slot = uint64(slot)
 	p.live = append(p.live, ch)
-	p.cur.Store(ch)
+	p.slots[slot].Store(ch)
+	for {
+		w := p.adm.Load()
+		if p.adm.CompareAndSwap(w, ch.slot<<slotShift|w&countMask) {
+			ch.start = w & countMask
+			old.entered = int64((ch.start - old.start) & countMask)
+			break
+		}
+	}
 	old.retired.Store(true)
 	p.maybeRetire(old)
 	return ch.version, nil
@@ -241,21 +287,13 @@ func (p *Producer) swapLocked(cc chainConfig) (uint64, error) {
 
 // ChainVersion returns the version of the current chain: 1 for the chain
 // New built, one more for each successful Swap.
-func (p *Producer) ChainVersion() uint64 { return p.cur.Load().version }
+func (p *Producer) ChainVersion() uint64 { return p.current().version }
 
-// enter returns the current chain for a record about to run on it. A
-// record that finds the chain retired between loading it and announcing
-// itself leaves it and takes the new one: a retired chain whose records
-// all settled never gets another.
+// enter counts a record admitted and returns the chain it runs on: the
+// current one. The chain cannot retire and be closed before the record
+// settles (leave), as it counts the record.
 func (p *Producer) enter() *chain {
-	for {
-		ch := p.cur.Load()
-		ch.entered.Add(1)
-		if !ch.retired.Load() {
-			return ch
-		}
-		p.leave(ch)
-	}
+	return p.slots[p.adm.Add(1)>>slotShift].Load()
 }
 
 // leave notes that a record of ch settled.
@@ -267,10 +305,11 @@ func (p *Producer) leave(ch *chain) {
 }
 
 // maybeRetire closes the plugins of retired chain ch that no live chain
-// uses, once every record that entered ch settled. It runs once per chain,
-// on a goroutine of its own: closing a WASM plugin takes milliseconds.
+// uses, once every record that entered ch settled, and frees its slot. It
+// runs once per chain, on a goroutine of its own: closing a WASM plugin
+// takes milliseconds.
 func (p *Producer) maybeRetire(ch *chain) {
-	if ch.settled.Load() != ch.entered.Load() || !ch.closed.CompareAndSwap(false, true) {
+	if ch.settled.Load() != ch.entered || !ch.closed.CompareAndSwap(false, true) {
 		return
 	}
 	p.closers.Add(1)
@@ -284,6 +323,9 @@ func (p *Producer) maybeRetire(ch *chain) {
 				break
 			}
 		}
+		// No record can look for ch any more: every record admitted
+		// with its slot settled.
+		p.slots[ch.slot].Store(nil)
 		ctx, cancel := context.WithTimeout(context.Background(), pluginCloseTimeout)
 		defer cancel()
 		for _, pl := range ch.owned {

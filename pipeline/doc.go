@@ -38,8 +38,8 @@
 //
 // # Chains and Swap
 //
-// The plugins form a chain, an immutable version held in one atomic
-// pointer. Swap replaces the whole chain while records flow: a record runs
+// The plugins form a chain, an immutable version named by one atomic
+// word, which also counts the records sent. Swap replaces the whole chain while records flow: a record runs
 // every stage and its acknowledgements on the chain it entered, and
 // Result.ChainVersion names it. A retired chain's plugins are closed once
 // its last record settled. SetPartitioner is Swap with another
@@ -84,9 +84,9 @@
 //
 // # Cost
 //
-// Send allocates nothing of its own, batched or not: the per-record state
-// the Producer keeps while the client holds a record is recycled once the
-// record's OnAck calls, callback and counters are done, and stage batches
+// Send allocates one object of its own per record, batched or not: the
+// envelope, the per-record state the Producer keeps while the client holds
+// the record (recycling it cost more CPU than allocating it); stage batches
 // reuse their buffers. Plugin latencies in Stats are
 // sampled (one call in 64); every count is exact. docs/producer.md has
 // figures from BenchmarkProduce.
@@ -97,4 +97,14 @@
 // its context ends, then closes, closes the plugins it owns, and reports the
 // records left undelivered. docs/architecture.md follows one record through
 // the files of this package.
+//
+// # The consume side
+//
+// Consumer runs consume-side plugins on the records a franz-go consumer
+// fetches: the key and value deserializers (plugins.Deserializer), then the
+// consume interceptors (plugins.ConsumeInterceptor, the Java client's
+// onConsume) in order, in batches where they take them. They go through
+// the same guard as the producer's plugins (OnFailure, circuit breakers,
+// Stats), and every record fetched ends in exactly one of Consumed's
+// Delivered, Filtered and Failed.
 package pipeline

@@ -1,8 +1,8 @@
 package pipeline
 
 import (
-	"sync"
-	"unsafe"
+	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -10,15 +10,22 @@ import (
 )
 
 // envelope carries one record through the client: the kgo.Record produced,
-// the caller's record and callback, and which interceptors saw it.
+// the caller's record, context and callback, and which interceptors saw it.
 //
-// The kgo.Record's Context is the Send context itself, which franz-go may
-// keep after the record is complete (its goroutine waiting for an unknown
-// topic's metadata, for one, outlives the promise of the record that started
-// it). Nothing franz-go keeps points into the envelope, which is why
-// envelopes can be recycled; see envPool for who holds one when.
+// The kgo.Record's Context is the envelope's handle (see envelopeOf), and
+// the Send context is what the client is given with the record
+// (kgo.Client.Produce's ctx), so that it fails the record if that context
+// ends. franz-go may keep both after the record is complete (its goroutine
+// waiting for an unknown topic's metadata, for one, outlives the promise of
+// the record that started it).
+//
+// Each record gets a new envelope (admit), held in turn by the Send
+// goroutine, the stager, the client and the completion side, and left to
+// the garbage collector. Recycling envelopes cost more CPU per record than
+// allocating them (RATIONALE.md, "Envelopes are allocated").
 type envelope struct {
-	kr       kgo.Record // first: envelopeOf depends on it
+	kr       kgo.Record
+	ctx      context.Context // the Send context
 	rec      *plugins.Record
 	cb       func(*plugins.Record, Result)
 	ch       *chain // the chain the record entered
@@ -41,100 +48,34 @@ type envelope struct {
 	partErr error
 }
 
+// envHandle is an envelope seen as the context.Context of its kgo.Record,
+// through which franz-go's partitioner and promise, which see only the
+// kgo.Record, find the envelope (envelopeOf). As a context it never ends
+// and holds no values, and its methods read nothing from the envelope: a
+// goroutine of the client that keeps it after the record is complete reads
+// nothing the pipeline may still change.
+type envHandle envelope
+
+func (*envHandle) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*envHandle) Done() <-chan struct{}       { return nil }
+func (*envHandle) Err() error                  { return nil }
+func (*envHandle) Value(any) any               { return nil }
+
+// open gives e a record to carry: the caller's r, sent with ctx and cb.
+func (e *envelope) open(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
+	e.kr.Context = (*envHandle)(e)
+	e.ctx, e.rec, e.cb = ctx, r, cb
+}
+
 // envelopeOf returns the envelope holding kr. Every record the producer's
-// client sees is the kr field of an envelope (the client is private, and
-// only prepare's envelopes are produced with it), and kr is the envelope's
-// first field: both start at the same address.
+// client sees is the kr field of an envelope opened with open (the client
+// is private, and only the producer's envelopes are produced with it).
 func envelopeOf(kr *kgo.Record) *envelope {
-	return (*envelope)(unsafe.Pointer(kr))
+	return (*envelope)(kr.Context.(*envHandle))
 }
 
 // recordOf returns kr's topic, key, value, headers and timestamp as a
 // plugins.Record (no partition): what partitioners are given.
 func recordOf(kr *kgo.Record) plugins.Record {
 	return plugins.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp}
-}
-
-// magazineSize is how many envelopes move between the completion side and
-// the Send side at once.
-const magazineSize = 128
-
-// A magazine is a stack of recycled envelopes.
-type magazine struct {
-	n    int
-	envs [magazineSize]*envelope
-}
-
-// fullMagazines holds magazines with envelopes in them, emptyMagazines used
-// up ones. They are shared by every producer's envPool (envelopes belong to
-// no producer). Being sync.Pools, they give the Send goroutines a per-P
-// magazine without a lock, and let the garbage collector reclaim envelopes
-// that are not used any more, after a burst or once a producer is idle.
-var fullMagazines, emptyMagazines sync.Pool
-
-// envPool recycles the envelopes of the records sent with Send, so that a
-// record costs kpipe no allocation. Only envelopes whose record completed
-// through the promise come back: those that fail or are filtered before
-// they reach the client, and those of SendSync, are left to the garbage
-// collector.
-//
-// An envelope is held, in turn, by:
-//
-//   - the Send goroutine, from getEnvelope until it hands &kr to the
-//     client;
-//   - the client, until it calls the promise (franz-go reads and writes the
-//     kgo.Record until then, and only the partitioner, called in between,
-//     looks into the envelope);
-//   - the promise, which runs the OnAck calls, the callback and the
-//     counters, and only then calls put. The callback and OnAck receive the
-//     caller's Record and a Result value, nothing that points into the
-//     envelope, so they cannot hold on to it.
-//
-// The envelopes travel in magazines. getEnvelope takes one from the
-// magazine of the current P (sync.Pool's private slot: no lock, no atomic
-// operation) and puts the magazine back; put fills a magazine of its own
-// and hands it over when full. The two sides meet in a sync.Pool once per
-// magazineSize records. (A sync.Pool of envelopes costs about as much as
-// allocating them, as every Get steals from the promise goroutine's P; a
-// mutex-guarded magazine costs a lock per record.)
-type envPool struct {
-	// ret is the magazine put fills. franz-go calls the promises of a
-	// client one at a time (kgo.Client.Produce documents it), so it needs
-	// no lock.
-	ret *magazine
-}
-
-// getEnvelope returns a zeroed envelope.
-func getEnvelope() *envelope {
-	m, _ := fullMagazines.Get().(*magazine)
-	if m == nil {
-		return new(envelope)
-	}
-	m.n--
-	e := m.envs[m.n]
-	m.envs[m.n] = nil
-	if m.n > 0 {
-		fullMagazines.Put(m)
-	} else {
-		emptyMagazines.Put(m)
-	}
-	return e
-}
-
-// put recycles e, whose record is complete. Only the promise may call it.
-func (p *envPool) put(e *envelope) {
-	*e = envelope{} // drop the references to the caller's data
-	m := p.ret
-	if m == nil {
-		if m, _ = emptyMagazines.Get().(*magazine); m == nil {
-			m = new(magazine)
-		}
-		p.ret = m
-	}
-	m.envs[m.n] = e
-	m.n++
-	if m.n == magazineSize {
-		fullMagazines.Put(m)
-		p.ret = nil
-	}
 }

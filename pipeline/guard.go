@@ -14,6 +14,28 @@ import (
 // and the hook. Serializer failures wrap ErrSerialize instead.
 var ErrPluginFailed = errors.New("plugin failed")
 
+// PluginError is the error of a record a plugin failed: under the
+// FailRecord policy (it wraps ErrPluginFailed) or in a serializer (it wraps
+// ErrSerialize). It says which plugin, in which hook, and why, for callers
+// that report failures by field (kafkasource's dead-letter headers).
+type PluginError struct {
+	// Kind is the plugin's kind, Plugin its name and Hook the hook that
+	// failed.
+	Kind   plugins.Kind
+	Plugin string
+	Hook   Hook
+	// Err is why: the plugin's error, or ErrBypassed.
+	Err error
+	// sentinel is ErrPluginFailed or ErrSerialize; msg is Error's text.
+	sentinel error
+	msg      string
+}
+
+func (e *PluginError) Error() string { return e.msg }
+
+// Unwrap returns the sentinel (ErrPluginFailed or ErrSerialize) and Err.
+func (e *PluginError) Unwrap() []error { return []error{e.sentinel, e.Err} }
+
 // ErrBypassed is wrapped by the error a record gets under FailRecord or
 // DropRecord when the plugin's circuit breaker is open (see CircuitBreaker).
 var ErrBypassed = errors.New("circuit breaker open, plugin bypassed")
@@ -84,7 +106,8 @@ func (g *gate) recordError(err error) error {
 	if g.policy == DropRecord {
 		return fmt.Errorf("%w: %s %q failed at %s and its on_failure is drop: %w", ErrFiltered, kindName(g.kind), g.name, g.hook, err)
 	}
-	return fmt.Errorf("%w: %s %q: %s: %w", ErrPluginFailed, kindName(g.kind), g.name, g.hook, err)
+	return &PluginError{Kind: g.kind, Plugin: g.name, Hook: g.hook, Err: err, sentinel: ErrPluginFailed,
+		msg: fmt.Sprintf("%v: %s %q: %s: %v", ErrPluginFailed, kindName(g.kind), g.name, g.hook, err)}
 }
 
 func kindName(k plugins.Kind) string {
@@ -93,6 +116,10 @@ func kindName(k plugins.Kind) string {
 		return "interceptor"
 	case plugins.KindSerializer:
 		return "serializer"
+	case plugins.KindConsumeInterceptor:
+		return "consume interceptor"
+	case plugins.KindDeserializer:
+		return "deserializer"
 	}
 	return "partitioner"
 }

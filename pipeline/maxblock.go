@@ -29,29 +29,35 @@ func (e maxBlockError) Is(target error) bool {
 	return target == ErrBufferFull || target == context.DeadlineExceeded
 }
 
-// room counts what the client's buffer can still take without blocking, as
-// credits the Send side spends: one record and its bytes per record handed
-// to the client. Credits are recomputed, rarely, when they run out: the
-// records in flight (Producer.inFlight, which the client's buffered records
-// never exceed) and the bytes handed to the client and not yet completed
-// are subtracted from the limits. A record that finds no credit may have to
-// wait for room, and is produced with a blockCtx instead. This keeps the
-// bound off the per-record path: no lock, allocation or timer for a record
-// that finds room (BenchmarkProduce; see RATIONALE.md).
+// room bounds what the Send side may hand to the client without it
+// blocking: limits that the counts of the Send side (records admitted,
+// bytes handed in) must not pass. A record certainly finds room if, once
+// counted, the records admitted are at most records and the bytes handed
+// in at most bytes. The limits are recomputed, rarely, when a record finds
+// them passed: from the records and bytes completed by then, plus
+// MaxBufferedRecords and MaxBufferedBytes. A record that still finds no
+// room may have to wait for it, and is produced with a blockCtx instead.
+// This keeps the bound off the per-record path: no lock, allocation, timer
+// or atomic write of its own for a record that finds room (BenchmarkProduce;
+// see RATIONALE.md).
 //
-// The client counts a record out of its buffer just after its promise
-// returns, so for that moment it holds one record more than the producer
-// counts in flight: a record produced on credit may wait for it, which the
-// promise goroutine ends at once, whatever the brokers do.
+// Records admitted include those not yet handed to the client (stage
+// batches), and records that complete count out only once their callback
+// ran: the records the client holds never exceed admitted - completed. The
+// client counts a record out of its buffer just after its promise returns,
+// so for that moment it holds one record more than the producer counts in
+// flight: a record produced with room may wait for it, which the promise
+// goroutine ends at once, whatever the brokers do.
 //
-// The bytes in flight are Producer.bytesIn, what the records handed to the
+// The bytes handed in are Producer.bytesIn, what the records handed to the
 // client weigh as the client counts it (key, value, header keys and
-// values), less Producer.bytesOut, what those completed weigh; the first is
+// values); Producer.bytesOut is what those completed weigh. The first is
 // written on the Send side, the second by the promise, and they are kept
-// apart like the other counters.
+// apart like the other counters. The limits only grow, as the counts they
+// are computed from do.
 type room struct {
-	records atomic.Int64
-	bytes   atomic.Int64
+	records atomic.Int64 // for the count of Producer.adm
+	bytes   atomic.Int64 // for Producer.bytesIn
 }
 
 // recordBytes is a record's size as the client's buffer counts it.
@@ -67,15 +73,13 @@ func recordBytes(kr *kgo.Record) int64 {
 // room for it, that is a plain Produce with the record's context; otherwise
 // the wait for room is bounded by MaxBlock (blockCtx), after which the
 // record fails with ErrBufferFull. e belongs to the client once produce
-// calls it, and may be recycled before produce returns.
+// calls it, and may be complete before produce returns.
 func (p *Producer) produce(e *envelope) {
-	size := recordBytes(&e.kr)
-	p.bytesIn.Add(size)
-	if p.spendRoom(size) {
-		p.cl.Produce(e.kr.Context, &e.kr, p.promise)
+	if p.hasRoom(p.bytesIn.Add(recordBytes(&e.kr))) {
+		p.cl.Produce(e.ctx, &e.kr, p.promise)
 		return
 	}
-	ctx := &blockCtx{Context: e.kr.Context, max: p.maxBlock}
+	ctx := &blockCtx{Context: e.ctx, max: p.maxBlock}
 	p.cl.Produce(ctx, &e.kr, p.promise)
 	ctx.admitted()
 }
@@ -86,101 +90,89 @@ func (p *Producer) produce(e *envelope) {
 // a record that has to wait for room does not get that.
 func (p *Producer) produceSync(e *envelope) error {
 	size := recordBytes(&e.kr)
-	p.bytesIn.Add(size)
 	defer p.bytesOut.Add(size)
-	if p.spendRoom(size) {
-		return p.cl.ProduceSync(e.kr.Context, &e.kr)[0].Err
+	if p.hasRoom(p.bytesIn.Add(size)) {
+		return p.cl.ProduceSync(e.ctx, &e.kr)[0].Err
 	}
-	ctx := &blockCtx{Context: e.kr.Context, max: p.maxBlock}
+	ctx := &blockCtx{Context: e.ctx, max: p.maxBlock}
 	done := make(chan error, 1)
 	p.cl.Produce(ctx, &e.kr, func(_ *kgo.Record, err error) { done <- err })
 	ctx.admitted()
 	return <-done
 }
 
-// spendRoom spends one record's credits, and reports whether there were
-// enough.
-func (p *Producer) spendRoom(size int64) bool {
-	ok := p.room.records.Add(-1) >= 0
-	if p.maxBufBytes > 0 {
-		ok = p.room.bytes.Add(-size) >= 0 && ok
-	}
-	if ok {
+// hasRoom reports whether the client's buffer certainly has room for a
+// record already admitted, once in, the bytes handed in with it, is
+// counted.
+func (p *Producer) hasRoom(in int64) bool {
+	admitted := int64(p.adm.Load() & countMask)
+	if admitted <= p.room.records.Load() && (p.maxBufBytes == 0 || in <= p.room.bytes.Load()) {
 		return true
 	}
-	// Out of credit: recompute it from what is in flight now. A
-	// concurrent spender makes the swap fail, and it is redone; a
-	// spender that did not can only be counted twice, which errs on the
-	// side of waiting.
+	// Passed: recompute the limits from what completed by now. The
+	// completion counters are read before unchained, which they include,
+	// so that a record counted in both never raises the limit.
+	done := int64(p.delivered.Load() + p.filtered.Load() + p.failed.Load())
+	raise(&p.room.records, done-int64(p.unchained.Load())+int64(p.maxBufRecords))
+	if p.maxBufBytes > 0 {
+		raise(&p.room.bytes, p.bytesOut.Load()+int64(p.maxBufBytes))
+	}
+	return admitted <= p.room.records.Load() && (p.maxBufBytes == 0 || in <= p.room.bytes.Load())
+}
+
+// raise sets limit to at least v.
+func raise(limit *atomic.Int64, v int64) {
 	for {
-		old := p.room.records.Load()
-		n := int64(p.maxBufRecords) - p.inFlight()
-		if p.room.records.CompareAndSwap(old, n) {
-			break
+		old := limit.Load()
+		if old >= v || limit.CompareAndSwap(old, v) {
+			return
 		}
 	}
-	if p.maxBufBytes > 0 {
-		for {
-			old := p.room.bytes.Load()
-			n := int64(p.maxBufBytes) - (p.bytesIn.Load() - p.bytesOut.Load())
-			if p.room.bytes.CompareAndSwap(old, n) {
-				break
-			}
-		}
-	}
-	// The record itself is counted in flight already.
-	ok = p.room.records.Load() >= 0
-	if p.maxBufBytes > 0 {
-		ok = p.room.bytes.Load() >= 0 && ok
-	}
-	return ok
 }
 
 // blockCtx is the context given to Produce for a record that may have to
 // wait for room in the client's buffer. franz-go waits on it while the
 // buffer is full, and keeps it with the record afterwards (a buffered
-// record fails if it ends). So it ends when the record's own context ends
-// or when the wait has lasted max, but only while the wait lasts: once
-// Produce returns (admitted), it never ends, and the record's own context
-// alone can fail the buffered record, as for any other. Its timer is
-// started only if franz-go waits (calls Done while producing).
+// record fails if it ends). So while the wait lasts it ends when the
+// record's own context ends or when the wait has lasted max; once Produce
+// returns (admitted), it is the record's own context, which alone can fail
+// the buffered record, as for any other. Its timer is started only if
+// franz-go waits (calls Done while producing). A Done channel asked for
+// during the wait stays the wait's: it ends only if the wait did.
 type blockCtx struct {
 	context.Context // the record's
 	max             time.Duration
 
 	mu      sync.Mutex
-	done    chan struct{}
-	err     error
+	done    chan struct{} // the wait's, made by the first Done during it
+	err     error         // why the wait ended
 	admit   bool
 	timer   *time.Timer
 	stopCtx func() bool
-	asked   bool // Done was called
-	doneNil bool // Done was first called after admission: it returns nil
 }
 
 func (c *blockCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.asked {
-		if c.doneNil {
-			return nil
-		}
+	switch {
+	case c.err != nil:
 		return c.done
+	case c.admit:
+		return c.Context.Done()
+	case c.done == nil:
+		c.done = make(chan struct{})
+		c.timer = time.AfterFunc(c.max, func() { c.end(maxBlockError{c.max}) })
+		c.stopCtx = context.AfterFunc(c.Context, func() { c.end(c.Context.Err()) })
 	}
-	c.asked = true
-	if c.admit {
-		c.doneNil = true
-		return nil
-	}
-	c.done = make(chan struct{})
-	c.timer = time.AfterFunc(c.max, func() { c.end(maxBlockError{c.max}) })
-	c.stopCtx = context.AfterFunc(c.Context, func() { c.end(c.Context.Err()) })
 	return c.done
 }
 
 func (c *blockCtx) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err == nil && c.admit {
+		return c.Context.Err()
+	}
 	return c.err
 }
 

@@ -151,6 +151,7 @@ type config struct {
 	stageMax        int
 	stageLinger     time.Duration // negative: derived from linger
 	kgoOpts         []kgo.Opt
+	newClient       func(...kgo.Opt) (*kgo.Client, error)
 	chain           chainConfig
 }
 
@@ -563,10 +564,11 @@ type pluginConfig struct {
 // open.
 type FailurePolicy uint8
 
-// The failure policies. Interceptors take SkipPlugin (the default),
-// FailRecord or DropRecord; partitioners UseDefaultPartitioner (the
-// default) or FailRecord; serializers only FailRecord, which is what they
-// always do.
+// The failure policies. Interceptors and consume interceptors take
+// SkipPlugin (the default), FailRecord or DropRecord; partitioners
+// UseDefaultPartitioner (the default) or FailRecord; serializers only
+// FailRecord, which is what they always do; deserializers FailRecord (the
+// default) or DropRecord.
 const (
 	// SkipPlugin: the record goes on as it was before the interceptor
 	// (the last good version), counted as a failure of the plugin
@@ -609,8 +611,10 @@ func ParseFailurePolicy(s string) (FailurePolicy, error) {
 // policies lists the policies each kind accepts; the first is its default.
 func policies(k plugins.Kind) []FailurePolicy {
 	switch k {
-	case plugins.KindInterceptor:
+	case plugins.KindInterceptor, plugins.KindConsumeInterceptor:
 		return []FailurePolicy{SkipPlugin, FailRecord, DropRecord}
+	case plugins.KindDeserializer:
+		return []FailurePolicy{FailRecord, DropRecord}
 	case plugins.KindPartitioner:
 		return []FailurePolicy{UseDefaultPartitioner, FailRecord}
 	}
@@ -618,8 +622,8 @@ func policies(k plugins.Kind) []FailurePolicy {
 }
 
 // CheckFailurePolicy reports whether a plugin of kind k (one of
-// plugins.KindInterceptor, KindSerializer, KindPartitioner) may have policy
-// f.
+// plugins.KindInterceptor, KindSerializer, KindPartitioner,
+// KindConsumeInterceptor, KindDeserializer) may have policy f.
 func CheckFailurePolicy(k plugins.Kind, f FailurePolicy) error {
 	allowed := policies(k)
 	for _, a := range allowed {
@@ -709,7 +713,23 @@ func StageBatch(maxRecords int, linger time.Duration) Option {
 // ones derived from the other options, so they win. It is an escape hatch
 // (TLS, SASL, metadata settings, hooks); options that change partitioning
 // (kgo.RecordPartitioner) or the default topic break the pipeline's
-// guarantees.
+// guarantees. A franz-go hook that sees a produced kgo.Record finds in its
+// Context the pipeline's handle of the record, a context that never ends
+// and holds no values: the Send context is the one franz-go is given with
+// the record (kgo.Client.Produce's ctx).
 func KgoOptions(opts ...kgo.Opt) Option {
 	return optionFunc(func(c *config) { c.kgoOpts = append(c.kgoOpts, opts...) })
+}
+
+// ClientFactory makes New create its franz-go client with newClient instead
+// of kgo.NewClient. newClient gets every option New derived (with kpipe's
+// partitioner and logger, and KgoOptions last) and must pass them all to the
+// client it returns. It is how a client that is more than a producer holds
+// the Producer: kafkasource builds the client of a
+// kgo.GroupTransactSession this way, so that the pipeline's records are
+// produced in the session's transactions, while the session, not the
+// Producer's transaction methods, begins and ends them. The Producer owns
+// the client it is given and closes it in Close. Default: kgo.NewClient.
+func ClientFactory(newClient func(opts ...kgo.Opt) (*kgo.Client, error)) Option {
+	return optionFunc(func(c *config) { c.newClient = newClient })
 }

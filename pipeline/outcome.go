@@ -19,14 +19,10 @@ import (
 // its outcome, the interceptors that saw it get their acknowledgements,
 // and done reports it to its callback.
 
-// onPromise is the promise of every record sent with Send. franz-go calls
-// promises one at a time, which is what envPool.put requires.
+// onPromise is the promise of every record sent with Send.
 func (p *Producer) onPromise(kr *kgo.Record, err error) {
 	p.bytesOut.Add(recordBytes(kr))
-	e := envelopeOf(kr)
-	if p.finish(e, err, true) {
-		p.envs.put(e)
-	}
+	p.finish(envelopeOf(kr), err, true)
 }
 
 // finish completes a record that went to the client. It reports whether
@@ -149,9 +145,6 @@ type ackQueue struct {
 	recs       []*plugins.Record
 	acks       []plugins.Ack
 	errs       []error
-	// envs recycles the envelopes of delivered records (envPool needs
-	// one goroutine at a time: the holder of delivering).
-	envs envPool
 }
 
 // ackEntry is a record waiting in the queue: its envelope, result and
@@ -167,8 +160,8 @@ type ackEntry struct {
 // ack gives e, whose outcome res and acknowledgement ack are known, to the
 // interceptors of its chain that saw it, and reports it to its callback:
 // now, or, if an AckBatcher saw it, once the queue is delivered. It reports
-// whether e is done (false: the queue holds it, and it must not be
-// recycled). view says that e.kr holds the record as produced (it was
+// whether e is done (false: the queue holds it, and its callback has not
+// run yet). view says that e.kr holds the record as produced (it was
 // delivered), from which an AckBatcher's copy is made.
 func (p *Producer) ack(e *envelope, res Result, ack plugins.Ack, view bool) bool {
 	if e.ch == nil || e.seen&e.ch.ackBatchers == 0 {
@@ -266,7 +259,6 @@ func (p *Producer) deliverQueued() {
 		}
 		for i := range es {
 			p.done(es[i].e, es[i].res)
-			q.envs.put(es[i].e)
 			es[i] = ackEntry{}
 		}
 		q.taken = es[:0]

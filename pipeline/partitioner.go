@@ -64,7 +64,7 @@ type topicPartitioner struct {
 	// record counts once in Stats.
 	again   bool
 	last    int         // the plugin's last answer, -1 if the default partitioner answered
-	lastRec *kgo.Record // the last record; only compared, it may have been recycled since
+	lastRec *kgo.Record // the last record; only compared, it may be complete since
 
 	// n is the topic's partition count as franz-go last gave it, for
 	// stage batches choosing partitions beforehand (Producer.precompute);
@@ -172,7 +172,7 @@ func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again b
 	}
 	var part int32
 	err := g.call(1, func() (err error) {
-		part, err = t.cur.Partition(kr.Context, r, int32(n))
+		part, err = t.cur.Partition(e.ctx, r, int32(n))
 		return err
 	})
 	if again {

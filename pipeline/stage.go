@@ -276,7 +276,7 @@ func (p *Producer) onSend(i int, s *interceptorSlot, e *envelope) (Outcome, erro
 	saved := *r
 	var v plugins.Verdict
 	err := g.call(1, func() (err error) {
-		v, err = s.ic.OnSend(e.kr.Context, r)
+		v, err = s.ic.OnSend(e.ctx, r)
 		return err
 	})
 	if err == nil && v != plugins.Continue && v != plugins.Drop {
@@ -385,12 +385,12 @@ func (p *Producer) seal(ch *chain, e *envelope) error {
 	if ch.keySer != nil || ch.valSer != nil {
 		var err error
 		if key != nil && ch.keySer != nil {
-			if key, err = ch.keySer.serialize(e.kr.Context, r); err != nil {
+			if key, err = ch.keySer.serialize(e.ctx, r); err != nil {
 				return err
 			}
 		}
 		if val != nil && ch.valSer != nil {
-			if val, err = ch.valSer.serialize(e.kr.Context, r); err != nil {
+			if val, err = ch.valSer.serialize(e.ctx, r); err != nil {
 				return err
 			}
 		}
@@ -423,7 +423,8 @@ func (s *serializerSlot) serialize(ctx context.Context, r *plugins.Record) (b []
 	})
 	if err != nil {
 		g.failed(err)
-		return nil, fmt.Errorf("%w: %s serializer %q: %w", ErrSerialize, s.target, g.name, err)
+		return nil, &PluginError{Kind: g.kind, Plugin: g.name, Hook: g.hook, Err: err, sentinel: ErrSerialize,
+			msg: fmt.Sprintf("%v: %s serializer %q: %v", ErrSerialize, s.target, g.name, err)}
 	}
 	return b, nil
 }

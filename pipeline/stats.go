@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,17 +92,15 @@ const sampleEvery = 64
 
 // hookStats are the counters of one plugin at one hook. Send goroutines
 // update those of on_send, serializers and partitioners, the completion
-// goroutine those of on_ack: they are padded on both sides so that no
-// other field, such as a circuit breaker the other goroutine reads on every
-// record, shares their cache lines.
+// goroutine those of on_ack. They are not padded to cache lines of their
+// own: BenchmarkProduce/native (on_send, on_ack and partition counted for
+// every record) measured no gain from it (RATIONALE.md, "Padding").
 type hookStats struct {
-	_                                cacheLinePad
 	calls, failures, bypasses, drops atomic.Uint64
 	sampled                          atomic.Uint64
 	sampledNanos                     atomic.Int64
 	lastLog                          atomic.Int64
 	latency                          latencyHist
-	_                                cacheLinePad
 }
 
 // startN counts a call that serves n records as n calls, and returns its
@@ -160,22 +159,47 @@ type statsEntry struct {
 	st *hookStats
 }
 
+// statsTable holds the counters of every plugin name and hook a Producer
+// or a Consumer has used, in the order of first use.
+type statsTable struct {
+	mu   sync.Mutex
+	by   map[statsKey]*hookStats
+	list []statsEntry
+}
+
+// get returns the counters of plugin name at hook, creating them on first
+// use.
+func (t *statsTable) get(name string, kind plugins.Kind, hook Hook) *hookStats {
+	k := statsKey{name, kind, hook}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.by == nil {
+		t.by = map[statsKey]*hookStats{}
+	}
+	st := t.by[k]
+	if st == nil {
+		st = new(hookStats)
+		t.by[k] = st
+		t.list = append(t.list, statsEntry{k, st})
+	}
+	return st
+}
+
+// snapshot returns the counters of every entry, in the order of first use.
+func (t *statsTable) snapshot() []PluginStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []PluginStats
+	for _, e := range t.list {
+		out = append(out, e.st.snapshot(e.name, e.kind, e.hook))
+	}
+	return out
+}
+
 // statsFor returns the counters of plugin name at hook, creating them on
 // first use.
 func (p *Producer) statsFor(name string, kind plugins.Kind, hook Hook) *hookStats {
-	k := statsKey{name, kind, hook}
-	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	if p.statsBy == nil {
-		p.statsBy = map[statsKey]*hookStats{}
-	}
-	st := p.statsBy[k]
-	if st == nil {
-		st = new(hookStats)
-		p.statsBy[k] = st
-		p.statsList = append(p.statsList, statsEntry{k, st})
-	}
-	return st
+	return p.hookStats.get(name, kind, hook)
 }
 
 // Stats returns a snapshot of the producer's counters.
@@ -186,10 +210,6 @@ func (p *Producer) Stats() Stats {
 		Failed:    p.failed.Load(),
 		InFlight:  p.inFlight(),
 	}
-	p.statsMu.Lock()
-	for _, e := range p.statsList {
-		s.Plugins = append(s.Plugins, e.st.snapshot(e.name, e.kind, e.hook))
-	}
-	p.statsMu.Unlock()
+	s.Plugins = p.hookStats.snapshot()
 	return s
 }

@@ -19,6 +19,10 @@ import (
 // pipeline does, batch hooks included.
 type Trial struct {
 	p *Producer
+	// offset is the offset of the next record delivered: records a Trial
+	// delivers are acknowledged with offsets 0, 1, 2, ... in the order of
+	// its runs, as if they were appended to one partition.
+	offset int64
 }
 
 // TrialResult is what happened to one record of a Trial.
@@ -29,6 +33,9 @@ type TrialResult struct {
 	Err     error
 	// Partition is the partition the record would have gone to, or -1.
 	Partition int32
+	// Offset is the offset the record was acknowledged with (see Run), or
+	// -1 if it was not delivered.
+	Offset int64
 	// Record is the record as the stages left it (serialized key and
 	// value, final topic and headers).
 	Record *plugins.Record
@@ -62,8 +69,7 @@ func NewTrial(batch int, log hclog.Logger, opts ...Option) (*Trial, error) {
 		p.stop()
 		return nil, fmt.Errorf("pipeline: trial: %w", err)
 	}
-	p.cur.Store(ch)
-	p.live = []*chain{ch}
+	p.initChains(ch)
 	return &Trial{p: p}, nil
 }
 
@@ -73,7 +79,8 @@ var errTrialPartition = errors.New("no partition")
 
 // Run runs rs through the chain, as a Producer would with the Trial's batch
 // size, for topics of partitions partitions, and returns one result per
-// record. The records are changed in place, as Send changes them.
+// record. The records are changed in place, as Send changes them. Records
+// delivered are acknowledged with the next offsets of the Trial, in order.
 func (t *Trial) Run(ctx context.Context, rs []*plugins.Record, partitions int32) []TrialResult {
 	p := t.p
 	out := make([]TrialResult, len(rs))
@@ -93,10 +100,9 @@ func (t *Trial) Run(ctx context.Context, rs []*plugins.Record, partitions int32)
 		}
 		i := i
 		e := new(envelope)
-		e.kr.Context, e.rec = ctx, r
-		e.cb = func(r *plugins.Record, res Result) {
-			out[i] = TrialResult{Outcome: res.Outcome, Err: res.Err, Partition: res.Partition, Record: r}
-		}
+		e.open(ctx, r, func(r *plugins.Record, res Result) {
+			out[i] = TrialResult{Outcome: res.Outcome, Err: res.Err, Partition: res.Partition, Offset: res.Offset, Record: r}
+		})
 		e.ch = p.enter()
 		es = append(es, e)
 	}
@@ -120,14 +126,15 @@ func (t *Trial) Run(ctx context.Context, rs []*plugins.Record, partitions int32)
 			survivors = append(survivors, p.run(e.ch, one[:], nil)...)
 		}
 	}
-	for i, e := range survivors {
+	for _, e := range survivors {
 		kr := &e.kr
 		part := partitioner(kr.Topic).Partition(kr, int(partitions))
 		if part < 0 {
 			p.finish(e, errTrialPartition, false)
 			continue
 		}
-		kr.Partition, kr.Offset = int32(part), int64(i)
+		kr.Partition, kr.Offset = int32(part), t.offset
+		t.offset++
 		p.finish(e, nil, true)
 	}
 	p.flushAcks()

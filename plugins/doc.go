@@ -1,5 +1,7 @@
-// Package plugins defines the three kinds of kpipe plugin (Interceptor,
-// Serializer, Partitioner), the Record they work on, and the native built-in
+// Package plugins defines the three kinds of kpipe plugin that run around a
+// producer (Interceptor, Serializer, Partitioner), the Record they work on,
+// the two that run on consumed records (ConsumeInterceptor, Deserializer,
+// which take the fetched *kgo.Record), and the native built-in
 // implementations that a pipeline can mix with WASM plugins.
 //
 // # Built-ins

@@ -245,7 +245,7 @@ func (inst *instance) onSendBatch(ctx context.Context, rs []*plugins.Record, i i
 			errs[i+k] = ge
 		default:
 			out, _ := inst.outputBytes(v)
-			if err := p.decodeSendResult(out, rs[i+k]); err != nil {
+			if err := inst.decodeSendResult(out, rs[i+k]); err != nil {
 				// Cannot happen: the record was validated above.
 				errs[i+k] = p.fault(hb, FaultInvalidOutput, fmt.Errorf("record %d of %d: %w", k, count, err))
 				return j, errs[i+k]

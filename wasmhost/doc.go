@@ -4,7 +4,9 @@
 // A Host compiles modules (keeping the machine code in a compilation cache
 // on disk) and owns every Plugin it loads. A Plugin validates its module at
 // load time, runs a bounded pool of sandboxed instances of it, and
-// implements plugins.Interceptor, plugins.Serializer and plugins.Partitioner:
+// implements plugins.Interceptor, plugins.Serializer and plugins.Partitioner,
+// and, for modules of ABI version 2, the consume-side
+// plugins.ConsumeInterceptor and plugins.Deserializer (consume.go):
 //
 //	h, err := wasmhost.New(ctx, wasmhost.WithLogger(logger))
 //	...

@@ -149,7 +149,7 @@ func (inst *instance) onSend(ctx context.Context, r *plugins.Record, n int) (plu
 	if f != nil {
 		return plugins.Continue, f
 	}
-	if err := inst.p.decodeSendResult(out, r); err != nil {
+	if err := inst.decodeSendResult(out, r); err != nil {
 		return plugins.Continue, inst.p.fault(h, FaultInvalidOutput, err)
 	}
 	return plugins.Continue, nil

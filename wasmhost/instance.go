@@ -40,6 +40,9 @@ type instance struct {
 	memory         *limitedMemory
 	stdout, stderr *lineWriter
 
+	// edits applies the edit lists of kpipe_on_send results (ABI 8.2).
+	edits abi.Applier
+
 	// errMsg is the message of set_error during the current call.
 	errMsg []byte
 	errSet bool

@@ -35,7 +35,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown import", wat(t, "unknown_import"), 0, nil,
 			[]string{"unknown import kpipe.open_socket", "config_get"}},
 		{"unknown kind bits", wat(t, "bad_kinds"), 0, nil,
-			[]string{"kpipe_kinds returned 0x9", "unknown kind bits 0x8"}},
+			[]string{"kpipe_kinds returned 0x41", "unknown kind bits 0x40"}},
 		{"WASI command", wat(t, "command"), 0, nil,
 			[]string{"exports _start but not _initialize", "WASI command", "reactor, which kpipe needs", "-buildmode=c-shared"}},
 		{"component", []byte("\x00asm\x0d\x00\x01\x00\x00\x00"), 0, nil,
@@ -55,8 +55,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"kpipe_init failed: no config"}},
 		{"wrong kind", wat(t, "trap"), plugins.KindSerializer, nil,
 			[]string{"wrong kind: loaded as serializer, but the module declares interceptor"}},
-		{"unknown kind", wat(t, "noop"), 8, nil,
-			[]string{"unknown plugin kind 0x8"}},
+		{"unknown kind", wat(t, "noop"), 0x40, nil,
+			[]string{"unknown plugin kind 0x40"}},
 		{"memory above limit", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithMemoryLimitPages(1)},
 			[]string{"memory needs at least 2 pages, above the plugin's limit of 1 pages"}},
 		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
@@ -152,8 +152,8 @@ func TestInspect(t *testing.T) {
 		t.Errorf("Inspect(bad_abi) = %+v, %v", info, err)
 	}
 	info, err = h.Inspect(context.Background(), wat(t, "bad_kinds"))
-	if err == nil || info == nil || info.Kinds != 9 || info.InitError != nil {
-		t.Errorf("Inspect(bad_kinds) = %+v, %v; want kinds 9 and an error", info, err)
+	if err == nil || info == nil || info.Kinds != 0x41 || info.InitError != nil {
+		t.Errorf("Inspect(bad_kinds) = %+v, %v; want kinds 0x41 and an error", info, err)
 	}
 }
 

@@ -261,6 +261,8 @@ const (
 	hookOnAck
 	hookSerialize
 	hookPartition
+	hookOnConsume
+	hookDeserialize
 	numHooks
 
 	hookOnSendBatch hook = iota - 1
@@ -270,9 +272,11 @@ const (
 )
 
 var hookNames = [numAllHooks]string{abi.ExportOnSend, abi.ExportOnAck, abi.ExportSerialize, abi.ExportPartition,
+	abi.ExportOnConsume, abi.ExportDeserialize,
 	abi.ExportOnSendBatch, abi.ExportOnAckBatch, abi.ExportPartitionBatch}
 
 var hookKinds = [numAllHooks]plugins.Kind{plugins.KindInterceptor, plugins.KindInterceptor, plugins.KindSerializer, plugins.KindPartitioner,
+	plugins.KindConsumeInterceptor, plugins.KindDeserializer,
 	plugins.KindInterceptor, plugins.KindInterceptor, plugins.KindPartitioner}
 
 // batchOf is the batch hook of each per-record hook that has one.
@@ -341,10 +345,13 @@ type Plugin struct {
 // HookCounts holds one counter per hook.
 type HookCounts struct {
 	OnSend, OnAck, Serialize, Partition uint64
+	// OnConsume and Deserialize count the consume-side hooks (ABI v2).
+	OnConsume, Deserialize uint64
 }
 
 func hookCounts(c *[numHooks]atomic.Uint64) HookCounts {
-	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load()}
+	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load(),
+		c[hookOnConsume].Load(), c[hookDeserialize].Load()}
 }
 
 // paddedCounter is a counter alone on its cache line.
@@ -354,7 +361,8 @@ type paddedCounter struct {
 }
 
 func paddedHookCounts(c *[numHooks]paddedCounter) HookCounts {
-	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load()}
+	return HookCounts{c[hookOnSend].Load(), c[hookOnAck].Load(), c[hookSerialize].Load(), c[hookPartition].Load(),
+		c[hookOnConsume].Load(), c[hookDeserialize].Load()}
 }
 
 // PluginStats are a plugin's counters since it was loaded.
@@ -572,7 +580,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 	p.slots[0].rehold(0)
 	if err == nil {
 		info.Kinds = kinds
-		err = validateKinds(kinds, kind, cm.ExportedFunctions())
+		err = validateKinds(kinds, kind, info.ABIVersion, cm.ExportedFunctions())
 	}
 	if err != nil {
 		inst.close(ctx)

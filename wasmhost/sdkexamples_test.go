@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testenv"
@@ -224,6 +226,83 @@ func BenchmarkSDKExamples(b *testing.B) {
 				}
 			}
 			perRecord(b, 1)
+		})
+	}
+}
+
+// BenchmarkSDKStampRatios measures what issue 13's target is stated in: the
+// header stamp of each SDK per record against the WAT no-op, singly and in
+// batches of 64. On a shared machine, separate benchmarks of the two are
+// minutes apart and their ratio means little, so this one interleaves them:
+// each iteration is a round that runs stampRoundRecords records through
+// every module in turn, in an order that rotates from round to round. It
+// reports, per language, the median of the per-round ratios stamp/no-op
+// (<lang>-x-noop) and the fastest round's ns per record (<lang>-ns/record,
+// the least disturbed), and the same for the no-op. Run it with a fixed
+// count of rounds: -bench SDKStampRatios -benchtime 50x.
+func BenchmarkSDKStampRatios(b *testing.B) {
+	const stampRoundRecords = 10000
+	ctx := context.Background()
+	for _, size := range []int{1, 64} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			names := []string{"noop"}
+			wasms := [][]byte{exampleWAT(b, "noop")}
+			for _, lang := range sdkLanguages {
+				if lang == "c-whole" {
+					continue
+				}
+				names = append(names, lang)
+				wasms = append(wasms, readFile(b, sdkExample(b, lang, "stamp")))
+			}
+			ps := make([]*wasmhost.Plugin, len(wasms))
+			for i, w := range wasms {
+				ps[i] = load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+			}
+			rs := make([]*plugins.Record, size)
+			orig := make([]plugins.Record, size)
+			for i := range rs {
+				rs[i] = benchRecord()
+				orig[i] = *rs[i]
+			}
+			vs := make([]plugins.Verdict, size)
+			errs := make([]error, size)
+			// round runs stampRoundRecords records through p and returns
+			// the time per record.
+			round := func(p *wasmhost.Plugin) float64 {
+				calls := stampRoundRecords / size
+				start := time.Now()
+				for range calls {
+					for i := range rs {
+						*rs[i] = orig[i]
+					}
+					if size == 1 {
+						if _, err := p.OnSend(ctx, rs[0]); err != nil {
+							b.Fatal(err)
+						}
+					} else if err := p.OnSendBatch(ctx, rs, vs, errs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return float64(time.Since(start).Nanoseconds()) / float64(calls*size)
+			}
+			perRecord := make([][]float64, len(ps)) // [module][round]
+			n := 0
+			for b.Loop() {
+				for j := range ps {
+					k := (j + n) % len(ps)
+					perRecord[k] = append(perRecord[k], round(ps[k]))
+				}
+				n++
+			}
+			for k, name := range names {
+				ratios := make([]float64, n)
+				for r := range ratios {
+					ratios[r] = perRecord[k][r] / perRecord[0][r]
+				}
+				slices.Sort(ratios)
+				b.ReportMetric(ratios[n/2], name+"-x-noop")
+				b.ReportMetric(slices.Min(perRecord[k]), name+"-ns/record")
+			}
 		})
 	}
 }

@@ -116,6 +116,9 @@ var exportSigs = map[string]signature{
 	abi.ExportSerialize:  sig(vt(i32, i32), vt(i64)),
 	abi.ExportPartition:  sig(vt(i32, i32), vt(i64)),
 
+	abi.ExportOnConsume:   sig(vt(i32), vt(i64)),
+	abi.ExportDeserialize: sig(vt(i32, i32), vt(i64)),
+
 	abi.ExportOnSendBatch:    sig(vt(i32, i32), vt(i64)),
 	abi.ExportOnAckBatch:     sig(vt(i32, i32), vt(i64)),
 	abi.ExportPartitionBatch: sig(vt(i32, i32), vt(i64)),
@@ -235,8 +238,8 @@ func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages ui
 		if len(info.Markers) > 0 {
 			found = versionList(info.Markers)
 		}
-		ps = append(ps, fmt.Errorf("no supported ABI version: the module declares %s, this host supports %s (export a function named %s%d)",
-			found, versionList(abi.SupportedVersions), abi.MarkerPrefix, abi.Version))
+		ps = append(ps, fmt.Errorf("no supported ABI version: the module declares %s, this host supports %s (export a function named %s1, or %s%d for the consume-side kinds)",
+			found, versionList(abi.SupportedVersions), abi.MarkerPrefix, abi.MarkerPrefix, abi.ConsumeVersion))
 	} else {
 		marker := abi.MarkerPrefix + strconv.Itoa(info.ABIVersion)
 		if def := exports[marker]; !sameSig(def, sig(nil, nil)) {
@@ -312,7 +315,8 @@ func kindNames(k plugins.Kind) string {
 	for _, x := range []struct {
 		k    plugins.Kind
 		name string
-	}{{plugins.KindInterceptor, "interceptor"}, {plugins.KindSerializer, "serializer"}, {plugins.KindPartitioner, "partitioner"}} {
+	}{{plugins.KindInterceptor, "interceptor"}, {plugins.KindSerializer, "serializer"}, {plugins.KindPartitioner, "partitioner"},
+		{plugins.KindConsumeInterceptor, "consume interceptor"}, {plugins.KindDeserializer, "deserializer"}} {
 		if k&x.k != 0 {
 			s = append(s, x.name)
 			k &^= x.k
@@ -327,11 +331,16 @@ func kindNames(k plugins.Kind) string {
 	return strings.Join(s, "+")
 }
 
-// validateKinds checks the kinds a module declared against the ABI, the
-// kind it is loaded as, and its exports.
-func validateKinds(declared, want plugins.Kind, exports map[string]api.FunctionDefinition) error {
+// validateKinds checks the kinds a module declared against the ABI version
+// it implements (version, its newest marker the host supports), the kind it
+// is loaded as, and its exports.
+func validateKinds(declared, want plugins.Kind, version int, exports map[string]api.FunctionDefinition) error {
 	if declared&^abi.AllKinds != 0 {
 		return fmt.Errorf("%s returned %#x, which has unknown kind bits %#x", abi.ExportKinds, uint32(declared), uint32(declared&^abi.AllKinds))
+	}
+	if c := declared & abi.ConsumeKinds; c != 0 && version < abi.ConsumeVersion {
+		return fmt.Errorf("%s declares %s, a kind of ABI v%d, but the module exports only the marker of v%d: export %s%d",
+			abi.ExportKinds, kindNames(c), abi.ConsumeVersion, version, abi.MarkerPrefix, abi.ConsumeVersion)
 	}
 	if declared == 0 {
 		return fmt.Errorf("%s returned 0: the module declares no plugin kind", abi.ExportKinds)

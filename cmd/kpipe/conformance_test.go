@@ -19,6 +19,9 @@ func TestPluginConformance(t *testing.T) {
 	}{
 		{"examples/plugins/wat/noop.wat", 0, []string{"ok    on_send", "ok    on_ack", "ok    batch", "ok    determinism", "conformance: 6 passed, 0 failed"}},
 		{"examples/plugins/wat/keyhash.wat", 0, []string{"ok    partition", "ok    batch", "ok    determinism", "conformance: 5 passed, 0 failed"}},
+		{"examples/plugins/wat/mask.wat", 0, []string{"ABI v2, declares consume-interceptor", "ok    on_consume", "ok    batch", "ok    determinism", "conformance: 5 passed, 0 failed"}},
+		{"wasmhost/testdata/consume.wat", 0, []string{"ok    on_consume", "ok    deserialize   12 test records, no fault, 11 reported an error", "conformance: 7 passed, 0 failed"}},
+		{"wasmhost/testdata/consume_v1.wat", 1, []string{"FAIL  load", "a kind of ABI v2", "export kpipe_abi_v2"}},
 		{"wasmhost/testdata/nonconforming_batch.wat", 1, []string{"ok    on_send", "FAIL  batch         record \"minimal\": kpipe_on_send_batch gave drop, not continue"}},
 		{"wasmhost/testdata/nonconforming_buffer.wat", 1, []string{"FAIL  on_send       record \"256 KiB\": FAULT (invalid output): kpipe_buffer"}},
 		{"wasmhost/testdata/nonconforming_random.wat", 1, []string{"ok    partition", "FAIL  determinism"}},

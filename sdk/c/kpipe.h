@@ -256,28 +256,37 @@ KPIPE_IMPORT_(enable_features) int64_t kpipe_host_enable_features(int64_t featur
 
 const kpipe_bytes kpipe_null = {0, -1};
 
+/* KPIPE_HOT_ marks the functions of the on_send and partition paths, and
+ * the setters, to be inlined wherever the plugin calls them in the file that
+ * defines KPIPE_IMPLEMENTATION: the host charges every call inside the guest
+ * (a check for its time limit and its stack budget at each function entry),
+ * and the per-record path is mostly calls otherwise. Inlined, the C header
+ * stamp takes about half the time per record (wasmhost's
+ * BenchmarkSDKStampRatios, c; the figures are in docs/performance.md). */
+#define KPIPE_HOT_ __attribute__((always_inline))
+
 /* Byte copies written out, so that a freestanding module needs no memcpy. */
-static void kpipe_copy_(uint8_t *dst, const uint8_t *src, uint32_t n) {
+static KPIPE_HOT_ inline void kpipe_copy_(uint8_t *dst, const uint8_t *src, uint32_t n) {
 	while (n--) *dst++ = *src++;
 }
 
-static void kpipe_put32_(uint8_t *p, uint32_t v) {
+static KPIPE_HOT_ inline void kpipe_put32_(uint8_t *p, uint32_t v) {
 	p[0] = (uint8_t)v;
 	p[1] = (uint8_t)(v >> 8);
 	p[2] = (uint8_t)(v >> 16);
 	p[3] = (uint8_t)(v >> 24);
 }
 
-static void kpipe_put64_(uint8_t *p, uint64_t v) {
+static KPIPE_HOT_ inline void kpipe_put64_(uint8_t *p, uint64_t v) {
 	kpipe_put32_(p, (uint32_t)v);
 	kpipe_put32_(p + 4, (uint32_t)(v >> 32));
 }
 
-static uint32_t kpipe_get32_(const uint8_t *p) {
+static KPIPE_HOT_ inline uint32_t kpipe_get32_(const uint8_t *p) {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t kpipe_get64_(const uint8_t *p) {
+static KPIPE_HOT_ inline uint64_t kpipe_get64_(const uint8_t *p) {
 	return (uint64_t)kpipe_get32_(p) | (uint64_t)kpipe_get32_(p + 4) << 32;
 }
 
@@ -310,8 +319,7 @@ typedef struct kpipe_region_ {
 	uint32_t cap;
 } kpipe_region_;
 
-static int kpipe_region_ensure_(kpipe_region_ *r, uint32_t n, uint32_t keep) {
-	if (n <= r->cap) return 1;
+static int kpipe_region_grow_(kpipe_region_ *r, uint32_t n, uint32_t keep) {
 	uint64_t want = (uint64_t)r->cap * 2;
 	if (want < n) want = n;
 	if (want < 1024) want = 1024;
@@ -322,6 +330,10 @@ static int kpipe_region_ensure_(kpipe_region_ *r, uint32_t n, uint32_t keep) {
 	r->ptr = p;
 	r->cap = (uint32_t)(((uint64_t)want + 65535) & ~(uint64_t)65535);
 	return 1;
+}
+
+static KPIPE_HOT_ inline int kpipe_region_ensure_(kpipe_region_ *r, uint32_t n, uint32_t keep) {
+	return n <= r->cap || kpipe_region_grow_(r, n, keep);
 }
 
 /* Per-instance state. */
@@ -336,52 +348,72 @@ static int32_t kpipe_in_init_;
 
 /* The edit log of the record on_send is running on (ABI 8.2): the setters
  * append their edit to it; a change it cannot express (kpipe_record_changed)
- * makes the SDK send the whole record instead. */
-static kpipe_region_ kpipe_edits_;
-static uint32_t kpipe_edits_len_, kpipe_edits_count_;
+ * makes the SDK send the whole record instead. The log is written where the
+ * result goes, at kpipe_edits_at_ in kpipe_out_, after the u32 that
+ * kpipe_send_one_ fills in, so that sending it copies nothing. */
+static uint32_t kpipe_edits_at_, kpipe_edits_len_, kpipe_edits_count_;
 static const kpipe_record *kpipe_edit_rec_;
 static int32_t kpipe_edits_whole_;
+
+/* kpipe_edits_room_ makes room for n more bytes of the edit log; a log that
+ * outgrows kpipe_out_ moves to a fresh block (the results of earlier
+ * records of a batch stay where they are). */
+static int kpipe_edits_move_(uint32_t n) {
+	if ((uint64_t)kpipe_edits_len_ + n > 0x7fffffffu) return 0;
+	uint32_t want = kpipe_edits_len_ + n;
+	kpipe_region_ fresh = {0, 0};
+	if (!kpipe_region_ensure_(&fresh, want > kpipe_out_.cap * 2 ? want : kpipe_out_.cap * 2, 0)) return 0;
+	kpipe_copy_(fresh.ptr, kpipe_out_.ptr + kpipe_edits_at_, kpipe_edits_len_);
+	kpipe_out_ = fresh;
+	kpipe_edits_at_ = 0;
+	return 1;
+}
+
+static KPIPE_HOT_ inline int kpipe_edits_room_(uint32_t n) {
+	return (uint64_t)kpipe_edits_at_ + kpipe_edits_len_ + n <= kpipe_out_.cap || kpipe_edits_move_(n);
+}
 
 /* kpipe_edit_ appends an edit of op with up to two operands (a: u32 length
  * and bytes, b: i32 length or -1 and bytes; a NULL operand is left out) and
  * n_fixed bytes of fixed operand. */
-static void kpipe_edit_(const kpipe_record *r, uint8_t op, const kpipe_bytes *a, const kpipe_bytes *b, const uint8_t *fixed, uint32_t n_fixed) {
+static KPIPE_HOT_ inline void kpipe_edit_(const kpipe_record *r, uint8_t op, const kpipe_bytes *a, const kpipe_bytes *b, const uint8_t *fixed, uint32_t n_fixed) {
 	if (r != kpipe_edit_rec_ || kpipe_edits_whole_) return;
-	uint32_t need = 1 + n_fixed + (a ? 4 + (uint32_t)(a->len > 0 ? a->len : 0) : 0) + (b ? 4 + (uint32_t)(b->len > 0 ? b->len : 0) : 0);
-	if (!kpipe_region_ensure_(&kpipe_edits_, kpipe_edits_len_ + need, kpipe_edits_len_)) {
+	uint32_t na = a && a->len > 0 ? (uint32_t)a->len : 0, nb = b && b->len > 0 ? (uint32_t)b->len : 0;
+	uint32_t need = 1 + n_fixed + (a ? 4 + na : 0) + (b ? 4 + nb : 0);
+	if (!kpipe_edits_room_(need)) {
 		kpipe_edits_whole_ = 1;
 		return;
 	}
-	uint8_t *p = kpipe_edits_.ptr + kpipe_edits_len_;
+	uint8_t *p = kpipe_out_.ptr + kpipe_edits_at_ + kpipe_edits_len_;
 	*p++ = op;
 	if (a) {
-		kpipe_put32_(p, (uint32_t)(a->len > 0 ? a->len : 0));
-		if (a->len > 0) kpipe_copy_(p + 4, a->ptr, (uint32_t)a->len);
-		p += 4 + (a->len > 0 ? a->len : 0);
+		kpipe_put32_(p, na);
+		kpipe_copy_(p + 4, a->ptr, na);
+		p += 4 + na;
 	}
 	if (b) {
 		kpipe_put32_(p, (uint32_t)(b->len < 0 ? -1 : b->len));
-		if (b->len > 0) kpipe_copy_(p + 4, b->ptr, (uint32_t)b->len);
-		p += 4 + (b->len > 0 ? b->len : 0);
+		kpipe_copy_(p + 4, b->ptr, nb);
+		p += 4 + nb;
 	}
 	kpipe_copy_(p, fixed, n_fixed);
 	kpipe_edits_len_ += need;
 	kpipe_edits_count_++;
 }
 
-kpipe_bytes kpipe_str(const char *s) {
+KPIPE_HOT_ kpipe_bytes kpipe_str(const char *s) {
 	kpipe_bytes b = {(const uint8_t *)s, 0};
 	if (!s) return kpipe_null;
 	while (s[b.len]) b.len++;
 	return b;
 }
 
-kpipe_bytes kpipe_bytes_of(const void *p, int32_t len) {
+KPIPE_HOT_ kpipe_bytes kpipe_bytes_of(const void *p, int32_t len) {
 	kpipe_bytes b = {(const uint8_t *)p, len};
 	return b;
 }
 
-int kpipe_bytes_equal(kpipe_bytes a, kpipe_bytes b) {
+KPIPE_HOT_ int kpipe_bytes_equal(kpipe_bytes a, kpipe_bytes b) {
 	if (a.len < 0 || b.len < 0) return a.len < 0 && b.len < 0;
 	if (a.len != b.len) return 0;
 	for (int32_t i = 0; i < a.len; i++)
@@ -430,7 +462,7 @@ static int32_t kpipe_malformed_(const char *what) {
 
 /* kpipe_field_ reads a length-prefixed field at *off; nullable fields
  * accept -1. */
-static int kpipe_field_(const uint8_t *in, uint32_t len, uint32_t *off, int nullable, kpipe_bytes *out) {
+static KPIPE_HOT_ inline int kpipe_field_(const uint8_t *in, uint32_t len, uint32_t *off, int nullable, kpipe_bytes *out) {
 	if (len - *off < 4) return 0;
 	int32_t n = (int32_t)kpipe_get32_(in + *off);
 	*off += 4;
@@ -445,7 +477,7 @@ static int kpipe_field_(const uint8_t *in, uint32_t len, uint32_t *off, int null
 	return 1;
 }
 
-int32_t kpipe_decode_record(const uint8_t *in, uint32_t len, kpipe_record *r) {
+KPIPE_HOT_ int32_t kpipe_decode_record(const uint8_t *in, uint32_t len, kpipe_record *r) {
 	if (len < 16) return kpipe_malformed_("kpipe: record shorter than its fixed part");
 	uint32_t flags = kpipe_get32_(in);
 	if (flags & ~3u) return kpipe_malformed_("kpipe: reserved record flag bits are set");
@@ -478,7 +510,7 @@ int32_t kpipe_decode_record(const uint8_t *in, uint32_t len, kpipe_record *r) {
 
 /* kpipe_decode_key_ decodes the KPIPE_FEATURE_PARTITION_KEY input into a
  * record that has only a key. */
-static int32_t kpipe_decode_key_(const uint8_t *in, uint32_t len, kpipe_record *r) {
+static KPIPE_HOT_ inline int32_t kpipe_decode_key_(const uint8_t *in, uint32_t len, kpipe_record *r) {
 	uint32_t off = 0;
 	r->topic = kpipe_bytes_of("", 0);
 	r->value = kpipe_null;
@@ -536,7 +568,7 @@ void kpipe_record_changed(kpipe_record *r) {
 	if (r == kpipe_edit_rec_) kpipe_edits_whole_ = 1;
 }
 
-int kpipe_record_header(const kpipe_record *r, kpipe_bytes name, kpipe_bytes *value) {
+KPIPE_HOT_ int kpipe_record_header(const kpipe_record *r, kpipe_bytes name, kpipe_bytes *value) {
 	for (uint32_t i = 0; i < r->header_count; i++) {
 		if (kpipe_bytes_equal(r->headers[i].name, name)) {
 			if (value) *value = r->headers[i].value;
@@ -547,7 +579,7 @@ int kpipe_record_header(const kpipe_record *r, kpipe_bytes name, kpipe_bytes *va
 }
 
 /* kpipe_append_header_ appends a header without logging an edit. */
-static void kpipe_append_header_(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
+static KPIPE_HOT_ inline void kpipe_append_header_(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
 	if (r->header_count == r->header_cap_) {
 		/* The header array moves to a larger block of the SDK's header
 		 * region; the old block is never reused, so copying from it is
@@ -567,7 +599,7 @@ static void kpipe_append_header_(kpipe_record *r, kpipe_bytes name, kpipe_bytes 
 	r->changed_ = 1;
 }
 
-void kpipe_record_append_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
+KPIPE_HOT_ void kpipe_record_append_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
 	if (name.len < 0) name.len = 0;
 	kpipe_append_header_(r, name, value);
 	kpipe_edit_(r, 2, &name, &value, 0, 0);
@@ -575,7 +607,7 @@ void kpipe_record_append_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes v
 
 /* kpipe_remove_from_ removes the headers named name at index from and
  * later, and returns how many it removed. */
-static uint32_t kpipe_remove_from_(kpipe_record *r, kpipe_bytes name, uint32_t from) {
+static KPIPE_HOT_ inline uint32_t kpipe_remove_from_(kpipe_record *r, kpipe_bytes name, uint32_t from) {
 	uint32_t j = from;
 	for (uint32_t i = from; i < r->header_count; i++) {
 		if (!kpipe_bytes_equal(r->headers[i].name, name)) r->headers[j++] = r->headers[i];
@@ -586,7 +618,7 @@ static uint32_t kpipe_remove_from_(kpipe_record *r, kpipe_bytes name, uint32_t f
 	return removed;
 }
 
-void kpipe_record_set_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
+KPIPE_HOT_ void kpipe_record_set_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes value) {
 	if (name.len < 0) name.len = 0;
 	kpipe_edit_(r, 1, &name, &value, 0, 0);
 	for (uint32_t i = 0; i < r->header_count; i++) {
@@ -600,7 +632,7 @@ void kpipe_record_set_header(kpipe_record *r, kpipe_bytes name, kpipe_bytes valu
 	kpipe_append_header_(r, name, value);
 }
 
-uint32_t kpipe_record_remove_header(kpipe_record *r, kpipe_bytes name) {
+KPIPE_HOT_ uint32_t kpipe_record_remove_header(kpipe_record *r, kpipe_bytes name) {
 	uint32_t n = kpipe_remove_from_(r, name, 0);
 	if (n) kpipe_edit_(r, 3, &name, 0, 0, 0);
 	return n;
@@ -652,7 +684,7 @@ void kpipe_record_clear_timestamp(kpipe_record *r) {
 }
 
 /* Dispatchers. */
-static int64_t kpipe_slice_(const uint8_t *p, uint32_t n) {
+static KPIPE_HOT_ inline int64_t kpipe_slice_(const uint8_t *p, uint32_t n) {
 	return (int64_t)((uint64_t)(uintptr_t)p << 32 | n);
 }
 
@@ -671,29 +703,38 @@ int64_t kpipe_dispatch_init(kpipe_init_fn fn) {
 	return rc == KPIPE_CONTINUE ? KPIPE_CONTINUE : KPIPE_FAIL;
 }
 
-static int kpipe_input_ok_(int32_t len) { return len >= 0 && (uint32_t)len <= kpipe_in_.cap; }
+static KPIPE_HOT_ inline int kpipe_input_ok_(int32_t len) { return len >= 0 && (uint32_t)len <= kpipe_in_.cap; }
 
 /* kpipe_send_one_ runs fn on the record in[0:len] and returns its per-record
  * result; changed records are encoded at *out_used in kpipe_out_. */
-static int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn fn, uint32_t *out_used) {
+static KPIPE_HOT_ inline int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn fn, uint32_t *out_used) {
 	kpipe_record r;
 	if (kpipe_decode_record(in, len, &r) != KPIPE_CONTINUE) return KPIPE_FAIL;
-	/* With KPIPE_FEATURE_EDITS the setters log their edits. */
+	/* With KPIPE_FEATURE_EDITS the setters log their edits, after the u32
+	 * count, where the result goes. */
 	kpipe_edit_rec_ = (kpipe_features_ & KPIPE_FEATURE_EDITS) ? &r : 0;
-	kpipe_edits_len_ = 4;
+	kpipe_edits_at_ = *out_used;
+	kpipe_edits_len_ = 0;
 	kpipe_edits_count_ = 0;
-	kpipe_edits_whole_ = !kpipe_region_ensure_(&kpipe_edits_, 4, 0);
+	kpipe_edits_whole_ = !kpipe_edits_room_(4);
+	kpipe_edits_len_ = 4;
 	int32_t rc = fn(&r);
 	int use_edits = kpipe_edit_rec_ != 0 && !kpipe_edits_whole_;
 	kpipe_edit_rec_ = 0;
 	if (rc == KPIPE_DROP || rc == KPIPE_FAIL) return rc;
 	if (rc != KPIPE_CONTINUE) return kpipe_malformed_("kpipe: on_send returned an unknown status");
 	if (!r.changed_) return 0;
-	/* The edit list, or the whole record. */
-	uint32_t size = use_edits ? kpipe_edits_len_ : kpipe_record_size(&r);
-	/* A batch keeps the records it changed earlier in the call. */
-	uint32_t need = *out_used + size;
-	if (need > kpipe_out_.cap) {
+	if (use_edits) {
+		/* The log may have moved to a fresh block. */
+		uint8_t *dst = kpipe_out_.ptr + kpipe_edits_at_;
+		kpipe_put32_(dst, 0x80000000u | kpipe_edits_count_);
+		*out_used = kpipe_edits_at_ + kpipe_edits_len_;
+		return kpipe_slice_(dst, kpipe_edits_len_);
+	}
+	/* The whole record; a batch keeps the records it changed earlier in
+	 * the call. */
+	uint32_t size = kpipe_record_size(&r);
+	if ((uint64_t)*out_used + size > kpipe_out_.cap) {
 		/* Start a fresh block: the earlier records stay where they are. */
 		kpipe_region_ fresh = {0, 0};
 		if (!kpipe_region_ensure_(&fresh, size > kpipe_out_.cap * 2 ? size : kpipe_out_.cap * 2, 0))
@@ -702,19 +743,12 @@ static int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn
 		*out_used = 0;
 	}
 	uint8_t *dst = kpipe_out_.ptr + *out_used;
-	uint32_t n;
-	if (use_edits) {
-		kpipe_put32_(kpipe_edits_.ptr, 0x80000000u | kpipe_edits_count_);
-		kpipe_copy_(dst, kpipe_edits_.ptr, kpipe_edits_len_);
-		n = kpipe_edits_len_;
-	} else {
-		n = kpipe_encode_record(&r, dst);
-	}
+	uint32_t n = kpipe_encode_record(&r, dst);
 	*out_used += n;
 	return kpipe_slice_(dst, n);
 }
 
-int64_t kpipe_dispatch_on_send(int32_t len, kpipe_on_send_fn fn) {
+KPIPE_HOT_ int64_t kpipe_dispatch_on_send(int32_t len, kpipe_on_send_fn fn) {
 	if (!kpipe_input_ok_(len)) return kpipe_malformed_("kpipe: input longer than the buffer");
 	uint32_t used = 0;
 	return kpipe_send_one_(kpipe_in_.ptr, (uint32_t)len, fn, &used);
@@ -735,7 +769,7 @@ static int kpipe_check_batch_(int32_t count, int32_t len, uint32_t prefix) {
 	return off == n;
 }
 
-int64_t kpipe_dispatch_on_send_batch(int32_t count, int32_t len, kpipe_on_send_fn fn) {
+KPIPE_HOT_ int64_t kpipe_dispatch_on_send_batch(int32_t count, int32_t len, kpipe_on_send_fn fn) {
 	if (!kpipe_check_batch_(count, len, 4)) return kpipe_malformed_("kpipe: malformed on_send batch");
 	if (!kpipe_region_ensure_(&kpipe_results_, 8u * (uint32_t)count, 0)) return kpipe_malformed_("kpipe: out of memory for batch results");
 	uint32_t off = 0, used = 0;
@@ -791,7 +825,7 @@ int64_t kpipe_dispatch_on_ack_batch(int32_t count, int32_t len, kpipe_on_ack_fn 
 }
 
 /* kpipe_partition_one_ decodes a partition input and runs fn. */
-static int32_t kpipe_partition_one_(const uint8_t *in, uint32_t len, int32_t n, kpipe_partition_fn fn) {
+static KPIPE_HOT_ inline int32_t kpipe_partition_one_(const uint8_t *in, uint32_t len, int32_t n, kpipe_partition_fn fn) {
 	kpipe_record r;
 	int32_t rc = (kpipe_features_ & KPIPE_FEATURE_PARTITION_KEY) ? kpipe_decode_key_(in, len, &r)
 	                                                             : kpipe_decode_record(in, len, &r);
@@ -801,12 +835,12 @@ static int32_t kpipe_partition_one_(const uint8_t *in, uint32_t len, int32_t n, 
 	return kpipe_malformed_("kpipe: partition out of range");
 }
 
-int64_t kpipe_dispatch_partition(int32_t num_partitions, int32_t len, kpipe_partition_fn fn) {
+KPIPE_HOT_ int64_t kpipe_dispatch_partition(int32_t num_partitions, int32_t len, kpipe_partition_fn fn) {
 	if (!kpipe_input_ok_(len)) return kpipe_malformed_("kpipe: input longer than the buffer");
 	return kpipe_partition_one_(kpipe_in_.ptr, (uint32_t)len, num_partitions, fn);
 }
 
-int64_t kpipe_dispatch_partition_batch(int32_t count, int32_t len, kpipe_partition_fn fn) {
+KPIPE_HOT_ int64_t kpipe_dispatch_partition_batch(int32_t count, int32_t len, kpipe_partition_fn fn) {
 	if (!kpipe_check_batch_(count, len, 8)) return kpipe_malformed_("kpipe: malformed partition batch");
 	if (!kpipe_region_ensure_(&kpipe_results_, 4u * (uint32_t)count, 0)) return kpipe_malformed_("kpipe: out of memory for batch results");
 	uint32_t off = 0;

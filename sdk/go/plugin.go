@@ -190,7 +190,7 @@ func (rt *runtime) kinds() int32 {
 	if rt.partitioner != nil {
 		k |= kindPartitioner
 	}
-	return k
+	return k | crt.kinds()
 }
 
 // buffer implements kpipe_buffer: it returns an input buffer of at least size
@@ -229,13 +229,16 @@ func (rt *runtime) init() (code int64) {
 	case rt.observer == nil && rt.ackLinked:
 		return rt.fail(errors.New(`the module imports github.com/kpipe/kpipe/sdk/go/ack, but no interceptor with an OnAck method is registered`))
 	}
+	if err := crt.check(); err != nil {
+		return rt.fail(err)
+	}
 	if rt.viewInterceptor != nil {
 		// Its changes are sent as edits where the host takes them
 		// (ABI 8.2), and as whole records otherwise.
 		rt.features |= Feature(host.enableFeatures(uint64(FeatureEdits))) & FeatureEdits
 	}
 	var done []any
-	for _, p := range []any{rt.interceptor, rt.viewInterceptor, rt.serializer, rt.partitioner} {
+	for _, p := range append([]any{rt.interceptor, rt.viewInterceptor, rt.serializer, rt.partitioner}, crt.plugins()...) {
 		in, ok := p.(Initializer)
 		if !ok || containsSame(done, p) {
 			continue

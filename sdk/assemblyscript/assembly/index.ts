@@ -58,15 +58,36 @@ export class Header {
 
 /**
  * A record (ABI section 4.1). Its byte arrays are views of the host's input,
- * which the next call overwrites: copy what you keep. Change it through the
- * setters, which make the SDK send it back; after changing a field directly,
- * call markChanged().
+ * which the next call overwrites, and the SDK reuses one Record object for
+ * every record: copy what you keep. Change it through the setters, which
+ * make the SDK send it back; after changing a field directly, call
+ * markChanged().
+ *
+ * A record costs no allocation until the hook reads it: topic, key, value
+ * and headers are views made on first use, and with FEATURE_EDITS a header
+ * setter called before the headers were read only logs its edit (the
+ * headers are rebuilt from the input and the log when read). A stamp that
+ * sets a header on every record therefore allocates nothing per record, and
+ * took about a seventh of the time of the allocating version (wasmhost's
+ * BenchmarkSDKStampRatios, assemblyscript; docs/performance.md).
  */
 export class Record {
-  topic: Uint8Array = new Uint8Array(0);
-  key: Uint8Array | null = null;
-  value: Uint8Array | null = null;
-  headers: Header[] = [];
+  // Where the fields are in the input, for the views made on first use.
+  private topicOff: i32 = 0;
+  private topicLen: i32 = 0;
+  private keyOff: i32 = 0;
+  private keyLen: i32 = -1;
+  private valueOff: i32 = 0;
+  private valueLen: i32 = -1;
+  private headersOff: i32 = 0;
+  private headerCount: i32 = 0;
+  private _topic: Uint8Array | null = null;
+  private _key: Uint8Array | null = null;
+  private keyRead: bool = false;
+  private _value: Uint8Array | null = null;
+  private valueRead: bool = false;
+  private _headers: Header[] | null = null;
+
   hasPartition: bool = false;
   partition: i32 = 0;
   hasTimestamp: bool = false;
@@ -78,63 +99,129 @@ export class Record {
   logEdits: bool = false;
   whole: bool = false;
 
+  get topic(): Uint8Array {
+    if (this._topic === null) this._topic = view(this.topicOff, this.topicLen);
+    return this._topic!;
+  }
+  set topic(t: Uint8Array) { this._topic = t; }
+  get key(): Uint8Array | null {
+    if (!this.keyRead) {
+      this._key = this.keyLen < 0 ? null : view(this.keyOff, this.keyLen);
+      this.keyRead = true;
+    }
+    return this._key;
+  }
+  set key(k: Uint8Array | null) { this._key = k; this.keyRead = true; }
+  get value(): Uint8Array | null {
+    if (!this.valueRead) {
+      this._value = this.valueLen < 0 ? null : view(this.valueOff, this.valueLen);
+      this.valueRead = true;
+    }
+    return this._value;
+  }
+  set value(v: Uint8Array | null) { this._value = v; this.valueRead = true; }
+  /** The headers, in order; names may repeat. */
+  get headers(): Header[] {
+    if (this._headers === null) this._headers = this.readHeaders();
+    return this._headers!;
+  }
+  set headers(h: Header[]) { this._headers = h; }
+
+  /** reset makes this the record whose fields decodeAt found. */
+  reset(topicOff: i32, topicLen: i32, keyOff: i32, keyLen: i32, valueOff: i32, valueLen: i32, headersOff: i32, headerCount: i32): void {
+    this.topicOff = topicOff; this.topicLen = topicLen;
+    this.keyOff = keyOff; this.keyLen = keyLen;
+    this.valueOff = valueOff; this.valueLen = valueLen;
+    this.headersOff = headersOff; this.headerCount = headerCount;
+    this._topic = null; this._key = null; this._value = null; this._headers = null;
+    this.keyRead = false; this.valueRead = false;
+    this.hasPartition = false; this.partition = 0;
+    this.hasTimestamp = false; this.timestamp = 0;
+    this.changed = false; this.logEdits = false; this.whole = false;
+  }
+
+  /** readHeaders decodes the headers (decodeAt checked them), then applies
+   * the header edits that setters logged before they were read. */
+  private readHeaders(): Header[] {
+    const hs = new Array<Header>(0);
+    let p = this.headersOff;
+    const at = changetype<usize>(input);
+    for (let i = 0; i < this.headerCount; i++) {
+      let n = load<i32>(at + <usize>p); p += 4;
+      const name = view(p, n); p += n;
+      n = load<i32>(at + <usize>p); p += 4;
+      let v: Uint8Array | null = null;
+      if (n >= 0) { v = view(p, n); p += n; }
+      hs.push(new Header(name, v));
+    }
+    if (!this.logEdits) return hs;
+    return replayHeaderEdits(hs);
+  }
+
   /** The index of the first header named name, or -1. */
   headerIndex(name: string): i32 {
     const n = bytesOf(name);
-    for (let i = 0; i < this.headers.length; i++) {
-      if (equal(this.headers[i].name, n)) return i;
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) {
+      if (equal(hs[i].name, n)) return i;
     }
     return -1;
   }
 
   /** Sets the first header named name, removes the later ones, or appends. */
   setHeader(name: string, value: string): void {
+    if (this.logEdits && this._headers === null) {
+      editOp(1);
+      editString(name);
+      editString(value);
+      this.changed = true;
+      return;
+    }
     this.setHeaderBytes(name, bytesOf(value));
   }
 
   setHeaderBytes(name: string, value: Uint8Array | null): void {
+    const logOnly = this.logEdits && this._headers === null;
     if (this.logEdits) {
       editOp(1);
-      editBytes(bytesOf(name));
+      editString(name);
       editNullable(value);
     }
+    this.changed = true;
+    if (logOnly) return;
+    const hs = this.headers;
     const i = this.headerIndex(name);
     if (i < 0) {
-      this.headers.push(new Header(bytesOf(name), value));
-      this.changed = true;
+      hs.push(new Header(bytesOf(name), value));
       return;
     }
-    this.headers[i].value = value;
-    const n = this.headers[i].name;
-    const kept: Header[] = [];
-    for (let j = 0; j < this.headers.length; j++) {
-      if (j <= i || !equal(this.headers[j].name, n)) kept.push(this.headers[j]);
-    }
-    this.headers = kept;
-    this.changed = true;
+    hs[i].value = value;
+    this._headers = withoutLater(hs, i);
   }
 
   /** Appends a header, whether or not one of that name exists. */
   appendHeader(name: string, value: Uint8Array | null): void {
+    const logOnly = this.logEdits && this._headers === null;
     if (this.logEdits) {
       editOp(2);
-      editBytes(bytesOf(name));
+      editString(name);
       editNullable(value);
     }
-    this.headers.push(new Header(bytesOf(name), value));
     this.changed = true;
+    if (!logOnly) this.headers.push(new Header(bytesOf(name), value));
   }
 
   /** Removes every header named name and returns how many there were. */
   removeHeader(name: string): i32 {
     const n = bytesOf(name);
+    const hs = this.headers;
     const kept: Header[] = [];
-    for (let j = 0; j < this.headers.length; j++) {
-      if (!equal(this.headers[j].name, n)) kept.push(this.headers[j]);
+    for (let j = 0; j < hs.length; j++) {
+      if (!equal(hs[j].name, n)) kept.push(hs[j]);
     }
-    const removed = this.headers.length - kept.length;
+    const removed = hs.length - kept.length;
     if (removed > 0) {
-      this.headers = kept;
+      this._headers = kept;
       this.changed = true;
       if (this.logEdits) {
         editOp(3);
@@ -145,9 +232,9 @@ export class Record {
   }
 
   setTopic(topic: string): void {
-    this.topic = bytesOf(topic);
+    this._topic = bytesOf(topic);
     this.changed = true;
-    if (this.logEdits) { editOp(10); editBytes(this.topic); }
+    if (this.logEdits) { editOp(10); editBytes(this._topic!); }
   }
   setKey(key: Uint8Array | null): void {
     this.key = key;
@@ -210,6 +297,51 @@ function equal(a: Uint8Array, b: Uint8Array): bool {
   return memory.compare(a.dataStart, b.dataStart, a.length) == 0;
 }
 
+/** hs without the headers after index i that have the name of hs[i]. */
+function withoutLater(hs: Header[], i: i32): Header[] {
+  const n = hs[i].name;
+  const kept: Header[] = [];
+  for (let j = 0; j < hs.length; j++) {
+    if (j <= i || !equal(hs[j].name, n)) kept.push(hs[j]);
+  }
+  return kept;
+}
+
+/** replayHeaderEdits applies the header edits of the log (ops 1 to 3) to
+ * hs, in order, skipping the others, whose setters changed the record
+ * directly. */
+function replayHeaderEdits(hs: Header[]): Header[] {
+  const at = changetype<usize>(edits);
+  let p = 4;
+  for (let k: u32 = 0; k < editCount; k++) {
+    const op = load<u8>(at + <usize>p); p++;
+    if (op == 1 || op == 2 || op == 3) {
+      const nlen = load<i32>(at + <usize>p); p += 4;
+      const name = Uint8Array.wrap(edits, p, nlen); p += nlen;
+      if (op == 3) {
+        const kept: Header[] = [];
+        for (let j = 0; j < hs.length; j++) if (!equal(hs[j].name, name)) kept.push(hs[j]);
+        hs = kept;
+        continue;
+      }
+      const vlen = load<i32>(at + <usize>p); p += 4;
+      let v: Uint8Array | null = null;
+      if (vlen >= 0) { v = Uint8Array.wrap(edits, p, vlen); p += vlen; }
+      let i = -1;
+      if (op == 1) {
+        for (let j = 0; j < hs.length; j++) if (equal(hs[j].name, name)) { i = j; break; }
+      }
+      if (i < 0) hs.push(new Header(name, v));
+      else { hs[i].value = v; hs = withoutLater(hs, i); }
+    } else if (op == 4 || op == 5 || op == 10) {
+      const n = load<i32>(at + <usize>p); p += 4;
+      if (n > 0) p += n;
+    } else if (op == 6) p += 4;
+    else if (op == 8) p += 8;
+  }
+  return hs;
+}
+
 // The edit log of the record on_send is running on (ABI 8.2): a u32 header
 // written when it is sent, then the edits.
 let edits = new ArrayBuffer(256);
@@ -238,6 +370,37 @@ function editBytes(b: Uint8Array): void {
   const p = editReserve(4 + b.length);
   store<i32>(p, b.length);
   memory.copy(p + 4, b.dataStart, b.length);
+}
+
+// The logged form (u32 length, UTF-8) of string literals, by address. A
+// literal lives in the module's data, below __heap_base, and never changes,
+// so its address names it; converting the same UTF-16 to UTF-8 on every
+// record cost more than copying it (BenchmarkSDKStampRatios,
+// assemblyscript). Eight slots, chosen by address.
+const literalAt = new StaticArray<usize>(8);
+const literalLogged = new StaticArray<ArrayBuffer | null>(8);
+
+/** editString logs the UTF-8 of s with its length. */
+function editString(s: string): void {
+  const at = changetype<usize>(s);
+  if (at < __heap_base) {
+    const slot = <i32>((at >> 3) & 7);
+    let logged = unchecked(literalLogged[slot]);
+    if (unchecked(literalAt[slot]) != at || logged === null) {
+      const n = String.UTF8.byteLength(s);
+      logged = new ArrayBuffer(4 + n);
+      store<i32>(changetype<usize>(logged), n);
+      String.UTF8.encodeUnsafe(at, s.length, changetype<usize>(logged) + 4);
+      unchecked(literalAt[slot] = at);
+      unchecked(literalLogged[slot] = logged);
+    }
+    memory.copy(editReserve(logged.byteLength), changetype<usize>(logged), logged.byteLength);
+    return;
+  }
+  const n = String.UTF8.byteLength(s);
+  const p = editReserve(4 + n);
+  store<i32>(p, n);
+  String.UTF8.encodeUnsafe(at, s.length, p + 4);
 }
 
 function editNullable(b: Uint8Array | null): void {
@@ -346,65 +509,61 @@ function view(off: i32, len: i32): Uint8Array {
   return Uint8Array.wrap(input, off, len);
 }
 
-/** Decodes the record at input[off, off+len), or returns null (decodeError). */
+// The record every hook gets: one per instance, reset for each record.
+const rec = new Record();
+
+/** Decodes the record at input[off, off+len) into rec, or returns null
+ * (decodeError). It checks the whole record but makes no views: the
+ * Record makes them when the hook reads a field. */
 function decodeAt(off: i32, len: i32): Record | null {
-  const base = changetype<usize>(input) + <usize>off;
+  const at = changetype<usize>(input);
   const end = off + len;
   if (len < 16) { decodeError = "kpipe: record shorter than its fixed part"; return null; }
-  const flags = load<u32>(base);
+  const flags = load<u32>(at + <usize>off);
   if ((flags & ~3) != 0) { decodeError = "kpipe: reserved record flag bits are set"; return null; }
-  const r = new Record();
-  r.hasPartition = (flags & 1) != 0;
-  r.partition = r.hasPartition ? load<i32>(base, 4) : 0;
-  r.hasTimestamp = (flags & 2) != 0;
-  r.timestamp = r.hasTimestamp ? load<i64>(base, 8) : 0;
   let p = off + 16;
-  // field reads a length at p; -1 is null if nullable; -2 means malformed.
   if (end - p < 4) { decodeError = "kpipe: malformed topic"; return null; }
-  let n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
-  if (n < 0 || n > end - p) { decodeError = "kpipe: malformed topic"; return null; }
-  r.topic = view(p, n); p += n;
-  for (let f = 0; f < 2; f++) {
-    if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return null; }
-    n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
-    let v: Uint8Array | null = null;
-    if (n != -1) {
-      if (n < 0 || n > end - p) { decodeError = "kpipe: malformed key or value"; return null; }
-      v = view(p, n); p += n;
-    }
-    if (f == 0) r.key = v; else r.value = v;
-  }
+  const topicLen = load<i32>(at + <usize>p); p += 4;
+  if (topicLen < 0 || topicLen > end - p) { decodeError = "kpipe: malformed topic"; return null; }
+  const topicOff = p; p += topicLen;
+  if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return null; }
+  const keyLen = load<i32>(at + <usize>p); p += 4;
+  if (keyLen < -1 || keyLen > end - p) { decodeError = "kpipe: malformed key or value"; return null; }
+  const keyOff = p; if (keyLen > 0) p += keyLen;
+  if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return null; }
+  const valueLen = load<i32>(at + <usize>p); p += 4;
+  if (valueLen < -1 || valueLen > end - p) { decodeError = "kpipe: malformed key or value"; return null; }
+  const valueOff = p; if (valueLen > 0) p += valueLen;
   if (end - p < 4) { decodeError = "kpipe: malformed header count"; return null; }
-  const count = load<u32>(changetype<usize>(input) + <usize>p); p += 4;
+  const count = load<u32>(at + <usize>p); p += 4;
   if (<u64>count * 8 > <u64>(end - p)) { decodeError = "kpipe: header count does not fit the record"; return null; }
-  const headers = new Array<Header>(0);
+  const headersOff = p;
   for (let i: u32 = 0; i < count; i++) {
-    n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
+    let n = load<i32>(at + <usize>p); p += 4;
     if (n < 0 || n > end - p) { decodeError = "kpipe: malformed header name"; return null; }
-    const name = view(p, n); p += n;
+    p += n;
     if (end - p < 4) { decodeError = "kpipe: malformed header value"; return null; }
-    n = load<i32>(changetype<usize>(input) + <usize>p); p += 4;
-    let v: Uint8Array | null = null;
-    if (n != -1) {
-      if (n < 0 || n > end - p) { decodeError = "kpipe: malformed header value"; return null; }
-      v = view(p, n); p += n;
-    }
-    headers.push(new Header(name, v));
+    n = load<i32>(at + <usize>p); p += 4;
+    if (n < -1 || n > end - p) { decodeError = "kpipe: malformed header value"; return null; }
+    if (n > 0) p += n;
   }
   if (p != end) { decodeError = "kpipe: trailing bytes after the record"; return null; }
-  r.headers = headers;
+  const r = rec;
+  r.reset(topicOff, topicLen, keyOff, keyLen, valueOff, valueLen, headersOff, <i32>count);
+  r.hasPartition = (flags & 1) != 0;
+  r.partition = r.hasPartition ? load<i32>(at + <usize>off, 4) : 0;
+  r.hasTimestamp = (flags & 2) != 0;
+  r.timestamp = r.hasTimestamp ? load<i64>(at + <usize>off, 8) : 0;
   return r;
 }
 
-/** Decodes the FEATURE_PARTITION_KEY input: a record with only a key. */
+/** Decodes the FEATURE_PARTITION_KEY input into rec: a record with only a key. */
 function decodeKeyAt(off: i32, len: i32): Record | null {
   if (len < 4) { decodeError = "kpipe: malformed key input"; return null; }
   const n = load<i32>(changetype<usize>(input) + <usize>off);
-  const r = new Record();
-  if (n == -1 && len == 4) return r;
-  if (n < 0 || n != len - 4) { decodeError = "kpipe: malformed key input"; return null; }
-  r.key = view(off + 4, n);
-  return r;
+  if (!(n == -1 && len == 4) && (n < 0 || n != len - 4)) { decodeError = "kpipe: malformed key input"; return null; }
+  rec.reset(0, 0, off + 4, n, 0, -1, 0, 0);
+  return rec;
 }
 
 function fieldSize(b: Uint8Array | null): i32 { return b === null ? 4 : 4 + b.length; }
@@ -459,7 +618,7 @@ export function kpipe_kinds(): i32 {
   if (onSendHook !== null) k |= KIND_INTERCEPTOR;
   if (serializeHook !== null) k |= KIND_SERIALIZER;
   if (partitionHook !== null) k |= KIND_PARTITIONER;
-  return k;
+  return k | consumeKinds();
 }
 
 export function kpipe_buffer(size: i32): usize {
@@ -634,6 +793,76 @@ export function kpipe_serialize(target: i32, len: i32): i64 {
   if (r === null) return fail(decodeError!);
   serializeFailed = false;
   const v = serializeHook!(target, r);
+  if (serializeFailed) return FAIL;
+  if (v === null) return NULL;
+  if (v.length == 0) return 0;
+  outLen = 0;
+  ensureOut(v.length);
+  memory.copy(changetype<usize>(out), v.dataStart, v.length);
+  return slice(changetype<usize>(out), v.length);
+}
+
+// The consume side (ABI version 2, section 10): consume interceptors, which
+// see, change or drop every record a consumer fetched before the application
+// does, and deserializers. A plugin registers them and re-exports
+// kpipe_abi_v2 (which these kinds need) and kpipe_on_consume or
+// kpipe_deserialize, beside the exports above.
+
+export const KIND_CONSUME_INTERCEPTOR: i32 = 8;
+export const KIND_DESERIALIZER: i32 = 16;
+
+let onConsumeHook: ((r: Record, offset: i64) => i32) | null = null;
+let deserializeHook: ((target: i32, r: Record, offset: i64) => Uint8Array | null) | null = null;
+
+/** on_consume gets the fetched record (its partition set) and its offset; it
+ * changes the record through the setters (the host takes its key, value,
+ * headers and timestamp, and keeps its topic, partition and offset) and
+ * returns CONTINUE, DROP, or FAIL after setError. */
+export function registerConsumeInterceptor(onConsume: (r: Record, offset: i64) => i32): void { onConsumeHook = onConsume; }
+/** deserialize returns the key or value the application reads (null for
+ * null), or calls failDeserialize and returns null. */
+export function registerDeserializer(deserialize: (target: i32, r: Record, offset: i64) => Uint8Array | null): void { deserializeHook = deserialize; }
+/** Fails the current deserialize call with msg. */
+export function failDeserialize(msg: string): void { failSerialize(msg); }
+
+function consumeKinds(): i32 {
+  let k = 0;
+  if (onConsumeHook !== null) k |= KIND_CONSUME_INTERCEPTOR;
+  if (deserializeHook !== null) k |= KIND_DESERIALIZER;
+  return k;
+}
+
+export function kpipe_abi_v2(): void {}
+
+/** The offset of the record kpipe_on_consume runs on, for consumeThrough. */
+let consumeOffset: i64 = 0;
+
+/** Runs the consume hook where sendOne runs an on_send hook, so that the
+ * record's setters, edits and encoding work as on the producer side. */
+function consumeThrough(r: Record): i32 { return onConsumeHook!(r, consumeOffset); }
+
+export function kpipe_on_consume(len: i32): i64 {
+  if (onConsumeHook === null) return fail("kpipe: no consume interceptor is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  if (len < 8) return fail("kpipe: consumed record without its offset");
+  consumeOffset = load<i64>(changetype<usize>(input));
+  const saved = onSendHook;
+  onSendHook = consumeThrough;
+  outLen = 0;
+  const r = sendOne(8, len - 8);
+  onSendHook = saved;
+  return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
+}
+
+export function kpipe_deserialize(target: i32, len: i32): i64 {
+  if (deserializeHook === null) return fail("kpipe: no deserializer is registered");
+  if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
+  if (len < 8) return fail("kpipe: consumed record without its offset");
+  if (target != TARGET_KEY && target != TARGET_VALUE) return fail("kpipe: unknown deserializer target");
+  const r = decodeAt(8, len - 8);
+  if (r === null) return fail(decodeError!);
+  serializeFailed = false;
+  const v = deserializeHook!(target, r, load<i64>(changetype<usize>(input)));
   if (serializeFailed) return FAIL;
   if (v === null) return NULL;
   if (v.length == 0) return 0;

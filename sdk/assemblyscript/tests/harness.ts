@@ -42,8 +42,14 @@ kpipe.registerInit((): i32 => {
   kpipe.enableFeatures(wanted);
   return kpipe.CONTINUE;
 });
+/** Whether the interceptor also calls markChanged, so that the SDK sends the
+ * whole record, rebuilt from the input and the edits logged before. */
+let markChanged = false;
+export function test_mark_changed(b: bool): void { markChanged = b; }
+
 kpipe.registerInterceptor((r: kpipe.Record): i32 => {
   r.setHeader("kpipe-stamp", "sdk");
+  if (markChanged) r.markChanged();
   return kpipe.CONTINUE;
 });
 kpipe.registerAcks((r: kpipe.Record | null, a: kpipe.Ack): i32 => {

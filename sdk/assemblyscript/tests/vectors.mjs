@@ -60,6 +60,16 @@ const records = names("records.txt");
     const r = call(vector(`records/${name}.bin`), e.kpipe_on_send);
     check(r > 0n && equal(slice(r), vector("results/edit_set_header.bin")), `on_send with edits ${name}`);
   }
+  // A header set before the headers were read, then markChanged: the whole
+  // record, its headers rebuilt from the input and the logged edit.
+  e.test_mark_changed(1);
+  for (const name of records) {
+    const r = call(vector(`records/${name}.bin`), e.kpipe_on_send);
+    check(r > 0n && equal(slice(r), vector(`results/set_header/${name}.bin`)), `on_send with edits, then markChanged ${name}`);
+  }
+  const r = call(vector("batch/on_send.bin"), e.kpipe_on_send_batch, records.length);
+  const results = new BigInt64Array(slice(r).slice().buffer);
+  records.forEach((name, i) => check(equal(slice(results[i]), vector(`results/set_header/${name}.bin`)), `on_send_batch with edits, then markChanged ${name}`));
 }
 {
   const { e, call, slice } = instance(1);

@@ -81,6 +81,24 @@ static int32_t stamp(kpipe_record *r) {
 
 static kpipe_ack seen;
 static int seen_record;
+/* big sets a value larger than the SDK's first output block, so that the
+ * edit list of each record of a batch moves to a block of its own. */
+static uint8_t big_value[150000];
+static int32_t set_big_value(kpipe_record *r) {
+	kpipe_record_set_value(r, kpipe_bytes_of(big_value, (int32_t)sizeof big_value));
+	return KPIPE_CONTINUE;
+}
+
+/* native_ptr turns the address of a slice result back into a pointer: the
+ * SDK packs addresses in 32 bits, which natively are the low bits of a
+ * pointer into its 64 MiB arena. */
+static const uint8_t *native_ptr(uint32_t lo) {
+	uintptr_t base = (uintptr_t)kpipe_native_arena_;
+	uintptr_t p = (base & ~(uintptr_t)0xffffffffu) | lo;
+	if (p < base) p += (uintptr_t)1 << 32;
+	return (const uint8_t *)p;
+}
+
 static int32_t remember_ack(const kpipe_record *r, const kpipe_ack *ack) {
 	seen = *ack;
 	seen_record = r != NULL;
@@ -197,6 +215,30 @@ int main(int argc, char **argv) {
 		      edits ? "on_send returns the edit list" : "on_send returns the record", "repeated_headers");
 		free(in);
 		free(want);
+	}
+	/* A batch whose edit lists outgrow the output block: each moves to a
+	 * fresh one, and the earlier results stay where they are. */
+	{
+		kpipe_features_ = KPIPE_FEATURE_EDITS;
+		uint32_t len;
+		uint8_t *in = slurp("records/minimal.bin", &len);
+		kpipe_dispatch_buffer((int32_t)(2 * (4 + len)));
+		for (int i = 0; i < 2; i++) {
+			kpipe_put32_(kpipe_in_.ptr + i * (4 + len), len);
+			memcpy(kpipe_in_.ptr + i * (4 + len) + 4, in, len);
+		}
+		for (uint32_t i = 0; i < sizeof big_value; i++) big_value[i] = (uint8_t)i;
+		int64_t res = kpipe_dispatch_on_send_batch(2, (int32_t)(2 * (4 + len)), set_big_value);
+		const uint8_t *results = native_ptr((uint32_t)((uint64_t)res >> 32));
+		int ok = (res & 0xffffffff) == 16;
+		for (int i = 0; ok && i < 2; i++) {
+			int64_t r = (int64_t)kpipe_get64_(results + 8 * i);
+			const uint8_t *e = native_ptr((uint32_t)((uint64_t)r >> 32));
+			ok = (r & 0xffffffff) == 4 + 1 + 4 + sizeof big_value && kpipe_get32_(e) == 0x80000001u && e[4] == 5 &&
+			     kpipe_get32_(e + 5) == sizeof big_value && memcmp(e + 9, big_value, sizeof big_value) == 0;
+		}
+		check(ok, "edit lists that outgrow the output block", "minimal");
+		free(in);
 	}
 	kpipe_features_ = 0;
 	printf("%d passed, %d failed\n", passed, failed);

@@ -48,6 +48,10 @@ use alloc::string::String;
 pub const KIND_INTERCEPTOR: i32 = 1;
 pub const KIND_SERIALIZER: i32 = 2;
 pub const KIND_PARTITIONER: i32 = 4;
+/// The consume-side kinds of ABI version 2 (section 10), exported with
+/// [`export_consume_plugin!`].
+pub const KIND_CONSUME_INTERCEPTOR: i32 = 8;
+pub const KIND_DESERIALIZER: i32 = 16;
 
 /// Feature bits of [`enable_features`] (ABI section 8.1). With
 /// `FEATURE_PARTITION_KEY`, [`Plugin::partition`] gets a record that has
@@ -127,6 +131,19 @@ pub trait Plugin {
     fn serialize<'a>(&mut self, _target: Target, _record: &Record<'a>) -> Result<Option<Cow<'a, [u8]>>, Error> {
         Err(Error::from("serialize is not implemented"))
     }
+    /// A consume interceptor's hook (ABI v2): `record` is one a consumer
+    /// fetched, at `offset`, with its partition set. Change its key, value,
+    /// headers or timestamp through the setters (the host keeps its topic,
+    /// partition and offset), drop it, or fail (the plugin's `on_failure`
+    /// decides what happens to it).
+    fn on_consume(&mut self, _record: &mut Record, _offset: i64) -> Result<Verdict, Error> {
+        Err(Error::from("on_consume is not implemented"))
+    }
+    /// A deserializer's hook (ABI v2): the key or value the application
+    /// reads, `None` for null. Never called for a null key or value.
+    fn deserialize<'a>(&mut self, _target: Target, _record: &Record<'a>, _offset: i64) -> Result<Option<Cow<'a, [u8]>>, Error> {
+        Err(Error::from("deserialize is not implemented"))
+    }
 }
 
 /// Exports a plugin type (which implements [`Plugin`] and `Default`) as the
@@ -163,6 +180,20 @@ macro_rules! export_plugin {
     (@kind acks) => { 0 };
     (@kind partitioner) => { $crate::KIND_PARTITIONER };
     (@kind serializer) => { $crate::KIND_SERIALIZER };
+    (@kind consume_interceptor) => { $crate::KIND_CONSUME_INTERCEPTOR };
+    (@kind deserializer) => { $crate::KIND_DESERIALIZER };
+    (@hooks consume_interceptor) => {
+        #[no_mangle]
+        pub extern "C" fn kpipe_on_consume(len: i32) -> i64 {
+            $crate::rt::on_consume(KPIPE_PLUGIN.get(), len)
+        }
+    };
+    (@hooks deserializer) => {
+        #[no_mangle]
+        pub extern "C" fn kpipe_deserialize(target: i32, len: i32) -> i64 {
+            $crate::rt::deserialize(KPIPE_PLUGIN.get(), target, len)
+        }
+    };
     (@hooks interceptor) => {
         #[no_mangle]
         pub extern "C" fn kpipe_on_send(len: i32) -> i64 {
@@ -198,5 +229,20 @@ macro_rules! export_plugin {
         pub extern "C" fn kpipe_serialize(target: i32, len: i32) -> i64 {
             $crate::rt::serialize(KPIPE_PLUGIN.get(), target, len)
         }
+    };
+}
+
+/// Exports a plugin of the consume-side kinds of ABI version 2 (section
+/// 10): [`export_plugin!`] with the marker `kpipe_abi_v2`, which those kinds
+/// need. The kinds are `consume_interceptor` (`kpipe_on_consume`, calling
+/// [`Plugin::on_consume`]) and `deserializer` (`kpipe_deserialize`, calling
+/// [`Plugin::deserialize`]), and may be listed with the producer-side ones.
+#[macro_export]
+macro_rules! export_consume_plugin {
+    ($ty:ty, $($kind:ident),+ $(,)?) => {
+        $crate::export_plugin!($ty, $($kind),+);
+
+        #[no_mangle]
+        pub extern "C" fn kpipe_abi_v2() {}
     };
 }

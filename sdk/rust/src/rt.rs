@@ -4,7 +4,11 @@
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
-use crate::codec::{decode_ack, decode_key, decode_record, encode_edits, encode_record, get_u32};
+#[path = "consume.rs"]
+mod consume;
+pub use consume::{deserialize, on_consume};
+
+use crate::codec::{decode_ack, decode_key, decode_record, encode_edits, encode_record, get_u32, Header};
 use crate::host::set_error;
 use crate::{Error, Plugin, Target, Verdict, FEATURE_ACK_NO_RECORD, FEATURE_EDITS, FEATURE_PARTITION_KEY};
 
@@ -40,8 +44,28 @@ struct State {
     input: Vec<u8>,
     out: Vec<u8>,
     results: Vec<u8>,
+    scratch: Scratch,
     features: u64,
     in_init: bool,
+}
+
+/// The memory that on_send lends each record and takes back after it: its
+/// edit log and its header list, empty, with the capacity earlier records
+/// gave them. A stamp that adds a header then allocates nothing per record,
+/// and took about 0.66 of the time of allocating them (wasmhost's
+/// BenchmarkSDKStampRatios, rust).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    edits: Vec<u8>,
+    headers: Vec<Header<'static>>,
+}
+
+/// recycle turns an empty header list of one lifetime into one of another,
+/// keeping its allocation: collecting a vector's own iterator into a vector
+/// of an element of the same layout reuses its buffer.
+pub(crate) fn recycle<'a, 'b>(mut v: Vec<Header<'a>>) -> Vec<Header<'b>> {
+    v.clear();
+    v.into_iter().map(|_| -> Header<'b> { unreachable!() }).collect()
 }
 
 static STATE: Global<State> = Global::new();
@@ -106,13 +130,17 @@ pub fn init<P: Plugin>(p: &mut P) -> i64 {
 
 /// Runs on_send on one encoded record; a changed record is appended to out
 /// and its result is its offset in out (fixed up by the caller).
-fn send_one<P: Plugin>(p: &mut P, b: &[u8], out: &mut Vec<u8>, edits: bool) -> i64 {
+fn send_one<P: Plugin>(p: &mut P, b: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch, edits: bool) -> i64 {
     let mut r = match decode_record(b) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
     r.log_edits = edits;
-    match p.on_send(&mut r) {
+    r.edits = core::mem::take(&mut scratch.edits);
+    if r.headers.capacity() == 0 {
+        r.headers = recycle(core::mem::take(&mut scratch.headers));
+    }
+    let res = match p.on_send(&mut r) {
         Err(e) => fail(e),
         Ok(Verdict::Drop) => DROP,
         Ok(Verdict::Continue) if !r.changed() => OK,
@@ -123,7 +151,12 @@ fn send_one<P: Plugin>(p: &mut P, b: &[u8], out: &mut Vec<u8>, edits: bool) -> i
             }
             ((start as u64) << 32 | (out.len() - start) as u64) as i64
         }
-    }
+    };
+    scratch.edits = core::mem::take(&mut r.edits);
+    scratch.edits.clear();
+    scratch.headers = recycle(core::mem::take(&mut r.headers));
+    r.edit_count = 0;
+    res
 }
 
 /// `kpipe_on_send`.
@@ -134,7 +167,7 @@ pub fn on_send<P: Plugin>(p: &mut P, len: i32) -> i64 {
         Err(e) => return fail(e),
     };
     st.out.clear();
-    let r = send_one(p, b, &mut st.out, st.features & FEATURE_EDITS != 0);
+    let r = send_one(p, b, &mut st.out, &mut st.scratch, st.features & FEATURE_EDITS != 0);
     if r > 0 {
         return r + slice(st.out.as_ptr(), 0);
     }
@@ -178,7 +211,7 @@ pub fn on_send_batch<P: Plugin>(p: &mut P, count: i32, len: i32) -> i64 {
     let (mut off, mut any) = (0usize, false);
     for _ in 0..count {
         let size = get_u32(b, off) as usize;
-        let r = send_one(p, &b[off + 4..off + 4 + size], &mut st.out, st.features & FEATURE_EDITS != 0);
+        let r = send_one(p, &b[off + 4..off + 4 + size], &mut st.out, &mut st.scratch, st.features & FEATURE_EDITS != 0);
         off += 4 + size;
         any |= r != OK;
         st.results.extend_from_slice(&r.to_le_bytes());
@@ -326,4 +359,20 @@ pub fn write_input(b: &[u8]) {
 #[doc(hidden)]
 pub fn set_features(f: u64) {
     STATE.get().features = f;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::borrow::Cow;
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let buf = [1u8, 2, 3];
+        let mut v: Vec<Header<'_>> = Vec::with_capacity(8);
+        v.push(Header { name: Cow::Borrowed(&buf[..]), value: None });
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<Header<'static>> = recycle(v);
+        assert!(w.is_empty() && w.capacity() >= 8 && w.as_ptr() as usize == ptr, "recycle allocated anew");
+    }
 }

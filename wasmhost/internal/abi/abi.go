@@ -12,11 +12,12 @@ import (
 	"github.com/kpipe/kpipe/plugins"
 )
 
-// Version is the newest ABI version this host implements.
-const Version = 1
+// Version is the newest ABI version this host implements. Version 2 is
+// version 1 with the consume-side kinds (ConsumeKinds) added.
+const Version = 2
 
 // SupportedVersions lists every ABI version the host can load, oldest first.
-var SupportedVersions = []int{1}
+var SupportedVersions = []int{1, 2}
 
 // MarkerPrefix is the prefix of the version marker exports: a module
 // implementing version N exports a function named MarkerPrefix+"N".
@@ -81,8 +82,12 @@ const (
 // MaxErrorMessage is how many bytes of a set_error message the host keeps.
 const MaxErrorMessage = 4096
 
-// AllKinds is the set of every kind bit version 1 defines.
-const AllKinds = plugins.KindInterceptor | plugins.KindSerializer | plugins.KindPartitioner
+// V1Kinds is the set of every kind bit version 1 defines; AllKinds adds
+// those of version 2 (ConsumeKinds, consume.go).
+const (
+	V1Kinds  = plugins.KindInterceptor | plugins.KindSerializer | plugins.KindPartitioner
+	AllKinds = V1Kinds | ConsumeKinds
+)
 
 // Record flag bits (ABI section 4.1).
 const (
@@ -121,9 +126,14 @@ const MaxSize = math.MaxInt32
 
 // RecordSize returns the number of bytes PutRecord writes for r.
 func RecordSize(r *plugins.Record) int {
-	n := recordFixed + len(r.Topic) + 4 + len(r.Key) + 4 + len(r.Value) + 4
-	for i := range r.Headers {
-		n += 4 + len(r.Headers[i].Key) + 4 + len(r.Headers[i].Value)
+	return fieldsSize(r.Topic, r.Key, r.Value, r.Headers)
+}
+
+// fieldsSize returns the number of bytes putFields writes.
+func fieldsSize(topic string, key, value []byte, headers []plugins.Header) int {
+	n := recordFixed + len(topic) + 4 + len(key) + 4 + len(value) + 4
+	for i := range headers {
+		n += 4 + len(headers[i].Key) + 4 + len(headers[i].Value)
 	}
 	return n
 }
@@ -143,18 +153,25 @@ func PutRecord(b []byte, r *plugins.Record) int {
 		flags |= FlagTimestamp
 		ts = r.Timestamp.UnixMilli()
 	}
+	return putFields(b, flags, partition, ts, r.Topic, r.Key, r.Value, r.Headers)
+}
+
+// putFields writes the record encoding of the given fields into b: the
+// one encoder of ABI section 4.1, for produced records (PutRecord) and
+// consumed ones (PutConsumed).
+func putFields(b []byte, flags uint32, partition int32, ts int64, topic string, key, value []byte, headers []plugins.Header) int {
 	_ = b[recordFixed-1]
 	binary.LittleEndian.PutUint32(b[0:], flags)
 	binary.LittleEndian.PutUint32(b[4:], uint32(partition))
 	binary.LittleEndian.PutUint64(b[8:], uint64(ts))
-	binary.LittleEndian.PutUint32(b[16:], uint32(len(r.Topic)))
-	i := recordFixed + copy(b[recordFixed:], r.Topic)
-	i = putBytes(b, i, r.Key)
-	i = putBytes(b, i, r.Value)
-	binary.LittleEndian.PutUint32(b[i:], uint32(len(r.Headers)))
+	binary.LittleEndian.PutUint32(b[16:], uint32(len(topic)))
+	i := recordFixed + copy(b[recordFixed:], topic)
+	i = putBytes(b, i, key)
+	i = putBytes(b, i, value)
+	binary.LittleEndian.PutUint32(b[i:], uint32(len(headers)))
 	i += 4
-	for j := range r.Headers {
-		h := &r.Headers[j]
+	for j := range headers {
+		h := &headers[j]
 		binary.LittleEndian.PutUint32(b[i:], uint32(len(h.Key)))
 		i += 4
 		i += copy(b[i:], h.Key)

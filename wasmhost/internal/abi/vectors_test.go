@@ -219,6 +219,9 @@ func vectorFiles(t *testing.T) map[string][]byte {
 		leanBatch = le.AppendUint32(leanBatch, uint32(len(lean)))
 		leanBatch = append(leanBatch, lean...)
 	}
+	for name, b := range consumedVectorFiles() {
+		files[name] = b
+	}
 	files["acks.txt"] = []byte(ackNames.String())
 	files["batch/on_ack.bin"] = ackBatch
 	files["batch/on_ack_lean.bin"] = leanBatch
@@ -232,7 +235,7 @@ func vectorFiles(t *testing.T) map[string][]byte {
 func TestVectors(t *testing.T) {
 	files := vectorFiles(t)
 	if *updateVectors {
-		for _, sub := range []string{"records", "keys", "acks", "batch", "results"} {
+		for _, sub := range []string{"records", "keys", "acks", "batch", "results", "consumed"} {
 			if err := os.RemoveAll(filepath.Join(vectorDir, sub)); err != nil {
 				t.Fatal(err)
 			}
@@ -289,7 +292,7 @@ func TestVectors(t *testing.T) {
 		}
 		// The edit list of results/edit_set_header.bin has the effect of
 		// results/set_header.
-		if err := ApplyEdits(files["results/edit_set_header.bin"], &got); err != nil {
+		if err := new(Applier).ApplyEdits(files["results/edit_set_header.bin"], &got); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(encode(&got), files["results/set_header/"+vr.name+".bin"]) {

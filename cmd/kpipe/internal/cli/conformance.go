@@ -33,7 +33,8 @@ no broker, and print one line per check:
                with its signature, the imports
   init         _initialize and kpipe_init succeed (give the plugin its config
                with --config or --config-json if it needs one)
-  HOOK         every hook of every declared kind runs on the test records (a
+  HOOK         every hook of every declared kind, the consume side's too
+               (on_consume, deserialize), runs on the test records (a
                null key, a tombstone, an empty value and key, 40 headers,
                UTF-8, a 64 KiB record that fills the host's first input
                buffer, a 256 KiB one that makes the host ask for a larger
@@ -41,7 +42,8 @@ no broker, and print one line per check:
                results are well-formed (the host checks each; a partition
                must be in range)
   batch        each batch hook the module exports gives every record what
-               its per-record hook gives it
+               its per-record hook gives it (for a consume interceptor: a
+               batch of records on one instance)
   determinism  a second instance gives the same results on the same records
 
 Errors that a hook reports (KPIPE_ERROR) are well-formed results: they are
@@ -185,12 +187,16 @@ func (e *env) conformance(ctx context.Context, path string, cfg []byte, partitio
 		load := func(kind plugins.Kind) (*wasmhost.Plugin, error) {
 			return host.Load(ctx, name, wasm, kind, opts...)
 		}
-		for _, kn := range kindNames {
+		for _, kn := range append(kindNames[:len(kindNames):len(kindNames)], consumeKindNames...) {
 			if info.Kinds&kn.kind == 0 {
 				continue
 			}
 			var problem error
 			switch kn.kind {
+			case plugins.KindConsumeInterceptor:
+				problem = conformConsumeInterceptor(ctx, rep, load)
+			case plugins.KindDeserializer:
+				problem = conformDeserializer(ctx, rep, load)
 			case plugins.KindInterceptor:
 				problem = conformInterceptor(ctx, rep, load, info)
 			case plugins.KindPartitioner:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,9 +11,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/internal/kgolog"
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
 func newConsumeCmd(e *env) *cobra.Command {
@@ -25,10 +28,12 @@ func newConsumeCmd(e *env) *cobra.Command {
 		isolation     string
 		max           int
 		timeout       time.Duration
+		cfgPath       string
+		consumerName  string
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
-		Short: "Print the records of a topic as JSON lines",
+		Short: "Print the records of a topic as JSON lines, through consume-side plugins",
 		Long: `Read a topic and print one JSON object per record on stdout:
 
   {"topic":"t","partition":0,"offset":5,"timestamp":1767323045000,
@@ -41,22 +46,72 @@ null, an empty one ""); values that are not valid UTF-8 are printed as base64
 in headers_base64 instead. A repeated header name keeps its last value.
 timestamp is in milliseconds since the Unix epoch.
 
-consume stops after --max records, after --timeout without a new record, or on
-Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
+With --config, the records go through the consume-side plugins of a consumer
+block first (docs/config.md): its key and value deserializers, then its
+interceptors in order, each with its on_failure policy. Only the records they
+deliver are printed; a record they filter is counted, a record that fails is
+reported on stderr with the plugin, the hook and why, and a summary line
+(read, delivered, filtered, failed) ends the run. The block may name the
+topics, a consumer group (whose offsets are committed), where to start and
+the isolation level; --brokers, --topic, --from-beginning and --isolation
+override it, and the kafka block's brokers are used when --brokers is not
+given.
+
+consume stops after --max records were read (printed, filtered or failed),
+after --timeout without a new record, or on Ctrl-C. It exits 1 if --max was
+given and fewer records arrived, or if a plugin failed a record.`,
 		Example: `  kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --timeout 5s
-  kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --max 10 --timeout 30s`,
+  kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --max 10 --timeout 30s
+  kpipe consume --config consume.hcl --consumer payments --timeout 10s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if brokers == "" || topic == "" {
-				return usageErrorf("consume needs --brokers and --topic")
+			ctx := cmd.Context()
+			var (
+				cc     *config.Consumer
+				chain  []pipeline.ConsumerOption
+				topics = splitList(topic)
+				seeds  = splitList(brokers)
+				group  string
+			)
+			if cfgPath != "" {
+				host, err := e.newHost(ctx)
+				if err != nil {
+					return &exitError{code: ExitError, err: err}
+				}
+				defer host.Close(context.Background())
+				var cfg *config.Config
+				if cfg, cc, chain, err = e.buildConsumer(ctx, cfgPath, consumerName, host); err != nil {
+					return err
+				}
+				if len(seeds) == 0 {
+					seeds = cfg.Kafka.Brokers
+				}
+				if len(topics) == 0 {
+					topics = cc.Topics
+				}
+				group = cc.Group
+				if !cmd.Flags().Changed("from-beginning") && cc.Start != "" {
+					fromBeginning = cc.Start == "earliest"
+				}
+				if !cmd.Flags().Changed("isolation") && cc.Isolation != "" {
+					isolation = cc.Isolation
+				}
+			} else if consumerName != "" {
+				return usageErrorf("--consumer needs --config")
 			}
-			if err := checkAddrs("--brokers", splitList(brokers), true, 1); err != nil {
+			if len(seeds) == 0 || len(topics) == 0 {
+				return usageErrorf("consume needs --brokers and --topic (or, with --config, brokers in the kafka block and topics in the consumer block)")
+			}
+			if err := checkAddrs("--brokers", seeds, true, 1); err != nil {
 				return err
 			}
 			opts := []kgo.Opt{
-				kgo.SeedBrokers(splitList(brokers)...),
-				kgo.ConsumeTopics(topic),
+				kgo.SeedBrokers(seeds...),
+				kgo.ConsumeTopics(topics...),
 				kgo.WithLogger(kgolog.New(e.log.Named("kafka"))),
+			}
+			if group != "" {
+				opts = append(opts, kgo.ConsumerGroup(group))
 			}
 			if fromBeginning {
 				opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -76,35 +131,89 @@ Ctrl-C. It exits 1 if --max was given and fewer records arrived.`,
 				return &exitError{code: ExitError, err: fmt.Errorf("kafka client: %w", err)}
 			}
 			defer cl.Close()
-			pctx, cancel := context.WithTimeout(cmd.Context(), connectTimeout)
+			pc, err := pipeline.NewConsumer(cl, append(chain, pipeline.ConsumerLogger(e.log))...)
+			if err != nil {
+				return &exitError{code: ExitError, err: err}
+			}
+			defer pc.Close(context.Background())
+			pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 			err = cl.Ping(pctx)
 			cancel()
 			if err != nil {
-				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", brokers, err)}
+				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
 			}
-			n, err := consume(cmd.Context(), cl, e.stdout, max, timeout)
+			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout)
+			if group != "" {
+				// Commit what was read, within a bound, even after Ctrl-C.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+				if cerr := cl.CommitUncommittedOffsets(cctx); cerr != nil && err == nil {
+					e.say("committing the offsets of group %s: %v", group, cerr)
+				}
+				cancel()
+			}
+			if cc != nil {
+				st := pc.Stats()
+				e.say("consumer %s: %d records read: %d delivered, %d filtered, %d failed", cc.Name, n, st.Delivered, st.Filtered, st.Failed)
+			}
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
 			if max > 0 && n < max {
 				return failedf("got %d of %d records", n, max)
 			}
+			if st := pc.Stats(); st.Failed > 0 {
+				return failedf("%d records failed in the consume-side plugins", st.Failed)
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&brokers, "brokers", "", "bootstrap brokers, HOST:PORT[,HOST:PORT...] (required)")
-	f.StringVar(&topic, "topic", "", "topic to read (required)")
+	f.StringVar(&brokers, "brokers", "", "bootstrap brokers, HOST:PORT[,HOST:PORT...] (required without --config)")
+	f.StringVar(&topic, "topic", "", "topic to read, or several separated by commas (required without --config)")
 	f.BoolVar(&fromBeginning, "from-beginning", false, "start at the oldest record instead of the newest")
 	f.StringVar(&isolation, "isolation", "read_uncommitted", "read_committed (skip aborted and open transactions) or read_uncommitted")
 	intRangeVar(f, &max, "max", 0, 0, math.MaxInt32, "stop after this many records (0: no limit)")
 	durationOrZeroVar(f, &timeout, "timeout", 0, "stop after this long without a new record", "wait forever")
+	f.StringVar(&cfgPath, "config", "", "configuration file whose consumer block's plugins the records go through")
+	f.StringVar(&consumerName, "consumer", "", "consumer block to use (default: the file's only one)")
 	return cmd
 }
 
-// consume prints records until max (if > 0) are printed, idle passes without
-// a record (if > 0), or ctx ends. It returns how many it printed.
-func consume(ctx context.Context, cl *kgo.Client, w io.Writer, max int, idle time.Duration) (int, error) {
+// commitTimeout bounds the commit of a group's offsets at the end of
+// consume.
+const commitTimeout = 10 * time.Second
+
+// buildConsumer loads the consumer block named in the file at path, with its
+// modules loaded into host, and returns the options of its chain. A file
+// with errors is reported as validate reports it.
+func (e *env) buildConsumer(ctx context.Context, path, name string, host *wasmhost.Host) (*config.Config, *config.Consumer, []pipeline.ConsumerOption, error) {
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		_, diags = config.Check(ctx, path, host, name)
+		return nil, nil, nil, e.configErrors(path, diags)
+	}
+	_ = config.WriteDiagnostics(e.stderr, diags) // warnings
+	cc, err := cfg.Consumer(name)
+	if err != nil {
+		return nil, nil, nil, usageErrorf("%v", err)
+	}
+	e.logOut.hold()
+	ch, err := cfg.LoadConsumer(ctx, cc, host)
+	e.logOut.release(err != nil)
+	if err != nil {
+		if err := e.configErrors(path, cfg.CheckModules(ctx, host, cc.Name)); err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, nil, nil, failedf("%v", err)
+	}
+	return cfg, cc, ch.Options(), nil
+}
+
+// consume prints the records of cl that pc delivers until max (if > 0) were
+// read, idle passes without a record (if > 0), or ctx ends. idle bounds the
+// wait for records, not their plugin calls. Records that a plugin failed
+// are reported on errw. It returns how many records it read.
+func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration) (int, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	n := 0
@@ -118,28 +227,22 @@ func consume(ctx context.Context, cl *kgo.Client, w io.Writer, max int, idle tim
 		if ctx.Err() != nil {
 			return n, nil
 		}
-		var fatal error
-		fs.EachError(func(t string, p int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return
-			}
-			if fatal == nil {
-				fatal = fmt.Errorf("fetching %s[%d]: %w", t, p, err)
-			}
-		})
-		if fatal != nil {
-			return n, fatal
+		if err := pipeline.FetchError(fs); err != nil {
+			return n, err
 		}
-		recs := fs.Records()
-		if len(recs) == 0 && pctx.Err() != nil {
+		got := pc.Process(ctx, fs.Records())
+		if got.Len() == 0 && pctx.Err() != nil {
 			return n, nil // idle timeout
 		}
-		for _, r := range recs {
+		for _, r := range got.Delivered {
 			if err := enc.Encode(outRecord(r)); err != nil {
 				return n, fmt.Errorf("writing output: %w", err)
 			}
-			n++
 		}
+		for _, f := range got.Failed {
+			fmt.Fprintf(errw, "kpipe: record %s[%d]@%d failed: %v\n", f.Record.Topic, f.Record.Partition, f.Record.Offset, f.Err)
+		}
+		n += got.Len()
 	}
 	return n, nil
 }

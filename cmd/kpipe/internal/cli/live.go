@@ -11,9 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/kpipe/kpipe/internal/admin"
+	"github.com/kpipe/kpipe/kafkasource"
 )
 
 // liveFlags are the flags of run that keep a running pipeline changeable
@@ -46,6 +48,9 @@ type live struct {
 
 	attached atomic.Pointer[attachedRun]
 	rl       *reloader // nil without --config
+	// src is the run's Kafka source, nil for a run that reads a file or
+	// stdin; the admin endpoint serves its metrics (sourceCollector).
+	src atomic.Pointer[kafkasource.Source]
 
 	stopOnce  sync.Once
 	stopWatch chan struct{} // closed by stopReloads
@@ -75,7 +80,8 @@ func (e *env) startLive(f runFlags) (*live, error) {
 		if err := admin.CheckAddr(lf.admin, lf.adminPublic); err != nil {
 			return nil, usageErrorf("--admin: %v", err)
 		}
-		s, err := admin.Start(admin.Options{Addr: lf.admin, Public: lf.adminPublic, Pprof: lf.pprof, Logger: e.log.Named("admin")}, lv)
+		s, err := admin.Start(admin.Options{Addr: lf.admin, Public: lf.adminPublic, Pprof: lf.pprof, Logger: e.log.Named("admin"),
+			Collectors: []prometheus.Collector{sourceCollector{lv}}}, lv)
 		if err != nil {
 			return nil, &exitError{code: ExitError, err: err}
 		}
@@ -200,9 +206,19 @@ func (lv *live) Snapshot() admin.Snapshot {
 		Stats:        st.Plugins,
 		ChainVersion: a.b.producer.ChainVersion(),
 	}
+	if src := lv.src.Load(); src != nil {
+		// A Kafka source's counts: records read, and the committed
+		// outcomes (a dead-lettered record failed).
+		for _, p := range src.Stats().Partitions {
+			s.Read += p.Read
+			s.Delivered += p.Delivered
+			s.Filtered += p.Filtered
+			s.Failed += p.DeadLettered
+		}
+	}
 	t := a.t
 	t.mu.Lock()
-	s.Read, s.Delivered, s.Filtered, s.Failed = uint64(t.read), uint64(t.delivered), uint64(t.filtered), uint64(t.failed)
+	s.Read, s.Delivered, s.Filtered, s.Failed = s.Read+uint64(t.read), s.Delivered+uint64(t.delivered), s.Filtered+uint64(t.filtered), s.Failed+uint64(t.failed)
 	for tp, n := range t.perPartition {
 		s.Partitions = append(s.Partitions, admin.PartitionCount{Topic: tp.topic, Partition: tp.partition, Delivered: uint64(n)})
 	}

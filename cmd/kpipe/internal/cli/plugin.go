@@ -46,7 +46,7 @@ var kindNames = []struct {
 
 func kindList(k plugins.Kind) string {
 	var names []string
-	for _, kn := range kindNames {
+	for _, kn := range append(kindNames[:len(kindNames):len(kindNames)], consumeKindNames...) {
 		if k&kn.kind != 0 {
 			names = append(names, kn.name)
 		}
@@ -184,18 +184,24 @@ func newPluginTestCmd(e *env) *cobra.Command {
 		Short: "Run a plugin's hooks on sample records and print what they return",
 		Long: `Load a module and run its hooks on records, with no broker, printing what every
 hook returned: the changed record or verdict of an interceptor's on_send, the
-result of on_ack (if the plugin exports it), the bytes a serializer produced for the key and the value, the
-partition a partitioner chose. Faults (traps, timeouts, invalid results) and
-errors set by the plugin are printed too, and the next record goes on.
+bytes a serializer produced for the key and the value, the partition a
+partitioner chose, the result of on_ack (if the plugin exports it), and the
+outcome the pipeline gave the record. Each record runs alone through the
+pipeline's own stage code, as 'kpipe run' runs it (default failure policies,
+no circuit breaker). Faults (traps, timeouts, invalid results) and errors set
+by the plugin are printed too, and the next record goes on.
 
 Records are read like 'kpipe run' reads them (--input, --format). Without --input
 they come from stdin when it is piped or redirected and not empty, and otherwise
 from a few built-in sample records. Without --kind every kind the module
 declares is tested, each on the record as the previous kinds left it
-(interceptor, then serializer, then partitioner), as in a pipeline.
+(interceptor, then serializer, then partitioner), as in a pipeline. The
+consume-side kinds (ABI v2) run first, on each record as a consumer would
+fetch it (its partition or 0, offset N-1): deserializer for key and value,
+then consume-interceptor.
 
-With --batch N the records then also go through the pipeline's own stage code
-twice, each record alone and in stage batches of N (the batch hooks of ABI
+With --batch N (producer-side kinds) the records then also go through the same
+stage code twice more, each record alone and in stage batches of N (the batch hooks of ABI
 5.5, as 'kpipe run' uses them), and every record whose outcome, partition or
 resulting record differs between the two runs is reported: a module's batch
 hooks must behave as its per-record hooks.
@@ -220,13 +226,13 @@ single results differ.`,
 			}
 			var kinds plugins.Kind
 			if kindName != "" {
-				for _, kn := range kindNames {
+				for _, kn := range append(kindNames[:len(kindNames):len(kindNames)], consumeKindNames...) {
 					if kn.name == kindName {
 						kinds = kn.kind
 					}
 				}
 				if kinds == 0 {
-					return usageErrorf("--kind %q: want interceptor, serializer or partitioner", kindName)
+					return usageErrorf("--kind %q: want interceptor, serializer, partitioner, consume-interceptor or deserializer", kindName)
 				}
 			}
 			var in io.Reader
@@ -253,7 +259,7 @@ single results differ.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer or partitioner")
+	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer, partitioner, consume-interceptor or deserializer")
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
 	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: piped stdin, else built-in samples)")
@@ -325,21 +331,28 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("loading %s as %s: %w", path, kindList(kinds), err)}
 	}
-	var (
-		ic   plugins.Interceptor
-		ser  plugins.Serializer
-		part plugins.Partitioner
-	)
 	wantsAcks := p.WantsAcks()
+	// Each record runs alone through the pipeline's own stage code (a
+	// pipeline.Trial), with the plugin behind recorders that note what
+	// every hook call returned. The breaker is off, so that every record
+	// reaches every hook.
+	var calls hookCalls
+	chainOpts := []pipeline.Option{pipeline.CircuitBreaker(0, 0)}
 	if kinds&plugins.KindInterceptor != 0 {
-		ic = p
+		chainOpts = append(chainOpts, pipeline.Interceptor(name, &recInterceptor{p.Interceptor(), &calls}))
 	}
 	if kinds&plugins.KindSerializer != 0 {
-		ser = p
+		ser := &recSerializer{p.Serializer(), &calls}
+		chainOpts = append(chainOpts, pipeline.KeySerializer(name, ser), pipeline.ValueSerializer(name, ser))
 	}
 	if kinds&plugins.KindPartitioner != 0 {
-		part = p
+		chainOpts = append(chainOpts, pipeline.Partitioner(name, &recPartitioner{p.Partitioner(), &calls}))
 	}
+	trial, err := pipeline.NewTrial(1, nil, chainOpts...)
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	// The plugin is the command's: the host closes it, not the Trial.
 
 	w := e.stdout
 	failures := 0
@@ -369,86 +382,78 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		}
 		originals = append(originals, cloneRecord(r))
 		fmt.Fprintf(w, "record %d (line %d): %s\n", n, line, formatRecord(r))
+		testConsumed(ctx, w, p, kinds, cloneRecord(r), n, fail)
+		calls = hookCalls{}
+		calls.sent = *r
+		res := trial.Run(ctx, []*plugins.Record{r}, partitions)[0]
 		dropped := false
-		if ic != nil {
-			before := *r
-			v, err := ic.OnSend(ctx, r)
+		if c := calls.send; c.called {
 			switch {
-			case err != nil:
-				*r = before
-				fail("on_send", err)
-			case v == plugins.Drop:
+			case c.err != nil:
+				fail("on_send", c.err)
+			case c.verdict == plugins.Drop:
 				dropped = true
 				fmt.Fprintf(w, "  %-16s drop\n", "on_send:")
-			case sameRecord(&before, r):
+			case sameRecord(&calls.sent, &c.after):
 				fmt.Fprintf(w, "  %-16s continue, unchanged\n", "on_send:")
 			default:
-				fmt.Fprintf(w, "  %-16s continue, now %s\n", "on_send:", formatRecord(r))
+				fmt.Fprintf(w, "  %-16s continue, now %s\n", "on_send:", formatRecord(&c.after))
 			}
-			switch {
-			case dropped:
+		}
+		if kinds&plugins.KindSerializer != 0 && !dropped {
+			for i, target := range []plugins.Target{plugins.TargetKey, plugins.TargetValue} {
+				hook := "serialize " + target.String()
+				switch c := calls.ser[i]; {
+				case c.err != nil:
+					fail(hook, c.err)
+				case c.called:
+					fmt.Fprintf(w, "  %-16s %s\n", hook+":", formatData(c.out))
+				default:
+					fmt.Fprintf(w, "  %-16s null, not called\n", hook+":")
+				}
+			}
+		}
+		if kinds&plugins.KindPartitioner != 0 && !dropped {
+			switch c := calls.part; {
+			case !c.called && r.HasPartition:
+				fmt.Fprintf(w, "  %-16s not called, the record names partition %d\n", "partition:", r.Partition)
+			case !c.called:
+				fmt.Fprintf(w, "  %-16s not called, the record failed before\n", "partition:")
+			case c.err != nil:
+				fail("partition", c.err)
+			case c.part == plugins.DefaultPartition:
+				fmt.Fprintf(w, "  %-16s default partitioner (of %d)\n", "partition:", partitions)
+			case c.part < 0 || c.part >= partitions:
+				failures++
+				fmt.Fprintf(w, "  %-16s %d, OUT OF RANGE (of %d)\n", "partition:", c.part, partitions)
+			default:
+				fmt.Fprintf(w, "  %-16s %d (of %d)\n", "partition:", c.part, partitions)
+			}
+		}
+		if kinds&plugins.KindInterceptor != 0 && !dropped {
+			switch c := calls.ack; {
 			case !wantsAcks:
 				fmt.Fprintf(w, "  %-16s not called, the plugin does not observe acks (no kpipe_on_ack)\n", "on_ack:")
+			case !c.called:
+				fmt.Fprintf(w, "  %-16s not called\n", "on_ack:")
+			case c.err != nil:
+				fail("on_ack", c.err)
+			case c.ack.Err != nil:
+				fmt.Fprintf(w, "  %-16s ok (record failed: %s)\n", "on_ack:", oneLine(c.ack.Err))
 			default:
-				acked := *r
-				if !acked.HasPartition {
-					acked.SetPartition(0)
-				}
-				if acked.Timestamp.IsZero() {
-					acked.Timestamp = time.Now()
-				}
-				if err := ic.OnAck(ctx, &acked, plugins.Ack{Offset: int64(n - 1)}); err != nil {
-					fail("on_ack", err)
-				} else {
-					fmt.Fprintf(w, "  %-16s ok (offset %d)\n", "on_ack:", n-1)
-				}
+				fmt.Fprintf(w, "  %-16s ok (offset %d)\n", "on_ack:", c.ack.Offset)
 			}
 		}
-		if dropped {
-			continue
-		}
-		if ser != nil {
-			for _, target := range []plugins.Target{plugins.TargetKey, plugins.TargetValue} {
-				hook := "serialize " + target.String()
-				data := r.Key
-				if target == plugins.TargetValue {
-					data = r.Value
-				}
-				if data == nil {
-					fmt.Fprintf(w, "  %-16s null, not called\n", hook+":")
-					continue
-				}
-				out, err := ser.Serialize(ctx, target, r)
-				if err != nil {
-					fail(hook, err)
-					continue
-				}
-				fmt.Fprintf(w, "  %-16s %s\n", hook+":", formatData(out))
-			}
-		}
-		if part != nil {
-			if r.HasPartition {
-				fmt.Fprintf(w, "  %-16s not called, the record names partition %d\n", "partition:", r.Partition)
-				continue
-			}
-			p, err := part.Partition(ctx, r, partitions)
-			switch {
-			case err != nil:
-				fail("partition", err)
-			case p == plugins.DefaultPartition:
-				fmt.Fprintf(w, "  %-16s default partitioner (of %d)\n", "partition:", partitions)
-			case p < 0 || p >= partitions:
-				failures++
-				fmt.Fprintf(w, "  %-16s %d, OUT OF RANGE (of %d)\n", "partition:", p, partitions)
-			default:
-				fmt.Fprintf(w, "  %-16s %d (of %d)\n", "partition:", p, partitions)
-			}
+		if kinds&producerKinds != 0 && res.Outcome != pipeline.Filtered {
+			fmt.Fprintf(w, "  %-16s %s\n", "result:", describeResult(res))
 		}
 	}
 	if failures > 0 && batch == 0 {
 		return failedf("%d hook calls failed", failures)
 	}
-	if batch > 0 {
+	if batch > 0 && kinds&abiV1Kinds == 0 {
+		fmt.Fprintf(w, "--batch compares the producer-side stages; %s has none\n", kindList(kinds))
+	} else if batch > 0 {
 		diffs, err := compareBatch(ctx, w, name, p, kinds, originals, partitions, batch)
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
@@ -463,6 +468,97 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		}
 	}
 	return nil
+}
+
+// hookCalls is what the hooks returned for one record of a Trial, noted by
+// the recorders the plugin is wrapped in.
+type hookCalls struct {
+	sent plugins.Record // the record as read
+	send struct {
+		called  bool
+		verdict plugins.Verdict
+		err     error
+		after   plugins.Record // the record as on_send left it
+	}
+	ser [2]struct { // key, value
+		called bool
+		out    []byte
+		err    error
+	}
+	part struct {
+		called bool
+		part   int32
+		err    error
+	}
+	ack struct {
+		called bool
+		ack    plugins.Ack
+		err    error
+	}
+}
+
+// recInterceptor is an interceptor that notes what its OnSend and OnAck
+// return. It takes no batches: the Trial runs records alone.
+type recInterceptor struct {
+	ic    *wasmhost.Interceptor
+	calls *hookCalls
+}
+
+func (r *recInterceptor) OnSend(ctx context.Context, rec *plugins.Record) (plugins.Verdict, error) {
+	v, err := r.ic.OnSend(ctx, rec)
+	c := &r.calls.send
+	c.called, c.verdict, c.err, c.after = true, v, err, *rec
+	return v, err
+}
+
+func (r *recInterceptor) OnAck(ctx context.Context, rec *plugins.Record, ack plugins.Ack) error {
+	err := r.ic.OnAck(ctx, rec, ack)
+	c := &r.calls.ack
+	c.called, c.ack, c.err = true, ack, err
+	return err
+}
+
+func (r *recInterceptor) WantsAcks() bool { return r.ic.WantsAcks() }
+
+// recSerializer is a serializer that notes what it returns.
+type recSerializer struct {
+	s     *wasmhost.Serializer
+	calls *hookCalls
+}
+
+func (r *recSerializer) Serialize(ctx context.Context, target plugins.Target, rec *plugins.Record) ([]byte, error) {
+	out, err := r.s.Serialize(ctx, target, rec)
+	c := &r.calls.ser[0]
+	if target == plugins.TargetValue {
+		c = &r.calls.ser[1]
+	}
+	c.called, c.out, c.err = true, out, err
+	return out, err
+}
+
+// recPartitioner is a partitioner that notes what it returns.
+type recPartitioner struct {
+	p     *wasmhost.Partitioner
+	calls *hookCalls
+}
+
+func (r *recPartitioner) Partition(ctx context.Context, rec *plugins.Record, n int32) (int32, error) {
+	part, err := r.p.Partition(ctx, rec, n)
+	c := &r.calls.part
+	c.called, c.part, c.err = true, part, err
+	return part, err
+}
+
+// describeResult describes the outcome the pipeline gave a record of a
+// Trial.
+func describeResult(r pipeline.TrialResult) string {
+	switch r.Outcome {
+	case pipeline.Delivered:
+		return fmt.Sprintf("delivered to partition %d", r.Partition)
+	case pipeline.Filtered:
+		return "filtered"
+	}
+	return "failed: " + oneLine(r.Err)
 }
 
 // compareBatch runs the records through the pipeline's stages (a
@@ -624,3 +720,7 @@ func formatRecord(r *plugins.Record) string {
 func sameRecord(a, b *plugins.Record) bool {
 	return formatRecord(a) == formatRecord(b)
 }
+
+// producerKinds are the kinds that 'kpipe plugin test' runs through a
+// pipeline.Trial; the consume-side kinds run in testConsumed.
+const producerKinds = plugins.KindInterceptor | plugins.KindSerializer | plugins.KindPartitioner

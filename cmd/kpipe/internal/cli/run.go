@@ -151,6 +151,9 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 			e.say("%v", err)
 		}
 	}()
+	if sp := sourcePipeline(f.config, f.pipeline); sp != nil {
+		return e.runSource(ctx, f, sp)
+	}
 	in := e.stdin
 	var size int64 = -1
 	name := "stdin"

@@ -44,7 +44,19 @@ problem, one per line as FILE:LINE:COL: error: MESSAGE, on stderr and exits 1.`,
 					}
 				}
 			}
-			fmt.Fprintf(e.stdout, "%s: OK (%d pipelines, %d plugins)\n", path, len(cfg.Pipelines), n)
+			consumers := ""
+			if len(cfg.Consumers) > 0 {
+				for _, c := range cfg.Consumers {
+					n += len(c.Interceptors)
+					for _, pl := range []*config.Plugin{c.KeyDeserializer, c.ValueDeserializer} {
+						if pl != nil {
+							n++
+						}
+					}
+				}
+				consumers = fmt.Sprintf(", %d consumers", len(cfg.Consumers))
+			}
+			fmt.Fprintf(e.stdout, "%s: OK (%d pipelines%s, %d plugins)\n", path, len(cfg.Pipelines), consumers, n)
 			return nil
 		},
 	}

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/plugins"
+	"github.com/kpipe/kpipe/wasmhost"
+)
+
+// Consumer is a consumer block: the consume-side plugins that `kpipe
+// consume --config` (and pipeline.Consumer) runs on the records it reads,
+// and where it reads them. The kafka block's brokers and client_id apply to
+// it; its producer settings do not.
+//
+//	consumer "payments" {
+//	  topics = ["payments"]
+//	  start  = "earliest"
+//
+//	  value_deserializer { module = "plugins/unwrap.wasm" }
+//	  interceptor "mask" {
+//	    module     = "plugins/mask.wasm"
+//	    on_failure = "fail"
+//	  }
+//	}
+type Consumer struct {
+	// Name is the block label, unique among the consumer blocks.
+	Name string
+	// Topics are the topics to read; empty means the command line names
+	// them (kpipe consume --topic).
+	Topics []string
+	// Group is the consumer group whose committed offsets the consumer
+	// starts from and commits to (group.id); "" reads without a group.
+	Group string
+	// Start is where a partition without a committed offset is read from
+	// (auto.offset.reset): "earliest" or "latest"; "" keeps the command's
+	// default (latest, or earliest with --from-beginning).
+	Start string
+	// Isolation is "read_committed" or "read_uncommitted"
+	// (isolation.level); "" keeps the command's default.
+	Isolation string
+	// KeyDeserializer and ValueDeserializer are nil when the block is
+	// absent: keys and values stay as they were fetched.
+	KeyDeserializer, ValueDeserializer *Plugin
+	// Interceptors are the consume interceptors, in order (Kind
+	// plugins.KindConsumeInterceptor).
+	Interceptors []*Plugin
+	// CircuitBreaker is the default circuit breaker of the interceptors,
+	// or nil for the consumer's default (threshold 10, cooldown 10s).
+	CircuitBreaker *CircuitBreaker
+	// DefRange is the position of the block header, for diagnostics.
+	DefRange hcl.Range
+}
+
+var consumerSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "topics"},
+		{Name: "group"},
+		{Name: "start"},
+		{Name: "isolation"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "interceptor", LabelNames: []string{"name"}},
+		{Type: "key_deserializer"},
+		{Type: "value_deserializer"},
+		{Type: "circuit_breaker"},
+	},
+}
+
+// consumerBlock decodes consumer block b into cfg.Consumers.
+func (d *decoder) consumerBlock(cfg *Config, b *hcl.Block) {
+	name := b.Labels[0]
+	for _, c := range cfg.Consumers {
+		if c.Name == name {
+			d.errorf(b.LabelRanges[0], "Duplicate consumer name",
+				"A consumer named %q is already defined at %s.", name, c.DefRange)
+			return
+		}
+	}
+	if name == "" {
+		d.errorf(b.LabelRanges[0], "Invalid consumer name", "A consumer name must not be empty.")
+	}
+	c := &Consumer{Name: name, DefRange: b.DefRange}
+	content, diags := b.Body.Content(consumerSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	if attr, ok := a["topics"]; ok {
+		if list, ok := d.stringList(attr); ok {
+			for _, t := range list {
+				if t == "" {
+					d.errorf(attr.Expr.Range(), "Invalid topics", "A topic name must not be empty.")
+					break
+				}
+			}
+			c.Topics = list
+		}
+	}
+	if attr, ok := a["group"]; ok {
+		if s, ok := d.string(attr); ok {
+			if s == "" {
+				d.errorf(attr.Expr.Range(), "Invalid group", "group must not be empty; remove the attribute to read without a group.")
+			}
+			c.Group = s
+		}
+	}
+	if attr, ok := a["start"]; ok {
+		if s, ok := d.string(attr); ok {
+			if s != "earliest" && s != "latest" {
+				d.errorf(attr.Expr.Range(), "Invalid start", `start must be "earliest" or "latest", not %q.`, s)
+			}
+			c.Start = s
+		}
+	}
+	if attr, ok := a["isolation"]; ok {
+		if s, ok := d.string(attr); ok {
+			if s != "read_committed" && s != "read_uncommitted" {
+				d.errorf(attr.Expr.Range(), "Invalid isolation", `isolation must be "read_committed" or "read_uncommitted", not %q.`, s)
+			}
+			c.Isolation = s
+		}
+	}
+	names := map[string]*hcl.Block{}
+	single := map[string]*hcl.Block{}
+	for _, blk := range content.Blocks {
+		if blk.Type == "interceptor" {
+			n := blk.Labels[0]
+			if first, dup := names[n]; dup {
+				d.errorf(blk.LabelRanges[0], "Duplicate interceptor name",
+					"An interceptor named %q is already defined in this consumer at %s.", n, first.DefRange)
+				continue
+			}
+			names[n] = blk
+			if len(names) == maxInterceptors+1 {
+				d.errorf(blk.DefRange, "Too many interceptors",
+					"A consumer has at most %d interceptors; this is interceptor %d.", maxInterceptors, len(names))
+			}
+			if n == "" {
+				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
+			}
+			if pl := d.plugin(blk, plugins.KindConsumeInterceptor, n); pl != nil {
+				c.Interceptors = append(c.Interceptors, pl)
+			}
+			continue
+		}
+		if first, dup := single[blk.Type]; dup {
+			d.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
+				"A consumer has at most one %s block; the first one is at %s.", blk.Type, first.DefRange)
+			continue
+		}
+		single[blk.Type] = blk
+		switch blk.Type {
+		case "key_deserializer":
+			c.KeyDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
+		case "value_deserializer":
+			c.ValueDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
+		case "circuit_breaker":
+			c.CircuitBreaker = d.circuitBreaker(blk)
+		}
+	}
+	cfg.Consumers = append(cfg.Consumers, c)
+}
+
+// Consumer returns the consumer block with the given name. With an empty
+// name it returns the only consumer block of a file that has exactly one.
+func (c *Config) Consumer(name string) (*Consumer, error) {
+	if name == "" {
+		switch len(c.Consumers) {
+		case 1:
+			return c.Consumers[0], nil
+		case 0:
+			return nil, fmt.Errorf(`%s defines no consumer "NAME" block`, c.Filename)
+		}
+		names := make([]string, len(c.Consumers))
+		for i, p := range c.Consumers {
+			names[i] = p.Name
+		}
+		return nil, fmt.Errorf("%s defines %d consumers %q: choose one", c.Filename, len(c.Consumers), names)
+	}
+	for _, p := range c.Consumers {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no consumer named %q", c.Filename, name)
+}
+
+// plugins returns c's plugin blocks in chain order: deserializers, then
+// interceptors.
+func (c *Consumer) plugins() []*Plugin {
+	var out []*Plugin
+	for _, pl := range []*Plugin{c.KeyDeserializer, c.ValueDeserializer} {
+		if pl != nil {
+			out = append(out, pl)
+		}
+	}
+	return append(out, c.Interceptors...)
+}
+
+// ConsumerChain is the plugins of one consumer block, loaded: what a
+// pipeline.Consumer is built from (Options). A caller that does not hand
+// them to a consumer closes them with Close.
+type ConsumerChain struct {
+	// Consumer is the block the chain was loaded from.
+	Consumer *Consumer
+	// Plugins are in chain order: key deserializer, value deserializer,
+	// interceptors; Impl is a *wasmhost.Deserializer or a
+	// *wasmhost.ConsumeInterceptor.
+	Plugins []LoadedPlugin
+}
+
+// LoadConsumer loads the modules of consumer block cb into host with the
+// limits and config of their blocks. An error names the block
+// (FILE:LINE:COL); the plugins loaded before it are closed again.
+func (c *Config) LoadConsumer(ctx context.Context, cb *Consumer, host *wasmhost.Host) (_ *ConsumerChain, err error) {
+	ch := &ConsumerChain{Consumer: cb}
+	defer func() {
+		if err != nil {
+			_ = ch.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for _, b := range cb.plugins() {
+		impl, err := b.load(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pos(b.DefRange), err)
+		}
+		ch.Plugins = append(ch.Plugins, LoadedPlugin{Block: b, Impl: impl})
+	}
+	return ch, nil
+}
+
+// Options returns the options of pipeline.NewConsumer and Consumer.Swap for
+// the chain: the block's circuit breaker if it has one, then its plugins
+// under their names, each with its on_failure policy and circuit_breaker
+// block.
+func (ch *ConsumerChain) Options() []pipeline.ConsumerOption {
+	var opts []pipeline.ConsumerOption
+	if cb := ch.Consumer.CircuitBreaker; cb != nil {
+		opts = append(opts, pipeline.ConsumerCircuitBreaker(cb.Threshold, cb.Cooldown))
+	}
+	for _, lp := range ch.Plugins {
+		b := lp.Block
+		po := b.pluginOptions()
+		switch b {
+		case ch.Consumer.KeyDeserializer:
+			opts = append(opts, pipeline.KeyDeserializer(b.Name, lp.Impl.(plugins.Deserializer), po...))
+		case ch.Consumer.ValueDeserializer:
+			opts = append(opts, pipeline.ValueDeserializer(b.Name, lp.Impl.(plugins.Deserializer), po...))
+		default:
+			opts = append(opts, pipeline.ConsumeInterceptor(b.Name, lp.Impl.(plugins.ConsumeInterceptor), po...))
+		}
+	}
+	return opts
+}
+
+// Close closes the chain's plugins. Only a chain that was not handed to a
+// consumer is closed this way: a consumer owns the plugins it is given.
+func (ch *ConsumerChain) Close(ctx context.Context) error {
+	var errs []error
+	for _, lp := range ch.Plugins {
+		if c, ok := lp.Impl.(plugins.Closer); ok {
+			errs = append(errs, c.Close(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkConsumers is CheckModules for the consumer blocks named (every one
+// when names is empty; "" names the only consumer of a file that has one).
+func (c *Config) checkConsumers(ctx context.Context, host *wasmhost.Host, names []string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, cb := range c.Consumers {
+		if len(names) > 0 && !slices.ContainsFunc(names, func(n string) bool {
+			return n == cb.Name || n == "" && len(c.Consumers) == 1 && len(c.Pipelines) == 0
+		}) {
+			continue
+		}
+		for _, pl := range cb.plugins() {
+			if d := checkModule(ctx, host, pl); d != nil {
+				diags = append(diags, d)
+			}
+		}
+	}
+	return diags
+}

@@ -1,0 +1,159 @@
+package kafkasource
+
+import (
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kpipe/kpipe/pipeline"
+)
+
+// Delivery is a delivery guarantee.
+type Delivery uint8
+
+const (
+	// AtLeastOnce commits the consumed offsets once the records they
+	// produced were delivered (or filtered, or dead-lettered). After a
+	// crash or a rebalance, records delivered since the last commit are
+	// produced again: duplicates, never losses.
+	AtLeastOnce Delivery = iota
+	// ExactlyOnce reads with read_committed isolation and produces every
+	// poll's records and commits its offsets in one Kafka transaction
+	// (franz-go's GroupTransactSession). A transaction aborted by a
+	// rebalance or a failure is retried from the committed offsets, so
+	// read_committed readers of the output see each input record's result
+	// once. Source and sink are one cluster.
+	ExactlyOnce
+)
+
+func (d Delivery) String() string {
+	if d == ExactlyOnce {
+		return "exactly_once"
+	}
+	return "at_least_once"
+}
+
+// Start is where a group with no committed offset for a partition starts
+// reading it (Kafka's auto.offset.reset).
+type Start uint8
+
+const (
+	// StartEarliest reads a partition from its first record.
+	StartEarliest Start = iota
+	// StartLatest reads only records written after the group joined.
+	StartLatest
+)
+
+// Option configures a Source.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	brokers          []string
+	topics           []string
+	topicRegex       string
+	group            string
+	start            Start
+	delivery         Delivery
+	txnID            string
+	sessionTimeout   time.Duration
+	rebalanceTimeout time.Duration
+	deadLetter       string
+	deadLetterOpts   []pipeline.Option
+	sink             []pipeline.Option
+	maxPoll          int
+	endTimeout       time.Duration
+	logger           hclog.Logger
+}
+
+// Brokers are the seed brokers of the source cluster (the consumer's
+// bootstrap.servers). With AtLeastOnce they are required and may be another
+// cluster than the sink's; with ExactlyOnce records are read through the
+// sink's client, from the cluster of the Sink options' pipeline.Brokers,
+// and Brokers must not be set. Default: none.
+func Brokers(addrs ...string) Option { return optionFunc(func(c *config) { c.brokers = addrs }) }
+
+// Topics are the topics read (the consumer's subscription). Exactly one of
+// Topics and TopicRegex is required.
+func Topics(topics ...string) Option { return optionFunc(func(c *config) { c.topics = topics }) }
+
+// TopicRegex reads every topic whose name the regular expression matches
+// (anywhere in the name, like regexp.MatchString; anchor it with ^ and $),
+// except Kafka's internal topics; topics created later are picked up when
+// the metadata is refreshed (kgo.ConsumeRegex).
+func TopicRegex(re string) Option { return optionFunc(func(c *config) { c.topicRegex = re }) }
+
+// Group is the consumer group (group.id); required. Processes with the same
+// group share the partitions of the topics read.
+func Group(group string) Option { return optionFunc(func(c *config) { c.group = group }) }
+
+// StartAt is where a partition with no committed offset is read from
+// (auto.offset.reset). Default: StartEarliest (Kafka's default is latest;
+// a pipeline that starts at the earliest record loses nothing written
+// before its first start).
+func StartAt(s Start) Option { return optionFunc(func(c *config) { c.start = s }) }
+
+// Guarantee chooses the delivery guarantee. Default: AtLeastOnce.
+func Guarantee(d Delivery) Option { return optionFunc(func(c *config) { c.delivery = d }) }
+
+// TransactionalID is the transactional id of an ExactlyOnce source
+// (transactional.id). Every process of a group needs its own. A process
+// restarted with the id it had aborts its predecessor's open transaction at
+// once; with a new id, that transaction holds back read_committed readers
+// of the partitions it wrote until the transaction timeout (franz-go's
+// 40s) aborts it. Default: "kpipe-GROUP-HOSTNAME-PID-N", N numbering the
+// sources of the process.
+func TransactionalID(id string) Option { return optionFunc(func(c *config) { c.txnID = id }) }
+
+// SessionTimeout is how long the group coordinator waits for a member's
+// heartbeat before it gives the member's partitions to others
+// (session.timeout.ms): how long the partitions of a killed process stand
+// still. The broker bounds it (group.min.session.timeout.ms, 6s by
+// default). Default: franz-go's, 45s.
+func SessionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.sessionTimeout = d })
+}
+
+// RebalanceTimeout is how long members have to rejoin the group in a
+// rebalance (rebalance.timeout.ms; Kafka's max.poll.interval.ms); a member
+// that has not rejoined by then, such as a killed one, is removed. Default:
+// franz-go's, 60s.
+func RebalanceTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.rebalanceTimeout = d })
+}
+
+// DeadLetter sends records that fail (a plugin under on_failure "fail", a
+// serializer, or the produce itself) to topic, with the record's input key,
+// value and headers and headers saying why (see the package
+// documentation), instead of stopping their partition. opts are the
+// settings of the dead-letter producer (pipeline.Brokers of the sink
+// cluster, at least); it has no plugins. Default: no dead-letter topic.
+func DeadLetter(topic string, opts ...pipeline.Option) Option {
+	return optionFunc(func(c *config) { c.deadLetter, c.deadLetterOpts = topic, opts })
+}
+
+// Sink holds the options of the pipeline.Producer the records go through:
+// its Kafka settings (pipeline.Brokers is required), default topic (the
+// output topic) and plugins. The Source creates the Producer and owns it.
+func Sink(opts ...pipeline.Option) Option {
+	return optionFunc(func(c *config) { c.sink = append(c.sink, opts...) })
+}
+
+// MaxPollRecords caps the records one poll returns, which are produced
+// together and committed together (in one transaction with ExactlyOnce).
+// Larger polls spread the commit's cost over more records; smaller ones
+// redo less after an abort. Default: 10,000 (Kafka's max.poll.records is
+// 500; a commit per 500 records costs a transaction's round trips too
+// often).
+func MaxPollRecords(n int) Option { return optionFunc(func(c *config) { c.maxPoll = n }) }
+
+// EndTimeout bounds each wait of a shutdown: aborting the open transaction,
+// flushing, leaving the group. Default: 10s.
+func EndTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.endTimeout = d }) }
+
+// Logger is where the source logs (partitions stopped, aborted
+// transactions, rebalances). Default: hclog.Default() named "kpipe".
+func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }

@@ -1,0 +1,429 @@
+package kafkasource_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kpipe/kpipe/internal/testbroker"
+	"github.com/kpipe/kpipe/kafkasource"
+	"github.com/kpipe/kpipe/pipeline"
+	"github.com/kpipe/kpipe/plugins"
+)
+
+// upper prefixes every value with "T:", drops values ending in "0" (every
+// tenth record), and fails values that start with "bad".
+type upper struct{}
+
+var errBad = errors.New("bad record")
+
+func (upper) OnSend(_ context.Context, r *plugins.Record) (plugins.Verdict, error) {
+	if bytes.HasPrefix(r.Value, []byte("bad")) {
+		return plugins.Continue, errBad
+	}
+	if bytes.HasSuffix(r.Value, []byte("0")) {
+		return plugins.Drop, nil
+	}
+	r.Value = append([]byte("T:"), r.Value...)
+	return plugins.Continue, nil
+}
+
+func (upper) OnAck(context.Context, *plugins.Record, plugins.Ack) error { return nil }
+
+// produceInput writes n records to topic: key "kK" for K = i%keys, value
+// "i", and "bad-i" for the indexes in bad.
+func produceInput(t *testing.T, brokers []string, topic string, n, keys int, bad map[int]bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range n {
+		v := strconv.Itoa(i)
+		if bad[i] {
+			v = "bad-" + v
+		}
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("producing the input: %v", firstErr)
+	}
+}
+
+func newSource(t *testing.T, ctx context.Context, brokers []string, in, out, group string, d kafkasource.Delivery, opts ...kafkasource.Option) *kafkasource.Source {
+	t.Helper()
+	all := []kafkasource.Option{
+		kafkasource.Topics(in), kafkasource.Group(group), kafkasource.Guarantee(d),
+		kafkasource.Logger(hclog.NewNullLogger()),
+		kafkasource.MaxPollRecords(500),
+		kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic(out),
+			pipeline.Interceptor("upper", upper{}, pipeline.OnFailure(pipeline.FailRecord))),
+	}
+	if d == kafkasource.AtLeastOnce {
+		all = append(all, kafkasource.Brokers(brokers...))
+	}
+	s, err := kafkasource.New(ctx, append(all, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// runUntil runs s until cond holds (checked every 20ms) or the test's time
+// is up, then stops and closes it.
+func runUntil(t *testing.T, s *kafkasource.Source, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.After(testbroker.Timeout())
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	ok := false
+wait:
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-deadline:
+			break wait
+		case <-tick.C:
+			if cond() {
+				ok = true
+				break wait
+			}
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15s of its context ending")
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer ccancel()
+	if _, err := s.Close(cctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if !ok {
+		t.Fatalf("condition not met within %v; stats %+v", testbroker.Timeout(), s.Stats())
+	}
+}
+
+func committed(st kafkasource.Stats) (n uint64) {
+	for _, p := range st.Partitions {
+		n += p.Delivered + p.Filtered + p.DeadLettered
+	}
+	return n
+}
+
+// checkOutput reads the output as a read_committed reader and checks that
+// it holds every input record that is not filtered, once, transformed, in
+// input order per key.
+func checkOutput(t *testing.T, brokers []string, out string, n, keys int, exact bool) {
+	t.Helper()
+	want := n - n/10
+	recs := testbroker.ReadAll(t, brokers, out, want, true)
+	// Anything beyond want would be a duplicate: under exactly-once the
+	// end offsets, less transaction markers, show none.
+	seen := map[int]int{}
+	last := map[string]int{}
+	for _, r := range recs {
+		v, ok := bytes.CutPrefix(r.Value, []byte("T:"))
+		if !ok {
+			t.Fatalf("record %q was not transformed", r.Value)
+		}
+		i, err := strconv.Atoi(string(v))
+		if err != nil {
+			t.Fatalf("record %q: %v", r.Value, err)
+		}
+		seen[i]++
+		if exact && seen[i] > 1 {
+			t.Fatalf("record %d appears twice", i)
+		}
+		if k := string(r.Key); seen[i] == 1 {
+			if p, ok := last[k]; ok && p > i {
+				t.Fatalf("key %s: record %d after %d", k, i, p)
+			}
+			last[k] = i
+		}
+	}
+	for i := range n {
+		if i%10 != 0 && seen[i] == 0 {
+			t.Fatalf("record %d missing", i)
+		}
+	}
+	if exact {
+		// No more committed records than wanted.
+		more := readCommittedCount(t, brokers, out)
+		if more != want {
+			t.Fatalf("read_committed reader finds %d records, want %d", more, want)
+		}
+	}
+}
+
+// readCommittedCount reads topic as a read_committed reader until a poll
+// finds nothing for a second, and counts the records.
+func readCommittedCount(t *testing.T, brokers []string, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(testbroker.Timeout())
+	n := 0
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		c := len(fs.Records())
+		if c == 0 {
+			return n
+		}
+		n += c
+	}
+	t.Fatalf("reading %s did not end within %v", topic, testbroker.Timeout())
+	return n
+}
+
+func TestExactlyOnce(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	in := testbroker.CreateTopic(t, brokers, 3)
+	out := testbroker.CreateTopic(t, brokers, 3)
+	const n, keys = 3000, 40
+	produceInput(t, brokers, in, n, keys, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	s := newSource(t, ctx, brokers, in, out, "eos-"+in, kafkasource.ExactlyOnce)
+	runUntil(t, s, func() bool { return committed(s.Stats()) == n })
+	st := s.Stats()
+	var filtered uint64
+	for _, p := range st.Partitions {
+		filtered += p.Filtered
+		if p.Lag != 0 || p.Stopped {
+			t.Errorf("partition %d: lag %d, stopped %v", p.Partition, p.Lag, p.Stopped)
+		}
+	}
+	if filtered != n/10 || st.Commits == 0 {
+		t.Errorf("filtered %d, want %d; commits %d", filtered, n/10, st.Commits)
+	}
+	// Filtered records advanced the committed offsets like the others:
+	// the group committed every input partition to its end.
+	checkCommittedToEnd(t, brokers, "eos-"+in, in)
+	checkOutput(t, brokers, out, n, keys, true)
+}
+
+// checkCommittedToEnd checks that group committed every partition of topic
+// up to its end offset.
+func checkCommittedToEnd(t *testing.T, brokers []string, group, topic string) {
+	t.Helper()
+	ends := testbroker.EndOffsets(t, brokers, topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, end := range ends {
+		if o, ok := offs.Lookup(topic, p); !ok || o.At != end {
+			t.Errorf("partition %d: committed %d (found %v), end offset %d", p, o.At, ok, end)
+		}
+	}
+}
+
+func TestAtLeastOnce(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	in := testbroker.CreateTopic(t, brokers, 3)
+	out := testbroker.CreateTopic(t, brokers, 3)
+	const n, keys = 3000, 40
+	produceInput(t, brokers, in, n, keys, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	s := newSource(t, ctx, brokers, in, out, "alo-"+in, kafkasource.AtLeastOnce)
+	runUntil(t, s, func() bool { return committed(s.Stats()) == n })
+	checkCommittedToEnd(t, brokers, "alo-"+in, in)
+	checkOutput(t, brokers, out, n, keys, false)
+}
+
+// TestRebalanceExactlyOnce runs two sources of one group; the second joins
+// mid-stream and the first leaves mid-stream, so partitions move twice,
+// aborting transactions in flight. The output still holds every record
+// once.
+func TestRebalanceExactlyOnce(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	in := testbroker.CreateTopic(t, brokers, 4)
+	out := testbroker.CreateTopic(t, brokers, 4)
+	const n, keys = 6000, 40
+	produceInput(t, brokers, in, n, keys, nil)
+	group := "eos-rebalance-" + in
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	a := newSource(t, ctx, brokers, in, out, group, kafkasource.ExactlyOnce, kafkasource.MaxPollRecords(100))
+	b := newSource(t, ctx, brokers, in, out, group, kafkasource.ExactlyOnce, kafkasource.MaxPollRecords(100))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// a stops once it has committed a quarter.
+		runUntil(t, a, func() bool { return committed(a.Stats()) >= n/4 })
+	}()
+	time.Sleep(50 * time.Millisecond)
+	runUntil(t, b, func() bool {
+		return committed(a.Stats())+committed(b.Stats()) == n
+	})
+	wg.Wait()
+	if committed(b.Stats()) == 0 {
+		t.Errorf("the second source committed nothing")
+	}
+	checkOutput(t, brokers, out, n, keys, true)
+}
+
+func TestDeadLetter(t *testing.T) {
+	for _, d := range []kafkasource.Delivery{kafkasource.ExactlyOnce, kafkasource.AtLeastOnce} {
+		t.Run(d.String(), func(t *testing.T) {
+			brokers := testbroker.Brokers(t)
+			in := testbroker.CreateTopic(t, brokers, 2)
+			out := testbroker.CreateTopic(t, brokers, 2)
+			dlq := testbroker.CreateTopic(t, brokers, 1)
+			const n = 500
+			produceInput(t, brokers, in, n, 7, map[int]bool{13: true, 257: true})
+			ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+			defer cancel()
+			s := newSource(t, ctx, brokers, in, out, "dlq-"+in, d,
+				kafkasource.DeadLetter(dlq, pipeline.Brokers(brokers...)))
+			runUntil(t, s, func() bool { return committed(s.Stats()) == n })
+			var dead uint64
+			for _, p := range s.Stats().Partitions {
+				dead += p.DeadLettered
+			}
+			if dead != 2 {
+				t.Errorf("dead-lettered %d, want 2", dead)
+			}
+			recs := testbroker.ReadAll(t, brokers, dlq, 2, true)
+			for _, r := range recs {
+				h := map[string]string{}
+				for _, x := range r.Headers {
+					h[x.Key] = string(x.Value)
+				}
+				if !bytes.HasPrefix(r.Value, []byte("bad-")) || h[kafkasource.HeaderPlugin] != "upper" ||
+					h[kafkasource.HeaderHook] != string(pipeline.HookOnSend) || h[kafkasource.HeaderTopic] != in ||
+					h[kafkasource.HeaderOffset] == "" || !bytes.Contains([]byte(h[kafkasource.HeaderError]), []byte(errBad.Error())) {
+					t.Errorf("dead-letter record %q, headers %v", r.Value, h)
+				}
+			}
+		})
+	}
+}
+
+// TestStopPartition: with no dead-letter topic a failed record stops its
+// partition at that record; the other partition goes on, and the committed
+// offset of the stopped one is the failed record's.
+func TestStopPartition(t *testing.T) {
+	for _, d := range []kafkasource.Delivery{kafkasource.ExactlyOnce, kafkasource.AtLeastOnce} {
+		t.Run(d.String(), func(t *testing.T) {
+			brokers := testbroker.Brokers(t)
+			in := testbroker.CreateTopic(t, brokers, 1)
+			in2 := testbroker.CreateTopic(t, brokers, 1)
+			out := testbroker.CreateTopic(t, brokers, 1)
+			const n = 300
+			produceInput(t, brokers, in, n, 3, map[int]bool{120: true})
+			produceInput(t, brokers, in2, n, 3, nil)
+			group := "stop-" + in
+			ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+			defer cancel()
+			opts := []kafkasource.Option{kafkasource.Topics(in, in2), kafkasource.MaxPollRecords(50)}
+			s := newSource(t, ctx, brokers, in, out, group, d, opts...)
+			var stopped kafkasource.PartitionStats
+			runUntil(t, s, func() bool {
+				var other bool
+				for _, p := range s.Stats().Partitions {
+					if p.Topic == in && p.Stopped {
+						stopped = p
+					}
+					if p.Topic == in2 && p.Delivered+p.Filtered == n {
+						other = true
+					}
+				}
+				return stopped.Stopped && other
+			})
+			if stopped.StoppedAt != 120 || !bytes.Contains([]byte(stopped.StopReason), []byte(errBad.Error())) {
+				t.Errorf("stopped at %d (%s), want 120", stopped.StoppedAt, stopped.StopReason)
+			}
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// With exactly_once the transaction holding the failed
+			// record was aborted: the partition is committed up to
+			// the start of that poll's records (at most 50 before
+			// it here), and the records before the failed one are
+			// produced, once, after a restart.
+			o, ok := offs.Lookup(in, 0)
+			lo := int64(120)
+			if d == kafkasource.ExactlyOnce {
+				lo = 120 - 50
+			}
+			if !ok || o.At < lo || o.At > 120 {
+				t.Errorf("committed offset of the stopped partition: %d (found %v), want %d to 120", o.At, ok, lo)
+			}
+		})
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opts []kafkasource.Option
+	}{
+		{"no group", []kafkasource.Option{kafkasource.Topics("a"), kafkasource.Brokers("127.0.0.1:1")}},
+		{"no topics", []kafkasource.Option{kafkasource.Group("g"), kafkasource.Brokers("127.0.0.1:1")}},
+		{"both topics", []kafkasource.Option{kafkasource.Group("g"), kafkasource.Topics("a"), kafkasource.TopicRegex("b"), kafkasource.Brokers("127.0.0.1:1")}},
+		{"eos brokers", []kafkasource.Option{kafkasource.Group("g"), kafkasource.Topics("a"), kafkasource.Guarantee(kafkasource.ExactlyOnce), kafkasource.Brokers("127.0.0.1:1")}},
+		{"alo no brokers", []kafkasource.Option{kafkasource.Group("g"), kafkasource.Topics("a")}},
+	} {
+		if _, err := kafkasource.New(ctx, tc.opts...); err == nil {
+			t.Errorf("%s: New succeeded", tc.name)
+		} else {
+			t.Logf("%s: %v", tc.name, err)
+		}
+	}
+}
