@@ -100,7 +100,7 @@ func (cur *batchCursor) entry(in []byte, prefix int) []byte {
 // name them by address.
 func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
 	defer rt.recover("OnSend", &code)
-	if rt.interceptor == nil {
+	if rt.interceptor == nil && rt.viewInterceptor == nil {
 		return nil, rt.fail(errors.New("kpipe_on_send_batch called, but no interceptor is registered"))
 	}
 	in, err := rt.input(n)
@@ -116,7 +116,13 @@ func (rt *runtime) onSendBatch(count, n int32) (results []byte, code int64) {
 	le := binary.LittleEndian
 	var cur batchCursor
 	for cur.i < int(count) {
-		if err := rt.sendEntries(in, results, &cur); err != nil {
+		var err error
+		if rt.viewInterceptor != nil {
+			err = rt.sendViewEntries(in, results, &cur)
+		} else {
+			err = rt.sendEntries(in, results, &cur)
+		}
+		if err != nil {
 			rt.failures.add(err)
 			putInt64(results[8*cur.i:], statusError)
 			cur.i++
@@ -161,6 +167,52 @@ func (rt *runtime) sendEntries(in, results []byte, cur *batchCursor) (err error)
 		putInt64(results[8*cur.i:], res)
 	}
 	return nil
+}
+
+// sendViewEntries is sendEntries for a ViewInterceptor, with the work of
+// each record in the loop itself rather than in calls: a call costs tens of
+// nanoseconds in Go compiled to WebAssembly (BenchmarkGoGuest in wasmhost,
+// noop-view/64).
+func (rt *runtime) sendViewEntries(in, results []byte, cur *batchCursor) (err error) {
+	defer rt.catch("OnSend", &err)
+	v, vi := &rt.view, rt.viewInterceptor
+	for ; 8*cur.i < len(results); cur.i++ {
+		e := cur.entry(in, sizePrefix)
+		res := statusError
+		if !v.reset(e, &rt.dec) {
+			rt.failures.add(rt.dec.describe(e))
+		} else if action, err := vi.OnSendView(v); err != nil {
+			rt.failures.add(err)
+		} else if action == Unchanged {
+			res = statusOK
+		} else if action == Drop {
+			res = statusDrop
+		} else if res, err = rt.viewChanged(action); err != nil {
+			rt.failures.add(err)
+			res = statusError
+		}
+		putInt64(results[8*cur.i:], res)
+	}
+	return nil
+}
+
+// viewChanged appends the result of a RecordView on which OnSendView
+// returned action, neither Unchanged nor Drop, to rt.arena, and returns its
+// (offset << 32) | length there, or statusOK if nothing was changed.
+func (rt *runtime) viewChanged(action Action) (int64, error) {
+	if action != Changed {
+		return 0, fmt.Errorf("OnSendView returned unknown %v", action)
+	}
+	start := len(rt.arena)
+	arena, changed, err := rt.view.appendResult(rt.arena, rt.features&FeatureEdits != 0)
+	if err != nil || !changed {
+		return statusOK, err
+	}
+	if len(arena) > math.MaxInt32 {
+		return 0, fmt.Errorf("kpipe: the records changed by one batch take more than %d bytes", math.MaxInt32)
+	}
+	rt.arena = arena
+	return int64(start)<<32 | int64(len(arena)-start), nil
 }
 
 // sendEntry runs OnSend on the record encoded in in. It returns statusOK,

@@ -227,6 +227,16 @@ func (d *decoder) decodeRecord(in []byte, rec *Record) error {
 	return err
 }
 
+// describe returns the error that says why in, which RecordView.reset
+// refused, is not a record.
+func (d *decoder) describe(in []byte) error {
+	var rec Record
+	if err := d.decodeRecord(in, &rec); err != nil {
+		return err
+	}
+	return malformed("record of %d bytes does not decode", len(in))
+}
+
 // decodeAck decodes in, an acknowledgement (ABI 4.2), into ack and rec.
 func (d *decoder) decodeAck(in []byte, ack *Ack, rec *Record) error {
 	if len(in) < ackFixedSize {

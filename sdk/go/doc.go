@@ -48,6 +48,13 @@
 // costs nothing beyond the call itself; Changed encodes the record and hands
 // it back to the host.
 //
+// An interceptor registered with RegisterViewInterceptor gets a RecordView
+// instead of a Record: the SDK decodes only the fields it reads, and its
+// setters log edits that Changed hands the host instead of the whole record
+// (the ABI's KPIPE_FEATURE_EDITS). In Go compiled to WebAssembly, where
+// decoding a record costs a good part of a call, that makes a plugin that
+// reads or stamps a few fields several times cheaper per record.
+//
 // Every plugin also gets the ABI's batch hooks (kpipe_on_send_batch,
 // kpipe_partition_batch, and kpipe_on_ack_batch with package ack) with
 // nothing to write: a

@@ -101,3 +101,39 @@ func ExampleRecord_SetHeader() {
 	// a=3
 	// b=4
 }
+
+// region stamps every record with a header naming the region its key starts
+// with, reading only the key: as a ViewInterceptor it gets a RecordView, so
+// the SDK decodes nothing else and hands the host the header edit alone.
+type region struct{ eu, other []byte }
+
+func (g region) OnSendView(v *kpipe.RecordView) (kpipe.Action, error) {
+	if bytes.HasPrefix(v.Key(), []byte("eu-")) {
+		v.SetHeader("region", g.eu)
+	} else {
+		v.SetHeader("region", g.other)
+	}
+	return kpipe.Changed, nil
+}
+
+// A ViewInterceptor is registered from an init function of package main:
+//
+//	func init() { kpipe.RegisterViewInterceptor(region{[]byte("eu"), []byte("other")}) }
+//
+//	func main() {}
+func ExampleRegisterViewInterceptor() {
+	kpipe.RegisterViewInterceptor(region{[]byte("eu"), []byte("other")})
+}
+
+// NewRecordView tests a ViewInterceptor natively: its getters show the
+// changes made through its setters.
+func ExampleNewRecordView() {
+	v, err := kpipe.NewRecordView(&kpipe.Record{Topic: "orders", Key: []byte("eu-42")})
+	if err != nil {
+		panic(err)
+	}
+	action, _ := region{[]byte("eu"), []byte("other")}.OnSendView(v)
+	h, _ := v.Header("region")
+	fmt.Println(action, string(h))
+	// Output: changed eu
+}

@@ -17,6 +17,11 @@ const (
 	// HasPartition unset if it failed before it had one): for observers
 	// that count outcomes. KPIPE_FEATURE_ACK_NO_RECORD.
 	FeatureAckNoRecord Feature = 1 << 1
+	// FeatureEdits lets OnSend hand the host a list of changes instead of
+	// the whole changed record. The SDK asks for it itself when a
+	// ViewInterceptor is registered, whose setters log the changes; it
+	// makes no difference to other plugins. KPIPE_FEATURE_EDITS.
+	FeatureEdits Feature = 1 << 2
 )
 
 // EnableFeatures asks the host for the features in f and returns those it

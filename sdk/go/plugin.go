@@ -98,8 +98,8 @@ func RegisterInterceptor(p Interceptor) {
 	if p == nil {
 		panic("kpipe: RegisterInterceptor(nil)")
 	}
-	if rt.interceptor != nil {
-		panic("kpipe: RegisterInterceptor called twice")
+	if rt.interceptor != nil || rt.viewInterceptor != nil {
+		panic("kpipe: an interceptor is already registered")
 	}
 	rt.interceptor = p
 	rt.observer, _ = p.(AckObserver)
@@ -143,6 +143,9 @@ var rt runtime
 // runtime holds the registered plugins and the buffers reused between calls.
 type runtime struct {
 	interceptor Interceptor
+	// viewInterceptor is the interceptor if it was registered with
+	// RegisterViewInterceptor (then interceptor is nil).
+	viewInterceptor ViewInterceptor
 	// observer is the interceptor if it implements AckObserver.
 	observer    AckObserver
 	serializer  Serializer
@@ -167,9 +170,10 @@ type runtime struct {
 	// failures gathers the failed records of a batch call.
 	failures batchFailures
 	// dec and rec are the decoder and the record reused by every hook.
-	dec decoder
-	rec Record
-	ack Ack
+	dec  decoder
+	rec  Record
+	view RecordView
+	ack  Ack
 	// features are the ABI features the host enabled (EnableFeatures).
 	features Feature
 }
@@ -177,7 +181,7 @@ type runtime struct {
 // kinds returns the kpipe_kinds bit set of the registered plugins.
 func (rt *runtime) kinds() int32 {
 	var k int32
-	if rt.interceptor != nil {
+	if rt.interceptor != nil || rt.viewInterceptor != nil {
 		k |= kindInterceptor
 	}
 	if rt.serializer != nil {
@@ -228,8 +232,13 @@ func (rt *runtime) init() (code int64) {
 	if err := crt.check(); err != nil {
 		return rt.fail(err)
 	}
+	if rt.viewInterceptor != nil {
+		// Its changes are sent as edits where the host takes them
+		// (ABI 8.2), and as whole records otherwise.
+		rt.features |= Feature(host.enableFeatures(uint64(FeatureEdits))) & FeatureEdits
+	}
 	var done []any
-	for _, p := range append([]any{rt.interceptor, rt.serializer, rt.partitioner}, crt.plugins()...) {
+	for _, p := range append([]any{rt.interceptor, rt.viewInterceptor, rt.serializer, rt.partitioner}, crt.plugins()...) {
 		in, ok := p.(Initializer)
 		if !ok || containsSame(done, p) {
 			continue
@@ -262,6 +271,21 @@ func containsSame(list []any, p any) (found bool) {
 // new record; otherwise code is the hook's result.
 func (rt *runtime) onSend(n int32) (result []byte, code int64) {
 	defer rt.recover("OnSend", &code)
+	if rt.viewInterceptor != nil {
+		in, err := rt.input(n)
+		if err != nil {
+			return nil, rt.fail(err)
+		}
+		out, code, err := rt.sendView(in, rt.out[:0])
+		if err != nil {
+			return nil, rt.fail(err)
+		}
+		if len(out) > 0 {
+			rt.out = out
+			return rt.result(out), statusOK
+		}
+		return nil, code
+	}
 	if rt.interceptor == nil {
 		return nil, rt.fail(errors.New("kpipe_on_send called, but no interceptor is registered"))
 	}
@@ -290,6 +314,30 @@ func (rt *runtime) onSend(n int32) (result []byte, code int64) {
 		return rt.result(out), statusOK
 	}
 	return nil, rt.fail(fmt.Errorf("OnSend returned unknown %v", action))
+}
+
+// sendView runs OnSendView on the record encoded in in. It returns statusOK
+// or statusDrop, or for a changed record statusOK and dst with the result
+// (an edit list or the record) appended. A record that does not decode and
+// an error are returned as an error.
+func (rt *runtime) sendView(in, dst []byte) (out []byte, code int64, err error) {
+	v := &rt.view
+	if !v.reset(in, &rt.dec) {
+		return dst, 0, rt.dec.describe(in)
+	}
+	action, err := rt.viewInterceptor.OnSendView(v)
+	switch {
+	case err != nil:
+		return dst, 0, err
+	case action == Unchanged:
+		return dst, statusOK, nil
+	case action == Drop:
+		return dst, statusDrop, nil
+	case action == Changed:
+		out, _, err := v.appendResult(dst, rt.features&FeatureEdits != 0)
+		return out, statusOK, err
+	}
+	return dst, 0, fmt.Errorf("OnSendView returned unknown %v", action)
 }
 
 // onAck implements kpipe_on_ack.

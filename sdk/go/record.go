@@ -95,34 +95,40 @@ func (r *Record) AddHeader(key string, value []byte) {
 // SetHeader replaces the value of the first header named key and removes the
 // others of that name, or appends the header if there is none.
 func (r *Record) SetHeader(key string, value []byte) {
-	for i := range r.Headers {
-		if r.Headers[i].Key == key {
-			r.Headers[i].Value = value
-			r.removeHeaders(key, i+1)
-			return
-		}
-	}
-	r.AddHeader(key, value)
+	r.Headers = setHeader(r.Headers, key, value)
 }
 
 // RemoveHeader removes every header named key and reports whether there was
 // one.
 func (r *Record) RemoveHeader(key string) bool {
 	n := len(r.Headers)
-	r.removeHeaders(key, 0)
+	r.Headers = removeHeaders(r.Headers, key, 0)
 	return len(r.Headers) != n
 }
 
-// removeHeaders removes the headers named key from index from on, in place.
-func (r *Record) removeHeaders(key string, from int) {
-	out := r.Headers[:from]
-	for _, h := range r.Headers[from:] {
+// setHeader gives the first header of hs named key the value value and
+// removes the later ones, or appends the header, and returns the headers.
+func setHeader(hs []Header, key string, value []byte) []Header {
+	for i := range hs {
+		if hs[i].Key == key {
+			hs[i].Value = value
+			return removeHeaders(hs, key, i+1)
+		}
+	}
+	return append(hs, Header{Key: key, Value: value})
+}
+
+// removeHeaders removes the headers of hs named key from index from on, in
+// place, and returns the headers left.
+func removeHeaders(hs []Header, key string, from int) []Header {
+	out := hs[:from]
+	for _, h := range hs[from:] {
 		if h.Key != key {
 			out = append(out, h)
 		}
 	}
-	clear(r.Headers[len(out):])
-	r.Headers = out
+	clear(hs[len(out):])
+	return out
 }
 
 // Ack is the outcome of producing one record, given to OnAck.

@@ -29,9 +29,19 @@ func TestNewStamperRejects(t *testing.T) {
 	}
 }
 
-func headers(r *kpipe.Record) []string {
+// view returns a RecordView of r.
+func view(t *testing.T, r *kpipe.Record) *kpipe.RecordView {
+	t.Helper()
+	v, err := kpipe.NewRecordView(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func headers(r *kpipe.RecordView) []string {
 	var out []string
-	for _, h := range r.Headers {
+	for _, h := range r.Headers() {
 		out = append(out, h.Key+"="+string(h.Value))
 	}
 	return out
@@ -47,17 +57,17 @@ func TestOnSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.now = func() time.Time { return time.UnixMilli(1700000000123) }
-	r := &kpipe.Record{Headers: []kpipe.Header{{Key: "keep", Value: []byte("1")}, {Key: "source", Value: []byte("old")}}}
-	if a, err := s.OnSend(r); a != kpipe.Changed || err != nil {
-		t.Fatalf("OnSend = %v, %v", a, err)
+	r := view(t, &kpipe.Record{Headers: []kpipe.Header{{Key: "keep", Value: []byte("1")}, {Key: "source", Value: []byte("old")}}})
+	if a, err := s.OnSendView(r); a != kpipe.Changed || err != nil {
+		t.Fatalf("OnSendView = %v, %v", a, err)
 	}
 	want := []string{"keep=1", "source=kpipe", "env=test", "seq=1", "ts=1700000000123"}
 	if got := headers(r); !reflect.DeepEqual(got, want) {
 		t.Fatalf("headers = %q, want %q", got, want)
 	}
-	r2 := &kpipe.Record{}
-	s.OnSend(r2)
-	if v, _ := r2.HeaderValue("seq"); string(v) != "2" {
+	r2 := view(t, &kpipe.Record{})
+	s.OnSendView(r2)
+	if v, _ := r2.Header("seq"); string(v) != "2" {
 		t.Fatalf("second sequence number = %q, want 2", v)
 	}
 }
