@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -380,9 +381,12 @@ func TestStopWhileCommitting(t *testing.T) {
 }
 
 // checkOffsetsStable fetches group's committed offsets of topic's
-// partitions as a member about to read them does (require_stable): a
-// transaction left open with offsets of them makes the broker answer
-// UNSTABLE_OFFSET_COMMIT until the transaction ends.
+// partitions as a member about to read them does (require_stable), until
+// the broker answers without UNSTABLE_OFFSET_COMMIT, for up to 10s. A
+// transaction left open with offsets of them keeps that answer until the
+// transaction timeout (40s) aborts it; a transaction that was ended keeps
+// it only until the broker has written its commit marker to the offsets
+// topic, which Apache Kafka does just after it answers EndTxn.
 func checkOffsetsStable(t *testing.T, brokers []string, group, topic string, partitions int32) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -403,21 +407,32 @@ func checkOffsetsStable(t *testing.T, brokers []string, group, topic string, par
 	}
 	g.Topics = append(g.Topics, gt)
 	req.Groups = append(req.Groups, g)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("fetching the committed offsets of group %s: %v", group, err)
-	}
-	for _, g := range resp.Groups {
-		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
-			t.Errorf("group %s: %v", g.Group, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("fetching the committed offsets of group %s: %v", group, err)
 		}
-		for _, tp := range g.Topics {
-			for _, p := range tp.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-					t.Errorf("group %s, topic %s partition %d: %v (a transaction the source left open holds the offsets)", g.Group, tp.Topic, p.Partition, err)
+		var errs []error
+		for _, g := range resp.Groups {
+			if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+				errs = append(errs, fmt.Errorf("group %s: %w", g.Group, err))
+			}
+			for _, tp := range g.Topics {
+				for _, p := range tp.Partitions {
+					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+						errs = append(errs, fmt.Errorf("group %s, topic %s partition %d: %w", g.Group, tp.Topic, p.Partition, err))
+					}
 				}
 			}
 		}
+		if len(errs) == 0 {
+			return
+		}
+		if !errors.Is(errs[0], kerr.UnstableOffsetCommit) || time.Now().After(deadline) {
+			t.Fatalf("committed offsets: %v (a transaction the source left open holds them)", errors.Join(errs...))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
