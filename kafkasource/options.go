@@ -150,8 +150,11 @@ func Sink(opts ...pipeline.Option) Option {
 // often).
 func MaxPollRecords(n int) Option { return optionFunc(func(c *config) { c.maxPoll = n }) }
 
-// EndTimeout bounds each wait of a shutdown: aborting the open transaction,
-// flushing, leaving the group. Default: 10s.
+// EndTimeout bounds each end of a transaction (ExactlyOnce): a commit or an
+// abort, which Run carries through under this bound even when its context
+// has ended, since a transaction left open holds back the group's next
+// reader of its partitions (see Run). An end that fails is followed by one
+// abort under the same bound. Default: 10s.
 func EndTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.endTimeout = d }) }
 
 // Logger is where the source logs (partitions stopped, aborted

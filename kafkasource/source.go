@@ -221,10 +221,14 @@ func (s *Source) Delivery() Delivery { return s.cfg.delivery }
 // Run reads, runs and produces records until ctx ends (it then returns
 // nil) or a failure that the source cannot get past: a transaction that
 // could not be ended, or a client that was closed. Each poll's records are
-// produced and then committed together; when ctx ends in the middle of a
-// poll's records, their transaction is aborted (ExactlyOnce) or their
-// offsets are not committed (AtLeastOnce), and the next process of the
-// group reads them again. Run must not be called twice at once.
+// produced and then committed together; when ctx ends before each of a
+// poll's records has its outcome, their transaction is aborted
+// (ExactlyOnce) or their offsets are not committed (AtLeastOnce), and the
+// next process of the group reads them again. With ExactlyOnce a
+// transaction, once begun, is always ended (committed once every record
+// has its outcome, else aborted), under EndTimeout rather than ctx: one left
+// open would hold back the group's next reader of its partitions until the
+// transaction timeout. Run must not be called twice at once.
 func (s *Source) Run(ctx context.Context) error {
 	for {
 		if ctx.Err() != nil {
@@ -284,7 +288,7 @@ func (s *Source) batch(ctx context.Context, recs []*kgo.Record) error {
 		return nil
 	}
 	if s.sess != nil {
-		return s.endTransaction(ctx, recs, stops)
+		return s.endTransaction(recs, stops)
 	}
 	s.commit(ctx, recs, stops)
 	return nil
@@ -394,38 +398,61 @@ func deadLetterRecord(topic string, in *kgo.Record, err error) plugins.Record {
 }
 
 // abandon ends a batch that ctx interrupted: its transaction is aborted
-// (ExactlyOnce), within EndTimeout; AtLeastOnce commits nothing.
+// (ExactlyOnce); AtLeastOnce commits nothing.
 func (s *Source) abandon() {
 	if s.sess == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.endTimeout)
-	defer cancel()
-	if _, err := s.sess.End(ctx, kgo.TryAbort); err != nil {
+	if _, err := s.end(kgo.TryAbort); err != nil {
 		s.log.Warn("aborting the transaction of an interrupted batch", "error", err)
 	}
 	s.stats.aborted.Add(1)
 }
 
+// end ends the transaction in flight, committing it if commit says so and
+// the session allows. It runs under a context of its own, bounded by
+// EndTimeout, never under Run's: a transaction left open (its offsets sent
+// with TxnOffsetCommit, its EndTxn not) keeps the group's committed offsets
+// of its partitions unstable, so the member the group gives them to next
+// cannot start reading them (its offset fetch gets UNSTABLE_OFFSET_COMMIT),
+// and read_committed readers of the output cannot read past its records,
+// until the transaction timeout aborts it. Ending Run's context in the
+// middle of an End did exactly that (TestStopWhileCommitting). If End fails
+// all the same, end aborts once more: franz-go keeps a transaction whose
+// end was not confirmed for that retry, which reinitialises the producer id
+// and so makes the broker abort whatever the id left open.
+func (s *Source) end(commit kgo.TransactionEndTry) (committed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.endTimeout)
+	defer cancel()
+	committed, err = s.sess.End(ctx, commit)
+	if err == nil {
+		return committed, nil
+	}
+	actx, acancel := context.WithTimeout(context.Background(), s.cfg.endTimeout)
+	defer acancel()
+	if _, aerr := s.sess.End(actx, kgo.TryAbort); aerr != nil {
+		return false, fmt.Errorf("%w; aborting it failed too: %w", err, aerr)
+	}
+	return false, err
+}
+
 // endTransaction ends the batch's transaction: it commits unless a
 // partition must stop, in which case it stops the partitions and aborts, so
 // that the other partitions' records are read again and produced in the
-// next transaction.
-func (s *Source) endTransaction(ctx context.Context, recs []*kgo.Record, stops map[topicPartition]stop) error {
+// next one. Every record of the batch has its outcome by now, so the
+// transaction is ended even if ctx has ended meanwhile (see end).
+func (s *Source) endTransaction(recs []*kgo.Record, stops map[topicPartition]stop) error {
 	if len(stops) > 0 {
 		s.stopPartitions(stops)
-		_, err := s.sess.End(ctx, kgo.TryAbort)
+		_, err := s.end(kgo.TryAbort)
 		s.stats.aborted.Add(1)
-		if err != nil && ctx.Err() == nil {
+		if err != nil {
 			return fmt.Errorf("kafkasource: abort transaction: %w", err)
 		}
 		return nil
 	}
-	committed, err := s.sess.End(ctx, kgo.TryCommit)
+	committed, err := s.end(kgo.TryCommit)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
 		return fmt.Errorf("kafkasource: end transaction: %w", err)
 	}
 	if !committed {

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/kafkasource"
@@ -309,6 +313,127 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 		t.Errorf("the second source committed nothing")
 	}
 	checkOutput(t, brokers, out, n, keys, true)
+}
+
+// cancelAtWrite calls cancel once the client has written its nth request
+// of kind key to a broker.
+type cancelAtWrite struct {
+	key    int16
+	nth    int32
+	n      atomic.Int32
+	cancel context.CancelFunc
+}
+
+func (h *cancelAtWrite) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == h.key && err == nil && h.n.Add(1) == h.nth {
+		h.cancel()
+	}
+}
+
+// TestStopWhileCommitting stops a source (its Run context ends) while it
+// ends a transaction: after the transaction's offsets were sent
+// (TxnOffsetCommit) and before EndTxn. The source must still end the
+// transaction: one left open holds the group's offsets of its partitions
+// unstable, and the group's next owner of them cannot read them (a
+// read_committed reader of the output cannot read past it either) until the
+// transaction timeout. The hook cancels from the client's writer, before
+// the commit's response can be read, and a request whose context has ended
+// is never written: before the fix the EndTxn was never sent, every run.
+func TestStopWhileCommitting(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	in := testbroker.CreateTopic(t, brokers, 2)
+	out := testbroker.CreateTopic(t, brokers, 2)
+	const n, keys = 1000, 20
+	produceInput(t, brokers, in, n, keys, nil)
+	group := "eos-stop-" + in
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	hook := &cancelAtWrite{key: kmsg.TxnOffsetCommit.Int16(), nth: 3, cancel: stop}
+	a := newSource(t, ctx, brokers, in, out, group, kafkasource.ExactlyOnce, kafkasource.MaxPollRecords(100),
+		kafkasource.Sink(pipeline.KgoOptions(kgo.WithHooks(hook))))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(testbroker.Timeout()):
+		t.Fatalf("Run did not end within %v; stats %+v", testbroker.Timeout(), a.Stats())
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer ccancel()
+	if _, err := a.Close(cctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if st := a.Stats(); st.Commits != 3 || st.Aborts != 0 {
+		t.Errorf("commits %d, aborts %d; want the third transaction, whose end began before Run's context ended, committed", st.Commits, st.Aborts)
+	}
+	checkOffsetsStable(t, brokers, group, in, 2)
+
+	// The group's next member reads on from the committed offsets.
+	b := newSource(t, ctx, brokers, in, out, group, kafkasource.ExactlyOnce, kafkasource.MaxPollRecords(100))
+	runUntil(t, b, func() bool { return committed(a.Stats())+committed(b.Stats()) == n })
+	checkOutput(t, brokers, out, n, keys, true)
+}
+
+// checkOffsetsStable fetches group's committed offsets of topic's
+// partitions as a member about to read them does (require_stable), until
+// the broker answers without UNSTABLE_OFFSET_COMMIT, for up to 10s. A
+// transaction left open with offsets of them keeps that answer until the
+// transaction timeout (40s) aborts it; a transaction that was ended keeps
+// it only until the broker has written its commit marker to the offsets
+// topic, which Apache Kafka does just after it answers EndTxn.
+func checkOffsetsStable(t *testing.T, brokers []string, group, topic string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.RequireStable = true
+	g := kmsg.NewOffsetFetchRequestGroup()
+	g.Group = group
+	gt := kmsg.NewOffsetFetchRequestGroupTopic()
+	gt.Topic = topic
+	for p := range partitions {
+		gt.Partitions = append(gt.Partitions, p)
+	}
+	g.Topics = append(g.Topics, gt)
+	req.Groups = append(req.Groups, g)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("fetching the committed offsets of group %s: %v", group, err)
+		}
+		var errs []error
+		for _, g := range resp.Groups {
+			if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+				errs = append(errs, fmt.Errorf("group %s: %w", g.Group, err))
+			}
+			for _, tp := range g.Topics {
+				for _, p := range tp.Partitions {
+					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+						errs = append(errs, fmt.Errorf("group %s, topic %s partition %d: %w", g.Group, tp.Topic, p.Partition, err))
+					}
+				}
+			}
+		}
+		if len(errs) == 0 {
+			return
+		}
+		if !errors.Is(errs[0], kerr.UnstableOffsetCommit) || time.Now().After(deadline) {
+			t.Fatalf("committed offsets: %v (a transaction the source left open holds them)", errors.Join(errs...))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func TestDeadLetter(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testbroker"
@@ -424,5 +425,69 @@ pipeline "admin" {
 func TestSourceExample(t *testing.T) {
 	if r := kpipe(t, "", "", "validate", "--config", "../../examples/kafka-source.hcl"); r.code != 0 {
 		t.Fatalf("kpipe validate examples/kafka-source.hcl: %s", r)
+	}
+}
+
+// TestSourceSecondSignal: an exactly_once source whose broker does not
+// answer EndTxn (kfake holds it) is interrupted twice. The first signal
+// leaves Run ending its transaction (it does so within the source's end
+// timeout, 10s, even after its context ended, so as not to leave the
+// transaction open); the second must end kpipe at once, with exit 130 and
+// its summary.
+func TestSourceSecondSignal(t *testing.T) {
+	c, brokers := testbroker.Fake(t)
+	in := testbroker.CreateTopic(t, brokers, 1)
+	out := testbroker.CreateTopic(t, brokers, 1)
+	produceKeyed(t, brokers, in, 100)
+	held := make(chan struct{})
+	var heldOnce sync.Once
+	release := make(chan struct{})
+	defer close(release) // before the cluster closes (cleanup), which wakes it too
+	c.ControlKey(kmsg.EndTxn.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		heldOnce.Do(func() { close(held) })
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	cfg := writeFile(t, filepath.Join(t.TempDir(), "eos.hcl"), fmt.Sprintf(`kafka {
+  brokers = [%q]
+}
+pipeline "eos" {
+  topic = %q
+  source "kafka" {
+    topics   = [%q]
+    group    = %q
+    delivery = "exactly_once"
+  }
+}
+`, strings.Join(brokers, ","), out, in, "eos-"+in))
+	m := startMember(t, cfg, "unused")
+	select {
+	case <-held:
+	case err := <-m.done:
+		t.Fatalf("kpipe run ended before its first EndTxn: %v\n%s", err, m.stderr.String())
+	case <-time.After(testbroker.Timeout()):
+		t.Fatalf("no EndTxn within %v\n%s", testbroker.Timeout(), m.stderr.String())
+	}
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	time.Sleep(300 * time.Millisecond)
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	sent := time.Now()
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-m.done
+		t.Fatalf("kpipe run did not end within 30s of the second SIGINT\n%s", m.stderr.String())
+	}
+	// Waiting for the transaction would take the end timeout, 10s.
+	if d := time.Since(sent); d > 5*time.Second {
+		t.Errorf("kpipe run ended %v after the second SIGINT, want at once\n%s", d.Round(time.Millisecond), m.stderr.String())
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130\n%s", code, m.stderr.String())
+	}
+	if !strings.Contains(m.stderr.String(), `kpipe: pipeline "eos" (exactly_once):`) {
+		t.Errorf("no summary\n%s", m.stderr.String())
 	}
 }

@@ -135,7 +135,8 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	e.say("pipeline %q: reading %s as group %q (%s), writing to %q; Ctrl-C stops", p.Name, what, src.Group, s.Delivery(), p.Topic)
 
 	// The first SIGINT or SIGTERM (ctx) stops reading and ends the batch
-	// in flight; a second one ends the waits of the shutdown at once.
+	// in flight; a second one ends the waits of the shutdown at once,
+	// Run's included.
 	endCtx, endNow := context.WithCancel(context.WithoutCancel(ctx))
 	defer endNow()
 	sig := make(chan os.Signal, 2)
@@ -157,7 +158,20 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 		}
 	}()
 
-	runErr := s.Run(ctx)
+	// Run ends the transaction in flight within kafkasource's EndTimeout
+	// even after ctx ended; a second signal stops waiting for it, as a
+	// kill would: the broker aborts that transaction at its timeout, or
+	// when the process restarts with the same transactional_id.
+	runDone := make(chan error, 1)
+	go func() { runDone <- s.Run(ctx) }()
+	var runErr error
+	select {
+	case runErr = <-runDone:
+	case <-endCtx.Done():
+		lv.stopReloads()
+		e.sourceSummary(p, s.Delivery(), s.Stats(), s.Producer().Stats(), host.LogLinesSuppressed())
+		return &exitError{code: ExitInterrupted, err: errors.New("interrupted twice: not waiting for the transaction in flight to end")}
+	}
 	lv.stopReloads()
 	cctx, cancel := context.WithTimeout(endCtx, f.flushTimeout)
 	defer cancel()
