@@ -122,10 +122,21 @@ func TestSwapChains(t *testing.T) {
 			col := newCollector()
 			const n = 3000
 			var sent atomic.Int32
+			// The sender waits (a bounded time) for one swap every
+			// swapEvery records, so that swaps land among the records
+			// however fast the machine sends them.
+			const swapEvery = 100
+			var swapped atomic.Int32
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
 				for i, v := range values(n, "r") {
+					if i%swapEvery == 0 {
+						deadline := time.Now().Add(time.Second)
+						for swapped.Load() < int32(i/swapEvery) && time.Now().Before(deadline) {
+							time.Sleep(50 * time.Microsecond)
+						}
+					}
 					p.Send(ctx, rec(fmt.Sprintf("k%d", i), v), col.cb(t, v))
 					sent.Add(1)
 				}
@@ -144,6 +155,7 @@ func TestSwapChains(t *testing.T) {
 					chains[v] = stampNames(o)
 					mu.Unlock()
 					swaps++
+					swapped.Add(1)
 					time.Sleep(200 * time.Microsecond)
 					continue
 				}
