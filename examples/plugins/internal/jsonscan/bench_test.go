@@ -24,3 +24,38 @@ func BenchmarkWalk(b *testing.B) {
 		}
 	}
 }
+
+// benchPaths are the paths the quickstart's redact plugin looks for.
+var benchPaths = []string{"card.number", "card.cvv", "customer"}
+
+// BenchmarkMatcher finds benchPaths in benchDoc with a Matcher.
+func BenchmarkMatcher(b *testing.B) {
+	m := NewMatcher(mustPaths(b, benchPaths...)...)
+	n := 0
+	fn := func(id, start, end int) { n++ }
+	b.SetBytes(int64(len(benchDoc)))
+	for b.Loop() {
+		if err := m.Walk(benchDoc, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWalkMatch finds benchPaths in benchDoc with Walk and Path.Match.
+func BenchmarkWalkMatch(b *testing.B) {
+	paths := mustPaths(b, benchPaths...)
+	n := 0
+	b.SetBytes(int64(len(benchDoc)))
+	for b.Loop() {
+		err := Walk(benchDoc, func(v *Value) {
+			for _, p := range paths {
+				if p.Match(v.Path) {
+					n++
+				}
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

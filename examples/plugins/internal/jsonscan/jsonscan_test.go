@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -162,6 +163,12 @@ func FuzzAgainstEncodingJSON(f *testing.F) {
 		}
 		if got, err := AppendCompact(nil, doc); err != nil || !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("AppendCompact(%q) = %q, %v; want %q", doc, got, err, want.Bytes())
+		}
+		// Matcher reports what Walk and Path.Match find.
+		paths := []Path{{[]byte("a")}, {[]byte("a"), []byte("b")}, {}}
+		wantM, _ := matchByWalk(doc, paths)
+		if got, err := matchByMatcher(doc, paths); err != nil || !slices.Equal(got, wantM) {
+			t.Fatalf("Matcher on %q = %v, %v; Walk and Match give %v", doc, got, err, wantM)
 		}
 		// Every reported range is itself a valid value, and strings unquote
 		// as encoding/json decodes them.
