@@ -1,6 +1,9 @@
 package jsonscan
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 var benchDoc = []byte(`{"user_id":42,"region":"eu","ssn":"123-45-6789","card":{"number":"4111 1111 1111 1111","exp":"12/30"},"items":[{"sku":"A-1","qty":2},{"sku":"B-7","qty":1}],"note":"leave at the door"}`)
 
@@ -56,6 +59,33 @@ func BenchmarkWalkMatch(b *testing.B) {
 		})
 		if err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPlainRun scans a string body of 64 plain bytes.
+func BenchmarkPlainRun(b *testing.B) {
+	src := []byte(`"` + strings.Repeat("4111 1111 1111 1111 ", 3) + `abcd"`)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if plainRun(src, 1) != len(src)-1 {
+			b.Fatal("wrong end")
+		}
+	}
+}
+
+// BenchmarkPlainRunBytes scans BenchmarkPlainRun's string body a byte at a
+// time, the loop plainRun ends with.
+func BenchmarkPlainRunBytes(b *testing.B) {
+	src := []byte(`"` + strings.Repeat("4111 1111 1111 1111 ", 3) + `abcd"`)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		i := 1
+		for i < len(src) && plain[src[i]] {
+			i++
+		}
+		if i != len(src)-1 {
+			b.Fatal("wrong end")
 		}
 	}
 }

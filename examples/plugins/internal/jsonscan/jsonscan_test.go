@@ -186,3 +186,23 @@ func FuzzAgainstEncodingJSON(f *testing.F) {
 		})
 	})
 }
+
+// TestPlainRun checks plainRun against a loop over the bytes, with each kind
+// of byte that ends a run at every offset of a 20-byte run.
+func TestPlainRun(t *testing.T) {
+	for _, stop := range []byte{'"', '\\', 0, 0x1f, '\n'} {
+		for n := 0; n < 20; n++ {
+			for _, fill := range []byte{'a', ' ', 0x7f, 0x80, 0xff, '!', '#', '[', ']'} {
+				src := append(bytes.Repeat([]byte{fill}, n), stop, 'x', '"')
+				for from := 0; from <= n; from++ {
+					if got := plainRun(src, from); got != n {
+						t.Fatalf("plainRun(%q, %d) = %d, want %d", src, from, got, n)
+					}
+				}
+			}
+		}
+	}
+	if got := plainRun([]byte("abcdefghijklmnopq"), 3); got != 17 {
+		t.Fatalf("plainRun to the end = %d, want 17", got)
+	}
+}
