@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/kpipe/kpipe/examples/plugins/internal/jsonscan"
 	kpipe "github.com/kpipe/kpipe/sdk/go"
@@ -18,13 +17,17 @@ type config struct {
 
 // redactor masks fields of JSON values.
 type redactor struct {
-	fields      []jsonscan.Path
+	// matcher finds the fields, ids 0 to nfields-1, and the required path,
+	// id nfields, in one pass that does not allocate.
+	matcher     *jsonscan.Matcher
+	nfields     int
 	replacement []byte        // the replacement as a JSON string literal
 	require     jsonscan.Path // nil: drop nothing
 	dropped     uint64
+	visit       func(id, start, end int) // r.visitValue, bound once
 
 	// Reused from record to record.
-	ranges [][2]int // byte ranges of the values to mask
+	ranges [][2]int // byte ranges of the values to mask, sorted, disjoint
 	found  bool     // whether the walk met the required path
 	buf    []byte   // the new value; the host copies it before the next call
 }
@@ -34,13 +37,14 @@ func newRedactor(cfg config) (*redactor, error) {
 	if len(cfg.Fields) == 0 && cfg.DropIfMissing == "" {
 		return nil, errors.New(`redact: nothing to do: set "fields" or "drop_if_missing"`)
 	}
-	r := &redactor{replacement: jsonscan.AppendString(nil, cfg.Replacement)}
+	r := &redactor{replacement: jsonscan.AppendString(nil, cfg.Replacement), nfields: len(cfg.Fields)}
+	var paths []jsonscan.Path
 	for _, f := range cfg.Fields {
 		p, err := jsonscan.ParsePath(f)
 		if err != nil {
 			return nil, fmt.Errorf("redact: fields: %w", err)
 		}
-		r.fields = append(r.fields, p)
+		paths = append(paths, p)
 	}
 	if cfg.DropIfMissing != "" {
 		p, err := jsonscan.ParsePath(cfg.DropIfMissing)
@@ -48,21 +52,27 @@ func newRedactor(cfg config) (*redactor, error) {
 			return nil, fmt.Errorf("redact: drop_if_missing: %w", err)
 		}
 		r.require = p
+		paths = append(paths, p)
 	}
+	r.matcher = jsonscan.NewMatcher(paths...)
+	r.visit = r.visitValue
 	return r, nil
 }
 
-// visit records what the walk of a value meets.
-func (r *redactor) visit(v *jsonscan.Value) {
-	if r.require != nil && !r.found && r.require.Match(v.Path) {
+// visitValue records a value the matcher reports. Values come after the
+// values inside them and before the values after them, so the ranges inside
+// a new range are the last ones recorded: dropping them keeps r.ranges
+// sorted and disjoint, a field within a masked field covered by the outer one.
+func (r *redactor) visitValue(id, start, end int) {
+	if id == r.nfields {
 		r.found = true
+		return
 	}
-	for _, f := range r.fields {
-		if f.Match(v.Path) {
-			r.ranges = append(r.ranges, [2]int{v.Start, v.End})
-			return
-		}
+	n := len(r.ranges)
+	for n > 0 && r.ranges[n-1][0] >= start {
+		n--
 	}
+	r.ranges = append(r.ranges[:n], [2]int{start, end})
 }
 
 // OnSend masks the configured fields of the record's value, or drops it.
@@ -71,7 +81,7 @@ func (r *redactor) OnSend(rec *kpipe.Record) (kpipe.Action, error) {
 		return kpipe.Unchanged, nil
 	}
 	r.ranges, r.found = r.ranges[:0], false
-	if err := jsonscan.Walk(rec.Value, r.visit); err != nil {
+	if err := r.matcher.Walk(rec.Value, r.visit); err != nil {
 		return kpipe.Unchanged, nil // not JSON: not ours to judge
 	}
 	if r.require != nil && !r.found {
@@ -88,23 +98,11 @@ func (r *redactor) OnSend(rec *kpipe.Record) (kpipe.Action, error) {
 	return kpipe.Changed, nil
 }
 
-// splice returns value with every recorded range replaced, reusing r.buf. A
-// range inside another (a field within a masked field) is covered by the
-// outer one.
+// splice returns value with every recorded range replaced, reusing r.buf.
 func (r *redactor) splice(value []byte) []byte {
-	sort.Slice(r.ranges, func(i, j int) bool {
-		a, b := r.ranges[i], r.ranges[j]
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		return a[1] > b[1]
-	})
 	out := r.buf[:0]
 	done := 0
 	for _, rg := range r.ranges {
-		if rg[0] < done {
-			continue // inside the previous range
-		}
 		out = append(out, value[done:rg[0]]...)
 		out = append(out, r.replacement...)
 		done = rg[1]

@@ -111,3 +111,40 @@ func TestOverlappingFields(t *testing.T) {
 		t.Fatalf("value = %s, want %s", rec.Value, want)
 	}
 }
+
+func TestNestedAndRepeatedFields(t *testing.T) {
+	r, err := newRedactor(config{Fields: []string{"a.b", "a", "c", "c", "d.e"}, Replacement: "x", DropIfMissing: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &kpipe.Record{Value: []byte(`{"d":[{"e":1},{"f":2},{"e":[3,{"e":4}]}],"a":[{"b":1},{"a":{"b":2}}],"c":[1,[2]],"z":0}`)}
+	if a, err := r.OnSend(rec); a != kpipe.Changed || err != nil {
+		t.Fatalf("OnSend = %v, %v", a, err)
+	}
+	if want := `{"d":[{"e":"x"},{"f":2},{"e":"x"}],"a":"x","c":"x","z":0}`; string(rec.Value) != want {
+		t.Fatalf("value = %s, want %s", rec.Value, want)
+	}
+}
+
+// TestOnSendDoesNotAllocate checks that masking a record, once the buffers
+// have grown, allocates nothing.
+func TestOnSendDoesNotAllocate(t *testing.T) {
+	r, err := newRedactor(config{Fields: []string{"card.number", "card.cvv"}, Replacement: "***", DropIfMissing: "customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := []byte(`{"customer":"c00001","amount":1.5,"card":{"number":"4111111111111111","cvv":"123"},"note":"xxxxxxxxxx"}`)
+	rec := &kpipe.Record{}
+	allocs := testing.AllocsPerRun(100, func() {
+		rec.Value = value
+		if a, err := r.OnSend(rec); a != kpipe.Changed || err != nil {
+			t.Fatalf("OnSend = %v, %v", a, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("OnSend allocates %v times per record", allocs)
+	}
+	if want := `{"customer":"c00001","amount":1.5,"card":{"number":"***","cvv":"***"},"note":"xxxxxxxxxx"}`; string(rec.Value) != want {
+		t.Fatalf("value = %s, want %s", rec.Value, want)
+	}
+}

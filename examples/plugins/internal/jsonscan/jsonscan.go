@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -109,10 +110,19 @@ func (p Path) Match(path [][]byte) bool {
 // only validates.
 func Walk(src []byte, fn func(v *Value)) error {
 	w := walker{src: src, fn: fn}
+	if fn != nil {
+		w.st = &walkState{}
+		w.st.path = w.st.pathBuf[:0]
+	}
+	return w.document(cand{})
+}
+
+// document parses src as one value surrounded by optional white space.
+func (w *walker) document(c cand) error {
 	w.ws()
-	w.value()
+	w.value(c)
 	w.ws()
-	if w.err == nil && w.pos < len(src) {
+	if w.err == nil && w.pos < len(w.src) {
 		w.fail("data after the top-level value")
 	}
 	return w.err
@@ -126,14 +136,8 @@ func Valid(src []byte) bool { return Walk(src, nil) == nil }
 // It fails, appending nothing, if src is not valid JSON.
 func AppendCompact(dst, src []byte) ([]byte, error) {
 	w := walker{src: src, compact: true, out: dst}
-	w.ws()
-	w.value()
-	w.ws()
-	if w.err == nil && w.pos < len(src) {
-		w.fail("data after the top-level value")
-	}
-	if w.err != nil {
-		return dst, w.err
+	if err := w.document(cand{}); err != nil {
+		return dst, err
 	}
 	return append(w.out, src[w.copied:w.pos]...), nil
 }
@@ -236,21 +240,41 @@ func hex4(b []byte) uint16 {
 	return v
 }
 
-// walker is a recursive-descent parser over src.
+// walker is a recursive-descent parser over src. Its loops keep positions in
+// locals and scan runs of bytes without a call per byte: compiled to
+// WebAssembly, Go pays for every call and every field access
+// (BenchmarkWalk, BenchmarkMatcher, BenchmarkAppendCompact).
 type walker struct {
 	src   []byte
 	pos   int
-	fn    func(*Value)
-	path  [][]byte
 	depth int
 	err   error
-	v     Value
 
-	// Compaction: the output, and how much of src is in it or skipped.
+	// Walk: the callback and the state it sees.
+	fn func(*Value)
+	st *walkState
+
+	// Matcher.Walk: the matcher and its callback.
+	m   *Matcher
+	mfn func(id, start, end int)
+
+	// AppendCompact: the output, and how much of src is in it or skipped.
 	compact bool
 	out     []byte
 	copied  int
 }
+
+// walkState is what Walk hands to its callback, allocated once per walk.
+type walkState struct {
+	v       Value
+	path    [][]byte
+	pathBuf [8][]byte
+}
+
+// cand is the set of a Matcher's paths still possible at a value: the
+// sorted paths[lo:hi] share the value's first d steps; paths[lo:mid] have
+// exactly d steps, so they name the value itself.
+type cand struct{ lo, mid, hi, d int }
 
 func (w *walker) fail(msg string) {
 	if w.err == nil {
@@ -266,77 +290,78 @@ func (w *walker) unexpected() {
 	w.fail(fmt.Sprintf("unexpected character %q", w.src[w.pos]))
 }
 
-// ws skips white space. When compacting, it first copies what precedes the
-// white space to the output.
+// ws skips white space; every white space byte is at most ' ', and so is no
+// byte that may start a token, so one comparison tells there is none.
 func (w *walker) ws() {
-	start := w.pos
-	for w.pos < len(w.src) {
-		switch w.src[w.pos] {
-		case ' ', '\t', '\n', '\r':
-			w.pos++
-			continue
+	if w.pos < len(w.src) && w.src[w.pos] <= ' ' {
+		w.skipWS()
+	}
+}
+
+// skipWS skips white space. When compacting, it first copies what precedes
+// the white space to the output. It is not inlined so that ws is.
+//
+//go:noinline
+func (w *walker) skipWS() {
+	src, i := w.src, w.pos
+	for i < len(src) {
+		if c := src[i]; c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+			break
 		}
-		break
+		i++
 	}
-	if w.compact && w.pos > start {
-		w.out = append(w.out, w.src[w.copied:start]...)
-		w.copied = w.pos
+	if w.compact && i > w.pos {
+		w.out = append(w.out, src[w.copied:w.pos]...)
+		w.copied = i
 	}
+	w.pos = i
 }
 
-// report calls fn, if any, for the value at src[start:end].
-func (w *walker) report(k Kind, start, end int) {
-	if w.fn != nil {
-		w.v = Value{Kind: k, Path: w.path, Start: start, End: end}
-		w.fn(&w.v)
-	}
-}
-
-// value parses one value and reports it.
-func (w *walker) value() {
-	if w.pos >= len(w.src) {
+// value parses one value at w.pos and reports it; c holds the matcher's
+// candidate paths, if any.
+func (w *walker) value(c cand) {
+	src := w.src
+	start := w.pos
+	if start >= len(src) {
 		w.unexpected()
 		return
 	}
-	start := w.pos
-	switch c := w.src[w.pos]; {
-	case c == '{':
-		w.container(Object, '}')
-	case c == '[':
-		w.container(Array, ']')
-	case c == '"':
+	var k Kind
+	switch b := src[start]; {
+	case b == '"':
+		k = String
 		w.str()
-	case c == '-' || (c >= '0' && c <= '9'):
+	case b == '{':
+		k = Object
+		w.object(c)
+	case b == '[':
+		k = Array
+		w.array(c)
+	case b == '-' || b-'0' <= 9:
+		k = Number
 		w.number()
-	case c == 't':
+	case b == 't':
+		k = Bool
 		w.literal("true")
-	case c == 'f':
+	case b == 'f':
+		k = Bool
 		w.literal("false")
-	case c == 'n':
+	case b == 'n':
+		k = Null
 		w.literal("null")
 	default:
 		w.unexpected()
 	}
-	if w.err == nil {
-		w.report(kindOf(w.src[start]), start, w.pos)
+	if w.err != nil {
+		return
 	}
-}
-
-// kindOf returns the kind of the value that starts with c.
-func kindOf(c byte) Kind {
-	switch c {
-	case '{':
-		return Object
-	case '[':
-		return Array
-	case '"':
-		return String
-	case 't', 'f':
-		return Bool
-	case 'n':
-		return Null
+	if w.fn != nil {
+		w.st.v = Value{Kind: k, Path: w.st.path, Start: start, End: w.pos}
+		w.fn(&w.st.v)
 	}
-	return Number
+	for i := c.lo; i < c.mid; i++ {
+		w.mfn(w.m.ids[i], start, w.pos)
+	}
 }
 
 func (w *walker) literal(lit string) {
@@ -351,126 +376,191 @@ func (w *walker) literal(lit string) {
 	w.pos += len(lit)
 }
 
-// container parses an object or an array, whose contents end with closer.
-func (w *walker) container(k Kind, closer byte) {
+// enter counts one more level of nesting, failing past MaxDepth.
+func (w *walker) enter() bool {
 	if w.depth == MaxDepth {
 		w.fail("nesting deeper than the limit")
-		return
+		return false
 	}
 	w.depth++
-	w.members(k, closer)
-	w.depth--
+	return true
 }
 
-// members parses the contents of an object or an array and its closer.
-func (w *walker) members(k Kind, closer byte) {
-	w.pos++ // '{' or '['
+// next parses what follows a member or an element: a comma (true) or the
+// closer (false, and w.pos past it).
+func (w *walker) next(closer byte) bool {
 	w.ws()
-	if w.pos < len(w.src) && w.src[w.pos] == closer {
-		w.pos++
-		return
-	}
-	for w.err == nil {
-		if k == Object {
-			if w.pos >= len(w.src) || w.src[w.pos] != '"' {
-				w.unexpected()
-				return
-			}
-			nameStart := w.pos
-			w.str()
-			if w.err != nil {
-				return
-			}
-			if w.fn != nil {
-				w.path = append(w.path, w.memberName(nameStart, w.pos))
-			}
-			w.ws()
-			if w.pos >= len(w.src) || w.src[w.pos] != ':' {
-				w.unexpected()
-				return
-			}
-			w.pos++
-			w.ws()
-			w.value()
-			if w.fn != nil {
-				w.path = w.path[:len(w.path)-1]
-			}
-		} else {
-			w.value()
-		}
-		if w.err != nil {
-			return
-		}
-		w.ws()
-		if w.pos >= len(w.src) {
-			w.unexpected()
-			return
-		}
+	if w.pos < len(w.src) {
 		switch w.src[w.pos] {
 		case ',':
 			w.pos++
 			w.ws()
+			return true
 		case closer:
 			w.pos++
-			return
-		default:
+			return false
+		}
+	}
+	w.unexpected()
+	return false
+}
+
+// array parses an array. Its elements have the array's path, so they get
+// the array's candidates.
+func (w *walker) array(c cand) {
+	if !w.enter() {
+		return
+	}
+	w.pos++ // '['
+	w.ws()
+	if w.pos < len(w.src) && w.src[w.pos] == ']' {
+		w.pos++
+	} else {
+		for {
+			w.value(c)
+			if w.err != nil || !w.next(']') {
+				break
+			}
+		}
+	}
+	w.depth--
+}
+
+// object parses an object.
+func (w *walker) object(c cand) {
+	if !w.enter() {
+		return
+	}
+	w.pos++ // '{'
+	w.ws()
+	if w.pos < len(w.src) && w.src[w.pos] == '}' {
+		w.pos++
+		w.depth--
+		return
+	}
+	for {
+		if w.pos >= len(w.src) || w.src[w.pos] != '"' {
 			w.unexpected()
 			return
 		}
+		nameStart := w.pos
+		escaped := w.str()
+		if w.err != nil {
+			return
+		}
+		nameEnd := w.pos
+		w.ws()
+		if w.pos >= len(w.src) || w.src[w.pos] != ':' {
+			w.unexpected()
+			return
+		}
+		w.pos++
+		w.ws()
+		var cc cand
+		if c.mid < c.hi {
+			cc = w.m.step(c, w.src[nameStart:nameEnd], escaped)
+		}
+		if w.fn != nil {
+			w.st.path = append(w.st.path, memberName(w.src[nameStart:nameEnd], escaped))
+			w.value(cc)
+			w.st.path = w.st.path[:len(w.st.path)-1]
+		} else {
+			w.value(cc)
+		}
+		if w.err != nil || !w.next('}') {
+			break
+		}
 	}
+	w.depth--
 }
 
 // memberName returns the unescaped name of the member whose string literal is
-// src[start:end]. Names without escapes are returned as sub-slices of src.
-func (w *walker) memberName(start, end int) []byte {
-	raw := w.src[start:end]
-	for _, c := range raw {
-		if c == '\\' {
-			return AppendUnquoted(nil, raw)
-		}
+// raw. Names without escapes are returned as sub-slices of raw.
+func memberName(raw []byte, escaped bool) []byte {
+	if escaped {
+		return AppendUnquoted(nil, raw)
 	}
 	return raw[1 : len(raw)-1]
 }
 
-// str parses a string literal.
-func (w *walker) str() {
-	w.pos++ // '"'
-	for w.pos < len(w.src) {
-		c := w.src[w.pos]
-		switch {
-		case c == '"':
-			w.pos++
-			return
-		case c == '\\':
-			w.pos++
-			if w.pos >= len(w.src) {
-				w.unexpected()
-				return
-			}
-			switch w.src[w.pos] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				w.pos++
-			case 'u':
-				w.pos++
-				for i := 0; i < 4; i++ {
-					if w.pos >= len(w.src) || !isHex(w.src[w.pos]) {
-						w.unexpected()
-						return
-					}
-					w.pos++
-				}
-			default:
-				w.fail(fmt.Sprintf("invalid escape \\%c", w.src[w.pos]))
-				return
-			}
-		case c < 0x20:
-			w.fail("control character in string")
-			return
-		default:
-			w.pos++
+// plain[c] is whether byte c stands for itself inside a string literal.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainRun returns the end of the run of plain bytes at src[i:]. It tests
+// eight bytes at a time while it can, which in WebAssembly takes about half
+// the time of a loop over the bytes (BenchmarkPlainRun).
+func plainRun(src []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(src); i += 8 {
+		v := binary.LittleEndian.Uint64(src[i:])
+		q := v ^ ('"' * ones)
+		b := v ^ ('\\' * ones)
+		// A byte of q or b is zero where v has a quote or a backslash;
+		// v-0x20 borrows where a byte is below 0x20. Each term sets a
+		// byte's high bit where that holds, and maybe in bytes after
+		// the first that does, never before it.
+		if ((q-ones)&^q|(b-ones)&^b|(v-0x20*ones)&^v)&highs != 0 {
+			break
 		}
 	}
-	w.unexpected()
+	for i < len(src) && plain[src[i]] {
+		i++
+	}
+	return i
+}
+
+// str parses a string literal and reports whether it has escapes.
+func (w *walker) str() (escaped bool) {
+	src := w.src
+	i := w.pos + 1 // past '"'
+	for {
+		i = plainRun(src, i)
+		if i >= len(src) {
+			w.pos = i
+			w.unexpected()
+			return
+		}
+		switch src[i] {
+		case '"':
+			w.pos = i + 1
+			return
+		case '\\':
+		default:
+			w.pos = i
+			w.fail("control character in string")
+			return
+		}
+		escaped = true
+		i++
+		if i >= len(src) {
+			w.pos = i
+			w.unexpected()
+			return
+		}
+		switch src[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i++
+		case 'u':
+			i++
+			for j := 0; j < 4; j++ {
+				if i >= len(src) || !isHex(src[i]) {
+					w.pos = i
+					w.unexpected()
+					return
+				}
+				i++
+			}
+		default:
+			w.pos = i
+			w.fail(fmt.Sprintf("invalid escape \\%c", src[i]))
+			return
+		}
+	}
 }
 
 func isHex(c byte) bool {
@@ -479,42 +569,49 @@ func isHex(c byte) bool {
 
 // number parses a number.
 func (w *walker) number() {
-	if w.src[w.pos] == '-' {
-		w.pos++
+	src, i := w.src, w.pos
+	if src[i] == '-' {
+		i++
 	}
 	switch {
-	case w.pos < len(w.src) && w.src[w.pos] == '0':
-		w.pos++
-	case w.pos < len(w.src) && w.src[w.pos] >= '1' && w.src[w.pos] <= '9':
-		w.digits()
+	case i < len(src) && src[i] == '0':
+		i++
+	case i < len(src) && src[i]-'1' < 9:
+		i = digits(src, i+1)
 	default:
+		w.pos = i
 		w.unexpected()
 		return
 	}
-	if w.pos < len(w.src) && w.src[w.pos] == '.' {
-		w.pos++
-		if !w.digits() {
+	if i < len(src) && src[i] == '.' {
+		j := digits(src, i+1)
+		if j == i+1 {
+			w.pos = j
 			w.unexpected()
 			return
 		}
+		i = j
 	}
-	if w.pos < len(w.src) && (w.src[w.pos] == 'e' || w.src[w.pos] == 'E') {
-		w.pos++
-		if w.pos < len(w.src) && (w.src[w.pos] == '+' || w.src[w.pos] == '-') {
-			w.pos++
+	if i < len(src) && src[i]|0x20 == 'e' {
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
 		}
-		if !w.digits() {
+		j := digits(src, i)
+		if j == i {
+			w.pos = j
 			w.unexpected()
+			return
 		}
+		i = j
 	}
+	w.pos = i
 }
 
-// digits consumes one or more decimal digits and reports whether there was
-// one.
-func (w *walker) digits() bool {
-	start := w.pos
-	for w.pos < len(w.src) && w.src[w.pos] >= '0' && w.src[w.pos] <= '9' {
-		w.pos++
+// digits returns the end of the run of decimal digits at src[i:].
+func digits(src []byte, i int) int {
+	for i < len(src) && src[i]-'0' <= 9 {
+		i++
 	}
-	return w.pos > start
+	return i
 }

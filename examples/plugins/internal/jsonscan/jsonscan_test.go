@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -163,6 +164,12 @@ func FuzzAgainstEncodingJSON(f *testing.F) {
 		if got, err := AppendCompact(nil, doc); err != nil || !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("AppendCompact(%q) = %q, %v; want %q", doc, got, err, want.Bytes())
 		}
+		// Matcher reports what Walk and Path.Match find.
+		paths := []Path{{[]byte("a")}, {[]byte("a"), []byte("b")}, {}}
+		wantM, _ := matchByWalk(doc, paths)
+		if got, err := matchByMatcher(doc, paths); err != nil || !slices.Equal(got, wantM) {
+			t.Fatalf("Matcher on %q = %v, %v; Walk and Match give %v", doc, got, err, wantM)
+		}
 		// Every reported range is itself a valid value, and strings unquote
 		// as encoding/json decodes them.
 		Walk(doc, func(v *Value) {
@@ -178,4 +185,24 @@ func FuzzAgainstEncodingJSON(f *testing.F) {
 			}
 		})
 	})
+}
+
+// TestPlainRun checks plainRun against a loop over the bytes, with each kind
+// of byte that ends a run at every offset of a 20-byte run.
+func TestPlainRun(t *testing.T) {
+	for _, stop := range []byte{'"', '\\', 0, 0x1f, '\n'} {
+		for n := 0; n < 20; n++ {
+			for _, fill := range []byte{'a', ' ', 0x7f, 0x80, 0xff, '!', '#', '[', ']'} {
+				src := append(bytes.Repeat([]byte{fill}, n), stop, 'x', '"')
+				for from := 0; from <= n; from++ {
+					if got := plainRun(src, from); got != n {
+						t.Fatalf("plainRun(%q, %d) = %d, want %d", src, from, got, n)
+					}
+				}
+			}
+		}
+	}
+	if got := plainRun([]byte("abcdefghijklmnopq"), 3); got != 17 {
+		t.Fatalf("plainRun to the end = %d, want 17", got)
+	}
 }
