@@ -332,7 +332,8 @@ type Plugin struct {
 	stats struct {
 		// One cache line per hook (and none shared with the pool
 		// fields above): on_ack calls are counted on another
-		// goroutine than the rest.
+		// goroutine than the rest (BenchmarkProduce/wasm in package
+		// pipeline; RATIONALE.md, "The pool").
 		_                 [64]byte
 		calls             [numHooks]paddedCounter
 		batches           [numHooks]paddedCounter

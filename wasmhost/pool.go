@@ -42,7 +42,10 @@ type slot struct {
 	seenState uint64
 	seenSince time.Time
 
-	_ [64]byte // keep slots on separate cache lines
+	// Slots on separate cache lines: a send and an acknowledgement on
+	// two cores each keep to their own slot (BenchmarkProduce/wasm in
+	// package pipeline; RATIONALE.md, "The pool").
+	_ [64]byte
 }
 
 // Slot flags. A slot is free when no flag is set.
