@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/internal/kafkaping"
 	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/wasmhost"
@@ -137,7 +138,7 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			}
 			defer pc.Close(context.Background())
 			pctx, cancel := context.WithTimeout(ctx, connectTimeout)
-			err = cl.Ping(pctx)
+			err = kafkaping.Ping(pctx, cl)
 			cancel()
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
