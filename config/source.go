@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kpipe/kpipe/kafkasource"
 	"github.com/kpipe/kpipe/pipeline"
 )
 
@@ -217,10 +218,10 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 		}
 	}
 	if attr, ok := a["session_timeout"]; ok {
-		s.SessionTimeout, _ = d.duration(attr, false)
+		s.SessionTimeout = d.groupTimeout(attr)
 	}
 	if attr, ok := a["rebalance_timeout"]; ok {
-		s.RebalanceTimeout, _ = d.duration(attr, false)
+		s.RebalanceTimeout = d.groupTimeout(attr)
 	}
 	if attr, ok := a["max_poll_records"]; ok {
 		s.MaxPollRecords, _ = d.int(attr, 1, 1<<20)
@@ -246,6 +247,18 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 		}
 	}
 	return s, rg
+}
+
+// groupTimeout decodes session_timeout or rebalance_timeout, within the
+// bounds of kafkasource (0 if it is not a duration within them).
+func (d *decoder) groupTimeout(attr *hcl.Attribute) time.Duration {
+	v, ok := d.duration(attr, false)
+	if ok && (v < kafkasource.MinGroupTimeout || v > kafkasource.MaxGroupTimeout) {
+		d.errorf(attr.Expr.Range(), "Invalid duration", "%s must be from %v to %v, got %v.",
+			attr.Name, kafkasource.MinGroupTimeout, kafkasource.MaxGroupTimeout, v)
+		return 0
+	}
+	return v
 }
 
 // Reads reports whether the source reads topic: it is one of Topics, or

@@ -127,6 +127,9 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 	}
 	if cfg.sessionTimeout > 0 {
 		cons = append(cons, kgo.SessionTimeout(cfg.sessionTimeout))
+		if hb := cfg.sessionTimeout / 3; hb < defaultHeartbeat {
+			cons = append(cons, kgo.HeartbeatInterval(hb))
+		}
 	}
 	if cfg.rebalanceTimeout > 0 {
 		cons = append(cons, kgo.RebalanceTimeout(cfg.rebalanceTimeout))
