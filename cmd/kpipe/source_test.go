@@ -496,12 +496,13 @@ pipeline "eos" {
 	}
 }
 
-// TestRunSourceFlags runs a pipeline with a kafka source with flags that do
-// not fit it: each is refused (exit 2) before kpipe connects, naming the
-// flag. A --topic that replaces the output topic is held to the rules of
-// the file's topic: an input topic would read every record again, and the
-// dead-letter topic would mix failed records with good ones.
-func TestRunSourceFlags(t *testing.T) {
+// TestSourcePipelineRefusals runs a pipeline with a kafka source with flags
+// that do not fit it, and through the gateway, which does not run sources:
+// each is refused (exit 2) before kpipe connects, naming the flag or the
+// source block. A --topic that replaces the output topic is held to the
+// rules of the file's topic: an input topic would read every record again,
+// and the dead-letter topic would mix failed records with good ones.
+func TestSourcePipelineRefusals(t *testing.T) {
 	dir := t.TempDir()
 	for name, src := range map[string]string{
 		"topics.hcl": `topics = ["orders", "refunds"]`,
@@ -532,10 +533,15 @@ pipeline "p" {
 		{"topics.hcl", []string{"--format", "raw"}, `--format: pipeline "p" reads Kafka`},
 		{"topics.hcl", []string{"--input", "x.jsonl"}, `--input: pipeline "p" reads Kafka`},
 		{"topics.hcl", []string{"--strict"}, `--strict: pipeline "p" reads Kafka`},
+		{"topics.hcl", []string{"gateway", "--listen", "127.0.0.1:0"}, `pipeline "p" reads Kafka (its source block at `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.config+" "+strings.Join(tt.args, " "), func(t *testing.T) {
-			r := kpipe(t, "", "", append([]string{"run", "--config", filepath.Join(dir, tt.config)}, tt.args...)...)
+			args := append([]string{"run"}, tt.args...)
+			if tt.args[0] == "gateway" {
+				args = tt.args
+			}
+			r := kpipe(t, "", "", append(args, "--config", filepath.Join(dir, tt.config))...)
 			if r.code != 2 || !strings.Contains(r.stderr, tt.inStderr) {
 				t.Errorf("want exit 2, stderr containing %q; got %s", tt.inStderr, r)
 			}
