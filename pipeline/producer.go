@@ -490,6 +490,13 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	p.closed.Store(true)
 	defer p.stop()
 	serr := p.runStageCtx(ctx)
+	if serr != nil {
+		// ctx ended while a stage batch ran. If it is in a plugin call
+		// that does not end by itself (a plugin without a call
+		// timeout), only the end of the producer's context, which the
+		// batched calls use, ends it; the runs below wait for it.
+		p.stop()
+	}
 	ferr := p.cl.Flush(ctx)
 	if ferr == nil {
 		ferr = serr
