@@ -29,8 +29,13 @@ type Config struct {
 // returns the only pipeline of a file that has exactly one.
 func (c *Config) Pipeline(name string) (*Pipeline, error) {
 	if name == "" {
-		if len(c.Pipelines) == 1 {
+		switch {
+		case len(c.Pipelines) == 1:
 			return c.Pipelines[0], nil
+		case len(c.Pipelines) == 0 && len(c.Consumers) > 0:
+			return nil, fmt.Errorf(`%s defines no pipeline "NAME" block, only consumer blocks (kpipe consume --config runs those)`, c.Filename)
+		case len(c.Pipelines) == 0:
+			return nil, fmt.Errorf(`%s defines no pipeline "NAME" block`, c.Filename)
 		}
 		names := make([]string, len(c.Pipelines))
 		for i, p := range c.Pipelines {

@@ -173,6 +173,9 @@ func (c *Config) Consumer(name string) (*Consumer, error) {
 		case 1:
 			return c.Consumers[0], nil
 		case 0:
+			if len(c.Pipelines) > 0 {
+				return nil, fmt.Errorf(`%s defines no consumer "NAME" block, only pipeline blocks (kpipe run --config runs those)`, c.Filename)
+			}
 			return nil, fmt.Errorf(`%s defines no consumer "NAME" block`, c.Filename)
 		}
 		names := make([]string, len(c.Consumers))

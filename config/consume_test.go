@@ -211,3 +211,53 @@ consumer "wrong" {
 		t.Errorf("CheckModules: %v", diags)
 	}
 }
+
+// TestPickBlock picks the only pipeline or consumer block of a file, and
+// says what the file holds when it has none of the kind asked for.
+func TestPickBlock(t *testing.T) {
+	const (
+		pipe = "pipeline \"p\" { topic = \"t\" }\n"
+		cons = "consumer \"c\" { topics = [\"t\"] }\n"
+	)
+	tests := []struct {
+		name, src string
+		consumer  bool
+		want      string // the block's name, or with wantErr a part of the error
+		wantErr   bool
+	}{
+		{"pipeline of a pipeline file", pipe, false, "p", false},
+		{"consumer of a consumer file", cons, true, "c", false},
+		{"pipeline of a consumer file", cons, false, `defines no pipeline "NAME" block, only consumer blocks (kpipe consume --config runs those)`, true},
+		{"consumer of a pipeline file", pipe, true, `defines no consumer "NAME" block, only pipeline blocks (kpipe run --config runs those)`, true},
+		{"pipeline of two", pipe + "pipeline \"q\" { topic = \"t\" }\n" + cons, false, `defines 2 pipelines ["p" "q"]: choose one`, true},
+		{"pipeline of both", pipe + cons, false, "p", false},
+		{"consumer of both", pipe + cons, true, "c", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, diags := Parse([]byte(tt.src), "kpipe.hcl")
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var got string
+			var err error
+			if tt.consumer {
+				var c *Consumer
+				if c, err = cfg.Consumer(""); err == nil {
+					got = c.Name
+				}
+			} else {
+				var p *Pipeline
+				if p, err = cfg.Pipeline(""); err == nil {
+					got = p.Name
+				}
+			}
+			if err != nil {
+				got = err.Error()
+			}
+			if (err != nil) != tt.wantErr || !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kpipe/kpipe/kafkasource"
 	"github.com/kpipe/kpipe/pipeline"
 )
 
@@ -216,10 +218,10 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 		}
 	}
 	if attr, ok := a["session_timeout"]; ok {
-		s.SessionTimeout, _ = d.duration(attr, false)
+		s.SessionTimeout = d.groupTimeout(attr)
 	}
 	if attr, ok := a["rebalance_timeout"]; ok {
-		s.RebalanceTimeout, _ = d.duration(attr, false)
+		s.RebalanceTimeout = d.groupTimeout(attr)
 	}
 	if attr, ok := a["max_poll_records"]; ok {
 		s.MaxPollRecords, _ = d.int(attr, 1, 1<<20)
@@ -247,6 +249,50 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 	return s, rg
 }
 
+// groupTimeout decodes session_timeout or rebalance_timeout, within the
+// bounds of kafkasource (0 if it is not a duration within them).
+func (d *decoder) groupTimeout(attr *hcl.Attribute) time.Duration {
+	v, ok := d.duration(attr, false)
+	if ok && (v < kafkasource.MinGroupTimeout || v > kafkasource.MaxGroupTimeout) {
+		d.errorf(attr.Expr.Range(), "Invalid duration", "%s must be from %v to %v, got %v.",
+			attr.Name, kafkasource.MinGroupTimeout, kafkasource.MaxGroupTimeout, v)
+		return 0
+	}
+	return v
+}
+
+// Reads reports whether the source reads topic: it is one of Topics, or
+// TopicRegex matches it.
+func (s *Source) Reads(topic string) bool {
+	if slices.Contains(s.Topics, topic) {
+		return true
+	}
+	if s.TopicRegex == "" {
+		return false
+	}
+	re, err := regexp.Compile(s.TopicRegex)
+	return err == nil && re.MatchString(topic)
+}
+
+// CheckOutput says why topic cannot be the output topic of the source's
+// pipeline, or returns nil: a topic the source reads would read every
+// record again, and the dead-letter topic would mix failed records with
+// good ones. The configuration's own topic is checked when it is loaded;
+// kpipe run checks a --topic that replaces it.
+func (s *Source) CheckOutput(topic string) error {
+	switch {
+	case topic == "":
+		return nil
+	case slices.Contains(s.Topics, topic):
+		return fmt.Errorf("topics includes %q, the pipeline's topic: every record would be read again", topic)
+	case s.Reads(topic):
+		return fmt.Errorf("topic_regex %q matches %q, the pipeline's topic: every record would be read again", s.TopicRegex, topic)
+	case topic == s.DeadLetterTopic:
+		return fmt.Errorf("%q is the dead-letter topic: the pipeline's topic must be another", topic)
+	}
+	return nil
+}
+
 // checkKafkaForSources reports the kafka block's transactional_id once when
 // a pipeline (first, the first of them) reads Kafka.
 func (d *decoder) checkKafkaForSources(first *Pipeline) {
@@ -264,19 +310,16 @@ func (d *decoder) checkSource(cfg *Config, p *Pipeline, rg *sourceRanges) {
 		d.errorf(s.DefRange, "Missing topic",
 			`A pipeline with a kafka source needs topic = "...", the topic it writes to (a plugin may still send a record elsewhere).`)
 	}
-	if p.Topic != "" && slices.Contains(s.Topics, p.Topic) {
-		d.errorf(*rg.topics, "Pipeline reads its own output",
-			"topics includes %q, the pipeline's topic: every record would be read again.", p.Topic)
-	}
-	if s.TopicRegex != "" && p.Topic != "" {
-		if re, err := regexp.Compile(s.TopicRegex); err == nil && re.MatchString(p.Topic) {
-			d.errorf(s.DefRange, "Pipeline reads its own output",
-				"topic_regex %q matches %q, the pipeline's topic: every record would be read again.", s.TopicRegex, p.Topic)
+	if p.Topic != "" && s.Reads(p.Topic) {
+		// The dead-letter topic is reported at its block below.
+		r := s.DefRange
+		if rg.topics != nil && slices.Contains(s.Topics, p.Topic) {
+			r = *rg.topics
 		}
+		d.errorf(r, "Pipeline reads its own output", "%s.", s.CheckOutput(p.Topic))
 	}
 	if dl := s.DeadLetterTopic; dl != "" && rg.deadLetter != nil {
-		re, _ := regexp.Compile(s.TopicRegex)
-		if dl == p.Topic || slices.Contains(s.Topics, dl) || (s.TopicRegex != "" && re != nil && re.MatchString(dl)) {
+		if dl == p.Topic || s.Reads(dl) {
 			d.errorf(*rg.deadLetter, "Invalid dead_letter topic",
 				"The dead-letter topic %q must be neither the pipeline's topic nor a topic it reads.", dl)
 		}

@@ -85,6 +85,23 @@ func TestParseSourceErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "group timeouts",
+			src: `pipeline "p" {
+  topic = "out"
+  source "kafka" {
+    topics            = ["a"]
+    group             = "g"
+    session_timeout   = "50ms"
+    rebalance_timeout = "999999h"
+  }
+}
+`,
+			want: []string{
+				"6:25: error: Invalid duration: session_timeout must be from 100ms to 596h31m23.647s, got 50ms.",
+				"7:25: error: Invalid duration: rebalance_timeout must be from 100ms to 596h31m23.647s, got 999999h0m0s.",
+			},
+		},
+		{
 			name: "shape",
 			src: `pipeline "p" {
   source "file" {}

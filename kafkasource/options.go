@@ -1,6 +1,7 @@
 package kafkasource
 
 import (
+	"math"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -108,19 +109,34 @@ func Guarantee(d Delivery) Option { return optionFunc(func(c *config) { c.delive
 // sources of the process.
 func TransactionalID(id string) Option { return optionFunc(func(c *config) { c.txnID = id }) }
 
+// MinGroupTimeout and MaxGroupTimeout bound SessionTimeout and
+// RebalanceTimeout: franz-go refuses less than 100ms, and the protocol
+// carries them as 32-bit milliseconds.
+const (
+	MinGroupTimeout = 100 * time.Millisecond
+	MaxGroupTimeout = math.MaxInt32 * time.Millisecond
+)
+
+// defaultHeartbeat is franz-go's heartbeat interval (heartbeat.interval.ms),
+// which the source shortens to a third of a SessionTimeout shorter than
+// three of them, as Kafka advises.
+const defaultHeartbeat = 3 * time.Second
+
 // SessionTimeout is how long the group coordinator waits for a member's
 // heartbeat before it gives the member's partitions to others
 // (session.timeout.ms): how long the partitions of a killed process stand
-// still. The broker bounds it (group.min.session.timeout.ms, 6s by
-// default). Default: franz-go's, 45s.
+// still. From MinGroupTimeout to MaxGroupTimeout; the broker bounds it
+// further (group.min.session.timeout.ms, 6s by default). The member
+// heartbeats every 3s, or every third of a session timeout under 9s.
+// Default: franz-go's, 45s.
 func SessionTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.sessionTimeout = d })
 }
 
 // RebalanceTimeout is how long members have to rejoin the group in a
 // rebalance (rebalance.timeout.ms; Kafka's max.poll.interval.ms); a member
-// that has not rejoined by then, such as a killed one, is removed. Default:
-// franz-go's, 60s.
+// that has not rejoined by then, such as a killed one, is removed. From
+// MinGroupTimeout to MaxGroupTimeout. Default: franz-go's, 60s.
 func RebalanceTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.rebalanceTimeout = d })
 }

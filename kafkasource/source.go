@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kpipe/kpipe/internal/kafkaping"
 	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
@@ -125,6 +127,9 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 	}
 	if cfg.sessionTimeout > 0 {
 		cons = append(cons, kgo.SessionTimeout(cfg.sessionTimeout))
+		if hb := cfg.sessionTimeout / 3; hb < defaultHeartbeat {
+			cons = append(cons, kgo.HeartbeatInterval(hb))
+		}
 	}
 	if cfg.rebalanceTimeout > 0 {
 		cons = append(cons, kgo.RebalanceTimeout(cfg.rebalanceTimeout))
@@ -183,8 +188,8 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 			return nil, fmt.Errorf("kafkasource: consumer: %w", err)
 		}
 		s.cl = cl
-		if err := ping(ctx, cl); err != nil {
-			return nil, fmt.Errorf("kafkasource: consumer: no seed broker answered: %w", err)
+		if err := kafkaping.Ping(ctx, cl); err != nil {
+			return nil, fmt.Errorf("kafkasource: consumer: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
 		}
 	}
 	if cfg.deadLetter != "" {
@@ -195,19 +200,6 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 	}
 	ok = true
 	return s, nil
-}
-
-// ping is cl.Ping bounded by ctx (see pipeline.New: the client waits for a
-// silent broker's answer up to its request timeout).
-func ping(ctx context.Context, cl *kgo.Client) error {
-	done := make(chan error, 1)
-	go func() { done <- cl.Ping(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Producer returns the pipeline.Producer the records go through, for its

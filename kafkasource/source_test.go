@@ -557,3 +557,39 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupTimeouts starts sources with session and rebalance timeouts at
+// and beyond their bounds: every one from MinGroupTimeout to
+// MaxGroupTimeout is taken (a session timeout under 9s with a heartbeat of
+// a third of it, not franz-go's 3s, which it refuses above a session
+// timeout), and one outside them is refused.
+func TestGroupTimeouts(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	for _, tc := range []struct {
+		name    string
+		opt     kafkasource.Option
+		wantErr bool
+	}{
+		{"session min", kafkasource.SessionTimeout(kafkasource.MinGroupTimeout), false},
+		{"session 2s", kafkasource.SessionTimeout(2 * time.Second), false},
+		{"session 45s", kafkasource.SessionTimeout(45 * time.Second), false},
+		{"session max", kafkasource.SessionTimeout(kafkasource.MaxGroupTimeout), false},
+		{"session under min", kafkasource.SessionTimeout(kafkasource.MinGroupTimeout - time.Millisecond), true},
+		{"session over max", kafkasource.SessionTimeout(kafkasource.MaxGroupTimeout + time.Millisecond), true},
+		{"rebalance min", kafkasource.RebalanceTimeout(kafkasource.MinGroupTimeout), false},
+		{"rebalance over max", kafkasource.RebalanceTimeout(kafkasource.MaxGroupTimeout + time.Millisecond), true},
+	} {
+		s, err := kafkasource.New(ctx, kafkasource.Group("g"), kafkasource.Topics("a"), kafkasource.Brokers(brokers...),
+			kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic("out")), tc.opt)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: New: %v, want error %v", tc.name, err, tc.wantErr)
+		}
+		if s != nil {
+			if _, err := s.Close(ctx); err != nil {
+				t.Errorf("%s: Close: %v", tc.name, err)
+			}
+		}
+	}
+}

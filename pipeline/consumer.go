@@ -301,7 +301,10 @@ func FetchError(fs kgo.Fetches) error {
 // then every record through the consume interceptors in order, in batches
 // where an interceptor takes them (plugins.BatchConsumeInterceptor, as WASM
 // plugins do). It changes the records in place, and says of each record
-// whether it was delivered, filtered or failed.
+// whether it was delivered, filtered or failed. Records that ctx ended
+// before every plugin ran on them fail with an error that wraps ctx's
+// (IsInterrupted), whatever the plugins' policies: skip would deliver a
+// record a plugin never saw.
 func (c *Consumer) Process(ctx context.Context, rs []*kgo.Record) Consumed {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -314,6 +317,10 @@ func (c *Consumer) Process(ctx context.Context, rs []*kgo.Record) Consumed {
 	alive := append(make([]*kgo.Record, 0, len(rs)), rs...)
 	reject := func(r *kgo.Record, g *gate, err error, dropped bool) {
 		rj := Rejected{Record: r, Plugin: g.name, Hook: g.hook, Err: err}
+		if errors.Is(err, errInterrupted) {
+			out.Failed = append(out.Failed, rj)
+			return
+		}
 		if dropped || g.policy == DropRecord {
 			out.Filtered = append(out.Filtered, rj)
 		} else {
@@ -361,12 +368,18 @@ func (ds *deserializerSlot) run(ctx context.Context, rs []*kgo.Record, reject fu
 			kept = append(kept, r)
 			continue
 		}
+		if interrupted(ctx, r, g, reject) {
+			continue
+		}
 		var b []byte
 		err := g.call(1, func() (err error) {
 			b, err = ds.d.Deserialize(ctx, ds.target, r)
 			return err
 		})
 		if err != nil {
+			if interrupted(ctx, r, g, reject) {
+				continue
+			}
 			g.failed(err)
 			reject(r, g, g.recordError(err), false)
 			continue
@@ -385,6 +398,9 @@ func (s *consumeSlot) run(ctx context.Context, rs []*kgo.Record, reject func(*kg
 	g := &s.g
 	kept := rs[:0]
 	for _, r := range rs {
+		if interrupted(ctx, r, g, reject) {
+			continue
+		}
 		if !g.allow(1) {
 			if !s.fail(r, g, nil, reject) {
 				kept = append(kept, r)
@@ -399,6 +415,9 @@ func (s *consumeSlot) run(ctx context.Context, rs []*kgo.Record, reject func(*kg
 		})
 		if err != nil {
 			r.Key, r.Value, r.Headers, r.Timestamp = key, value, headers, ts
+			if interrupted(ctx, r, g, reject) {
+				continue
+			}
 			if !s.fail(r, g, err, reject) {
 				kept = append(kept, r)
 			}
@@ -419,6 +438,12 @@ func (s *consumeSlot) run(ctx context.Context, rs []*kgo.Record, reject func(*kg
 func (s *consumeSlot) runBatch(ctx context.Context, rs []*kgo.Record, verdicts []plugins.Verdict, errs []error, reject func(*kgo.Record, *gate, error, bool)) []*kgo.Record {
 	g := &s.g
 	kept := rs[:0]
+	if ctx.Err() != nil {
+		for _, r := range rs {
+			interrupted(ctx, r, g, reject)
+		}
+		return kept
+	}
 	if !g.allow(len(rs)) {
 		for _, r := range rs {
 			if !s.fail(r, g, nil, reject) {
@@ -435,6 +460,7 @@ func (s *consumeSlot) runBatch(ctx context.Context, rs []*kgo.Record, verdicts [
 			e = err
 		}
 		switch {
+		case e != nil && interrupted(ctx, r, g, reject):
 		case e != nil:
 			if !s.fail(r, g, e, reject) {
 				kept = append(kept, r)
@@ -449,6 +475,29 @@ func (s *consumeSlot) runBatch(ctx context.Context, rs []*kgo.Record, verdicts [
 		}
 	}
 	return kept
+}
+
+// IsInterrupted reports whether err, a Rejected record's error, says that
+// the record failed because the context of Process ended before the plugins
+// had run on it, rather than because of a plugin.
+func IsInterrupted(err error) bool { return errors.Is(err, errInterrupted) }
+
+// errInterrupted marks the error of a record whose plugin call was not
+// made, or was cut short, because the caller's context ended.
+var errInterrupted = errors.New("not run: the consumer's context ended")
+
+// interrupted fails r when ctx has ended, and reports whether it did. The
+// record failed because the caller gave up, not because of the plugin: it
+// is not counted as the plugin's failure, and the plugin's policy does not
+// apply (skip would deliver a record the plugin never saw, say one it was
+// to mask).
+func interrupted(ctx context.Context, r *kgo.Record, g *gate, reject func(*kgo.Record, *gate, error, bool)) bool {
+	err := ctx.Err()
+	if err == nil {
+		return false
+	}
+	reject(r, g, fmt.Errorf("%s %q: %s: %w: %w", kindName(g.kind), g.name, g.hook, errInterrupted, err), false)
+	return true
 }
 
 // fail applies the failure policy to a record the interceptor failed on

@@ -265,3 +265,64 @@ func TestConsumerWASM(t *testing.T) {
 		t.Errorf("mask saw %d records, want the 2 the filter passed", st.Calls.OnConsume)
 	}
 }
+
+// stopper is a consume interceptor and deserializer that ends the caller's
+// context on the value "stop", as Ctrl-C would in the middle of its call,
+// and returns the context's error; it passes other records unchanged.
+type stopper struct{ cancel context.CancelFunc }
+
+func (s stopper) OnConsume(ctx context.Context, r *kgo.Record) (plugins.Verdict, error) {
+	if string(r.Value) == "stop" {
+		s.cancel()
+		return plugins.Continue, ctx.Err()
+	}
+	return plugins.Continue, nil
+}
+
+func (s stopper) Deserialize(ctx context.Context, _ plugins.Target, r *kgo.Record) ([]byte, error) {
+	if string(r.Value) == "stop" {
+		s.cancel()
+		return nil, ctx.Err()
+	}
+	return r.Value, nil
+}
+
+// TestConsumerInterrupted ends Process's context during a plugin call:
+// the record of that call and those after it fail as interrupted, whatever
+// the plugin's policy (skip must not deliver records the plugin never saw),
+// and none counts as the plugin's failure.
+func TestConsumerInterrupted(t *testing.T) {
+	values := []string{"a", "stop", "b", "c"}
+	want := []string{"d:a", "failed", "failed", "failed"}
+	for _, kind := range []string{"interceptor", "deserializer"} {
+		for _, policy := range []pipeline.FailurePolicy{pipeline.SkipPlugin, pipeline.FailRecord, pipeline.DropRecord} {
+			if kind == "deserializer" && policy == pipeline.SkipPlugin {
+				continue // not a policy of deserializers
+			}
+			t.Run(kind+"/"+policy.String(), func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				opt := pipeline.ConsumeInterceptor("stopper", stopper{cancel}, pipeline.OnFailure(policy))
+				if kind == "deserializer" {
+					opt = pipeline.ValueDeserializer("stopper", stopper{cancel}, pipeline.OnFailure(policy))
+				}
+				c, err := pipeline.NewConsumer(nil, opt, pipeline.ConsumerLogger(hclog.NewNullLogger()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := c.Process(ctx, fetched(values...))
+				if got := outcomes(t, res, len(values)); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("outcomes %v, want %v", got, want)
+				}
+				for _, rj := range res.Failed {
+					if !pipeline.IsInterrupted(rj.Err) || !errors.Is(rj.Err, context.Canceled) {
+						t.Errorf("record %d: %v, want an interrupted record's error", rj.Record.Offset, rj.Err)
+					}
+				}
+				if st := c.Stats(); len(st.Plugins) != 1 || st.Plugins[0].Failures != 0 {
+					t.Errorf("stats %+v, want no plugin failure", st)
+				}
+			})
+		}
+	}
+}

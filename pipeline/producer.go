@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kpipe/kpipe/internal/kafkaping"
 	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -250,29 +251,13 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		p.stop()
 		return nil, fmt.Errorf("pipeline: create client: %w", err)
 	}
-	if err := ping(ctx, cl); err != nil {
+	if err := kafkaping.Ping(ctx, cl); err != nil {
 		cl.Close()
 		p.stop()
 		return nil, fmt.Errorf("pipeline: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
 	}
 	p.cl = cl
 	return p, nil
-}
-
-// ping is cl.Ping bounded by ctx. The client waits for a request it wrote
-// to be answered or to time out (its request timeout, seconds) even after
-// ctx ended, so a seed broker that accepts connections and never answers
-// would hold New, and an interrupted command, that long. ping returns when
-// ctx ends; the abandoned Ping returns once the caller closes cl.
-func ping(ctx context.Context, cl *kgo.Client) error {
-	done := make(chan error, 1)
-	go func() { done <- cl.Ping(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // SetPartitioner replaces the partitioner while records flow, keeping the
@@ -505,6 +490,13 @@ func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	p.closed.Store(true)
 	defer p.stop()
 	serr := p.runStageCtx(ctx)
+	if serr != nil {
+		// ctx ended while a stage batch ran. If it is in a plugin call
+		// that does not end by itself (a plugin without a call
+		// timeout), only the end of the producer's context, which the
+		// batched calls use, ends it; the runs below wait for it.
+		p.stop()
+	}
 	ferr := p.cl.Flush(ctx)
 	if ferr == nil {
 		ferr = serr

@@ -495,3 +495,56 @@ pipeline "eos" {
 		t.Errorf("no summary\n%s", m.stderr.String())
 	}
 }
+
+// TestSourcePipelineRefusals runs a pipeline with a kafka source with flags
+// that do not fit it, and through the gateway, which does not run sources:
+// each is refused (exit 2) before kpipe connects, naming the flag or the
+// source block. A --topic that replaces the output topic is held to the
+// rules of the file's topic: an input topic would read every record again,
+// and the dead-letter topic would mix failed records with good ones.
+func TestSourcePipelineRefusals(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"topics.hcl": `topics = ["orders", "refunds"]`,
+		"regex.hcl":  `topic_regex = "^orders"`,
+	} {
+		cfg := fmt.Sprintf(`kafka { brokers = ["127.0.0.1:1"] }
+pipeline "p" {
+  topic = "clean"
+  source "kafka" {
+    %s
+    group = "g"
+    dead_letter { topic = "dead" }
+  }
+}
+`, src)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		config   string
+		args     []string
+		inStderr string
+	}{
+		{"topics.hcl", []string{"--topic", "refunds"}, `--topic: pipeline "p": topics includes "refunds", the pipeline's topic: every record would be read again`},
+		{"regex.hcl", []string{"--topic", "orders-clean"}, `--topic: pipeline "p": topic_regex "^orders" matches "orders-clean"`},
+		{"topics.hcl", []string{"--topic", "dead"}, `--topic: pipeline "p": "dead" is the dead-letter topic`},
+		{"topics.hcl", []string{"--format", "raw"}, `--format: pipeline "p" reads Kafka`},
+		{"topics.hcl", []string{"--input", "x.jsonl"}, `--input: pipeline "p" reads Kafka`},
+		{"topics.hcl", []string{"--strict"}, `--strict: pipeline "p" reads Kafka`},
+		{"topics.hcl", []string{"gateway", "--listen", "127.0.0.1:0"}, `pipeline "p" reads Kafka (its source block at `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.config+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			args := append([]string{"run"}, tt.args...)
+			if tt.args[0] == "gateway" {
+				args = tt.args
+			}
+			r := kpipe(t, "", "", append(args, "--config", filepath.Join(dir, tt.config))...)
+			if r.code != 2 || !strings.Contains(r.stderr, tt.inStderr) {
+				t.Errorf("want exit 2, stderr containing %q; got %s", tt.inStderr, r)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/config"
+	"github.com/kpipe/kpipe/internal/kafkaping"
 	"github.com/kpipe/kpipe/internal/kgolog"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/wasmhost"
@@ -137,12 +138,13 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			}
 			defer pc.Close(context.Background())
 			pctx, cancel := context.WithTimeout(ctx, connectTimeout)
-			err = cl.Ping(pctx)
+			err = kafkaping.Ping(pctx, cl)
 			cancel()
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
 			}
-			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout)
+			var unprocessed int
+			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout, &unprocessed)
 			if group != "" {
 				// Commit what was read, within a bound, even after Ctrl-C.
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
@@ -153,7 +155,10 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			}
 			if cc != nil {
 				st := pc.Stats()
-				e.say("consumer %s: %d records read: %d delivered, %d filtered, %d failed", cc.Name, n, st.Delivered, st.Filtered, st.Failed)
+				e.say("consumer %s: %d records read: %d delivered, %d filtered, %d failed", cc.Name, n, st.Delivered, st.Filtered, st.Failed-uint64(unprocessed))
+			}
+			if unprocessed > 0 {
+				e.say("interrupted: %d records read were not run through the plugins, nor printed", unprocessed)
 			}
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
@@ -161,8 +166,8 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			if max > 0 && n < max {
 				return failedf("got %d of %d records", n, max)
 			}
-			if st := pc.Stats(); st.Failed > 0 {
-				return failedf("%d records failed in the consume-side plugins", st.Failed)
+			if st := pc.Stats(); st.Failed > uint64(unprocessed) {
+				return failedf("%d records failed in the consume-side plugins", st.Failed-uint64(unprocessed))
 			}
 			return nil
 		},
@@ -212,8 +217,10 @@ func (e *env) buildConsumer(ctx context.Context, path, name string, host *wasmho
 // consume prints the records of cl that pc delivers until max (if > 0) were
 // read, idle passes without a record (if > 0), or ctx ends. idle bounds the
 // wait for records, not their plugin calls. Records that a plugin failed
-// are reported on errw. It returns how many records it read.
-func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration) (int, error) {
+// are reported on errw; those that were read when ctx ended and not run
+// through the plugins are counted in unprocessed instead. It returns how
+// many records it read.
+func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration, unprocessed *int) (int, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	n := 0
@@ -240,6 +247,10 @@ func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw
 			}
 		}
 		for _, f := range got.Failed {
+			if pipeline.IsInterrupted(f.Err) {
+				*unprocessed++
+				continue
+			}
 			fmt.Fprintf(errw, "kpipe: record %s[%d]@%d failed: %v\n", f.Record.Topic, f.Record.Partition, f.Record.Offset, f.Err)
 		}
 		n += got.Len()

@@ -148,6 +148,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
+		if p.Source != nil {
+			return usageErrorf("pipeline %q reads Kafka (its source block at %s), and the gateway's records come from its clients: kpipe run --config runs it", p.Name, rangePos(p.Source.DefRange))
+		}
 		opts = cfgOpts
 		if cfg.Kafka.Linger != nil && *cfg.Kafka.Linger > 0 {
 			e.log.Warn("the gateway does not use kafka.linger: it sends the records of each request upstream at once (the clients batched them)", "file", f.config, "linger", *cfg.Kafka.Linger)

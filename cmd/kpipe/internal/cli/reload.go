@@ -193,7 +193,8 @@ func (r *reloader) apply(ctx context.Context) (changes []string, version uint64,
 // needsRestart reports the changes a running producer cannot take, each at
 // its place in the new file: the kafka block (client settings, brokers
 // unless --brokers overrides them, the transactional id), the pipeline's
-// topic (unless --topic overrides it) and its batch block.
+// topic (unless --topic overrides it), its source block and its batch
+// block.
 func (r *reloader) needsRestart(cfg *config.Config, p *config.Pipeline) []string {
 	var diags []string
 	if fields := kafkaChanges(r.cfg.Kafka, cfg.Kafka, r.brokers); len(fields) > 0 {
@@ -208,11 +209,30 @@ func (r *reloader) needsRestart(cfg *config.Config, p *config.Pipeline) []string
 		diags = append(diags, fmt.Sprintf("%s: error: Needs a restart: the pipeline's topic changed from %q to %q; the default topic is fixed when kpipe run starts",
 			rangePos(p.DefRange), r.pipe.Topic, p.Topic))
 	}
+	if !sameSource(p.Source, r.pipe.Source) {
+		rng := p.DefRange
+		if p.Source != nil {
+			rng = p.Source.DefRange
+		}
+		diags = append(diags, fmt.Sprintf("%s: error: Needs a restart: the pipeline's source block changed; where kpipe run reads is fixed when it starts",
+			rangePos(rng)))
+	}
 	if !reflect.DeepEqual(p.Batch, r.pipe.Batch) {
 		diags = append(diags, fmt.Sprintf("%s: error: Needs a restart: the pipeline's batch block changed; stage batching is fixed when kpipe run starts",
 			rangePos(p.DefRange)))
 	}
 	return diags
+}
+
+// sameSource reports whether a and b are the same source block, or both
+// none, wherever they are in their files.
+func sameSource(a, b *config.Source) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.DefRange, y.DefRange = hcl.Range{}, hcl.Range{}
+	return reflect.DeepEqual(x, y)
 }
 
 // kafkaChanges names the kafka settings that differ between a and b, as

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/admin"
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/plugins"
@@ -294,6 +297,8 @@ func TestReloadRejects(t *testing.T) {
 		{"a module that faults", strings.Replace(base, "  partitioner", fmt.Sprintf("  interceptor \"x\" { module = %q }\n  partitioner", trap), 1),
 			`k.hcl:3:3: error: Plugin fails on a synthetic record: interceptor "x", hook kpipe_on_send`},
 		{"unknown pipeline", strings.Replace(base, `"p"`, `"q"`, 1), `no pipeline named`},
+		{"a source block", strings.Replace(base, "  partitioner", "  source \"kafka\" {\n    topics = [\"in\"]\n    group  = \"g\"\n  }\n  partitioner", 1),
+			`k.hcl:3:3: error: Needs a restart: the pipeline's source block changed`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.src), 0o644); err != nil {
@@ -312,5 +317,28 @@ func TestReloadRejects(t *testing.T) {
 				t.Errorf("reload stats %+v, want %d rejected and the last error", st, i+1)
 			}
 		})
+	}
+}
+
+// TestSameSource tells a source block that changed from one that moved in
+// its file.
+func TestSameSource(t *testing.T) {
+	src := func(topic string, line int) *config.Source {
+		return &config.Source{Topics: []string{topic}, Group: "g", DefRange: hcl.Range{Filename: "k.hcl", Start: hcl.Pos{Line: line}}}
+	}
+	for _, tt := range []struct {
+		name string
+		a, b *config.Source
+		want bool
+	}{
+		{"none", nil, nil, true},
+		{"added", nil, src("in", 3), false},
+		{"removed", src("in", 3), nil, false},
+		{"moved", src("in", 3), src("in", 9), true},
+		{"topics changed", src("in", 3), src("in2", 3), false},
+	} {
+		if got := sameSource(tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: sameSource = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

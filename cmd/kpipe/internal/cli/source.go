@@ -43,6 +43,11 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 		return usageErrorf("--input: pipeline %q reads Kafka (its source block), not a file", sp.Name)
 	case f.strict:
 		return usageErrorf("--strict: pipeline %q reads Kafka; a failed record stops its partition, or goes to the source's dead_letter topic", sp.Name)
+	case f.format != "json":
+		return usageErrorf("--format: pipeline %q reads Kafka (its source block), not lines of a file", sp.Name)
+	}
+	if err := sp.Source.CheckOutput(f.topic); err != nil {
+		return usageErrorf("--topic: pipeline %q: %v", sp.Name, err)
 	}
 	lv, err := e.startLive(f)
 	if err != nil {
@@ -132,7 +137,11 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	if src.TopicRegex != "" {
 		what = fmt.Sprintf("topics matching %q", src.TopicRegex)
 	}
-	e.say("pipeline %q: reading %s as group %q (%s), writing to %q; Ctrl-C stops", p.Name, what, src.Group, s.Delivery(), p.Topic)
+	out := p.Topic
+	if f.topic != "" {
+		out = f.topic
+	}
+	e.say("pipeline %q: reading %s as group %q (%s), writing to %q; Ctrl-C stops", p.Name, what, src.Group, s.Delivery(), out)
 
 	// The first SIGINT or SIGTERM (ctx) stops reading and ends the batch
 	// in flight; a second one ends the waits of the shutdown at once,
