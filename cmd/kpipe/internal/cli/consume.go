@@ -112,7 +112,11 @@ given and fewer records arrived, or if a plugin failed a record.`,
 				kgo.WithLogger(kgolog.New(e.log.Named("kafka"))),
 			}
 			if group != "" {
-				opts = append(opts, kgo.ConsumerGroup(group))
+				// Only records with an outcome (printed, filtered or
+				// reported failed) are marked, and only marked offsets
+				// are committed: records read but interrupted, or
+				// beyond --max, are read again by the group's next run.
+				opts = append(opts, kgo.ConsumerGroup(group), kgo.AutoCommitMarks())
 			}
 			if fromBeginning {
 				opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -144,11 +148,12 @@ given and fewer records arrived, or if a plugin failed a record.`,
 				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
 			}
 			var unprocessed int
-			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout, &unprocessed)
+			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout, &unprocessed, group != "")
 			if group != "" {
-				// Commit what was read, within a bound, even after Ctrl-C.
+				// Commit what has an outcome, within a bound, even after
+				// Ctrl-C.
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-				if cerr := cl.CommitUncommittedOffsets(cctx); cerr != nil && err == nil {
+				if cerr := cl.CommitMarkedOffsets(cctx); cerr != nil && err == nil {
 					e.say("committing the offsets of group %s: %v", group, cerr)
 				}
 				cancel()
@@ -220,7 +225,7 @@ func (e *env) buildConsumer(ctx context.Context, path, name string, host *wasmho
 // are reported on errw; those that were read when ctx ended and not run
 // through the plugins are counted in unprocessed instead. It returns how
 // many records it read.
-func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration, unprocessed *int) (int, error) {
+func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw io.Writer, max int, idle time.Duration, unprocessed *int, mark bool) (int, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	n := 0
@@ -253,9 +258,53 @@ func consume(ctx context.Context, cl *kgo.Client, pc *pipeline.Consumer, w, errw
 			}
 			fmt.Fprintf(errw, "kpipe: record %s[%d]@%d failed: %v\n", f.Record.Topic, f.Record.Partition, f.Record.Offset, f.Err)
 		}
+		if mark {
+			markOutcomes(cl, got)
+		}
 		n += got.Len()
 	}
 	return n, nil
+}
+
+// markOutcomes marks for commit the records of got that have an outcome:
+// delivered (printed), filtered, or failed with the failure reported. In
+// each partition it marks only those before the first record the plugins
+// did not run (interrupted): marking a later offset would commit the
+// interrupted ones too.
+func markOutcomes(cl *kgo.Client, got pipeline.Consumed) {
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	var stop map[tp]int64 // the first interrupted offset of each partition
+	for _, f := range got.Failed {
+		if !pipeline.IsInterrupted(f.Err) {
+			continue
+		}
+		if stop == nil {
+			stop = map[tp]int64{}
+		}
+		k := tp{f.Record.Topic, f.Record.Partition}
+		if o, ok := stop[k]; !ok || f.Record.Offset < o {
+			stop[k] = f.Record.Offset
+		}
+	}
+	done := func(r *kgo.Record) bool {
+		o, ok := stop[tp{r.Topic, r.Partition}]
+		return !ok || r.Offset < o
+	}
+	for _, r := range got.Delivered {
+		if done(r) {
+			cl.MarkCommitRecords(r)
+		}
+	}
+	for _, rs := range [][]pipeline.Rejected{got.Filtered, got.Failed} {
+		for _, f := range rs {
+			if done(f.Record) && !pipeline.IsInterrupted(f.Err) {
+				cl.MarkCommitRecords(f.Record)
+			}
+		}
+	}
 }
 
 // jsonOut is one consumed record as printed by consume.
