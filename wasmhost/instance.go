@@ -250,9 +250,21 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		}
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
 		cancel()
-		if err != nil && inst.creating && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return &callError{FaultTimeout, fmt.Errorf("stopped after running longer than the load timeout (limit of %v): %w",
-				inst.p.createTimeout, err)}
+		if err != nil && cctx.Err() != nil {
+			// Stopped by a context: say which, without the trap the
+			// stop made the guest report.
+			switch cerr := ctx.Err(); {
+			case cerr == context.Canceled:
+				return &callError{FaultCanceled, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
+			case cerr != nil:
+				return &callError{FaultTimeout, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
+			case inst.creating:
+				return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("stopped after running longer than the load timeout (limit of %v): %v",
+					inst.p.createTimeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
+			default:
+				return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("call stopped after running longer than the call timeout of %v: %v",
+					inst.p.timeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
+			}
 		}
 	default:
 		err = fn.CallWithStack(inst.ctx, inst.stack)

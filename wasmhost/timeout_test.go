@@ -2,6 +2,7 @@ package wasmhost_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,14 @@ func TestCallTimeoutStopsGuests(t *testing.T) {
 				_, err := p.OnSend(ctx, modeRecord(g.mode))
 				elapsed := time.Since(start)
 				wantFault(t, err, "guest", "kpipe_on_send", wasmhost.FaultTimeout)
+				// One line that says timeout, not the trap the stop
+				// made the guest report.
+				if msg := err.Error(); strings.Contains(msg, "\n") || strings.Contains(msg, "unreachable") || !strings.Contains(msg, "call timeout") {
+					t.Errorf("timeout error %q: want one line naming the call timeout, without the guest's trap", msg)
+				}
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("timeout error %v is not context.DeadlineExceeded", err)
+				}
 				if elapsed < timeout || elapsed > timeout*5/4+slack {
 					t.Errorf("stopped after %v, want between %v and %v", elapsed, timeout, timeout*5/4+slack)
 				}

@@ -151,14 +151,27 @@ func (inst *instance) interruptedError(ctx context.Context, reason uint32, err e
 	if reason == interruptContext {
 		cerr := ctx.Err()
 		if cerr == context.Canceled {
-			return &callError{FaultCanceled, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
+			return &callError{FaultCanceled, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
 		}
-		return &callError{FaultTimeout, fmt.Errorf("call stopped: %w (%w)", cerr, err)}
+		return &callError{FaultTimeout, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
 	}
 	if inst.creating {
-		return &callError{FaultTimeout, fmt.Errorf("stopped after running longer than the load timeout (limit of %v): %w (%w)",
-			inst.p.createTimeout, context.DeadlineExceeded, err)}
+		return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("stopped after running longer than the load timeout (limit of %v): %v",
+			inst.p.createTimeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
 	}
-	return &callError{FaultTimeout, fmt.Errorf("call stopped after running longer than the call timeout of %v: %w (%w)",
-		inst.p.timeout, context.DeadlineExceeded, err)}
+	return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("call stopped after running longer than the call timeout of %v: %v",
+		inst.p.timeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
 }
+
+// stoppedError is a call the watchdog stopped. Its message says why and
+// leaves out the trap the stop made the guest report (wazero's "wasm
+// error: unreachable" and its stack trace, which are not the guest's
+// doing); both stay reachable through errors.Is and errors.As.
+type stoppedError struct {
+	msg   string
+	cause error // context.Canceled or context.DeadlineExceeded
+	trap  error // what the guest call returned
+}
+
+func (e *stoppedError) Error() string   { return e.msg }
+func (e *stoppedError) Unwrap() []error { return []error{e.cause, e.trap} }
