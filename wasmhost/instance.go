@@ -234,10 +234,8 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		// Instrumented module: the plugin's watchdog enforces the
 		// timeout, watching the pool slot; nothing to set up per call.
 		err = fn.CallWithStack(inst.ctx, inst.stack)
-		if err != nil {
-			if reason := inst.interruption(); reason != 0 {
-				return inst.interruptedError(ctx, reason, err)
-			}
+		if err != nil && inst.interruption() != 0 {
+			return inst.stoppedBy(ctx, err)
 		}
 	case inst.p.timeout > 0 || inst.creating && inst.p.createTimeout > 0:
 		// wazero's termination checks, watching a context per call.
@@ -251,20 +249,7 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
 		cancel()
 		if err != nil && cctx.Err() != nil {
-			// Stopped by a context: say which, without the trap the
-			// stop made the guest report.
-			switch cerr := ctx.Err(); {
-			case cerr == context.Canceled:
-				return &callError{FaultCanceled, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
-			case cerr != nil:
-				return &callError{FaultTimeout, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
-			case inst.creating:
-				return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("stopped after running longer than the load timeout (limit of %v): %v",
-					inst.p.createTimeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
-			default:
-				return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("call stopped after running longer than the call timeout of %v: %v",
-					inst.p.timeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
-			}
+			return inst.stoppedBy(ctx, err)
 		}
 	default:
 		err = fn.CallWithStack(inst.ctx, inst.stack)

@@ -146,24 +146,25 @@ func (inst *instance) interruption() uint32 {
 	return inst.slot.reason
 }
 
-// interruptedError is the error of a call the watchdog stopped.
-func (inst *instance) interruptedError(ctx context.Context, reason uint32, err error) *callError {
-	if reason == interruptContext {
-		cerr := ctx.Err()
-		if cerr == context.Canceled {
-			return &callError{FaultCanceled, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
-		}
-		return &callError{FaultTimeout, &stoppedError{"call stopped: " + cerr.Error(), cerr, err}}
-	}
-	if inst.creating {
+// stoppedBy is the error of a call stopped because the caller's ctx ended,
+// or else because the instance's load or call timeout passed; trap is what
+// the call returned.
+func (inst *instance) stoppedBy(ctx context.Context, trap error) *callError {
+	switch cerr := ctx.Err(); {
+	case cerr == context.Canceled:
+		return &callError{FaultCanceled, &stoppedError{"call stopped: " + cerr.Error(), cerr, trap}}
+	case cerr != nil:
+		return &callError{FaultTimeout, &stoppedError{"call stopped: " + cerr.Error(), cerr, trap}}
+	case inst.creating:
 		return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("stopped after running longer than the load timeout (limit of %v): %v",
-			inst.p.createTimeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
+			inst.p.createTimeout, context.DeadlineExceeded), context.DeadlineExceeded, trap}}
+	default:
+		return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("call stopped after running longer than the call timeout of %v: %v",
+			inst.p.timeout, context.DeadlineExceeded), context.DeadlineExceeded, trap}}
 	}
-	return &callError{FaultTimeout, &stoppedError{fmt.Sprintf("call stopped after running longer than the call timeout of %v: %v",
-		inst.p.timeout, context.DeadlineExceeded), context.DeadlineExceeded, err}}
 }
 
-// stoppedError is a call the watchdog stopped. Its message says why and
+// stoppedError is a call stopped by the watchdog or a context. Its message says why and
 // leaves out the trap the stop made the guest report (wazero's "wasm
 // error: unreachable" and its stack trace, which are not the guest's
 // doing); both stay reachable through errors.Is and errors.As.
