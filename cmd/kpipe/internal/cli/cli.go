@@ -246,3 +246,30 @@ func (e *env) newHost(ctx context.Context) (*wasmhost.Host, error) {
 func (e *env) say(format string, args ...any) {
 	fmt.Fprintf(e.stderr, "kpipe: "+format+"\n", args...)
 }
+
+// secondSignal takes over the second SIGINT or SIGTERM for a command whose
+// first one (ctx) starts a shutdown that still waits (flush, abort,
+// close). The returned context, not cancelled by ctx, ends at the second
+// signal, after msg is said, or when stop is called; the caller defers
+// stop, which also gives the signals back.
+func (e *env) secondSignal(ctx context.Context, msg string) (context.Context, context.CancelFunc) {
+	endCtx, end := context.WithCancel(context.WithoutCancel(ctx))
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	e.secondSignalOwned.Store(true)
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-sig:
+				if n++; n == 2 {
+					e.say("%s", msg)
+					end()
+					return
+				}
+			case <-endCtx.Done():
+				return
+			}
+		}
+	}()
+	return endCtx, func() { end(); signal.Stop(sig) }
+}

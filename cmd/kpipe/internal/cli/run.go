@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -216,26 +214,8 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	// The first SIGINT or SIGTERM (ctx) stops the reading, and what was
 	// sent is still flushed; a second one ends the waits of the end of
 	// the run (flush, abort, close) at once.
-	endCtx, endNow := context.WithCancel(context.WithoutCancel(ctx))
+	endCtx, endNow := e.secondSignal(ctx, "interrupted again: not waiting for outstanding records")
 	defer endNow()
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	e.secondSignalOwned.Store(true)
-	go func() {
-		for n := 0; ; {
-			select {
-			case <-sig:
-				if n++; n == 2 {
-					e.say("interrupted again: not waiting for outstanding records")
-					endNow()
-					return
-				}
-			case <-endCtx.Done():
-				return
-			}
-		}
-	}()
 
 	// Read in a goroutine, so that an interrupt is noticed even while a
 	// read blocks (stdin from a terminal or a pipe). On an interrupt the

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -146,26 +143,8 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	// The first SIGINT or SIGTERM (ctx) stops reading and ends the batch
 	// in flight; a second one ends the waits of the shutdown at once,
 	// Run's included.
-	endCtx, endNow := context.WithCancel(context.WithoutCancel(ctx))
+	endCtx, endNow := e.secondSignal(ctx, "interrupted again: not waiting for the shutdown")
 	defer endNow()
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	e.secondSignalOwned.Store(true)
-	go func() {
-		for n := 0; ; {
-			select {
-			case <-sig:
-				if n++; n == 2 {
-					e.say("interrupted again: not waiting for the shutdown")
-					endNow()
-					return
-				}
-			case <-endCtx.Done():
-				return
-			}
-		}
-	}()
 
 	// Run ends the transaction in flight within kafkasource's EndTimeout
 	// even after ctx ended; a second signal stops waiting for it, as a
