@@ -72,20 +72,9 @@ var consumerSchema = &hcl.BodySchema{
 	},
 }
 
-// consumerBlock decodes consumer block b into cfg.Consumers.
-func (d *decoder) consumerBlock(cfg *Config, b *hcl.Block) {
-	name := b.Labels[0]
-	for _, c := range cfg.Consumers {
-		if c.Name == name {
-			d.errorf(b.LabelRanges[0], "Duplicate consumer name",
-				"A consumer named %q is already defined at %s.", name, c.DefRange)
-			return
-		}
-	}
-	if name == "" {
-		d.errorf(b.LabelRanges[0], "Invalid consumer name", "A consumer name must not be empty.")
-	}
-	c := &Consumer{Name: name, DefRange: b.DefRange}
+// consumer decodes consumer block b.
+func (d *decoder) consumer(b *hcl.Block) *Consumer {
+	c := &Consumer{Name: b.Labels[0], DefRange: b.DefRange}
 	content, diags := b.Body.Content(consumerSchema)
 	d.diags = append(d.diags, diags...)
 	a := content.Attributes
@@ -124,35 +113,7 @@ func (d *decoder) consumerBlock(cfg *Config, b *hcl.Block) {
 			c.Isolation = s
 		}
 	}
-	names := map[string]*hcl.Block{}
-	single := map[string]*hcl.Block{}
-	for _, blk := range content.Blocks {
-		if blk.Type == "interceptor" {
-			n := blk.Labels[0]
-			if first, dup := names[n]; dup {
-				d.errorf(blk.LabelRanges[0], "Duplicate interceptor name",
-					"An interceptor named %q is already defined in this consumer at %s.", n, first.DefRange)
-				continue
-			}
-			names[n] = blk
-			if len(names) == maxInterceptors+1 {
-				d.errorf(blk.DefRange, "Too many interceptors",
-					"A consumer has at most %d interceptors; this is interceptor %d.", maxInterceptors, len(names))
-			}
-			if n == "" {
-				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
-			}
-			if pl := d.plugin(blk, plugins.KindConsumeInterceptor, n); pl != nil {
-				c.Interceptors = append(c.Interceptors, pl)
-			}
-			continue
-		}
-		if first, dup := single[blk.Type]; dup {
-			d.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
-				"A consumer has at most one %s block; the first one is at %s.", blk.Type, first.DefRange)
-			continue
-		}
-		single[blk.Type] = blk
+	c.Interceptors = d.chainBlocks("consumer", content.Blocks, plugins.KindConsumeInterceptor, func(blk *hcl.Block) {
 		switch blk.Type {
 		case "key_deserializer":
 			c.KeyDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
@@ -160,9 +121,11 @@ func (d *decoder) consumerBlock(cfg *Config, b *hcl.Block) {
 			c.ValueDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
 		case "circuit_breaker":
 			c.CircuitBreaker = d.circuitBreaker(blk)
+		default:
+			panic("config: unhandled block type " + blk.Type)
 		}
-	}
-	cfg.Consumers = append(cfg.Consumers, c)
+	})
+	return c
 }
 
 // Consumer returns the consumer block with the given name. With an empty
