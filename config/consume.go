@@ -113,12 +113,11 @@ func (d *decoder) consumer(b *hcl.Block) *Consumer {
 			c.Isolation = s
 		}
 	}
-	c.Interceptors = d.chainBlocks("consumer", content.Blocks, plugins.KindConsumeInterceptor, func(blk *hcl.Block) {
+	c.Interceptors = d.chainBlocks("consumer", content.Blocks, plugins.KindConsumeInterceptor, map[string]pluginSlot{
+		"key_deserializer":   {plugins.KindDeserializer, &c.KeyDeserializer},
+		"value_deserializer": {plugins.KindDeserializer, &c.ValueDeserializer},
+	}, func(blk *hcl.Block) {
 		switch blk.Type {
-		case "key_deserializer":
-			c.KeyDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
-		case "value_deserializer":
-			c.ValueDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
 		case "circuit_breaker":
 			c.CircuitBreaker = d.circuitBreaker(blk)
 		default:

@@ -383,14 +383,12 @@ func (d *decoder) pipeline(b *hcl.Block, sources map[*Pipeline]*sourceRanges) *P
 			p.Topic = s
 		}
 	}
-	p.Interceptors = d.chainBlocks("pipeline", content.Blocks, plugins.KindInterceptor, func(blk *hcl.Block) {
+	p.Interceptors = d.chainBlocks("pipeline", content.Blocks, plugins.KindInterceptor, map[string]pluginSlot{
+		"key_serializer":   {plugins.KindSerializer, &p.KeySerializer},
+		"value_serializer": {plugins.KindSerializer, &p.ValueSerializer},
+		"partitioner":      {plugins.KindPartitioner, &p.Partitioner},
+	}, func(blk *hcl.Block) {
 		switch blk.Type {
-		case "key_serializer":
-			p.KeySerializer = d.plugin(blk, plugins.KindSerializer, "")
-		case "value_serializer":
-			p.ValueSerializer = d.plugin(blk, plugins.KindSerializer, "")
-		case "partitioner":
-			p.Partitioner = d.plugin(blk, plugins.KindPartitioner, "")
 		case "circuit_breaker":
 			p.CircuitBreaker = d.circuitBreaker(blk)
 		case "batch":
@@ -406,12 +404,21 @@ func (d *decoder) pipeline(b *hcl.Block, sources map[*Pipeline]*sourceRanges) *P
 	return p
 }
 
+// pluginSlot is where chainBlocks stores the plugin of a block that names
+// one plugin of a chain (key_serializer, value_deserializer, ...), and its
+// kind.
+type pluginSlot struct {
+	kind plugins.Kind
+	dst  **Plugin
+}
+
 // chainBlocks decodes the blocks of a pipeline or consumer block (owner
 // names it in errors), in order. It returns the interceptor blocks, decoded
 // as plugins of kind interceptor: each has a name of its own, not empty,
-// and there are at most maxInterceptors. Every other block may appear once,
-// and is handed to other.
-func (d *decoder) chainBlocks(owner string, blocks hcl.Blocks, interceptor plugins.Kind, other func(*hcl.Block)) []*Plugin {
+// and there are at most maxInterceptors. Every other block may appear once:
+// the plugin blocks of slots are decoded into their slot, and the rest are
+// handed to other.
+func (d *decoder) chainBlocks(owner string, blocks hcl.Blocks, interceptor plugins.Kind, slots map[string]pluginSlot, other func(*hcl.Block)) []*Plugin {
 	var out []*Plugin
 	names := map[string]*hcl.Block{}
 	single := map[string]*hcl.Block{}
@@ -423,7 +430,11 @@ func (d *decoder) chainBlocks(owner string, blocks hcl.Blocks, interceptor plugi
 				continue
 			}
 			single[blk.Type] = blk
-			other(blk)
+			if slot, ok := slots[blk.Type]; ok {
+				*slot.dst = d.plugin(blk, slot.kind, "")
+			} else {
+				other(blk)
+			}
 			continue
 		}
 		name := blk.Labels[0]
