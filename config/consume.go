@@ -2,7 +2,6 @@ package config
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -181,21 +180,12 @@ type ConsumerChain struct {
 // LoadConsumer loads the modules of consumer block cb into host with the
 // limits and config of their blocks. An error names the block
 // (FILE:LINE:COL); the plugins loaded before it are closed again.
-func (c *Config) LoadConsumer(ctx context.Context, cb *Consumer, host *wasmhost.Host) (_ *ConsumerChain, err error) {
-	ch := &ConsumerChain{Consumer: cb}
-	defer func() {
-		if err != nil {
-			_ = ch.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	for _, b := range cb.plugins() {
-		impl, err := b.load(ctx, host)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(b.DefRange), err)
-		}
-		ch.Plugins = append(ch.Plugins, LoadedPlugin{Block: b, Impl: impl})
+func (c *Config) LoadConsumer(ctx context.Context, cb *Consumer, host *wasmhost.Host) (*ConsumerChain, error) {
+	loaded, err := loadPlugins(ctx, host, cb.plugins())
+	if err != nil {
+		return nil, err
 	}
-	return ch, nil
+	return &ConsumerChain{Consumer: cb, Plugins: loaded}, nil
 }
 
 // Options returns the options of pipeline.NewConsumer and Consumer.Swap for
@@ -225,13 +215,7 @@ func (ch *ConsumerChain) Options() []pipeline.ConsumerOption {
 // Close closes the chain's plugins. Only a chain that was not handed to a
 // consumer is closed this way: a consumer owns the plugins it is given.
 func (ch *ConsumerChain) Close(ctx context.Context) error {
-	var errs []error
-	for _, lp := range ch.Plugins {
-		if c, ok := lp.Impl.(plugins.Closer); ok {
-			errs = append(errs, c.Close(ctx))
-		}
-	}
-	return errors.Join(errs...)
+	return closePlugins(ctx, ch.Plugins)
 }
 
 // checkConsumers is CheckModules for the consumer blocks named (every one
