@@ -475,6 +475,46 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+// TestNewOwnOutput: New refuses a sink whose default topic the source
+// reads, or that is its dead-letter topic, with the rule the configuration
+// applies (kafkasource.CheckOutput), and a dead-letter topic the source
+// reads; it takes a default topic the source does not read.
+func TestNewOwnOutput(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	for _, tc := range []struct {
+		name, out string
+		opts      []kafkasource.Option
+		wantErr   string
+	}{
+		{"topics", "b", []kafkasource.Option{kafkasource.Topics("a", "b")},
+			`kafkasource: DefaultTopic: topics includes "b", the pipeline's topic: every record would be read again`},
+		{"regex", "orders-clean", []kafkasource.Option{kafkasource.TopicRegex("^orders")},
+			`kafkasource: DefaultTopic: topic_regex "^orders" matches "orders-clean", the pipeline's topic: every record would be read again`},
+		{"dead letter", "dead", []kafkasource.Option{kafkasource.Topics("a"), kafkasource.DeadLetter("dead", pipeline.Brokers(brokers...))},
+			`kafkasource: DefaultTopic: "dead" is the dead-letter topic: the pipeline's topic must be another`},
+		{"dead letter read", "clean", []kafkasource.Option{kafkasource.TopicRegex("^a"), kafkasource.DeadLetter("ab", pipeline.Brokers(brokers...))},
+			`kafkasource: the dead-letter topic "ab" is a topic the source reads`},
+		{"another topic", "clean", []kafkasource.Option{kafkasource.TopicRegex("^orders")}, ""},
+	} {
+		opts := append([]kafkasource.Option{kafkasource.Group("g"), kafkasource.Brokers(brokers...),
+			kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic(tc.out))}, tc.opts...)
+		s, err := kafkasource.New(ctx, opts...)
+		if got := fmt.Sprint(err); (err == nil) != (tc.wantErr == "") || err != nil && got != tc.wantErr {
+			t.Errorf("%s: New: %v, want error %q", tc.name, err, tc.wantErr)
+		}
+		if s != nil {
+			if got := s.Producer().DefaultTopic(); got != tc.out {
+				t.Errorf("%s: the producer's DefaultTopic is %q, want %q", tc.name, got, tc.out)
+			}
+			if _, err := s.Close(ctx); err != nil {
+				t.Errorf("%s: Close: %v", tc.name, err)
+			}
+		}
+	}
+}
+
 // TestGroupTimeouts starts sources with session and rebalance timeouts at
 // and beyond their bounds: every one from MinGroupTimeout to
 // MaxGroupTimeout is taken (a session timeout under 9s with a heartbeat of
