@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,24 +34,12 @@ func Produce(tb testing.TB, brokers []string, topic string, n, keys int, value f
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 	defer cancel()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for i := range n {
-		wg.Add(1)
-		r := &kgo.Record{Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(value(i))}
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-			}
-			wg.Done()
-		})
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(value(i))}
 	}
-	wg.Wait()
-	if firstErr != nil {
-		tb.Fatalf("producing the input: %v", firstErr)
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		tb.Fatalf("producing the input: %v", err)
 	}
 }
 
