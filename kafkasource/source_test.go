@@ -498,21 +498,32 @@ func TestNewOwnOutput(t *testing.T) {
 			`kafkasource: the dead-letter topic "ab" is a topic the source reads`},
 		{"another topic", "clean", []kafkasource.Option{kafkasource.TopicRegex("^orders")}, ""},
 	} {
-		opts := append([]kafkasource.Option{kafkasource.Group("g"), kafkasource.Brokers(brokers...),
-			kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic(tc.out))}, tc.opts...)
-		s, err := kafkasource.New(ctx, opts...)
-		if got := fmt.Sprint(err); (err == nil) != (tc.wantErr == "") || err != nil && got != tc.wantErr {
-			t.Errorf("%s: New: %v, want error %q", tc.name, err, tc.wantErr)
-		}
-		if s != nil {
-			if got := s.Producer().DefaultTopic(); got != tc.out {
-				t.Errorf("%s: the producer's DefaultTopic is %q, want %q", tc.name, got, tc.out)
+		t.Run(tc.name, func(t *testing.T) {
+			err := newAndClose(t, ctx, brokers, tc.out, tc.opts...)
+			if got := fmt.Sprint(err); (err == nil) != (tc.wantErr == "") || err != nil && got != tc.wantErr {
+				t.Errorf("New: %v, want error %q", err, tc.wantErr)
 			}
-			if _, err := s.Close(ctx); err != nil {
-				t.Errorf("%s: Close: %v", tc.name, err)
-			}
-		}
+		})
 	}
+}
+
+// newAndClose creates an at-least-once source of group "g" on brokers whose
+// sink writes to out, with opts, and closes it again; it returns New's
+// error. It checks that the sink's producer has out as its DefaultTopic.
+func newAndClose(t *testing.T, ctx context.Context, brokers []string, out string, opts ...kafkasource.Option) error {
+	t.Helper()
+	s, err := kafkasource.New(ctx, append([]kafkasource.Option{kafkasource.Group("g"), kafkasource.Brokers(brokers...),
+		kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic(out))}, opts...)...)
+	if err != nil {
+		return err
+	}
+	if got := s.Producer().DefaultTopic(); got != out {
+		t.Errorf("the producer's DefaultTopic is %q, want %q", got, out)
+	}
+	if _, err := s.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	return nil
 }
 
 // TestGroupTimeouts starts sources with session and rebalance timeouts at
@@ -538,15 +549,10 @@ func TestGroupTimeouts(t *testing.T) {
 		{"rebalance min", kafkasource.RebalanceTimeout(kafkasource.MinGroupTimeout), false},
 		{"rebalance over max", kafkasource.RebalanceTimeout(kafkasource.MaxGroupTimeout + time.Millisecond), true},
 	} {
-		s, err := kafkasource.New(ctx, kafkasource.Group("g"), kafkasource.Topics("a"), kafkasource.Brokers(brokers...),
-			kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic("out")), tc.opt)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("%s: New: %v, want error %v", tc.name, err, tc.wantErr)
-		}
-		if s != nil {
-			if _, err := s.Close(ctx); err != nil {
-				t.Errorf("%s: Close: %v", tc.name, err)
+		t.Run(tc.name, func(t *testing.T) {
+			if err := newAndClose(t, ctx, brokers, "out", kafkasource.Topics("a"), tc.opt); (err != nil) != tc.wantErr {
+				t.Errorf("New: %v, want error %v", err, tc.wantErr)
 			}
-		}
+		})
 	}
 }
