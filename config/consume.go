@@ -2,7 +2,6 @@ package config
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
@@ -129,28 +128,7 @@ func (d *decoder) consumer(b *hcl.Block) *Consumer {
 // Consumer returns the consumer block with the given name. With an empty
 // name it returns the only consumer block of a file that has exactly one.
 func (c *Config) Consumer(name string) (*Consumer, error) {
-	if name == "" {
-		switch len(c.Consumers) {
-		case 1:
-			return c.Consumers[0], nil
-		case 0:
-			if len(c.Pipelines) > 0 {
-				return nil, fmt.Errorf(`%s defines no consumer "NAME" block, only pipeline blocks (kpipe run --config runs those)`, c.Filename)
-			}
-			return nil, fmt.Errorf(`%s defines no consumer "NAME" block`, c.Filename)
-		}
-		names := make([]string, len(c.Consumers))
-		for i, p := range c.Consumers {
-			names[i] = p.Name
-		}
-		return nil, fmt.Errorf("%s defines %d consumers %q: choose one", c.Filename, len(c.Consumers), names)
-	}
-	for _, p := range c.Consumers {
-		if p.Name == name {
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("%s: no consumer named %q", c.Filename, name)
+	return chooseBlock(c, "consumer", c.Consumers, func(cb *Consumer) string { return cb.Name }, name)
 }
 
 // plugins returns c's plugin blocks in chain order: deserializers, then
