@@ -31,6 +31,8 @@ type gatewayFlags struct {
 	shutdownTimeout      time.Duration
 	admin                string
 	adminPublic          bool
+	// cpuProfile and memProfile are pprof output files, as for run.
+	cpuProfile, memProfile string
 }
 
 func newGatewayCmd(e *env) *cobra.Command {
@@ -78,6 +80,8 @@ topic. See docs/gateway.md.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
 	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
 	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
 	return cmd
 }
 
@@ -115,6 +119,15 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	if f.nodeID >= 0 {
 		gwOpts = append(gwOpts, gateway.NodeID(f.nodeID))
 	}
+	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			e.say("%v", err)
+		}
+	}()
 
 	var closers []func()
 	defer func() {
