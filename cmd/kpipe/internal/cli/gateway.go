@@ -180,6 +180,22 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	// once, and no record waits on a timer for others (see
 	// docs/gateway.md).
 	opts = append(opts, pipeline.Linger(0))
+	// The records of a client's record batch go through the plugin
+	// stages together (gateway.Sender): stage batching is on, with the
+	// pipeline's batch block or the defaults, so that plugins that take
+	// batches get them. Its linger bounds only how long acknowledgements
+	// wait for others, for interceptors that take them in batches: no
+	// record waits for others on its way in.
+	stageMax, stageLinger := pipeline.DefaultStageBatchRecords, time.Millisecond
+	if reloadFrom != nil && reloadFrom.pipe.Batch != nil {
+		if b := reloadFrom.pipe.Batch; b.MaxRecords > 0 {
+			stageMax = b.MaxRecords
+		}
+		if b := reloadFrom.pipe.Batch; b.Linger != nil {
+			stageLinger = *b.Linger
+		}
+	}
+	opts = append(opts, pipeline.StageBatch(stageMax, stageLinger))
 	gwOpts = append(gwOpts, gateway.KeepPartition(keep))
 	if len(brokers) == 0 {
 		eb, err := embedded.Start(embedded.Config{})
