@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -14,8 +15,8 @@ import (
 // record, and the records go to the client at once, without waiting for
 // the stage linger or for records of other Sends. Without stage batching,
 // or when the current chain has no stage that takes batches, each record
-// goes through the stages alone, as with Send, without a lock shared with
-// other senders.
+// goes through the stages alone, as with Send. Either way SendBatch calls
+// of several goroutines run in parallel.
 //
 // It is for callers that receive records already batched (kpipe gateway:
 // the record batches of a client's produce request). Records queued by
@@ -60,9 +61,47 @@ func (p *Producer) SendBatch(ctx context.Context, rs []*plugins.Record, cb func(
 		}
 		return
 	}
-	b.procMu.Lock()
-	p.runChunks(b, es)
-	p.releaseProc(b)
+	// The batch runs on scratch space of its own rather than the
+	// stager's, which would take procMu: SendBatch calls of several
+	// goroutines (the gateway's connections) run their stages in
+	// parallel, as Sends without stage batching do. Their order among
+	// themselves is the callers' to keep.
+	s := getScratch(b.max)
+	p.runChunks(s, es)
+	if done := s.done; len(done) > 0 {
+		s.done = nil
+		// A Flush that starts while they complete waits for them, as
+		// for a runner's.
+		b.completing.Add(1)
+		for i := range done {
+			p.complete(done[i].e, done[i].o, done[i].err)
+			done[i] = completion{}
+		}
+		b.completing.Add(-1)
+		s.spare = done[:0]
+	}
+	scratchPool.Put(s)
+}
+
+// scratchPool holds stagers used only for the scratch space of a stage
+// batch run by SendBatch (recs, verdicts, errs, penvs, nums, parts, done):
+// no timer, no pending records, never locked by procMu.
+var scratchPool sync.Pool
+
+// getScratch returns a scratch stager for batches of up to max records.
+func getScratch(max int) *stager {
+	if s, _ := scratchPool.Get().(*stager); s != nil && s.max == max {
+		return s
+	}
+	return &stager{
+		max:      max,
+		recs:     make([]*plugins.Record, max),
+		verdicts: make([]plugins.Verdict, max),
+		errs:     make([]error, max),
+		penvs:    make([]*envelope, max),
+		nums:     make([]int32, max),
+		parts:    make([]int32, max),
+	}
 }
 
 // sameChain returns how many records at the start of es, at most max, entered
@@ -77,7 +116,7 @@ func sameChain(es []*envelope, max int) int {
 
 // runChunks runs the records of es through the stages in batches of at most
 // b.max records of one chain each, and hands those that go on to the
-// client. The caller holds b.procMu.
+// client. The caller holds b.procMu, or b is its own scratch stager.
 func (p *Producer) runChunks(b *stager, es []*envelope) {
 	for len(es) > 0 {
 		c := sameChain(es, b.max)

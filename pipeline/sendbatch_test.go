@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -119,5 +120,78 @@ func TestSendBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// SendBatch calls of several goroutines run their stage batches in
+// parallel, each on its own scratch space: every record has one outcome,
+// and each goroutine's records keep their order.
+func TestSendBatchConcurrent(t *testing.T) {
+	e := setup(t, 1)
+	ic := &batchIC{}
+	p := e.producer(t, pipeline.Interceptor("batch", ic), pipeline.StageBatch(8, time.Hour), pipeline.CircuitBreaker(0, 0))
+	const senders, batches, size = 4, 20, 13
+	var outcomes sync.WaitGroup
+	outcomes.Add(senders * batches * size)
+	var mu sync.Mutex
+	res := map[string]pipeline.Result{}
+	cb := func(r *plugins.Record, rr pipeline.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		v := strings.TrimSuffix(string(r.Value), "+b")
+		if _, dup := res[v]; dup {
+			t.Errorf("%s: two outcomes", v)
+		}
+		res[v] = rr
+		outcomes.Done()
+	}
+	var senderWG sync.WaitGroup
+	for g := range senders {
+		senderWG.Add(1)
+		go func() {
+			defer senderWG.Done()
+			for i := range batches {
+				rs := make([]*plugins.Record, size)
+				for j := range rs {
+					v := fmt.Sprintf("keep-%d-%03d", g, i*size+j)
+					if j%5 == 0 {
+						v = fmt.Sprintf("drop-%d-%03d", g, i*size+j)
+					}
+					rs[j] = rec("", v)
+				}
+				p.SendBatch(ctxT(t), rs, cb)
+			}
+		}()
+	}
+	senderWG.Wait()
+	done := make(chan struct{})
+	go func() { outcomes.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(testbroker.Timeout()):
+		t.Fatalf("%d of %d outcomes", len(res), senders*batches*size)
+	}
+	kept := 0
+	for v, r := range res {
+		want := pipeline.Delivered
+		if strings.HasPrefix(v, "drop") {
+			want = pipeline.Filtered
+		} else {
+			kept++
+		}
+		if r.Outcome != want {
+			t.Errorf("%s: %+v, want %v", v, r, want)
+		}
+	}
+	if got := ic.batched.Load(); got != senders*batches*size || ic.sends.Load() != 0 {
+		t.Errorf("%d records in batch calls, %d single calls; want %d and 0", got, ic.sends.Load(), senders*batches*size)
+	}
+	last := map[string]string{} // per sender, the last record read
+	for _, r := range e.read(t, kept) {
+		g := r.value[len("keep-"):strings.LastIndexByte(r.value, '-')]
+		if r.value <= last[g] {
+			t.Fatalf("sender %s: %s read after %s", g, r.value, last[g])
+		}
+		last[g] = r.value
 	}
 }
