@@ -190,11 +190,11 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	// wait for others, for interceptors that take them in batches: no
 	// record waits for others on its way in.
 	stageMax, stageLinger := pipeline.DefaultStageBatchRecords, time.Millisecond
-	if reloadFrom != nil && reloadFrom.pipe.Batch != nil {
-		if b := reloadFrom.pipe.Batch; b.MaxRecords > 0 {
+	if b := batchBlock(reloadFrom); b != nil {
+		if b.MaxRecords > 0 {
 			stageMax = b.MaxRecords
 		}
-		if b := reloadFrom.pipe.Batch; b.Linger != nil {
+		if b.Linger != nil {
 			stageLinger = *b.Linger
 		}
 	}
@@ -319,6 +319,15 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		return &exitError{code: ExitFailed, err: errors.Join(shutErr, closeErr)}
 	}
 	return nil
+}
+
+// batchBlock is the batch block of the pipeline b runs, or nil (none, or no
+// configuration).
+func batchBlock(b *built) *config.Batch {
+	if b == nil {
+		return nil
+	}
+	return b.pipe.Batch
 }
 
 // gatewayGCPercent is the gateway's GOGC: the garbage collector runs when
