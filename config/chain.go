@@ -38,35 +38,39 @@ type LoadedPlugin struct {
 // and plugins.NewPartitioner, modules into host with the limits and config of
 // their block. An error names the block (FILE:LINE:COL); the plugins loaded
 // before it are closed again.
-func (c *Config) LoadChain(ctx context.Context, p *Pipeline, host *wasmhost.Host) (_ *Chain, err error) {
-	ch := &Chain{Pipeline: p}
-	defer func() {
-		if err != nil {
-			_ = ch.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	add := func(b *Plugin) error {
-		if b == nil {
-			return nil
-		}
+func (c *Config) LoadChain(ctx context.Context, p *Pipeline, host *wasmhost.Host) (*Chain, error) {
+	loaded, err := loadPlugins(ctx, host, p.plugins())
+	if err != nil {
+		return nil, err
+	}
+	return &Chain{Pipeline: p, Plugins: loaded}, nil
+}
+
+// loadPlugins loads the plugins of blocks, in order, for LoadChain and
+// LoadConsumer. An error names the block (FILE:LINE:COL); the plugins loaded
+// before it are closed again.
+func loadPlugins(ctx context.Context, host *wasmhost.Host, blocks []*Plugin) ([]LoadedPlugin, error) {
+	var loaded []LoadedPlugin
+	for _, b := range blocks {
 		impl, err := b.load(ctx, host)
 		if err != nil {
-			return fmt.Errorf("%s: %w", pos(b.DefRange), err)
+			_ = closePlugins(context.WithoutCancel(ctx), loaded)
+			return nil, fmt.Errorf("%s: %w", pos(b.DefRange), err)
 		}
-		ch.Plugins = append(ch.Plugins, LoadedPlugin{Block: b, Impl: impl})
-		return nil
+		loaded = append(loaded, LoadedPlugin{Block: b, Impl: impl})
 	}
-	for _, ic := range p.Interceptors {
-		if err := add(ic); err != nil {
-			return nil, err
+	return loaded, nil
+}
+
+// closePlugins closes the loaded plugins that hold resources (modules).
+func closePlugins(ctx context.Context, loaded []LoadedPlugin) error {
+	var errs []error
+	for _, lp := range loaded {
+		if c, ok := lp.Impl.(plugins.Closer); ok {
+			errs = append(errs, c.Close(ctx))
 		}
 	}
-	for _, b := range []*Plugin{p.KeySerializer, p.ValueSerializer, p.Partitioner} {
-		if err := add(b); err != nil {
-			return nil, err
-		}
-	}
-	return ch, nil
+	return errors.Join(errs...)
 }
 
 // load creates the plugin of block b, as the kind b uses it as.
@@ -134,11 +138,5 @@ func (ch *Chain) Options() []pipeline.Option {
 // chain that was not handed to a producer is closed this way: a producer
 // owns the plugins it is given.
 func (ch *Chain) Close(ctx context.Context) error {
-	var errs []error
-	for _, lp := range ch.Plugins {
-		if c, ok := lp.Impl.(plugins.Closer); ok {
-			errs = append(errs, c.Close(ctx))
-		}
-	}
-	return errors.Join(errs...)
+	return closePlugins(ctx, ch.Plugins)
 }

@@ -28,27 +28,40 @@ type Config struct {
 // Pipeline returns the pipeline with the given name. With an empty name it
 // returns the only pipeline of a file that has exactly one.
 func (c *Config) Pipeline(name string) (*Pipeline, error) {
+	return chooseBlock(c, "pipeline", c.Pipelines, func(p *Pipeline) string { return p.Name }, name)
+}
+
+// chooseBlock is Pipeline and Consumer: it returns the block named name
+// among blocks, those of type what ("pipeline", "consumer") in c, or with
+// an empty name the only one of a file that has exactly one. The error of
+// a file that has only blocks of the other type says what runs those.
+func chooseBlock[B any](c *Config, what string, blocks []B, nameOf func(B) string, name string) (B, error) {
+	var none B
 	if name == "" {
+		other, others, runs := "consumer", len(c.Consumers), "kpipe consume --config"
+		if what == "consumer" {
+			other, others, runs = "pipeline", len(c.Pipelines), "kpipe run --config"
+		}
 		switch {
-		case len(c.Pipelines) == 1:
-			return c.Pipelines[0], nil
-		case len(c.Pipelines) == 0 && len(c.Consumers) > 0:
-			return nil, fmt.Errorf(`%s defines no pipeline "NAME" block, only consumer blocks (kpipe consume --config runs those)`, c.Filename)
-		case len(c.Pipelines) == 0:
-			return nil, fmt.Errorf(`%s defines no pipeline "NAME" block`, c.Filename)
+		case len(blocks) == 1:
+			return blocks[0], nil
+		case len(blocks) == 0 && others > 0:
+			return none, fmt.Errorf(`%s defines no %s "NAME" block, only %s blocks (%s runs those)`, c.Filename, what, other, runs)
+		case len(blocks) == 0:
+			return none, fmt.Errorf(`%s defines no %s "NAME" block`, c.Filename, what)
 		}
-		names := make([]string, len(c.Pipelines))
-		for i, p := range c.Pipelines {
-			names[i] = p.Name
+		names := make([]string, len(blocks))
+		for i, b := range blocks {
+			names[i] = nameOf(b)
 		}
-		return nil, fmt.Errorf("%s defines %d pipelines %q: choose one", c.Filename, len(c.Pipelines), names)
+		return none, fmt.Errorf("%s defines %d %ss %q: choose one", c.Filename, len(blocks), what, names)
 	}
-	for _, p := range c.Pipelines {
-		if p.Name == name {
-			return p, nil
+	for _, b := range blocks {
+		if nameOf(b) == name {
+			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: no pipeline named %q", c.Filename, name)
+	return none, fmt.Errorf("%s: no %s named %q", c.Filename, what, name)
 }
 
 // Kafka holds the settings of the kafka block. Every field is optional; an

@@ -2,8 +2,6 @@ package config
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
@@ -72,20 +70,9 @@ var consumerSchema = &hcl.BodySchema{
 	},
 }
 
-// consumerBlock decodes consumer block b into cfg.Consumers.
-func (d *decoder) consumerBlock(cfg *Config, b *hcl.Block) {
-	name := b.Labels[0]
-	for _, c := range cfg.Consumers {
-		if c.Name == name {
-			d.errorf(b.LabelRanges[0], "Duplicate consumer name",
-				"A consumer named %q is already defined at %s.", name, c.DefRange)
-			return
-		}
-	}
-	if name == "" {
-		d.errorf(b.LabelRanges[0], "Invalid consumer name", "A consumer name must not be empty.")
-	}
-	c := &Consumer{Name: name, DefRange: b.DefRange}
+// consumer decodes consumer block b.
+func (d *decoder) consumer(b *hcl.Block) *Consumer {
+	c := &Consumer{Name: b.Labels[0], DefRange: b.DefRange}
 	content, diags := b.Body.Content(consumerSchema)
 	d.diags = append(d.diags, diags...)
 	a := content.Attributes
@@ -124,72 +111,24 @@ func (d *decoder) consumerBlock(cfg *Config, b *hcl.Block) {
 			c.Isolation = s
 		}
 	}
-	names := map[string]*hcl.Block{}
-	single := map[string]*hcl.Block{}
-	for _, blk := range content.Blocks {
-		if blk.Type == "interceptor" {
-			n := blk.Labels[0]
-			if first, dup := names[n]; dup {
-				d.errorf(blk.LabelRanges[0], "Duplicate interceptor name",
-					"An interceptor named %q is already defined in this consumer at %s.", n, first.DefRange)
-				continue
-			}
-			names[n] = blk
-			if len(names) == maxInterceptors+1 {
-				d.errorf(blk.DefRange, "Too many interceptors",
-					"A consumer has at most %d interceptors; this is interceptor %d.", maxInterceptors, len(names))
-			}
-			if n == "" {
-				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
-			}
-			if pl := d.plugin(blk, plugins.KindConsumeInterceptor, n); pl != nil {
-				c.Interceptors = append(c.Interceptors, pl)
-			}
-			continue
-		}
-		if first, dup := single[blk.Type]; dup {
-			d.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
-				"A consumer has at most one %s block; the first one is at %s.", blk.Type, first.DefRange)
-			continue
-		}
-		single[blk.Type] = blk
+	c.Interceptors = d.chainBlocks("consumer", content.Blocks, plugins.KindConsumeInterceptor, map[string]pluginSlot{
+		"key_deserializer":   {plugins.KindDeserializer, &c.KeyDeserializer},
+		"value_deserializer": {plugins.KindDeserializer, &c.ValueDeserializer},
+	}, func(blk *hcl.Block) {
 		switch blk.Type {
-		case "key_deserializer":
-			c.KeyDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
-		case "value_deserializer":
-			c.ValueDeserializer = d.plugin(blk, plugins.KindDeserializer, "")
 		case "circuit_breaker":
 			c.CircuitBreaker = d.circuitBreaker(blk)
+		default:
+			panic("config: unhandled block type " + blk.Type)
 		}
-	}
-	cfg.Consumers = append(cfg.Consumers, c)
+	})
+	return c
 }
 
 // Consumer returns the consumer block with the given name. With an empty
 // name it returns the only consumer block of a file that has exactly one.
 func (c *Config) Consumer(name string) (*Consumer, error) {
-	if name == "" {
-		switch len(c.Consumers) {
-		case 1:
-			return c.Consumers[0], nil
-		case 0:
-			if len(c.Pipelines) > 0 {
-				return nil, fmt.Errorf(`%s defines no consumer "NAME" block, only pipeline blocks (kpipe run --config runs those)`, c.Filename)
-			}
-			return nil, fmt.Errorf(`%s defines no consumer "NAME" block`, c.Filename)
-		}
-		names := make([]string, len(c.Consumers))
-		for i, p := range c.Consumers {
-			names[i] = p.Name
-		}
-		return nil, fmt.Errorf("%s defines %d consumers %q: choose one", c.Filename, len(c.Consumers), names)
-	}
-	for _, p := range c.Consumers {
-		if p.Name == name {
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("%s: no consumer named %q", c.Filename, name)
+	return chooseBlock(c, "consumer", c.Consumers, func(cb *Consumer) string { return cb.Name }, name)
 }
 
 // plugins returns c's plugin blocks in chain order: deserializers, then
@@ -219,21 +158,12 @@ type ConsumerChain struct {
 // LoadConsumer loads the modules of consumer block cb into host with the
 // limits and config of their blocks. An error names the block
 // (FILE:LINE:COL); the plugins loaded before it are closed again.
-func (c *Config) LoadConsumer(ctx context.Context, cb *Consumer, host *wasmhost.Host) (_ *ConsumerChain, err error) {
-	ch := &ConsumerChain{Consumer: cb}
-	defer func() {
-		if err != nil {
-			_ = ch.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	for _, b := range cb.plugins() {
-		impl, err := b.load(ctx, host)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pos(b.DefRange), err)
-		}
-		ch.Plugins = append(ch.Plugins, LoadedPlugin{Block: b, Impl: impl})
+func (c *Config) LoadConsumer(ctx context.Context, cb *Consumer, host *wasmhost.Host) (*ConsumerChain, error) {
+	loaded, err := loadPlugins(ctx, host, cb.plugins())
+	if err != nil {
+		return nil, err
 	}
-	return ch, nil
+	return &ConsumerChain{Consumer: cb, Plugins: loaded}, nil
 }
 
 // Options returns the options of pipeline.NewConsumer and Consumer.Swap for
@@ -263,13 +193,7 @@ func (ch *ConsumerChain) Options() []pipeline.ConsumerOption {
 // Close closes the chain's plugins. Only a chain that was not handed to a
 // consumer is closed this way: a consumer owns the plugins it is given.
 func (ch *ConsumerChain) Close(ctx context.Context) error {
-	var errs []error
-	for _, lp := range ch.Plugins {
-		if c, ok := lp.Impl.(plugins.Closer); ok {
-			errs = append(errs, c.Close(ctx))
-		}
-	}
-	return errors.Join(errs...)
+	return closePlugins(ctx, ch.Plugins)
 }
 
 // checkConsumers is CheckModules for the consumer blocks named (every one

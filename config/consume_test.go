@@ -136,6 +136,11 @@ func TestParseConsumerErrors(t *testing.T) {
 			src:  "consumer \"c\" {}\nconsumer \"c\" {}\n",
 			want: []string{"2:10: error: Duplicate consumer name"},
 		},
+		{
+			name: "empty names",
+			src:  "consumer \"\" {\n  interceptor \"\" { module = \"m.wasm\" }\n}\n",
+			want: []string{"1:10: error: Invalid consumer name", "2:15: error: Invalid interceptor name"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -158,7 +158,7 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 	d.diags = append(d.diags, diags...)
 
 	var kafkaSeen *hcl.Block
-	seen := map[string]*hcl.Block{}
+	pipelines, consumers := map[string]*hcl.Block{}, map[string]*hcl.Block{}
 	sources := map[*Pipeline]*sourceRanges{}
 	for _, b := range content.Blocks {
 		switch b.Type {
@@ -172,19 +172,13 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 			cfg.Kafka.DefRange = b.DefRange
 			d.kafka(b.Body, &cfg.Kafka)
 		case "pipeline":
-			name := b.Labels[0]
-			if first, dup := seen[name]; dup {
-				d.errorf(b.LabelRanges[0], "Duplicate pipeline name",
-					"A pipeline named %q is already defined at %s.", name, first.DefRange)
-				continue
+			if d.uniqueName("pipeline", b, pipelines) {
+				cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b, sources))
 			}
-			seen[name] = b
-			if name == "" {
-				d.errorf(b.LabelRanges[0], "Invalid pipeline name", "A pipeline name must not be empty.")
-			}
-			cfg.Pipelines = append(cfg.Pipelines, d.pipeline(b, sources))
 		case "consumer":
-			d.consumerBlock(cfg, b)
+			if d.uniqueName("consumer", b, consumers) {
+				cfg.Consumers = append(cfg.Consumers, d.consumer(b))
+			}
 		}
 	}
 	var firstSource *Pipeline
@@ -203,6 +197,24 @@ func (d *decoder) file(body hcl.Body, filename string) *Config {
 		d.errorf(body.MissingItemRange(), "No pipeline", `The configuration must define at least one pipeline "NAME" block.`)
 	}
 	return cfg
+}
+
+// uniqueName checks the name label of b, a pipeline or consumer block (what
+// names the type), against the names of the blocks of its type before it
+// (seen, to which it adds b). A duplicate is reported and false returned:
+// the block is not decoded. An empty name is reported too.
+func (d *decoder) uniqueName(what string, b *hcl.Block, seen map[string]*hcl.Block) bool {
+	name := b.Labels[0]
+	if first, dup := seen[name]; dup {
+		d.errorf(b.LabelRanges[0], "Duplicate "+what+" name",
+			"A %s named %q is already defined at %s.", what, name, first.DefRange)
+		return false
+	}
+	seen[name] = b
+	if name == "" {
+		d.errorf(b.LabelRanges[0], "Invalid "+what+" name", "A %s name must not be empty.", what)
+	}
+	return true
 }
 
 func (d *decoder) kafka(body hcl.Body, k *Kafka) {
@@ -371,56 +383,79 @@ func (d *decoder) pipeline(b *hcl.Block, sources map[*Pipeline]*sourceRanges) *P
 			p.Topic = s
 		}
 	}
-	interceptors := map[string]*hcl.Block{}
-	single := map[string]*hcl.Block{}
-	for _, blk := range content.Blocks {
+	p.Interceptors = d.chainBlocks("pipeline", content.Blocks, plugins.KindInterceptor, map[string]pluginSlot{
+		"key_serializer":   {plugins.KindSerializer, &p.KeySerializer},
+		"value_serializer": {plugins.KindSerializer, &p.ValueSerializer},
+		"partitioner":      {plugins.KindPartitioner, &p.Partitioner},
+	}, func(blk *hcl.Block) {
 		switch blk.Type {
-		case "interceptor":
-			name := blk.Labels[0]
-			if first, dup := interceptors[name]; dup {
-				d.errorf(blk.LabelRanges[0], "Duplicate interceptor name",
-					"An interceptor named %q is already defined in this pipeline at %s.", name, first.DefRange)
-				continue
-			}
-			interceptors[name] = blk
-			if len(interceptors) == maxInterceptors+1 {
-				d.errorf(blk.DefRange, "Too many interceptors",
-					"A pipeline has at most %d interceptors; this is interceptor %d.", maxInterceptors, len(interceptors))
-			}
-			if name == "" {
-				d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
-			}
-			if pl := d.plugin(blk, plugins.KindInterceptor, name); pl != nil {
-				p.Interceptors = append(p.Interceptors, pl)
+		case "circuit_breaker":
+			p.CircuitBreaker = d.circuitBreaker(blk)
+		case "batch":
+			p.Batch = d.batch(blk)
+		case "source":
+			if src, rg := d.source(blk); src != nil {
+				p.Source, sources[p] = src, rg
 			}
 		default:
+			panic("config: unhandled block type " + blk.Type)
+		}
+	})
+	return p
+}
+
+// pluginSlot is where chainBlocks stores the plugin of a block that names
+// one plugin of a chain (key_serializer, value_deserializer, ...), and its
+// kind.
+type pluginSlot struct {
+	kind plugins.Kind
+	dst  **Plugin
+}
+
+// chainBlocks decodes the blocks of a pipeline or consumer block (owner
+// names it in errors), in order. It returns the interceptor blocks, decoded
+// as plugins of kind interceptor: each has a name of its own, not empty,
+// and there are at most maxInterceptors. Every other block may appear once:
+// the plugin blocks of slots are decoded into their slot, and the rest are
+// handed to other.
+func (d *decoder) chainBlocks(owner string, blocks hcl.Blocks, interceptor plugins.Kind, slots map[string]pluginSlot, other func(*hcl.Block)) []*Plugin {
+	var out []*Plugin
+	names := map[string]*hcl.Block{}
+	single := map[string]*hcl.Block{}
+	for _, blk := range blocks {
+		if blk.Type != "interceptor" {
 			if first, dup := single[blk.Type]; dup {
 				d.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
-					"A pipeline has at most one %s block; the first one is at %s.", blk.Type, first.DefRange)
+					"A %s has at most one %s block; the first one is at %s.", owner, blk.Type, first.DefRange)
 				continue
 			}
 			single[blk.Type] = blk
-			switch blk.Type {
-			case "key_serializer":
-				p.KeySerializer = d.plugin(blk, plugins.KindSerializer, "")
-			case "value_serializer":
-				p.ValueSerializer = d.plugin(blk, plugins.KindSerializer, "")
-			case "partitioner":
-				p.Partitioner = d.plugin(blk, plugins.KindPartitioner, "")
-			case "circuit_breaker":
-				p.CircuitBreaker = d.circuitBreaker(blk)
-			case "batch":
-				p.Batch = d.batch(blk)
-			case "source":
-				if src, rg := d.source(blk); src != nil {
-					p.Source, sources[p] = src, rg
-				}
-			default:
-				panic("config: unhandled block type " + blk.Type)
+			if slot, ok := slots[blk.Type]; ok {
+				*slot.dst = d.plugin(blk, slot.kind, "")
+			} else {
+				other(blk)
 			}
+			continue
+		}
+		name := blk.Labels[0]
+		if first, dup := names[name]; dup {
+			d.errorf(blk.LabelRanges[0], "Duplicate interceptor name",
+				"An interceptor named %q is already defined in this %s at %s.", name, owner, first.DefRange)
+			continue
+		}
+		names[name] = blk
+		if len(names) == maxInterceptors+1 {
+			d.errorf(blk.DefRange, "Too many interceptors",
+				"A %s has at most %d interceptors; this is interceptor %d.", owner, maxInterceptors, len(names))
+		}
+		if name == "" {
+			d.errorf(blk.LabelRanges[0], "Invalid interceptor name", "An interceptor name must not be empty.")
+		}
+		if pl := d.plugin(blk, interceptor, name); pl != nil {
+			out = append(out, pl)
 		}
 	}
-	return p
+	return out
 }
 
 func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {

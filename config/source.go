@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -262,35 +261,19 @@ func (d *decoder) groupTimeout(attr *hcl.Attribute) time.Duration {
 }
 
 // Reads reports whether the source reads topic: it is one of Topics, or
-// TopicRegex matches it.
+// TopicRegex matches it (kafkasource.Reads).
 func (s *Source) Reads(topic string) bool {
-	if slices.Contains(s.Topics, topic) {
-		return true
-	}
-	if s.TopicRegex == "" {
-		return false
-	}
-	re, err := regexp.Compile(s.TopicRegex)
-	return err == nil && re.MatchString(topic)
+	return kafkasource.Reads(topic, s.Topics, s.TopicRegex)
 }
 
 // CheckOutput says why topic cannot be the output topic of the source's
 // pipeline, or returns nil: a topic the source reads would read every
 // record again, and the dead-letter topic would mix failed records with
-// good ones. The configuration's own topic is checked when it is loaded;
+// good ones. The rule is kafkasource.CheckOutput, which kafkasource.New
+// applies too. The configuration's own topic is checked when it is loaded;
 // kpipe run checks a --topic that replaces it.
 func (s *Source) CheckOutput(topic string) error {
-	switch {
-	case topic == "":
-		return nil
-	case slices.Contains(s.Topics, topic):
-		return fmt.Errorf("topics includes %q, the pipeline's topic: every record would be read again", topic)
-	case s.Reads(topic):
-		return fmt.Errorf("topic_regex %q matches %q, the pipeline's topic: every record would be read again", s.TopicRegex, topic)
-	case topic == s.DeadLetterTopic:
-		return fmt.Errorf("%q is the dead-letter topic: the pipeline's topic must be another", topic)
-	}
-	return nil
+	return kafkasource.CheckOutput(topic, s.Topics, s.TopicRegex, s.DeadLetterTopic)
 }
 
 // checkKafkaForSources reports the kafka block's transactional_id once when

@@ -1,7 +1,10 @@
 package kafkasource
 
 import (
+	"fmt"
 	"math"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -176,3 +179,37 @@ func EndTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.
 // Logger is where the source logs (partitions stopped, aborted
 // transactions, rebalances). Default: hclog.Default() named "kpipe".
 func Logger(l hclog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// Reads reports whether a source that reads topics, or the topics that
+// topicRegex matches (as TopicRegex says), reads topic.
+func Reads(topic string, topics []string, topicRegex string) bool {
+	if slices.Contains(topics, topic) {
+		return true
+	}
+	if topicRegex == "" {
+		return false
+	}
+	re, err := regexp.Compile(topicRegex)
+	return err == nil && re.MatchString(topic)
+}
+
+// CheckOutput says why topic cannot be the output topic of a source that
+// reads topics, or the topics that topicRegex matches, and sends failed
+// records to the dead-letter topic deadLetter ("" for none); it returns nil
+// if topic can be, and for "". A topic the source reads would read every
+// record again, and the dead-letter topic would mix failed records with
+// good ones. New checks the sink's DefaultTopic with it; the config package
+// checks a pipeline's topic, and kpipe run a --topic that replaces it.
+func CheckOutput(topic string, topics []string, topicRegex, deadLetter string) error {
+	switch {
+	case topic == "":
+		return nil
+	case slices.Contains(topics, topic):
+		return fmt.Errorf("topics includes %q, the pipeline's topic: every record would be read again", topic)
+	case Reads(topic, topics, topicRegex):
+		return fmt.Errorf("topic_regex %q matches %q, the pipeline's topic: every record would be read again", topicRegex, topic)
+	case topic == deadLetter:
+		return fmt.Errorf("%q is the dead-letter topic: the pipeline's topic must be another", topic)
+	}
+	return nil
+}

@@ -80,7 +80,11 @@ var sourceCount atomic.Int64
 // New creates a Source: the pipeline.Producer of the Sink options (with the
 // group's client inside it for ExactlyOnce), the consumer (AtLeastOnce)
 // and the dead-letter producer. It fails if a seed broker does not answer
-// before ctx ends, or if the options are inconsistent.
+// before ctx ends, or if the options are inconsistent: among others, if the
+// source would read its own output, that is if the sink's DefaultTopic or
+// the DeadLetter topic is one that Topics names or TopicRegex matches, or
+// the two are the same topic (CheckOutput). A record that a plugin sends to
+// another topic is not checked.
 func New(ctx context.Context, opts ...Option) (*Source, error) {
 	cfg := config{maxPoll: 10_000, endTimeout: 10 * time.Second}
 	for _, o := range opts {
@@ -99,6 +103,8 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 		return nil, errors.New("kafkasource: TransactionalID is for ExactlyOnce")
 	case cfg.maxPoll <= 0 || cfg.endTimeout <= 0:
 		return nil, errors.New("kafkasource: MaxPollRecords and EndTimeout must be positive")
+	case cfg.deadLetter != "" && Reads(cfg.deadLetter, cfg.topics, cfg.topicRegex):
+		return nil, fmt.Errorf("kafkasource: the dead-letter topic %q is a topic the source reads", cfg.deadLetter)
 	}
 	s := &Source{cfg: cfg, log: cfg.logger}
 	if s.log == nil {
@@ -165,6 +171,9 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 			s.closeAll(ctx)
 		}
 	}()
+	if err := CheckOutput(prod.DefaultTopic(), cfg.topics, cfg.topicRegex, cfg.deadLetter); err != nil {
+		return nil, fmt.Errorf("kafkasource: DefaultTopic: %w", err)
+	}
 	if cfg.delivery == ExactlyOnce {
 		s.cl = s.sess.Client()
 		// Initialise the transactional id now rather than at the first

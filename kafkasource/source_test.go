@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kpipe/kpipe/internal/sourcetest"
 	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/kafkasource"
 	"github.com/kpipe/kpipe/pipeline"
@@ -46,35 +47,12 @@ func (upper) OnAck(context.Context, *plugins.Record, plugins.Ack) error { return
 // "i", and "bad-i" for the indexes in bad.
 func produceInput(t *testing.T, brokers []string, topic string, n, keys int, bad map[int]bool) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-	defer cancel()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for i := range n {
-		v := strconv.Itoa(i)
+	sourcetest.Produce(t, brokers, topic, n, keys, func(i int) string {
 		if bad[i] {
-			v = "bad-" + v
+			return "bad-" + strconv.Itoa(i)
 		}
-		wg.Add(1)
-		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("producing the input: %v", firstErr)
-	}
+		return strconv.Itoa(i)
+	})
 }
 
 func newSource(t *testing.T, ctx context.Context, brokers []string, in, out, group string, d kafkasource.Delivery, opts ...kafkasource.Option) *kafkasource.Source {
@@ -148,79 +126,21 @@ func committed(st kafkasource.Stats) (n uint64) {
 }
 
 // checkOutput reads the output as a read_committed reader and checks that
-// it holds every input record that is not filtered, once, transformed, in
-// input order per key.
-func checkOutput(t *testing.T, brokers []string, out string, n, keys int, exact bool) {
+// it holds every input record that is not filtered (every tenth), once with
+// exact, transformed, in input order per key.
+func checkOutput(t *testing.T, brokers []string, out string, n int, exact bool) {
 	t.Helper()
 	want := n - n/10
-	recs := testbroker.ReadAll(t, brokers, out, want, true)
-	// Anything beyond want would be a duplicate: under exactly-once the
-	// end offsets, less transaction markers, show none.
-	seen := map[int]int{}
-	last := map[string]int{}
-	for _, r := range recs {
-		v, ok := bytes.CutPrefix(r.Value, []byte("T:"))
-		if !ok {
-			t.Fatalf("record %q was not transformed", r.Value)
-		}
-		i, err := strconv.Atoi(string(v))
-		if err != nil {
-			t.Fatalf("record %q: %v", r.Value, err)
-		}
-		seen[i]++
-		if exact && seen[i] > 1 {
-			t.Fatalf("record %d appears twice", i)
-		}
-		if k := string(r.Key); seen[i] == 1 {
-			if p, ok := last[k]; ok && p > i {
-				t.Fatalf("key %s: record %d after %d", k, i, p)
-			}
-			last[k] = i
-		}
+	recs := sourcetest.ReadCommitted(t, brokers, out, want, time.Second, testbroker.Timeout())
+	dups, missing := sourcetest.CheckOutput(t, recs, n, "T:", true, func(i int) bool { return i%10 != 0 })
+	if len(missing) > 0 {
+		t.Fatalf("%d records missing, the first %d", len(missing), missing[0])
 	}
-	for i := range n {
-		if i%10 != 0 && seen[i] == 0 {
-			t.Fatalf("record %d missing", i)
-		}
+	// Under exactly-once a read_committed reader finds no more records
+	// than wanted: no duplicates.
+	if exact && (dups > 0 || len(recs) != want) {
+		t.Fatalf("read_committed reader finds %d records (%d duplicates), want %d", len(recs), dups, want)
 	}
-	if exact {
-		// No more committed records than wanted.
-		more := readCommittedCount(t, brokers, out, want)
-		if more != want {
-			t.Fatalf("read_committed reader finds %d records, want %d", more, want)
-		}
-	}
-}
-
-// readCommittedCount reads topic as a read_committed reader and counts
-// the records: until it has at least want and then a poll finds nothing
-// for a second (so that records beyond want are counted too). A poll that
-// finds nothing before want is reached does not end the read: on a busy
-// machine a fetch may take longer than a second.
-func readCommittedCount(t *testing.T, brokers []string, topic string, want int) int {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	deadline := time.Now().Add(testbroker.Timeout())
-	n := 0
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		c := len(fs.Records())
-		if c == 0 && n >= want {
-			return n
-		}
-		n += c
-	}
-	if n >= want {
-		t.Fatalf("reading %s did not end within %v (%d records, want %d)", topic, testbroker.Timeout(), n, want)
-	}
-	return n
 }
 
 func TestExactlyOnce(t *testing.T) {
@@ -247,7 +167,7 @@ func TestExactlyOnce(t *testing.T) {
 	// Filtered records advanced the committed offsets like the others:
 	// the group committed every input partition to its end.
 	checkCommittedToEnd(t, brokers, "eos-"+in, in)
-	checkOutput(t, brokers, out, n, keys, true)
+	checkOutput(t, brokers, out, n, true)
 }
 
 // checkCommittedToEnd checks that group committed every partition of topic
@@ -284,7 +204,7 @@ func TestAtLeastOnce(t *testing.T) {
 	s := newSource(t, ctx, brokers, in, out, "alo-"+in, kafkasource.AtLeastOnce)
 	runUntil(t, s, func() bool { return committed(s.Stats()) == n })
 	checkCommittedToEnd(t, brokers, "alo-"+in, in)
-	checkOutput(t, brokers, out, n, keys, false)
+	checkOutput(t, brokers, out, n, false)
 }
 
 // TestRebalanceExactlyOnce runs two sources of one group; the second joins
@@ -317,7 +237,7 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 	if committed(b.Stats()) == 0 {
 		t.Errorf("the second source committed nothing")
 	}
-	checkOutput(t, brokers, out, n, keys, true)
+	checkOutput(t, brokers, out, n, true)
 }
 
 // cancelAtWrite calls cancel once the client has written its nth request
@@ -382,7 +302,7 @@ func TestStopWhileCommitting(t *testing.T) {
 	// The group's next member reads on from the committed offsets.
 	b := newSource(t, ctx, brokers, in, out, group, kafkasource.ExactlyOnce, kafkasource.MaxPollRecords(100))
 	runUntil(t, b, func() bool { return committed(a.Stats())+committed(b.Stats()) == n })
-	checkOutput(t, brokers, out, n, keys, true)
+	checkOutput(t, brokers, out, n, true)
 }
 
 // checkOffsetsStable fetches group's committed offsets of topic's
@@ -464,10 +384,7 @@ func TestDeadLetter(t *testing.T) {
 			}
 			recs := testbroker.ReadAll(t, brokers, dlq, 2, true)
 			for _, r := range recs {
-				h := map[string]string{}
-				for _, x := range r.Headers {
-					h[x.Key] = string(x.Value)
-				}
+				h := sourcetest.Headers(r)
 				if !bytes.HasPrefix(r.Value, []byte("bad-")) || h[kafkasource.HeaderPlugin] != "upper" ||
 					h[kafkasource.HeaderHook] != string(pipeline.HookOnSend) || h[kafkasource.HeaderTopic] != in ||
 					h[kafkasource.HeaderOffset] == "" || !bytes.Contains([]byte(h[kafkasource.HeaderError]), []byte(errBad.Error())) {
@@ -558,6 +475,57 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+// TestNewOwnOutput: New refuses a sink whose default topic the source
+// reads, or that is its dead-letter topic, with the rule the configuration
+// applies (kafkasource.CheckOutput), and a dead-letter topic the source
+// reads; it takes a default topic the source does not read.
+func TestNewOwnOutput(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	for _, tc := range []struct {
+		name, out string
+		opts      []kafkasource.Option
+		wantErr   string
+	}{
+		{"topics", "b", []kafkasource.Option{kafkasource.Topics("a", "b")},
+			`kafkasource: DefaultTopic: topics includes "b", the pipeline's topic: every record would be read again`},
+		{"regex", "orders-clean", []kafkasource.Option{kafkasource.TopicRegex("^orders")},
+			`kafkasource: DefaultTopic: topic_regex "^orders" matches "orders-clean", the pipeline's topic: every record would be read again`},
+		{"dead letter", "dead", []kafkasource.Option{kafkasource.Topics("a"), kafkasource.DeadLetter("dead", pipeline.Brokers(brokers...))},
+			`kafkasource: DefaultTopic: "dead" is the dead-letter topic: the pipeline's topic must be another`},
+		{"dead letter read", "clean", []kafkasource.Option{kafkasource.TopicRegex("^a"), kafkasource.DeadLetter("ab", pipeline.Brokers(brokers...))},
+			`kafkasource: the dead-letter topic "ab" is a topic the source reads`},
+		{"another topic", "clean", []kafkasource.Option{kafkasource.TopicRegex("^orders")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := newAndClose(t, ctx, brokers, tc.out, tc.opts...)
+			if got := fmt.Sprint(err); (err == nil) != (tc.wantErr == "") || err != nil && got != tc.wantErr {
+				t.Errorf("New: %v, want error %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// newAndClose creates an at-least-once source of group "g" on brokers whose
+// sink writes to out, with opts, and closes it again; it returns New's
+// error. It checks that the sink's producer has out as its DefaultTopic.
+func newAndClose(t *testing.T, ctx context.Context, brokers []string, out string, opts ...kafkasource.Option) error {
+	t.Helper()
+	s, err := kafkasource.New(ctx, append([]kafkasource.Option{kafkasource.Group("g"), kafkasource.Brokers(brokers...),
+		kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic(out))}, opts...)...)
+	if err != nil {
+		return err
+	}
+	if got := s.Producer().DefaultTopic(); got != out {
+		t.Errorf("the producer's DefaultTopic is %q, want %q", got, out)
+	}
+	if _, err := s.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	return nil
+}
+
 // TestGroupTimeouts starts sources with session and rebalance timeouts at
 // and beyond their bounds: every one from MinGroupTimeout to
 // MaxGroupTimeout is taken (a session timeout under 9s with a heartbeat of
@@ -581,15 +549,10 @@ func TestGroupTimeouts(t *testing.T) {
 		{"rebalance min", kafkasource.RebalanceTimeout(kafkasource.MinGroupTimeout), false},
 		{"rebalance over max", kafkasource.RebalanceTimeout(kafkasource.MaxGroupTimeout + time.Millisecond), true},
 	} {
-		s, err := kafkasource.New(ctx, kafkasource.Group("g"), kafkasource.Topics("a"), kafkasource.Brokers(brokers...),
-			kafkasource.Logger(hclog.NewNullLogger()), kafkasource.Sink(pipeline.Brokers(brokers...), pipeline.DefaultTopic("out")), tc.opt)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("%s: New: %v, want error %v", tc.name, err, tc.wantErr)
-		}
-		if s != nil {
-			if _, err := s.Close(ctx); err != nil {
-				t.Errorf("%s: Close: %v", tc.name, err)
+		t.Run(tc.name, func(t *testing.T) {
+			if err := newAndClose(t, ctx, brokers, "out", kafkasource.Topics("a"), tc.opt); (err != nil) != tc.wantErr {
+				t.Errorf("New: %v, want error %v", err, tc.wantErr)
 			}
-		}
+		})
 	}
 }

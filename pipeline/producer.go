@@ -260,6 +260,11 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	return p, nil
 }
 
+// DefaultTopic returns the topic of records sent without one (the
+// DefaultTopic option), or "" if there is none. It does not change while
+// the producer lives: Swap replaces only plugins.
+func (p *Producer) DefaultTopic() string { return p.topic }
+
 // SetPartitioner replaces the partitioner while records flow, keeping the
 // other plugins: it is Swap with the current chain's interceptors and
 // serializers (and their policies) and the partitioner pp under name. A nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/internal/sourcetest"
 	"github.com/kpipe/kpipe/internal/testbroker"
 )
 
@@ -82,35 +82,12 @@ func (m *sourceMember) stop(t *testing.T, name string) {
 // "rec-i", or "poison-i" for the poisoned indexes.
 func produceKeyed(t *testing.T, brokers []string, topic string, n int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-	defer cancel()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for i := range n {
-		v := "rec-" + strconv.Itoa(i)
+	sourcetest.Produce(t, brokers, topic, n, 100, func(i int) string {
 		if poisoned[i] {
-			v = "poison-" + strconv.Itoa(i)
+			return "poison-" + strconv.Itoa(i)
 		}
-		wg.Add(1)
-		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%100)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("producing the input: %v", firstErr)
-	}
+		return "rec-" + strconv.Itoa(i)
+	})
 }
 
 // groupShared reports whether group is stable with members members, each
@@ -154,37 +131,10 @@ func groupCommitted(t *testing.T, adm *kadm.Client, group, topic string) int64 {
 
 // readTopic reads topic as a read_committed reader: until it has at least
 // want records and then a poll finds nothing for 3s (so that records beyond
-// want, duplicates, are read too). A poll that finds nothing before want is
-// reached does not end the read: on a busy machine a fetch may take longer.
+// want, duplicates, are read too).
 func readTopic(t *testing.T, brokers []string, topic string, want int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	deadline := time.Now().Add(2 * testbroker.Timeout())
-	var out []*kgo.Record
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachError(func(t2 string, p int32, err error) {
-			if err != context.DeadlineExceeded {
-				t.Fatalf("reading %s[%d]: %v", t2, p, err)
-			}
-		})
-		recs := fs.Records()
-		if len(recs) == 0 && len(out) >= want {
-			return out
-		}
-		out = append(out, recs...)
-	}
-	if len(out) >= want {
-		t.Fatalf("reading %s did not end within %v (%d records, want %d)", topic, 2*testbroker.Timeout(), len(out), want)
-	}
-	return out
+	return sourcetest.ReadCommitted(t, brokers, topic, want, 3*time.Second, 2*testbroker.Timeout())
 }
 
 // TestSourceScaleOut: three `kpipe run` processes in one group transform
@@ -289,34 +239,8 @@ pipeline "scale" {
 	}
 
 	recs := readTopic(t, brokers, out, n-len(poisoned))
-	seen := make([]int, n)
-	last := map[string]int{}
-	dups := 0
-	for _, r := range recs {
-		v, ok := bytes.CutPrefix(r.Value, []byte("REC-"))
-		if !ok {
-			t.Fatalf("output record %q is not transformed", r.Value)
-		}
-		i, err := strconv.Atoi(string(v))
-		if err != nil || i < 0 || i >= n {
-			t.Fatalf("output record %q", r.Value)
-		}
-		if seen[i]++; seen[i] > 1 {
-			dups++
-			continue
-		}
-		k := string(r.Key)
-		if p, ok := last[k]; ok && p > i && delivery == "exactly_once" {
-			t.Fatalf("key %s: record %d after record %d", k, i, p)
-		}
-		last[k] = i
-	}
-	missing := 0
-	for i := range n {
-		if seen[i] == 0 && !poisoned[i] {
-			missing++
-		}
-	}
+	dups, missingRecs := sourcetest.CheckOutput(t, recs, n, "REC-", delivery == "exactly_once", func(i int) bool { return !poisoned[i] })
+	missing := len(missingRecs)
 	t.Logf("%s: %d records through 3 processes (one killed and restarted) in %v; output %d records, %d duplicates, %d missing",
 		delivery, n, elapsed.Round(time.Millisecond), len(recs), dups, missing)
 	if missing > 0 {
@@ -329,10 +253,7 @@ pipeline "scale" {
 	dead := readTopic(t, brokers, dlq, len(poisoned))
 	got := map[string]bool{}
 	for _, r := range dead {
-		h := map[string]string{}
-		for _, x := range r.Headers {
-			h[x.Key] = string(x.Value)
-		}
+		h := sourcetest.Headers(r)
 		got[string(r.Value)] = true
 		if h["kpipe.plugin"] != "upper" || h["kpipe.hook"] != "on_send" || !strings.Contains(h["kpipe.error"], "unreachable") || h["kpipe.source.topic"] != in {
 			t.Errorf("dead-letter record %q has headers %v", r.Value, h)

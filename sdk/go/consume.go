@@ -65,13 +65,7 @@ const consumedFixed = 8
 // import package consume. It panics if one is already registered or p is
 // nil.
 func RegisterConsumeInterceptor(p ConsumeInterceptor) {
-	if p == nil {
-		panic("kpipe: RegisterConsumeInterceptor(nil)")
-	}
-	if crt.interceptor != nil {
-		panic("kpipe: RegisterConsumeInterceptor called twice")
-	}
-	crt.interceptor = p
+	register(&crt.interceptor, p, "RegisterConsumeInterceptor")
 }
 
 // RegisterDeserializer makes p the plugin's deserializer, for keys and
@@ -79,13 +73,7 @@ func RegisterConsumeInterceptor(p ConsumeInterceptor) {
 // function of package main, which must also import package consume. It
 // panics if one is already registered or p is nil.
 func RegisterDeserializer(p Deserializer) {
-	if p == nil {
-		panic("kpipe: RegisterDeserializer(nil)")
-	}
-	if crt.deserializer != nil {
-		panic("kpipe: RegisterDeserializer called twice")
-	}
-	crt.deserializer = p
+	register(&crt.deserializer, p, "RegisterDeserializer")
 }
 
 // crt is the consume side of the instance's state, beside rt.
@@ -123,13 +111,9 @@ func (c *consumeRuntime) plugins() []any {
 
 // check fails an instance whose consume-side plugins and exports disagree.
 func (c *consumeRuntime) check() error {
-	switch linked := consumeexport.Linked; {
-	case c.kinds() != 0 && !linked:
-		return errors.New(`a consume-side plugin is registered, but the module does not export kpipe_on_consume: import _ "github.com/kpipe/kpipe/sdk/go/consume" in package main`)
-	case c.kinds() == 0 && linked:
-		return errors.New(`the module imports github.com/kpipe/kpipe/sdk/go/consume, but no consume interceptor or deserializer is registered`)
-	}
-	return nil
+	return checkLinked(c.kinds() != 0, consumeexport.Linked, "consume",
+		"a consume-side plugin is registered, but the module does not export kpipe_on_consume",
+		"no consume interceptor or deserializer is registered")
 }
 
 // decodeConsumed decodes a consumed record (ABI 10.1) into crt.rec.
@@ -159,20 +143,7 @@ func (rt *runtime) onConsume(n int32) (result []byte, code int64) {
 	if err != nil {
 		return nil, rt.fail(err)
 	}
-	switch action {
-	case Unchanged:
-		return nil, statusOK
-	case Drop:
-		return nil, statusDrop
-	case Changed:
-		out, err := appendRecord(rt.out[:0], &crt.rec.Record)
-		if err != nil {
-			return nil, rt.fail(err)
-		}
-		rt.out = out
-		return rt.result(out), statusOK
-	}
-	return nil, rt.fail(fmt.Errorf("OnConsume returned unknown %v", action))
+	return rt.actionResult("OnConsume", action, &crt.rec.Record)
 }
 
 // deserialize implements kpipe_deserialize. A non-empty result slice is the
@@ -182,22 +153,12 @@ func (rt *runtime) deserialize(target, n int32) (result []byte, code int64) {
 	if crt.deserializer == nil {
 		return nil, rt.fail(errors.New("kpipe_deserialize called, but no deserializer is registered"))
 	}
-	if t := Target(target); t != TargetKey && t != TargetValue {
-		return nil, rt.fail(fmt.Errorf("%w: unknown deserializer target %d", errMalformed, target))
+	if err := checkTarget("deserializer", target); err != nil {
+		return nil, rt.fail(err)
 	}
 	if err := rt.decodeConsumed(n); err != nil {
 		return nil, rt.fail(err)
 	}
 	b, err := crt.deserializer.Deserialize(Target(target), &crt.rec)
-	switch {
-	case err != nil:
-		return nil, rt.fail(err)
-	case b == nil:
-		return nil, statusNull
-	case len(b) == 0:
-		return nil, statusOK
-	case len(b) > maxInputBuffer:
-		return nil, rt.fail(fmt.Errorf("deserialized %v of %d bytes is too large", Target(target), len(b)))
-	}
-	return rt.result(b), statusOK
+	return rt.codecResult("deserialized", Target(target), b, err)
 }

@@ -95,13 +95,21 @@ const maxInputBuffer = 1 << 30
 // interceptor is already registered or p is nil. If p implements
 // AckObserver, the plugin must import package ack.
 func RegisterInterceptor(p Interceptor) {
+	rt.registerInterceptor("RegisterInterceptor", p)
+	rt.interceptor = p
+}
+
+// registerInterceptor checks p, given to the registering function fn, for
+// RegisterInterceptor and RegisterViewInterceptor, which then store it: it
+// panics if p is nil or an interceptor of either kind is already
+// registered, and otherwise finds its OnAck.
+func (rt *runtime) registerInterceptor(fn string, p any) {
 	if p == nil {
-		panic("kpipe: RegisterInterceptor(nil)")
+		panic("kpipe: " + fn + "(nil)")
 	}
 	if rt.interceptor != nil || rt.viewInterceptor != nil {
 		panic("kpipe: an interceptor is already registered")
 	}
-	rt.interceptor = p
 	rt.observer, _ = p.(AckObserver)
 }
 
@@ -114,26 +122,27 @@ func init() {
 // an init function of package main, and panics if a serializer is already
 // registered or p is nil.
 func RegisterSerializer(p Serializer) {
-	if p == nil {
-		panic("kpipe: RegisterSerializer(nil)")
-	}
-	if rt.serializer != nil {
-		panic("kpipe: RegisterSerializer called twice")
-	}
-	rt.serializer = p
+	register(&rt.serializer, p, "RegisterSerializer")
 }
 
 // RegisterPartitioner makes p the plugin's partitioner. It must be called from
 // an init function of package main, and panics if a partitioner is already
 // registered or p is nil.
 func RegisterPartitioner(p Partitioner) {
-	if p == nil {
-		panic("kpipe: RegisterPartitioner(nil)")
+	register(&rt.partitioner, p, "RegisterPartitioner")
+}
+
+// register stores p, given to the registering function fn, in slot, the
+// plugin of one kind. It panics if p is nil or one is already registered.
+func register[P comparable](slot *P, p P, fn string) {
+	var none P
+	if p == none {
+		panic("kpipe: " + fn + "(nil)")
 	}
-	if rt.partitioner != nil {
-		panic("kpipe: RegisterPartitioner called twice")
+	if *slot != none {
+		panic("kpipe: " + fn + " called twice")
 	}
-	rt.partitioner = p
+	*slot = p
 }
 
 // rt is the state of the plugin instance. A WebAssembly instance runs one call
@@ -223,11 +232,10 @@ func (rt *runtime) input(n int32) ([]byte, error) {
 func (rt *runtime) init() (code int64) {
 	defer rt.recover("kpipe_init", &code)
 	rt.ackLinked = ackexport.Linked
-	switch {
-	case rt.observer != nil && !rt.ackLinked:
-		return rt.fail(errors.New(`the interceptor has OnAck, but the module does not export kpipe_on_ack: import _ "github.com/kpipe/kpipe/sdk/go/ack" in package main`))
-	case rt.observer == nil && rt.ackLinked:
-		return rt.fail(errors.New(`the module imports github.com/kpipe/kpipe/sdk/go/ack, but no interceptor with an OnAck method is registered`))
+	if err := checkLinked(rt.observer != nil, rt.ackLinked, "ack",
+		"the interceptor has OnAck, but the module does not export kpipe_on_ack",
+		"no interceptor with an OnAck method is registered"); err != nil {
+		return rt.fail(err)
 	}
 	if err := crt.check(); err != nil {
 		return rt.fail(err)
@@ -249,6 +257,20 @@ func (rt *runtime) init() (code int64) {
 		}
 	}
 	return statusOK
+}
+
+// checkLinked fails an instance whose plugins and exports disagree: one
+// that registered (registered) a plugin whose hooks package pkg of the SDK
+// exports, but did not import it (linked), says unexported; one that imports
+// it for nothing says unused.
+func checkLinked(registered, linked bool, pkg, unexported, unused string) error {
+	switch path := "github.com/kpipe/kpipe/sdk/go/" + pkg; {
+	case registered && !linked:
+		return fmt.Errorf(`%s: import _ "%s" in package main`, unexported, path)
+	case !registered && linked:
+		return fmt.Errorf(`the module imports %s, but %s`, path, unused)
+	}
+	return nil
 }
 
 // containsSame reports whether list holds a value equal to p. Values of
@@ -300,20 +322,35 @@ func (rt *runtime) onSend(n int32) (result []byte, code int64) {
 	if err != nil {
 		return nil, rt.fail(err)
 	}
-	switch action {
-	case Unchanged:
+	return rt.actionResult("OnSend", action, &rt.rec)
+}
+
+// actionResult is the result of kpipe_on_send or kpipe_on_consume whose
+// method (OnSend, OnConsume) returned action, without an error, for r: a non-empty
+// result slice is the encoded changed record; otherwise code is the hook's
+// result. It is small enough to be inlined, so that the common case, an
+// unchanged record, costs no call (BenchmarkOnSendUnchanged).
+func (rt *runtime) actionResult(method string, action Action, r *Record) (result []byte, code int64) {
+	if action == Unchanged {
 		return nil, statusOK
+	}
+	return rt.otherAction(method, action, r)
+}
+
+// otherAction is actionResult for every case but an unchanged record.
+func (rt *runtime) otherAction(method string, action Action, r *Record) (result []byte, code int64) {
+	switch action {
 	case Drop:
 		return nil, statusDrop
 	case Changed:
-		out, err := appendRecord(rt.out[:0], &rt.rec)
+		out, err := appendRecord(rt.out[:0], r)
 		if err != nil {
 			return nil, rt.fail(err)
 		}
 		rt.out = out
 		return rt.result(out), statusOK
 	}
-	return nil, rt.fail(fmt.Errorf("OnSend returned unknown %v", action))
+	return nil, rt.fail(fmt.Errorf("%s returned unknown %v", method, action))
 }
 
 // sendView runs OnSendView on the record encoded in in. It returns statusOK
@@ -366,8 +403,8 @@ func (rt *runtime) serialize(target, n int32) (result []byte, code int64) {
 	if rt.serializer == nil {
 		return nil, rt.fail(errors.New("kpipe_serialize called, but no serializer is registered"))
 	}
-	if t := Target(target); t != TargetKey && t != TargetValue {
-		return nil, rt.fail(fmt.Errorf("%w: unknown serializer target %d", errMalformed, target))
+	if err := checkTarget("serializer", target); err != nil {
+		return nil, rt.fail(err)
 	}
 	in, err := rt.input(n)
 	if err == nil {
@@ -377,6 +414,23 @@ func (rt *runtime) serialize(target, n int32) (result []byte, code int64) {
 		return nil, rt.fail(err)
 	}
 	b, err := rt.serializer.Serialize(Target(target), &rt.rec)
+	return rt.codecResult("serialized", Target(target), b, err)
+}
+
+// checkTarget checks the target a codec hook was called for; kind
+// (serializer, deserializer) names the plugin in the error.
+func checkTarget(kind string, target int32) error {
+	if t := Target(target); t != TargetKey && t != TargetValue {
+		return fmt.Errorf("%w: unknown %s target %d", errMalformed, kind, target)
+	}
+	return nil
+}
+
+// codecResult is the result of kpipe_serialize or kpipe_deserialize whose
+// method returned b and err for target; what (serialized, deserialized)
+// names b in the error for one too large. A non-empty result slice is b;
+// otherwise code is the hook's result (0 for empty).
+func (rt *runtime) codecResult(what string, target Target, b []byte, err error) (result []byte, code int64) {
 	switch {
 	case err != nil:
 		return nil, rt.fail(err)
@@ -385,7 +439,7 @@ func (rt *runtime) serialize(target, n int32) (result []byte, code int64) {
 	case len(b) == 0:
 		return nil, statusOK
 	case len(b) > maxInputBuffer:
-		return nil, rt.fail(fmt.Errorf("serialized %v of %d bytes is too large", Target(target), len(b)))
+		return nil, rt.fail(fmt.Errorf("%s %v of %d bytes is too large", what, target, len(b)))
 	}
 	return rt.result(b), statusOK
 }

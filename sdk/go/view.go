@@ -31,14 +31,8 @@ type ViewInterceptor interface {
 // or p is nil. If p implements AckObserver, the plugin must import package
 // ack.
 func RegisterViewInterceptor(p ViewInterceptor) {
-	if p == nil {
-		panic("kpipe: RegisterViewInterceptor(nil)")
-	}
-	if rt.interceptor != nil || rt.viewInterceptor != nil {
-		panic("kpipe: an interceptor is already registered")
-	}
+	rt.registerInterceptor("RegisterViewInterceptor", p)
 	rt.viewInterceptor = p
-	rt.observer, _ = p.(AckObserver)
 }
 
 // RecordView is a Kafka record as a ViewInterceptor sees it: a view of the

@@ -196,13 +196,13 @@ func (e *env) conformance(ctx context.Context, path string, cfg []byte, partitio
 			case plugins.KindConsumeInterceptor:
 				problem = conformConsumeInterceptor(ctx, rep, load)
 			case plugins.KindDeserializer:
-				problem = conformDeserializer(ctx, rep, load)
+				problem = conformCodec(ctx, rep, load, deserializerCheck)
 			case plugins.KindInterceptor:
 				problem = conformInterceptor(ctx, rep, load, info)
 			case plugins.KindPartitioner:
 				problem = conformPartitioner(ctx, rep, load, info, partitions)
 			case plugins.KindSerializer:
-				problem = conformSerializer(ctx, rep, load)
+				problem = conformCodec(ctx, rep, load, serializerCheck)
 			}
 			if problem != nil {
 				rep.check(kn.name, []string{"cannot load as " + kn.name + ": " + oneLine(problem)}, "")
@@ -442,18 +442,48 @@ func conformPartitioner(ctx context.Context, rep *conformanceReport, load func(p
 	return nil
 }
 
-// serializeResults runs Serialize on the key and value of fresh copies of
-// the test records (never on a null one, as the host does not).
-func serializeResults(ctx context.Context, p *wasmhost.Plugin) (results []string, errs []error) {
-	for _, tr := range conformanceRecords() {
-		r := tr.rec
+// codecCheck is the conformance check of one codec kind: a serializer or a
+// deserializer, run on the key and value of each test record.
+type codecCheck struct {
+	kind plugins.Kind
+	hook string // the check's name: "serialize", "deserialize"
+	does string // what a second instance must do alike: "serializes", "deserializes"
+	// calls returns the hook's calls on fresh test records, one per record.
+	calls func(ctx context.Context, p *wasmhost.Plugin) []codecCall
+}
+
+// codecCall is one test record as a codec hook sees it: its key and value,
+// and the hook called on one of them.
+type codecCall struct {
+	key, value []byte
+	run        func(plugins.Target) ([]byte, error)
+}
+
+// serializerCheck runs Serialize on fresh copies of the test records.
+var serializerCheck = codecCheck{
+	kind: plugins.KindSerializer, hook: "serialize", does: "serializes",
+	calls: func(ctx context.Context, p *wasmhost.Plugin) []codecCall {
+		var calls []codecCall
+		for _, tr := range conformanceRecords() {
+			r := tr.rec
+			calls = append(calls, codecCall{r.Key, r.Value, func(t plugins.Target) ([]byte, error) { return p.Serialize(ctx, t, &r) }})
+		}
+		return calls
+	},
+}
+
+// codecResults runs a codec hook on the key and value of fresh test records
+// (never on a null one, as the host does not), and returns what it gave
+// each record and the record's first error (a fault before a reported one).
+func codecResults(ctx context.Context, c codecCheck, p *wasmhost.Plugin) (results []string, errs []error) {
+	for _, call := range c.calls(ctx, p) {
 		var parts []string
 		var firstErr error
 		for _, target := range []plugins.Target{plugins.TargetKey, plugins.TargetValue} {
-			if (target == plugins.TargetKey && r.Key == nil) || (target == plugins.TargetValue && r.Value == nil) {
+			if (target == plugins.TargetKey && call.key == nil) || (target == plugins.TargetValue && call.value == nil) {
 				continue
 			}
-			out, err := p.Serialize(ctx, target, &r)
+			out, err := call.run(target)
 			if err != nil {
 				parts = append(parts, target.String()+": "+outcome(err))
 				if firstErr == nil || isFaultErr(err) {
@@ -469,21 +499,23 @@ func serializeResults(ctx context.Context, p *wasmhost.Plugin) (results []string
 	return results, errs
 }
 
-func conformSerializer(ctx context.Context, rep *conformanceReport, load func(plugins.Kind) (*wasmhost.Plugin, error)) error {
-	a, err := load(plugins.KindSerializer)
+// conformCodec checks a codec kind: its hook on every test record, then a
+// second instance giving the same results.
+func conformCodec(ctx context.Context, rep *conformanceReport, load func(plugins.Kind) (*wasmhost.Plugin, error), c codecCheck) error {
+	a, err := load(c.kind)
 	if err != nil {
 		return err
 	}
 	defer a.Close(ctx)
-	want, errs := serializeResults(ctx, a)
+	want, errs := codecResults(ctx, c, a)
 	problems, reported := hookProblems(errs)
-	rep.check("serialize", problems, summary(len(want), reported)+" (key and value)")
-	c, err := load(plugins.KindSerializer)
+	rep.check(c.hook, problems, summary(len(want), reported)+" (key and value)")
+	b, err := load(c.kind)
 	if err != nil {
 		return err
 	}
-	defer c.Close(ctx)
-	got, _ := serializeResults(ctx, c)
-	rep.check("determinism", compareResults("a second instance", got, want), "a second instance serializes alike")
+	defer b.Close(ctx)
+	got, _ := codecResults(ctx, c, b)
+	rep.check("determinism", compareResults("a second instance", got, want), "a second instance "+c.does+" alike")
 	return nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -104,47 +103,14 @@ func conformConsumeInterceptor(ctx context.Context, rep *conformanceReport, load
 	return nil
 }
 
-// deserializeResults runs Deserialize on the key and value of fresh fetched
-// records (never on a null one, as the host does not).
-func deserializeResults(ctx context.Context, p *wasmhost.Plugin) (results []string, errs []error) {
-	for _, r := range fetchedRecords() {
-		var parts []string
-		var firstErr error
-		for _, target := range []plugins.Target{plugins.TargetKey, plugins.TargetValue} {
-			if (target == plugins.TargetKey && r.Key == nil) || (target == plugins.TargetValue && r.Value == nil) {
-				continue
-			}
-			out, err := p.Deserialize(ctx, target, r)
-			if err != nil {
-				parts = append(parts, target.String()+": "+outcome(err))
-				if firstErr == nil || isFaultErr(err) {
-					firstErr = err
-				}
-				continue
-			}
-			parts = append(parts, target.String()+": "+formatData(out))
+// deserializerCheck runs Deserialize on fresh fetched records.
+var deserializerCheck = codecCheck{
+	kind: plugins.KindDeserializer, hook: "deserialize", does: "deserializes",
+	calls: func(ctx context.Context, p *wasmhost.Plugin) []codecCall {
+		var calls []codecCall
+		for _, r := range fetchedRecords() {
+			calls = append(calls, codecCall{r.Key, r.Value, func(t plugins.Target) ([]byte, error) { return p.Deserialize(ctx, t, r) }})
 		}
-		results = append(results, strings.Join(parts, "; "))
-		errs = append(errs, firstErr)
-	}
-	return results, errs
-}
-
-func conformDeserializer(ctx context.Context, rep *conformanceReport, load func(plugins.Kind) (*wasmhost.Plugin, error)) error {
-	a, err := load(plugins.KindDeserializer)
-	if err != nil {
-		return err
-	}
-	defer a.Close(ctx)
-	want, errs := deserializeResults(ctx, a)
-	problems, reported := hookProblems(errs)
-	rep.check("deserialize", problems, summary(len(want), reported)+" (key and value)")
-	c, err := load(plugins.KindDeserializer)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	got, _ := deserializeResults(ctx, c)
-	rep.check("determinism", compareResults("a second instance", got, want), "a second instance deserializes alike")
-	return nil
+		return calls
+	},
 }
