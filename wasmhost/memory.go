@@ -12,8 +12,9 @@ import "github.com/tetratelabs/wazero/experimental"
 // the kernel gives it pages only as the guest touches them, growth is a
 // longer slice of the same mapping (no copy), and the memory stays out of
 // the Go heap, so it does not raise the garbage collector's goal. Elsewhere,
-// or if the mapping fails, it is a Go slice that grows geometrically. See
-// RATIONALE.md, "Guest memory outside the Go heap".
+// or if the mapping fails, it is a Go slice that grows geometrically. The
+// peak RSS of kpipe-quickstart in scripts/bench_cli.py shows what the mapping
+// saves; RATIONALE.md, "Guest memory outside the Go heap".
 type limitedMemory struct {
 	buf   []byte
 	limit uint64
