@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 func TestLineWriter(t *testing.T) {
@@ -109,34 +111,58 @@ func TestLogLimiter(t *testing.T) {
 }
 
 func TestLimitedMemory(t *testing.T) {
-	m := &limitedMemory{limit: 4 << 16}
-	lm := m.Allocate(1<<16, 1<<32)
-	if b := lm.Reallocate(1 << 16); len(b) != 1<<16 {
-		t.Fatalf("initial allocation: %d bytes", len(b))
+	tests := []struct {
+		name string
+		// memory returns the memory under test, allocated with an
+		// initial capacity of one page.
+		memory func() *limitedMemory
+		mapped bool // whether the memory must be a mapping
+	}{
+		{"Allocate", func() *limitedMemory {
+			m := &limitedMemory{limit: 4 << 16}
+			m.Allocate(1<<16, 1<<32)
+			return m
+		}, runtime.GOOS == "linux" || runtime.GOOS == "darwin"},
+		// The Go slice that Allocate falls back to where it cannot map.
+		{"heap", func() *limitedMemory {
+			return &limitedMemory{limit: 4 << 16, buf: make([]byte, 0, 1<<16)}
+		}, false},
 	}
-	b := lm.Reallocate(2 << 16)
-	b[len(b)-1] = 7
-	b = lm.Reallocate(3 << 16)
-	if len(b) != 3<<16 || b[2<<16-1] != 7 {
-		t.Fatalf("growth lost contents or length: len %d", len(b))
-	}
-	for _, x := range b[2<<16:] {
-		if x != 0 {
-			t.Fatal("new memory is not zeroed")
-		}
-	}
-	if m.refused {
-		t.Fatal("refused below the limit")
-	}
-	if b := lm.Reallocate(4 << 16); len(b) != 4<<16 {
-		t.Fatalf("growth to exactly the limit: %d bytes", len(b))
-	}
-	if b := lm.Reallocate(5 << 16); b != nil || !m.refused {
-		t.Fatalf("growth beyond the limit: %d bytes, refused=%v", len(b), m.refused)
-	}
-	lm.Free()
-	if m.buf != nil {
-		t.Fatal("Free kept the buffer")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.memory()
+			if got := m.mapped != nil; got != tt.mapped {
+				t.Fatalf("mapped = %v, want %v", got, tt.mapped)
+			}
+			var lm experimental.LinearMemory = m
+			if b := lm.Reallocate(1 << 16); len(b) != 1<<16 {
+				t.Fatalf("initial allocation: %d bytes", len(b))
+			}
+			b := lm.Reallocate(2 << 16)
+			b[len(b)-1] = 7
+			b = lm.Reallocate(3 << 16)
+			if len(b) != 3<<16 || b[2<<16-1] != 7 {
+				t.Fatalf("growth lost contents or length: len %d", len(b))
+			}
+			for _, x := range b[2<<16:] {
+				if x != 0 {
+					t.Fatal("new memory is not zeroed")
+				}
+			}
+			if m.refused {
+				t.Fatal("refused below the limit")
+			}
+			if b := lm.Reallocate(4 << 16); len(b) != 4<<16 {
+				t.Fatalf("growth to exactly the limit: %d bytes", len(b))
+			}
+			if b := lm.Reallocate(5 << 16); b != nil || !m.refused {
+				t.Fatalf("growth beyond the limit: %d bytes, refused=%v", len(b), m.refused)
+			}
+			lm.Free()
+			if m.buf != nil || m.mapped != nil {
+				t.Fatal("Free kept the memory")
+			}
+		})
 	}
 }
 

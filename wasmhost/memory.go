@@ -6,9 +6,20 @@ import "github.com/tetratelabs/wazero/experimental"
 // beyond a limit, which makes memory.grow return -1 in the guest. wazero's
 // own limit (RuntimeConfig.WithMemoryLimitPages) is runtime-wide; this one is
 // per plugin. See RATIONALE.md.
+//
+// Where the platform can (Linux and macOS, memory_mmap.go), the memory is a private
+// anonymous mapping of the whole limit, made when the instance is created:
+// the kernel gives it pages only as the guest touches them, growth is a
+// longer slice of the same mapping (no copy), and the memory stays out of
+// the Go heap, so it does not raise the garbage collector's goal. Elsewhere,
+// or if the mapping fails, it is a Go slice that grows geometrically. The
+// peak RSS of kpipe-quickstart in scripts/bench_cli.py shows what the mapping
+// saves; RATIONALE.md, "Guest memory outside the Go heap".
 type limitedMemory struct {
 	buf   []byte
 	limit uint64
+	// mapped is the mapping buf lives in, nil for a Go slice.
+	mapped []byte
 	// refused is set when a growth was refused, so that a fault that
 	// follows can be reported as a memory fault. It is reset before each
 	// call; only the goroutine running the instance touches it.
@@ -18,6 +29,10 @@ type limitedMemory struct {
 // Allocate implements experimental.MemoryAllocator. wazero calls it once,
 // when the instance's memory is created.
 func (m *limitedMemory) Allocate(capacity, _ uint64) experimental.LinearMemory {
+	if b := mapMemory(m.limit); b != nil {
+		m.mapped, m.buf = b, b[:0]
+		return m
+	}
 	m.buf = make([]byte, 0, min(capacity, m.limit))
 	return m
 }
@@ -35,7 +50,8 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 		return m.buf
 	}
 	// Grow geometrically (bounded by the limit) so that a guest growing one
-	// page at a time does not copy its memory on every growth.
+	// page at a time does not copy its memory on every growth. (A mapping
+	// has the whole limit as its capacity and never gets here.)
 	newCap := min(max(size, 2*uint64(cap(m.buf))), m.limit)
 	buf := make([]byte, size, newCap)
 	copy(buf, m.buf)
@@ -43,5 +59,12 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 	return m.buf
 }
 
-// Free implements experimental.LinearMemory.
-func (m *limitedMemory) Free() { m.buf = nil }
+// Free implements experimental.LinearMemory. wazero calls it when the
+// instance is closed, after its last call.
+func (m *limitedMemory) Free() {
+	if m.mapped != nil {
+		unmapMemory(m.mapped)
+		m.mapped = nil
+	}
+	m.buf = nil
+}

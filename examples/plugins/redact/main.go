@@ -19,6 +19,6 @@ func (p *plugin) Init() error {
 	return nil
 }
 
-func init() { kpipe.RegisterInterceptor(&plugin{}) }
+func init() { kpipe.RegisterViewInterceptor(&plugin{}) }
 
 func main() {}

@@ -75,27 +75,41 @@ func (r *redactor) visitValue(id, start, end int) {
 	r.ranges = append(r.ranges[:n], [2]int{start, end})
 }
 
-// OnSend masks the configured fields of the record's value, or drops it.
-func (r *redactor) OnSend(rec *kpipe.Record) (kpipe.Action, error) {
-	if !mayBeJSONDocument(rec.Value) {
+// OnSendView masks the configured fields of the record's value, or drops it.
+// It reads and changes only the value, so it takes a RecordView: the SDK
+// decodes nothing else and hands the host the new value alone (redact's
+// on_send in kpipe run --plugin-times, against the Record it took before).
+func (r *redactor) OnSendView(v *kpipe.RecordView) (kpipe.Action, error) {
+	action, value := r.redact(v.Value())
+	switch action {
+	case kpipe.Drop:
+		r.dropped++
+		if kpipe.LogEnabled(kpipe.LevelDebug) {
+			kpipe.Log(kpipe.LevelDebug, fmt.Sprintf("dropping a record to %s without %s (%d dropped by this instance)", v.Topic(), r.require, r.dropped))
+		}
+	case kpipe.Changed:
+		v.SetValue(value)
+	}
+	return action, nil
+}
+
+// redact returns what becomes of a record with value: Unchanged, Drop, or
+// Changed and its new value, which is r.buf until the next call.
+func (r *redactor) redact(value []byte) (kpipe.Action, []byte) {
+	if !mayBeJSONDocument(value) {
 		return kpipe.Unchanged, nil
 	}
 	r.ranges, r.found = r.ranges[:0], false
-	if err := r.matcher.Walk(rec.Value, r.visit); err != nil {
+	if err := r.matcher.Walk(value, r.visit); err != nil {
 		return kpipe.Unchanged, nil // not JSON: not ours to judge
 	}
 	if r.require != nil && !r.found {
-		r.dropped++
-		if kpipe.LogEnabled(kpipe.LevelDebug) {
-			kpipe.Log(kpipe.LevelDebug, fmt.Sprintf("dropping a record to %s without %s (%d dropped by this instance)", rec.Topic, r.require, r.dropped))
-		}
 		return kpipe.Drop, nil
 	}
 	if len(r.ranges) == 0 {
 		return kpipe.Unchanged, nil
 	}
-	rec.Value = r.splice(rec.Value)
-	return kpipe.Changed, nil
+	return kpipe.Changed, r.splice(value)
 }
 
 // splice returns value with every recorded range replaced, reusing r.buf.
