@@ -1,6 +1,10 @@
 package wasmhost
 
-import "github.com/tetratelabs/wazero/experimental"
+import (
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
 
 // limitedMemory backs one instance's linear memory and refuses to grow it
 // beyond a limit, which makes memory.grow return -1 in the guest. wazero's
@@ -20,6 +24,13 @@ type limitedMemory struct {
 	limit uint64
 	// mapped is the mapping buf lives in, nil for a Go slice.
 	mapped []byte
+	// abandoned is set when a call may still run in the instance when it
+	// is closed (Plugin.Close gave up waiting for it): Free then leaves
+	// the mapping in place, since the guest's compiled code reads and
+	// writes it directly and an unmapped page would crash the process.
+	// Such a mapping is never released; it happens only when a process
+	// stops (or a chain is retired) with a plugin call that does not end.
+	abandoned atomic.Bool
 	// refused is set when a growth was refused, so that a fault that
 	// follows can be reported as a memory fault. It is reset before each
 	// call; only the goroutine running the instance touches it.
@@ -62,7 +73,7 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 // Free implements experimental.LinearMemory. wazero calls it when the
 // instance is closed, after its last call.
 func (m *limitedMemory) Free() {
-	if m.mapped != nil {
+	if m.mapped != nil && !m.abandoned.Load() {
 		unmapMemory(m.mapped)
 		m.mapped = nil
 	}

@@ -235,6 +235,14 @@ func (p *Plugin) Close(ctx context.Context) error {
 				case <-p.wake:
 				case <-ctx.Done():
 					p.closeErr = fmt.Errorf("wasmhost: close plugin %q: waiting for calls in flight: %w", p.name, ctx.Err())
+					// The instances left are closed with the Host's
+					// runtime, maybe while a call still runs in
+					// one: their memory must outlive it.
+					for j := i; j < len(p.slots); j++ {
+						if inst := p.slots[j].inst.Load(); inst != nil {
+							inst.memory.abandoned.Store(true)
+						}
+					}
 					p.host.unregister(p)
 					return
 				}

@@ -134,6 +134,34 @@ func TestCloseGivesUpWithContext(t *testing.T) {
 	<-done
 }
 
+// TestHostCloseWithCallInFlight closes the Host while a call still runs in
+// an instance whose memory the guest keeps writing (faulty.wat mode 2):
+// Close gives up on the call, closes the runtime and its modules, and the
+// guest must go on running in memory that is still there until its call
+// times out. Freeing the memory under it crashed the process (SIGSEGV).
+func TestHostCloseWithCallInFlight(t *testing.T) {
+	h, err := wasmhost.New(context.Background(), wasmhost.WithCompilationCacheDir(cacheDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, h, "faulty", wat(t, "faulty"), plugins.KindInterceptor,
+		wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(time.Second))
+	done := busy(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := h.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Host.Close with a short context = %v, want its deadline", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the endless call returned no error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call in flight did not end")
+	}
+}
+
 // TestCancelStopsCall checks that with a call timeout, cancelling the
 // caller's context stops a running call.
 func TestCancelStopsCall(t *testing.T) {

@@ -4,7 +4,8 @@
 ;;
 ;;    0  return 0 (unchanged)          7  set_error("bad record"), KPIPE_ERROR
 ;;    1  trap (unreachable)            8  return -9 (an unknown status)
-;;    2  endless loop                  9  return the input unchanged as a slice
+;;    2  endless loop that writes      9  return the input unchanged as a slice
+;;       memory
 ;;    3  grow memory until it fails,  10  KPIPE_DROP
 ;;       then trap                    11  return the input plus one trailing byte
 ;;    4  proc_exit(3)                 12  return the input with the partition
@@ -46,7 +47,9 @@
         (i32.load (i32.const 65540))))
       (return (i64.const 0)))
       unreachable)
-      (loop $forever (br $forever))
+      (loop $forever
+        (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+        (br $forever))
       unreachable)
       (loop $grow
         (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
