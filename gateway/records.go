@@ -323,9 +323,23 @@ func (d *decompressor) parseBatch(b *batch, raw []byte) error {
 	if err != nil {
 		return err
 	}
+	// The count sizes what the batch is given (the records handed to
+	// the pipeline, its result): a count its bytes cannot hold is
+	// refused before anything is allocated for it.
+	if int64(b.NumRecords) > int64(len(recs))/minRecordLen {
+		if buf != nil {
+			d.bufs.put(buf)
+		}
+		return fmt.Errorf("%w: %d records claimed in %d bytes of records", errCorrupt, b.NumRecords, len(recs))
+	}
 	b.records, b.buf = recs, buf
 	return nil
 }
+
+// minRecordLen is the fewest bytes a record takes: its length and six
+// fields (attributes, timestamp delta, offset delta, key length, value
+// length, header count) of one byte each.
+const minRecordLen = 7
 
 // eachRecord calls fn with every record of b, in order. The record's
 // slices and header keys point into b's memory; fn must not keep rec
