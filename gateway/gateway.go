@@ -138,7 +138,7 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 	// 64MiB: enough for the requests of a steady stream to reuse.
 	g.pools = newPools(min(g.memLimit/4, 64<<20))
 	var err error
-	if g.dec, err = newDecompressor(int64(g.maxRequest)*4, g.pools.bytes); err != nil {
+	if g.dec, err = newDecompressor(min(int64(g.maxRequest)*4, g.memLimit), g.pools.bytes); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.mem = newMemory(g.memLimit)

@@ -1,10 +1,16 @@
 package gateway_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"hash/crc32"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -61,4 +67,69 @@ func TestHostileBatches(t *testing.T) {
 		t.Fatalf("a valid batch after the hostile ones: code %d", pr.ErrorCode)
 	}
 	waitTotal(t, f.brokers, topic, 2)
+}
+
+// gzipBatch is a gzip-compressed magic 2 record batch of one record with
+// value v.
+func gzipBatch(t *testing.T, v []byte) []byte {
+	t.Helper()
+	r := kmsg.Record{Key: []byte("bomb"), Value: v}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	if _, err := zw.Write(r.AppendTo(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, Attributes: 1, FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: z.Bytes(),
+	}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// TestDecompressionBomb: a produce request of a few hundred kilobytes
+// whose batches each decompress to 64MiB, against a gateway with an 8MiB
+// memory limit, gets MESSAGE_TOO_LARGE for each batch with a log line, and
+// the gateway allocates a bounded multiple of its limit for it, not what
+// the batches expand to (each batch used to be decompressed up to four
+// times the largest request, 400MiB, whatever the limit).
+func TestDecompressionBomb(t *testing.T) {
+	const limit = 8 << 20
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 4)
+	c := dial(t, f.addr)
+	bomb := gzipBatch(t, make([]byte, 64<<20))
+	req := produceReq(topic, -1, bomb)
+	for p := int32(1); p < 4; p++ {
+		tp := kmsg.NewProduceRequestTopicPartition()
+		tp.Partition, tp.Records = p, bomb
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, tp)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp := c.do(req).(*kmsg.ProduceResponse)
+	runtime.ReadMemStats(&after)
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 10 { // MESSAGE_TOO_LARGE
+			t.Errorf("partition %d: error code %d, want 10 (MESSAGE_TOO_LARGE)", p.Partition, p.ErrorCode)
+		}
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16*limit {
+		t.Errorf("allocated %d MiB for a request of %d KiB under a %d MiB limit", got>>20, len(bomb)*4>>10, limit>>20)
+	}
+	if !strings.Contains(logs.String(), "decompresses to more than the limit") {
+		t.Errorf("no log line for the bomb:\n%s", logs.String())
+	}
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("a valid batch after the bomb: code %d", pr.ErrorCode)
+	}
 }

@@ -135,7 +135,9 @@ func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
 // (see buffers.go): the records point into the request's bytes.
 func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *topicStats, topic string, partition int32, raw []byte) *batchResult {
 	var b batch
-	err := g.dec.parseBatch(&b, raw)
+	// What the request's batches decompress to is bounded by the memory
+	// limit (p.mem holds only that while the request is read).
+	err := g.dec.parseBatch(&b, raw, g.memLimit-p.mem)
 	if err != nil {
 		return g.badBatch(c, topic, err)
 	}
