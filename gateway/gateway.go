@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -193,8 +194,10 @@ func (g *Gateway) Serve(l net.Listener) error {
 				return ErrClosed
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if acceptRetriable(err) {
+				if delay == 0 {
+					g.log.Warn("accepting client connections failed; retrying", "error", err)
+				}
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -214,6 +217,24 @@ func (g *Gateway) Serve(l net.Listener) error {
 		g.mu.Unlock()
 		go c.serve()
 	}
+}
+
+// acceptRetriable reports whether an Accept error passes: a timeout, a
+// connection the client gave up before it was accepted, or a lack of file
+// descriptors or kernel memory, which a client opening many connections
+// can cause and which ends when connections close. Serving stops on the
+// others.
+func acceptRetriable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Shutdown stops accepting connections and reading requests, and answers

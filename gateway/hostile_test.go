@@ -3,14 +3,23 @@ package gateway_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
+	"net"
+	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kpipe/kpipe/pipeline"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -131,5 +140,69 @@ func TestDecompressionBomb(t *testing.T) {
 	}
 	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "ok")))); pr.ErrorCode != 0 {
 		t.Fatalf("a valid batch after the bomb: code %d", pr.ErrorCode)
+	}
+}
+
+// exhaustedListener fails its first Accept calls as a process out of file
+// descriptors does, then accepts.
+type exhaustedListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *exhaustedListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutOfFiles: when accepting fails for lack of file descriptors
+// (a client opening more connections than the process may have), the
+// gateway logs it, waits and accepts again once descriptors are back,
+// instead of returning from Serve, which made kpipe gateway exit.
+func TestAcceptOutOfFiles(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	prod, err := pipeline.New(ctx, pipeline.Brokers(brokers...), pipeline.Linger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	var logs lockedBuffer
+	gw, err := gateway.New(prod, up, gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &exhaustedListener{Listener: tl}
+	l.fails.Store(5)
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(l) }()
+
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	c := dial(t, tl.Addr().String())
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "fd")))); pr.ErrorCode != 0 {
+		t.Fatalf("produce after the accept failures: code %d", pr.ErrorCode)
+	}
+	if !strings.Contains(logs.String(), "too many open files") {
+		t.Errorf("no log line for the accept failures:\n%s", logs.String())
+	}
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, gateway.ErrClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := prod.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
