@@ -22,6 +22,14 @@ const maxInFlight = 64
 // writeTimeout bounds the write of one response.
 const writeTimeout = 30 * time.Second
 
+// bodyTimeout bounds the time the rest of a request may take to arrive once
+// its size is read: the request holds its size of the memory limit from
+// then on, so a client that sends a size and stalls would otherwise hold
+// every other client's requests back for as long as it likes. Clients give
+// up on a request after their own request timeout (30s by default) anyway.
+// A variable so that tests can shorten it.
+var bodyTimeout = 30 * time.Second
+
 // conn is one client connection: a reader goroutine (serve) that reads and
 // starts requests in order, and a writer goroutine that answers them in the
 // same order, as the protocol requires.
@@ -129,10 +137,28 @@ func (c *conn) read() error {
 			c.g.stats.throttled.Add(1)
 		}
 		body := c.g.pools.bytes.get(int(size))
+		// A body already buffered needs no deadline (the common case
+		// of small requests, which spares the timer).
+		timed := br.Buffered() < int(size)
+		if timed {
+			_ = c.nc.SetReadDeadline(time.Now().Add(bodyTimeout))
+			if c.stopping() { // a stop's deadline may have come first
+				c.stopReading()
+			}
+		}
 		if _, err := io.ReadFull(br, *body); err != nil {
 			c.g.pools.bytes.put(body)
 			c.g.mem.give(held)
+			if isClosed(err) && !c.stopping() {
+				c.g.log.Warn("closing a client connection: the request did not arrive in time", "remote", c.st.remote, "size", size, "timeout", bodyTimeout)
+			}
 			return err
+		}
+		if timed {
+			// Shutdown closes stopRead before it sets its own
+			// deadline, so clearing ours cannot hide a stop: the
+			// loop checks stopRead before the next read.
+			_ = c.nc.SetReadDeadline(time.Time{})
 		}
 		p, err := c.handle(*body, throttle)
 		if p != nil {
@@ -148,6 +174,16 @@ func (c *conn) read() error {
 		if p != nil {
 			c.queue <- p
 		}
+	}
+}
+
+// stopping reports whether the gateway stopped reading.
+func (c *conn) stopping() bool {
+	select {
+	case <-c.g.stopRead:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -206,3 +206,31 @@ func TestAcceptOutOfFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStalledRequest: a client that sends the size of a large request and
+// then nothing holds that much of the memory limit; other clients' requests
+// wait for it. The gateway closes its connection after the body timeout,
+// with a log line, and the other clients' requests go through. Before, the
+// stalled client held every other one back for as long as it liked.
+func TestStalledRequest(t *testing.T) {
+	defer gateway.SetBodyTimeout(500 * time.Millisecond)()
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(1 << 20), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	stalled := dial(t, f.addr)
+	if _, err := stalled.nc.Write([]byte{0, 0x20, 0, 0, 0, 0}); err != nil { // a 2MiB request, 2 bytes of it
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the gateway reads the size
+	c := dial(t, f.addr)
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "next")))); pr.ErrorCode != 0 {
+		t.Fatalf("produce beside a stalled request: code %d", pr.ErrorCode)
+	}
+	_ = stalled.nc.SetReadDeadline(time.Now().Add(testbroker.Timeout()))
+	if n, err := stalled.nc.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("the stalled connection got %d bytes, want it closed", n)
+	}
+	if !strings.Contains(logs.String(), "the request did not arrive in time") {
+		t.Errorf("no log line for the stalled request:\n%s", logs.String())
+	}
+}
