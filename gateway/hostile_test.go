@@ -234,3 +234,30 @@ func TestStalledRequest(t *testing.T) {
 		t.Errorf("no log line for the stalled request:\n%s", logs.String())
 	}
 }
+
+// TestInvalidTopicNames: a produce to a name Kafka does not accept as a
+// topic is answered INVALID_TOPIC_EXCEPTION, with the name quoted in the
+// log, and leaves no per-topic statistics behind (which any bytes as names
+// let a client grow without bound, and which the stop summary prints).
+func TestInvalidTopicNames(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	c := dial(t, f.addr)
+	for _, name := range []string{"", "..", "a\x1b[2Jb", "a b", strings.Repeat("x", 250)} {
+		pr := partitionResp(t, c.do(produceReq(name, -1, rawBatch(-1, -1, -1, 1, "bad"))))
+		if pr.ErrorCode != 17 { // INVALID_TOPIC_EXCEPTION
+			t.Errorf("topic %q: code %d, want 17 (INVALID_TOPIC_EXCEPTION)", name, pr.ErrorCode)
+		}
+	}
+	if st := f.gw.Stats(); len(st.Topics) != 0 {
+		t.Errorf("statistics for invalid topics: %+v", st.Topics)
+	}
+	if strings.Contains(logs.String(), "\x1b") {
+		t.Errorf("a control character reached the log:\n%q", logs.String())
+	}
+	// A valid name still works.
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("valid topic %q: code %d", topic, pr.ErrorCode)
+	}
+}

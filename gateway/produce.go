@@ -34,8 +34,15 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 	parts := make([][]partResult, len(req.Topics))
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
-		ts := g.stats.topic(t.Topic)
 		parts[ti] = make([]partResult, len(t.Partitions))
+		if msg := topicError(t.Topic); msg != "" {
+			g.log.Warn("rejected a produce to an invalid topic name", "remote", c.st.remote, "error", msg)
+			for pi := range parts[ti] {
+				parts[ti][pi].results = []*batchResult{failedResult(codeInvalidTopic, msg)}
+			}
+			continue
+		}
+		ts := g.stats.topic(t.Topic)
 		for pi := range t.Partitions {
 			pt := &t.Partitions[pi]
 			pr := &parts[ti][pi]
