@@ -135,7 +135,7 @@ func TestDecompressionBomb(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16*limit {
 		t.Errorf("allocated %d MiB for a request of %d KiB under a %d MiB limit", got>>20, len(bomb)*4>>10, limit>>20)
 	}
-	if !strings.Contains(logs.String(), "decompresses to more than the limit") {
+	if !strings.Contains(logs.String(), "decompresses to more than the") {
 		t.Errorf("no log line for the bomb:\n%s", logs.String())
 	}
 	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "ok")))); pr.ErrorCode != 0 {
@@ -260,4 +260,52 @@ func TestInvalidTopicNames(t *testing.T) {
 	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
 		t.Fatalf("valid topic %q: code %d", topic, pr.ErrorCode)
 	}
+}
+
+// tinyBatch is an uncompressed batch of n records of 7 bytes each (null
+// key and value, no headers), the fewest bytes a record takes.
+func tinyBatch(n int) []byte {
+	recs := bytes.Repeat([]byte{6 << 1, 0, 0, 0, 1, 1, 0}, n) // length 6, attributes, deltas 0, key and value -1, 0 headers
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1), FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
+	}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// TestTinyRecords: the gateway holds a record struct of about 120 bytes
+// for each record of a batch, so a batch of records of 7 bytes takes some
+// 17 times its size. A batch whose records would take more than the
+// memory limit is answered MESSAGE_TOO_LARGE before they are made (a
+// request of 10MB used to take 500MB under a 16MiB limit), and a smaller
+// one goes through.
+func TestTinyRecords(t *testing.T) {
+	const limit = 4 << 20
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	big := tinyBatch(100_000) // 700KB of request, 12MB of records
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pr := partitionResp(t, c.do(produceReq(topic, -1, big)))
+	runtime.ReadMemStats(&after)
+	if pr.ErrorCode != 10 { // MESSAGE_TOO_LARGE
+		t.Errorf("%d tiny records under a %d MiB limit: code %d, want 10 (MESSAGE_TOO_LARGE)", 100_000, limit>>20, pr.ErrorCode)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > limit {
+		t.Errorf("allocated %d MiB for a refused request of %d KiB under a %d MiB limit", got>>20, len(big)>>10, limit>>20)
+	}
+	if !strings.Contains(logs.String(), "records take") {
+		t.Errorf("no log line for the refused batch:\n%s", logs.String())
+	}
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, tinyBatch(1000)))); pr.ErrorCode != 0 {
+		t.Fatalf("1000 tiny records: code %d", pr.ErrorCode)
+	}
+	waitTotal(t, f.brokers, topic, 1000)
 }

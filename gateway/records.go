@@ -44,7 +44,7 @@ const (
 var (
 	errCorrupt  = errors.New("corrupt record batch")
 	errMagic    = errors.New("not a record batch of magic 2")
-	errTooLarge = errors.New("record batch decompresses to more than the limit")
+	errTooLarge = errors.New("record batch too large for the gateway")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -323,7 +323,7 @@ func (d *decompressor) parseBatch(b *batch, raw []byte, limit int64) error {
 	}
 	recs, buf, err := d.records(b.Attributes&codecMask, b.Records, limit)
 	if errors.Is(err, errTooLarge) {
-		return fmt.Errorf("%w of %d bytes", err, min(limit, d.limit))
+		return fmt.Errorf("%w: it decompresses to more than the %d bytes left of its memory limit", err, min(limit, d.limit))
 	}
 	if err != nil {
 		return err
