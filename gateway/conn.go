@@ -22,6 +22,14 @@ const maxInFlight = 64
 // writeTimeout bounds the write of one response.
 const writeTimeout = 30 * time.Second
 
+// idleTimeout closes a connection that sends no request for that long, as
+// a broker's connections.max.idle.ms (10 minutes) does: otherwise
+// connections opened and left would hold their file descriptors for ever,
+// and enough of them keep every new client out. Clients reconnect when
+// they need to (the Java client closes its own idle ones after 9 minutes).
+// A variable so that tests can shorten it.
+var idleTimeout = 10 * time.Minute
+
 // bodyTimeout bounds the time the rest of a request may take to arrive once
 // its size is read: the request holds its size of the memory limit from
 // then on, so a client that sends a size and stalls would otherwise hold
@@ -99,6 +107,12 @@ func (c *conn) serve() {
 	c.nc.Close()
 }
 
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func isClosed(err error) bool {
 	var ne net.Error
 	return errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
@@ -114,7 +128,16 @@ func (c *conn) read() error {
 			return nil
 		default:
 		}
+		if br.Buffered() < len(sizeBuf) {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
+			if c.stopping() { // a stop's deadline may have come first
+				c.stopReading()
+			}
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			if isTimeout(err) && !c.stopping() {
+				c.g.log.Info("closing an idle client connection", "remote", c.st.remote, "idle", idleTimeout)
+			}
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
@@ -149,7 +172,7 @@ func (c *conn) read() error {
 		if _, err := io.ReadFull(br, *body); err != nil {
 			c.g.pools.bytes.put(body)
 			c.g.mem.give(held)
-			if isClosed(err) && !c.stopping() {
+			if isTimeout(err) && !c.stopping() {
 				c.g.log.Warn("closing a client connection: the request did not arrive in time", "remote", c.st.remote, "size", size, "timeout", bodyTimeout)
 			}
 			return err

@@ -9,3 +9,11 @@ func SetBodyTimeout(d time.Duration) (restore func()) {
 	bodyTimeout = d
 	return func() { bodyTimeout = old }
 }
+
+// SetIdleTimeout sets how long a connection may send nothing and returns a
+// function that restores it.
+func SetIdleTimeout(d time.Duration) (restore func()) {
+	old := idleTimeout
+	idleTimeout = d
+	return func() { idleTimeout = old }
+}

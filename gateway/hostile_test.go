@@ -227,8 +227,8 @@ func TestStalledRequest(t *testing.T) {
 		t.Fatalf("produce beside a stalled request: code %d", pr.ErrorCode)
 	}
 	_ = stalled.nc.SetReadDeadline(time.Now().Add(testbroker.Timeout()))
-	if n, err := stalled.nc.Read(make([]byte, 1)); err == nil {
-		t.Fatalf("the stalled connection got %d bytes, want it closed", n)
+	if n, err := stalled.nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("the stalled connection: %d bytes, %v; want it closed", n, err)
 	}
 	if !strings.Contains(logs.String(), "the request did not arrive in time") {
 		t.Errorf("no log line for the stalled request:\n%s", logs.String())
@@ -308,4 +308,36 @@ func TestTinyRecords(t *testing.T) {
 		t.Fatalf("1000 tiny records: code %d", pr.ErrorCode)
 	}
 	waitTotal(t, f.brokers, topic, 1000)
+}
+
+// TestIdleConnection: a connection that sends nothing for the idle timeout
+// is closed, with a log line; one that sends requests more often stays
+// open. Before, connections opened and left held their file descriptors
+// for as long as the client liked.
+func TestIdleConnection(t *testing.T) {
+	defer gateway.SetIdleTimeout(400 * time.Millisecond)()
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	idle := dial(t, f.addr)
+	busy := dial(t, f.addr)
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 3
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "raw-test", "1"
+	for range 8 {
+		busy.do(av)
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = idle.nc.SetReadDeadline(time.Now().Add(testbroker.Timeout()))
+	if n, err := idle.nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("the idle connection: %d bytes, %v; want it closed", n, err)
+	}
+	busy.do(av) // still open
+	if !strings.Contains(logs.String(), "closing an idle client connection") {
+		t.Errorf("no log line for the idle connection:\n%s", logs.String())
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
