@@ -143,6 +143,7 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.mem = newMemory(g.memLimit)
+	g.producers.max = int(max(g.memLimit/producerStateBytes, 1024))
 	return g, nil
 }
 
