@@ -271,11 +271,14 @@ func (c *conn) unsupported(p *pending, req kmsg.Request, rest []byte) (*pending,
 		c.g.log.Warn("client sent a request the gateway does not serve; answered UNSUPPORTED_VERSION",
 			"remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version)
 	}
-	_ = req.ReadFrom(rest) // best effort: the answer does not depend on it
+	_ = req.ReadFrom(rest) // best effort: only a produce answer echoes it
 	resp, err := unsupported(req, codeUnsupportedVersion)
 	if err != nil {
 		c.g.log.Warn("closing a client connection", "remote", c.st.remote, "error", err)
 		return nil, err
+	}
+	if pr, ok := req.(*kmsg.ProduceRequest); ok && pr.Acks == 0 {
+		return p, nil // no answer, as the protocol says
 	}
 	p.response = func() kmsg.Response { return resp }
 	return p, nil

@@ -341,3 +341,40 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestOldProduceVersions: a Produce request of version 0 to 2 (message
+// sets of magic 0 and 1, before Kafka 0.11) is answered with
+// UNSUPPORTED_VERSION for each of its partitions. The answer used to list
+// no partition, so the client (kafka-python with api_version=(0, 10, 1))
+// waited for its records' results until its own timeout.
+func TestOldProduceVersions(t *testing.T) {
+	f := start(t, nil)
+	c := dial(t, f.addr)
+	for _, v := range []int16{0, 1, 2} {
+		req := produceReq("old", -1, []byte("a message set"))
+		req.Version = v
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, kmsg.ProduceRequestTopicPartition{Partition: 3, Records: []byte("another")})
+		corr := c.send(req)
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = v
+		c.recv(corr, resp)
+		if len(resp.Topics) != 1 || resp.Topics[0].Topic != "old" || len(resp.Topics[0].Partitions) != 2 {
+			t.Fatalf("v%d: answer %+v, want topic old with partitions 0 and 3", v, resp.Topics)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 35 { // UNSUPPORTED_VERSION
+				t.Errorf("v%d partition %d: code %d, want 35 (UNSUPPORTED_VERSION)", v, p.Partition, p.ErrorCode)
+			}
+		}
+	}
+	// acks=0: no answer; the next response is the ApiVersions one.
+	req := produceReq("old", 0, []byte("x"))
+	req.Version = 2
+	c.send(req)
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 3
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "raw-test", "1"
+	if resp := c.do(av).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Fatalf("ApiVersions after an acks=0 Produce v2: code %d", resp.ErrorCode)
+	}
+}
