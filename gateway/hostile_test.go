@@ -367,6 +367,19 @@ func TestOldProduceVersions(t *testing.T) {
 			}
 		}
 	}
+	// Produce v13 names topics by id, which the gateway does not serve:
+	// the answer echoes the id.
+	req13 := produceReq("", -1, rawBatch(-1, -1, -1, 1, "v13"))
+	req13.Version = 13
+	req13.Topics[0].TopicID = [16]byte{1, 2, 3}
+	corr := c.send(req13)
+	resp13 := kmsg.NewPtrProduceResponse()
+	resp13.Version = 13
+	c.recv(corr, resp13)
+	if len(resp13.Topics) != 1 || resp13.Topics[0].TopicID != req13.Topics[0].TopicID ||
+		len(resp13.Topics[0].Partitions) != 1 || resp13.Topics[0].Partitions[0].ErrorCode != 35 {
+		t.Fatalf("v13: answer %+v, want the topic id with UNSUPPORTED_VERSION", resp13.Topics)
+	}
 	// acks=0: no answer; the next response is the ApiVersions one.
 	req := produceReq("old", 0, []byte("x"))
 	req.Version = 2

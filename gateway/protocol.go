@@ -159,7 +159,7 @@ func unsupported(req kmsg.Request, code int16) (kmsg.Response, error) {
 		presp := resp.(*kmsg.ProduceResponse)
 		for _, t := range pr.Topics {
 			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = t.Topic
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
 			for _, p := range t.Partitions {
 				rp := kmsg.NewProduceResponseTopicPartition()
 				rp.Partition = p.Partition
