@@ -304,3 +304,18 @@ func TestStalledBody(t *testing.T) {
 		t.Fatalf("answer %q, want 200", got)
 	}
 }
+
+// TestMetricsTopicNotUTF8: a delivered record's topic that is not UTF-8
+// (a plugin can name any bytes, and the embedded broker takes them) shows
+// with U+FFFD; it used to make /metrics answer 500.
+func TestMetricsTopicNotUTF8(t *testing.T) {
+	f := newFake()
+	f.snap.Partitions = append(f.snap.Partitions, PartitionCount{"bad\xfftopic", 0, 1})
+	code, body := get(t, Handler(f, Options{}), "GET", "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	if want := "kpipe_partition_delivered_total{partition=\"0\",topic=\"bad\uFFFDtopic\"} 1"; !strings.Contains(body, want) {
+		t.Fatalf("/metrics lacks %s:\n%s", want, body)
+	}
+}
