@@ -16,6 +16,7 @@ import (
 	"github.com/kpipe/kpipe/gateway"
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testbroker"
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/wasmhost"
 )
 
@@ -100,6 +101,9 @@ func BenchmarkGatewayWASM(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// As kpipe gateway does: stage batching on, so that the plugins get
+	// the records of each client batch in batch calls.
+	opts = append(opts, pipeline.StageBatch(pipeline.DefaultStageBatchRecords, time.Millisecond))
 	brokers := testbroker.Brokers(b)
 	f := startOn(b, brokers, []gateway.Option{gateway.KeepPartition(false)}, opts...)
 	benchProduce(b, f.addr, testbroker.CreateTopic(b, brokers, 3))

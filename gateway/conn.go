@@ -55,6 +55,9 @@ type conn struct {
 	// headerKeys are the record header keys seen on this connection (see
 	// headerKey); only the reader uses it.
 	headerKeys map[string]string
+	// toSend is the reader's scratch list of the records of a batch
+	// handed to the pipeline (Sender.SendBatch keeps none of it).
+	toSend []*plugins.Record
 }
 
 // pending is a request read and started, waiting for its response.

@@ -7,7 +7,9 @@
 // and partitions, with the gateway as the leader of every partition),
 // InitProducerId and Produce (record batches of magic 2, uncompressed or
 // gzip, snappy — raw or in the xerial framing of the Java client —, lz4 or
-// zstd). Every record goes through the pipeline's Send; the client's answer
+// zstd). The records of each record batch go through the pipeline
+// together (pipeline.Producer.SendBatch: plugins that take batches get
+// them in batch calls), each with its own outcome; the client's answer
 // for a partition is sent once every record of it has an outcome upstream:
 // no error if all were delivered or filtered, otherwise the first failure's
 // Kafka error code (see errorCode) and, in error_records, the index and

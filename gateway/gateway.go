@@ -20,8 +20,11 @@ import (
 )
 
 // Sender is what the gateway needs of a pipeline: *pipeline.Producer.
+// The records of one record batch of a request are sent together, so that
+// plugins that take batches are called once for many of them
+// (pipeline.Producer.SendBatch).
 type Sender interface {
-	Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, pipeline.Result))
+	SendBatch(ctx context.Context, rs []*plugins.Record, cb func(*plugins.Record, pipeline.Result))
 }
 
 // Option configures a Gateway.

@@ -240,13 +240,16 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 	c.st.records.Add(uint64(toSend))
 	c.st.bytes.Add(uint64(len(raw)))
 	br.expect(toSend)
-	// One callback for the batch: a method value made per Send would be
-	// an allocation per record (BenchmarkGateway).
-	cb := br.onResult
+	// One callback for the batch: a method value made per record would
+	// be an allocation per record (BenchmarkGateway).
+	rs := c.toSend[:0]
 	for i := range recs {
 		if !send[i] {
-			g.producer.Send(ctx, &recs[i], cb)
+			rs = append(rs, &recs[i])
 		}
 	}
+	g.producer.SendBatch(ctx, rs, br.onResult)
+	clear(rs)
+	c.toSend = rs[:0]
 	return br
 }

@@ -47,7 +47,7 @@ func (keyHash) Partition(_ context.Context, r *plugins.Record, n int32) (int32, 
 // in-process kfake broker, from one goroutine:
 //
 //   - bare: franz-go alone, with the client settings kpipe's defaults give
-//     it (linger, batch and request sizes, buffer limit, acks=all with
+//     it (linger, batch and request sizes, buffer limits, acks=all with
 //     idempotence, no compression, timeouts) and franz-go's equivalent of
 //     the default partitioner;
 //   - builtin: kpipe with the built-in "bytes" serializers and the default
@@ -101,6 +101,7 @@ func BenchmarkProduce(b *testing.B) {
 			kgo.ProducerBatchMaxBytes(1_000_012),
 			kgo.BrokerMaxWriteBytes(100<<20),
 			kgo.MaxBufferedRecords(50_000),
+			kgo.MaxBufferedBytes(32<<20),
 			kgo.ProduceRequestTimeout(30*time.Second),
 			kgo.RecordDeliveryTimeout(0),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes stay on

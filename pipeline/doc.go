@@ -34,7 +34,9 @@
 // results, and at the latest after the stage linger, or on Flush and Close,
 // the AckBatcher gets one OnAckBatch call, then the callbacks run. With only
 // Go plugins that take no batches, nothing is queued: each Send runs the
-// stages itself.
+// stages itself. SendBatch hands over records that come batched already
+// (a Kafka client's record batch, in kpipe gateway): they run the stages as
+// batches at once, without the linger.
 //
 // # Chains and Swap
 //

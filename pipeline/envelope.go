@@ -24,22 +24,30 @@ import (
 // the garbage collector. Recycling envelopes cost more CPU per record than
 // allocating them (RATIONALE.md, "Envelopes are allocated").
 type envelope struct {
-	kr       kgo.Record
-	ctx      context.Context // the Send context
-	rec      *plugins.Record
+	kr kgo.Record
+
+	// What the completion side reads of every record (finish, ack, done)
+	// comes right after kr, whose last cache line (Offset, Context) the
+	// promise has just read, and what only the Send side and the stage
+	// batches use comes last: the promise finds these fields on that
+	// line or the next, and the order leaves no padding (240 bytes, a
+	// size class below 256). BenchmarkProduce/builtin measures it
+	// (RATIONALE.md, "Envelope layout").
 	cb       func(*plugins.Record, Result)
 	ch       *chain // the chain the record entered
 	seen     uint64 // bit i: interceptor i of ch saw the record in OnSend and wants its OnAck
 	explicit bool   // the record names its partition
 	stored   bool   // the partitioner stored timestamp and partition in rec
+	pre      bool   // see preN
 	origPart int32  // the record's Partition when it was sent
+	rec      *plugins.Record
+	ctx      context.Context // the Send context
 
-	// A stage batch asked the chain's partitioner beforehand (see
+	// A stage batch asked the chain's partitioner beforehand (pre; see
 	// Producer.precompute), for preN partitions: it answered prePart
 	// (-1: the default partitioner), or failed the record (partErr).
 	// topicPartitioner.partition uses the answer if the topic still has
 	// preN partitions.
-	pre     bool
 	preN    int32
 	prePart int32
 	// partErr is why the partitioner failed the record (FailRecord, or an

@@ -136,17 +136,7 @@ func (p *Producer) runPending(full bool) {
 	}
 	b.mu.Unlock()
 
-	// Batches of at most max records of one chain each.
-	for w := b.work; len(w) > 0; {
-		c, ch := 1, w[0].ch
-		for c < len(w) && c < b.max && w[c].ch == ch {
-			c++
-		}
-		for _, e := range p.run(ch, w[:c], b) {
-			p.produce(e)
-		}
-		w = w[c:]
-	}
+	p.runChunks(b, b.work)
 	clear(b.work)
 	b.work = b.work[:0]
 	b.mu.Lock()
@@ -154,26 +144,7 @@ func (p *Producer) runPending(full bool) {
 		b.busy.Store(false)
 	}
 	b.mu.Unlock()
-	done := b.done
-	if len(done) > 0 {
-		b.done = nil
-		b.completing.Add(1)
-	}
-	b.procMu.Unlock()
-
-	if len(done) == 0 {
-		return
-	}
-	for i := range done {
-		p.complete(done[i].e, done[i].o, done[i].err)
-		done[i] = completion{}
-	}
-	b.completing.Add(-1)
-	b.mu.Lock()
-	if b.spare == nil {
-		b.spare = done[:0]
-	}
-	b.mu.Unlock()
+	p.releaseProc(b)
 }
 
 // end ends e with o and err: at once for a record run alone (b nil), or,

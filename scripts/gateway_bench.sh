@@ -30,9 +30,10 @@
 #   KPIPE_BENCH_COMPRESSION  a codec (snappy, lz4, ...): one more gateway, "comp",
 #                        without plugins, whose kafka block sets that
 #                        compression for its upstream producer
-#   KPIPE_BENCH_BASE     a git revision: its `kpipe` is built too and run as a
-#                        third gateway ("base", no plugins) in every round, so
-#                        that a change is compared with it in the same run
+#   KPIPE_BENCH_BASE     a git revision: its `kpipe` is built too and run as two
+#                        more gateways in every round, "base" (no plugins) and
+#                        "basewasm" (the WAT plugins), so that a change is
+#                        compared with it in the same run
 # Needs Go, python3 and kcat. Every client run is bounded by `timeout`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +63,7 @@ targets=(direct plain wasm)
 if [[ -n ${KPIPE_BENCH_BASE:-} ]]; then
 	git archive --prefix=base/ "$KPIPE_BENCH_BASE" | tar -x -C "$tmp"
 	(cd "$tmp/base" && go build -o "$tmp/kpipe-base" ./cmd/kpipe)
-	targets+=(base)
+	targets+=(base basewasm)
 fi
 
 # first_line FILE: waits up to 30s for the first line of FILE.
@@ -154,10 +155,10 @@ results=$tmp/results.jsonl
 load0=$(cut -d' ' -f1 /proc/loadavg)
 for g in "${targets[@]:1}"; do
 	args=(gateway --listen 127.0.0.1:0 --brokers "$upstream")
-	[[ $g == wasm ]] && args+=(--config "$tmp/wasm.hcl")
+	[[ $g == wasm || $g == basewasm ]] && args+=(--config "$tmp/wasm.hcl")
 	[[ $g == comp ]] && args+=(--config "$tmp/comp.hcl")
 	bin=$tmp/kpipe
-	[[ $g == base ]] && bin=$tmp/kpipe-base
+	[[ $g == base || $g == basewasm ]] && bin=$tmp/kpipe-base
 	"$bin" "${args[@]}" >"$tmp/$g.addr" 2>"$tmp/$g.err" &
 	pids+=($!)
 	pid[$g]=$!
@@ -167,7 +168,7 @@ addr[direct]=$upstream
 
 python3 -c "import sys; n, s = int(sys.argv[1]), int(sys.argv[2]); sys.stdout.write(''.join(f'{i}:{\"v\" * s}\n' for i in range(n)))" "$N" "$SIZE" >"$tmp/kcat.in"
 
-echo "upstream $upstream; gateways: plain ${addr[plain]}, wasm ${addr[wasm]}${KPIPE_BENCH_BASE:+, base ($KPIPE_BENCH_BASE) ${addr[base]:-}}; $rounds rounds, N=$N, SIZE=$SIZE; load average $load0" >&2
+echo "upstream $upstream; gateways: plain ${addr[plain]}, wasm ${addr[wasm]}${KPIPE_BENCH_BASE:+, base and basewasm ($KPIPE_BENCH_BASE) ${addr[base]:-} ${addr[basewasm]:-}}; $rounds rounds, N=$N, SIZE=$SIZE; load average $load0" >&2
 for r in $(seq "$rounds"); do
 	for t in "${targets[@]}"; do
 		topic="bench-$t-$r-$$"
@@ -177,7 +178,7 @@ for r in $(seq "$rounds"); do
 		run_client "$r" "$t" kcat kcat -P -b "${addr[$t]}" -t "$topic-kcat" -K: -l "$tmp/kcat.in"
 	done
 	for t in "${targets[@]}"; do
-		[[ $t == wasm ]] && continue
+		[[ $t == wasm || $t == basewasm ]] && continue
 		out=$(timeout 120 "$tmp/bench" -mode latency -brokers "${addr[$t]}" -topic "bench-lat-$t-$r-$$" -rate "$RATE" -duration "${DURATION}s" -size "$SIZE")
 		echo "{\"round\":$r,\"target\":\"$t\",\"client\":\"latency\",\"m\":$out}" >>"$results"
 	done
@@ -215,7 +216,7 @@ for client in ("franz-go", "kcat"):
 print("latency at a fixed rate (ms; added = gateway - direct, median of rounds)")
 for q in ("p50_ms", "p99_ms"):
     d = get("latency", "direct", q)
-    for t in (t for t in targets[1:] if t != "wasm"):
+    for t in (t for t in targets[1:] if t not in ("wasm", "basewasm")):
         g = get("latency", t, q)
         added = [g[r] - d[r] for r in d]
         print(f"  {q[:3]} {t:5}  direct {statistics.median(d.values()):.3f}  gateway {statistics.median(g.values()):.3f}  added {statistics.median(added):+.3f}  (rounds: {', '.join(f'{x:+.3f}' for x in added)})")

@@ -12,6 +12,10 @@ per-round ratios of each pair to the first.
 
 usage: scripts/produce_ab.py ROUNDS RECORDS VARIANT:BINARY VARIANT:BINARY ...
 example: scripts/produce_ab.py 10 300000 builtin:/tmp/old.test builtin:/tmp/new.test
+
+A VARIANT is one of BenchmarkProduce, or BENCHMARK/VARIANT for another benchmark of
+the package that reports the same figures: ProduceMemory/envelope runs
+BenchmarkProduceMemory/envelope.
 """
 import os
 import re
@@ -20,20 +24,22 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LINE = re.compile(r"BenchmarkProduce/(\S+?)-\d+\s+\d+\s+[\d.]+ ns/op\s+([\d.]+) cpu-ns/record\s+([\d.]+) records/s")
+LINE = re.compile(r"Benchmark(\S+?)-\d+\s+\d+\s+[\d.]+ ns/op\s+([\d.]+) cpu-ns/record\s+([\d.]+) records/s")
 
 
 def run(variant, binary, records):
     """Runs one variant of one binary; returns (records/s, cpu-ns/record)."""
+    bench, sub = variant.split("/", 1) if "/" in variant else ("Produce", variant)
+    variant = f"{bench}/{sub}"
     out = subprocess.run(
-        [binary, "-test.run", "^$", "-test.bench", f"^BenchmarkProduce$/^{variant}$",
+        [binary, "-test.run", "^$", "-test.bench", f"^Benchmark{bench}$/^{sub}$",
          "-test.benchtime", f"{records}x", "-test.benchmem"],
         cwd=os.path.join(ROOT, "pipeline"), capture_output=True, text=True, check=True,
         timeout=600 + records / 1000).stdout
     for m in map(LINE.match, out.splitlines()):
         if m and m.group(1) == variant:
             return float(m.group(3)), float(m.group(2))
-    sys.exit(f"no BenchmarkProduce/{variant} result from {binary} in:\n" + out)
+    sys.exit(f"no Benchmark{variant} result from {binary} in:\n" + out)
 
 
 def main():

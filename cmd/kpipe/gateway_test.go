@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -297,6 +298,7 @@ pipeline "p" {}
 		{[]string{"gateway", "--listen", "0.0.0.0:0", "--brokers", "127.0.0.1:1"}, 2, "--advertise"},
 		{[]string{"gateway", "--listen", "nocolon"}, 2, "--listen"},
 		{[]string{"gateway", "--config", txn, "--brokers", "127.0.0.1:1"}, 1, "transactional_id"},
+		{[]string{"gateway", "--cpuprofile", filepath.Join(t.TempDir(), "no", "dir", "cpu.pprof"), "--brokers", "127.0.0.1:1"}, 3, "--cpuprofile"},
 	} {
 		r := kpipe(t, "", "", c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
@@ -436,4 +438,62 @@ func TestGatewayReloadPartitioner(t *testing.T) {
 			t.Fatalf("record %s on partition %d, want %d", r.Key, r.Partition, want)
 		}
 	}
+}
+
+// TestGatewayProfiles: --cpuprofile and --memprofile write pprof profiles
+// (gzipped protocol buffers) of the gateway when it stops.
+func TestGatewayProfiles(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
+	gp := startGatewayProc(t, "--brokers", strings.Join(brokers, ","), "--cpuprofile", cpu, "--memprofile", mem)
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(gp.addr), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if err := gp.proc.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(gp.stderr.String(), "gateway stopped"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not stop within 30s:\n%s", gp.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The profiles are written as the command returns, after the summary:
+	// each is read until it is a whole gzipped stream.
+	for _, f := range []string{cpu, mem} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			n, err := profileBytes(f)
+			if err == nil && n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is not a pprof profile after the gateway stopped: %d bytes, %v", f, n, err)
+			}
+		}
+	}
+}
+
+// profileBytes returns the size of the pprof profile in file f once
+// decompressed.
+func profileBytes(f string) (int, error) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return 0, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	raw, err := io.ReadAll(zr)
+	return len(raw), err
 }
