@@ -22,6 +22,22 @@ const maxInFlight = 64
 // writeTimeout bounds the write of one response.
 const writeTimeout = 30 * time.Second
 
+// idleTimeout closes a connection that sends no request for that long, as
+// a broker's connections.max.idle.ms (10 minutes) does: otherwise
+// connections opened and left would hold their file descriptors for ever,
+// and enough of them keep every new client out. Clients reconnect when
+// they need to (the Java client closes its own idle ones after 9 minutes).
+// A variable so that tests can shorten it.
+var idleTimeout = 10 * time.Minute
+
+// bodyTimeout bounds the time the rest of a request may take to arrive once
+// its size is read: the request holds its size of the memory limit from
+// then on, so a client that sends a size and stalls would otherwise hold
+// every other client's requests back for as long as it likes. Clients give
+// up on a request after their own request timeout (30s by default) anyway.
+// A variable so that tests can shorten it.
+var bodyTimeout = 30 * time.Second
+
 // conn is one client connection: a reader goroutine (serve) that reads and
 // starts requests in order, and a writer goroutine that answers them in the
 // same order, as the protocol requires.
@@ -94,6 +110,12 @@ func (c *conn) serve() {
 	c.nc.Close()
 }
 
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func isClosed(err error) bool {
 	var ne net.Error
 	return errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
@@ -109,7 +131,16 @@ func (c *conn) read() error {
 			return nil
 		default:
 		}
+		if br.Buffered() < len(sizeBuf) {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
+			if c.stopping() { // a stop's deadline may have come first
+				c.stopReading()
+			}
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			if isTimeout(err) && !c.stopping() {
+				c.g.log.Info("closing an idle client connection", "remote", c.st.remote, "idle", idleTimeout)
+			}
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
@@ -132,10 +163,28 @@ func (c *conn) read() error {
 			c.g.stats.throttled.Add(1)
 		}
 		body := c.g.pools.bytes.get(int(size))
+		// A body already buffered needs no deadline (the common case
+		// of small requests, which spares the timer).
+		timed := br.Buffered() < int(size)
+		if timed {
+			_ = c.nc.SetReadDeadline(time.Now().Add(bodyTimeout))
+			if c.stopping() { // a stop's deadline may have come first
+				c.stopReading()
+			}
+		}
 		if _, err := io.ReadFull(br, *body); err != nil {
 			c.g.pools.bytes.put(body)
 			c.g.mem.give(held)
+			if isTimeout(err) && !c.stopping() {
+				c.g.log.Warn("closing a client connection: the request did not arrive in time", "remote", c.st.remote, "size", size, "timeout", bodyTimeout)
+			}
 			return err
+		}
+		if timed {
+			// Shutdown closes stopRead before it sets its own
+			// deadline, so clearing ours cannot hide a stop: the
+			// loop checks stopRead before the next read.
+			_ = c.nc.SetReadDeadline(time.Time{})
 		}
 		p, err := c.handle(*body, throttle)
 		if p != nil {
@@ -151,6 +200,16 @@ func (c *conn) read() error {
 		if p != nil {
 			c.queue <- p
 		}
+	}
+}
+
+// stopping reports whether the gateway stopped reading.
+func (c *conn) stopping() bool {
+	select {
+	case <-c.g.stopRead:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -215,11 +274,14 @@ func (c *conn) unsupported(p *pending, req kmsg.Request, rest []byte) (*pending,
 		c.g.log.Warn("client sent a request the gateway does not serve; answered UNSUPPORTED_VERSION",
 			"remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version)
 	}
-	_ = req.ReadFrom(rest) // best effort: the answer does not depend on it
+	_ = req.ReadFrom(rest) // best effort: only a produce answer echoes it
 	resp, err := unsupported(req, codeUnsupportedVersion)
 	if err != nil {
 		c.g.log.Warn("closing a client connection", "remote", c.st.remote, "error", err)
 		return nil, err
+	}
+	if pr, ok := req.(*kmsg.ProduceRequest); ok && pr.Acks == 0 {
+		return p, nil // no answer, as the protocol says
 	}
 	p.response = func() kmsg.Response { return resp }
 	return p, nil

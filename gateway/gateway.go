@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -141,10 +142,11 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 	// 64MiB: enough for the requests of a steady stream to reuse.
 	g.pools = newPools(min(g.memLimit/4, 64<<20))
 	var err error
-	if g.dec, err = newDecompressor(int64(g.maxRequest)*4, g.pools.bytes); err != nil {
+	if g.dec, err = newDecompressor(min(int64(g.maxRequest)*4, g.memLimit), g.pools.bytes); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.mem = newMemory(g.memLimit)
+	g.producers.max = int(max(g.memLimit/producerStateBytes, 1024))
 	return g, nil
 }
 
@@ -196,8 +198,10 @@ func (g *Gateway) Serve(l net.Listener) error {
 				return ErrClosed
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if acceptRetriable(err) {
+				if delay == 0 {
+					g.log.Warn("accepting client connections failed; retrying", "error", err)
+				}
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -217,6 +221,24 @@ func (g *Gateway) Serve(l net.Listener) error {
 		g.mu.Unlock()
 		go c.serve()
 	}
+}
+
+// acceptRetriable reports whether an Accept error passes: a timeout, a
+// connection the client gave up before it was accepted, or a lack of file
+// descriptors or kernel memory, which a client opening many connections
+// can cause and which ends when connections close. Serving stops on the
+// others.
+func acceptRetriable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Shutdown stops accepting connections and reading requests, and answers

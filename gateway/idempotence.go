@@ -36,12 +36,25 @@ const dedupWindow = 5
 // partition is kept after its last batch.
 const producerStateIdle = 15 * time.Minute
 
+// producerStateBytes is what the state of one producer and partition is
+// taken to cost, to bound how many are kept (see producers.max): the state
+// and the results of its last batches, about 1.5KiB as measured with
+// batches of one record.
+const producerStateBytes = 2 << 10
+
 // producers hands out producer ids and deduplicates the batches of
 // idempotent clients by (producer id, topic, partition, sequence).
 type producers struct {
 	// base makes the ids of this process unlikely to meet those of
 	// another gateway or an earlier run: the high bits are random.
 	base int64
+
+	// max bounds the states kept: the producer id of a batch is the
+	// client's to choose, so without a bound a client sending batches
+	// under ever new ids would grow the states for producerStateIdle.
+	// Beyond it, a new state replaces an arbitrary one, whose producer
+	// loses deduplication of a retry of its earlier batches. 0: no bound.
+	max int
 
 	mu        sync.Mutex
 	next      int64
@@ -137,6 +150,12 @@ func (ps *producers) check(k seqKey, epoch int16, first int32, count int32, res 
 	defer ps.mu.Unlock()
 	st := ps.states[k]
 	if st == nil {
+		if ps.max > 0 && len(ps.states) >= ps.max {
+			for old := range ps.states {
+				delete(ps.states, old)
+				break
+			}
+		}
 		st = &seqState{epoch: epoch}
 		ps.states[k] = st
 	}

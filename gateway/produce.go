@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -34,8 +36,15 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 	parts := make([][]partResult, len(req.Topics))
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
-		ts := g.stats.topic(t.Topic)
 		parts[ti] = make([]partResult, len(t.Partitions))
+		if msg := topicError(t.Topic); msg != "" {
+			g.log.Warn("rejected a produce to an invalid topic name", "remote", c.st.remote, "error", msg)
+			for pi := range parts[ti] {
+				parts[ti][pi].results = []*batchResult{failedResult(codeInvalidTopic, msg)}
+			}
+			continue
+		}
+		ts := g.stats.topic(t.Topic)
 		for pi := range t.Partitions {
 			pt := &t.Partitions[pi]
 			pr := &parts[ti][pi]
@@ -116,6 +125,10 @@ func appendErrorRecords(ers []kmsg.ProduceResponseTopicPartitionErrorRecord, fir
 	return ers
 }
 
+// recordHeld is what the gateway holds for each record of a batch besides
+// its bytes: the record given to the pipeline and its flag in the result.
+const recordHeld = int64(unsafe.Sizeof(plugins.Record{})) + 1
+
 // badBatch is the result of a batch that cannot be read.
 func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
 	g.log.Warn("rejected a record batch", "remote", c.st.remote, "topic", topic, "error", err)
@@ -135,7 +148,9 @@ func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
 // (see buffers.go): the records point into the request's bytes.
 func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *topicStats, topic string, partition int32, raw []byte) *batchResult {
 	var b batch
-	err := g.dec.parseBatch(&b, raw)
+	// What the request's batches decompress to is bounded by the memory
+	// limit (p.mem holds only that while the request is read).
+	err := g.dec.parseBatch(&b, raw, g.memLimit-p.mem)
 	if err != nil {
 		return g.badBatch(c, topic, err)
 	}
@@ -152,6 +167,15 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 		return failedResult(codeInvalidRecord, "kpipe gateway: control batches cannot be produced")
 	}
 	n := int(b.NumRecords)
+	// The records given to the pipeline and their results are held as
+	// the request's bytes are: a batch of tiny records takes many times
+	// its size in them.
+	held := int64(n) * recordHeld
+	if p.mem+held > g.memLimit {
+		return g.badBatch(c, topic, fmt.Errorf("%w: its %d records take %d bytes in it, over its memory limit of %d with the request's other batches", errTooLarge, n, held, g.memLimit))
+	}
+	g.mem.add(held)
+	p.mem += held
 	keep := g.keepPartition.Load()
 	br := newBatchResult(n, keep)
 	br.onDone = ts.settle

@@ -143,14 +143,33 @@ func apiVersions(h header) kmsg.Response {
 
 // unsupported builds the response to a request the gateway does not serve:
 // every error_code field of the response, at any depth, is code. Lists
-// the response would echo from the request stay empty; the response is
-// well formed at the request's version.
+// the response would echo from the request stay empty, except the
+// partitions of a produce request; the response is well formed at the
+// request's version.
 func unsupported(req kmsg.Request, code int16) (kmsg.Response, error) {
 	if req.GetVersion() < 0 || req.GetVersion() > req.MaxVersion() {
 		return nil, fmt.Errorf("version %d of %s is not one the gateway can encode", req.GetVersion(), kmsg.NameForKey(req.Key()))
 	}
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
+	if pr, ok := req.(*kmsg.ProduceRequest); ok {
+		// A produce response has no error code of its own: each
+		// partition of the request gets one, or the client waits for
+		// an answer about its records that never comes.
+		presp := resp.(*kmsg.ProduceResponse)
+		for _, t := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			presp.Topics = append(presp.Topics, rt)
+		}
+	}
 	setErrorCodes(reflect.ValueOf(resp).Elem(), code)
 	return resp, nil
 }

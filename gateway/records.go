@@ -44,7 +44,7 @@ const (
 var (
 	errCorrupt  = errors.New("corrupt record batch")
 	errMagic    = errors.New("not a record batch of magic 2")
-	errTooLarge = errors.New("record batch decompresses to more than the limit")
+	errTooLarge = errors.New("record batch too large for the gateway")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -107,8 +107,10 @@ func (d *decompressor) close() { d.zstd.Close() }
 
 // records returns the records section of batch (everything after the
 // header), decompressed, and the pooled buffer that holds them (nil when
-// raw is not compressed).
-func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error) {
+// raw is not compressed). It decompresses at most limit bytes, itself at
+// most d.limit, and returns errTooLarge beyond.
+func (d *decompressor) records(codec int16, raw []byte, limit int64) ([]byte, *[]byte, error) {
+	limit = min(limit, d.limit)
 	switch codec {
 	case codecNone:
 		return raw, nil, nil
@@ -123,14 +125,14 @@ func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: gzip: %v", errCorrupt, err)
 		}
-		buf, err := d.readAll(zr, len(raw))
+		buf, err := d.readAll(zr, len(raw), limit)
 		d.gzips.Put(zr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip: %w", err)
 		}
 		return *buf, buf, nil
 	case codecSnappy:
-		buf, err := d.snappy(raw)
+		buf, err := d.snappy(raw, limit)
 		if err != nil {
 			return nil, nil, fmt.Errorf("snappy: %w", err)
 		}
@@ -142,7 +144,7 @@ func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error)
 		} else {
 			zr.Reset(bytes.NewReader(raw))
 		}
-		buf, err := d.readAll(zr, len(raw))
+		buf, err := d.readAll(zr, len(raw), limit)
 		zr.Reset(nil)
 		d.lz4s.Put(zr)
 		if err != nil {
@@ -153,10 +155,10 @@ func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error)
 		// The frame header usually says how large the content is.
 		size := 4 * len(raw)
 		var h zstd.Header
-		if h.Decode(raw) == nil && h.HasFCS && h.FrameContentSize <= uint64(d.limit) {
+		if h.Decode(raw) == nil && h.HasFCS && h.FrameContentSize <= uint64(limit) {
 			size = int(h.FrameContentSize)
 		}
-		buf := d.bufs.get(min(size, int(d.limit)))
+		buf := d.bufs.get(min(size, int(limit)))
 		out, err := d.zstd.DecodeAll(raw, (*buf)[:0])
 		if err != nil {
 			d.bufs.put(buf)
@@ -165,7 +167,7 @@ func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error)
 			}
 			return nil, nil, fmt.Errorf("%w: zstd: %v", errCorrupt, err)
 		}
-		if int64(len(out)) > d.limit {
+		if int64(len(out)) > limit {
 			d.bufs.put(buf)
 			return nil, nil, fmt.Errorf("zstd: %w", errTooLarge)
 		}
@@ -180,20 +182,20 @@ func (d *decompressor) records(codec int16, raw []byte) ([]byte, *[]byte, error)
 	return nil, nil, fmt.Errorf("%w: unknown compression codec %d", errCorrupt, codec)
 }
 
-// readAll reads r to its end, at most d.limit bytes, into a pooled buffer.
-func (d *decompressor) readAll(r io.Reader, hint int) (*[]byte, error) {
-	buf := d.bufs.get(int(min(int64(4*hint), d.limit)))
+// readAll reads r to its end, at most limit bytes, into a pooled buffer.
+func (d *decompressor) readAll(r io.Reader, hint int, limit int64) (*[]byte, error) {
+	buf := d.bufs.get(int(min(int64(4*hint), limit)))
 	b := (*buf)[:cap(*buf)]
 	n := 0
 	for {
 		if n == len(b) {
-			if int64(n) > d.limit {
+			if int64(n) > limit {
 				d.bufs.put(buf)
 				return nil, errTooLarge
 			}
 			// Full: move to a buffer twice the size (at most one
 			// byte over the limit, to tell that it is over).
-			next := d.bufs.get(int(min(2*int64(len(b)), d.limit+1)))
+			next := d.bufs.get(int(min(2*int64(len(b)), limit+1)))
 			nb := (*next)[:cap(*next)]
 			copy(nb, b[:n])
 			d.bufs.put(buf)
@@ -209,7 +211,7 @@ func (d *decompressor) readAll(r io.Reader, hint int) (*[]byte, error) {
 			return nil, fmt.Errorf("%w: %v", errCorrupt, err)
 		}
 	}
-	if int64(n) > d.limit {
+	if int64(n) > limit {
 		d.bufs.put(buf)
 		return nil, errTooLarge
 	}
@@ -224,9 +226,9 @@ var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 // snappy decodes raw, a snappy block or xerial chunks of them, into a
 // pooled buffer: the decoded length is known before decoding.
-func (d *decompressor) snappy(raw []byte) (*[]byte, error) {
+func (d *decompressor) snappy(raw []byte, limit int64) (*[]byte, error) {
 	if !bytes.HasPrefix(raw, xerialMagic) {
-		n, err := d.snappyLen(0, raw)
+		n, err := d.snappyLen(0, raw, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -253,7 +255,7 @@ func (d *decompressor) snappy(raw []byte) (*[]byte, error) {
 			return nil, fmt.Errorf("%w: xerial chunk of %d bytes with %d left", errCorrupt, n, len(rest))
 		}
 		var err error
-		if total, err = d.snappyLen(total, rest[:n]); err != nil {
+		if total, err = d.snappyLen(total, rest[:n], limit); err != nil {
 			return nil, err
 		}
 		rest = rest[n:]
@@ -274,13 +276,13 @@ func (d *decompressor) snappy(raw []byte) (*[]byte, error) {
 	return buf, nil
 }
 
-// snappyLen adds the decoded length of block to total, within the limit.
-func (d *decompressor) snappyLen(total int, block []byte) (int, error) {
+// snappyLen adds the decoded length of block to total, within limit.
+func (d *decompressor) snappyLen(total int, block []byte, limit int64) (int, error) {
 	n, err := snappy.DecodedLen(block)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	if int64(total)+int64(n) > d.limit {
+	if int64(total)+int64(n) > limit {
 		return 0, errTooLarge
 	}
 	return total + n, nil
@@ -309,8 +311,8 @@ type batch struct {
 }
 
 // parseBatch parses the header of one record batch (from splitBatches) into
-// b and decompresses its records.
-func (d *decompressor) parseBatch(b *batch, raw []byte) error {
+// b and decompresses its records, to at most limit bytes.
+func (d *decompressor) parseBatch(b *batch, raw []byte, limit int64) error {
 	// ReadFrom keeps Records as a sub-slice of raw; the header fields
 	// are copied.
 	if err := b.RecordBatch.ReadFrom(raw); err != nil {
@@ -319,13 +321,30 @@ func (d *decompressor) parseBatch(b *batch, raw []byte) error {
 	if b.NumRecords < 0 {
 		return fmt.Errorf("%w: %d records", errCorrupt, b.NumRecords)
 	}
-	recs, buf, err := d.records(b.Attributes&codecMask, b.Records)
+	recs, buf, err := d.records(b.Attributes&codecMask, b.Records, limit)
+	if errors.Is(err, errTooLarge) {
+		return fmt.Errorf("%w: it decompresses to more than the %d bytes left of its memory limit", err, min(limit, d.limit))
+	}
 	if err != nil {
 		return err
+	}
+	// The count sizes what the batch is given (the records handed to
+	// the pipeline, its result): a count its bytes cannot hold is
+	// refused before anything is allocated for it.
+	if int64(b.NumRecords) > int64(len(recs))/minRecordLen {
+		if buf != nil {
+			d.bufs.put(buf)
+		}
+		return fmt.Errorf("%w: %d records claimed in %d bytes of records", errCorrupt, b.NumRecords, len(recs))
 	}
 	b.records, b.buf = recs, buf
 	return nil
 }
+
+// minRecordLen is the fewest bytes a record takes: its length and six
+// fields (attributes, timestamp delta, offset delta, key length, value
+// length, header count) of one byte each.
+const minRecordLen = 7
 
 // eachRecord calls fn with every record of b, in order. The record's
 // slices and header keys point into b's memory; fn must not keep rec

@@ -96,7 +96,7 @@ func TestDecompress(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for range 2 {
-				out, buf, err := d.records(c.codec, c.in)
+				out, buf, err := d.records(c.codec, c.in, d.limit)
 				if c.want != nil {
 					if !errors.Is(err, c.want) {
 						t.Fatalf("error %v, want %v", err, c.want)
@@ -189,7 +189,7 @@ func FuzzBatches(f *testing.F) {
 		}
 		for _, raw := range raws {
 			var bt batch
-			if err := d.parseBatch(&bt, raw); err != nil {
+			if err := d.parseBatch(&bt, raw, d.limit); err != nil {
 				continue
 			}
 			if bt.buf != nil {

@@ -343,14 +343,25 @@ func TestGatewayAdmin(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// A client id that is not UTF-8, kept open during the scrape, used to
+	// make /metrics answer 500 (Prometheus label values must be UTF-8).
+	bad, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("bad\xff\xfeid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 	code, metrics := get("GET", "/metrics")
 	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
+		t.Fatalf("/metrics: %d\n%s", code, metrics)
 	}
 	for _, want := range []string{
 		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} 100`, topic),
 		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="received",topic=%q} 100`, topic),
 		`kpipe_gateway_connection_records_total{client_id="admin-test"`,
+		"kpipe_gateway_connection_requests_total{client_id=\"bad\uFFFDid\"",
 		`kpipe_gateway_memory_limit_bytes 2.68435456e+08`,
 		`kpipe_records_delivered_total 100`,
 	} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -264,5 +265,57 @@ func TestStart(t *testing.T) {
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestStalledBody: a request that declares a body and never sends it is
+// answered (and its connection closed) once the read timeout passes,
+// instead of holding its connection and goroutine for as long as the
+// client keeps it open: the server reads the body a handler left unread
+// before it writes the answer.
+func TestStalledBody(t *testing.T) {
+	defer func(d time.Duration) { readTimeout = d }(readTimeout)
+	readTimeout = 300 * time.Millisecond
+	s, err := Start(Options{Addr: "127.0.0.1:0"}, newFake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("no answer and no close within 5s: %v (read %q)", err, got)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 200") {
+		t.Fatalf("answer %q, want 200", got)
+	}
+}
+
+// TestMetricsTopicNotUTF8: a delivered record's topic that is not UTF-8
+// (a plugin can name any bytes, and the embedded broker takes them) shows
+// with U+FFFD; it used to make /metrics answer 500.
+func TestMetricsTopicNotUTF8(t *testing.T) {
+	f := newFake()
+	f.snap.Partitions = append(f.snap.Partitions, PartitionCount{"bad\xfftopic", 0, 1})
+	code, body := get(t, Handler(f, Options{}), "GET", "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	if want := "kpipe_partition_delivered_total{partition=\"0\",topic=\"bad\uFFFDtopic\"} 1"; !strings.Contains(body, want) {
+		t.Fatalf("/metrics lacks %s:\n%s", want, body)
 	}
 }

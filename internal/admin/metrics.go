@@ -2,6 +2,7 @@ package admin
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -92,7 +93,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFailed, s.Failed)
 	gauge(descInFlight, float64(s.InFlight))
 	for _, pc := range s.Partitions {
-		counter(descPartition, pc.Delivered, pc.Topic, strconv.Itoa(int(pc.Partition)))
+		// A plugin may send a record to a topic named in any bytes, and
+		// a broker that does not check names (the embedded one) takes
+		// it: Prometheus refuses a label value that is not UTF-8, and
+		// with it the whole scrape.
+		counter(descPartition, pc.Delivered, strings.ToValidUTF8(pc.Topic, "\uFFFD"), strconv.Itoa(int(pc.Partition)))
 	}
 	for _, ps := range s.Stats {
 		labels := []string{ps.Name, KindName(ps.Kind), string(ps.Hook)}

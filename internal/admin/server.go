@@ -40,6 +40,16 @@ type Options struct {
 // DefaultReloadTimeout bounds a reload requested over HTTP.
 const DefaultReloadTimeout = 2 * time.Minute
 
+// readTimeout bounds the reading of a whole request, body included: a
+// request that declares a body and never sends it would otherwise hold its
+// connection and goroutine for ever, since the server reads the body a
+// handler left unread before it answers. idleTimeout closes kept-alive
+// connections left unused. Variables so that tests can shorten them.
+var (
+	readTimeout = 30 * time.Second
+	idleTimeout = 2 * time.Minute
+)
+
 // Server is a running admin endpoint.
 type Server struct {
 	ln  net.Listener
@@ -64,6 +74,8 @@ func Start(o Options, p Pipeline) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           Handler(p, o),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
 	go func() {

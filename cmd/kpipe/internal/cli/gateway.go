@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -471,7 +472,10 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(gwConnections, float64(len(st.Connections)))
 	for _, cs := range st.Connections {
-		l := []string{cs.Remote, cs.ClientID, cs.Software}
+		// Clients choose their id and software name, in any bytes;
+		// Prometheus refuses a label value that is not UTF-8, and
+		// with it the whole scrape.
+		l := []string{cs.Remote, strings.ToValidUTF8(cs.ClientID, "\uFFFD"), strings.ToValidUTF8(cs.Software, "\uFFFD")}
 		counter(gwConnReqs, cs.Requests, l...)
 		counter(gwConnRecs, cs.Records, l...)
 		counter(gwConnBytes, cs.Bytes, l...)

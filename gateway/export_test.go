@@ -1,0 +1,19 @@
+package gateway
+
+import "time"
+
+// SetBodyTimeout sets how long the rest of a request may take to arrive
+// and returns a function that restores it.
+func SetBodyTimeout(d time.Duration) (restore func()) {
+	old := bodyTimeout
+	bodyTimeout = d
+	return func() { bodyTimeout = old }
+}
+
+// SetIdleTimeout sets how long a connection may send nothing and returns a
+// function that restores it.
+func SetIdleTimeout(d time.Duration) (restore func()) {
+	old := idleTimeout
+	idleTimeout = d
+	return func() { idleTimeout = old }
+}

@@ -1,0 +1,393 @@
+package gateway_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kpipe/kpipe/pipeline"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kpipe/kpipe/gateway"
+	"github.com/kpipe/kpipe/internal/testbroker"
+)
+
+// recrc sets the record count of an uncompressed batch made by rawBatch to
+// n and computes its CRC again, so that only the count is wrong.
+func recount(raw []byte, n int32) []byte {
+	b := append([]byte(nil), raw...)
+	binary.BigEndian.PutUint32(b[57:], uint32(n))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+// TestHostileBatches: record batches that are wrong in one way each, with
+// a valid CRC where the fault is elsewhere, are answered CORRUPT_MESSAGE
+// with a log line, nothing of them is produced, and the connection and the
+// gateway go on serving. A count of 2^31-1 records in a batch of one
+// record used to make the gateway allocate for that many and die.
+func TestHostileBatches(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	one := rawBatch(-1, -1, -1, 1, "h")
+	badCRC := append([]byte(nil), one...)
+	badCRC[len(badCRC)-1] ^= 1
+	for _, tc := range []struct {
+		name  string
+		batch []byte
+		log   string
+	}{
+		{"count 2^31-1", recount(one, 1<<31-1), "records claimed in"},
+		{"count beyond the bytes", recount(rawBatch(-1, -1, -1, 3, "h"), 200), "records claimed in"},
+		{"count above the records", recount(rawBatch(-1, -1, -1, 3, "h"), 4), "bad length"},
+		{"count below the records", recount(rawBatch(-1, -1, -1, 3, "h"), 2), "after the last record"},
+		{"negative count", recount(one, -1), "-1 records"},
+		{"corrupt CRC", badCRC, "crc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr := partitionResp(t, c.do(produceReq(topic, -1, tc.batch)))
+			if pr.ErrorCode != 2 { // CORRUPT_MESSAGE
+				t.Fatalf("error code %d, want 2 (CORRUPT_MESSAGE)", pr.ErrorCode)
+			}
+			if !strings.Contains(strings.ToLower(logs.String()), tc.log) {
+				t.Fatalf("no log line with %q:\n%s", tc.log, logs.String())
+			}
+		})
+	}
+	// The same connection still serves, and only this batch is upstream.
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("a valid batch after the hostile ones: code %d", pr.ErrorCode)
+	}
+	waitTotal(t, f.brokers, topic, 2)
+}
+
+// gzipBatch is a gzip-compressed magic 2 record batch of one record with
+// value v.
+func gzipBatch(t *testing.T, v []byte) []byte {
+	t.Helper()
+	r := kmsg.Record{Key: []byte("bomb"), Value: v}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	if _, err := zw.Write(r.AppendTo(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, Attributes: 1, FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: z.Bytes(),
+	}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// TestDecompressionBomb: a produce request of a few hundred kilobytes
+// whose batches each decompress to 64MiB, against a gateway with an 8MiB
+// memory limit, gets MESSAGE_TOO_LARGE for each batch with a log line, and
+// the gateway allocates a bounded multiple of its limit for it, not what
+// the batches expand to (each batch used to be decompressed up to four
+// times the largest request, 400MiB, whatever the limit).
+func TestDecompressionBomb(t *testing.T) {
+	const limit = 8 << 20
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 4)
+	c := dial(t, f.addr)
+	bomb := gzipBatch(t, make([]byte, 64<<20))
+	req := produceReq(topic, -1, bomb)
+	for p := int32(1); p < 4; p++ {
+		tp := kmsg.NewProduceRequestTopicPartition()
+		tp.Partition, tp.Records = p, bomb
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, tp)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp := c.do(req).(*kmsg.ProduceResponse)
+	runtime.ReadMemStats(&after)
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 10 { // MESSAGE_TOO_LARGE
+			t.Errorf("partition %d: error code %d, want 10 (MESSAGE_TOO_LARGE)", p.Partition, p.ErrorCode)
+		}
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16*limit {
+		t.Errorf("allocated %d MiB for a request of %d KiB under a %d MiB limit", got>>20, len(bomb)*4>>10, limit>>20)
+	}
+	if !strings.Contains(logs.String(), "decompresses to more than the") {
+		t.Errorf("no log line for the bomb:\n%s", logs.String())
+	}
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("a valid batch after the bomb: code %d", pr.ErrorCode)
+	}
+}
+
+// exhaustedListener fails its first Accept calls as a process out of file
+// descriptors does, then accepts.
+type exhaustedListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *exhaustedListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutOfFiles: when accepting fails for lack of file descriptors
+// (a client opening more connections than the process may have), the
+// gateway logs it, waits and accepts again once descriptors are back,
+// instead of returning from Serve, which made kpipe gateway exit.
+func TestAcceptOutOfFiles(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	prod, err := pipeline.New(ctx, pipeline.Brokers(brokers...), pipeline.Linger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	var logs lockedBuffer
+	gw, err := gateway.New(prod, up, gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &exhaustedListener{Listener: tl}
+	l.fails.Store(5)
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(l) }()
+
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	c := dial(t, tl.Addr().String())
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "fd")))); pr.ErrorCode != 0 {
+		t.Fatalf("produce after the accept failures: code %d", pr.ErrorCode)
+	}
+	if !strings.Contains(logs.String(), "too many open files") {
+		t.Errorf("no log line for the accept failures:\n%s", logs.String())
+	}
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, gateway.ErrClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := prod.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStalledRequest: a client that sends the size of a large request and
+// then nothing holds that much of the memory limit; other clients' requests
+// wait for it. The gateway closes its connection after the body timeout,
+// with a log line, and the other clients' requests go through. Before, the
+// stalled client held every other one back for as long as it liked.
+func TestStalledRequest(t *testing.T) {
+	defer gateway.SetBodyTimeout(500 * time.Millisecond)()
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(1 << 20), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	stalled := dial(t, f.addr)
+	if _, err := stalled.nc.Write([]byte{0, 0x20, 0, 0, 0, 0}); err != nil { // a 2MiB request, 2 bytes of it
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the gateway reads the size
+	c := dial(t, f.addr)
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "next")))); pr.ErrorCode != 0 {
+		t.Fatalf("produce beside a stalled request: code %d", pr.ErrorCode)
+	}
+	_ = stalled.nc.SetReadDeadline(time.Now().Add(testbroker.Timeout()))
+	if n, err := stalled.nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("the stalled connection: %d bytes, %v; want it closed", n, err)
+	}
+	if !strings.Contains(logs.String(), "the request did not arrive in time") {
+		t.Errorf("no log line for the stalled request:\n%s", logs.String())
+	}
+}
+
+// TestInvalidTopicNames: a produce to a name Kafka does not accept as a
+// topic is answered INVALID_TOPIC_EXCEPTION, with the name quoted in the
+// log, and leaves no per-topic statistics behind (which any bytes as names
+// let a client grow without bound, and which the stop summary prints).
+func TestInvalidTopicNames(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	c := dial(t, f.addr)
+	for _, name := range []string{"", "..", "a\x1b[2Jb", "a b", strings.Repeat("x", 250)} {
+		pr := partitionResp(t, c.do(produceReq(name, -1, rawBatch(-1, -1, -1, 1, "bad"))))
+		if pr.ErrorCode != 17 { // INVALID_TOPIC_EXCEPTION
+			t.Errorf("topic %q: code %d, want 17 (INVALID_TOPIC_EXCEPTION)", name, pr.ErrorCode)
+		}
+	}
+	if st := f.gw.Stats(); len(st.Topics) != 0 {
+		t.Errorf("statistics for invalid topics: %+v", st.Topics)
+	}
+	if strings.Contains(logs.String(), "\x1b") {
+		t.Errorf("a control character reached the log:\n%q", logs.String())
+	}
+	// A valid name still works.
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("valid topic %q: code %d", topic, pr.ErrorCode)
+	}
+}
+
+// tinyBatch is an uncompressed batch of n records of 7 bytes each (null
+// key and value, no headers), the fewest bytes a record takes.
+func tinyBatch(n int) []byte {
+	recs := bytes.Repeat([]byte{6 << 1, 0, 0, 0, 1, 1, 0}, n) // length 6, attributes, deltas 0, key and value -1, 0 headers
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1), FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
+	}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// TestTinyRecords: the gateway holds a record struct of about 120 bytes
+// for each record of a batch, so a batch of records of 7 bytes takes some
+// 17 times its size. A batch whose records would take more than the
+// memory limit is answered MESSAGE_TOO_LARGE before they are made (a
+// request of 10MB used to take 500MB under a 16MiB limit), and a smaller
+// one goes through.
+func TestTinyRecords(t *testing.T) {
+	const limit = 4 << 20
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	big := tinyBatch(100_000) // 700KB of request, 12MB of records
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pr := partitionResp(t, c.do(produceReq(topic, -1, big)))
+	runtime.ReadMemStats(&after)
+	if pr.ErrorCode != 10 { // MESSAGE_TOO_LARGE
+		t.Errorf("%d tiny records under a %d MiB limit: code %d, want 10 (MESSAGE_TOO_LARGE)", 100_000, limit>>20, pr.ErrorCode)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > limit {
+		t.Errorf("allocated %d MiB for a refused request of %d KiB under a %d MiB limit", got>>20, len(big)>>10, limit>>20)
+	}
+	if !strings.Contains(logs.String(), "records take") {
+		t.Errorf("no log line for the refused batch:\n%s", logs.String())
+	}
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, tinyBatch(1000)))); pr.ErrorCode != 0 {
+		t.Fatalf("1000 tiny records: code %d", pr.ErrorCode)
+	}
+	waitTotal(t, f.brokers, topic, 1000)
+}
+
+// TestIdleConnection: a connection that sends nothing for the idle timeout
+// is closed, with a log line; one that sends requests more often stays
+// open. Before, connections opened and left held their file descriptors
+// for as long as the client liked.
+func TestIdleConnection(t *testing.T) {
+	defer gateway.SetIdleTimeout(400 * time.Millisecond)()
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	idle := dial(t, f.addr)
+	busy := dial(t, f.addr)
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 3
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "raw-test", "1"
+	for range 8 {
+		busy.do(av)
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = idle.nc.SetReadDeadline(time.Now().Add(testbroker.Timeout()))
+	if n, err := idle.nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("the idle connection: %d bytes, %v; want it closed", n, err)
+	}
+	busy.do(av) // still open
+	if !strings.Contains(logs.String(), "closing an idle client connection") {
+		t.Errorf("no log line for the idle connection:\n%s", logs.String())
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestOldProduceVersions: a Produce request of version 0 to 2 (message
+// sets of magic 0 and 1, before Kafka 0.11) is answered with
+// UNSUPPORTED_VERSION for each of its partitions. The answer used to list
+// no partition, so the client (kafka-python with api_version=(0, 10, 1))
+// waited for its records' results until its own timeout.
+func TestOldProduceVersions(t *testing.T) {
+	f := start(t, nil)
+	c := dial(t, f.addr)
+	for _, v := range []int16{0, 1, 2} {
+		req := produceReq("old", -1, []byte("a message set"))
+		req.Version = v
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, kmsg.ProduceRequestTopicPartition{Partition: 3, Records: []byte("another")})
+		corr := c.send(req)
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = v
+		c.recv(corr, resp)
+		if len(resp.Topics) != 1 || resp.Topics[0].Topic != "old" || len(resp.Topics[0].Partitions) != 2 {
+			t.Fatalf("v%d: answer %+v, want topic old with partitions 0 and 3", v, resp.Topics)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 35 { // UNSUPPORTED_VERSION
+				t.Errorf("v%d partition %d: code %d, want 35 (UNSUPPORTED_VERSION)", v, p.Partition, p.ErrorCode)
+			}
+		}
+	}
+	// Produce v13 names topics by id, which the gateway does not serve:
+	// the answer echoes the id.
+	req13 := produceReq("", -1, rawBatch(-1, -1, -1, 1, "v13"))
+	req13.Version = 13
+	req13.Topics[0].TopicID = [16]byte{1, 2, 3}
+	corr := c.send(req13)
+	resp13 := kmsg.NewPtrProduceResponse()
+	resp13.Version = 13
+	c.recv(corr, resp13)
+	if len(resp13.Topics) != 1 || resp13.Topics[0].TopicID != req13.Topics[0].TopicID ||
+		len(resp13.Topics[0].Partitions) != 1 || resp13.Topics[0].Partitions[0].ErrorCode != 35 {
+		t.Fatalf("v13: answer %+v, want the topic id with UNSUPPORTED_VERSION", resp13.Topics)
+	}
+	// acks=0: no answer; the next response is the ApiVersions one.
+	req := produceReq("old", 0, []byte("x"))
+	req.Version = 2
+	c.send(req)
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 3
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "raw-test", "1"
+	if resp := c.do(av).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Fatalf("ApiVersions after an acks=0 Produce v2: code %d", resp.ErrorCode)
+	}
+}
