@@ -238,8 +238,11 @@ func BenchmarkSDKExamples(b *testing.B) {
 // every module in turn, in an order that rotates from round to round. It
 // reports, per language, the median of the per-round ratios stamp/no-op
 // (<lang>-x-noop) and the fastest round's ns per record (<lang>-ns/record,
-// the least disturbed), and the same for the no-op. Run it with a fixed
-// count of rounds: -bench SDKStampRatios -benchtime 50x.
+// the least disturbed), and the same for the no-op. Each module also runs
+// loaded without the instrumentation of call timeouts and stack budget
+// (<lang>-plain, still divided by the instrumented no-op), which shows what
+// the checks cost. Run it with a fixed count of rounds:
+// -bench SDKStampRatios -benchtime 50x.
 func BenchmarkSDKStampRatios(b *testing.B) {
 	const stampRoundRecords = 10000
 	ctx := context.Background()
@@ -254,9 +257,13 @@ func BenchmarkSDKStampRatios(b *testing.B) {
 				names = append(names, lang)
 				wasms = append(wasms, readFile(b, sdkExample(b, lang, "stamp")))
 			}
-			ps := make([]*wasmhost.Plugin, len(wasms))
+			var ps []*wasmhost.Plugin
 			for i, w := range wasms {
-				ps[i] = load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+				ps = append(ps, load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0)))
+			}
+			for i, w := range wasms {
+				names = append(names, names[i]+"-plain")
+				ps = append(ps, load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0), wasmhost.WithoutInstrumentation()))
 			}
 			rs := make([]*plugins.Record, size)
 			orig := make([]plugins.Record, size)
