@@ -264,6 +264,15 @@ func (a *Applier) DecodeResult(b []byte, r *plugins.Record) error {
 // never written. Header names and topics may be strings earlier edits
 // returned (see Applier).
 func (a *Applier) ApplyEdits(b []byte, r *plugins.Record) error {
+	if a.applyHeaderEdit(b, r) {
+		return nil
+	}
+	return a.applyList(b, r)
+}
+
+// applyList is ApplyEdits for any list: it validates all of b, then
+// applies it.
+func (a *Applier) applyList(b []byte, r *plugins.Record) error {
 	l, err := checkEdits(b)
 	if err != nil {
 		return err
@@ -287,16 +296,7 @@ func (a *Applier) ApplyEdits(b []byte, r *plugins.Record) error {
 			if !headersCopied {
 				hs, headersCopied = a.headerList(r.Headers, l.added), true
 			}
-			if op == EditSetHeader {
-				if k := indexHeader(hs, name); k >= 0 {
-					hs[k].Value = value
-					hs = removeHeaders(hs, name, k+1)
-					break
-				}
-			}
-			k := len(hs)
-			hs = hs[:k+1]
-			hs[k].Key, hs[k].Value = name, value
+			hs = putHeader(hs, op, name, value)
 		case EditRemoveHeader:
 			n := int(binary.LittleEndian.Uint32(b[i:]))
 			name := b[i+4 : i+4+n]
@@ -327,6 +327,51 @@ func (a *Applier) ApplyEdits(b []byte, r *plugins.Record) error {
 		r.Headers = hs
 	}
 	return nil
+}
+
+// applyHeaderEdit applies b to r and reports true if b is a valid list of
+// exactly one edit that sets or appends a header, a header stamp's list;
+// it leaves anything else, valid or not, untouched for applyList, which
+// validates a whole list before it applies any of it. Checking and applying
+// that one edit in one pass made BenchmarkApplyEdits run 457 instead of 617
+// instructions per record (callgrind).
+func (a *Applier) applyHeaderEdit(b []byte, r *plugins.Record) bool {
+	// The count, the operation, the name's length, the value's length.
+	const fixed = 4 + 1 + 4 + 4
+	if len(b) < fixed || binary.LittleEndian.Uint32(b) != editListFlag|1 {
+		return false
+	}
+	op := b[4]
+	if op != EditSetHeader && op != EditAppendHeader {
+		return false
+	}
+	n := int(binary.LittleEndian.Uint32(b[5:]))
+	if n < 0 || n > len(b)-fixed {
+		return false
+	}
+	v := int32(binary.LittleEndian.Uint32(b[9+n:]))
+	if v != nullLen && (v < 0 || int(v) != len(b)-fixed-n) || v == nullLen && len(b) != fixed+n {
+		return false
+	}
+	name, i := a.takeString(b, 5)
+	value, _ := a.takeBytes(b, i)
+	r.Headers = putHeader(a.headerList(r.Headers, 1), op, name, value)
+	return true
+}
+
+// putHeader applies an EditSetHeader or EditAppendHeader op to hs, which
+// has room for one more header, and returns the result.
+func putHeader(hs []plugins.Header, op byte, name string, value []byte) []plugins.Header {
+	if op == EditSetHeader {
+		if k := indexHeader(hs, name); k >= 0 {
+			hs[k].Value = value
+			return removeHeaders(hs, name, k+1)
+		}
+	}
+	k := len(hs)
+	hs = hs[:k+1]
+	hs[k].Key, hs[k].Value = name, value
+	return hs
 }
 
 // indexHeader returns the index of the first header named name, or -1.
