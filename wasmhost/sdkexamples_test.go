@@ -238,7 +238,10 @@ func BenchmarkSDKExamples(b *testing.B) {
 // every module in turn, in an order that rotates from round to round. It
 // reports, per language, the median of the per-round ratios stamp/no-op
 // (<lang>-x-noop) and the fastest round's ns per record (<lang>-ns/record,
-// the least disturbed), and the same for the no-op. Each module also runs
+// the least disturbed), and the same for the no-op and, singly, for
+// testdata/stamp_edits.wat (wat-edits), whose guest returns a stamp's edit
+// list without reading the record: what the host's side of a stamp costs.
+// Each module also runs
 // loaded without the instrumentation of call timeouts and stack budget
 // (<lang>-plain, still divided by the instrumented no-op), which shows what
 // the checks cost. Run it with a fixed count of rounds:
@@ -250,6 +253,12 @@ func BenchmarkSDKStampRatios(b *testing.B) {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			names := []string{"noop"}
 			wasms := [][]byte{exampleWAT(b, "noop")}
+			if size == 1 {
+				// The host's share of a stamp: the guest returns a
+				// constant edit list (it has no batch hook).
+				names = append(names, "wat-edits")
+				wasms = append(wasms, wat(b, "stamp_edits"))
+			}
 			for _, lang := range sdkLanguages {
 				if lang == "c-whole" {
 					continue
