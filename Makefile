@@ -74,7 +74,7 @@ sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-ass
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-wasi/) and without edits (c-whole/), and test the C SDK natively.
 	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
-	@for p in stamp keyhash mask; do \
+	@for p in stamp keyhash mask noop; do \
 		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
 		$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
 			-o $(SDK_OUT)/c/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
@@ -115,7 +115,7 @@ $(ASC):
 sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
 	@mkdir -p $(SDK_OUT)/assemblyscript
 	ln -sfn $(CURDIR)/sdk/assemblyscript $(ASC_DIR)/node_modules/kpipe-sdk
-	@for p in stamp keyhash mask; do \
+	@for p in stamp keyhash mask noop; do \
 		echo "asc $$p.ts -> $(SDK_OUT)/assemblyscript/$$p.wasm"; \
 		$(ASC) examples/plugins/assemblyscript/$$p.ts --path $(ASC_DIR)/node_modules $(ASC_FLAGS) \
 			--use abort=~lib/kpipe-sdk/assembly/index/abort -o $(SDK_OUT)/assemblyscript/$$p.wasm || exit 1; \

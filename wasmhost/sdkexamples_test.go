@@ -230,6 +230,49 @@ func BenchmarkSDKExamples(b *testing.B) {
 	}
 }
 
+// BenchmarkSDKStampParts splits the C header stamp's single OnSend into
+// parts, each measured as the difference between two modules: the WAT
+// no-op (the crossing and the copy of the record in), wat-edits
+// (testdata/stamp_edits.wat, which returns the stamp's edit list without
+// reading the record: plus the host's side), c-noop (examples/plugins/c/noop.c:
+// plus the C SDK decoding the record), c-stamp, and c-stamp-plain, the stamp
+// loaded without the time-limit and stack-budget instrumentation. Wall time
+// on a shared machine is too noisy for differences this small: count
+// instructions with scripts/callgrind_per_op.sh ./wasmhost
+// 'BenchmarkSDKStampParts/^c-stamp$' (and so on); docs/performance.md has the
+// figures.
+func BenchmarkSDKStampParts(b *testing.B) {
+	ctx := context.Background()
+	for _, m := range []struct {
+		name  string
+		wasm  func(testing.TB) []byte
+		plain bool
+	}{
+		{"noop.wat", func(tb testing.TB) []byte { return exampleWAT(tb, "noop") }, false},
+		{"wat-edits", func(tb testing.TB) []byte { return wat(tb, "stamp_edits") }, false},
+		{"c-noop", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "noop")) }, false},
+		{"c-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, false},
+		{"c-stamp-plain", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, true},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			opts := []wasmhost.PluginOption{wasmhost.WithCallTimeout(0)}
+			if m.plain {
+				opts = append(opts, wasmhost.WithoutInstrumentation())
+			}
+			p := load(b, newHost(b), m.name, m.wasm(b), plugins.KindInterceptor, opts...)
+			r := benchRecord()
+			orig := *r
+			b.ReportAllocs()
+			for b.Loop() {
+				*r = orig
+				if _, err := p.OnSend(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkSDKStampRatios measures what issue 13's target is stated in: the
 // header stamp of each SDK per record against the WAT no-op, singly and in
 // batches of 64. On a shared machine, separate benchmarks of the two are
