@@ -115,7 +115,7 @@ $(ASC):
 sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
 	@mkdir -p $(SDK_OUT)/assemblyscript
 	ln -sfn $(CURDIR)/sdk/assemblyscript $(ASC_DIR)/node_modules/kpipe-sdk
-	@for p in stamp keyhash mask noop; do \
+	@for p in stamp keyhash mask; do \
 		echo "asc $$p.ts -> $(SDK_OUT)/assemblyscript/$$p.wasm"; \
 		$(ASC) examples/plugins/assemblyscript/$$p.ts --path $(ASC_DIR)/node_modules $(ASC_FLAGS) \
 			--use abort=~lib/kpipe-sdk/assembly/index/abort -o $(SDK_OUT)/assemblyscript/$$p.wasm || exit 1; \
@@ -141,7 +141,7 @@ NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/tes
 sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
 	$(GO) build -o build/kpipe ./cmd/kpipe
 	@status=0; n=0; \
-	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/*/mask.wasm $(CONSUME_WAT); do \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/*/mask.wasm $(SDK_OUT)/*/noop.wasm $(CONSUME_WAT); do \
 		case $$m in */stamp.wasm|*/keyhash.wasm) n=$$((n+1));; esac; \
 		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
 			echo "conforms:       $$m"; \
