@@ -74,7 +74,7 @@ sdk-examples: sdk-examples-c sdk-examples-zig sdk-examples-rust sdk-examples-ass
 .PHONY: sdk-examples-c
 sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-wasi/) and without edits (c-whole/), and test the C SDK natively.
 	@mkdir -p $(SDK_OUT)/c $(SDK_OUT)/c-wasi
-	@for p in stamp keyhash mask; do \
+	@for p in stamp keyhash mask noop; do \
 		echo "clang $$p.c -> $(SDK_OUT)/c/$$p.wasm, $(SDK_OUT)/c-wasi/$$p.wasm"; \
 		$(CLANG) --target=wasm32 -nostdlib -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--no-entry -Wl,--strip-all \
 			-o $(SDK_OUT)/c/$$p.wasm examples/plugins/c/$$p.c || exit 1; \
@@ -141,7 +141,7 @@ NONCONFORMING := $(wildcard wasmhost/testdata/nonconforming_*.wasm) wasmhost/tes
 sdk-conformance: ## Run kpipe plugin conformance on every SDK example (must pass) and on broken modules (must fail).
 	$(GO) build -o build/kpipe ./cmd/kpipe
 	@status=0; n=0; \
-	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/*/mask.wasm $(CONSUME_WAT); do \
+	for m in $(SDK_OUT)/*/stamp.wasm $(SDK_OUT)/*/keyhash.wasm $(SDK_OUT)/*/mask.wasm $(SDK_OUT)/*/noop.wasm $(CONSUME_WAT); do \
 		case $$m in */stamp.wasm|*/keyhash.wasm) n=$$((n+1));; esac; \
 		if build/kpipe plugin conformance $$m >$(SDK_OUT)/conformance.out 2>&1; then \
 			echo "conforms:       $$m"; \

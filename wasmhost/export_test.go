@@ -46,3 +46,10 @@ func (p *Plugin) DiscardInstance() error {
 // WaitCompiles waits for the compilations in progress, including those a
 // load abandoned.
 func (h *Host) WaitCompiles() { h.compiling.Wait() }
+
+// WithoutInstrumentation loads a plugin's module as it is, neither
+// instrumented nor with wazero's termination checks: nothing can stop its
+// calls. For benchmarks that measure what the instrumentation costs.
+func WithoutInstrumentation() PluginOption {
+	return pluginOptionFunc(func(c *pluginConfig) { c.plain = true })
+}

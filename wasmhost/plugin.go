@@ -95,6 +95,9 @@ type pluginConfig struct {
 	// termination checks even if its module could be instrumented (tests
 	// and benchmarks of the fallback).
 	contextTimeout bool
+	// plain loads the module without instrumentation or termination
+	// checks, for benchmarks of what they cost (export_test.go).
+	plain bool
 	// noBatch makes the plugin ignore the module's batch exports, so
 	// that the tests can compare the batch calls with the per-record
 	// fallback on one module.
@@ -671,6 +674,8 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		m, code, instrumented := modePlain, wasm, false
 		if cfg.contextTimeout && (cfg.timeout > 0 || loadTimeout > 0) {
 			m = modeInterruptible
+		} else if cfg.plain {
+			// Loaded as it is (a benchmark's baseline).
 		} else if out, err := instrument.Rewrite(wasm, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
 			if cfg.timeout > 0 || loadTimeout > 0 {
 				logger.Info("module not instrumented for time limits; using wazero's termination checks, which make calls slower",

@@ -230,6 +230,49 @@ func BenchmarkSDKExamples(b *testing.B) {
 	}
 }
 
+// BenchmarkSDKStampParts splits the C header stamp's single OnSend into
+// parts, each measured as the difference between two modules: the WAT
+// no-op (the crossing and the copy of the record in), wat-edits
+// (testdata/stamp_edits.wat, which returns the stamp's edit list without
+// reading the record: plus the host's side), c-noop (examples/plugins/c/noop.c:
+// plus the C SDK decoding the record), c-stamp, and c-stamp-plain, the stamp
+// loaded without the time-limit and stack-budget instrumentation. Wall time
+// on a shared machine is too noisy for differences this small: count
+// instructions with scripts/callgrind_per_op.sh ./wasmhost
+// 'BenchmarkSDKStampParts/^c-stamp$' (and so on); docs/performance.md has the
+// figures.
+func BenchmarkSDKStampParts(b *testing.B) {
+	ctx := context.Background()
+	for _, m := range []struct {
+		name  string
+		wasm  func(testing.TB) []byte
+		plain bool
+	}{
+		{"noop.wat", func(tb testing.TB) []byte { return exampleWAT(tb, "noop") }, false},
+		{"wat-edits", func(tb testing.TB) []byte { return wat(tb, "stamp_edits") }, false},
+		{"c-noop", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "noop")) }, false},
+		{"c-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, false},
+		{"c-stamp-plain", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, true},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			opts := []wasmhost.PluginOption{wasmhost.WithCallTimeout(0)}
+			if m.plain {
+				opts = append(opts, wasmhost.WithoutInstrumentation())
+			}
+			p := load(b, newHost(b), m.name, m.wasm(b), plugins.KindInterceptor, opts...)
+			r := benchRecord()
+			orig := *r
+			b.ReportAllocs()
+			for b.Loop() {
+				*r = orig
+				if _, err := p.OnSend(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkSDKStampRatios measures what issue 13's target is stated in: the
 // header stamp of each SDK per record against the WAT no-op, singly and in
 // batches of 64. On a shared machine, separate benchmarks of the two are
@@ -238,8 +281,14 @@ func BenchmarkSDKExamples(b *testing.B) {
 // every module in turn, in an order that rotates from round to round. It
 // reports, per language, the median of the per-round ratios stamp/no-op
 // (<lang>-x-noop) and the fastest round's ns per record (<lang>-ns/record,
-// the least disturbed), and the same for the no-op. Run it with a fixed
-// count of rounds: -bench SDKStampRatios -benchtime 50x.
+// the least disturbed), and the same for the no-op and, singly, for
+// testdata/stamp_edits.wat (wat-edits), whose guest returns a stamp's edit
+// list without reading the record: what the host's side of a stamp costs.
+// Each module also runs
+// loaded without the instrumentation of call timeouts and stack budget
+// (<lang>-plain, still divided by the instrumented no-op), which shows what
+// the checks cost. Run it with a fixed count of rounds:
+// -bench SDKStampRatios -benchtime 50x.
 func BenchmarkSDKStampRatios(b *testing.B) {
 	const stampRoundRecords = 10000
 	ctx := context.Background()
@@ -247,6 +296,12 @@ func BenchmarkSDKStampRatios(b *testing.B) {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			names := []string{"noop"}
 			wasms := [][]byte{exampleWAT(b, "noop")}
+			if size == 1 {
+				// The host's share of a stamp: the guest returns a
+				// constant edit list (it has no batch hook).
+				names = append(names, "wat-edits")
+				wasms = append(wasms, wat(b, "stamp_edits"))
+			}
 			for _, lang := range sdkLanguages {
 				if lang == "c-whole" {
 					continue
@@ -254,9 +309,13 @@ func BenchmarkSDKStampRatios(b *testing.B) {
 				names = append(names, lang)
 				wasms = append(wasms, readFile(b, sdkExample(b, lang, "stamp")))
 			}
-			ps := make([]*wasmhost.Plugin, len(wasms))
+			var ps []*wasmhost.Plugin
 			for i, w := range wasms {
-				ps[i] = load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0))
+				ps = append(ps, load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0)))
+			}
+			for i, w := range wasms {
+				names = append(names, names[i]+"-plain")
+				ps = append(ps, load(b, newHost(b), names[i], w, plugins.KindInterceptor, wasmhost.WithCallTimeout(0), wasmhost.WithoutInstrumentation()))
 			}
 			rs := make([]*plugins.Record, size)
 			orig := make([]plugins.Record, size)

@@ -71,3 +71,47 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzApplyEdits checks that applying guest output never panics, that it
+// accepts exactly what ValidateEdits accepts, that a failed apply leaves the
+// record alone, and that ApplyEdits, with its one-pass path for a single
+// header edit, does exactly what the general path (applyList) does.
+func FuzzApplyEdits(f *testing.F) {
+	for _, e := range []*EditList{
+		new(EditList).SetHeader("kpipe-stamp", []byte("sdk")),
+		new(EditList).SetHeader("h", nil),
+		new(EditList).SetHeader("h", []byte{}),
+		new(EditList).AppendHeader("h", []byte("v")),
+		new(EditList).AppendHeader("", nil),
+		new(EditList).RemoveHeader("h"),
+		new(EditList).SetHeader("h", []byte("1")).SetKey([]byte("k")).SetTimestamp(5).ClearPartition(),
+	} {
+		b := e.Bytes()
+		f.Add(b)
+		f.Add(append(bytes.Clone(b), 0))
+		f.Add(b[:len(b)-1])
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 0, 0, 0x80, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+
+	base := func() plugins.Record {
+		return plugins.Record{Topic: "t", Key: []byte("k"), Headers: []plugins.Header{
+			{Key: "h", Value: []byte("0")}, {Key: "x", Value: []byte("1")}, {Key: "h", Value: []byte("2")},
+		}}
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var a, general Applier
+		r, want := base(), base()
+		err := a.ApplyEdits(in, &r)
+		wantErr := general.applyList(in, &want)
+		if (err == nil) != (ValidateEdits(in) == nil) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("ApplyEdits error %v, applyList error %v, ValidateEdits error %v", err, wantErr, ValidateEdits(in))
+		}
+		if err != nil && !reflect.DeepEqual(r, base()) {
+			t.Fatalf("failed apply (%v) changed the record", err)
+		}
+		if !reflect.DeepEqual(r, want) {
+			t.Fatalf("ApplyEdits and applyList differ:\n%#v\n%#v", r, want)
+		}
+	})
+}
