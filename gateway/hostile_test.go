@@ -92,11 +92,15 @@ func gzipBatch(t *testing.T, v []byte) []byte {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return sealBatch(kmsg.RecordBatch{Attributes: 1, NumRecords: 1, Records: z.Bytes()})
+}
+
+// sealBatch returns the bytes of b, a non-idempotent magic 2 batch stamped
+// now, with its length and CRC filled in.
+func sealBatch(b kmsg.RecordBatch) []byte {
 	now := time.Now().UnixMilli()
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1, Magic: 2, Attributes: 1, FirstTimestamp: now, MaxTimestamp: now,
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: z.Bytes(),
-	}
+	b.PartitionLeaderEpoch, b.Magic, b.FirstTimestamp, b.MaxTimestamp = -1, 2, now, now
+	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
 	raw := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
 	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
@@ -266,15 +270,7 @@ func TestInvalidTopicNames(t *testing.T) {
 // key and value, no headers), the fewest bytes a record takes.
 func tinyBatch(n int) []byte {
 	recs := bytes.Repeat([]byte{6 << 1, 0, 0, 0, 1, 1, 0}, n) // length 6, attributes, deltas 0, key and value -1, 0 headers
-	now := time.Now().UnixMilli()
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1), FirstTimestamp: now, MaxTimestamp: now,
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
-	}
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return raw
+	return sealBatch(kmsg.RecordBatch{LastOffsetDelta: int32(n - 1), NumRecords: int32(n), Records: recs})
 }
 
 // TestTinyRecords: the gateway holds a record struct of about 120 bytes

@@ -2,16 +2,13 @@ package pipeline_test
 
 import (
 	"context"
-	"fmt"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost"
@@ -66,16 +63,7 @@ func (keyHash) Partition(_ context.Context, r *plugins.Record, n int32) (int32, 
 // what it receives (kfake.BlackholeProduce): the figures are the client's,
 // and do not depend on how much earlier variants stored in the same broker.
 func BenchmarkProduce(b *testing.B) {
-	_, brokers := testbroker.Fake(b, kfake.BlackholeProduce())
-	topic := testbroker.CreateTopic(b, brokers, 6)
-	keys := make([][]byte, 1024)
-	for i := range keys {
-		keys[i] = fmt.Appendf(nil, "key-%06d", i)
-	}
-	value := make([]byte, 100)
-	for i := range value {
-		value[i] = 'a' + byte(i%26)
-	}
+	brokers, topic, keys, value := pipeline.ProduceBenchInput(b)
 	ctx := context.Background()
 
 	// Besides wall-clock records/s, report the process's CPU time per

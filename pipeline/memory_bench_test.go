@@ -30,16 +30,7 @@ import (
 // builtin/bare over envelope/bare what the pipeline's code costs
 // (RATIONALE.md, "Where builtin's extra CPU goes").
 func BenchmarkProduceMemory(b *testing.B) {
-	_, brokers := testbroker.Fake(b, kfake.BlackholeProduce())
-	topic := testbroker.CreateTopic(b, brokers, 6)
-	keys := make([][]byte, 1024)
-	for i := range keys {
-		keys[i] = fmt.Appendf(nil, "key-%06d", i)
-	}
-	value := make([]byte, 100)
-	for i := range value {
-		value[i] = 'a' + byte(i%26)
-	}
+	brokers, topic, keys, value := ProduceBenchInput(b)
 	ctx := context.Background()
 	cfg := defaultConfig()
 	cfg.brokers = brokers
@@ -103,4 +94,22 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ProduceBenchInput starts the in-process broker of BenchmarkProduce and
+// BenchmarkProduceMemory, which discards what it receives, with a topic of
+// 6 partitions, and returns it with their input: 1,024 keys and a 100-byte
+// value.
+func ProduceBenchInput(b *testing.B) (brokers []string, topic string, keys [][]byte, value []byte) {
+	_, brokers = testbroker.Fake(b, kfake.BlackholeProduce())
+	topic = testbroker.CreateTopic(b, brokers, 6)
+	keys = make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%06d", i)
+	}
+	value = make([]byte, 100)
+	for i := range value {
+		value[i] = 'a' + byte(i%26)
+	}
+	return brokers, topic, keys, value
 }

@@ -93,15 +93,9 @@ func getScratch(max int) *stager {
 	if s, _ := scratchPool.Get().(*stager); s != nil && s.max == max {
 		return s
 	}
-	return &stager{
-		max:      max,
-		recs:     make([]*plugins.Record, max),
-		verdicts: make([]plugins.Verdict, max),
-		errs:     make([]error, max),
-		penvs:    make([]*envelope, max),
-		nums:     make([]int32, max),
-		parts:    make([]int32, max),
-	}
+	s := &stager{max: max}
+	s.makeScratch()
+	return s
 }
 
 // sameChain returns how many records at the start of es, at most max, entered

@@ -71,20 +71,26 @@ type completion struct {
 
 func newStager(p *Producer, max int, linger time.Duration) *stager {
 	b := &stager{
-		max:      max,
-		linger:   linger,
-		pending:  make([]*envelope, 0, max),
-		work:     make([]*envelope, 0, max),
-		recs:     make([]*plugins.Record, max),
-		verdicts: make([]plugins.Verdict, max),
-		errs:     make([]error, max),
-		penvs:    make([]*envelope, max),
-		nums:     make([]int32, max),
-		parts:    make([]int32, max),
+		max:     max,
+		linger:  linger,
+		pending: make([]*envelope, 0, max),
+		work:    make([]*envelope, 0, max),
 	}
+	b.makeScratch()
 	b.timer = time.AfterFunc(time.Hour, func() { p.runPending(false) })
 	b.timer.Stop()
 	return b
+}
+
+// makeScratch gives b the scratch space of batch plugin calls for up to
+// b.max records.
+func (b *stager) makeScratch() {
+	b.recs = make([]*plugins.Record, b.max)
+	b.verdicts = make([]plugins.Verdict, b.max)
+	b.errs = make([]error, b.max)
+	b.penvs = make([]*envelope, b.max)
+	b.nums = make([]int32, b.max)
+	b.parts = make([]int32, b.max)
 }
 
 // enqueue queues e, whose chain batches, for a stage batch.

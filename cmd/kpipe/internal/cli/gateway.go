@@ -123,15 +123,11 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		gwOpts = append(gwOpts, gateway.NodeID(f.nodeID))
 	}
 	defer tuneGC(int64(memLimit))()
-	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
+	stopProfiles, err := e.startProfiles(f.cpuProfile, f.memProfile)
 	if err != nil {
-		return &exitError{code: ExitError, err: err}
+		return err
 	}
-	defer func() {
-		if err := stopProfiles(); err != nil {
-			e.say("%v", err)
-		}
-	}()
+	defer stopProfiles()
 
 	var closers []func()
 	defer func() {

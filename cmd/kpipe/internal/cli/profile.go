@@ -12,11 +12,26 @@ import (
 	"github.com/kpipe/kpipe/pipeline"
 )
 
-// startProfiles starts writing a CPU profile to cpuFile, if it is not empty,
+// startProfiles starts the --cpuprofile and --memprofile of run and gateway
+// (see openProfiles) and returns the function that ends them, which reports
+// a profile it could not write on stderr. An error is a failed command.
+func (e *env) startProfiles(cpuFile, memFile string) (stop func(), err error) {
+	end, err := openProfiles(cpuFile, memFile)
+	if err != nil {
+		return nil, &exitError{code: ExitError, err: err}
+	}
+	return func() {
+		if err := end(); err != nil {
+			e.say("%v", err)
+		}
+	}, nil
+}
+
+// openProfiles starts writing a CPU profile to cpuFile, if it is not empty,
 // and returns the function that stops it and writes the allocation profile
 // to memFile, if that is not empty. The files are created first, so that a
-// path that cannot be written fails the run before it reads anything.
-func startProfiles(cpuFile, memFile string) (stop func() error, err error) {
+// path that cannot be written fails the command before it reads anything.
+func openProfiles(cpuFile, memFile string) (stop func() error, err error) {
 	var cpu, mem *os.File
 	closeAll := func() {
 		for _, f := range []*os.File{cpu, mem} {

@@ -141,15 +141,11 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
+	stopProfiles, err := e.startProfiles(f.cpuProfile, f.memProfile)
 	if err != nil {
-		return &exitError{code: ExitError, err: err}
+		return err
 	}
-	defer func() {
-		if err := stopProfiles(); err != nil {
-			e.say("%v", err)
-		}
-	}()
+	defer stopProfiles()
 	if sp := sourcePipeline(f.config, f.pipeline); sp != nil {
 		return e.runSource(ctx, f, sp)
 	}
