@@ -282,6 +282,10 @@ func (p *Producer) SetPartitioner(name string, pp plugins.Partitioner, opts ...P
 	return err
 }
 
+// MaxBufferedBytes returns the most bytes of records the producer's client
+// buffers (the MaxBufferedBytes option, 32MiB by default), 0 for no limit.
+func (p *Producer) MaxBufferedBytes() int { return p.maxBufBytes }
+
 // Send runs r through the pipeline and produces it asynchronously; cb, if
 // not nil, is called exactly once with the record's outcome, and with r
 // itself (as the plugins left it), so that one callback can serve many

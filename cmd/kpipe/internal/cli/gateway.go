@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -339,27 +338,17 @@ func batchBlock(b *built) *config.Batch {
 const gatewayGCPercent = 200
 
 // tuneGC sets the garbage collector for a gateway whose requests may hold
-// memLimit bytes (--memory-limit), unless GOGC or GOMEMLIMIT are set in the
-// environment, and returns what restores the previous settings. GOGC goes
-// to gatewayGCPercent; the soft memory limit (GOMEMLIMIT) to twice
-// memLimit plus 64MiB, where the default GOGC would put the heap with that
-// much held, so that near the memory limit the heap grows no further than
-// it would have without the change: the collector runs more often instead.
+// memLimit bytes (--memory-limit) (see setGC): GOGC to gatewayGCPercent, the
+// soft memory limit to twice memLimit plus 64MiB, where the default GOGC
+// would put the heap with that much held, so that near the memory limit the
+// heap grows no further than it would have without the change: the
+// collector runs more often instead.
 func tuneGC(memLimit int64) (restore func()) {
-	var undo []func()
-	if os.Getenv("GOGC") == "" {
-		prev := debug.SetGCPercent(gatewayGCPercent)
-		undo = append(undo, func() { debug.SetGCPercent(prev) })
+	limit := int64(-1)
+	if memLimit < (math.MaxInt64-64<<20)/2 {
+		limit = 2*memLimit + 64<<20
 	}
-	if os.Getenv("GOMEMLIMIT") == "" && memLimit < (math.MaxInt64-64<<20)/2 {
-		prev := debug.SetMemoryLimit(2*memLimit + 64<<20)
-		undo = append(undo, func() { debug.SetMemoryLimit(prev) })
-	}
-	return func() {
-		for _, f := range undo {
-			f()
-		}
-	}
+	return setGC(gatewayGCPercent, limit)
 }
 
 func (e *env) gatewaySummary(st gateway.Stats, rep pipeline.CloseReport) {

@@ -182,6 +182,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 		return err
 	}
 	defer b.close()
+	defer e.tuneRunGC(int64(b.producer.MaxBufferedBytes()))()
 
 	if b.embedded != nil {
 		e.say("no brokers configured: started an embedded in-memory broker (kfake) at %s; records are discarded when kpipe exits", b.embedded.Addr())
