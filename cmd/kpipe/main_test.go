@@ -371,6 +371,26 @@ not json
 	}
 }
 
+// TestRunInputDirectory: an --input that is a directory is refused at once
+// with its name, by run and by plugin test, instead of failing at the first
+// read after the run started (which printed a summary that waited a second
+// for "unread lines" of a directory).
+func TestRunInputDirectory(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	r := kpipe(t, "", "", "run", "--topic", "t", "--input", dir)
+	if r.code != 3 || !strings.Contains(r.stderr, dir+" is a directory") || strings.Contains(r.stderr, "records read") {
+		t.Errorf("run --input DIR: want exit 3 naming the directory before any summary, got %s", r)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("run --input DIR took %v", d)
+	}
+	r = kpipe(t, "", "", "plugin", "test", "../../examples/plugins/wat/noop.wasm", "--input", dir)
+	if r.code != 3 || !strings.Contains(r.stderr, "--input: "+dir+" is a directory") {
+		t.Errorf("plugin test --input DIR: want exit 3 naming the directory, got %s", r)
+	}
+}
+
 // TestBrokerWithKcat starts `kpipe broker`, produces to it with kpipe run and
 // kcat, and reads everything back with kcat and kpipe consume.
 func TestBrokerWithKcat(t *testing.T) {

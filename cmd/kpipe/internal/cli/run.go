@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -157,7 +156,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	var size int64 = -1
 	name := "stdin"
 	if f.input != "-" {
-		file, err := os.Open(f.input)
+		file, err := openInput(f.input)
 		if err != nil {
 			return &exitError{code: ExitError, err: fmt.Errorf("input: %w", err)}
 		}
