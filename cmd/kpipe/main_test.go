@@ -244,6 +244,11 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
 		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
 		{args: []string{"broker", "--topic", "t:-1"}, code: 2, inStderr: "partition count"},
+		// A topic name Kafka refuses is a usage error naming the flag,
+		// not a consumer that waits for records that cannot exist.
+		{args: []string{"broker", "--topic", "bad name!:1"}, code: 2, inStderr: `--topic: topic "bad name!:1": topic name "bad name!" has a character other than`},
+		{args: []string{"run", "--topic", "a b"}, code: 2, inStderr: `--topic: topic name "a b" has a character other than`},
+		{args: []string{"consume", "--brokers", "127.0.0.1:9", "--topic", "ok,..", "--max", "1"}, code: 2, inStderr: `--topic: ".." is not a topic name`},
 		// Negative and meaningless numbers and durations are usage errors
 		// of every command, found before anything runs.
 		{args: []string{"run", "--flush-timeout", "-5s"}, code: 2, inStderr: `invalid argument "-5s" for "--flush-timeout" flag: must not be negative`},

@@ -140,6 +140,11 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.topic != "" {
+		if err := checkTopics("--topic", []string{f.topic}); err != nil {
+			return err
+		}
+	}
 	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
