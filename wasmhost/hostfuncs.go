@@ -153,10 +153,10 @@ func logMessage(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	if len(msg) > maxLogLine {
-		inst.p.logger.Log(lvl, string(msg[:maxLogLine]), "cut_bytes", len(msg)-maxLogLine)
+		inst.p.logger.Log(lvl, logText(msg[:maxLogLine]), "cut_bytes", len(msg)-maxLogLine)
 		return
 	}
-	inst.p.logger.Log(lvl, string(msg))
+	inst.p.logger.Log(lvl, logText(msg))
 }
 
 // setError: set_error(ptr, len). Keeps at most abi.MaxErrorMessage bytes.

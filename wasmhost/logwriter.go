@@ -3,9 +3,13 @@ package wasmhost
 import (
 	"bytes"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -166,5 +170,40 @@ func (w *lineWriter) emit() {
 	if len(bytes.TrimSpace(line)) == 0 || !w.limit.allow() {
 		return
 	}
-	w.logger.Log(w.level, string(line), "stream", w.stream)
+	w.logger.Log(w.level, logText(line), "stream", w.stream)
+}
+
+// logText is a guest's log message as it goes to the log: unchanged if it
+// is printable UTF-8 text (tabs included), else with every control
+// character and every byte that is not UTF-8 written as a Go escape
+// (\x00, \x1b, \u2028, \xff), so that a plugin cannot put NULs, terminal
+// escape sequences or line breaks in kpipe's output.
+func logText(b []byte) string {
+	clean := true
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 || r != '\t' && !unicode.IsPrint(r) && r != ' ' {
+			clean = false
+			break
+		}
+		i += n
+	}
+	if clean {
+		return string(b)
+	}
+	var sb strings.Builder
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&sb, `\x%02x`, b[i])
+		case r == '\t' || r == ' ' || unicode.IsPrint(r):
+			sb.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			sb.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return sb.String()
 }

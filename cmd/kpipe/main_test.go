@@ -244,6 +244,11 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
 		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
 		{args: []string{"broker", "--topic", "t:-1"}, code: 2, inStderr: "partition count"},
+		// A topic name Kafka refuses is a usage error naming the flag,
+		// not a consumer that waits for records that cannot exist.
+		{args: []string{"broker", "--topic", "bad name!:1"}, code: 2, inStderr: `--topic: topic "bad name!:1": topic name "bad name!" has a character other than`},
+		{args: []string{"run", "--topic", "a b"}, code: 2, inStderr: `--topic: topic name "a b" has a character other than`},
+		{args: []string{"consume", "--brokers", "127.0.0.1:9", "--topic", "ok,..", "--max", "1"}, code: 2, inStderr: `--topic: ".." is not a topic name`},
 		// Negative and meaningless numbers and durations are usage errors
 		// of every command, found before anything runs.
 		{args: []string{"run", "--flush-timeout", "-5s"}, code: 2, inStderr: `invalid argument "-5s" for "--flush-timeout" flag: must not be negative`},
@@ -368,6 +373,26 @@ not json
 	r = kpipe(t, "", `{"topic":"t","value":"a"}`+"\n"+`{"topic":"t","value":"b"}`+"\n"+`{"value":"x"}`+"\n", "run")
 	if r.code != 1 || !strings.Contains(r.stderr, "line 3: ") || strings.Contains(r.stderr, "line 1: ") || !strings.Contains(r.stderr, "delivered  2") {
 		t.Errorf("no topic on line 3: want exit 1 with line 3 reported, got %s", r)
+	}
+}
+
+// TestRunInputDirectory: an --input that is a directory is refused at once
+// with its name, by run and by plugin test, instead of failing at the first
+// read after the run started (which printed a summary that waited a second
+// for "unread lines" of a directory).
+func TestRunInputDirectory(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	r := kpipe(t, "", "", "run", "--topic", "t", "--input", dir)
+	if r.code != 3 || !strings.Contains(r.stderr, dir+" is a directory") || strings.Contains(r.stderr, "records read") {
+		t.Errorf("run --input DIR: want exit 3 naming the directory before any summary, got %s", r)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("run --input DIR took %v", d)
+	}
+	r = kpipe(t, "", "", "plugin", "test", "../../examples/plugins/wat/noop.wasm", "--input", dir)
+	if r.code != 3 || !strings.Contains(r.stderr, "--input: "+dir+" is a directory") {
+		t.Errorf("plugin test --input DIR: want exit 3 naming the directory, got %s", r)
 	}
 }
 

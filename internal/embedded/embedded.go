@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/kpipe/kpipe/internal/topicname"
 )
 
 // DefaultPartitions is the partition count of topics that the embedded broker
@@ -23,8 +25,8 @@ type Topic struct {
 // ParseTopic parses "NAME" or "NAME:PARTITIONS".
 func ParseTopic(s string) (Topic, error) {
 	name, parts, hasParts := strings.Cut(s, ":")
-	if name == "" {
-		return Topic{}, fmt.Errorf("topic %q: empty name", s)
+	if err := topicname.Check(name); err != nil {
+		return Topic{}, fmt.Errorf("topic %q: %w", s, err)
 	}
 	t := Topic{Name: name, Partitions: DefaultPartitions}
 	if hasParts {

@@ -106,6 +106,9 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			if err := checkAddrs("--brokers", seeds, true, 1); err != nil {
 				return err
 			}
+			if err := checkTopics("--topic", splitList(topic)); err != nil {
+				return err
+			}
 			opts := []kgo.Opt{
 				kgo.SeedBrokers(seeds...),
 				kgo.ConsumeTopics(topics...),

@@ -9,7 +9,21 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kpipe/kpipe/internal/topicname"
 )
+
+// checkTopics returns a usage error naming flag if a topic of topics is not
+// a name Kafka accepts (topicname.Check): a broker would refuse it, or, for
+// a consumer, never answer with records of it.
+func checkTopics(flag string, topics []string) error {
+	for _, t := range topics {
+		if err := topicname.Check(t); err != nil {
+			return usageErrorf("%s: %v", flag, err)
+		}
+	}
+	return nil
+}
 
 // durationFlag is a time.Duration flag that refuses what the flag cannot
 // mean: a negative duration always, and zero unless zero has a meaning of its

@@ -6,9 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/kpipe/kpipe/plugins"
 )
+
+// openInput opens the --input file at path. A directory is refused here,
+// with its name, rather than failing at the first read, after the run has
+// started.
+func openInput(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a directory, not a file of records", path)
+	}
+	return f, nil
+}
 
 // maxLine is the longest input line run accepts.
 const maxLine = 64 << 20

@@ -240,9 +240,9 @@ single results differ.`,
 			case input == "-":
 				in = e.stdin
 			case input != "":
-				file, err := os.Open(input)
+				file, err := openInput(input)
 				if err != nil {
-					return &exitError{code: ExitError, err: err}
+					return &exitError{code: ExitError, err: fmt.Errorf("--input: %w", err)}
 				}
 				defer file.Close()
 				in = file

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -141,6 +140,11 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.topic != "" {
+		if err := checkTopics("--topic", []string{f.topic}); err != nil {
+			return err
+		}
+	}
 	stopProfiles, err := e.startProfiles(f.cpuProfile, f.memProfile)
 	if err != nil {
 		return err
@@ -153,7 +157,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	var size int64 = -1
 	name := "stdin"
 	if f.input != "-" {
-		file, err := os.Open(f.input)
+		file, err := openInput(f.input)
 		if err != nil {
 			return &exitError{code: ExitError, err: fmt.Errorf("input: %w", err)}
 		}
