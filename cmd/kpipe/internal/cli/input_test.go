@@ -79,6 +79,8 @@ func TestParseJSONRecord(t *testing.T) {
 		{name: "bad literal", line: `{"value":nul}`, wantErr: "invalid JSON record"},
 		{name: "garbage after the record", line: `{}}`, wantErr: "invalid JSON record"},
 		{name: "topic not a string", line: `{"topic":1}`, wantErr: `"topic" must be a string`},
+		{name: "topic Kafka refuses", line: `{"topic":"bad topic"}`, wantErr: `invalid JSON record: "topic": topic name "bad topic" has a character other than`},
+		{name: "topic too long", line: `{"topic":"` + strings.Repeat("t", 250) + `"}`, wantErr: `"topic": the topic name is 250 bytes long`},
 		{name: "partition too big", line: `{"partition":2147483648}`, wantErr: "invalid JSON record"},
 		{name: "partition a string", line: `{"partition":"1"}`, wantErr: "invalid JSON record"},
 		{name: "timestamp object", line: `{"timestamp":{}}`, wantErr: "got {}"},

@@ -11,6 +11,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/kpipe/kpipe/internal/topicname"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -50,6 +51,8 @@ type jsonParser struct {
 	// noted).
 	skip  []byte
 	names map[string]string
+	// lastTopic is the last "topic" checkTopic found valid.
+	lastTopic string
 	// arena holds the records returned and their bytes; nil means one of
 	// the parser's own, made on first use.
 	arena *recordArena
@@ -191,6 +194,9 @@ func (p *jsonParser) parse(line []byte) (*plugins.Record, error) {
 				case p.at('"'):
 					if p.name, err = p.str(p.name[:0], true); err == nil {
 						topic, hasTopic = p.intern(p.name), true
+						if terr := p.checkTopic(topic); terr != nil {
+							p.note(fieldTopic, terr)
+						}
 					}
 				default:
 					p.note(fieldTopic, errors.New(`invalid JSON record: "topic" must be a string`))
@@ -457,6 +463,20 @@ func (p *jsonParser) note(f recordField, err error) {
 	if p.invalid[f] == nil {
 		p.invalid[f] = err
 	}
+}
+
+// checkTopic returns why a line's non-empty "topic" is not a name Kafka
+// accepts (topicname.Check), or nil; a name found valid once is not
+// checked again.
+func (p *jsonParser) checkTopic(topic string) error {
+	if topic == "" || topic == p.lastTopic {
+		return nil
+	}
+	if err := topicname.Check(topic); err != nil {
+		return fmt.Errorf(`invalid JSON record: "topic": %w`, err)
+	}
+	p.lastTopic = topic
+	return nil
 }
 
 // intern returns b as a string, reusing the string of an earlier equal name.
