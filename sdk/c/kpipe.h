@@ -732,7 +732,10 @@ void kpipe_record_clear_timestamp(kpipe_record *r) {
 
 /* The view (kpipe_view in the API above). state is 0 until the record is
  * decoded into rec, 1 after, and -1 if it was malformed. Until it is
- * decoded, only rec.changed_ of rec is used. */
+ * decoded, only rec.changed_ of rec is used. The encoding is not checked
+ * before the hook runs: checking it walks every field and header, as
+ * decoding does, the host encoded it, and a hook that only logs edits never
+ * looks at it (wasmhost's BenchmarkSDKStampParts, c-stamp). */
 struct kpipe_view {
 	const uint8_t *in;
 	uint32_t len;
