@@ -123,6 +123,17 @@ typedef int32_t (*kpipe_partition_fn)(const kpipe_record *record, int32_t num_pa
 typedef int32_t (*kpipe_serialize_fn)(int32_t target, const kpipe_record *record, kpipe_bytes *out);
 typedef int32_t (*kpipe_init_fn)(void);
 
+/* kpipe_view is the record an on_send hook sees through the lazy API (the
+ * view hooks, KPIPE_VIEW_INTERCEPTOR): the record's encoding in the input
+ * buffer, decoded only when the hook asks for it with kpipe_view_record. Its
+ * setters, with KPIPE_FEATURE_EDITS, only log their edit until then, so a
+ * hook that writes without reading (a header stamp) never pays for decoding
+ * the record. A view hook returns what an on_send hook returns, and the host
+ * gets the same result as from the kpipe_record hook making the same calls.
+ * A view is valid only during the call. */
+typedef struct kpipe_view kpipe_view;
+typedef int32_t (*kpipe_on_send_view_fn)(kpipe_view *view);
+
 /* Byte strings. */
 kpipe_bytes kpipe_str(const char *s); /* a NUL-terminated string, without the NUL */
 kpipe_bytes kpipe_bytes_of(const void *p, int32_t len);
@@ -146,6 +157,30 @@ void kpipe_record_clear_partition(kpipe_record *r);
 void kpipe_record_set_timestamp(kpipe_record *r, int64_t millis);
 void kpipe_record_clear_timestamp(kpipe_record *r);
 void kpipe_record_changed(kpipe_record *r);
+
+/* View accessors and setters. kpipe_view_record decodes the record on its
+ * first call (later calls return the same record) and returns it with the
+ * edits made so far through the view applied, or returns NULL if the record
+ * is malformed, with the error set (the hook should return KPIPE_FAIL; the
+ * SDK fails the record whatever it returns). Change the record only through
+ * the kpipe_view_* setters, or through the kpipe_record_* setters on the
+ * record it returns (after a change by hand, kpipe_record_changed). The view
+ * setters do what the kpipe_record_* setters of the same name do. With
+ * KPIPE_FEATURE_EDITS, until the record is decoded, each logs its edit and
+ * nothing more; without the feature, each decodes the record first.
+ * kpipe_view_remove_header returns how many headers it removed, so it always
+ * decodes. */
+const kpipe_record *kpipe_view_record(kpipe_view *v);
+void kpipe_view_set_header(kpipe_view *v, kpipe_bytes name, kpipe_bytes value);
+void kpipe_view_append_header(kpipe_view *v, kpipe_bytes name, kpipe_bytes value);
+uint32_t kpipe_view_remove_header(kpipe_view *v, kpipe_bytes name);
+void kpipe_view_set_topic(kpipe_view *v, kpipe_bytes topic);
+void kpipe_view_set_key(kpipe_view *v, kpipe_bytes key);
+void kpipe_view_set_value(kpipe_view *v, kpipe_bytes value);
+void kpipe_view_set_partition(kpipe_view *v, int32_t partition);
+void kpipe_view_clear_partition(kpipe_view *v);
+void kpipe_view_set_timestamp(kpipe_view *v, int64_t millis);
+void kpipe_view_clear_timestamp(kpipe_view *v);
 
 /* Codec, for tests and for hooks that build records: decode returns 0 or
  * KPIPE_FAIL (with a message set); encode writes to dst (at least
@@ -173,6 +208,8 @@ int32_t kpipe_dispatch_buffer(int32_t size);
 int64_t kpipe_dispatch_init(kpipe_init_fn fn);
 int64_t kpipe_dispatch_on_send(int32_t len, kpipe_on_send_fn fn);
 int64_t kpipe_dispatch_on_send_batch(int32_t count, int32_t len, kpipe_on_send_fn fn);
+int64_t kpipe_dispatch_on_send_view(int32_t len, kpipe_on_send_view_fn fn);
+int64_t kpipe_dispatch_on_send_view_batch(int32_t count, int32_t len, kpipe_on_send_view_fn fn);
 int64_t kpipe_dispatch_on_ack(int32_t len, kpipe_on_ack_fn fn);
 int64_t kpipe_dispatch_on_ack_batch(int32_t count, int32_t len, kpipe_on_ack_fn fn);
 int64_t kpipe_dispatch_partition(int32_t num_partitions, int32_t len, kpipe_partition_fn fn);
@@ -183,7 +220,7 @@ int64_t kpipe_dispatch_serialize(int32_t target, int32_t len, kpipe_serialize_fn
  * kind it implements:
  *
  *     KPIPE_MODULE(KPIPE_KIND_INTERCEPTOR, my_init)  // or NULL for no init
- *     KPIPE_INTERCEPTOR(my_on_send)
+ *     KPIPE_INTERCEPTOR(my_on_send)                  // or KPIPE_VIEW_INTERCEPTOR
  *     KPIPE_ACKS(my_on_ack)                          // optional
  *     KPIPE_PARTITIONER(my_partition)
  *     KPIPE_SERIALIZER(my_serialize)
@@ -206,6 +243,16 @@ int64_t kpipe_dispatch_serialize(int32_t target, int32_t len, kpipe_serialize_fn
 	}                                                                                  \
 	KPIPE_EXPORT_(kpipe_on_send_batch) int64_t kpipe_on_send_batch(int32_t c, int32_t len) { \
 		return kpipe_dispatch_on_send_batch(c, len, fn);                               \
+	}
+
+/* KPIPE_VIEW_INTERCEPTOR exports an on_send hook that takes a kpipe_view,
+ * int32_t fn(kpipe_view *), in place of KPIPE_INTERCEPTOR. */
+#define KPIPE_VIEW_INTERCEPTOR(fn)                                                     \
+	KPIPE_EXPORT_(kpipe_on_send) int64_t kpipe_on_send(int32_t len) {                  \
+		return kpipe_dispatch_on_send_view(len, fn);                                   \
+	}                                                                                  \
+	KPIPE_EXPORT_(kpipe_on_send_batch) int64_t kpipe_on_send_batch(int32_t c, int32_t len) { \
+		return kpipe_dispatch_on_send_view_batch(c, len, fn);                          \
 	}
 
 #define KPIPE_ACKS(fn)                                                                 \
@@ -683,6 +730,150 @@ void kpipe_record_clear_timestamp(kpipe_record *r) {
 	kpipe_edit_(r, 9, 0, 0, 0, 0);
 }
 
+/* The view (kpipe_view in the API above). state is 0 until the record is
+ * decoded into rec, 1 after, and -1 if it was malformed. Until it is
+ * decoded, only rec.changed_ of rec is used. The encoding is not checked
+ * before the hook runs: checking it walks every field and header, as
+ * decoding does, the host encoded it, and a hook that only logs edits never
+ * looks at it (wasmhost's BenchmarkSDKStampParts, c-stamp). */
+struct kpipe_view {
+	const uint8_t *in;
+	uint32_t len;
+	int32_t state;
+	kpipe_record rec;
+};
+
+/* kpipe_view_replay_ applies the edits logged so far for v (ABI 8.2: the log
+ * after its u32 count) to its freshly decoded record, without logging them
+ * again. The operands point into the log, whose blocks are never reused. */
+static void kpipe_view_replay_(kpipe_view *v) {
+	const kpipe_record *logging = kpipe_edit_rec_;
+	const uint8_t *p = kpipe_out_.ptr + kpipe_edits_at_ + 4;
+	uint32_t n = kpipe_edits_count_;
+	kpipe_edit_rec_ = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t op = *p++;
+		kpipe_bytes a = kpipe_null, b = kpipe_null;
+		if (op <= 3 || op == 10) { /* a name or topic: u32 length, bytes */
+			a = kpipe_bytes_of(p + 4, (int32_t)kpipe_get32_(p));
+			p += 4 + a.len;
+		}
+		if (op == 1 || op == 2 || op == 4 || op == 5) { /* i32 length or -1, bytes */
+			b = kpipe_bytes_of(p + 4, (int32_t)kpipe_get32_(p));
+			p += 4 + (b.len > 0 ? b.len : 0);
+		}
+		switch (op) {
+		case 1: kpipe_record_set_header(&v->rec, a, b); break;
+		case 2: kpipe_record_append_header(&v->rec, a, b); break;
+		case 3: kpipe_record_remove_header(&v->rec, a); break;
+		case 4: kpipe_record_set_key(&v->rec, b); break;
+		case 5: kpipe_record_set_value(&v->rec, b); break;
+		case 6: kpipe_record_set_partition(&v->rec, (int32_t)kpipe_get32_(p)); p += 4; break;
+		case 7: kpipe_record_clear_partition(&v->rec); break;
+		case 8: kpipe_record_set_timestamp(&v->rec, (int64_t)kpipe_get64_(p)); p += 8; break;
+		case 9: kpipe_record_clear_timestamp(&v->rec); break;
+		case 10: kpipe_record_set_topic(&v->rec, a); break;
+		}
+	}
+	kpipe_edit_rec_ = logging;
+}
+
+/* kpipe_view_decode_ decodes v's record once, with the edits logged so far
+ * applied, and returns it, or NULL if it is malformed. */
+static kpipe_record *kpipe_view_decode_(kpipe_view *v) {
+	if (v->state == 0) {
+		int logged = v->rec.changed_;
+		if (kpipe_decode_record(v->in, v->len, &v->rec) != KPIPE_CONTINUE) {
+			v->state = -1;
+			return 0;
+		}
+		v->state = 1;
+		if (logged) kpipe_view_replay_(v);
+	}
+	return v->state > 0 ? &v->rec : 0;
+}
+
+const kpipe_record *kpipe_view_record(kpipe_view *v) { return kpipe_view_decode_(v); }
+
+/* kpipe_view_log_ logs an edit of a record not yet decoded, and returns 1;
+ * it returns 0, logging nothing, if the caller must decode the record and
+ * change it with the record's setter instead: the record is decoded, the
+ * module has no KPIPE_FEATURE_EDITS, or the log is being given up for the
+ * whole record (it could not grow). */
+static KPIPE_HOT_ inline int kpipe_view_log_(kpipe_view *v, uint8_t op, const kpipe_bytes *a, const kpipe_bytes *b, const uint8_t *fixed, uint32_t n_fixed) {
+	if (v->state != 0 || kpipe_edit_rec_ != &v->rec || kpipe_edits_whole_) return 0;
+	kpipe_edit_(&v->rec, op, a, b, fixed, n_fixed);
+	if (kpipe_edits_whole_) return 0;
+	v->rec.changed_ = 1;
+	return 1;
+}
+
+KPIPE_HOT_ void kpipe_view_set_header(kpipe_view *v, kpipe_bytes name, kpipe_bytes value) {
+	if (name.len < 0) name.len = 0;
+	if (kpipe_view_log_(v, 1, &name, &value, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_set_header(r, name, value);
+}
+
+KPIPE_HOT_ void kpipe_view_append_header(kpipe_view *v, kpipe_bytes name, kpipe_bytes value) {
+	if (name.len < 0) name.len = 0;
+	if (kpipe_view_log_(v, 2, &name, &value, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_append_header(r, name, value);
+}
+
+uint32_t kpipe_view_remove_header(kpipe_view *v, kpipe_bytes name) {
+	kpipe_record *r = kpipe_view_decode_(v);
+	return r ? kpipe_record_remove_header(r, name) : 0;
+}
+
+void kpipe_view_set_topic(kpipe_view *v, kpipe_bytes topic) {
+	if (topic.len < 0) topic = kpipe_bytes_of("", 0);
+	if (kpipe_view_log_(v, 10, &topic, 0, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_set_topic(r, topic);
+}
+
+void kpipe_view_set_key(kpipe_view *v, kpipe_bytes key) {
+	if (kpipe_view_log_(v, 4, 0, &key, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_set_key(r, key);
+}
+
+void kpipe_view_set_value(kpipe_view *v, kpipe_bytes value) {
+	if (kpipe_view_log_(v, 5, 0, &value, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_set_value(r, value);
+}
+
+void kpipe_view_set_partition(kpipe_view *v, int32_t p) {
+	uint8_t b[4];
+	kpipe_put32_(b, (uint32_t)p);
+	if (kpipe_view_log_(v, 6, 0, 0, b, 4)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_set_partition(r, p);
+}
+
+void kpipe_view_clear_partition(kpipe_view *v) {
+	if (kpipe_view_log_(v, 7, 0, 0, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_clear_partition(r);
+}
+
+void kpipe_view_set_timestamp(kpipe_view *v, int64_t ms) {
+	uint8_t b[8];
+	kpipe_put64_(b, (uint64_t)ms);
+	if (kpipe_view_log_(v, 8, 0, 0, b, 8)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_set_timestamp(r, ms);
+}
+
+void kpipe_view_clear_timestamp(kpipe_view *v) {
+	if (kpipe_view_log_(v, 9, 0, 0, 0, 0)) return;
+	kpipe_record *r = kpipe_view_decode_(v);
+	if (r) kpipe_record_clear_timestamp(r);
+}
+
 /* Dispatchers. */
 static KPIPE_HOT_ inline int64_t kpipe_slice_(const uint8_t *p, uint32_t n) {
 	return (int64_t)((uint64_t)(uintptr_t)p << 32 | n);
@@ -705,25 +896,27 @@ int64_t kpipe_dispatch_init(kpipe_init_fn fn) {
 
 static KPIPE_HOT_ inline int kpipe_input_ok_(int32_t len) { return len >= 0 && (uint32_t)len <= kpipe_in_.cap; }
 
-/* kpipe_send_one_ runs fn on the record in[0:len] and returns its per-record
- * result; changed records are encoded at *out_used in kpipe_out_. */
-static KPIPE_HOT_ inline int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn fn, uint32_t *out_used) {
-	kpipe_record r;
-	if (kpipe_decode_record(in, len, &r) != KPIPE_CONTINUE) return KPIPE_FAIL;
-	/* With KPIPE_FEATURE_EDITS the setters log their edits, after the u32
-	 * count, where the result goes. */
-	kpipe_edit_rec_ = (kpipe_features_ & KPIPE_FEATURE_EDITS) ? &r : 0;
-	kpipe_edits_at_ = *out_used;
+/* kpipe_send_begin_ starts the edit log of record r, whose result goes at
+ * out_used in kpipe_out_: with KPIPE_FEATURE_EDITS the setters log their
+ * edits after the u32 count, where the result goes. */
+static KPIPE_HOT_ inline void kpipe_send_begin_(const kpipe_record *r, uint32_t out_used) {
+	kpipe_edit_rec_ = (kpipe_features_ & KPIPE_FEATURE_EDITS) ? r : 0;
+	kpipe_edits_at_ = out_used;
 	kpipe_edits_len_ = 0;
 	kpipe_edits_count_ = 0;
 	kpipe_edits_whole_ = !kpipe_edits_room_(4);
 	kpipe_edits_len_ = 4;
-	int32_t rc = fn(&r);
-	int use_edits = kpipe_edit_rec_ != 0 && !kpipe_edits_whole_;
+}
+
+/* kpipe_send_end_ ends the edit log and returns the per-record result of
+ * an on_send hook that returned rc on r; changed records are encoded at
+ * *out_used in kpipe_out_. */
+static KPIPE_HOT_ inline int64_t kpipe_send_end_(const kpipe_record *r, int32_t rc, uint32_t *out_used) {
+	int logged = kpipe_edit_rec_ != 0, use_edits = logged && !kpipe_edits_whole_;
 	kpipe_edit_rec_ = 0;
 	if (rc == KPIPE_DROP || rc == KPIPE_FAIL) return rc;
 	if (rc != KPIPE_CONTINUE) return kpipe_malformed_("kpipe: on_send returned an unknown status");
-	if (!r.changed_) return 0;
+	if (!r->changed_) return 0;
 	if (use_edits) {
 		/* The log may have moved to a fresh block. */
 		uint8_t *dst = kpipe_out_.ptr + kpipe_edits_at_;
@@ -732,8 +925,10 @@ static KPIPE_HOT_ inline int64_t kpipe_send_one_(const uint8_t *in, uint32_t len
 		return kpipe_slice_(dst, kpipe_edits_len_);
 	}
 	/* The whole record; a batch keeps the records it changed earlier in
-	 * the call. */
-	uint32_t size = kpipe_record_size(&r);
+	 * the call. It goes after the edit log given up, if any: a view's
+	 * record may point into the log (kpipe_view_replay_). */
+	if (logged) *out_used = kpipe_edits_at_ + kpipe_edits_len_;
+	uint32_t size = kpipe_record_size(r);
 	if ((uint64_t)*out_used + size > kpipe_out_.cap) {
 		/* Start a fresh block: the earlier records stay where they are. */
 		kpipe_region_ fresh = {0, 0};
@@ -743,15 +938,49 @@ static KPIPE_HOT_ inline int64_t kpipe_send_one_(const uint8_t *in, uint32_t len
 		*out_used = 0;
 	}
 	uint8_t *dst = kpipe_out_.ptr + *out_used;
-	uint32_t n = kpipe_encode_record(&r, dst);
+	uint32_t n = kpipe_encode_record(r, dst);
 	*out_used += n;
 	return kpipe_slice_(dst, n);
+}
+
+/* kpipe_send_one_ runs fn on the record in[0:len] and returns its per-record
+ * result. */
+static KPIPE_HOT_ inline int64_t kpipe_send_one_(const uint8_t *in, uint32_t len, kpipe_on_send_fn fn, uint32_t *out_used) {
+	kpipe_record r;
+	if (kpipe_decode_record(in, len, &r) != KPIPE_CONTINUE) return KPIPE_FAIL;
+	kpipe_send_begin_(&r, *out_used);
+	int32_t rc = fn(&r);
+	return kpipe_send_end_(&r, rc, out_used);
+}
+
+/* kpipe_send_view_one_ runs fn on a view of the record in[0:len]. A record
+ * the hook had decoded, or that a setter decoded, and found malformed fails
+ * as kpipe_send_one_ fails it (the error is set), whatever fn returned. */
+static KPIPE_HOT_ inline int64_t kpipe_send_view_one_(const uint8_t *in, uint32_t len, kpipe_on_send_view_fn fn, uint32_t *out_used) {
+	kpipe_view v;
+	v.in = in;
+	v.len = len;
+	v.state = 0;
+	v.rec.changed_ = 0;
+	kpipe_send_begin_(&v.rec, *out_used);
+	int32_t rc = fn(&v);
+	if (v.state < 0) {
+		kpipe_edit_rec_ = 0;
+		return KPIPE_FAIL;
+	}
+	return kpipe_send_end_(&v.rec, rc, out_used);
 }
 
 KPIPE_HOT_ int64_t kpipe_dispatch_on_send(int32_t len, kpipe_on_send_fn fn) {
 	if (!kpipe_input_ok_(len)) return kpipe_malformed_("kpipe: input longer than the buffer");
 	uint32_t used = 0;
 	return kpipe_send_one_(kpipe_in_.ptr, (uint32_t)len, fn, &used);
+}
+
+KPIPE_HOT_ int64_t kpipe_dispatch_on_send_view(int32_t len, kpipe_on_send_view_fn fn) {
+	if (!kpipe_input_ok_(len)) return kpipe_malformed_("kpipe: input longer than the buffer");
+	uint32_t used = 0;
+	return kpipe_send_view_one_(kpipe_in_.ptr, (uint32_t)len, fn, &used);
 }
 
 /* kpipe_check_batch_ checks that the input holds exactly count entries of
@@ -769,20 +998,31 @@ static int kpipe_check_batch_(int32_t count, int32_t len, uint32_t prefix) {
 	return off == n;
 }
 
-KPIPE_HOT_ int64_t kpipe_dispatch_on_send_batch(int32_t count, int32_t len, kpipe_on_send_fn fn) {
+/* kpipe_send_batch_ runs the on_send batch loop (ABI 5.5) with the record
+ * hook fn or, if fn is NULL, the view hook view_fn. */
+static KPIPE_HOT_ inline int64_t kpipe_send_batch_(int32_t count, int32_t len, kpipe_on_send_fn fn, kpipe_on_send_view_fn view_fn) {
 	if (!kpipe_check_batch_(count, len, 4)) return kpipe_malformed_("kpipe: malformed on_send batch");
 	if (!kpipe_region_ensure_(&kpipe_results_, 8u * (uint32_t)count, 0)) return kpipe_malformed_("kpipe: out of memory for batch results");
 	uint32_t off = 0, used = 0;
 	int any = 0;
 	for (int32_t i = 0; i < count; i++) {
 		uint32_t size = kpipe_get32_(kpipe_in_.ptr + off);
-		int64_t res = kpipe_send_one_(kpipe_in_.ptr + off + 4, size, fn, &used);
+		const uint8_t *in = kpipe_in_.ptr + off + 4;
+		int64_t res = fn ? kpipe_send_one_(in, size, fn, &used) : kpipe_send_view_one_(in, size, view_fn, &used);
 		off += 4 + size;
 		any |= res != 0;
 		kpipe_put64_(kpipe_results_.ptr + 8 * i, (uint64_t)res);
 	}
 	if (!any) return 0;
 	return kpipe_slice_(kpipe_results_.ptr, 8u * (uint32_t)count);
+}
+
+KPIPE_HOT_ int64_t kpipe_dispatch_on_send_batch(int32_t count, int32_t len, kpipe_on_send_fn fn) {
+	return kpipe_send_batch_(count, len, fn, 0);
+}
+
+KPIPE_HOT_ int64_t kpipe_dispatch_on_send_view_batch(int32_t count, int32_t len, kpipe_on_send_view_fn fn) {
+	return kpipe_send_batch_(count, len, 0, fn);
 }
 
 /* kpipe_ack_one_ decodes the acknowledgement in[0:len] and runs fn. */

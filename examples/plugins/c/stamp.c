@@ -7,8 +7,10 @@
  * It asks for KPIPE_FEATURE_ACK_NO_RECORD: it reads only the outcome of an
  * acknowledgement, so the host need not encode the record for it. And for
  * KPIPE_FEATURE_EDITS: the SDK then returns the one header it sets instead
- * of the whole record. (Built with -DSTAMP_WHOLE_RECORD it does not ask for
- * edits, to measure what they save.) */
+ * of the whole record. Its hook takes a kpipe_view, not a kpipe_record: it
+ * only writes, so with edits the SDK never decodes the record. (Built with
+ * -DSTAMP_WHOLE_RECORD it does not ask for edits, to measure what they save;
+ * the view then decodes the record and sends it whole.) */
 #define KPIPE_IMPLEMENTATION
 #include "kpipe.h"
 
@@ -23,8 +25,8 @@ static int32_t init(void) {
 	return KPIPE_CONTINUE;
 }
 
-static int32_t on_send(kpipe_record *r) {
-	kpipe_record_set_header(r, kpipe_str("kpipe-stamp"), kpipe_str("sdk"));
+static int32_t on_send(kpipe_view *v) {
+	kpipe_view_set_header(v, kpipe_str("kpipe-stamp"), kpipe_str("sdk"));
 	return KPIPE_CONTINUE;
 }
 
@@ -36,5 +38,5 @@ static int32_t on_ack(const kpipe_record *r, const kpipe_ack *ack) {
 }
 
 KPIPE_MODULE(KPIPE_KIND_INTERCEPTOR, init)
-KPIPE_INTERCEPTOR(on_send)
+KPIPE_VIEW_INTERCEPTOR(on_send)
 KPIPE_ACKS(on_ack)

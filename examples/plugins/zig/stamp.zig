@@ -5,6 +5,8 @@
 //! 1000th at info level. It asks for KPIPE_FEATURE_ACK_NO_RECORD, since it
 //! reads only the outcome of an acknowledgement, and for KPIPE_FEATURE_EDITS,
 //! with which the SDK returns the header it sets instead of the whole record.
+//! Its hook takes a kpipe_view: it only writes, so the SDK never decodes the
+//! record.
 const c = @cImport(@cInclude("kpipe.h"));
 
 var acked: u64 = 0;
@@ -14,8 +16,8 @@ fn init() callconv(.c) i32 {
     return c.KPIPE_CONTINUE;
 }
 
-fn onSend(r: [*c]c.kpipe_record) callconv(.c) i32 {
-    c.kpipe_record_set_header(r, c.kpipe_str("kpipe-stamp"), c.kpipe_str("sdk"));
+fn onSend(v: ?*c.kpipe_view) callconv(.c) i32 {
+    c.kpipe_view_set_header(v, c.kpipe_str("kpipe-stamp"), c.kpipe_str("sdk"));
     return c.KPIPE_CONTINUE;
 }
 
@@ -39,10 +41,10 @@ export fn kpipe_init() i64 {
     return c.kpipe_dispatch_init(init);
 }
 export fn kpipe_on_send(len: i32) i64 {
-    return c.kpipe_dispatch_on_send(len, onSend);
+    return c.kpipe_dispatch_on_send_view(len, onSend);
 }
 export fn kpipe_on_send_batch(count: i32, len: i32) i64 {
-    return c.kpipe_dispatch_on_send_batch(count, len, onSend);
+    return c.kpipe_dispatch_on_send_view_batch(count, len, onSend);
 }
 export fn kpipe_on_ack(len: i32) i64 {
     return c.kpipe_dispatch_on_ack(len, onAck);

@@ -99,6 +99,180 @@ static const uint8_t *native_ptr(uint32_t lo) {
 	return (const uint8_t *)p;
 }
 
+/* Pairs of on_send hooks that make the same calls, one through a
+ * kpipe_record and one through a kpipe_view: the view path must give the
+ * same result, byte for byte. */
+static int32_t rec_stamp(kpipe_record *r) { return stamp(r); }
+static int32_t view_stamp(kpipe_view *v) {
+	kpipe_view_set_header(v, kpipe_str("kpipe-stamp"), kpipe_str("sdk"));
+	return KPIPE_CONTINUE;
+}
+
+/* every setter, some before a read and some after; the remove decodes. */
+static int32_t rec_all(kpipe_record *r) {
+	kpipe_record_set_header(r, kpipe_str("a"), kpipe_str("1"));
+	kpipe_record_append_header(r, kpipe_str("b"), kpipe_null);
+	kpipe_record_append_header(r, kpipe_str("a"), kpipe_str("2"));
+	kpipe_record_set_key(r, kpipe_str("k"));
+	kpipe_record_set_value(r, kpipe_null);
+	kpipe_record_set_topic(r, kpipe_null);
+	kpipe_record_set_partition(r, 7);
+	kpipe_record_clear_timestamp(r);
+	kpipe_record_set_timestamp(r, -5);
+	kpipe_record_clear_partition(r);
+	kpipe_record_set_header(r, kpipe_str("a"), kpipe_str("3"));
+	kpipe_record_remove_header(r, kpipe_str("b"));
+	kpipe_record_set_value(r, kpipe_bytes_of("", 0));
+	kpipe_record_set_header(r, kpipe_str("c"), kpipe_null);
+	kpipe_record_set_topic(r, kpipe_str("t2"));
+	return KPIPE_CONTINUE;
+}
+static int32_t view_all(kpipe_view *v) {
+	kpipe_view_set_header(v, kpipe_str("a"), kpipe_str("1"));
+	kpipe_view_append_header(v, kpipe_str("b"), kpipe_null);
+	kpipe_view_append_header(v, kpipe_str("a"), kpipe_str("2"));
+	kpipe_view_set_key(v, kpipe_str("k"));
+	kpipe_view_set_value(v, kpipe_null);
+	kpipe_view_set_topic(v, kpipe_null);
+	kpipe_view_set_partition(v, 7);
+	kpipe_view_clear_timestamp(v);
+	kpipe_view_set_timestamp(v, -5);
+	kpipe_view_clear_partition(v);
+	kpipe_view_set_header(v, kpipe_str("a"), kpipe_str("3"));
+	if (kpipe_view_remove_header(v, kpipe_str("b")) != 1) return KPIPE_DROP;
+	kpipe_view_set_value(v, kpipe_bytes_of("", 0));
+	kpipe_view_set_header(v, kpipe_str("c"), kpipe_null);
+	kpipe_view_set_topic(v, kpipe_str("t2"));
+	return KPIPE_CONTINUE;
+}
+
+/* a write, then a read that must see it, then a change through the
+ * record's own setter. */
+static int32_t rec_read(kpipe_record *r) {
+	kpipe_record_set_header(r, kpipe_str("kpipe-stamp"), kpipe_str("sdk"));
+	kpipe_bytes got;
+	if (!kpipe_record_header(r, kpipe_str("kpipe-stamp"), &got)) return KPIPE_DROP;
+	kpipe_record_set_value(r, r->key);
+	return KPIPE_CONTINUE;
+}
+static int32_t view_read(kpipe_view *v) {
+	kpipe_view_set_header(v, kpipe_str("kpipe-stamp"), kpipe_str("sdk"));
+	const kpipe_record *r = kpipe_view_record(v);
+	kpipe_bytes got;
+	if (!r || !kpipe_record_header(r, kpipe_str("kpipe-stamp"), &got) || !kpipe_bytes_equal(got, kpipe_str("sdk"))) return KPIPE_FAIL;
+	kpipe_view_set_value(v, r->key);
+	return KPIPE_CONTINUE;
+}
+
+/* a value larger than the SDK's first output block: the edit log moves. */
+static int32_t view_big_value(kpipe_view *v) {
+	kpipe_view_set_value(v, kpipe_bytes_of(big_value, (int32_t)sizeof big_value));
+	return KPIPE_CONTINUE;
+}
+
+/* a read and nothing else; and a read, then a change by hand. */
+static int32_t rec_none(kpipe_record *r) { return r->header_count > 3 ? KPIPE_DROP : KPIPE_CONTINUE; }
+static int32_t view_none(kpipe_view *v) {
+	const kpipe_record *r = kpipe_view_record(v);
+	if (!r) return KPIPE_FAIL;
+	return r->header_count > 3 ? KPIPE_DROP : KPIPE_CONTINUE;
+}
+static int32_t rec_hand(kpipe_record *r) {
+	kpipe_record_set_header(r, kpipe_str("h"), kpipe_str("1"));
+	r->has_partition = 1;
+	r->partition = 3;
+	kpipe_record_changed(r);
+	return KPIPE_CONTINUE;
+}
+static int32_t view_hand(kpipe_view *v) {
+	kpipe_view_set_header(v, kpipe_str("h"), kpipe_str("1"));
+	kpipe_record *r = (kpipe_record *)kpipe_view_record(v);
+	if (!r) return KPIPE_FAIL;
+	r->has_partition = 1;
+	r->partition = 3;
+	kpipe_record_changed(r);
+	return KPIPE_CONTINUE;
+}
+
+static const struct {
+	const char *name;
+	kpipe_on_send_fn rec;
+	kpipe_on_send_view_fn view;
+} view_pairs[] = {
+	{"stamp", rec_stamp, view_stamp},
+	{"every setter", rec_all, view_all},
+	{"read after write", rec_read, view_read},
+	{"read only", rec_none, view_none},
+	{"changed by hand", rec_hand, view_hand},
+	{"big value", set_big_value, view_big_value},
+};
+
+/* result_bytes copies a per-record on_send result: a status code (0 or a
+ * small negative number) as its 8 bytes, a slice as its bytes after the
+ * marker 's'. Natively a slice's address may have bit 31 set, which makes
+ * the result negative too. */
+static uint32_t result_bytes(int64_t res, uint8_t *dst, uint32_t cap) {
+	if (res <= 0 && res >= -4) {
+		memcpy(dst, &res, 8);
+		return 8;
+	}
+	uint32_t n = (uint32_t)(res & 0xffffffff);
+	if (n + 1 > cap) return 0;
+	dst[0] = 's';
+	memcpy(dst + 1, native_ptr((uint32_t)((uint64_t)res >> 32)), n);
+	return n + 1;
+}
+
+static uint8_t want_buf[4 << 20], got_buf[4 << 20];
+
+/* check_view_pairs runs every pair of hooks on the record in[0:len], alone
+ * and as the only record of a batch, and checks that the view gives the
+ * record's result. */
+static void check_view_pairs(const uint8_t *in, uint32_t len, const char *name) {
+	for (unsigned k = 0; k < sizeof view_pairs / sizeof view_pairs[0]; k++) {
+		char what[128];
+		snprintf(what, sizeof what, "view %s, edits %s, equals the record path", view_pairs[k].name,
+		         (kpipe_features_ & KPIPE_FEATURE_EDITS) ? "on" : "off");
+		kpipe_dispatch_buffer((int32_t)len);
+		memcpy(kpipe_in_.ptr, in, len);
+		uint32_t wn = result_bytes(kpipe_dispatch_on_send((int32_t)len, view_pairs[k].rec), want_buf, sizeof want_buf);
+		memcpy(kpipe_in_.ptr, in, len);
+		uint32_t gn = result_bytes(kpipe_dispatch_on_send_view((int32_t)len, view_pairs[k].view), got_buf, sizeof got_buf);
+		check(wn > 0 && wn == gn && memcmp(want_buf, got_buf, wn) == 0, what, name);
+	}
+}
+
+/* check_view_batch runs every pair of hooks on the batch frame
+ * batch/on_send.bin (count records) and checks that each record's result
+ * is the same through the view. */
+static void check_view_batch(int32_t count) {
+	uint32_t len;
+	uint8_t *in = slurp("batch/on_send.bin", &len);
+	for (unsigned k = 0; k < sizeof view_pairs / sizeof view_pairs[0]; k++) {
+		char what[128];
+		snprintf(what, sizeof what, "view batch %s, edits %s, equals the record batch", view_pairs[k].name,
+		         (kpipe_features_ & KPIPE_FEATURE_EDITS) ? "on" : "off");
+		uint32_t wn = 0, gn = 0;
+		for (int pass = 0; pass < 2; pass++) {
+			kpipe_dispatch_buffer((int32_t)len);
+			memcpy(kpipe_in_.ptr, in, len);
+			int64_t res = pass ? kpipe_dispatch_on_send_view_batch(count, (int32_t)len, view_pairs[k].view)
+			                   : kpipe_dispatch_on_send_batch(count, (int32_t)len, view_pairs[k].rec);
+			uint8_t *buf = pass ? got_buf : want_buf;
+			uint32_t *n = pass ? &gn : &wn;
+			if (res == 0) {
+				memcpy(buf, "none", 4);
+				*n = 4;
+				continue;
+			}
+			const uint8_t *results = native_ptr((uint32_t)((uint64_t)res >> 32));
+			for (int32_t i = 0; i < count; i++) *n += result_bytes((int64_t)kpipe_get64_(results + 8 * i), buf + *n, (uint32_t)sizeof want_buf - *n);
+		}
+		check(wn > 0 && wn == gn && memcmp(want_buf, got_buf, wn) == 0, what, "batch/on_send.bin");
+	}
+	free(in);
+}
+
 static int32_t remember_ack(const kpipe_record *r, const kpipe_ack *ack) {
 	seen = *ack;
 	seen_record = r != NULL;
@@ -239,6 +413,62 @@ int main(int argc, char **argv) {
 		}
 		check(ok, "edit lists that outgrow the output block", "minimal");
 		free(in);
+	}
+	kpipe_features_ = 0;
+	for (uint32_t i = 0; i < sizeof big_value; i++) big_value[i] = (uint8_t)(i * 7);
+	/* The view path gives the record path's results, on every vector,
+	 * alone and in a batch, with and without edits. */
+	for (int edits = 0; edits < 2; edits++) {
+		kpipe_features_ = edits ? KPIPE_FEATURE_EDITS : 0;
+		char *list = (char *)slurp("records.txt", &n);
+		list = realloc(list, n + 1);
+		list[n] = 0;
+		for (char *name = strtok(list, "\n"); name; name = strtok(NULL, "\n")) {
+			char rel[256];
+			uint32_t len;
+			snprintf(rel, sizeof rel, "records/%s.bin", name);
+			uint8_t *in = slurp(rel, &len);
+			check_view_pairs(in, len, name);
+			free(in);
+		}
+		free(list);
+		check_view_batch(count);
+	}
+	/* A malformed record (a trailing byte): a view hook that reads it gets
+	 * NULL and the decoder's error, and the record fails as on the record
+	 * path, whatever the hook returns; so does a setter that must decode
+	 * (no edits feature). */
+	{
+		uint32_t len;
+		uint8_t *in = slurp("records/full.bin", &len);
+		uint8_t *longer = malloc(len + 1);
+		memcpy(longer, in, len);
+		longer[len] = 0;
+		for (int edits = 0; edits < 2; edits++) {
+			kpipe_features_ = edits ? KPIPE_FEATURE_EDITS : 0;
+			kpipe_dispatch_buffer((int32_t)len + 1);
+			memcpy(kpipe_in_.ptr, longer, len + 1);
+			last_error[0] = 0;
+			int64_t want = kpipe_dispatch_on_send((int32_t)len + 1, rec_none);
+			char want_error[256];
+			snprintf(want_error, sizeof want_error, "%s", last_error);
+			last_error[0] = 0;
+			int64_t got = kpipe_dispatch_on_send_view((int32_t)len + 1, view_none);
+			check(want == KPIPE_FAIL && got == KPIPE_FAIL && strcmp(last_error, want_error) == 0 &&
+			          strcmp(last_error, "kpipe: trailing bytes after the record") == 0,
+			      "view read of a malformed record fails with the decoder's error", "full+1");
+			last_error[0] = 0;
+			got = kpipe_dispatch_on_send_view((int32_t)len + 1, view_read);
+			check(got == KPIPE_FAIL && strcmp(last_error, want_error) == 0, "view write then read of a malformed record fails", "full+1");
+			if (!edits) {
+				last_error[0] = 0;
+				got = kpipe_dispatch_on_send_view((int32_t)len + 1, view_stamp);
+				check(got == KPIPE_FAIL && strcmp(last_error, want_error) == 0,
+				      "view setter without edits decodes a malformed record and fails", "full+1");
+			}
+		}
+		free(in);
+		free(longer);
 	}
 	kpipe_features_ = 0;
 	printf("%d passed, %d failed\n", passed, failed);
