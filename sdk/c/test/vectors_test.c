@@ -5,49 +5,10 @@
  *
  * It prints one line per failure and "N passed, N failed". */
 #define KPIPE_IMPLEMENTATION
+#define KPIPE_TEST_GRANTED 3 /* the tests set KPIPE_FEATURE_EDITS themselves */
 #include "kpipe.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-/* Natively, the host functions are stubs that record the last error. */
-static char last_error[256];
-int32_t kpipe_host_config_get(uint8_t *buf, int32_t limit) { (void)buf; (void)limit; return 0; }
-int32_t kpipe_host_log_enabled(int32_t level) { return level >= KPIPE_LOG_INFO; }
-void kpipe_host_log(int32_t level, const uint8_t *p, int32_t n) { fprintf(stderr, "log %d: %.*s\n", level, n, (const char *)p); }
-void kpipe_host_set_error(const uint8_t *p, int32_t n) { snprintf(last_error, sizeof last_error, "%.*s", n, (const char *)p); }
-int64_t kpipe_host_enable_features(int64_t f) { return f & 3; }
-
-static int passed, failed;
-static const char *dir;
-
-static void check(int ok, const char *what, const char *name) {
-	if (ok) {
-		passed++;
-	} else {
-		failed++;
-		printf("FAIL %s: %s %s\n", name, what, last_error);
-	}
-}
-
-static uint8_t *slurp(const char *rel, uint32_t *len) {
-	char path[512];
-	snprintf(path, sizeof path, "%s/%s", dir, rel);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		printf("cannot open %s\n", path);
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *b = malloc(n ? (size_t)n : 1);
-	if (fread(b, 1, (size_t)n, f) != (size_t)n) exit(2);
-	fclose(f);
-	*len = (uint32_t)n;
-	return b;
-}
+#include "harness.h"
 
 static uint32_t murmur2(const uint8_t *p, int32_t len) {
 	const uint32_t m = 0x5bd1e995;
