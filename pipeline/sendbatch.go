@@ -73,11 +73,7 @@ func (p *Producer) SendBatch(ctx context.Context, rs []*plugins.Record, cb func(
 		// A Flush that starts while they complete waits for them, as
 		// for a runner's.
 		b.completing.Add(1)
-		for i := range done {
-			p.complete(done[i].e, done[i].o, done[i].err)
-			done[i] = completion{}
-		}
-		b.completing.Add(-1)
+		p.completeRun(b, done)
 		s.spare = done[:0]
 	}
 	scratchPool.Put(s)
@@ -135,14 +131,21 @@ func (p *Producer) releaseProc(b *stager) {
 	if len(done) == 0 {
 		return
 	}
-	for i := range done {
-		p.complete(done[i].e, done[i].o, done[i].err)
-		done[i] = completion{}
-	}
-	b.completing.Add(-1)
+	p.completeRun(b, done)
 	b.mu.Lock()
 	if b.spare == nil {
 		b.spare = done[:0]
 	}
 	b.mu.Unlock()
+}
+
+// completeRun completes the records a run of the stages failed or filtered
+// (done), which the caller counted in b.completing before it let a Flush
+// see the run end, and stops counting them.
+func (p *Producer) completeRun(b *stager, done []completion) {
+	for i := range done {
+		p.complete(done[i].e, done[i].o, done[i].err)
+		done[i] = completion{}
+	}
+	b.completing.Add(-1)
 }
