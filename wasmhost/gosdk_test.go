@@ -33,21 +33,5 @@ func TestGoViewStamp(t *testing.T) {
 			t.Errorf("%s: OnSend made %+v, not results/set_header", names[i], r)
 		}
 	}
-	_, rs = vectorRecords(t)
-	vs := make([]plugins.Verdict, len(rs))
-	errs := make([]error, len(rs))
-	if err := p.OnSendBatch(ctx, rs, vs, errs); err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range rs {
-		if errs[i] != nil || vs[i] != plugins.Continue {
-			t.Errorf("%s: batch result %v, %v", names[i], vs[i], errs[i])
-		}
-		if got, want := encodeRecord(r), vector(t, "results/set_header/"+names[i]+".bin"); !bytes.Equal(got, want) {
-			t.Errorf("%s: OnSendBatch made %+v, not results/set_header", names[i], r)
-		}
-	}
-	if st := p.Stats(); len(st.Faults) != 0 {
-		t.Errorf("faults: %v", st.Faults)
-	}
+	wantStampBatch(t, p)
 }
