@@ -487,7 +487,10 @@ type CloseReport struct {
 // (the Producer owns the plugins it is given), and returns a report; the
 // error is non-nil if the flush did not finish (it wraps ctx's error).
 // Records sent after Close fail with ErrClosed; records queued for a stage
-// batch when Close starts are flushed like buffered ones. Calling Close
+// batch when Close starts are flushed like buffered ones. If ctx ends while
+// a stage batch is in a plugin call, Close cancels the context of batched
+// plugin calls, and the records of a call it stops fail with ErrClosed,
+// whatever the plugin's failure policy. Calling Close
 // twice returns ErrClosed.
 func (p *Producer) Close(ctx context.Context) (CloseReport, error) {
 	p.closeMu.Lock()

@@ -319,6 +319,18 @@ func (p *Producer) onSendBatch(i int, s *interceptorSlot, es []*envelope, b *sta
 		}
 	}
 	err := g.call(m, func() error { return s.batch.OnSendBatch(p.life, recs, verdicts, errs) })
+	if err != nil && p.life.Err() != nil {
+		// Close ended the call (see Close): the records fail as closed,
+		// whatever the plugin's policy, and the plugin is not counted
+		// as failing. Under "skip" they would go on without its
+		// changes, into a client that is closing.
+		for _, e := range es {
+			p.end(b, e, Failed, fmt.Errorf("%w: the call of interceptor %q was stopped: %v", ErrClosed, g.name, err))
+		}
+		clear(recs)
+		clear(errs)
+		return es[:0]
+	}
 	n := 0
 	for j, e := range es {
 		ferr := err
