@@ -262,6 +262,7 @@ func BenchmarkSDKStampParts(b *testing.B) {
 		{"c-noop", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "noop")) }, false},
 		{"c-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, false},
 		{"c-stamp-plain", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, true},
+		{"rust-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "rust", "stamp")) }, false},
 	} {
 		b.Run(m.name, func(b *testing.B) {
 			opts := []wasmhost.PluginOption{wasmhost.WithCallTimeout(0)}

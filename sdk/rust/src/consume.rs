@@ -2,15 +2,15 @@
 //! `kpipe_on_consume` and `kpipe_deserialize`, which
 //! [`crate::export_consume_plugin!`] exports. Not for direct use.
 
-use alloc::vec::Vec;
+use super::{change_one, fail, input, slice, NULL, OK, STATE};
+use crate::codec::{decode_record, u64_at};
+use crate::{Error, Plugin, Record, Target, FEATURE_EDITS};
 
-use super::{fail, input, slice, DROP, NULL, OK, STATE};
-use crate::codec::{decode_record, encode_edits, encode_record, u64_at};
-use crate::{Error, Plugin, Record, Target, Verdict, FEATURE_EDITS};
+const NO_OFFSET: &str = "kpipe: consumed record without its offset";
 
 /// Splits a consumed record (ABI 10.1) into its offset and its record.
 fn decode_consumed(b: &[u8]) -> Result<(i64, Record<'_>), Error> {
-    let offset = u64_at(b, 0).ok_or(Error::from("kpipe: consumed record without its offset"))? as i64;
+    let offset = u64_at(b, 0).ok_or(Error::from(NO_OFFSET))? as i64;
     Ok((offset, decode_record(&b[8..])?))
 }
 
@@ -21,24 +21,16 @@ pub fn on_consume<P: Plugin>(p: &mut P, len: i32) -> i64 {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let (offset, mut r) = match decode_consumed(b) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
+    let offset = match u64_at(b, 0) {
+        Some(o) => o as i64,
+        None => return fail(Error::from(NO_OFFSET)),
     };
-    r.log_edits = st.features & FEATURE_EDITS != 0;
-    let out: &mut Vec<u8> = &mut st.out;
-    match p.on_consume(&mut r, offset) {
-        Err(e) => fail(e),
-        Ok(Verdict::Drop) => DROP,
-        Ok(Verdict::Continue) if !r.changed() => OK,
-        Ok(Verdict::Continue) => {
-            out.clear();
-            if !encode_edits(&r, out) {
-                encode_record(&r, out);
-            }
-            slice(out.as_ptr(), out.len())
-        }
+    st.out.clear();
+    let r = change_one(&b[8..], &mut st.out, &mut st.headers, st.features & FEATURE_EDITS != 0, |r| p.on_consume(r, offset));
+    if r > 0 {
+        return r + slice(st.out.as_ptr(), 0);
     }
+    r
 }
 
 /// `kpipe_deserialize`.

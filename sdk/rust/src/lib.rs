@@ -159,6 +159,8 @@ macro_rules! export_plugin {
         #[no_mangle]
         pub extern "C" fn kpipe_abi_v1() {}
 
+        $crate::export_plugin!(@reactor);
+
         #[no_mangle]
         pub extern "C" fn kpipe_kinds() -> i32 {
             0 $(| $crate::export_plugin!(@kind $kind))+
@@ -175,6 +177,24 @@ macro_rules! export_plugin {
         }
 
         $($crate::export_plugin!(@hooks $kind);)+
+    };
+    // `_initialize` makes the module a WASI reactor: it runs the linker's
+    // constructors once, and wasm-ld then exports each function as it is.
+    // Without it, a wasm32-wasip1 cdylib is linked as a command, whose
+    // every export wasm-ld wraps in a call of the C library's destructors:
+    // three more calls per hook, about 130 instructions in wazero's code
+    // (wasmhost's BenchmarkSDKStampParts, rust-stamp).
+    (@reactor) => {
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            extern "C" {
+                fn __wasm_call_ctors();
+            }
+            // SAFETY: the linker's constructors, run once, first (the host
+            // calls _initialize before any other export).
+            unsafe { __wasm_call_ctors() }
+        }
     };
     (@kind interceptor) => { $crate::KIND_INTERCEPTOR };
     (@kind acks) => { 0 };
