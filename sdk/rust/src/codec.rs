@@ -242,11 +242,6 @@ impl PartialEq for Record<'_> {
 
 impl Eq for Record<'_> {}
 
-fn put_len_bytes(out: &mut Vec<u8>, v: &[u8]) {
-    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    out.extend_from_slice(v);
-}
-
 impl<'a> Record<'a> {
     /// A record of the encoding `input`, decoded on first read into
     /// `headers` (empty) if given. With `log_edits`, the setters append
@@ -321,61 +316,92 @@ impl<'a> Record<'a> {
     }
 
     /// Gives a decoded record's header list back, emptied, to where
-    /// decoding took it from.
-    pub(crate) fn give_back_headers(&mut self) {
-        if let (Some(f), Some(spare)) = (self.fields.get_mut(), self.spare.get_mut()) {
-            **spare = recycle(core::mem::take(&mut f.headers));
+    /// decoding took it from; returns whether the record was decoded. An
+    /// undecoded record owns nothing: the runtime then skips dropping it,
+    /// which would call its drop glue (wasmhost's BenchmarkSDKStampParts,
+    /// rust-stamp).
+    #[inline(always)]
+    pub(crate) fn give_back_headers(&mut self) -> bool {
+        match (self.fields.get_mut(), self.spare.get_mut()) {
+            (None, _) => false,
+            (Some(f), Some(spare)) => {
+                **spare = recycle(core::mem::take(&mut f.headers));
+                true
+            }
+            (Some(_), None) => true,
         }
     }
 
-    /// Logs an edit of op with its operands written by f, if edits are
-    /// logged; returns whether that is all there is to do, the record not
-    /// being decoded (its first read applies the log).
-    #[inline]
-    fn edit(&mut self, op: u8, f: impl FnOnce(&mut Vec<u8>)) -> bool {
+    /// Logs the edit op, if edits are logged, with its operands: `name`
+    /// (a u32 length and the bytes), `bytes` (an i32 length, -1 for null,
+    /// and the bytes) and `fixed`; returns whether that is all there is to
+    /// do, the record not being decoded (its first read applies the log).
+    #[inline(always)]
+    fn edit(&mut self, op: u8, name: Option<&[u8]>, bytes: Option<Option<&[u8]>>, fixed: &[u8]) -> bool {
         self.changed = true;
-        match &mut self.log {
-            Some(log) if !self.whole => {
-                log.push(op);
-                f(log);
-                self.edit_count += 1;
-                self.fields.get().is_none()
+        let log = match &mut self.log {
+            Some(log) if !self.whole => log,
+            _ => return false,
+        };
+        let len = |b: Option<&[u8]>| b.map_or(0, |b| b.len());
+        let n = 1 + name.map_or(0, |b| 4 + b.len()) + bytes.map_or(0, |b| 4 + len(b)) + fixed.len();
+        log.reserve(n);
+        // One reserve and one length update per edit: the stamp's whole
+        // edit is then a few stores (wasmhost's BenchmarkSDKStampParts,
+        // rust-stamp).
+        let at = log.len();
+        let dst = &mut log.spare_capacity_mut()[..n];
+        let mut put = |off: usize, b: &[u8]| {
+            for (d, s) in dst[off..off + b.len()].iter_mut().zip(b) {
+                d.write(*s);
             }
-            _ => false,
+            off + b.len()
+        };
+        let mut off = put(0, &[op]);
+        if let Some(b) = name {
+            off = put(off, &(b.len() as u32).to_le_bytes());
+            off = put(off, b);
         }
+        if let Some(b) = bytes {
+            off = put(off, &b.map_or(u32::MAX, |b| b.len() as u32).to_le_bytes());
+            off = put(off, b.unwrap_or_default());
+        }
+        put(off, fixed);
+        // SAFETY: the n bytes after the length were written just above.
+        unsafe { log.set_len(at + n) };
+        self.edit_count += 1;
+        self.fields.get().is_none()
     }
 
     /// Sets the first header named `name` to `value` and removes the later
     /// ones of that name, or appends the header if there is none.
+    #[inline]
     pub fn set_header(&mut self, name: impl IntoBytes<'a>, value: impl IntoBytes<'a>) {
-        self.put_header(name.into_bytes(), Some(value.into_bytes()));
+        let (name, value) = (name.into_bytes(), value.into_bytes());
+        if !self.edit(1, Some(&name), Some(Some(&value)), &[]) {
+            self.put_header(name, Some(value));
+        }
     }
 
     /// Like `set_header`, with a null value.
     pub fn set_header_null(&mut self, name: impl IntoBytes<'a>) {
-        self.put_header(name.into_bytes(), None);
+        let name = name.into_bytes();
+        if !self.edit(1, Some(&name), Some(None), &[]) {
+            self.put_header(name, None);
+        }
     }
 
-    #[inline]
+    /// set_header's change of the decoded record, apart so that a setter
+    /// that only logs its edit is a few instructions inlined in the hook.
+    #[inline(never)]
     fn put_header(&mut self, name: Cow<'a, [u8]>, value: Option<Cow<'a, [u8]>>) {
-        let logged = self.edit(1, |e| {
-            e.reserve(9 + name.len() + value.as_ref().map_or(0, |v| v.len()));
-            put_len_bytes(e, &name);
-            put_field(e, value.as_deref());
-        });
-        if !logged {
-            self.fields_mut().put_header(name, value);
-        }
+        self.fields_mut().put_header(name, value);
     }
 
     /// Appends a header, whether or not one of that name exists.
     pub fn append_header(&mut self, name: impl IntoBytes<'a>, value: Option<Cow<'a, [u8]>>) {
         let name = name.into_bytes();
-        let logged = self.edit(2, |e| {
-            put_len_bytes(e, &name);
-            put_field(e, value.as_deref());
-        });
-        if !logged {
+        if !self.edit(2, Some(&name), Some(value.as_deref()), &[]) {
             self.fields_mut().headers.push(Header { name, value });
         }
     }
@@ -385,28 +411,28 @@ impl<'a> Record<'a> {
     pub fn remove_header(&mut self, name: &[u8]) -> usize {
         let removed = self.fields_mut().remove_headers(name);
         if removed > 0 {
-            self.edit(3, |e| put_len_bytes(e, name));
+            self.edit(3, Some(name), None, &[]);
         }
         removed
     }
 
     pub fn set_topic(&mut self, topic: impl IntoBytes<'a>) {
         let topic = topic.into_bytes();
-        if !self.edit(10, |e| put_len_bytes(e, &topic)) {
+        if !self.edit(10, Some(&topic), None, &[]) {
             self.fields_mut().topic = topic;
         }
     }
 
     /// Sets the key; `None` makes it null.
     pub fn set_key(&mut self, key: Option<Cow<'a, [u8]>>) {
-        if !self.edit(4, |e| put_field(e, key.as_deref())) {
+        if !self.edit(4, None, Some(key.as_deref()), &[]) {
             self.fields_mut().key = key;
         }
     }
 
     /// Sets the value; `None` makes the record a tombstone.
     pub fn set_value(&mut self, value: Option<Cow<'a, [u8]>>) {
-        if !self.edit(5, |e| put_field(e, value.as_deref())) {
+        if !self.edit(5, None, Some(value.as_deref()), &[]) {
             self.fields_mut().value = value;
         }
     }
@@ -414,8 +440,8 @@ impl<'a> Record<'a> {
     /// Sets or clears (`None`) the record's partition.
     pub fn set_partition(&mut self, partition: Option<i32>) {
         let logged = match partition {
-            Some(p) => self.edit(6, |e| e.extend_from_slice(&p.to_le_bytes())),
-            None => self.edit(7, |_| {}),
+            Some(p) => self.edit(6, None, None, &p.to_le_bytes()),
+            None => self.edit(7, None, None, &[]),
         };
         if !logged {
             self.fields_mut().partition = partition;
@@ -425,8 +451,8 @@ impl<'a> Record<'a> {
     /// Sets or clears (`None`) the timestamp, in milliseconds since the epoch.
     pub fn set_timestamp(&mut self, millis: Option<i64>) {
         let logged = match millis {
-            Some(t) => self.edit(8, |e| e.extend_from_slice(&t.to_le_bytes())),
-            None => self.edit(9, |_| {}),
+            Some(t) => self.edit(8, None, None, &t.to_le_bytes()),
+            None => self.edit(9, None, None, &[]),
         };
         if !logged {
             self.fields_mut().timestamp = millis;

@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
+use core::mem::ManuallyDrop;
 
 #[path = "consume.rs"]
 mod consume;
@@ -39,7 +40,6 @@ impl<T: Default> Global<T> {
 }
 
 /// The runtime's buffers and the features the instance enabled.
-#[derive(Default)]
 struct State {
     input: Vec<u8>,
     out: Vec<u8>,
@@ -55,7 +55,27 @@ struct State {
     in_init: bool,
 }
 
-static STATE: Global<State> = Global::new();
+impl State {
+    const fn new() -> Self {
+        State { input: Vec::new(), out: Vec::new(), results: Vec::new(), headers: Vec::new(), features: 0, in_init: false }
+    }
+}
+
+/// The runtime's state, a per-instance global like [`Global`], but made
+/// at compile time: reaching it costs no check whether it exists.
+struct StateCell(UnsafeCell<State>);
+
+unsafe impl Sync for StateCell {}
+
+impl StateCell {
+    #[allow(clippy::mut_from_ref)]
+    fn get(&self) -> &mut State {
+        // SAFETY: as Global::get.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+static STATE: StateCell = StateCell(UnsafeCell::new(State::new()));
 
 pub(crate) fn features_enabled(got: u64) {
     let st = STATE.get();
@@ -126,7 +146,7 @@ pub(crate) fn change_one(b: &[u8], out: &mut Vec<u8>, headers: &mut Vec<Header<'
     if edits {
         out.extend_from_slice(&[0; 4]);
     }
-    let mut r = Record::lazy(b, Some(headers), Some(out), edits);
+    let mut r = ManuallyDrop::new(Record::lazy(b, Some(headers), Some(out), edits));
     let verdict = hook(&mut r);
     let changed = r.changed();
     let count = r.edits();
@@ -162,7 +182,10 @@ pub(crate) fn change_one(b: &[u8], out: &mut Vec<u8>, headers: &mut Vec<Header<'
     if res <= 0 {
         out.truncate(start);
     }
-    r.give_back_headers();
+    if r.give_back_headers() {
+        // SAFETY: r is not used after; an undecoded one owns nothing.
+        unsafe { ManuallyDrop::drop(&mut r) };
+    }
     res
 }
 
