@@ -38,7 +38,7 @@ mod host;
 #[doc(hidden)]
 pub mod rt;
 
-pub use codec::{decode_record, encode_record, record_size, Ack, Header, IntoBytes, Record};
+pub use codec::{decode_record, encode_record, record_size, Ack, Header, IntoBytes, Record, RecordFields};
 pub use host::{config, enable_features, log, log_enabled, Level};
 
 use alloc::borrow::Cow;

@@ -11,7 +11,7 @@ pub use consume::{deserialize, on_consume};
 
 use crate::codec::{decode_ack, decode_key, decode_record, encode_record, get_u32, Header};
 use crate::host::set_error;
-use crate::{Error, Plugin, Record, Target, Verdict, FEATURE_ACK_NO_RECORD, FEATURE_EDITS, FEATURE_PARTITION_KEY};
+use crate::{Error, Plugin, Record, RecordFields, Target, Verdict, FEATURE_ACK_NO_RECORD, FEATURE_EDITS, FEATURE_PARTITION_KEY};
 
 const OK: i64 = 0;
 const DROP: i64 = -1;
@@ -153,7 +153,7 @@ pub(crate) fn change_one(b: &[u8], out: &mut Vec<u8>, headers: &mut Vec<Header<'
     if count.is_none() && changed && matches!(verdict, Ok(Verdict::Continue)) {
         // Sent whole: decoded now, while the edits logged before can
         // still be replayed from the log.
-        let _ = &*r;
+        let _: &RecordFields = &r;
     }
     let out = match r.take_log() {
         Some(o) => o,
