@@ -245,10 +245,13 @@ func BenchmarkSDKExamples(b *testing.B) {
 // (testdata/stamp_edits.wat, which returns the stamp's edit list without
 // reading the record: plus the host's side), c-noop (examples/plugins/c/noop.c:
 // plus the C SDK decoding the record), c-stamp, and c-stamp-plain, the stamp
-// loaded without the time-limit and stack-budget instrumentation. Wall time
+// loaded without the time-limit and stack-budget instrumentation; and
+// rust-stamp, the Rust SDK's stamp, to set beside c-stamp. Wall time
 // on a shared machine is too noisy for differences this small: count
 // instructions with scripts/callgrind_per_op.sh ./wasmhost
-// 'BenchmarkSDKStampParts/^c-stamp$' (and so on); docs/performance.md has the
+// 'BenchmarkSDKStampParts/^c-stamp$' (and so on; with GOGC=off in the
+// environment the count repeats to the instruction, the collector's pacing
+// otherwise moving it by a hundred or more); docs/performance.md has the
 // figures.
 func BenchmarkSDKStampParts(b *testing.B) {
 	ctx := context.Background()
