@@ -12,6 +12,7 @@
 //! struct Stamp;
 //!
 //! impl Plugin for Stamp {
+//!     #[inline] // inlined into the single and the batch export
 //!     fn on_send(&mut self, r: &mut Record) -> Result<Verdict, Error> {
 //!         r.set_header("kpipe-stamp", "sdk");
 //!         Ok(Verdict::Continue)
