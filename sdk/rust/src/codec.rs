@@ -160,7 +160,7 @@ impl<'a> RecordFields<'a> {
 /// setters, which make the SDK send it back to the host; after changing a
 /// field directly, call [`Record::mark_changed`].
 ///
-/// The record an interceptor's hook gets is decoded on first read: with
+/// The record that `on_send` and `on_consume` get is decoded on first read: with
 /// `FEATURE_EDITS`, setters called before anything reads it only log their
 /// edit, so a hook that writes without reading (a header stamp) never
 /// decodes it. The first read decodes it and applies the edits logged so
@@ -178,8 +178,8 @@ pub struct Record<'a> {
     changed: bool,
     /// The edit log (ABI 8.2), kept while `FEATURE_EDITS` is on: the
     /// setters append their edit to `log` (the runtime's output, where the
-    /// result goes) after `log_at`; `whole` means a change it cannot
-    /// express, after which the whole record is sent.
+    /// result goes) after `log_at`. `whole` means that the record is sent
+    /// whole if changed: edits are off, or `mark_changed` was called.
     log: Option<&'a mut Vec<u8>>,
     log_at: usize,
     whole: bool,
