@@ -12,7 +12,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/kafkaping"
@@ -60,7 +62,9 @@ given.
 
 consume stops after --max records were read (printed, filtered or failed),
 after --timeout without a new record, or on Ctrl-C. It exits 1 if --max was
-given and fewer records arrived, or if a plugin failed a record.`,
+given and fewer records arrived, or if a plugin failed a record. A topic
+that does not exist is waited for (it may be created meanwhile) and named on
+stderr at the start, and in the error if --max is not reached.`,
 		Example: `  kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --timeout 5s
   kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --max 10 --timeout 30s
   kpipe consume --config consume.hcl --consumer payments --timeout 10s`,
@@ -150,6 +154,13 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
 			}
+			// A topic that does not exist is waited for (it may be
+			// created while consume runs), and said so now and at the
+			// end, rather than left for the user to guess from "got 0".
+			absent := absentTopics(ctx, cl, topics)
+			if len(absent) > 0 {
+				e.say("topic %s does not exist on %s (yet): waiting for it", strings.Join(absent, ", "), strings.Join(seeds, ","))
+			}
 			var unprocessed int
 			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout, &unprocessed, group != "")
 			if group != "" {
@@ -172,6 +183,9 @@ given and fewer records arrived, or if a plugin failed a record.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			if max > 0 && n < max {
+				if absent := absentTopics(ctx, cl, topics); len(absent) > 0 {
+					return failedf("got %d of %d records: topic %s does not exist", n, max, strings.Join(absent, ", "))
+				}
 				return failedf("got %d of %d records", n, max)
 			}
 			if st := pc.Stats(); st.Failed > uint64(unprocessed) {
@@ -190,6 +204,33 @@ given and fewer records arrived, or if a plugin failed a record.`,
 	f.StringVar(&cfgPath, "config", "", "configuration file whose consumer block's plugins the records go through")
 	f.StringVar(&consumerName, "consumer", "", "consumer block to use (default: the file's only one)")
 	return cmd
+}
+
+// absentTopics returns the topics of names that the cluster's metadata
+// does not have, asking without creating them, within connectTimeout. It
+// returns none when the metadata cannot be had, or ctx has ended (after
+// Ctrl-C): the question is only for a clearer message.
+func absentTopics(ctx context.Context, cl *kgo.Client, names []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	for _, name := range names {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, t)
+	}
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil
+	}
+	var absent []string
+	for _, t := range resp.Topics {
+		if t.Topic != nil && t.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+			absent = append(absent, *t.Topic)
+		}
+	}
+	return absent
 }
 
 // commitTimeout bounds the commit of a group's offsets at the end of
