@@ -255,7 +255,7 @@ func (e *env) buildConsumer(ctx context.Context, path, name string, host *wasmho
 	ch, err := cfg.LoadConsumer(ctx, cc, host)
 	e.logOut.release(err != nil)
 	if err != nil {
-		if err := e.configErrors(path, cfg.CheckModules(ctx, host, cc.Name)); err != nil {
+		if err := e.configErrors(path, cfg.CheckModulesAfter(ctx, host, err, cc.Name)); err != nil {
 			return nil, nil, nil, err
 		}
 		return nil, nil, nil, failedf("%v", err)

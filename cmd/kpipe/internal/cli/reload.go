@@ -165,10 +165,10 @@ func (r *reloader) apply(ctx context.Context) (changes []string, version uint64,
 	}
 	ch, err := cfg.LoadChain(ctx, p, r.host)
 	if err != nil {
-		// config.Check, run's diagnostics path, says the same at the
-		// module's attribute, with what the plugin said; it costs a second
-		// load, so only a failed reload pays it.
-		if _, hd := config.Check(ctx, r.path, r.host, r.name); hd.HasErrors() {
+		// CheckModulesAfter, run's diagnostics path, says the same at
+		// the module's attribute, and loads the modules after the one
+		// that failed to report them too.
+		if hd := cfg.CheckModulesAfter(ctx, r.host, err, r.name); hd.HasErrors() {
 			return nil, 0, formatDiags(hd)
 		}
 		return nil, 0, []string{err.Error()}
