@@ -206,7 +206,12 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 			return nil, fmt.Errorf("kafkasource: consumer: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
 		}
 	}
-	if cfg.deadLetter != "" {
+	switch {
+	case cfg.deadLetter != "" && s.sess != nil:
+		if err := ensureTopic(ctx, s.cl, cfg.deadLetter); err != nil {
+			return nil, fmt.Errorf("kafkasource: dead-letter topic: %w", err)
+		}
+	case cfg.deadLetter != "":
 		dopts := append([]pipeline.Option{pipeline.Logger(s.log.Named("dead-letter"))}, cfg.deadLetterOpts...)
 		if s.dlq, err = pipeline.New(ctx, dopts...); err != nil {
 			return nil, fmt.Errorf("kafkasource: dead-letter producer: %w", err)
@@ -369,7 +374,7 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 		if sl.res.Outcome != pipeline.Failed {
 			continue
 		}
-		if s.dlq == nil {
+		if s.cfg.deadLetter == "" {
 			stopAt(sl.in, sl.res.Err)
 			continue
 		}
@@ -378,12 +383,18 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 	if len(s.dlqSlots) == 0 {
 		return stops
 	}
-	s.dlqDone.Store(0)
-	for i := range s.dlqSlots {
-		s.dlq.Send(ctx, &s.dlqSlots[i].rec, s.deadLettered)
-	}
-	if err := s.dlq.Flush(ctx); err != nil {
-		return stops // ctx ended; the caller abandons the batch
+	if s.sess != nil {
+		if !s.deadLetterInTransaction(ctx) {
+			return stops // ctx ended; the caller abandons the batch
+		}
+	} else {
+		s.dlqDone.Store(0)
+		for i := range s.dlqSlots {
+			s.dlq.Send(ctx, &s.dlqSlots[i].rec, s.deadLettered)
+		}
+		if err := s.dlq.Flush(ctx); err != nil {
+			return stops // ctx ended; the caller abandons the batch
+		}
 	}
 	for i := range s.dlqSlots {
 		sl := &s.dlqSlots[i]
@@ -392,6 +403,65 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 		}
 	}
 	return stops
+}
+
+// deadLetterInTransaction produces the batch's dead-letter records
+// (ExactlyOnce) in its transaction, with the transactional client itself
+// and no plugins, and waits for them; it reports false if ctx ended first.
+// They are then committed or aborted with the batch's output and offsets:
+// a dead-letter record is in the topic, for a read_committed reader, once
+// for each input record committed as dead-lettered.
+func (s *Source) deadLetterInTransaction(ctx context.Context) bool {
+	// The callbacks write into res, not into the slots: if ctx ends
+	// first, the batch is abandoned and the slots are reused while late
+	// callbacks may still run.
+	res := make([]pipeline.Result, len(s.dlqSlots))
+	var left atomic.Int64
+	left.Store(int64(len(res)))
+	done := make(chan struct{})
+	for i := range s.dlqSlots {
+		r := &s.dlqSlots[i].rec
+		kr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+		s.cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
+			if err != nil {
+				res[i] = pipeline.Result{Outcome: pipeline.Failed, Topic: kr.Topic, Partition: -1, Offset: -1, Err: err}
+			} else {
+				res[i] = pipeline.Result{Outcome: pipeline.Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
+			}
+			if left.Add(-1) == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return false
+	}
+	for i := range res {
+		s.dlqSlots[i].res = res[i]
+	}
+	return true
+}
+
+// ensureTopic makes sure the cluster of cl has topic, asking for its
+// creation if the cluster creates topics on demand.
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, t)
+	req.AllowAutoTopicCreation = true
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	for _, rt := range resp.Topics {
+		if rt.ErrorCode == kerr.UnknownTopicOrPartition.Code || rt.ErrorCode == kerr.InvalidTopicException.Code {
+			return fmt.Errorf("%q: %w (the cluster does not create topics on demand: create it first)", topic, kerr.ErrorForCode(rt.ErrorCode))
+		}
+	}
+	return nil
 }
 
 // deadLettered is the callback of a dead-letter record.

@@ -384,6 +384,11 @@ func TestDeadLetter(t *testing.T) {
 			}
 			recs := testbroker.ReadAll(t, brokers, dlq, 2, true)
 			for _, r := range recs {
+				// With exactly_once the dead-letter records are
+				// written in the poll's transaction.
+				if r.Attrs.IsTransactional() != (d == kafkasource.ExactlyOnce) {
+					t.Errorf("dead-letter record %q: transactional %v under %v", r.Value, r.Attrs.IsTransactional(), d)
+				}
 				h := sourcetest.Headers(r)
 				if !bytes.HasPrefix(r.Value, []byte("bad-")) || h[kafkasource.HeaderPlugin] != "upper" ||
 					h[kafkasource.HeaderHook] != string(pipeline.HookOnSend) || h[kafkasource.HeaderTopic] != in ||
