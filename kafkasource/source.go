@@ -447,19 +447,12 @@ func (s *Source) deadLetterInTransaction(ctx context.Context) bool {
 // ensureTopic makes sure the cluster of cl has topic, asking for its
 // creation if the cluster creates topics on demand.
 func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
-	req := kmsg.NewPtrMetadataRequest()
-	t := kmsg.NewMetadataRequestTopic()
-	t.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, t)
-	req.AllowAutoTopicCreation = true
-	resp, err := req.RequestWith(ctx, cl)
+	absent, err := kafkaping.AbsentTopics(ctx, cl, []string{topic}, true)
 	if err != nil {
 		return err
 	}
-	for _, rt := range resp.Topics {
-		if rt.ErrorCode == kerr.UnknownTopicOrPartition.Code || rt.ErrorCode == kerr.InvalidTopicException.Code {
-			return fmt.Errorf("%q: %w (the cluster does not create topics on demand: create it first)", topic, kerr.ErrorForCode(rt.ErrorCode))
-		}
+	if len(absent) > 0 {
+		return fmt.Errorf("%q does not exist, and the cluster does not create topics on demand: create it first", topic)
 	}
 	return nil
 }

@@ -266,6 +266,27 @@ pipeline "scale" {
 	}
 }
 
+// upperSourceConfig is a configuration that reads topic in as group and
+// writes to out through the upper WAT plugin, which fails (on_failure
+// "fail") the poisoned records.
+func upperSourceConfig(t *testing.T, brokers []string, in, out, group string) string {
+	return fmt.Sprintf(`kafka {
+  brokers = [%q]
+}
+pipeline "p" {
+  topic = %q
+  source "kafka" {
+    topics = [%q]
+    group  = %q
+  }
+  interceptor "upper" {
+    module     = %q
+    on_failure = "fail"
+  }
+}
+`, strings.Join(brokers, ","), out, in, group, plugintest.WAT(t, "examples/plugins/wat/upper.wasm"))
+}
+
 // TestSourceAdmin: the admin endpoint shows a Kafka source's partitions:
 // records read and committed, lag, assignment, and a partition stopped at
 // a record the plugin failed on with no dead-letter topic; the summary
@@ -278,21 +299,7 @@ func TestSourceAdmin(t *testing.T) {
 	produceKeyed(t, brokers, in, n)
 	ends := testbroker.EndOffsets(t, brokers, in)
 	dir := t.TempDir()
-	cfg := writeFile(t, filepath.Join(dir, "admin.hcl"), fmt.Sprintf(`kafka {
-  brokers = [%q]
-}
-pipeline "admin" {
-  topic = %q
-  source "kafka" {
-    topics = [%q]
-    group  = %q
-  }
-  interceptor "upper" {
-    module     = %q
-    on_failure = "fail"
-  }
-}
-`, strings.Join(brokers, ","), out, in, "admin-"+in, plugintest.WAT(t, "examples/plugins/wat/upper.wasm")))
+	cfg := writeFile(t, filepath.Join(dir, "admin.hcl"), upperSourceConfig(t, brokers, in, out, "admin-"+in))
 	r := startLive(t, dir, "run", "--config", cfg, "--admin", "127.0.0.1:0")
 	deadline := time.Now().Add(testbroker.Timeout())
 	var stopped, running int32 = -1, -1
@@ -481,21 +488,7 @@ func TestSourceResumeOnReload(t *testing.T) {
 	out := testbroker.CreateTopic(t, brokers, 1)
 	produceKeyed(t, brokers, in, n)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`kafka {
-  brokers = [%q]
-}
-pipeline "resume" {
-  topic = %q
-  source "kafka" {
-    topics = [%q]
-    group  = %q
-  }
-  interceptor "upper" {
-    module     = %q
-    on_failure = "fail"
-  }
-}
-`, strings.Join(brokers, ","), out, in, "resume-"+in, plugintest.WAT(t, "examples/plugins/wat/upper.wasm"))
+	cfg := upperSourceConfig(t, brokers, in, out, "resume-"+in)
 	path := writeFile(t, filepath.Join(dir, "resume.hcl"), cfg)
 	r := startLive(t, dir, "run", "--config", path, "--admin", "127.0.0.1:0")
 	r.waitFor(`partition stopped: a record failed`, 0, testbroker.Timeout())
