@@ -337,14 +337,7 @@ func TestSourceAdmin(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("kpipe run did not end within 30s of SIGINT")
-	}
+	r.interrupt()
 	if code := r.cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("exit %d, want 130", code)
 	}
@@ -516,14 +509,7 @@ func TestSourceResumeOnReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("kpipe run did not end within 30s of SIGINT")
-	}
+	r.interrupt()
 	if strings.Contains(r.stderr(), "STOPPED at offset") {
 		t.Errorf("the summary still marks the partition stopped:\n%s", r.stderr())
 	}
