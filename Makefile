@@ -30,7 +30,7 @@ NODE    ?= node
 ASC_VERSION ?= 0.28.20
 ASC_DIR     := build/npm
 ASC         := $(ASC_DIR)/node_modules/.bin/asc
-ASC_FLAGS   := -O3 --noAssert --exportStart _initialize
+ASC_FLAGS   := -O3 --noAssert --runtime minimal --exportStart _initialize
 
 .DEFAULT_GOAL := help
 
