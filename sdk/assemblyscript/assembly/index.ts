@@ -4,7 +4,8 @@
 // registers its hooks from top-level code and re-exports the ABI functions
 // of the kinds it implements; see README.md.
 //
-// Build with --exportStart _initialize (so that the host runs the top-level
+// Build with --runtime minimal (the SDK collects garbage at the end of hook
+// calls; see collectGarbage), --exportStart _initialize (so that the host runs the top-level
 // code as the WASI reactor initialiser, before kpipe_init) and
 // --use abort=kpipe-sdk/assembly/index/abort (the default abort is an import
 // the host does not provide).
@@ -774,8 +775,9 @@ function initCall(): i64 {
 
 function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
 
-/** Runs on_send on the record at input[off, off+len): 0, a status, or the
- * changed record's (offset in out) << 32 | size. */
+/** Runs on_send on the record at input[off, off+len): 0, a status, EDITS
+ * (the result is the edit log), or the changed record's (offset in out)
+ * << 32 | size. The record reaches the hook undecoded (see Record). */
 @inline function sendOne(off: i32, len: i32): i64 {
   const r = rec;
   r.reset(off, len);
