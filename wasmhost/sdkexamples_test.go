@@ -248,9 +248,10 @@ func BenchmarkSDKExamples(b *testing.B) {
 // loaded without the time-limit and stack-budget instrumentation; and the
 // Zig and AssemblyScript stamps (zig-stamp, as-stamp) beside them. Wall time
 // on a shared machine is too noisy for differences this small: count
-// instructions with scripts/callgrind_per_op.sh ./wasmhost
-// 'BenchmarkSDKStampParts/^c-stamp$' (and so on); docs/performance.md has the
-// figures.
+// instructions with GOGC=off scripts/callgrind_per_op.sh ./wasmhost
+// 'BenchmarkSDKStampParts/^c-stamp$' 20000 60000 (and so on; with the
+// collector on, its work varies from run to run); docs/performance.md has
+// the figures.
 func BenchmarkSDKStampParts(b *testing.B) {
 	ctx := context.Background()
 	for _, m := range []struct {
