@@ -391,7 +391,7 @@ function withoutLater(hs: Header[], i: i32): Header[] {
  * directly. */
 function replayHeaderEdits(hs: Header[]): Header[] {
   const at = changetype<usize>(edits);
-  let p = 4;
+  let p = editsAt + 4;
   for (let k: u32 = 0; k < editCount; k++) {
     const op = load<u8>(at + <usize>p); p++;
     if (op == 1 || op == 2 || op == 3) {
@@ -421,11 +421,14 @@ function replayHeaderEdits(hs: Header[]): Header[] {
   return hs;
 }
 
-// The edit log of the record on_send is running on (ABI 8.2): a u32 header
-// written when it is sent, then the edits.
+// The edit log of the record on_send is running on (ABI 8.2), at
+// edits[editsAt, editsEnd): a u32 header written when it is sent,
+// then the edits. A batch keeps each record's log where it was written, the
+// next one after it, and returns it there.
 let edits = new ArrayBuffer(256);
 let editsCap: i32 = 256;
-let editsLen: i32 = 4;
+let editsAt: i32 = 0;
+let editsEnd: i32 = 0;
 let editCount: u32 = 0;
 
 // The log's writers are inlined into the setters: the host charges every
@@ -435,17 +438,18 @@ let editCount: u32 = 0;
 
 /** editReserve returns the address of n more bytes of the log. */
 @inline function editReserve(n: i32): usize {
-  if (editsLen + n > editsCap) growEdits(n);
-  const p = changetype<usize>(edits) + <usize>editsLen;
-  editsLen += n;
+  if (editsEnd + n > editsCap) growEdits(n);
+  const p = changetype<usize>(edits) + <usize>editsEnd;
+  editsEnd += n;
   return p;
 }
 
 function growEdits(n: i32): void {
+  const used = editsEnd;
   let cap = editsCap * 2;
-  if (cap < editsLen + n) cap = editsLen + n;
+  if (cap < used + n) cap = used + n;
   const bigger = new ArrayBuffer(cap);
-  memory.copy(changetype<usize>(bigger), changetype<usize>(edits), editsLen);
+  memory.copy(changetype<usize>(bigger), changetype<usize>(edits), used);
   edits = bigger;
   editsCap = cap;
 }
@@ -578,8 +582,14 @@ let out = new ArrayBuffer(1024);
 let outLen: i32 = 0;
 let results = new ArrayBuffer(1024);
 
-function ensureOut(n: i32): void {
-  if (outLen + n <= out.byteLength) return;
+/** ensureOut makes room for n more bytes in out; inlined, as the batch
+ * hook calls it for every changed record (wasmhost's BenchmarkSDKExamples,
+ * assemblyscript/stamp/on_send/64). */
+@inline function ensureOut(n: i32): void {
+  if (outLen + n > out.byteLength) growOut(n);
+}
+
+function growOut(n: i32): void {
   let cap = out.byteLength * 2;
   if (cap < outLen + n) cap = outLen + n;
   const bigger = new ArrayBuffer(cap);
@@ -720,7 +730,7 @@ function encodeToOut(r: Record): i32 {
 // the memory grew since. It spares every record the shadow stack of the
 // default runtime, incremental, which keeps references on a stack in
 // memory for its collector to find while the code runs: the header stamp
-// took 2,814 instructions per record with it and takes 1,996 without
+// takes 2,793 instructions per record with it and 2,011 without
 // (callgrind, wasmhost's BenchmarkSDKStampParts, as-stamp; the WAT no-op
 // 1,035). Under the other runtimes the SDK leaves collection to them.
 const COLLECT_EVERY: i32 = 256;
@@ -782,7 +792,8 @@ function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
   const r = rec;
   r.reset(off, len);
   r.logEdits = (features & FEATURE_EDITS) != 0;
-  editsLen = 4;
+  editsEnd = editsAt + 4;
+  if (editsEnd > editsCap) growEdits(0);
   editCount = 0;
   const rc = onSendHook!(r);
   if (r.malformed) return fail(decodeError!);
@@ -790,7 +801,7 @@ function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
   if (rc != CONTINUE) return fail("kpipe: on_send returned an unknown status");
   if (!r.changed) return 0;
   if (r.logEdits && !r.whole) {
-    store<u32>(changetype<usize>(edits), 0x80000000 | editCount);
+    store<u32>(changetype<usize>(edits) + <usize>editsAt, 0x80000000 | editCount);
     return EDITS;
   }
   if (!r.decode()) return fail(decodeError!);
@@ -799,17 +810,15 @@ function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
 }
 
 /** What sendOne returns for a record whose result is the edit log, which
- * the caller returns where it is (one record) or copies to out (a batch). */
+ * the caller returns where it is. */
 const EDITS: i64 = 1;
 
-/** Copies the edit log to out and returns its (offset in out) << 32 | size. */
-function editsToOut(): i64 {
-  ensureOut(editsLen);
-  const at = outLen;
-  memory.copy(changetype<usize>(out) + <usize>at, changetype<usize>(edits), editsLen);
-  outLen += editsLen;
-  return slice(at, editsLen);
-}
+/** Marks a batch result in edits, not in out, until the results become
+ * addresses. Copying each record's log to out instead cost 48 more
+ * instructions per record in batches of 64 (wasmhost's
+ * BenchmarkSDKExamples, assemblyscript/stamp/on_send/64), against 17 that
+ * single calls pay for the log's start (BenchmarkSDKStampParts, as-stamp). */
+const IN_EDITS: i64 = 1 << 62;
 
 export function kpipe_on_send(len: i32): i64 {
   const r = onSendCall(len);
@@ -820,8 +829,9 @@ export function kpipe_on_send(len: i32): i64 {
   if (onSendHook === null) return fail("kpipe: no interceptor is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   outLen = 0;
+  editsAt = 0;
   const r = sendOne(0, len);
-  if (r == EDITS) return slice(changetype<usize>(edits), editsLen);
+  if (r == EDITS) return slice(changetype<usize>(edits), editsEnd);
   return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
 }
 
@@ -850,23 +860,29 @@ function onSendBatchCall(count: i32, len: i32): i64 {
   if (!batchOk(count, len, 4)) return fail("kpipe: malformed on_send batch");
   ensureResults(8 * count);
   outLen = 0;
+  editsAt = 0;
   let off = 0;
   let any = false;
   for (let i = 0; i < count; i++) {
     const size = load<i32>(changetype<usize>(input) + <usize>off);
     let r = sendOne(off + 4, size);
-    if (r == EDITS) r = editsToOut();
+    if (r == EDITS) {
+      r = IN_EDITS | slice(editsAt, editsEnd - editsAt);
+      editsAt = editsEnd;
+    }
     off += 4 + size;
     if (r != 0) any = true;
     store<i64>(changetype<usize>(results) + <usize>(8 * i), r);
   }
   if (!any) return 0;
-  // out may have moved while it grew: the results become addresses now.
-  const base = slice(changetype<usize>(out), 0);
+  // out and edits may have moved while they grew: the results become
+  // addresses now.
+  const outBase = slice(changetype<usize>(out), 0);
+  const editsBase = slice(changetype<usize>(edits), 0) - IN_EDITS;
   for (let i = 0; i < count; i++) {
     const p = changetype<usize>(results) + <usize>(8 * i);
     const r = load<i64>(p);
-    if (r > 0) store<i64>(p, r + base);
+    if (r > 0) store<i64>(p, r + ((r & IN_EDITS) != 0 ? editsBase : outBase));
   }
   return slice(changetype<usize>(results), 8 * count);
 }
@@ -1036,9 +1052,10 @@ function onConsumeCall(len: i32): i64 {
   const saved = onSendHook;
   onSendHook = consumeThrough;
   outLen = 0;
+  editsAt = 0;
   const r = sendOne(8, len - 8);
   onSendHook = saved;
-  if (r == EDITS) return slice(changetype<usize>(edits), editsLen);
+  if (r == EDITS) return slice(changetype<usize>(edits), editsEnd);
   return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
 }
 

@@ -60,6 +60,21 @@ const records = names("records.txt");
     const r = call(vector(`records/${name}.bin`), e.kpipe_on_send);
     check(r > 0n && equal(slice(r), vector("results/edit_set_header.bin")), `on_send with edits ${name}`);
   }
+  {
+    // A batch returns each record's edit list where it was logged; a
+    // batch whose logs outgrow the log's first buffer (256 bytes) too.
+    const r = call(vector("batch/on_send.bin"), e.kpipe_on_send_batch, records.length);
+    const results = new BigInt64Array(slice(r).slice().buffer);
+    records.forEach((name, i) => check(equal(slice(results[i]), vector("results/edit_set_header.bin")), `on_send_batch with edits ${name}`));
+    const one = vector("records/full.bin"), n = 40;
+    const batch = new Uint8Array(n * (4 + one.length));
+    for (let i = 0; i < n; i++) {
+      new DataView(batch.buffer).setUint32(i * (4 + one.length), one.length, true);
+      batch.set(one, i * (4 + one.length) + 4);
+    }
+    const many = new BigInt64Array(slice(call(batch, e.kpipe_on_send_batch, n)).slice().buffer);
+    check(many.every((x) => equal(slice(x), vector("results/edit_set_header.bin"))), `on_send_batch with edits, ${n} records`);
+  }
   // A header set before the headers were read, then markChanged: the whole
   // record, its headers rebuilt from the input and the logged edit.
   e.test_mark_changed(1);
