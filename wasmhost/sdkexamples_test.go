@@ -245,11 +245,13 @@ func BenchmarkSDKExamples(b *testing.B) {
 // (testdata/stamp_edits.wat, which returns the stamp's edit list without
 // reading the record: plus the host's side), c-noop (examples/plugins/c/noop.c:
 // plus the C SDK decoding the record), c-stamp, and c-stamp-plain, the stamp
-// loaded without the time-limit and stack-budget instrumentation. Wall time
+// loaded without the time-limit and stack-budget instrumentation; and the
+// Zig and AssemblyScript stamps (zig-stamp, as-stamp) beside them. Wall time
 // on a shared machine is too noisy for differences this small: count
-// instructions with scripts/callgrind_per_op.sh ./wasmhost
-// 'BenchmarkSDKStampParts/^c-stamp$' (and so on); docs/performance.md has the
-// figures.
+// instructions with GOGC=off scripts/callgrind_per_op.sh ./wasmhost
+// 'BenchmarkSDKStampParts/^c-stamp$' 20000 60000 (and so on; with the
+// collector on, its work varies from run to run); docs/performance.md has
+// the figures.
 func BenchmarkSDKStampParts(b *testing.B) {
 	ctx := context.Background()
 	for _, m := range []struct {
@@ -262,6 +264,8 @@ func BenchmarkSDKStampParts(b *testing.B) {
 		{"c-noop", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "noop")) }, false},
 		{"c-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, false},
 		{"c-stamp-plain", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, true},
+		{"zig-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "zig", "stamp")) }, false},
+		{"as-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "assemblyscript", "stamp")) }, false},
 	} {
 		b.Run(m.name, func(b *testing.B) {
 			opts := []wasmhost.PluginOption{wasmhost.WithCallTimeout(0)}
