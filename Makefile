@@ -30,7 +30,7 @@ NODE    ?= node
 ASC_VERSION ?= 0.28.20
 ASC_DIR     := build/npm
 ASC         := $(ASC_DIR)/node_modules/.bin/asc
-ASC_FLAGS   := -O3 --noAssert --exportStart _initialize
+ASC_FLAGS   := -O3 --noAssert --runtime minimal --exportStart _initialize
 
 .DEFAULT_GOAL := help
 
@@ -95,7 +95,7 @@ sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
 	@for p in stamp keyhash; do \
 		echo "zig build-exe $$p.zig -> $(SDK_OUT)/zig/$$p.wasm"; \
 		$(ZIG) build-exe examples/plugins/zig/$$p.zig sdk/c/kpipe.c -I sdk/c \
-			-target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall -flto \
+			-target wasm32-freestanding -mcpu generic+bulk_memory -fno-entry -rdynamic -O ReleaseSmall -flto \
 			--cache-dir $(SDK_OUT)/.zig-cache -femit-bin=$(SDK_OUT)/zig/$$p.wasm || exit 1; \
 	done
 

@@ -181,6 +181,63 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckModulesAfter checks what is loaded again after a failed
+// LoadChain: the blocks it loaded before the failure are not (text.wasm,
+// which cannot load, is not reported), the failed block is reported from
+// the error alone when its load overran its time limit (noop.wasm would
+// load) and loaded again otherwise, and the blocks after it are loaded.
+func TestCheckModulesAfter(t *testing.T) {
+	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "text.wasm"), []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`pipeline "p" {
+  interceptor "before" { module = "text.wasm" }
+  interceptor "failed" { module = %q }
+  interceptor "after" { module = "text.wasm" }
+}
+`, noop)
+	path := filepath.Join(dir, "k.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ics := cfg.Pipelines[0].Interceptors
+	timedOut := fmt.Errorf("load plugin: _initialize: stopped: %w", context.DeadlineExceeded)
+	for _, c := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"timed out", &LoadError{Block: ics[1], Loaded: ics[:1], Err: timedOut}, []string{
+			"3:35: error: Cannot load module: load plugin: _initialize: stopped: context deadline exceeded",
+			"4:34: error: Cannot load module"}},
+		{"failed quickly", &LoadError{Block: ics[1], Loaded: ics[:1], Err: errors.New("boom")}, []string{
+			"4:34: error: Cannot load module"}},
+		{"not a LoadError", errors.New("boom"), []string{
+			"2:35: error: Cannot load module",
+			"4:34: error: Cannot load module"}},
+	} {
+		var got []string
+		for _, d := range cfg.CheckModulesAfter(context.Background(), newHost(t), c.err) {
+			got = append(got, strings.TrimPrefix(FormatDiagnostic(d), path+":"))
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: got %d diagnostics, want %d:\n%s", c.name, len(got), len(c.want), strings.Join(got, "\n"))
+			continue
+		}
+		for i := range c.want {
+			if !strings.HasPrefix(got[i], c.want[i]) {
+				t.Errorf("%s: diagnostic %d:\n got: %s\nwant: %s...", c.name, i, got[i], c.want[i])
+			}
+		}
+	}
+}
+
 // TestBuildBatch checks that a batch block reaches the producer: with
 // max_records = 4 and a linger far longer than the test, three records sent
 // with Send wait in the stage queue, and the fourth, which fills the batch,

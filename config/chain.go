@@ -51,16 +51,34 @@ func (c *Config) LoadChain(ctx context.Context, p *Pipeline, host *wasmhost.Host
 // before it are closed again.
 func loadPlugins(ctx context.Context, host *wasmhost.Host, blocks []*Plugin) ([]LoadedPlugin, error) {
 	var loaded []LoadedPlugin
-	for _, b := range blocks {
+	for i, b := range blocks {
 		impl, err := b.load(ctx, host)
 		if err != nil {
 			_ = closePlugins(context.WithoutCancel(ctx), loaded)
-			return nil, fmt.Errorf("%s: %w", pos(b.DefRange), err)
+			return nil, &LoadError{Block: b, Loaded: blocks[:i:i], Err: err}
 		}
 		loaded = append(loaded, LoadedPlugin{Block: b, Impl: impl})
 	}
 	return loaded, nil
 }
+
+// LoadError is the error of LoadChain, LoadConsumer and Build when a plugin
+// block does not load. Its text names the block (FILE:LINE:COL).
+// Config.CheckModulesAfter turns it into a diagnostic without loading the
+// block again.
+type LoadError struct {
+	// Block is the block that did not load.
+	Block *Plugin
+	// Loaded are the blocks of the same chain before it, which loaded
+	// (and were closed again).
+	Loaded []*Plugin
+	// Err is why Block did not load.
+	Err error
+}
+
+func (e *LoadError) Error() string { return fmt.Sprintf("%s: %v", pos(e.Block.DefRange), e.Err) }
+
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // closePlugins closes the loaded plugins that hold resources (modules).
 func closePlugins(ctx context.Context, loaded []LoadedPlugin) error {

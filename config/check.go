@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -33,18 +34,34 @@ import (
 // wrote to stderr or logged as a warning or error ends the diagnostic, since
 // that is where a guest runtime says why it died.
 func (c *Config) CheckModules(ctx context.Context, host *wasmhost.Host, pipelines ...string) hcl.Diagnostics {
+	return c.checkModules(ctx, host, nil, pipelines)
+}
+
+// CheckModulesAfter is CheckModules once a LoadChain, LoadConsumer or Build
+// of c has failed with err. When err is a *LoadError, the blocks that
+// loaded before the one it names are not loaded again, nor is that block
+// if its load overran its time limit (it would take as long again): it is
+// reported from err. The blocks after it are loaded, to report every
+// module that fails at once. With any other err it is CheckModules.
+func (c *Config) CheckModulesAfter(ctx context.Context, host *wasmhost.Host, err error, pipelines ...string) hcl.Diagnostics {
+	var le *LoadError
+	errors.As(err, &le)
+	return c.checkModules(ctx, host, le, pipelines)
+}
+
+func (c *Config) checkModules(ctx context.Context, host *wasmhost.Host, prior *LoadError, pipelines []string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, p := range c.Pipelines {
 		if !selected(c, p, pipelines) {
 			continue
 		}
 		for _, pl := range p.plugins() {
-			if d := checkModule(ctx, host, pl); d != nil {
+			if d := checkModule(ctx, host, pl, prior); d != nil {
 				diags = append(diags, d)
 			}
 		}
 	}
-	return append(diags, c.checkConsumers(ctx, host, pipelines)...)
+	return append(diags, c.checkConsumers(ctx, host, prior, pipelines)...)
 }
 
 // selected reports whether CheckModules checks p when asked for names.
@@ -69,15 +86,27 @@ func (p *Pipeline) plugins() []*Plugin {
 }
 
 // checkModule loads p's module, if it has one, and returns the diagnostic of
-// its failure, or nil.
-func checkModule(ctx context.Context, host *wasmhost.Host, p *Plugin) *hcl.Diagnostic {
+// its failure, or nil. A block that prior (if not nil) names or says loaded
+// is not loaded again.
+func checkModule(ctx context.Context, host *wasmhost.Host, p *Plugin, prior *LoadError) *hcl.Diagnostic {
 	if p == nil || p.Module == "" || p.settingErrors {
 		return nil // nothing to load, or reported by Parse
 	}
 	if fi, err := os.Stat(p.Module); err != nil || fi.IsDir() {
 		return nil // reported by Parse
 	}
-	said, err := tryLoad(ctx, host, p, p.loadOptions())
+	var said string
+	var err error
+	switch {
+	case prior != nil && p == prior.Block && errors.Is(prior.Err, context.DeadlineExceeded):
+		// Loading it again would take as long again; a quicker
+		// failure is loaded again for what the plugin says.
+		err = prior.Err
+	case prior != nil && slices.Contains(prior.Loaded, p):
+		return nil
+	default:
+		said, err = tryLoad(ctx, host, p, p.loadOptions())
+	}
 	if err == nil {
 		return nil
 	}

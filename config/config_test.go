@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -585,6 +586,37 @@ func TestLoadResolvesModulesAgainstTheFile(t *testing.T) {
 	_, diags = Load(filepath.Join(dir, "missing.hcl"))
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), "missing.hcl") {
 		t.Errorf("Load of a missing file: %v", diags)
+	}
+}
+
+// TestLoadExpandsHome reads module paths that start with ~/ against $HOME,
+// and leaves ~user and a ~ inside a name alone (relative to the file).
+func TestLoadExpandsHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	mod := writeModule(t, home, "plugins/route.wasm")
+	dir := t.TempDir()
+	for _, c := range []struct{ module, want string }{
+		{"~/plugins/route.wasm", mod},
+		{"~other/route.wasm", filepath.Join(dir, "~other/route.wasm")},
+		{"a~/route.wasm", filepath.Join(dir, "a~/route.wasm")},
+	} {
+		if c.want != mod {
+			writeModule(t, dir, strings.TrimPrefix(c.want, dir+string(filepath.Separator)))
+		}
+		path := filepath.Join(dir, "q.hcl")
+		src := fmt.Sprintf("pipeline \"p\" {\n  partitioner { module = %q }\n}\n", c.module)
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, diags := Load(path)
+		if diags.HasErrors() {
+			t.Errorf("%s: %v", c.module, diags)
+			continue
+		}
+		if got := cfg.Pipelines[0].Partitioner.Module; got != c.want {
+			t.Errorf("%s: module = %q, want %q", c.module, got, c.want)
+		}
 	}
 }
 

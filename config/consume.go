@@ -198,7 +198,7 @@ func (ch *ConsumerChain) Close(ctx context.Context) error {
 
 // checkConsumers is CheckModules for the consumer blocks named (every one
 // when names is empty; "" names the only consumer of a file that has one).
-func (c *Config) checkConsumers(ctx context.Context, host *wasmhost.Host, names []string) hcl.Diagnostics {
+func (c *Config) checkConsumers(ctx context.Context, host *wasmhost.Host, prior *LoadError, names []string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, cb := range c.Consumers {
 		if len(names) > 0 && !slices.ContainsFunc(names, func(n string) bool {
@@ -207,7 +207,7 @@ func (c *Config) checkConsumers(ctx context.Context, host *wasmhost.Host, names 
 			continue
 		}
 		for _, pl := range cb.plugins() {
-			if d := checkModule(ctx, host, pl); d != nil {
+			if d := checkModule(ctx, host, pl, prior); d != nil {
 				diags = append(diags, d)
 			}
 		}

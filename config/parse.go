@@ -590,6 +590,18 @@ func (d *decoder) module(p *Plugin, attr *hcl.Attribute, path string) {
 		d.errorf(attr.Expr.Range(), "Invalid module", "module must not be empty.")
 		return
 	}
+	if rest, ok := strings.CutPrefix(path, "~"); ok && (rest == "" || rest[0] == '/' || rest[0] == filepath.Separator) {
+		// A shell expands ~ on a command line but not inside a
+		// configuration file's strings; kpipe does it here, the one
+		// place a path is read, for the current user's home only
+		// (~user is left as it is).
+		home, err := os.UserHomeDir()
+		if err != nil {
+			d.errorf(attr.Expr.Range(), "Invalid module", "%s starts with ~, and the home directory is not known: %s.", path, err)
+			return
+		}
+		path = home + rest
+	}
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(d.dir, path)
 	}

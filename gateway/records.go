@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -358,7 +359,7 @@ func (b *batch) eachRecord(fn func(i int, rec *kmsg.Record) error) error {
 			return fmt.Errorf("%w: record %d: bad length", errCorrupt, i)
 		}
 		end := n + int(l)
-		if err := rec.UnsafeReadFrom(src[:end]); err != nil {
+		if err := readRecord(&rec, src[n:end]); err != nil {
 			return fmt.Errorf("%w: record %d: %v", errCorrupt, i, err)
 		}
 		if err := fn(i, &rec); err != nil {
@@ -370,4 +371,106 @@ func (b *batch) eachRecord(fn func(i int, rec *kmsg.Record) error) error {
 		return fmt.Errorf("%w: %d bytes after the last record", errCorrupt, len(src))
 	}
 	return nil
+}
+
+// readRecord reads one record's body (what follows its length) into rec,
+// reusing rec's header slice. It holds the body to what a broker accepts:
+// a key or value length below -1 (null), a negative header count or
+// header key length, more headers than the bytes could hold, and bytes
+// left over after the last header are all errors, where a lenient reader
+// would take a negative length for null or a negative count for none.
+// rec's slices and header keys point into body.
+func readRecord(rec *kmsg.Record, body []byte) error {
+	r := recordReader{b: body}
+	rec.Attributes = int8(r.byte())
+	rec.TimestampDelta64 = r.varint("timestamp delta")
+	rec.TimestampDelta = int32(rec.TimestampDelta64)
+	rec.OffsetDelta = int32(r.varint("offset delta"))
+	rec.Key = r.bytes("key", true)
+	rec.Value = r.bytes("value", true)
+	count := r.varint("header count")
+	switch {
+	case r.err != nil:
+	case count < 0:
+		r.fail("header count %d", count)
+	case count > int64(len(r.b))/2:
+		// A header takes two bytes at least: its key and value lengths.
+		r.fail("%d headers in %d bytes", count, len(r.b))
+	}
+	rec.Headers = rec.Headers[:0]
+	for i := int64(0); i < count && r.err == nil; i++ {
+		k := r.bytes("header key", false)
+		v := r.bytes("header value", true)
+		rec.Headers = append(rec.Headers, kmsg.Header{Key: unsafe.String(unsafe.SliceData(k), len(k)), Value: v})
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d bytes after the last header", len(r.b))
+	}
+	return r.err
+}
+
+// recordReader reads the fields of a record's body; after the first error
+// every read returns a zero value and the error stays.
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (r *recordReader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.fail("short record: no attributes")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *recordReader) varint(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("bad %s", what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes reads a length-prefixed field: -1 is null where nullable says so,
+// any other negative length is an error.
+func (r *recordReader) bytes(what string, nullable bool) []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, l := binary.Varint(r.b)
+	if l <= 0 {
+		r.fail("bad %s length", what)
+		return nil
+	}
+	r.b = r.b[l:]
+	switch {
+	case n == -1 && nullable:
+		return nil
+	case n < 0:
+		r.fail("%s length %d", what, n)
+		return nil
+	case n > int64(len(r.b)):
+		r.fail("%s of %d bytes with %d left in the record", what, n, len(r.b))
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
 }

@@ -222,3 +222,81 @@ func validBatch(tb testing.TB, n int) []byte {
 	}
 	return raw
 }
+
+// TestReadRecord reads records built field by field: the valid ones give
+// their fields back (a -1 length is null, 0 is empty), and every length or
+// count a broker refuses is an error naming the field, where kmsg's lenient
+// reader would take it for null or none.
+func TestReadRecord(t *testing.T) {
+	// body is a record body: attributes 0, timestamp delta 5, offset
+	// delta 1, then the varints and bytes given.
+	body := func(fields ...any) []byte {
+		b := []byte{0}
+		b = binary.AppendVarint(b, 5)
+		b = binary.AppendVarint(b, 1)
+		for _, f := range fields {
+			switch f := f.(type) {
+			case int:
+				b = binary.AppendVarint(b, int64(f))
+			case string:
+				b = append(b, f...)
+			}
+		}
+		return b
+	}
+	valid := []struct {
+		name       string
+		in         []byte
+		key, value []byte
+		headers    []kmsg.Header
+	}{
+		{"null key and value", body(-1, -1, 0), nil, nil, nil},
+		{"empty key and value", body(0, 0, 0), []byte{}, []byte{}, nil},
+		{"key, value, two headers", body(1, "k", 2, "vv", 2, 1, "a", 1, "x", 1, "b", -1), []byte("k"), []byte("vv"),
+			[]kmsg.Header{{Key: "a", Value: []byte("x")}, {Key: "b"}}},
+	}
+	for _, c := range valid {
+		var rec kmsg.Record
+		if err := readRecord(&rec, c.in); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if rec.TimestampDelta64 != 5 || rec.OffsetDelta != 1 {
+			t.Errorf("%s: timestamp delta %d, offset delta %d, want 5 and 1", c.name, rec.TimestampDelta64, rec.OffsetDelta)
+		}
+		if (rec.Key == nil) != (c.key == nil) || !bytes.Equal(rec.Key, c.key) || (rec.Value == nil) != (c.value == nil) || !bytes.Equal(rec.Value, c.value) {
+			t.Errorf("%s: key %q value %q, want %q %q", c.name, rec.Key, rec.Value, c.key, c.value)
+		}
+		if len(rec.Headers) != len(c.headers) {
+			t.Errorf("%s: headers %v, want %v", c.name, rec.Headers, c.headers)
+			continue
+		}
+		for i, h := range rec.Headers {
+			w := c.headers[i]
+			if h.Key != w.Key || !bytes.Equal(h.Value, w.Value) || (h.Value == nil) != (w.Value == nil) {
+				t.Errorf("%s: header %d %q=%q, want %q=%q", c.name, i, h.Key, h.Value, w.Key, w.Value)
+			}
+		}
+	}
+	invalid := []struct {
+		name, in, want string
+	}{
+		{"empty body", "", "no attributes"},
+		{"key length -2", string(body(-2, -1, 0)), "key length -2"},
+		{"value length -7", string(body(-1, -7, 0)), "value length -7"},
+		{"key past the end", string(body(9, "k")), "key of 9 bytes"},
+		{"negative header count", string(body(-1, -1, -1)), "header count -1"},
+		{"header count beyond the bytes", string(body(-1, -1, 1000, 1, "a", 0)), "1000 headers"},
+		{"null header key", string(body(-1, -1, 1, -1, 0)), "header key length -1"},
+		{"header value length -3", string(body(-1, -1, 1, 1, "a", -3)), "header value length -3"},
+		{"bytes after the headers", string(body(-1, -1, 0, "junk")), "4 bytes after the last header"},
+		{"truncated varint", string([]byte{0, 0x80}), "bad timestamp delta"},
+	}
+	for _, c := range invalid {
+		var rec kmsg.Record
+		err := readRecord(&rec, []byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+}

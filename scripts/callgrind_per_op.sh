@@ -6,7 +6,11 @@
 # out the start-up; everything the process runs is counted, host, guest code
 # wazero compiled, and the garbage collector. GOMAXPROCS=1 keeps idle
 # processors from spinning and asyncpreemptoff keeps callgrind from
-# signals it cannot follow. Each run is bounded by 600 s.
+# signals it cannot follow. Each run is bounded by 600 s. The collector's
+# work depends on the wall clock, so that two runs of the same code can
+# differ by tens of millions of instructions; GOGC=off in the environment
+# leaves it out and makes the count repeatable (to a few instructions per
+# iteration), for comparing two versions of a path that allocates.
 #
 #   scripts/callgrind_per_op.sh ./wasmhost/internal/abi BenchmarkApplyEdits
 #   scripts/callgrind_per_op.sh ./wasmhost 'BenchmarkSDKExamples/^c$/stamp/on_send/^1$'

@@ -245,14 +245,13 @@ func BenchmarkSDKExamples(b *testing.B) {
 // (testdata/stamp_edits.wat, which returns the stamp's edit list without
 // reading the record: plus the host's side), c-noop (examples/plugins/c/noop.c:
 // plus the C SDK decoding the record), c-stamp, and c-stamp-plain, the stamp
-// loaded without the time-limit and stack-budget instrumentation; and
-// rust-stamp, the Rust SDK's stamp, to set beside c-stamp. Wall time
-// on a shared machine is too noisy for differences this small: count
-// instructions with scripts/callgrind_per_op.sh ./wasmhost
-// 'BenchmarkSDKStampParts/^c-stamp$' (and so on; with GOGC=off in the
-// environment the count repeats to the instruction, the collector's pacing
-// otherwise moving it by a hundred or more); docs/performance.md has the
-// figures.
+// loaded without the time-limit and stack-budget instrumentation; and the
+// Zig, AssemblyScript and Rust stamps (zig-stamp, as-stamp, rust-stamp)
+// beside them. Wall time on a shared machine is too noisy for differences
+// this small: count instructions with GOGC=off scripts/callgrind_per_op.sh
+// ./wasmhost 'BenchmarkSDKStampParts/^c-stamp$' 20000 60000 (and so on;
+// with the collector on, its work varies from run to run);
+// docs/performance.md has the figures.
 func BenchmarkSDKStampParts(b *testing.B) {
 	ctx := context.Background()
 	for _, m := range []struct {
@@ -265,6 +264,8 @@ func BenchmarkSDKStampParts(b *testing.B) {
 		{"c-noop", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "noop")) }, false},
 		{"c-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, false},
 		{"c-stamp-plain", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "c", "stamp")) }, true},
+		{"zig-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "zig", "stamp")) }, false},
+		{"as-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "assemblyscript", "stamp")) }, false},
 		{"rust-stamp", func(tb testing.TB) []byte { return readFile(tb, sdkExample(tb, "rust", "stamp")) }, false},
 	} {
 		b.Run(m.name, func(b *testing.B) {

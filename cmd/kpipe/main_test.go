@@ -451,8 +451,17 @@ func TestConsumeIdleTimeout(t *testing.T) {
 		t.Errorf("consume took %v to notice 1s of idleness", d)
 	}
 	r = kpipe(t, "", "", "consume", "--brokers", addr, "--topic", "empty", "--from-beginning", "--timeout", "1s", "--max", "1")
-	if r.code != 1 || !strings.Contains(r.stderr, "got 0 of 1 records") {
+	if r.code != 1 || !strings.Contains(r.stderr, "got 0 of 1 records") || strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("empty topic with --max 1: %s", r)
+	}
+	// A topic that does not exist is named when consume starts and
+	// again in the error, and asking about it does not create it.
+	for range 2 {
+		r = kpipe(t, "", "", "consume", "--brokers", addr, "--topic", "empty,nosuch", "--timeout", "1s", "--max", "1")
+		if r.code != 1 || !strings.Contains(r.stderr, "topic nosuch does not exist on "+addr+" (yet): waiting for it") ||
+			!strings.Contains(r.stderr, "got 0 of 1 records: topic nosuch does not exist") {
+			t.Errorf("absent topic with --max 1: %s", r)
+		}
 	}
 }
 

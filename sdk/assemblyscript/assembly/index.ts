@@ -4,7 +4,8 @@
 // registers its hooks from top-level code and re-exports the ABI functions
 // of the kinds it implements; see README.md.
 //
-// Build with --exportStart _initialize (so that the host runs the top-level
+// Build with --runtime minimal (the SDK collects garbage at the end of hook
+// calls; see collectGarbage), --exportStart _initialize (so that the host runs the top-level
 // code as the WASI reactor initialiser, before kpipe_init) and
 // --use abort=kpipe-sdk/assembly/index/abort (the default abort is an import
 // the host does not provide).
@@ -63,15 +64,25 @@ export class Header {
  * make the SDK send it back; after changing a field directly, call
  * markChanged().
  *
- * A record costs no allocation until the hook reads it: topic, key, value
- * and headers are views made on first use, and with FEATURE_EDITS a header
+ * An on_send (or on_consume) hook gets the record undecoded, as the C SDK's
+ * kpipe_view: the first read of any field, or a setter that needs the
+ * fields, checks the whole encoding and finds its fields, and topic, key,
+ * value and headers become views on first use. With FEATURE_EDITS a header
  * setter called before the headers were read only logs its edit (the
  * headers are rebuilt from the input and the log when read). A stamp that
- * sets a header on every record therefore allocates nothing per record, and
- * took about a seventh of the time of the allocating version (wasmhost's
- * BenchmarkSDKStampRatios, assemblyscript; docs/performance.md).
+ * sets a header on every record therefore neither decodes nor allocates
+ * (wasmhost's BenchmarkSDKStampParts, as-stamp; docs/performance.md). If
+ * the record turns out malformed when read, its fields read as empty (an
+ * empty topic, null key and value, no headers) and the call fails with the
+ * decoder's error, whatever the hook returns; a hook that only logged
+ * edits never reads it, and the host applies them to the record it sent.
  */
 export class Record {
+  // The record's encoding in the input, and whether its fields were found:
+  // 0 not yet, 1 found, -1 malformed (decodeError says why).
+  private off: i32 = 0;
+  private len: i32 = 0;
+  private state: i32 = 0;
   // Where the fields are in the input, for the views made on first use.
   private topicOff: i32 = 0;
   private topicLen: i32 = 0;
@@ -81,31 +92,50 @@ export class Record {
   private valueLen: i32 = -1;
   private headersOff: i32 = 0;
   private headerCount: i32 = 0;
+  // The views, valid while their flag is set: reset clears the flags and
+  // leaves the references, since storing a reference costs a call into the
+  // garbage collector (its write barrier) on every record.
   private _topic: Uint8Array | null = null;
+  private topicRead: bool = false;
   private _key: Uint8Array | null = null;
   private keyRead: bool = false;
   private _value: Uint8Array | null = null;
   private valueRead: bool = false;
   private _headers: Header[] | null = null;
+  private headersRead: bool = false;
+  private _hasPartition: bool = false;
+  private _partition: i32 = 0;
+  private _hasTimestamp: bool = false;
+  private _timestamp: i64 = 0;
 
-  hasPartition: bool = false;
-  partition: i32 = 0;
-  hasTimestamp: bool = false;
-  /** Milliseconds since the Unix epoch. */
-  timestamp: i64 = 0;
   changed: bool = false;
   /** With FEATURE_EDITS the setters log their edits (ABI 8.2); whole is
    * set by markChanged, after which the whole record is sent. */
   logEdits: bool = false;
   whole: bool = false;
 
+  get hasPartition(): bool { this.decode(); return this._hasPartition; }
+  set hasPartition(b: bool) { this.decode(); this._hasPartition = b; }
+  get partition(): i32 { this.decode(); return this._partition; }
+  set partition(p: i32) { this.decode(); this._partition = p; }
+  get hasTimestamp(): bool { this.decode(); return this._hasTimestamp; }
+  set hasTimestamp(b: bool) { this.decode(); this._hasTimestamp = b; }
+  /** Milliseconds since the Unix epoch. */
+  get timestamp(): i64 { this.decode(); return this._timestamp; }
+  set timestamp(ms: i64) { this.decode(); this._timestamp = ms; }
+
   get topic(): Uint8Array {
-    if (this._topic === null) this._topic = view(this.topicOff, this.topicLen);
+    if (!this.topicRead) {
+      this.decode();
+      this._topic = view(this.topicOff, this.topicLen);
+      this.topicRead = true;
+    }
     return this._topic!;
   }
-  set topic(t: Uint8Array) { this._topic = t; }
+  set topic(t: Uint8Array) { this._topic = t; this.topicRead = true; }
   get key(): Uint8Array | null {
     if (!this.keyRead) {
+      this.decode();
       this._key = this.keyLen < 0 ? null : view(this.keyOff, this.keyLen);
       this.keyRead = true;
     }
@@ -114,6 +144,7 @@ export class Record {
   set key(k: Uint8Array | null) { this._key = k; this.keyRead = true; }
   get value(): Uint8Array | null {
     if (!this.valueRead) {
+      this.decode();
       this._value = this.valueLen < 0 ? null : view(this.valueOff, this.valueLen);
       this.valueRead = true;
     }
@@ -122,22 +153,65 @@ export class Record {
   set value(v: Uint8Array | null) { this._value = v; this.valueRead = true; }
   /** The headers, in order; names may repeat. */
   get headers(): Header[] {
-    if (this._headers === null) this._headers = this.readHeaders();
+    if (!this.headersRead) {
+      this.decode();
+      this._headers = this.readHeaders();
+      this.headersRead = true;
+    }
     return this._headers!;
   }
-  set headers(h: Header[]) { this._headers = h; }
+  set headers(h: Header[]) { this._headers = h; this.headersRead = true; }
 
-  /** reset makes this the record whose fields decodeAt found. */
-  reset(topicOff: i32, topicLen: i32, keyOff: i32, keyLen: i32, valueOff: i32, valueLen: i32, headersOff: i32, headerCount: i32): void {
+  /** reset makes this the undecoded record at input[off, off+len). */
+  @inline reset(off: i32, len: i32): void {
+    this.off = off; this.len = len; this.state = 0;
+    this.topicRead = false; this.keyRead = false; this.valueRead = false; this.headersRead = false;
+    this.changed = false; this.logEdits = false; this.whole = false;
+  }
+
+  /** resetKey makes this a record of only a key, at input[keyOff, keyOff+keyLen). */
+  resetKey(keyOff: i32, keyLen: i32): void {
+    this.reset(0, 0);
+    this.state = 1;
+    this.topicOff = 0; this.topicLen = 0;
+    this.keyOff = keyOff; this.keyLen = keyLen;
+    this.valueOff = 0; this.valueLen = -1;
+    this.headersOff = 0; this.headerCount = 0;
+    this._hasPartition = false; this._partition = 0;
+    this._hasTimestamp = false; this._timestamp = 0;
+  }
+
+  /** decode finds the fields once, checking the whole encoding, and says
+   * whether it is well-formed; a malformed record reads as empty. */
+  @inline decode(): bool {
+    if (this.state == 0) this.state = this.findFields() ? 1 : -1;
+    return this.state > 0;
+  }
+
+  /** Whether the record turned out malformed when read. */
+  get malformed(): bool { return this.state < 0; }
+
+  private findFields(): bool {
+    if (findFields(this, this.off, this.len)) return true;
+    this.topicOff = 0; this.topicLen = 0;
+    this.keyLen = -1; this.valueLen = -1;
+    this.headerCount = 0;
+    this._hasPartition = false; this._partition = 0;
+    this._hasTimestamp = false; this._timestamp = 0;
+    return false;
+  }
+
+  /** fields sets where findFields found the fields. */
+  setFields(topicOff: i32, topicLen: i32, keyOff: i32, keyLen: i32, valueOff: i32, valueLen: i32, headersOff: i32, headerCount: i32): void {
     this.topicOff = topicOff; this.topicLen = topicLen;
     this.keyOff = keyOff; this.keyLen = keyLen;
     this.valueOff = valueOff; this.valueLen = valueLen;
     this.headersOff = headersOff; this.headerCount = headerCount;
-    this._topic = null; this._key = null; this._value = null; this._headers = null;
-    this.keyRead = false; this.valueRead = false;
-    this.hasPartition = false; this.partition = 0;
-    this.hasTimestamp = false; this.timestamp = 0;
-    this.changed = false; this.logEdits = false; this.whole = false;
+  }
+
+  setFixed(hasPartition: bool, partition: i32, hasTimestamp: bool, timestamp: i64): void {
+    this._hasPartition = hasPartition; this._partition = partition;
+    this._hasTimestamp = hasTimestamp; this._timestamp = timestamp;
   }
 
   /** readHeaders decodes the headers (decodeAt checked them), then applies
@@ -170,7 +244,7 @@ export class Record {
 
   /** Sets the first header named name, removes the later ones, or appends. */
   setHeader(name: string, value: string): void {
-    if (this.logEdits && this._headers === null) {
+    if (this.logEdits && !this.headersRead) {
       editOp(1);
       editString(name);
       editString(value);
@@ -181,7 +255,7 @@ export class Record {
   }
 
   setHeaderBytes(name: string, value: Uint8Array | null): void {
-    const logOnly = this.logEdits && this._headers === null;
+    const logOnly = this.logEdits && !this.headersRead;
     if (this.logEdits) {
       editOp(1);
       editString(name);
@@ -201,7 +275,7 @@ export class Record {
 
   /** Appends a header, whether or not one of that name exists. */
   appendHeader(name: string, value: Uint8Array | null): void {
-    const logOnly = this.logEdits && this._headers === null;
+    const logOnly = this.logEdits && !this.headersRead;
     if (this.logEdits) {
       editOp(2);
       editString(name);
@@ -232,9 +306,10 @@ export class Record {
   }
 
   setTopic(topic: string): void {
-    this._topic = bytesOf(topic);
+    const t = bytesOf(topic);
+    this.topic = t;
     this.changed = true;
-    if (this.logEdits) { editOp(10); editBytes(this._topic!); }
+    if (this.logEdits) { editOp(10); editBytes(t); }
   }
   setKey(key: Uint8Array | null): void {
     this.key = key;
@@ -247,26 +322,30 @@ export class Record {
     if (this.logEdits) { editOp(5); editNullable(value); }
   }
   setPartition(p: i32): void {
-    this.hasPartition = true;
-    this.partition = p;
+    this.decode();
+    this._hasPartition = true;
+    this._partition = p;
     this.changed = true;
     if (this.logEdits) { editOp(6); store<i32>(editReserve(4), p); }
   }
   clearPartition(): void {
-    this.hasPartition = false;
-    this.partition = 0;
+    this.decode();
+    this._hasPartition = false;
+    this._partition = 0;
     this.changed = true;
     if (this.logEdits) editOp(7);
   }
   setTimestamp(ms: i64): void {
-    this.hasTimestamp = true;
-    this.timestamp = ms;
+    this.decode();
+    this._hasTimestamp = true;
+    this._timestamp = ms;
     this.changed = true;
     if (this.logEdits) { editOp(8); store<i64>(editReserve(8), ms); }
   }
   clearTimestamp(): void {
-    this.hasTimestamp = false;
-    this.timestamp = 0;
+    this.decode();
+    this._hasTimestamp = false;
+    this._timestamp = 0;
     this.changed = true;
     if (this.logEdits) editOp(9);
   }
@@ -312,7 +391,7 @@ function withoutLater(hs: Header[], i: i32): Header[] {
  * directly. */
 function replayHeaderEdits(hs: Header[]): Header[] {
   const at = changetype<usize>(edits);
-  let p = 4;
+  let p = editsAt + 4;
   for (let k: u32 = 0; k < editCount; k++) {
     const op = load<u8>(at + <usize>p); p++;
     if (op == 1 || op == 2 || op == 3) {
@@ -342,26 +421,40 @@ function replayHeaderEdits(hs: Header[]): Header[] {
   return hs;
 }
 
-// The edit log of the record on_send is running on (ABI 8.2): a u32 header
-// written when it is sent, then the edits.
+// The edit log of the record on_send is running on (ABI 8.2), at
+// edits[editsAt, editsEnd): a u32 header written when it is sent,
+// then the edits. A batch keeps each record's log where it was written, the
+// next one after it, and returns it there.
 let edits = new ArrayBuffer(256);
-let editsLen: i32 = 4;
+let editsCap: i32 = 256;
+let editsAt: i32 = 0;
+let editsEnd: i32 = 0;
 let editCount: u32 = 0;
 
-function editReserve(n: i32): usize {
-  if (editsLen + n > edits.byteLength) {
-    let cap = edits.byteLength * 2;
-    if (cap < editsLen + n) cap = editsLen + n;
-    const bigger = new ArrayBuffer(cap);
-    memory.copy(changetype<usize>(bigger), changetype<usize>(edits), editsLen);
-    edits = bigger;
-  }
-  const p = changetype<usize>(edits) + <usize>editsLen;
-  editsLen += n;
+// The log's writers are inlined into the setters: the host charges every
+// call inside the guest (a check of its time limit and stack budget), and
+// a header stamp is mostly these (wasmhost's BenchmarkSDKStampParts,
+// as-stamp).
+
+/** editReserve returns the address of n more bytes of the log. */
+@inline function editReserve(n: i32): usize {
+  if (editsEnd + n > editsCap) growEdits(n);
+  const p = changetype<usize>(edits) + <usize>editsEnd;
+  editsEnd += n;
   return p;
 }
 
-function editOp(op: u8): void {
+function growEdits(n: i32): void {
+  const used = editsEnd;
+  let cap = editsCap * 2;
+  if (cap < used + n) cap = used + n;
+  const bigger = new ArrayBuffer(cap);
+  memory.copy(changetype<usize>(bigger), changetype<usize>(edits), used);
+  edits = bigger;
+  editsCap = cap;
+}
+
+@inline function editOp(op: u8): void {
   store<u8>(editReserve(1), op);
   editCount++;
 }
@@ -376,28 +469,37 @@ function editBytes(b: Uint8Array): void {
 // literal lives in the module's data, below __heap_base, and never changes,
 // so its address names it; converting the same UTF-16 to UTF-8 on every
 // record cost more than copying it (BenchmarkSDKStampRatios,
-// assemblyscript). Eight slots, chosen by address.
+// assemblyscript). Eight slots, chosen by address; a slot's address is 0
+// until it holds a literal, and a string on the heap never matches one.
 const literalAt = new StaticArray<usize>(8);
+const literalSize = new StaticArray<i32>(8);
 const literalLogged = new StaticArray<ArrayBuffer | null>(8);
 
 /** editString logs the UTF-8 of s with its length. */
-function editString(s: string): void {
+@inline function editString(s: string): void {
   const at = changetype<usize>(s);
+  const slot = <i32>((at >> 3) & 7);
+  if (unchecked(literalAt[slot]) == at) {
+    const n = unchecked(literalSize[slot]);
+    memory.copy(editReserve(n), changetype<usize>(unchecked(literalLogged[slot])), n);
+  } else {
+    editStringFirst(s);
+  }
+}
+
+/** editString's path for a string on the heap, or a literal seen first. */
+function editStringFirst(s: string): void {
+  const at = changetype<usize>(s);
+  const n = String.UTF8.byteLength(s);
   if (at < __heap_base) {
     const slot = <i32>((at >> 3) & 7);
-    let logged = unchecked(literalLogged[slot]);
-    if (unchecked(literalAt[slot]) != at || logged === null) {
-      const n = String.UTF8.byteLength(s);
-      logged = new ArrayBuffer(4 + n);
-      store<i32>(changetype<usize>(logged), n);
-      String.UTF8.encodeUnsafe(at, s.length, changetype<usize>(logged) + 4);
-      unchecked(literalAt[slot] = at);
-      unchecked(literalLogged[slot] = logged);
-    }
-    memory.copy(editReserve(logged.byteLength), changetype<usize>(logged), logged.byteLength);
-    return;
+    const logged = new ArrayBuffer(4 + n);
+    store<i32>(changetype<usize>(logged), n);
+    String.UTF8.encodeUnsafe(at, s.length, changetype<usize>(logged) + 4);
+    unchecked(literalLogged[slot] = logged);
+    unchecked(literalSize[slot] = 4 + n);
+    unchecked(literalAt[slot] = at);
   }
-  const n = String.UTF8.byteLength(s);
   const p = editReserve(4 + n);
   store<i32>(p, n);
   String.UTF8.encodeUnsafe(at, s.length, p + 4);
@@ -480,8 +582,14 @@ let out = new ArrayBuffer(1024);
 let outLen: i32 = 0;
 let results = new ArrayBuffer(1024);
 
-function ensureOut(n: i32): void {
-  if (outLen + n <= out.byteLength) return;
+/** ensureOut makes room for n more bytes in out; inlined, as the batch
+ * hook calls it for every changed record (wasmhost's BenchmarkSDKExamples,
+ * assemblyscript/stamp/on_send/64). */
+@inline function ensureOut(n: i32): void {
+  if (outLen + n > out.byteLength) growOut(n);
+}
+
+function growOut(n: i32): void {
   let cap = out.byteLength * 2;
   if (cap < outLen + n) cap = outLen + n;
   const bigger = new ArrayBuffer(cap);
@@ -512,49 +620,55 @@ function view(off: i32, len: i32): Uint8Array {
 // The record every hook gets: one per instance, reset for each record.
 const rec = new Record();
 
-/** Decodes the record at input[off, off+len) into rec, or returns null
- * (decodeError). It checks the whole record but makes no views: the
+/** Checks the record at input[off, off+len) and gives r where its fields
+ * are, or returns false (decodeError says why). It makes no views: the
  * Record makes them when the hook reads a field. */
-function decodeAt(off: i32, len: i32): Record | null {
+function findFields(r: Record, off: i32, len: i32): bool {
   const at = changetype<usize>(input);
   const end = off + len;
-  if (len < 16) { decodeError = "kpipe: record shorter than its fixed part"; return null; }
+  if (len < 16) { decodeError = "kpipe: record shorter than its fixed part"; return false; }
   const flags = load<u32>(at + <usize>off);
-  if ((flags & ~3) != 0) { decodeError = "kpipe: reserved record flag bits are set"; return null; }
+  if ((flags & ~3) != 0) { decodeError = "kpipe: reserved record flag bits are set"; return false; }
   let p = off + 16;
-  if (end - p < 4) { decodeError = "kpipe: malformed topic"; return null; }
+  if (end - p < 4) { decodeError = "kpipe: malformed topic"; return false; }
   const topicLen = load<i32>(at + <usize>p); p += 4;
-  if (topicLen < 0 || topicLen > end - p) { decodeError = "kpipe: malformed topic"; return null; }
+  if (topicLen < 0 || topicLen > end - p) { decodeError = "kpipe: malformed topic"; return false; }
   const topicOff = p; p += topicLen;
-  if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return null; }
+  if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return false; }
   const keyLen = load<i32>(at + <usize>p); p += 4;
-  if (keyLen < -1 || keyLen > end - p) { decodeError = "kpipe: malformed key or value"; return null; }
+  if (keyLen < -1 || keyLen > end - p) { decodeError = "kpipe: malformed key or value"; return false; }
   const keyOff = p; if (keyLen > 0) p += keyLen;
-  if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return null; }
+  if (end - p < 4) { decodeError = "kpipe: malformed key or value"; return false; }
   const valueLen = load<i32>(at + <usize>p); p += 4;
-  if (valueLen < -1 || valueLen > end - p) { decodeError = "kpipe: malformed key or value"; return null; }
+  if (valueLen < -1 || valueLen > end - p) { decodeError = "kpipe: malformed key or value"; return false; }
   const valueOff = p; if (valueLen > 0) p += valueLen;
-  if (end - p < 4) { decodeError = "kpipe: malformed header count"; return null; }
+  if (end - p < 4) { decodeError = "kpipe: malformed header count"; return false; }
   const count = load<u32>(at + <usize>p); p += 4;
-  if (<u64>count * 8 > <u64>(end - p)) { decodeError = "kpipe: header count does not fit the record"; return null; }
+  if (<u64>count * 8 > <u64>(end - p)) { decodeError = "kpipe: header count does not fit the record"; return false; }
   const headersOff = p;
   for (let i: u32 = 0; i < count; i++) {
     let n = load<i32>(at + <usize>p); p += 4;
-    if (n < 0 || n > end - p) { decodeError = "kpipe: malformed header name"; return null; }
+    if (n < 0 || n > end - p) { decodeError = "kpipe: malformed header name"; return false; }
     p += n;
-    if (end - p < 4) { decodeError = "kpipe: malformed header value"; return null; }
+    if (end - p < 4) { decodeError = "kpipe: malformed header value"; return false; }
     n = load<i32>(at + <usize>p); p += 4;
-    if (n < -1 || n > end - p) { decodeError = "kpipe: malformed header value"; return null; }
+    if (n < -1 || n > end - p) { decodeError = "kpipe: malformed header value"; return false; }
     if (n > 0) p += n;
   }
-  if (p != end) { decodeError = "kpipe: trailing bytes after the record"; return null; }
-  const r = rec;
-  r.reset(topicOff, topicLen, keyOff, keyLen, valueOff, valueLen, headersOff, <i32>count);
-  r.hasPartition = (flags & 1) != 0;
-  r.partition = r.hasPartition ? load<i32>(at + <usize>off, 4) : 0;
-  r.hasTimestamp = (flags & 2) != 0;
-  r.timestamp = r.hasTimestamp ? load<i64>(at + <usize>off, 8) : 0;
-  return r;
+  if (p != end) { decodeError = "kpipe: trailing bytes after the record"; return false; }
+  r.setFields(topicOff, topicLen, keyOff, keyLen, valueOff, valueLen, headersOff, <i32>count);
+  const hasPartition = (flags & 1) != 0;
+  const hasTimestamp = (flags & 2) != 0;
+  r.setFixed(hasPartition, hasPartition ? load<i32>(at + <usize>off, 4) : 0,
+    hasTimestamp, hasTimestamp ? load<i64>(at + <usize>off, 8) : 0);
+  return true;
+}
+
+/** Decodes the record at input[off, off+len) into rec, or returns null
+ * (decodeError): for the hooks that get the record decoded. */
+function decodeAt(off: i32, len: i32): Record | null {
+  rec.reset(off, len);
+  return rec.decode() ? rec : null;
 }
 
 /** Decodes the FEATURE_PARTITION_KEY input into rec: a record with only a key. */
@@ -562,7 +676,7 @@ function decodeKeyAt(off: i32, len: i32): Record | null {
   if (len < 4) { decodeError = "kpipe: malformed key input"; return null; }
   const n = load<i32>(changetype<usize>(input) + <usize>off);
   if (!(n == -1 && len == 4) && (n < 0 || n != len - 4)) { decodeError = "kpipe: malformed key input"; return null; }
-  rec.reset(0, 0, off + 4, n, 0, -1, 0, 0);
+  rec.resetKey(off + 4, n);
   return rec;
 }
 
@@ -609,6 +723,30 @@ function encodeToOut(r: Record): i32 {
   return start;
 }
 
+// Garbage. Built with --runtime minimal, as the README says, the module has
+// no collector of its own: the SDK collects at the end of a hook call (when
+// no reference is left on the stack, as that runtime needs) once COLLECT_EVERY
+// records have gone through hooks since the last collection, or at once if
+// the memory grew since. It spares every record the shadow stack of the
+// default runtime, incremental, which keeps references on a stack in
+// memory for its collector to find while the code runs: the header stamp
+// takes 2,793 instructions per record with it and 2,011 without
+// (callgrind, wasmhost's BenchmarkSDKStampParts, as-stamp; the WAT no-op
+// 1,035). Under the other runtimes the SDK leaves collection to them.
+const COLLECT_EVERY: i32 = 256;
+let sinceCollect: i32 = 0;
+let pagesAtCollect: i32 = 0;
+
+@inline function collectGarbage(records: i32): void {
+  if (ASC_RUNTIME != 1) return; // Runtime.Minimal
+  sinceCollect += records;
+  if (sinceCollect >= COLLECT_EVERY || memory.size() != pagesAtCollect) {
+    __collect();
+    sinceCollect = 0;
+    pagesAtCollect = memory.size();
+  }
+}
+
 // The ABI exports (section 3). Re-export those of the kinds you implement.
 
 export function kpipe_abi_v1(): void {}
@@ -632,6 +770,11 @@ export function kpipe_buffer(size: i32): usize {
 }
 
 export function kpipe_init(): i64 {
+  const r = initCall();
+  collectGarbage(1);
+  return r;
+}
+function initCall(): i64 {
   const h = initHook;
   if (h === null) return CONTINUE;
   inInit = true;
@@ -642,35 +785,53 @@ export function kpipe_init(): i64 {
 
 function inputOk(len: i32): bool { return len >= 0 && len <= input.byteLength; }
 
-/** Runs on_send on the record at input[off, off+len): 0, a status, or the
- * changed record's (offset in out) << 32 | size. */
-function sendOne(off: i32, len: i32): i64 {
-  const r = decodeAt(off, len);
-  if (r === null) return fail(decodeError!);
+/** Runs on_send on the record at input[off, off+len): 0, a status, EDITS
+ * (the result is the edit log), or the changed record's (offset in out)
+ * << 32 | size. The record reaches the hook undecoded (see Record). */
+@inline function sendOne(off: i32, len: i32): i64 {
+  const r = rec;
+  r.reset(off, len);
   r.logEdits = (features & FEATURE_EDITS) != 0;
-  editsLen = 4;
+  editsEnd = editsAt + 4;
+  if (editsEnd > editsCap) growEdits(0);
   editCount = 0;
   const rc = onSendHook!(r);
+  if (r.malformed) return fail(decodeError!);
   if (rc == DROP || rc == FAIL) return rc;
   if (rc != CONTINUE) return fail("kpipe: on_send returned an unknown status");
   if (!r.changed) return 0;
   if (r.logEdits && !r.whole) {
-    store<u32>(changetype<usize>(edits), 0x80000000 | editCount);
-    ensureOut(editsLen);
-    const at = outLen;
-    memory.copy(changetype<usize>(out) + <usize>at, changetype<usize>(edits), editsLen);
-    outLen += editsLen;
-    return slice(at, editsLen);
+    store<u32>(changetype<usize>(edits) + <usize>editsAt, 0x80000000 | editCount);
+    return EDITS;
   }
+  if (!r.decode()) return fail(decodeError!);
   const start = encodeToOut(r);
   return slice(start, outLen - start);
 }
 
+/** What sendOne returns for a record whose result is the edit log, which
+ * the caller returns where it is. */
+const EDITS: i64 = 1;
+
+/** Marks a batch result in edits, not in out, until the results become
+ * addresses. Copying each record's log to out instead cost 48 more
+ * instructions per record in batches of 64 (wasmhost's
+ * BenchmarkSDKExamples, assemblyscript/stamp/on_send/64), against 17 that
+ * single calls pay for the log's start (BenchmarkSDKStampParts, as-stamp). */
+const IN_EDITS: i64 = 1 << 62;
+
 export function kpipe_on_send(len: i32): i64 {
+  const r = onSendCall(len);
+  collectGarbage(1);
+  return r;
+}
+@inline function onSendCall(len: i32): i64 {
   if (onSendHook === null) return fail("kpipe: no interceptor is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   outLen = 0;
+  editsAt = 0;
   const r = sendOne(0, len);
+  if (r == EDITS) return slice(changetype<usize>(edits), editsEnd);
   return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
 }
 
@@ -690,26 +851,38 @@ function batchOk(count: i32, len: i32, prefix: i32): bool {
 }
 
 export function kpipe_on_send_batch(count: i32, len: i32): i64 {
+  const r = onSendBatchCall(count, len);
+  collectGarbage(count > 0 ? count : 1);
+  return r;
+}
+function onSendBatchCall(count: i32, len: i32): i64 {
   if (onSendHook === null) return fail("kpipe: no interceptor is registered");
   if (!batchOk(count, len, 4)) return fail("kpipe: malformed on_send batch");
   ensureResults(8 * count);
   outLen = 0;
+  editsAt = 0;
   let off = 0;
   let any = false;
   for (let i = 0; i < count; i++) {
     const size = load<i32>(changetype<usize>(input) + <usize>off);
-    const r = sendOne(off + 4, size);
+    let r = sendOne(off + 4, size);
+    if (r == EDITS) {
+      r = IN_EDITS | slice(editsAt, editsEnd - editsAt);
+      editsAt = editsEnd;
+    }
     off += 4 + size;
     if (r != 0) any = true;
     store<i64>(changetype<usize>(results) + <usize>(8 * i), r);
   }
   if (!any) return 0;
-  // out may have moved while it grew: the results become addresses now.
-  const base = slice(changetype<usize>(out), 0);
+  // out and edits may have moved while they grew: the results become
+  // addresses now.
+  const outBase = slice(changetype<usize>(out), 0);
+  const editsBase = slice(changetype<usize>(edits), 0) - IN_EDITS;
   for (let i = 0; i < count; i++) {
     const p = changetype<usize>(results) + <usize>(8 * i);
     const r = load<i64>(p);
-    if (r > 0) store<i64>(p, r + base);
+    if (r > 0) store<i64>(p, r + ((r & IN_EDITS) != 0 ? editsBase : outBase));
   }
   return slice(changetype<usize>(results), 8 * count);
 }
@@ -739,12 +912,22 @@ function ackOne(off: i32, len: i32): i64 {
 }
 
 export function kpipe_on_ack(len: i32): i64 {
+  const r = onAckCall(len);
+  collectGarbage(1);
+  return r;
+}
+function onAckCall(len: i32): i64 {
   if (onAckHook === null) return fail("kpipe: no on_ack hook is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   return ackOne(0, len);
 }
 
 export function kpipe_on_ack_batch(count: i32, len: i32): i64 {
+  const r = onAckBatchCall(count, len);
+  collectGarbage(count > 0 ? count : 1);
+  return r;
+}
+function onAckBatchCall(count: i32, len: i32): i64 {
   if (onAckHook === null) return fail("kpipe: no on_ack hook is registered");
   if (!batchOk(count, len, 4)) return fail("kpipe: malformed on_ack batch");
   let off = 0;
@@ -766,12 +949,22 @@ function partitionOne(off: i32, len: i32, n: i32): i32 {
 }
 
 export function kpipe_partition(n: i32, len: i32): i64 {
+  const r = partitionCall(n, len);
+  collectGarbage(1);
+  return r;
+}
+function partitionCall(n: i32, len: i32): i64 {
   if (partitionHook === null) return fail("kpipe: no partitioner is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   return partitionOne(0, len, n);
 }
 
 export function kpipe_partition_batch(count: i32, len: i32): i64 {
+  const r = partitionBatchCall(count, len);
+  collectGarbage(count > 0 ? count : 1);
+  return r;
+}
+function partitionBatchCall(count: i32, len: i32): i64 {
   if (partitionHook === null) return fail("kpipe: no partitioner is registered");
   if (!batchOk(count, len, 8)) return fail("kpipe: malformed partition batch");
   ensureResults(4 * count);
@@ -786,6 +979,11 @@ export function kpipe_partition_batch(count: i32, len: i32): i64 {
 }
 
 export function kpipe_serialize(target: i32, len: i32): i64 {
+  const r = serializeCall(target, len);
+  collectGarbage(1);
+  return r;
+}
+function serializeCall(target: i32, len: i32): i64 {
   if (serializeHook === null) return fail("kpipe: no serializer is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   if (target != TARGET_KEY && target != TARGET_VALUE) return fail("kpipe: unknown serializer target");
@@ -842,6 +1040,11 @@ let consumeOffset: i64 = 0;
 function consumeThrough(r: Record): i32 { return onConsumeHook!(r, consumeOffset); }
 
 export function kpipe_on_consume(len: i32): i64 {
+  const r = onConsumeCall(len);
+  collectGarbage(1);
+  return r;
+}
+function onConsumeCall(len: i32): i64 {
   if (onConsumeHook === null) return fail("kpipe: no consume interceptor is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   if (len < 8) return fail("kpipe: consumed record without its offset");
@@ -849,12 +1052,19 @@ export function kpipe_on_consume(len: i32): i64 {
   const saved = onSendHook;
   onSendHook = consumeThrough;
   outLen = 0;
+  editsAt = 0;
   const r = sendOne(8, len - 8);
   onSendHook = saved;
+  if (r == EDITS) return slice(changetype<usize>(edits), editsEnd);
   return r > 0 ? r + slice(changetype<usize>(out), 0) : r;
 }
 
 export function kpipe_deserialize(target: i32, len: i32): i64 {
+  const r = deserializeCall(target, len);
+  collectGarbage(1);
+  return r;
+}
+function deserializeCall(target: i32, len: i32): i64 {
   if (deserializeHook === null) return fail("kpipe: no deserializer is registered");
   if (!inputOk(len)) return fail("kpipe: input longer than the buffer");
   if (len < 8) return fail("kpipe: consumed record without its offset");

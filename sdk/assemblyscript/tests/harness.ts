@@ -47,8 +47,15 @@ kpipe.registerInit((): i32 => {
 let markChanged = false;
 export function test_mark_changed(b: bool): void { markChanged = b; }
 
+/** Whether the interceptor reads the record after setting the header. */
+let readAfter = false;
+export function test_read_after(b: bool): void { readAfter = b; }
+/** How many headers the interceptor read, if it read them. */
+export let headersRead: i32 = -1;
+
 kpipe.registerInterceptor((r: kpipe.Record): i32 => {
   r.setHeader("kpipe-stamp", "sdk");
+  if (readAfter) headersRead = r.headers.length;
   if (markChanged) r.markChanged();
   return kpipe.CONTINUE;
 });

@@ -37,9 +37,10 @@ func (e *env) configErrors(path string, diags hcl.Diagnostics) error {
 // with its modules loaded into host. A file with errors is reported as
 // validate reports it (config.Check). Loading every module is what costs (a
 // Go guest takes seconds to compile when the compilation cache is cold or
-// off), so the modules are loaded once, by Build, and CheckModules only runs
-// when Build failed, to report every module that does not load, each at its
-// attribute.
+// off), so the modules are loaded once, by Build, and CheckModulesAfter only
+// runs when Build failed, to report every module that does not load, each at
+// its attribute (the one Build failed on from Build's error, the ones after
+// it by loading them).
 func (e *env) buildConfig(ctx context.Context, path, pipelineName string, host *wasmhost.Host) (*config.Config, []pipeline.Option, error) {
 	cfg, diags := config.Load(path)
 	if diags.HasErrors() {
@@ -57,7 +58,7 @@ func (e *env) buildConfig(ctx context.Context, path, pipelineName string, host *
 	opts, err := cfg.Build(ctx, p, host)
 	e.logOut.release(err != nil)
 	if err != nil {
-		if err := e.configErrors(path, cfg.CheckModules(ctx, host, p.Name)); err != nil {
+		if err := e.configErrors(path, cfg.CheckModulesAfter(ctx, host, err, p.Name)); err != nil {
 			return nil, nil, err
 		}
 		// The module failed in Build but loads now: report Build's error.

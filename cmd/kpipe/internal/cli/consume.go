@@ -60,7 +60,9 @@ given.
 
 consume stops after --max records were read (printed, filtered or failed),
 after --timeout without a new record, or on Ctrl-C. It exits 1 if --max was
-given and fewer records arrived, or if a plugin failed a record.`,
+given and fewer records arrived, or if a plugin failed a record. A topic
+that does not exist is waited for (it may be created meanwhile) and named on
+stderr at the start, and in the error if --max is not reached.`,
 		Example: `  kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --timeout 5s
   kpipe consume --brokers 127.0.0.1:9092 --topic orders --from-beginning --max 10 --timeout 30s
   kpipe consume --config consume.hcl --consumer payments --timeout 10s`,
@@ -150,6 +152,13 @@ given and fewer records arrived, or if a plugin failed a record.`,
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
 			}
+			// A topic that does not exist is waited for (it may be
+			// created while consume runs), and said so now and at the
+			// end, rather than left for the user to guess from "got 0".
+			absent := absentTopics(ctx, cl, topics)
+			if len(absent) > 0 {
+				e.say("topic %s does not exist on %s (yet): waiting for it", strings.Join(absent, ", "), strings.Join(seeds, ","))
+			}
 			var unprocessed int
 			n, err := consume(ctx, cl, pc, e.stdout, e.stderr, max, timeout, &unprocessed, group != "")
 			if group != "" {
@@ -172,6 +181,9 @@ given and fewer records arrived, or if a plugin failed a record.`,
 				return &exitError{code: ExitError, err: err}
 			}
 			if max > 0 && n < max {
+				if absent := absentTopics(ctx, cl, topics); len(absent) > 0 {
+					return failedf("got %d of %d records: topic %s does not exist", n, max, strings.Join(absent, ", "))
+				}
 				return failedf("got %d of %d records", n, max)
 			}
 			if st := pc.Stats(); st.Failed > uint64(unprocessed) {
@@ -190,6 +202,17 @@ given and fewer records arrived, or if a plugin failed a record.`,
 	f.StringVar(&cfgPath, "config", "", "configuration file whose consumer block's plugins the records go through")
 	f.StringVar(&consumerName, "consumer", "", "consumer block to use (default: the file's only one)")
 	return cmd
+}
+
+// absentTopics returns the topics of names that the cluster does not have,
+// asking without creating them, within connectTimeout. It returns none when
+// the cluster cannot be asked, or ctx has ended (after Ctrl-C): the
+// question is only for a clearer message.
+func absentTopics(ctx context.Context, cl *kgo.Client, names []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	absent, _ := kafkaping.AbsentTopics(ctx, cl, names, false)
+	return absent
 }
 
 // commitTimeout bounds the commit of a group's offsets at the end of
@@ -214,7 +237,7 @@ func (e *env) buildConsumer(ctx context.Context, path, name string, host *wasmho
 	ch, err := cfg.LoadConsumer(ctx, cc, host)
 	e.logOut.release(err != nil)
 	if err != nil {
-		if err := e.configErrors(path, cfg.CheckModules(ctx, host, cc.Name)); err != nil {
+		if err := e.configErrors(path, cfg.CheckModulesAfter(ctx, host, err, cc.Name)); err != nil {
 			return nil, nil, nil, err
 		}
 		return nil, nil, nil, failedf("%v", err)
