@@ -384,7 +384,7 @@ func (inst *instance) outputBytes(r int64) ([]byte, error) {
 	if n > inst.p.maxOutput {
 		return nil, fmt.Errorf("result of %d bytes exceeds the plugin's output limit of %d bytes", n, inst.p.maxOutput)
 	}
-	b, ok := inst.mem.Read(ptr, n)
+	b, ok := inst.memory.read(ptr, n)
 	if !ok {
 		return nil, fmt.Errorf("result [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), inst.mem.Size())
 	}
