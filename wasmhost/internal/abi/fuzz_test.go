@@ -122,6 +122,9 @@ func FuzzApplyEdits(f *testing.F) {
 			if (err == nil) != (ValidateEdits(in) == nil) || (err == nil) != (wantErr == nil) {
 				t.Fatalf("ApplyEdits error %v, applyList error %v, ValidateEdits error %v", err, wantErr, ValidateEdits(in))
 			}
+			if IsEditList(in) && (err == nil) != (ValidateResult(in) == nil) {
+				t.Fatalf("ApplyEdits error %v, ValidateResult error %v", err, ValidateResult(in))
+			}
 			if err != nil && !reflect.DeepEqual(r, base()) {
 				t.Fatalf("failed apply (%v) changed the record", err)
 			}
