@@ -266,9 +266,9 @@ func (inst *instance) results(hb hook, res int64, size, count int) ([]byte, *Fau
 	if int(n) != size*count {
 		return nil, inst.p.fault(hb, FaultInvalidOutput, fmt.Errorf("result array of %d bytes for %d records, want %d", n, count, size*count))
 	}
-	b, ok := inst.mem.Read(ptr, n)
+	b, ok := inst.memory.read(ptr, n)
 	if !ok {
-		return nil, inst.p.fault(hb, FaultInvalidOutput, fmt.Errorf("result array [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), inst.mem.Size()))
+		return nil, inst.p.fault(hb, FaultInvalidOutput, fmt.Errorf("result array [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), len(inst.memory.buf)))
 	}
 	return b, nil
 }

@@ -24,7 +24,6 @@ type instance struct {
 	p    *Plugin
 	slot *slot // the pool slot the instance lives in
 	mod  api.Module
-	mem  api.Memory
 	// ctx is the context of calls when the plugin has no call timeout: it
 	// carries the instance for host functions and is built once, so that
 	// calls do not allocate.
@@ -37,6 +36,8 @@ type instance struct {
 	bufPtr uint32
 	bufCap uint32
 
+	// memory is the guest's linear memory, which the host reads and
+	// writes through memory.read.
 	memory         *limitedMemory
 	stdout, stderr *lineWriter
 
@@ -123,7 +124,6 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 	}
 	p.stats.created.Add(1)
 	inst.mod = mod
-	inst.mem = mod.ExportedMemory(abi.ExportMemory)
 	inst.buffer = mod.ExportedFunction(abi.ExportBuffer)
 	if p.instrumented {
 		g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
@@ -270,9 +270,9 @@ func (inst *instance) growBuffer(ctx context.Context, size uint32) error {
 	if ptr == 0 {
 		return fmt.Errorf("%s(%d) returned 0: the guest cannot provide an input buffer of that size", abi.ExportBuffer, size)
 	}
-	if _, ok := inst.mem.Read(ptr, size); !ok {
+	if _, ok := inst.memory.read(ptr, size); !ok {
 		return fmt.Errorf("%s(%d) returned %d: the buffer ends outside guest memory of %d bytes",
-			abi.ExportBuffer, size, ptr, inst.mem.Size())
+			abi.ExportBuffer, size, ptr, len(inst.memory.buf))
 	}
 	inst.bufPtr, inst.bufCap = ptr, size
 	return nil
@@ -318,7 +318,7 @@ func (inst *instance) input(ctx context.Context, h hook, n int) ([]byte, *Fault)
 			return nil, inst.p.fault(h, reason, err)
 		}
 	}
-	b, ok := inst.mem.Read(inst.bufPtr, uint32(n))
+	b, ok := inst.memory.read(inst.bufPtr, uint32(n))
 	if !ok {
 		return nil, inst.p.fault(h, FaultInvalidOutput, fmt.Errorf("input buffer at %d is outside guest memory", inst.bufPtr))
 	}
@@ -384,9 +384,9 @@ func (inst *instance) outputBytes(r int64) ([]byte, error) {
 	if n > inst.p.maxOutput {
 		return nil, fmt.Errorf("result of %d bytes exceeds the plugin's output limit of %d bytes", n, inst.p.maxOutput)
 	}
-	b, ok := inst.mem.Read(ptr, n)
+	b, ok := inst.memory.read(ptr, n)
 	if !ok {
-		return nil, fmt.Errorf("result [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), inst.mem.Size())
+		return nil, fmt.Errorf("result [%d, %d) is outside guest memory of %d bytes", ptr, uint64(ptr)+uint64(n), len(inst.memory.buf))
 	}
 	return b, nil
 }

@@ -60,7 +60,7 @@ func TestApplyEdits(t *testing.T) {
 			if !IsEditList(b) {
 				t.Fatal("IsEditList = false")
 			}
-			if err := new(Applier).DecodeResult(b, &got); err != nil {
+			if err := new(Applier).DecodeResult(b, &got, true); err != nil {
 				t.Fatal(err)
 			}
 			equalRecords(t, got, want)
@@ -97,7 +97,7 @@ func TestApplyEditsInvalid(t *testing.T) {
 	// A record is not an edit list, and DecodeResult decodes it.
 	rec := encode(&plugins.Record{Topic: "r"})
 	var r plugins.Record
-	if IsEditList(rec) || new(Applier).DecodeResult(rec, &r) != nil || r.Topic != "r" {
+	if IsEditList(rec) || new(Applier).DecodeResult(rec, &r, true) != nil || r.Topic != "r" {
 		t.Errorf("a record result: IsEditList %v, topic %q", IsEditList(rec), r.Topic)
 	}
 }
@@ -180,20 +180,33 @@ func TestApplierBlocks(t *testing.T) {
 }
 
 // BenchmarkApplyEdits measures applying the header stamp's edit list (set
-// kpipe-stamp to sdk) to a record without headers, as the host does for
-// every record a stamping interceptor returns. The record is on the heap, as
-// the pipeline's records are, so its pointer writes pay the collector's
-// write barriers as they do there.
+// kpipe-stamp to sdk) as the host does for every record a stamping
+// interceptor returns (DecodeResult), to a record without headers
+// (no-headers, the record of wasmhost's benchmarks) and to one with three
+// (3-headers). The record is on the heap, as the pipeline's records are, so
+// its pointer writes pay the collector's write barriers as they do there.
+// Count instructions with scripts/callgrind_per_op.sh ./wasmhost/internal/abi
+// 'BenchmarkApplyEdits/no-headers'.
 func BenchmarkApplyEdits(b *testing.B) {
 	edits := new(EditList).SetHeader("kpipe-stamp", []byte("sdk")).Bytes()
-	orig := plugins.Record{Topic: "bench", Key: []byte("key-0001"), Value: make([]byte, 100)}
-	r := new(plugins.Record)
-	var a Applier
-	b.ReportAllocs()
-	for b.Loop() {
-		*r = orig
-		if err := a.ApplyEdits(edits, r); err != nil {
-			b.Fatal(err)
-		}
+	for _, bench := range []struct {
+		name    string
+		headers []plugins.Header
+	}{
+		{"no-headers", nil},
+		{"3-headers", []plugins.Header{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}, {Key: "c", Value: []byte("3")}}},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			orig := plugins.Record{Topic: "bench", Key: []byte("key-0001"), Value: make([]byte, 100), Headers: bench.headers}
+			r := new(plugins.Record)
+			a := new(Applier)
+			b.ReportAllocs()
+			for b.Loop() {
+				*r = orig
+				if err := a.DecodeResult(edits, r, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package abi
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/kpipe/kpipe/plugins"
@@ -74,8 +75,10 @@ func FuzzDecodeRecord(f *testing.F) {
 
 // FuzzApplyEdits checks that applying guest output never panics, that it
 // accepts exactly what ValidateEdits accepts, that a failed apply leaves the
-// record alone, and that ApplyEdits, with its one-pass path for a single
-// header edit, does exactly what the general path (applyList) does.
+// record alone, that the header list the record had is never written, and
+// that ApplyEdits, with its one-pass path for a single header edit, does
+// exactly what the general path (applyList) does, to a record with headers
+// and to one without.
 func FuzzApplyEdits(f *testing.F) {
 	for _, e := range []*EditList{
 		new(EditList).SetHeader("kpipe-stamp", []byte("sdk")),
@@ -94,24 +97,43 @@ func FuzzApplyEdits(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 0x80, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 
-	base := func() plugins.Record {
-		return plugins.Record{Topic: "t", Key: []byte("k"), Headers: []plugins.Header{
-			{Key: "h", Value: []byte("0")}, {Key: "x", Value: []byte("1")}, {Key: "h", Value: []byte("2")},
-		}}
+	// The records the edits apply to: with headers and without; the
+	// header lists have room to grow in place, which the edits must not
+	// use.
+	bases := []func() plugins.Record{
+		func() plugins.Record {
+			return plugins.Record{Topic: "t", Key: []byte("k"), Headers: slices.Grow([]plugins.Header{
+				{Key: "h", Value: []byte("0")}, {Key: "x", Value: []byte("1")}, {Key: "h", Value: []byte("2")},
+			}, 2)}
+		},
+		func() plugins.Record { return plugins.Record{Topic: "t", Key: []byte("k")} },
+		func() plugins.Record {
+			return plugins.Record{Topic: "t", Key: []byte("k"), Headers: make([]plugins.Header, 0, 2)}
+		},
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var a, general Applier
-		r, want := base(), base()
-		err := a.ApplyEdits(in, &r)
-		wantErr := general.applyList(in, &want)
-		if (err == nil) != (ValidateEdits(in) == nil) || (err == nil) != (wantErr == nil) {
-			t.Fatalf("ApplyEdits error %v, applyList error %v, ValidateEdits error %v", err, wantErr, ValidateEdits(in))
-		}
-		if err != nil && !reflect.DeepEqual(r, base()) {
-			t.Fatalf("failed apply (%v) changed the record", err)
-		}
-		if !reflect.DeepEqual(r, want) {
-			t.Fatalf("ApplyEdits and applyList differ:\n%#v\n%#v", r, want)
+		for _, base := range bases {
+			var a, general Applier
+			r, want := base(), base()
+			old := r.Headers[:cap(r.Headers)]
+			before := slices.Clone(old)
+			err := a.ApplyEdits(in, &r)
+			wantErr := general.applyList(in, &want)
+			if (err == nil) != (ValidateEdits(in) == nil) || (err == nil) != (wantErr == nil) {
+				t.Fatalf("ApplyEdits error %v, applyList error %v, ValidateEdits error %v", err, wantErr, ValidateEdits(in))
+			}
+			if IsEditList(in) && (err == nil) != (ValidateResult(in) == nil) {
+				t.Fatalf("ApplyEdits error %v, ValidateResult error %v", err, ValidateResult(in))
+			}
+			if err != nil && !reflect.DeepEqual(r, base()) {
+				t.Fatalf("failed apply (%v) changed the record", err)
+			}
+			if !reflect.DeepEqual(r, want) {
+				t.Fatalf("ApplyEdits and applyList differ:\n%#v\n%#v", r, want)
+			}
+			if !reflect.DeepEqual(old, before) {
+				t.Fatalf("ApplyEdits wrote the record's old header list:\n%#v\n%#v", old, before)
+			}
 		}
 	})
 }
