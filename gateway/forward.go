@@ -216,7 +216,7 @@ func (f *forwarder) drain(l *lane) {
 		f.mu.Lock()
 		fw := l.queue[0]
 		f.mu.Unlock()
-		code, msg, base, appendTime := f.send(fw)
+		a := f.send(fw)
 		f.mu.Lock()
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
@@ -225,44 +225,57 @@ func (f *forwarder) drain(l *lane) {
 		f.mu.Unlock()
 		// Done after it left the lane: the client's next batch, sent
 		// once it has this answer, finds the lane as it is now.
-		fw.br.settleForwarded(code, msg, base, appendTime)
+		fw.br.settleForwarded(a)
 		if empty {
 			return
 		}
 	}
 }
 
+// answer is the outcome of a forwarded batch: the Kafka error code and
+// message (0 when written), the records the upstream named as the cause,
+// and the upstream base offset and log append time (-1 when unknown).
+type answer struct {
+	code             int16
+	msg              string
+	failures         []recordFailure
+	base, appendTime int64
+}
+
+// failedAnswer is the answer of a batch that failed with code for msg.
+func failedAnswer(code int16, msg string) answer {
+	return answer{code: code, msg: msg, base: -1, appendTime: -1}
+}
+
 // send writes fw upstream, retrying what is retriable, and returns its
-// outcome: the Kafka error code and message (0 when written), and the
-// upstream base offset and log append time.
-func (f *forwarder) send(fw *forwarded) (code int16, msg string, base, appendTime int64) {
+// answer.
+func (f *forwarder) send(fw *forwarded) answer {
 	asNonIdempotent(fw.raw)
 	backoff := forwardBackoff
 	refresh := false
 	for attempt := 1; ; attempt++ {
-		var err error
-		code, msg, base, appendTime, err = f.sendOnce(fw, refresh)
-		if err == nil && code == codeNone {
-			return code, "", base, appendTime
+		a, err := f.sendOnce(fw, refresh)
+		if err == nil && a.code == codeNone {
+			return a
 		}
 		// An error without an answer (no connection, no leader known)
 		// is retried as the upstream's retriable codes are.
 		var ke *kerr.Error
 		retriable := err != nil && !errors.As(err, &ke)
 		if err != nil {
-			code, msg = errorCode(err)
-		} else if msg == "" {
-			msg = "kpipe gateway: upstream: " + kerr.ErrorForCode(code).Error()
+			a = failedAnswer(errorCode(err))
+		} else if a.msg == "" {
+			a.msg = "kpipe gateway: upstream: " + kerr.ErrorForCode(a.code).Error()
 		}
-		retriable = retriable || kerr.IsRetriable(kerr.ErrorForCode(code))
+		retriable = retriable || kerr.IsRetriable(kerr.ErrorForCode(a.code))
 		if !retriable || attempt == forwardAttempts || fw.ctx.Err() != nil {
-			return code, msg, -1, -1
+			return a
 		}
 		refresh = true
 		select {
 		case <-time.After(backoff):
 		case <-fw.ctx.Done():
-			return codeRequestTimedOut, "kpipe gateway: " + fw.ctx.Err().Error() + " after " + msg, -1, -1
+			return failedAnswer(codeRequestTimedOut, "kpipe gateway: "+fw.ctx.Err().Error()+" after "+a.msg)
 		}
 		backoff = min(2*backoff, forwardMaxBackoff)
 	}
@@ -270,10 +283,10 @@ func (f *forwarder) send(fw *forwarded) (code int16, msg string, base, appendTim
 
 // sendOnce sends fw to its partition's leader once; err is set when no
 // answer came (or the leader is unknown).
-func (f *forwarder) sendOnce(fw *forwarded, refresh bool) (code int16, msg string, base, appendTime int64, err error) {
+func (f *forwarder) sendOnce(fw *forwarded, refresh bool) (answer, error) {
 	leader, id, err := f.leader(fw.ctx, fw.pass.Client, fw.key, refresh)
 	if err != nil {
-		return 0, "", -1, -1, err
+		return answer{}, err
 	}
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = int16(fw.pass.Acks)
@@ -288,20 +301,28 @@ func (f *forwarder) sendOnce(fw *forwarded, refresh bool) (code int16, msg strin
 	req.Topics = append(req.Topics, rt)
 	kresp, err := fw.pass.Client.Broker(int(leader)).Request(fw.ctx, req)
 	if err != nil {
-		return 0, "", -1, -1, err
+		return answer{}, err
 	}
 	resp := kresp.(*kmsg.ProduceResponse)
 	if fw.pass.Acks == pipeline.AcksNone {
-		return codeNone, "", -1, -1, nil // written; no answer comes
+		return answer{base: -1, appendTime: -1}, nil // written; no answer comes
 	}
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return codeUnknownServerError, "kpipe gateway: upstream answered a produce request for another partition", -1, -1, nil
+		return failedAnswer(codeUnknownServerError, "kpipe gateway: upstream answered a produce request for another partition"), nil
 	}
 	p := &resp.Topics[0].Partitions[0]
+	a := answer{code: p.ErrorCode, base: p.BaseOffset, appendTime: p.LogAppendTime}
 	if p.ErrorMessage != nil {
-		msg = "kpipe gateway: upstream: " + *p.ErrorMessage
+		a.msg = "kpipe gateway: upstream: " + *p.ErrorMessage
 	}
-	return p.ErrorCode, msg, p.BaseOffset, p.LogAppendTime, nil
+	for _, er := range p.ErrorRecords {
+		msg := a.msg
+		if er.ErrorMessage != nil {
+			msg = "kpipe gateway: upstream: " + *er.ErrorMessage
+		}
+		a.failures = append(a.failures, recordFailure{index: er.RelativeOffset, msg: msg})
+	}
+	return a, nil
 }
 
 // leader returns the upstream leader and the topic id of k's partition,

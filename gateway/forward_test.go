@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,5 +397,45 @@ func TestForwardReloadKeepsOrder(t *testing.T) {
 	fw, recv := forwardedRecords(f.gw, topic)
 	if recv != n || fw == 0 || fw == n {
 		t.Fatalf("%d of %d records forwarded, want some but not all", fw, recv)
+	}
+}
+
+// TestForwardRefused: a batch the upstream refuses with an error that is
+// not retriable is not sent again; the client gets the upstream's code,
+// message and error_records, and its records count as failed.
+func TestForwardRefused(t *testing.T) {
+	c, brokers := testbroker.Fake(t)
+	var calls atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		calls.Add(1)
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = pr.Topics[0].Topic, pr.Topics[0].TopicID
+		sp := kmsg.NewProduceResponseTopicPartition()
+		sp.Partition, sp.ErrorCode, sp.BaseOffset = pr.Topics[0].Partitions[0].Partition, 87, -1 // INVALID_RECORD
+		sp.ErrorMessage = kmsg.StringPtr("record 1 is not valid")
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset, er.ErrorMessage = 1, kmsg.StringPtr("bad record")
+		sp.ErrorRecords = append(sp.ErrorRecords, er)
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	f := startOn(t, brokers, forwarding)
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	p := partitionResp(t, dial(t, f.addr).do(produceReq(topic, -1, rawBatch(-1, -1, -1, 3, "r"))))
+	if p.ErrorCode != 87 || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "record 1 is not valid") {
+		t.Fatalf("answer: code %d, message %v; want 87 and the upstream's message", p.ErrorCode, p.ErrorMessage)
+	}
+	if len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 1 || !strings.Contains(*p.ErrorRecords[0].ErrorMessage, "bad record") {
+		t.Fatalf("error_records %+v, want record 1's", p.ErrorRecords)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d produce requests upstream, want 1", calls.Load())
+	}
+	if st := f.gw.Stats().Topics[0]; st.Failed != 3 || st.Delivered != 0 {
+		t.Fatalf("stats %+v: want 3 failed", st)
 	}
 }

@@ -237,8 +237,7 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 		c.st.records.Add(uint64(n))
 		c.st.bytes.Add(uint64(len(raw)))
 		if err := g.fwd.enter(ctx, k, &forwarded{ctx: ctx, key: k, raw: raw, pass: pass, br: br}); err != nil {
-			code, msg := errorCode(err)
-			br.settleForwarded(code, msg, -1, -1)
+			br.settleForwarded(failedAnswer(errorCode(err)))
 		}
 		return br
 	}

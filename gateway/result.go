@@ -128,22 +128,24 @@ func (br *batchResult) onResult(r *plugins.Record, res pipeline.Result) {
 }
 
 // settleForwarded completes a batch forwarded upstream as a whole (see
-// forward.go): code 0 delivered every record, at upstream offsets from base;
-// otherwise every record failed with code.
-func (br *batchResult) settleForwarded(code int16, msg string, base, appendTime int64) {
+// forward.go): a code 0 delivered every record, at upstream offsets from
+// a.base; otherwise every record failed, and a.failures are the ones the
+// upstream named.
+func (br *batchResult) settleForwarded(a answer) {
 	n := uint64(len(br.ok))
-	if code == codeNone {
+	if a.code == codeNone {
 		for i := range br.ok {
 			br.ok[i] = true
 		}
 		br.delivered.Add(n)
 		if br.keepOffset {
-			br.base.Store(base)
+			br.base.Store(a.base)
 		}
-		br.appendTime = appendTime
+		br.appendTime = a.appendTime
 	} else {
-		br.fail(code, msg)
+		br.fail(a.code, a.msg)
 		br.failedN.Add(n)
+		br.failures = a.failures
 	}
 	br.finish()
 }
