@@ -31,6 +31,14 @@ func BenchmarkGateway(b *testing.B) {
 	benchProduce(b, f.addr, testbroker.CreateTopic(b, brokers, 3))
 }
 
+// BenchmarkGatewayForward is BenchmarkGateway with ForwardBatches: the
+// client's batches go to kfake as they are.
+func BenchmarkGatewayForward(b *testing.B) {
+	brokers := testbroker.Brokers(b)
+	f := startOn(b, brokers, forwarding)
+	benchProduce(b, f.addr, testbroker.CreateTopic(b, brokers, 3))
+}
+
 // BenchmarkDirect is BenchmarkGateway without the gateway.
 func BenchmarkDirect(b *testing.B) {
 	brokers := testbroker.Brokers(b)
