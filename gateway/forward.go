@@ -72,7 +72,7 @@ type laneKey struct {
 	partition int32
 }
 
-// lane is one upstream partition's batches in flight.
+// lane is one upstream partition's batches in flight, on both paths.
 type lane struct {
 	// records counts the batches on the record path not done yet.
 	records int
@@ -81,12 +81,45 @@ type lane struct {
 	// per partition is in flight: a forwarded batch is not idempotent
 	// upstream, and a retry behind a later batch would reorder them.
 	queue []*forwarded
-	// wake is closed when records or queue empties and someone waits
-	// for it; nil if no one does.
+	// waiting counts the batches waiting to enter, by path; turn is the
+	// path the first of them waits for, noTurn if none: while a batch
+	// waits for the other path to empty, no more enter that path, or a
+	// steady stream on it could keep the waiter out until its timeout.
+	waiting [2]int
+	turn    path
+	// wake is closed when something a waiter waits for changed; nil if
+	// no one waits.
 	wake chan struct{}
 }
 
-func (l *lane) idle() bool { return l.records == 0 && len(l.queue) == 0 && l.wake == nil }
+// path is the way a batch goes upstream.
+type path int8
+
+const (
+	recordPath path = iota
+	forwardPath
+	noTurn path = -1
+)
+
+// inFlight is how many batches of p are in l.
+func (l *lane) inFlight(p path) int {
+	if p == forwardPath {
+		return len(l.queue)
+	}
+	return l.records
+}
+
+func (l *lane) idle() bool {
+	return l.records == 0 && len(l.queue) == 0 && l.waiting == [2]int{}
+}
+
+// broadcast wakes every waiter of l.
+func (l *lane) broadcast() {
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+}
 
 // forwarded is a batch on its way upstream.
 type forwarded struct {
@@ -134,54 +167,79 @@ func (f *forwarder) forwardable(b *batch, raw []byte, keep bool) (pipeline.Passt
 }
 
 // enter waits until lane k has no batch in flight on the other path than
-// forward says, and counts one more on its own: records of one partition
-// never overtake each other across a switch of path (a reload, or a batch
-// the rule sends the other way). A forwarded batch is queued (fw); a batch
-// on the record path is counted until leave. It fails if ctx ends or the
-// gateway gives up answering first.
+// fw's (a forwarded batch, or nil for one of the record path), and counts
+// one more on its own: records of one partition never overtake each other
+// across a switch of path (a reload, or a batch the rule sends the other
+// way). A forwarded batch is queued; a batch of the record path counts
+// until leave. It fails if ctx ends or the gateway gives up answering
+// first.
 func (f *forwarder) enter(ctx context.Context, k laneKey, fw *forwarded) error {
+	p := recordPath
+	if fw != nil {
+		p = forwardPath
+	}
 	f.mu.Lock()
-	for {
-		l := f.lanes[k]
-		if l == nil {
-			l = &lane{}
-			f.lanes[k] = l
+	l := f.lanes[k]
+	if l == nil {
+		l = &lane{turn: noTurn}
+		f.lanes[k] = l
+	}
+	waited := false
+	for l.inFlight(1-p) > 0 || (l.turn != noTurn && l.turn != p) {
+		if !waited {
+			waited = true
+			l.waiting[p]++
 		}
-		busy := len(l.queue) > 0
-		if fw != nil {
-			busy = l.records > 0
-		}
-		if !busy {
-			if fw == nil {
-				l.records++
-				f.mu.Unlock()
-				return nil
-			}
-			l.queue = append(l.queue, fw)
-			start := len(l.queue) == 1
-			if start {
-				f.sending.Add(1)
-			}
-			f.mu.Unlock()
-			if start {
-				go f.drain(l)
-			}
-			return nil
+		if l.turn == noTurn {
+			l.turn = p
 		}
 		if l.wake == nil {
 			l.wake = make(chan struct{})
 		}
 		w := l.wake
 		f.mu.Unlock()
+		var err error
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		case <-f.g.stopWrite:
-			return errStopping
+			err = errStopping
 		}
 		f.mu.Lock()
+		if err != nil {
+			// l stays in f.lanes while anyone waits in it.
+			l.waiting[p]--
+			if l.waiting[p] == 0 && l.turn == p {
+				l.turn = noTurn
+				l.broadcast()
+			}
+			f.settleLane(k, l)
+			f.mu.Unlock()
+			return err
+		}
 	}
+	if waited {
+		l.waiting[p]--
+	}
+	if l.turn == p {
+		l.turn = noTurn
+	}
+	if fw == nil {
+		l.records++
+		f.mu.Unlock()
+		return nil
+	}
+	l.queue = append(l.queue, fw)
+	start := len(l.queue) == 1
+	if start {
+		f.sending.Add(1)
+	}
+	f.mu.Unlock()
+	if start {
+		go f.drain(l)
+	}
+	return nil
 }
 
 // errStopping is why a batch fails that waited when the gateway gave up
@@ -197,12 +255,11 @@ func (f *forwarder) leave(k laneKey) {
 	f.mu.Unlock()
 }
 
-// settleLane wakes the waiters of l when one path has emptied, and forgets
-// l when nothing is in it; under f.mu.
+// settleLane wakes the waiters of l when a path has emptied, and forgets l
+// when nothing is in it or waits for it; under f.mu.
 func (f *forwarder) settleLane(k laneKey, l *lane) {
-	if l.wake != nil && (l.records == 0 || len(l.queue) == 0) {
-		close(l.wake)
-		l.wake = nil
+	if l.records == 0 || len(l.queue) == 0 {
+		l.broadcast()
 	}
 	if l.idle() {
 		delete(f.lanes, k)

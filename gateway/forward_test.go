@@ -439,3 +439,52 @@ func TestForwardRefused(t *testing.T) {
 		t.Fatalf("stats %+v: want 3 failed", st)
 	}
 }
+
+// TestForwardMixedPaths: two clients produce to one partition at once, one
+// whose batches are forwarded (lz4, the upstream producer's compression)
+// and one whose batches take the record path (zstd). Neither path keeps
+// the other out until its requests time out, and each client's records
+// are upstream once, in its order.
+func TestForwardMixedPaths(t *testing.T) {
+	f := start(t, forwarding, pipeline.Compression(pipeline.LZ4))
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	const n = 3000
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		prefix string
+		codec  kgo.CompressionCodec
+	}{{"lz4", kgo.Lz4Compression()}, {"zstd", kgo.ZstdCompression()}} {
+		cl := f.client(t, kgo.ProducerBatchCompression(c.codec), kgo.ProducerLinger(0),
+			kgo.ProduceRequestTimeout(5*time.Second), kgo.RecordRetries(1))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(c.prefix), Value: []byte(strconv.Itoa(i))}, func(r *kgo.Record, err error) {
+					if err != nil {
+						t.Errorf("%s record %s: %v", c.prefix, r.Value, err)
+					}
+				})
+				if i%100 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := cl.Flush(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	next := map[string]int{}
+	for _, r := range testbroker.ReadAll(t, f.brokers, topic, 2*n, false) {
+		if want := strconv.Itoa(next[string(r.Key)]); string(r.Value) != want {
+			t.Fatalf("%s record %s upstream where %s was next", r.Key, r.Value, want)
+		}
+		next[string(r.Key)]++
+	}
+	if fw, recv := forwardedRecords(f.gw, topic); fw != n || recv != 2*n {
+		t.Fatalf("%d of %d records forwarded, want the %d lz4 ones", fw, recv, n)
+	}
+}
