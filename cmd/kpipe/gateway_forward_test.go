@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/internal/testenv"
@@ -124,4 +126,45 @@ func TestGatewayForwardClients(t *testing.T) {
 		}
 		check(t, topic, "java", "")
 	})
+}
+
+// TestGatewayForwardOff: with --forward-batches=false every batch goes
+// through the pipeline, even when nothing in it reads or changes records.
+func TestGatewayForwardOff(t *testing.T) {
+	brokers := testbroker.Brokers(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := l.Addr().String()
+	l.Close()
+	addr := startGatewayProc(t, "--brokers", strings.Join(brokers, ","), "--admin", adminAddr, "--forward-batches=false").addr
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+adminAddr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		fmt.Sprintf(`kpipe_gateway_topic_forwarded_records_total{topic=%q} 0`, topic),
+		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} 10`, topic),
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

@@ -33,6 +33,9 @@ type gatewayFlags struct {
 	shutdownTimeout      time.Duration
 	admin                string
 	adminPublic          bool
+	// forward: forward client batches as they are when the pipeline
+	// allows (gateway.ForwardBatches).
+	forward bool
 	// cpuProfile and memProfile are pprof output files, as for run.
 	cpuProfile, memProfile string
 }
@@ -54,7 +57,8 @@ the upstream topics and partitions and itself as the leader of every partition, 
 each record keeps the partition its client chose; with one, the pipeline decides
 and the client is told offset -1. When nothing in the pipeline reads or changes
 records (no interceptor, no serializer but bytes, no partitioner), each client
-batch is forwarded upstream as it is, without producing its records again.
+batch is forwarded upstream as it is, without producing its records again
+(--forward-batches=false turns that off).
 
 Idempotent producers (the Java client's default) are deduplicated like a broker
 does; transactional producers are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
@@ -84,6 +88,7 @@ topic. See docs/gateway.md.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
 	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
 	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
+	fl.BoolVar(&f.forward, "forward-batches", true, "forward each client batch upstream as it is when nothing in the pipeline reads or changes records (less CPU; one request per partition at a time)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
 	return cmd
@@ -199,7 +204,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	opts = append(opts, pipeline.StageBatch(stageMax, stageLinger))
 	// A client batch goes upstream as it is when nothing in the chain
 	// reads or changes its records (docs/gateway.md, Forwarding).
-	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(true))
+	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(f.forward))
 	if len(brokers) == 0 {
 		eb, err := embedded.Start(embedded.Config{})
 		if err != nil {
