@@ -490,3 +490,48 @@ func TestForwardMixedPaths(t *testing.T) {
 		t.Fatalf("%d of %d records forwarded, want at most the %d lz4 ones, and some", fw, recv, n)
 	}
 }
+
+// TestForwardSwitchWaits: after a swap to a chain that reads records, a
+// batch for a partition whose forwarded batch is still on its way waits for
+// it; one whose request times out first fails with REQUEST_TIMED_OUT and
+// is not sent, and the partition takes batches again once the forwarded
+// one is written.
+func TestForwardSwitchWaits(t *testing.T) {
+	brokers := slowUpstream(t, 500*time.Millisecond)
+	f := startOn(t, brokers, forwarding)
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	c1, c2 := dial(t, f.addr), dial(t, f.addr)
+	first := c1.send(produceReq(topic, -1, rawBatch(-1, -1, -1, 4, "a")))
+	for fw, _ := forwardedRecords(f.gw, topic); fw == 0; fw, _ = forwardedRecords(f.gw, topic) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	if _, err := f.prod.Swap(ctx, pipeline.Interceptor("pass", passIC{})); err != nil {
+		t.Fatal(err)
+	}
+	short := produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "b"))
+	short.TimeoutMillis = 100
+	if p := partitionResp(t, c2.do(short)); p.ErrorCode != 7 || len(p.ErrorRecords) != 2 {
+		t.Fatalf("batch behind a forwarded one past its timeout: code %d, %d error_records; want 7 (REQUEST_TIMED_OUT) for both records", p.ErrorCode, len(p.ErrorRecords))
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = 9
+	c1.recv(first, resp)
+	if p := partitionResp(t, resp); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("forwarded batch: code %d, offset %d", p.ErrorCode, p.BaseOffset)
+	}
+	if p := partitionResp(t, c2.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 3, "c")))); p.ErrorCode != 0 {
+		t.Fatalf("batch after the forwarded one: code %d", p.ErrorCode)
+	}
+	waitTotal(t, brokers, topic, 7)
+	got := testbroker.ReadAll(t, brokers, topic, 7, false)
+	for i, want := range []string{"a-0", "a-1", "a-2", "a-3", "c-0", "c-1", "c-2"} {
+		if string(got[i].Key) != want {
+			t.Fatalf("record %d upstream is %s, want %s", i, got[i].Key, want)
+		}
+	}
+	if fw, recv := forwardedRecords(f.gw, topic); fw != 4 || recv != 9 {
+		t.Fatalf("%d of %d records forwarded, want 4 of 9", fw, recv)
+	}
+}

@@ -288,13 +288,14 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 		// The lane orders this batch after the partition's forwarded
 		// ones (see forwarder.enter).
 		if err := g.fwd.enter(ctx, k, nil); err != nil {
+			code, msg := errorCode(err)
 			for i := range recs[:n] {
 				if !send[i] {
-					br.failures = append(br.failures, recordFailure{index: int32(i), msg: err.Error()})
+					br.failures = append(br.failures, recordFailure{index: int32(i), msg: msg})
 				}
 			}
 			br.failedN.Add(uint64(toSend))
-			br.fail(errorCode(err))
+			br.fail(code, msg)
 			br.expect(0)
 			return br
 		}
