@@ -44,10 +44,14 @@
 // input record's key, value, headers and timestamp and these headers:
 // kpipe.error (the error), kpipe.plugin and kpipe.hook (when a plugin
 // failed it, see pipeline.PluginError), kpipe.source.topic,
-// kpipe.source.partition and kpipe.source.offset. The dead-letter producer
-// is a plain idempotent producer, not part of the transaction: a record is
-// in the dead-letter topic before its offset is committed, and may be
-// there twice if the transaction that followed was aborted.
+// kpipe.source.partition and kpipe.source.offset. A dead-letter record is
+// in the dead-letter topic before its input record's offset is committed.
+// With ExactlyOnce it is produced in the poll's transaction, by the
+// transactional client (DeadLetter's options are not used; the topic must
+// exist, or the cluster create topics on demand, when New runs): it is
+// committed or aborted with the output, so a read_committed reader finds
+// it once. With AtLeastOnce the dead-letter producer is a plain idempotent
+// producer, and a record may be there twice if the poll is read again.
 //
 // Without a dead-letter topic (or when the dead-letter produce fails too)
 // the record stops its partition: the source logs an error naming the

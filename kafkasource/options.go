@@ -149,7 +149,9 @@ func RebalanceTimeout(d time.Duration) Option {
 // value and headers and headers saying why (see the package
 // documentation), instead of stopping their partition. opts are the
 // settings of the dead-letter producer (pipeline.Brokers of the sink
-// cluster, at least); it has no plugins. Default: no dead-letter topic.
+// cluster, at least); it has no plugins. With ExactlyOnce there is no
+// separate producer and opts are not used: the dead-letter records are
+// produced in the source's transaction. Default: no dead-letter topic.
 func DeadLetter(topic string, opts ...pipeline.Option) Option {
 	return optionFunc(func(c *config) { c.deadLetter, c.deadLetterOpts = topic, opts })
 }

@@ -58,6 +58,11 @@ type Source struct {
 	dlqDone  atomic.Int64
 
 	stats stats
+
+	// resume asks Run to take up the stopped partitions (ResumeStopped);
+	// wake ends the poll Run is waiting in, so that it does so at once.
+	resume atomic.Bool
+	wake   atomic.Pointer[context.CancelFunc]
 }
 
 // slot is one record of a batch: the pipeline's record, the input record it
@@ -201,7 +206,12 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 			return nil, fmt.Errorf("kafkasource: consumer: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
 		}
 	}
-	if cfg.deadLetter != "" {
+	switch {
+	case cfg.deadLetter != "" && s.sess != nil:
+		if err := ensureTopic(ctx, s.cl, cfg.deadLetter); err != nil {
+			return nil, fmt.Errorf("kafkasource: dead-letter topic: %w", err)
+		}
+	case cfg.deadLetter != "":
 		dopts := append([]pipeline.Option{pipeline.Logger(s.log.Named("dead-letter"))}, cfg.deadLetterOpts...)
 		if s.dlq, err = pipeline.New(ctx, dopts...); err != nil {
 			return nil, fmt.Errorf("kafkasource: dead-letter producer: %w", err)
@@ -235,9 +245,20 @@ func (s *Source) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		fs := s.cl.PollRecords(ctx, s.cfg.maxPoll)
+		pctx, cancel := context.WithCancel(ctx)
+		s.wake.Store(&cancel)
+		if s.resume.Load() {
+			cancel() // asked before the poll began: skip the wait
+		}
+		fs := s.cl.PollRecords(pctx, s.cfg.maxPoll)
+		s.wake.Store(nil)
+		cancel()
 		if fs.IsClientClosed() {
 			return errors.New("kafkasource: the client was closed")
+		}
+		var resumed map[topicPartition]bool
+		if s.resume.Swap(false) {
+			resumed = s.resumeStopped()
 		}
 		var recs []*kgo.Record
 		fs.EachError(func(topic string, part int32, err error) {
@@ -246,7 +267,9 @@ func (s *Source) Run(ctx context.Context) error {
 			}
 		})
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if len(fp.Records) == 0 {
+			if len(fp.Records) == 0 || resumed[topicPartition{fp.Topic, fp.Partition}] {
+				// A partition just resumed is read again from
+				// where it stopped: these records come later.
 				return
 			}
 			if s.stats.noteFetch(fp) {
@@ -320,10 +343,13 @@ func (s *Source) completed(r *plugins.Record, res pipeline.Result) {
 	s.done.Add(1)
 }
 
-// stop is a partition stopped in this batch: at the record in, why.
+// stop is a partition stopped in this batch: at the record in, why, and
+// the offset it is read again from if it is resumed (ResumeStopped): its
+// committed offset once the batch ends.
 type stop struct {
-	in  *kgo.Record
-	err error
+	in   *kgo.Record
+	err  error
+	from int64
 }
 
 // deadLetter sends the batch's failed records to the dead-letter topic and
@@ -340,7 +366,7 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 		if stops == nil {
 			stops = map[topicPartition]stop{}
 		}
-		stops[tp] = stop{in, err}
+		stops[tp] = stop{in: in, err: err, from: in.Offset}
 	}
 	s.dlqSlots = s.dlqSlots[:0]
 	for i := range s.slots {
@@ -348,7 +374,7 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 		if sl.res.Outcome != pipeline.Failed {
 			continue
 		}
-		if s.dlq == nil {
+		if s.cfg.deadLetter == "" {
 			stopAt(sl.in, sl.res.Err)
 			continue
 		}
@@ -357,12 +383,18 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 	if len(s.dlqSlots) == 0 {
 		return stops
 	}
-	s.dlqDone.Store(0)
-	for i := range s.dlqSlots {
-		s.dlq.Send(ctx, &s.dlqSlots[i].rec, s.deadLettered)
-	}
-	if err := s.dlq.Flush(ctx); err != nil {
-		return stops // ctx ended; the caller abandons the batch
+	if s.sess != nil {
+		if !s.deadLetterInTransaction(ctx) {
+			return stops // ctx ended; the caller abandons the batch
+		}
+	} else {
+		s.dlqDone.Store(0)
+		for i := range s.dlqSlots {
+			s.dlq.Send(ctx, &s.dlqSlots[i].rec, s.deadLettered)
+		}
+		if err := s.dlq.Flush(ctx); err != nil {
+			return stops // ctx ended; the caller abandons the batch
+		}
 	}
 	for i := range s.dlqSlots {
 		sl := &s.dlqSlots[i]
@@ -371,6 +403,58 @@ func (s *Source) deadLetter(ctx context.Context, recs []*kgo.Record) map[topicPa
 		}
 	}
 	return stops
+}
+
+// deadLetterInTransaction produces the batch's dead-letter records
+// (ExactlyOnce) in its transaction, with the transactional client itself
+// and no plugins, and waits for them; it reports false if ctx ended first.
+// They are then committed or aborted with the batch's output and offsets:
+// a dead-letter record is in the topic, for a read_committed reader, once
+// for each input record committed as dead-lettered.
+func (s *Source) deadLetterInTransaction(ctx context.Context) bool {
+	// The callbacks write into res, not into the slots: if ctx ends
+	// first, the batch is abandoned and the slots are reused while late
+	// callbacks may still run.
+	res := make([]pipeline.Result, len(s.dlqSlots))
+	var left atomic.Int64
+	left.Store(int64(len(res)))
+	done := make(chan struct{})
+	for i := range s.dlqSlots {
+		r := &s.dlqSlots[i].rec
+		kr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+		s.cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
+			if err != nil {
+				res[i] = pipeline.Result{Outcome: pipeline.Failed, Topic: kr.Topic, Partition: -1, Offset: -1, Err: err}
+			} else {
+				res[i] = pipeline.Result{Outcome: pipeline.Delivered, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp}
+			}
+			if left.Add(-1) == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return false
+	}
+	for i := range res {
+		s.dlqSlots[i].res = res[i]
+	}
+	return true
+}
+
+// ensureTopic makes sure the cluster of cl has topic, asking for its
+// creation if the cluster creates topics on demand.
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+	absent, err := kafkaping.AbsentTopics(ctx, cl, []string{topic}, true)
+	if err != nil {
+		return err
+	}
+	if len(absent) > 0 {
+		return fmt.Errorf("%q does not exist, and the cluster does not create topics on demand: create it first", topic)
+	}
+	return nil
 }
 
 // deadLettered is the callback of a dead-letter record.
@@ -444,6 +528,15 @@ func (s *Source) end(commit kgo.TransactionEndTry) (committed bool, err error) {
 // transaction is ended even if ctx has ended meanwhile (see end).
 func (s *Source) endTransaction(recs []*kgo.Record, stops map[topicPartition]stop) error {
 	if len(stops) > 0 {
+		// The abort leaves each stopped partition committed up to
+		// the start of this batch's records of it.
+		for i, in := range recs {
+			tp := topicPartition{in.Topic, in.Partition}
+			if st, ok := stops[tp]; ok && (i == 0 || recs[i-1].Topic != in.Topic || recs[i-1].Partition != in.Partition) {
+				st.from = in.Offset
+				stops[tp] = st
+			}
+		}
 		s.stopPartitions(stops)
 		_, err := s.end(kgo.TryAbort)
 		s.stats.aborted.Add(1)
@@ -524,11 +617,67 @@ func (s *Source) stopPartitions(stops map[topicPartition]stop) {
 	pause := map[string][]int32{}
 	for tp, st := range stops {
 		pause[tp.topic] = append(pause[tp.topic], tp.partition)
-		s.log.Error("partition stopped: a record failed and there is no dead-letter topic; its records from this one on stay unconsumed (uncommitted) until kpipe restarts",
+		s.log.Error("partition stopped: a record failed and there is no dead-letter topic; its records from this one on stay unconsumed (uncommitted) until kpipe restarts or a reload resumes it",
 			"topic", tp.topic, "partition", tp.partition, "offset", st.in.Offset, "error", st.err)
-		s.stats.stop(tp, st.in.Offset, st.err)
+		s.stats.stop(tp, st.in.Offset, st.from, st.err)
 	}
 	s.cl.PauseFetchPartitions(pause)
+}
+
+// ResumeStopped asks Run to take up again the partitions that a failed
+// record stopped (see the package documentation): typically once
+// Producer().Swap has replaced the plugin that failed them. Each is read
+// again from its committed offset, the record that stopped it for
+// AtLeastOnce, the start of the poll that held it for ExactlyOnce (whose
+// transaction was aborted), and stops again if a record fails again. It
+// returns how many partitions are stopped now; Run resumes them before its
+// next poll, ending the poll it waits in. It is safe to call while Run
+// runs.
+func (s *Source) ResumeStopped() int {
+	n := 0
+	for _, ps := range s.Stats().Partitions {
+		if ps.Stopped {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	s.resume.Store(true)
+	if cancel := s.wake.Load(); cancel != nil {
+		(*cancel)()
+	}
+	return n
+}
+
+// resumeStopped resumes the stopped partitions, between polls, each at the
+// offset it was committed up to when it stopped. The fetch position has
+// to be set: for AtLeastOnce it is past the records fetched with the one
+// that failed; for ExactlyOnce the aborted transaction rewinds a partition
+// only if it had a committed offset before. (For AtLeastOnce rebalances
+// are blocked until the next commit, BlockRebalanceOnPoll, so a partition
+// is still this member's when its offset is set; SetOffsets skips one
+// that is not.) It returns the partitions it resumed.
+func (s *Source) resumeStopped() map[topicPartition]bool {
+	stopped := s.stats.resume()
+	if len(stopped) == 0 {
+		return nil
+	}
+	parts := map[string][]int32{}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	resumed := map[topicPartition]bool{}
+	for tp, from := range stopped {
+		resumed[tp] = true
+		parts[tp.topic] = append(parts[tp.topic], tp.partition)
+		if offsets[tp.topic] == nil {
+			offsets[tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: from}
+		s.log.Info("partition resumed: reading it again from its committed offset", "topic", tp.topic, "partition", tp.partition, "offset", from)
+	}
+	s.cl.SetOffsets(offsets)
+	s.cl.ResumeFetchPartitions(parts)
+	return resumed
 }
 
 // Close shuts the source down within ctx: it closes the dead-letter

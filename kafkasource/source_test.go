@@ -384,6 +384,11 @@ func TestDeadLetter(t *testing.T) {
 			}
 			recs := testbroker.ReadAll(t, brokers, dlq, 2, true)
 			for _, r := range recs {
+				// With exactly_once the dead-letter records are
+				// written in the poll's transaction.
+				if r.Attrs.IsTransactional() != (d == kafkasource.ExactlyOnce) {
+					t.Errorf("dead-letter record %q: transactional %v under %v", r.Value, r.Attrs.IsTransactional(), d)
+				}
 				h := sourcetest.Headers(r)
 				if !bytes.HasPrefix(r.Value, []byte("bad-")) || h[kafkasource.HeaderPlugin] != "upper" ||
 					h[kafkasource.HeaderHook] != string(pipeline.HookOnSend) || h[kafkasource.HeaderTopic] != in ||
@@ -553,6 +558,68 @@ func TestGroupTimeouts(t *testing.T) {
 			if err := newAndClose(t, ctx, brokers, "out", kafkasource.Topics("a"), tc.opt); (err != nil) != tc.wantErr {
 				t.Errorf("New: %v, want error %v", err, tc.wantErr)
 			}
+		})
+	}
+}
+
+// fixed is upper once its bug is fixed: a value "bad-N" is taken as "N".
+type fixed struct{ upper }
+
+func (f fixed) OnSend(ctx context.Context, r *plugins.Record) (plugins.Verdict, error) {
+	r.Value = bytes.TrimPrefix(r.Value, []byte("bad-"))
+	return f.upper.OnSend(ctx, r)
+}
+
+// TestResumeStopped stops a partition at a failed record, swaps in a
+// plugin that no longer fails it and resumes the partition while Run runs:
+// every record of the partition is then committed, the stopped record and
+// those after it included, and the output holds each (once, under
+// exactly_once).
+func TestResumeStopped(t *testing.T) {
+	for _, d := range []kafkasource.Delivery{kafkasource.ExactlyOnce, kafkasource.AtLeastOnce} {
+		t.Run(d.String(), func(t *testing.T) {
+			brokers := testbroker.Brokers(t)
+			in := testbroker.CreateTopic(t, brokers, 1)
+			out := testbroker.CreateTopic(t, brokers, 1)
+			const n = 300
+			produceInput(t, brokers, in, n, 3, map[int]bool{120: true})
+			ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+			defer cancel()
+			s := newSource(t, ctx, brokers, in, out, "resume-"+in, d, kafkasource.MaxPollRecords(50))
+			if got := s.ResumeStopped(); got != 0 {
+				t.Errorf("ResumeStopped with nothing stopped = %d, want 0", got)
+			}
+			var step atomic.Int32 // 0: wait for the stop; 1: wait for every record
+			runUntil(t, s, func() bool {
+				st := s.Stats()
+				switch step.Load() {
+				case 0:
+					for _, p := range st.Partitions {
+						if p.Stopped && p.StoppedAt == 120 {
+							if _, err := s.Producer().Swap(ctx, pipeline.Interceptor("upper", fixed{}, pipeline.OnFailure(pipeline.FailRecord))); err != nil {
+								t.Errorf("Swap: %v", err)
+							}
+							if got := s.ResumeStopped(); got != 1 {
+								t.Errorf("ResumeStopped = %d, want 1", got)
+							}
+							step.Store(1)
+						}
+					}
+				case 1:
+					for _, p := range st.Partitions {
+						if p.Stopped {
+							t.Errorf("partition stopped again at %d: %s", p.StoppedAt, p.StopReason)
+							return true
+						}
+					}
+					return committed(st) >= n
+				}
+				return false
+			})
+			if st := s.Stats(); committed(st) < n || (d == kafkasource.ExactlyOnce && committed(st) != n) {
+				t.Errorf("%d records committed, want %d: %+v", committed(st), n, st)
+			}
+			checkOutput(t, brokers, out, n, d == kafkasource.ExactlyOnce)
 		})
 	}
 }

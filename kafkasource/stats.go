@@ -46,7 +46,7 @@ type PartitionStats struct {
 	Lag int64
 	// Stopped says a record failed with no dead-letter topic to take it:
 	// the partition is paused at offset StoppedAt, for StopReason, until
-	// the process restarts.
+	// the process restarts or Source.ResumeStopped takes it up again.
 	Stopped    bool
 	StoppedAt  int64
 	StopReason string
@@ -60,8 +60,11 @@ type topicPartition struct {
 // stats holds a source's counters; Run updates them once per fetch and per
 // batch, the admin endpoint reads them.
 type stats struct {
-	mu        sync.Mutex
-	parts     map[topicPartition]*PartitionStats
+	mu    sync.Mutex
+	parts map[topicPartition]*PartitionStats
+	// from is where each stopped partition is read again from if it is
+	// resumed (stop.from).
+	from      map[topicPartition]int64
 	committed atomic.Uint64
 	aborted   atomic.Uint64
 }
@@ -125,11 +128,29 @@ func (st *stats) count(slots []slot, stops map[topicPartition]stop) {
 	}
 }
 
-func (st *stats) stop(tp topicPartition, offset int64, err error) {
+func (st *stats) stop(tp topicPartition, offset, from int64, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	ps := st.get(tp)
 	ps.Stopped, ps.StoppedAt, ps.StopReason = true, offset, err.Error()
+	if st.from == nil {
+		st.from = map[topicPartition]int64{}
+	}
+	st.from[tp] = from
+}
+
+// resume marks every stopped partition as running again and returns the
+// offset each is to be read again from.
+func (st *stats) resume() map[topicPartition]int64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := st.from
+	st.from = nil
+	for tp := range out {
+		ps := st.get(tp)
+		ps.Stopped, ps.StoppedAt, ps.StopReason = false, 0, ""
+	}
+	return out
 }
 
 func (st *stats) assign(parts map[string][]int32, on bool) {

@@ -75,9 +75,10 @@ func (e *envelope) open(ctx context.Context, r *plugins.Record, cb func(*plugins
 	e.ctx, e.rec, e.cb = ctx, r, cb
 }
 
-// envelopeOf returns the envelope holding kr. Every record the producer's
-// client sees is the kr field of an envelope opened with open (the client
-// is private, and only the producer's envelopes are produced with it).
+// envelopeOf returns the envelope holding kr, a record the producer
+// produced: the kr field of an envelope opened with open. (The client of a
+// ClientFactory may also see records its owner produced directly; only
+// the partitioner meets those, and it tells them apart.)
 func envelopeOf(kr *kgo.Record) *envelope {
 	return (*envelope)(kr.Context.(*envHandle))
 }

@@ -728,8 +728,11 @@ func KgoOptions(opts ...kgo.Opt) Option {
 // the Producer: kafkasource builds the client of a
 // kgo.GroupTransactSession this way, so that the pipeline's records are
 // produced in the session's transactions, while the session, not the
-// Producer's transaction methods, begins and ends them. The Producer owns
-// the client it is given and closes it in Close. Default: kgo.NewClient.
+// Producer's transaction methods, begins and ends them. The owner may also
+// produce records of its own with the client (kafkasource's dead-letter
+// records): they bypass the pipeline, get the default partitioner, and are
+// not counted in Stats. The Producer owns the client it is given and
+// closes it in Close. Default: kgo.NewClient.
 func ClientFactory(newClient func(opts ...kgo.Opt) (*kgo.Client, error)) Option {
 	return optionFunc(func(c *config) { c.newClient = newClient })
 }

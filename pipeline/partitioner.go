@@ -89,7 +89,17 @@ func (t *topicPartitioner) OnNewBatch() {
 // fails a record given a partition out of range, and finish reports
 // e.partErr, the reason, instead of franz-go's error.
 func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
-	e := envelopeOf(kr)
+	h, ok := kr.Context.(*envHandle)
+	if !ok {
+		// Not a record of the producer's: one that the owner of a
+		// client it was given (ClientFactory) produced with the client
+		// directly, such as kafkasource's dead-letter records in the
+		// source's transaction. It gets the default partitioner.
+		r := recordOf(kr)
+		part, _ := t.fallback.Partition(context.Background(), &r, int32(n))
+		return int(part)
+	}
+	e := (*envelope)(h)
 	if int32(n) != t.n.Load() {
 		t.n.Store(int32(n))
 	}

@@ -266,6 +266,27 @@ pipeline "scale" {
 	}
 }
 
+// upperSourceConfig is a configuration that reads topic in as group and
+// writes to out through the upper WAT plugin, which fails (on_failure
+// "fail") the poisoned records.
+func upperSourceConfig(t *testing.T, brokers []string, in, out, group string) string {
+	return fmt.Sprintf(`kafka {
+  brokers = [%q]
+}
+pipeline "p" {
+  topic = %q
+  source "kafka" {
+    topics = [%q]
+    group  = %q
+  }
+  interceptor "upper" {
+    module     = %q
+    on_failure = "fail"
+  }
+}
+`, strings.Join(brokers, ","), out, in, group, plugintest.WAT(t, "examples/plugins/wat/upper.wasm"))
+}
+
 // TestSourceAdmin: the admin endpoint shows a Kafka source's partitions:
 // records read and committed, lag, assignment, and a partition stopped at
 // a record the plugin failed on with no dead-letter topic; the summary
@@ -278,21 +299,7 @@ func TestSourceAdmin(t *testing.T) {
 	produceKeyed(t, brokers, in, n)
 	ends := testbroker.EndOffsets(t, brokers, in)
 	dir := t.TempDir()
-	cfg := writeFile(t, filepath.Join(dir, "admin.hcl"), fmt.Sprintf(`kafka {
-  brokers = [%q]
-}
-pipeline "admin" {
-  topic = %q
-  source "kafka" {
-    topics = [%q]
-    group  = %q
-  }
-  interceptor "upper" {
-    module     = %q
-    on_failure = "fail"
-  }
-}
-`, strings.Join(brokers, ","), out, in, "admin-"+in, plugintest.WAT(t, "examples/plugins/wat/upper.wasm")))
+	cfg := writeFile(t, filepath.Join(dir, "admin.hcl"), upperSourceConfig(t, brokers, in, out, "admin-"+in))
 	r := startLive(t, dir, "run", "--config", cfg, "--admin", "127.0.0.1:0")
 	deadline := time.Now().Add(testbroker.Timeout())
 	var stopped, running int32 = -1, -1
@@ -330,14 +337,7 @@ pipeline "admin" {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("kpipe run did not end within 30s of SIGINT")
-	}
+	r.interrupt()
 	if code := r.cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("exit %d, want 130", code)
 	}
@@ -467,5 +467,50 @@ pipeline "p" {
 				t.Errorf("want exit 2, stderr containing %q; got %s", tt.inStderr, r)
 			}
 		})
+	}
+}
+
+// TestSourceResumeOnReload: a partition stopped at a record the plugin
+// failed on is taken up again by a reload that changes the plugin's policy
+// (here on_failure "drop", which filters the record instead): the reload's
+// line says so, and every record of the partition is then committed.
+func TestSourceResumeOnReload(t *testing.T) {
+	const n = 2000 // record 1234 is poisoned
+	brokers := testbroker.Brokers(t)
+	in := testbroker.CreateTopic(t, brokers, 1)
+	out := testbroker.CreateTopic(t, brokers, 1)
+	produceKeyed(t, brokers, in, n)
+	dir := t.TempDir()
+	cfg := upperSourceConfig(t, brokers, in, out, "resume-"+in)
+	path := writeFile(t, filepath.Join(dir, "resume.hcl"), cfg)
+	r := startLive(t, dir, "run", "--config", path, "--admin", "127.0.0.1:0")
+	r.waitFor(`partition stopped: a record failed`, 0, testbroker.Timeout())
+	from := r.nlines()
+	writeFile(t, path, strings.Replace(cfg, `on_failure = "fail"`, `on_failure = "drop"`, 1))
+	resp, err := httpClient.Post(r.admin+"/v1/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/reload: %d", resp.StatusCode)
+	}
+	r.waitFor(`reload \(POST /v1/reload\): chain 1 → 2 .*; 1 stopped partitions resumed`, from, 30*time.Second)
+	deadline := time.Now().Add(testbroker.Timeout())
+	for {
+		mf := r.metrics()
+		committed := metricValue(mf, "kpipe_source_records_committed_total", "topic", in, "partition", "0", "outcome", "delivered") +
+			metricValue(mf, "kpipe_source_records_committed_total", "topic", in, "partition", "0", "outcome", "filtered")
+		if metricValue(mf, "kpipe_source_partition_stopped", "topic", in, "partition", "0") == 0 && committed == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition not resumed to all %d records within %v: %v committed\n%s", n, testbroker.Timeout(), committed, r.stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.interrupt()
+	if strings.Contains(r.stderr(), "STOPPED at offset") {
+		t.Errorf("the summary still marks the partition stopped:\n%s", r.stderr())
 	}
 }

@@ -12,9 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kpipe/kpipe/config"
 	"github.com/kpipe/kpipe/internal/kafkaping"
@@ -206,30 +204,14 @@ stderr at the start, and in the error if --max is not reached.`,
 	return cmd
 }
 
-// absentTopics returns the topics of names that the cluster's metadata
-// does not have, asking without creating them, within connectTimeout. It
-// returns none when the metadata cannot be had, or ctx has ended (after
-// Ctrl-C): the question is only for a clearer message.
+// absentTopics returns the topics of names that the cluster does not have,
+// asking without creating them, within connectTimeout. It returns none when
+// the cluster cannot be asked, or ctx has ended (after Ctrl-C): the
+// question is only for a clearer message.
 func absentTopics(ctx context.Context, cl *kgo.Client, names []string) []string {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	req := kmsg.NewPtrMetadataRequest()
-	for _, name := range names {
-		t := kmsg.NewMetadataRequestTopic()
-		t.Topic = kmsg.StringPtr(name)
-		req.Topics = append(req.Topics, t)
-	}
-	req.AllowAutoTopicCreation = false
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil
-	}
-	var absent []string
-	for _, t := range resp.Topics {
-		if t.Topic != nil && t.ErrorCode == kerr.UnknownTopicOrPartition.Code {
-			absent = append(absent, *t.Topic)
-		}
-	}
+	absent, _ := kafkaping.AbsentTopics(ctx, cl, names, false)
 	return absent
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"sort"
@@ -98,6 +99,14 @@ func (e *env) startLive(f runFlags) (*live, error) {
 func (lv *live) attach(ctx context.Context, b *built, t *tally) {
 	if b.cfg != nil {
 		lv.rl = newReloader(lv.e, lv.flags, b)
+		lv.rl.swapped = func() string {
+			if s := lv.src.Load(); s != nil {
+				if n := s.ResumeStopped(); n > 0 {
+					return fmt.Sprintf("; %d stopped partitions resumed, read again from their committed offsets", n)
+				}
+			}
+			return ""
+		}
 	}
 	// The store publishes rl to the endpoint's goroutines, which read it
 	// only once attached is set.

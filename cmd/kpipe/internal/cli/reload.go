@@ -35,6 +35,11 @@ type reloader struct {
 	producer *pipeline.Producer
 
 	stopped atomic.Bool // run is finishing: no more reloads
+	// swapped, if set, runs after each reload that swapped the chain: a
+	// Kafka source resumes the partitions a failed record stopped, which
+	// the new plugins may no longer fail. It returns what to add to the
+	// reload's log line, or "".
+	swapped func() string
 
 	mu       sync.Mutex       // held during a reload; guards the fields below
 	cfg      *config.Config   // the configuration the running chain was loaded from
@@ -138,7 +143,11 @@ func (r *reloader) reload(ctx context.Context, trigger string) (uint64, error) {
 	if v == old {
 		r.e.say("reload (%s): chain %d unchanged, nothing to swap (%s)", trigger, old, took)
 	} else {
-		r.e.say("reload (%s): chain %d → %d in %s: %s", trigger, old, v, took, strings.Join(changes, ", "))
+		more := ""
+		if r.swapped != nil {
+			more = r.swapped()
+		}
+		r.e.say("reload (%s): chain %d → %d in %s: %s%s", trigger, old, v, took, strings.Join(changes, ", "), more)
 	}
 	return v, nil
 }
