@@ -19,11 +19,11 @@
 //
 // With ForwardBatches, a batch whose records nothing in the pipeline would
 // read or change (pipeline.Producer.Passthrough) is not decoded: it goes
-// upstream as it is, rewritten as non-idempotent, in a Produce request of
-// the gateway's own to its partition's leader, one at a time per
-// partition, and its answer carries the upstream's offsets. forward.go
-// keeps each partition's records in order across the two paths, and
-// RATIONALE.md gives the reasons for each rule.
+// upstream as it is, under a producer id and sequence of the gateway's
+// (acks=all) or none, in a Produce request of the gateway's own to its
+// partition's leader, and its answer carries the upstream's offsets.
+// forward.go keeps each partition's records in order, across the two
+// paths too, and RATIONALE.md gives the reasons for each rule.
 //
 // Idempotent producers get producer ids from the gateway, which remembers
 // the last five batches of each producer and partition like a broker: a

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -62,6 +63,9 @@ type forwarder struct {
 	mu    sync.Mutex
 	lanes map[laneKey]*lane
 	meta  map[string]*topicMeta
+	// seqs are the partitions' upstream producer ids and sequences
+	// (acks=all); kept for the gateway's life, one per partition.
+	seqs map[laneKey]*upstreamSeq
 	// sending counts the lanes with a goroutine sending their batches;
 	// Shutdown waits for them.
 	sending sync.WaitGroup
@@ -121,13 +125,28 @@ func (l *lane) broadcast() {
 	}
 }
 
-// forwarded is a batch on its way upstream.
+// forwarded is a batch on its way upstream. Only its lane's goroutine
+// uses the fields after br.
 type forwarded struct {
 	ctx  context.Context
 	key  laneKey
 	raw  []byte
+	n    int32 // records
 	pass pipeline.Passthrough
 	br   *batchResult
+
+	// pid, epoch and seq are what raw was last written with (see
+	// sequence).
+	pid   int64
+	epoch int16
+	seq   int32
+	// answer is the outcome once done.
+	answer answer
+	done   bool
+	// attempts counts the failures; refresh asks for the partition's
+	// leader again before the next attempt.
+	attempts int
+	refresh  bool
 }
 
 // topicMeta is what the forwarder knows of a topic upstream.
@@ -142,7 +161,7 @@ func newForwarder(g *Gateway) *forwarder {
 	if !ok || !g.forwardOn {
 		return nil
 	}
-	return &forwarder{g: g, src: src, lanes: map[laneKey]*lane{}, meta: map[string]*topicMeta{}}
+	return &forwarder{g: g, src: src, lanes: map[laneKey]*lane{}, meta: map[string]*topicMeta{}, seqs: map[laneKey]*upstreamSeq{}}
 }
 
 // forwardable reports whether client batch b (raw) may go upstream as it
@@ -266,27 +285,117 @@ func (f *forwarder) settleLane(k laneKey, l *lane) {
 	}
 }
 
-// drain sends the batches of lane l one after the other until it is empty.
+// drain sends the batches of lane l until it is empty, in rounds: up to
+// forwardWindow batches from the head of the queue at once when they are
+// idempotent upstream (acks=all), one otherwise. A round's batches are
+// answered in queue order; a failure keeps its batch and those after it
+// at the head for the next round, sent again with the same sequences, so
+// that the upstream writes each once and in order.
 func (f *forwarder) drain(l *lane) {
 	defer f.sending.Done()
+	var round []*forwarded
 	for {
 		f.mu.Lock()
-		fw := l.queue[0]
+		w := 1
+		if st := f.seqs[l.queue[0].key]; st != nil && time.Since(st.written) < forwardStateFresh {
+			w = forwardWindow
+		}
+		round = append(round[:0], l.queue[:min(w, len(l.queue))]...)
 		f.mu.Unlock()
-		a := f.send(fw)
+		n := f.sendRound(round)
 		f.mu.Lock()
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
+		clear(l.queue[:n])
+		l.queue = l.queue[n:]
 		empty := len(l.queue) == 0
-		f.settleLane(fw.key, l)
+		f.settleLane(round[0].key, l)
 		f.mu.Unlock()
-		// Done after it left the lane: the client's next batch, sent
-		// once it has this answer, finds the lane as it is now.
-		fw.br.settleForwarded(a)
+		// Answered after they left the lane: the client's next
+		// batch, sent once it has this answer, finds the lane as it
+		// is now.
+		for _, fw := range round[:n] {
+			fw.br.settleForwarded(fw.answer)
+		}
 		if empty {
 			return
 		}
 	}
+}
+
+// forwardWindow is how many idempotent forwarded batches of one partition
+// are on their way at once: the most a broker remembers per producer and
+// partition to recognise one sent again.
+const forwardWindow = 5
+
+// forwardStateFresh: a partition's batches go forwardWindow at a time only
+// while the upstream surely knows the producer id's last sequence for it,
+// that is within this time of its last batch written. A broker takes the
+// first batch of a producer it has no state for whatever its sequence
+// (Kafka 2.5+), so batches sent at once then could be written in the
+// order they arrive; one at a time until one is written, they cannot.
+// Brokers keep the state for far longer (producer.id.expiration.ms, a day
+// by default).
+const forwardStateFresh = time.Minute
+
+// sendRound sends the batches of round that have no answer yet, at once,
+// and returns how many of round, from the first, have their answer now
+// (fw.done); the others stay for the next round, which comes after a
+// backoff when a batch failed.
+func (f *forwarder) sendRound(round []*forwarded) (answered int) {
+	if round[0].pass.Acks == pipeline.AcksAll {
+		if err := f.sequence(round); err != nil {
+			f.failed(round[0], err)
+			return leadingDone(round)
+		}
+	} else {
+		setProducer(round[0].raw, -1, -1, -1)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(round))
+	for i, fw := range round {
+		if fw.done {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fw.answer, errs[i] = f.sendOnce(fw)
+		}()
+	}
+	wg.Wait()
+	// With idempotence, a batch is written only after every batch ahead
+	// of it: each written one is done, even behind one that failed.
+	var written int64 = -2 // the producer id of a batch written, if any
+	for i, fw := range round {
+		if !fw.done && errs[i] == nil && (fw.answer.code == codeNone || fw.answer.code == codeDuplicateSequence) {
+			if fw.answer.code == codeDuplicateSequence {
+				// Written by an earlier attempt whose answer
+				// was lost; its offset is not known.
+				fw.answer = answer{base: -1, appendTime: -1}
+			}
+			fw.done = true
+			written = fw.pid
+		}
+	}
+	if written >= 0 {
+		f.mu.Lock()
+		if st := f.seqs[round[0].key]; st != nil && st.pid == written {
+			st.written = time.Now()
+		}
+		f.mu.Unlock()
+	}
+	for i, fw := range round {
+		if fw.done {
+			continue
+		}
+		// The first batch without an answer. Out of order behind a
+		// batch of the same round, it was written to the connection
+		// first or follows one that failed: sent again, in order.
+		if !(i > 0 && errs[i] == nil && fw.answer.code == codeOutOfOrderSequence) {
+			f.failed(fw, errs[i])
+		}
+		break
+	}
+	return leadingDone(round)
 }
 
 // answer is the outcome of a forwarded batch: the Kafka error code and
@@ -304,44 +413,113 @@ func failedAnswer(code int16, msg string) answer {
 	return answer{code: code, msg: msg, base: -1, appendTime: -1}
 }
 
-// send writes fw upstream, retrying what is retriable, and returns its
-// answer.
-func (f *forwarder) send(fw *forwarded) answer {
-	asNonIdempotent(fw.raw)
-	backoff := forwardBackoff
-	refresh := false
-	for attempt := 1; ; attempt++ {
-		a, err := f.sendOnce(fw, refresh)
-		if err == nil && a.code == codeNone {
-			return a
-		}
-		// An error without an answer (no connection, no leader known)
-		// is retried as the upstream's retriable codes are.
-		var ke *kerr.Error
-		retriable := err != nil && !errors.As(err, &ke)
-		if err != nil {
-			a = failedAnswer(errorCode(err))
-		} else if a.msg == "" {
-			a.msg = "kpipe gateway: upstream: " + kerr.ErrorForCode(a.code).Error()
-		}
-		retriable = retriable || kerr.IsRetriable(kerr.ErrorForCode(a.code))
-		if !retriable || attempt == forwardAttempts || fw.ctx.Err() != nil {
-			return a
-		}
-		refresh = true
-		select {
-		case <-time.After(backoff):
-		case <-fw.ctx.Done():
-			return failedAnswer(codeRequestTimedOut, "kpipe gateway: "+fw.ctx.Err().Error()+" after "+a.msg)
-		}
-		backoff = min(2*backoff, forwardMaxBackoff)
+// leadingDone is how many batches of round, from the first, are done.
+func leadingDone(round []*forwarded) int {
+	n := 0
+	for n < len(round) && round[n].done {
+		n++
 	}
+	return n
+}
+
+// failed handles the failure of fw, the first batch of its lane without
+// an answer (err when no answer came, else fw.answer): a retriable one is
+// sent again after a backoff, within its attempts and context; any other
+// answers fw. A batch that fails for good burns its sequences: the
+// partition goes on under a new producer id.
+func (f *forwarder) failed(fw *forwarded, err error) {
+	a := fw.answer
+	var ke *kerr.Error
+	// An error without an answer (no connection, no leader known) is
+	// retried as the upstream's retriable codes are.
+	retriable := err != nil && !errors.As(err, &ke)
+	if err != nil {
+		a = failedAnswer(errorCode(err))
+	} else if a.msg == "" {
+		a.msg = "kpipe gateway: upstream: " + kerr.ErrorForCode(a.code).Error()
+	}
+	switch a.code {
+	case codeOutOfOrderSequence, codeUnknownProducerID, codeInvalidProducerEpoch:
+		// The upstream does not have this producer's state for the
+		// partition as the gateway does: go on under a new one.
+		f.resetSequence(fw.key)
+		retriable = true
+	}
+	retriable = retriable || kerr.IsRetriable(kerr.ErrorForCode(a.code))
+	fw.attempts++
+	fw.refresh = true
+	if retriable && fw.attempts < forwardAttempts && fw.ctx.Err() == nil {
+		select {
+		case <-time.After(min(forwardBackoff<<(fw.attempts-1), forwardMaxBackoff)):
+			return
+		case <-fw.ctx.Done():
+			a = failedAnswer(codeRequestTimedOut, "kpipe gateway: "+fw.ctx.Err().Error()+" after "+a.msg)
+		}
+	}
+	fw.answer, fw.done = a, true
+	if fw.pass.Acks == pipeline.AcksAll {
+		f.resetSequence(fw.key)
+	}
+}
+
+// upstreamSeq is the producer id and epoch a partition's forwarded batches
+// are written with when they are idempotent upstream, and the sequence of
+// the next.
+type upstreamSeq struct {
+	pid   int64
+	epoch int16
+	next  int32
+	// written is when a batch was last written under pid.
+	written time.Time
+}
+
+// sequence gives the batches of round that have none under the partition's
+// current producer id their producer id, epoch and sequences, in order,
+// getting a producer id from the upstream for a partition without one.
+func (f *forwarder) sequence(round []*forwarded) error {
+	k := round[0].key
+	f.mu.Lock()
+	st := f.seqs[k]
+	f.mu.Unlock()
+	if st == nil {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		req.TransactionTimeoutMillis = 60_000
+		resp, err := req.RequestWith(round[0].ctx, round[0].pass.Client)
+		if err != nil {
+			return fmt.Errorf("upstream producer id: %w", err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return fmt.Errorf("upstream producer id: %w", err)
+		}
+		st = &upstreamSeq{pid: resp.ProducerID, epoch: resp.ProducerEpoch}
+		f.mu.Lock()
+		f.seqs[k] = st
+		f.mu.Unlock()
+	}
+	for _, fw := range round {
+		if fw.done || (fw.pid == st.pid && fw.epoch == st.epoch) {
+			continue
+		}
+		fw.pid, fw.epoch, fw.seq = st.pid, st.epoch, st.next
+		setProducer(fw.raw, fw.pid, fw.epoch, fw.seq)
+		// Sequences wrap from the largest int32 to 0, as a broker's.
+		st.next = int32((int64(st.next) + int64(fw.n)) % (math.MaxInt32 + 1))
+	}
+	return nil
+}
+
+// resetSequence makes the partition of k go on under a new producer id.
+func (f *forwarder) resetSequence(k laneKey) {
+	f.mu.Lock()
+	delete(f.seqs, k)
+	f.mu.Unlock()
 }
 
 // sendOnce sends fw to its partition's leader once; err is set when no
 // answer came (or the leader is unknown).
-func (f *forwarder) sendOnce(fw *forwarded, refresh bool) (answer, error) {
-	leader, id, err := f.leader(fw.ctx, fw.pass.Client, fw.key, refresh)
+func (f *forwarder) sendOnce(fw *forwarded) (answer, error) {
+	leader, id, err := f.leader(fw.ctx, fw.pass.Client, fw.key, fw.refresh)
 	if err != nil {
 		return answer{}, err
 	}
@@ -434,18 +612,20 @@ func (f *forwarder) leader(ctx context.Context, cl kmsg.Requestor, k laneKey, re
 	return -1, m.id, kerr.LeaderNotAvailable
 }
 
-// asNonIdempotent makes batch raw one of a producer without idempotence
-// (producer id, epoch and base sequence -1) and computes its CRC again: the
-// upstream does not know the producer id the gateway gave the client, and
-// the gateway's own deduplication guards against the client's retries.
-func asNonIdempotent(raw []byte) {
+// setProducer sets the producer id, epoch and base sequence of batch raw
+// and computes its CRC again. A forwarded batch is written upstream under
+// the gateway's producer id for its partition (acks=all), or as one of a
+// producer without idempotence (all -1): the upstream does not know the
+// producer id the gateway gave the client, and the gateway's own
+// deduplication guards against the client's retries.
+func setProducer(raw []byte, pid int64, epoch int16, seq int32) {
 	const pidAt, epochAt, seqAt = 43, 51, 53
-	if int64(binary.BigEndian.Uint64(raw[pidAt:])) == -1 && int16(binary.BigEndian.Uint16(raw[epochAt:])) == -1 &&
-		int32(binary.BigEndian.Uint32(raw[seqAt:])) == -1 {
+	if int64(binary.BigEndian.Uint64(raw[pidAt:])) == pid && int16(binary.BigEndian.Uint16(raw[epochAt:])) == epoch &&
+		int32(binary.BigEndian.Uint32(raw[seqAt:])) == seq {
 		return
 	}
-	binary.BigEndian.PutUint64(raw[pidAt:], ^uint64(0))
-	binary.BigEndian.PutUint16(raw[epochAt:], ^uint16(0))
-	binary.BigEndian.PutUint32(raw[seqAt:], ^uint32(0))
+	binary.BigEndian.PutUint64(raw[pidAt:], uint64(pid))
+	binary.BigEndian.PutUint16(raw[epochAt:], uint16(epoch))
+	binary.BigEndian.PutUint32(raw[seqAt:], uint32(seq))
 	binary.BigEndian.PutUint32(raw[17:21], crcOf(raw[crcStart:]))
 }

@@ -535,3 +535,75 @@ func TestForwardSwitchWaits(t *testing.T) {
 		t.Fatalf("%d of %d records forwarded, want 4 of 9", fw, recv)
 	}
 }
+
+// TestForwardWindowRecovers: forwarded batches of one partition go several
+// at a time (acks=all: idempotent upstream under the gateway's producer
+// id); when the upstream refuses one of them, it and those after it are
+// sent again in order, and every record is upstream once, in the client's
+// order.
+func TestForwardWindowRecovers(t *testing.T) {
+	c, brokers := testbroker.Fake(t)
+	var calls, refused atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if n := calls.Add(1); n%7 != 4 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, 6, -1 // NOT_LEADER_OR_FOLLOWER
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	f := startOn(t, brokers, forwarding)
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	const n = 3000
+	var wg sync.WaitGroup
+	// Several clients, so that batches queue in the partition's lane.
+	for _, prefix := range []string{"a", "b", "c"} {
+		cl := f.client(t, kgo.ProducerLinger(0))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(prefix), Value: []byte(strconv.Itoa(i))}, func(r *kgo.Record, err error) {
+					if err != nil {
+						t.Errorf("%s record %s: %v", prefix, r.Value, err)
+					}
+				})
+				if i%30 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := cl.Flush(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitTotal(t, brokers, topic, 3*n)
+	next := map[string]int{}
+	for _, r := range testbroker.ReadAll(t, brokers, topic, 3*n, false) {
+		if want := strconv.Itoa(next[string(r.Key)]); string(r.Value) != want {
+			t.Fatalf("%s record %s upstream where %s was next", r.Key, r.Value, want)
+		}
+		next[string(r.Key)]++
+	}
+	if refused.Load() == 0 {
+		t.Fatal("the upstream refused no batch")
+	}
+	if fw, recv := forwardedRecords(f.gw, topic); fw != 3*n || recv != 3*n {
+		t.Fatalf("%d of %d records forwarded, want all %d", fw, recv, 3*n)
+	}
+}

@@ -236,7 +236,7 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 		ts.forwarded.Add(uint64(n))
 		c.st.records.Add(uint64(n))
 		c.st.bytes.Add(uint64(len(raw)))
-		if err := g.fwd.enter(ctx, k, &forwarded{ctx: ctx, key: k, raw: raw, pass: pass, br: br}); err != nil {
+		if err := g.fwd.enter(ctx, k, &forwarded{ctx: ctx, key: k, raw: raw, n: b.NumRecords, pass: pass, br: br, pid: -1}); err != nil {
 			br.settleForwarded(failedAnswer(errorCode(err)))
 		}
 		return br
