@@ -106,6 +106,9 @@ func TestForwardRecords(t *testing.T) {
 					if len(r.Headers) != 2 || r.Headers[0].Key != "i" || string(r.Headers[0].Value) != strconv.Itoa(i) || r.Headers[1].Key != "empty" || len(r.Headers[1].Value) != 0 {
 						t.Fatalf("record %s: headers %+v", k, r.Headers)
 					}
+					if r.ProducerID < 0 {
+						t.Fatalf("record %s upstream without a producer id: acks=all forwards idempotently", k)
+					}
 					if w := told[k]; w.partition != r.Partition || w.offset != r.Offset {
 						t.Fatalf("record %s: the client was told partition %d offset %d; upstream it is at %d/%d", k, w.partition, w.offset, r.Partition, r.Offset)
 					}
@@ -605,5 +608,39 @@ func TestForwardWindowRecovers(t *testing.T) {
 	}
 	if fw, recv := forwardedRecords(f.gw, topic); fw != 3*n || recv != 3*n {
 		t.Fatalf("%d of %d records forwarded, want all %d", fw, recv, 3*n)
+	}
+}
+
+// TestForwardAcks1: with the upstream producer's acks=1 the forwarded
+// batches are written without idempotence, one at a time: every record is
+// there once, in order.
+func TestForwardAcks1(t *testing.T) {
+	f := start(t, forwarding, pipeline.Acks(pipeline.AcksLeader))
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	cl := f.client(t, kgo.ProducerLinger(0))
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
+	const n = 1000
+	for i := range n {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("record %s: %v", r.Value, err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitTotal(t, f.brokers, topic, n)
+	for i, r := range testbroker.ReadAll(t, f.brokers, topic, n, false) {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Fatalf("record %d upstream is %s", i, r.Value)
+		}
+		if r.ProducerID != -1 {
+			t.Fatalf("record %d upstream has producer id %d, want none (-1)", i, r.ProducerID)
+		}
+	}
+	if fw, _ := forwardedRecords(f.gw, topic); fw != n {
+		t.Fatalf("%d forwarded, want %d", fw, n)
 	}
 }
