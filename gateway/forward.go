@@ -140,6 +140,7 @@ type forwarded struct {
 	pid   int64
 	epoch int16
 	seq   int32
+	gen   int
 	// answer is the outcome once done.
 	answer answer
 	done   bool
@@ -425,7 +426,8 @@ func leadingDone(round []*forwarded) int {
 // failed handles the failure of fw, the first batch of its lane without
 // an answer (err when no answer came, else fw.answer): a retriable one is
 // sent again after a backoff, within its attempts and context; any other
-// answers fw. A batch that fails for good burns its sequences: the
+// answers fw. The batches after one the upstream refused take its
+// sequences; after one that may have been written (no answer), the
 // partition goes on under a new producer id.
 func (f *forwarder) failed(fw *forwarded, err error) {
 	a := fw.answer
@@ -456,10 +458,22 @@ func (f *forwarder) failed(fw *forwarded, err error) {
 			a = failedAnswer(codeRequestTimedOut, "kpipe gateway: "+fw.ctx.Err().Error()+" after "+a.msg)
 		}
 	}
+	refused := err == nil && !retriable // the upstream answered: not written
 	fw.answer, fw.done = a, true
-	if fw.pass.Acks == pipeline.AcksAll {
-		f.resetSequence(fw.key)
+	if fw.pass.Acks != pipeline.AcksAll {
+		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st := f.seqs[fw.key]; refused && st != nil && st.pid == fw.pid && st.gen == fw.gen {
+		// Its sequences were not used: the batches after it take
+		// them.
+		st.next = fw.seq
+		st.gen++
+		return
+	}
+	// It may have been written: go on under a new producer id.
+	delete(f.seqs, fw.key)
 }
 
 // upstreamSeq is the producer id and epoch a partition's forwarded batches
@@ -469,6 +483,9 @@ type upstreamSeq struct {
 	pid   int64
 	epoch int16
 	next  int32
+	// gen counts the times next went back, to the sequence of a batch
+	// the upstream refused: the batches sequenced before take new ones.
+	gen int
 	// written is when a batch was last written under pid.
 	written time.Time
 }
@@ -498,10 +515,10 @@ func (f *forwarder) sequence(round []*forwarded) error {
 		f.mu.Unlock()
 	}
 	for _, fw := range round {
-		if fw.done || (fw.pid == st.pid && fw.epoch == st.epoch) {
+		if fw.done || (fw.pid == st.pid && fw.epoch == st.epoch && fw.gen == st.gen) {
 			continue
 		}
-		fw.pid, fw.epoch, fw.seq = st.pid, st.epoch, st.next
+		fw.pid, fw.epoch, fw.seq, fw.gen = st.pid, st.epoch, st.next, st.gen
 		setProducer(fw.raw, fw.pid, fw.epoch, fw.seq)
 		// Sequences wrap from the largest int32 to 0, as a broker's.
 		st.next = int32((int64(st.next) + int64(fw.n)) % (math.MaxInt32 + 1))

@@ -405,13 +405,21 @@ func TestForwardReloadKeepsOrder(t *testing.T) {
 
 // TestForwardRefused: a batch the upstream refuses with an error that is
 // not retriable is not sent again; the client gets the upstream's code,
-// message and error_records, and its records count as failed.
+// message and error_records, and its records count as failed. The next
+// batch takes its sequences, under the same upstream producer id.
 func TestForwardRefused(t *testing.T) {
 	c, brokers := testbroker.Fake(t)
-	var calls atomic.Int32
+	var calls, inits atomic.Int32
+	c.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		inits.Add(1)
+		return nil, nil, false
+	})
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		calls.Add(1)
+		if calls.Add(1) > 1 {
+			return nil, nil, false
+		}
 		pr := req.(*kmsg.ProduceRequest)
 		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
 		st := kmsg.NewProduceResponseTopic()
@@ -440,6 +448,12 @@ func TestForwardRefused(t *testing.T) {
 	}
 	if st := f.gw.Stats().Topics[0]; st.Failed != 3 || st.Delivered != 0 {
 		t.Fatalf("stats %+v: want 3 failed", st)
+	}
+	if p := partitionResp(t, dial(t, f.addr).do(produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "s")))); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("next batch: code %d, offset %d; want 0 and 0", p.ErrorCode, p.BaseOffset)
+	}
+	if inits.Load() != 1 {
+		t.Fatalf("%d upstream producer ids asked for, want 1", inits.Load())
 	}
 }
 
