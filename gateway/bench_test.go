@@ -31,6 +31,14 @@ func BenchmarkGateway(b *testing.B) {
 	benchProduce(b, f.addr, testbroker.CreateTopic(b, brokers, 3))
 }
 
+// BenchmarkGatewayForward is BenchmarkGateway with ForwardBatches: the
+// client's batches go to kfake as they are.
+func BenchmarkGatewayForward(b *testing.B) {
+	brokers := testbroker.Brokers(b)
+	f := startOn(b, brokers, forwarding)
+	benchProduce(b, f.addr, testbroker.CreateTopic(b, brokers, 3))
+}
+
 // BenchmarkDirect is BenchmarkGateway without the gateway.
 func BenchmarkDirect(b *testing.B) {
 	brokers := testbroker.Brokers(b)
@@ -110,13 +118,15 @@ func BenchmarkGatewayWASM(b *testing.B) {
 }
 
 // BenchmarkLatency sends one record at a time (ProduceSync, linger 0) to
-// the broker directly and through a gateway, interleaved, and reports the
-// p50 and p99 of the round trips; the difference is what the gateway adds.
+// the broker directly, through a gateway, and through one that forwards
+// batches (ForwardBatches), and reports the p50 and p99 of the round trips;
+// the difference is what the gateway adds.
 func BenchmarkLatency(b *testing.B) {
 	brokers := testbroker.Brokers(b)
 	f := startOn(b, brokers, nil)
+	fw := startOn(b, brokers, forwarding)
 	topic := testbroker.CreateTopic(b, brokers, 1)
-	for _, c := range []struct{ name, addr string }{{"direct", brokers[0]}, {"gateway", f.addr}} {
+	for _, c := range []struct{ name, addr string }{{"direct", brokers[0]}, {"gateway", f.addr}, {"forward", fw.addr}} {
 		b.Run(c.name, func(b *testing.B) {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
 			if err != nil {

@@ -17,6 +17,14 @@
 // The records point into the request's memory rather than being copied;
 // buffers.go gives the rule by which it is reused.
 //
+// With ForwardBatches, a batch whose records nothing in the pipeline would
+// read or change (pipeline.Producer.Passthrough) is not decoded: it goes
+// upstream as it is, under a producer id and sequence of the gateway's
+// (acks=all) or none, in a Produce request of the gateway's own to its
+// partition's leader, and its answer carries the upstream's offsets.
+// forward.go keeps each partition's records in order, across the two
+// paths too, and RATIONALE.md gives the reasons for each rule.
+//
 // Idempotent producers get producer ids from the gateway, which remembers
 // the last five batches of each producer and partition like a broker: a
 // batch sent again (the client did not get the answer) is answered with

@@ -91,6 +91,7 @@ type Gateway struct {
 	nodeIDSet     bool
 	memLimit      int64
 	keepPartition atomic.Bool
+	forwardOn     bool
 	maxRequest    int32
 	log           hclog.Logger
 
@@ -99,6 +100,7 @@ type Gateway struct {
 	mem       *memory
 	producers *producers
 	stats     *stats
+	fwd       *forwarder // nil: every batch takes the record path
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -147,6 +149,7 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 	}
 	g.mem = newMemory(g.memLimit)
 	g.producers.max = int(max(g.memLimit/producerStateBytes, 1024))
+	g.fwd = newForwarder(g)
 	return g, nil
 }
 
@@ -282,6 +285,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		g.mu.Unlock()
 		<-done
+	}
+	if g.fwd != nil {
+		// Once the connections are done, the forwarded batches still on
+		// their way were given up on (their contexts ended with their
+		// connections): their goroutines end at once.
+		g.fwd.sending.Wait()
 	}
 	g.dec.close()
 	return err

@@ -25,6 +25,7 @@ const (
 	codeDuplicateSequence        int16 = 46
 	codeInvalidProducerEpoch     int16 = 47
 	codeTxnIDAuthorizationFailed int16 = 53
+	codeUnknownProducerID        int16 = 59
 	codeInvalidRecord            int16 = 87
 )
 

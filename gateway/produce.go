@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -88,6 +89,7 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 				for i, br := range parts[ti][pi].results {
 					if i == 0 {
 						rp.BaseOffset = br.base.Load()
+						rp.LogAppendTime = br.appendTime
 					}
 					if br.code != 0 && rp.ErrorCode == 0 {
 						rp.ErrorCode = br.code
@@ -131,6 +133,12 @@ const recordHeld = int64(unsafe.Sizeof(plugins.Record{})) + 1
 
 // badBatch is the result of a batch that cannot be read.
 func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
+	return failedResult(g.batchError(c, topic, err))
+}
+
+// batchError logs why a batch cannot be read and returns the error code and
+// message of its answer.
+func (g *Gateway) batchError(c *conn, topic string, err error) (int16, string) {
 	g.log.Warn("rejected a record batch", "remote", c.st.remote, "topic", topic, "error", err)
 	code := codeCorruptMessage
 	switch {
@@ -139,7 +147,23 @@ func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
 	case errors.Is(err, errTooLarge):
 		code = codeMessageTooLarge
 	}
-	return failedResult(code, "kpipe gateway: "+err.Error())
+	return code, "kpipe gateway: " + err.Error()
+}
+
+// decompress decompresses the records of b into memory p holds. What the
+// request's batches decompress to is bounded by the memory limit (p.mem
+// holds only that while the request is read).
+func (g *Gateway) decompress(p *pending, b *batch) error {
+	if err := g.dec.decompress(b, g.memLimit-p.mem); err != nil {
+		return err
+	}
+	if b.buf != nil {
+		p.bufs = append(p.bufs, b.buf)
+		extra := int64(cap(*b.buf))
+		g.mem.add(extra)
+		p.mem += extra
+	}
+	return nil
 }
 
 // produceBatch sends the records of one record batch into the pipeline and
@@ -148,17 +172,15 @@ func (g *Gateway) badBatch(c *conn, topic string, err error) *batchResult {
 // (see buffers.go): the records point into the request's bytes.
 func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *topicStats, topic string, partition int32, raw []byte) *batchResult {
 	var b batch
-	// What the request's batches decompress to is bounded by the memory
-	// limit (p.mem holds only that while the request is read).
-	err := g.dec.parseBatch(&b, raw, g.memLimit-p.mem)
-	if err != nil {
+	if err := b.readHeader(raw); err != nil {
 		return g.badBatch(c, topic, err)
 	}
-	if b.buf != nil {
-		p.bufs = append(p.bufs, b.buf)
-		extra := int64(cap(*b.buf))
-		g.mem.add(extra)
-		p.mem += extra
+	keep := g.keepPartition.Load()
+	pass, forward := g.fwd.forwardable(&b, raw, keep)
+	if !forward {
+		if err := g.decompress(p, &b); err != nil {
+			return g.badBatch(c, topic, err)
+		}
 	}
 	switch {
 	case b.Attributes&attrTransactional != 0:
@@ -176,7 +198,6 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 	}
 	g.mem.add(held)
 	p.mem += held
-	keep := g.keepPartition.Load()
 	br := newBatchResult(n, keep)
 	br.onDone = ts.settle
 
@@ -194,7 +215,31 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 			copy(br.ok, prev.ok)
 			br.base.Store(prev.base.Load())
 			ts.retried.Add(1)
+			if forward && slices.Contains(br.ok, true) {
+				// Some records of the first attempt were
+				// delivered: only the others may be sent,
+				// which takes the record path.
+				forward = false
+				if err := g.decompress(p, &b); err != nil {
+					code, msg := g.batchError(c, topic, err)
+					br.fail(code, msg)
+					br.expect(0)
+					return br
+				}
+			}
 		}
+	}
+	k := laneKey{topic, partition}
+	if forward {
+		ts.records.Add(uint64(n))
+		ts.bytes.Add(uint64(len(raw)))
+		ts.forwarded.Add(uint64(n))
+		c.st.records.Add(uint64(n))
+		c.st.bytes.Add(uint64(len(raw)))
+		if err := g.fwd.enter(ctx, k, &forwarded{ctx: ctx, key: k, raw: raw, n: b.NumRecords, pass: pass, br: br, pid: -1}); err != nil {
+			br.settleForwarded(failedAnswer(errorCode(err)))
+		}
+		return br
 	}
 
 	recsBuf := g.pools.records.get(n)
@@ -205,7 +250,7 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 	// record's a sub-slice; it is taken from the pool at the first one.
 	var headers []plugins.Header
 	toSend := 0
-	err = b.eachRecord(func(i int, rec *kmsg.Record) error {
+	err := b.eachRecord(func(i int, rec *kmsg.Record) error {
 		if send[i] {
 			return nil
 		}
@@ -239,6 +284,27 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 	ts.bytes.Add(uint64(len(raw)))
 	c.st.records.Add(uint64(toSend))
 	c.st.bytes.Add(uint64(len(raw)))
+	if g.fwd != nil {
+		// The lane orders this batch after the partition's forwarded
+		// ones (see forwarder.enter).
+		if err := g.fwd.enter(ctx, k, nil); err != nil {
+			code, msg := errorCode(err)
+			for i := range recs[:n] {
+				if !send[i] {
+					br.failures = append(br.failures, recordFailure{index: int32(i), msg: msg})
+				}
+			}
+			br.failedN.Add(uint64(toSend))
+			br.fail(code, msg)
+			br.expect(0)
+			return br
+		}
+		settle := br.onDone
+		br.onDone = func(br *batchResult) {
+			settle(br)
+			g.fwd.leave(k)
+		}
+	}
 	br.expect(toSend)
 	// One callback for the batch: a method value made per record would
 	// be an allocation per record (BenchmarkGateway).

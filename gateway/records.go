@@ -314,6 +314,15 @@ type batch struct {
 // parseBatch parses the header of one record batch (from splitBatches) into
 // b and decompresses its records, to at most limit bytes.
 func (d *decompressor) parseBatch(b *batch, raw []byte, limit int64) error {
+	if err := b.readHeader(raw); err != nil {
+		return err
+	}
+	return d.decompress(b, limit)
+}
+
+// readHeader parses the header of one record batch (from splitBatches) into
+// b; its records stay as they are, compressed or not.
+func (b *batch) readHeader(raw []byte) error {
 	// ReadFrom keeps Records as a sub-slice of raw; the header fields
 	// are copied.
 	if err := b.RecordBatch.ReadFrom(raw); err != nil {
@@ -322,6 +331,12 @@ func (d *decompressor) parseBatch(b *batch, raw []byte, limit int64) error {
 	if b.NumRecords < 0 {
 		return fmt.Errorf("%w: %d records", errCorrupt, b.NumRecords)
 	}
+	return nil
+}
+
+// decompress decompresses the records of b, whose header readHeader
+// parsed, to at most limit bytes.
+func (d *decompressor) decompress(b *batch, limit int64) error {
 	recs, buf, err := d.records(b.Attributes&codecMask, b.Records, limit)
 	if errors.Is(err, errTooLarge) {
 		return fmt.Errorf("%w: it decompresses to more than the %d bytes left of its memory limit", err, min(limit, d.limit))

@@ -29,6 +29,9 @@ type batchResult struct {
 	// offset of record 0 is the batch's base offset for the client.
 	keepOffset bool
 	base       atomic.Int64
+	// appendTime is the upstream's log append time of a forwarded
+	// batch, -1 if none (read only after done).
+	appendTime int64
 
 	// delivered, filtered and failedN count the outcomes, for Stats.
 	delivered, filtered, failedN atomic.Uint64
@@ -54,14 +57,14 @@ type recordFailure struct {
 }
 
 func newBatchResult(n int, keepOffset bool) *batchResult {
-	br := &batchResult{done: make(chan struct{}), ok: make([]bool, n), keepOffset: keepOffset}
+	br := &batchResult{done: make(chan struct{}), ok: make([]bool, n), keepOffset: keepOffset, appendTime: -1}
 	br.base.Store(-1)
 	return br
 }
 
 // failed returns a batch result that is already done with code.
 func failedResult(code int16, msg string) *batchResult {
-	br := &batchResult{done: make(chan struct{}), code: code, msg: msg}
+	br := &batchResult{done: make(chan struct{}), code: code, msg: msg, appendTime: -1}
 	br.base.Store(-1)
 	close(br.done)
 	return br
@@ -122,6 +125,29 @@ func (br *batchResult) onResult(r *plugins.Record, res pipeline.Result) {
 	if br.remaining.Add(-1) == 0 {
 		br.finish()
 	}
+}
+
+// settleForwarded completes a batch forwarded upstream as a whole (see
+// forward.go): a code 0 delivered every record, at upstream offsets from
+// a.base; otherwise every record failed, and a.failures are the ones the
+// upstream named.
+func (br *batchResult) settleForwarded(a answer) {
+	n := uint64(len(br.ok))
+	if a.code == codeNone {
+		for i := range br.ok {
+			br.ok[i] = true
+		}
+		br.delivered.Add(n)
+		if br.keepOffset {
+			br.base.Store(a.base)
+		}
+		br.appendTime = a.appendTime
+	} else {
+		br.fail(a.code, a.msg)
+		br.failedN.Add(n)
+		br.failures = a.failures
+	}
+	br.finish()
 }
 
 func (br *batchResult) finish() {

@@ -47,6 +47,10 @@ type TopicStats struct {
 	// without sending them again; Retried the batches of which only the
 	// records that had failed were sent again.
 	Duplicates, Retried uint64
+	// Forwarded counts the records of Records that went upstream in
+	// their client's batch, as it was (ForwardBatches), rather than
+	// through the pipeline.
+	Forwarded uint64
 }
 
 type stats struct {
@@ -67,7 +71,7 @@ type connStats struct {
 }
 
 type topicStats struct {
-	records, bytes, delivered, filtered, failed, duplicates, retried atomic.Uint64
+	records, bytes, delivered, filtered, failed, duplicates, retried, forwarded atomic.Uint64
 }
 
 func (s *stats) addConn(remote string) *connStats {
@@ -129,7 +133,7 @@ func (g *Gateway) Stats() Stats {
 		st.Topics = append(st.Topics, TopicStats{
 			Topic: k.(string), Records: ts.records.Load(), Bytes: ts.bytes.Load(),
 			Delivered: ts.delivered.Load(), Filtered: ts.filtered.Load(), Failed: ts.failed.Load(),
-			Duplicates: ts.duplicates.Load(), Retried: ts.retried.Load(),
+			Duplicates: ts.duplicates.Load(), Retried: ts.retried.Load(), Forwarded: ts.forwarded.Load(),
 		})
 		return true
 	})

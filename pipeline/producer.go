@@ -110,6 +110,9 @@ type Producer struct {
 	maxBufRecords int
 	maxBufBytes   int
 	ignoreKeys    bool // PartitionerIgnoreKeys
+	// pass is what Passthrough returns for a chain that passes records
+	// as they are.
+	pass Passthrough
 
 	// slots are the live chains, each at the index the admission word
 	// names it by (see admission in chain.go); written under swapMu.
@@ -257,6 +260,10 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		return nil, fmt.Errorf("pipeline: no seed broker of %s answered: %w", strings.Join(cfg.brokers, ","), err)
 	}
 	p.cl = cl
+	p.pass = Passthrough{Client: cl, Acks: cfg.acks, BatchMaxBytes: cfg.batchMaxBytes, RequestTimeout: cfg.requestTimeout}
+	if len(cfg.codecs) > 0 {
+		p.pass.Codec = cfg.codecs[0]
+	}
 	return p, nil
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures what a kpipe gateway costs a producer, on one upstream, in
-# interleaved rounds (direct, gateway without plugins, gateway with the WAT
-# example plugins, one after the other in each round), and prints ratios:
+# interleaved rounds (direct, gateway without plugins — which forwards the
+# clients' batches as they are —, gateway with the WAT example plugins, one
+# after the other in each round), and prints ratios:
 #
 #   throughput  records/s through each gateway / records/s direct, for
 #               franz-go (scripts/gatewaybench) and kcat: median of the rounds

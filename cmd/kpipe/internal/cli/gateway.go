@@ -33,6 +33,9 @@ type gatewayFlags struct {
 	shutdownTimeout      time.Duration
 	admin                string
 	adminPublic          bool
+	// forward: forward client batches as they are when the pipeline
+	// allows (gateway.ForwardBatches).
+	forward bool
 	// cpuProfile and memProfile are pprof output files, as for run.
 	cpuProfile, memProfile string
 }
@@ -52,7 +55,10 @@ embedded in-memory broker (as with 'kpipe run'). The gateway answers Metadata wi
 the upstream topics and partitions and itself as the leader of every partition, at
 --advertise (default: the --listen address). Without a partitioner in the pipeline
 each record keeps the partition its client chose; with one, the pipeline decides
-and the client is told offset -1.
+and the client is told offset -1. When nothing in the pipeline reads or changes
+records (no interceptor, no serializer but bytes, no partitioner), each client
+batch is forwarded upstream as it is, without producing its records again
+(--forward-batches=false turns that off).
 
 Idempotent producers (the Java client's default) are deduplicated like a broker
 does; transactional producers are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
@@ -82,6 +88,7 @@ topic. See docs/gateway.md.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
 	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
 	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
+	fl.BoolVar(&f.forward, "forward-batches", true, "forward each client batch upstream as it is when nothing in the pipeline reads or changes records (less CPU; one request per partition at a time)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
 	return cmd
@@ -195,7 +202,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}
 	}
 	opts = append(opts, pipeline.StageBatch(stageMax, stageLinger))
-	gwOpts = append(gwOpts, gateway.KeepPartition(keep))
+	// A client batch goes upstream as it is when nothing in the chain
+	// reads or changes its records (docs/gateway.md, Forwarding).
+	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(f.forward))
 	if len(brokers) == 0 {
 		eb, err := embedded.Start(embedded.Config{})
 		if err != nil {
@@ -353,14 +362,22 @@ func tuneGC(memLimit int64) (restore func()) {
 
 func (e *env) gatewaySummary(st gateway.Stats, rep pipeline.CloseReport) {
 	w := e.stderr
-	fmt.Fprintf(w, "kpipe: gateway stopped: %d delivered, %d filtered, %d failed", rep.Delivered, rep.Filtered, rep.Failed)
+	// The gateway's counts cover the records of both paths (the
+	// pipeline's, and the batches forwarded as they are).
+	var delivered, filtered, failed uint64
+	for _, t := range st.Topics {
+		delivered += t.Delivered
+		filtered += t.Filtered
+		failed += t.Failed
+	}
+	fmt.Fprintf(w, "kpipe: gateway stopped: %d delivered, %d filtered, %d failed", delivered, filtered, failed)
 	if rep.Undelivered > 0 {
 		fmt.Fprintf(w, ", %d still buffered when the shutdown timed out", rep.Undelivered)
 	}
 	fmt.Fprintln(w)
 	for _, t := range st.Topics {
-		fmt.Fprintf(w, "  %s: %d records received, %d delivered, %d filtered, %d failed, %d duplicate batches\n",
-			t.Topic, t.Records, t.Delivered, t.Filtered, t.Failed, t.Duplicates)
+		fmt.Fprintf(w, "  %s: %d records received (%d forwarded in their batches), %d delivered, %d filtered, %d failed, %d duplicate batches\n",
+			t.Topic, t.Records, t.Forwarded, t.Delivered, t.Filtered, t.Failed, t.Duplicates)
 	}
 	if st.Throttled > 0 {
 		fmt.Fprintf(w, "  %d requests waited for memory (--memory-limit)\n", st.Throttled)
@@ -434,6 +451,7 @@ var (
 	gwTopicBytes  = prometheus.NewDesc("kpipe_gateway_topic_bytes_total", "Record-batch bytes received for a topic.", []string{"topic"}, nil)
 	gwTopicDups   = prometheus.NewDesc("kpipe_gateway_topic_duplicate_batches_total", "Batches for a topic answered from an earlier attempt.", []string{"topic"}, nil)
 	gwTopicRetry  = prometheus.NewDesc("kpipe_gateway_topic_retried_batches_total", "Batches for a topic of which only the records that had failed were sent again.", []string{"topic"}, nil)
+	gwTopicFwd    = prometheus.NewDesc("kpipe_gateway_topic_forwarded_records_total", "Records received for a topic that went upstream in their client's batch, as it was, rather than through the pipeline.", []string{"topic"}, nil)
 	gwMemory      = prometheus.NewDesc("kpipe_gateway_memory_bytes", "Bytes of produce requests held now.", nil, nil)
 	gwMemoryLimit = prometheus.NewDesc("kpipe_gateway_memory_limit_bytes", "The --memory-limit.", nil, nil)
 	gwThrottled   = prometheus.NewDesc("kpipe_gateway_throttled_requests_total", "Requests that waited for memory.", nil, nil)
@@ -442,7 +460,7 @@ var (
 
 func (gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{gwConnections, gwConnReqs, gwConnRecs, gwConnBytes, gwConnDups,
-		gwTopicRecs, gwTopicBytes, gwTopicDups, gwTopicRetry, gwMemory, gwMemoryLimit, gwThrottled, gwUnsupported} {
+		gwTopicRecs, gwTopicBytes, gwTopicDups, gwTopicRetry, gwTopicFwd, gwMemory, gwMemoryLimit, gwThrottled, gwUnsupported} {
 		ch <- d
 	}
 }
@@ -474,6 +492,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(gwTopicBytes, t.Bytes, t.Topic)
 		counter(gwTopicDups, t.Duplicates, t.Topic)
 		counter(gwTopicRetry, t.Retried, t.Topic)
+		counter(gwTopicFwd, t.Forwarded, t.Topic)
 	}
 	gauge(gwMemory, float64(st.MemoryInUse))
 	gauge(gwMemoryLimit, float64(st.MemoryLimit))
