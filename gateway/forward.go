@@ -40,6 +40,17 @@ func ForwardBatches(on bool) Option {
 	return optionFunc(func(g *Gateway) { g.forwardOn = on })
 }
 
+// CheckForwardedRecords makes the gateway read every record of a batch it
+// forwards (decompressing it if need be) and refuse the batch with
+// CORRUPT_MESSAGE when one is malformed, as the record path does. Apache
+// Kafka checks the records of every batch it is sent, so a gateway in
+// front of it need not; an upstream that checks only a batch's header and
+// CRC, such as the embedded broker (kfake), would store a malformed record
+// and hand it to every consumer. Default: off.
+func CheckForwardedRecords(on bool) Option {
+	return optionFunc(func(g *Gateway) { g.checkForwarded = on })
+}
+
 // Bounds of a forwarded batch's retries upstream. Every wait is also
 // bounded by the client request's timeout_ms.
 const (

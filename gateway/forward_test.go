@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net"
@@ -656,5 +657,73 @@ func TestForwardAcks1(t *testing.T) {
 	}
 	if fw, _ := forwardedRecords(f.gw, topic); fw != n {
 		t.Fatalf("%d forwarded, want %d", fw, n)
+	}
+}
+
+// malformedRecords is the records section of one record whose key length
+// is -5 (a broker refuses anything below -1, null), or, with badHeaders,
+// whose header count is -3: bytes a CRC check alone lets through.
+func malformedRecords(badHeaders bool) []byte {
+	// length 8: attributes, timestamp delta, offset delta, key length,
+	// key "k", value length, value "v", header count (zigzag varints).
+	body := []byte{16, 0, 0, 0, 2, 'k', 2, 'v', 0}
+	if badHeaders {
+		body[8] = 5 // -3
+	} else {
+		body[4] = 9 // -5
+	}
+	return body
+}
+
+// TestForwardChecksRecords: with CheckForwardedRecords, a forwarded batch
+// whose CRC is right but whose record is malformed (a key length below -1,
+// a negative header count), compressed or not, is answered
+// CORRUPT_MESSAGE as the record path answers it, and nothing of it goes
+// upstream; valid batches are still forwarded. Without it the embedded
+// broker (kfake), which checks only the batch's header and CRC, stores the
+// malformed record: the reason kpipe gateway turns the check on in front
+// of it.
+func TestForwardChecksRecords(t *testing.T) {
+	gz := func(t *testing.T, recs []byte) []byte {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		if _, err := zw.Write(recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return sealBatch(kmsg.RecordBatch{Attributes: 1, NumRecords: 1, Records: z.Bytes()})
+	}
+	for _, check := range []bool{true, false} {
+		t.Run(fmt.Sprintf("check=%v", check), func(t *testing.T) {
+			f := start(t, []gateway.Option{gateway.ForwardBatches(true), gateway.CheckForwardedRecords(check)})
+			topic := testbroker.CreateTopic(t, f.brokers, 1)
+			c := dial(t, f.addr)
+			bad := [][]byte{
+				sealBatch(kmsg.RecordBatch{NumRecords: 1, Records: malformedRecords(false)}),
+				gz(t, malformedRecords(true)),
+			}
+			for i, b := range bad {
+				pr := partitionResp(t, c.do(produceReq(topic, -1, b)))
+				switch {
+				case check && pr.ErrorCode != 2: // CORRUPT_MESSAGE
+					t.Fatalf("malformed batch %d: error code %d, want 2 (CORRUPT_MESSAGE)", i, pr.ErrorCode)
+				case !check && pr.ErrorCode != 0:
+					t.Fatalf("malformed batch %d without the check: error code %d, want 0 (stored by kfake)", i, pr.ErrorCode)
+				}
+			}
+			if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 3, "ok")))); pr.ErrorCode != 0 {
+				t.Fatalf("valid batch: error code %d", pr.ErrorCode)
+			}
+			want := int64(3)
+			if !check {
+				want += int64(len(bad))
+			}
+			waitTotal(t, f.brokers, topic, want)
+			if fw, _ := forwardedRecords(f.gw, topic); fw != uint64(want) {
+				t.Fatalf("%d records forwarded, want %d", fw, want)
+			}
+		})
 	}
 }

@@ -92,8 +92,10 @@ type Gateway struct {
 	memLimit      int64
 	keepPartition atomic.Bool
 	forwardOn     bool
-	maxRequest    int32
-	log           hclog.Logger
+	// checkForwarded: see CheckForwardedRecords.
+	checkForwarded bool
+	maxRequest     int32
+	log            hclog.Logger
 
 	dec       *decompressor
 	pools     *pools

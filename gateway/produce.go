@@ -166,6 +166,22 @@ func (g *Gateway) decompress(p *pending, b *batch) error {
 	return nil
 }
 
+// checkRecords reads every record of b, a batch to be forwarded, and
+// returns why one is malformed (see CheckForwardedRecords). What b
+// decompresses to is given back at once: the batch goes upstream as it
+// came.
+func (g *Gateway) checkRecords(p *pending, b *batch) error {
+	if err := g.dec.decompress(b, g.memLimit-p.mem); err != nil {
+		return err
+	}
+	err := b.eachRecord(func(int, *kmsg.Record) error { return nil })
+	if b.buf != nil {
+		g.pools.bytes.put(b.buf)
+		b.records, b.buf = nil, nil
+	}
+	return err
+}
+
 // produceBatch sends the records of one record batch into the pipeline and
 // returns their result. The memory it takes (decompressed records, the
 // records and headers given to the pipeline) is added to p, which owns it
@@ -179,6 +195,10 @@ func (g *Gateway) produceBatch(ctx context.Context, c *conn, p *pending, ts *top
 	pass, forward := g.fwd.forwardable(&b, raw, keep)
 	if !forward {
 		if err := g.decompress(p, &b); err != nil {
+			return g.badBatch(c, topic, err)
+		}
+	} else if g.checkForwarded {
+		if err := g.checkRecords(p, &b); err != nil {
 			return g.badBatch(c, topic, err)
 		}
 	}
