@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,13 +34,11 @@ func errorCode(err error) (int16, string) {
 		return codeInvalidRecord, msg
 	case errors.Is(err, pipeline.ErrClosed), errors.Is(err, kgo.ErrClientClosed):
 		return codeNotLeaderOrFollower, msg
-	case errors.Is(err, pipeline.ErrNoTopic):
+	case errors.Is(err, pipeline.ErrNoTopic), errors.Is(err, pipeline.ErrNoPartition):
 		return codeUnknownTopicOrPartition, msg
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
 		return codeRequestTimedOut, msg
-	case strings.Contains(err.Error(), "does not have"), strings.Contains(err.Error(), "invalid record partitioning choice"):
-		return codeUnknownTopicOrPartition, msg
 	}
 	return codeUnknownServerError, msg
 }

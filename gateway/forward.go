@@ -459,6 +459,9 @@ func (f *forwarder) failed(fw *forwarded, err error) {
 		retriable = true
 	}
 	retriable = retriable || kerr.IsRetriable(kerr.ErrorForCode(a.code))
+	if errors.Is(err, pipeline.ErrNoPartition) {
+		retriable = false // the upstream's partitions were read just now
+	}
 	fw.attempts++
 	fw.refresh = true
 	if retriable && fw.attempts < forwardAttempts && fw.ctx.Err() == nil {
@@ -595,7 +598,11 @@ func (f *forwarder) leader(ctx context.Context, cl kmsg.Requestor, k laneKey, re
 	f.mu.Lock()
 	m := f.meta[k.topic]
 	f.mu.Unlock()
-	if m == nil || refresh || time.Since(m.at) > forwardMetaAge {
+	fresh := m == nil || refresh || time.Since(m.at) > forwardMetaAge
+	if !fresh && (int(k.partition) >= len(m.leaders) || k.partition < 0) {
+		fresh = true // partitions may have been added since
+	}
+	if fresh {
 		req := kmsg.NewPtrMetadataRequest()
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(k.topic)
@@ -632,7 +639,10 @@ func (f *forwarder) leader(ctx context.Context, cl kmsg.Requestor, k laneKey, re
 		f.mu.Unlock()
 	}
 	if int(k.partition) >= len(m.leaders) || k.partition < 0 {
-		return -1, m.id, kerr.UnknownTopicOrPartition
+		// Asked of the upstream just now: the client named a
+		// partition the topic does not have, and is told at once, as
+		// the record path tells it.
+		return -1, m.id, fmt.Errorf("%w: topic %q has %d partitions upstream, the batch names partition %d", pipeline.ErrNoPartition, k.topic, len(m.leaders), k.partition)
 	}
 	if l := m.leaders[k.partition]; l >= 0 {
 		return l, m.id, nil

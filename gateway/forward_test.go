@@ -727,3 +727,39 @@ func TestForwardChecksRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardUnknownPartition: a forwarded batch naming a partition its
+// topic does not have upstream is answered UNKNOWN_TOPIC_OR_PARTITION at
+// once, naming the partition, as the record path answers it, not after
+// the retries a leader that moved gets (about 3.3 s of backoff); the
+// partition count is asked of the upstream again first, in case
+// partitions were added.
+func TestForwardUnknownPartition(t *testing.T) {
+	f := start(t, forwarding)
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	// Partition 0 first, so that the topic's partitions are known.
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("partition 0: error code %d", pr.ErrorCode)
+	}
+	req := produceReq(topic, -1, rawBatch(-1, -1, -1, 2, "x"))
+	req.Topics[0].Partitions[0].Partition = 7
+	t0 := time.Now()
+	pr := partitionResp(t, c.do(req))
+	took := time.Since(t0)
+	if pr.ErrorCode != 3 || pr.ErrorMessage == nil || !strings.Contains(*pr.ErrorMessage, "partition 7") {
+		t.Fatalf("partition 7 of 1: code %d, message %v; want 3 (UNKNOWN_TOPIC_OR_PARTITION) naming it", pr.ErrorCode, pr.ErrorMessage)
+	}
+	if took > time.Second {
+		t.Fatalf("answered after %v: the batch was retried", took)
+	}
+	var st gateway.TopicStats
+	for _, s := range f.gw.Stats().Topics {
+		if s.Topic == topic {
+			st = s
+		}
+	}
+	if st.Delivered != 1 || st.Failed != 2 {
+		t.Fatalf("stats %+v: want 1 delivered, 2 failed", st)
+	}
+}
