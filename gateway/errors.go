@@ -34,7 +34,7 @@ func errorCode(err error) (int16, string) {
 		return codeInvalidRecord, msg
 	case errors.Is(err, pipeline.ErrClosed), errors.Is(err, kgo.ErrClientClosed):
 		return codeNotLeaderOrFollower, msg
-	case errors.Is(err, pipeline.ErrNoTopic), errors.Is(err, pipeline.ErrNoPartition):
+	case errors.Is(err, pipeline.ErrNoTopic), errors.Is(err, pipeline.ErrUnknownPartition):
 		return codeUnknownTopicOrPartition, msg
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):

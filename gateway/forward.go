@@ -459,7 +459,7 @@ func (f *forwarder) failed(fw *forwarded, err error) {
 		retriable = true
 	}
 	retriable = retriable || kerr.IsRetriable(kerr.ErrorForCode(a.code))
-	if errors.Is(err, pipeline.ErrNoPartition) {
+	if errors.Is(err, pipeline.ErrUnknownPartition) {
 		retriable = false // the upstream's partitions were read just now
 	}
 	fw.attempts++
@@ -642,7 +642,7 @@ func (f *forwarder) leader(ctx context.Context, cl kmsg.Requestor, k laneKey, re
 		// Asked of the upstream just now: the client named a
 		// partition the topic does not have, and is told at once, as
 		// the record path tells it.
-		return -1, m.id, fmt.Errorf("%w: topic %q has %d partitions upstream, the batch names partition %d", pipeline.ErrNoPartition, k.topic, len(m.leaders), k.partition)
+		return -1, m.id, fmt.Errorf("%w: topic %q has %d partitions upstream, the batch names partition %d", pipeline.ErrUnknownPartition, k.topic, len(m.leaders), k.partition)
 	}
 	if l := m.leaders[k.partition]; l >= 0 {
 		return l, m.id, nil

@@ -124,7 +124,7 @@ func (t *topicPartitioner) Partition(kr *kgo.Record, n int) int {
 func (t *topicPartitioner) partition(e *envelope, kr *kgo.Record, n int, again bool) int {
 	if e.explicit {
 		if kr.Partition < 0 || int(kr.Partition) >= n {
-			e.partErr = fmt.Errorf("%w: record names partition %d, which topic %q does not have (it has %d)", ErrNoPartition, kr.Partition, kr.Topic, n)
+			e.partErr = fmt.Errorf("%w: record names partition %d, which topic %q does not have (it has %d)", ErrUnknownPartition, kr.Partition, kr.Topic, n)
 			return -1
 		}
 		return int(kr.Partition)

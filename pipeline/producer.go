@@ -82,9 +82,9 @@ var (
 	// ErrNoTopic is the error of a record with no topic when there is no
 	// DefaultTopic.
 	ErrNoTopic = errors.New("record has no topic and no default topic is set")
-	// ErrNoPartition is wrapped by the error of a record that names a
-	// partition its topic does not have.
-	ErrNoPartition = errors.New("no such partition")
+	// ErrUnknownPartition is wrapped by the error of a record that names
+	// a partition its topic does not have.
+	ErrUnknownPartition = errors.New("unknown partition")
 	// ErrSerialize is wrapped by the error of a record whose key or value
 	// serializer failed.
 	ErrSerialize = errors.New("serialization failed")

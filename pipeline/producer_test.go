@@ -530,7 +530,7 @@ func TestPluginFailures(t *testing.T) {
 			t.Errorf("%s: err %v, want %v containing %q", name, res.Err, c.errIs, c.errText)
 		}
 	}
-	if res := results["bad-partition"]; res.Outcome != pipeline.Failed || !errors.Is(res.Err, pipeline.ErrNoPartition) || !strings.Contains(fmtErr(res.Err), "names partition 3") {
+	if res := results["bad-partition"]; res.Outcome != pipeline.Failed || !errors.Is(res.Err, pipeline.ErrUnknownPartition) || !strings.Contains(fmtErr(res.Err), "names partition 3") {
 		t.Errorf("explicit partition 3 of 3: %+v", res)
 	}
 
