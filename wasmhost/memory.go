@@ -71,9 +71,14 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 }
 
 // Free implements experimental.LinearMemory. wazero calls it when the
-// instance is closed, after its last call.
+// instance is closed, after its last call, or with a call still running
+// when it was abandoned: then the memory is left as it is, mapping and
+// slice, for the call still reads it (read) and the guest's code uses it.
 func (m *limitedMemory) Free() {
-	if m.mapped != nil && !m.abandoned.Load() {
+	if m.abandoned.Load() {
+		return
+	}
+	if m.mapped != nil {
 		unmapMemory(m.mapped)
 		m.mapped = nil
 	}
