@@ -631,8 +631,8 @@ func (s *Source) stopPartitions(stops map[topicPartition]stop) {
 // AtLeastOnce, the start of the poll that held it for ExactlyOnce (whose
 // transaction was aborted), and stops again if a record fails again. It
 // returns how many partitions are stopped now; Run resumes them before its
-// next poll, ending the poll it waits in. It is safe to call while Run
-// runs.
+// next poll, ending the poll it waits in, and Stats shows them stopped
+// until then. It is safe to call while Run runs.
 func (s *Source) ResumeStopped() int {
 	n := 0
 	for _, ps := range s.Stats().Partitions {

@@ -589,7 +589,10 @@ func TestResumeStopped(t *testing.T) {
 			if got := s.ResumeStopped(); got != 0 {
 				t.Errorf("ResumeStopped with nothing stopped = %d, want 0", got)
 			}
-			var step atomic.Int32 // 0: wait for the stop; 1: wait for every record
+			// 0: wait for the stop; 1: wait for the resume, which the
+			// poll loop carries out between polls; 2: wait for every
+			// record.
+			var step atomic.Int32
 			runUntil(t, s, func() bool {
 				st := s.Stats()
 				switch step.Load() {
@@ -606,6 +609,14 @@ func TestResumeStopped(t *testing.T) {
 						}
 					}
 				case 1:
+					for _, p := range st.Partitions {
+						if p.Stopped {
+							return false // not resumed yet
+						}
+					}
+					step.Store(2)
+					return committed(st) >= n
+				case 2:
 					for _, p := range st.Partitions {
 						if p.Stopped {
 							t.Errorf("partition stopped again at %d: %s", p.StoppedAt, p.StopReason)
