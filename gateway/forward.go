@@ -40,6 +40,20 @@ func ForwardBatches(on bool) Option {
 	return optionFunc(func(g *Gateway) { g.forwardOn = on })
 }
 
+// ForwardMinRecords makes a client batch of fewer than n records take the
+// record path even where ForwardBatches would forward it. Each forwarded
+// batch is an upstream request of its own, and a partition's forwarded
+// batches go at most five at a time, in order; on the record path the
+// records of many client batches share the pipeline's upstream batches.
+// A client that sends small batches fast (a low linger at a moderate rate)
+// therefore waits longer for forwarded batches, and the broker works more
+// per record, while the CPU forwarding saves the gateway is per record, so
+// it matters for large batches, which a client sends when it is busy.
+// Default: 1 (every batch that may be forwarded is).
+func ForwardMinRecords(n int) Option {
+	return optionFunc(func(g *Gateway) { g.forwardMin = int32(max(n, 1)) })
+}
+
 // CheckForwardedRecords makes the gateway read every record of a batch it
 // forwards (decompressing it if need be) and refuse the batch with
 // CORRUPT_MESSAGE when one is malformed, as the record path does. Apache
@@ -180,7 +194,7 @@ func newForwarder(g *Gateway) *forwarder {
 // is, and the settings it must be sent with: the one place of the rule
 // ForwardBatches states.
 func (f *forwarder) forwardable(b *batch, raw []byte, keep bool) (pipeline.Passthrough, bool) {
-	if f == nil || !keep || b.Attributes&(attrTransactional|attrControl) != 0 {
+	if f == nil || !keep || b.Attributes&(attrTransactional|attrControl) != 0 || b.NumRecords < f.g.forwardMin {
 		return pipeline.Passthrough{}, false
 	}
 	pass, ok := f.src.Passthrough()

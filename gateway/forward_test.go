@@ -768,3 +768,28 @@ func TestForwardUnknownPartition(t *testing.T) {
 		t.Fatalf("stats %+v: want 1 delivered, 2 failed", st)
 	}
 }
+
+// TestForwardMinRecords: with ForwardMinRecords(4) a batch of 3 records
+// takes the record path and one of 5 is forwarded; both are upstream once,
+// in the order they were sent.
+func TestForwardMinRecords(t *testing.T) {
+	f := start(t, []gateway.Option{gateway.ForwardBatches(true), gateway.ForwardMinRecords(4)})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	for _, n := range []int{3, 5} {
+		if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, n, fmt.Sprint("b", n))))); pr.ErrorCode != 0 {
+			t.Fatalf("batch of %d: error code %d", n, pr.ErrorCode)
+		}
+	}
+	waitTotal(t, f.brokers, topic, 8)
+	if fw, received := forwardedRecords(f.gw, topic); fw != 5 || received != 8 {
+		t.Fatalf("%d of %d records forwarded, want 5 of 8", fw, received)
+	}
+	var keys []string
+	for _, r := range testbroker.ReadAll(t, f.brokers, topic, 8, false) {
+		keys = append(keys, string(r.Key))
+	}
+	if got, want := strings.Join(keys, " "), "b3-0 b3-1 b3-2 b5-0 b5-1 b5-2 b5-3 b5-4"; got != want {
+		t.Fatalf("upstream order %q, want %q", got, want)
+	}
+}

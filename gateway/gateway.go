@@ -92,6 +92,8 @@ type Gateway struct {
 	memLimit      int64
 	keepPartition atomic.Bool
 	forwardOn     bool
+	// forwardMin: see ForwardMinRecords.
+	forwardMin int32
 	// checkForwarded: see CheckForwardedRecords.
 	checkForwarded bool
 	maxRequest     int32
@@ -127,6 +129,7 @@ func New(producer Sender, upstream kmsg.Requestor, opts ...Option) (*Gateway, er
 		upstream:   upstream,
 		memLimit:   256 << 20,
 		maxRequest: 100 << 20,
+		forwardMin: 1,
 		log:        hclog.NewNullLogger(),
 		producers:  newProducers(),
 		stats:      newStats(),

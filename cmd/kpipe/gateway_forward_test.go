@@ -35,7 +35,8 @@ func TestGatewayForwardClients(t *testing.T) {
 	adminAddr := l.Addr().String()
 	l.Close()
 	cfg := writeFile(t, filepath.Join(t.TempDir(), "gw.hcl"), `pipeline "p" {}`+"\n")
-	addr := startGatewayProc(t, "--config", cfg, "--brokers", strings.Join(brokers, ","), "--admin", adminAddr).addr
+	// Every batch is forwarded, the last few records' small ones too.
+	addr := startGatewayProc(t, "--config", cfg, "--brokers", strings.Join(brokers, ","), "--admin", adminAddr, "--forward-min-records", "1").addr
 
 	check := func(t *testing.T, topic, prefix, header string) {
 		t.Helper()

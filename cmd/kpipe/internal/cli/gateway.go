@@ -36,6 +36,9 @@ type gatewayFlags struct {
 	// forward: forward client batches as they are when the pipeline
 	// allows (gateway.ForwardBatches).
 	forward bool
+	// forwardMin: forward only batches of at least this many records
+	// (gateway.ForwardMinRecords).
+	forwardMin int
 	// cpuProfile and memProfile are pprof output files, as for run.
 	cpuProfile, memProfile string
 }
@@ -88,6 +91,7 @@ topic. See docs/gateway.md.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
 	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
 	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
+	fl.IntVar(&f.forwardMin, "forward-min-records", 32, "forward only client batches of at least this many records; smaller ones take the pipeline's path, where they share upstream batches (lower latency for clients that send small batches fast)")
 	fl.BoolVar(&f.forward, "forward-batches", true, "forward each client batch upstream as it is when nothing in the pipeline reads or changes records (less gateway CPU; see docs/gateway.md)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
@@ -204,7 +208,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	opts = append(opts, pipeline.StageBatch(stageMax, stageLinger))
 	// A client batch goes upstream as it is when nothing in the chain
 	// reads or changes its records (docs/gateway.md, Forwarding).
-	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(f.forward))
+	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(f.forward), gateway.ForwardMinRecords(f.forwardMin))
 	if len(brokers) == 0 {
 		eb, err := embedded.Start(embedded.Config{})
 		if err != nil {
