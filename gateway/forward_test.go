@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"net"
@@ -684,17 +683,6 @@ func malformedRecords(badHeaders bool) []byte {
 // malformed record (the reason kpipe gateway turns the check on in front
 // of it), where Apache Kafka refuses it.
 func TestForwardChecksRecords(t *testing.T) {
-	gz := func(t *testing.T, recs []byte) []byte {
-		var z bytes.Buffer
-		zw := gzip.NewWriter(&z)
-		if _, err := zw.Write(recs); err != nil {
-			t.Fatal(err)
-		}
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return sealBatch(kmsg.RecordBatch{Attributes: 1, NumRecords: 1, Records: z.Bytes()})
-	}
 	// Apache Kafka (the integration run's upstream) checks records
 	// itself: without the gateway's check it refuses them.
 	stored := testbroker.IsFake()
@@ -705,7 +693,7 @@ func TestForwardChecksRecords(t *testing.T) {
 			c := dial(t, f.addr)
 			bad := [][]byte{
 				sealBatch(kmsg.RecordBatch{NumRecords: 1, Records: malformedRecords(false)}),
-				gz(t, malformedRecords(true)),
+				gzipRecords(t, malformedRecords(true)),
 			}
 			for i, b := range bad {
 				pr := partitionResp(t, c.do(produceReq(topic, -1, b)))

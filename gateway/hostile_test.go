@@ -84,9 +84,16 @@ func gzipBatch(t *testing.T, v []byte) []byte {
 	t.Helper()
 	r := kmsg.Record{Key: []byte("bomb"), Value: v}
 	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	return gzipRecords(t, r.AppendTo(nil))
+}
+
+// gzipRecords is a gzip-compressed magic 2 record batch whose records
+// section is recs, one record.
+func gzipRecords(t *testing.T, recs []byte) []byte {
+	t.Helper()
 	var z bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
-	if _, err := zw.Write(r.AppendTo(nil)); err != nil {
+	if _, err := zw.Write(recs); err != nil {
 		t.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {

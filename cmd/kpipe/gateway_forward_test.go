@@ -40,35 +40,7 @@ func TestGatewayForwardClients(t *testing.T) {
 
 	check := func(t *testing.T, topic, prefix, header string) {
 		t.Helper()
-		recs := testbroker.ReadAll(t, brokers, topic, gatewayRecords, false)
-		seen := make([]bool, gatewayRecords)
-		for _, r := range recs {
-			key := string(r.Key)
-			i, err := strconv.Atoi(strings.TrimPrefix(key, prefix+"-"))
-			if !strings.HasPrefix(key, prefix+"-") || err != nil || i < 0 || i >= gatewayRecords {
-				t.Fatalf("unexpected key %q", key)
-			}
-			if seen[i] {
-				t.Fatalf("record %s upstream twice", key)
-			}
-			seen[i] = true
-			if want := fmt.Sprintf("value-%d", i); string(r.Value) != want {
-				t.Fatalf("record %s: value %q, want %q", key, r.Value, want)
-			}
-			if r.Partition != 1 {
-				t.Fatalf("record %s on partition %d, the client's is 1", key, r.Partition)
-			}
-			want := "i=" + strconv.Itoa(i)
-			if header != "" {
-				want = header
-			}
-			if len(r.Headers) != 1 || r.Headers[0].Key+"="+string(r.Headers[0].Value) != want {
-				t.Fatalf("record %s: headers %v, want %s", key, r.Headers, want)
-			}
-		}
-		if total := testbroker.Total(testbroker.EndOffsets(t, brokers, topic)); total != gatewayRecords {
-			t.Fatalf("%s holds %d records upstream, want %d", topic, total, gatewayRecords)
-		}
+		checkUpstream(t, brokers, topic, prefix, gatewayRecords, func([]byte) int32 { return 1 }, header, "")
 		ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+adminAddr+"/metrics", nil)

@@ -86,8 +86,9 @@ func runClient(t *testing.T, name string, args ...string) string {
 // checkUpstream reads topic upstream and checks that it holds exactly the n
 // records prefix-0 .. prefix-(n-1), each once, with value value-i, the
 // client's header i=i (or, with staticHeader, that header), the gateway's
-// stamp, on the partition keyhash gives its key.
-func checkUpstream(t *testing.T, brokers []string, topic, prefix string, n int, partitions int32, staticHeader string) {
+// stamp header stamped=stamp unless stamp is empty (then no other header),
+// on the partition partitionOf gives its key.
+func checkUpstream(t *testing.T, brokers []string, topic, prefix string, n int, partitionOf func(key []byte) int32, staticHeader, stamp string) {
 	t.Helper()
 	recs := testbroker.ReadAll(t, brokers, topic, n, false)
 	seen := make([]bool, n)
@@ -104,8 +105,8 @@ func checkUpstream(t *testing.T, brokers []string, topic, prefix string, n int, 
 		if want := fmt.Sprintf("value-%d", i); string(r.Value) != want {
 			t.Fatalf("record %s: value %q, want %q", key, r.Value, want)
 		}
-		if want := plugins.KeyPartition(r.Key, partitions); r.Partition != want {
-			t.Fatalf("record %s on partition %d, the partitioner's is %d", key, r.Partition, want)
+		if want := partitionOf(r.Key); r.Partition != want {
+			t.Fatalf("record %s on partition %d, want %d", key, r.Partition, want)
 		}
 		hs := map[string]string{}
 		for _, h := range r.Headers {
@@ -116,14 +117,23 @@ func checkUpstream(t *testing.T, brokers []string, topic, prefix string, n int, 
 			wantHdr = staticHeader
 		}
 		k, v, _ := strings.Cut(wantHdr, "=")
-		if hs[k] != v || hs["stamped"] != "kpipe-gateway" || len(hs) != 2 {
-			t.Fatalf("record %s: headers %v, want %s and stamped=kpipe-gateway", key, hs, wantHdr)
+		wantN := 1
+		if stamp != "" {
+			wantN = 2
+		}
+		if hs[k] != v || hs["stamped"] != stamp || len(hs) != wantN || len(r.Headers) != wantN {
+			t.Fatalf("record %s: headers %v, want %s and stamped=%q", key, r.Headers, wantHdr, stamp)
 		}
 	}
 	total := testbroker.Total(testbroker.EndOffsets(t, brokers, topic))
 	if total != int64(n) {
 		t.Fatalf("%s holds %d records upstream, want %d", topic, total, n)
 	}
+}
+
+// keyhash is where the gateway's keyhash partitioner puts a key.
+func keyhash(partitions int32) func([]byte) int32 {
+	return func(key []byte) int32 { return plugins.KeyPartition(key, partitions) }
 }
 
 // TestGatewayClients sends 10,000 keyed records with headers through `kpipe
@@ -158,7 +168,7 @@ func TestGatewayClients(t *testing.T) {
 		if err := cl.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		checkUpstream(t, brokers, topic, "go", gatewayRecords, partitions, "")
+		checkUpstream(t, brokers, topic, "go", gatewayRecords, keyhash(partitions), "", "kpipe-gateway")
 	})
 
 	t.Run("kafka-python", func(t *testing.T) {
@@ -172,7 +182,7 @@ func TestGatewayClients(t *testing.T) {
 				topic := testbroker.CreateTopic(t, brokers, partitions)
 				runClient(t, python, script, "--bootstrap", addr, "--topic", topic, "--count", strconv.Itoa(gatewayRecords),
 					"--acks", c.acks, "--compression", c.compression)
-				checkUpstream(t, brokers, topic, "py", gatewayRecords, partitions, "")
+				checkUpstream(t, brokers, topic, "py", gatewayRecords, keyhash(partitions), "", "kpipe-gateway")
 			})
 		}
 	})
@@ -194,7 +204,7 @@ func TestGatewayClients(t *testing.T) {
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("kcat: %v\n%s", err, out)
 				}
-				checkUpstream(t, brokers, topic, "kcat", gatewayRecords, partitions, "i=kcat")
+				checkUpstream(t, brokers, topic, "kcat", gatewayRecords, keyhash(partitions), "i=kcat", "kpipe-gateway")
 			})
 		}
 	})
@@ -206,7 +216,7 @@ func TestGatewayClients(t *testing.T) {
 		if !strings.Contains(out, "sent ") {
 			t.Fatalf("java producer: %s", out)
 		}
-		checkUpstream(t, brokers, topic, "java", gatewayRecords, partitions, "")
+		checkUpstream(t, brokers, topic, "java", gatewayRecords, keyhash(partitions), "", "kpipe-gateway")
 	})
 }
 
