@@ -201,6 +201,24 @@ func TestForwardDuplicate(t *testing.T) {
 	}
 }
 
+// notLeader is an answer to produce request req that refuses every
+// partition with NOT_LEADER_OR_FOLLOWER.
+func notLeader(req kmsg.Request) kmsg.Response {
+	pr := req.(*kmsg.ProduceRequest)
+	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+	for _, rt := range pr.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, 6, -1 // NOT_LEADER_OR_FOLLOWER
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
 // TestForwardRetries: an upstream that answers NOT_LEADER_OR_FOLLOWER, or
 // does not answer in time, has the batch sent again; the client sees
 // neither, and the records are upstream once.
@@ -212,19 +230,7 @@ func TestForwardRetries(t *testing.T) {
 		if calls.Add(1) > 2 {
 			return nil, nil, false
 		}
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range pr.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, 6, -1 // NOT_LEADER_OR_FOLLOWER
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return notLeader(req), nil, true
 	})
 	f := startOn(t, brokers, forwarding)
 	topic := testbroker.CreateTopic(t, brokers, 1)
@@ -567,19 +573,7 @@ func TestForwardWindowRecovers(t *testing.T) {
 			return nil, nil, false
 		}
 		refused.Add(1)
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range pr.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, 6, -1 // NOT_LEADER_OR_FOLLOWER
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return notLeader(req), nil, true
 	})
 	f := startOn(t, brokers, forwarding)
 	topic := testbroker.CreateTopic(t, brokers, 1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -28,12 +27,7 @@ import (
 // and header. /metrics counts them as forwarded and delivered.
 func TestGatewayForwardClients(t *testing.T) {
 	brokers := testbroker.Brokers(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := l.Addr().String()
-	l.Close()
+	adminAddr := freeAddr(t)
 	cfg := writeFile(t, filepath.Join(t.TempDir(), "gw.hcl"), `pipeline "p" {}`+"\n")
 	// Every batch is forwarded, the last few records' small ones too.
 	addr := startGatewayProc(t, "--config", cfg, "--brokers", strings.Join(brokers, ","), "--admin", adminAddr, "--forward-min-records", "1").addr
@@ -105,12 +99,7 @@ func TestGatewayForwardClients(t *testing.T) {
 // through the pipeline, even when nothing in it reads or changes records.
 func TestGatewayForwardOff(t *testing.T) {
 	brokers := testbroker.Brokers(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := l.Addr().String()
-	l.Close()
+	adminAddr := freeAddr(t)
 	addr := startGatewayProc(t, "--brokers", strings.Join(brokers, ","), "--admin", adminAddr, "--forward-batches=false").addr
 	topic := testbroker.CreateTopic(t, brokers, 1)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))

@@ -317,17 +317,24 @@ pipeline "p" {}
 	}
 }
 
+// freeAddr is a loopback address nothing listens on, for a process to
+// listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // TestGatewayAdmin: with --admin the gateway serves the admin endpoint:
 // /metrics has the pipeline's metrics and the gateway's per connection and
 // per topic, /readyz answers, and POST /v1/reload reloads the configuration.
 func TestGatewayAdmin(t *testing.T) {
 	brokers := testbroker.Brokers(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := l.Addr().String()
-	l.Close()
+	adminAddr := freeAddr(t)
 	gp := startGatewayProc(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr)
 	addr := gp.addr
 	topic := testbroker.CreateTopic(t, brokers, 2)
