@@ -35,23 +35,9 @@ func TestGatewayForwardClients(t *testing.T) {
 	check := func(t *testing.T, topic, prefix, header string) {
 		t.Helper()
 		checkUpstream(t, brokers, topic, prefix, gatewayRecords, func([]byte) int32 { return 1 }, header, "")
-		ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+adminAddr+"/metrics", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, want := range []string{
+		wantMetrics(t, adminAddr,
 			fmt.Sprintf(`kpipe_gateway_topic_forwarded_records_total{topic=%q} %d`, topic, gatewayRecords),
-			fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} %d`, topic, gatewayRecords),
-		} {
-			if !strings.Contains(string(b), want) {
-				t.Errorf("/metrics lacks %s", want)
-			}
-		}
+			fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} %d`, topic, gatewayRecords))
 	}
 
 	t.Run("kafka-python", func(t *testing.T) {
@@ -114,17 +100,28 @@ func TestGatewayForwardOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	wantMetrics(t, adminAddr,
+		fmt.Sprintf(`kpipe_gateway_topic_forwarded_records_total{topic=%q} 0`, topic),
+		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} 10`, topic))
+}
+
+// wantMetrics fetches /metrics from the admin endpoint at adminAddr and
+// checks that it has each line of wants.
+func wantMetrics(t *testing.T, adminAddr string, wants ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+adminAddr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{
-		fmt.Sprintf(`kpipe_gateway_topic_forwarded_records_total{topic=%q} 0`, topic),
-		fmt.Sprintf(`kpipe_gateway_topic_records_total{outcome="delivered",topic=%q} 10`, topic),
-	} {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range wants {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
