@@ -39,89 +39,20 @@ func forwardedRecords(gw *gateway.Gateway, topic string) (forwarded, received ui
 // value, headers and timestamp, at the offset the client was told.
 func TestForwardRecords(t *testing.T) {
 	f := start(t, forwarding)
-	for _, c := range []struct {
-		name  string
-		codec kgo.CompressionCodec
-	}{{"none", kgo.NoCompression()}, {"gzip", kgo.GzipCompression()}, {"snappy", kgo.SnappyCompression()}, {"lz4", kgo.Lz4Compression()}, {"zstd", kgo.ZstdCompression()}} {
-		for _, idem := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/idempotent=%v", c.name, idem), func(t *testing.T) {
-				topic := testbroker.CreateTopic(t, f.brokers, 3)
-				opts := []kgo.Opt{kgo.ProducerBatchCompression(c.codec), kgo.RecordPartitioner(kgo.ManualPartitioner())}
-				if !idem {
-					opts = append(opts, kgo.DisableIdempotentWrite(), kgo.RequiredAcks(kgo.LeaderAck()))
-				}
-				cl := f.client(t, opts...)
-				const n = 2000
-				ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
-				defer cancel()
-				ts := time.UnixMilli(1767323045000)
-				type at struct {
-					partition int32
-					offset    int64
-				}
-				var mu sync.Mutex
-				told := map[string]at{}
-				for i := range n {
-					r := &kgo.Record{
-						Topic: topic, Partition: int32(i % 3),
-						Key:       []byte("key-" + strconv.Itoa(i)),
-						Value:     []byte(fmt.Sprintf("value-%d-%0100d", i, i)),
-						Headers:   []kgo.RecordHeader{{Key: "i", Value: []byte(strconv.Itoa(i))}, {Key: "empty"}},
-						Timestamp: ts.Add(time.Duration(i) * time.Millisecond),
-					}
-					cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-						if err != nil {
-							t.Errorf("record %s: %v", r.Key, err)
-							return
-						}
-						mu.Lock()
-						told[string(r.Key)] = at{r.Partition, r.Offset}
-						mu.Unlock()
-					})
-				}
-				if err := cl.Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
-				got := testbroker.ReadAll(t, f.brokers, topic, n, false)
-				seen := map[string]bool{}
-				for _, r := range got {
-					k := string(r.Key)
-					if seen[k] {
-						t.Fatalf("record %s twice upstream", k)
-					}
-					seen[k] = true
-					i, err := strconv.Atoi(k[len("key-"):])
-					if err != nil {
-						t.Fatalf("unexpected key %q", k)
-					}
-					if want := fmt.Sprintf("value-%d-%0100d", i, i); string(r.Value) != want {
-						t.Fatalf("record %s: value %q", k, r.Value)
-					}
-					if r.Partition != int32(i%3) {
-						t.Fatalf("record %s: partition %d, want the client's %d", k, r.Partition, i%3)
-					}
-					if !r.Timestamp.Equal(ts.Add(time.Duration(i) * time.Millisecond)) {
-						t.Fatalf("record %s: timestamp %v", k, r.Timestamp)
-					}
-					if len(r.Headers) != 2 || r.Headers[0].Key != "i" || string(r.Headers[0].Value) != strconv.Itoa(i) || r.Headers[1].Key != "empty" || len(r.Headers[1].Value) != 0 {
-						t.Fatalf("record %s: headers %+v", k, r.Headers)
-					}
-					if r.ProducerID < 0 {
-						t.Fatalf("record %s upstream without a producer id: acks=all forwards idempotently", k)
-					}
-					if w := told[k]; w.partition != r.Partition || w.offset != r.Offset {
-						t.Fatalf("record %s: the client was told partition %d offset %d; upstream it is at %d/%d", k, w.partition, w.offset, r.Partition, r.Offset)
-					}
-				}
-				if len(seen) != n {
-					t.Fatalf("%d distinct records upstream, want %d", len(seen), n)
-				}
-				if fw, recv := forwardedRecords(f.gw, topic); fw != n || recv != n {
-					t.Fatalf("%d records forwarded of %d received, want %d of %d", fw, recv, n, n)
-				}
-			})
+	sendEveryCodec(t, f, func(t *testing.T, topic string, got []*kgo.Record, at map[string]told) {
+		for _, r := range got {
+			k := string(r.Key)
+			if r.ProducerID < 0 {
+				t.Fatalf("record %s upstream without a producer id: acks=all forwards idempotently", k)
+			}
+			if w := at[k]; w.partition != r.Partition || w.offset != r.Offset {
+				t.Fatalf("record %s: the client was told partition %d offset %d; upstream it is at %d/%d", k, w.partition, w.offset, r.Partition, r.Offset)
+			}
 		}
-	}
+		if fw, recv := forwardedRecords(f.gw, topic); fw != uint64(len(got)) || recv != uint64(len(got)) {
+			t.Fatalf("%d records forwarded of %d received, want %d of %d", fw, recv, len(got), len(got))
+		}
+	})
 }
 
 // TestForwardRule: a pipeline with an interceptor, or a gateway that does

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,12 +113,20 @@ func total(m map[int32]int64) (n int64) {
 	return n
 }
 
-// TestProduceCodecs sends keyed records with headers through the gateway
-// with every codec, idempotent and not, and reads them back upstream: each
-// is there once, on the partition the client chose, with key, value,
-// headers and timestamp intact.
-func TestProduceCodecs(t *testing.T) {
-	f := start(t, nil)
+// told is where a client was told its record was written.
+type told struct {
+	partition int32
+	offset    int64
+}
+
+// sendEveryCodec runs a subtest for every codec, idempotent and not: a
+// client sends 2,000 keyed records with two headers (one empty) and set
+// timestamps through f's gateway, record i to partition i%3 of a new
+// topic, and reads them back upstream, where each must be once, with its
+// key, value, headers, timestamp and the client's partition. check then
+// checks what the test adds, given the records read and where the client
+// was told each one is (by key).
+func sendEveryCodec(t *testing.T, f *fixture, check func(t *testing.T, topic string, got []*kgo.Record, told map[string]told)) {
 	codecs := []struct {
 		name  string
 		codec kgo.CompressionCodec
@@ -137,6 +147,8 @@ func TestProduceCodecs(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), testbroker.Timeout())
 				defer cancel()
 				ts := time.UnixMilli(1767323045000)
+				var mu sync.Mutex
+				at := map[string]told{}
 				for i := range n {
 					r := &kgo.Record{
 						Topic: topic, Partition: int32(i % 3),
@@ -148,7 +160,11 @@ func TestProduceCodecs(t *testing.T) {
 					cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 						if err != nil {
 							t.Errorf("record %s: %v", r.Key, err)
+							return
 						}
+						mu.Lock()
+						at[string(r.Key)] = told{r.Partition, r.Offset}
+						mu.Unlock()
 					})
 				}
 				if err := cl.Flush(ctx); err != nil {
@@ -157,33 +173,46 @@ func TestProduceCodecs(t *testing.T) {
 				got := testbroker.ReadAll(t, f.brokers, topic, n, false)
 				seen := map[string]bool{}
 				for _, r := range got {
-					i, err := strconv.Atoi(string(r.Key[len("key-"):]))
-					if err != nil {
-						t.Fatalf("key %q", r.Key)
+					k := string(r.Key)
+					if seen[k] {
+						t.Fatalf("record %s twice upstream", k)
 					}
-					if seen[string(r.Key)] {
-						t.Fatalf("record %d twice", i)
+					seen[k] = true
+					i, err := strconv.Atoi(strings.TrimPrefix(k, "key-"))
+					if !strings.HasPrefix(k, "key-") || err != nil {
+						t.Fatalf("unexpected key %q", k)
 					}
-					seen[string(r.Key)] = true
 					if want := fmt.Sprintf("value-%d-%0100d", i, i); string(r.Value) != want {
-						t.Fatalf("record %d: value %q", i, r.Value)
+						t.Fatalf("record %s: value %q", k, r.Value)
 					}
 					if r.Partition != int32(i%3) {
-						t.Fatalf("record %d on partition %d, want %d", i, r.Partition, i%3)
+						t.Fatalf("record %s on partition %d, want the client's %d", k, r.Partition, i%3)
 					}
 					if len(r.Headers) != 2 || r.Headers[0].Key != "i" || string(r.Headers[0].Value) != strconv.Itoa(i) || r.Headers[1].Key != "empty" || len(r.Headers[1].Value) != 0 {
-						t.Fatalf("record %d: headers %v", i, r.Headers)
+						t.Fatalf("record %s: headers %+v", k, r.Headers)
 					}
 					if want := ts.Add(time.Duration(i) * time.Millisecond); !r.Timestamp.Equal(want) {
-						t.Fatalf("record %d: timestamp %v, want %v", i, r.Timestamp, want)
+						t.Fatalf("record %s: timestamp %v, want %v", k, r.Timestamp, want)
 					}
+				}
+				if len(seen) != n {
+					t.Fatalf("%d distinct records upstream, want %d", len(seen), n)
 				}
 				if got := total(endOffsets(t, f.brokers, topic)); got != n {
 					t.Fatalf("%d records upstream, want %d", got, n)
 				}
+				check(t, topic, got, at)
 			})
 		}
 	}
+}
+
+// TestProduceCodecs sends keyed records with headers through the gateway
+// with every codec, idempotent and not, and reads them back upstream: each
+// is there once, on the partition the client chose, with key, value,
+// headers and timestamp intact.
+func TestProduceCodecs(t *testing.T) {
+	sendEveryCodec(t, start(t, nil), func(*testing.T, string, []*kgo.Record, map[string]told) {})
 }
 
 // TestTransactionalRefused: a transactional client gets the documented
