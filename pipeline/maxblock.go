@@ -69,19 +69,27 @@ func recordBytes(kr *kgo.Record) int64 {
 	return int64(n)
 }
 
-// produce hands e's record to the client. While the client's buffer has
-// room for it, that is a plain Produce with the record's context; otherwise
-// the wait for room is bounded by MaxBlock (blockCtx), after which the
-// record fails with ErrBufferFull. e belongs to the client once produce
-// calls it, and may be complete before produce returns.
-func (p *Producer) produce(e *envelope) {
-	if p.hasRoom(p.bytesIn.Add(recordBytes(&e.kr))) {
-		p.cl.Produce(e.ctx, &e.kr, p.promise)
-		return
+// produce hands the records of es to the client, in order. While the
+// client's buffer has room for a record, that is a plain Produce with the
+// record's context; otherwise the wait for room is bounded by MaxBlock
+// (blockCtx), after which the record fails with ErrBufferFull. Once a
+// record of es gave up so, a following one that finds no room fails at
+// once with the same error instead of waiting MaxBlock again: the brokers
+// took nothing for that long, and a batch of n records (SendBatch, a stage
+// batch) must not hold its caller n times MaxBlock. Each envelope belongs
+// to the client once produce hands it over, and may be complete before
+// produce returns.
+func (p *Producer) produce(es ...*envelope) {
+	gaveUp := false
+	for _, e := range es {
+		if p.hasRoom(p.bytesIn.Add(recordBytes(&e.kr))) {
+			p.cl.Produce(e.ctx, &e.kr, p.promise)
+			continue
+		}
+		ctx := &blockCtx{Context: e.ctx, max: p.maxBlock, expired: gaveUp}
+		p.cl.Produce(ctx, &e.kr, p.promise)
+		gaveUp = ctx.admitted()
 	}
-	ctx := &blockCtx{Context: e.ctx, max: p.maxBlock}
-	p.cl.Produce(ctx, &e.kr, p.promise)
-	ctx.admitted()
 }
 
 // produceSync is produce for SendSync: it waits for the record's outcome,
@@ -146,6 +154,7 @@ type blockCtx struct {
 	mu      sync.Mutex
 	done    chan struct{} // the wait's, made by the first Done during it
 	err     error         // why the wait ended
+	expired bool          // the wait has no time left: it ends as it starts
 	admit   bool
 	timer   *time.Timer
 	stopCtx func() bool
@@ -159,6 +168,9 @@ func (c *blockCtx) Done() <-chan struct{} {
 		return c.done
 	case c.admit:
 		return c.Context.Done()
+	case c.done == nil && c.expired:
+		c.done, c.err = make(chan struct{}), maxBlockError{c.max}
+		close(c.done)
 	case c.done == nil:
 		c.done = make(chan struct{})
 		c.timer = time.AfterFunc(c.max, func() { c.end(maxBlockError{c.max}) })
@@ -188,14 +200,17 @@ func (c *blockCtx) end(err error) {
 }
 
 // admitted is called once Produce returned: the record is buffered (or
-// complete), and the context no longer ends with the wait.
-func (c *blockCtx) admitted() {
+// complete), and the context no longer ends with the wait. It reports
+// whether the wait gave up for want of room (MaxBlock passed).
+func (c *blockCtx) admitted() (gaveUp bool) {
 	c.mu.Lock()
 	c.admit = true
 	t, stop := c.timer, c.stopCtx
+	gaveUp = errors.Is(c.err, ErrBufferFull)
 	c.mu.Unlock()
 	if t != nil {
 		t.Stop()
 		stop()
 	}
+	return gaveUp
 }

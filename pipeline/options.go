@@ -395,7 +395,9 @@ func MaxBufferedBytes(n int) Option { return optionFunc(func(c *config) { c.maxB
 // got none by then fails with an error wrapping ErrBufferFull ("buffer
 // full for 1m0s: the brokers took no records for that long (MaxBlock,
 // Kafka max.block.ms ...)") and Send returns. Zero fails a record at once
-// when the buffer is full. Kafka property max.block.ms; franz-go has no
+// when the buffer is full. The records of one SendBatch, or of one stage
+// batch, share the bound: once one of them waited MaxBlock in vain, the
+// following ones that find no room fail at once. Kafka property max.block.ms; franz-go has no
 // such bound (its Produce waits until the context ends). Default: 60s, the
 // Java client's.
 //

@@ -25,7 +25,10 @@ import (
 // reused once SendBatch returns. Single-record plugin calls get ctx; batch
 // calls get the producer's context, as with Send.
 //
-// SendBatch blocks while the client's buffer is full, as Send does.
+// SendBatch blocks while the client's buffer is full, as Send does, but
+// MaxBlock bounds the call rather than each record: once one of its
+// records waited MaxBlock for room in vain, the following ones that find
+// no room fail at once with ErrBufferFull.
 func (p *Producer) SendBatch(ctx context.Context, rs []*plugins.Record, cb func(*plugins.Record, Result)) {
 	if len(rs) == 0 {
 		return
@@ -54,9 +57,7 @@ func (p *Producer) SendBatch(ctx context.Context, rs []*plugins.Record, cb func(
 	if !batching {
 		for w := es; len(w) > 0; {
 			c := sameChain(w, len(w))
-			for _, e := range p.run(w[0].ch, w[:c], nil) {
-				p.produce(e)
-			}
+			p.produce(p.run(w[0].ch, w[:c], nil)...)
 			w = w[c:]
 		}
 		return
@@ -110,9 +111,7 @@ func sameChain(es []*envelope, max int) int {
 func (p *Producer) runChunks(b *stager, es []*envelope) {
 	for len(es) > 0 {
 		c := sameChain(es, b.max)
-		for _, e := range p.run(es[0].ch, es[:c], b) {
-			p.produce(e)
-		}
+		p.produce(p.run(es[0].ch, es[:c], b)...)
 		es = es[c:]
 	}
 }

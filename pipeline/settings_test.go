@@ -193,7 +193,7 @@ func TestMaxBlock(t *testing.T) {
 			}
 			s.silent.Store(true)
 			value := strings.Repeat("v", max(1, tc.value-100))
-			results := make(chan error, 2*tc.fill)
+			results := make(chan error, 2*tc.fill+64)
 			send := func() time.Duration {
 				start := time.Now()
 				done := make(chan struct{})
@@ -233,11 +233,34 @@ func TestMaxBlock(t *testing.T) {
 				t.Fatal("the record that found the buffer full got no outcome")
 			}
 
+			// A SendBatch is bounded as a whole: once one of its
+			// records waited MaxBlock in vain, the others fail at
+			// once instead of waiting MaxBlock each.
+			batch := make([]*plugins.Record, 20)
+			for i := range batch {
+				batch[i] = rec("", value)
+			}
+			start := time.Now()
+			p.SendBatch(ctx, batch, func(_ *plugins.Record, res pipeline.Result) { results <- res.Err })
+			if d := time.Since(start); d < block || d > 3*block {
+				t.Fatalf("SendBatch of %d records with the buffer full returned after %v, want about one MaxBlock (%v)", len(batch), d, block)
+			}
+			for i := range batch {
+				select {
+				case err := <-results:
+					if !errors.Is(err, pipeline.ErrBufferFull) {
+						t.Fatalf("record %d of the batch failed with %v, want ErrBufferFull", i, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("record %d of the batch got no outcome", i)
+				}
+			}
+
 			// Cancelling the record's context ends the wait too (a
 			// record as large as the others, which does not fit).
 			cctx, cancel := context.WithCancel(ctx)
 			go func() { time.Sleep(100 * time.Millisecond); cancel() }()
-			start := time.Now()
+			start = time.Now()
 			res := p.SendSync(cctx, rec("", value))
 			if time.Since(start) >= block || !errors.Is(res.Err, context.Canceled) {
 				t.Fatalf("SendSync with a cancelled context: %v after %v, want context.Canceled before MaxBlock", res.Err, time.Since(start))

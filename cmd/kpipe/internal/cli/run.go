@@ -238,9 +238,19 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 	// unread are counted for the summary.
 	last, stopped := 0, ""
 	// batch holds the lines received and not yet sent; cb is the callback
-	// of their records.
+	// of their records. The records of consecutive well-formed lines go
+	// to the producer together, in one SendBatch of up to sendMax
+	// records (recs): one run of the stages, one timestamp, one count
+	// (BenchmarkRun). With --strict they go one at a time, so that a
+	// record that fails in the stages stops the reading before the next
+	// record is sent.
 	var batch []inputLine
 	var cb func(*plugins.Record, pipeline.Result)
+	sendMax := lineBatch
+	if f.strict {
+		sendMax = 1
+	}
+	recs := make([]*plugins.Record, 0, sendMax)
 	var le *lineError // outside the loop: errors.As makes it escape
 read:
 	for {
@@ -269,8 +279,6 @@ read:
 			interrupted, stopped = true, "interrupted"
 			break read
 		}
-		il := batch[0]
-		batch = batch[1:]
 		if f.strict {
 			select {
 			case <-t.firstFailure:
@@ -279,6 +287,44 @@ read:
 			default:
 			}
 		}
+		n := 0
+		for n < len(batch) && n < sendMax && batch[n].err == nil {
+			n++
+		}
+		if n > 0 {
+			recs = recs[:0]
+			for _, il := range batch[:n] {
+				recs = append(recs, il.rec)
+			}
+			sent := batch[n-1]
+			last = sent.line
+			batch = batch[n:]
+			t.mu.Lock()
+			t.read += n
+			t.mu.Unlock()
+			before := clock.Load()
+			b.producer.SendBatch(ctx, recs, cb)
+			if clock.Load()-before >= 10 {
+				// A record waited for room in the buffer. If it
+				// gave up (max_block), its callback, about to
+				// run, stops the reading before the next line
+				// waits too.
+				select {
+				case <-t.bufferFull:
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			if bar != nil {
+				if size >= 0 {
+					_ = bar.Set64(sent.offset)
+				} else {
+					_ = bar.Add(n)
+				}
+			}
+			continue
+		}
+		il := batch[0]
+		batch = batch[1:]
 		switch {
 		case errors.Is(il.err, io.EOF):
 			break read
@@ -294,32 +340,9 @@ read:
 				stopped = "--strict: a line was malformed"
 				break read
 			}
-			continue
-		case il.err != nil:
+		default:
 			readErr, stopped = il.err, "the input could not be read further"
 			break read
-		}
-		last = il.line
-		t.mu.Lock()
-		t.read++
-		t.mu.Unlock()
-		before := clock.Load()
-		b.producer.Send(ctx, il.rec, cb)
-		if clock.Load()-before >= 10 {
-			// Send waited for room in the buffer. If it gave up
-			// (max_block), the record's callback, about to run,
-			// stops the reading before the next line waits too.
-			select {
-			case <-t.bufferFull:
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		if bar != nil {
-			if size >= 0 {
-				_ = bar.Set64(il.offset)
-			} else {
-				_ = bar.Add(1)
-			}
 		}
 	}
 
