@@ -333,7 +333,7 @@ func (p *Producer) MaxBufferedBytes() int { return p.maxBufBytes }
 // fails with ErrBufferFull, and if ctx ends first with ctx's error.
 // With stage batching, the Send that runs a batch is the one that blocks.
 func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) {
-	e := p.admit(ctx, r, cb)
+	e := p.admit(ctx, r, cb, new(envelope))
 	if e == nil {
 		return
 	}
@@ -363,7 +363,7 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 	}
 	var res Result
 	done := false
-	e := p.admit(ctx, r, func(_ *plugins.Record, rr Result) { res, done = rr, true })
+	e := p.admit(ctx, r, func(_ *plugins.Record, rr Result) { res, done = rr, true }, new(envelope))
 	if e == nil {
 		return res
 	}
@@ -380,10 +380,10 @@ func (p *Producer) SendSync(ctx context.Context, r *plugins.Record) Result {
 	return res
 }
 
-// admit counts a record sent and gives it an envelope on the current
-// chain. It returns nil if the record is already complete (nil, or sent
-// after Close).
-func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result)) *envelope {
+// admit counts a record sent and gives it e, a zero envelope, on the
+// current chain. It returns nil if the record is already complete (nil, or
+// sent after Close).
+func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugins.Record, Result), e *envelope) *envelope {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -399,7 +399,6 @@ func (p *Producer) admit(ctx context.Context, r *plugins.Record, cb func(*plugin
 	// and then waits until nothing is in flight, either waits for this
 	// record or makes it fail here.
 	ch := p.enter()
-	e := new(envelope)
 	e.open(ctx, r, cb)
 	if p.closed.Load() {
 		// It runs on no chain (no chain version), and leaves ch

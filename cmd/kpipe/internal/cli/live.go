@@ -229,7 +229,7 @@ func (lv *live) Snapshot() admin.Snapshot {
 	t.mu.Lock()
 	s.Read, s.Delivered, s.Filtered, s.Failed = s.Read+uint64(t.read), s.Delivered+uint64(t.delivered), s.Filtered+uint64(t.filtered), s.Failed+uint64(t.failed)
 	for tp, n := range t.perPartition {
-		s.Partitions = append(s.Partitions, admin.PartitionCount{Topic: tp.topic, Partition: tp.partition, Delivered: uint64(n)})
+		s.Partitions = append(s.Partitions, admin.PartitionCount{Topic: tp.topic, Partition: tp.partition, Delivered: uint64(*n)})
 	}
 	t.mu.Unlock()
 	sort.Slice(s.Partitions, func(i, j int) bool {

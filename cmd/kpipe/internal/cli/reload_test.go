@@ -83,7 +83,7 @@ func TestReloadWhileSending(t *testing.T) {
 }
 `, "off")
 	lv := &live{rl: rl}
-	tl := &tally{perPartition: map[topicPartition]int{}, firstFailure: make(chan struct{})}
+	tl := &tally{perPartition: map[topicPartition]*int{}, firstFailure: make(chan struct{})}
 	lv.attached.Store(&attachedRun{b: bt, t: tl})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -129,7 +129,7 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	}
 	b := &built{producer: s.Producer(), cfg: cfg, pipe: p, host: host}
 	lv.src.Store(s)
-	lv.attach(ctx, b, &tally{perPartition: map[topicPartition]int{}})
+	lv.attach(ctx, b, &tally{perPartition: map[topicPartition]*int{}})
 	what := fmt.Sprintf("topics %q", src.Topics)
 	if src.TopicRegex != "" {
 		what = fmt.Sprintf("topics matching %q", src.TopicRegex)
