@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync/atomic"
@@ -231,7 +232,8 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 	}
 	p := &pending{h: h}
 	if h.key == 18 { // ApiVersions
-		if r, ok := req.(*kmsg.ApiVersionsRequest); ok && h.version <= 3 && r.ReadFrom(rest) == nil && r.ClientSoftwareName != "" {
+		// Best effort: the software name is only for the statistics.
+		if r, ok := req.(*kmsg.ApiVersionsRequest); ok && h.version <= 3 && c.decode(p, req, rest) == nil && r.ClientSoftwareName != "" {
 			sw := r.ClientSoftwareName + " " + r.ClientSoftwareVersion
 			c.st.software.Store(&sw)
 		}
@@ -242,8 +244,9 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 	if r, ok := servedRange(h.key); !ok || h.key == 1 || h.version < r.min || h.version > r.max {
 		return c.unsupported(p, req, rest)
 	}
-	if err := req.ReadFrom(rest); err != nil {
-		c.g.log.Warn("closing a client connection: malformed request", "remote", c.st.remote, "request", kmsg.NameForKey(h.key), "version", h.version, "error", err)
+	if err := c.decode(p, req, rest); err != nil {
+		c.g.mem.give(p.mem)
+		c.g.log.Warn("closing a client connection: malformed request", "remote", c.st.remote, "client_id", h.clientID, "request", kmsg.NameForKey(h.key), "version", h.version, "error", err)
 		return nil, err
 	}
 	switch r := req.(type) {
@@ -262,6 +265,27 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 	return p, nil
 }
 
+// decode decodes req from body, the request after its header, once
+// decodeCost found its counts and lengths sound; what decoding may allocate
+// is counted in p's memory, and a request that may take more than the
+// memory limit is refused undecoded.
+func (c *conn) decode(p *pending, req kmsg.Request, body []byte) error {
+	cost, err := decodeCost(p.h, body)
+	if err != nil {
+		return err
+	}
+	if cost > c.g.memLimit {
+		return fmt.Errorf("%w: its %d bytes of structure may take %d bytes to decode, over the memory limit of %d", errRequestTooLarge, len(body), cost, c.g.memLimit)
+	}
+	c.g.mem.add(cost)
+	p.mem += cost
+	return req.ReadFrom(body)
+}
+
+// errRequestTooLarge is a request whose decoding could take more than the
+// memory limit.
+var errRequestTooLarge = errors.New("request too large to decode")
+
 // unsupported answers a request the gateway does not serve with
 // UNSUPPORTED_VERSION in every error code, and logs it.
 func (c *conn) unsupported(p *pending, req kmsg.Request, rest []byte) (*pending, error) {
@@ -274,10 +298,19 @@ func (c *conn) unsupported(p *pending, req kmsg.Request, rest []byte) (*pending,
 		c.g.log.Warn("client sent a request the gateway does not serve; answered UNSUPPORTED_VERSION",
 			"remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version)
 	}
-	_ = req.ReadFrom(rest) // best effort: only a produce answer echoes it
+	if _, ok := req.(*kmsg.ProduceRequest); ok {
+		// Only a produce answer echoes its request (its partitions);
+		// the others are not decoded at all.
+		if err := c.decode(p, req, rest); err != nil {
+			c.g.mem.give(p.mem)
+			c.g.log.Warn("closing a client connection: malformed request", "remote", c.st.remote, "client_id", p.h.clientID, "request", kmsg.NameForKey(p.h.key), "version", p.h.version, "error", err)
+			return nil, err
+		}
+	}
 	resp, err := unsupported(req, codeUnsupportedVersion)
 	if err != nil {
-		c.g.log.Warn("closing a client connection", "remote", c.st.remote, "error", err)
+		c.g.mem.give(p.mem)
+		c.g.log.Warn("closing a client connection", "remote", c.st.remote, "client_id", p.h.clientID, "error", err)
 		return nil, err
 	}
 	if pr, ok := req.(*kmsg.ProduceRequest); ok && pr.Acks == 0 {

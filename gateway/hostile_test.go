@@ -394,3 +394,89 @@ func TestOldProduceVersions(t *testing.T) {
 		t.Fatalf("ApiVersions after an acks=0 Produce v2: code %d", resp.ErrorCode)
 	}
 }
+
+// rawRequest frames body as a request of key and version with correlation
+// id 1 and no client id, adding the empty tagged-field section of a
+// flexible request header.
+func rawRequest(key, version int16, flexible bool, body []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(key))
+	b = binary.BigEndian.AppendUint16(b, uint16(version))
+	b = binary.BigEndian.AppendUint32(b, 1)
+	b = append(b, 0xff, 0xff) // null client id
+	if flexible {
+		b = append(b, 0)
+	}
+	b = append(b, body...)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+// TestHostileRequests: requests whose counts claim more elements than their
+// bytes hold, or a tag count of 2^32-1, close their connection with a log
+// line naming the client and the field, after allocating a bounded
+// multiple of the memory limit; another client is served meanwhile, and a
+// request with a sound unknown tag is answered. kmsg makes an array's
+// elements before it reads them: a produce request of 4MiB of zeros
+// claiming 4M topics made the gateway allocate 264MiB under an 8MiB limit
+// (6GiB for a request of the largest size, 100MiB), and a tag count of
+// 2^32-1 kept a connection's reader looping.
+func TestHostileRequests(t *testing.T) {
+	const limit = 8 << 20
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	const n = 4 << 20
+	zeros := make([]byte, n)
+	produceHead := []byte{0, 0xff, 0xff, 0, 0, 0x27, 0x10} // null transactional id (compact), acks -1, timeout 10s
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		log   string
+	}{
+		{"produce v9, 4M topics in 4MiB", rawRequest(0, 9, true, append(binary.AppendUvarint(append([]byte(nil), produceHead...), n+1), zeros...)), "topics[1398101] of 4194304: partitions: bad length"},
+		{"produce v3, 2^31-1 topics", rawRequest(0, 3, false, append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0x27, 0x10, 0x7f, 0xff, 0xff, 0xff}, zeros...)), "topics: 2147483647 elements claimed in 4194304 bytes"},
+		{"produce v9, 4M partitions", rawRequest(0, 9, true, append(binary.AppendUvarint(append(append([]byte(nil), produceHead...), 2, 2, 'x'), n+2), zeros...)), "topics[0] of 1: partitions: 4194305 elements claimed in 4194304 bytes"},
+		{"produce v13, 4M topics", rawRequest(0, 13, true, append(binary.AppendUvarint(append([]byte(nil), produceHead...), n+2), zeros...)), "topics: 4194305 elements claimed"},
+		{"metadata v9, 4M topics", rawRequest(3, 9, true, append(binary.AppendUvarint(nil, n+2), zeros...)), "topics: 4194305 elements claimed"},
+		{"metadata v9, 2^32-1 tags", rawRequest(3, 9, true, binary.AppendUvarint([]byte{0, 1, 0, 0}, 1<<32-1)), "request tagged fields: bad count"},
+		{"find coordinator v4, 4M keys", rawRequest(10, 4, true, append(binary.AppendUvarint([]byte{0}, n+2), zeros...)), "coordinator_keys: 4194305 elements claimed"},
+		{"metadata v9 of 1MiB, sound", rawRequest(3, 9, true, append(append(binary.AppendUvarint(nil, n/8+1), bytes.Repeat([]byte{1, 0}, n/8)...), 1, 0, 0, 0)), "may take"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, f.addr)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, err := c.nc.Write(tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.nc.SetReadDeadline(time.Now().Add(testbroker.Timeout()))
+			if n, err := c.nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+				t.Fatalf("%d bytes, %v; want the connection closed", n, err)
+			}
+			runtime.ReadMemStats(&after)
+			if got := after.TotalAlloc - before.TotalAlloc; got > 4*limit {
+				t.Errorf("allocated %d MiB for a request of %d KiB under a %d MiB limit", got>>20, len(tc.frame)>>10, limit>>20)
+			}
+			if !strings.Contains(logs.String(), tc.log) || !strings.Contains(logs.String(), "remote="+c.nc.LocalAddr().String()) {
+				t.Fatalf("no log line naming %s with %q:\n%s", c.nc.LocalAddr(), tc.log, logs.String())
+			}
+			other := dial(t, f.addr)
+			if pr := partitionResp(t, other.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
+				t.Fatalf("a produce beside it: code %d", pr.ErrorCode)
+			}
+		})
+	}
+	// A sound request with an unknown tagged field is answered.
+	c := dial(t, f.addr)
+	if _, err := c.nc.Write(rawRequest(3, 9, true, []byte{0, 1, 0, 0, 1, 7, 2, 'h', 'i'})); err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.Version = 9
+	c.recv(1, resp)
+	if len(resp.Brokers) != 1 {
+		t.Fatalf("metadata with an unknown tag: %+v", resp)
+	}
+}
