@@ -480,3 +480,55 @@ func TestHostileRequests(t *testing.T) {
 		t.Fatalf("metadata with an unknown tag: %+v", resp)
 	}
 }
+
+// TestInvalidAcks: a produce request with acks other than -1, 0 and 1, or
+// with a transactional id, is answered with INVALID_REQUIRED_ACKS (or
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for each of its partitions, as a
+// broker answers it, with a log line naming the client; none of its
+// records is produced. Before, acks 2 or -2 were taken for "answer me" and
+// the records went upstream, and the transactional refusal left no trace
+// in the log.
+func TestInvalidAcks(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 2)
+	c := dial(t, f.addr)
+	txn := "txn-1"
+	for _, tc := range []struct {
+		name string
+		acks int16
+		txn  *string
+		code int16
+		log  string
+	}{
+		{"acks 2", 2, nil, 21, "acks=2"},
+		{"acks -2", -2, nil, 21, "acks=-2"},
+		{"acks 32767", 32767, nil, 21, "acks=32767"},
+		{"transactional", -1, &txn, 53, "transactional_id=txn-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := produceReq(topic, tc.acks, rawBatch(-1, -1, -1, 3, "acks"))
+			req.TransactionID = tc.txn
+			req.Topics[0].Partitions = append(req.Topics[0].Partitions, kmsg.ProduceRequestTopicPartition{Partition: 1, Records: rawBatch(-1, -1, -1, 2, "acks")})
+			resp := c.do(req).(*kmsg.ProduceResponse)
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+				t.Fatalf("answer %+v, want both partitions", resp.Topics)
+			}
+			for _, p := range resp.Topics[0].Partitions {
+				if p.ErrorCode != tc.code {
+					t.Errorf("partition %d: code %d, want %d", p.Partition, p.ErrorCode, tc.code)
+				}
+			}
+			if !strings.Contains(logs.String(), tc.log) || !strings.Contains(logs.String(), "remote="+c.nc.LocalAddr().String()) {
+				t.Errorf("no log line naming the client with %q:\n%s", tc.log, logs.String())
+			}
+		})
+	}
+	// Nothing of them went upstream: the next records are the first.
+	if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 || pr.BaseOffset != 0 {
+		t.Fatalf("a valid produce after them: code %d, base offset %d; want 0 and 0", pr.ErrorCode, pr.BaseOffset)
+	}
+	if n := total(endOffsets(t, f.brokers, topic)); n != 1 {
+		t.Fatalf("%d records upstream, want 1", n)
+	}
+}

@@ -17,6 +17,7 @@ const (
 	codeNotLeaderOrFollower      int16 = 6
 	codeRequestTimedOut          int16 = 7
 	codeMessageTooLarge          int16 = 10
+	codeInvalidRequiredAcks      int16 = 21
 	codeGroupAuthorizationFailed int16 = 30
 	codeUnsupportedVersion       int16 = 35
 	codeInvalidRequest           int16 = 42

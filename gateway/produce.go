@@ -34,10 +34,30 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 		timeout = defaultProduceTimeout
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	// What is wrong with the request as a whole, as a broker checks it
+	// before its partitions: acks other than -1, 0 and 1, or a
+	// transactional id. Every partition is answered with it, and no
+	// record is produced.
+	var reqCode int16
+	var reqMsg string
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		reqCode, reqMsg = codeInvalidRequiredAcks, fmt.Sprintf("kpipe gateway: acks %d: want -1 (all), 0 or 1", req.Acks)
+		g.log.Warn("rejected a produce request with invalid acks", "remote", c.st.remote, "client_id", p.h.clientID, "acks", req.Acks)
+	case req.TransactionID != nil:
+		reqCode, reqMsg = codeTxnIDAuthorizationFailed, txnMessage
+		g.log.Warn("rejected a transactional produce request", "remote", c.st.remote, "client_id", p.h.clientID, "transactional_id", *req.TransactionID)
+	}
 	parts := make([][]partResult, len(req.Topics))
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
 		parts[ti] = make([]partResult, len(t.Partitions))
+		if reqCode != codeNone {
+			for pi := range parts[ti] {
+				parts[ti][pi].results = []*batchResult{failedResult(reqCode, reqMsg)}
+			}
+			continue
+		}
 		if msg := topicError(t.Topic); msg != "" {
 			g.log.Warn("rejected a produce to an invalid topic name", "remote", c.st.remote, "error", msg)
 			for pi := range parts[ti] {
@@ -49,10 +69,6 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 		for pi := range t.Partitions {
 			pt := &t.Partitions[pi]
 			pr := &parts[ti][pi]
-			if req.TransactionID != nil {
-				pr.results = []*batchResult{failedResult(codeTxnIDAuthorizationFailed, txnMessage)}
-				continue
-			}
 			raws, err := splitBatches(pt.Records)
 			if err != nil {
 				pr.results = []*batchResult{g.badBatch(c, t.Topic, err)}
