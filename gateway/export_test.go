@@ -17,3 +17,11 @@ func SetIdleTimeout(d time.Duration) (restore func()) {
 	idleTimeout = d
 	return func() { idleTimeout = old }
 }
+
+// SetBufferIdle sets how long a connection may send nothing before its
+// read buffer is given back, and returns a function that restores it.
+func SetBufferIdle(d time.Duration) (restore func()) {
+	old := bufferIdle
+	bufferIdle = d
+	return func() { bufferIdle = old }
+}

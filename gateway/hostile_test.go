@@ -532,3 +532,64 @@ func TestInvalidAcks(t *testing.T) {
 		t.Fatalf("%d records upstream, want 1", n)
 	}
 }
+
+// TestManyIdleConnections: connections opened and left, silent or with part
+// of a request size sent, give their read buffers back after a quiet
+// while, so that what each one holds is a few KiB, not the 64KiB buffer
+// it kept for its whole life (2,000 of them took 130MiB outside the memory
+// limit); a connection that then sends the rest of its request is
+// answered.
+func TestManyIdleConnections(t *testing.T) {
+	// Restored after the gateway stops (cleanups run last first), which
+	// reads it until then.
+	t.Cleanup(gateway.SetBufferIdle(100 * time.Millisecond))
+	f := start(t, nil)
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	frame := rawRequest(18, 0, false, nil) // ApiVersions v0
+	late := dial(t, f.addr)
+	if _, err := late.nc.Write(frame[:2]); err != nil {
+		t.Fatal(err)
+	}
+	const conns = 1000
+	var base runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	for i := range conns {
+		c := dial(t, f.addr)
+		if i%2 == 0 {
+			if _, err := c.nc.Write([]byte{0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Wait for the gateway to have served every connection and given
+	// the buffers back.
+	var per int64
+	for deadline := time.Now().Add(testbroker.Timeout()); ; {
+		if st := f.gw.Stats(); len(st.Connections) >= conns+1 {
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			if per = (int64(ms.HeapAlloc) - int64(base.HeapAlloc)) / conns; per < 16<<10 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections hold %d KiB each; want under 16", conns, per>>10)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := late.nc.Write(frame[2:]); err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrApiVersionsResponse()
+	late.recv(1, resp)
+	if resp.ErrorCode != 0 || len(resp.ApiKeys) == 0 {
+		t.Fatalf("ApiVersions sent in two parts: %+v", resp)
+	}
+	if pr := partitionResp(t, dial(t, f.addr).do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
+		t.Fatalf("a produce beside the idle connections: code %d", pr.ErrorCode)
+	}
+}
