@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -591,5 +593,37 @@ func TestManyIdleConnections(t *testing.T) {
 	}
 	if pr := partitionResp(t, dial(t, f.addr).do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
 		t.Fatalf("a produce beside the idle connections: code %d", pr.ErrorCode)
+	}
+}
+
+// TestManyTopicNames: a client producing to ever new valid topic names
+// that exist nowhere grows the per-topic statistics only up to 10,000
+// names; the topics beyond are counted together, with one log line. Each
+// name used to keep its counters for the life of the process (in Stats,
+// the metrics and the stop summary).
+func TestManyTopicNames(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	c := dial(t, f.addr)
+	const names = 10_050
+	req := produceReq("", -1, nil)
+	req.Topics = req.Topics[:0]
+	for i := range names {
+		tp := kmsg.NewProduceRequestTopic()
+		tp.Topic = fmt.Sprintf("nowhere-%d", i)
+		req.Topics = append(req.Topics, tp) // no partitions: nothing to send
+	}
+	if resp := c.do(req).(*kmsg.ProduceResponse); len(resp.Topics) != names {
+		t.Fatalf("answer for %d topics, want %d", len(resp.Topics), names)
+	}
+	st := f.gw.Stats()
+	if len(st.Topics) > 10_001 {
+		t.Fatalf("statistics for %d topics after %d names, want at most 10,001", len(st.Topics), names)
+	}
+	if !slices.ContainsFunc(st.Topics, func(ts gateway.TopicStats) bool { return ts.Topic == gateway.OtherTopics }) {
+		t.Errorf("no %q among the topics counted", gateway.OtherTopics)
+	}
+	if n := strings.Count(logs.String(), "more topics than the gateway counts"); n != 1 {
+		t.Errorf("%d log lines for the topics beyond, want 1:\n%s", n, logs.String())
 	}
 }

@@ -65,7 +65,7 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 			}
 			continue
 		}
-		ts := g.stats.topic(t.Topic)
+		ts := g.topicStats(t.Topic)
 		for pi := range t.Partitions {
 			pt := &t.Partitions[pi]
 			pr := &parts[ti][pi]

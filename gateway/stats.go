@@ -59,6 +59,10 @@ type stats struct {
 	mu     sync.Mutex
 	conns  map[*connStats]struct{}
 	topics sync.Map // string -> *topicStats
+	// ntopics counts the topics in topics; topicsFull is set once it
+	// reached maxTopicStats.
+	ntopics    atomic.Int64
+	topicsFull atomic.Bool
 }
 
 func newStats() *stats { return &stats{conns: map[*connStats]struct{}{}} }
@@ -88,11 +92,36 @@ func (s *stats) removeConn(cs *connStats) {
 	s.mu.Unlock()
 }
 
-func (s *stats) topic(name string) *topicStats {
+// maxTopicStats bounds the topics counted by name: a client may produce to
+// any number of valid names that exist nowhere (each answered
+// UNKNOWN_TOPIC_OR_PARTITION), and each name kept its counters for the
+// life of the process, in Stats, the metrics and the stop summary: a
+// million names took some 250MB. The topics beyond it are counted
+// together as OtherTopics.
+const maxTopicStats = 10_000
+
+// OtherTopics is the name under which Stats counts the topics produced to
+// after the first 10,000 (not a valid topic name, so it meets none).
+const OtherTopics = "(other topics)"
+
+// topicStats returns the counters of the topic name, made at its first
+// produce; past maxTopicStats topics, those of OtherTopics, with a
+// warning the first time.
+func (g *Gateway) topicStats(name string) *topicStats {
+	s := g.stats
 	if ts, ok := s.topics.Load(name); ok {
 		return ts.(*topicStats)
 	}
-	ts, _ := s.topics.LoadOrStore(name, &topicStats{})
+	if s.ntopics.Load() >= maxTopicStats {
+		if s.topicsFull.CompareAndSwap(false, true) {
+			g.log.Warn("clients produced to more topics than the gateway counts by name; the others are counted together", "max", maxTopicStats, "as", OtherTopics, "topic", name)
+		}
+		name = OtherTopics
+	}
+	ts, loaded := s.topics.LoadOrStore(name, &topicStats{})
+	if !loaded {
+		s.ntopics.Add(1)
+	}
 	return ts.(*topicStats)
 }
 
