@@ -390,8 +390,7 @@ func (c *conn) write() {
 		}
 		if p.response != nil && !broken {
 			buf = appendResponse(buf[:0], p.h, p.response())
-			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := c.nc.Write(buf); err != nil {
+			if err := c.writeResponse(buf); err != nil {
 				broken = true
 				c.nc.Close()
 			}
@@ -403,6 +402,38 @@ func (c *conn) write() {
 		c.g.mem.give(p.mem)
 	}
 }
+
+// writeResponse writes one response. It gives up after writeTimeout, or
+// after writeStall without a byte written while other requests wait for
+// memory: a client that does not read its responses keeps the requests
+// queued behind the one being written, and their memory, for as long as
+// the write waits, and every other client waited for that memory until
+// writeTimeout (30s) closed the connection.
+func (c *conn) writeResponse(buf []byte) error {
+	start := time.Now()
+	for {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(min(writeStall, writeTimeout-time.Since(start))))
+		n, err := c.nc.Write(buf)
+		buf = buf[n:]
+		switch {
+		case err == nil:
+			return nil
+		case !isTimeout(err):
+			return err
+		case time.Since(start) >= writeTimeout:
+			c.g.log.Warn("closing a client connection: it did not read its responses", "remote", c.st.remote, "timeout", writeTimeout)
+			return err
+		case n == 0 && c.g.mem.waiting():
+			c.g.log.Warn("closing a client connection: it does not read its responses while other requests wait for the memory its requests hold", "remote", c.st.remote, "stalled", writeStall)
+			return err
+		}
+	}
+}
+
+// writeStall is how long writing a response may make no progress while
+// other requests wait for memory (see writeResponse). A variable so that
+// tests can shorten it.
+var writeStall = time.Second
 
 // wait waits for p's results; it returns false if the gateway gave up
 // answering first.

@@ -25,3 +25,11 @@ func SetBufferIdle(d time.Duration) (restore func()) {
 	bufferIdle = d
 	return func() { bufferIdle = old }
 }
+
+// SetWriteStall sets how long a response's write may make no progress
+// while requests wait for memory, and returns a function that restores it.
+func SetWriteStall(d time.Duration) (restore func()) {
+	old := writeStall
+	writeStall = d
+	return func() { writeStall = old }
+}

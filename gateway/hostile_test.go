@@ -627,3 +627,62 @@ func TestManyTopicNames(t *testing.T) {
 		t.Errorf("%d log lines for the topics beyond, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestClientNotReading: a client that sends requests and never reads their
+// responses, until the responses fill the socket buffers, holds the memory
+// of the requests queued behind the blocked write; its connection is closed
+// once the write makes no progress for the stall time while another
+// client's request (of 900KB, which does not fit beside them) waits for
+// that memory, with a log line, and that request is answered. Before, the other client waited for the write timeout, 30
+// seconds, and the hostile client could start again.
+func TestClientNotReading(t *testing.T) {
+	const limit = 4 << 20
+	t.Cleanup(gateway.SetWriteStall(200 * time.Millisecond))
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	hostile := dial(t, f.addr)
+	// A request of 2,000 empty partitions is answered at once with some
+	// 70KB; 1,000 of them fill the socket buffers, and the requests
+	// queued behind the blocked write hold what decoding them may take.
+	wide := produceReq(topic, -1, nil)
+	for p := int32(1); p < 2_000; p++ {
+		wide.Topics[0].Partitions = append(wide.Topics[0].Partitions, kmsg.ProduceRequestTopicPartition{Partition: p})
+	}
+	var frames []byte
+	for i := range 1000 {
+		frames = append(frames, hostile.fmt.AppendRequest(nil, wide, int32(i+1))...)
+	}
+	go func() { _, _ = hostile.nc.Write(frames) }() // blocks once the gateway stops reading
+	// Wait for the gateway to stop reading the hostile client (it holds
+	// the memory then), or to close it (its own reader waited for
+	// memory).
+	read := uint64(0)
+	for deadline := time.Now().Add(testbroker.Timeout()); ; {
+		time.Sleep(300 * time.Millisecond)
+		st := f.gw.Stats()
+		if len(st.Connections) == 0 || st.Connections[0].Requests == read && st.MemoryInUse >= limit {
+			break
+		}
+		read = st.Connections[0].Requests
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway still reads the hostile client (%d requests), which holds %d bytes", read, st.MemoryInUse)
+		}
+	}
+	big := produceReq(topic, -1, sealBatch(kmsg.RecordBatch{NumRecords: 1, Records: func() []byte {
+		r := kmsg.Record{Value: make([]byte, 900<<10)}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		return r.AppendTo(nil)
+	}()}))
+	c := dial(t, f.addr)
+	t0 := time.Now()
+	if pr := partitionResp(t, c.do(big)); pr.ErrorCode != 0 {
+		t.Fatalf("a produce beside a client not reading: code %d", pr.ErrorCode)
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Fatalf("a produce beside a client not reading took %v", d)
+	}
+	if !strings.Contains(logs.String(), "does not read its responses") || !strings.Contains(logs.String(), "remote="+hostile.nc.LocalAddr().String()) {
+		t.Fatalf("no log line naming the client that does not read:\n%s", logs.String())
+	}
+}

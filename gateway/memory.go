@@ -74,6 +74,13 @@ func (m *memory) give(n int64) {
 	m.mu.Unlock()
 }
 
+// waiting reports whether a request waits for memory.
+func (m *memory) waiting() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waiters > 0
+}
+
 // inUse is the bytes held now.
 func (m *memory) inUse() int64 {
 	m.mu.Lock()
