@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -684,5 +687,79 @@ func TestClientNotReading(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "does not read its responses") || !strings.Contains(logs.String(), "remote="+hostile.nc.LocalAddr().String()) {
 		t.Fatalf("no log line naming the client that does not read:\n%s", logs.String())
+	}
+}
+
+// TestCompressionBombs: for every codec, a produce request of four batches
+// that each decompress to 64MiB, against a gateway with an 8MiB memory
+// limit, gets MESSAGE_TOO_LARGE for each batch with a log line, while the
+// gateway allocates a bounded multiple of its limit; a batch whose codec
+// bits name no codec gets CORRUPT_MESSAGE. (TestDecompressionBomb covers
+// gzip alone.)
+func TestCompressionBombs(t *testing.T) {
+	const limit = 8 << 20
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 4)
+	r := kmsg.Record{Key: []byte("bomb"), Value: make([]byte, 64<<20)}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	recs := r.AppendTo(nil)
+	zstdStreamed := func() []byte {
+		var b bytes.Buffer
+		zw, _ := zstd.NewWriter(&b, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+		_, _ = zw.Write(recs)
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	lz4ed := func() []byte {
+		var b bytes.Buffer
+		zw := lz4.NewWriter(&b)
+		_, _ = zw.Write(recs)
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	zenc, _ := zstd.NewWriter(nil)
+	for _, tc := range []struct {
+		name  string
+		codec int16
+		data  []byte
+		code  int16
+		log   string
+	}{
+		{"zstd", 4, zenc.EncodeAll(recs, nil), 10, "decompresses to more than the"},
+		{"zstd without its size", 4, zstdStreamed(), 10, "decompresses to more than the"},
+		{"zstd, a frame with its size then one without", 4, append(zenc.EncodeAll([]byte("small"), nil), zstdStreamed()...), 10, "decompresses to more than the"},
+		{"lz4", 3, lz4ed(), 10, "decompresses to more than the"},
+		{"snappy", 2, snappy.Encode(nil, recs[:min(len(recs), 4<<30)]), 10, "decompresses to more than the"},
+		{"codec 5", 5, []byte("whatever"), 2, "unknown compression codec 5"},
+		{"codec 7", 7, []byte("whatever"), 2, "unknown compression codec 7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bomb := sealBatch(kmsg.RecordBatch{Attributes: tc.codec, NumRecords: 1, Records: tc.data})
+			req := produceReq(topic, -1, bomb)
+			for p := int32(1); p < 4; p++ {
+				req.Topics[0].Partitions = append(req.Topics[0].Partitions, kmsg.ProduceRequestTopicPartition{Partition: p, Records: bomb})
+			}
+			c := dial(t, f.addr)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			resp := c.do(req).(*kmsg.ProduceResponse)
+			runtime.ReadMemStats(&after)
+			for _, p := range resp.Topics[0].Partitions {
+				if p.ErrorCode != tc.code {
+					t.Errorf("partition %d: error code %d, want %d", p.Partition, p.ErrorCode, tc.code)
+				}
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 16*limit {
+				t.Errorf("allocated %d MiB for a request of %d KiB under a %d MiB limit", got>>20, len(bomb)*4>>10, limit>>20)
+			}
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("no log line with %q:\n%s", tc.log, logs.String())
+			}
+			if pr := partitionResp(t, c.do(produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "ok")))); pr.ErrorCode != 0 {
+				t.Fatalf("a valid batch after the bomb: code %d", pr.ErrorCode)
+			}
+		})
 	}
 }

@@ -94,6 +94,7 @@ type decompressor struct {
 	zstd  *zstd.Decoder
 	gzips sync.Pool // *gzip.Reader
 	lz4s  sync.Pool // *lz4.Reader
+	zstds sync.Pool // *zstd.Decoder for streams (see zstdStream)
 }
 
 func newDecompressor(limit int64, bufs *slicePool[byte]) (*decompressor, error) {
@@ -154,11 +155,19 @@ func (d *decompressor) records(codec int16, raw []byte, limit int64) ([]byte, *[
 		return *buf, buf, nil
 	case codecZstd:
 		// The frame header usually says how large the content is.
-		size := 4 * len(raw)
 		var h zstd.Header
-		if h.Decode(raw) == nil && h.HasFCS && h.FrameContentSize <= uint64(limit) {
-			size = int(h.FrameContentSize)
+		if h.Decode(raw) != nil || !h.HasFCS {
+			// A frame without its size (streaming writers make
+			// them) is decoded as a stream, into buffers that grow
+			// to the limit at most: DecodeAll grew its own to the
+			// decoder's limit, allocating some 45MiB for a batch
+			// over an 8MiB one.
+			return d.zstdStream(raw, limit)
 		}
+		if h.FrameContentSize > uint64(limit) {
+			return nil, nil, fmt.Errorf("zstd: %w", errTooLarge)
+		}
+		size := int(h.FrameContentSize)
 		buf := d.bufs.get(min(size, int(limit)))
 		out, err := d.zstd.DecodeAll(raw, (*buf)[:0])
 		if err != nil {
@@ -181,6 +190,33 @@ func (d *decompressor) records(codec int16, raw []byte, limit int64) ([]byte, *[
 		return out, buf, nil
 	}
 	return nil, nil, fmt.Errorf("%w: unknown compression codec %d", errCorrupt, codec)
+}
+
+// zstdStream decodes raw, zstd frames whose first does not say its size,
+// as a stream: at most limit bytes, into a pooled buffer.
+func (d *decompressor) zstdStream(raw []byte, limit int64) ([]byte, *[]byte, error) {
+	zr, _ := d.zstds.Get().(*zstd.Decoder)
+	if zr == nil {
+		var err error
+		// One decoder at a time decodes synchronously, without
+		// goroutines of its own, so that a decoder dropped from the
+		// pool leaves nothing running.
+		if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(d.limit))); err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+	}
+	if err := zr.Reset(bytes.NewReader(raw)); err != nil {
+		return nil, nil, fmt.Errorf("%w: zstd: %v", errCorrupt, err)
+	}
+	buf, err := d.readAll(zr, len(raw), limit)
+	d.zstds.Put(zr)
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			err = errTooLarge
+		}
+		return nil, nil, fmt.Errorf("zstd: %w", err)
+	}
+	return *buf, buf, nil
 }
 
 // readAll reads r to its end, at most limit bytes, into a pooled buffer.
