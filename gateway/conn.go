@@ -261,6 +261,15 @@ func (c *conn) readSize(br **bufio.Reader, sizeBuf *[4]byte) error {
 	return nil
 }
 
+// clientID is the client id of the connection's first request that had
+// one.
+func (c *conn) clientID() string {
+	if p := c.st.clientID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // stopping reports whether the gateway stopped reading.
 func (c *conn) stopping() bool {
 	select {
@@ -310,7 +319,7 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 	case *kmsg.ProduceRequest:
 		c.g.produce(c, p, r, throttle)
 	case *kmsg.MetadataRequest:
-		resp := c.g.metadata(c.ctx, r)
+		resp := c.g.metadata(c, r)
 		p.response = func() kmsg.Response { return resp }
 	case *kmsg.InitProducerIDRequest:
 		resp := c.g.initProducerID(r)

@@ -763,3 +763,47 @@ func TestCompressionBombs(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataInvalidTopics: a Metadata request naming topics Kafka does
+// not accept gets INVALID_TOPIC_EXCEPTION for each of them without the
+// upstream being asked to create them, one log line naming the client, and
+// the valid names beside them are answered from upstream (one that exists
+// nowhere: UNKNOWN_TOPIC_OR_PARTITION).
+func TestMetadataInvalidTopics(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	topic := testbroker.CreateTopic(t, f.brokers, 3)
+	c := dial(t, f.addr)
+	names := []string{"bad name!", "", "..", strings.Repeat("x", 250), topic, "nowhere-metadata"}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	for _, n := range names {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := c.do(req).(*kmsg.MetadataResponse)
+	got := map[string]kmsg.MetadataResponseTopic{}
+	for _, rt := range resp.Topics {
+		got[*rt.Topic] = rt
+	}
+	for _, n := range names[:4] {
+		if rt, ok := got[n]; !ok || rt.ErrorCode != 17 {
+			t.Errorf("topic %q: %+v, want INVALID_TOPIC_EXCEPTION (17)", n, rt)
+		}
+	}
+	if rt := got[topic]; rt.ErrorCode != 0 || len(rt.Partitions) != 3 {
+		t.Errorf("topic %q: code %d, %d partitions; want 0 and 3", topic, rt.ErrorCode, len(rt.Partitions))
+	}
+	if rt := got["nowhere-metadata"]; rt.ErrorCode != 3 {
+		t.Errorf("a topic that exists nowhere: code %d, want 3 (UNKNOWN_TOPIC_OR_PARTITION)", rt.ErrorCode)
+	}
+	if n := strings.Count(logs.String(), "invalid topic name"); n != 1 || !strings.Contains(logs.String(), "remote="+c.nc.LocalAddr().String()) {
+		t.Errorf("%d log lines for the invalid names, want 1 naming the client:\n%s", n, logs.String())
+	}
+	// Only invalid names: answered without upstream.
+	req.Topics = req.Topics[:1]
+	if resp := c.do(req).(*kmsg.MetadataResponse); len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 17 || len(resp.Brokers) != 1 {
+		t.Fatalf("metadata for one invalid name: %+v", resp)
+	}
+}

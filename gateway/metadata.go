@@ -15,7 +15,12 @@ const metadataTimeout = 10 * time.Second
 // controller, and the leader and only replica of every partition. Topics
 // are created upstream as the request asks (allow_auto_topic_creation) and
 // the upstream cluster allows.
-func (g *Gateway) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+//
+// A name Kafka refuses as a topic is answered INVALID_TOPIC_EXCEPTION
+// without asking upstream, with a warning naming the client: the upstream
+// would be asked to create it.
+func (g *Gateway) metadata(c *conn, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	ctx := c.ctx
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.ControllerID = g.nodeID
 	b := kmsg.NewMetadataResponseBroker()
@@ -29,22 +34,38 @@ func (g *Gateway) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg
 	}
 	// Version 0 asks for every topic with an empty list, later versions
 	// with a null one.
+	var invalid []kmsg.MetadataResponseTopic
 	if req.Topics != nil && !(req.Version == 0 && len(req.Topics) == 0) {
 		up.Topics = make([]kmsg.MetadataRequestTopic, 0, len(req.Topics))
 		for _, t := range req.Topics {
 			if t.Topic == nil {
 				continue // a topic by id only: the gateway names topics
 			}
+			if msg := topicError(*t.Topic); msg != "" {
+				if len(invalid) == 0 { // one line for the request
+					g.log.Warn("answered metadata for an invalid topic name with INVALID_TOPIC_EXCEPTION", "remote", c.st.remote, "client_id", c.clientID(), "error", msg)
+				}
+				rt := kmsg.NewMetadataResponseTopic()
+				rt.Topic, rt.ErrorCode = t.Topic, codeInvalidTopic
+				invalid = append(invalid, rt)
+				continue
+			}
 			rt := kmsg.NewMetadataRequestTopic()
 			rt.Topic = t.Topic
 			up.Topics = append(up.Topics, rt)
 		}
 	}
+	resp.Topics = invalid
+	if up.Topics != nil && len(up.Topics) == 0 && len(invalid) > 0 {
+		// Every topic asked for is invalid: an empty list would ask
+		// upstream for none, and the answer needs nothing of it.
+		return resp
+	}
 	mctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
 	ur, err := up.RequestWith(mctx, g.upstream)
 	if err != nil {
-		g.log.Warn("upstream metadata request failed; clients are told LEADER_NOT_AVAILABLE", "error", err)
+		g.log.Warn("upstream metadata request failed; clients are told LEADER_NOT_AVAILABLE", "remote", c.st.remote, "error", err)
 		for _, t := range up.Topics {
 			rt := kmsg.NewMetadataResponseTopic()
 			rt.Topic = t.Topic
