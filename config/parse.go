@@ -54,6 +54,9 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 // parse is Parse, but returns what it could decode even when there are
 // errors (nil only on syntax errors), for Check.
 func parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
+	if diags := checkText(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, explainSyntax(src, filename, diags)
