@@ -103,6 +103,12 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	if err != nil || memLimit == 0 {
 		return usageErrorf("--memory-limit: %q: want a size such as 256MiB", f.memoryLimit)
 	}
+	var brokers []string
+	if f.brokers != "" {
+		if brokers, err = brokersFlag(f.brokers); err != nil {
+			return err
+		}
+	}
 	var gwOpts []gateway.Option
 	gwOpts = append(gwOpts, gateway.MemoryLimit(int64(memLimit)), gateway.Logger(e.log.Named("gateway")))
 	if f.advertise != "" {
@@ -111,6 +117,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 			return usageErrorf("--advertise: %v", err)
 		}
 		gwOpts = append(gwOpts, gateway.Advertise(host, port))
+	}
+	if err := checkAddrs("--listen", []string{f.listen}, false, 0); err != nil {
+		return err
 	}
 	if f.advertise == "" {
 		host, _, err := net.SplitHostPort(f.listen)
@@ -146,10 +155,6 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}
 	}()
 	var opts []pipeline.Option
-	var brokers []string
-	if f.brokers != "" {
-		brokers = splitList(f.brokers)
-	}
 	keep := true
 	// What a reload starts from (--admin's POST /v1/reload); nil without
 	// --config.
