@@ -307,7 +307,7 @@ pipeline "p" {}
 `,
 			want: []string{
 				"2:29: error: max_in_flight needs idempotence = false",
-				"3:29: error: Invalid metadata_max_age",
+				"3:29: error: Invalid duration: metadata_max_age must be from 10ms to 1h0m0s, got 1ms.",
 				"4:29: error: Invalid duration",
 				"5:29: error: max_buffered_bytes below batch_max_bytes",
 				"6:29: error: Incorrect attribute value type",

@@ -144,6 +144,35 @@ func (d *decoder) duration(attr *hcl.Attribute, zeroOK bool) (time.Duration, boo
 	return v, true
 }
 
+// durationWithin is duration, and then refuses a duration outside [lo, hi]
+// (zero stays allowed when zeroOK, whatever lo is; hi math.MaxInt64 is no
+// upper bound).
+func (d *decoder) durationWithin(attr *hcl.Attribute, zeroOK bool, lo, hi time.Duration) (time.Duration, bool) {
+	v, ok := d.duration(attr, zeroOK)
+	if !ok || (v == 0 && zeroOK) {
+		return v, ok
+	}
+	switch {
+	case v < lo && hi == math.MaxInt64:
+		d.errorf(attr.Expr.Range(), "Invalid duration", "%s must be at least %v, got %v.", attr.Name, lo, v)
+		return 0, false
+	case v < lo || v > hi:
+		d.errorf(attr.Expr.Range(), "Invalid duration", "%s must be from %v to %v, got %v.", attr.Name, lo, hi, v)
+		return 0, false
+	}
+	return v, true
+}
+
+// stringMax is string, and then refuses a string longer than max bytes.
+func (d *decoder) stringMax(attr *hcl.Attribute, max int) (string, bool) {
+	s, ok := d.string(attr)
+	if ok && len(s) > max {
+		d.errorf(attr.Expr.Range(), "Invalid value", "%s must be at most %d bytes long, got %d.", attr.Name, max, len(s))
+		return "", false
+	}
+	return s, ok
+}
+
 // size decodes a byte size in [lo, hi]: a number of bytes, or a string such
 // as "64MiB".
 func (d *decoder) size(attr *hcl.Attribute, lo, hi uint64) (uint64, bool) {

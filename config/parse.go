@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -53,6 +54,9 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 // parse is Parse, but returns what it could decode even when there are
 // errors (nil only on syntax errors), for Check.
 func parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
+	if diags := checkText(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, explainSyntax(src, filename, diags)
@@ -144,9 +148,30 @@ var circuitBreakerSchema = &hcl.BodySchema{
 // The producer's defaults and limits that the cross-field rules need; they
 // are pipeline.New's, which enforces the same rules without a position.
 const (
-	defaultBatchMaxBytes  = 1_000_012 // pipeline.BatchMaxBytes
-	defaultMaxRequestSize = 100 << 20 // pipeline.MaxRequestSize
-	maxInterceptors       = 64        // pipeline.New refuses more
+	defaultBatchMaxBytes    = 1_000_012 // pipeline.BatchMaxBytes
+	defaultMaxRequestSize   = 100 << 20 // pipeline.MaxRequestSize
+	defaultMaxBufferedBytes = 32 << 20  // pipeline.MaxBufferedBytes
+	maxInterceptors         = 64        // pipeline.New refuses more
+)
+
+// The limits franz-go's client puts on the kafka block's settings (kgo's
+// config validation, which fails the client at start with no position):
+// checked here so that validate reports them at the attribute, and run does
+// not get past validation to fail then.
+const (
+	maxLinger         = time.Minute
+	minRequestTimeout = 100 * time.Millisecond
+	// maxRequestTimeout is the largest number of milliseconds the int32
+	// timeout field of a produce request holds.
+	maxRequestTimeout   = time.Duration(math.MaxInt32) * time.Millisecond
+	minDeliveryTimeout  = time.Second
+	minMetadataMaxAge   = 10 * time.Millisecond
+	maxMetadataMaxAge   = time.Hour
+	minBatchMaxBytes    = 512
+	minMaxRequestSize   = 1 << 10
+	maxKafkaBytes       = 1 << 30 // the largest batch and request
+	maxClientIDLen      = 256
+	maxTransactionIDLen = 16382
 )
 
 // maxMemoryLimit is the largest memory a plugin may have (sdk/ABI.md, 3).
@@ -227,7 +252,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		k.Brokers, _ = d.brokerList(attr)
 	}
 	if attr, ok := a["client_id"]; ok {
-		k.ClientID, _ = d.string(attr)
+		k.ClientID, _ = d.stringMax(attr, maxClientIDLen)
 	}
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
@@ -244,20 +269,26 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 	if attr, ok := a["transactional_id"]; ok {
-		k.TransactionalID, _ = d.string(attr)
+		if id, ok := d.stringMax(attr, maxTransactionIDLen); ok {
+			if id == "" {
+				d.errorf(attr.Expr.Range(), "Invalid transactional_id",
+					"transactional_id must not be empty (brokers refuse an empty one); remove the attribute for a producer that is not transactional.")
+			}
+			k.TransactionalID = id
+		}
 	}
 	if attr, ok := a["linger"]; ok {
-		if v, ok := d.duration(attr, true); ok {
+		if v, ok := d.durationWithin(attr, true, 0, maxLinger); ok {
 			k.Linger = &v
 		}
 	}
 	if attr, ok := a["batch_max_bytes"]; ok {
-		if v, ok := d.size(attr, 1, 1<<31-1); ok {
+		if v, ok := d.size(attr, minBatchMaxBytes, maxKafkaBytes); ok {
 			k.BatchMaxBytes = int32(v)
 		}
 	}
 	if attr, ok := a["max_request_size"]; ok {
-		if v, ok := d.size(attr, 1, 1<<31-1); ok {
+		if v, ok := d.size(attr, minMaxRequestSize, maxKafkaBytes); ok {
 			k.MaxRequestSize = int32(v)
 		}
 	}
@@ -283,10 +314,10 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		}
 	}
 	if attr, ok := a["request_timeout"]; ok {
-		k.RequestTimeout, _ = d.duration(attr, false)
+		k.RequestTimeout, _ = d.durationWithin(attr, false, minRequestTimeout, maxRequestTimeout)
 	}
 	if attr, ok := a["delivery_timeout"]; ok {
-		k.DeliveryTimeout, _ = d.duration(attr, false)
+		k.DeliveryTimeout, _ = d.durationWithin(attr, false, minDeliveryTimeout, math.MaxInt64)
 	}
 	if attr, ok := a["retries"]; ok {
 		if v, ok := d.int(attr, 0, 1<<31-1); ok {
@@ -303,12 +334,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		k.PartitionerIgnoreKeys, _ = d.bool(attr)
 	}
 	if attr, ok := a["metadata_max_age"]; ok {
-		if v, ok := d.duration(attr, false); ok {
-			if v < 10*time.Millisecond {
-				d.errorf(attr.Expr.Range(), "Invalid metadata_max_age", "metadata_max_age must be at least 10ms, not %v.", v)
-			}
-			k.MetadataMaxAge = v
-		}
+		k.MetadataMaxAge, _ = d.durationWithin(attr, false, minMetadataMaxAge, maxMetadataMaxAge)
 	}
 	if attr, ok := a["max_block"]; ok {
 		if v, ok := d.duration(attr, true); ok {
@@ -356,6 +382,12 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 		d.errorf(a["max_in_flight"].Expr.Range(), "max_in_flight needs idempotence = false",
 			"With idempotence (on by default with acks = \"all\"), franz-go always keeps 5 requests in flight per broker and keeps records in order across retries; max_in_flight = %d takes effect only with idempotence = false.",
 			k.MaxInFlight)
+	}
+	// A batch_max_bytes already refused above is not refused again here.
+	if k.MaxBufferedBytes == nil && a["max_buffered_bytes"] == nil && batch > defaultMaxBufferedBytes && batch <= request {
+		d.errorf(a["batch_max_bytes"].Expr.Range(), "max_buffered_bytes below batch_max_bytes",
+			"batch_max_bytes (%s), the largest record, must fit in the client's buffer, max_buffered_bytes (its default, %s); set max_buffered_bytes to at least batch_max_bytes, or to 0 for no byte limit.",
+			formatSize(uint64(batch)), formatSize(defaultMaxBufferedBytes))
 	}
 	if k.MaxBufferedBytes != nil && *k.MaxBufferedBytes != 0 {
 		if *k.MaxBufferedBytes < batch {

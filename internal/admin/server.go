@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -103,9 +104,12 @@ func (s *Server) Close(ctx context.Context) error {
 // addresses. An empty host, 0.0.0.0 or :: listen on every interface and
 // are refused too.
 func CheckAddr(addr string, public bool) error {
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("admin address %q: want HOST:PORT: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("admin address %q: want HOST:PORT with a port from 0 to 65535", addr)
 	}
 	if public {
 		return nil

@@ -16,6 +16,12 @@ import (
 // creates automatically (on first use) and of topics given without a count.
 const DefaultPartitions = 3
 
+// MaxPartitions is the largest partition count ParseTopic takes. The fake
+// broker holds every partition in memory from the start: 10000 take about
+// 20 MB, while a count such as 100000000 took tens of GB before the
+// process could even answer a signal.
+const MaxPartitions = 10000
+
 // Topic is a topic to create when the broker starts.
 type Topic struct {
 	Name       string
@@ -31,8 +37,8 @@ func ParseTopic(s string) (Topic, error) {
 	t := Topic{Name: name, Partitions: DefaultPartitions}
 	if hasParts {
 		n, err := strconv.ParseInt(parts, 10, 32)
-		if err != nil || n < 1 {
-			return Topic{}, fmt.Errorf("topic %q: partition count must be a positive integer", s)
+		if err != nil || n < 1 || n > MaxPartitions {
+			return Topic{}, fmt.Errorf("topic %q: partition count must be a whole number from 1 to %d", s, MaxPartitions)
 		}
 		t.Partitions = int32(n)
 	}

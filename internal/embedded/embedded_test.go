@@ -18,6 +18,9 @@ func TestParseTopic(t *testing.T) {
 		{in: "orders:12", want: Topic{"orders", 12}},
 		{in: "orders:0", wantErr: true},
 		{in: "orders:x", wantErr: true},
+		{in: "orders:10000", want: Topic{"orders", MaxPartitions}},
+		{in: "orders:10001", wantErr: true},
+		{in: "orders:100000000", wantErr: true},
 		{in: ":3", wantErr: true},
 		{in: "", wantErr: true},
 	}

@@ -104,6 +104,8 @@ func (f *intFlag) Type() string { return "int" }
 
 // checkAddrs returns a usage error if an address of flag is not HOST:PORT
 // (or HOST alone, when portOptional) with a port from minPort to 65535.
+// portOptional is for broker addresses, which also need a host: ":9092"
+// would dial this machine by accident, and the configuration file refuses it.
 func checkAddrs(flag string, addrs []string, portOptional bool, minPort int) error {
 	for _, a := range addrs {
 		host, port, err := net.SplitHostPort(a)
@@ -114,9 +116,23 @@ func checkAddrs(flag string, addrs []string, portOptional bool, minPort int) err
 			return usageErrorf("%s %q: want HOST:PORT", flag, a)
 		}
 		n, err := strconv.Atoi(port)
-		if err != nil || n < minPort || n > 65535 || strings.ContainsAny(host, " \t") {
+		if err != nil || n < minPort || n > 65535 || strings.ContainsAny(host, " \t") || (portOptional && host == "") {
 			return usageErrorf("%s %q: want HOST:PORT with a port from %d to 65535", flag, a, minPort)
 		}
 	}
 	return nil
+}
+
+// brokersFlag splits the value of a --brokers flag, s, and checks its
+// addresses (checkAddrs). A value given but holding no address (",") is a
+// usage error rather than no brokers, which would start an embedded broker.
+func brokersFlag(s string) ([]string, error) {
+	brokers := splitList(s)
+	if len(brokers) == 0 {
+		return nil, usageErrorf("--brokers %q: no broker address (want HOST:PORT[,HOST:PORT...])", s)
+	}
+	if err := checkAddrs("--brokers", brokers, true, 1); err != nil {
+		return nil, err
+	}
+	return brokers, nil
 }

@@ -29,7 +29,7 @@ type gatewayFlags struct {
 	config, pipeline     string
 	listen, advertise    string
 	brokers, memoryLimit string
-	nodeID               int32
+	nodeID               int
 	shutdownTimeout      time.Duration
 	admin                string
 	adminPublic          bool
@@ -87,11 +87,11 @@ topic. See docs/gateway.md.`,
 	fl.StringVar(&f.advertise, "advertise", "", "HOST:PORT clients are told to connect to (default: the listen address)")
 	fl.StringVar(&f.brokers, "brokers", "", "upstream bootstrap brokers HOST:PORT[,HOST:PORT...], overriding the configuration")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "256MiB", "most bytes of produce requests held at once; clients beyond it wait")
-	fl.Int32Var(&f.nodeID, "node-id", -1, "broker id to advertise (default: derived from the advertised address)")
-	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
+	intRangeVar(fl, &f.nodeID, "node-id", -1, -1, math.MaxInt32, "broker id to advertise, from 0 (-1: derived from the advertised address)")
+	durationVar(fl, &f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
 	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
 	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
-	fl.IntVar(&f.forwardMin, "forward-min-records", 32, "forward only client batches of at least this many records; smaller ones take the pipeline's path, where they share upstream batches (lower latency for clients that send small batches fast)")
+	intRangeVar(fl, &f.forwardMin, "forward-min-records", 32, 1, math.MaxInt32, "forward only client batches of at least this many records; smaller ones take the pipeline's path, where they share upstream batches (lower latency for clients that send small batches fast)")
 	fl.BoolVar(&f.forward, "forward-batches", true, "forward each client batch upstream as it is when nothing in the pipeline reads or changes records (less gateway CPU; see docs/gateway.md)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
@@ -103,6 +103,12 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	if err != nil || memLimit == 0 {
 		return usageErrorf("--memory-limit: %q: want a size such as 256MiB", f.memoryLimit)
 	}
+	var brokers []string
+	if f.brokers != "" {
+		if brokers, err = brokersFlag(f.brokers); err != nil {
+			return err
+		}
+	}
 	var gwOpts []gateway.Option
 	gwOpts = append(gwOpts, gateway.MemoryLimit(int64(memLimit)), gateway.Logger(e.log.Named("gateway")))
 	if f.advertise != "" {
@@ -111,6 +117,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 			return usageErrorf("--advertise: %v", err)
 		}
 		gwOpts = append(gwOpts, gateway.Advertise(host, port))
+	}
+	if err := checkAddrs("--listen", []string{f.listen}, false, 0); err != nil {
+		return err
 	}
 	if f.advertise == "" {
 		host, _, err := net.SplitHostPort(f.listen)
@@ -130,7 +139,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}
 	}
 	if f.nodeID >= 0 {
-		gwOpts = append(gwOpts, gateway.NodeID(f.nodeID))
+		gwOpts = append(gwOpts, gateway.NodeID(int32(f.nodeID)))
 	}
 	defer tuneGC(int64(memLimit))()
 	stopProfiles, err := e.startProfiles(f.cpuProfile, f.memProfile)
@@ -146,10 +155,6 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}
 	}()
 	var opts []pipeline.Option
-	var brokers []string
-	if f.brokers != "" {
-		brokers = splitList(f.brokers)
-	}
 	keep := true
 	// What a reload starts from (--admin's POST /v1/reload); nil without
 	// --config.

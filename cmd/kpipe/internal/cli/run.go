@@ -181,8 +181,7 @@ func (e *env) run(ctx context.Context, f runFlags) error {
 
 	var brokers []string
 	if f.brokers != "" {
-		brokers = splitList(f.brokers)
-		if err := checkAddrs("--brokers", brokers, true, 1); err != nil {
+		if brokers, err = brokersFlag(f.brokers); err != nil {
 			return err
 		}
 	}

@@ -65,8 +65,7 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	src := p.Source
 	brokers := cfg.Kafka.Brokers
 	if f.brokers != "" {
-		brokers = splitList(f.brokers)
-		if err := checkAddrs("--brokers", brokers, true, 1); err != nil {
+		if brokers, err = brokersFlag(f.brokers); err != nil {
 			return err
 		}
 	}
