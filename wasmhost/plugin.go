@@ -157,8 +157,10 @@ func WithMemoryLimitPages(n uint32) PluginOption {
 // the plugin sets for a call it has seen running for the whole limit. The
 // watchdog looks every eighth of the limit, but at least every 100 ms, so a
 // call is stopped between the limit and the limit plus two such periods
-// after it started (plus the time to its next check: a guest blocked in a
-// host function, such as a WASI sleep, is stopped when it returns). Calls pay a
+// after it started (plus the time to its next check; a guest asleep in
+// WASI, poll_oneoff with a clock, is woken within 10 ms of the stop and its
+// call ends there; a guest blocked in another host function is stopped
+// when it returns). Calls pay a
 // few nanoseconds and no allocation for this; see BenchmarkCallTimeout and
 // RATIONALE.md. Cancelling the context of a call also stops it
 // (FaultCanceled), within the same period.
@@ -205,8 +207,9 @@ func WithCallTimeout(d time.Duration) PluginOption {
 // The default is ten times the call timeout, but at least
 // DefaultMinLoadTimeout (5 s), also when the call timeout is off. Guests
 // that cannot be instrumented are stopped by wazero's termination checks
-// (see WithCallTimeout), which cover compiled code only: a guest blocked
-// in a host function is stopped when it returns. The one exception is a
+// (see WithCallTimeout), which cover compiled code and WASI sleeps only: a
+// guest blocked in another host function is stopped when it returns. The
+// one exception is a
 // module that cannot be instrumented, with both this limit and the call
 // timeout off: it runs unchecked, and nothing stops it.
 func WithLoadTimeout(d time.Duration) PluginOption {
