@@ -59,6 +59,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"unknown plugin kind 0x40"}},
 		{"memory above limit", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithMemoryLimitPages(1)},
 			[]string{"memory needs at least 2 pages, above the plugin's limit of 1 pages"}},
+		{"tables above limit", wat(t, "table_huge"), 0, nil,
+			[]string{"tables: its tables need at least 100000000 elements, above the limit of 1048576"}},
 		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
 			wasmhost.WithMemoryLimitPages(40000), wasmhost.WithMaxOutputBytes(0)},
 			[]string{"pool size 0", "call timeout -1ns", "40000 pages", "output limit of 0"}},

@@ -62,6 +62,14 @@ func defaultLoadTimeout(d time.Duration) time.Duration {
 	return max(10*d, minCreateTimeout)
 }
 
+// MaxTableElements bounds the tables of a plugin's instance: all its
+// tables together hold at most this many elements (8 MiB of host memory at
+// wazero's 8 bytes an element), whatever the guest's table.grow asks for,
+// which then fails (returns -1) in the guest. A module whose tables' initial
+// sizes add up to more fails to load. Real modules have tables of a few
+// thousand elements (a table holds the functions called indirectly).
+const MaxTableElements = 1 << 20
+
 // maxMemoryPages is the largest guest memory the ABI allows: 2 GiB, so that
 // every slice pointer is below 2^31.
 const maxMemoryPages = 32768
@@ -675,11 +683,24 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		// is bounded and interruptible; one that cannot be falls back to
 		// wazero's termination checks, unless it has no limit at all.
 		m, code, instrumented := modePlain, wasm, false
+		// Tables are bounded (MaxTableElements) in every mode. A module
+		// whose sections cannot be read is left to the compiler, whose
+		// error is the one to report; if it compiles anyway, it is
+		// refused below.
+		code, tablesErr := instrument.CapTables(code, MaxTableElements)
+		var tooLarge *instrument.TablesError
+		if errors.As(tablesErr, &tooLarge) {
+			res <- compiled{err: fmt.Errorf("tables: %w", tablesErr)}
+			return
+		}
+		if tablesErr != nil {
+			code = wasm
+		}
 		if cfg.contextTimeout && (cfg.timeout > 0 || loadTimeout > 0) {
 			m = modeInterruptible
 		} else if cfg.plain {
 			// Loaded as it is (a benchmark's baseline).
-		} else if out, err := instrument.Rewrite(wasm, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
+		} else if out, err := instrument.Rewrite(code, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
 			if cfg.timeout > 0 || loadTimeout > 0 {
 				logger.Info("module not instrumented for time limits; using wazero's termination checks, which make calls slower",
 					"reason", err)
@@ -696,8 +717,12 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		c.rt, c.err = h.runtime(ctx, m)
 		if c.err == nil {
 			c.cm, c.err = c.rt.CompileModule(ctx, code)
-			if c.err != nil {
+			switch {
+			case c.err != nil:
 				c.err = fmt.Errorf("compile: %w", c.err)
+			case tablesErr != nil:
+				c.cm.Close(ctx)
+				c.cm, c.err = nil, fmt.Errorf("tables: cannot bound the module's tables: %w", tablesErr)
 			}
 		}
 		res <- c
