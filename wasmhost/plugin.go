@@ -532,7 +532,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, nil, err
 	}
 	info := describe(cm)
-	if err := validateStatic(cm, info, cfg.memPages); err != nil {
+	if err := validateStatic(cm, wasm, info, cfg.memPages); err != nil {
 		cm.Close(ctx)
 		return nil, info, err
 	}
