@@ -64,6 +64,14 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"memory needs at least 2 pages, above the plugin's limit of 1 pages"}},
 		{"tables above limit", wat(t, "table_huge"), 0, nil,
 			[]string{"tables: its tables need at least 100000000 elements, above the limit of 1048576"}},
+		// A module of 30 bytes that declares 2^28 - 1 locals in one run:
+		// wazero allocated gigabytes for it and its compiler panicked,
+		// crashing the process.
+		{"too many locals", []byte("\x00asm\x01\x00\x00\x00" +
+			"\x01\x04\x01\x60\x00\x00" + // type 0: () -> ()
+			"\x03\x02\x01\x00" + // function 0 of type 0
+			"\x0a\x09\x01\x07\x01\xff\xff\xff\x7f\x7e\x0b"), // its body: 2^28 - 1 i64 locals, end
+			0, nil, []string{"compile: function body 0 declares 268435455 locals, above the limit of 50000"}},
 		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
 			wasmhost.WithMemoryLimitPages(40000), wasmhost.WithMaxOutputBytes(0)},
 			[]string{"pool size 0", "call timeout -1ns", "40000 pages", "output limit of 0"}},

@@ -683,6 +683,13 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		// is bounded and interruptible; one that cannot be falls back to
 		// wazero's termination checks, unless it has no limit at all.
 		m, code, instrumented := modePlain, wasm, false
+		// A module that wazero cannot read is left to its compiler, whose
+		// error is the one to report.
+		var tooManyLocals *instrument.LocalsError
+		if err := instrument.CheckLocals(wasm); errors.As(err, &tooManyLocals) {
+			res <- compiled{err: fmt.Errorf("compile: %w", err)}
+			return
+		}
 		// Tables are bounded (MaxTableElements) in every mode. A module
 		// whose sections cannot be read is left to the compiler, whose
 		// error is the one to report; if it compiles anyway, it is
@@ -716,7 +723,7 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		c.instrumented = instrumented
 		c.rt, c.err = h.runtime(ctx, m)
 		if c.err == nil {
-			c.cm, c.err = c.rt.CompileModule(ctx, code)
+			c.cm, c.err = compileModule(ctx, c.rt, code)
 			switch {
 			case c.err != nil:
 				c.err = fmt.Errorf("compile: %w", c.err)
@@ -745,6 +752,19 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		return nil, nil, false, fmt.Errorf("compile: stopped after running longer than its limit of %v: %w",
 			limit, context.DeadlineExceeded)
 	}
+}
+
+// compileModule compiles code on rt, turning a panic of the compiler into
+// an error: wazero's compiler panics on some modules that it validated
+// (such as a function of 2^28 locals, which CheckLocals refuses first),
+// and a module must never crash the process that loads it.
+func compileModule(ctx context.Context, rt wazero.Runtime, code []byte) (_ wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the compiler failed on the module: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, code)
 }
 
 // fault counts, logs and returns a fault.
