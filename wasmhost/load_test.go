@@ -72,6 +72,10 @@ func TestLoadErrors(t *testing.T) {
 			"\x03\x02\x01\x00" + // function 0 of type 0
 			"\x0a\x09\x01\x07\x01\xff\xff\xff\x7f\x7e\x0b"), // its body: 2^28 - 1 i64 locals, end
 			0, nil, []string{"compile: function body 0 declares 268435455 locals, above the limit of 50000"}},
+		// 15 bytes that declare 2^32 - 1 globals: wazero's decoder
+		// allocated for them all and the Go runtime died out of memory.
+		{"vector count above its bytes", []byte("\x00asm\x01\x00\x00\x00\x06\x0a\xff\xff\xff\xff\x0f\x7f\x00\x41\x00\x0b"),
+			0, nil, []string{"compile: at offset 0xa: the global section declares 4294967295 entries, but only 5 bytes follow"}},
 		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
 			wasmhost.WithMemoryLimitPages(40000), wasmhost.WithMaxOutputBytes(0)},
 			[]string{"pool size 0", "call timeout -1ns", "40000 pages", "output limit of 0"}},

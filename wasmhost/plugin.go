@@ -690,6 +690,11 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 			res <- compiled{err: fmt.Errorf("compile: %w", err)}
 			return
 		}
+		var badCount *instrument.CountError
+		if err := instrument.CheckCounts(wasm); errors.As(err, &badCount) {
+			res <- compiled{err: fmt.Errorf("compile: %w", err)}
+			return
+		}
 		// Tables are bounded (MaxTableElements) in every mode. A module
 		// whose sections cannot be read is left to the compiler, whose
 		// error is the one to report; if it compiles anyway, it is

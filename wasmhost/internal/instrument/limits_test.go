@@ -61,3 +61,38 @@ func TestCheckLocals(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckCounts checks that vectors whose counts the bytes after them
+// cannot hold are refused, and that CheckCounts accepts a module whose
+// counts fit.
+func TestCheckCounts(t *testing.T) {
+	const header = "\x00asm\x01\x00\x00\x00"
+	huge := appendU32(nil, 1<<32-1)
+	tests := []struct {
+		name string
+		wasm []byte
+		what string // "": no error
+	}{
+		{"fits", moduleWithLocals(3), ""},
+		{"global section", appendSection([]byte(header), secGlobal, append(huge, 0x7f, 0x00, 0x41, 0x00, 0x0b)), "global section"},
+		{"export section", appendSection([]byte(header), secExport, append(huge, 0)), "export section"},
+		{"function type", appendSection([]byte(header), secType, append(append([]byte{1, 0x60}, huge...), 0x7f)), "parameters of a function type"},
+		{"element segment", appendSection([]byte(header), secElement, append(append([]byte{1, 0, 0x41, 0, 0x0b}, huge...), 0)), "element segment"},
+		{"function names", appendSection([]byte(header), secCustom,
+			append([]byte("\x04name\x01\x08"), append(huge, 0, 1, 'a')...)), "function names of the name section"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckCounts(tt.wasm)
+			var ce *CountError
+			switch {
+			case tt.what == "":
+				if err != nil {
+					t.Fatal(err)
+				}
+			case !errors.As(err, &ce) || ce.What != tt.what || ce.Count != 1<<32-1:
+				t.Fatalf("err = %v, want a *CountError of the %s", err, tt.what)
+			}
+		})
+	}
+}
