@@ -161,3 +161,32 @@ func TestHostFunctionTraps(t *testing.T) {
 		}
 	}
 }
+
+// TestTableGrowthBounded checks that a guest's tables cannot grow past
+// wasmhost.MaxTableElements, in both timeout modes (and so whether or not
+// the module is instrumented): wazero keeps tables in the Go heap, outside
+// the memory limit, and a table without a maximum could otherwise grow to
+// 2^32 - 1 elements, 32 GiB of host memory for one table.grow.
+func TestTableGrowthBounded(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) {
+			p := load(t, h, "tables", wat(t, "table_grow"), plugins.KindInterceptor,
+				append([]wasmhost.PluginOption{wasmhost.WithPoolSize(1)}, m.opts...)...)
+			defer p.Close(ctx)
+			// The table starts with 1 element: growing it to the limit
+			// works, one more element does not.
+			if v, err := p.OnSend(ctx, modeRecord(wasmhost.MaxTableElements-1001)); err != nil || v != plugins.Continue {
+				t.Fatalf("growth to %d elements: %v, %v", wasmhost.MaxTableElements-1000, v, err)
+			}
+			if v, err := p.OnSend(ctx, modeRecord(1000)); err != nil || v != plugins.Continue {
+				t.Fatalf("growth to %d elements: %v, %v", wasmhost.MaxTableElements, v, err)
+			}
+			for _, grow := range []int32{1, 1 << 30} {
+				_, err := p.OnSend(ctx, modeRecord(grow))
+				wantGuestError(t, err, "tables", "kpipe_on_send", "table.grow refused")
+			}
+		})
+	}
+}

@@ -60,6 +60,13 @@ type instance struct {
 	creating       bool
 	createDeadline time.Time
 
+	// callDone is the Done channel of the context that wazero's
+	// termination checks watch during the current call or instantiation
+	// (a module that is not instrumented), so that a WASI sleep ends with
+	// it (see sleep); nil otherwise. Only the goroutine running the
+	// instance touches it.
+	callDone <-chan struct{}
+
 	// features are the feature bits the guest enabled (ABI section 8);
 	// negotiating is true while _initialize and kpipe_init run, the only
 	// time enable_features changes them.
@@ -100,7 +107,7 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep()
+		WithNanosleep(inst.sleep)
 	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, instanceKey{}, inst), inst.memory)
 	if !p.instrumented && p.createTimeout > 0 {
 		// wazero's termination checks stop a start function that
@@ -110,7 +117,11 @@ func (p *Plugin) newInstance(ctx context.Context, s *slot, probe bool) (*instanc
 		ictx, cancel = context.WithDeadline(ictx, inst.createDeadline)
 		defer cancel()
 	}
+	if !p.instrumented {
+		inst.callDone = ictx.Done()
+	}
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
+	inst.callDone = nil
 	if err != nil {
 		inst.flush()
 		switch {
@@ -246,7 +257,9 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		} else {
 			cctx, cancel = context.WithTimeout(ctx, inst.p.timeout)
 		}
+		inst.callDone = cctx.Done()
 		err = fn.CallWithStack(context.WithValue(cctx, instanceKey{}, inst), inst.stack)
+		inst.callDone = nil
 		cancel()
 		if err != nil && cctx.Err() != nil {
 			return inst.stoppedBy(ctx, err)
@@ -258,6 +271,57 @@ func (inst *instance) invoke(ctx context.Context, fn api.Function) *callError {
 		return inst.classify(err)
 	}
 	return nil
+}
+
+// sleepSlice is the longest a guest's WASI sleep goes on before sleep
+// looks again at whether the call it is part of was stopped.
+const sleepSlice = 10 * time.Millisecond
+
+// errSleepStopped ends a guest's WASI sleep that its call's stop cut
+// short (see sleep).
+var errSleepStopped = errors.New("WASI sleep stopped")
+
+// sleep is the instance's WASI sleep (poll_oneoff with a clock
+// subscription, which Go's time.Sleep and C's nanosleep use): it sleeps ns
+// nanoseconds, but once the call or the creation it is part of is to stop,
+// because the watchdog interrupted its hold (an instrumented module) or
+// the context that wazero's termination checks watch is done, it ends the
+// call with a trap, which the caller reports as the stop it is (a guest
+// that went on after a sleep cut short would run on with a wrong idea of
+// the time). Without this a guest that asked to sleep for a day would hold
+// its record, and its pool slot, that long, whatever the plugin's time
+// limits.
+func (inst *instance) sleep(ns int64) {
+	end := time.Now().Add(time.Duration(ns))
+	for {
+		if inst.stopping() {
+			// wazero turns a host function's panic into the error of
+			// the call.
+			panic(errSleepStopped)
+		}
+		d := time.Until(end)
+		if d <= 0 {
+			return
+		}
+		time.Sleep(min(d, sleepSlice))
+	}
+}
+
+// stopping reports whether the current call (or creation) of the instance
+// is to stop: see sleep.
+func (inst *instance) stopping() bool {
+	if inst.p.instrumented {
+		return inst.slot.state.Load()&(slotInterrupting|slotInterrupted) != 0
+	}
+	if inst.callDone == nil {
+		return false
+	}
+	select {
+	case <-inst.callDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // growBuffer asks the guest for an input buffer of at least size bytes.

@@ -34,6 +34,9 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"export kpipe_on_send has type (i32) -> i32, want (i32) -> i64"}},
 		{"unknown import", wat(t, "unknown_import"), 0, nil,
 			[]string{"unknown import kpipe.open_socket", "config_get"}},
+		{"imported global and table", wat(t, "import_global"), 0, nil,
+			[]string{"2 problems: ", "imports global env.base: a plugin may import only functions, from kpipe and wasi_snapshot_preview1",
+				"imports table env.table: a plugin may import only functions"}},
 		{"unknown kind bits", wat(t, "bad_kinds"), 0, nil,
 			[]string{"kpipe_kinds returned 0x41", "unknown kind bits 0x40"}},
 		{"WASI command", wat(t, "command"), 0, nil,
@@ -59,6 +62,20 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"unknown plugin kind 0x40"}},
 		{"memory above limit", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithMemoryLimitPages(1)},
 			[]string{"memory needs at least 2 pages, above the plugin's limit of 1 pages"}},
+		{"tables above limit", wat(t, "table_huge"), 0, nil,
+			[]string{"tables: its tables need at least 100000000 elements, above the limit of 1048576"}},
+		// A module of 30 bytes that declares 2^28 - 1 locals in one run:
+		// wazero allocated gigabytes for it and its compiler panicked,
+		// crashing the process.
+		{"too many locals", []byte("\x00asm\x01\x00\x00\x00" +
+			"\x01\x04\x01\x60\x00\x00" + // type 0: () -> ()
+			"\x03\x02\x01\x00" + // function 0 of type 0
+			"\x0a\x09\x01\x07\x01\xff\xff\xff\x7f\x7e\x0b"), // its body: 2^28 - 1 i64 locals, end
+			0, nil, []string{"compile: function body 0 declares 268435455 locals, above the limit of 50000"}},
+		// 15 bytes that declare 2^32 - 1 globals: wazero's decoder
+		// allocated for them all and the Go runtime died out of memory.
+		{"vector count above its bytes", []byte("\x00asm\x01\x00\x00\x00\x06\x0a\xff\xff\xff\xff\x0f\x7f\x00\x41\x00\x0b"),
+			0, nil, []string{"compile: at offset 0xa: the global section declares 4294967295 entries, but only 5 bytes follow"}},
 		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
 			wasmhost.WithMemoryLimitPages(40000), wasmhost.WithMaxOutputBytes(0)},
 			[]string{"pool size 0", "call timeout -1ns", "40000 pages", "output limit of 0"}},

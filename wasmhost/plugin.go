@@ -62,6 +62,14 @@ func defaultLoadTimeout(d time.Duration) time.Duration {
 	return max(10*d, minCreateTimeout)
 }
 
+// MaxTableElements bounds the tables of a plugin's instance: all its
+// tables together hold at most this many elements (8 MiB of host memory at
+// wazero's 8 bytes an element), whatever the guest's table.grow asks for,
+// which then fails (returns -1) in the guest. A module whose tables' initial
+// sizes add up to more fails to load. Real modules have tables of a few
+// thousand elements (a table holds the functions called indirectly).
+const MaxTableElements = 1 << 20
+
 // maxMemoryPages is the largest guest memory the ABI allows: 2 GiB, so that
 // every slice pointer is below 2^31.
 const maxMemoryPages = 32768
@@ -157,8 +165,10 @@ func WithMemoryLimitPages(n uint32) PluginOption {
 // the plugin sets for a call it has seen running for the whole limit. The
 // watchdog looks every eighth of the limit, but at least every 100 ms, so a
 // call is stopped between the limit and the limit plus two such periods
-// after it started (plus the time to its next check: a guest blocked in a
-// host function, such as a WASI sleep, is stopped when it returns). Calls pay a
+// after it started (plus the time to its next check; a guest asleep in
+// WASI, poll_oneoff with a clock, is woken within 10 ms of the stop and its
+// call ends there; a guest blocked in another host function is stopped
+// when it returns). Calls pay a
 // few nanoseconds and no allocation for this; see BenchmarkCallTimeout and
 // RATIONALE.md. Cancelling the context of a call also stops it
 // (FaultCanceled), within the same period.
@@ -205,8 +215,9 @@ func WithCallTimeout(d time.Duration) PluginOption {
 // The default is ten times the call timeout, but at least
 // DefaultMinLoadTimeout (5 s), also when the call timeout is off. Guests
 // that cannot be instrumented are stopped by wazero's termination checks
-// (see WithCallTimeout), which cover compiled code only: a guest blocked
-// in a host function is stopped when it returns. The one exception is a
+// (see WithCallTimeout), which cover compiled code and WASI sleeps only: a
+// guest blocked in another host function is stopped when it returns. The
+// one exception is a
 // module that cannot be instrumented, with both this limit and the call
 // timeout off: it runs unchecked, and nothing stops it.
 func WithLoadTimeout(d time.Duration) PluginOption {
@@ -521,7 +532,7 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, kind plugins.
 		return nil, nil, err
 	}
 	info := describe(cm)
-	if err := validateStatic(cm, info, cfg.memPages); err != nil {
+	if err := validateStatic(cm, wasm, info, cfg.memPages); err != nil {
 		cm.Close(ctx)
 		return nil, info, err
 	}
@@ -672,11 +683,36 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		// is bounded and interruptible; one that cannot be falls back to
 		// wazero's termination checks, unless it has no limit at all.
 		m, code, instrumented := modePlain, wasm, false
+		// A module that wazero cannot read is left to its compiler, whose
+		// error is the one to report.
+		var tooManyLocals *instrument.LocalsError
+		if err := instrument.CheckLocals(wasm); errors.As(err, &tooManyLocals) {
+			res <- compiled{err: fmt.Errorf("compile: %w", err)}
+			return
+		}
+		var badCount *instrument.CountError
+		if err := instrument.CheckCounts(wasm); errors.As(err, &badCount) {
+			res <- compiled{err: fmt.Errorf("compile: %w", err)}
+			return
+		}
+		// Tables are bounded (MaxTableElements) in every mode. A module
+		// whose sections cannot be read is left to the compiler, whose
+		// error is the one to report; if it compiles anyway, it is
+		// refused below.
+		code, tablesErr := instrument.CapTables(code, MaxTableElements)
+		var tooLarge *instrument.TablesError
+		if errors.As(tablesErr, &tooLarge) {
+			res <- compiled{err: fmt.Errorf("tables: %w", tablesErr)}
+			return
+		}
+		if tablesErr != nil {
+			code = wasm
+		}
 		if cfg.contextTimeout && (cfg.timeout > 0 || loadTimeout > 0) {
 			m = modeInterruptible
 		} else if cfg.plain {
 			// Loaded as it is (a benchmark's baseline).
-		} else if out, err := instrument.Rewrite(wasm, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
+		} else if out, err := instrument.Rewrite(code, instrument.Names{Interrupt: interruptExport, Start: startExport, Stack: stackExport}); err != nil {
 			if cfg.timeout > 0 || loadTimeout > 0 {
 				logger.Info("module not instrumented for time limits; using wazero's termination checks, which make calls slower",
 					"reason", err)
@@ -692,9 +728,13 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		c.instrumented = instrumented
 		c.rt, c.err = h.runtime(ctx, m)
 		if c.err == nil {
-			c.cm, c.err = c.rt.CompileModule(ctx, code)
-			if c.err != nil {
+			c.cm, c.err = compileModule(ctx, c.rt, code)
+			switch {
+			case c.err != nil:
 				c.err = fmt.Errorf("compile: %w", c.err)
+			case tablesErr != nil:
+				c.cm.Close(ctx)
+				c.cm, c.err = nil, fmt.Errorf("tables: cannot bound the module's tables: %w", tablesErr)
 			}
 		}
 		res <- c
@@ -717,6 +757,19 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		return nil, nil, false, fmt.Errorf("compile: stopped after running longer than its limit of %v: %w",
 			limit, context.DeadlineExceeded)
 	}
+}
+
+// compileModule compiles code on rt, turning a panic of the compiler into
+// an error: wazero's compiler panics on some modules that it validated
+// (such as a function of 2^28 locals, which CheckLocals refuses first),
+// and a module must never crash the process that loads it.
+func compileModule(ctx context.Context, rt wazero.Runtime, code []byte) (_ wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the compiler failed on the module: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, code)
 }
 
 // fault counts, logs and returns a fault.

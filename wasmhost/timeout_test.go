@@ -41,6 +41,8 @@ func TestCallTimeoutStopsGuests(t *testing.T) {
 		{"wat loop", func(tb testing.TB) []byte { return wat(tb, "faulty") }, 2, false},
 		{"wat recursion", func(tb testing.TB) []byte { return wat(tb, "faulty") }, 13, true},
 		{"go loop", func(tb testing.TB) []byte { return goGuest(tb, goSDKGuest) }, 5, false},
+		// Asleep in a WASI call for an hour: the host must end the sleep.
+		{"wasi sleep", func(tb testing.TB) []byte { return wat(tb, "wasi_sleep") }, 1, false},
 	}
 	h := newHost(t)
 	ctx := context.Background()
@@ -50,7 +52,8 @@ func TestCallTimeoutStopsGuests(t *testing.T) {
 				continue
 			}
 			t.Run(m.name+"/"+g.name, func(t *testing.T) {
-				opts := append([]wasmhost.PluginOption{wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(timeout)}, m.opts...)
+				// wasi_sleep.wat sleeps in kpipe_init too without a config.
+				opts := append([]wasmhost.PluginOption{wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(timeout), wasmhost.WithConfig([]byte("{}"))}, m.opts...)
 				p := load(t, h, "guest", g.wasm(t), plugins.KindInterceptor, opts...)
 				defer p.Close(ctx)
 				if p.Instrumented() != m.instrumented {

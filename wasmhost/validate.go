@@ -15,6 +15,7 @@ import (
 
 	"github.com/kpipe/kpipe/plugins"
 	"github.com/kpipe/kpipe/wasmhost/internal/abi"
+	"github.com/kpipe/kpipe/wasmhost/internal/instrument"
 )
 
 // ModuleInfo describes a plugin module, for `kpipe plugin inspect`.
@@ -221,9 +222,10 @@ func checkHeader(wasm []byte) error {
 // validateStatic checks everything ABI section 3 and 6 require that can be
 // checked without running the module, and reports every problem it finds.
 // The hook exports that the module's kinds require are checked once
-// kpipe_kinds answered (validateKinds). memLimitPages is the plugin's
-// memory limit.
-func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages uint32) error {
+// kpipe_kinds answered (validateKinds). wasm is the module cm was compiled
+// from, whose imports of tables, globals and tags the compiled module does
+// not list; memLimitPages is the plugin's memory limit.
+func validateStatic(cm wazero.CompiledModule, wasm []byte, info *ModuleInfo, memLimitPages uint32) error {
 	var ps problems
 	exports := cm.ExportedFunctions()
 	_, hasStart := exports[abi.ExportStart]
@@ -253,6 +255,18 @@ func validateStatic(cm wazero.CompiledModule, info *ModuleInfo, memLimitPages ui
 	for _, m := range cm.ImportedMemories() {
 		mod, name, _ := m.Import()
 		ps = append(ps, fmt.Errorf("imports memory %s.%s: a plugin must define and export its own memory", mod, name))
+	}
+	// Neither the host nor WASI provides anything but functions (and a
+	// memory import is reported above): without this, instantiation
+	// would fail with wazero's "module[env] not instantiated", which
+	// names neither the import nor what is wrong with it. A module that
+	// compiled has an import section this reads.
+	imports, _ := instrument.Imports(wasm)
+	for _, imp := range imports {
+		if imp.Kind != "function" && imp.Kind != "memory" {
+			ps = append(ps, fmt.Errorf("imports %s %s.%s: a plugin may import only functions, from %s and %s",
+				imp.Kind, imp.Module, imp.Name, abi.HostModule, abi.WASIModule))
+		}
 	}
 	if info.MemoryMinPages > memLimitPages {
 		ps = append(ps, fmt.Errorf("memory needs at least %d pages, above the plugin's limit of %d pages", info.MemoryMinPages, memLimitPages))

@@ -805,6 +805,33 @@ func TestPluginTestSendOnly(t *testing.T) {
 	}
 }
 
+// TestPluginTestSerializerFailure runs plugin test on a serializer that
+// fails every key: a record whose key failed does not get its value
+// serialized, which the output must not call a null value, while a null key
+// is not serialized at all and the value is.
+func TestPluginTestSerializerFailure(t *testing.T) {
+	mod := plugintest.WAT(t, "wasmhost/testdata/key_error.wasm")
+	input := `{"key":"a","value":"1"}` + "\n" + `{"key":null,"value":"2"}` + "\n"
+	r := kpipe(t, "", input, "plugin", "test", mod, "--input", "-", "--log-level", "off")
+	if r.code != 1 {
+		t.Fatalf("want exit 1, got %s", r)
+	}
+	record2 := strings.Index(r.stdout, "record 2")
+	if record2 < 0 {
+		t.Fatalf("no record 2:\n%s", r.stdout)
+	}
+	for _, c := range []struct{ out, want string }{
+		{r.stdout[:record2], "serialize key:   ERROR: no key schema"},
+		{r.stdout[:record2], "serialize value: not called, the record failed before"},
+		{r.stdout[record2:], "serialize key:   null, not called"},
+		{r.stdout[record2:], "serialize value: 37 bytes"},
+	} {
+		if !strings.Contains(c.out, c.want) {
+			t.Errorf("stdout does not contain %q:\n%s", c.want, r.stdout)
+		}
+	}
+}
+
 // TestPluginInspectInitFailure runs plugin inspect on an interceptor whose
 // kpipe_init always fails, as plugins that need a config do without one: the
 // kinds are still shown, with why the module does not load and a hint about

@@ -408,8 +408,12 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 					fail(hook, c.err)
 				case c.called:
 					fmt.Fprintf(w, "  %-16s %s\n", hook+":", formatData(c.out))
-				default:
+				case serializerInput(&calls, target) == nil:
 					fmt.Fprintf(w, "  %-16s null, not called\n", hook+":")
+				default:
+					// The key's serializer failed: the value's is not
+					// called for a record that already failed.
+					fmt.Fprintf(w, "  %-16s not called, the record failed before\n", hook+":")
 				}
 			}
 		}
@@ -724,3 +728,17 @@ func sameRecord(a, b *plugins.Record) bool {
 // producerKinds are the kinds that 'kpipe plugin test' runs through a
 // pipeline.Trial; the consume-side kinds run in testConsumed.
 const producerKinds = plugins.KindInterceptor | plugins.KindSerializer | plugins.KindPartitioner
+
+// serializerInput is the key or the value the serializer of target got:
+// that of the record as on_send left it, or as read if on_send was not
+// called or failed (a failed interceptor leaves the record as it was).
+func serializerInput(c *hookCalls, target plugins.Target) []byte {
+	r := &c.sent
+	if c.send.called && c.send.err == nil {
+		r = &c.send.after
+	}
+	if target == plugins.TargetKey {
+		return r.Key
+	}
+	return r.Value
+}

@@ -1,0 +1,72 @@
+package instrument
+
+import "fmt"
+
+// Import is an import of a module.
+type Import struct {
+	// Module and Name are the import's two-level name.
+	Module, Name string
+	// Kind is what it imports: "function", "table", "memory", "global"
+	// or "tag".
+	Kind string
+}
+
+// importKinds names the external kinds of imports.
+var importKinds = [...]string{externFunc: "function", externTable: "table", externMemory: "memory",
+	externGlobal: "global", externTag: "tag"}
+
+// Imports lists the imports of the module wasm, in order. It fails with an
+// *UnsupportedError if it cannot read the module's sections or its import
+// section.
+func Imports(wasm []byte) (_ []Import, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ue, ok := r.(*UnsupportedError)
+			if !ok {
+				panic(r)
+			}
+			err = ue
+		}
+	}()
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		fail(0, "not a WebAssembly module")
+	}
+	var imports []Import
+	for r := (reader{b: wasm, pos: 8}); !r.done(); {
+		id := r.byte()
+		size := r.u32()
+		off := r.pos
+		content := r.bytes(int(size))
+		if id != secImport {
+			continue
+		}
+		s := reader{b: content, base: off}
+		for range s.u32() {
+			imp := Import{Module: s.name(), Name: s.name()}
+			kind := s.byte()
+			switch kind {
+			case externFunc:
+				s.u32()
+			case externTable:
+				s.refType()
+				s.limits(false)
+			case externMemory:
+				s.limits(true)
+			case externGlobal:
+				s.valType()
+				s.byte()
+			case externTag:
+				s.byte()
+				s.u32()
+			default:
+				s.fail(fmt.Sprintf("unknown import kind %#x", kind))
+			}
+			imp.Kind = importKinds[kind]
+			imports = append(imports, imp)
+		}
+		if !s.done() {
+			s.fail("trailing bytes in the import section")
+		}
+	}
+	return imports, nil
+}
