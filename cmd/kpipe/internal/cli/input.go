@@ -71,6 +71,9 @@ func newLineReader(r io.Reader, format inputFormat) *lineReader {
 	return lr
 }
 
+// utf8BOM is the UTF-8 encoding of the byte order mark, U+FEFF.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 // lineError is a malformed input line.
 type lineError struct {
 	line int
@@ -92,6 +95,12 @@ func (lr *lineReader) next() (*plugins.Record, int, error) {
 			r := lr.arena.record()
 			r.Value = lr.arena.copy(b)
 			return r, lr.line, nil
+		}
+		if lr.line == 1 {
+			// A UTF-8 byte order mark before the first object, as
+			// some editors on Windows write, is not part of it
+			// (RFC 8259, section 8.1, lets a parser ignore it).
+			b = bytes.TrimPrefix(b, utf8BOM)
 		}
 		if len(bytes.TrimSpace(b)) == 0 {
 			continue

@@ -131,7 +131,9 @@ func TestParseJSONRecord(t *testing.T) {
 
 func TestLineReader(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
-		in := "{\"value\":\"a\"}\n\n  \nnot json\r\n{\"value\":\"b\"}\r\n"
+		// A byte order mark starts the input (skipped); one inside
+		// the input is not white space (line 6 is malformed).
+		in := "\xef\xbb\xbf{\"value\":\"a\"}\n\n  \nnot json\r\n{\"value\":\"b\"}\r\n\xef\xbb\xbf{}\n"
 		lr := newLineReader(strings.NewReader(in), formatJSON)
 		type res struct {
 			value string
@@ -154,7 +156,7 @@ func TestLineReader(t *testing.T) {
 			}
 			got = append(got, res{value: string(r.Value), line: line})
 		}
-		want := []res{{"a", 1, false}, {"", 4, true}, {"b", 5, false}}
+		want := []res{{"a", 1, false}, {"", 4, true}, {"b", 5, false}, {"", 6, true}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
@@ -163,7 +165,7 @@ func TestLineReader(t *testing.T) {
 		}
 	})
 	t.Run("raw", func(t *testing.T) {
-		lr := newLineReader(strings.NewReader("a\n\nb\r\nc"), formatRaw)
+		lr := newLineReader(strings.NewReader("\xef\xbb\xbfa\n\nb\r\nc"), formatRaw)
 		var got []string
 		for {
 			r, _, err := lr.next()
@@ -178,7 +180,7 @@ func TestLineReader(t *testing.T) {
 			}
 			got = append(got, string(r.Value))
 		}
-		if want := []string{"a", "", "b", "c"}; !reflect.DeepEqual(got, want) {
+		if want := []string{"\xef\xbb\xbfa", "", "b", "c"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})
