@@ -95,16 +95,15 @@ func newProducers() *producers {
 	}
 }
 
-// newID returns a producer id and epoch for InitProducerId. A client that
-// names its current id and epoch (InitProducerId v3+, to bump the epoch
-// after an error) keeps its id with the next epoch.
-func (ps *producers) newID(pid int64, epoch int16) (int64, int16) {
+// newID returns a new producer id, with epoch 0, for InitProducerId. As
+// Kafka does for a producer without a transactional id, the id and epoch a
+// client names (InitProducerId v3+, to bump its epoch after an error) are
+// not used: a client could otherwise name another's id and fence it with
+// the next epoch.
+func (ps *producers) newID() (int64, int16) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.sweep()
-	if pid >= 0 && epoch >= 0 && epoch < math.MaxInt16-1 {
-		return pid, epoch + 1
-	}
 	ps.next++
 	return ps.base + ps.next, 0
 }

@@ -101,7 +101,7 @@ func (g *Gateway) initProducerID(req *kmsg.InitProducerIDRequest) *kmsg.InitProd
 		resp.ErrorCode = codeTxnIDAuthorizationFailed
 		return resp
 	}
-	resp.ProducerID, resp.ProducerEpoch = g.producers.newID(req.ProducerID, req.ProducerEpoch)
+	resp.ProducerID, resp.ProducerEpoch = g.producers.newID()
 	return resp
 }
 

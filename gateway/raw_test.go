@@ -155,6 +155,32 @@ func initProducerID(t *testing.T, c *rawConn) (int64, int16) {
 	return resp.ProducerID, resp.ProducerEpoch
 }
 
+// TestInitProducerIDNamingAnother: a client that names a producer id and
+// epoch in InitProducerId (v3+, as to bump its own epoch) gets a new id
+// with epoch 0, as from Kafka without a transactional id: naming another
+// client's id does not fence that client, whose next batch still goes in.
+func TestInitProducerIDNamingAnother(t *testing.T) {
+	f := start(t, nil)
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c1 := dial(t, f.addr)
+	pid, epoch := initProducerID(t, c1)
+	if p := partitionResp(t, c1.do(produceReq(topic, -1, rawBatch(pid, epoch, 0, 10, "a")))); p.ErrorCode != 0 {
+		t.Fatalf("first batch: code %d", p.ErrorCode)
+	}
+
+	c2 := dial(t, f.addr)
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.Version = 4
+	req.ProducerID, req.ProducerEpoch = pid, epoch
+	resp := c2.do(req).(*kmsg.InitProducerIDResponse)
+	if resp.ErrorCode != 0 || resp.ProducerID == pid || resp.ProducerEpoch != 0 {
+		t.Fatalf("InitProducerId naming id %d epoch %d: code %d, id %d, epoch %d; want a new id with epoch 0", pid, epoch, resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch)
+	}
+	if p := partitionResp(t, c1.do(produceReq(topic, -1, rawBatch(pid, epoch, 10, 10, "b")))); p.ErrorCode != 0 || p.BaseOffset != 10 {
+		t.Fatalf("the first client's next batch: code %d, base offset %d; want 0, 10", p.ErrorCode, p.BaseOffset)
+	}
+}
+
 // TestRetryAfterCutConnection: an idempotent client writes a produce
 // request and loses the connection before the answer; it retries the same
 // batch on a new connection. The records are upstream once, and the retry
