@@ -26,8 +26,6 @@ import (
 
 	"github.com/kpipe/kpipe/pipeline"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/kpipe/kpipe/gateway"
 	"github.com/kpipe/kpipe/internal/testbroker"
 )
@@ -48,7 +46,7 @@ func recount(raw []byte, n int32) []byte {
 // record used to make the gateway allocate for that many and die.
 func TestHostileBatches(t *testing.T) {
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	c := dial(t, f.addr)
 	one := rawBatch(-1, -1, -1, 1, "h")
@@ -128,7 +126,7 @@ func sealBatch(b kmsg.RecordBatch) []byte {
 func TestDecompressionBomb(t *testing.T) {
 	const limit = 8 << 20
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 4)
 	c := dial(t, f.addr)
 	bomb := gzipBatch(t, make([]byte, 64<<20))
@@ -191,7 +189,7 @@ func TestAcceptOutOfFiles(t *testing.T) {
 	}
 	defer up.Close()
 	var logs lockedBuffer
-	gw, err := gateway.New(prod, up, gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs})))
+	gw, err := gateway.New(prod, up, logTo(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +229,7 @@ func TestAcceptOutOfFiles(t *testing.T) {
 func TestStalledRequest(t *testing.T) {
 	defer gateway.SetBodyTimeout(500 * time.Millisecond)()
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.MemoryLimit(1 << 20), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{gateway.MemoryLimit(1 << 20), logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	stalled := dial(t, f.addr)
 	if _, err := stalled.nc.Write([]byte{0, 0x20, 0, 0, 0, 0}); err != nil { // a 2MiB request, 2 bytes of it
@@ -257,7 +255,7 @@ func TestStalledRequest(t *testing.T) {
 // let a client grow without bound, and which the stop summary prints).
 func TestInvalidTopicNames(t *testing.T) {
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	c := dial(t, f.addr)
 	for _, name := range []string{"", "..", "a\x1b[2Jb", "a b", strings.Repeat("x", 250)} {
 		pr := partitionResp(t, c.do(produceReq(name, -1, rawBatch(-1, -1, -1, 1, "bad"))))
@@ -294,7 +292,7 @@ func tinyBatch(n int) []byte {
 func TestTinyRecords(t *testing.T) {
 	const limit = 4 << 20
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	c := dial(t, f.addr)
 	big := tinyBatch(100_000) // 700KB of request, 12MB of records
@@ -325,7 +323,7 @@ func TestTinyRecords(t *testing.T) {
 func TestIdleConnection(t *testing.T) {
 	defer gateway.SetIdleTimeout(400 * time.Millisecond)()
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	idle := dial(t, f.addr)
 	busy := dial(t, f.addr)
 	av := kmsg.NewPtrApiVersionsRequest()
@@ -429,7 +427,7 @@ func rawRequest(key, version int16, flexible bool, body []byte) []byte {
 func TestHostileRequests(t *testing.T) {
 	const limit = 8 << 20
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	const n = 4 << 20
 	zeros := make([]byte, n)
@@ -495,7 +493,7 @@ func TestHostileRequests(t *testing.T) {
 // in the log.
 func TestInvalidAcks(t *testing.T) {
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 2)
 	c := dial(t, f.addr)
 	txn := "txn-1"
@@ -606,7 +604,7 @@ func TestManyIdleConnections(t *testing.T) {
 // the metrics and the stop summary).
 func TestManyTopicNames(t *testing.T) {
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	c := dial(t, f.addr)
 	const names = 10_050
 	req := produceReq("", -1, nil)
@@ -642,7 +640,7 @@ func TestClientNotReading(t *testing.T) {
 	const limit = 4 << 20
 	t.Cleanup(gateway.SetWriteStall(200 * time.Millisecond))
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	hostile := dial(t, f.addr)
 	// A request of 2,000 empty partitions is answered at once with some
@@ -699,7 +697,7 @@ func TestClientNotReading(t *testing.T) {
 func TestCompressionBombs(t *testing.T) {
 	const limit = 8 << 20
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{gateway.MemoryLimit(limit), logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 4)
 	r := kmsg.Record{Key: []byte("bomb"), Value: make([]byte, 64<<20)}
 	r.Length = int32(len(r.AppendTo(nil)) - 1)
@@ -771,7 +769,7 @@ func TestCompressionBombs(t *testing.T) {
 // nowhere: UNKNOWN_TOPIC_OR_PARTITION).
 func TestMetadataInvalidTopics(t *testing.T) {
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 3)
 	c := dial(t, f.addr)
 	names := []string{"bad name!", "", "..", strings.Repeat("x", 250), topic, "nowhere-metadata"}

@@ -263,7 +263,7 @@ func testRetryAfterCut(t *testing.T, slow bool) {
 // a consumer's FindCoordinator gets GROUP_AUTHORIZATION_FAILED.
 func TestOtherRequests(t *testing.T) {
 	var logs lockedBuffer
-	f := start(t, []gateway.Option{gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: &logs}))})
+	f := start(t, []gateway.Option{logTo(&logs)})
 	topic := testbroker.CreateTopic(t, f.brokers, 1)
 	c := dial(t, f.addr)
 
@@ -315,4 +315,9 @@ func TestOtherRequests(t *testing.T) {
 	if st.Unsupported != 2 {
 		t.Fatalf("Stats.Unsupported %d, want 2", st.Unsupported)
 	}
+}
+
+// logTo is the option of a gateway that logs to logs.
+func logTo(logs *lockedBuffer) gateway.Option {
+	return gateway.Logger(hclog.New(&hclog.LoggerOptions{Output: logs}))
 }

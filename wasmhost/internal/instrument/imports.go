@@ -19,18 +19,8 @@ var importKinds = [...]string{externFunc: "function", externTable: "table", exte
 // *UnsupportedError if it cannot read the module's sections or its import
 // section.
 func Imports(wasm []byte) (_ []Import, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ue, ok := r.(*UnsupportedError)
-			if !ok {
-				panic(r)
-			}
-			err = ue
-		}
-	}()
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		fail(0, "not a WebAssembly module")
-	}
+	defer recoverUnsupported(&err)
+	checkMagic(wasm)
 	var imports []Import
 	for r := (reader{b: wasm, pos: 8}); !r.done(); {
 		id := r.byte()

@@ -73,18 +73,30 @@ type Names struct {
 // something the rewriter does not understand or already exports one of
 // the names; wasm is never modified.
 func Rewrite(wasm []byte, names Names) (_ []byte, err error) {
-	defer func() {
-		// The decoder reports problems by panicking with an
-		// *UnsupportedError, which keeps the many small readers simple.
-		if r := recover(); r != nil {
-			ue, ok := r.(*UnsupportedError)
-			if !ok {
-				panic(r)
-			}
-			err = ue
-		}
-	}()
+	defer recoverUnsupported(&err)
 	return rewrite(wasm, names), nil
+}
+
+// recoverUnsupported, deferred by the functions that read a module, turns
+// a panic with an *UnsupportedError, how the readers report a problem
+// (which keeps the many small readers simple), into *err; other panics go
+// on.
+func recoverUnsupported(err *error) {
+	if r := recover(); r != nil {
+		ue, ok := r.(*UnsupportedError)
+		if !ok {
+			panic(r)
+		}
+		*err = ue
+	}
+}
+
+// checkMagic fails unless wasm starts with the WebAssembly magic number and
+// has room for the version after it.
+func checkMagic(wasm []byte) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		fail(0, "not a WebAssembly module")
+	}
 }
 
 type section struct {
@@ -95,9 +107,7 @@ type section struct {
 }
 
 func rewrite(wasm []byte, names Names) []byte {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		fail(0, "not a WebAssembly module")
-	}
+	checkMagic(wasm)
 	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
 		fail(4, fmt.Sprintf("binary format version %x is not 1 (components are not supported)", wasm[4:8]))
 	}

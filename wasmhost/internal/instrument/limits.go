@@ -28,18 +28,8 @@ func (e *LocalsError) Error() string {
 // *UnsupportedError if it cannot read the module's sections or the local
 // declarations of its code section.
 func CheckLocals(wasm []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ue, ok := r.(*UnsupportedError)
-			if !ok {
-				panic(r)
-			}
-			err = ue
-		}
-	}()
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		fail(0, "not a WebAssembly module")
-	}
+	defer recoverUnsupported(&err)
+	checkMagic(wasm)
 	for r := (reader{b: wasm, pos: 8}); !r.done(); {
 		id := r.byte()
 		size := r.u32()
@@ -109,9 +99,7 @@ func CheckCounts(wasm []byte) (err error) {
 			}
 		}
 	}()
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		fail(0, "not a WebAssembly module")
-	}
+	checkMagic(wasm)
 	for r := (reader{b: wasm, pos: 8}); !r.done(); {
 		id := r.byte()
 		size := r.u32()

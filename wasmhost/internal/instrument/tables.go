@@ -29,18 +29,8 @@ func (e *TablesError) Error() string {
 // cannot read the module's sections or its table section; wasm is never
 // modified. Imported tables are left alone: the host provides none.
 func CapTables(wasm []byte, limit uint32) (_ []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ue, ok := r.(*UnsupportedError)
-			if !ok {
-				panic(r)
-			}
-			err = ue
-		}
-	}()
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		fail(0, "not a WebAssembly module")
-	}
+	defer recoverUnsupported(&err)
+	checkMagic(wasm)
 	var table *section
 	for r := (reader{b: wasm, pos: 8}); !r.done(); {
 		start := r.pos
