@@ -617,9 +617,11 @@ func (s *Source) stopPartitions(stops map[topicPartition]stop) {
 	pause := map[string][]int32{}
 	for tp, st := range stops {
 		pause[tp.topic] = append(pause[tp.topic], tp.partition)
+		// Recorded before it is said: a reload that the log line
+		// prompts resumes the partition (ResumeStopped reads Stats).
+		s.stats.stop(tp, st.in.Offset, st.from, st.err)
 		s.log.Error("partition stopped: a record failed and there is no dead-letter topic; its records from this one on stay unconsumed (uncommitted) until kpipe restarts or a reload resumes it",
 			"topic", tp.topic, "partition", tp.partition, "offset", st.in.Offset, "error", st.err)
-		s.stats.stop(tp, st.in.Offset, st.from, st.err)
 	}
 	s.cl.PauseFetchPartitions(pause)
 }
