@@ -21,8 +21,9 @@ import (
 //
 // Each record gets a new envelope (admit: Send allocates one, SendBatch one
 // array for its batch), held in turn by the Send goroutine, the stager, the
-// client and the completion side, and left to the garbage collector. Recycling envelopes cost more CPU per record than
-// allocating them (RATIONALE.md, "Envelopes are allocated").
+// client and the completion side, and left to the garbage collector.
+// Recycling envelopes cost more CPU per record than allocating them
+// (RATIONALE.md, "Envelopes are allocated").
 type envelope struct {
 	kr kgo.Record
 

@@ -73,14 +73,14 @@ func recordBytes(kr *kgo.Record) int64 {
 // client's buffer has room for a record, that is a plain Produce with the
 // record's context; otherwise the wait for room is bounded by MaxBlock
 // (blockCtx), after which the record fails with ErrBufferFull. Once a
-// record of es gave up so, a following one that finds no room fails at
-// once with the same error instead of waiting MaxBlock again: the brokers
-// took nothing for that long, and a batch of n records (SendBatch, a stage
-// batch) must not hold its caller n times MaxBlock. Each envelope belongs
-// to the client once produce hands it over, and may be complete before
-// produce returns.
-func (p *Producer) produce(es ...*envelope) {
-	gaveUp := false
+// record gave up so (gaveUp: one of the same call before es), a following
+// one that finds no room fails at once with the same error instead of
+// waiting MaxBlock again: the brokers took nothing for that long, and a
+// batch of n records (SendBatch, a stage batch) must not hold its caller n
+// times MaxBlock. It returns whether a record gave up, for the caller's
+// next records. Each envelope belongs to the client once produce hands it
+// over, and may be complete before produce returns.
+func (p *Producer) produce(gaveUp bool, es ...*envelope) bool {
 	for _, e := range es {
 		if p.hasRoom(p.bytesIn.Add(recordBytes(&e.kr))) {
 			p.cl.Produce(e.ctx, &e.kr, p.promise)
@@ -90,6 +90,7 @@ func (p *Producer) produce(es ...*envelope) {
 		p.cl.Produce(ctx, &e.kr, p.promise)
 		gaveUp = ctx.admitted()
 	}
+	return gaveUp
 }
 
 // produceSync is produce for SendSync: it waits for the record's outcome,

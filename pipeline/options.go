@@ -397,9 +397,9 @@ func MaxBufferedBytes(n int) Option { return optionFunc(func(c *config) { c.maxB
 // Kafka max.block.ms ...)") and Send returns. Zero fails a record at once
 // when the buffer is full. The records of one SendBatch, or of one stage
 // batch, share the bound: once one of them waited MaxBlock in vain, the
-// following ones that find no room fail at once. Kafka property max.block.ms; franz-go has no
-// such bound (its Produce waits until the context ends). Default: 60s, the
-// Java client's.
+// following ones that find no room fail at once. Kafka property
+// max.block.ms; franz-go has no such bound (its Produce waits until the
+// context ends). Default: 60s, the Java client's.
 //
 // Unlike the Java client's send, Send never waits for metadata: a record
 // for a topic whose partitions are not known yet is buffered at once and

@@ -349,7 +349,7 @@ func (p *Producer) Send(ctx context.Context, r *plugins.Record, cb func(*plugins
 		}
 	}
 	one := [1]*envelope{e}
-	p.produce(p.run(e.ch, one[:], nil)...)
+	p.produce(false, p.run(e.ch, one[:], nil)...)
 }
 
 // SendSync sends r and waits for its outcome. It does not wait out Linger:

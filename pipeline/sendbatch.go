@@ -25,10 +25,10 @@ import (
 // reused once SendBatch returns. Single-record plugin calls get ctx; batch
 // calls get the producer's context, as with Send.
 //
-// SendBatch blocks while the client's buffer is full, as Send does, but
-// MaxBlock bounds the call rather than each record: once one of its
-// records waited MaxBlock for room in vain, the following ones that find
-// no room fail at once with ErrBufferFull.
+// SendBatch blocks while the client's buffer is full, as Send does; once
+// one of its records waited MaxBlock for room in vain, the following ones
+// that find no room fail at once with ErrBufferFull instead of waiting
+// MaxBlock each.
 func (p *Producer) SendBatch(ctx context.Context, rs []*plugins.Record, cb func(*plugins.Record, Result)) {
 	if len(rs) == 0 {
 		return
@@ -59,9 +59,10 @@ func (p *Producer) SendBatch(ctx context.Context, rs []*plugins.Record, cb func(
 		p.runPending(false)
 	}
 	if !batching {
+		gaveUp := false
 		for w := es; len(w) > 0; {
 			c := sameChain(w, len(w))
-			p.produce(p.run(w[0].ch, w[:c], nil)...)
+			gaveUp = p.produce(gaveUp, p.run(w[0].ch, w[:c], nil)...)
 			w = w[c:]
 		}
 		return
@@ -113,9 +114,10 @@ func sameChain(es []*envelope, max int) int {
 // b.max records of one chain each, and hands those that go on to the
 // client. The caller holds b.procMu, or b is its own scratch stager.
 func (p *Producer) runChunks(b *stager, es []*envelope) {
+	gaveUp := false // MaxBlock bounds the whole of es (see produce)
 	for len(es) > 0 {
 		c := sameChain(es, b.max)
-		p.produce(p.run(es[0].ch, es[:c], b)...)
+		gaveUp = p.produce(gaveUp, p.run(es[0].ch, es[:c], b)...)
 		es = es[c:]
 	}
 }

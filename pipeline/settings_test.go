@@ -279,6 +279,51 @@ func TestMaxBlock(t *testing.T) {
 	}
 }
 
+// TestMaxBlockStageBatches: a SendBatch whose records go through the
+// stages in several stage batches shares one MaxBlock bound across them,
+// as a SendBatch without stage batching does (TestMaxBlock).
+func TestMaxBlockStageBatches(t *testing.T) {
+	e := setup(t, 1)
+	s := new(silencer)
+	const block = 500 * time.Millisecond
+	p := e.producer(t, pipeline.MaxBlock(block), pipeline.KgoOptions(kgo.Dialer(s.dial)), pipeline.MaxBufferedRecords(10),
+		pipeline.Interceptor("ic", &batchIC{}), pipeline.StageBatch(4, time.Millisecond))
+	ctx := ctxT(t)
+	if res := p.SendSync(ctx, rec("", "before")); res.Err != nil {
+		t.Fatalf("before the brokers went silent: %v", res.Err)
+	}
+	s.silent.Store(true)
+	results := make(chan error, 64)
+	send := func(n int) time.Duration {
+		batch := make([]*plugins.Record, n)
+		for i := range batch {
+			batch[i] = rec("", "v")
+		}
+		start := time.Now()
+		p.SendBatch(ctx, batch, func(_ *plugins.Record, res pipeline.Result) { results <- res.Err })
+		return time.Since(start)
+	}
+	send(9) // fills the buffer (the record delivered before may still count)
+	// 20 records in stage batches of 4: one MaxBlock in all, not one per
+	// stage batch.
+	if d := send(20); d < block || d > 3*block {
+		t.Fatalf("SendBatch of 20 records in stage batches of 4 with the buffer full returned after %v, want about one MaxBlock (%v)", d, block)
+	}
+	// The buffer may have had room for one of them (the record
+	// delivered before may no longer count).
+	full := 0
+	for full < 19 {
+		select {
+		case err := <-results:
+			if errors.Is(err, pipeline.ErrBufferFull) {
+				full++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of the 20 records failed with ErrBufferFull, want at least 19", full)
+		}
+	}
+}
+
 // TestMetadataMaxAge: partitions added to a topic are used once the
 // metadata is MetadataMaxAge old; with a long age (the default is 5m) the
 // producer keeps sending to the one partition it knew.
