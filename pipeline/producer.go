@@ -162,6 +162,10 @@ type Producer struct {
 	failed      atomic.Uint64
 	closeFailed atomic.Int64 // records failed because the client closed
 	_           cacheLinePad
+
+	// batches counts the batches the brokers acknowledged, from a
+	// franz-go hook called once per batch.
+	batches batchCounter
 }
 
 // cacheLinePad keeps the fields before it and after it off one cache line.
@@ -245,7 +249,8 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	}
 	kopts = append(kopts,
 		kgo.RecordPartitioner(kgoPartitioner{p}),
-		kgo.WithLogger(kgolog.New(log.Named("kgo"))))
+		kgo.WithLogger(kgolog.New(log.Named("kgo"))),
+		kgo.WithHooks(&p.batches))
 	kopts = append(kopts, cfg.kgoOpts...)
 
 	newClient := kgo.NewClient

@@ -772,3 +772,45 @@ func TestHotSwapPartitioner(t *testing.T) {
 	}
 	e.readDistinct(t, n+2)
 }
+
+// TestBatchStats checks Stats().Batches against what was sent: every
+// delivered record is in exactly one counted batch, a batch holds at least
+// one record, and compressed batches count fewer bytes after compression
+// than before.
+func TestBatchStats(t *testing.T) {
+	e := setup(t, 3)
+	ctx := ctxT(t)
+	for _, tc := range []struct {
+		name       string
+		opts       []pipeline.Option
+		compresses bool
+	}{
+		{"none", nil, false},
+		{"lz4", []pipeline.Option{pipeline.Compression(pipeline.LZ4)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.producer(t, tc.opts...)
+			value := strings.Repeat("compressible ", 20)
+			for i := range 300 {
+				p.Send(ctx, rec(fmt.Sprintf("k-%d", i), value), nil)
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s := p.Stats()
+			b := s.Batches
+			if s.Delivered != 300 || b.Records != s.Delivered {
+				t.Fatalf("delivered %d, records in batches %d; want 300 and 300", s.Delivered, b.Records)
+			}
+			if b.Batches == 0 || b.Batches > b.Records {
+				t.Errorf("%d batches for %d records", b.Batches, b.Records)
+			}
+			if b.UncompressedBytes < 300*uint64(len(value)) {
+				t.Errorf("uncompressed bytes %d, less than the values' %d", b.UncompressedBytes, 300*len(value))
+			}
+			if compressed := b.CompressedBytes < b.UncompressedBytes; compressed != tc.compresses {
+				t.Errorf("compressed bytes %d, uncompressed %d: compressed = %v, want %v", b.CompressedBytes, b.UncompressedBytes, compressed, tc.compresses)
+			}
+		})
+	}
+}

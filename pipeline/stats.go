@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -38,6 +40,50 @@ type Stats struct {
 	// (its calls count the records it partitioned); serializers that send
 	// data as it is have none.
 	Plugins []PluginStats
+	// Batches counts the record batches the brokers acknowledged.
+	Batches BatchStats
+}
+
+// BatchStats counts the record batches the client wrote: one per partition
+// and produce request, each acknowledged by the broker (a batch that failed
+// is not counted, nor are its records). Records/Batches is the mean number
+// of records per batch, which Kafka's Java producer reports as
+// batch-size-avg in bytes and records-per-request-avg: few records per batch
+// mean many small requests, more work for the brokers per record (see
+// docs/producer.md, Batching).
+type BatchStats struct {
+	// Batches counts the batches.
+	Batches uint64
+	// Records counts the records in them.
+	Records uint64
+	// UncompressedBytes counts the bytes of their records before
+	// compression, CompressedBytes what was written after it (the same
+	// when the batch is not compressed); neither counts the batches'
+	// headers.
+	UncompressedBytes, CompressedBytes uint64
+}
+
+// batchCounter counts the batches franz-go wrote (kgo.HookProduceBatchWritten,
+// called once per batch after the broker's acknowledgement).
+type batchCounter struct {
+	batches, records, uncompressed, compressed atomic.Uint64
+}
+
+// OnProduceBatchWritten implements kgo.HookProduceBatchWritten.
+func (c *batchCounter) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	c.batches.Add(1)
+	c.records.Add(uint64(m.NumRecords))
+	c.uncompressed.Add(uint64(m.UncompressedBytes))
+	c.compressed.Add(uint64(m.CompressedBytes))
+}
+
+func (c *batchCounter) snapshot() BatchStats {
+	return BatchStats{
+		Batches:           c.batches.Load(),
+		Records:           c.records.Load(),
+		UncompressedBytes: c.uncompressed.Load(),
+		CompressedBytes:   c.compressed.Load(),
+	}
 }
 
 // PluginStats counts the calls of one plugin at one hook.
@@ -211,5 +257,6 @@ func (p *Producer) Stats() Stats {
 		InFlight:  p.inFlight(),
 	}
 	s.Plugins = p.hookStats.snapshot()
+	s.Batches = p.batches.snapshot()
 	return s
 }

@@ -47,6 +47,9 @@ type Snapshot struct {
 	// calls, stdout and stderr lines) its log rate limit dropped
 	// (wasmhost.Host.LogLinesSuppressed); plugins with none are absent.
 	LogLinesSuppressed map[string]uint64
+	// Batches counts the record batches the producer wrote
+	// (pipeline.Stats.Batches).
+	Batches pipeline.BatchStats
 }
 
 // PluginInfo describes one plugin of the current chain.

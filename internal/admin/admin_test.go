@@ -61,6 +61,7 @@ func newFake() *fakePipeline {
 		Partitions:         []PartitionCount{{"t", 0, 3}, {"t", 1, 4}},
 		Reloads:            ReloadStats{OK: 2, Rejected: 1},
 		LogLinesSuppressed: map[string]uint64{"stamp": 1234},
+		Batches:            pipeline.BatchStats{Batches: 2, Records: 7, UncompressedBytes: 700, CompressedBytes: 210},
 	}}
 }
 
@@ -133,6 +134,10 @@ func TestMetrics(t *testing.T) {
 		{"kpipe_reloads_total", map[string]string{"result": "rejected"}, 1},
 		{"kpipe_chain_version", nil, 3},
 		{"kpipe_ready", nil, 1},
+		{"kpipe_producer_batches_total", nil, 2},
+		{"kpipe_producer_batch_records_total", nil, 7},
+		{"kpipe_producer_batch_bytes_total", map[string]string{"compression": "before"}, 700},
+		{"kpipe_producer_batch_bytes_total", map[string]string{"compression": "after"}, 210},
 	}
 	for _, c := range checks {
 		if got := value(c.name, c.labels); got != c.want {

@@ -28,6 +28,9 @@ import (
 //	kpipe_plugin_log_lines_suppressed_total{plugin}            counter
 //	kpipe_reloads_total{result="ok"|"rejected"}                counter
 //	kpipe_chain_version                         gauge
+//	kpipe_producer_batches_total                counter
+//	kpipe_producer_batch_records_total          counter
+//	kpipe_producer_batch_bytes_total{compression="before"|"after"}  counter
 //	kpipe_ready                                 gauge, 1 once ready
 //
 // The call duration histogram holds the calls the pipeline measured (one in
@@ -58,6 +61,9 @@ var (
 	descReloads   = prometheus.NewDesc("kpipe_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 	descVersion   = prometheus.NewDesc("kpipe_chain_version", "Version of the chain that serves now (1 for the first).", nil, nil)
 	descReady     = prometheus.NewDesc("kpipe_ready", "1 once the pipeline reached a broker.", nil, nil)
+	descBatches   = prometheus.NewDesc("kpipe_producer_batches_total", "Record batches the brokers acknowledged (one per partition and produce request).", nil, nil)
+	descBatchRecs = prometheus.NewDesc("kpipe_producer_batch_records_total", "Records in the acknowledged batches: divided by kpipe_producer_batches_total, the mean batch size.", nil, nil)
+	descBatchByte = prometheus.NewDesc("kpipe_producer_batch_bytes_total", "Bytes of the records of the acknowledged batches, before and after compression (batch headers not counted).", []string{"compression"}, nil)
 )
 
 // durationBounds are pipeline.LatencyBuckets in seconds.
@@ -73,7 +79,7 @@ var durationBounds = func() []float64 {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRead, descDelivered, descFiltered, descFailed, descInFlight,
 		descPartition, descCalls, descFailures, descDrops, descBypasses, descDuration, descInfo,
-		descLogLines, descReloads, descVersion, descReady} {
+		descLogLines, descReloads, descVersion, descReady, descBatches, descBatchRecs, descBatchByte} {
 		ch <- d
 	}
 }
@@ -122,6 +128,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloads, s.Reloads.OK, "ok")
 	counter(descReloads, s.Reloads.Rejected, "rejected")
 	gauge(descVersion, float64(s.ChainVersion))
+	counter(descBatches, s.Batches.Batches)
+	counter(descBatchRecs, s.Batches.Records)
+	counter(descBatchByte, s.Batches.UncompressedBytes, "before")
+	counter(descBatchByte, s.Batches.CompressedBytes, "after")
 	ready := 0.0
 	if c.p.Ready() {
 		ready = 1

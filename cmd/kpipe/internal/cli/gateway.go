@@ -435,7 +435,7 @@ func (a *gatewayAdmin) reload(ctx context.Context, trigger string) (uint64, erro
 // sent, with their outcomes upstream.
 func (a *gatewayAdmin) Snapshot() admin.Snapshot {
 	st := a.prod.Stats()
-	s := admin.Snapshot{InFlight: st.InFlight, Stats: st.Plugins, ChainVersion: a.prod.ChainVersion()}
+	s := admin.Snapshot{InFlight: st.InFlight, Stats: st.Plugins, ChainVersion: a.prod.ChainVersion(), Batches: st.Batches}
 	for _, t := range a.gw.Stats().Topics {
 		s.Read += t.Records
 		s.Delivered += t.Delivered

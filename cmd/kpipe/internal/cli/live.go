@@ -214,6 +214,7 @@ func (lv *live) Snapshot() admin.Snapshot {
 		InFlight:     st.InFlight,
 		Stats:        st.Plugins,
 		ChainVersion: a.b.producer.ChainVersion(),
+		Batches:      st.Batches,
 	}
 	if src := lv.src.Load(); src != nil {
 		// A Kafka source's counts: records read, and the committed
