@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kpipe/kpipe/wasmhost"
@@ -31,8 +32,9 @@ const (
 	// ExitError: kpipe could not do its work at all: a file could not be
 	// read, no broker answered, the embedded broker could not start.
 	ExitError = 3
-	// ExitInterrupted: stopped by SIGINT or SIGTERM before the end of the
-	// input (run). Records already sent were flushed first.
+	// ExitInterrupted: stopped by SIGINT or SIGTERM before the command
+	// finished (run: records already sent were flushed first), or by a
+	// second signal at once, whatever the command was doing.
 	ExitInterrupted = 130
 )
 
@@ -126,7 +128,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 // notifyContext returns a context that is cancelled at the first SIGINT or
 // SIGTERM, so that every command stops what it does and ends with
-// ExitInterrupted. A second signal ends the process at once with
+// ExitInterrupted. The first signal is acknowledged on stderr at once, so
+// that a user whose command is busy (compiling a large module, flushing)
+// knows it was heard. A second signal ends the process at once with
 // ExitInterrupted, without waiting for the command, unless owned() says the
 // command handles it (run does: it ends its waits at once and still prints
 // its summary; both handlers receive every signal).
@@ -137,7 +141,8 @@ func notifyContext(ctx context.Context, stderr io.Writer, owned func() bool) (co
 	done := make(chan struct{})
 	go func() {
 		select {
-		case <-sigs:
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "kpipe: %v: stopping; press Ctrl-C again to exit at once\n", sig)
 			cancel()
 		case <-done:
 			return
@@ -179,7 +184,8 @@ serializers and partitioners written as WebAssembly plugins (or built in), confi
 in an HCL file. A broken plugin never stops the stream.
 
 Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage error;
-3 kpipe could not work (file, plugin load, broker); 130 interrupted.`,
+3 kpipe could not work (file, plugin load, broker); 130 interrupted (SIGINT or
+SIGTERM; a second one exits at once).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -241,6 +247,24 @@ func (e *env) newHost(ctx context.Context) (*wasmhost.Host, error) {
 	}
 	return wasmhost.New(ctx, opts...)
 }
+
+// closeHost closes the WASM host at the end of a command. It waits at most
+// hostCloseWait for hook calls still in flight and for a compilation that a
+// stopped load left running (a module of tens of MiB compiles for tens of
+// seconds, and compilation cannot be interrupted), and not at all once ctx,
+// the command's context, ended (interrupted): the process is about to exit,
+// and what they would finish is of no use to it.
+func closeHost(ctx context.Context, host *wasmhost.Host) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostCloseWait)
+	defer cancel()
+	if ctx.Err() != nil {
+		cancel()
+	}
+	_ = host.Close(cctx)
+}
+
+// hostCloseWait bounds closeHost.
+const hostCloseWait = time.Second
 
 // say prints a message for the user on stderr.
 func (e *env) say(format string, args ...any) {
