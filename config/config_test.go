@@ -526,9 +526,58 @@ pipeline "p" {}
 }
 `,
 			want: []string{
-				"4:18: error: Invalid on_failure: interceptor: invalid failure policy \"explode\"",
-				"8:18: error: Invalid on_failure: partitioner: on_failure \"drop\" is not a policy of a partitioner (want default or fail)",
+				`4:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "explode".`,
+				`8:18: error: Invalid on_failure: partitioner: on_failure must be "default" or "fail", not "drop".`,
 				"12:5: error: Not allowed in a serializer",
+			},
+		},
+		{
+			// An enumerated value that is not one of its values is an
+			// error that lists them and, if one is close, suggests it.
+			name: "did you mean",
+			src: `kafka {
+  acks        = "ALL"
+  compression = "zstandard"
+}
+pipeline "p" {
+  topic = "t"
+  interceptor "a" {
+    module     = "m.wasm"
+    on_failure = "skp"
+  }
+  interceptor "b" {
+    module     = "m.wasm"
+    on_failure = "Drop"
+  }
+  interceptor "c" {
+    module     = "m.wasm"
+    on_failure = "ignore"
+  }
+  value_serializer {
+    builtin = "jsn"
+  }
+  partitioner {
+    module     = "m.wasm"
+    on_failure = "defualt"
+  }
+  source "kafka" {
+    topics   = ["in"]
+    group    = "g"
+    start    = "earlist"
+    delivery = "exactly-once"
+  }
+}
+`,
+			want: []string{
+				`2:17: error: Invalid acks: acks must be "0", "1" or "all" ("-1" is "all"), not "ALL". Did you mean "all"?`,
+				`3:17: error: Invalid compression: compression must be "none", "gzip", "snappy", "lz4" or "zstd", not "zstandard".`,
+				`9:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "skp". Did you mean "skip"?`,
+				`13:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "Drop". Did you mean "drop"?`,
+				`17:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "ignore".`,
+				`20:15: error: Invalid builtin: unknown serializer "jsn" (built-in serializers: bytes, json, string). Did you mean "json"?`,
+				`24:18: error: Invalid on_failure: partitioner: on_failure must be "default" or "fail", not "defualt". Did you mean "default"?`,
+				`29:16: error: Invalid start: start must be "earliest" or "latest", not "earlist". Did you mean "earliest"?`,
+				`30:16: error: Invalid delivery: delivery must be "exactly_once" or "at_least_once", not "exactly-once". Did you mean "exactly_once"?`,
 			},
 		},
 	}

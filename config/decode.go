@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/kpipe/kpipe/internal/suggest"
 )
 
 // decoder turns attribute expressions into Go values, collecting every
@@ -33,6 +36,18 @@ func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
 		Detail:   fmt.Sprintf(format, args...),
 		Subject:  &r,
 	})
+}
+
+// oneOf reports whether s, the value of attr, is one of allowed; if not, it
+// reports an error that lists the allowed values and suggests the closest
+// one, if one is close.
+func (d *decoder) oneOf(attr *hcl.Attribute, s string, allowed ...string) bool {
+	if slices.Contains(allowed, s) {
+		return true
+	}
+	d.errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s must be %s, not %q.%s",
+		attr.Name, suggest.Quoted(allowed), s, suggest.Hint(s, allowed, "%q"))
+	return false
 }
 
 // value evaluates an attribute. It fails on evaluation errors and on null.

@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/kpipe/kpipe/wasmhost"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kpipe/kpipe/internal/suggest"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
 // Exit codes of the kpipe command.
@@ -164,6 +167,33 @@ func notifyContext(ctx context.Context, stderr io.Writer, owned func() bool) (co
 	}
 }
 
+// suggestFlag adds to the error of an unknown flag the closest flag of cmd,
+// if one is close: --brokr or -brokers (pflag reads it as the shorthands
+// b, r, o, ...) for --brokers.
+func suggestFlag(cmd *cobra.Command, err error) error {
+	var ne *pflag.NotExistError
+	if !errors.As(err, &ne) {
+		return err
+	}
+	name := ne.GetSpecifiedName()
+	if sh := ne.GetSpecifiedShortnames(); sh != "" {
+		name, _, _ = strings.Cut(sh, "=")
+		if len(name) < 2 {
+			return err
+		}
+	}
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	if c := suggest.Closest(name, names); c != "" {
+		return fmt.Errorf("%w (did you mean --%s?)", err, c)
+	}
+	return err
+}
+
 func isCobraUsageError(msg string) bool {
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag",
 		"accepts ", "requires at least", "requires at most", "requires exactly",
@@ -192,8 +222,10 @@ SIGTERM; a second one exits at once).`,
 			return e.setupLogger()
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err}
+	// Every command's flag errors come here (cobra asks the parents):
+	// usage errors, with a suggestion for an unknown flag.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: suggestFlag(cmd, err)}
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error or off")
