@@ -423,10 +423,52 @@ pipeline "p" {}
 pipeline "p" {}
 `,
 			want: []string{
-				"2:20: error: Invalid function argument",
-				"3:19: error: Unsupported attribute",
+				`2:20: error: Invalid function argument: Invalid value for "name" parameter: environment variable KPIPE_TEST_UNSET_VAR is not set; set it, or give a default: env("KPIPE_TEST_UNSET_VAR", "DEFAULT").`,
+				// env.NAME names the variable as env("NAME") does.
+				`3:19: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_VAR is not set; set it, or give a default: env("KPIPE_TEST_UNSET_VAR", "DEFAULT").`,
 				"4:50: error: Invalid function argument",
 			},
+		},
+		{
+			name: "environment traversals",
+			src: `kafka {
+  client_id = "kp-${env.KPIPE_TEST_UNSET_VAR}"
+}
+pipeline "p" {
+  topic = env["KPIPE_TEST_UNSET_OTHER"]
+  interceptor "i" {
+    module = "m.wasm"
+    config = { a = [env.KPIPE_TEST_SET, env.KPIPE_TEST_UNSET_THIRD] }
+  }
+}
+`,
+			want: []string{
+				`2:24: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_VAR is not set; set it, or give a default: env("KPIPE_TEST_UNSET_VAR", "DEFAULT").`,
+				`5:14: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_OTHER is not set; set it, or give a default: env("KPIPE_TEST_UNSET_OTHER", "DEFAULT").`,
+				`8:44: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_THIRD is not set; set it, or give a default: env("KPIPE_TEST_UNSET_THIRD", "DEFAULT").`,
+			},
+		},
+		{
+			// A list with no broker in it is a slip, not a request
+			// for the embedded broker (TestBrokersNone).
+			name: "empty brokers list",
+			src: `kafka {
+  brokers = []
+}
+pipeline "p" {}
+`,
+			want: []string{
+				`2:13: error: Empty brokers: The brokers list names no broker. For kpipe's embedded broker, remove the brokers attribute, or write brokers = env("KAFKA_BROKERS", "")`,
+			},
+		},
+		{
+			name: "brokers list of empty names",
+			src: `kafka {
+  brokers = ["", " "]
+}
+pipeline "p" {}
+`,
+			want: []string{"2:13: error: Empty brokers"},
 		},
 		{
 			name: "no pipeline",
@@ -752,5 +794,31 @@ func TestParseFailurePolicies(t *testing.T) {
 	}
 	if n := len(p.Interceptors[0].pluginOptions()); n != 2 {
 		t.Errorf("interceptor: %d plugin options, want on_failure and circuit_breaker", n)
+	}
+}
+
+// TestBrokersNone checks the ways to ask for no brokers (kpipe run then
+// starts its embedded broker): no brokers attribute, or an empty string,
+// which is what env("KAFKA_BROKERS", "") gives while the variable is unset
+// or empty (examples/quickstart.hcl). An empty list is an error
+// (TestParseErrors).
+func TestBrokersNone(t *testing.T) {
+	t.Setenv("KPIPE_TEST_EMPTY", "")
+	for _, brokers := range []string{
+		"",
+		`brokers = ""`,
+		`brokers = env("KPIPE_TEST_UNSET_VAR", "")`,
+		`brokers = env("KPIPE_TEST_EMPTY", "127.0.0.1:9092")`,
+		`brokers = env.KPIPE_TEST_EMPTY`,
+	} {
+		src := "kafka {\n  " + brokers + "\n}\npipeline \"p\" {}\n"
+		cfg, diags := Parse([]byte(src), "kpipe.hcl")
+		if diags.HasErrors() {
+			t.Errorf("%s: %s", brokers, diags.Error())
+			continue
+		}
+		if len(cfg.Kafka.Brokers) != 0 {
+			t.Errorf("%s: brokers %q, want none", brokers, cfg.Kafka.Brokers)
+		}
 	}
 }

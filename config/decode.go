@@ -53,6 +53,7 @@ func (d *decoder) oneOf(attr *hcl.Attribute, s string, allowed ...string) bool {
 // value evaluates an attribute. It fails on evaluation errors and on null.
 func (d *decoder) value(attr *hcl.Attribute) (cty.Value, bool) {
 	v, diags := attr.Expr.Value(d.ctx)
+	envDiagnostics(diags)
 	d.diags = append(d.diags, diags...)
 	if diags.HasErrors() {
 		return cty.NilVal, false
@@ -134,6 +135,14 @@ func (d *decoder) stringList(attr *hcl.Attribute) ([]string, bool) {
 		out = append(out, e.AsString())
 	}
 	return out, true
+}
+
+// isList reports whether attr, which evaluates without errors, is a list,
+// tuple or set rather than a string.
+func (d *decoder) isList(attr *hcl.Attribute) bool {
+	v, _ := attr.Expr.Value(d.ctx)
+	t := v.Type()
+	return t.IsListType() || t.IsTupleType() || t.IsSetType()
 }
 
 // duration decodes a Go duration string ("200ms", "1m30s"). zeroOK allows

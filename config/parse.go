@@ -250,7 +250,17 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 
 	d.kafkaAttrs = a
 	if attr, ok := a["brokers"]; ok {
-		k.Brokers, _ = d.brokerList(attr)
+		if list, ok := d.brokerList(attr); ok {
+			if len(list) == 0 && d.isList(attr) {
+				// An empty string is no brokers, which is what
+				// env("KAFKA_BROKERS", "") gives when the variable is
+				// unset; a list with no broker in it ([], [""]) is a
+				// slip.
+				d.errorf(attr.Expr.Range(), "Empty brokers",
+					`The brokers list names no broker. For kpipe's embedded broker, remove the brokers attribute, or write brokers = env("KAFKA_BROKERS", "") to choose when kpipe starts: the embedded broker while KAFKA_BROKERS is unset or empty.`)
+			}
+			k.Brokers = list
+		}
 	}
 	if attr, ok := a["client_id"]; ok {
 		k.ClientID, _ = d.stringMax(attr, maxClientIDLen)
