@@ -170,7 +170,9 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"env list", "kafka {\n  client_id = env([\"KPIPE_DIAG_SET\"])\n}\npipeline \"p\" {}\n",
 			`2:19: error: Invalid function argument: Invalid value for "name" parameter: string required, but have tuple.`},
 		{"env attribute unset", "kafka {\n  client_id = env.KPIPE_DIAG_UNSET\n}\npipeline \"p\" {}\n",
-			`2:18: error: Unsupported attribute: This object does not have an attribute named "KPIPE_DIAG_UNSET".`},
+			`2:18: error: Environment variable not set: environment variable KPIPE_DIAG_UNSET is not set; set it, or give a default: env("KPIPE_DIAG_UNSET", "DEFAULT").`},
+		{"empty brokers list", "kafka {\n  brokers = []\n}\npipeline \"p\" {}\n",
+			`2:13: error: Empty brokers: The brokers list names no broker. For kpipe's embedded broker, remove the brokers attribute, or write brokers = env("KAFKA_BROKERS", "") to choose when kpipe starts: the embedded broker while KAFKA_BROKERS is unset or empty.`},
 		{"unknown function", "kafka {\n  client_id = getenv(\"KPIPE_DIAG_SET\")\n}\npipeline \"p\" {}\n",
 			`2:15: error: Call to unknown function: There is no function named "getenv".`},
 
