@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 
+	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
 
@@ -21,4 +22,27 @@ func checkBuiltin(kind plugins.Kind, name string, config []byte) error {
 	default:
 		return fmt.Errorf("there are no built-in interceptors; use module = \"path/to/plugin.wasm\"")
 	}
+}
+
+// builtinNames returns the names of the built-in plugins of kind.
+func builtinNames(kind plugins.Kind) []string {
+	switch kind {
+	case plugins.KindSerializer:
+		return plugins.BuiltinSerializers()
+	case plugins.KindPartitioner:
+		return plugins.BuiltinPartitioners()
+	}
+	return nil
+}
+
+// failurePolicies returns the names of the on_failure policies a plugin of
+// kind may have (pipeline.CheckFailurePolicy).
+func failurePolicies(kind plugins.Kind) []string {
+	var names []string
+	for _, f := range []pipeline.FailurePolicy{pipeline.SkipPlugin, pipeline.UseDefaultPartitioner, pipeline.FailRecord, pipeline.DropRecord} {
+		if pipeline.CheckFailurePolicy(kind, f) == nil {
+			names = append(names, f.String())
+		}
+	}
+	return names
 }

@@ -423,10 +423,52 @@ pipeline "p" {}
 pipeline "p" {}
 `,
 			want: []string{
-				"2:20: error: Invalid function argument",
-				"3:19: error: Unsupported attribute",
+				`2:20: error: Invalid function argument: Invalid value for "name" parameter: environment variable KPIPE_TEST_UNSET_VAR is not set; set it, or give a default: env("KPIPE_TEST_UNSET_VAR", "DEFAULT").`,
+				// env.NAME names the variable as env("NAME") does.
+				`3:19: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_VAR is not set; set it, or give a default: env("KPIPE_TEST_UNSET_VAR", "DEFAULT").`,
 				"4:50: error: Invalid function argument",
 			},
+		},
+		{
+			name: "environment traversals",
+			src: `kafka {
+  client_id = "kp-${env.KPIPE_TEST_UNSET_VAR}"
+}
+pipeline "p" {
+  topic = env["KPIPE_TEST_UNSET_OTHER"]
+  interceptor "i" {
+    module = "m.wasm"
+    config = { a = [env.KPIPE_TEST_SET, env.KPIPE_TEST_UNSET_THIRD] }
+  }
+}
+`,
+			want: []string{
+				`2:24: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_VAR is not set; set it, or give a default: env("KPIPE_TEST_UNSET_VAR", "DEFAULT").`,
+				`5:14: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_OTHER is not set; set it, or give a default: env("KPIPE_TEST_UNSET_OTHER", "DEFAULT").`,
+				`8:44: error: Environment variable not set: environment variable KPIPE_TEST_UNSET_THIRD is not set; set it, or give a default: env("KPIPE_TEST_UNSET_THIRD", "DEFAULT").`,
+			},
+		},
+		{
+			// A list with no broker in it is a slip, not a request
+			// for the embedded broker (TestBrokersNone).
+			name: "empty brokers list",
+			src: `kafka {
+  brokers = []
+}
+pipeline "p" {}
+`,
+			want: []string{
+				`2:13: error: Empty brokers: The brokers list names no broker. For kpipe's embedded broker, remove the brokers attribute, or write brokers = env("KAFKA_BROKERS", "")`,
+			},
+		},
+		{
+			name: "brokers list of empty names",
+			src: `kafka {
+  brokers = ["", " "]
+}
+pipeline "p" {}
+`,
+			want: []string{"2:13: error: Empty brokers"},
 		},
 		{
 			name: "no pipeline",
@@ -526,9 +568,58 @@ pipeline "p" {}
 }
 `,
 			want: []string{
-				"4:18: error: Invalid on_failure: interceptor: invalid failure policy \"explode\"",
-				"8:18: error: Invalid on_failure: partitioner: on_failure \"drop\" is not a policy of a partitioner (want default or fail)",
+				`4:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "explode".`,
+				`8:18: error: Invalid on_failure: partitioner: on_failure must be "default" or "fail", not "drop".`,
 				"12:5: error: Not allowed in a serializer",
+			},
+		},
+		{
+			// An enumerated value that is not one of its values is an
+			// error that lists them and, if one is close, suggests it.
+			name: "did you mean",
+			src: `kafka {
+  acks        = "ALL"
+  compression = "zstandard"
+}
+pipeline "p" {
+  topic = "t"
+  interceptor "a" {
+    module     = "m.wasm"
+    on_failure = "skp"
+  }
+  interceptor "b" {
+    module     = "m.wasm"
+    on_failure = "Drop"
+  }
+  interceptor "c" {
+    module     = "m.wasm"
+    on_failure = "ignore"
+  }
+  value_serializer {
+    builtin = "jsn"
+  }
+  partitioner {
+    module     = "m.wasm"
+    on_failure = "defualt"
+  }
+  source "kafka" {
+    topics   = ["in"]
+    group    = "g"
+    start    = "earlist"
+    delivery = "exactly-once"
+  }
+}
+`,
+			want: []string{
+				`2:17: error: Invalid acks: acks must be "0", "1" or "all" ("-1" is "all"), not "ALL". Did you mean "all"?`,
+				`3:17: error: Invalid compression: compression must be "none", "gzip", "snappy", "lz4" or "zstd", not "zstandard".`,
+				`9:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "skp". Did you mean "skip"?`,
+				`13:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "Drop". Did you mean "drop"?`,
+				`17:18: error: Invalid on_failure: interceptor: on_failure must be "skip", "fail" or "drop", not "ignore".`,
+				`20:15: error: Invalid builtin: unknown serializer "jsn" (built-in serializers: bytes, json, string). Did you mean "json"?`,
+				`24:18: error: Invalid on_failure: partitioner: on_failure must be "default" or "fail", not "defualt". Did you mean "default"?`,
+				`29:16: error: Invalid start: start must be "earliest" or "latest", not "earlist". Did you mean "earliest"?`,
+				`30:16: error: Invalid delivery: delivery must be "exactly_once" or "at_least_once", not "exactly-once". Did you mean "exactly_once"?`,
 			},
 		},
 	}
@@ -703,5 +794,31 @@ func TestParseFailurePolicies(t *testing.T) {
 	}
 	if n := len(p.Interceptors[0].pluginOptions()); n != 2 {
 		t.Errorf("interceptor: %d plugin options, want on_failure and circuit_breaker", n)
+	}
+}
+
+// TestBrokersNone checks the ways to ask for no brokers (kpipe run then
+// starts its embedded broker): no brokers attribute, or an empty string,
+// which is what env("KAFKA_BROKERS", "") gives while the variable is unset
+// or empty (examples/quickstart.hcl). An empty list is an error
+// (TestParseErrors).
+func TestBrokersNone(t *testing.T) {
+	t.Setenv("KPIPE_TEST_EMPTY", "")
+	for _, brokers := range []string{
+		"",
+		`brokers = ""`,
+		`brokers = env("KPIPE_TEST_UNSET_VAR", "")`,
+		`brokers = env("KPIPE_TEST_EMPTY", "127.0.0.1:9092")`,
+		`brokers = env.KPIPE_TEST_EMPTY`,
+	} {
+		src := "kafka {\n  " + brokers + "\n}\npipeline \"p\" {}\n"
+		cfg, diags := Parse([]byte(src), "kpipe.hcl")
+		if diags.HasErrors() {
+			t.Errorf("%s: %s", brokers, diags.Error())
+			continue
+		}
+		if len(cfg.Kafka.Brokers) != 0 {
+			t.Errorf("%s: brokers %q, want none", brokers, cfg.Kafka.Brokers)
+		}
 	}
 }

@@ -97,17 +97,13 @@ func (d *decoder) consumer(b *hcl.Block) *Consumer {
 	}
 	if attr, ok := a["start"]; ok {
 		if s, ok := d.string(attr); ok {
-			if s != "earliest" && s != "latest" {
-				d.errorf(attr.Expr.Range(), "Invalid start", `start must be "earliest" or "latest", not %q.`, s)
-			}
+			d.oneOf(attr, s, StartEarliest, StartLatest)
 			c.Start = s
 		}
 	}
 	if attr, ok := a["isolation"]; ok {
 		if s, ok := d.string(attr); ok {
-			if s != "read_committed" && s != "read_uncommitted" {
-				d.errorf(attr.Expr.Range(), "Invalid isolation", `isolation must be "read_committed" or "read_uncommitted", not %q.`, s)
-			}
+			d.oneOf(attr, s, "read_committed", "read_uncommitted")
 			c.Isolation = s
 		}
 	}

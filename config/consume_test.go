@@ -96,7 +96,7 @@ func TestParseConsumerErrors(t *testing.T) {
 				"2:15: error: Invalid topics",
 				"3:15: error: Invalid group",
 				"4:15: error: Invalid start",
-				"5:15: error: Invalid isolation",
+				`5:15: error: Invalid isolation: isolation must be "read_committed" or "read_uncommitted", not "serializable".`,
 				"6:3: error: Unsupported argument",
 			},
 		},

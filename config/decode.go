@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/kpipe/kpipe/internal/suggest"
 )
 
 // decoder turns attribute expressions into Go values, collecting every
@@ -35,9 +38,22 @@ func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
 	})
 }
 
+// oneOf reports whether s, the value of attr, is one of allowed; if not, it
+// reports an error that lists the allowed values and suggests the closest
+// one, if one is close.
+func (d *decoder) oneOf(attr *hcl.Attribute, s string, allowed ...string) bool {
+	if slices.Contains(allowed, s) {
+		return true
+	}
+	d.errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s must be %s, not %q.%s",
+		attr.Name, suggest.Quoted(allowed), s, suggest.Hint(s, allowed, "%q"))
+	return false
+}
+
 // value evaluates an attribute. It fails on evaluation errors and on null.
 func (d *decoder) value(attr *hcl.Attribute) (cty.Value, bool) {
 	v, diags := attr.Expr.Value(d.ctx)
+	envDiagnostics(diags)
 	d.diags = append(d.diags, diags...)
 	if diags.HasErrors() {
 		return cty.NilVal, false
@@ -119,6 +135,14 @@ func (d *decoder) stringList(attr *hcl.Attribute) ([]string, bool) {
 		out = append(out, e.AsString())
 	}
 	return out, true
+}
+
+// isList reports whether attr, which evaluates without errors, is a list,
+// tuple or set rather than a string.
+func (d *decoder) isList(attr *hcl.Attribute) bool {
+	v, _ := attr.Expr.Value(d.ctx)
+	t := v.Type()
+	return t.IsListType() || t.IsTupleType() || t.IsSetType()
 }
 
 // duration decodes a Go duration string ("200ms", "1m30s"). zeroOK allows

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 )
@@ -62,7 +64,40 @@ var envFunc = function.New(&function.Spec{
 		if len(args) == 2 {
 			return args[1], nil
 		}
-		return cty.NilVal, function.NewArgErrorf(0,
-			"environment variable %s is not set; set it, or give a default: env(%q, \"DEFAULT\")", name, name)
+		return cty.NilVal, function.NewArgErrorf(0, "%s", unsetEnv(name))
 	},
 })
+
+// unsetEnv says that the environment variable name is not set, and how to
+// give it a default.
+func unsetEnv(name string) string {
+	return fmt.Sprintf("environment variable %s is not set; set it, or give a default: env(%q, \"DEFAULT\")", name, name)
+}
+
+// envDiagnostics rewrites the errors of env.NAME and env["NAME"] for a
+// variable that is not set, which HCL reports as an attribute the env
+// object does not have ("Unsupported attribute", "Invalid index"), to name
+// the variable and say how to give it a default, as env("NAME") does. The
+// diagnostic keeps its range: the .NAME of the expression.
+func envDiagnostics(diags hcl.Diagnostics) {
+	for _, diag := range diags {
+		e, ok := diag.Expression.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || e.Traversal.RootName() != "env" || len(e.Traversal) < 2 {
+			continue
+		}
+		var name string
+		switch t := e.Traversal[1].(type) {
+		case hcl.TraverseAttr:
+			name = t.Name
+		case hcl.TraverseIndex:
+			if t.Key.Type() == cty.String && t.Key.IsKnown() && !t.Key.IsNull() {
+				name = t.Key.AsString()
+			}
+		}
+		if _, set := os.LookupEnv(name); name == "" || set {
+			continue
+		}
+		diag.Summary = "Environment variable not set"
+		diag.Detail = unsetEnv(name) + "."
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/kpipe/kpipe/internal/suggest"
 	"github.com/kpipe/kpipe/pipeline"
 	"github.com/kpipe/kpipe/plugins"
 )
@@ -249,7 +250,17 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 
 	d.kafkaAttrs = a
 	if attr, ok := a["brokers"]; ok {
-		k.Brokers, _ = d.brokerList(attr)
+		if list, ok := d.brokerList(attr); ok {
+			if len(list) == 0 && d.isList(attr) {
+				// An empty string is no brokers, which is what
+				// env("KAFKA_BROKERS", "") gives when the variable is
+				// unset; a list with no broker in it ([], [""]) is a
+				// slip.
+				d.errorf(attr.Expr.Range(), "Empty brokers",
+					`The brokers list names no broker. For kpipe's embedded broker, remove the brokers attribute, or write brokers = env("KAFKA_BROKERS", "") to choose when kpipe starts: the embedded broker while KAFKA_BROKERS is unset or empty.`)
+			}
+			k.Brokers = list
+		}
 	}
 	if attr, ok := a["client_id"]; ok {
 		k.ClientID, _ = d.stringMax(attr, maxClientIDLen)
@@ -257,7 +268,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
 			if level, err := pipeline.ParseAcks(s); err != nil {
-				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.", err)
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.%s", err, suggest.Hint(s, []string{"0", "1", "all"}, "%q"))
 			} else {
 				k.Acks = level.String()
 			}
@@ -305,10 +316,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			if c, err := pipeline.ParseCodec(s); err != nil || c.String() != s {
-				d.errorf(attr.Expr.Range(), "Invalid compression",
-					`compression must be one of "none", "gzip", "snappy", "lz4", "zstd", not %q.`, s)
-			} else {
+			if d.oneOf(attr, s, "none", "gzip", "snappy", "lz4", "zstd") {
 				k.Compression = s
 			}
 		}
@@ -531,7 +539,7 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 			}
 			switch err := checkBuiltin(kind, s, nil); {
 			case err != nil:
-				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s", err)
+				d.errorf(bltAttr.Expr.Range(), "Invalid builtin", "%s.%s", err, suggest.Hint(s, builtinNames(kind), "%q"))
 			case hasCfg && checkBuiltin(kind, s, p.Config) != nil:
 				d.errorf(cfgAttr.Range, "Not allowed with a builtin",
 					"builtin %q takes no config; remove the config attribute.", s)
@@ -590,7 +598,9 @@ func (d *decoder) plugin(b *hcl.Block, kind plugins.Kind, name string) *Plugin {
 				err = pipeline.CheckFailurePolicy(kind, f)
 			}
 			if err != nil {
-				d.errorf(attr.Expr.Range(), "Invalid on_failure", "%s: %s", b.Type, err)
+				allowed := failurePolicies(kind)
+				d.errorf(attr.Expr.Range(), "Invalid on_failure", "%s: on_failure must be %s, not %q.%s",
+					b.Type, suggest.Quoted(allowed), s, suggest.Hint(s, allowed, "%q"))
 			} else {
 				p.OnFailure = f
 			}

@@ -190,9 +190,7 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 	}
 	if attr, ok := a["start"]; ok {
 		if str, ok := d.string(attr); ok {
-			if str != StartEarliest && str != StartLatest {
-				d.errorf(attr.Expr.Range(), "Invalid start", `start must be "earliest" or "latest", not %q.`, str)
-			} else {
+			if d.oneOf(attr, str, StartEarliest, StartLatest) {
 				s.Start = str
 			}
 		}
@@ -200,9 +198,7 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 	if attr, ok := a["delivery"]; ok {
 		rg.delivery = at(attr)
 		if str, ok := d.string(attr); ok {
-			if str != AtLeastOnce && str != ExactlyOnce {
-				d.errorf(attr.Expr.Range(), "Invalid delivery", `delivery must be "exactly_once" or "at_least_once", not %q.`, str)
-			} else {
+			if d.oneOf(attr, str, ExactlyOnce, AtLeastOnce) {
 				s.Delivery = str
 			}
 		}

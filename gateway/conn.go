@@ -54,6 +54,10 @@ type conn struct {
 	// warned holds the API keys of unserved requests already logged for
 	// this connection: one line per key, not one per request.
 	warned map[int16]bool
+	// unknownLogged holds the topic partitions already logged as
+	// answered UNKNOWN_TOPIC_OR_PARTITION on this connection (see
+	// logUnknown); only the writer uses it.
+	unknownLogged map[laneKey]bool
 	// headerKeys are the record header keys seen on this connection (see
 	// headerKey); only the reader uses it.
 	headerKeys map[string]string

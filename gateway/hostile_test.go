@@ -805,3 +805,61 @@ func TestMetadataInvalidTopics(t *testing.T) {
 		t.Fatalf("metadata for one invalid name: %+v", resp)
 	}
 }
+
+// TestUnknownPartitionLogged: a produce to a negative partition, or to one
+// the topic does not have, is answered UNKNOWN_TOPIC_OR_PARTITION with a
+// log line naming the client, the topic and the partition (there was
+// none), once per topic partition and
+// connection, and for at most a few of them, so that a client that cycles
+// through partitions cannot flood the log.
+func TestUnknownPartitionLogged(t *testing.T) {
+	var logs lockedBuffer
+	f := start(t, []gateway.Option{logTo(&logs)})
+	topic := testbroker.CreateTopic(t, f.brokers, 1)
+	c := dial(t, f.addr)
+	produceTo := func(topic string, partition int32) kmsg.ProduceResponseTopicPartition {
+		t.Helper()
+		req := produceReq(topic, -1, rawBatch(-1, -1, -1, 1, "u"))
+		req.Topics[0].Partitions[0].Partition = partition
+		return partitionResp(t, c.do(req))
+	}
+	for _, tp := range []struct {
+		topic     string
+		partition int32
+	}{
+		{topic, -1},
+		{topic, -7},
+		{topic, 1},
+		{topic, 1 << 30},
+	} {
+		for range 3 {
+			if pr := produceTo(tp.topic, tp.partition); pr.ErrorCode != 3 {
+				t.Fatalf("%s partition %d: code %d, want 3 (UNKNOWN_TOPIC_OR_PARTITION)", tp.topic, tp.partition, pr.ErrorCode)
+			}
+		}
+		line := fmt.Sprintf("client_id=raw-test topic=%s partition=%d", tp.topic, tp.partition)
+		if n := strings.Count(logs.String(), line); n != 1 {
+			t.Errorf("%d log lines with %q for three produces on one connection, want 1:\n%s", n, line, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Errorf("the log lines do not say what the client was answered:\n%s", logs.String())
+	}
+	// A client that produces to ever other partitions gets a few lines
+	// and one that says the rest are not logged.
+	for p := int32(-100); p < -8; p++ {
+		if pr := produceTo(topic, p); pr.ErrorCode != 3 {
+			t.Fatalf("partition %d: code %d, want 3", p, pr.ErrorCode)
+		}
+	}
+	if n := strings.Count(logs.String(), "client_id=raw-test topic="); n != 8 {
+		t.Errorf("%d log lines naming a topic for 96 unknown partitions, want 8:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "not logging them for this connection any more"); n != 1 {
+		t.Errorf("%d lines saying the rest are not logged, want 1:\n%s", n, logs.String())
+	}
+	// The connection still serves.
+	if pr := produceTo(topic, 0); pr.ErrorCode != 0 {
+		t.Fatalf("partition 0 after the unknown ones: code %d", pr.ErrorCode)
+	}
+}

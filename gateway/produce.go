@@ -84,7 +84,10 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 			p.results = append(p.results, parts[ti][pi].results...)
 		}
 	}
-	p.done = cancel
+	p.done = func() {
+		cancel()
+		c.logUnknown(p.h.clientID, req, parts)
+	}
 	if req.Acks == 0 {
 		return
 	}
@@ -125,6 +128,47 @@ func (g *Gateway) produce(c *conn, p *pending, req *kmsg.ProduceRequest, throttl
 			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
+	}
+}
+
+// maxUnknownLogged is how many topic partitions a connection gets a log
+// line for when it is answered UNKNOWN_TOPIC_OR_PARTITION (see logUnknown).
+const maxUnknownLogged = 8
+
+// logUnknown logs the partitions of a produce request, done, that are
+// answered UNKNOWN_TOPIC_OR_PARTITION (acks=0 included, which gets no
+// answer): a negative partition, one the topic does not have, or a topic
+// that does not exist upstream. The client learns it from its answer; the
+// operator learns it here, once per topic partition and connection, for at
+// most maxUnknownLogged of them, and then in one last line, so that a client
+// that produces to ever other partitions cannot flood the log. Run by the
+// connection's writer, once the results are in; a result not done (the
+// gateway stopped waiting) is skipped.
+func (c *conn) logUnknown(clientID string, req *kmsg.ProduceRequest, parts [][]partResult) {
+	for ti := range parts {
+		for pi := range parts[ti] {
+			for _, br := range parts[ti][pi].results {
+				if !br.isDone() || br.code != codeUnknownTopicOrPartition {
+					continue
+				}
+				k := laneKey{req.Topics[ti].Topic, req.Topics[ti].Partitions[pi].Partition}
+				if c.unknownLogged == nil {
+					c.unknownLogged = map[laneKey]bool{}
+				}
+				switch n := len(c.unknownLogged); {
+				case c.unknownLogged[k] || n > maxUnknownLogged:
+				case n == maxUnknownLogged:
+					c.unknownLogged[k] = true
+					c.g.log.Warn("answered more produce requests UNKNOWN_TOPIC_OR_PARTITION; not logging them for this connection any more",
+						"remote", c.st.remote, "client_id", clientID, "logged", maxUnknownLogged)
+				default:
+					c.unknownLogged[k] = true
+					c.g.log.Warn("answered a produce to a topic or partition that does not exist UNKNOWN_TOPIC_OR_PARTITION",
+						"remote", c.st.remote, "client_id", clientID, "topic", k.topic, "partition", k.partition, "error", br.msg)
+				}
+				break
+			}
+		}
 	}
 }
 

@@ -766,11 +766,17 @@ func TestPluginTestTrap(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 
-	// Without --input: piped stdin, or the built-in samples if it is empty.
+	// Without --input: the built-in samples; piped stdin is not read,
+	// and kpipe says so.
 	noop := plugintest.WAT(t, "examples/plugins/wat/noop.wasm")
 	r = kpipe(t, "", `{"key":"piped","value":"v"}`+"\n", "plugin", "test", noop)
+	if r.code != 0 || strings.Contains(r.stdout, "piped") || !strings.Contains(r.stdout, "record 4") ||
+		!strings.Contains(r.stderr, "stdin is read only with --input -") {
+		t.Errorf("plugin test with piped stdin and no --input should test the samples and say so: %s", r)
+	}
+	r = kpipe(t, "", `{"key":"piped","value":"v"}`+"\n", "plugin", "test", noop, "--input", "-")
 	if r.code != 0 || !strings.Contains(r.stdout, `record 1 (line 1): topic="test" key="piped" value="v"`) || strings.Contains(r.stdout, "record 2") {
-		t.Errorf("plugin test with piped stdin: %s", r)
+		t.Errorf("plugin test --input -: %s", r)
 	}
 	r = kpipe(t, "", "", "plugin", "test", noop)
 	if r.code != 0 || !strings.Contains(r.stdout, `key="user-1"`) || !strings.Contains(r.stdout, "record 4") {

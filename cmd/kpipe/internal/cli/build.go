@@ -90,7 +90,7 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		if err != nil {
 			return nil, &exitError{code: ExitError, err: err}
 		}
-		b.closers = append(b.closers, func() { _ = host.Close(context.Background()) })
+		b.closers = append(b.closers, func() { closeHost(ctx, host) })
 		var cfg *config.Config
 		if cfg, opts, err = e.buildConfig(ctx, cfgPath, pipelineName, host); err != nil {
 			return nil, err

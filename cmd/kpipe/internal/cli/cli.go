@@ -10,10 +10,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/kpipe/kpipe/wasmhost"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kpipe/kpipe/internal/suggest"
+	"github.com/kpipe/kpipe/wasmhost"
 )
 
 // Exit codes of the kpipe command.
@@ -31,8 +35,9 @@ const (
 	// ExitError: kpipe could not do its work at all: a file could not be
 	// read, no broker answered, the embedded broker could not start.
 	ExitError = 3
-	// ExitInterrupted: stopped by SIGINT or SIGTERM before the end of the
-	// input (run). Records already sent were flushed first.
+	// ExitInterrupted: stopped by SIGINT or SIGTERM before the command
+	// finished (run: records already sent were flushed first), or by a
+	// second signal at once, whatever the command was doing.
 	ExitInterrupted = 130
 )
 
@@ -126,7 +131,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 // notifyContext returns a context that is cancelled at the first SIGINT or
 // SIGTERM, so that every command stops what it does and ends with
-// ExitInterrupted. A second signal ends the process at once with
+// ExitInterrupted. The first signal is acknowledged on stderr at once, so
+// that a user whose command is busy (compiling a large module, flushing)
+// knows it was heard. A second signal ends the process at once with
 // ExitInterrupted, without waiting for the command, unless owned() says the
 // command handles it (run does: it ends its waits at once and still prints
 // its summary; both handlers receive every signal).
@@ -137,7 +144,8 @@ func notifyContext(ctx context.Context, stderr io.Writer, owned func() bool) (co
 	done := make(chan struct{})
 	go func() {
 		select {
-		case <-sigs:
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "kpipe: %v: stopping; press Ctrl-C again to exit at once\n", sig)
 			cancel()
 		case <-done:
 			return
@@ -157,6 +165,33 @@ func notifyContext(ctx context.Context, stderr io.Writer, owned func() bool) (co
 		close(done)
 		cancel()
 	}
+}
+
+// suggestFlag adds to the error of an unknown flag the closest flag of cmd,
+// if one is close: --brokr or -brokers (pflag reads it as the shorthands
+// b, r, o, ...) for --brokers.
+func suggestFlag(cmd *cobra.Command, err error) error {
+	var ne *pflag.NotExistError
+	if !errors.As(err, &ne) {
+		return err
+	}
+	name := ne.GetSpecifiedName()
+	if sh := ne.GetSpecifiedShortnames(); sh != "" {
+		name, _, _ = strings.Cut(sh, "=")
+		if len(name) < 2 {
+			return err
+		}
+	}
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	if c := suggest.Closest(name, names); c != "" {
+		return fmt.Errorf("%w (did you mean --%s?)", err, c)
+	}
+	return err
 }
 
 func isCobraUsageError(msg string) bool {
@@ -179,15 +214,18 @@ serializers and partitioners written as WebAssembly plugins (or built in), confi
 in an HCL file. A broken plugin never stops the stream.
 
 Exit codes: 0 ok; 1 records failed or the configuration is invalid; 2 usage error;
-3 kpipe could not work (file, plugin load, broker); 130 interrupted.`,
+3 kpipe could not work (file, plugin load, broker); 130 interrupted (SIGINT or
+SIGTERM; a second one exits at once).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return e.setupLogger()
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err}
+	// Every command's flag errors come here (cobra asks the parents):
+	// usage errors, with a suggestion for an unknown flag.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: suggestFlag(cmd, err)}
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error or off")
@@ -241,6 +279,24 @@ func (e *env) newHost(ctx context.Context) (*wasmhost.Host, error) {
 	}
 	return wasmhost.New(ctx, opts...)
 }
+
+// closeHost closes the WASM host at the end of a command. It waits at most
+// hostCloseWait for hook calls still in flight and for a compilation that a
+// stopped load left running (a module of tens of MiB compiles for tens of
+// seconds, and compilation cannot be interrupted), and not at all once ctx,
+// the command's context, ended (interrupted): the process is about to exit,
+// and what they would finish is of no use to it.
+func closeHost(ctx context.Context, host *wasmhost.Host) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostCloseWait)
+	defer cancel()
+	if ctx.Err() != nil {
+		cancel()
+	}
+	_ = host.Close(cctx)
+}
+
+// hostCloseWait bounds closeHost.
+const hostCloseWait = time.Second
 
 // say prints a message for the user on stderr.
 func (e *env) say(format string, args ...any) {

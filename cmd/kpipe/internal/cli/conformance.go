@@ -162,7 +162,7 @@ func (e *env) conformance(ctx context.Context, path string, cfg []byte, partitio
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	defer host.Close(context.WithoutCancel(ctx))
+	defer closeHost(ctx, host)
 	opts := []wasmhost.PluginOption{wasmhost.WithPoolSize(1), wasmhost.WithCallTimeout(timeout)}
 	if cfg != nil {
 		opts = append(opts, wasmhost.WithConfig(cfg))

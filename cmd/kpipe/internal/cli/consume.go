@@ -81,7 +81,7 @@ stderr at the start, and in the error if --max is not reached.`,
 				if err != nil {
 					return &exitError{code: ExitError, err: err}
 				}
-				defer host.Close(context.Background())
+				defer closeHost(ctx, host)
 				var cfg *config.Config
 				if cfg, cc, chain, err = e.buildConsumer(ctx, cfgPath, consumerName, host); err != nil {
 					return err

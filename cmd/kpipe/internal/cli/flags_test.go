@@ -48,3 +48,39 @@ func TestAddressFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownFlagSuggestion checks that an unknown flag of any command is a
+// usage error (exit 2) that suggests the command's closest flag, inherited
+// ones included, and suggests nothing when no flag is close.
+func TestUnknownFlagSuggestion(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--brokr", "x"}, "unknown flag: --brokr (did you mean --brokers?)"},
+		{[]string{"run", "--brokr=x"}, "unknown flag: --brokr (did you mean --brokers?)"},
+		{[]string{"run", "-brokers", "x"}, "unknown shorthand flag: 'b' in -brokers (did you mean --brokers?)"},
+		{[]string{"run", "--flush-timout", "1s"}, "(did you mean --flush-timeout?)"},
+		{[]string{"run", "--log-levl", "debug"}, "(did you mean --log-level?)"}, // a persistent flag of the root
+		{[]string{"validate", "--confg", "x"}, "(did you mean --config?)"},
+		{[]string{"consume", "--from-begining"}, "(did you mean --from-beginning?)"},
+		{[]string{"gateway", "--listn", "x"}, "(did you mean --listen?)"},
+		{[]string{"broker", "--topics", "t"}, "(did you mean --topic?)"},
+		{[]string{"plugin", "test", "x.wasm", "--inptu", "-"}, "(did you mean --input?)"},
+		{[]string{"plugin", "inspect", "x.wasm", "--load-timeot", "1s"}, "(did you mean --load-timeout?)"},
+		{[]string{"plugin", "conformance", "x.wasm", "--partition", "3"}, "(did you mean --partitions?)"},
+	} {
+		var stdout, stderr strings.Builder
+		code := Main(context.Background(), tt.args, strings.NewReader(""), &stdout, &stderr)
+		if code != ExitUsage || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("kpipe %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), code, stderr.String(), ExitUsage, tt.want)
+		}
+	}
+	for _, args := range [][]string{{"run", "--verbose"}, {"run", "-x"}, {"plugin", "test", "x.wasm", "--brokers", "b:1"}} {
+		var stdout, stderr strings.Builder
+		code := Main(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+		if code != ExitUsage || !strings.Contains(stderr.String(), "unknown") || strings.Contains(stderr.String(), "did you mean") {
+			t.Errorf("kpipe %s: exit %d, stderr %q; want %d, an unknown flag and no suggestion", strings.Join(args, " "), code, stderr.String(), ExitUsage)
+		}
+	}
+}

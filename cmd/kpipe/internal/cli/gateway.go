@@ -164,7 +164,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
 		}
-		closers = append(closers, func() { _ = host.Close(context.Background()) })
+		closers = append(closers, func() { closeHost(ctx, host) })
 		cfg, cfgOpts, err := e.buildConfig(ctx, f.config, f.pipeline, host)
 		if err != nil {
 			return err

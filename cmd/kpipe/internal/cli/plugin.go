@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -89,7 +88,7 @@ Exit status 1 if the module does not load.`,
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
-			defer host.Close(context.WithoutCancel(ctx))
+			defer closeHost(ctx, host)
 			if loadTimeout < 0 {
 				return usageErrorf("--load-timeout must not be negative")
 			}
@@ -146,18 +145,22 @@ Exit status 1 if the module does not load.`,
 	return cmd
 }
 
-// defaultTestInput is the input of plugin test without --input: stdin if it
-// is piped or redirected and not empty, or nil for the built-in samples.
-func (e *env) defaultTestInput() io.Reader {
+// stdinNotRead says, if stdin looks like records were meant for plugin test
+// (a pipe, or a file that is not empty), that they are not read without
+// --input -. Nothing is read from stdin to tell: a pipe whose writer never
+// closes it would block the command.
+func (e *env) stdinNotRead() {
 	f, ok := e.stdin.(*os.File)
-	if !ok || isTerminal(f) {
-		return nil
+	if !ok {
+		return
 	}
-	br := bufio.NewReader(f)
-	if _, err := br.Peek(1); err != nil {
-		return nil // empty: nothing was piped in
+	fi, err := f.Stat()
+	if err != nil {
+		return
 	}
-	return br
+	if m := fi.Mode(); m&os.ModeNamedPipe != 0 || (m.IsRegular() && fi.Size() > 0) {
+		e.say("testing the built-in sample records; stdin is read only with --input -")
+	}
 }
 
 // sampleInput is what plugin test runs on without --input.
@@ -191,9 +194,11 @@ pipeline's own stage code, as 'kpipe run' runs it (default failure policies,
 no circuit breaker). Faults (traps, timeouts, invalid results) and errors set
 by the plugin are printed too, and the next record goes on.
 
-Records are read like 'kpipe run' reads them (--input, --format). Without --input
-they come from stdin when it is piped or redirected and not empty, and otherwise
-from a few built-in sample records. Without --kind every kind the module
+Records are read like 'kpipe run' reads them (--input, --format): from a file,
+or from stdin with --input -. Without --input they are a few built-in sample
+records, and stdin is not read. Ctrl-C (SIGINT) or SIGTERM stops the test at
+any moment, while a module loads, a hook runs or stdin is awaited (exit 130).
+Without --kind every kind the module
 declares is tested, each on the record as the previous kinds left it
 (interceptor, then serializer, then partitioner), as in a pipeline. The
 consume-side kinds (ABI v2) run first, on each record as a consumer would
@@ -247,22 +252,20 @@ single results differ.`,
 				defer file.Close()
 				in = file
 			default:
-				in = e.defaultTestInput()
-				if in == nil {
-					in, f = strings.NewReader(sampleInput), formatJSON
-				}
+				e.stdinNotRead()
+				in, f = strings.NewReader(sampleInput), formatJSON
 			}
 			if batch < 0 || batch == 1 {
 				return usageErrorf("--batch must be 2 or more (or 0: no batch comparison)")
 			}
-			return e.pluginTest(ctx, args[0], kinds, cfg, newLineReader(in, f), int32(partitions), timeout, loadTimeout, batch)
+			return e.pluginTest(ctx, args[0], kinds, cfg, in, f, int32(partitions), timeout, loadTimeout, batch)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&kindName, "kind", "", "test only this kind: interceptor, serializer, partitioner, consume-interceptor or deserializer")
 	fl.StringArrayVar(&configKV, "config", nil, "plugin config entry KEY=VALUE (repeatable); the plugin gets a JSON object of strings")
 	fl.StringVar(&configJSON, "config-json", "", "plugin config as one JSON value (instead of --config)")
-	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: piped stdin, else built-in samples)")
+	fl.StringVarP(&input, "input", "i", "", "records to test with, a file or - for stdin (default: built-in samples)")
 	fl.StringVar(&format, "format", "json", "input format: json or raw")
 	intRangeVar(fl, &partitions, "partitions", 3, 1, math.MaxInt32, "partition count given to a partitioner")
 	durationVar(fl, &timeout, "timeout", time.Second, "time limit of each hook call")
@@ -296,7 +299,7 @@ func pluginConfig(kv []string, raw string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, lr *lineReader, partitions int32,
+func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cfg []byte, in io.Reader, format inputFormat, partitions int32,
 	timeout, loadTimeout time.Duration, batch int) error {
 	wasm, err := os.ReadFile(path)
 	if err != nil {
@@ -306,7 +309,7 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	defer host.Close(context.WithoutCancel(ctx))
+	defer closeHost(ctx, host)
 	name := strings.TrimSuffix(filepathBase(path), ".wasm")
 	var opts []wasmhost.PluginOption
 	if cfg != nil {
@@ -361,9 +364,28 @@ func (e *env) pluginTest(ctx context.Context, path string, only plugins.Kind, cf
 		failures++
 		fmt.Fprintf(w, "  %-16s %s\n", hook+":", describeErr(err))
 	}
+	// The records are read in a goroutine, as run reads them, so that
+	// an interrupt ends the test even while a read blocks (stdin from a
+	// terminal, or a pipe that stays open); the reader is then abandoned.
+	lines := make(chan []inputLine, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go readLines(in, format, lineBatch, lines, stop)
+	var pending []inputLine
 	n := 0
 	for {
-		r, line, err := lr.next()
+		if len(pending) == 0 {
+			select {
+			case pending = <-lines:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted after %d records", n)}
+		}
+		il := pending[0]
+		pending = pending[1:]
+		r, line, err := il.rec, il.line, il.err
 		if errors.Is(err, io.EOF) {
 			break
 		}

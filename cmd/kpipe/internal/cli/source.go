@@ -56,7 +56,7 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	defer func() { _ = host.Close(context.Background()) }()
+	defer closeHost(ctx, host)
 	cfg, opts, err := e.buildConfig(ctx, f.config, f.pipeline, host)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,7 +29,7 @@ problem, one per line as FILE:LINE:COL: error: MESSAGE, on stderr and exits 1.`,
 			if err != nil {
 				return &exitError{code: ExitError, err: err}
 			}
-			defer host.Close(context.WithoutCancel(ctx))
+			defer closeHost(ctx, host)
 			cfg, err := e.checkConfig(ctx, path, host)
 			if err != nil {
 				return err
