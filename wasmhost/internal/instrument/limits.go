@@ -173,9 +173,27 @@ type moduleLimits struct {
 	branchValues    uint64
 }
 
-func (m *moduleLimits) exceeds(offset int, where, what string, value, limit uint64) {
+// place is where a limit applies: a type, a function or the module. It
+// becomes LimitError.Where only if the limit is exceeded, so that the
+// checks of the many entries that pass cost no formatting.
+type place struct {
+	kind        byte // 't': type index; 'f': function index and body index; 0: the module
+	index, body uint64
+}
+
+func (p place) String() string {
+	switch p.kind {
+	case 't':
+		return fmt.Sprintf("type %d", p.index)
+	case 'f':
+		return fmt.Sprintf("function %d (body %d)", p.index, p.body)
+	}
+	return "module"
+}
+
+func (m *moduleLimits) exceeds(offset int, where place, what string, value, limit uint64) {
 	if value > limit {
-		panic(&LimitError{Offset: offset, Where: where, What: what, Value: value, Limit: limit})
+		panic(&LimitError{Offset: offset, Where: where.String(), What: what, Value: value, Limit: limit})
 	}
 }
 
@@ -188,7 +206,7 @@ func (m *moduleLimits) readTypes(r *reader) {
 		if r.byte() != 0x60 {
 			return
 		}
-		where := fmt.Sprintf("type %d", i)
+		where := place{kind: 't', index: uint64(i)}
 		n := r.u32()
 		m.exceeds(r.base+at, where, "parameters", uint64(n), MaxParams)
 		for range n {
@@ -220,7 +238,7 @@ func (m *moduleLimits) checkCode(r *reader) {
 	for i := range n {
 		at := r.base + r.pos
 		size := r.u32()
-		where := fmt.Sprintf("function %d (body %d)", uint64(m.importedFuncs)+uint64(i), i)
+		where := place{kind: 'f', index: uint64(m.importedFuncs) + uint64(i), body: uint64(i)}
 		m.exceeds(at, where, "body size in bytes", uint64(size), MaxBodySize)
 		body := reader{b: r.bytes(int(size)), base: r.base + r.pos - int(size), typedRefs: true}
 		var results uint32
@@ -235,7 +253,7 @@ func (m *moduleLimits) checkCode(r *reader) {
 // checkBody reads one function body, of a function with the given number
 // of results, to its end, checking its locals, its nesting, its br_tables
 // and what it adds to the module-wide sums.
-func (m *moduleLimits) checkBody(r *reader, where string, results uint32) {
+func (m *moduleLimits) checkBody(r *reader, where place, results uint32) {
 	var locals uint64
 	for range r.u32() {
 		locals += uint64(r.u32())
@@ -243,7 +261,7 @@ func (m *moduleLimits) checkBody(r *reader, where string, results uint32) {
 	}
 	m.exceeds(r.base, where, "locals", locals, MaxLocals)
 	m.locals += locals
-	m.exceeds(r.base, "module", "locals and parameters of its functions", m.locals, MaxLocalsTotal)
+	m.exceeds(r.base, place{}, "locals and parameters of its functions", m.locals, MaxLocalsTotal)
 	// labels holds the arity of each enclosing label (the values a branch
 	// to it carries), the function's own block first.
 	labels := append(make([]uint32, 0, 16), results)
@@ -311,9 +329,9 @@ func (m *moduleLimits) checkBody(r *reader, where string, results uint32) {
 	if !r.done() {
 		r.fail("bytes after the end of the function body")
 	}
-	m.exceeds(r.base+r.pos, "module", "branch values (values carried by br, br_if and each br_table target)", m.branchValues, MaxBranchValues)
+	m.exceeds(r.base+r.pos, place{}, "branch values (values carried by br, br_if and each br_table target)", m.branchValues, MaxBranchValues)
 	m.controlSquares += control * control
-	m.exceeds(r.base, "module", "sum over its functions of the square of their blocks and branches", m.controlSquares, MaxControlSquares)
+	m.exceeds(r.base, place{}, "sum over its functions of the square of their blocks and branches", m.controlSquares, MaxControlSquares)
 }
 
 // blockType reads the type of a block and returns the number of its
