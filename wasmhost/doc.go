@@ -40,6 +40,10 @@
 // instance (its start function, _initialize, kpipe_init, the first
 // kpipe_buffer, kpipe_kinds) must finish within the load timeout
 // (WithLoadTimeout), and cancelling the context of Load stops any phase.
+// Before compiling, a module is checked against limits on its structure
+// (sdk/ABI.md section 3: nesting depth, locals, parameters, counts of
+// entries and more) that keep its compilation short, since compilation
+// cannot be stopped once it started.
 // A Load error names the plugin, the phase and, from LoadFile, the file,
 // and lists every problem of an invalid module at once.
 //

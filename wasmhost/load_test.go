@@ -1,7 +1,9 @@
 package wasmhost_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -71,7 +73,16 @@ func TestLoadErrors(t *testing.T) {
 			"\x01\x04\x01\x60\x00\x00" + // type 0: () -> ()
 			"\x03\x02\x01\x00" + // function 0 of type 0
 			"\x0a\x09\x01\x07\x01\xff\xff\xff\x7f\x7e\x0b"), // its body: 2^28 - 1 i64 locals, end
-			0, nil, []string{"compile: function body 0 declares 268435455 locals, above the limit of 50000"}},
+			0, nil, []string{"compile: refused before compiling: at offset 0x16: function 0 (body 0): locals 268435455, above the limit of 50000"}},
+		// A function of 200,000 nested blocks, 600 KB: wazero took
+		// minutes to compile it, on a goroutine that went on after the
+		// load timed out.
+		{"nesting too deep", nestedBlocks(200000),
+			0, nil, []string{"compile: refused before compiling: at offset 0x", "function 0 (body 0): nesting depth 10001, above the limit of 10000"}},
+		// A type of 100,000 parameters: 9 s of compilation.
+		{"too many parameters", append([]byte("\x00asm\x01\x00\x00\x00\x01\xa6\x8d\x06\x01\x60\xa0\x8d\x06"),
+			append(bytes.Repeat([]byte{0x7f}, 100000), 0)...),
+			0, nil, []string{"compile: refused before compiling: at offset 0xd: type 0: parameters 100000, above the limit of 1000"}},
 		// 15 bytes that declare 2^32 - 1 globals: wazero's decoder
 		// allocated for them all and the Go runtime died out of memory.
 		{"vector count above its bytes", []byte("\x00asm\x01\x00\x00\x00\x06\x0a\xff\xff\xff\xff\x0f\x7f\x00\x41\x00\x0b"),
@@ -98,6 +109,20 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nestedBlocks returns a module of one function () -> () whose body nests
+// n empty blocks.
+func nestedBlocks(n int) []byte {
+	body := append([]byte{0}, bytes.Repeat([]byte{0x02, 0x40}, n)...) // no locals, n x block
+	body = append(body, bytes.Repeat([]byte{0x0b}, n+1)...)           // their ends and the body's
+	code := binary.AppendUvarint([]byte{1}, uint64(len(body)))
+	code = append(code, body...)
+	m := []byte("\x00asm\x01\x00\x00\x00" +
+		"\x01\x04\x01\x60\x00\x00" + // type 0: () -> ()
+		"\x03\x02\x01\x00") // function 0 of type 0
+	m = append(binary.AppendUvarint(append(m, 0x0a), uint64(len(code))), code...)
+	return m
 }
 
 func TestLoadFile(t *testing.T) {

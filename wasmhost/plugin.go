@@ -685,14 +685,17 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		m, code, instrumented := modePlain, wasm, false
 		// A module that wazero cannot read is left to its compiler, whose
 		// error is the one to report.
-		var tooManyLocals *instrument.LocalsError
-		if err := instrument.CheckLocals(wasm); errors.As(err, &tooManyLocals) {
-			res <- compiled{err: fmt.Errorf("compile: %w", err)}
-			return
-		}
 		var badCount *instrument.CountError
 		if err := instrument.CheckCounts(wasm); errors.As(err, &badCount) {
 			res <- compiled{err: fmt.Errorf("compile: %w", err)}
+			return
+		}
+		// A module whose structure would make compilation take long (or
+		// allocate much) is refused before it starts: the compilation
+		// could not be stopped.
+		var tooLarge *instrument.LimitError
+		if err := instrument.CheckLimits(wasm); errors.As(err, &tooLarge) {
+			res <- compiled{err: fmt.Errorf("compile: refused before compiling: %w", err)}
 			return
 		}
 		// Tables are bounded (MaxTableElements) in every mode. A module
@@ -700,8 +703,8 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 		// error is the one to report; if it compiles anyway, it is
 		// refused below.
 		code, tablesErr := instrument.CapTables(code, MaxTableElements)
-		var tooLarge *instrument.TablesError
-		if errors.As(tablesErr, &tooLarge) {
+		var tablesTooLarge *instrument.TablesError
+		if errors.As(tablesErr, &tablesTooLarge) {
 			res <- compiled{err: fmt.Errorf("tables: %w", tablesErr)}
 			return
 		}
@@ -761,7 +764,7 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 
 // compileModule compiles code on rt, turning a panic of the compiler into
 // an error: wazero's compiler panics on some modules that it validated
-// (such as a function of 2^28 locals, which CheckLocals refuses first),
+// (such as a function of 2^28 locals, which CheckLimits refuses first),
 // and a module must never crash the process that loads it.
 func compileModule(ctx context.Context, rt wazero.Runtime, code []byte) (_ wazero.CompiledModule, err error) {
 	defer func() {

@@ -29,4 +29,9 @@
 // typed function references in types, legacy exception handling, unknown
 // opcodes. It does not validate the module: a malformed module either
 // fails here or fails to compile afterwards.
+//
+// CheckLimits, CheckCounts and CapTables read a module before the host
+// compiles it: the first two refuse modules whose structure would cost the
+// compiler time or memory out of proportion to their size (see the limits
+// in limits.go), the last bounds its tables.
 package instrument

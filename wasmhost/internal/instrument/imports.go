@@ -27,36 +27,42 @@ func Imports(wasm []byte) (_ []Import, err error) {
 		size := r.u32()
 		off := r.pos
 		content := r.bytes(int(size))
-		if id != secImport {
-			continue
-		}
-		s := reader{b: content, base: off}
-		for range s.u32() {
-			imp := Import{Module: s.name(), Name: s.name()}
-			kind := s.byte()
-			switch kind {
-			case externFunc:
-				s.u32()
-			case externTable:
-				s.refType()
-				s.limits(false)
-			case externMemory:
-				s.limits(true)
-			case externGlobal:
-				s.valType()
-				s.byte()
-			case externTag:
-				s.byte()
-				s.u32()
-			default:
-				s.fail(fmt.Sprintf("unknown import kind %#x", kind))
-			}
-			imp.Kind = importKinds[kind]
-			imports = append(imports, imp)
-		}
-		if !s.done() {
-			s.fail("trailing bytes in the import section")
+		if id == secImport {
+			s := reader{b: content, base: off}
+			imports = append(imports, s.imports()...)
 		}
 	}
 	return imports, nil
+}
+
+// imports reads an import section.
+func (s *reader) imports() []Import {
+	var imports []Import
+	for range s.u32() {
+		imp := Import{Module: s.name(), Name: s.name()}
+		kind := s.byte()
+		switch kind {
+		case externFunc:
+			s.u32()
+		case externTable:
+			s.refType()
+			s.limits(false)
+		case externMemory:
+			s.limits(true)
+		case externGlobal:
+			s.valType()
+			s.byte()
+		case externTag:
+			s.byte()
+			s.u32()
+		default:
+			s.fail(fmt.Sprintf("unknown import kind %#x", kind))
+		}
+		imp.Kind = importKinds[kind]
+		imports = append(imports, imp)
+	}
+	if !s.done() {
+		s.fail("trailing bytes in the import section")
+	}
+	return imports
 }

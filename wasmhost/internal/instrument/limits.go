@@ -2,57 +2,355 @@ package instrument
 
 import "fmt"
 
-// MaxLocals is the most locals (parameters not included) that CheckLocals
-// lets a function declare: the limit the WebAssembly JavaScript API sets
-// on engines, which compilers respect.
-const MaxLocals = 50000
+// Limits that CheckLimits enforces on a module before it is compiled. Each
+// bounds something that costs the compiler (wazero's) time or memory out of
+// proportion to the bytes that declare it; compilation is Go code that
+// cannot be stopped, so a module past one of them would keep a core busy
+// long after its load timed out. Where engines share a limit (the
+// implementation limits of the WebAssembly JavaScript API, which browsers
+// enforce and compilers therefore respect) it is used; the others were
+// measured against wazero 1.12 on a 2-core machine, and against the largest
+// figures of real compiler output: the Go example plugins and a 22 MB Go
+// program using most of the standard library, the C, Rust and
+// AssemblyScript SDK examples, and wazero's TinyGo, Rust and Zig test
+// modules (RATIONALE.md, "Module limits").
+const (
+	// MaxLocals is the most locals (parameters not included) a function
+	// may declare: the JavaScript API's limit. The binary format declares
+	// locals in runs, so a few bytes can declare 2^32 - 1 of them, for
+	// which wazero allocates (gigabytes) and above 2^28 of which its
+	// compiler panics. Real functions declare at most a few hundred.
+	MaxLocals = 50000
+	// MaxLocalsTotal is the most locals and parameters the module's
+	// functions may have together. The compiler spends time on every
+	// local of every function: 10,000 functions of 50,000 locals each,
+	// 80 KB, took 18 s to compile. The 22 MB Go program has 54,000.
+	MaxLocalsTotal = 10_000_000
+	// MaxParams and MaxResults bound the parameters and results of a
+	// function type: the JavaScript API's limits. A type of 100,000
+	// parameters took 9 s to compile.
+	MaxParams  = 1000
+	MaxResults = 1000
+	// MaxBodySize is the most bytes a function body may take: the
+	// JavaScript API's limit. The largest real body seen is 62 KB.
+	MaxBodySize = 7_654_321
+	// MaxNesting is the deepest that blocks, loops, ifs and trys may nest
+	// in a function, the function's own block not counted. Compile time
+	// grows with the square of the depth: 16,000 nested blocks took 1.1 s,
+	// nested loops 5 s, 200,000 nested blocks minutes. Go nests deepest,
+	// a block per resume point of a function: 1,153 in the 22 MB program,
+	// 550 in the example plugins; the other compilers stay under 50.
+	MaxNesting = 10_000
+	// MaxControlSquares bounds the sum, over the module's functions, of
+	// the square of each function's blocks and branches (block, loop, if,
+	// try, try_table, br_if and br_table instructions). wazero's compiler
+	// walks the dominator tree of each basic block of a function, which
+	// makes its time grow with the square of the number of basic blocks,
+	// nested or not: a function of 10,000 blocks with a br_if each took
+	// 2.1 s, of 8,000 nested loops and br_ifs 2.6 s (about 40 ns per unit
+	// of the sum). A limit per function would still let a module repeat
+	// the worst function it allows; this limit bounds the whole module to
+	// about 40 s of compiler time, less than the least compile timeout.
+	// The 22 MB Go program sums to 1.3e8, the example plugins to 1.6e7.
+	MaxControlSquares = 1_000_000_000
+	// MaxBrTableTargets is the most targets a br_table may have, its
+	// default included: V8's limit. 100,000 targets took 0.6 s to compile,
+	// 1,000,000 took 13 s. Go's largest has 1,643.
+	MaxBrTableTargets = 65520
+	// MaxBranchValues bounds the values that the module's branches carry,
+	// summed over br, br_if and each target of br_table: a branch to a
+	// block of many results costs the compiler each of them, and a
+	// br_table repeats that for every target (one of 1,000 targets to a
+	// block of 1,000 results, 5 KB, took 1.7 s). Go's blocks have no
+	// results; other compilers carry at most a value or two.
+	MaxBranchValues = 1_000_000
+	// Counts of a module's entries: the JavaScript API's limits (the
+	// element segments: wasmparser's, which is stricter). wazero's time
+	// for them grows in proportion (a million empty functions took 6 s to
+	// compile), so these keep a module's size from being spent on them.
+	MaxTypes           = 1_000_000
+	MaxFunctions       = 1_000_000
+	MaxImports         = 100_000
+	MaxExports         = 100_000
+	MaxGlobals         = 1_000_000
+	MaxTables          = 100
+	MaxElementSegments = 100_000
+	MaxDataSegments    = 100_000
+)
 
-// LocalsError says that a function declares more locals than MaxLocals.
-type LocalsError struct {
-	// Function is the index of the function's body in the code section
-	// (functions the module defines, imports not counted).
-	Function int
-	// Locals is the number of locals it declares.
-	Locals uint64
+// LimitError says that a module exceeds one of the limits of CheckLimits.
+type LimitError struct {
+	// Offset is the byte offset in the module of what exceeds the limit.
+	Offset int
+	// Where names what exceeds it: "function 12 (body 3)" (a function's
+	// index counts imported functions, its body's does not), "type 5",
+	// "import section" or "module".
+	Where string
+	// What names the quantity, such as "locals" or "nesting depth".
+	What string
+	// Value is the quantity, Limit its limit.
+	Value, Limit uint64
 }
 
-func (e *LocalsError) Error() string {
-	return fmt.Sprintf("function body %d declares %d locals, above the limit of %d", e.Function, e.Locals, MaxLocals)
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("at offset %#x: %s: %s %d, above the limit of %d", e.Offset, e.Where, e.What, e.Value, e.Limit)
 }
 
-// CheckLocals returns a *LocalsError if a function of the module wasm
-// declares more than MaxLocals locals. The binary format declares locals
-// in runs (a count and a type), so a few bytes can declare 2^32 - 1 of
-// them, which wazero allocates for when it compiles the module (gigabytes
-// for one function) and whose compiler panics above 2^28. It returns an
-// *UnsupportedError if it cannot read the module's sections or the local
-// declarations of its code section.
-func CheckLocals(wasm []byte) (err error) {
-	defer recoverUnsupported(&err)
+// sectionLimits are the limits on the entries of sections: what an entry
+// is called, and the limit.
+var sectionLimits = map[byte]struct {
+	what  string
+	limit uint64
+}{
+	secType: {"types", MaxTypes}, secImport: {"imports", MaxImports}, secFunction: {"functions", MaxFunctions},
+	secTable: {"tables", MaxTables}, secGlobal: {"globals", MaxGlobals}, secExport: {"exports", MaxExports},
+	secElement: {"element segments", MaxElementSegments}, secData: {"data segments", MaxDataSegments},
+}
+
+// CheckLimits returns a *LimitError if the module wasm exceeds one of the
+// limits above (MaxLocals and the others), so that it can be refused
+// before it is compiled. It reads every instruction of every function
+// body, which takes about 1% of the time wazero takes to compile them. It
+// returns an *UnsupportedError if it cannot read the module: that happens
+// only to modules that wazero refuses too, as it decodes every instruction
+// wazero accepts, typed function references included (and the exception
+// instructions and atomics, which kpipe does not enable), and wazero
+// validates a module before it compiles any of it.
+func CheckLimits(wasm []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			switch e := r.(type) {
+			case *UnsupportedError:
+				err = e
+			case *LimitError:
+				err = e
+			default:
+				panic(r)
+			}
+		}
+	}()
 	checkMagic(wasm)
+	var m moduleLimits
 	for r := (reader{b: wasm, pos: 8}); !r.done(); {
 		id := r.byte()
 		size := r.u32()
 		off := r.pos
-		content := r.bytes(int(size))
-		if id != secCode {
+		s := reader{b: r.bytes(int(size)), base: off, typedRefs: true}
+		if id == secCustom {
 			continue
 		}
-		s := reader{b: content, base: off}
-		for i := range int(s.u32()) {
-			n := s.u32()
-			body := reader{b: s.bytes(int(n)), base: off + s.pos - int(n)}
-			var locals uint64
-			for range body.u32() {
-				locals += uint64(body.u32())
-				body.valType()
+		if l, ok := sectionLimits[id]; ok {
+			at := s.pos
+			if n := uint64(s.u32()); n > l.limit {
+				panic(&LimitError{Offset: off + at, Where: sectionNames[id], What: l.what, Value: n, Limit: l.limit})
 			}
-			if locals > MaxLocals {
-				return &LocalsError{Function: i, Locals: locals}
+			s.pos = at
+		}
+		switch id {
+		case secType:
+			m.readTypes(&s)
+		case secImport:
+			m.readImports(&s)
+		case secFunction:
+			for range s.u32() {
+				m.funcTypes = append(m.funcTypes, s.u32())
 			}
+		case secCode:
+			m.checkCode(&s)
 		}
 	}
 	return nil
+}
+
+// moduleLimits is what CheckLimits keeps of a module's sections to check
+// its code, and the module-wide sums.
+type moduleLimits struct {
+	params, results []uint32 // by type index; 0 for a type not read
+	importedFuncs   uint32
+	funcTypes       []uint32 // type index by defined function
+	locals          uint64   // locals and parameters of the functions so far
+	controlSquares  uint64
+	branchValues    uint64
+}
+
+// place is where a limit applies: a type, a function or the module. It
+// becomes LimitError.Where only if the limit is exceeded, so that the
+// checks of the many entries that pass cost no formatting.
+type place struct {
+	kind        byte // 't': type index; 'f': function index and body index; 0: the module
+	index, body uint64
+}
+
+func (p place) String() string {
+	switch p.kind {
+	case 't':
+		return fmt.Sprintf("type %d", p.index)
+	case 'f':
+		return fmt.Sprintf("function %d (body %d)", p.index, p.body)
+	}
+	return "module"
+}
+
+func (m *moduleLimits) exceeds(offset int, where place, what string, value, limit uint64) {
+	if value > limit {
+		panic(&LimitError{Offset: offset, Where: where.String(), What: what, Value: value, Limit: limit})
+	}
+}
+
+// readTypes reads the type section, checking MaxParams and MaxResults.
+// Types that are not function types (of proposals wazero does not
+// support) end the reading: compilation refuses them.
+func (m *moduleLimits) readTypes(r *reader) {
+	for i := range r.u32() {
+		at := r.pos
+		if r.byte() != 0x60 {
+			return
+		}
+		where := place{kind: 't', index: uint64(i)}
+		n := r.u32()
+		m.exceeds(r.base+at, where, "parameters", uint64(n), MaxParams)
+		for range n {
+			r.valType()
+		}
+		k := r.u32()
+		m.exceeds(r.base+at, where, "results", uint64(k), MaxResults)
+		for range k {
+			r.valType()
+		}
+		m.params = append(m.params, n)
+		m.results = append(m.results, k)
+	}
+}
+
+// readImports counts the imported functions, which come first in the
+// function index space.
+func (m *moduleLimits) readImports(r *reader) {
+	for _, imp := range r.imports() {
+		if imp.Kind == importKinds[externFunc] {
+			m.importedFuncs++
+		}
+	}
+}
+
+// checkCode checks every function body of the code section.
+func (m *moduleLimits) checkCode(r *reader) {
+	n := r.u32()
+	for i := range n {
+		at := r.base + r.pos
+		size := r.u32()
+		where := place{kind: 'f', index: uint64(m.importedFuncs) + uint64(i), body: uint64(i)}
+		m.exceeds(at, where, "body size in bytes", uint64(size), MaxBodySize)
+		body := reader{b: r.bytes(int(size)), base: r.base + r.pos - int(size), typedRefs: true}
+		var results uint32
+		if int(i) < len(m.funcTypes) && m.funcTypes[i] < uint32(len(m.params)) {
+			m.locals += uint64(m.params[m.funcTypes[i]])
+			results = m.results[m.funcTypes[i]]
+		}
+		m.checkBody(&body, where, results)
+	}
+}
+
+// checkBody reads one function body, of a function with the given number
+// of results, to its end, checking its locals, its nesting, its br_tables
+// and what it adds to the module-wide sums.
+func (m *moduleLimits) checkBody(r *reader, where place, results uint32) {
+	var locals uint64
+	for range r.u32() {
+		locals += uint64(r.u32())
+		r.valType()
+	}
+	m.exceeds(r.base, where, "locals", locals, MaxLocals)
+	m.locals += locals
+	m.exceeds(r.base, place{}, "locals and parameters of its functions", m.locals, MaxLocalsTotal)
+	// labels holds the arity of each enclosing label (the values a branch
+	// to it carries), the function's own block first.
+	labels := append(make([]uint32, 0, 16), results)
+	var control uint64
+	// branch charges a branch to label l to the module's branch values.
+	branch := func(l uint32, times uint64) {
+		if l < uint32(len(labels)) {
+			m.branchValues += times * uint64(labels[len(labels)-1-int(l)])
+		}
+	}
+	for len(labels) > 0 {
+		at := r.pos
+		switch op := r.byte(); op {
+		case 0x02, 0x03, 0x04, 0x06: // block, loop, if, try (legacy exceptions)
+			params, results := m.blockType(r)
+			if op == 0x03 {
+				labels = append(labels, params)
+			} else {
+				labels = append(labels, results)
+			}
+			control++
+			m.exceeds(r.base+at, where, "nesting depth", uint64(len(labels)-1), MaxNesting)
+		case 0x1f: // try_table
+			_, results := m.blockType(r)
+			for range r.u32() {
+				switch kind := r.byte(); kind {
+				case 0x00, 0x01: // catch, catch_ref: tag, label
+					r.u32()
+					r.u32()
+				case 0x02, 0x03: // catch_all, catch_all_ref: label
+					r.u32()
+				default:
+					r.pos--
+					r.fail(fmt.Sprintf("unknown catch kind %#x", kind))
+				}
+			}
+			labels = append(labels, results)
+			control++
+			m.exceeds(r.base+at, where, "nesting depth", uint64(len(labels)-1), MaxNesting)
+		case 0x0b: // end
+			labels = labels[:len(labels)-1]
+		case 0x18: // delegate (legacy exceptions): ends a try
+			r.u32()
+			labels = labels[:len(labels)-1]
+		case 0x07, 0x09: // catch tag, rethrow label (legacy exceptions)
+			r.u32()
+		case 0x19: // catch_all (legacy exceptions)
+		case 0x0c, 0x0d: // br, br_if
+			branch(r.u32(), 1)
+			if op == 0x0d {
+				control++
+			}
+		case 0x0e: // br_table
+			n := uint64(r.u32()) + 1
+			m.exceeds(r.base+at, where, "br_table targets", n, MaxBrTableTargets)
+			for range n - 1 {
+				r.u32()
+			}
+			branch(r.u32(), n) // every target has the default's arity
+			control++
+		default:
+			r.immediates(op)
+		}
+	}
+	if !r.done() {
+		r.fail("bytes after the end of the function body")
+	}
+	m.exceeds(r.base+r.pos, place{}, "branch values (values carried by br, br_if and each br_table target)", m.branchValues, MaxBranchValues)
+	m.controlSquares += control * control
+	m.exceeds(r.base, place{}, "sum over its functions of the square of their blocks and branches", m.controlSquares, MaxControlSquares)
+}
+
+// blockType reads the type of a block and returns the number of its
+// parameters and results; a type index CheckLimits did not read counts
+// as none.
+func (m *moduleLimits) blockType(r *reader) (params, results uint32) {
+	at := r.pos
+	r.blockType()
+	switch c := r.b[at]; {
+	case c == 0x40:
+		return 0, 0
+	case isValType(c), c == 0x63, c == 0x64:
+		return 0, 1
+	}
+	t := (&reader{b: r.b[at:r.pos]}).leb(33)
+	if t < uint64(len(m.params)) {
+		return m.params[t], m.results[t]
+	}
+	return 0, 0
 }
 
 // CountError says that a vector of the module declares more entries than

@@ -9,6 +9,10 @@ type reader struct {
 	b    []byte
 	pos  int
 	base int // offset of b in the module, for error messages
+	// typedRefs accepts the typed function references that wazero decodes
+	// (value types 0x63 and 0x64 with a heap type, heap type indices),
+	// which the rewriter refuses.
+	typedRefs bool
 }
 
 func (r *reader) fail(reason string) {
@@ -76,14 +80,18 @@ func isValType(c byte) bool {
 }
 
 func (r *reader) valType() {
-	if c := r.byte(); !isValType(c) {
+	if c := r.byte(); r.typedRefs && (c == 0x63 || c == 0x64) {
+		r.heapType()
+	} else if !isValType(c) {
 		r.pos--
 		r.fail(fmt.Sprintf("unsupported value type %#x", c))
 	}
 }
 
 func (r *reader) refType() {
-	if c := r.byte(); c != 0x70 && c != 0x6f {
+	if c := r.byte(); r.typedRefs && (c == 0x63 || c == 0x64) {
+		r.heapType()
+	} else if c != 0x70 && c != 0x6f {
 		r.pos--
 		r.fail(fmt.Sprintf("unsupported reference type %#x", c))
 	}
@@ -113,6 +121,10 @@ func (r *reader) limits(memory bool) {
 func (r *reader) blockType() {
 	c := r.byte()
 	if c == 0x40 || isValType(c) {
+		return
+	}
+	if r.typedRefs && (c == 0x63 || c == 0x64) {
+		r.heapType()
 		return
 	}
 	r.pos--
@@ -196,13 +208,18 @@ func (r *reader) immediates(op byte) {
 	}
 }
 
-// heapType reads a heap type: an abstract type byte or a type index.
+// heapType reads a heap type: an abstract type byte or, with typedRefs,
+// a type index (any s33: the abstract types are its negative values).
 func (r *reader) heapType() {
 	c := r.byte()
 	if c == 0x70 || c == 0x6f {
 		return
 	}
 	r.pos--
+	if r.typedRefs {
+		r.leb(33)
+		return
+	}
 	r.fail(fmt.Sprintf("unsupported heap type %#x", c))
 }
 
