@@ -90,7 +90,9 @@ sdk-examples-c: ## Build the C examples freestanding (c/), with wasi-libc (c-was
 	$(SDK_OUT)/c/consume_test sdk/testdata
 
 .PHONY: sdk-examples-zig
-sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport).
+sdk-examples-zig: ## Build the Zig examples (on the C SDK, through @cImport; needs Zig 0.15).
+	@v=$$($(ZIG) version 2>/dev/null) || { echo "sdk-examples-zig: no Zig at '$(ZIG)': pip install ziglang==0.15.2, or set ZIG" >&2; exit 1; }; \
+	case "$$v" in 0.15.*) ;; *) echo "sdk-examples-zig: Zig $$v at '$(ZIG)': the examples need 0.15 (they use @cImport, which Zig 0.17 no longer has): pip install ziglang==0.15.2, or set ZIG" >&2; exit 1;; esac
 	@mkdir -p $(SDK_OUT)/zig
 	@for p in stamp keyhash; do \
 		echo "zig build-exe $$p.zig -> $(SDK_OUT)/zig/$$p.wasm"; \
