@@ -14,10 +14,11 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// FuzzParse runs any source text through what kpipe validate runs before it
-// loads modules (parse, as Check does; then Parse's rule on the Config) and
-// checks that every diagnostic names the file and a position inside the
-// input whose line agrees with its byte offset, and formats as one line.
+// FuzzParse runs any source text through Parse, the checks kpipe validate
+// makes before it loads modules (Check), and checks that there is a Config
+// exactly when there is no error, and that every error names the file and a
+// position inside the input whose line agrees with its byte offset, and
+// that every diagnostic formats as one line.
 // The seeds are the example configurations and every configuration the
 // package's tests parse (the src strings of their tables), with a module
 // file m.wasm beside the fuzzed file as those tests have.
@@ -40,13 +41,9 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(src))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		cfg, diags := parse(src, file)
-		if diags.HasErrors() != (cfg == nil) && cfg != nil {
-			// parse returns what it could decode despite errors;
-			// Parse must not.
-			if c, _ := Parse(src, file); c != nil {
-				t.Errorf("Parse returned a config with errors: %v", diags)
-			}
+		cfg, diags := Parse(src, file)
+		if (cfg == nil) != diags.HasErrors() {
+			t.Errorf("Parse returned config %v with diagnostics %v: want a config if and only if there is no error", cfg != nil, diags)
 		}
 		for _, d := range diags {
 			checkDiagnostic(t, src, file, d)
