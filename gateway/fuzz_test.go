@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -145,6 +146,8 @@ func checkRequest(t *testing.T, fx *fixture, key, version int16, flexible bool, 
 		t.Errorf("a response for correlation id %d, want %d", got.corr, nextCorr)
 	case err != nil && isTimeout(err):
 		t.Errorf("no answer and the connection still open after %v", answerWait)
+	case errors.Is(err, errFrameSize):
+		t.Errorf("a malformed response: %v", err)
 	}
 	nc.Close()
 	wg.Wait()
@@ -176,6 +179,10 @@ type responseFrame struct {
 	body []byte // after the correlation id
 }
 
+// errFrameSize is a response whose size is too small to hold its
+// correlation id, or larger than any response the gateway makes.
+var errFrameSize = errors.New("response size out of range")
+
 // readFrame reads one response.
 func readFrame(nc net.Conn) (responseFrame, error) {
 	var size [4]byte
@@ -184,7 +191,7 @@ func readFrame(nc net.Conn) (responseFrame, error) {
 	}
 	n := binary.BigEndian.Uint32(size[:])
 	if n < 4 || n > 64<<20 {
-		return responseFrame{}, fmt.Errorf("a response of %d bytes", n)
+		return responseFrame{}, fmt.Errorf("%w: %d bytes", errFrameSize, n)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(nc, b); err != nil {
