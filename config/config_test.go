@@ -17,7 +17,7 @@ import (
 
 // writeModule creates an (empty) file standing for a module; Parse checks
 // only that module files exist.
-func writeModule(t *testing.T, dir, name string) string {
+func writeModule(t testing.TB, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

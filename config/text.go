@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -23,7 +24,10 @@ const (
 // HCL parses it, at its position: a NUL byte, which HCL's scanner takes for
 // the end of the input, so that the rest of the file would be silently
 // ignored (and which a text file does not hold: a WebAssembly module or
-// another binary given as --config has them), and nesting beyond maxNesting
+// another binary given as --config has them); a byte that is not UTF-8,
+// which HCL's scanner may take together with the newline after it, so that
+// its diagnostics give later lines the wrong line numbers; and nesting
+// beyond maxNesting
 // or maxOperators. It returns at most one diagnostic.
 func checkText(src []byte, filename string) hcl.Diagnostics {
 	if i := bytes.IndexByte(src, 0); i >= 0 {
@@ -33,6 +37,13 @@ func checkText(src []byte, filename string) hcl.Diagnostics {
 			detail = "The file is a WebAssembly module, not an HCL configuration: name a module in a plugin block's module attribute, and give --config the .hcl file."
 		}
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Not a text file", Detail: detail, Subject: &rng}}
+	}
+	if !utf8.Valid(src) {
+		i := invalidUTF8(src)
+		rng := byteRange(src, filename, i)
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Not UTF-8 text",
+			Detail:  fmt.Sprintf("The file holds a byte (0x%02x) that is not UTF-8 here: a configuration file is UTF-8 text.", src[i]),
+			Subject: &rng}}
 	}
 	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
 	// open holds, for each open bracket, quote or interpolation, the kind
@@ -95,6 +106,19 @@ func checkText(src []byte, filename string) hcl.Diagnostics {
 		}
 	}
 	return nil
+}
+
+// invalidUTF8 is the offset of the first byte of src that is not UTF-8, or
+// len(src).
+func invalidUTF8(src []byte) int {
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(src)
 }
 
 // byteRange is the range of the one byte at offset i of src, with its line

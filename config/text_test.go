@@ -27,6 +27,9 @@ func TestParseText(t *testing.T) {
 			"2:14: error: Not a text file: The file holds a NUL byte (0x00) here"},
 		{"NUL after UTF-8", "# é\x00\npipeline \"p\" {}\n",
 			"1:4: error: Not a text file"},
+		// HCL's scanner took the newline after the invalid byte
+		// into it and reported the error below on line 1.
+		{"invalid UTF-8", "A0000{A0000000000\xdd\n0=", "1:18: error: Not UTF-8 text: The file holds a byte (0xdd) that is not UTF-8 here"},
 		{"WebAssembly module", "\x00asm\x01\x00\x00\x00",
 			"1:1: error: Not a text file: The file is a WebAssembly module, not an HCL configuration: name a module in a plugin block's module attribute, and give --config the .hcl file."},
 		{"brackets", topic(nested("[", "1", "]", 100_000)),

@@ -83,7 +83,7 @@ func TestHostileBatches(t *testing.T) {
 
 // gzipBatch is a gzip-compressed magic 2 record batch of one record with
 // value v.
-func gzipBatch(t *testing.T, v []byte) []byte {
+func gzipBatch(t testing.TB, v []byte) []byte {
 	t.Helper()
 	r := kmsg.Record{Key: []byte("bomb"), Value: v}
 	r.Length = int32(len(r.AppendTo(nil)) - 1)
@@ -92,7 +92,7 @@ func gzipBatch(t *testing.T, v []byte) []byte {
 
 // gzipRecords is a gzip-compressed magic 2 record batch whose records
 // section is recs, one record.
-func gzipRecords(t *testing.T, recs []byte) []byte {
+func gzipRecords(t testing.TB, recs []byte) []byte {
 	t.Helper()
 	var z bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
