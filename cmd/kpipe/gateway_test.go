@@ -307,6 +307,7 @@ pipeline "p" {}
 		{[]string{"gateway", "--advertise", "nohost"}, 2, "--advertise"},
 		{[]string{"gateway", "--listen", "0.0.0.0:0", "--brokers", "127.0.0.1:1"}, 2, "--advertise"},
 		{[]string{"gateway", "--listen", "nocolon"}, 2, "--listen"},
+		{[]string{"gateway", "--pprof"}, 2, "--pprof needs --admin"},
 		{[]string{"gateway", "--config", txn, "--brokers", "127.0.0.1:1"}, 1, "transactional_id"},
 		{[]string{"gateway", "--cpuprofile", filepath.Join(t.TempDir(), "no", "dir", "cpu.pprof"), "--brokers", "127.0.0.1:1"}, 3, "--cpuprofile"},
 	} {
@@ -335,7 +336,7 @@ func freeAddr(t *testing.T) string {
 func TestGatewayAdmin(t *testing.T) {
 	brokers := testbroker.Brokers(t)
 	adminAddr := freeAddr(t)
-	gp := startGatewayProc(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr)
+	gp := startGatewayProc(t, "--config", gatewayConfig(t), "--brokers", strings.Join(brokers, ","), "--admin", adminAddr, "--pprof")
 	addr := gp.addr
 	topic := testbroker.CreateTopic(t, brokers, 2)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("admin-test"))
@@ -381,6 +382,7 @@ func TestGatewayAdmin(t *testing.T) {
 		"kpipe_gateway_connection_requests_total{client_id=\"bad\uFFFDid\"",
 		`kpipe_gateway_memory_limit_bytes 2.68435456e+08`,
 		`kpipe_records_delivered_total 100`,
+		`kpipe_producer_batches_total `,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -391,6 +393,9 @@ func TestGatewayAdmin(t *testing.T) {
 	}
 	if code, body := get("GET", "/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("GET", "/debug/pprof/cmdline"); code != 200 || !strings.Contains(body, "gateway") {
+		t.Fatalf("/debug/pprof/cmdline with --pprof: %d %s", code, body)
 	}
 	if code, body := get("POST", "/v1/reload"); code != 200 {
 		t.Fatalf("POST /v1/reload: %d %s", code, body)

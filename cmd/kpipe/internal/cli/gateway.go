@@ -33,6 +33,7 @@ type gatewayFlags struct {
 	shutdownTimeout      time.Duration
 	admin                string
 	adminPublic          bool
+	pprof                bool
 	// forward: forward client batches as they are when the pipeline
 	// allows (gateway.ForwardBatches).
 	forward bool
@@ -91,6 +92,7 @@ topic. See docs/gateway.md.`,
 	durationVar(fl, &f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait, when stopping, for the records of requests already read")
 	fl.StringVar(&f.admin, "admin", "", "serve metrics (per connection and per topic too), probes and POST /v1/reload on HOST:PORT (loopback only unless --admin-public)")
 	fl.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on an address that is not a loopback one")
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve the Go profiler under /debug/pprof/ on the --admin address")
 	intRangeVar(fl, &f.forwardMin, "forward-min-records", 32, 1, math.MaxInt32, "forward only client batches of at least this many records; smaller ones take the pipeline's path, where they share upstream batches (lower latency for clients that send small batches fast)")
 	fl.BoolVar(&f.forward, "forward-batches", true, "forward each client batch upstream as it is when nothing in the pipeline reads or changes records (less gateway CPU; see docs/gateway.md)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
@@ -133,6 +135,8 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	switch {
 	case f.adminPublic && f.admin == "":
 		return usageErrorf("--admin-public needs --admin")
+	case f.pprof && f.admin == "":
+		return usageErrorf("--pprof needs --admin")
 	case f.admin != "":
 		if err := admin.CheckAddr(f.admin, f.adminPublic); err != nil {
 			return usageErrorf("--admin: %v", err)
@@ -298,7 +302,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		}()
 	}
 	if f.admin != "" {
-		s, err := admin.Start(admin.Options{Addr: f.admin, Public: f.adminPublic, Logger: e.log.Named("admin"),
+		s, err := admin.Start(admin.Options{Addr: f.admin, Public: f.adminPublic, Pprof: f.pprof, Logger: e.log.Named("admin"),
 			Collectors: []prometheus.Collector{gatewayCollector{gw}}}, ga)
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
@@ -308,7 +312,8 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 			defer cancel()
 			_ = s.Close(actx)
 		}()
-		e.say("admin endpoint on http://%s (/metrics, /healthz, /readyz, /v1/pipeline, POST /v1/reload)", s.Addr())
+		e.say("admin endpoint on http://%s (/metrics, /healthz, /readyz, /v1/pipeline, POST /v1/reload%s)",
+			s.Addr(), map[bool]string{true: ", /debug/pprof/"}[f.pprof])
 	}
 
 	var serveErr error
