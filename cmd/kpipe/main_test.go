@@ -240,7 +240,7 @@ func TestHelpAndUsage(t *testing.T) {
 		{args: []string{"run", "--format", "xml"}, code: 2, inStderr: "--format"},
 		{args: []string{"consume", "--topic", "t"}, code: 2, inStderr: "--brokers"},
 		{args: []string{"validate"}, code: 2, inStderr: "--config"},
-		{args: []string{"plugin", "inspect"}, code: 2, inStderr: "accepts 1 arg"},
+		{args: []string{"plugin", "inspect"}, code: 2, inStderr: "kpipe plugin inspect needs the module to use"},
 		{args: []string{"--log-level", "loud", "validate", "--config", "x"}, code: 2, inStderr: "--log-level"},
 		{args: []string{"broker", "--topic", "t:zero"}, code: 2, inStderr: "partition count"},
 		{args: []string{"broker", "--topic", "t:-1"}, code: 2, inStderr: "partition count"},

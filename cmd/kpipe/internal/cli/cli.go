@@ -97,10 +97,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 	sigCtx, stop := notifyContext(ctx, stderr, e.secondSignalOwned.Load)
 	defer stop()
-	err := root.ExecuteContext(sigCtx)
+	cmd, err := root.ExecuteContextC(sigCtx)
 	if err == nil {
 		return ExitOK
 	}
+	// A usage error points at the help of the command that was run.
+	if cmd == nil {
+		cmd = root
+	}
+	usageHint := fmt.Sprintf("Run '%s --help' for usage.\n", cmd.CommandPath())
 	var ee *exitError
 	if sigCtx.Err() != nil && ctx.Err() == nil && !(errors.As(err, &ee) && ee.code == ExitInterrupted) {
 		// A signal stopped the command (loading a plugin, checking a
@@ -114,7 +119,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			fmt.Fprintf(stderr, "kpipe: %s\n", ee.err)
 		}
 		if ee.code == ExitUsage {
-			fmt.Fprintf(stderr, "Run 'kpipe --help' for usage.\n")
+			fmt.Fprint(stderr, usageHint)
 		}
 		return ee.code
 	}
@@ -123,7 +128,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	msg := err.Error()
 	fmt.Fprintf(stderr, "kpipe: %s\n", msg)
 	if isCobraUsageError(msg) {
-		fmt.Fprintf(stderr, "Run 'kpipe --help' for usage.\n")
+		fmt.Fprint(stderr, usageHint)
 		return ExitUsage
 	}
 	return ExitError

@@ -51,7 +51,7 @@ listed, and do not fail the check. Exit status 0 if every check passed, 1 if
 any failed.`,
 		Example: `  kpipe plugin conformance build/sdk-examples/c/stamp.wasm
   kpipe plugin conformance build/plugins/route.wasm --config-json '{"field":"region","routes":{"eu":0}}'`,
-		Args: cobra.ExactArgs(1),
+		Args: oneModuleArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if partitions < 1 {
 				return usageErrorf("--partitions must be at least 1")

@@ -56,7 +56,7 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"missing brace", "pipeline \"p\" {\n  topic = \"t\"\n",
 			`1:14: error: Unclosed configuration block: There is no closing brace for this block before the end of the file. This may be caused by incorrect brace nesting elsewhere in this file.`},
 		{"not utf-8", "pipeline \"p\" {\n  topic = \"t\xff\"\n}\n",
-			`2:13: error: Invalid character encoding: All input files must be UTF-8 encoded. Ensure that UTF-8 encoding is selected in your editor.`},
+			`2:13: error: Not UTF-8 text: The file holds a byte (0xff) that is not UTF-8 here: a configuration file is UTF-8 text.`},
 
 		// Wrong types.
 		{"topic list", "pipeline \"p\" {\n  topic = [\"t\"]\n}\n",

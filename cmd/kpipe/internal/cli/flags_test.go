@@ -84,3 +84,30 @@ func TestUnknownFlagSuggestion(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageHint checks that a usage error ends with the help command of the
+// command that was run, and that the plugin commands name their missing or
+// extra module arguments.
+func TestUsageHint(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"nosuch"}, []string{`unknown command "nosuch"`, "Run 'kpipe --help' for usage."}},
+		{[]string{"run", "--brokr", "x"}, []string{"Run 'kpipe run --help' for usage."}},
+		{[]string{"gateway", "--pprof"}, []string{"--pprof needs --admin", "Run 'kpipe gateway --help' for usage."}},
+		{[]string{"plugin", "test"}, []string{"kpipe plugin test needs the module to use: kpipe plugin test MODULE.wasm", "Run 'kpipe plugin test --help' for usage."}},
+		{[]string{"plugin", "inspect", "a.wasm", "b.wasm"}, []string{"kpipe plugin inspect takes one module, got 2 arguments: a.wasm b.wasm", "Run 'kpipe plugin inspect --help'"}},
+		{[]string{"plugin", "conformance"}, []string{"kpipe plugin conformance needs the module to use", "Run 'kpipe plugin conformance --help'"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var stdout, stderr strings.Builder
+		code := Main(ctx, tt.args, strings.NewReader(""), &stdout, &stderr)
+		cancel()
+		for _, want := range tt.want {
+			if code != ExitUsage || !strings.Contains(stderr.String(), want) {
+				t.Errorf("kpipe %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), code, stderr.String(), ExitUsage, want)
+			}
+		}
+	}
+}

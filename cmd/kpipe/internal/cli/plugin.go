@@ -73,7 +73,7 @@ The kinds are shown even when kpipe_init fails.
 
 Exit status 1 if the module does not load.`,
 		Example: `  kpipe plugin inspect build/plugins/route.wasm --config-json '{"key_prefix_routes":{"eu-":0}}'`,
-		Args:    cobra.ExactArgs(1),
+		Args:    oneModuleArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cfg, err := pluginConfig(configKV, configJSON)
@@ -215,7 +215,7 @@ Exit status 1 if any hook faulted or returned an error, or if batch and
 single results differ.`,
 		Example: `  kpipe plugin test build/plugins/redact.wasm --config fields=card
   kpipe plugin test route.wasm --kind partitioner --partitions 6 --input records.jsonl`,
-		Args: cobra.ExactArgs(1),
+		Args: oneModuleArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			f, err := parseFormat(format)
@@ -763,4 +763,17 @@ func serializerInput(c *hookCalls, target plugins.Target) []byte {
 		return r.Key
 	}
 	return r.Value
+}
+
+// oneModuleArg accepts exactly one argument, the module of a plugin command,
+// and says so when it gets another number.
+func oneModuleArg(cmd *cobra.Command, args []string) error {
+	switch len(args) {
+	case 1:
+		return nil
+	case 0:
+		return usageErrorf("%s needs the module to use: %s MODULE.wasm", cmd.CommandPath(), cmd.CommandPath())
+	default:
+		return usageErrorf("%s takes one module, got %d arguments: %s", cmd.CommandPath(), len(args), strings.Join(args, " "))
+	}
 }
