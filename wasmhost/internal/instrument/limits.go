@@ -429,10 +429,10 @@ func CheckCounts(wasm []byte) (err error) {
 						return nil // a type this does not read: left to wazero
 					}
 					for range s.count("parameters of a function type") {
-						s.valType()
+						s.anyValType()
 					}
 					for range s.count("results of a function type") {
-						s.valType()
+						s.anyValType()
 					}
 				}
 			case secImport:
@@ -495,6 +495,16 @@ func (r *reader) length(what string) uint32 {
 // checkedName reads a name whose length length checks.
 func (r *reader) checkedName(what string) string {
 	return string(r.bytes(int(r.length(what))))
+}
+
+// anyValType skips a value type as wazero's decoder reads it: a typed
+// reference (0x63, 0x64) with its heap type, any other byte alone (wazero
+// stops at a byte that is no value type, and value types it knows, such
+// as exnref, that the rewriter refuses must not stop the checks).
+func (r *reader) anyValType() {
+	if c := r.byte(); c == 0x63 || c == 0x64 {
+		r.heapType()
+	}
 }
 
 // importDesc skips the description of an import, after its names.

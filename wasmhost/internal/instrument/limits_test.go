@@ -241,6 +241,10 @@ func TestCheckCounts(t *testing.T) {
 		{"count past a short section", append([]byte(header+"\x01\x04\x01\x60\x00"), huge...), "results of a function type"},
 		{"subsection count past its end", appendSection([]byte(header), secCustom,
 			append([]byte("\x04name\x01\x00"), huge...)), "function names of the name section"},
+		// A value type the rewriter refuses (exnref) must not stop the
+		// checks of the types after it.
+		{"count after exnref", appendSection([]byte(header), secType,
+			append([]byte{2, 0x60, 1, 0x69, 0, 0x60}, append(huge, 0x7f)...)), "parameters of a function type"},
 		// Lengths in bytes, for which wazero allocates too.
 		{"export name", appendSection([]byte(header), secExport, append([]byte{1}, huge...)), "name of an export"},
 		{"import name", appendSection([]byte(header), secImport, append([]byte{1, 1, 'm'}, huge...)), "name of an import"},
