@@ -87,6 +87,15 @@ func TestLoadErrors(t *testing.T) {
 		// allocated for them all and the Go runtime died out of memory.
 		{"vector count above its bytes", []byte("\x00asm\x01\x00\x00\x00\x06\x0a\xff\xff\xff\xff\x0f\x7f\x00\x41\x00\x0b"),
 			0, nil, []string{"compile: at offset 0xa: the global section declares 4294967295 entries, but only 5 bytes follow"}},
+		// wazero reads a section's entries past its end: this type
+		// section's last type declares 265 million results in the bytes
+		// after it, for which wazero asked for 2 GiB (FuzzLoad).
+		{"count past a short section", []byte("\x00asm\x01\x00\x00\x00\x01\x12\x04`\x00\x00`\x00\x01\x7f`\x01\x7f\x01\x7f`\x01~\xfe\xd3\xd3~\x03\x05\x04\x00\x01\x02\x03\x05\x03\x01\x00"),
+			0, nil, []string{"compile: at offset 0x1a: the results of a function type declares 265611774 entries, but only 11 bytes follow"}},
+		// 15 bytes that declare an export name of 4 GiB - 16, which
+		// wazero allocated before reading it.
+		{"name longer than the module", []byte("\x00asm\x01\x00\x00\x00\x07\x07\x01\xf0\xff\xff\xff\x0f"),
+			0, nil, []string{"compile: at offset 0xb: the name of an export declares 4294967280 bytes, but only 0 bytes follow"}},
 		{"bad options", wat(t, "noop"), 0, []wasmhost.PluginOption{wasmhost.WithPoolSize(0), wasmhost.WithCallTimeout(-1),
 			wasmhost.WithMemoryLimitPages(40000), wasmhost.WithMaxOutputBytes(0)},
 			[]string{"pool size 0", "call timeout -1ns", "40000 pages", "output limit of 0"}},

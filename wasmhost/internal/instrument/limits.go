@@ -354,19 +354,29 @@ func (m *moduleLimits) blockType(r *reader) (params, results uint32) {
 }
 
 // CountError says that a vector of the module declares more entries than
-// the bytes left could hold (every entry takes at least one byte).
+// the bytes left in the module could hold (every entry takes at least one
+// byte), or that a name, function body or data segment declares more
+// bytes than are left.
 type CountError struct {
 	// Offset is the byte offset of the count in the module.
 	Offset int
-	// What names the vector.
+	// What names the vector, or what has the length.
 	What string
-	// Count is the count the module declares; Left the bytes left.
+	// Count is the count (or the length in bytes) the module declares;
+	// Left the bytes left in the module after it.
 	Count uint32
 	Left  int
+	// Length says that Count is a length in bytes, not a number of
+	// entries.
+	Length bool
 }
 
 func (e *CountError) Error() string {
-	return fmt.Sprintf("at offset %#x: the %s declares %d entries, but only %d bytes follow", e.Offset, e.What, e.Count, e.Left)
+	unit := "entries"
+	if e.Length {
+		unit = "bytes"
+	}
+	return fmt.Sprintf("at offset %#x: the %s declares %d %s, but only %d bytes follow", e.Offset, e.What, e.Count, unit, e.Left)
 }
 
 // sectionNames names the sections whose content starts with a vector.
@@ -374,16 +384,21 @@ var sectionNames = map[byte]string{secType: "type section", secImport: "import s
 	secTable: "table section", secMemory: "memory section", secGlobal: "global section", secExport: "export section",
 	secElement: "element section", secCode: "code section", secData: "data section", secTag: "tag section"}
 
-// CheckCounts returns a *CountError if a vector of the module wasm
-// declares more entries than the bytes that follow its count could hold:
-// the vector of every section, the function references or expressions of
-// each element segment, the parameters and results of each function type,
-// and the names of the "name" section. wazero's decoder allocates for the
-// declared count before it reads the entries, so a module of a few dozen
-// bytes that declares 2^32 - 1 of them made it ask for more memory than the
-// machine has, which is a fatal error of the Go runtime, not a panic: the
-// process died. It returns an *UnsupportedError if it cannot read what it
-// checks.
+// CheckCounts returns a *CountError if the module wasm declares a count or
+// a length that the bytes after it could not hold: the vector of every
+// section, the function references or expressions of each element
+// segment, the parameters and results of each function type, the names of
+// the "name" section, the names of imports, exports and custom sections,
+// the size of each function body and of each data segment's bytes.
+// wazero's decoder allocates for what is declared before it reads it, so a
+// module of a few dozen bytes that declares 2^32 - 1 entries or bytes made
+// it ask for more memory than the machine has, which is a fatal error of
+// the Go runtime, not a panic: the process died. wazero reads a section's
+// entries from the whole module and compares what it read with the
+// section's size only afterwards, so the entries of a section whose size
+// is too small are read from the bytes after it: CheckCounts reads them
+// the same way, and compares counts with the bytes left in the module. It
+// returns an *UnsupportedError if it cannot read what it checks.
 func CheckCounts(wasm []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -401,8 +416,8 @@ func CheckCounts(wasm []byte) (err error) {
 	for r := (reader{b: wasm, pos: 8}); !r.done(); {
 		id := r.byte()
 		size := r.u32()
-		off := r.pos
-		s := reader{b: r.bytes(int(size)), base: off}
+		// s reads the section's content, up to the end of the module.
+		s := reader{b: wasm, pos: r.pos}
 		name, ok := sectionNames[id]
 		switch {
 		case ok:
@@ -414,20 +429,43 @@ func CheckCounts(wasm []byte) (err error) {
 						return nil // a type this does not read: left to wazero
 					}
 					for range s.count("parameters of a function type") {
-						s.valType()
+						s.anyValType()
 					}
 					for range s.count("results of a function type") {
-						s.valType()
+						s.anyValType()
 					}
+				}
+			case secImport:
+				for range n {
+					s.checkedName("module name of an import")
+					s.checkedName("name of an import")
+					s.importDesc()
+				}
+			case secExport:
+				for range n {
+					s.checkedName("name of an export")
+					s.byte()
+					s.u32()
 				}
 			case secElement:
 				for range n {
 					s.elementSegment()
 				}
+			case secCode:
+				for range n {
+					s.bytes(int(s.length("function body")))
+				}
+			case secData:
+				for range n {
+					s.dataSegment()
+				}
 			}
-		case id == secCustom && s.name() == "name":
-			s.nameSection()
+		case id == secCustom:
+			if s.checkedName("name of a custom section") == "name" {
+				s.nameSection(r.pos + int(size))
+			}
 		}
+		r.bytes(int(size))
 	}
 	return nil
 }
@@ -441,6 +479,68 @@ func (r *reader) count(what string) uint32 {
 		panic(&CountError{Offset: r.base + at, What: what, Count: n, Left: left})
 	}
 	return n
+}
+
+// length reads a length in bytes and panics with a *CountError if the
+// bytes left are fewer.
+func (r *reader) length(what string) uint32 {
+	at := r.pos
+	n := r.u32()
+	if left := len(r.b) - r.pos; int64(n) > int64(left) {
+		panic(&CountError{Offset: r.base + at, What: what, Count: n, Left: left, Length: true})
+	}
+	return n
+}
+
+// checkedName reads a name whose length length checks.
+func (r *reader) checkedName(what string) string {
+	return string(r.bytes(int(r.length(what))))
+}
+
+// anyValType skips a value type as wazero's decoder reads it: a typed
+// reference (0x63, 0x64) with its heap type, any other byte alone (wazero
+// stops at a byte that is no value type, and value types it knows, such
+// as exnref, that the rewriter refuses must not stop the checks).
+func (r *reader) anyValType() {
+	if c := r.byte(); c == 0x63 || c == 0x64 {
+		r.heapType()
+	}
+}
+
+// importDesc skips the description of an import, after its names.
+func (r *reader) importDesc() {
+	switch kind := r.byte(); kind {
+	case externFunc:
+		r.u32()
+	case externTable:
+		r.refType()
+		r.limits(false)
+	case externMemory:
+		r.limits(true)
+	case externGlobal:
+		r.valType()
+		r.byte()
+	case externTag:
+		r.byte()
+		r.u32()
+	default:
+		r.fail(fmt.Sprintf("unknown import kind %#x", kind))
+	}
+}
+
+// dataSegment checks the length of the bytes of one data segment.
+func (r *reader) dataSegment() {
+	switch flags := r.u32(); flags {
+	case 0:
+		r.constExpr()
+	case 1:
+	case 2:
+		r.u32() // memory index
+		r.constExpr()
+	default:
+		r.fail(fmt.Sprintf("unknown data segment flags %d", flags))
+	}
+	r.bytes(int(r.length("data segment")))
 }
 
 // constExpr skips a constant expression, up to its end.
@@ -479,27 +579,31 @@ func (r *reader) elementSegment() {
 	}
 }
 
-// nameSection checks the vectors of the subsections of a "name" custom
-// section that wazero decodes: function names (1) and local names (2).
-func (r *reader) nameSection() {
-	for !r.done() {
+// nameSection checks the vectors and names of the subsections of a
+// "name" custom section that wazero decodes, function names (1) and local
+// names (2), up to end, the end of the section. As with sections, wazero
+// reads a subsection's entries up to the end of the module, whatever its
+// size.
+func (r *reader) nameSection(end int) {
+	for r.pos < end {
 		id := r.byte()
 		size := r.u32()
-		sub := reader{b: r.bytes(int(size)), base: r.base + r.pos - int(size)}
+		sub := reader{b: r.b, pos: r.pos, base: r.base}
 		switch id {
 		case 1:
 			for range sub.count("function names of the name section") {
 				sub.u32()
-				sub.name()
+				sub.checkedName("function name of the name section")
 			}
 		case 2:
 			for range sub.count("local names of the name section") {
 				sub.u32()
 				for range sub.count("local names of a function") {
 					sub.u32()
-					sub.name()
+					sub.checkedName("local name of the name section")
 				}
 			}
 		}
+		r.bytes(int(size))
 	}
 }

@@ -235,6 +235,24 @@ func TestCheckCounts(t *testing.T) {
 		{"element segment", appendSection([]byte(header), secElement, append(append([]byte{1, 0, 0x41, 0, 0x0b}, huge...), 0)), "element segment"},
 		{"function names", appendSection([]byte(header), secCustom,
 			append([]byte("\x04name\x01\x08"), append(huge, 0, 1, 'a')...)), "function names of the name section"},
+		// wazero reads a section's entries past its end: a count there
+		// is checked against the rest of the module. This type section
+		// of 4 bytes ends inside the count of the results of its type.
+		{"count past a short section", append([]byte(header+"\x01\x04\x01\x60\x00"), huge...), "results of a function type"},
+		{"subsection count past its end", appendSection([]byte(header), secCustom,
+			append([]byte("\x04name\x01\x00"), huge...)), "function names of the name section"},
+		// A value type the rewriter refuses (exnref) must not stop the
+		// checks of the types after it.
+		{"count after exnref", appendSection([]byte(header), secType,
+			append([]byte{2, 0x60, 1, 0x69, 0, 0x60}, append(huge, 0x7f)...)), "parameters of a function type"},
+		// Lengths in bytes, for which wazero allocates too.
+		{"export name", appendSection([]byte(header), secExport, append([]byte{1}, huge...)), "name of an export"},
+		{"import name", appendSection([]byte(header), secImport, append([]byte{1, 1, 'm'}, huge...)), "name of an import"},
+		{"custom section name", appendSection([]byte(header), secCustom, huge), "name of a custom section"},
+		{"name in the name section", appendSection([]byte(header), secCustom,
+			append([]byte("\x04name\x01\x07\x01\x00"), huge...)), "function name of the name section"},
+		{"function body", appendSection([]byte(header), secCode, append([]byte{1}, huge...)), "function body"},
+		{"data segment", appendSection([]byte(header), secData, append([]byte{1, 1}, huge...)), "data segment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

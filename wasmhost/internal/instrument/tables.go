@@ -54,7 +54,14 @@ func CapTables(wasm []byte, limit uint32) (_ []byte, err error) {
 		hasMax   bool
 	}
 	r := reader{b: table.content, base: table.offset}
-	tables := make([]tableType, r.u32())
+	n := r.u32()
+	if n == 0 {
+		return wasm, nil // an empty table section: nothing to bound
+	}
+	if int64(n) > int64(len(r.b)-r.pos) {
+		r.fail(fmt.Sprintf("%d tables in %d bytes", n, len(r.b)-r.pos))
+	}
+	tables := make([]tableType, n)
 	var sumMin uint64
 	for i := range tables {
 		t := &tables[i]

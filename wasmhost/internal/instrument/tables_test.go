@@ -38,6 +38,10 @@ func TestCapTables(t *testing.T) {
 		{"minimums above limit together", module(tables(2, 0x70, 0x00, 0xf4, 0x03, 0x70, 0x00, 0xf5, 0x03)), nil, true, false},
 		{"64-bit table", module(tables(1, 0x70, 0x04, 1)), nil, false, true},
 		{"truncated", module(tables(1, 0x70)), nil, false, true},
+		// An empty table section once made CapTables divide by zero,
+		// which crashed the process (FuzzLoad).
+		{"empty table section", module(tables(0), memory), module(tables(0), memory), false, false},
+		{"count above its bytes", module(tables(0xff, 0xff, 0xff, 0xff, 0x0f)), nil, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
