@@ -53,3 +53,11 @@ func (h *Host) WaitCompiles() { h.compiling.Wait() }
 func WithoutInstrumentation() PluginOption {
 	return pluginOptionFunc(func(c *pluginConfig) { c.plain = true })
 }
+
+// SetBeforeCompile makes f run first on the goroutine of every compilation,
+// and returns a function that restores the default (nothing).
+func SetBeforeCompile(f func()) (restore func()) {
+	old := beforeCompile
+	beforeCompile = f
+	return func() { beforeCompile = old }
+}

@@ -308,3 +308,17 @@ func TestTypedViews(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// TestLoadPanicContained: a panic on a compilation's goroutine, where the
+// module is read and rewritten before wazero compiles it, is the load's
+// error naming the plugin, not the end of the process; the next load works.
+func TestLoadPanicContained(t *testing.T) {
+	h := newHost(t)
+	restore := wasmhost.SetBeforeCompile(func() { panic("reader bug") })
+	_, err := h.Load(context.Background(), "boom", wat(t, "noop"), plugins.KindInterceptor)
+	restore()
+	if err == nil || !strings.Contains(err.Error(), `"boom"`) || !strings.Contains(err.Error(), "reader bug") {
+		t.Fatalf("Load with a panicking reader: %v; want an error naming the plugin and the panic", err)
+	}
+	load(t, h, "after", wat(t, "noop"), plugins.KindInterceptor)
+}

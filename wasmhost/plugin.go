@@ -679,6 +679,20 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 	h.mu.Unlock()
 	go func() {
 		defer h.compiling.Done()
+		// A panic of the readers and rewriters below, which run on this
+		// goroutine where nothing else would recover it, is the module's
+		// load error: a module must never crash the process that loads it
+		// (an empty table section once made CapTables divide by zero).
+		// Every path below sends once, as its last step, so nothing was
+		// sent yet.
+		defer func() {
+			if r := recover(); r != nil {
+				res <- compiled{err: fmt.Errorf("compile: reading the module failed: %v", r)}
+			}
+		}()
+		if beforeCompile != nil {
+			beforeCompile()
+		}
 		// Every plugin is instrumented if it can be, so that its loading
 		// is bounded and interruptible; one that cannot be falls back to
 		// wazero's termination checks, unless it has no limit at all.
@@ -761,6 +775,10 @@ func (h *Host) compile(ctx context.Context, logger hclog.Logger, wasm []byte, cf
 			limit, context.DeadlineExceeded)
 	}
 }
+
+// beforeCompile, when a test sets it, runs first on a compilation's
+// goroutine.
+var beforeCompile func()
 
 // compileModule compiles code on rt, turning a panic of the compiler into
 // an error: wazero's compiler panics on some modules that it validated
