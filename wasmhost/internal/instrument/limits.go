@@ -156,7 +156,10 @@ func CheckLimits(wasm []byte) (err error) {
 				m.funcTypes = append(m.funcTypes, s.u32())
 			}
 		case secCode:
-			m.checkCode(&s)
+			// The bodies are read as wazero reads them: from the rest
+			// of the module (see checkCode).
+			code := reader{b: wasm[off:], base: off, typedRefs: true}
+			m.checkCode(&code)
 		}
 	}
 	return nil
@@ -232,36 +235,84 @@ func (m *moduleLimits) readImports(r *reader) {
 	}
 }
 
-// checkCode checks every function body of the code section.
+// checkCode checks every function body of the code section, reading them
+// as wazero decodes them: r holds the rest of the module, not only the
+// section (wazero checks a section's size after it decoded its entries). For
+// each body wazero reads the local declarations from the module, whatever
+// the body's size says, and allocates for their sum before it reads further;
+// only then does it read the body, and it validates instructions after
+// every body was read. So the locals are counted from the module
+// (declaredLocals), a body whose instructions this cannot read ends the check
+// of that body only, and the first problem found is raised, as an
+// *UnsupportedError, once every body wazero would read was checked
+// (FuzzLoad: a body whose size ran past the end of the module and whose
+// declarations, read past the body, summed to 1.3 billion locals made
+// wazero allocate 5 GB).
 func (m *moduleLimits) checkCode(r *reader) {
+	var unreadable *UnsupportedError
 	n := r.u32()
 	for i := range n {
 		at := r.base + r.pos
 		size := r.u32()
 		where := place{kind: 'f', index: uint64(m.importedFuncs) + uint64(i), body: uint64(i)}
 		m.exceeds(at, where, "body size in bytes", uint64(size), MaxBodySize)
-		body := reader{b: r.bytes(int(size)), base: r.base + r.pos - int(size), typedRefs: true}
 		var results uint32
 		if int(i) < len(m.funcTypes) && m.funcTypes[i] < uint32(len(m.params)) {
 			m.locals += uint64(m.params[m.funcTypes[i]])
 			results = m.results[m.funcTypes[i]]
 		}
-		m.checkBody(&body, where, results)
+		start := r.pos
+		decls := reader{b: r.b[start:], base: r.base + start, typedRefs: true}
+		locals := declaredLocals(&decls) // raises where wazero fails too
+		m.exceeds(r.base+start, where, "locals", locals, MaxLocals)
+		m.locals += locals
+		m.exceeds(r.base+start, place{}, "locals and parameters of its functions", m.locals, MaxLocalsTotal)
+		body := reader{b: r.bytes(int(size)), base: r.base + start, typedRefs: true}
+		if e := m.checkReadableBody(&body, where, results); e != nil && unreadable == nil {
+			unreadable = e
+		}
+	}
+	if unreadable != nil {
+		panic(unreadable)
 	}
 }
 
+// declaredLocals reads the local declarations at the start of a function
+// body as wazero does, and returns how many locals they declare.
+func declaredLocals(r *reader) (sum uint64) {
+	for range r.u32() {
+		sum += uint64(r.u32())
+		r.anyValType()
+	}
+	return sum
+}
+
+// checkReadableBody is checkBody, returning the *UnsupportedError of a body
+// it cannot read instead of raising it. The limits checked before that
+// point still apply.
+func (m *moduleLimits) checkReadableBody(r *reader, where place, results uint32) (unreadable *UnsupportedError) {
+	defer func() {
+		if v := recover(); v != nil {
+			e, ok := v.(*UnsupportedError)
+			if !ok {
+				panic(v)
+			}
+			unreadable = e
+		}
+	}()
+	m.checkBody(r, where, results)
+	return nil
+}
+
 // checkBody reads one function body, of a function with the given number
-// of results, to its end, checking its locals, its nesting, its br_tables
+// of results, to its end, checking its nesting, its br_tables
 // and what it adds to the module-wide sums.
 func (m *moduleLimits) checkBody(r *reader, where place, results uint32) {
-	var locals uint64
+	// The locals were counted already (checkCode).
 	for range r.u32() {
-		locals += uint64(r.u32())
+		r.u32()
 		r.valType()
 	}
-	m.exceeds(r.base, where, "locals", locals, MaxLocals)
-	m.locals += locals
-	m.exceeds(r.base, place{}, "locals and parameters of its functions", m.locals, MaxLocalsTotal)
 	// labels holds the arity of each enclosing label (the values a branch
 	// to it carries), the function's own block first.
 	labels := append(make([]uint32, 0, 16), results)

@@ -96,6 +96,8 @@ func countOnly(id byte, count uint32) []byte {
 // on small modules built for it.
 func TestCheckLimits(t *testing.T) {
 	unit := [][]byte{funcType(0, 0)}
+	// manyLocals is a body declaring 2^30 locals of type i64.
+	manyLocals := append(appendU32(appendU32(nil, 1), 1<<30), 0x7e, 0x0b)
 	one := func(b []byte) []byte { return module(unit, []uint32{0}, [][]byte{b}) }
 	// A br_if: each counts as a branch.
 	brIf := []byte{0x41, 0, 0x0d, 0}
@@ -140,6 +142,19 @@ func TestCheckLimits(t *testing.T) {
 		{"locals one above in runs", moduleWithLocals(MaxLocals, 1), "function 0 (body 0)", "locals", MaxLocals + 1, false},
 		{"2^28 - 1 locals (wazero's compiler panics)", moduleWithLocals(1<<28 - 1), "function 0 (body 0)", "locals", 1<<28 - 1, false},
 		{"2^32 - 1 locals twice", moduleWithLocals(1<<32-1, 1<<32-1), "function 0 (body 0)", "locals", 2 * (1<<32 - 1), false},
+		// wazero decodes the locals of every body before it validates
+		// any instruction, and reads a body's declarations from the
+		// module whatever its size says: neither an unreadable body
+		// before it nor a size too small hides a body's locals
+		// (FuzzLoad; wazero allocated 5 GB for such a module).
+		{"locals after an unreadable body", module(unit, []uint32{0, 0}, [][]byte{{0, 0xff, 0x0b}, manyLocals}),
+			"function 1 (body 1)", "locals", 1 << 30, false},
+		{"locals declared past the body's size", func() []byte {
+			m := []byte("\x00asm\x01\x00\x00\x00")
+			m = appendSection(m, secType, []byte{1, 0x60, 0, 0})
+			m = appendSection(m, secFunction, []byte{1, 0})
+			return appendSection(m, secCode, append([]byte{1, 1}, manyLocals...)) // size 1
+		}(), "function 0 (body 0)", "locals", 1 << 30, false},
 		{"truncated", truncated(moduleWithLocals(1)), "", "", 0, true},
 
 		{"nested blocks at the limit", one(body(nested(0x02, MaxNesting))), "", "", 0, false},
