@@ -558,9 +558,10 @@ func (r *reader) anyValType() {
 	}
 }
 
-// importDesc skips the description of an import, after its names.
-func (r *reader) importDesc() {
-	switch kind := r.byte(); kind {
+// importDesc skips the description of an import, after its names, and
+// returns its kind.
+func (r *reader) importDesc() (kind byte) {
+	switch kind = r.byte(); kind {
 	case externFunc:
 		r.u32()
 	case externTable:
@@ -577,6 +578,7 @@ func (r *reader) importDesc() {
 	default:
 		r.fail(fmt.Sprintf("unknown import kind %#x", kind))
 	}
+	return kind
 }
 
 // dataSegment checks the length of the bytes of one data segment.

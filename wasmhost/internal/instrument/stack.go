@@ -64,21 +64,8 @@ func newCallCosts(secs []section, global uint32) *callCosts {
 			for range r.u32() {
 				r.name()
 				r.name()
-				switch kind := r.byte(); kind {
-				case externFunc:
-					r.u32()
+				if r.importDesc() == externFunc {
 					c.imported++
-				case externTable:
-					r.refType()
-					r.limits(false)
-				case externMemory:
-					r.limits(true)
-				case externGlobal:
-					r.valType()
-					r.byte()
-				case externTag:
-					r.byte()
-					r.u32()
 				}
 			}
 		case secFunction:
