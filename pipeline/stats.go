@@ -46,7 +46,9 @@ type Stats struct {
 
 // BatchStats counts the record batches the client wrote: one per partition
 // and produce request, each acknowledged by the broker (a batch that failed
-// is not counted, nor are its records). Records/Batches is the mean number
+// is not counted, nor are its records). A batch is counted just after its
+// records have their outcomes, so right after Flush the last batches may
+// be missing for a moment. Records/Batches is the mean number
 // of records per batch, which Kafka's Java producer reports as
 // batch-size-avg in bytes and records-per-request-avg: few records per batch
 // mean many small requests, more work for the brokers per record (see
