@@ -52,20 +52,52 @@ func fuzzOptions() []wasmhost.PluginOption {
 var fuzzKinds = []plugins.Kind{0, plugins.KindInterceptor, plugins.KindSerializer, plugins.KindPartitioner,
 	plugins.KindConsumeInterceptor, plugins.KindDeserializer}
 
-// newFuzzHost returns a Host without a compilation cache on disk, which
-// fuzzed modules would fill, closed when the fuzz target ends.
-func newFuzzHost(f *testing.F) *wasmhost.Host {
+// fuzzHost is a Host without a compilation cache on disk, which fuzzed
+// modules would fill, replaced by a new one every fuzzHostInputs inputs:
+// each wazero runtime keeps every function type it compiled for its life
+// (RATIONALE.md, Module limits), and a fuzzing process that kept one Host
+// for hundreds of thousands of random modules ran out of memory for that
+// alone. The last Host is closed when the fuzz target ends.
+type fuzzHost struct {
+	h    *wasmhost.Host
+	used int
+}
+
+const fuzzHostInputs = 2000
+
+func newFuzzHost(f *testing.F) *fuzzHost {
 	f.Helper()
-	h, err := wasmhost.New(context.Background(), wasmhost.WithoutCompilationCache())
-	if err != nil {
-		f.Fatal(err)
-	}
+	fh := &fuzzHost{}
+	fh.renew(f)
 	f.Cleanup(func() {
-		if err := h.Close(context.Background()); err != nil {
+		if err := fh.h.Close(context.Background()); err != nil {
 			f.Errorf("Host.Close: %v", err)
 		}
 	})
-	return h
+	return fh
+}
+
+// renew replaces the Host, closing the previous one.
+func (fh *fuzzHost) renew(tb testing.TB) {
+	if fh.h != nil {
+		if err := fh.h.Close(context.Background()); err != nil {
+			tb.Errorf("Host.Close: %v", err)
+		}
+	}
+	h, err := wasmhost.New(context.Background(), wasmhost.WithoutCompilationCache())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fh.h, fh.used = h, 0
+}
+
+// host returns the Host for the next input.
+func (fh *fuzzHost) host(tb testing.TB) *wasmhost.Host {
+	if fh.used == fuzzHostInputs {
+		fh.renew(tb)
+	}
+	fh.used++
+	return fh.h
 }
 
 // within runs fn and fails the test if it does not return within
@@ -108,9 +140,10 @@ func FuzzLoad(f *testing.F) {
 	for _, m := range handMadeModules {
 		f.Add(m, byte(0))
 	}
-	h := newFuzzHost(f)
+	fh := newFuzzHost(f)
 	f.Fuzz(func(t *testing.T, wasm []byte, kindSel byte) {
 		kind := fuzzKinds[int(kindSel)%len(fuzzKinds)]
+		h := fh.host(t)
 		var p *wasmhost.Plugin
 		var err error
 		within(t, "Load", func() {

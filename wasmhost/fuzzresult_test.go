@@ -70,10 +70,10 @@ func FuzzResult(f *testing.F) {
 	f.Add([]byte{1}, specOf(slice(0xffff, 0xffff), []byte{3, 0xff, 0xff, 0xff, 0xff}, slice(0, 0xffff),
 		value(0x7fffffff), slice(0xfff0, 0x100), []byte{3, 1, 2, 3, 4}, slice(0, 4), []byte{3, 0, 0, 0, 0x80}, value(1<<31)), byte(0xff))
 
-	h := newFuzzHost(f)
+	fh := newFuzzHost(f)
 	f.Fuzz(func(t *testing.T, data, spec []byte, features byte) {
 		wasm := resultModule(data, spec, uint64(features))
-		p, err := h.Load(context.Background(), fuzzPlugin, wasm, 0, fuzzOptions()...)
+		p, err := fh.host(t).Load(context.Background(), fuzzPlugin, wasm, 0, fuzzOptions()...)
 		if err != nil {
 			// Only kpipe_init's answer to enable_features may vary; the
 			// module itself is valid.
