@@ -135,6 +135,13 @@ func CheckLimits(wasm []byte) (err error) {
 		id := r.byte()
 		size := r.u32()
 		off := r.pos
+		if id == secCode {
+			// The bodies are read as wazero reads them: from the rest
+			// of the module, before the section's size is checked
+			// (see checkCode).
+			code := reader{b: wasm[off:], base: off, typedRefs: true}
+			m.checkCode(&code)
+		}
 		s := reader{b: r.bytes(int(size)), base: off, typedRefs: true}
 		if id == secCustom {
 			continue
@@ -155,11 +162,6 @@ func CheckLimits(wasm []byte) (err error) {
 			for range s.u32() {
 				m.funcTypes = append(m.funcTypes, s.u32())
 			}
-		case secCode:
-			// The bodies are read as wazero reads them: from the rest
-			// of the module (see checkCode).
-			code := reader{b: wasm[off:], base: off, typedRefs: true}
-			m.checkCode(&code)
 		}
 	}
 	return nil

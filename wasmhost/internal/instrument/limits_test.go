@@ -155,6 +155,14 @@ func TestCheckLimits(t *testing.T) {
 			m = appendSection(m, secFunction, []byte{1, 0})
 			return appendSection(m, secCode, append([]byte{1, 1}, manyLocals...)) // size 1
 		}(), "function 0 (body 0)", "locals", 1 << 30, false},
+		{"locals of a code section that runs past the end", func() []byte {
+			m := []byte("\x00asm\x01\x00\x00\x00")
+			m = appendSection(m, secType, []byte{1, 0x60, 0, 0})
+			m = appendSection(m, secFunction, []byte{1, 0})
+			code := append(appendU32([]byte{1}, uint32(len(manyLocals))), manyLocals...)
+			// The section claims 100 bytes more than the module holds.
+			return append(appendU32(append(m, secCode), uint32(len(code)+100)), code...)
+		}(), "function 0 (body 0)", "locals", 1 << 30, false},
 		{"truncated", truncated(moduleWithLocals(1)), "", "", 0, true},
 
 		{"nested blocks at the limit", one(body(nested(0x02, MaxNesting))), "", "", 0, false},
