@@ -1,7 +1,5 @@
 package instrument
 
-import "fmt"
-
 // Import is an import of a module.
 type Import struct {
 	// Module and Name are the import's two-level name.
@@ -40,25 +38,7 @@ func (s *reader) imports() []Import {
 	var imports []Import
 	for range s.u32() {
 		imp := Import{Module: s.name(), Name: s.name()}
-		kind := s.byte()
-		switch kind {
-		case externFunc:
-			s.u32()
-		case externTable:
-			s.refType()
-			s.limits(false)
-		case externMemory:
-			s.limits(true)
-		case externGlobal:
-			s.valType()
-			s.byte()
-		case externTag:
-			s.byte()
-			s.u32()
-		default:
-			s.fail(fmt.Sprintf("unknown import kind %#x", kind))
-		}
-		imp.Kind = importKinds[kind]
+		imp.Kind = importKinds[s.importDesc()]
 		imports = append(imports, imp)
 	}
 	if !s.done() {

@@ -445,17 +445,7 @@ func rewriteBody(out []byte, r *reader, check []byte, calls *callCosts) (_ []byt
 		case 0x1f: // try_table
 			exceptions = true
 			r.blockType()
-			for range r.u32() {
-				switch kind := r.byte(); kind {
-				case 0x00, 0x01: // catch, catch_ref: tag, label
-					r.u32()
-					r.u32()
-				case 0x02, 0x03: // catch_all, catch_all_ref: label
-					r.u32()
-				default:
-					r.fail(fmt.Sprintf("unknown catch kind %#x", kind))
-				}
-			}
+			r.catchClauses()
 			depth++
 		case 0x0b: // end
 			depth--

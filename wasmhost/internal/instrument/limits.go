@@ -339,18 +339,7 @@ func (m *moduleLimits) checkBody(r *reader, where place, results uint32) {
 			m.exceeds(r.base+at, where, "nesting depth", uint64(len(labels)-1), MaxNesting)
 		case 0x1f: // try_table
 			_, results := m.blockType(r)
-			for range r.u32() {
-				switch kind := r.byte(); kind {
-				case 0x00, 0x01: // catch, catch_ref: tag, label
-					r.u32()
-					r.u32()
-				case 0x02, 0x03: // catch_all, catch_all_ref: label
-					r.u32()
-				default:
-					r.pos--
-					r.fail(fmt.Sprintf("unknown catch kind %#x", kind))
-				}
-			}
+			r.catchClauses()
 			labels = append(labels, results)
 			control++
 			m.exceeds(r.base+at, where, "nesting depth", uint64(len(labels)-1), MaxNesting)

@@ -273,3 +273,20 @@ func (r *reader) prefixFE() {
 		r.fail(fmt.Sprintf("unsupported opcode 0xfe %d", sub))
 	}
 }
+
+// catchClauses reads the catch clauses of a try_table, after its block
+// type.
+func (r *reader) catchClauses() {
+	for range r.u32() {
+		switch kind := r.byte(); kind {
+		case 0x00, 0x01: // catch, catch_ref: tag, label
+			r.u32()
+			r.u32()
+		case 0x02, 0x03: // catch_all, catch_all_ref: label
+			r.u32()
+		default:
+			r.pos--
+			r.fail(fmt.Sprintf("unknown catch kind %#x", kind))
+		}
+	}
+}
