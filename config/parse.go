@@ -316,7 +316,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	}
 	if attr, ok := a["compression"]; ok {
 		if s, ok := d.string(attr); ok {
-			if d.oneOf(attr, s, "none", "gzip", "snappy", "lz4", "zstd") {
+			if d.oneOf(attr, s, pipeline.CodecNames()...) {
 				k.Compression = s
 			}
 		}

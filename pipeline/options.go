@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,6 +100,10 @@ func (c Codec) String() string {
 	}
 	return fmt.Sprintf("Codec(%d)", uint8(c))
 }
+
+// CodecNames returns the names of the codecs, as ParseCodec takes them and
+// Codec.String gives them: none, gzip, snappy, lz4 and zstd.
+func CodecNames() []string { return slices.Clone(codecNames[:]) }
 
 // ParseCodec parses a Kafka compression.type value: none, gzip, snappy, lz4
 // or zstd.
