@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kpipe/kpipe/internal/plugintest"
+	"github.com/kpipe/kpipe/internal/testenv"
 )
 
 // slowModule writes a valid interceptor module (ABI v1, doing nothing) with
@@ -125,7 +126,7 @@ func TestInterruptCompile(t *testing.T) {
 			go func() { done <- cmd.Wait() }()
 			select {
 			case err := <-done:
-				t.Skipf("kpipe ended before the signal (the compilation was fast): %v\n%s%s", err, stdout.String(), stderr.String())
+				testenv.Unavailable(t, "kpipe ended before the signal (the compilation was fast, so the test checks nothing): %v\n%s%s", err, stdout.String(), stderr.String())
 			case <-time.After(1500 * time.Millisecond):
 			}
 			interrupted(t, cmd, done, syscall.SIGINT, 5*time.Second, &stderr)
