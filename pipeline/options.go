@@ -695,9 +695,9 @@ const DefaultStageBatchRecords = 64
 // that filled it) or when its first record has waited linger (on a timer's
 // goroutine), whichever comes first; Flush, SendSync, Close and the
 // transaction methods run it at once. OnAckBatch of an AckBatcher is given
-// batches of acknowledgements too: when maxRecords are waiting, when the
-// first has waited linger, and on Flush and Close; the callbacks of those
-// records run after it.
+// batches of acknowledgements too: when maxRecords are waiting or every
+// record in flight is, when the first has waited linger, and on Flush and
+// Close; the callbacks of those records run after it.
 //
 // Records are batched only while some stage of the current chain can use
 // it: an interceptor that implements plugins.BatchInterceptor or

@@ -127,15 +127,26 @@ func (p *Producer) done(e *envelope, res Result) {
 // interceptor of the record's chain gets the acknowledgements of the
 // records it saw, an AckBatcher in one OnAckBatch call, any other in one
 // OnAck call per record, and then each record's callback runs. A delivery
-// happens when the queue holds the stage batch size (on the goroutine that
-// filled it, unless a delivery is running), when its first record has
-// waited the stage linger (on a timer's goroutine), and on Flush, SendSync
-// and Close.
+// happens when the queue holds the stage batch size or every record in
+// flight (on the goroutine that queued the last one, unless a delivery is
+// running), when its first record has waited the stage linger (on a
+// timer's goroutine), and on Flush, SendSync and Close.
+//
+// The rule of every record in flight is for callers that wait for their
+// outcomes before they send more (a gateway client's request, a producer
+// sending one record at a time): no acknowledgement can join the queue
+// until more records are sent, so the linger would only delay theirs.
 type ackQueue struct {
 	mu     sync.Mutex
 	queued []ackEntry // guarded by mu
 	armed  bool       // the timer is armed; guarded by mu
 	timer  *time.Timer
+	// check is the queue length at which ack next compares it with the
+	// records in flight; guarded by mu. Reading that count reads the
+	// Send side's admission word, whose cache line Send writes, so ack
+	// reads it when the queue starts (check 0) and again only when the
+	// queue has grown to the count it read then, not for every record.
+	check int
 
 	// delivering is held by the one delivery in progress, so that
 	// interceptors see acknowledgements in queue order; what follows
@@ -186,13 +197,21 @@ func (p *Producer) ack(e *envelope, res Result, ack plugins.Ack, view bool) bool
 	} else {
 		en.view = *e.rec
 	}
-	full := len(q.queued) >= p.stage.max
+	n := len(q.queued)
+	now := n >= p.stage.max
+	if !now && n >= q.check {
+		if f := p.inFlight(); int64(n) >= f {
+			now = true // every record in flight is here
+		} else {
+			q.check = int(min(f, int64(p.stage.max)))
+		}
+	}
 	if !q.armed {
 		q.armed = true
 		q.timer.Reset(p.stage.linger)
 	}
 	q.mu.Unlock()
-	if full && q.delivering.TryLock() {
+	if now && q.delivering.TryLock() {
 		p.deliverQueued()
 		q.delivering.Unlock()
 	}
@@ -240,6 +259,7 @@ func (p *Producer) deliverQueued() {
 		q.mu.Lock()
 		es := q.queued
 		q.queued, q.taken = q.taken[:0], nil
+		q.check = 0
 		if len(es) == 0 {
 			q.armed = false
 			q.timer.Stop()

@@ -526,6 +526,40 @@ func TestStageBatchAcks(t *testing.T) {
 		}
 		waitFor(t, "the ack timer to deliver 5 acknowledgements", func() bool { return ab.delivered.Load() == 5 })
 	})
+	// Once the queue holds every record in flight it is delivered without
+	// waiting for the linger (an hour here), in one call: a caller that
+	// waits for its outcomes before it sends more (a gateway client) is
+	// not held back by the acknowledgements' batching.
+	t.Run("every record in flight", func(t *testing.T) {
+		e := setup(t, 1)
+		ab := &ackBatcher{}
+		p := e.producer(t, pipeline.Interceptor("acks", ab), pipeline.StageBatch(64, time.Hour))
+		ctx := ctxT(t)
+		for round, n := range []int{1, 5, 1, 20} {
+			rs := make([]*plugins.Record, n)
+			for i, v := range values(n, fmt.Sprintf("r%d-", round)) {
+				rs[i] = rec("", v)
+			}
+			before := ab.flushes.Load()
+			var done, delivered atomic.Int64
+			p.SendBatch(ctx, rs, func(_ *plugins.Record, res pipeline.Result) {
+				if res.Outcome == pipeline.Delivered {
+					delivered.Add(1)
+				}
+				done.Add(1)
+			})
+			waitFor(t, fmt.Sprintf("round %d: the callbacks of %d records", round, n), func() bool { return done.Load() == int64(n) })
+			if delivered.Load() != int64(n) {
+				t.Errorf("round %d: %d of %d records delivered", round, delivered.Load(), n)
+			}
+			if d := ab.flushes.Load() - before; d != 1 {
+				t.Errorf("round %d: %d OnAckBatch calls for a batch of %d records, want 1", round, d, n)
+			}
+		}
+		if d := ab.delivered.Load(); d != 27 {
+			t.Errorf("%d acknowledgements delivered, want 27", d)
+		}
+	})
 }
 
 // SendSync lets the records queued before it go first.
