@@ -12,8 +12,8 @@
 #               this is steadier than records/s, which depends on the share
 #               of the cores each process gets
 #   latency     p50 and p99 from Produce to acknowledgement at a fixed rate
-#               (franz-go, linger 0), direct and through the plain gateway,
-#               and the difference: median of the rounds
+#               (franz-go, linger 0), direct and through each gateway, and
+#               the difference: median of the rounds
 #   memory      peak RSS (VmHWM) of each gateway process after all rounds
 #   load        the 1-minute load average before and after the rounds
 #
@@ -179,7 +179,6 @@ for r in $(seq "$rounds"); do
 		run_client "$r" "$t" kcat kcat -P -b "${addr[$t]}" -t "$topic-kcat" -K: -l "$tmp/kcat.in"
 	done
 	for t in "${targets[@]}"; do
-		[[ $t == wasm || $t == basewasm ]] && continue
 		out=$(timeout 120 "$tmp/bench" -mode latency -brokers "${addr[$t]}" -topic "bench-lat-$t-$r-$$" -rate "$RATE" -duration "${DURATION}s" -size "$SIZE")
 		echo "{\"round\":$r,\"target\":\"$t\",\"client\":\"latency\",\"m\":$out}" >>"$results"
 	done
@@ -217,7 +216,7 @@ for client in ("franz-go", "kcat"):
 print("latency at a fixed rate (ms; added = gateway - direct, median of rounds)")
 for q in ("p50_ms", "p99_ms"):
     d = get("latency", "direct", q)
-    for t in (t for t in targets[1:] if t not in ("wasm", "basewasm")):
+    for t in targets[1:]:
         g = get("latency", t, q)
         added = [g[r] - d[r] for r in d]
         print(f"  {q[:3]} {t:5}  direct {statistics.median(d.values()):.3f}  gateway {statistics.median(g.values()):.3f}  added {statistics.median(added):+.3f}  (rounds: {', '.join(f'{x:+.3f}' for x in added)})")
