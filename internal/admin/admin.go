@@ -91,6 +91,12 @@ type ReloadStats struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
+// ErrNotStarted is what Pipeline.Reload returns before the pipeline has
+// started (its producer has not reached a broker yet): nothing was
+// rejected, the request came too early, and the endpoint answers 503
+// Service Unavailable with Retry-After.
+var ErrNotStarted = errors.New("the pipeline has not started yet")
+
 // ReloadError is a rejected reload: the new configuration, one of its
 // modules, or the change it asks for could not be applied. The running
 // chain keeps serving.

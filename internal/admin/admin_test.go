@@ -26,6 +26,7 @@ type fakePipeline struct {
 	snap       Snapshot
 	ready      atomic.Bool
 	failReload atomic.Bool
+	notStarted atomic.Bool
 	reloads    atomic.Int32
 }
 
@@ -35,6 +36,9 @@ func (f *fakePipeline) Reload(ctx context.Context) (uint64, error) {
 	f.reloads.Add(1)
 	if _, ok := ctx.Deadline(); !ok {
 		return 0, errors.New("reload without a deadline")
+	}
+	if f.notStarted.Load() {
+		return 0, ErrNotStarted
 	}
 	if f.failReload.Load() {
 		return 0, &ReloadError{Diagnostics: []string{"k.hcl:3:14: error: Module not found: x.wasm does not exist"}}
@@ -221,6 +225,16 @@ func TestReload(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &r); err != nil || code != http.StatusUnprocessableEntity ||
 		len(r.Diagnostics) != 1 || !strings.HasPrefix(r.Diagnostics[0], "k.hcl:3:14: ") || r.Version != 3 {
 		t.Errorf("POST /v1/reload rejected: %d %s (%v), want 422, the diagnostics, and version 3", code, body, err)
+	}
+	// Before the pipeline started the request came too early: 503, to be
+	// retried, not a rejected configuration.
+	f.notStarted.Store(true)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/reload", nil))
+	r = reloadResponse{}
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || rec.Code != http.StatusServiceUnavailable ||
+		rec.Header().Get("Retry-After") == "" || !strings.Contains(r.Error, "not started") || len(r.Diagnostics) != 0 {
+		t.Errorf("POST /v1/reload before the start: %d %q %s (%v), want 503 with Retry-After and the reason", rec.Code, rec.Header().Get("Retry-After"), rec.Body, err)
 	}
 }
 

@@ -172,6 +172,11 @@ func Handler(p Pipeline, o Options) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		v, err := p.Reload(ctx)
+		if errors.Is(err, ErrNotStarted) {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, reloadResponse{Error: err.Error(), Version: p.Snapshot().ChainVersion})
+			return
+		}
 		if err != nil {
 			re := AsReloadError(err)
 			writeJSON(w, http.StatusUnprocessableEntity, reloadResponse{Error: "reload rejected", Diagnostics: re.Diagnostics, Version: p.Snapshot().ChainVersion})

@@ -194,7 +194,7 @@ func (lv *live) Ready() bool { return lv.attached.Load() != nil }
 // Reload implements admin.Pipeline.
 func (lv *live) Reload(ctx context.Context) (uint64, error) {
 	if lv.attached.Load() == nil {
-		return 0, &admin.ReloadError{Diagnostics: []string{"the pipeline has not started yet"}}
+		return 0, admin.ErrNotStarted
 	}
 	if lv.rl == nil {
 		return 0, &admin.ReloadError{Diagnostics: []string{"kpipe run was started without --config: there is no configuration to reload"}}
