@@ -268,7 +268,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	if attr, ok := a["acks"]; ok {
 		if s, ok := d.string(attr); ok {
 			if level, err := pipeline.ParseAcks(s); err != nil {
-				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.%s", err, suggest.Hint(s, []string{"0", "1", "all"}, "%q"))
+				d.errorf(attr.Expr.Range(), "Invalid acks", "%s.%s", err, suggest.Hint(s, pipeline.AckNames(), "%q"))
 			} else {
 				k.Acks = level.String()
 			}

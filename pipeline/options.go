@@ -59,6 +59,10 @@ func (a AckLevel) String() string {
 	return fmt.Sprintf("AckLevel(%d)", int8(a))
 }
 
+// AckNames returns the acks values ParseAcks takes, as AckLevel.String
+// gives them: "0", "1" and "all" ("-1", the same as "all", is left out).
+func AckNames() []string { return []string{AcksNone.String(), AcksLeader.String(), AcksAll.String()} }
+
 // ParseAcks parses a Kafka acks value: "0", "1", "all" or "-1" (the same
 // as "all"), the spellings the Java client accepts. It is the one place
 // they are listed: kpipe's configuration uses it too.

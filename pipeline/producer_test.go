@@ -240,6 +240,11 @@ func TestOptionRules(t *testing.T) {
 	if a, err := pipeline.ParseAcks("-1"); err != nil || a != pipeline.AcksAll {
 		t.Errorf("ParseAcks(-1) = %v, %v", a, err)
 	}
+	for _, n := range pipeline.AckNames() {
+		if a, err := pipeline.ParseAcks(n); err != nil || a.String() != n {
+			t.Errorf("ParseAcks(%q) = %v, %v; want the level whose String is %[1]q", n, a, err)
+		}
+	}
 	if c, err := pipeline.ParseCodec("ZSTD"); err != nil || c != pipeline.Zstd {
 		t.Errorf("ParseCodec(ZSTD) = %v, %v", c, err)
 	}
