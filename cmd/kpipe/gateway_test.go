@@ -139,8 +139,8 @@ func keyhash(partitions int32) func([]byte) int32 {
 // TestGatewayClients sends 10,000 keyed records with headers through `kpipe
 // gateway`, running a header-stamping WASM interceptor and a WASM
 // partitioner, from franz-go, kafka-python (acks 1 and all, with and
-// without compression), kcat (lz4, zstd) and the Java client (idempotent),
-// each to partition 0; upstream, every record is there once, stamped, on
+// without compression), kcat (lz4, zstd), the Java client (idempotent),
+// sarama and kafka-go, each to partition 0; upstream, every record is there once, stamped, on
 // the partitioner's partition, with its key, value and headers.
 func TestGatewayClients(t *testing.T) {
 	brokers := testbroker.Brokers(t)
@@ -218,7 +218,74 @@ func TestGatewayClients(t *testing.T) {
 		}
 		checkUpstream(t, brokers, topic, "java", gatewayRecords, keyhash(partitions), "", "kpipe-gateway")
 	})
+
+	// Two Go clients that share no code with kpipe (testdata/gateway/goclients):
+	// sarama's asynchronous producer in every codec, idempotent or not, its
+	// synchronous producer (a record per request, each waiting for its
+	// response), and kafka-go's Writer.
+	t.Run("go clients", func(t *testing.T) {
+		bin := goClients(t)
+		for _, c := range []struct {
+			client, codec string
+			idempotent    bool
+			n             int
+		}{
+			{"sarama", "none", true, gatewayRecords},
+			{"sarama", "gzip", false, gatewayRecords},
+			{"sarama", "snappy", true, gatewayRecords},
+			{"sarama", "lz4", false, gatewayRecords},
+			{"sarama", "zstd", true, gatewayRecords},
+			{"sarama-sync", "none", true, 1000},
+			{"kafka-go", "none", false, gatewayRecords},
+			{"kafka-go", "lz4", false, gatewayRecords},
+			{"kafka-go", "zstd", false, gatewayRecords},
+		} {
+			t.Run(fmt.Sprintf("%s/%s/idempotent=%v", c.client, c.codec, c.idempotent), func(t *testing.T) {
+				topic := testbroker.CreateTopic(t, brokers, partitions)
+				args := []string{"-client", c.client, "-bootstrap", addr, "-topic", topic, "-count", strconv.Itoa(c.n), "-codec", c.codec}
+				if c.idempotent {
+					args = append(args, "-idempotent")
+				}
+				if out := runClient(t, bin, args...); !strings.Contains(out, "sent ") {
+					t.Fatalf("%s: %s", c.client, out)
+				}
+				checkUpstream(t, brokers, topic, c.client, c.n, keyhash(partitions), "", "kpipe-gateway")
+			})
+		}
+	})
 }
+
+// goClients builds testdata/gateway/goclients, a module of its own (sarama
+// and kafka-go are not kpipe's dependencies), and returns the binary.
+func goClients(t *testing.T) string {
+	t.Helper()
+	goTool := testenv.RequireTool(t, "go")
+	goClientsOnce.Do(func() {
+		// Next to the binary under test: TestMain removes both.
+		out := filepath.Join(filepath.Dir(kpipeBin), "goclients")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, ".")
+		cmd.Dir = filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "goclients")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			goClientsErr = fmt.Errorf("go build in %s: %v\n%s", cmd.Dir, err, msg)
+			return
+		}
+		goClientsBin = out
+	})
+	if goClientsErr != nil {
+		t.Fatal(goClientsErr)
+	}
+	return goClientsBin
+}
+
+// goClientsBin is where goClients built the Go clients, once per run of the
+// tests; goClientsErr why it could not.
+var (
+	goClientsOnce sync.Once
+	goClientsBin  string
+	goClientsErr  error
+)
 
 // javaProducer compiles testdata/gateway/GatewayProducer.java against the
 // Kafka jars scripts/kafka.sh fetches, and returns the class path to run it.
