@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # kafka.sh starts, stops and reports on a single-node Apache Kafka broker for
 # kpipe's integration tests: KRaft mode, combined broker and controller,
-# listening on 127.0.0.1 only. No Docker and no Kafka distribution archive are
-# needed: the broker's jars come from Maven Central through Maven, and run on
-# the local Java (17 or later).
+# listening on 127.0.0.1 only, in plain text and, on a second port, with TLS
+# and SASL (see "SASL_SSL listener" below). No Docker and no Kafka
+# distribution archive are needed: the broker's jars come from Maven Central
+# through Maven, and run on the local Java (17 or later).
 #
-# Usage: scripts/kafka.sh start|stop|status|fetch|log
+# Usage: scripts/kafka.sh start|stop|status|env|fetch|log
 #
 #   start   fetch the jars if needed, format a fresh data directory, start the
 #           broker, wait until it answers a Metadata request, print the
@@ -15,6 +16,13 @@
 #           KPIPE_KAFKA_STOP_TIMEOUT seconds). Safe when nothing runs.
 #   status  print "running <address> (pid N)" and exit 0, or "not running" and
 #           exit 1.
+#   env     print, one per line, shell assignments for the tests that connect
+#           over TLS and SASL (eval them):
+#             KPIPE_TEST_SASL_SSL_BROKERS=127.0.0.1:<SASL_SSL port>
+#             KPIPE_TEST_TLS_CA=<state>/tls/ca.pem
+#             KPIPE_TEST_SASL_USER=kpipe
+#             KPIPE_TEST_SASL_PASSWORD=kpipe-secret
+#           Fails with a message if the broker is not running.
 #   fetch   only download the jars into the cache.
 #   log     print the path of the broker log.
 #
@@ -25,6 +33,7 @@
 #                                ${XDG_CACHE_HOME:-$HOME/.cache}/kpipe/kafka-<version>)
 #   KPIPE_KAFKA_PORT             client (PLAINTEXT) port (default 19092)
 #   KPIPE_KAFKA_CONTROLLER_PORT  KRaft controller port (default port+1)
+#   KPIPE_KAFKA_SASL_SSL_PORT    client port with TLS and SASL (default port+2)
 #   KPIPE_KAFKA_STATE            run directory: data, config, pid and the broker
 #                                log (default ${TMPDIR:-/tmp}/kpipe-kafka-<port>)
 #   KPIPE_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 120)
@@ -33,12 +42,20 @@
 #
 # The broker log is always at $KPIPE_KAFKA_STATE/broker.log; it is kept after
 # stop so that a failed test run can be diagnosed.
+#
+# SASL_SSL listener: each start makes, with openssl, a new self-signed CA and a
+# server certificate it signs for IP 127.0.0.1 and DNS localhost, both in
+# $KPIPE_KAFKA_STATE/tls/ (clients trust ca.pem; no client certificate is
+# asked for). SASL takes PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, for one user,
+# kpipe, password kpipe-secret. There is no authorizer: that user may do
+# anything. Brokers and the controller talk among themselves in plain text.
 set -euo pipefail
 
 version=${KPIPE_KAFKA_VERSION:-3.9.1}
 cache=${KPIPE_KAFKA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/kpipe/kafka-$version}
 port=${KPIPE_KAFKA_PORT:-19092}
 cport=${KPIPE_KAFKA_CONTROLLER_PORT:-$((port + 1))}
+sport=${KPIPE_KAFKA_SASL_SSL_PORT:-$((port + 2))}
 state=${KPIPE_KAFKA_STATE:-${TMPDIR:-/tmp}/kpipe-kafka-$port}
 start_timeout=${KPIPE_KAFKA_START_TIMEOUT:-120}
 stop_timeout=${KPIPE_KAFKA_STOP_TIMEOUT:-10}
@@ -54,6 +71,11 @@ lib=$cache/lib
 pidfile=$state/kafka.pid
 logfile=$state/broker.log
 addr=127.0.0.1:$port
+sasl_addr=127.0.0.1:$sport
+tls=$state/tls
+# The one SASL user, for every mechanism.
+sasl_user=kpipe
+sasl_password=kpipe-secret
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() {
@@ -189,15 +211,55 @@ metadata_ok() {
 	[[ $hex == 00000001* && $hex == *"$want"* ]]
 }
 
+# make_tls writes, into $tls, a self-signed CA (ca.pem, its key ca.key) and a
+# server certificate signed by it for IP 127.0.0.1 and DNS localhost
+# (server.crt), with its unencrypted PKCS#8 key (server.key). server.pem holds
+# that key, the server certificate and the CA certificate: the broker's PEM key
+# store. The keys are P-256: quick to make, where making an RSA key can take a
+# good part of a second on a loaded machine. The certificates are valid for a
+# year from now; the CA's name holds the time it was made, so that CAs of
+# different starts are told apart in error messages.
+make_tls() {
+	need openssl "make the SASL_SSL listener's certificates"
+	mkdir -p "$tls"
+	chmod 700 "$tls"
+	local ossl_log=$tls/openssl.log
+	{
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/ca.key" &&
+			openssl req -x509 -new -key "$tls/ca.key" -sha256 -days 365 \
+				-subj "/CN=kpipe test CA $(date -u +%Y%m%dT%H%M%SZ)" \
+				-addext "basicConstraints=critical,CA:TRUE" \
+				-addext "keyUsage=critical,keyCertSign,cRLSign" \
+				-out "$tls/ca.pem" &&
+			openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/server.key" &&
+			openssl req -new -key "$tls/server.key" -subj "/CN=localhost" -out "$tls/server.csr" &&
+			printf '%s\n' \
+				"basicConstraints=critical,CA:FALSE" \
+				"keyUsage=critical,digitalSignature" \
+				"extendedKeyUsage=serverAuth" \
+				"subjectAltName=IP:127.0.0.1,DNS:localhost" \
+				"subjectKeyIdentifier=hash" \
+				"authorityKeyIdentifier=keyid" >"$tls/server.ext" &&
+			openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+				-set_serial "0x$(openssl rand -hex 16)" -sha256 -days 365 \
+				-extfile "$tls/server.ext" -out "$tls/server.crt"
+	} >"$ossl_log" 2>&1 || {
+		cat "$ossl_log" >&2
+		die "openssl could not make the SASL_SSL listener's certificates"
+	}
+	cat "$tls/server.key" "$tls/server.crt" "$tls/ca.pem" >"$tls/server.pem"
+	chmod 600 "$tls"/*.key "$tls/server.pem"
+}
+
 write_config() {
 	cat >"$state/server.properties" <<PROPS
 # Generated by kpipe scripts/kafka.sh for tests: single node, loopback only.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$state/data
@@ -214,6 +276,18 @@ log.cleaner.dedupe.buffer.size=2097152
 # age past Kafka's default of 7 days, and a retention check between their
 # write and their read would delete them.
 log.retention.ms=-1
+# The SASL_SSL listener. TLS from PEM files: the key store is one file with
+# the unencrypted PKCS#8 key and the certificate chain, so no password is set
+# (Kafka refuses a key store password for PEM). No client certificate.
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$tls/server.pem
+listener.name.sasl_ssl.ssl.client.auth=none
+# SASL: PLAIN checks the user_<name> entries of its JAAS line; SCRAM checks
+# the credentials that format wrote into the cluster metadata.
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 PROPS
 	cat >"$state/log4j.properties" <<PROPS
 # Generated by kpipe scripts/kafka.sh: warnings, the lifecycle lines, and
@@ -254,19 +328,29 @@ start() {
 	if port_open "$cport"; then
 		die "port $cport is already in use by another process; set KPIPE_KAFKA_CONTROLLER_PORT"
 	fi
+	if port_open "$sport"; then
+		die "port $sport is already in use by another process; set KPIPE_KAFKA_SASL_SSL_PORT"
+	fi
 	fetch
 
 	rm -rf "$state"
 	mkdir -p "$state/data"
+	make_tls
 	write_config
 	local java_log=(-Dlog4j.configuration="file:$state/log4j.properties")
+	# --add-scram: in KRaft mode SCRAM credentials live in the cluster
+	# metadata, and format can write them before the broker first starts.
+	local scram=() mech
+	for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
+		scram+=(--add-scram "$mech=[name=$sasl_user,password=$sasl_password]")
+	done
 	if ! java "${java_log[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
-		-t "$(cluster_id)" -c "$state/server.properties" >"$state/format.log" 2>&1; then
+		-t "$(cluster_id)" -c "$state/server.properties" "${scram[@]}" >"$state/format.log" 2>&1; then
 		cat "$state/format.log" >&2
 		die "formatting the data directory failed"
 	fi
 
-	log "starting Kafka $version on $addr (log: $logfile)"
+	log "starting Kafka $version on $addr, SASL_SSL on $sasl_addr (log: $logfile)"
 	# setsid: the broker gets a session of its own, so a terminal's ^C or the
 	# end of a CI step's process group does not reach it; stop does.
 	local detach=(nohup)
@@ -286,7 +370,10 @@ start() {
 			tail -n 50 "$logfile" >&2 || true
 			die "the broker exited during startup (log: $logfile)"
 		fi
-		if metadata_ok; then
+		# Kafka opens its client listeners together; checking the SASL_SSL
+		# port too costs one connect and makes sure env never names a port
+		# that is not open yet.
+		if metadata_ok && port_open "$sport"; then
 			log "ready after ${SECONDS}s"
 			printf '%s\n' "$addr"
 			return 0
@@ -333,14 +420,34 @@ status() {
 	return 1
 }
 
+# print_env prints the running broker's SASL_SSL address, CA and credentials
+# as shell assignments, quoted for eval. The port is read from the broker's
+# configuration, so it is the one the broker serves whatever
+# KPIPE_KAFKA_SASL_SSL_PORT says now.
+print_env() {
+	if ! ourpid >/dev/null; then
+		die "the broker is not running (KPIPE_KAFKA_PORT=$port, state $state): run scripts/kafka.sh start first"
+	fi
+	local served
+	served=$(sed -n 's|^advertised\.listeners=.*SASL_SSL://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$state/server.properties")
+	if [[ -z $served || ! -f $tls/ca.pem ]]; then
+		die "the broker running on $addr has no SASL_SSL listener (started by an older kafka.sh?): stop it and start it again"
+	fi
+	printf 'KPIPE_TEST_SASL_SSL_BROKERS=%q\n' "127.0.0.1:$served"
+	printf 'KPIPE_TEST_TLS_CA=%q\n' "$tls/ca.pem"
+	printf 'KPIPE_TEST_SASL_USER=%q\n' "$sasl_user"
+	printf 'KPIPE_TEST_SASL_PASSWORD=%q\n' "$sasl_password"
+}
+
 case ${1:-} in
 start) start ;;
 stop) stop ;;
 status) status ;;
+env) print_env ;;
 fetch) fetch ;;
 log) printf '%s\n' "$logfile" ;;
 *)
-	printf 'usage: %s start|stop|status|fetch|log\n' "$0" >&2
+	printf 'usage: %s start|stop|status|env|fetch|log\n' "$0" >&2
 	exit 2
 	;;
 esac
