@@ -78,6 +78,9 @@ func (k *Kafka) kafkaOptions() ([]pipeline.Option, error) {
 	if k.MaxBlock != nil {
 		opts = append(opts, pipeline.MaxBlock(*k.MaxBlock))
 	}
+	if conn := k.ClientOptions(); len(conn) > 0 {
+		opts = append(opts, pipeline.KgoOptions(conn...))
+	}
 	return opts, nil
 }
 

@@ -125,6 +125,12 @@ type Kafka struct {
 	// MaxBlock bounds how long a send waits for room in the buffer
 	// (max.block.ms); nil keeps the default, 60s.
 	MaxBlock *time.Duration
+	// TLS and SASL are the tls and sasl blocks: how the connections to
+	// the brokers are secured and authenticated (security.protocol,
+	// ssl.*, sasl.*); nil for none. ClientOptions turns them into the
+	// client's options.
+	TLS  *TLS
+	SASL *SASL
 	// DefRange is the position of the kafka block's header, for
 	// diagnostics; the zero range if the file has no kafka block.
 	DefRange hcl.Range

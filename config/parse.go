@@ -97,6 +97,10 @@ var kafkaSchema = &hcl.BodySchema{
 		{Name: "metadata_max_age"},
 		{Name: "max_block"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "tls"},
+		{Type: "sasl"},
+	},
 }
 
 var pipelineSchema = &hcl.BodySchema{
@@ -249,6 +253,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	a := content.Attributes
 
 	d.kafkaAttrs = a
+	d.security(content.Blocks, k)
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.brokerList(attr); ok {
 			if len(list) == 0 && d.isList(attr) {
@@ -632,22 +637,11 @@ func (d *decoder) module(p *Plugin, attr *hcl.Attribute, path string) {
 		d.errorf(attr.Expr.Range(), "Invalid module", "module must not be empty.")
 		return
 	}
-	if rest, ok := strings.CutPrefix(path, "~"); ok && (rest == "" || rest[0] == '/' || rest[0] == filepath.Separator) {
-		// A shell expands ~ on a command line but not inside a
-		// configuration file's strings; kpipe does it here, the one
-		// place a path is read, for the current user's home only
-		// (~user is left as it is).
-		home, err := os.UserHomeDir()
-		if err != nil {
-			d.errorf(attr.Expr.Range(), "Invalid module", "%s starts with ~, and the home directory is not known: %s.", path, err)
-			return
-		}
-		path = home + rest
+	path, ok := d.filePath(attr, path)
+	if !ok {
+		return
 	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(d.dir, path)
-	}
-	p.Module = filepath.Clean(path)
+	p.Module = path
 	if p.Name == "" {
 		p.Name = strings.TrimSuffix(filepath.Base(p.Module), ".wasm")
 	}
@@ -669,6 +663,25 @@ func (d *decoder) module(p *Plugin, attr *hcl.Attribute, path string) {
 		}
 		p.ModuleSHA256 = sum
 	}
+}
+
+// filePath resolves path, the value of attr, as every path in a
+// configuration file is: relative to the file's directory, with a leading ~
+// for the current user's home (a shell expands ~ on a command line but not
+// inside a configuration file's strings; ~user is left as it is).
+func (d *decoder) filePath(attr *hcl.Attribute, path string) (string, bool) {
+	if rest, ok := strings.CutPrefix(path, "~"); ok && (rest == "" || rest[0] == '/' || rest[0] == filepath.Separator) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			d.errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s starts with ~, and the home directory is not known: %s.", path, err)
+			return "", false
+		}
+		path = home + rest
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(d.dir, path)
+	}
+	return filepath.Clean(path), true
 }
 
 // pin decodes a module block's sha256 attribute and checks the module

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kpipe/kpipe/pipeline"
 )
@@ -57,6 +58,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	brokers          []string
+	consumerKgoOpts  []kgo.Opt
 	topics           []string
 	topicRegex       string
 	group            string
@@ -177,6 +179,15 @@ func MaxPollRecords(n int) Option { return optionFunc(func(c *config) { c.maxPol
 // reader of its partitions (see Run). An end that fails is followed by one
 // abort under the same bound. Default: 10s.
 func EndTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.endTimeout = d }) }
+
+// ConsumerKgoOptions passes options to the source's own consumer client,
+// after the ones the source derives (an escape hatch, as
+// pipeline.KgoOptions is for the sink: TLS, SASL, metadata settings). With
+// ExactlyOnce the source reads through the sink's client, whose options
+// come from Sink, and these are not used. Default: none.
+func ConsumerKgoOptions(opts ...kgo.Opt) Option {
+	return optionFunc(func(c *config) { c.consumerKgoOpts = append(c.consumerKgoOpts, opts...) })
+}
 
 // Logger is where the source logs (partitions stopped, aborted
 // transactions, rebalances). Default: hclog.Default() named "kpipe".

@@ -197,7 +197,7 @@ func New(ctx context.Context, opts ...Option) (*Source, error) {
 			kgo.DisableAutoCommit(),
 			kgo.BlockRebalanceOnPoll(),
 			kgo.WithLogger(kgolog.New(s.log.Named("kgo"))))
-		cl, err := kgo.NewClient(cons...)
+		cl, err := kgo.NewClient(append(cons, cfg.consumerKgoOpts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("kafkasource: consumer: %w", err)
 		}

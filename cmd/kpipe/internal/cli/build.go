@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -108,6 +111,9 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 		opts = append(opts, pipeline.DefaultTopic(topic))
 	}
 	if len(brokers) == 0 {
+		if err := securityNeedsBrokers(b.cfg); err != nil {
+			return nil, err
+		}
 		eb, err := embedded.Start(embedded.Config{})
 		if err != nil {
 			return nil, &exitError{code: ExitError, err: err}
@@ -126,9 +132,47 @@ func (e *env) buildProducer(ctx context.Context, cfgPath, pipelineName string, b
 	defer cancel()
 	p, err := pipeline.New(nctx, opts...)
 	if err != nil {
-		return nil, &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", err)}
+		return nil, &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", connectHint(b.cfg, err))}
 	}
 	b.producer = p
 	ok = true
 	return b, nil
+}
+
+// securityNeedsBrokers refuses the embedded broker to a configuration whose
+// kafka block has a tls or sasl block: the embedded broker speaks plaintext
+// without authentication, so those blocks are for brokers that the
+// configuration or --brokers names, and were left unset by mistake.
+func securityNeedsBrokers(cfg *config.Config) error {
+	if cfg == nil || cfg.Kafka.TLS == nil && cfg.Kafka.SASL == nil {
+		return nil
+	}
+	return usageErrorf("%s: the kafka block has a tls or sasl block but names no brokers, and the embedded broker kpipe would start speaks plaintext without authentication: set brokers (or --brokers)", rangePos(cfg.Kafka.DefRange))
+}
+
+// connectHint adds to err, a failure to reach the brokers, what a broker
+// closing the connection most often means for the configuration's security
+// settings: a listener that wants TLS or SASL and does not get it, or SASL
+// credentials it refuses (some brokers answer them by closing the
+// connection). Other errors are returned as they are.
+func connectHint(cfg *config.Config, err error) error {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+		return err
+	}
+	var k config.Kafka
+	if cfg != nil {
+		k = cfg.Kafka
+	}
+	switch {
+	case k.SASL != nil:
+		over := "without TLS (add a tls block if it wants TLS)"
+		if k.TLS != nil {
+			over = "over TLS"
+		}
+		return fmt.Errorf("%w (the broker closed the connection: check the sasl block's mechanism, username and password, and that the broker's listener at that address takes SASL %s)", err, over)
+	case k.TLS != nil:
+		return fmt.Errorf("%w (the broker closed the connection: check that its listener at that address speaks TLS, and whether it wants a client certificate, the tls block's cert_file and key_file)", err)
+	default:
+		return fmt.Errorf("%w (the broker closed the connection: if its listener wants TLS or SASL, add a tls or sasl block to the kafka block)", err)
+	}
 }

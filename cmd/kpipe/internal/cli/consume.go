@@ -75,6 +75,10 @@ stderr at the start, and in the error if --max is not reached.`,
 				topics = splitList(topic)
 				seeds  = splitList(brokers)
 				group  string
+				// cfg is the configuration file's, if any; conn its
+				// kafka block's tls and sasl settings.
+				cfg  *config.Config
+				conn []kgo.Opt
 			)
 			if cfgPath != "" {
 				host, err := e.newHost(ctx)
@@ -82,13 +86,13 @@ stderr at the start, and in the error if --max is not reached.`,
 					return &exitError{code: ExitError, err: err}
 				}
 				defer closeHost(ctx, host)
-				var cfg *config.Config
 				if cfg, cc, chain, err = e.buildConsumer(ctx, cfgPath, consumerName, host); err != nil {
 					return err
 				}
 				if len(seeds) == 0 {
 					seeds = cfg.Kafka.Brokers
 				}
+				conn = cfg.Kafka.ClientOptions()
 				if len(topics) == 0 {
 					topics = cc.Topics
 				}
@@ -136,7 +140,7 @@ stderr at the start, and in the error if --max is not reached.`,
 			default:
 				return usageErrorf("--isolation %q: want read_committed or read_uncommitted", isolation)
 			}
-			cl, err := kgo.NewClient(opts...)
+			cl, err := kgo.NewClient(append(opts, conn...)...)
 			if err != nil {
 				return &exitError{code: ExitError, err: fmt.Errorf("kafka client: %w", err)}
 			}
@@ -150,7 +154,7 @@ stderr at the start, and in the error if --max is not reached.`,
 			err = kafkaping.Ping(pctx, cl)
 			cancel()
 			if err != nil {
-				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), err)}
+				return &exitError{code: ExitError, err: fmt.Errorf("no broker of %s answered: %w", strings.Join(seeds, ","), connectHint(cfg, err))}
 			}
 			// A topic that does not exist is waited for (it may be
 			// created while consume runs), and said so now and at the

@@ -218,7 +218,16 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	// A client batch goes upstream as it is when nothing in the chain
 	// reads or changes its records (docs/gateway.md, Forwarding).
 	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(f.forward), gateway.ForwardMinRecords(f.forwardMin))
+	var upstreamOpts []kgo.Opt
+	if reloadFrom != nil {
+		upstreamOpts = reloadFrom.cfg.Kafka.ClientOptions()
+	}
 	if len(brokers) == 0 {
+		if reloadFrom != nil {
+			if err := securityNeedsBrokers(reloadFrom.cfg); err != nil {
+				return err
+			}
+		}
 		eb, err := embedded.Start(embedded.Config{})
 		if err != nil {
 			return &exitError{code: ExitError, err: err}
@@ -235,7 +244,11 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	defer cancel()
 	prod, err := pipeline.New(nctx, opts...)
 	if err != nil {
-		return &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", err)}
+		var cfg *config.Config
+		if reloadFrom != nil {
+			cfg = reloadFrom.cfg
+		}
+		return &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", connectHint(cfg, err))}
 	}
 	// Closed explicitly below; this covers the early returns.
 	prodClosed := false
@@ -246,7 +259,7 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 			_, _ = prod.Close(cctx)
 		}
 	}()
-	up, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kgolog.New(e.log.Named("upstream"))))
+	up, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithLogger(kgolog.New(e.log.Named("upstream")))}, upstreamOpts...)...)
 	if err != nil {
 		return &exitError{code: ExitError, err: fmt.Errorf("upstream client: %w", err)}
 	}

@@ -101,7 +101,7 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 		if len(from) == 0 {
 			from = brokers
 		}
-		so = append(so, kafkasource.Brokers(from...))
+		so = append(so, kafkasource.Brokers(from...), kafkasource.ConsumerKgoOptions(cfg.Kafka.ClientOptions()...))
 	}
 	if src.SessionTimeout > 0 {
 		so = append(so, kafkasource.SessionTimeout(src.SessionTimeout))
@@ -124,7 +124,7 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 	s, err := kafkasource.New(nctx, so...)
 	cancel()
 	if err != nil {
-		return &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", err)}
+		return &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", connectHint(cfg, err))}
 	}
 	b := &built{producer: s.Producer(), cfg: cfg, pipe: p, host: host}
 	lv.src.Store(s)

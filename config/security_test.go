@@ -1,0 +1,131 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kpipe/kpipe/internal/testbroker"
+)
+
+func TestParseSecurity(t *testing.T) {
+	s := testbroker.SecureCluster(t)
+	dir := t.TempDir()
+	// Relative paths are resolved against the file's directory.
+	for _, f := range []string{s.CAFile, s.CertFile, s.KeyFile} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := `kafka {
+  brokers = ["b:9093"]
+  tls {
+    ca_file     = "ca.pem"
+    cert_file   = "client.pem"
+    key_file    = "client-key.pem"
+    server_name = "kafka.internal"
+  }
+  sasl {
+    mechanism = "scram-sha-512"
+    username  = "kpipe"
+    password  = env("KPIPE_TEST_SASL_PASSWORD")
+  }
+}
+pipeline "p" {
+  topic = "t"
+}
+`
+	t.Setenv("KPIPE_TEST_SASL_PASSWORD", "secret")
+	cfg, diags := Parse([]byte(src), filepath.Join(dir, "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	tl, sa := cfg.Kafka.TLS, cfg.Kafka.SASL
+	if tl == nil || tl.CAFile != filepath.Join(dir, "ca.pem") || tl.CertFile != filepath.Join(dir, "client.pem") ||
+		tl.KeyFile != filepath.Join(dir, "client-key.pem") || tl.ServerName != "kafka.internal" || tl.InsecureSkipVerify {
+		t.Errorf("tls: %+v", tl)
+	}
+	if sa == nil || sa.Mechanism != "SCRAM-SHA-512" || sa.Username != "kpipe" || sa.Password != "secret" {
+		t.Errorf("sasl: %+v", sa)
+	}
+	if n := len(cfg.Kafka.ClientOptions()); n != 2 {
+		t.Errorf("%d client options, want 2 (TLS and SASL)", n)
+	}
+	opts, err := cfg.Kafka.Options()
+	if err != nil || len(opts) != 2 { // brokers, and the client options
+		t.Errorf("Options: %d options, %v; want 2", len(opts), err)
+	}
+	if none := (&Kafka{}).ClientOptions(); len(none) != 0 {
+		t.Errorf("%d client options without tls and sasl blocks", len(none))
+	}
+}
+
+func TestParseSecurityErrors(t *testing.T) {
+	s := testbroker.SecureCluster(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := testbroker.SecureCluster(t) // a key that is not the certificate's
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"missing file", `tls { ca_file = "nope.pem" }`,
+			[]string{`2:19: error: Cannot read ca_file: ` + filepath.Join(dir, "nope.pem") + ` does not exist (relative paths are resolved against the directory of the configuration file).`}},
+		{"not PEM", `tls { ca_file = "not.pem" }`,
+			[]string{`2:19: error: Invalid ca_file: ` + notPEM + ` is not PEM`}},
+		{"no certificate in the CA file", `tls { ca_file = "` + s.KeyFile + `" }`,
+			[]string{`2:19: error: Invalid ca_file: ` + s.KeyFile + ` holds no PEM certificate`}},
+		{"empty path", `tls { ca_file = "" }`,
+			[]string{`2:19: error: Invalid ca_file: ca_file must not be empty`}},
+		{"certificate without key", `tls { cert_file = "` + s.CertFile + `" }`,
+			[]string{`2:9: error: Incomplete client certificate: A client certificate needs both cert_file and key_file; key_file is missing.`}},
+		{"key of another certificate", "tls {\n    cert_file = \"" + s.CertFile + "\"\n    key_file = \"" + other.KeyFile + "\"\n  }",
+			[]string{`4:16: error: Invalid client certificate: ` + s.CertFile + ` and ` + other.KeyFile + ` are not a certificate and its private key`}},
+		{"unknown attribute", `tls { ca = "x" }`, []string{`2:9: error: Unsupported argument`}},
+		{"duplicate", "tls {}\n  tls {}", []string{`3:3: error: Duplicate tls block: The kafka block has at most one tls block; the first one is at`}},
+		{"mechanism", `sasl {
+    mechanism = "SCRAM-SHA256"
+    username  = "u"
+    password  = "p"
+  }`, []string{`3:17: error: Invalid mechanism: mechanism must be "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512", not "SCRAM-SHA256". Did you mean "SCRAM-SHA-256"?`}},
+		{"empty username", `sasl {
+    mechanism = "PLAIN"
+    username  = env("KPIPE_TEST_UNSET_USER", "")
+    password  = "p"
+  }`, []string{`4:17: error: Invalid username: The username is empty. With env("NAME") here, is the variable set?`}},
+		{"missing password", `sasl {
+    mechanism = "PLAIN"
+    username  = "u"
+  }`, []string{`2:8: error: Missing required argument: The argument "password" is required`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, "k.hcl")
+			src := "kafka {\n  " + tt.body + "\n}\npipeline \"p\" {\n  topic = \"t\"\n}\n"
+			cfg, diags := Parse([]byte(src), file)
+			if cfg != nil {
+				t.Errorf("Parse returned a config despite errors")
+			}
+			var got []string
+			for _, d := range diags {
+				got = append(got, strings.TrimPrefix(FormatDiagnostic(d), file+":"))
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
