@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -237,6 +239,86 @@ consumer "c" {
 		r := kpipe(t, "", `{"value":"x"}`+"\n", "run", "--config", config(t, "SCRAM-SHA-512", "", "secure-real-denied"), "--input", "-")
 		if r.code == 0 || !strings.Contains(r.stderr, "SASL_AUTHENTICATION_FAILED") {
 			t.Errorf("run with a wrong password: %s", r)
+		}
+	})
+}
+
+// TestGatewayTLSListener: with --tls-cert, --tls-key and --tls-client-ca the
+// gateway speaks TLS to its clients and takes only those with a certificate
+// signed by the CA: franz-go and kcat with one deliver, a client without one
+// and a plaintext client do not.
+func TestGatewayTLSListener(t *testing.T) {
+	c := testbroker.NewCerts(t)
+	brokers := testbroker.Brokers(t)
+	addr := startGateway(t, "--brokers", strings.Join(brokers, ","),
+		"--tls-cert", c.ServerCert, "--tls-key", c.ServerKey, "--tls-client-ca", c.CA)
+	produce := func(t *testing.T, topic string, tlsCfg *tls.Config, n int) error {
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
+			kgo.RecordDeliveryTimeout(5 * time.Second), kgo.RequestRetries(1)}
+		if tlsCfg != nil {
+			opts = append(opts, kgo.DialTLSConfig(tlsCfg))
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var rs []*kgo.Record
+		for i := range n {
+			rs = append(rs, &kgo.Record{Value: []byte(strconv.Itoa(i))})
+		}
+		return cl.ProduceSync(ctx, rs...).FirstErr()
+	}
+	t.Run("franz-go with a certificate", func(t *testing.T) {
+		topic := testbroker.CreateTopic(t, brokers, 1)
+		if err := produce(t, topic, c.ClientTLS(true), 100); err != nil {
+			t.Fatal(err)
+		}
+		if got := testbroker.ReadAll(t, brokers, topic, 100, false); len(got) != 100 {
+			t.Errorf("read %d records upstream, want 100", len(got))
+		}
+	})
+	t.Run("kcat with a certificate", func(t *testing.T) {
+		kcat := testenv.RequireTool(t, "kcat")
+		topic := testbroker.CreateTopic(t, brokers, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, kcat, "-P", "-b", addr, "-t", topic, "-X", "security.protocol=ssl",
+			"-X", "ssl.ca.location="+c.CA, "-X", "ssl.certificate.location="+c.ClientCert, "-X", "ssl.key.location="+c.ClientKey)
+		cmd.Stdin = strings.NewReader("a\nb\nc\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat: %v\n%s", err, out)
+		}
+		if got := testbroker.ReadAll(t, brokers, topic, 3, false); len(got) != 3 {
+			t.Errorf("read %d records upstream, want 3", len(got))
+		}
+	})
+	t.Run("no client certificate", func(t *testing.T) {
+		if err := produce(t, "tls-refused", c.ClientTLS(false), 1); err == nil {
+			t.Error("a client without a certificate produced")
+		}
+	})
+	t.Run("plaintext client", func(t *testing.T) {
+		if err := produce(t, "tls-refused", nil, 1); err == nil {
+			t.Error("a plaintext client produced")
+		}
+	})
+	t.Run("flags", func(t *testing.T) {
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--tls-cert", c.ServerCert}, "--tls-cert and --tls-key go together"},
+			{[]string{"--tls-client-ca", c.CA}, "--tls-cert and --tls-key go together"},
+			{[]string{"--tls-cert", c.ServerCert, "--tls-key", c.ClientKey}, "private key does not match public key"},
+			{[]string{"--tls-cert", c.ServerCert, "--tls-key", c.ServerKey, "--tls-client-ca", c.ServerKey}, "--tls-client-ca: " + c.ServerKey + " holds no PEM certificate"},
+		} {
+			r := kpipe(t, "", "", append([]string{"gateway", "--listen", "127.0.0.1:0"}, tt.args...)...)
+			if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("gateway %v: %s; want exit 2 and %q", tt.args, r, tt.want)
+			}
 		}
 	})
 }

@@ -35,26 +35,57 @@ type Secure struct {
 	tlsCfg *tls.Config
 }
 
-// SecureCluster starts a Secure cluster, shut down when the test ends; its
-// files are in a temporary directory.
-func SecureCluster(tb testing.TB) Secure {
+// Certs are PEM files for TLS tests: a CA, a server certificate for
+// 127.0.0.1 and a client certificate, both signed by the CA, and their keys
+// (PKCS#8).
+type Certs struct {
+	CA, ServerCert, ServerKey, ClientCert, ClientKey string
+
+	ca, server, client   *x509.Certificate
+	serverKey, clientKey *ecdsa.PrivateKey
+}
+
+// NewCerts writes a Certs into a temporary directory of the test.
+func NewCerts(tb testing.TB) Certs {
 	tb.Helper()
 	dir := tb.TempDir()
 	ca, caKey := newCert(tb, nil, nil, "kpipe test CA", true)
 	server, serverKey := newCert(tb, ca, caKey, "127.0.0.1", false)
 	client, clientKey := newCert(tb, ca, caKey, "kpipe test client", false)
-	s := Secure{
-		CAFile:   writePEM(tb, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw),
-		CertFile: writePEM(tb, filepath.Join(dir, "client.pem"), "CERTIFICATE", client.Raw),
-		KeyFile:  writePEM(tb, filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", marshalKey(tb, clientKey)),
-		User:     "kpipe",
-		Password: "kpipe-secret",
+	return Certs{
+		CA:         writePEM(tb, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw),
+		ServerCert: writePEM(tb, filepath.Join(dir, "server.pem"), "CERTIFICATE", server.Raw),
+		ServerKey:  writePEM(tb, filepath.Join(dir, "server-key.pem"), "PRIVATE KEY", marshalKey(tb, serverKey)),
+		ClientCert: writePEM(tb, filepath.Join(dir, "client.pem"), "CERTIFICATE", client.Raw),
+		ClientKey:  writePEM(tb, filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", marshalKey(tb, clientKey)),
+		ca:         ca, server: server, client: client,
+		serverKey: serverKey, clientKey: clientKey,
 	}
+}
+
+// ClientTLS is the TLS configuration of a client that trusts the CA and,
+// with withCert, presents the client certificate.
+func (c Certs) ClientTLS(withCert bool) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1),
+	pool.AddCert(c.ca)
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if withCert {
+		cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{c.client.Raw}, PrivateKey: c.clientKey}}
+	}
+	return cfg
+}
+
+// SecureCluster starts a Secure cluster, shut down when the test ends; its
+// files are in a temporary directory.
+func SecureCluster(tb testing.TB) Secure {
+	tb.Helper()
+	c := NewCerts(tb)
+	s := Secure{CAFile: c.CA, CertFile: c.ClientCert, KeyFile: c.ClientKey, User: "kpipe", Password: "kpipe-secret"}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.ca)
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1),
 		kfake.TLS(&tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{server.Raw}, PrivateKey: serverKey}},
+			Certificates: []tls.Certificate{{Certificate: [][]byte{c.server.Raw}, PrivateKey: c.serverKey}},
 			ClientCAs:    pool,
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 			MinVersion:   tls.VersionTLS12,
@@ -67,10 +98,9 @@ func SecureCluster(tb testing.TB) Secure {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(c.Close)
-	s.Brokers = c.ListenAddrs()
-	s.tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{client.Raw}, PrivateKey: clientKey}}}
+	tb.Cleanup(cl.Close)
+	s.Brokers = cl.ListenAddrs()
+	s.tlsCfg = c.ClientTLS(true)
 	return s
 }
 

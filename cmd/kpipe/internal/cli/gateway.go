@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -42,6 +44,9 @@ type gatewayFlags struct {
 	forwardMin int
 	// cpuProfile and memProfile are pprof output files, as for run.
 	cpuProfile, memProfile string
+	// tlsCert and tlsKey make the listener TLS; tlsClientCA makes it
+	// require client certificates signed by it.
+	tlsCert, tlsKey, tlsClientCA string
 }
 
 func newGatewayCmd(e *env) *cobra.Command {
@@ -95,6 +100,9 @@ topic. See docs/gateway.md.`,
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve the Go profiler under /debug/pprof/ on the --admin address")
 	intRangeVar(fl, &f.forwardMin, "forward-min-records", 32, 1, math.MaxInt32, "forward only client batches of at least this many records; smaller ones take the pipeline's path, where they share upstream batches (lower latency for clients that send small batches fast)")
 	fl.BoolVar(&f.forward, "forward-batches", true, "forward each client batch upstream as it is when nothing in the pipeline reads or changes records (less gateway CPU; see docs/gateway.md)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain of the listener: clients connect with TLS (security.protocol SSL); needs --tls-key")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA certificates: clients must present a certificate signed by one (ssl.client.auth=required); needs --tls-cert")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
 	return cmd
@@ -144,6 +152,10 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	}
 	if f.nodeID >= 0 {
 		gwOpts = append(gwOpts, gateway.NodeID(int32(f.nodeID)))
+	}
+	listenTLS, err := listenerTLS(f)
+	if err != nil {
+		return err
 	}
 	defer tuneGC(int64(memLimit))()
 	stopProfiles, err := e.startProfiles(f.cpuProfile, f.memProfile)
@@ -273,6 +285,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	if err != nil {
 		return &exitError{code: ExitError, err: fmt.Errorf("--listen: %w", err)}
 	}
+	if listenTLS != nil {
+		l = tls.NewListener(l, listenTLS)
+	}
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(l) }()
 	// Serve sets the advertised address from the listener; wait for it.
@@ -287,7 +302,14 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	if s, ok := e.stdout.(interface{ Sync() error }); ok {
 		_ = s.Sync()
 	}
-	e.say("gateway listening on %s, advertised as %s; upstream %v; stop with Ctrl-C", l.Addr(), gw.Addr(), brokers)
+	security := "plaintext"
+	switch {
+	case listenTLS != nil && listenTLS.ClientCAs != nil:
+		security = "TLS, client certificates required"
+	case listenTLS != nil:
+		security = "TLS"
+	}
+	e.say("gateway listening on %s (%s), advertised as %s; upstream %v; stop with Ctrl-C", l.Addr(), security, gw.Addr(), brokers)
 	ga := &gatewayAdmin{gw: gw, prod: prod}
 	if reloadFrom != nil {
 		reloadFrom.producer = prod
@@ -541,4 +563,32 @@ func splitHostPort(s string) (string, int32, error) {
 		return "", 0, fmt.Errorf("%q: want HOST:PORT with a port from 1 to 65535", s)
 	}
 	return host, int32(n), nil
+}
+
+// listenerTLS returns the TLS configuration of the listener that --tls-cert,
+// --tls-key and --tls-client-ca ask for, nil for none.
+func listenerTLS(f gatewayFlags) (*tls.Config, error) {
+	switch {
+	case f.tlsCert == "" && f.tlsKey == "" && f.tlsClientCA == "":
+		return nil, nil
+	case f.tlsCert == "" || f.tlsKey == "":
+		return nil, usageErrorf("--tls-cert and --tls-key go together (--tls-client-ca needs them too)")
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, usageErrorf("--tls-cert %s, --tls-key %s: %v", f.tlsCert, f.tlsKey, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.tlsClientCA != "" {
+		pem, err := os.ReadFile(f.tlsClientCA)
+		if err != nil {
+			return nil, usageErrorf("--tls-client-ca: %v", err)
+		}
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("--tls-client-ca: %s holds no PEM certificate", f.tlsClientCA)
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
