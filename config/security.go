@@ -49,6 +49,10 @@ type SASL struct {
 	// Username and Password are the credentials (in Java, the
 	// sasl.jaas.config of the mechanism's login module).
 	Username, Password string
+	// PasswordFile is the file the password was read from (the block's
+	// password_file), if it was; the file's contents as read are in
+	// Password, without its final line break.
+	PasswordFile string
 }
 
 // SASLMechanisms are the mechanisms a sasl block may name.
@@ -68,7 +72,8 @@ var saslSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "mechanism", Required: true},
 		{Name: "username", Required: true},
-		{Name: "password", Required: true},
+		{Name: "password"},
+		{Name: "password_file"},
 	},
 }
 
@@ -136,10 +141,26 @@ func (d *decoder) tls(b *hcl.Block) *TLS {
 	return t
 }
 
-// pemFile reads the file attr names, which must exist and hold at least one
-// PEM block, and returns its resolved path and contents (nil contents after
-// an error).
+// pemFile reads the file attr names, which must hold at least one PEM
+// block, and returns its resolved path and contents (nil contents after an
+// error).
 func (d *decoder) pemFile(attr *hcl.Attribute) (string, []byte) {
+	path, data := d.readFile(attr, maxPEMFile, "a PEM file of certificates or keys")
+	if data == nil {
+		return path, nil
+	}
+	if block, _ := pem.Decode(data); block == nil {
+		d.errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s is not PEM: no \"-----BEGIN ...-----\" block in it.", path)
+		return path, nil
+	}
+	return path, data
+}
+
+// readFile reads the file attr names, resolved as filePath does, which must
+// be a regular file of at most limit bytes (what says what it should be,
+// for the error). It returns the resolved path, and the contents or nil
+// after an error, which it reports at attr.
+func (d *decoder) readFile(attr *hcl.Attribute, limit int64, what string) (string, []byte) {
 	s, ok := d.string(attr)
 	if !ok {
 		return "", nil
@@ -155,8 +176,8 @@ func (d *decoder) pemFile(attr *hcl.Attribute) (string, []byte) {
 	fi, err := os.Stat(path)
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%s is not a regular file", path)
-	} else if err == nil && fi.Size() > maxPEMFile {
-		err = fmt.Errorf("%s has %d bytes, more than a PEM file of certificates or keys (at most %d)", path, fi.Size(), maxPEMFile)
+	} else if err == nil && fi.Size() > limit {
+		err = fmt.Errorf("%s has %d bytes, more than %s (at most %d)", path, fi.Size(), what, limit)
 	}
 	var data []byte
 	if err == nil {
@@ -168,10 +189,6 @@ func (d *decoder) pemFile(attr *hcl.Attribute) (string, []byte) {
 			detail = fmt.Sprintf("%s does not exist (relative paths are resolved against the directory of the configuration file).", path)
 		}
 		d.errorf(attr.Expr.Range(), "Cannot read "+attr.Name, "%s", detail)
-		return path, nil
-	}
-	if block, _ := pem.Decode(data); block == nil {
-		d.errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s is not PEM: no \"-----BEGIN ...-----\" block in it.", path)
 		return path, nil
 	}
 	return path, data
@@ -191,6 +208,15 @@ func (d *decoder) sasl(b *hcl.Block) *SASL {
 			}
 		}
 	}
+	pw, pwFile := a["password"], a["password_file"]
+	switch {
+	case pw == nil && pwFile == nil:
+		d.errorf(b.DefRange, "Missing password", "A sasl block needs password (password = env(\"NAME\") keeps it out of the file) or password_file.")
+	case pw != nil && pwFile != nil:
+		d.errorf(pwFile.Range, "Two passwords", "A sasl block has password or password_file, not both (password is at %s).", pw.Range)
+	case pwFile != nil:
+		s.PasswordFile, s.Password = d.secretFile(pwFile)
+	}
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -207,6 +233,24 @@ func (d *decoder) sasl(b *hcl.Block) *SASL {
 		}
 	}
 	return s
+}
+
+// maxSecretFile bounds what a password_file may hold.
+const maxSecretFile = 64 << 10
+
+// secretFile reads the file attr names and returns its resolved path and
+// contents without a final line break ("\n" or "\r\n", which an editor or
+// `echo` adds); an empty secret is an error.
+func (d *decoder) secretFile(attr *hcl.Attribute) (string, string) {
+	path, data := d.readFile(attr, maxSecretFile, "a password")
+	if data == nil {
+		return path, ""
+	}
+	secret := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if secret == "" {
+		d.errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s is empty.", path)
+	}
+	return path, secret
 }
 
 // ClientOptions returns the franz-go options of the tls and sasl blocks,

@@ -60,6 +60,17 @@ pipeline "p" {
 	if err != nil || len(opts) != 2 { // brokers, and the client options
 		t.Errorf("Options: %d options, %v; want 2", len(opts), err)
 	}
+	// password_file: the file's contents without the final line break.
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("s3cret\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src = strings.Replace(src, `password  = env("KPIPE_TEST_SASL_PASSWORD")`, `password_file = "pw"`, 1)
+	if cfg, diags = Parse([]byte(src), filepath.Join(dir, "k.hcl")); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if sa := cfg.Kafka.SASL; sa.Password != "s3cret" || sa.PasswordFile != filepath.Join(dir, "pw") {
+		t.Errorf("sasl with password_file: %+v", sa)
+	}
 	if none := (&Kafka{}).ClientOptions(); len(none) != 0 {
 		t.Errorf("%d client options without tls and sasl blocks", len(none))
 	}
@@ -70,6 +81,9 @@ func TestParseSecurityErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "empty"), []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	other := testbroker.SecureCluster(t) // a key that is not the certificate's
@@ -104,7 +118,23 @@ func TestParseSecurityErrors(t *testing.T) {
 		{"missing password", `sasl {
     mechanism = "PLAIN"
     username  = "u"
-  }`, []string{`2:8: error: Missing required argument: The argument "password" is required`}},
+  }`, []string{`2:3: error: Missing password: A sasl block needs password (password = env("NAME") keeps it out of the file) or password_file.`}},
+		{"two passwords", `sasl {
+    mechanism     = "PLAIN"
+    username      = "u"
+    password      = "p"
+    password_file = "pw"
+  }`, []string{`6:5: error: Two passwords: A sasl block has password or password_file, not both (password is at`}},
+		{"missing password file", `sasl {
+    mechanism     = "PLAIN"
+    username      = "u"
+    password_file = "nope"
+  }`, []string{`5:21: error: Cannot read password_file: ` + filepath.Join(dir, "nope") + ` does not exist`}},
+		{"empty password file", `sasl {
+    mechanism     = "PLAIN"
+    username      = "u"
+    password_file = "empty"
+  }`, []string{`5:21: error: Invalid password_file: ` + filepath.Join(dir, "empty") + ` is empty.`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
