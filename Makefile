@@ -113,6 +113,17 @@ $(ASC):
 	@mkdir -p $(ASC_DIR)
 	$(NPM) install --prefix $(ASC_DIR) --no-save --no-audit --no-fund assemblyscript@$(ASC_VERSION)
 
+# KafkaJS, for the gateway's end-to-end test (cmd/kpipe/gateway_test.go), in
+# a directory of its own: an npm install with --no-save removes the packages
+# of its directory that it did not install.
+KAFKAJS_VERSION ?= 2.2.4
+KAFKAJS_DIR     := build/npm-kafkajs
+
+.PHONY: gateway-clients
+gateway-clients: ## Install KafkaJS under build/npm-kafkajs, for the gateway's end-to-end test (needs npm).
+	@mkdir -p $(KAFKAJS_DIR)
+	$(NPM) install --prefix $(KAFKAJS_DIR) --no-save --no-audit --no-fund kafkajs@$(KAFKAJS_VERSION)
+
 .PHONY: sdk-examples-assemblyscript
 sdk-examples-assemblyscript: $(ASC) ## Build the AssemblyScript examples and test the SDK against the vectors with node.
 	@mkdir -p $(SDK_OUT)/assemblyscript

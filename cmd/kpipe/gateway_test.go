@@ -140,7 +140,7 @@ func keyhash(partitions int32) func([]byte) int32 {
 // gateway`, running a header-stamping WASM interceptor and a WASM
 // partitioner, from franz-go, kafka-python (acks 1 and all, with and
 // without compression), kcat (lz4, zstd), the Java client (idempotent),
-// sarama and kafka-go, each to partition 0; upstream, every record is there once, stamped, on
+// KafkaJS, sarama and kafka-go, each to partition 0; upstream, every record is there once, stamped, on
 // the partitioner's partition, with its key, value and headers.
 func TestGatewayClients(t *testing.T) {
 	brokers := testbroker.Brokers(t)
@@ -219,6 +219,29 @@ func TestGatewayClients(t *testing.T) {
 		checkUpstream(t, brokers, topic, "java", gatewayRecords, keyhash(partitions), "", "kpipe-gateway")
 	})
 
+	t.Run("kafkajs", func(t *testing.T) {
+		node := testenv.RequireTool(t, "node")
+		modules := filepath.Join(plugintest.RepoRoot(t), kafkajsDir)
+		if _, err := os.Stat(filepath.Join(modules, "kafkajs", "package.json")); err != nil {
+			testenv.Unavailable(t, "kafkajs is not installed under %s (make gateway-clients): %v", kafkajsDir, err)
+		}
+		script := filepath.Join(plugintest.RepoRoot(t), "cmd", "kpipe", "testdata", "gateway", "kafkajs_produce.js")
+		for _, c := range []struct{ codec, mode string }{{"none", "idempotent"}, {"gzip", "plain"}} {
+			t.Run(c.codec+"/"+c.mode, func(t *testing.T) {
+				topic := testbroker.CreateTopic(t, brokers, partitions)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, node, script, addr, topic, strconv.Itoa(gatewayRecords), c.codec, c.mode)
+				cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "sent ") {
+					t.Fatalf("kafkajs: %v\n%s", err, out)
+				}
+				checkUpstream(t, brokers, topic, "kafkajs", gatewayRecords, keyhash(partitions), "", "kpipe-gateway")
+			})
+		}
+	})
+
 	// Two Go clients that share no code with kpipe (testdata/gateway/goclients):
 	// sarama's asynchronous producer in every codec, idempotent or not, its
 	// synchronous producer (a record per request, each waiting for its
@@ -254,6 +277,9 @@ func TestGatewayClients(t *testing.T) {
 		}
 	})
 }
+
+// kafkajsDir is where make gateway-clients installs KafkaJS.
+const kafkajsDir = "build/npm-kafkajs/node_modules"
 
 // goClients builds testdata/gateway/goclients, a module of its own (sarama
 // and kafka-go are not kpipe's dependencies), and returns the binary.
