@@ -627,28 +627,35 @@ pipeline "p" {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeModule(t, dir, "m.wasm")
-			file := filepath.Join(dir, "kpipe.hcl")
-			cfg, diags := Parse([]byte(tt.src), file)
-			if cfg != nil {
-				t.Errorf("Parse returned a config despite errors")
-			}
-			var got []string
-			for _, d := range diags {
-				line := FormatDiagnostic(d)
-				if !strings.HasPrefix(line, file+":") {
-					t.Errorf("diagnostic without the file name: %s", line)
-				}
-				got = append(got, strings.TrimPrefix(line, file+":"))
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
-					t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], tt.want[i])
-				}
-			}
+			wantDiagnostics(t, filepath.Join(dir, "kpipe.hcl"), tt.src, tt.want)
 		})
+	}
+}
+
+// wantDiagnostics parses src as file and checks that Parse fails with
+// diagnostics, each naming file, that start in order with want (their text
+// after "FILE:").
+func wantDiagnostics(t *testing.T, file, src string, want []string) {
+	t.Helper()
+	cfg, diags := Parse([]byte(src), file)
+	if cfg != nil {
+		t.Errorf("Parse returned a config despite errors")
+	}
+	var got []string
+	for _, d := range diags {
+		line := FormatDiagnostic(d)
+		if !strings.HasPrefix(line, file+":") {
+			t.Errorf("diagnostic without the file name: %s", line)
+		}
+		got = append(got, strings.TrimPrefix(line, file+":"))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range got {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], want[i])
+		}
 	}
 }
 

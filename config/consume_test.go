@@ -147,22 +147,7 @@ func TestParseConsumerErrors(t *testing.T) {
 			dir := t.TempDir()
 			writeModule(t, dir, "m.wasm")
 			file := filepath.Join(dir, "kpipe.hcl")
-			cfg, diags := Parse([]byte(tt.src), file)
-			if cfg != nil {
-				t.Errorf("Parse returned a config despite errors")
-			}
-			var got []string
-			for _, d := range diags {
-				got = append(got, strings.TrimPrefix(FormatDiagnostic(d), file+":"))
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
-					t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], tt.want[i])
-				}
-			}
+			wantDiagnostics(t, file, tt.src, tt.want)
 		})
 	}
 }

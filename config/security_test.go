@@ -139,23 +139,7 @@ func TestParseSecurityErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(dir, "k.hcl")
-			src := "kafka {\n  " + tt.body + "\n}\npipeline \"p\" {\n  topic = \"t\"\n}\n"
-			cfg, diags := Parse([]byte(src), file)
-			if cfg != nil {
-				t.Errorf("Parse returned a config despite errors")
-			}
-			var got []string
-			for _, d := range diags {
-				got = append(got, strings.TrimPrefix(FormatDiagnostic(d), file+":"))
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
-					t.Errorf("diagnostic %d:\n got: %s\nwant: %s...", i, got[i], tt.want[i])
-				}
-			}
+			wantDiagnostics(t, file, "kafka {\n  "+tt.body+"\n}\npipeline \"p\" {\n  topic = \"t\"\n}\n", tt.want)
 		})
 	}
 }
