@@ -250,8 +250,9 @@ consumer "c" {
 func TestGatewayTLSListener(t *testing.T) {
 	c := testbroker.NewCerts(t)
 	brokers := testbroker.Brokers(t)
-	addr := startGateway(t, "--brokers", strings.Join(brokers, ","),
+	gw := startGatewayProc(t, "--brokers", strings.Join(brokers, ","),
 		"--tls-cert", c.ServerCert, "--tls-key", c.ServerKey, "--tls-client-ca", c.CA)
+	addr := gw.addr
 	produce := func(t *testing.T, topic string, tlsCfg *tls.Config, n int) error {
 		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
 			kgo.RecordDeliveryTimeout(5 * time.Second), kgo.RequestRetries(1)}
@@ -298,6 +299,9 @@ func TestGatewayTLSListener(t *testing.T) {
 	t.Run("no client certificate", func(t *testing.T) {
 		if err := produce(t, "tls-refused", c.ClientTLS(false), 1); err == nil {
 			t.Error("a client without a certificate produced")
+		}
+		if log := gw.stderr.String(); !strings.Contains(log, "closing a client connection: TLS handshake failed") || !strings.Contains(log, "certificate") {
+			t.Errorf("no warning of the failed handshake in the gateway's log:\n%s", log)
 		}
 	})
 	t.Run("plaintext client", func(t *testing.T) {
