@@ -65,6 +65,11 @@ type conn struct {
 	// toSend is the reader's scratch list of the records of a batch
 	// handed to the pipeline (Sender.SendBatch keeps none of it).
 	toSend []*plugins.Record
+	// auth is the connection's SASL authentication once a SaslHandshake
+	// chose a mechanism; authenticated is set when it succeeded. Only
+	// the reader uses them.
+	auth          *saslSession
+	authenticated bool
 }
 
 // pending is a request read and started, waiting for its response.
@@ -208,11 +213,13 @@ func (c *conn) read() error {
 			c.g.pools.bytes.put(body)
 			c.g.mem.give(held)
 		}
-		if err != nil {
-			return err
-		}
+		// A request may be answered and still end the connection (a
+		// failed authentication): its answer is queued first.
 		if p != nil {
 			c.queue <- p
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -314,9 +321,12 @@ func (c *conn) handle(body []byte, throttle int32) (*pending, error) {
 			sw := r.ClientSoftwareName + " " + r.ClientSoftwareVersion
 			c.st.software.Store(&sw)
 		}
-		resp := apiVersions(h)
+		resp := apiVersions(h, c.g.sasl != nil)
 		p.response = func() kmsg.Response { return resp }
 		return p, nil
+	}
+	if c.g.sasl != nil && !c.authenticated {
+		return c.authenticate(p, req, rest)
 	}
 	if r, ok := servedRange(h.key); !ok || h.key == 1 || h.version < r.min || h.version > r.max {
 		return c.unsupported(p, req, rest)

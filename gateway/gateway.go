@@ -98,6 +98,9 @@ type Gateway struct {
 	checkForwarded bool
 	maxRequest     int32
 	log            hclog.Logger
+	// sasl holds the users clients authenticate as; nil: no
+	// authentication (see SASLUsers).
+	sasl *saslUsers
 
 	dec       *decompressor
 	pools     *pools

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -30,14 +31,18 @@ var served = []apiRange{
 	{key: 22, min: 0, max: 4}, // InitProducerId
 }
 
-func servedRange(key int16) (apiRange, bool) {
-	for _, r := range served {
-		if r.key == key {
-			return r, true
-		}
-	}
-	return apiRange{}, false
+// saslServed are the APIs of SASL authentication, served with SASLUsers.
+// SaslHandshake is listed from version 0 because librdkafka takes a broker
+// whose list starts later for one without SASL; a version 0 handshake,
+// after which a client would send its SASL messages without Kafka framing
+// (clients older than Kafka 1.0, or without SaslAuthenticate), is answered
+// UNSUPPORTED_VERSION (see conn.authenticate).
+var saslServed = []apiRange{
+	{key: 17, min: 0, max: 1}, // SaslHandshake
+	{key: 36, min: 0, max: 2}, // SaslAuthenticate
 }
+
+func servedRange(key int16) (apiRange, bool) { return rangeOf(served, key) }
 
 // header is the request header (versions 0 to 2).
 type header struct {
@@ -124,7 +129,7 @@ func appendResponse(dst []byte, h header, resp kmsg.Response) []byte {
 // apiVersions answers an ApiVersions request. A version the gateway does
 // not serve is answered at version 0 with UNSUPPORTED_VERSION and the list,
 // as a broker does, so that the client retries with one it does.
-func apiVersions(h header) kmsg.Response {
+func apiVersions(h header, sasl bool) kmsg.Response {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	r, _ := servedRange(18)
 	if h.version > r.max {
@@ -133,7 +138,11 @@ func apiVersions(h header) kmsg.Response {
 	} else {
 		resp.SetVersion(h.version)
 	}
-	for _, s := range served {
+	list := served
+	if sasl {
+		list = append(slices.Clip(served), saslServed...)
+	}
+	for _, s := range list {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = s.key, s.min, s.max
 		resp.ApiKeys = append(resp.ApiKeys, k)

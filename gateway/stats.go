@@ -28,9 +28,10 @@ type ConnStats struct {
 	Remote string
 	// ClientID is the client.id of the connection's first request;
 	// Software the client software and version it announced
-	// (ApiVersions v3+), e.g. "apache-kafka-java 3.9.0".
-	ClientID, Software string
-	Since              time.Time
+	// (ApiVersions v3+), e.g. "apache-kafka-java 3.9.0"; User the SASL
+	// user it authenticated as (SASLUsers), if any.
+	ClientID, Software, User string
+	Since                    time.Time
 	// Requests counts every request; Records and Bytes the records and
 	// record-batch bytes it produced; Duplicates the batches answered
 	// from an earlier attempt (idempotent retries).
@@ -70,7 +71,7 @@ func newStats() *stats { return &stats{conns: map[*connStats]struct{}{}} }
 type connStats struct {
 	remote                               string
 	since                                time.Time
-	clientID, software                   atomicString
+	clientID, software, user             atomicString
 	requests, records, bytes, duplicates atomic.Uint64
 }
 
@@ -152,6 +153,9 @@ func (g *Gateway) Stats() Stats {
 		}
 		if p := cs.software.Load(); p != nil {
 			c.Software = *p
+		}
+		if p := cs.user.Load(); p != nil {
+			c.User = *p
 		}
 		st.Connections = append(st.Connections, c)
 	}

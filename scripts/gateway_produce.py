@@ -24,6 +24,8 @@ def main():
     ap.add_argument("--acks", default="all", help="0, 1 or all")
     ap.add_argument("--compression", default=None, help="gzip, snappy, lz4, zstd or none")
     ap.add_argument("--transactional", action="store_true")
+    ap.add_argument("--sasl", default=None, help="MECHANISM:USER:PASSWORD: authenticate with SASL")
+    ap.add_argument("--cafile", default=None, help="connect with TLS, trusting this PEM CA file")
     ap.add_argument("--timeout", type=float, default=60.0)
     args = ap.parse_args()
 
@@ -41,7 +43,14 @@ def main():
             print(f"{type(e).__name__}: {e}")
         return 0
 
-    p = KafkaProducer(bootstrap_servers=args.bootstrap, acks=acks, compression_type=comp, linger_ms=5)
+    security = {}
+    if args.cafile:
+        security.update(security_protocol="SSL", ssl_cafile=args.cafile)
+    if args.sasl:
+        mechanism, user, password = args.sasl.split(":", 2)
+        security.update(security_protocol="SASL_SSL" if args.cafile else "SASL_PLAINTEXT", sasl_mechanism=mechanism,
+                        sasl_plain_username=user, sasl_plain_password=password)
+    p = KafkaProducer(bootstrap_servers=args.bootstrap, acks=acks, compression_type=comp, linger_ms=5, **security)
     futures = []
     try:
         for i in range(args.count):

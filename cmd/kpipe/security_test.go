@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/kpipe/kpipe/internal/plugintest"
 	"github.com/kpipe/kpipe/internal/testbroker"
 	"github.com/kpipe/kpipe/internal/testenv"
 )
@@ -323,6 +326,106 @@ func TestGatewayTLSListener(t *testing.T) {
 			if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
 				t.Errorf("gateway %v: %s; want exit 2 and %q", tt.args, r, tt.want)
 			}
+		}
+	})
+}
+
+// TestGatewaySASL: with --sasl-users (and TLS) the gateway authenticates
+// its clients: franz-go with SCRAM-SHA-512, kcat with SCRAM-SHA-256 and
+// kafka-python with PLAIN deliver; a wrong password and a client that does
+// not authenticate are refused.
+func TestGatewaySASL(t *testing.T) {
+	c := testbroker.NewCerts(t)
+	brokers := testbroker.Brokers(t)
+	users := writeFile(t, filepath.Join(t.TempDir(), "users"), "# the gateway's users\nalice:wonder:land\n\nbob:pw\n")
+	gw := startGatewayProc(t, "--brokers", strings.Join(brokers, ","),
+		"--tls-cert", c.ServerCert, "--tls-key", c.ServerKey, "--sasl-users", users)
+	produce := func(t *testing.T, topic string, opts ...kgo.Opt) error {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(gw.addr), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
+			kgo.DialTLSConfig(c.ClientTLS(false)), kgo.RecordDeliveryTimeout(5 * time.Second), kgo.RequestRetries(1)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var rs []*kgo.Record
+		for i := range 100 {
+			rs = append(rs, &kgo.Record{Value: []byte(strconv.Itoa(i))})
+		}
+		return cl.ProduceSync(ctx, rs...).FirstErr()
+	}
+	t.Run("franz-go SCRAM-SHA-512", func(t *testing.T) {
+		topic := testbroker.CreateTopic(t, brokers, 1)
+		if err := produce(t, topic, kgo.SASL(scram.Auth{User: "alice", Pass: "wonder:land"}.AsSha512Mechanism())); err != nil {
+			t.Fatal(err)
+		}
+		if got := testbroker.ReadAll(t, brokers, topic, 100, false); len(got) != 100 {
+			t.Errorf("read %d records upstream, want 100", len(got))
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		err := produce(t, "sasl-refused", kgo.SASL(plain.Auth{User: "alice", Pass: "wonder"}.AsMechanism()))
+		if err == nil || !strings.Contains(err.Error(), "SASL_AUTHENTICATION_FAILED") {
+			t.Errorf("produce with a wrong password: %v, want SASL_AUTHENTICATION_FAILED", err)
+		}
+		if log := gw.stderr.String(); !strings.Contains(log, "SASL authentication failed") || !strings.Contains(log, "alice") {
+			t.Errorf("no warning of the failed authentication in the gateway's log:\n%s", log)
+		}
+	})
+	t.Run("no authentication", func(t *testing.T) {
+		if err := produce(t, "sasl-refused"); err == nil {
+			t.Error("a client that did not authenticate produced")
+		}
+	})
+	t.Run("kcat SCRAM-SHA-256", func(t *testing.T) {
+		kcat := testenv.RequireTool(t, "kcat")
+		topic := testbroker.CreateTopic(t, brokers, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, kcat, "-P", "-b", gw.addr, "-t", topic, "-X", "security.protocol=sasl_ssl",
+			"-X", "sasl.mechanisms=SCRAM-SHA-256", "-X", "sasl.username=alice", "-X", "sasl.password=wonder:land",
+			"-X", "ssl.ca.location="+c.CA)
+		cmd.Stdin = strings.NewReader("a\nb\nc\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat: %v\n%s", err, out)
+		}
+		if got := testbroker.ReadAll(t, brokers, topic, 3, false); len(got) != 3 {
+			t.Errorf("read %d records upstream, want 3", len(got))
+		}
+	})
+	t.Run("kafka-python PLAIN", func(t *testing.T) {
+		python := testenv.RequireTool(t, "python3")
+		if out, err := exec.Command(python, "-c", "import kafka").CombinedOutput(); err != nil {
+			testenv.Unavailable(t, "python3 cannot import kafka-python: %v: %s", err, out)
+		}
+		topic := testbroker.CreateTopic(t, brokers, 1)
+		script := filepath.Join(plugintest.RepoRoot(t), "scripts", "gateway_produce.py")
+		runClient(t, python, script, "--bootstrap", gw.addr, "--topic", topic, "--count", "100",
+			"--sasl", "PLAIN:bob:pw", "--cafile", c.CA)
+		if got := testbroker.ReadAll(t, brokers, topic, 100, false); len(got) != 100 {
+			t.Errorf("read %d records upstream, want 100", len(got))
+		}
+	})
+	// The Java client, the reference implementation of SCRAM, against a
+	// gateway that takes SASL without TLS (SASL_PLAINTEXT).
+	t.Run("java SCRAM-SHA-512", func(t *testing.T) {
+		classDir := javaProducer(t)
+		plainGW := startGateway(t, "--brokers", strings.Join(brokers, ","), "--sasl-users", users)
+		topic := testbroker.CreateTopic(t, brokers, 1)
+		out := runClient(t, "java", "-cp", classDir, "GatewayProducer", plainGW, topic, "100", "0", "none", "sasl=SCRAM-SHA-512:alice:wonder:land")
+		if !strings.Contains(out, "sent 100") {
+			t.Fatalf("java producer: %s", out)
+		}
+		if got := testbroker.ReadAll(t, brokers, topic, 100, false); len(got) != 100 {
+			t.Errorf("read %d records upstream, want 100", len(got))
+		}
+	})
+	t.Run("users file", func(t *testing.T) {
+		bad := writeFile(t, filepath.Join(t.TempDir(), "users"), "alice:pw\nbob\n")
+		r := kpipe(t, "", "", "gateway", "--listen", "127.0.0.1:0", "--sasl-users", bad)
+		if r.code != 2 || !strings.Contains(r.stderr, bad+":2: want USER:PASSWORD") {
+			t.Errorf("gateway with a malformed users file: %s", r)
 		}
 	})
 }

@@ -47,6 +47,8 @@ type gatewayFlags struct {
 	// tlsCert and tlsKey make the listener TLS; tlsClientCA makes it
 	// require client certificates signed by it.
 	tlsCert, tlsKey, tlsClientCA string
+	// saslUsers is the file of the users clients authenticate as.
+	saslUsers string
 }
 
 func newGatewayCmd(e *env) *cobra.Command {
@@ -103,6 +105,7 @@ topic. See docs/gateway.md.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain of the listener: clients connect with TLS (security.protocol SSL); needs --tls-key")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA certificates: clients must present a certificate signed by one (ssl.client.auth=required); needs --tls-cert")
+	fl.StringVar(&f.saslUsers, "sasl-users", "", "file of USER:PASSWORD lines: clients must authenticate as one of them with SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway, from start to stop, to this file (go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the gateway to this file when it stops (go tool pprof)")
 	return cmd
@@ -156,6 +159,16 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	listenTLS, err := listenerTLS(f)
 	if err != nil {
 		return err
+	}
+	if f.saslUsers != "" {
+		users, err := readSASLUsers(f.saslUsers)
+		if err != nil {
+			return usageErrorf("--sasl-users: %v", err)
+		}
+		gwOpts = append(gwOpts, gateway.SASLUsers(users))
+		if listenTLS == nil {
+			e.log.Warn("--sasl-users without --tls-cert: a client's PLAIN authentication sends its password unencrypted")
+		}
 	}
 	defer tuneGC(int64(memLimit))()
 	stopProfiles, err := e.startProfiles(f.cpuProfile, f.memProfile)
@@ -308,6 +321,9 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 		security = "TLS, client certificates required"
 	case listenTLS != nil:
 		security = "TLS"
+	}
+	if f.saslUsers != "" {
+		security += ", SASL required"
 	}
 	e.say("gateway listening on %s (%s), advertised as %s; upstream %v; stop with Ctrl-C", l.Addr(), security, gw.Addr(), brokers)
 	ga := &gatewayAdmin{gw: gw, prod: prod}
@@ -493,7 +509,7 @@ func (a *gatewayAdmin) Snapshot() admin.Snapshot {
 type gatewayCollector struct{ gw *gateway.Gateway }
 
 var (
-	gwConnLabels  = []string{"remote", "client_id", "software"}
+	gwConnLabels  = []string{"remote", "client_id", "software", "user"}
 	gwConnections = prometheus.NewDesc("kpipe_gateway_connections", "Client connections open.", nil, nil)
 	gwConnReqs    = prometheus.NewDesc("kpipe_gateway_connection_requests_total", "Requests read on a client connection.", gwConnLabels, nil)
 	gwConnRecs    = prometheus.NewDesc("kpipe_gateway_connection_records_total", "Records produced on a client connection.", gwConnLabels, nil)
@@ -530,7 +546,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		// Clients choose their id and software name, in any bytes;
 		// Prometheus refuses a label value that is not UTF-8, and
 		// with it the whole scrape.
-		l := []string{cs.Remote, strings.ToValidUTF8(cs.ClientID, "\uFFFD"), strings.ToValidUTF8(cs.Software, "\uFFFD")}
+		l := []string{cs.Remote, strings.ToValidUTF8(cs.ClientID, "\uFFFD"), strings.ToValidUTF8(cs.Software, "\uFFFD"), strings.ToValidUTF8(cs.User, "\uFFFD")}
 		counter(gwConnReqs, cs.Requests, l...)
 		counter(gwConnRecs, cs.Records, l...)
 		counter(gwConnBytes, cs.Bytes, l...)
@@ -591,4 +607,33 @@ func listenerTLS(f gatewayFlags) (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// readSASLUsers reads the --sasl-users file: one USER:PASSWORD per line
+// (the password is the rest of the line, colons included); blank lines and
+// lines starting with # are skipped.
+func readSASLUsers(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	users := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		user, pass, ok := strings.Cut(line, ":")
+		switch {
+		case !ok || user == "" || pass == "":
+			return nil, fmt.Errorf("%s:%d: want USER:PASSWORD", path, i+1)
+		case users[user] != "":
+			return nil, fmt.Errorf("%s:%d: user %q is listed twice", path, i+1, user)
+		}
+		users[user] = pass
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%s lists no user", path)
+	}
+	return users, nil
 }

@@ -3,11 +3,12 @@
 // end-to-end gateway test (cmd/kpipe/gateway_test.go). Compiled and run by
 // that test against the kafka-clients jar scripts/kafka.sh fetches.
 //
-// Usage: GatewayProducer BOOTSTRAP TOPIC COUNT PARTITION COMPRESSION [transactional]
+// Usage: GatewayProducer BOOTSTRAP TOPIC COUNT PARTITION COMPRESSION [transactional | sasl=MECHANISM:USER:PASSWORD]
 //
 // Record i has key "java-i", value "value-i" and header "i" = i, and goes to
 // PARTITION. With "transactional" the producer has a transactional.id and
-// only calls initTransactions, printing the exception it gets.
+// only calls initTransactions, printing the exception it gets. With
+// "sasl=..." it authenticates with SASL (SASL_PLAINTEXT) as USER.
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,6 +35,15 @@ public class GatewayProducer {
         props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000");
         props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
         boolean txn = args.length > 5 && args[5].equals("transactional");
+        if (args.length > 5 && args[5].startsWith("sasl=")) {
+            String[] sasl = args[5].substring(5).split(":", 3);
+            String module = sasl[0].equals("PLAIN")
+                    ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+                    : "org.apache.kafka.common.security.scram.ScramLoginModule";
+            props.put("security.protocol", "SASL_PLAINTEXT");
+            props.put("sasl.mechanism", sasl[0]);
+            props.put("sasl.jaas.config", module + " required username=\"" + sasl[1] + "\" password=\"" + sasl[2] + "\";");
+        }
         if (txn) {
             props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "kpipe-gateway-test");
         }
