@@ -253,7 +253,7 @@ func (d *decoder) kafka(body hcl.Body, k *Kafka) {
 	a := content.Attributes
 
 	d.kafkaAttrs = a
-	d.security(content.Blocks, k)
+	k.TLS, k.SASL = d.security("kafka", content.Blocks)
 	if attr, ok := a["brokers"]; ok {
 		if list, ok := d.brokerList(attr); ok {
 			if len(list) == 0 && d.isList(attr) {

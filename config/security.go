@@ -81,22 +81,26 @@ var saslSchema = &hcl.BodySchema{
 // are kilobytes (the Mozilla roots are about 200 KiB).
 const maxPEMFile = 16 << 20
 
-// security decodes the tls and sasl blocks of the kafka block.
-func (d *decoder) security(blocks hcl.Blocks, k *Kafka) {
+// security decodes the tls and sasl blocks of owner's block (the kafka
+// block, or a source block); other blocks are left out.
+func (d *decoder) security(owner string, blocks hcl.Blocks) (t *TLS, s *SASL) {
 	first := map[string]hcl.Range{}
 	for _, b := range blocks {
+		if b.Type != "tls" && b.Type != "sasl" {
+			continue
+		}
 		if at, dup := first[b.Type]; dup {
-			d.errorf(b.DefRange, "Duplicate "+b.Type+" block", "The kafka block has at most one %s block; the first one is at %s.", b.Type, at)
+			d.errorf(b.DefRange, "Duplicate "+b.Type+" block", "The %s block has at most one %s block; the first one is at %s.", owner, b.Type, at)
 			continue
 		}
 		first[b.Type] = b.DefRange
-		switch b.Type {
-		case "tls":
-			k.TLS = d.tls(b)
-		case "sasl":
-			k.SASL = d.sasl(b)
+		if b.Type == "tls" {
+			t = d.tls(b)
+		} else {
+			s = d.sasl(b)
 		}
 	}
+	return t, s
 }
 
 func (d *decoder) tls(b *hcl.Block) *TLS {
@@ -257,23 +261,37 @@ func (d *decoder) secretFile(attr *hcl.Attribute) (string, string) {
 // which every client kpipe makes for the kafka block's brokers uses: the
 // producer (through pipeline.KgoOptions), the gateway's upstream client,
 // `kpipe consume` and a kafka source's consumer. None without the blocks.
-func (k *Kafka) ClientOptions() []kgo.Opt {
+func (k *Kafka) ClientOptions() []kgo.Opt { return clientOptions(k.TLS, k.SASL) }
+
+// SourceClientOptions returns the franz-go options of the tls and sasl
+// blocks that apply to the consumer of source s: its own, if it has them,
+// else the kafka block's.
+func (c *Config) SourceClientOptions(s *Source) []kgo.Opt {
+	if s.TLS != nil || s.SASL != nil {
+		return clientOptions(s.TLS, s.SASL)
+	}
+	return c.Kafka.ClientOptions()
+}
+
+// clientOptions returns the franz-go options of a tls and a sasl block,
+// either of which may be nil.
+func clientOptions(t *TLS, s *SASL) []kgo.Opt {
 	var opts []kgo.Opt
-	if t := k.TLS; t != nil {
+	if t != nil {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 		if t.caPEM != nil {
 			cfg.RootCAs = x509.NewCertPool()
 			cfg.RootCAs.AppendCertsFromPEM(t.caPEM)
 		}
 		if t.certPEM != nil && t.keyPEM != nil {
-			// Checked when parsed (TLS.tls).
+			// Checked when parsed (decoder.tls).
 			if cert, err := tls.X509KeyPair(t.certPEM, t.keyPEM); err == nil {
 				cfg.Certificates = []tls.Certificate{cert}
 			}
 		}
 		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
-	if s := k.SASL; s != nil {
+	if s != nil {
 		opts = append(opts, kgo.SASL(s.mechanism()))
 	}
 	return opts

@@ -143,3 +143,49 @@ func TestParseSecurityErrors(t *testing.T) {
 		})
 	}
 }
+
+// A source block's own tls and sasl blocks are for another cluster: they
+// apply to its consumer instead of the kafka block's, and need its brokers.
+func TestParseSourceSecurity(t *testing.T) {
+	s := testbroker.SecureCluster(t)
+	dir := t.TempDir()
+	src := `kafka {
+  brokers = ["sink:9092"]
+  sasl {
+    mechanism = "PLAIN"
+    username  = "sink-user"
+    password  = "p"
+  }
+}
+pipeline "p" {
+  topic = "out"
+  source "kafka" {
+    topics  = ["in"]
+    group   = "g"
+    brokers = ["other:9093"]
+    tls { ca_file = "` + s.CAFile + `" }
+    sasl {
+      mechanism = "SCRAM-SHA-256"
+      username  = "source-user"
+      password  = "q"
+    }
+  }
+}
+`
+	cfg, diags := Parse([]byte(src), filepath.Join(dir, "k.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p, _ := cfg.Pipeline("p")
+	if p.Source.TLS == nil || p.Source.SASL == nil || p.Source.SASL.Username != "source-user" {
+		t.Fatalf("source: %+v", p.Source)
+	}
+	if n := len(cfg.SourceClientOptions(p.Source)); n != 2 {
+		t.Errorf("%d client options for the source, want 2 (its TLS and SASL)", n)
+	}
+	if n := len(cfg.SourceClientOptions(&Source{})); n != 1 {
+		t.Errorf("%d client options for a source without blocks, want the kafka block's 1 (SASL)", n)
+	}
+	wantDiagnostics(t, filepath.Join(dir, "k.hcl"), strings.Replace(src, `    brokers = ["other:9093"]
+`, "", 1), []string{`14:5: error: Security of the kafka block's cluster: The source reads the kafka block's brokers`})
+}

@@ -67,6 +67,11 @@ type Source struct {
 	// go there with headers saying why. "" means none: a failed record
 	// stops its partition.
 	DeadLetterTopic string
+	// TLS and SASL are the source block's own tls and sasl blocks, for a
+	// source cluster (Brokers) secured otherwise than the kafka block's;
+	// nil: the kafka block's apply (Config.SourceClientOptions).
+	TLS  *TLS
+	SASL *SASL
 	// DefRange is the position of the block header, for diagnostics.
 	DefRange hcl.Range
 }
@@ -86,6 +91,8 @@ var sourceSchema = &hcl.BodySchema{
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "dead_letter"},
+		{Type: "tls"},
+		{Type: "sasl"},
 	},
 }
 
@@ -222,7 +229,12 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 		s.MaxPollRecords, _ = d.int(attr, 1, 1<<20)
 	}
 	var first *hcl.Block
+	var security hcl.Blocks
 	for _, blk := range content.Blocks {
+		if blk.Type != "dead_letter" {
+			security = append(security, blk)
+			continue
+		}
 		if first != nil {
 			d.errorf(blk.DefRange, "Duplicate dead_letter block",
 				"A source has at most one dead_letter block; the first one is at %s.", first.DefRange)
@@ -240,6 +252,11 @@ func (d *decoder) source(b *hcl.Block) (*Source, *sourceRanges) {
 				s.DeadLetterTopic = str
 			}
 		}
+	}
+	s.TLS, s.SASL = d.security("source", security)
+	if len(security) > 0 && len(s.Brokers) == 0 {
+		d.errorf(security[0].DefRange, "Security of the kafka block's cluster",
+			"The source reads the kafka block's brokers, whose tls and sasl blocks apply to it: move this block into the kafka block, or set the source's brokers (another cluster).")
 	}
 	return s, rg
 }

@@ -127,6 +127,51 @@ func TestSecureBrokers(t *testing.T) {
 			m.stop(t, "kpipe run with a kafka source")
 		})
 	}
+	// A source on the secured cluster with its own tls and sasl blocks,
+	// writing to a plaintext one: each client gets its cluster's settings.
+	t.Run("source on another cluster", func(t *testing.T) {
+		sink := testbroker.Brokers(t)
+		in, out := "secure-in-other", testbroker.CreateTopic(t, sink, 1)
+		cfg := writeFile(t, filepath.Join(t.TempDir(), "k.hcl"), fmt.Sprintf(`kafka {
+  brokers = [%q]
+}
+pipeline "out" {
+  topic = %q
+  source "kafka" {
+    topics  = [%q]
+    group   = "g-other"
+    brokers = [%q]
+    tls {
+      ca_file   = %q
+      cert_file = %q
+      key_file  = %q
+    }
+    sasl {
+      mechanism = "PLAIN"
+      username  = %q
+      password  = %q
+    }
+  }
+}
+`, sink[0], out, in, s.Brokers[0], s.CAFile, s.CertFile, s.KeyFile, s.User, s.Password))
+		cl, err := kgo.NewClient(append(s.ClientOpts(), kgo.DefaultProduceTopic(in), kgo.AllowAutoTopicCreation())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for i := range 10 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := startMember(t, cfg, "secure-other")
+		if got := testbroker.ReadAll(t, sink, out, 10, false); len(got) != 10 {
+			t.Errorf("read %d records of the output, want 10", len(got))
+		}
+		m.stop(t, "kpipe run with a source on another cluster")
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		cfg := secureConfig(t, s, "SCRAM-SHA-256", "not-the-password", "secure-denied")
 		r := kpipe(t, "", `{"value":"x"}`+"\n", "run", "--config", cfg, "--input", "-")

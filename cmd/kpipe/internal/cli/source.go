@@ -101,7 +101,7 @@ func (e *env) runSource(ctx context.Context, f runFlags, sp *config.Pipeline) er
 		if len(from) == 0 {
 			from = brokers
 		}
-		so = append(so, kafkasource.Brokers(from...), kafkasource.ConsumerKgoOptions(cfg.Kafka.ClientOptions()...))
+		so = append(so, kafkasource.Brokers(from...), kafkasource.ConsumerKgoOptions(cfg.SourceClientOptions(src)...))
 	}
 	if src.SessionTimeout > 0 {
 		so = append(so, kafkasource.SessionTimeout(src.SessionTimeout))
