@@ -14,6 +14,7 @@ import (
 	"hash"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -45,11 +46,16 @@ var saslMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 // credentials: Kafka's minimum, and what kafka-configs uses by default.
 const scramIterations = 4096
 
-// saslUsers holds each user's password, for PLAIN, and SCRAM credentials
-// derived from it when the gateway was made.
+// saslUsers holds each user's password, for PLAIN, and the SCRAM
+// credentials derived from it, each the first time a client authenticates
+// as that user with that mechanism: deriving one takes 4,096 PBKDF2
+// iterations (milliseconds), which for a long list of users would delay the
+// start, and is done once per user and mechanism, not per connection.
 type saslUsers struct {
 	plain map[string][]byte
-	scram map[string]map[string]*scramCred // mechanism -> user -> credential
+
+	mu    sync.Mutex
+	scram map[string]*scramCred // by mechanism + "\x00" + user
 }
 
 // scramCred is a user's SCRAM credential for one hash: what a broker stores
@@ -60,28 +66,36 @@ type scramCred struct {
 }
 
 func newSASLUsers(users map[string]string) *saslUsers {
-	s := &saslUsers{plain: map[string][]byte{}, scram: map[string]map[string]*scramCred{}}
-	for _, m := range saslMechanisms[1:] {
-		s.scram[m] = map[string]*scramCred{}
-	}
+	s := &saslUsers{plain: map[string][]byte{}, scram: map[string]*scramCred{}}
 	for u, p := range users {
 		s.plain[u] = []byte(p)
-		for _, m := range saslMechanisms[1:] {
-			salt := make([]byte, 16)
-			_, _ = rand.Read(salt)
-			h := scramHash(m)
-			salted, err := pbkdf2.Key(h, p, salt, scramIterations, h().Size())
-			if err != nil {
-				continue // only for key lengths FIPS mode refuses
-			}
-			s.scram[m][u] = &scramCred{
-				salt:      salt,
-				storedKey: hashOf(h, mac(h, salted, "Client Key")),
-				serverKey: mac(h, salted, "Server Key"),
-			}
-		}
 	}
 	return s
+}
+
+// scramCred returns user's credential for mechanism, nil for an unknown
+// user.
+func (s *saslUsers) scramCred(mechanism, user string) *scramCred {
+	pass, ok := s.plain[user]
+	if !ok {
+		return nil
+	}
+	key := mechanism + "\x00" + user
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.scram[key]; c != nil {
+		return c
+	}
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	h := scramHash(mechanism)
+	salted, err := pbkdf2.Key(h, string(pass), salt, scramIterations, h().Size())
+	if err != nil {
+		return nil // only for key lengths FIPS mode refuses
+	}
+	c := &scramCred{salt: salt, storedKey: hashOf(h, mac(h, salted, "Client Key")), serverKey: mac(h, salted, "Server Key")}
+	s.scram[key] = c
+	return c
 }
 
 func scramHash(mechanism string) func() hash.Hash {
@@ -187,7 +201,7 @@ func (s *saslSession) scramFirst(msg []byte) ([]byte, error) {
 	_, _ = rand.Read(snonce)
 	s.user = user
 	s.nonce = attrs[1][2:] + base64.RawStdEncoding.EncodeToString(snonce)
-	cred := s.users.scram[s.mechanism][user]
+	cred := s.users.scramCred(s.mechanism, user)
 	if cred == nil {
 		// An unknown user gets a made-up salt and fails at the
 		// proof, as a known one with a wrong password does.
