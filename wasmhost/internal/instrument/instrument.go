@@ -134,13 +134,16 @@ func rewrite(wasm []byte, names Names) []byte {
 
 	// The index of the new globals is the number of globals before them.
 	var globals uint32
-	hasMemory := false
+	hasMemory, importedMemory, dataCount := false, false, false
 	for _, s := range secs {
 		switch s.id {
+		case secDataCount:
+			dataCount = true
 		case secImport:
 			g, m := importedGlobals(s)
 			globals += g
 			hasMemory = hasMemory || m
+			importedMemory = m
 		case secGlobal:
 			r := reader{b: s.content, base: s.offset}
 			globals += r.u32()
@@ -215,6 +218,9 @@ func rewrite(wasm []byte, names Names) []byte {
 				code, _ = rewriteCode(s, check, nil)
 			}
 			out = appendSection(out, secCode, code)
+		case secData:
+			insertMissing(rank[s.id])
+			out = appendSection(out, secData, mergeData(s, importedMemory, dataCount))
 		default:
 			insertMissing(rank[s.id])
 			out = append(out, wasm[s.start:s.offset+len(s.content)]...)
