@@ -51,6 +51,23 @@ consumer "in" {
 `, s.Brokers[0], s.CAFile, s.CertFile, s.KeyFile, mechanism, s.User, password, topic, topic))
 }
 
+// produceSecure writes n records, values "0" to "n-1", to topic of s.
+func produceSecure(t *testing.T, s testbroker.Secure, topic string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(s.ClientOpts(), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // readSecure reads n records of topic from s with a client of its own.
 func readSecure(t *testing.T, s testbroker.Secure, topic string, n int) []*kgo.Record {
 	t.Helper()
@@ -108,18 +125,7 @@ func TestSecureBrokers(t *testing.T) {
     group    = %q
     delivery = %q
   }`, in, "g-"+delivery, delivery), 1))
-			cl, err := kgo.NewClient(append(s.ClientOpts(), kgo.DefaultProduceTopic(in), kgo.AllowAutoTopicCreation())...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			for i := range 10 {
-				if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			produceSecure(t, s, in, 10)
 			m := startMember(t, cfg, "secure-"+delivery)
 			if got := readSecure(t, s, out, 10); len(got) != 10 {
 				t.Errorf("read %d records of the output, want 10", len(got))
@@ -154,18 +160,7 @@ pipeline "out" {
   }
 }
 `, sink[0], out, in, s.Brokers[0], s.CAFile, s.CertFile, s.KeyFile, s.User, s.Password))
-		cl, err := kgo.NewClient(append(s.ClientOpts(), kgo.DefaultProduceTopic(in), kgo.AllowAutoTopicCreation())...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for i := range 10 {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		produceSecure(t, s, in, 10)
 		m := startMember(t, cfg, "secure-other")
 		if got := testbroker.ReadAll(t, sink, out, 10, false); len(got) != 10 {
 			t.Errorf("read %d records of the output, want 10", len(got))
