@@ -325,19 +325,8 @@ func TestGatewayTLSListener(t *testing.T) {
 		}
 	})
 	t.Run("kcat with a certificate", func(t *testing.T) {
-		kcat := testenv.RequireTool(t, "kcat")
-		topic := testbroker.CreateTopic(t, brokers, 1)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, kcat, "-P", "-b", addr, "-t", topic, "-X", "security.protocol=ssl",
-			"-X", "ssl.ca.location="+c.CA, "-X", "ssl.certificate.location="+c.ClientCert, "-X", "ssl.key.location="+c.ClientKey)
-		cmd.Stdin = strings.NewReader("a\nb\nc\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kcat: %v\n%s", err, out)
-		}
-		if got := testbroker.ReadAll(t, brokers, topic, 3, false); len(got) != 3 {
-			t.Errorf("read %d records upstream, want 3", len(got))
-		}
+		kcatThrough(t, addr, brokers, "-X", "security.protocol=ssl", "-X", "ssl.ca.location="+c.CA,
+			"-X", "ssl.certificate.location="+c.ClientCert, "-X", "ssl.key.location="+c.ClientKey)
 	})
 	t.Run("no client certificate", func(t *testing.T) {
 		if err := produce(t, "tls-refused", c.ClientTLS(false), 1); err == nil {
@@ -419,20 +408,8 @@ func TestGatewaySASL(t *testing.T) {
 		}
 	})
 	t.Run("kcat SCRAM-SHA-256", func(t *testing.T) {
-		kcat := testenv.RequireTool(t, "kcat")
-		topic := testbroker.CreateTopic(t, brokers, 1)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, kcat, "-P", "-b", gw.addr, "-t", topic, "-X", "security.protocol=sasl_ssl",
-			"-X", "sasl.mechanisms=SCRAM-SHA-256", "-X", "sasl.username=alice", "-X", "sasl.password=wonder:land",
-			"-X", "ssl.ca.location="+c.CA)
-		cmd.Stdin = strings.NewReader("a\nb\nc\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kcat: %v\n%s", err, out)
-		}
-		if got := testbroker.ReadAll(t, brokers, topic, 3, false); len(got) != 3 {
-			t.Errorf("read %d records upstream, want 3", len(got))
-		}
+		kcatThrough(t, gw.addr, brokers, "-X", "security.protocol=sasl_ssl", "-X", "sasl.mechanisms=SCRAM-SHA-256",
+			"-X", "sasl.username=alice", "-X", "sasl.password=wonder:land", "-X", "ssl.ca.location="+c.CA)
 	})
 	t.Run("kafka-python PLAIN", func(t *testing.T) {
 		python := testenv.RequireTool(t, "python3")
@@ -468,4 +445,22 @@ func TestGatewaySASL(t *testing.T) {
 			t.Errorf("gateway with a malformed users file: %s", r)
 		}
 	})
+}
+
+// kcatThrough sends three records with kcat and settings to a new topic
+// through the gateway at addr, and checks that upstream has them.
+func kcatThrough(t *testing.T, addr string, brokers []string, settings ...string) {
+	t.Helper()
+	kcat := testenv.RequireTool(t, "kcat")
+	topic := testbroker.CreateTopic(t, brokers, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcat, append([]string{"-P", "-b", addr, "-t", topic}, settings...)...)
+	cmd.Stdin = strings.NewReader("a\nb\nc\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	if got := testbroker.ReadAll(t, brokers, topic, 3, false); len(got) != 3 {
+		t.Errorf("read %d records upstream, want 3", len(got))
+	}
 }
