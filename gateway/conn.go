@@ -114,11 +114,12 @@ func (c *conn) serve() {
 	}()
 	err := c.read()
 	close(c.queue)
-	if tc, ok := c.nc.(*tls.Conn); ok && err != nil && !tc.ConnectionState().HandshakeComplete {
+	if tc, ok := c.nc.(*tls.Conn); ok && err != nil && !errors.Is(err, io.EOF) && !tc.ConnectionState().HandshakeComplete {
 		// A listener of tls.NewListener: the handshake runs in the
 		// first read. Its failure (no or a wrong client certificate, a
 		// plaintext client) is what an operator looks for when a
-		// client cannot connect.
+		// client cannot connect. A connection closed before it sent
+		// anything (a load balancer's TCP health check) is no failure.
 		c.g.log.Warn("closing a client connection: TLS handshake failed", "remote", c.st.remote, "error", err)
 	} else if err != nil && !errors.Is(err, io.EOF) && !isClosed(err) {
 		c.g.log.Debug("client connection ends", "remote", c.st.remote, "error", err)

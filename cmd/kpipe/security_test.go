@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,11 +330,22 @@ func TestGatewayTLSListener(t *testing.T) {
 			"-X", "ssl.certificate.location="+c.ClientCert, "-X", "ssl.key.location="+c.ClientKey)
 	})
 	t.Run("no client certificate", func(t *testing.T) {
+		// First a connection closed before it sends anything, as a
+		// load balancer's health check: no warning for it.
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
 		if err := produce(t, "tls-refused", c.ClientTLS(false), 1); err == nil {
 			t.Error("a client without a certificate produced")
 		}
-		if log := gw.stderr.String(); !strings.Contains(log, "closing a client connection: TLS handshake failed") || !strings.Contains(log, "certificate") {
+		log := gw.stderr.String()
+		if !strings.Contains(log, "closing a client connection: TLS handshake failed") || !strings.Contains(log, "certificate") {
 			t.Errorf("no warning of the failed handshake in the gateway's log:\n%s", log)
+		}
+		if strings.Contains(log, "error=EOF") {
+			t.Errorf("a warning for a connection closed before its handshake:\n%s", log)
 		}
 	})
 	t.Run("plaintext client", func(t *testing.T) {
