@@ -203,9 +203,13 @@ func (s *saslSession) scramFirst(msg []byte) ([]byte, error) {
 	s.nonce = attrs[1][2:] + base64.RawStdEncoding.EncodeToString(snonce)
 	cred := s.users.scramCred(s.mechanism, user)
 	if cred == nil {
-		// An unknown user gets a made-up salt and fails at the
-		// proof, as a known one with a wrong password does.
-		cred = &scramCred{salt: snonce[:16]}
+		// An unknown user gets a made-up salt (random bytes of
+		// its own, not a part of the nonce, which would show it
+		// as made up) and fails at the proof, as a known one
+		// with a wrong password does.
+		salt := make([]byte, 16)
+		_, _ = rand.Read(salt)
+		cred = &scramCred{salt: salt}
 	}
 	s.cred = cred
 	s.clientFirst = bare
