@@ -243,15 +243,16 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	// A client batch goes upstream as it is when nothing in the chain
 	// reads or changes its records (docs/gateway.md, Forwarding).
 	gwOpts = append(gwOpts, gateway.KeepPartition(keep), gateway.ForwardBatches(f.forward), gateway.ForwardMinRecords(f.forwardMin))
+	// cfg is the configuration file's, nil without --config.
+	var cfg *config.Config
 	var upstreamOpts []kgo.Opt
 	if reloadFrom != nil {
-		upstreamOpts = reloadFrom.cfg.Kafka.ClientOptions()
+		cfg = reloadFrom.cfg
+		upstreamOpts = cfg.Kafka.ClientOptions()
 	}
 	if len(brokers) == 0 {
-		if reloadFrom != nil {
-			if err := securityNeedsBrokers(reloadFrom.cfg); err != nil {
-				return err
-			}
+		if err := securityNeedsBrokers(cfg); err != nil {
+			return err
 		}
 		eb, err := embedded.Start(embedded.Config{})
 		if err != nil {
@@ -269,10 +270,6 @@ func (e *env) gateway(ctx context.Context, f gatewayFlags) error {
 	defer cancel()
 	prod, err := pipeline.New(nctx, opts...)
 	if err != nil {
-		var cfg *config.Config
-		if reloadFrom != nil {
-			cfg = reloadFrom.cfg
-		}
 		return &exitError{code: ExitError, err: fmt.Errorf("starting the pipeline: %w", connectHint(cfg, err))}
 	}
 	// Closed explicitly below; this covers the early returns.
